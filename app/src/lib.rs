@@ -1,0 +1,93 @@
+//! perfpilot's user interface: the document shell, the router and the pages.
+//!
+//! Rendered on the server (feature `ssr`) and hydrated in the browser (feature
+//! `hydrate`); the same components run in both places, so anything browser-only runs in
+//! an `Effect` (effects never run during SSR).
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    path,
+};
+
+mod components;
+mod pages;
+
+use components::theme::ThemeToggle;
+use pages::{changes::ChangesPage, not_found::NotFound, overview::OverviewPage, settings::SettingsPage};
+
+/// Names of the built browser assets, resolved by the server at start-up. The names carry
+/// a content hash so `/pkg` can be cached forever.
+#[derive(Clone, Debug, Default)]
+pub struct SiteAssets {
+    /// `href` of the stylesheet, e.g. `/pkg/perfpilot-1a2b3c.css`.
+    pub stylesheet: String,
+}
+
+/// The whole HTML document, rendered only on the server.
+pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <link rel="stylesheet" href=assets.stylesheet/>
+                // Applies a saved theme before first paint so a dark-mode user never sees a
+                // white flash; the toggle component owns the value after hydration.
+                <script>{THEME_BOOT_SCRIPT}</script>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+const THEME_BOOT_SCRIPT: &str = "try{var t=localStorage.getItem('perfpilot-theme');if(t==='light'||t==='dark'){document.documentElement.dataset.theme=t}}catch(e){}";
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    // Effects run only in the browser, after hydration: the marker tells end-to-end tests
+    // (and curious users) that the page is interactive.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Title text="perfpilot"/>
+        <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <header class="topbar">
+                <a class="brand" href="/" aria-label="perfpilot home">
+                    <span class="brand-mark" aria-hidden="true"></span>
+                    "perfpilot"
+                </a>
+                <nav class="nav" aria-label="Main">
+                    <A href="/" exact=true>"Overview"</A>
+                    <A href="/changes">"Changes"</A>
+                    <A href="/settings">"Settings"</A>
+                </nav>
+                <div class="topbar-end">
+                    <ThemeToggle/>
+                </div>
+            </header>
+            <main id="main" class="content">
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=OverviewPage/>
+                    <Route path=path!("/changes") view=ChangesPage/>
+                    <Route path=path!("/settings") view=SettingsPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

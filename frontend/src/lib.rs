@@ -1,0 +1,8 @@
+//! The browser entry point. It only hydrates: all UI lives in `app`, so the server and
+//! the browser render the same components.
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

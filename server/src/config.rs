@@ -1,0 +1,234 @@
+//! Configuration: command-line flags (each also settable through a `PERFPILOT_*`
+//! environment variable) merged over an optional TOML file (`--config`). Flags win over
+//! the file, the file wins over built-in defaults.
+//!
+//! What can go wrong here is reported as a [`ConfigError`] naming the file, the line and
+//! the rule, because a person reads it at start-up and must be able to fix it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// perfpilot: a self-hosted performance control plane for your hosts.
+#[derive(Parser, Debug, Clone, Default)]
+#[command(name = "perfpilot", version, about, long_about = None)]
+pub struct Cli {
+    /// Address the UI and API listen on.
+    #[arg(long, env = "PERFPILOT_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Optional TOML configuration file; flags given on the command line override it.
+    #[arg(long, env = "PERFPILOT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory holding the built browser assets (`pkg/`, favicon). Defaults to the
+    /// `site` directory beside the binary's target directory, then `./target/site`.
+    #[arg(long, env = "PERFPILOT_SITE_ROOT", value_name = "DIR")]
+    pub site_root: Option<PathBuf>,
+
+    /// Seconds before a request that has not produced a response is answered with 408.
+    #[arg(long, env = "PERFPILOT_REQUEST_TIMEOUT", value_name = "SECS")]
+    pub request_timeout: Option<u64>,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "PERFPILOT_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Validate the configuration, print the effective settings and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The TOML file. Unknown keys are errors: a typo must not be silently ignored.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    site_root: Option<PathBuf>,
+    request_timeout: Option<u64>,
+    max_body_bytes: Option<usize>,
+}
+
+/// The effective settings after merging flags, environment, file and defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub site_root: PathBuf,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: cannot read it: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: line {line}, column {column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{field}: {rule}")]
+    Invalid { field: &'static str, rule: String },
+}
+
+impl Settings {
+    pub fn resolve(cli: &Cli) -> Result<Settings, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let request_timeout_secs = cli
+            .request_timeout
+            .or(file.request_timeout)
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS);
+        if request_timeout_secs == 0 || request_timeout_secs > 3600 {
+            return Err(ConfigError::Invalid {
+                field: "request_timeout",
+                rule: format!("must be between 1 and 3600 seconds, got {request_timeout_secs}"),
+            });
+        }
+        let max_body_bytes = cli
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(ConfigError::Invalid {
+                field: "max_body_bytes",
+                rule: format!("must be between 1024 and 67108864 bytes, got {max_body_bytes}"),
+            });
+        }
+        Ok(Settings {
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
+            site_root: cli
+                .site_root
+                .clone()
+                .or(file.site_root)
+                .unwrap_or_else(default_site_root),
+            request_timeout: Duration::from_secs(request_timeout_secs),
+            max_body_bytes,
+        })
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_file(path, &text)
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|err| {
+        let offset = err.span().map(|span| span.start).unwrap_or(0);
+        let (line, column) = line_and_column(text, offset);
+        ConfigError::Parse {
+            path: path.to_owned(),
+            line,
+            column,
+            message: err.message().trim().to_owned(),
+        }
+    })
+}
+
+/// 1-based line and column of a byte offset, the way editors count.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// `target/release/perfpilot` finds `target/site`; a copied binary finds `site/` beside it.
+fn default_site_root() -> PathBuf {
+    let beside_exe = std::env::current_exe().ok().and_then(|exe| {
+        let dir = exe.parent()?.to_path_buf();
+        [dir.join("../site"), dir.join("site")]
+            .into_iter()
+            .find(|candidate| candidate.join("pkg").is_dir())
+    });
+    beside_exe.unwrap_or_else(|| PathBuf::from("target/site"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        parse_file(Path::new("perfpilot.toml"), text)
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("listen = \"127.0.0.1:4000\"\nlisten_port = 4000\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("config file perfpilot.toml: line 2, column 1:"), "{msg}");
+        assert!(msg.contains("unknown field `listen_port`"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_toml_names_the_line() {
+        let err = parse("# comment\nlisten = \n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_line() {
+        let err = parse("\n\nlisten = \"not an address\"\n").unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let dir = std::env::temp_dir().join(format!("perfpilot-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ok.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:4000\"\nrequest_timeout = 5\n").unwrap();
+        let cli = Cli {
+            config: Some(path.clone()),
+            request_timeout: Some(7),
+            ..Cli::default()
+        };
+        let settings = Settings::resolve(&cli).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:4000".parse().unwrap());
+        assert_eq!(settings.request_timeout, Duration::from_secs(7));
+        assert_eq!(settings.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_field_and_rule() {
+        let cli = Cli {
+            request_timeout: Some(0),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&cli).unwrap_err().to_string();
+        assert_eq!(err, "request_timeout: must be between 1 and 3600 seconds, got 0");
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let cli = Cli {
+            config: Some(PathBuf::from("/nonexistent/perfpilot.toml")),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&cli).unwrap_err().to_string();
+        assert!(err.starts_with("config file /nonexistent/perfpilot.toml: cannot read it"), "{err}");
+    }
+}

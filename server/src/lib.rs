@@ -1,0 +1,9 @@
+//! The perfpilot server: configuration, the HTTP router and its middleware, static
+//! assets, health endpoints and graceful shutdown. `main.rs` only wires these together so
+//! that tests can build the same router in-process with [`router::app`].
+
+pub mod assets;
+pub mod config;
+pub mod router;
+pub mod shutdown;
+pub mod state;

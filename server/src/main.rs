@@ -1,0 +1,67 @@
+//! `perfpilot`: parse the configuration, bind, serve until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use server::config::{Cli, Settings};
+use server::state::AppState;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
+        )
+        .init();
+
+    let cli = Cli::parse();
+    let settings = match Settings::resolve(&cli) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check_config {
+        println!("configuration is valid: {settings:#?}");
+        return ExitCode::SUCCESS;
+    }
+
+    let listen = settings.listen;
+    let state = AppState::new(settings);
+    if let Some(problem) = &state.site.problem {
+        tracing::warn!(%problem, "Serving pages without interactivity");
+    }
+
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("error: cannot listen on {listen}: {}", describe_bind_error(&err));
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(url = %format!("http://{listen}/"), "perfpilot is listening");
+
+    let router = server::router::app(state);
+    let serve = axum::serve(listener, router).with_graceful_shutdown(server::shutdown::signal());
+    match serve.await {
+        Ok(()) => {
+            tracing::info!("Stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn describe_bind_error(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::AddrInUse => "address already in use (is another perfpilot running?)".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
+        std::io::ErrorKind::AddrNotAvailable => "address not available on this host".into(),
+        _ => err.to_string(),
+    }
+}

@@ -1,0 +1,88 @@
+//! The HTTP surface: [`app`] builds the whole router so `main` and the in-process tests
+//! serve exactly the same thing.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::assets::PKG_DIR;
+use crate::state::AppState;
+
+/// `/pkg` files are named after their content hash, so they never change under a name.
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+/// The favicon has a stable name: let caches keep it a day.
+const ONE_DAY: HeaderValue = HeaderValue::from_static("public, max-age=86400");
+
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let render = {
+        let options = state.leptos_options.clone();
+        let assets = app::SiteAssets {
+            stylesheet: state.site.stylesheet_href(),
+        };
+        move || app::shell(options.clone(), assets.clone())
+    };
+    let not_found = {
+        let handler = leptos_axum::render_app_to_stream_with_context(|| {}, render.clone());
+        move |req: Request<Body>| handler(req)
+    };
+
+    let pkg = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, IMMUTABLE))
+        .service(ServeDir::new(state.site.root.join(PKG_DIR)));
+    let favicon = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, ONE_DAY))
+        .service(ServeFile::new(state.site.root.join("favicon.svg")));
+
+    let settings = state.settings.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest_service("/pkg", pkg)
+        .route_service("/favicon.svg", favicon)
+        .route("/favicon.ico", get(|| async { Redirect::permanent("/favicon.svg") }))
+        .leptos_routes(&state, routes, render)
+        .fallback(not_found)
+        .with_state(state)
+        .layer(
+            // Outermost first: every request is traced, even the ones refused below.
+            ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http())
+                .layer(CompressionLayer::new())
+                .layer(DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    settings.request_timeout,
+                )),
+        )
+}
+
+/// The process is up and answering.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready to serve users: the browser bundle exists.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match &state.site.problem {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {problem}\n")).into_response(),
+    }
+}
+
+/// How long `main` waits for in-flight requests after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

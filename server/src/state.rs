@@ -1,0 +1,39 @@
+//! Shared, read-mostly state handed to every request handler.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use crate::assets::Site;
+use crate::config::Settings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub site: Arc<Site>,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings) -> AppState {
+        let site = Site::discover(&settings.site_root);
+        let leptos_options = LeptosOptions::builder()
+            .output_name(site.output_name.clone())
+            .site_root(site.root.to_string_lossy().into_owned())
+            .site_pkg_dir(crate::assets::PKG_DIR)
+            .site_addr(settings.listen)
+            .build();
+        AppState {
+            leptos_options,
+            site: Arc::new(site),
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
