@@ -1,0 +1,871 @@
+//! The vocabulary of the seed document (AIR-008): resource types, metric kinds and
+//! optimization statuses, plus the configuration built from them (resources, metrics,
+//! targets, settings) with its validation rules. Stable string forms are part of the public contract: they
+//! appear in URLs, config files, JSON and Prometheus labels.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::EngineError;
+
+/// What kind of thing a resource is. `Custom(id)` is a user-defined resource fed through
+/// the push endpoint; its id is unique among custom resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    Cpu,
+    Memory,
+    Disk,
+    Network,
+    Database,
+    Cache,
+    Custom(u32),
+}
+
+impl ResourceType {
+    /// The built-in (non-custom) types, in display order.
+    pub const BUILT_IN: [ResourceType; 6] = [
+        ResourceType::Cpu,
+        ResourceType::Memory,
+        ResourceType::Disk,
+        ResourceType::Network,
+        ResourceType::Database,
+        ResourceType::Cache,
+    ];
+
+    /// Human label for the UI ("CPU", "Custom 42").
+    pub fn label(self) -> String {
+        match self {
+            ResourceType::Cpu => "CPU".into(),
+            ResourceType::Memory => "Memory".into(),
+            ResourceType::Disk => "Disk".into(),
+            ResourceType::Network => "Network".into(),
+            ResourceType::Database => "Database".into(),
+            ResourceType::Cache => "Cache".into(),
+            ResourceType::Custom(id) => format!("Custom {id}"),
+        }
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResourceType::Cpu => f.write_str("cpu"),
+            ResourceType::Memory => f.write_str("memory"),
+            ResourceType::Disk => f.write_str("disk"),
+            ResourceType::Network => f.write_str("network"),
+            ResourceType::Database => f.write_str("database"),
+            ResourceType::Cache => f.write_str("cache"),
+            ResourceType::Custom(id) => write!(f, "custom:{id}"),
+        }
+    }
+}
+
+/// Why a string is not a [`ResourceType`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("resource type `{input}` is not valid: expected one of cpu, memory, disk, network, database, cache or custom:<id> with id 0..=4294967295")]
+pub struct ParseResourceTypeError {
+    pub input: String,
+}
+
+impl FromStr for ResourceType {
+    type Err = ParseResourceTypeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseResourceTypeError {
+            input: s.to_owned(),
+        };
+        Ok(match s {
+            "cpu" => ResourceType::Cpu,
+            "memory" => ResourceType::Memory,
+            "disk" => ResourceType::Disk,
+            "network" => ResourceType::Network,
+            "database" => ResourceType::Database,
+            "cache" => ResourceType::Cache,
+            other => {
+                let id = other.strip_prefix("custom:").ok_or_else(err)?;
+                // `u32::from_str` accepts a leading '+', which would break round-tripping.
+                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(err());
+                }
+                ResourceType::Custom(id.parse().map_err(|_| err())?)
+            }
+        })
+    }
+}
+
+impl Serialize for ResourceType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The three kinds of metric the seed names. The unit follows from the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// Percent of capacity, 0–100.
+    Utilization,
+    /// Units per second (bytes/s, requests/s), ≥ 0.
+    Throughput,
+    /// Milliseconds, ≥ 0.
+    Latency,
+}
+
+impl MetricKind {
+    pub fn unit(self) -> &'static str {
+        match self {
+            MetricKind::Utilization => "%",
+            MetricKind::Throughput => "/s",
+            MetricKind::Latency => "ms",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Utilization => "utilization",
+            MetricKind::Throughput => "throughput",
+            MetricKind::Latency => "latency",
+        }
+    }
+}
+
+/// Where a resource stands against its target (seed names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizationStatus {
+    /// Target breached, nothing done yet (also the state before any evaluation).
+    #[default]
+    NotOptimized,
+    /// An action was applied and its verify window is running.
+    Optimizing,
+    /// Target met.
+    Optimized,
+    /// The action did not meet the target in its verify window, or errored.
+    Failed,
+}
+
+impl OptimizationStatus {
+    pub const ALL: [OptimizationStatus; 4] = [
+        OptimizationStatus::NotOptimized,
+        OptimizationStatus::Optimizing,
+        OptimizationStatus::Optimized,
+        OptimizationStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptimizationStatus::NotOptimized => "not_optimized",
+            OptimizationStatus::Optimizing => "optimizing",
+            OptimizationStatus::Optimized => "optimized",
+            OptimizationStatus::Failed => "failed",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            OptimizationStatus::NotOptimized => "Not optimized",
+            OptimizationStatus::Optimizing => "Optimizing",
+            OptimizationStatus::Optimized => "Optimized",
+            OptimizationStatus::Failed => "Failed",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Resources, metrics, targets and settings: the configuration the change store owns.
+// ---------------------------------------------------------------------------------------
+
+/// Longest accepted resource id; ids appear in URLs and Prometheus labels.
+pub const MAX_ID_LEN: usize = 128;
+const MAX_NAME_LEN: usize = 200;
+const MAX_METRICS: usize = 32;
+const MAX_METRIC_NAME_LEN: usize = 64;
+/// Durations above a week are almost certainly unit mistakes (ms typed as s).
+const MAX_DURATION_SECS: u32 = 7 * 24 * 3600;
+
+/// The stable id of a resource ("cpu", "memory", "disk:/", "net:eth0", "custom:42").
+///
+/// Backed by `Arc<str>` because ids are keys of every map the store clones on each
+/// mutation: cloning an id must not allocate.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceId(Arc<str>);
+
+impl ResourceId {
+    /// Validates `id`: 1–128 characters, none of them whitespace or control characters
+    /// (ids travel in URL paths and label values).
+    pub fn new(id: &str) -> Result<Self, EngineError> {
+        if id.is_empty() {
+            return Err(EngineError::invalid("id", "must not be empty"));
+        }
+        if id.len() > MAX_ID_LEN {
+            return Err(EngineError::invalid(
+                "id",
+                format!("must be at most {MAX_ID_LEN} bytes, got {}", id.len()),
+            ));
+        }
+        if let Some(c) = id.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            return Err(EngineError::invalid(
+                "id",
+                format!("must not contain whitespace or control characters, got {c:?} in `{id}`"),
+            ));
+        }
+        Ok(ResourceId(Arc::from(id)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl FromStr for ResourceId {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResourceId::new(s)
+    }
+}
+
+impl std::borrow::Borrow<str> for ResourceId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for ResourceId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        ResourceId::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One metric a resource exposes, e.g. `utilization` (utilization) or `read_bytes` (throughput).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Metric {
+    pub name: String,
+    pub kind: MetricKind,
+}
+
+impl Metric {
+    pub fn new(name: &str, kind: MetricKind) -> Self {
+        Metric {
+            name: name.to_owned(),
+            kind,
+        }
+    }
+}
+
+/// Direction of a target: stay at or below (`le`, latency, utilization) or at or above
+/// (`ge`, throughput, hit ratio).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparator {
+    Le,
+    Ge,
+}
+
+impl Comparator {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparator::Le => "≤",
+            Comparator::Ge => "≥",
+        }
+    }
+}
+
+/// Which statistic of the evaluation window a target applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Statistic {
+    Mean,
+    P95,
+    Max,
+}
+
+impl Statistic {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Statistic::Mean => "mean",
+            Statistic::P95 => "p95",
+            Statistic::Max => "max",
+        }
+    }
+}
+
+/// An objective on one metric of one resource, e.g. "p95 utilization ≤ 65 % for 5 m".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub metric: String,
+    pub comparator: Comparator,
+    pub value: f64,
+    pub statistic: Statistic,
+    /// How long the breach must last before it counts (Prometheus `for`); 0 = immediately.
+    #[serde(default)]
+    pub for_secs: u32,
+}
+
+impl Target {
+    /// True when `observed` satisfies the target exactly (no tolerance).
+    pub fn is_met(&self, observed: f64) -> bool {
+        match self.comparator {
+            Comparator::Le => observed <= self.value,
+            Comparator::Ge => observed >= self.value,
+        }
+    }
+
+    /// True when `observed` is beyond the target *and* beyond the dead-band of
+    /// `tolerance_pct` % of the target value. Between the two the status holds, which is
+    /// what keeps it from flapping around the threshold (HPA's 10 % band).
+    pub fn is_breached(&self, observed: f64, tolerance_pct: f64) -> bool {
+        let band = self.value.abs() * tolerance_pct / 100.0;
+        match self.comparator {
+            Comparator::Le => observed > self.value + band,
+            Comparator::Ge => observed < self.value - band,
+        }
+    }
+
+    /// Human form, e.g. "p95 utilization ≤ 65 % for 5 m".
+    pub fn describe(&self, kind: MetricKind) -> String {
+        let mut s = format!(
+            "{} {} {} {}",
+            self.statistic.as_str(),
+            self.metric,
+            self.comparator.symbol(),
+            format_value(self.value, kind)
+        );
+        if self.for_secs > 0 {
+            s.push_str(" for ");
+            s.push_str(&format_duration(self.for_secs));
+        }
+        s
+    }
+
+    /// Checks the target against the metrics and settings of the resource it belongs to.
+    pub fn validate(
+        &self,
+        metrics: &[Metric],
+        settings: &ResourceSettings,
+    ) -> Result<(), EngineError> {
+        let Some(metric) = metrics.iter().find(|m| m.name == self.metric) else {
+            let known: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+            return Err(EngineError::invalid(
+                "target.metric",
+                format!(
+                    "`{}` is not a metric of this resource (known: {})",
+                    self.metric,
+                    known.join(", ")
+                ),
+            ));
+        };
+        validate_metric_value("target.value", metric.kind, self.value)?;
+        validate_duration("target.for_secs", self.for_secs, 0)?;
+        if self.for_secs != 0 && self.for_secs < settings.step_secs {
+            return Err(EngineError::invalid(
+                "target.for_secs",
+                format!(
+                    "must be 0 or at least the sample interval of {} s, got {} s",
+                    settings.step_secs, self.for_secs
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `value` is a possible reading of a metric of `kind`.
+pub fn validate_metric_value(field: &str, kind: MetricKind, value: f64) -> Result<(), EngineError> {
+    if !value.is_finite() {
+        return Err(EngineError::invalid(
+            field,
+            format!("must be a finite number, got {value}"),
+        ));
+    }
+    match kind {
+        MetricKind::Utilization if !(0.0..=100.0).contains(&value) => Err(EngineError::invalid(
+            field,
+            format!("utilization must be within 0–100 %, got {value}"),
+        )),
+        MetricKind::Latency if value < 0.0 => Err(EngineError::invalid(
+            field,
+            format!("latency must not be negative, got {value}"),
+        )),
+        MetricKind::Throughput if value < 0.0 => Err(EngineError::invalid(
+            field,
+            format!("throughput must not be negative, got {value}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate_duration(field: &str, secs: u32, min: u32) -> Result<(), EngineError> {
+    if secs < min || secs > MAX_DURATION_SECS {
+        return Err(EngineError::invalid(
+            field,
+            format!("must be within {min}–{MAX_DURATION_SECS} s, got {secs} s"),
+        ));
+    }
+    Ok(())
+}
+
+/// "72.1 %", "80 ms", "1200 /s": the unit follows the metric kind.
+pub fn format_value(value: f64, kind: MetricKind) -> String {
+    let rounded = (value * 10.0).round() / 10.0;
+    format!("{rounded} {}", kind.unit())
+}
+
+/// "30 s", "5 m", "1 h 30 m": compact, for status reasons.
+pub fn format_duration(secs: u32) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h} h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m} m"));
+    }
+    if s > 0 || parts.is_empty() {
+        parts.push(format!("{s} s"));
+    }
+    parts.join(" ")
+}
+
+/// What the optimizer does when a target stays breached. Recommendations are always
+/// computed; `Webhook` and `Command` additionally act on them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActionConfig {
+    #[default]
+    Recommend,
+    Webhook(WebhookAction),
+    Command(CommandAction),
+}
+
+impl ActionConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ActionConfig::Recommend => "recommend",
+            ActionConfig::Webhook(_) => "webhook",
+            ActionConfig::Command(_) => "command",
+        }
+    }
+}
+
+/// POST a JSON description of the breach to `url` (http:// only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookAction {
+    pub url: String,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u32,
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// Name of a signing secret held by the action runner's configuration. The secret
+    /// itself never enters resource state, so snapshots and audit records cannot leak it.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// Exec `program` with `args` (no shell); the runner only starts allow-listed programs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandAction {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u32,
+}
+
+fn default_timeout_ms() -> u32 {
+    5_000
+}
+
+fn default_retries() -> u32 {
+    2
+}
+
+impl ActionConfig {
+    fn validate(&self) -> Result<(), EngineError> {
+        let timeout = |field: &str, ms: u32| {
+            if !(1..=120_000).contains(&ms) {
+                return Err(EngineError::invalid(
+                    field,
+                    format!("must be within 1–120000 ms, got {ms}"),
+                ));
+            }
+            Ok(())
+        };
+        match self {
+            ActionConfig::Recommend => Ok(()),
+            ActionConfig::Webhook(w) => {
+                let rest = w.url.strip_prefix("http://").ok_or_else(|| {
+                    EngineError::invalid(
+                        "settings.action.url",
+                        format!(
+                            "must start with http:// (TLS is terminated by your proxy), got `{}`",
+                            w.url
+                        ),
+                    )
+                })?;
+                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                if host.is_empty() || w.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(EngineError::invalid(
+                        "settings.action.url",
+                        format!(
+                            "must be an absolute http:// URL with a host, got `{}`",
+                            w.url
+                        ),
+                    ));
+                }
+                timeout("settings.action.timeout_ms", w.timeout_ms)?;
+                if w.max_retries > 10 {
+                    return Err(EngineError::invalid(
+                        "settings.action.max_retries",
+                        format!("must be within 0–10, got {}", w.max_retries),
+                    ));
+                }
+                if w.secret.as_deref().is_some_and(str::is_empty) {
+                    return Err(EngineError::invalid(
+                        "settings.action.secret",
+                        "must not be empty when set",
+                    ));
+                }
+                Ok(())
+            }
+            ActionConfig::Command(c) => {
+                if c.program.is_empty() || c.program.contains('\0') {
+                    return Err(EngineError::invalid(
+                        "settings.action.program",
+                        "must be a non-empty program path",
+                    ));
+                }
+                if c.args.len() > 64 {
+                    return Err(EngineError::invalid(
+                        "settings.action.args",
+                        format!("at most 64 arguments, got {}", c.args.len()),
+                    ));
+                }
+                if let Some(i) = c.args.iter().position(|a| a.contains('\0')) {
+                    return Err(EngineError::invalid(
+                        format!("settings.action.args[{i}]"),
+                        "must not contain NUL bytes",
+                    ));
+                }
+                timeout("settings.action.timeout_ms", c.timeout_ms)
+            }
+        }
+    }
+}
+
+/// Per-resource knobs of the Collect → Analyze → Optimize → Verify loop. The statistic and
+/// the `for` duration belong to the [`Target`] because they only mean something with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResourceSettings {
+    /// Sample interval of the resource's series.
+    pub step_secs: u32,
+    /// Evaluation window the target's statistic is computed over.
+    pub window_secs: u32,
+    /// Dead-band around the target, in % of the target value.
+    pub tolerance_pct: f64,
+    /// How long a recovered resource must stay within target before it reads Optimized.
+    pub stabilization_secs: u32,
+    /// Minimum time between two actions on this resource.
+    pub cooldown_secs: u32,
+    /// Window after an action over which its effect is measured.
+    pub verify_secs: u32,
+    /// Window before an event used as the "before" of its before/after record.
+    pub baseline_secs: u32,
+    /// Current replica count, the basis of the HPA-style recommendation.
+    pub replicas: u32,
+    /// When true (the default) actions are described, never executed.
+    pub dry_run: bool,
+    pub action: ActionConfig,
+}
+
+impl Default for ResourceSettings {
+    fn default() -> Self {
+        ResourceSettings {
+            step_secs: 1,
+            window_secs: 60,
+            tolerance_pct: 10.0,
+            stabilization_secs: 60,
+            cooldown_secs: 300,
+            verify_secs: 120,
+            baseline_secs: 300,
+            replicas: 1,
+            dry_run: true,
+            action: ActionConfig::Recommend,
+        }
+    }
+}
+
+impl ResourceSettings {
+    pub fn validate(&self) -> Result<(), EngineError> {
+        validate_duration("settings.step_secs", self.step_secs, 1)?;
+        for (field, secs) in [
+            ("settings.window_secs", self.window_secs),
+            ("settings.verify_secs", self.verify_secs),
+            ("settings.baseline_secs", self.baseline_secs),
+        ] {
+            validate_duration(field, secs, 1)?;
+            if secs < self.step_secs {
+                return Err(EngineError::invalid(
+                    field,
+                    format!(
+                        "window must not be shorter than the sample interval of {} s, got {secs} s",
+                        self.step_secs
+                    ),
+                ));
+            }
+        }
+        validate_duration("settings.stabilization_secs", self.stabilization_secs, 0)?;
+        validate_duration("settings.cooldown_secs", self.cooldown_secs, 0)?;
+        if !self.tolerance_pct.is_finite() || !(0.0..=100.0).contains(&self.tolerance_pct) {
+            return Err(EngineError::invalid(
+                "settings.tolerance_pct",
+                format!(
+                    "must be within 0–100 % of the target value, got {}",
+                    self.tolerance_pct
+                ),
+            ));
+        }
+        if !(1..=10_000).contains(&self.replicas) {
+            return Err(EngineError::invalid(
+                "settings.replicas",
+                format!("must be within 1–10000, got {}", self.replicas),
+            ));
+        }
+        self.action.validate()
+    }
+
+    /// Number of samples in the evaluation window (at least one).
+    pub fn window_samples(&self) -> usize {
+        (self.window_secs / self.step_secs).max(1) as usize
+    }
+}
+
+/// One watched thing: its identity, metrics, target and settings. This is configuration;
+/// its live [`StatusReport`] is published beside it (see [`ResourceView`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    pub id: ResourceId,
+    pub resource_type: ResourceType,
+    pub name: String,
+    pub metrics: Vec<Metric>,
+    /// `None` means "no objective": the resource is charted but never breaches.
+    #[serde(default)]
+    pub target: Option<Target>,
+    #[serde(default)]
+    pub settings: ResourceSettings,
+}
+
+impl Resource {
+    /// A resource with the default metrics, target (seed table) and settings of its type.
+    pub fn new(id: ResourceId, resource_type: ResourceType, name: &str) -> Self {
+        Resource {
+            id,
+            resource_type,
+            name: name.to_owned(),
+            metrics: default_metrics(resource_type),
+            target: default_target(resource_type),
+            settings: ResourceSettings::default(),
+        }
+    }
+
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+
+    /// Kind of the target's metric, if there is a target.
+    pub fn target_kind(&self) -> Option<MetricKind> {
+        let t = self.target.as_ref()?;
+        self.metric(&t.metric).map(|m| m.kind)
+    }
+
+    /// Checks every rule a resource must satisfy.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        validate_name(&self.name)?;
+        if self.metrics.is_empty() || self.metrics.len() > MAX_METRICS {
+            return Err(EngineError::invalid(
+                "metrics",
+                format!(
+                    "a resource exposes 1–{MAX_METRICS} metrics, got {}",
+                    self.metrics.len()
+                ),
+            ));
+        }
+        for (i, m) in self.metrics.iter().enumerate() {
+            let ok = !m.name.is_empty()
+                && m.name.len() <= MAX_METRIC_NAME_LEN
+                && m.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(EngineError::invalid(
+                    format!("metrics[{i}].name"),
+                    format!(
+                        "must be 1–{MAX_METRIC_NAME_LEN} characters of a–z, 0–9 and _, got {:?}",
+                        m.name
+                    ),
+                ));
+            }
+            if self.metrics[..i].iter().any(|o| o.name == m.name) {
+                return Err(EngineError::invalid(
+                    format!("metrics[{i}].name"),
+                    format!("metric `{}` is listed twice", m.name),
+                ));
+            }
+        }
+        self.settings.validate()?;
+        if let Some(t) = &self.target {
+            t.validate(&self.metrics, &self.settings)?;
+        }
+        Ok(())
+    }
+}
+
+/// A display name: 1–200 characters, not blank.
+pub fn validate_name(name: &str) -> Result<(), EngineError> {
+    if name.trim().is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(EngineError::invalid(
+            "name",
+            format!("must be 1–{MAX_NAME_LEN} characters and not blank, got {name:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The metrics a resource of `t` exposes by default; the first is the one targets use.
+pub fn default_metrics(t: ResourceType) -> Vec<Metric> {
+    use MetricKind::*;
+    let list: &[(&str, MetricKind)] = match t {
+        ResourceType::Cpu => &[("utilization", Utilization)],
+        ResourceType::Memory => &[("utilization", Utilization)],
+        ResourceType::Disk => &[
+            ("utilization", Utilization),
+            ("read_bytes", Throughput),
+            ("write_bytes", Throughput),
+        ],
+        ResourceType::Network => &[
+            ("utilization", Utilization),
+            ("rx_bytes", Throughput),
+            ("tx_bytes", Throughput),
+        ],
+        ResourceType::Database => &[("latency", Latency), ("queries", Throughput)],
+        ResourceType::Cache => &[("hit_ratio", Utilization), ("latency", Latency)],
+        ResourceType::Custom(_) => &[("value", Utilization)],
+    };
+    list.iter().map(|&(n, k)| Metric::new(n, k)).collect()
+}
+
+/// The seed's benchmark table as default objectives: CPU ≤ 65 %, memory ≤ 60 %,
+/// database latency ≤ 80 ms, network bandwidth ≤ 50 %. Other types have no default.
+pub fn default_target(t: ResourceType) -> Option<Target> {
+    let (metric, value, statistic) = match t {
+        ResourceType::Cpu => ("utilization", 65.0, Statistic::P95),
+        ResourceType::Memory => ("utilization", 60.0, Statistic::Mean),
+        ResourceType::Database => ("latency", 80.0, Statistic::P95),
+        ResourceType::Network => ("utilization", 50.0, Statistic::Mean),
+        _ => return None,
+    };
+    Some(Target {
+        metric: metric.into(),
+        comparator: Comparator::Le,
+        value,
+        statistic,
+        for_secs: 300,
+    })
+}
+
+/// A resource's live standing, owned by the optimizer loop and published by the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub status: OptimizationStatus,
+    /// Human reason, e.g. "p95 72.1 % > target 65 % for 5 m".
+    pub reason: String,
+    pub since_unix_ms: i64,
+}
+
+impl Default for StatusReport {
+    fn default() -> Self {
+        StatusReport {
+            status: OptimizationStatus::NotOptimized,
+            reason: "not evaluated yet".into(),
+            since_unix_ms: 0,
+        }
+    }
+}
+
+/// What the UI shows for one resource: its configuration plus its current status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceView {
+    #[serde(flatten)]
+    pub resource: Arc<Resource>,
+    pub status: StatusReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_type_string_form_round_trips() {
+        let all = ResourceType::BUILT_IN.into_iter().chain([
+            ResourceType::Custom(0),
+            ResourceType::Custom(42),
+            ResourceType::Custom(u32::MAX),
+        ]);
+        for t in all {
+            let s = t.to_string();
+            assert_eq!(s.parse::<ResourceType>().unwrap(), t, "{s}");
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(serde_json::from_str::<ResourceType>(&json).unwrap(), t);
+        }
+        assert_eq!(ResourceType::Custom(42).to_string(), "custom:42");
+    }
+
+    #[test]
+    fn resource_type_rejects_malformed_input_with_the_rule() {
+        for bad in [
+            "",
+            "CPU",
+            "custom:",
+            "custom:+1",
+            "custom:-1",
+            "custom:4294967296",
+            "gpu",
+        ] {
+            let err = bad.parse::<ResourceType>().unwrap_err();
+            assert!(err.to_string().contains("expected one of"), "{bad}: {err}");
+        }
+    }
+}
