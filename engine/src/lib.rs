@@ -9,6 +9,8 @@ pub mod backtest;
 pub mod changes;
 pub mod error;
 pub mod history;
+#[cfg(feature = "runtime")]
+pub mod collect;
 pub mod model;
 pub mod optimizer;
 pub mod series;

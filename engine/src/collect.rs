@@ -1,0 +1,790 @@
+//! The host collector: CPU, memory, disks, network interfaces and top processes read
+//! through one `sysinfo` state, one tick at a time.
+//!
+//! It owns the only `System`/`Disks`/`Networks` of the process because sysinfo computes
+//! usage from the difference between two refreshes: a second owner would steal deltas.
+//! Each tick refreshes only what is watched (CPU usage without frequency, memory, the
+//! watched mounts, interface counters); process scans run on a slower cadence because
+//! walking `/proc` is the most expensive read. A read that fails becomes a gap (`None`)
+//! in its series and a rate-limited warning, never a panic and never a zero.
+//!
+//! [`spawn`] runs the collector on a tokio interval, doing the blocking sysinfo work on
+//! the blocking pool so it never stalls the runtime, and publishes every [`Tick`].
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sysinfo::{
+    CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, ProcessRefreshKind,
+    ProcessesToUpdate, System, MINIMUM_CPU_UPDATE_INTERVAL,
+};
+use tokio::sync::{broadcast, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::model::{MetricKind, ResourceType};
+use crate::series::{ProcessSample, SeriesInfo, SeriesKey, Tick, TopProcesses, UnixMillis};
+
+/// Include/exclude lists of names; a pattern ending in `*` matches a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NameFilter {
+    /// When non-empty, only matching names are watched.
+    pub include: Vec<String>,
+    /// Matching names are never watched (wins over `include`).
+    pub exclude: Vec<String>,
+}
+
+impl NameFilter {
+    pub fn allows(&self, name: &str) -> bool {
+        let matches = |p: &String| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == p,
+        };
+        (self.include.is_empty() || self.include.iter().any(matches))
+            && !self.exclude.iter().any(matches)
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorConfig {
+    /// Tick period of [`spawn`].
+    pub interval: Duration,
+    /// How often the top-process scan runs (it walks all of `/proc`).
+    pub process_interval: Duration,
+    /// Processes kept in each top list.
+    pub top_n: usize,
+    /// How often mounts are re-listed to notice new or vanished disks. Interfaces are
+    /// re-listed every tick because sysinfo reads the interface directory anyway.
+    pub discovery_interval: Duration,
+    /// Series cap per resource type, so discovery cannot grow memory without bound.
+    pub max_series_per_type: usize,
+    pub per_core: bool,
+    /// Network interfaces; loopback and virtual interfaces are excluded by default.
+    pub interfaces: NameFilter,
+    /// Mount points (e.g. `include: ["/", "/var*"]`).
+    pub mounts: NameFilter,
+    /// Filesystem types never watched (pseudo and in-memory filesystems by default).
+    pub excluded_filesystems: Vec<String>,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(1),
+            process_interval: Duration::from_secs(5),
+            top_n: 5,
+            discovery_interval: Duration::from_secs(30),
+            max_series_per_type: 64,
+            per_core: true,
+            interfaces: NameFilter {
+                include: Vec::new(),
+                exclude: strings(&[
+                    "lo", "docker*", "veth*", "br-*", "virbr*", "vnet*", "ifb*", "cni*",
+                    "flannel*", "cali*", "vxlan*", "lxc*", "tap*", "dummy*", "kube-*",
+                ]),
+            },
+            mounts: NameFilter::default(),
+            excluded_filesystems: strings(&[
+                "tmpfs",
+                "devtmpfs",
+                "overlay",
+                "squashfs",
+                "proc",
+                "sysfs",
+                "cgroup",
+                "cgroup2",
+                "devpts",
+                "mqueue",
+                "hugetlbfs",
+                "debugfs",
+                "tracefs",
+                "securityfs",
+                "pstore",
+                "bpf",
+                "autofs",
+                "fusectl",
+                "configfs",
+                "binfmt_misc",
+                "nsfs",
+                "ramfs",
+                "efivarfs",
+                "fuse.lxcfs",
+                "rpc_pipefs",
+                "nfsd",
+                "iso9660",
+            ]),
+        }
+    }
+}
+
+/// Logs each failure cause once, then at most every `REPEAT` while it persists, so a
+/// vanished disk does not write a line per second.
+struct Warnings {
+    seen: HashMap<String, Instant>,
+}
+
+impl Warnings {
+    const REPEAT: Duration = Duration::from_secs(600);
+
+    fn fail(&mut self, cause: &str, detail: &str) {
+        let now = Instant::now();
+        match self.seen.get(cause) {
+            Some(at) if now.duration_since(*at) < Self::REPEAT => {}
+            _ => {
+                tracing::warn!(cause, detail, "collector read failed; recording gaps");
+                self.seen.insert(cause.to_owned(), now);
+            }
+        }
+    }
+
+    fn recover(&mut self, cause: &str) {
+        if self.seen.remove(cause).is_some() {
+            tracing::info!(cause, "collector read recovered");
+        }
+    }
+}
+
+struct DiskWatch {
+    mount: PathBuf,
+    used_pct: usize,
+    read: usize,
+    write: usize,
+    /// When this disk's counters were last refreshed; `None` until the first baseline.
+    last: Option<Instant>,
+}
+
+struct NicWatch {
+    name: String,
+    rx: usize,
+    tx: usize,
+    util: Option<usize>,
+    speed_bits: Option<f64>,
+    last: Option<Instant>,
+}
+
+/// Owns the sysinfo state and the series it feeds. See the module docs.
+pub struct HostCollector {
+    config: CollectorConfig,
+    system: System,
+    disks: Disks,
+    networks: Networks,
+    series: Vec<SeriesInfo>,
+    shared: Arc<[SeriesInfo]>,
+    per_type: HashMap<ResourceType, usize>,
+    cpu_total: Option<usize>,
+    cpu_cores: Vec<usize>,
+    load: [Option<usize>; 3],
+    mem_used: Option<usize>,
+    mem_available: Option<usize>,
+    swap_used: Option<usize>,
+    disk_watches: Vec<DiskWatch>,
+    nics: Vec<NicWatch>,
+    nic_names: HashSet<String>,
+    net_rx: Option<usize>,
+    net_tx: Option<usize>,
+    last_cpu: Instant,
+    last_processes: Option<Instant>,
+    last_discovery: Instant,
+    top: Option<Arc<TopProcesses>>,
+    warnings: Warnings,
+}
+
+impl HostCollector {
+    /// Discovers resources and takes the first baseline of every counter, so the first
+    /// tick at least [`MINIMUM_CPU_UPDATE_INTERVAL`] later has real rates.
+    pub fn new(config: CollectorConfig) -> Self {
+        let mut system = System::new();
+        system.refresh_cpu_specifics(CpuRefreshKind::nothing().with_cpu_usage());
+        system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+        let disks = Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing());
+        let mut networks = Networks::new_with_refreshed_list();
+        networks.refresh(true);
+        let mut c = Self {
+            config,
+            system,
+            disks,
+            networks,
+            series: Vec::new(),
+            shared: Arc::from(Vec::new()),
+            per_type: HashMap::new(),
+            cpu_total: None,
+            cpu_cores: Vec::new(),
+            load: [None; 3],
+            mem_used: None,
+            mem_available: None,
+            swap_used: None,
+            disk_watches: Vec::new(),
+            nics: Vec::new(),
+            nic_names: HashSet::new(),
+            net_rx: None,
+            net_tx: None,
+            last_cpu: Instant::now(),
+            last_processes: None,
+            last_discovery: Instant::now(),
+            top: None,
+            warnings: Warnings {
+                seen: HashMap::new(),
+            },
+        };
+        c.register_fixed();
+        c.discover_disks();
+        c.discover_nics();
+        // The refresh above is the interface counters' baseline.
+        let baseline = Instant::now();
+        for nic in &mut c.nics {
+            nic.last = Some(baseline);
+        }
+        // Disk counters need a baseline too; the readings themselves are discarded.
+        let mut scratch = vec![None; c.series.len()];
+        c.read_disks(&mut scratch);
+        if c.config.top_n > 0 {
+            // Process CPU % is a delta too: take the baseline now.
+            c.scan_processes(0);
+        }
+        c.shared = Arc::from(c.series.clone());
+        c
+    }
+
+    pub fn config(&self) -> &CollectorConfig {
+        &self.config
+    }
+
+    /// Every series this collector produces; indices match [`Tick::values`] and only grow.
+    pub fn series(&self) -> &[SeriesInfo] {
+        &self.series
+    }
+
+    /// The latest top-process lists (refreshed every `process_interval`).
+    pub fn top_processes(&self) -> Option<&Arc<TopProcesses>> {
+        self.top.as_ref()
+    }
+
+    fn add(
+        &mut self,
+        rtype: ResourceType,
+        resource: &str,
+        name: &str,
+        metric: &str,
+        kind: Option<MetricKind>,
+        unit: &str,
+    ) -> Option<usize> {
+        let count = self.per_type.entry(rtype).or_default();
+        if *count >= self.config.max_series_per_type {
+            self.warnings.fail(
+                &format!("series-cap:{rtype}"),
+                &format!("{resource}/{metric} not watched: max_series_per_type reached"),
+            );
+            return None;
+        }
+        *count += 1;
+        self.series.push(SeriesInfo::new(
+            SeriesKey::new(resource, metric),
+            rtype,
+            name,
+            kind,
+            unit,
+        ));
+        Some(self.series.len() - 1)
+    }
+
+    fn register_fixed(&mut self) {
+        use MetricKind::*;
+        use ResourceType::{Cpu, Memory};
+        self.cpu_total = self.add(Cpu, "cpu", "CPU", "utilization", Some(Utilization), "%");
+        for (i, metric) in ["load1", "load5", "load15"].iter().enumerate() {
+            self.load[i] = self.add(Cpu, "cpu", "CPU", metric, None, "tasks");
+        }
+        if self.config.per_core {
+            for i in 0..self.system.cpus().len() {
+                let id = format!("cpu:core{i}");
+                let name = format!("CPU core {i}");
+                if let Some(s) = self.add(Cpu, &id, &name, "utilization", Some(Utilization), "%") {
+                    self.cpu_cores.push(s);
+                }
+            }
+        }
+        self.mem_used = self.add(
+            Memory,
+            "memory",
+            "Memory",
+            "used_pct",
+            Some(Utilization),
+            "%",
+        );
+        self.mem_available = self.add(Memory, "memory", "Memory", "available_bytes", None, "bytes");
+        // A host without swap has nothing to report: no series rather than a permanent gap.
+        if self.system.total_swap() > 0 {
+            self.swap_used = self.add(
+                Memory,
+                "memory",
+                "Memory",
+                "swap_used_pct",
+                Some(Utilization),
+                "%",
+            );
+        }
+    }
+
+    fn discover_disks(&mut self) {
+        let mut found = Vec::new();
+        for disk in self.disks.list() {
+            let fs = disk.file_system().to_string_lossy();
+            let mount = disk.mount_point();
+            let Some(mount_str) = mount.to_str() else {
+                continue;
+            };
+            if self.config.excluded_filesystems.iter().any(|x| *x == fs)
+                || !self.config.mounts.allows(mount_str)
+                || self.disk_watches.iter().any(|w| w.mount == mount)
+                || found.iter().any(|m: &PathBuf| m == mount)
+            {
+                continue;
+            }
+            found.push(mount.to_path_buf());
+        }
+        for mount in found {
+            let m = mount.to_string_lossy().into_owned();
+            let id = format!("disk:{m}");
+            let name = format!("Disk {m}");
+            use MetricKind::*;
+            let d = ResourceType::Disk;
+            let (Some(used_pct), Some(read), Some(write)) = (
+                self.add(d, &id, &name, "used_pct", Some(Utilization), "%"),
+                self.add(d, &id, &name, "read_bytes", Some(Throughput), "bytes/s"),
+                self.add(d, &id, &name, "write_bytes", Some(Throughput), "bytes/s"),
+            ) else {
+                continue;
+            };
+            self.disk_watches.push(DiskWatch {
+                mount,
+                used_pct,
+                read,
+                write,
+                last: None,
+            });
+        }
+    }
+
+    fn discover_nics(&mut self) {
+        let mut names: Vec<String> = self
+            .networks
+            .list()
+            .keys()
+            .filter(|n| !self.nic_names.contains(*n) && self.config.interfaces.allows(n))
+            .cloned()
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        names.sort();
+        use MetricKind::*;
+        let n = ResourceType::Network;
+        if self.net_rx.is_none() {
+            self.net_rx = self.add(
+                n,
+                "network",
+                "Network",
+                "rx_bytes",
+                Some(Throughput),
+                "bytes/s",
+            );
+            self.net_tx = self.add(
+                n,
+                "network",
+                "Network",
+                "tx_bytes",
+                Some(Throughput),
+                "bytes/s",
+            );
+        }
+        for name in names {
+            self.nic_names.insert(name.clone());
+            let id = format!("net:{name}");
+            let (Some(rx), Some(tx)) = (
+                self.add(n, &id, &name, "rx_bytes", Some(Throughput), "bytes/s"),
+                self.add(n, &id, &name, "tx_bytes", Some(Throughput), "bytes/s"),
+            ) else {
+                continue;
+            };
+            let speed_bits = link_speed_bits(&name);
+            let util = match speed_bits {
+                Some(_) => self.add(n, &id, &name, "utilization", Some(Utilization), "%"),
+                None => None,
+            };
+            self.nics.push(NicWatch {
+                name,
+                rx,
+                tx,
+                util,
+                speed_bits,
+                last: None,
+            });
+        }
+    }
+
+    /// Reads every watched source once. `now` stamps the tick; rates use the monotonic
+    /// time between refreshes, not `now`.
+    pub fn tick(&mut self, now: UnixMillis) -> Tick {
+        let before = self.series.len();
+        let mut values = vec![None; before];
+        self.read_cpu(&mut values);
+        self.read_memory(&mut values);
+        if self.last_discovery.elapsed() >= self.config.discovery_interval {
+            self.last_discovery = Instant::now();
+            self.disks
+                .refresh_specifics(true, DiskRefreshKind::nothing());
+            self.discover_disks();
+        }
+        self.read_disks(&mut values);
+        self.read_networks(&mut values);
+        let due = self
+            .last_processes
+            .is_none_or(|at| at.elapsed() >= self.config.process_interval);
+        let top = if self.config.top_n > 0 && due {
+            self.scan_processes(now);
+            self.top.clone()
+        } else {
+            None
+        };
+        if self.series.len() != before {
+            self.shared = Arc::from(self.series.clone());
+        }
+        values.resize(self.series.len(), None);
+        Tick {
+            at: now,
+            series: Arc::clone(&self.shared),
+            values,
+            top_processes: top,
+        }
+    }
+
+    fn read_cpu(&mut self, values: &mut [Option<f32>]) {
+        // sysinfo needs a minimum gap between CPU refreshes; closer ticks report gaps
+        // rather than repeating the previous value.
+        if self.last_cpu.elapsed() >= MINIMUM_CPU_UPDATE_INTERVAL {
+            self.system
+                .refresh_cpu_specifics(CpuRefreshKind::nothing().with_cpu_usage());
+            self.last_cpu = Instant::now();
+            let cpus = self.system.cpus();
+            if cpus.is_empty() {
+                self.warnings.fail("cpu", "no CPU found in /proc/stat");
+            } else {
+                self.warnings.recover("cpu");
+                set(values, self.cpu_total, pct(self.system.global_cpu_usage()));
+                for (slot, cpu) in self.cpu_cores.iter().zip(cpus) {
+                    values[*slot] = pct(cpu.cpu_usage());
+                }
+            }
+        }
+        match load_average() {
+            Ok(loads) => {
+                self.warnings.recover("loadavg");
+                for (slot, v) in self.load.iter().zip(loads) {
+                    set(values, *slot, Some(v));
+                }
+            }
+            Err(e) => self.warnings.fail("loadavg", &e),
+        }
+    }
+
+    fn read_memory(&mut self, values: &mut [Option<f32>]) {
+        self.system
+            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+        let total = self.system.total_memory();
+        if total == 0 {
+            self.warnings.fail("memory", "total memory reads as 0");
+            return;
+        }
+        self.warnings.recover("memory");
+        let available = self.system.available_memory();
+        set(
+            values,
+            self.mem_used,
+            pct(100.0 * total.saturating_sub(available) as f32 / total as f32),
+        );
+        set(values, self.mem_available, Some(available as f32));
+        let swap = self.system.total_swap();
+        if swap > 0 {
+            set(
+                values,
+                self.swap_used,
+                pct(100.0 * self.system.used_swap() as f32 / swap as f32),
+            );
+        }
+    }
+
+    fn read_disks(&mut self, values: &mut [Option<f32>]) {
+        let refresh = DiskRefreshKind::nothing().with_storage().with_io_usage();
+        for w in &mut self.disk_watches {
+            let cause = format!("disk:{}", w.mount.display());
+            let Some(disk) = self
+                .disks
+                .list_mut()
+                .iter_mut()
+                .find(|d| d.mount_point() == w.mount)
+            else {
+                self.warnings.fail(&cause, "mount point is gone");
+                w.last = None;
+                continue;
+            };
+            let now = Instant::now();
+            disk.refresh_specifics(refresh);
+            let total = disk.total_space();
+            if total == 0 || !Path::new(&w.mount).exists() {
+                self.warnings
+                    .fail(&cause, "filesystem statistics unavailable");
+                w.last = None;
+                continue;
+            }
+            self.warnings.recover(&cause);
+            values[w.used_pct] =
+                pct(100.0 * total.saturating_sub(disk.available_space()) as f32 / total as f32);
+            if let Some(last) = w.last {
+                let secs = now.duration_since(last).as_secs_f64();
+                let usage = disk.usage();
+                values[w.read] = rate(usage.read_bytes, secs);
+                values[w.write] = rate(usage.written_bytes, secs);
+            }
+            w.last = Some(now);
+        }
+    }
+
+    fn read_networks(&mut self, values: &mut Vec<Option<f32>>) {
+        let now = Instant::now();
+        self.networks.refresh(true);
+        self.discover_nics();
+        values.resize(self.series.len(), None);
+        let (mut rx_total, mut tx_total, mut counted) = (0.0f64, 0.0f64, 0);
+        for nic in &mut self.nics {
+            let cause = format!("net:{}", nic.name);
+            let Some(data) = self.networks.list().get(&nic.name) else {
+                self.warnings.fail(&cause, "interface is gone");
+                nic.last = None;
+                continue;
+            };
+            self.warnings.recover(&cause);
+            if let Some(last) = nic.last {
+                let secs = now.duration_since(last).as_secs_f64();
+                let rx = data.received() as f64 / secs;
+                let tx = data.transmitted() as f64 / secs;
+                if secs > 0.0 {
+                    values[nic.rx] = Some(rx as f32);
+                    values[nic.tx] = Some(tx as f32);
+                    rx_total += rx;
+                    tx_total += tx;
+                    counted += 1;
+                    if let (Some(slot), Some(bits)) = (nic.util, nic.speed_bits) {
+                        // Links are full duplex: the busier direction is the utilization.
+                        values[slot] = pct((100.0 * rx.max(tx) * 8.0 / bits) as f32);
+                    }
+                }
+            }
+            nic.last = Some(now);
+        }
+        if counted > 0 {
+            set(values, self.net_rx, Some(rx_total as f32));
+            set(values, self.net_tx, Some(tx_total as f32));
+        }
+    }
+
+    fn scan_processes(&mut self, now: UnixMillis) {
+        self.system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing()
+                .with_cpu()
+                .with_memory()
+                .without_tasks(),
+        );
+        self.last_processes = Some(Instant::now());
+        let mut all: Vec<ProcessSample> = self
+            .system
+            .processes()
+            .values()
+            .map(|p| ProcessSample {
+                pid: p.pid().as_u32(),
+                name: p.name().to_string_lossy().into_owned(),
+                cpu_pct: if p.cpu_usage().is_finite() {
+                    p.cpu_usage()
+                } else {
+                    0.0
+                },
+                rss_bytes: p.memory(),
+            })
+            .collect();
+        if all.is_empty() {
+            self.warnings
+                .fail("processes", "no process visible in /proc");
+            return;
+        }
+        self.warnings.recover("processes");
+        let n = self.config.top_n;
+        all.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct).then(a.pid.cmp(&b.pid)));
+        let by_cpu = all.iter().take(n).cloned().collect();
+        all.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
+        all.truncate(n);
+        self.top = Some(Arc::new(TopProcesses {
+            at: now,
+            by_cpu,
+            by_memory: all,
+        }));
+    }
+}
+
+fn set(values: &mut [Option<f32>], slot: Option<usize>, value: Option<f32>) {
+    if let Some(i) = slot {
+        values[i] = value;
+    }
+}
+
+/// A percentage, clamped against counter races; non-finite readings become gaps.
+fn pct(v: f32) -> Option<f32> {
+    v.is_finite().then(|| v.clamp(0.0, 100.0))
+}
+
+fn rate(bytes: u64, secs: f64) -> Option<f32> {
+    (secs > 0.0).then(|| (bytes as f64 / secs) as f32)
+}
+
+/// Reads `/proc/loadavg` directly: sysinfo 0.37 unwraps the parse and would panic on a
+/// malformed file, and reports 0 when the file is unreadable, which looks like an idle
+/// host instead of a gap.
+fn load_average() -> Result<[f32; 3], String> {
+    #[cfg(target_os = "linux")]
+    {
+        let text =
+            std::fs::read_to_string("/proc/loadavg").map_err(|e| format!("/proc/loadavg: {e}"))?;
+        let mut it = text.split_whitespace().map(str::parse::<f32>);
+        let mut out = [0.0; 3];
+        for v in &mut out {
+            *v = match it.next() {
+                Some(Ok(x)) if x.is_finite() => x,
+                _ => return Err(format!("/proc/loadavg: cannot parse {text:?}")),
+            };
+        }
+        Ok(out)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let l = System::load_average();
+        Ok([l.one as f32, l.five as f32, l.fifteen as f32])
+    }
+}
+
+/// Link speed in bit/s from `/sys/class/net/IF/speed` (Mbit/s); virtual and down links
+/// report -1 or an error, which means "unknown", so no utilization series.
+fn link_speed_bits(interface: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/speed")).ok()?;
+    let mbits: i64 = text.trim().parse().ok()?;
+    (mbits > 0).then(|| mbits as f64 * 1e6)
+}
+
+/// Wall-clock now in unix milliseconds.
+pub fn unix_now_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A running collector task. Dropping it stops the task after the current tick.
+pub struct CollectorHandle {
+    ticks: broadcast::Sender<Arc<Tick>>,
+    latest: watch::Receiver<Option<Arc<Tick>>>,
+    series: Arc<[SeriesInfo]>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl CollectorHandle {
+    /// Every tick from now on. A receiver that lags more than the channel capacity gets
+    /// `RecvError::Lagged` and continues with the newest ticks.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Tick>> {
+        self.ticks.subscribe()
+    }
+
+    /// The most recent tick, for readers that only want the current state.
+    pub fn latest(&self) -> watch::Receiver<Option<Arc<Tick>>> {
+        self.latest.clone()
+    }
+
+    /// The series known when the task started (ticks carry the current list).
+    pub fn initial_series(&self) -> &Arc<[SeriesInfo]> {
+        &self.series
+    }
+
+    /// Stops the task and waits for the tick in progress to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Runs `collector` every `config().interval` on the current tokio runtime and publishes
+/// each tick on a broadcast channel of `capacity` ticks (and a watch of the latest).
+///
+/// Tick times are the interval's own schedule (start, start + period, …) on the wall
+/// clock, so jitter never turns into a skipped or doubled history slot; a tick that runs
+/// late is skipped (`MissedTickBehavior::Skip`) and its slot becomes a gap.
+pub fn spawn(collector: HostCollector, capacity: usize) -> CollectorHandle {
+    let (ticks, _) = broadcast::channel(capacity.max(1));
+    let (latest_tx, latest) = watch::channel(None);
+    let (stop, mut stop_rx) = oneshot::channel();
+    let series = Arc::from(collector.series().to_vec());
+    let tx = ticks.clone();
+    let period = collector.config().interval.max(MINIMUM_CPU_UPDATE_INTERVAL);
+    let period_ms = period.as_millis().max(1) as i64;
+    let task = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let start = tokio::time::Instant::now();
+        let start_ms = (unix_now_ms() + period_ms / 2).div_euclid(period_ms) * period_ms;
+        let mut collector = Some(collector);
+        loop {
+            let scheduled = tokio::select! {
+                _ = &mut stop_rx => break,
+                at = interval.tick() => at,
+            };
+            let n =
+                (scheduled.duration_since(start).as_millis() as i64 + period_ms / 2) / period_ms;
+            let at = start_ms + n * period_ms;
+            let Some(mut c) = collector.take() else { break };
+            match tokio::task::spawn_blocking(move || {
+                let tick = c.tick(at);
+                (c, tick)
+            })
+            .await
+            {
+                Ok((c, tick)) => {
+                    collector = Some(c);
+                    let tick = Arc::new(tick);
+                    // No subscriber is fine: dashboards come and go.
+                    let _ = tx.send(Arc::clone(&tick));
+                    latest_tx.send_replace(Some(tick));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "collector tick failed; collector stopped");
+                    break;
+                }
+            }
+        }
+    });
+    CollectorHandle {
+        ticks,
+        latest,
+        series,
+        stop: Some(stop),
+        task,
+    }
+}
+
+#[cfg(test)]
+mod tests;
