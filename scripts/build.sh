@@ -20,6 +20,7 @@ css_hash=$(sha256sum style/main.css | cut -c1-12)
 name="perfpilot-$wasm_hash"
 
 staging=$(mktemp -d target/site.XXXXXX)
+chmod 755 "$staging"
 mkdir -p "$staging/pkg"
 wasm-bindgen --target web --no-typescript --remove-name-section \
   --out-name "$name" --out-dir "$staging/pkg" "$wasm_in"

@@ -21,18 +21,27 @@ async fn page_hydrates_and_the_theme_toggle_reacts() {
 
     toggle.click().await.unwrap();
     assert_eq!(toggle.text().await.unwrap(), "Theme: light");
-    assert_eq!(root.attr("data-theme").await.unwrap().as_deref(), Some("light"));
+    assert_eq!(
+        root.attr("data-theme").await.unwrap().as_deref(),
+        Some("light")
+    );
 
     toggle.click().await.unwrap();
     assert_eq!(toggle.text().await.unwrap(), "Theme: dark");
-    assert_eq!(root.attr("data-theme").await.unwrap().as_deref(), Some("dark"));
+    assert_eq!(
+        root.attr("data-theme").await.unwrap().as_deref(),
+        Some("dark")
+    );
     browser.screenshot("overview-dark.png").await;
 
     // The choice survives a reload: the boot script applies it before first paint.
     client.refresh().await.unwrap();
     browser.wait_for_hydration().await;
     let root = client.find(Locator::Css("html")).await.unwrap();
-    assert_eq!(root.attr("data-theme").await.unwrap().as_deref(), Some("dark"));
+    assert_eq!(
+        root.attr("data-theme").await.unwrap().as_deref(),
+        Some("dark")
+    );
     let toggle = client.find(Locator::Id("theme-toggle")).await.unwrap();
     assert_eq!(toggle.text().await.unwrap(), "Theme: dark");
 
@@ -47,14 +56,25 @@ async fn navigation_works_client_side_and_unknown_urls_get_a_404_page() {
 
     client.goto(&server.url("/")).await.unwrap();
     browser.wait_for_hydration().await;
-    client.find(Locator::LinkText("Changes")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::LinkText("Changes"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let heading = client
         .wait()
         .for_element(Locator::XPath("//h1[text()='Changes']"))
         .await
         .unwrap();
     assert_eq!(heading.text().await.unwrap(), "Changes");
-    assert!(client.current_url().await.unwrap().path().ends_with("/changes"));
+    assert!(client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/changes"));
 
     let (status, body) = server.get("/no/such/page");
     assert_eq!(status, 404);

@@ -29,7 +29,13 @@ fn unknown_config_key_names_file_line_and_key() {
     std::fs::write(&file, "# perfpilot\nlisten = \"127.0.0.1:0\"\nlisen = 1\n").unwrap();
     let (code, stderr) = stderr_of(perfpilot().arg("--config").arg(&file));
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains(&format!("config file {}: line 3, column 1:", file.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "config file {}: line 3, column 1:",
+            file.display()
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("unknown field `lisen`"), "{stderr}");
 }
 
@@ -58,9 +64,27 @@ fn port_in_use_is_one_line_naming_the_address() {
 fn check_config_accepts_a_valid_file() {
     let dir = TempDir::new("perfpilot-cli");
     let file = dir.0.join("ok.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:4321\"\nmax_body_bytes = 4096\n").unwrap();
-    let output = perfpilot().arg("--config").arg(&file).arg("--check-config").output().unwrap();
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:4321\"\nmax_body_bytes = 4096\n",
+    )
+    .unwrap();
+    let output = perfpilot()
+        .arg("--config")
+        .arg(&file)
+        .arg("--check-config")
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("127.0.0.1:4321"), "{stdout}");
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_with_exit_code_zero() {
+    let server = tests::Perfpilot::start(&[]);
+    let (status, _) = server.get("/healthz");
+    assert_eq!(status, 200);
+    let status = server.terminate();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
 }

@@ -72,6 +72,27 @@ impl Perfpilot {
         Perfpilot { addr, child }
     }
 
+    /// Sends SIGTERM and waits for the process to exit (at most 15 s).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for perfpilot") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "perfpilot did not exit within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -107,7 +128,8 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> Browser {
-        let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let driver_bin =
+            std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = free_port();
         let mut driver = Command::new(&driver_bin)
@@ -115,8 +137,16 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {driver_bin}: {err} (scripts/test.sh installs chromium-driver)"));
-        wait_for_port(format!("127.0.0.1:{port}").parse().unwrap(), "chromedriver", &mut driver);
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot start {driver_bin}: {err} (scripts/test.sh installs chromium-driver)"
+                )
+            });
+        wait_for_port(
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            "chromedriver",
+            &mut driver,
+        );
 
         let profile = TempDir::new("perfpilot-chromium");
         let caps = serde_json::json!({
@@ -166,7 +196,11 @@ impl Browser {
     }
 
     pub async fn close(self) {
-        let Browser { client, mut driver, _profile } = self;
+        let Browser {
+            client,
+            mut driver,
+            _profile,
+        } = self;
         let _ = client.close().await;
         let _ = driver.kill();
         let _ = driver.wait();
@@ -178,7 +212,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), free_port()));
+        let dir =
+            std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).expect("create a temp dir");
         TempDir(dir)
     }

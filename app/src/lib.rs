@@ -15,7 +15,9 @@ mod components;
 mod pages;
 
 use components::theme::ThemeToggle;
-use pages::{changes::ChangesPage, not_found::NotFound, overview::OverviewPage, settings::SettingsPage};
+use pages::{
+    changes::ChangesPage, not_found::NotFound, overview::OverviewPage, settings::SettingsPage,
+};
 
 /// Names of the built browser assets, resolved by the server at start-up. The names carry
 /// a content hash so `/pkg` can be cached forever.

@@ -177,7 +177,10 @@ mod tests {
     fn unknown_key_names_file_line_and_key() {
         let err = parse("listen = \"127.0.0.1:4000\"\nlisten_port = 4000\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("config file perfpilot.toml: line 2, column 1:"), "{msg}");
+        assert!(
+            msg.starts_with("config file perfpilot.toml: line 2, column 1:"),
+            "{msg}"
+        );
         assert!(msg.contains("unknown field `listen_port`"), "{msg}");
     }
 
@@ -219,7 +222,10 @@ mod tests {
             ..Cli::default()
         };
         let err = Settings::resolve(&cli).unwrap_err().to_string();
-        assert_eq!(err, "request_timeout: must be between 1 and 3600 seconds, got 0");
+        assert_eq!(
+            err,
+            "request_timeout: must be between 1 and 3600 seconds, got 0"
+        );
     }
 
     #[test]
@@ -229,6 +235,9 @@ mod tests {
             ..Cli::default()
         };
         let err = Settings::resolve(&cli).unwrap_err().to_string();
-        assert!(err.starts_with("config file /nonexistent/perfpilot.toml: cannot read it"), "{err}");
+        assert!(
+            err.starts_with("config file /nonexistent/perfpilot.toml: cannot read it"),
+            "{err}"
+        );
     }
 }

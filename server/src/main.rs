@@ -11,7 +11,8 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
         )
         .init();
 
@@ -37,7 +38,10 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(err) => {
-            eprintln!("error: cannot listen on {listen}: {}", describe_bind_error(&err));
+            eprintln!(
+                "error: cannot listen on {listen}: {}",
+                describe_bind_error(&err)
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -59,8 +63,12 @@ async fn main() -> ExitCode {
 
 fn describe_bind_error(err: &std::io::Error) -> String {
     match err.kind() {
-        std::io::ErrorKind::AddrInUse => "address already in use (is another perfpilot running?)".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
+        std::io::ErrorKind::AddrInUse => {
+            "address already in use (is another perfpilot running?)".into()
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need privileges)".into()
+        }
         std::io::ErrorKind::AddrNotAvailable => "address not available on this host".into(),
         _ => err.to_string(),
     }

@@ -41,10 +41,16 @@ pub fn app(state: AppState) -> Router {
     };
 
     let pkg = ServiceBuilder::new()
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, IMMUTABLE))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            IMMUTABLE,
+        ))
         .service(ServeDir::new(state.site.root.join(PKG_DIR)));
     let favicon = ServiceBuilder::new()
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, ONE_DAY))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            ONE_DAY,
+        ))
         .service(ServeFile::new(state.site.root.join("favicon.svg")));
 
     let settings = state.settings.clone();
@@ -53,7 +59,10 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .nest_service("/pkg", pkg)
         .route_service("/favicon.svg", favicon)
-        .route("/favicon.ico", get(|| async { Redirect::permanent("/favicon.svg") }))
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent("/favicon.svg") }),
+        )
         .leptos_routes(&state, routes, render)
         .fallback(not_found)
         .with_state(state)
@@ -80,7 +89,11 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<AppState>) -> Response {
     match &state.site.problem {
         None => (StatusCode::OK, "ready\n").into_response(),
-        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {problem}\n")).into_response(),
+        Some(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {problem}\n"),
+        )
+            .into_response(),
     }
 }
 

@@ -18,11 +18,23 @@ impl Site {
         let site = Site::empty(name);
         let pkg = site.0.join("pkg");
         std::fs::create_dir_all(&pkg).unwrap();
-        std::fs::write(pkg.join("perfpilot-abc.js"), "export default function init() {}\n").unwrap();
-        let wasm: Vec<u8> = b"\0asm\x01\0\0\0".iter().copied().chain((0..64 * 1024).map(|i| (i % 7) as u8)).collect();
+        std::fs::write(
+            pkg.join("perfpilot-abc.js"),
+            "export default function init() {}\n",
+        )
+        .unwrap();
+        let wasm: Vec<u8> = b"\0asm\x01\0\0\0"
+            .iter()
+            .copied()
+            .chain((0..64 * 1024).map(|i| (i % 7) as u8))
+            .collect();
         std::fs::write(pkg.join("perfpilot-abc_bg.wasm"), wasm).unwrap();
         std::fs::write(pkg.join("perfpilot-def.css"), "body{}\n").unwrap();
-        std::fs::write(site.0.join("favicon.svg"), "<svg xmlns='http://www.w3.org/2000/svg'/>").unwrap();
+        std::fs::write(
+            site.0.join("favicon.svg"),
+            "<svg xmlns='http://www.w3.org/2000/svg'/>",
+        )
+        .unwrap();
         std::fs::write(
             site.0.join("assets.json"),
             r#"{"output_name":"perfpilot-abc","stylesheet":"perfpilot-def.css"}"#,
@@ -32,7 +44,8 @@ impl Site {
     }
 
     fn empty(name: &str) -> Site {
-        let dir = std::env::temp_dir().join(format!("perfpilot-router-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("perfpilot-router-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Site(dir)
@@ -53,11 +66,20 @@ impl Drop for Site {
     }
 }
 
-async fn send(router: axum::Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+async fn send(
+    router: axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let response = router.oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, headers, body)
 }
 
@@ -89,7 +111,9 @@ async fn readyz_is_503_when_a_named_file_is_missing() {
     std::fs::remove_file(site.0.join("pkg/perfpilot-abc_bg.wasm")).unwrap();
     let (status, _, body) = send(site.router(), get("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(String::from_utf8(body).unwrap().contains("perfpilot-abc_bg.wasm"));
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("perfpilot-abc_bg.wasm"));
 }
 
 #[tokio::test]
@@ -104,10 +128,16 @@ async fn unknown_url_gets_the_styled_404_page() {
     let site = Site::complete("404");
     let (status, headers, body) = send(site.router(), get("/definitely/not/here")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let html = String::from_utf8(body).unwrap();
     assert!(html.contains("Page not found"), "{html:.400}");
-    assert!(html.contains("/pkg/perfpilot-def.css"), "the 404 page is styled");
+    assert!(
+        html.contains("/pkg/perfpilot-def.css"),
+        "the 404 page is styled"
+    );
 }
 
 #[tokio::test]
@@ -132,8 +162,15 @@ async fn wasm_is_served_compressed_and_cacheable_forever() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[header::CONTENT_TYPE], "application/wasm");
         assert_eq!(headers[header::CONTENT_ENCODING], encoding);
-        assert!(body.len() < 64 * 1024 / 4, "{encoding}: {} bytes", body.len());
-        assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+        assert!(
+            body.len() < 64 * 1024 / 4,
+            "{encoding}: {} bytes",
+            body.len()
+        );
+        assert_eq!(
+            headers[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
     }
 }
 
@@ -165,4 +202,3 @@ async fn oversized_body_gets_413() {
     let (status, _, _) = send(site.router(), request).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
-
