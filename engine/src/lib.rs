@@ -13,5 +13,6 @@ pub mod history;
 pub mod collect;
 pub mod model;
 pub mod optimizer;
+pub mod push;
 pub mod series;
 pub mod stats;
