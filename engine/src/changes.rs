@@ -9,8 +9,9 @@
 //!   never consume a number.
 //! - Readers never take that lock: the state and the snapshot ring are published through
 //!   `ArcSwap`, so a reader costs a pointer load, and a writer's publication a pointer swap.
-//! - A mutation clones the resource map shallowly (ids are `Arc<str>`, values
-//!   `Arc<Resource>`) and rebuilds only the touched resource; it never hashes.
+//! - The resource map is persistent (`imbl::OrdMap` of `Arc<Resource>`): a mutation copies
+//!   one O(log n) path and rebuilds only the touched resource, a snapshot shares the whole
+//!   tree in O(1), and nothing is hashed per mutation.
 //!   Content digests are computed at snapshot time, per resource, and cached by pointer,
 //!   so a snapshot re-hashes only the resources changed since the previous one.
 //! - Nothing here touches files: durability is the server's job, fed by
@@ -30,8 +31,10 @@ use crate::model::{
     Target,
 };
 
-/// Resources by id; cloning it is shallow (see the module header).
-pub type ResourceMap = BTreeMap<ResourceId, Arc<Resource>>;
+/// Resources by id. A persistent map: cloning is O(1) and an insert copies one path, so a
+/// mutation costs O(log n) whatever the number of resources, and a snapshot shares its
+/// tree with the live state.
+pub type ResourceMap = imbl::OrdMap<ResourceId, Arc<Resource>>;
 
 /// Default auto-save period, in accepted changes (seed: every 20th change).
 pub const DEFAULT_AUTOSAVE_EVERY: u64 = 20;
@@ -472,8 +475,8 @@ impl ChangeRecord {
             MutationKind::SetSettings => {
                 let n = match (&self.before, &self.after) {
                     (Some(b), Some(a)) => diff(
-                        &BTreeMap::from([(b.id.clone(), b.clone())]),
-                        &BTreeMap::from([(a.id.clone(), a.clone())]),
+                        &ResourceMap::unit(b.id.clone(), b.clone()),
+                        &ResourceMap::unit(a.id.clone(), a.clone()),
                     )
                     .into_iter()
                     .map(|d| d.to_string())
@@ -744,7 +747,7 @@ impl ChangeStore {
         });
         w.current = state.clone();
         self.state.store(state);
-        let snapshot = (change % w.autosave.every == 0).then(|| self.take_snapshot(&mut w));
+        let snapshot = change.is_multiple_of(w.autosave.every).then(|| self.take_snapshot(&mut w));
         drop(w);
         Ok(ChangeRecord {
             change,

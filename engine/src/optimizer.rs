@@ -229,18 +229,23 @@ impl Tracker {
             }
             return None;
         }
-        let ok = format!(
-            "{stat} {} {} target {}",
-            value(observed),
-            target.comparator.symbol(),
-            value(target.value)
-        );
+        // Built only on a transition: the steady state must not allocate (1,000 resources
+        // per tick).
+        let ok = || {
+            format!(
+                "{stat} {} {} target {}",
+                value(observed),
+                target.comparator.symbol(),
+                value(target.value)
+            )
+        };
         if !self.evaluated {
             // First verdict: no history to flap against, so a met or in-band value counts now.
             let reason = match obs.condition {
-                Condition::Met => ok,
+                Condition::Met => ok(),
                 _ => format!(
-                    "{ok} within the {} % tolerance band",
+                    "{} within the {} % tolerance band",
+                    ok(),
                     settings.tolerance_pct
                 ),
             };
@@ -253,7 +258,7 @@ impl Tracker {
             if let Some(since) = self.met_since_ms {
                 let held = held_secs(since, now_ms);
                 if held >= settings.stabilization_secs {
-                    let reason = format!("recovered: {ok} for {}", format_duration(held));
+                    let reason = format!("recovered: {} for {}", ok(), format_duration(held));
                     return Some(self.go(now_ms, OptimizationStatus::Optimized, reason));
                 }
             }

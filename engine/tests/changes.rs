@@ -511,7 +511,7 @@ proptest! {
                 Ok(r) => {
                     accepted += 1;
                     prop_assert_eq!(r.change, accepted);
-                    prop_assert_eq!(r.snapshot.is_some(), accepted % every == 0);
+                    prop_assert_eq!(r.snapshot.is_some(), accepted.is_multiple_of(every));
                 }
                 Err(_) => prop_assert!(Arc::ptr_eq(&before, &store.state())),
             }
