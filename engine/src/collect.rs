@@ -682,7 +682,7 @@ fn load_average() -> Result<[f32; 3], String> {
 fn link_speed_bits(interface: &str) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/speed")).ok()?;
     let mbits: i64 = text.trim().parse().ok()?;
-    (mbits > 0).then(|| mbits as f64 * 1e6)
+    (mbits > 0).then_some(mbits as f64 * 1e6)
 }
 
 /// Wall-clock now in unix milliseconds.

@@ -86,7 +86,7 @@ fn the_root_filesystem_and_real_interfaces_are_watched() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .filter(|f| f.len() > 2 && f[1] == "/")
         .map(|f| f[2].to_owned())
-        .last()
+        .next_back()
         .unwrap();
     let config = fast_config();
     let mut c = HostCollector::new(config.clone());
@@ -377,10 +377,5 @@ async fn spawned_collector_publishes_consecutive_ticks() {
     assert!(latest.at >= ats[3]);
     handle.shutdown().await;
     // After shutdown the channel closes once the buffered ticks are drained.
-    loop {
-        match rx.recv().await {
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => break,
-        }
-    }
+    while let Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) = rx.recv().await {}
 }
