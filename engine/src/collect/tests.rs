@@ -265,7 +265,7 @@ fn vanished_sources_become_gaps_without_panicking() {
         tx,
         util: None,
         speed_bits: Some(1e9),
-        last: Some(Instant::now()),
+        last: Some((0, 0, Instant::now())),
     });
     for _ in 0..2 {
         let tick = tick_after_gap(&mut c);
