@@ -26,7 +26,7 @@ fn analyze_tick_1000_resources(bencher: Bencher, statistic: Statistic) {
     let series: Vec<Vec<Option<f32>>> = (0..RESOURCES)
         .map(|r| {
             (0..settings.window_samples())
-                .map(|i| (i % 20 != 7).then(|| (r % 3) as f32 * 30.0 + (i % 10) as f32))
+                .map(|i| (i % 20 != 7).then_some((r % 3) as f32 * 30.0 + (i % 10) as f32))
                 .collect()
         })
         .collect();

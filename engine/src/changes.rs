@@ -11,15 +11,17 @@
 //!   `ArcSwap`, so a reader costs a pointer load, and a writer's publication a pointer swap.
 //! - The resource map is persistent (`imbl::OrdMap` of `Arc<Resource>`): a mutation copies
 //!   one O(log n) path and rebuilds only the touched resource, a snapshot shares the whole
-//!   tree in O(1), and nothing is hashed per mutation.
-//!   Content digests are computed at snapshot time, per resource, and cached by pointer,
-//!   so a snapshot re-hashes only the resources changed since the previous one.
+//!   tree in O(1), and nothing is hashed under the lock.
+//! - A snapshot's content hash is computed on first use (listing, verify, audit, persist),
+//!   outside the writer lock. Its content is immutable, so the hash is the same as if it
+//!   had been computed when it was taken. Per-resource digests are cached by pointer, so
+//!   hashing a snapshot re-hashes only resources changed since an earlier hashed one.
 //! - Nothing here touches files: durability is the server's job, fed by
 //!   [`ChangeRecord`]s and [`ChangeStore::persisted`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
@@ -224,25 +226,85 @@ pub struct State {
 }
 
 /// An in-memory auto-save: the configuration at `change`, with its times and content hash.
-/// A snapshot's id is its change number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A snapshot's id is its change number. Serializes with its `hash`.
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     pub change: u64,
     pub wall_unix_ms: i64,
     /// Monotonic time of `boot_id`'s clock; only comparable between snapshots of one boot.
     pub mono_ns: u64,
     pub boot_id: u64,
-    /// Hex SHA-256 content hash (see [`content_hash`]).
-    pub hash: String,
     pub resources: ResourceMap,
+    /// Hex content hash, computed on first use or recorded when loaded from persistence.
+    hash: OnceLock<String>,
+    digests: Option<Arc<DigestCache>>,
+}
+
+/// The serialized form of a [`Snapshot`].
+#[derive(Serialize, Deserialize)]
+struct SnapshotWire {
+    change: u64,
+    wall_unix_ms: i64,
+    mono_ns: u64,
+    boot_id: u64,
+    hash: String,
+    resources: ResourceMap,
+}
+
+impl Serialize for Snapshot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SnapshotWire {
+            change: self.change,
+            wall_unix_ms: self.wall_unix_ms,
+            mono_ns: self.mono_ns,
+            boot_id: self.boot_id,
+            hash: self.hash().to_owned(),
+            resources: self.resources.clone(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Snapshot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let w = SnapshotWire::deserialize(deserializer)?;
+        Ok(Snapshot {
+            change: w.change,
+            wall_unix_ms: w.wall_unix_ms,
+            mono_ns: w.mono_ns,
+            boot_id: w.boot_id,
+            resources: w.resources,
+            hash: OnceLock::from(w.hash),
+            digests: None,
+        })
+    }
+}
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.change == other.change
+            && self.wall_unix_ms == other.wall_unix_ms
+            && self.mono_ns == other.mono_ns
+            && self.boot_id == other.boot_id
+            && self.resources == other.resources
+            && self.hash() == other.hash()
+    }
 }
 
 impl Snapshot {
+    /// Hex SHA-256 content hash (see [`content_hash`]).
+    pub fn hash(&self) -> &str {
+        self.hash.get_or_init(|| match &self.digests {
+            Some(cache) => cache.hash(&self.resources),
+            None => content_hash(&self.resources),
+        })
+    }
+
     pub fn info(&self) -> SnapshotInfo {
         SnapshotInfo {
             change: self.change,
             wall_unix_ms: self.wall_unix_ms,
-            hash: self.hash.clone(),
+            hash: self.hash().to_owned(),
             resources: self.resources.len(),
         }
     }
@@ -256,11 +318,12 @@ impl Snapshot {
         if let Some((k, r)) = self.resources.iter().find(|(k, r)| **k != r.id) {
             return Err(corrupt(format!("entry `{k}` holds resource `{}`", r.id)));
         }
+        // From scratch, bypassing the digest cache: this is the check.
         let actual = content_hash(&self.resources);
-        if actual != self.hash {
+        if actual != self.hash() {
             return Err(corrupt(format!(
                 "content hash is {actual}, recorded {}",
-                self.hash
+                self.hash()
             )));
         }
         Ok(())
@@ -292,6 +355,38 @@ fn combine_digests<'a>(entries: impl Iterator<Item = (&'a ResourceId, [u8; 32])>
         h.update(digest);
     }
     hex::encode(h.finalize())
+}
+
+/// A resource's digest and the exact `Arc` it was computed from.
+type CachedDigest = (Arc<Resource>, [u8; 32]);
+
+/// Per-resource digests keyed by id, valid while the `Arc` is the same one (pointer
+/// equality), shared by a store and its snapshots.
+#[derive(Debug, Default)]
+struct DigestCache {
+    map: Mutex<HashMap<ResourceId, CachedDigest>>,
+}
+
+impl DigestCache {
+    fn hash(&self, resources: &ResourceMap) -> String {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let hash = combine_digests(resources.iter().map(|(id, r)| {
+            let d = match map.get(id) {
+                Some((cached, d)) if Arc::ptr_eq(cached, r) => *d,
+                _ => {
+                    let d = resource_digest(r);
+                    map.insert(id.clone(), (r.clone(), d));
+                    d
+                }
+            };
+            (id, d)
+        }));
+        // Bound the cache by what current configurations hold (removed resources go).
+        if map.len() > 2 * resources.len() + 64 {
+            map.retain(|id, _| resources.contains_key(id));
+        }
+        hash
+    }
 }
 
 /// The content hash of a configuration: SHA-256 over, for each resource in id order, the
@@ -412,8 +507,9 @@ pub struct ChangeRecord {
     pub after: Option<Arc<Resource>>,
     /// For restores: the snapshot restored and what it changed.
     pub restored: Option<RestoreInfo>,
-    /// The snapshot this change triggered, if it was an Nth change.
-    pub snapshot: Option<SnapshotInfo>,
+    /// The snapshot this change triggered, if it was an Nth change. Its hash is computed
+    /// on first use, off the writer lock.
+    pub snapshot: Option<Arc<Snapshot>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -529,7 +625,7 @@ impl ChangeRecord {
             what: self.what(),
             before,
             after,
-            snapshot: self.snapshot.clone(),
+            snapshot: self.snapshot.as_deref().map(Snapshot::info),
         }
     }
 }
@@ -557,8 +653,6 @@ struct Writer {
     current: Arc<State>,
     autosave: AutoSave,
     snapshots_taken: u64,
-    /// Digest cache keyed by id, valid while the `Arc` is the same one (pointer equality).
-    digests: HashMap<ResourceId, (Arc<Resource>, [u8; 32])>,
 }
 
 /// The single owner of configuration changes. Share it as `Arc<ChangeStore>`.
@@ -570,6 +664,7 @@ pub struct ChangeStore {
     allowed_programs: Option<Arc<BTreeSet<String>>>,
     clock: Arc<dyn Clock>,
     boot_id: u64,
+    digests: Arc<DigestCache>,
 }
 
 impl fmt::Debug for ChangeStore {
@@ -589,7 +684,6 @@ impl ChangeStore {
                 current: Arc::new(State::default()),
                 autosave: opts.autosave,
                 snapshots_taken: 0,
-                digests: HashMap::new(),
             }),
             state: ArcSwap::from_pointee(State::default()),
             snapshots: ArcSwap::from_pointee(VecDeque::new()),
@@ -597,6 +691,7 @@ impl ChangeStore {
             allowed_programs: opts.allowed_programs,
             clock: opts.clock,
             boot_id,
+            digests: Arc::default(),
         }
     }
 
@@ -688,7 +783,11 @@ impl ChangeStore {
                 .snapshots
                 .load()
                 .iter()
-                .map(|s| (**s).clone())
+                .map(|s| {
+                    // Fix the hash before the contents leave the store.
+                    s.hash();
+                    (**s).clone()
+                })
                 .collect(),
         }
     }
@@ -747,7 +846,9 @@ impl ChangeStore {
         });
         w.current = state.clone();
         self.state.store(state);
-        let snapshot = change.is_multiple_of(w.autosave.every).then(|| self.take_snapshot(&mut w));
+        let snapshot = change
+            .is_multiple_of(w.autosave.every)
+            .then(|| self.take_snapshot(&mut w));
         drop(w);
         Ok(ChangeRecord {
             change,
@@ -832,38 +933,24 @@ impl ChangeStore {
             .collect()
     }
 
-    fn take_snapshot(&self, w: &mut Writer) -> SnapshotInfo {
-        let resources = w.current.resources.clone();
-        let digests = &mut w.digests;
-        digests.retain(|id, _| resources.contains_key(id));
-        let hash = combine_digests(resources.iter().map(|(id, r)| {
-            let d = match digests.get(id) {
-                Some((cached, d)) if Arc::ptr_eq(cached, r) => *d,
-                _ => {
-                    let d = resource_digest(r);
-                    digests.insert(id.clone(), (r.clone(), d));
-                    d
-                }
-            };
-            (id, d)
-        }));
+    fn take_snapshot(&self, w: &mut Writer) -> Arc<Snapshot> {
         let snap = Arc::new(Snapshot {
             change: w.current.change,
             wall_unix_ms: self.clock.wall_unix_ms(),
             mono_ns: self.clock.mono_ns(),
             boot_id: self.boot_id,
-            hash,
-            resources,
+            resources: w.current.resources.clone(),
+            hash: OnceLock::new(),
+            digests: Some(self.digests.clone()),
         });
-        let info = snap.info();
         let mut ring = VecDeque::clone(&self.snapshots.load());
-        ring.push_back(snap);
+        ring.push_back(snap.clone());
         while ring.len() > w.autosave.capacity {
             ring.pop_front();
         }
         self.snapshots.store(Arc::new(ring));
         w.snapshots_taken += 1;
-        info
+        snap
     }
 
     fn check_unique(&self, map: &ResourceMap, r: &Resource) -> Result<(), EngineError> {
@@ -1003,7 +1090,7 @@ impl ChangeStore {
                     after: None,
                     restored: Some(RestoreInfo {
                         snapshot,
-                        hash: snap.hash.clone(),
+                        hash: snap.hash().to_owned(),
                         differences,
                     }),
                     resources: snap.resources.clone(),

@@ -7,10 +7,10 @@
 pub mod actions;
 pub mod backtest;
 pub mod changes;
-pub mod error;
-pub mod history;
 #[cfg(feature = "runtime")]
 pub mod collect;
+pub mod error;
+pub mod history;
 pub mod model;
 pub mod optimizer;
 pub mod push;

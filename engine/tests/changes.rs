@@ -368,8 +368,8 @@ fn restore_is_a_change_and_reproduces_the_snapshot() {
         store.snapshot(2).unwrap().resources
     );
     assert_eq!(
-        store.snapshot(4).unwrap().hash,
-        store.snapshot(2).unwrap().hash
+        store.snapshot(4).unwrap().hash(),
+        store.snapshot(2).unwrap().hash()
     );
     assert_eq!(r.audit().what, "restored snapshot #2 (1 differences)");
 }
@@ -410,7 +410,10 @@ fn records_carry_before_and_after_for_the_audit_log() {
 fn a_restarted_store_continues_the_counter_and_snapshots() {
     // One clock for both lives: wall time keeps running across a restart.
     let clock = Arc::new(TickClock::default());
-    let with_clock = |every| StoreOptions { clock: clock.clone(), ..opts(every, 100) };
+    let with_clock = |every| StoreOptions {
+        clock: clock.clone(),
+        ..opts(every, 100)
+    };
     let store = ChangeStore::with_resources(vec![cpu()], with_clock(5)).unwrap();
     for i in 0..12 {
         store.apply(set_cpu(f64::from(i))).unwrap();
@@ -528,7 +531,7 @@ proptest! {
         if let Some(s) = ring.iter().next() {
             store.restore(s.change).unwrap();
             prop_assert_eq!(&store.state().resources, &s.resources);
-            prop_assert_eq!(engine::changes::content_hash(&store.state().resources), s.hash.clone());
+            prop_assert_eq!(engine::changes::content_hash(&store.state().resources), s.hash().to_owned());
         }
     }
 }
