@@ -69,8 +69,8 @@ fn apply_8_threads(bencher: Bencher) {
     });
 }
 
-/// A change that also snapshots (auto-save every change), by resource count; compare with
-/// `apply_single_thread` to get the snapshot's own cost.
+/// A change that also snapshots (auto-save every change), by resource count: the cost
+/// paid under the writer lock.
 #[divan::bench(args = [10, 100, 1000])]
 fn apply_with_snapshot(bencher: Bencher, resources: usize) {
     let store = store(resources, 1);
@@ -79,6 +79,21 @@ fn apply_with_snapshot(bencher: Bencher, resources: usize) {
     bencher.bench_local(|| {
         i += 1;
         store.apply(edit(&ids[i as usize % ids.len()], i)).unwrap()
+    });
+}
+
+/// As `apply_with_snapshot`, plus computing the snapshot's content hash (done lazily, off
+/// the writer lock, e.g. when the server journals the change): one resource changed since
+/// the previous snapshot, so one digest plus the O(n) combine.
+#[divan::bench(args = [10, 100, 1000])]
+fn apply_with_snapshot_and_hash(bencher: Bencher, resources: usize) {
+    let store = store(resources, 1);
+    let ids: Vec<ResourceId> = store.state().resources.keys().cloned().collect();
+    let mut i = 0u64;
+    bencher.bench_local(|| {
+        i += 1;
+        let r = store.apply(edit(&ids[i as usize % ids.len()], i)).unwrap();
+        r.snapshot.unwrap().hash().len()
     });
 }
 
