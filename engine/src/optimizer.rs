@@ -440,6 +440,38 @@ pub enum EventKind {
     Mark { label: String },
 }
 
+/// A before/after attached to its cause: what the UI lists per resource and the server
+/// journals, for actions, target edits and marks alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRecord {
+    pub resource: crate::model::ResourceId,
+    pub at_unix_ms: i64,
+    pub event: EventKind,
+    pub windows: EventWindows,
+    pub result: BeforeAfter,
+}
+
+impl ComparisonRecord {
+    /// Computes the record once the after window is over; `before`/`after` are the samples
+    /// of `windows.before` and `windows.after`.
+    pub fn compute<S: SampleValue>(
+        resource: crate::model::ResourceId,
+        event: EventKind,
+        windows: EventWindows,
+        before: &[S],
+        after: &[S],
+        target: &Target,
+    ) -> Self {
+        ComparisonRecord {
+            resource,
+            at_unix_ms: windows.before.1,
+            event,
+            windows,
+            result: before_after(before, after, target),
+        }
+    }
+}
+
 /// The time ranges of an event's before/after, in unix ms, half-open `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventWindows {
@@ -871,5 +903,28 @@ mod tests {
         assert_eq!(w.before, (700_000, 1_000_000));
         assert_eq!(w.after, (1_000_000, 1_120_000));
         assert_eq!(w.complete_at(), 1_120_000);
+    }
+
+    #[test]
+    fn marks_get_the_same_before_after_as_actions() {
+        let w = EventWindows::around(1_000_000, &settings());
+        let label = EventKind::Mark {
+            label: "deployed v2.3".into(),
+        };
+        let t = Target {
+            statistic: Statistic::Mean,
+            ..cpu_target()
+        };
+        let id = crate::model::ResourceId::new("cpu").unwrap();
+        let r = ComparisonRecord::compute(id, label, w, &[85.0f32; 300], &[65.0; 120], &t);
+        assert_eq!(r.at_unix_ms, 1_000_000);
+        assert!(r.result.target_met);
+        assert_eq!(
+            r.result.reason,
+            "mean 65 ≤ target 65 after (was 85, 23.5 % improvement)"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["event"]["kind"], "mark");
+        assert_eq!(json["event"]["label"], "deployed v2.3");
     }
 }
