@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::mem::size_of;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -537,6 +538,9 @@ pub struct History {
     by_key: HashMap<SeriesKey, SeriesId>,
     /// Collector series index → history id; `None` where the series cap refused it.
     tick_map: Vec<Option<SeriesId>>,
+    /// The series list `tick_map` was built from. A collector shares one list until it
+    /// discovers something, so a pointer comparison detects any other list.
+    tick_series: Option<Arc<[SeriesInfo]>>,
 }
 
 impl History {
@@ -548,6 +552,7 @@ impl History {
             data: Vec::new(),
             by_key: HashMap::new(),
             tick_map: Vec::new(),
+            tick_series: None,
         })
     }
 
@@ -602,14 +607,22 @@ impl History {
     }
 
     /// Appends every value of a collector tick, registering series the collector
-    /// discovered since the last tick. Ticks must come from a single collector (its
-    /// series indices are mapped once). Returns how many values were dropped because the
+    /// discovered since the last tick. The index map is rebuilt (by key) only when the
+    /// tick carries a different series list than the previous one, e.g. after the
+    /// collector grew or was restarted. Returns how many values were dropped because the
     /// series cap refused their series.
     pub fn append_tick(&mut self, tick: &Tick) -> usize {
-        while self.tick_map.len() < tick.series.len() {
-            let info = tick.series[self.tick_map.len()].clone();
-            let id = self.register(info).ok();
-            self.tick_map.push(id);
+        let same = self
+            .tick_series
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &tick.series));
+        if !same {
+            self.tick_map.clear();
+            for info in tick.series.iter() {
+                let id = self.register(info.clone()).ok();
+                self.tick_map.push(id);
+            }
+            self.tick_series = Some(Arc::clone(&tick.series));
         }
         let mut dropped = 0;
         for (i, value) in tick.values.iter().enumerate() {

@@ -197,6 +197,18 @@ fn history_appends_ticks_and_learns_new_series() {
     let disk = h.id(&SeriesKey::new("disk:/", "used_pct")).unwrap();
     assert_eq!(h.get(cpu).unwrap().last_raw(2), vec![5.0, 6.0]);
     assert_eq!(h.get(disk).unwrap().latest(), Some((1_000, None)));
+    // A restarted collector may list the same series in another order.
+    let reordered: Arc<[SeriesInfo]> =
+        vec![info("disk:/", "used_pct"), info("cpu", "utilization")].into();
+    let tick = Tick {
+        at: 2_000,
+        series: reordered,
+        values: vec![Some(40.0), Some(7.0)],
+        top_processes: None,
+    };
+    assert_eq!(h.append_tick(&tick), 0);
+    assert_eq!(h.get(cpu).unwrap().last_raw(3), vec![5.0, 6.0, 7.0]);
+    assert_eq!(h.get(disk).unwrap().latest(), Some((2_000, Some(40.0))));
     assert!(h.memory_bytes() >= 2 * h.config().bytes_per_series());
 }
 
@@ -211,8 +223,6 @@ fn invalid_configs_are_refused() {
     c.raw_slots = 0;
     assert!(History::new(c).is_err());
 }
-
-use std::sync::Arc;
 
 /// The brute-force model: every accepted sample by slot, with the same acceptance rules
 /// (first value of a slot wins, late samples only inside raw retention).
