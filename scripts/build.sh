@@ -26,6 +26,13 @@ wasm-bindgen --target web --no-typescript --remove-name-section \
   --out-name "$name" --out-dir "$staging/pkg" "$wasm_in"
 cp style/main.css "$staging/pkg/perfpilot-$css_hash.css"
 cp -r public/. "$staging/"
+# Compressed once here at the highest levels, so the server never compresses the bundle
+# per request and users download the smallest files (ServeDir picks .br/.gz by
+# Accept-Encoding).
+for f in "$staging"/pkg/*; do
+  gzip -9 -k -n "$f"
+  brotli -q 11 -k "$f"
+done
 printf '{"output_name":"%s","stylesheet":"%s"}\n' "$name" "perfpilot-$css_hash.css" > "$staging/assets.json"
 rm -rf "$site"
 mv "$staging" "$site"

@@ -42,7 +42,7 @@ ensure_apt() {
 
 ensure_wasm_target
 ensure_wasm_bindgen
-ensure_apt gzip
+ensure_apt gzip brotli
 if [ "${1:-}" = "--test" ]; then
-  ensure_apt chromium chromium-driver brotli
+  ensure_apt chromium chromium-driver
 fi

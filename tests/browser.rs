@@ -87,3 +87,120 @@ async fn navigation_works_client_side_and_unknown_urls_get_a_404_page() {
 
     browser.close().await;
 }
+
+async fn cards_updated_at(client: &fantoccini::Client) -> i64 {
+    let cards = client.find(Locator::Css(".cards")).await.unwrap();
+    cards
+        .attr("data-updated")
+        .await
+        .unwrap()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Polls `check` every 200 ms for up to `secs` seconds.
+async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {secs} s waiting for: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overview_shows_live_host_resources_without_a_reload() {
+    let server = Perfpilot::start(&[]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+
+    for resource in ["cpu", "memory"] {
+        let card = client
+            .wait()
+            .for_element(Locator::Css(&format!(
+                "article.card[data-resource='{resource}']"
+            )))
+            .await
+            .unwrap_or_else(|_| panic!("a card for {resource}"));
+        let value = card
+            .find(Locator::Css(".value"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            value.ends_with('%') || value == "no data",
+            "{resource}: {value}"
+        );
+    }
+    let cpu_target = client
+        .find(Locator::Css(
+            "article.card[data-resource='cpu'] .card-target",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(cpu_target, "Target: p95 utilization ≤ 65 % for 5 m");
+
+    let first = cards_updated_at(client).await;
+    eventually(10, "the overview to update from the websocket", || async {
+        cards_updated_at(client).await > first
+    })
+    .await;
+    let second = cards_updated_at(client).await;
+    eventually(10, "a second live update", || async {
+        cards_updated_at(client).await > second
+    })
+    .await;
+    browser.screenshot("overview.png").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_banner_shows_while_the_server_is_down_and_live_data_resumes() {
+    let server = Perfpilot::start(&[]);
+    let port = server.addr.port();
+    let browser = Browser::start().await;
+    let client = &browser.client;
+
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let before = cards_updated_at(client).await;
+    eventually(10, "live data before the restart", || async {
+        cards_updated_at(client).await > before
+    })
+    .await;
+    assert!(client.find(Locator::Id("reconnect-banner")).await.is_err());
+
+    drop(server);
+    eventually(10, "the reconnect banner", || async {
+        client.find(Locator::Id("reconnect-banner")).await.is_ok()
+    })
+    .await;
+    browser.screenshot("reconnecting.png").await;
+
+    let server = Perfpilot::start_on(port, &[]);
+    eventually(20, "the banner to go away after the restart", || async {
+        client.find(Locator::Id("reconnect-banner")).await.is_err()
+    })
+    .await;
+    let resumed = cards_updated_at(client).await;
+    eventually(10, "live data after the restart", || async {
+        cards_updated_at(client).await > resumed
+    })
+    .await;
+    drop(server);
+    browser.close().await;
+}

@@ -48,6 +48,11 @@ pub struct Perfpilot {
 
 impl Perfpilot {
     pub fn start(extra_args: &[&str]) -> Perfpilot {
+        Perfpilot::start_on(free_port(), extra_args)
+    }
+
+    /// Starts on a given port (to restart a server where a browser expects it).
+    pub fn start_on(port: u16, extra_args: &[&str]) -> Perfpilot {
         let bin = std::env::var("PERFPILOT_BIN").unwrap_or_else(|_| {
             format!("{}/../target/debug/perfpilot", env!("CARGO_MANIFEST_DIR"))
         });
@@ -57,7 +62,7 @@ impl Perfpilot {
             std::path::Path::new(&bin).is_file(),
             "perfpilot binary not found at {bin}: run scripts/test.sh (it builds it)"
         );
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut child = Command::new(&bin)
             .arg("--listen")
             .arg(addr.to_string())

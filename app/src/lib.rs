@@ -12,6 +12,8 @@ use leptos_router::{
 };
 
 mod components;
+pub mod format;
+pub mod live;
 mod pages;
 
 use components::theme::ThemeToggle;
@@ -26,6 +28,17 @@ pub struct SiteAssets {
     /// `href` of the stylesheet, e.g. `/pkg/perfpilot-1a2b3c.css`.
     pub stylesheet: String,
 }
+
+/// Where server functions get live data: the server provides an implementation through
+/// context, so `app` never depends on the server crate.
+#[cfg(feature = "ssr")]
+pub trait LiveSource: Send + Sync + 'static {
+    fn overview(&self) -> live::Overview;
+}
+
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct LiveSourceContext(pub std::sync::Arc<dyn LiveSource>);
 
 /// The whole HTML document, rendered only on the server.
 pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {
@@ -56,6 +69,7 @@ const THEME_BOOT_SCRIPT: &str = "try{var t=localStorage.getItem('perfpilot-theme
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let live = live::provide_live_state();
 
     // Effects run only in the browser, after hydration: the marker tells end-to-end tests
     // (and curious users) that the page is interactive.
@@ -83,6 +97,11 @@ pub fn App() -> impl IntoView {
                     <ThemeToggle/>
                 </div>
             </header>
+            <Show when=move || matches!(live.connection.get(), live::Connection::Reconnecting { .. })>
+                <div class="banner banner-warn" role="status" id="reconnect-banner">
+                    "Live data interrupted — reconnecting…"
+                </div>
+            </Show>
             <main id="main" class="content">
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=OverviewPage/>

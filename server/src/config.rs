@@ -15,6 +15,9 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+const DEFAULT_COLLECT_INTERVAL_MS: u64 = 1000;
+/// The seed's "every 20th change".
+const DEFAULT_AUTOSAVE_EVERY: u64 = 20;
 
 /// perfpilot: a self-hosted performance control plane for your hosts.
 #[derive(Parser, Debug, Clone, Default)]
@@ -41,6 +44,14 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
 
+    /// Milliseconds between host samples (200–60000).
+    #[arg(long, env = "PERFPILOT_COLLECT_INTERVAL_MS", value_name = "MS")]
+    pub collect_interval_ms: Option<u64>,
+
+    /// Take an in-memory snapshot every N accepted configuration changes (1–1000000).
+    #[arg(long, env = "PERFPILOT_AUTOSAVE_EVERY", value_name = "N")]
+    pub autosave_every: Option<u64>,
+
     /// Validate the configuration, print the effective settings and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -54,6 +65,8 @@ struct FileConfig {
     site_root: Option<PathBuf>,
     request_timeout: Option<u64>,
     max_body_bytes: Option<usize>,
+    collect_interval_ms: Option<u64>,
+    autosave_every: Option<u64>,
 }
 
 /// The effective settings after merging flags, environment, file and defaults.
@@ -63,6 +76,8 @@ pub struct Settings {
     pub site_root: PathBuf,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    pub collect_interval: Duration,
+    pub autosave_every: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +124,28 @@ impl Settings {
                 rule: format!("must be between 1024 and 67108864 bytes, got {max_body_bytes}"),
             });
         }
+        let collect_interval_ms = cli
+            .collect_interval_ms
+            .or(file.collect_interval_ms)
+            .unwrap_or(DEFAULT_COLLECT_INTERVAL_MS);
+        if !(200..=60_000).contains(&collect_interval_ms) {
+            return Err(ConfigError::Invalid {
+                field: "collect_interval_ms",
+                rule: format!(
+                    "must be between 200 and 60000 ms (the CPU counters need 200 ms between reads), got {collect_interval_ms}"
+                ),
+            });
+        }
+        let autosave_every = cli
+            .autosave_every
+            .or(file.autosave_every)
+            .unwrap_or(DEFAULT_AUTOSAVE_EVERY);
+        if !(1..=1_000_000).contains(&autosave_every) {
+            return Err(ConfigError::Invalid {
+                field: "autosave_every",
+                rule: format!("must be between 1 and 1000000 changes, got {autosave_every}"),
+            });
+        }
         Ok(Settings {
             listen: cli
                 .listen
@@ -121,6 +158,8 @@ impl Settings {
                 .unwrap_or_else(default_site_root),
             request_timeout: Duration::from_secs(request_timeout_secs),
             max_body_bytes,
+            collect_interval: Duration::from_millis(collect_interval_ms),
+            autosave_every,
         })
     }
 }
@@ -225,6 +264,19 @@ mod tests {
         assert_eq!(
             err,
             "request_timeout: must be between 1 and 3600 seconds, got 0"
+        );
+    }
+
+    #[test]
+    fn zero_autosave_period_is_refused() {
+        let cli = Cli {
+            autosave_every: Some(0),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&cli).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "autosave_every: must be between 1 and 1000000 changes, got 0"
         );
     }
 

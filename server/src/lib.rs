@@ -4,6 +4,8 @@
 
 pub mod assets;
 pub mod config;
+pub mod hub;
+pub mod monitor;
 pub mod router;
 pub mod shutdown;
 pub mod state;

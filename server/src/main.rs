@@ -30,7 +30,14 @@ async fn main() -> ExitCode {
     }
 
     let listen = settings.listen;
-    let state = AppState::new(settings);
+    let monitor = match server::monitor::start(&settings) {
+        Ok(started) => started,
+        Err(err) => {
+            eprintln!("error: cannot start the monitor: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = AppState::new(settings, monitor.clone());
     if let Some(problem) = &state.site.problem {
         tracing::warn!(%problem, "Serving pages without interactivity");
     }
@@ -49,7 +56,9 @@ async fn main() -> ExitCode {
 
     let router = server::router::app(state);
     let serve = axum::serve(listener, router).with_graceful_shutdown(server::shutdown::signal());
-    match serve.await {
+    let served = serve.await;
+    monitor.shutdown().await;
+    match served {
         Ok(()) => {
             tracing::info!("Stopped");
             ExitCode::SUCCESS

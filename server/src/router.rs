@@ -1,8 +1,6 @@
 //! The HTTP surface: [`app`] builds the whole router so `main` and the in-process tests
 //! serve exactly the same thing.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -35,8 +33,13 @@ pub fn app(state: AppState) -> Router {
         };
         move || app::shell(options.clone(), assets.clone())
     };
+    let context = {
+        let live = app::LiveSourceContext(std::sync::Arc::new(state.monitor.clone()));
+        move || leptos::prelude::provide_context(live.clone())
+    };
     let not_found = {
-        let handler = leptos_axum::render_app_to_stream_with_context(|| {}, render.clone());
+        let handler =
+            leptos_axum::render_app_to_stream_with_context(context.clone(), render.clone());
         move |req: Request<Body>| handler(req)
     };
 
@@ -45,7 +48,11 @@ pub fn app(state: AppState) -> Router {
             header::CACHE_CONTROL,
             IMMUTABLE,
         ))
-        .service(ServeDir::new(state.site.root.join(PKG_DIR)));
+        .service(
+            ServeDir::new(state.site.root.join(PKG_DIR))
+                .precompressed_br()
+                .precompressed_gzip(),
+        );
     let favicon = ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -63,7 +70,8 @@ pub fn app(state: AppState) -> Router {
             "/favicon.ico",
             get(|| async { Redirect::permanent("/favicon.svg") }),
         )
-        .leptos_routes(&state, routes, render)
+        .route("/ws/live", get(crate::hub::live))
+        .leptos_routes_with_context(&state, routes, context, render)
         .fallback(not_found)
         .with_state(state)
         .layer(
@@ -85,17 +93,19 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready to serve users: the browser bundle exists.
+/// Ready to serve users: the browser bundle exists and the collector is running.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match &state.site.problem {
-        None => (StatusCode::OK, "ready\n").into_response(),
-        Some(problem) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {problem}\n"),
-        )
-            .into_response(),
+    let mut problems = Vec::new();
+    if let Some(problem) = &state.site.problem {
+        problems.push(problem.clone());
+    }
+    if !state.monitor.is_running() {
+        problems.push("the host collector has stopped".to_owned());
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let body = format!("not ready: {}\n", problems.join("; "));
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
 }
-
-/// How long `main` waits for in-flight requests after a shutdown signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -7,16 +7,18 @@ use leptos::config::LeptosOptions;
 
 use crate::assets::Site;
 use crate::config::Settings;
+use crate::monitor::Monitor;
 
 #[derive(Clone)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub site: Arc<Site>,
     pub settings: Arc<Settings>,
+    pub monitor: Monitor,
 }
 
 impl AppState {
-    pub fn new(settings: Settings) -> AppState {
+    pub fn new(settings: Settings, monitor: Monitor) -> AppState {
         let site = Site::discover(&settings.site_root);
         let leptos_options = LeptosOptions::builder()
             .output_name(site.output_name.clone())
@@ -28,6 +30,7 @@ impl AppState {
             leptos_options,
             site: Arc::new(site),
             settings: Arc::new(settings),
+            monitor,
         }
     }
 }
@@ -35,5 +38,11 @@ impl AppState {
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()
+    }
+}
+
+impl app::LiveSource for Monitor {
+    fn overview(&self) -> app::live::Overview {
+        Monitor::overview(self)
     }
 }

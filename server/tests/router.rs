@@ -56,7 +56,9 @@ impl Site {
             site_root: Some(self.0.clone()),
             ..Cli::default()
         };
-        server::router::app(AppState::new(Settings::resolve(&cli).unwrap()))
+        let settings = Settings::resolve(&cli).unwrap();
+        let monitor = server::monitor::start(&settings).unwrap();
+        server::router::app(AppState::new(settings, monitor))
     }
 }
 
@@ -201,4 +203,20 @@ async fn oversized_body_gets_413() {
         .unwrap();
     let (status, _, _) = send(site.router(), request).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn precompressed_bundle_is_preferred_over_compressing_per_request() {
+    let site = Site::complete("precompressed");
+    let brotli_bytes = b"pretend brotli stream".to_vec();
+    std::fs::write(site.0.join("pkg/perfpilot-abc_bg.wasm.br"), &brotli_bytes).unwrap();
+    let request = Request::get("/pkg/perfpilot-abc_bg.wasm")
+        .header(header::ACCEPT_ENCODING, "gzip, br")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = send(site.router(), request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_ENCODING], "br");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/wasm");
+    assert_eq!(body, brotli_bytes, "served as built, not compressed again");
 }

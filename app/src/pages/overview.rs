@@ -1,17 +1,128 @@
-//! The overview: one card per watched resource.
+//! The overview: one card per watched resource — live value, sparkline, target and
+//! status with its reason.
+//!
+//! The server renders the cards from [`get_overview`]; after hydration the websocket's
+//! frames replace that data, so the first client render matches the server's exactly.
 
 use leptos::prelude::*;
 
+use crate::live::{Card, LiveState, Overview};
+
+/// The overview as of now, for the first render.
+#[server(endpoint = "overview")]
+pub async fn get_overview() -> Result<Overview, ServerFnError> {
+    let source = use_context::<crate::LiveSourceContext>()
+        .ok_or_else(|| ServerFnError::new("live data is not available on this server"))?;
+    Ok(source.0.overview())
+}
+
 #[component]
 pub fn OverviewPage() -> impl IntoView {
+    let live = expect_context::<LiveState>();
+    let initial = Resource::new(|| (), |_| get_overview());
+
     view! {
         <section class="page-head">
             <h1>"Overview"</h1>
             <p class="muted">"Every watched resource of this host against its target."</p>
         </section>
-        <section class="empty-state">
-            <h2>"No resources yet"</h2>
-            <p>"The host collector has not reported any resource. Cards for CPU, memory, disks and network appear here once it does."</p>
-        </section>
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading resources…"</p> }>
+            {move || {
+                let data = match live.overview.get() {
+                    Some(overview) => Ok(overview),
+                    None => initial.get().unwrap_or_else(|| Ok(Overview::default())),
+                };
+                match data {
+                    Err(err) => view! {
+                        <section class="error-state" role="alert">
+                            <h2>"Could not load the resources"</h2>
+                            <p>{err.to_string()}</p>
+                        </section>
+                    }
+                    .into_any(),
+                    Ok(overview) if overview.cards.is_empty() => view! {
+                        <section class="empty-state">
+                            <h2>"No resources yet"</h2>
+                            <p>"The host collector has not reported any resource. Cards for CPU, memory, disks and network appear here once it does."</p>
+                        </section>
+                    }
+                    .into_any(),
+                    Ok(overview) => view! {
+                        <div class="cards" data-updated=overview.at_unix_ms>
+                            {overview.cards.into_iter().map(|card| view! { <ResourceCard card/> }).collect_view()}
+                        </div>
+                    }
+                    .into_any(),
+                }
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn ResourceCard(card: Card) -> impl IntoView {
+    let status = card.status.as_str();
+    let value = card
+        .value
+        .map(|v| crate::format::reading(f64::from(v), &card.unit))
+        .unwrap_or_else(|| "no data".into());
+    let target_text = card
+        .target
+        .as_ref()
+        .map(|t| format!("Target: {}", t.text))
+        .unwrap_or_else(|| "No target set".into());
+    view! {
+        <article class=format!("card status-{status}") data-resource=card.id.clone()>
+            <header class="card-head">
+                <h2 class="card-title" title=card.id.clone()>{card.name.clone()}</h2>
+                <span class=format!("badge badge-{status}") title=card.reason.clone()>{card.status.label()}</span>
+            </header>
+            <p class="card-value">
+                <span class="value" data-metric=card.metric.clone()>{value}</span>
+                <span class="metric-name">{card.metric.replace('_', " ")}</span>
+            </p>
+            <Sparkline card=card.clone()/>
+            <p class="card-target">{target_text}</p>
+            <p class="card-reason">{card.reason.clone()}</p>
+        </article>
+    }
+}
+
+const SPARK_W: f64 = 240.0;
+const SPARK_H: f64 = 48.0;
+
+/// A dependency-free SVG sparkline: gaps break the line, the target is a dashed line.
+#[component]
+fn Sparkline(card: Card) -> impl IntoView {
+    let present = card.spark.iter().flatten().map(|v| f64::from(*v));
+    let data_max = present.fold(0.0f64, f64::max);
+    let top = if card.unit == "%" {
+        100.0
+    } else {
+        let target = card.target.as_ref().map_or(0.0, |t| t.value);
+        (data_max.max(target) * 1.15).max(1.0)
+    };
+    let n = card.spark.len().max(2) as f64 - 1.0;
+    let x = |i: usize| i as f64 / n * SPARK_W;
+    let y = |v: f64| SPARK_H - (v / top).clamp(0.0, 1.0) * SPARK_H;
+    let mut segments: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for (i, value) in card.spark.iter().enumerate() {
+        match value {
+            Some(v) => current.push_str(&format!("{:.1},{:.1} ", x(i), y(f64::from(*v)))),
+            None if !current.is_empty() => segments.push(std::mem::take(&mut current)),
+            None => {}
+        }
+    }
+    if !current.is_empty() {
+        segments.push(current);
+    }
+    let target_y = card.target.as_ref().map(|t| y(t.value));
+    let label = format!("Last {} samples of {}", card.spark.len(), card.metric);
+    view! {
+        <svg class="spark" viewBox=format!("0 0 {SPARK_W} {SPARK_H}") preserveAspectRatio="none" role="img" aria-label=label>
+            {target_y.map(|ty| view! { <line class="spark-target" x1="0" x2=SPARK_W y1=ty y2=ty/> })}
+            {segments.into_iter().map(|points| view! { <polyline class="spark-line" points=points/> }).collect_view()}
+        </svg>
     }
 }

@@ -1,0 +1,271 @@
+//! The live wire protocol between the server's hub and the browser, and (in the browser)
+//! the websocket client that keeps the page current.
+//!
+//! On connect the server sends a full [`LiveMessage::Overview`] (cards with their recent
+//! history), then one small [`LiveMessage::Tick`] per collector tick. A reconnecting
+//! client therefore back-fills its gap from the next overview without asking.
+
+use serde::{Deserialize, Serialize};
+
+use engine::model::OptimizationStatus;
+
+/// Samples of history a card's sparkline shows (at the collection step).
+pub const SPARK_POINTS: usize = 120;
+
+/// One resource as the overview shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    pub id: String,
+    /// Stable type string (`cpu`, `custom:42`).
+    pub resource_type: String,
+    pub name: String,
+    /// The metric the card shows: the target's, else the first utilization metric.
+    pub metric: String,
+    pub unit: String,
+    pub value: Option<f32>,
+    /// Oldest first, one per collection step; `None` is a gap.
+    pub spark: Vec<Option<f32>>,
+    pub target: Option<TargetLine>,
+    pub status: OptimizationStatus,
+    pub reason: String,
+}
+
+/// The target as the UI draws it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetLine {
+    pub value: f64,
+    /// "p95 utilization ≤ 65 % for 5 m".
+    pub text: String,
+    /// True for "≤" targets: values above the line are bad.
+    pub upper_bound: bool,
+}
+
+/// Everything the overview needs at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Overview {
+    pub at_unix_ms: i64,
+    pub cards: Vec<Card>,
+    /// Accepted configuration changes so far.
+    pub change: u64,
+    /// Auto-save period N: a snapshot every N changes.
+    pub autosave_every: u64,
+}
+
+/// Per-tick update of one card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardTick {
+    pub id: String,
+    pub value: Option<f32>,
+    pub status: OptimizationStatus,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveMessage {
+    Overview(Overview),
+    Tick {
+        at_unix_ms: i64,
+        cards: Vec<CardTick>,
+    },
+}
+
+impl Overview {
+    /// Applies one tick: new values go to the end of each sparkline, which keeps its
+    /// length. A card the tick does not mention gets a gap, as on the server.
+    pub fn apply_tick(&mut self, at_unix_ms: i64, ticks: &[CardTick]) {
+        self.at_unix_ms = at_unix_ms;
+        for card in &mut self.cards {
+            let update = ticks.iter().find(|t| t.id == card.id);
+            let value = update.and_then(|t| t.value);
+            card.value = value;
+            card.spark.push(value);
+            if card.spark.len() > SPARK_POINTS {
+                let excess = card.spark.len() - SPARK_POINTS;
+                card.spark.drain(..excess);
+            }
+            if let Some(t) = update {
+                card.status = t.status;
+                card.reason.clone_from(&t.reason);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(id: &str, spark: Vec<Option<f32>>) -> Card {
+        Card {
+            id: id.into(),
+            resource_type: "cpu".into(),
+            name: id.into(),
+            metric: "utilization".into(),
+            unit: "%".into(),
+            value: spark.last().copied().flatten(),
+            spark,
+            target: None,
+            status: OptimizationStatus::NotOptimized,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn tick_appends_keeps_length_and_marks_missing_cards_as_gaps() {
+        let mut overview = Overview {
+            cards: vec![
+                card("cpu", vec![Some(1.0); SPARK_POINTS]),
+                card("memory", vec![Some(2.0)]),
+            ],
+            ..Overview::default()
+        };
+        let ticks = [CardTick {
+            id: "cpu".into(),
+            value: Some(9.0),
+            status: OptimizationStatus::Optimized,
+            reason: "ok".into(),
+        }];
+        overview.apply_tick(5, &ticks);
+        assert_eq!(overview.at_unix_ms, 5);
+        assert_eq!(overview.cards[0].spark.len(), SPARK_POINTS);
+        assert_eq!(overview.cards[0].spark.last(), Some(&Some(9.0)));
+        assert_eq!(overview.cards[0].status, OptimizationStatus::Optimized);
+        assert_eq!(overview.cards[1].spark, vec![Some(2.0), None]);
+        assert_eq!(overview.cards[1].value, None);
+    }
+
+    #[test]
+    fn messages_round_trip_as_tagged_json() {
+        let msg = LiveMessage::Tick {
+            at_unix_ms: 7,
+            cards: vec![],
+        };
+        let json = serde_json::to_string(&msg).unwrap();
+        assert_eq!(json, r#"{"type":"tick","at_unix_ms":7,"cards":[]}"#);
+        assert_eq!(serde_json::from_str::<LiveMessage>(&json).unwrap(), msg);
+    }
+}
+
+/// What the page knows about its live connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// First connection attempt (also the server-rendered state).
+    Connecting,
+    Live,
+    /// The connection dropped; `attempt` counts retries since it was last live.
+    Reconnecting {
+        attempt: u32,
+    },
+}
+
+/// Live state shared by every page through context. The websocket client is its only
+/// writer.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveState {
+    pub overview: leptos::prelude::RwSignal<Option<Overview>>,
+    pub connection: leptos::prelude::RwSignal<Connection>,
+}
+
+/// Creates the live state, provides it as context and, in the browser, connects.
+pub fn provide_live_state() -> LiveState {
+    use leptos::prelude::*;
+    let state = LiveState {
+        overview: RwSignal::new(None),
+        connection: RwSignal::new(Connection::Connecting),
+    };
+    provide_context(state);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| client::connect(state, 0));
+    state
+}
+
+/// The browser side: one websocket per tab, reconnecting with capped exponential backoff.
+#[cfg(feature = "hydrate")]
+mod client {
+    use std::time::Duration;
+
+    use leptos::prelude::*;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+    use super::{Connection, LiveMessage, LiveState};
+
+    const MAX_BACKOFF_MS: u64 = 10_000;
+
+    fn url() -> String {
+        let location = window().location();
+        let scheme = match location.protocol().ok().as_deref() {
+            Some("https:") => "wss:",
+            _ => "ws:",
+        };
+        let host = location.host().unwrap_or_default();
+        format!("{scheme}//{host}/ws/live")
+    }
+
+    pub fn connect(state: LiveState, attempt: u32) {
+        let socket = match WebSocket::new(&url()) {
+            Ok(socket) => socket,
+            Err(_) => return retry(state, attempt + 1),
+        };
+
+        // The closures live as long as the socket; leaking one set per connection attempt
+        // is a few hundred bytes and spares a registry of handles.
+        let on_open = Closure::<dyn FnMut()>::new(move || {
+            state.connection.set(Connection::Live);
+        });
+        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        on_open.forget();
+
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let Some(text) = event.data().as_string() else {
+                return;
+            };
+            match serde_json::from_str::<LiveMessage>(&text) {
+                Ok(LiveMessage::Overview(overview)) => state.overview.set(Some(overview)),
+                Ok(LiveMessage::Tick { at_unix_ms, cards }) => state.overview.update(|overview| {
+                    if let Some(overview) = overview {
+                        overview.apply_tick(at_unix_ms, &cards);
+                    }
+                }),
+                Err(err) => leptos::logging::warn!("perfpilot: ignoring a live message: {err}"),
+            }
+        });
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+
+        // `error` is always followed by `close`, so only `close` schedules the retry.
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
+            let next = match state.connection.get_untracked() {
+                Connection::Live => 1,
+                _ => attempt + 1,
+            };
+            state
+                .connection
+                .set(Connection::Reconnecting { attempt: next });
+            retry(state, next);
+        });
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        on_close.forget();
+    }
+
+    fn retry(state: LiveState, attempt: u32) {
+        let base = 500u64
+            .saturating_mul(1 << attempt.min(5))
+            .min(MAX_BACKOFF_MS);
+        // Jitter spreads a crowd of tabs reconnecting after a server restart.
+        let jitter = (js_sys_random() * base as f64 * 0.2) as u64;
+        set_timeout(
+            move || connect(state, attempt),
+            Duration::from_millis(base + jitter),
+        );
+    }
+
+    fn js_sys_random() -> f64 {
+        // `Math.random` through web-sys would need js-sys as a direct dependency; the
+        // current time's sub-millisecond part is random enough for jitter.
+        let now = window().performance().map(|p| p.now()).unwrap_or(0.0);
+        now.fract()
+    }
+}

@@ -1,0 +1,89 @@
+//! The live websocket (`/ws/live`): an axum route rather than a Leptos websocket server
+//! function, because the hub shares one serialized frame between every socket (a server
+//! function stream serializes per client) and needs per-socket control of pings, size
+//! limits and slow-client handling.
+//!
+//! A client gets the full overview on connect, then each tick's frame. A client that falls
+//! more than the hub's capacity behind is not waited for: it skips to a fresh overview.
+//! One that cannot take a frame within [`SEND_TIMEOUT`] is disconnected.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use tokio::sync::broadcast::error::RecvError;
+
+use app::live::LiveMessage;
+
+use crate::state::AppState;
+
+/// nginx closes idle websockets after 60 s; a ping well inside that keeps them open.
+const PING_EVERY: Duration = Duration::from_secs(20);
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clients only send pongs and close frames.
+const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+
+pub async fn live(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, state))
+}
+
+fn overview_frame(state: &AppState) -> Option<Utf8Bytes> {
+    let message = LiveMessage::Overview(state.monitor.overview());
+    match serde_json::to_string(&message) {
+        Ok(json) => Some(Utf8Bytes::from(json)),
+        Err(err) => {
+            tracing::error!(%err, "Cannot serialize the overview");
+            None
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn serve(mut socket: WebSocket, state: AppState) {
+    // Subscribe before taking the overview so no tick falls between the two.
+    let mut frames = state.monitor.subscribe();
+    let Some(hello) = overview_frame(&state) else {
+        return;
+    };
+    if !send(&mut socket, Message::Text(hello)).await {
+        return;
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            frame = frames.recv() => {
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    Err(RecvError::Lagged(_)) => match overview_frame(&state) {
+                        Some(frame) => frame,
+                        None => break,
+                    },
+                    Err(RecvError::Closed) => break,
+                };
+                if !send(&mut socket, Message::Text(frame)).await {
+                    tracing::debug!("Dropping a websocket client that stopped reading");
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                if !send(&mut socket, Message::Ping(Default::default())).await {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

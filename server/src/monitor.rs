@@ -1,0 +1,318 @@
+//! The monitor: the one task that turns collector ticks into history, statuses and live
+//! frames. Collect → (history) → Analyze → publish.
+//!
+//! It is the only writer of the history rings and of the optimizer trackers; request
+//! handlers read history under a short read lock and read configuration from the
+//! engine's `ChangeStore`. Each tick is serialized once and the same bytes go to every
+//! websocket through the hub's broadcast channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::ws::Utf8Bytes;
+use engine::changes::{ChangeStore, StoreOptions};
+use engine::collect::{CollectorHandle, HostCollector};
+use engine::history::{History, HistoryConfig};
+use engine::model::{default_target, Metric, MetricKind, Resource, ResourceId};
+use engine::optimizer::{Analyzer, Tracker};
+use engine::series::{SeriesInfo, SeriesKey, Tick};
+use tokio::sync::broadcast;
+
+use app::live::{Card, CardTick, LiveMessage, Overview, TargetLine, SPARK_POINTS};
+
+/// Frames buffered per websocket before a slow client skips ahead to a fresh overview.
+const HUB_CAPACITY: usize = 8;
+
+/// Starts the host collector and the monitor with the configured settings.
+pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
+    let collector = HostCollector::new(engine::collect::CollectorConfig {
+        interval: settings.collect_interval,
+        ..Default::default()
+    });
+    let options = StoreOptions {
+        autosave: engine::changes::AutoSave::new(settings.autosave_every, 100)?,
+        ..StoreOptions::default()
+    };
+    Monitor::start(collector, HistoryConfig::default(), options)
+}
+
+/// Shared handles of the running monitor.
+#[derive(Clone)]
+pub struct Monitor {
+    pub store: Arc<ChangeStore>,
+    pub history: Arc<RwLock<History>>,
+    frames: broadcast::Sender<Utf8Bytes>,
+    running: Arc<std::sync::atomic::AtomicBool>,
+    /// Taken by [`Monitor::shutdown`]; the collector runs while it is here.
+    collector: Arc<std::sync::Mutex<Option<CollectorHandle>>>,
+}
+
+impl Monitor {
+    /// Registers one engine resource per collector resource (with the seed's default
+    /// targets), then starts the task that consumes ticks.
+    pub fn start(
+        collector: HostCollector,
+        history_config: HistoryConfig,
+        store_options: StoreOptions,
+    ) -> anyhow::Result<Monitor> {
+        let resources = resources_from_series(collector.series());
+        let store = Arc::new(ChangeStore::with_resources(resources, store_options)?);
+        let history = Arc::new(RwLock::new(History::new(history_config)?));
+        let (frames, _) = broadcast::channel(HUB_CAPACITY);
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let collector = engine::collect::spawn(collector, 4);
+        let ticks = collector.subscribe();
+        let monitor = Monitor {
+            store,
+            history,
+            frames,
+            running,
+            collector: Arc::new(std::sync::Mutex::new(Some(collector))),
+        };
+        tokio::spawn(monitor.clone().run(ticks));
+        Ok(monitor)
+    }
+
+    /// Stops the collector (the monitor task ends with it). Later calls do nothing.
+    pub async fn shutdown(&self) {
+        let handle = self
+            .collector
+            .lock()
+            .expect("collector lock poisoned")
+            .take();
+        if let Some(handle) = handle {
+            handle.shutdown().await;
+        }
+    }
+
+    /// Whether the monitor is still consuming ticks (for `/readyz`).
+    pub fn is_running(&self) -> bool {
+        self.running.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
+        self.frames.subscribe()
+    }
+
+    async fn run(self, mut ticks: broadcast::Receiver<Arc<Tick>>) {
+        let mut analyzer = Analyzer::new();
+        let mut trackers: HashMap<ResourceId, Tracker> = HashMap::new();
+        loop {
+            let tick = match ticks.recv().await {
+                Ok(tick) => tick,
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    tracing::warn!(
+                        skipped,
+                        "Monitor fell behind the collector; skipped ticks become gaps"
+                    );
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            };
+            let cards = self.evaluate(&tick, &mut analyzer, &mut trackers);
+            if self.frames.receiver_count() > 0 {
+                let frame = LiveMessage::Tick {
+                    at_unix_ms: tick.at,
+                    cards,
+                };
+                match serde_json::to_string(&frame) {
+                    Ok(json) => {
+                        let _ = self.frames.send(Utf8Bytes::from(json));
+                    }
+                    Err(err) => tracing::error!(%err, "Cannot serialize a live frame"),
+                }
+            }
+        }
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!("Collector stopped; live data has ended");
+    }
+
+    /// Appends the tick to history and runs the analysis of every resource with a target.
+    fn evaluate(
+        &self,
+        tick: &Tick,
+        analyzer: &mut Analyzer,
+        trackers: &mut HashMap<ResourceId, Tracker>,
+    ) -> Vec<CardTick> {
+        let state = self.store.state();
+        let mut statuses = Vec::with_capacity(state.resources.len());
+        let mut cards = Vec::with_capacity(state.resources.len());
+        {
+            let mut history = self.history.write().expect("history lock poisoned");
+            history.append_tick(tick);
+        }
+        let history = self.history.read().expect("history lock poisoned");
+        for (id, resource) in state.resources.iter() {
+            let metric = card_metric(resource);
+            let value = metric.and_then(|m| tick.value(id.as_str(), &m.name));
+            let tracker = trackers
+                .entry(id.clone())
+                .or_insert_with(|| Tracker::new(tick.at));
+            if let (Some(target), Some(kind)) = (&resource.target, resource.target_kind()) {
+                let key = SeriesKey::new(id.as_str(), target.metric.as_str());
+                if let Some(series) = history.id(&key).and_then(|sid| history.get(sid)) {
+                    let samples = series.last_raw(resource.settings.window_samples());
+                    let observation = analyzer.observe(&samples, target, &resource.settings);
+                    if let Some(transition) =
+                        tracker.observe(tick.at, &observation, target, kind, &resource.settings)
+                    {
+                        tracing::info!(
+                            resource = %id,
+                            from = transition.from.as_str(),
+                            to = transition.to.as_str(),
+                            reason = %transition.reason,
+                            "Status changed"
+                        );
+                    }
+                }
+            }
+            let report = tracker.report();
+            cards.push(CardTick {
+                id: id.as_str().to_owned(),
+                value,
+                status: report.status,
+                reason: report.reason.clone(),
+            });
+            statuses.push((id.clone(), report));
+        }
+        trackers.retain(|id, _| state.resources.contains_key(id));
+        drop(history);
+        self.store.publish_statuses(statuses);
+        cards
+    }
+
+    /// The full overview: every resource with its recent history.
+    pub fn overview(&self) -> Overview {
+        let views = self.store.views();
+        let history = self.history.read().expect("history lock poisoned");
+        let mut at_unix_ms = 0;
+        let cards = views
+            .iter()
+            .map(|view| {
+                let resource = &view.resource;
+                let metric = card_metric(resource);
+                let (spark, unit) = match metric {
+                    Some(m) => {
+                        let key = SeriesKey::new(resource.id.as_str(), m.name.as_str());
+                        let series = history
+                            .id(&key)
+                            .and_then(|sid| Some((sid, history.get(sid)?)));
+                        let spark = series
+                            .map(|(_, s)| {
+                                if let Some((t, _)) = s.latest() {
+                                    at_unix_ms = at_unix_ms.max(t);
+                                }
+                                s.last_raw(SPARK_POINTS)
+                                    .into_iter()
+                                    .map(|v| (!v.is_nan()).then_some(v))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let unit = series
+                            .and_then(|(sid, _)| history.info(sid).map(|i| i.unit.clone()))
+                            .unwrap_or_else(|| m.kind.unit().to_owned());
+                        (spark, unit)
+                    }
+                    None => (Vec::new(), String::new()),
+                };
+                let target = resource.target.as_ref().and_then(|t| {
+                    let kind = resource.metric(&t.metric)?.kind;
+                    Some(TargetLine {
+                        value: t.value,
+                        text: t.describe(kind),
+                        upper_bound: t.comparator == engine::model::Comparator::Le,
+                    })
+                });
+                Card {
+                    id: resource.id.as_str().to_owned(),
+                    resource_type: resource.resource_type.to_string(),
+                    name: resource.name.clone(),
+                    metric: metric.map(|m| m.name.clone()).unwrap_or_default(),
+                    unit,
+                    value: spark.last().copied().flatten(),
+                    spark,
+                    target,
+                    status: view.status.status,
+                    reason: view.status.reason.clone(),
+                }
+            })
+            .collect();
+        let stats = self.store.stats();
+        Overview {
+            at_unix_ms,
+            cards,
+            change: stats.change,
+            autosave_every: stats.autosave.every(),
+        }
+    }
+}
+
+/// The metric a card shows: the target's, else the first utilization metric, else the
+/// first metric.
+fn card_metric(resource: &Resource) -> Option<&Metric> {
+    resource
+        .target
+        .as_ref()
+        .and_then(|t| resource.metric(&t.metric))
+        .or_else(|| {
+            resource
+                .metrics
+                .iter()
+                .find(|m| m.kind == MetricKind::Utilization)
+        })
+        .or_else(|| resource.metrics.first())
+}
+
+/// One engine resource per collector resource id, exposing the series that have a metric
+/// kind. The seed's default target applies to the resource's utilization metric.
+pub fn resources_from_series(series: &[SeriesInfo]) -> Vec<Resource> {
+    let mut resources: Vec<Resource> = Vec::new();
+    for info in series {
+        // Per-core series stay in history for charts; one card per core would drown the
+        // overview on a many-core host.
+        let Some(kind) = info.kind.filter(|_| !info.key.resource.starts_with("cpu:")) else {
+            continue;
+        };
+        let position = resources
+            .iter()
+            .position(|r| r.id.as_str() == info.key.resource);
+        let resource = match position {
+            Some(i) => &mut resources[i],
+            None => {
+                let Ok(id) = ResourceId::new(&info.key.resource) else {
+                    tracing::warn!(resource = %info.key.resource, "Collector resource id is not valid; skipped");
+                    continue;
+                };
+                let mut resource = Resource::new(id, info.resource_type, &info.resource_name);
+                resource.metrics.clear();
+                resource.target = None;
+                resources.push(resource);
+                resources.last_mut().expect("just pushed")
+            }
+        };
+        if resource.metric(&info.key.metric).is_none() {
+            resource.metrics.push(Metric::new(&info.key.metric, kind));
+        }
+    }
+    for resource in &mut resources {
+        resource.target = default_target(resource.resource_type).and_then(|mut target| {
+            if resource.metric(&target.metric).is_none() {
+                let utilization = resource
+                    .metrics
+                    .iter()
+                    .find(|m| m.kind == MetricKind::Utilization)?;
+                target.metric.clone_from(&utilization.name);
+            }
+            Some(target)
+        });
+    }
+    resources.retain(|r| match r.validate() {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(resource = %r.id, %err, "Collector resource rejected by the engine; skipped");
+            false
+        }
+    });
+    resources
+}
