@@ -56,7 +56,8 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectorConfig {
-    /// Tick period of [`spawn`].
+    /// Tick period of [`spawn`]; raised to sysinfo's minimum CPU refresh gap (200 ms)
+    /// if set lower.
     pub interval: Duration,
     /// How often the top-process scan runs (it walks all of `/proc`).
     pub process_interval: Duration,

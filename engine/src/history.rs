@@ -11,12 +11,13 @@
 //! Pure code: no clock, no I/O, no sysinfo/tokio, so the browser (wasm32) can downsample
 //! the same way the server does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem::size_of;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::push::PushedSample;
 use crate::series::{SeriesInfo, SeriesKey, Tick, UnixMillis};
 
 /// Ring sizes, chosen once at start-up.
@@ -276,11 +277,22 @@ impl<T: Copy> Ring<T> {
         self.filled = (self.filled + 1).min(cap);
     }
 
-    /// Writes `value` at `t`: advancing if `t` is newer, overwriting if it is held.
+    /// Index of the slot for `t` ≤ newest, growing the held span backwards when the ring
+    /// has not wrapped yet: slots it never wrote still hold gaps, so a late sample from
+    /// before the first one is as valid as any other inside the window.
+    fn reach(&mut self, t: i64) -> Option<usize> {
+        if self.filled > 0 && t <= self.newest && t >= self.window_start() {
+            let span = ((self.newest - t) / self.step) as usize + 1;
+            self.filled = self.filled.max(span);
+        }
+        self.index_of(t)
+    }
+
+    /// Writes `value` at `t`: advancing if `t` is newer, overwriting if it is in the window.
     fn put(&mut self, t: i64, value: T) {
         if self.filled == 0 || t > self.newest {
             self.advance(t, value);
-        } else if let Some(i) = self.index_of(t) {
+        } else if let Some(i) = self.reach(t) {
             self.slots[i] = value;
         }
     }
@@ -358,7 +370,10 @@ impl SeriesHistory {
             self.agg.put(bucket, self.open.aggregate());
             return Appended::Stored;
         }
-        let Some(i) = self.raw.index_of(slot) else {
+        // Decided before `reach` may grow the span: an unwrapped ring still holds
+        // everything ever appended.
+        let never_wrapped = self.raw.filled < self.raw.cap();
+        let Some(i) = self.raw.reach(slot) else {
             return Appended::TooOld;
         };
         if !self.raw.slots[i].is_nan() {
@@ -371,7 +386,7 @@ impl SeriesHistory {
         if bucket == self.open_bucket {
             self.open.add(v, v, v);
             self.agg.put(bucket, self.open.aggregate());
-        } else if self.raw.filled < self.raw.cap() || bucket >= self.raw.oldest() {
+        } else if never_wrapped || bucket >= self.raw.oldest() {
             // The whole bucket is still in the raw tier, so it can be recomputed exactly.
             // Otherwise its older part is gone and the late sample lives in raw only.
             let mut fold = Fold::EMPTY;
@@ -634,6 +649,37 @@ impl History {
             }
         }
         dropped
+    }
+
+    /// Stores a validated push body all-or-nothing: if its new series would exceed the
+    /// series cap, nothing is registered or appended. Returns what happened to each
+    /// sample, in order (late, duplicate and too-old samples are reported, not errors).
+    pub fn append_pushed(
+        &mut self,
+        samples: &[PushedSample],
+    ) -> Result<Vec<Appended>, HistoryError> {
+        let new: HashSet<SeriesKey> = samples
+            .iter()
+            .map(PushedSample::series_key)
+            .filter(|k| !self.by_key.contains_key(k))
+            .collect();
+        if self.infos.len() + new.len() > self.config.max_series {
+            return Err(HistoryError::TooManySeries {
+                max: self.config.max_series,
+            });
+        }
+        // Oldest first, so a batch sent newest-first fills slots instead of racing ahead
+        // and then having to fill backwards.
+        let mut order: Vec<usize> = (0..samples.len()).collect();
+        order.sort_by_key(|&i| samples[i].timestamp);
+        let mut outcomes = vec![Appended::TooOld; samples.len()];
+        for i in order {
+            let sample = &samples[i];
+            let id = self.register(sample.series_info())?;
+            let value = Some(sample.value as f32);
+            outcomes[i] = self.data[id.0 as usize].append(sample.timestamp, value);
+        }
+        Ok(outcomes)
     }
 
     pub fn range(

@@ -95,6 +95,19 @@ fn late_samples_fill_gaps_once_and_old_ones_are_dropped() {
     assert_eq!(s.append(2_000, Some(9.0)), Appended::Duplicate);
     assert_eq!(s.append(4_000, Some(9.0)), Appended::Duplicate);
     assert_eq!(s.append(-1_000, Some(9.0)), Appended::TooOld);
+    // Before the first sample but inside the window of a ring that has not wrapped.
+    let mut young = SeriesHistory::new(&small(5, 2, 10));
+    young.append(10_000, Some(1.0));
+    assert_eq!(young.append(7_000, Some(7.0)), Appended::Filled);
+    assert_eq!(young.append(5_000, Some(7.0)), Appended::TooOld);
+    assert_eq!(
+        bits(&young.last_raw(5)),
+        bits(&[7.0, f32::NAN, f32::NAN, 1.0])
+    );
+    let agg = young.range(-100_000, 12_000, 100);
+    assert_eq!(agg.tier, Tier::Aggregate);
+    let filled: Vec<(i64, f32)> = agg.points.iter().flatten().map(|p| (p.t, p.mean)).collect();
+    assert_eq!(filled, vec![(6_000, 7.0), (10_000, 1.0)]);
     assert_eq!(
         bits(&s.last_raw(5)),
         bits(&[1.0, f32::NAN, 3.0, f32::NAN, 5.0])
@@ -213,6 +226,51 @@ fn history_appends_ticks_and_learns_new_series() {
 }
 
 #[test]
+fn pushes_are_stored_all_or_nothing() {
+    use crate::push::parse_push;
+    let now = 1_700_000_000_000;
+    let mut h = History::new(small(10, 2, 5)).unwrap();
+    h.register(info("cpu", "utilization")).unwrap();
+    h.register(info("memory", "used_pct")).unwrap();
+    let ok = parse_push(
+        br#"{"samples":[
+            {"resource":"custom:1","metric":"queue","value":3},
+            {"resource":"custom:1","metric":"queue","value":4,"timestamp":1699999999000},
+            {"resource":"custom:2","metric":"lag","value":0.5}
+        ]}"#,
+        now,
+    )
+    .unwrap();
+    // Applied oldest first: the sample stamped a second earlier is stored, not "late".
+    assert_eq!(
+        h.append_pushed(&ok).unwrap(),
+        vec![Appended::Stored, Appended::Stored, Appended::Stored]
+    );
+    let queue = h.id(&SeriesKey::new("custom:1", "queue")).unwrap();
+    assert_eq!(h.get(queue).unwrap().last_raw(2), vec![4.0, 3.0]);
+    assert_eq!(
+        h.info(queue).unwrap().resource_type,
+        ResourceType::Custom(1)
+    );
+    // Two more new series would exceed the cap of 4: nothing of this body is stored.
+    let too_many = parse_push(
+        br#"{"samples":[
+            {"resource":"custom:1","metric":"queue","value":9,"timestamp":1700000001000},
+            {"resource":"custom:3","metric":"a","value":1},
+            {"resource":"custom:4","metric":"b","value":1}
+        ]}"#,
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        h.append_pushed(&too_many),
+        Err(HistoryError::TooManySeries { max: 4 })
+    );
+    assert_eq!(h.series().len(), 4);
+    assert_eq!(h.get(queue).unwrap().latest(), Some((now, Some(3.0))));
+}
+
+#[test]
 fn invalid_configs_are_refused() {
     let mut c = HistoryConfig {
         bucket_ms: 1_500,
@@ -229,6 +287,7 @@ fn invalid_configs_are_refused() {
 #[derive(Default)]
 struct Oracle {
     values: BTreeMap<i64, f32>,
+    /// Earliest slot the ring has held (value or gap).
     first: Option<i64>,
     newest: i64,
 }
@@ -243,8 +302,11 @@ impl Oracle {
             }
             Some(_) if slot > self.newest => self.newest = slot,
             Some(first) => {
-                let oldest = first.max(self.newest - (cap as i64 - 1) * 1_000);
-                if slot < oldest || self.values.contains_key(&slot) {
+                if slot < self.newest - (cap as i64 - 1) * 1_000 {
+                    return;
+                }
+                self.first = Some(first.min(slot));
+                if self.values.contains_key(&slot) {
                     return;
                 }
             }
