@@ -40,6 +40,21 @@ fn wait_for_port(addr: SocketAddr, what: &str, child: &mut Child) {
     panic!("{what} did not listen on {addr} within 30 s");
 }
 
+/// A plain HTTP/1.0 GET, enough for status checks without another client stack. Returns
+/// the status and the whole response (headers and body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to perfpilot");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:.200}"));
+    (status, response)
+}
+
 /// A running `perfpilot` process, killed on drop.
 pub struct Perfpilot {
     pub addr: SocketAddr,
@@ -69,6 +84,12 @@ impl Perfpilot {
             .arg("--site-root")
             .arg(&site)
             .args(extra_args)
+            // Parallel tests would fight over the default metrics port.
+            .args(if extra_args.contains(&"--metrics-listen") {
+                &[][..]
+            } else {
+                &["--metrics-listen", "off"][..]
+            })
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
@@ -102,18 +123,8 @@ impl Perfpilot {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// A plain HTTP/1.0 GET, enough for status checks without another client stack.
     pub fn get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).expect("connect to perfpilot");
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP response: {response:.200}"));
-        (status, response)
+        http_get(self.addr, path)
     }
 }
 

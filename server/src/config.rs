@@ -15,6 +15,7 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 const DEFAULT_COLLECT_INTERVAL_MS: u64 = 1000;
 /// The seed's "every 20th change".
 const DEFAULT_AUTOSAVE_EVERY: u64 = 20;
@@ -52,6 +53,14 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_AUTOSAVE_EVERY", value_name = "N")]
     pub autosave_every: Option<u64>,
 
+    /// Address of the Prometheus `/metrics` listener, or `off`.
+    #[arg(long, env = "PERFPILOT_METRICS_LISTEN", value_name = "ADDR|off")]
+    pub metrics_listen: Option<String>,
+
+    /// Also serve `/metrics` on the main listener (it is not public by default).
+    #[arg(long, env = "PERFPILOT_METRICS_ON_MAIN_LISTENER")]
+    pub metrics_on_main_listener: bool,
+
     /// Validate the configuration, print the effective settings and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -67,6 +76,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     collect_interval_ms: Option<u64>,
     autosave_every: Option<u64>,
+    metrics_listen: Option<String>,
+    metrics_on_main_listener: Option<bool>,
 }
 
 /// The effective settings after merging flags, environment, file and defaults.
@@ -78,6 +89,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub collect_interval: Duration,
     pub autosave_every: u64,
+    /// `None` when the separate metrics listener is off.
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_on_main_listener: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +160,23 @@ impl Settings {
                 rule: format!("must be between 1 and 1000000 changes, got {autosave_every}"),
             });
         }
+        let metrics_listen = match cli
+            .metrics_listen
+            .as_deref()
+            .or(file.metrics_listen.as_deref())
+            .unwrap_or(DEFAULT_METRICS_LISTEN)
+        {
+            "off" => None,
+            addr => Some(
+                addr.parse::<SocketAddr>()
+                    .map_err(|_| ConfigError::Invalid {
+                        field: "metrics_listen",
+                        rule: format!(
+                            "must be an address like 127.0.0.1:9464 or `off`, got {addr:?}"
+                        ),
+                    })?,
+            ),
+        };
         Ok(Settings {
             listen: cli
                 .listen
@@ -160,6 +191,9 @@ impl Settings {
             max_body_bytes,
             collect_interval: Duration::from_millis(collect_interval_ms),
             autosave_every,
+            metrics_listen,
+            metrics_on_main_listener: cli.metrics_on_main_listener
+                || file.metrics_on_main_listener.unwrap_or(false),
         })
     }
 }
@@ -277,6 +311,24 @@ mod tests {
         assert_eq!(
             err,
             "autosave_every: must be between 1 and 1000000 changes, got 0"
+        );
+    }
+
+    #[test]
+    fn metrics_listener_can_be_turned_off_or_must_be_an_address() {
+        let off = Cli {
+            metrics_listen: Some("off".into()),
+            ..Cli::default()
+        };
+        assert_eq!(Settings::resolve(&off).unwrap().metrics_listen, None);
+        let bad = Cli {
+            metrics_listen: Some("9464".into()),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&bad).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "metrics_listen: must be an address like 127.0.0.1:9464 or `off`, got \"9464\""
         );
     }
 

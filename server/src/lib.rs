@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod config;
 pub mod hub;
+pub mod metrics;
 pub mod monitor;
 pub mod router;
 pub mod shutdown;

@@ -30,6 +30,7 @@ async fn main() -> ExitCode {
     }
 
     let listen = settings.listen;
+    let metrics_listen = settings.metrics_listen;
     let monitor = match server::monitor::start(&settings) {
         Ok(started) => started,
         Err(err) => {
@@ -53,6 +54,28 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(url = %format!("http://{listen}/"), "perfpilot is listening");
+
+    if let Some(addr) = metrics_listen {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                eprintln!(
+                    "error: cannot listen on {addr} (metrics): {}",
+                    describe_bind_error(&err)
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(url = %format!("http://{addr}/metrics"), "Prometheus metrics are served");
+        let router = server::metrics::Exposition::new(state.monitor.clone()).router();
+        tokio::spawn(async move {
+            let serve =
+                axum::serve(listener, router).with_graceful_shutdown(server::shutdown::signal());
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "Metrics listener failed");
+            }
+        });
+    }
 
     let router = server::router::app(state);
     let serve = axum::serve(listener, router).with_graceful_shutdown(server::shutdown::signal());

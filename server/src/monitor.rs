@@ -7,6 +7,7 @@
 //! websocket through the hub's broadcast channel.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
@@ -36,13 +37,35 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
     Monitor::start(collector, HistoryConfig::default(), options)
 }
 
+/// Counters the monitor keeps about its own work, for `/metrics`.
+#[derive(Debug, Default)]
+struct TickCounters {
+    ticks: AtomicU64,
+    gaps: AtomicU64,
+    /// f64 bits of the last tick's processing time in seconds.
+    last_duration_bits: AtomicU64,
+}
+
+/// A copy of the monitor's counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TickStats {
+    pub ticks: u64,
+    pub gaps: u64,
+    pub last_duration_secs: f64,
+}
+
+/// Outcomes an optimizer action can end with, as `/metrics` labels them.
+pub const ACTION_OUTCOMES: [&str; 4] = ["recommended", "dry_run", "succeeded", "failed"];
+
 /// Shared handles of the running monitor.
 #[derive(Clone)]
 pub struct Monitor {
     pub store: Arc<ChangeStore>,
     pub history: Arc<RwLock<History>>,
     frames: broadcast::Sender<Utf8Bytes>,
-    running: Arc<std::sync::atomic::AtomicBool>,
+    running: Arc<AtomicBool>,
+    counters: Arc<TickCounters>,
+    action_counts: Arc<[AtomicU64; ACTION_OUTCOMES.len()]>,
     /// Taken by [`Monitor::shutdown`]; the collector runs while it is here.
     collector: Arc<std::sync::Mutex<Option<CollectorHandle>>>,
 }
@@ -59,7 +82,7 @@ impl Monitor {
         let store = Arc::new(ChangeStore::with_resources(resources, store_options)?);
         let history = Arc::new(RwLock::new(History::new(history_config)?));
         let (frames, _) = broadcast::channel(HUB_CAPACITY);
-        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let running = Arc::new(AtomicBool::new(true));
         let collector = engine::collect::spawn(collector, 4);
         let ticks = collector.subscribe();
         let monitor = Monitor {
@@ -67,6 +90,8 @@ impl Monitor {
             history,
             frames,
             running,
+            counters: Arc::default(),
+            action_counts: Arc::new(Default::default()),
             collector: Arc::new(std::sync::Mutex::new(Some(collector))),
         };
         tokio::spawn(monitor.clone().run(ticks));
@@ -85,9 +110,26 @@ impl Monitor {
         }
     }
 
+    pub fn tick_stats(&self) -> TickStats {
+        TickStats {
+            ticks: self.counters.ticks.load(Ordering::Relaxed),
+            gaps: self.counters.gaps.load(Ordering::Relaxed),
+            last_duration_secs: f64::from_bits(
+                self.counters.last_duration_bits.load(Ordering::Relaxed),
+            ),
+        }
+    }
+
+    /// Action executions so far, by outcome.
+    pub fn action_outcomes(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ACTION_OUTCOMES
+            .into_iter()
+            .zip(self.action_counts.iter().map(|c| c.load(Ordering::Relaxed)))
+    }
+
     /// Whether the monitor is still consuming ticks (for `/readyz`).
     pub fn is_running(&self) -> bool {
-        self.running.load(std::sync::atomic::Ordering::Relaxed)
+        self.running.load(Ordering::Relaxed)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
@@ -109,7 +151,14 @@ impl Monitor {
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             };
+            let started = std::time::Instant::now();
             let cards = self.evaluate(&tick, &mut analyzer, &mut trackers);
+            let gaps = tick.values.iter().filter(|v| v.is_none()).count() as u64;
+            self.counters.ticks.fetch_add(1, Ordering::Relaxed);
+            self.counters.gaps.fetch_add(gaps, Ordering::Relaxed);
+            self.counters
+                .last_duration_bits
+                .store(started.elapsed().as_secs_f64().to_bits(), Ordering::Relaxed);
             if self.frames.receiver_count() > 0 {
                 let frame = LiveMessage::Tick {
                     at_unix_ms: tick.at,
@@ -123,8 +172,7 @@ impl Monitor {
                 }
             }
         }
-        self.running
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.running.store(false, Ordering::Relaxed);
         tracing::warn!("Collector stopped; live data has ended");
     }
 

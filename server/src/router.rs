@@ -61,7 +61,10 @@ pub fn app(state: AppState) -> Router {
         .service(ServeFile::new(state.site.root.join("favicon.svg")));
 
     let settings = state.settings.clone();
-    Router::new()
+    let metrics = settings
+        .metrics_on_main_listener
+        .then(|| crate::metrics::Exposition::new(state.monitor.clone()).router());
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest_service("/pkg", pkg)
@@ -73,19 +76,19 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/live", get(crate::hub::live))
         .leptos_routes_with_context(&state, routes, context, render)
         .fallback(not_found)
-        .with_state(state)
-        .layer(
-            // Outermost first: every request is traced, even the ones refused below.
-            ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http())
-                .layer(CompressionLayer::new())
-                .layer(DefaultBodyLimit::disable())
-                .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    settings.request_timeout,
-                )),
-        )
+        .with_state(state);
+    router.merge(metrics.unwrap_or_default()).layer(
+        // Outermost first: every request is traced, even the ones refused below.
+        ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http())
+            .layer(CompressionLayer::new())
+            .layer(DefaultBodyLimit::disable())
+            .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                settings.request_timeout,
+            )),
+    )
 }
 
 /// The process is up and answering.
