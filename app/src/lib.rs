@@ -11,6 +11,8 @@ use leptos_router::{
     path,
 };
 
+#[cfg(feature = "ssr")]
+pub mod backend;
 mod components;
 pub mod format;
 pub mod live;
@@ -28,17 +30,6 @@ pub struct SiteAssets {
     /// `href` of the stylesheet, e.g. `/pkg/perfpilot-1a2b3c.css`.
     pub stylesheet: String,
 }
-
-/// Where server functions get live data: the server provides an implementation through
-/// context, so `app` never depends on the server crate.
-#[cfg(feature = "ssr")]
-pub trait LiveSource: Send + Sync + 'static {
-    fn overview(&self) -> live::Overview;
-}
-
-#[cfg(feature = "ssr")]
-#[derive(Clone)]
-pub struct LiveSourceContext(pub std::sync::Arc<dyn LiveSource>);
 
 /// The whole HTML document, rendered only on the server.
 pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {

@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
-use engine::changes::{ChangeStore, StoreOptions};
+use engine::changes::{ChangeStore, MutationKind, StoreOptions};
 use engine::collect::{CollectorHandle, HostCollector};
 use engine::history::{History, HistoryConfig};
 use engine::model::{default_target, Metric, MetricKind, Resource, ResourceId};
 use engine::optimizer::{Analyzer, Tracker};
 use engine::series::{SeriesInfo, SeriesKey, Tick};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use app::live::{Card, CardTick, LiveMessage, Overview, TargetLine, SPARK_POINTS};
 
@@ -35,6 +35,15 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         ..StoreOptions::default()
     };
     Monitor::start(collector, HistoryConfig::default(), options)
+}
+
+/// Messages to the monitor task from request handlers.
+enum Control {
+    /// An accepted change; `scope` is the one resource it touched, `None` for all.
+    Changed {
+        scope: Option<ResourceId>,
+        why: MutationKind,
+    },
 }
 
 /// Counters the monitor keeps about its own work, for `/metrics`.
@@ -66,6 +75,7 @@ pub struct Monitor {
     running: Arc<AtomicBool>,
     counters: Arc<TickCounters>,
     action_counts: Arc<[AtomicU64; ACTION_OUTCOMES.len()]>,
+    control: mpsc::UnboundedSender<Control>,
     /// Taken by [`Monitor::shutdown`]; the collector runs while it is here.
     collector: Arc<std::sync::Mutex<Option<CollectorHandle>>>,
 }
@@ -85,7 +95,9 @@ impl Monitor {
         let running = Arc::new(AtomicBool::new(true));
         let collector = engine::collect::spawn(collector, 4);
         let ticks = collector.subscribe();
+        let (control, control_rx) = mpsc::unbounded_channel();
         let monitor = Monitor {
+            control,
             store,
             history,
             frames,
@@ -94,7 +106,7 @@ impl Monitor {
             action_counts: Arc::new(Default::default()),
             collector: Arc::new(std::sync::Mutex::new(Some(collector))),
         };
-        tokio::spawn(monitor.clone().run(ticks));
+        tokio::spawn(monitor.clone().run(ticks, control_rx));
         Ok(monitor)
     }
 
@@ -136,11 +148,62 @@ impl Monitor {
         self.frames.subscribe()
     }
 
-    async fn run(self, mut ticks: broadcast::Receiver<Arc<Tick>>) {
+    /// Tells the monitor about an accepted change: the trackers it affects start over
+    /// (an edited target must not inherit the old target's timers) and every dashboard
+    /// gets a fresh overview.
+    pub fn changed(&self, record: &engine::changes::ChangeRecord) {
+        let scope = match (record.kind, &record.resource) {
+            (MutationKind::Restore, _) | (_, None) => None,
+            (_, Some(id)) => Some(id.clone()),
+        };
+        let _ = self.control.send(Control::Changed {
+            scope,
+            why: record.kind,
+        });
+    }
+
+    fn broadcast_overview(&self) {
+        if self.frames.receiver_count() == 0 {
+            return;
+        }
+        match serde_json::to_string(&LiveMessage::Overview(self.overview())) {
+            Ok(json) => {
+                let _ = self.frames.send(Utf8Bytes::from(json));
+            }
+            Err(err) => tracing::error!(%err, "Cannot serialize the overview"),
+        }
+    }
+
+    async fn run(
+        self,
+        mut ticks: broadcast::Receiver<Arc<Tick>>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) {
         let mut analyzer = Analyzer::new();
         let mut trackers: HashMap<ResourceId, Tracker> = HashMap::new();
         loop {
-            let tick = match ticks.recv().await {
+            let received = tokio::select! {
+                tick = ticks.recv() => tick,
+                Some(Control::Changed { scope, why }) = control.recv() => {
+                    let now = engine::collect::unix_now_ms();
+                    let reason = format!("configuration changed ({why:?}); re-evaluating");
+                    match scope {
+                        Some(id) => {
+                            if let Some(tracker) = trackers.get_mut(&id) {
+                                tracker.reset(now, &reason);
+                            }
+                        }
+                        None => trackers.values_mut().for_each(|t| {
+                            t.reset(now, &reason);
+                        }),
+                    }
+                    let statuses: Vec<_> = trackers.iter().map(|(id, t)| (id.clone(), t.report())).collect();
+                    self.store.publish_statuses(statuses);
+                    self.broadcast_overview();
+                    continue;
+                }
+            };
+            let tick = match received {
                 Ok(tick) => tick,
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
                     tracing::warn!(

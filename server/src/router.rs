@@ -34,7 +34,7 @@ pub fn app(state: AppState) -> Router {
         move || app::shell(options.clone(), assets.clone())
     };
     let context = {
-        let live = app::LiveSourceContext(std::sync::Arc::new(state.monitor.clone()));
+        let live = app::backend::BackendContext(std::sync::Arc::new(state.monitor.clone()));
         move || leptos::prelude::provide_context(live.clone())
     };
     let not_found = {

@@ -41,8 +41,20 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-impl app::LiveSource for Monitor {
+impl app::backend::Backend for Monitor {
     fn overview(&self) -> app::live::Overview {
         Monitor::overview(self)
+    }
+
+    fn store(&self) -> Arc<engine::changes::ChangeStore> {
+        self.store.clone()
+    }
+
+    fn history(&self) -> Arc<std::sync::RwLock<engine::history::History>> {
+        self.history.clone()
+    }
+
+    fn changed(&self, record: &engine::changes::ChangeRecord) {
+        Monitor::changed(self, record);
     }
 }

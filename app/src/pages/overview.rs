@@ -11,9 +11,7 @@ use crate::live::{Card, LiveState, Overview};
 /// The overview as of now, for the first render.
 #[server(endpoint = "overview")]
 pub async fn get_overview() -> Result<Overview, ServerFnError> {
-    let source = use_context::<crate::LiveSourceContext>()
-        .ok_or_else(|| ServerFnError::new("live data is not available on this server"))?;
-    Ok(source.0.overview())
+    Ok(crate::backend::backend()?.overview())
 }
 
 #[component]

@@ -1,0 +1,56 @@
+//! What server functions reach on the server. The server crate implements [`Backend`]
+//! and provides it as context, so `app` never depends on the server crate, and every
+//! configuration change goes through [`apply`]: the engine's one owner, then the live side.
+
+use std::sync::{Arc, RwLock};
+
+use engine::changes::{ChangeRecord, ChangeStore, Mutation};
+use engine::error::EngineError;
+use engine::history::History;
+use leptos::prelude::*;
+
+use crate::live::Overview;
+
+pub trait Backend: Send + Sync + 'static {
+    fn overview(&self) -> Overview;
+    fn store(&self) -> Arc<ChangeStore>;
+    fn history(&self) -> Arc<RwLock<History>>;
+    /// Called after every accepted change so trackers and open dashboards follow it.
+    fn changed(&self, record: &ChangeRecord);
+}
+
+#[derive(Clone)]
+pub struct BackendContext(pub Arc<dyn Backend>);
+
+pub fn backend() -> Result<Arc<dyn Backend>, ServerFnError> {
+    use_context::<BackendContext>()
+        .map(|context| context.0)
+        .ok_or_else(|| ServerFnError::new("the perfpilot backend is not available"))
+}
+
+/// Sets the HTTP status of the current server-function response.
+pub fn set_status(status: http::StatusCode) {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(status);
+    }
+}
+
+/// Turns an engine refusal into a 4xx whose message names the field and the rule.
+pub fn refuse(err: EngineError) -> ServerFnError {
+    set_status(if err.is_not_found() {
+        http::StatusCode::NOT_FOUND
+    } else if err.is_conflict() {
+        http::StatusCode::CONFLICT
+    } else {
+        http::StatusCode::UNPROCESSABLE_ENTITY
+    });
+    ServerFnError::ServerError(err.to_string())
+}
+
+/// Applies one mutation through the engine's single owner, then tells the live side.
+pub fn apply(mutation: Mutation) -> Result<ChangeRecord, ServerFnError> {
+    let backend = backend()?;
+    let record = backend.store().apply(mutation).map_err(refuse)?;
+    backend.changed(&record);
+    Ok(record)
+}
