@@ -19,6 +19,9 @@ const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 const DEFAULT_COLLECT_INTERVAL_MS: u64 = 1000;
 /// The seed's "every 20th change".
 const DEFAULT_AUTOSAVE_EVERY: u64 = 20;
+/// `POST /api/push` per client IP: sustained requests/s and burst.
+const DEFAULT_PUSH_RATE: u32 = 20;
+const DEFAULT_PUSH_BURST: u32 = 40;
 
 /// perfpilot: a self-hosted performance control plane for your hosts.
 #[derive(Parser, Debug, Clone, Default)]
@@ -61,6 +64,19 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_METRICS_ON_MAIN_LISTENER")]
     pub metrics_on_main_listener: bool,
 
+    /// Let `POST /api/push` create a `custom:<id>` resource it does not know yet (a
+    /// counted configuration change); without it such pushes get 404.
+    #[arg(long, env = "PERFPILOT_PUSH_CREATE_RESOURCES")]
+    pub push_create_resources: bool,
+
+    /// `POST /api/push` requests per second allowed per client IP (1–100000).
+    #[arg(long, env = "PERFPILOT_PUSH_RATE", value_name = "PER_SEC")]
+    pub push_rate: Option<u32>,
+
+    /// `POST /api/push` burst per client IP: requests allowed at once (1–100000).
+    #[arg(long, env = "PERFPILOT_PUSH_BURST", value_name = "N")]
+    pub push_burst: Option<u32>,
+
     /// Validate the configuration, print the effective settings and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -78,6 +94,9 @@ struct FileConfig {
     autosave_every: Option<u64>,
     metrics_listen: Option<String>,
     metrics_on_main_listener: Option<bool>,
+    push_create_resources: Option<bool>,
+    push_rate: Option<u32>,
+    push_burst: Option<u32>,
 }
 
 /// The effective settings after merging flags, environment, file and defaults.
@@ -92,6 +111,10 @@ pub struct Settings {
     /// `None` when the separate metrics listener is off.
     pub metrics_listen: Option<SocketAddr>,
     pub metrics_on_main_listener: bool,
+    pub push_create_resources: bool,
+    /// Token bucket of `POST /api/push` per client IP: refill per second and capacity.
+    pub push_rate: u32,
+    pub push_burst: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +200,22 @@ impl Settings {
                     })?,
             ),
         };
+        let push_rate = cli
+            .push_rate
+            .or(file.push_rate)
+            .unwrap_or(DEFAULT_PUSH_RATE);
+        let push_burst = cli
+            .push_burst
+            .or(file.push_burst)
+            .unwrap_or(DEFAULT_PUSH_BURST);
+        for (field, value) in [("push_rate", push_rate), ("push_burst", push_burst)] {
+            if !(1..=100_000).contains(&value) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    rule: format!("must be between 1 and 100000, got {value}"),
+                });
+            }
+        }
         Ok(Settings {
             listen: cli
                 .listen
@@ -194,6 +233,10 @@ impl Settings {
             metrics_listen,
             metrics_on_main_listener: cli.metrics_on_main_listener
                 || file.metrics_on_main_listener.unwrap_or(false),
+            push_create_resources: cli.push_create_resources
+                || file.push_create_resources.unwrap_or(false),
+            push_rate,
+            push_burst,
         })
     }
 }
@@ -330,6 +373,22 @@ mod tests {
             err,
             "metrics_listen: must be an address like 127.0.0.1:9464 or `off`, got \"9464\""
         );
+    }
+
+    #[test]
+    fn push_limits_default_and_must_be_in_range() {
+        let settings = Settings::resolve(&Cli::default()).unwrap();
+        assert_eq!((settings.push_rate, settings.push_burst), (20, 40));
+        assert!(!settings.push_create_resources);
+        let zero = Cli {
+            push_burst: Some(0),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&zero).unwrap_err().to_string();
+        assert_eq!(err, "push_burst: must be between 1 and 100000, got 0");
+        let file = parse("push_rate = 5\npush_create_resources = true\n").unwrap();
+        assert_eq!(file.push_rate, Some(5));
+        assert_eq!(file.push_create_resources, Some(true));
     }
 
     #[test]

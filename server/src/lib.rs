@@ -4,9 +4,11 @@
 
 pub mod assets;
 pub mod config;
+pub mod export;
 pub mod hub;
 pub mod metrics;
 pub mod monitor;
+pub mod push;
 pub mod router;
 pub mod shutdown;
 pub mod state;

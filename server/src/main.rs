@@ -78,7 +78,12 @@ async fn main() -> ExitCode {
     }
 
     let router = server::router::app(state);
-    let serve = axum::serve(listener, router).with_graceful_shutdown(server::shutdown::signal());
+    // The peer address feeds the per-client rate limit of `POST /api/push`.
+    let serve = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(server::shutdown::signal());
     let served = serve.await;
     monitor.shutdown().await;
     match served {

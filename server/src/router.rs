@@ -64,6 +64,7 @@ pub fn app(state: AppState) -> Router {
     let metrics = settings
         .metrics_on_main_listener
         .then(|| crate::metrics::Exposition::new(state.monitor.clone()).router());
+    let api = crate::push::router(state.clone()).merge(crate::export::router(state.clone()));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -77,7 +78,7 @@ pub fn app(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context, render)
         .fallback(not_found)
         .with_state(state);
-    router.merge(metrics.unwrap_or_default()).layer(
+    router.merge(api).merge(metrics.unwrap_or_default()).layer(
         // Outermost first: every request is traced, even the ones refused below.
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())

@@ -1,0 +1,414 @@
+//! Exports of one series: `GET /api/export/{resource}/{metric}.csv?range=…` and
+//! `….svg?range=…` (`range` is `5m`, `1h` or `24h`; default `1h`).
+//!
+//! Resource ids contain `:` and `/` (`disk:/`, `net:eth0`, `custom:42`): the id is one
+//! path segment, so a `/` in it must be percent-encoded (`disk%3A%2F`); encoding `:` too
+//! is allowed and decoded. Both exports read [`History::range`], which keeps each
+//! bucket's min and max, so a spike survives downsampling into the file. Gaps stay gaps:
+//! empty CSV fields, breaks in the chart.
+//!
+//! The SVG is drawn on the server with plotters' SVG backend. Text is emitted as
+//! `<text>` elements (no font is rasterised), so the crate needs no font features.
+//!
+//! [`History::range`]: engine::history::History::range
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use engine::history::{Downsampled, Point};
+use engine::model::{Comparator, Resource};
+use engine::series::SeriesKey;
+use plotters::prelude::*;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// Buckets in a CSV: enough for every raw second of `1h` and every minute of `24h`.
+const CSV_POINTS: usize = 3_600;
+/// Buckets in a chart: about one per two horizontal pixels.
+const SVG_POINTS: usize = 480;
+const SVG_SIZE: (u32, u32) = (960, 360);
+
+/// The accepted `range` values and their length in milliseconds.
+const RANGES: [(&str, i64); 3] = [("5m", 300_000), ("1h", 3_600_000), ("24h", 86_400_000)];
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/api/export/{resource}/{file}", get(export))
+        .with_state(app)
+}
+
+enum Format {
+    Csv,
+    Svg,
+}
+
+fn refuse(status: StatusCode, field: &str, message: String) -> Response {
+    (status, Json(json!({"error": message, "field": field}))).into_response()
+}
+
+async fn export(
+    State(app): State<AppState>,
+    Path((resource_id, file)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (metric, format) = match file.rsplit_once('.') {
+        Some((metric, "csv")) => (metric, Format::Csv),
+        Some((metric, "svg")) => (metric, Format::Svg),
+        _ => {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "format",
+                format!("`{file}` is not an export: use {{metric}}.csv or {{metric}}.svg"),
+            )
+        }
+    };
+    let range = query.get("range").map_or("1h", String::as_str);
+    let Some(&(range, span_ms)) = RANGES.iter().find(|(name, _)| *name == range) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "range",
+            format!("range must be one of 5m, 1h, 24h, got `{range}`"),
+        );
+    };
+    let state = app.monitor.store.state();
+    let Some(resource) = state.resources.get(resource_id.as_str()) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "resource",
+            format!(
+                "resource `{resource_id}` does not exist (ids with `/` must be percent-encoded in the path, e.g. disk%3A%2F for disk:/)"
+            ),
+        );
+    };
+    if resource.metric(metric).is_none() {
+        let known: Vec<&str> = resource.metrics.iter().map(|m| m.name.as_str()).collect();
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "metric",
+            format!(
+                "resource `{resource_id}` has no metric `{metric}` (it has: {})",
+                known.join(", ")
+            ),
+        );
+    }
+
+    let to = engine::collect::unix_now_ms() + 1;
+    let from = to - span_ms;
+    let max_points = match format {
+        Format::Csv => CSV_POINTS,
+        Format::Svg => SVG_POINTS,
+    };
+    let (series, unit) = {
+        let history = app.monitor.history.read().expect("history lock poisoned");
+        let key = SeriesKey::new(resource.id.as_str(), metric);
+        match history.id(&key) {
+            Some(id) => (
+                history.range(id, from, to, max_points),
+                history.info(id).map(|i| i.unit.clone()).unwrap_or_default(),
+            ),
+            // Configured but never sampled: an empty export, not an error.
+            None => (None, String::new()),
+        }
+    };
+    let series = series.unwrap_or(Downsampled {
+        tier: engine::history::Tier::Raw,
+        origin: from,
+        width: span_ms,
+        points: Vec::new(),
+    });
+    let unit = if unit.is_empty() {
+        resource
+            .metric(metric)
+            .map(|m| m.kind.unit().to_owned())
+            .unwrap_or_default()
+    } else {
+        unit
+    };
+
+    let stem = format!("perfpilot-{}-{metric}-{range}", file_safe(&resource_id));
+    match format {
+        Format::Csv => {
+            let body = csv(&series);
+            attach(body, "text/csv; charset=utf-8", &stem, "csv", "attachment")
+        }
+        Format::Svg => match svg(resource, metric, &unit, &series, from, to) {
+            Ok(body) => {
+                let mut response = attach(body, "image/svg+xml", &stem, "svg", "inline");
+                // Opened directly, an SVG is a document: it must not run anything.
+                response.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+                );
+                response
+            }
+            Err(err) => {
+                tracing::error!(%err, "Cannot draw an SVG export");
+                refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "chart",
+                    format!("cannot draw the chart: {err}"),
+                )
+            }
+        },
+    }
+}
+
+fn attach(body: String, content_type: &'static str, stem: &str, ext: &str, how: &str) -> Response {
+    let disposition = format!("{how}; filename=\"{stem}.{ext}\"");
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A file name part: ids like `disk:/` become `disk__`.
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `timestamp_ms,iso_time,min,mean,max`, one row per bucket; a gap has empty values.
+pub fn csv(series: &Downsampled) -> String {
+    let mut out = String::with_capacity(40 + series.points.len() * 64);
+    out.push_str("timestamp_ms,iso_time,min,mean,max\n");
+    for (i, point) in series.points.iter().enumerate() {
+        let t = series.origin + i as i64 * series.width;
+        let _ = write!(out, "{t},{},", iso_time(t));
+        if let Some(Point { min, mean, max, .. }) = point {
+            let _ = write!(out, "{min},{mean},{max}");
+        } else {
+            out.push_str(",,");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `2023-11-14T22:13:20.000Z` (UTC, millisecond precision). Hand-rolled to keep a date
+/// library out of the server for one format.
+pub fn iso_time(unix_ms: i64) -> String {
+    let secs = unix_ms.div_euclid(1000);
+    let ms = unix_ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// Days since 1970-01-01 → proleptic Gregorian (year, month, day); Howard Hinnant's
+/// `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Contiguous runs of non-gap points as `(t, point)`, so lines break at gaps.
+fn runs(series: &Downsampled) -> Vec<Vec<(i64, Point)>> {
+    let mut runs: Vec<Vec<(i64, Point)>> = vec![Vec::new()];
+    for (i, point) in series.points.iter().enumerate() {
+        let t = series.origin + i as i64 * series.width + series.width / 2;
+        match point {
+            Some(p) => runs.last_mut().expect("never empty").push((t, *p)),
+            None if runs.last().is_some_and(|r| !r.is_empty()) => runs.push(Vec::new()),
+            None => {}
+        }
+    }
+    runs.retain(|r| !r.is_empty());
+    runs
+}
+
+type DrawResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The chart: min–max band, mean line, the target as a dashed line when it is on this
+/// metric, time and value axes, and the title "<resource name> — <metric>".
+pub fn svg(
+    resource: &Resource,
+    metric: &str,
+    unit: &str,
+    series: &Downsampled,
+    from: i64,
+    to: i64,
+) -> DrawResult<String> {
+    let runs = runs(series);
+    let target = resource.target.as_ref().filter(|t| t.metric == metric);
+    let values = runs
+        .iter()
+        .flatten()
+        .flat_map(|(_, p)| [f64::from(p.min), f64::from(p.max)])
+        .chain(target.map(|t| t.value));
+    let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(hi.abs() * 0.01).max(1e-6);
+    let (lo, hi) = (
+        if lo >= 0.0 {
+            (lo - pad).max(0.0)
+        } else {
+            lo - pad
+        },
+        hi + pad,
+    );
+
+    let title = format!("{} — {metric}", resource.name);
+    let y_desc = if unit.is_empty() {
+        metric.to_owned()
+    } else {
+        format!("{metric} ({unit})")
+    };
+    let span = to - from;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SVG_SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(from..to, lo..hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (UTC)")
+            .y_desc(y_desc)
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&|t| {
+                let iso = iso_time(*t);
+                // Minutes matter within an hour; a day shows hours.
+                if span <= 3_600_000 {
+                    iso[11..19].to_owned()
+                } else {
+                    iso[11..16].to_owned()
+                }
+            })
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        let band = RGBColor(70, 130, 180);
+        for run in &runs {
+            if run.len() > 1 && run.iter().any(|(_, p)| p.min != p.max) {
+                let outline: Vec<(i64, f64)> = run
+                    .iter()
+                    .map(|(t, p)| (*t, f64::from(p.max)))
+                    .chain(run.iter().rev().map(|(t, p)| (*t, f64::from(p.min))))
+                    .collect();
+                chart.draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    band.mix(0.25).filled(),
+                )))?;
+            }
+            chart.draw_series(LineSeries::new(
+                run.iter().map(|(t, p)| (*t, f64::from(p.mean))),
+                band.stroke_width(2),
+            ))?;
+        }
+        if let Some(target) = target {
+            let colour = RGBColor(200, 60, 40);
+            let label = format!(
+                "target {} {}",
+                if target.comparator == Comparator::Le {
+                    "≤"
+                } else {
+                    "≥"
+                },
+                target.value
+            );
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(from, target.value), (to, target.value)],
+                    8,
+                    5,
+                    colour.stroke_width(2),
+                ))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour));
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK.mix(0.3))
+                .draw()?;
+        }
+        if runs.is_empty() {
+            root.draw(&Text::new(
+                "no samples in this range",
+                ((SVG_SIZE.0 / 2 - 90) as i32, (SVG_SIZE.1 / 2) as i32),
+                ("sans-serif", 16).into_font().color(&BLACK.mix(0.6)),
+            ))?;
+        }
+        root.present()?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_time_matches_known_dates() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(iso_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso_time(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn csv_leaves_gaps_empty() {
+        let p = Point {
+            t: 0,
+            min: 1.0,
+            max: 3.0,
+            mean: 2.0,
+        };
+        let series = Downsampled {
+            tier: engine::history::Tier::Raw,
+            origin: 1_700_000_000_000,
+            width: 1000,
+            points: vec![Some(p), None],
+        };
+        assert_eq!(
+            csv(&series),
+            "timestamp_ms,iso_time,min,mean,max\n\
+             1700000000000,2023-11-14T22:13:20.000Z,1,2,3\n\
+             1700000001000,2023-11-14T22:13:21.000Z,,,\n"
+        );
+    }
+
+    #[test]
+    fn file_names_have_no_path_characters() {
+        assert_eq!(file_safe("disk:/"), "disk__");
+        assert_eq!(file_safe("custom:42"), "custom_42");
+    }
+}
