@@ -13,6 +13,42 @@ pub fn reading(value: f64, unit: &str) -> String {
     }
 }
 
+/// "45 s", "12 min", "3 h 5 min".
+pub fn duration(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s % 3600 / 60 == 0 => format!("{} h", s / 3600),
+        s => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// "2026-11-26 23:04:05" for a unix-ms time, in UTC so server and browser agree.
+pub fn utc_time(unix_ms: i64) -> String {
+    let secs = unix_ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 fn bytes(value: f64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut scaled = value;
@@ -31,6 +67,13 @@ fn bytes(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::reading;
+
+    #[test]
+    fn utc_times_are_calendar_correct() {
+        assert_eq!(super::utc_time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc_time(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(super::utc_time(1_795_734_245_000), "2026-11-26 23:04:05");
+    }
 
     #[test]
     fn readings_are_human() {

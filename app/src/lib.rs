@@ -13,14 +13,18 @@ use leptos_router::{
 
 #[cfg(feature = "ssr")]
 pub mod backend;
+#[cfg(feature = "hydrate")]
+mod chart;
 mod components;
 pub mod format;
 pub mod live;
 mod pages;
+pub mod resource_data;
 
 use components::theme::ThemeToggle;
 use pages::{
-    changes::ChangesPage, not_found::NotFound, overview::OverviewPage, settings::SettingsPage,
+    changes::ChangesPage, not_found::NotFound, overview::OverviewPage, resource::ResourcePage,
+    settings::SettingsPage,
 };
 
 /// Names of the built browser assets, resolved by the server at start-up. The names carry
@@ -97,6 +101,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=OverviewPage/>
                     <Route path=path!("/changes") view=ChangesPage/>
+                    <Route path=path!("/resource") view=ResourcePage/>
                     <Route path=path!("/settings") view=SettingsPage/>
                 </Routes>
             </main>

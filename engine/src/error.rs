@@ -24,7 +24,9 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    pub(crate) fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
+    /// A validation failure of `field` against `rule`; also used by callers that validate
+    /// input before it reaches the engine, so every refusal reads the same way.
+    pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
         EngineError::Invalid {
             field: field.into(),
             rule: rule.into(),

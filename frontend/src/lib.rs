@@ -1,6 +1,9 @@
 //! The browser entry point. It only hydrates: all UI lives in `app`, so the server and
 //! the browser render the same components.
 
+// Leptos view types nest deeply; their layout exceeds the default query depth.
+#![recursion_limit = "256"]
+
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();

@@ -2,6 +2,9 @@
 //! assets, health endpoints and graceful shutdown. `main.rs` only wires these together so
 //! that tests can build the same router in-process with [`router::app`].
 
+// Leptos view types nest deeply; their layout exceeds the default query depth.
+#![recursion_limit = "256"]
+
 pub mod assets;
 pub mod config;
 pub mod export;

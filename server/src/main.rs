@@ -1,5 +1,8 @@
 //! `perfpilot`: parse the configuration, bind, serve until SIGINT/SIGTERM.
 
+// Leptos view types nest deeply; their layout exceeds the default query depth.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -3,4 +3,6 @@
 pub mod changes;
 pub mod not_found;
 pub mod overview;
+pub mod resource;
+pub mod resource_chart;
 pub mod settings;

@@ -72,7 +72,9 @@ fn ResourceCard(card: Card) -> impl IntoView {
     view! {
         <article class=format!("card status-{status}") data-resource=card.id.clone()>
             <header class="card-head">
-                <h2 class="card-title" title=card.id.clone()>{card.name.clone()}</h2>
+                <h2 class="card-title" title=card.id.clone()>
+                    <a href=format!("/resource?id={}", crate::pages::resource::urlencode(&card.id))>{card.name.clone()}</a>
+                </h2>
                 <span class=format!("badge badge-{status}") title=card.reason.clone()>{card.status.label()}</span>
             </header>
             <p class="card-value">

@@ -1,0 +1,469 @@
+//! Resource detail: a large chart of one metric over 5 min / 1 h / 24 h, the target line
+//! and shaded breaches, and visual target editing — drag the line, or use the slider or
+//! number field — with a live backtest of the candidate before it is saved.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+use crate::live::LiveState;
+use crate::pages::resource_chart::ChartCanvas;
+use crate::resource_data::{backtest_text, ChartRange, SeriesView};
+
+/// One metric of one resource over a range. A GET, so the data URL is shareable and
+/// cacheable like the page URL.
+#[server(endpoint = "series", input = leptos::server_fn::codec::GetUrl)]
+pub async fn get_series(
+    resource: String,
+    metric: Option<String>,
+    range: String,
+) -> Result<SeriesView, ServerFnError> {
+    use crate::backend::{backend, set_status};
+    use engine::series::SeriesKey;
+
+    let bad_request = |message: String| {
+        set_status(http::StatusCode::BAD_REQUEST);
+        ServerFnError::ServerError(message)
+    };
+    let range = ChartRange::parse(&range).map_err(bad_request)?;
+    let backend = backend()?;
+    let state = backend.store().state();
+    let found = engine::model::ResourceId::new(&resource)
+        .ok()
+        .and_then(|id| state.resources.get(&id).cloned());
+    let Some(found) = found else {
+        set_status(http::StatusCode::NOT_FOUND);
+        return Err(ServerFnError::ServerError(format!(
+            "resource: no resource with id {resource:?}"
+        )));
+    };
+    let metric = match metric.filter(|m| !m.is_empty()) {
+        Some(m) => m,
+        None => found
+            .target
+            .as_ref()
+            .map(|t| t.metric.clone())
+            .or_else(|| found.metrics.first().map(|m| m.name.clone()))
+            .unwrap_or_default(),
+    };
+    let Some(kind) = found.metric(&metric).map(|m| m.kind) else {
+        let known: Vec<&str> = found.metrics.iter().map(|m| m.name.as_str()).collect();
+        return Err(bad_request(format!(
+            "metric: {metric:?} is not a metric of {resource} (known: {})",
+            known.join(", ")
+        )));
+    };
+
+    let history = backend.history();
+    let history = history.read().expect("history lock poisoned");
+    let key = SeriesKey::new(resource.as_str(), metric.as_str());
+    let series_id = history.id(&key);
+    let unit = series_id
+        .and_then(|id| history.info(id))
+        .map(|info| info.unit.clone())
+        .unwrap_or_else(|| kind.unit().to_owned());
+    let step_ms = match range {
+        ChartRange::OneDay => history.config().bucket_ms,
+        _ => history.config().step_ms,
+    };
+    let points = (range.millis() / step_ms) as usize;
+    let end = series_id
+        .and_then(|id| history.get(id)?.latest())
+        .map(|(t, _)| t)
+        .unwrap_or_else(engine::collect::unix_now_ms);
+    let end_aligned = end - end.rem_euclid(step_ms);
+    let start_ms = end_aligned - (points as i64 - 1) * step_ms;
+    let (mut means, mut lows, mut highs) = (vec![None; points], Vec::new(), Vec::new());
+    if let Some(down) =
+        series_id.and_then(|id| history.range(id, start_ms, end_aligned + step_ms, points))
+    {
+        let per_minute = range == ChartRange::OneDay;
+        if per_minute {
+            lows = vec![None; points];
+            highs = vec![None; points];
+        }
+        for (i, point) in down.points.iter().enumerate() {
+            let Some(point) = point else { continue };
+            let slot = (down.origin + i as i64 * down.width - start_ms).div_euclid(step_ms);
+            let Ok(slot) = usize::try_from(slot) else {
+                continue;
+            };
+            if slot >= points {
+                continue;
+            }
+            means[slot] = Some(point.mean);
+            if per_minute {
+                lows[slot] = Some(point.min);
+                highs[slot] = Some(point.max);
+            }
+        }
+    }
+    Ok(SeriesView {
+        resource_id: resource,
+        resource_name: found.name.clone(),
+        metrics: found.metrics.iter().map(|m| m.name.clone()).collect(),
+        target: found.target.clone().filter(|t| t.metric == metric),
+        metric,
+        unit,
+        kind,
+        range,
+        start_ms,
+        step_ms,
+        means,
+        lows,
+        highs,
+    })
+}
+
+/// What a saved target edit answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSaved {
+    pub change: u64,
+    pub target: engine::model::Target,
+    /// Set when this change was the Nth and took an auto-save snapshot.
+    pub snapshot: Option<u64>,
+}
+
+/// Sets the target value (and optionally its `for` duration) of a resource metric. A
+/// metric without a target gets the default shape (≤, p95, for 5 m). `value` is text so
+/// that a non-number gets a clear message instead of a decoding error.
+#[server(endpoint = "set_target")]
+pub async fn set_target(
+    resource: String,
+    metric: String,
+    value: String,
+    #[server(default)] for_secs: Option<u32>,
+) -> Result<TargetSaved, ServerFnError> {
+    use crate::backend::{apply, backend, refuse};
+    use engine::changes::Mutation;
+    use engine::error::EngineError;
+    use engine::model::{Comparator, ResourceId, Statistic, Target};
+
+    let parsed: f64 = value.trim().parse().map_err(|_| {
+        refuse(EngineError::invalid(
+            "target.value",
+            format!("must be a number, got {value:?}"),
+        ))
+    })?;
+    let id = ResourceId::new(&resource).map_err(refuse)?;
+    let current = backend()?.store().state().resources.get(&id).cloned();
+    let Some(current) = current else {
+        return Err(refuse(EngineError::UnknownResource { id }));
+    };
+    let mut target = match current.target.clone().filter(|t| t.metric == metric) {
+        Some(existing) => Target {
+            value: parsed,
+            ..existing
+        },
+        None => Target {
+            metric: metric.clone(),
+            comparator: Comparator::Le,
+            value: parsed,
+            statistic: Statistic::P95,
+            for_secs: 300,
+        },
+    };
+    if let Some(for_secs) = for_secs {
+        target.for_secs = for_secs;
+    }
+    let record = apply(Mutation::SetTarget {
+        id,
+        target: target.clone(),
+    })?;
+    Ok(TargetSaved {
+        change: record.change,
+        target,
+        snapshot: record.snapshot.as_ref().map(|s| s.change),
+    })
+}
+
+#[component]
+pub fn ResourcePage() -> impl IntoView {
+    let query = use_query_map();
+    let id = move || query.read().get("id").unwrap_or_default();
+    let metric = move || query.read().get("metric");
+    let range = move || query.read().get("range").unwrap_or_else(|| "1h".into());
+    let data = Resource::new(
+        move || (id(), metric(), range()),
+        |(id, metric, range)| get_series(id, metric, range),
+    );
+
+    view! {
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading the chart…"</p> }>
+            {move || {
+                data.get()
+                    .map(|result| match result {
+                        Ok(view) => view! { <SeriesEditor view/> }.into_any(),
+                        Err(err) => view! {
+                            <section class="page-head"><h1>"Resource"</h1></section>
+                            <section class="error-state" role="alert">
+                                <h2>"Could not load this resource"</h2>
+                                <p>{server_message(&err)}</p>
+                                <a href="/">"Back to the overview"</a>
+                            </section>
+                        }
+                        .into_any(),
+                    })
+            }}
+        </Transition>
+    }
+}
+
+/// The message the server wrote, without the transport's prefix.
+pub fn server_message(err: &ServerFnError) -> String {
+    match err {
+        ServerFnError::ServerError(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn page_href(id: &str, metric: &str, range: ChartRange) -> String {
+    format!(
+        "/resource?id={}&metric={}&range={}",
+        urlencode(id),
+        urlencode(metric),
+        range.as_str()
+    )
+}
+
+/// Percent-encodes a query value (resource ids contain ':' and '/').
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// How long a breach must last before it counts (Prometheus `for`).
+const FOR_CHOICES: [(u32, &str); 6] = [
+    (0, "immediately"),
+    (30, "30 s"),
+    (60, "1 min"),
+    (300, "5 min"),
+    (900, "15 min"),
+    (3600, "1 hour"),
+];
+
+#[component]
+fn SeriesEditor(view: SeriesView) -> impl IntoView {
+    let live = expect_context::<LiveState>();
+    let series = RwSignal::new(view.clone());
+    let saved_value = RwSignal::new(view.target.as_ref().map(|t| t.value));
+    let candidate = RwSignal::new(view.target.as_ref().map(|t| t.value));
+    let saved_for = RwSignal::new(view.target.as_ref().map_or(300, |t| t.for_secs));
+    let candidate_for = RwSignal::new(saved_for.get_untracked());
+    let error = RwSignal::new(None::<String>);
+    let notice = RwSignal::new(None::<String>);
+    let hover = RwSignal::new(None::<String>);
+    let save = ServerAction::<SetTarget>::new();
+
+    // Live samples of this metric slide the raw ranges forward.
+    Effect::new(move |_| {
+        let Some(overview) = live.overview.get() else {
+            return;
+        };
+        let series_now = series.get_untracked();
+        let card = overview
+            .cards
+            .iter()
+            .find(|c| c.id == series_now.resource_id && c.metric == series_now.metric);
+        if let Some(card) = card {
+            let value = card.value;
+            series.update(|s| s.push_live(overview.at_unix_ms, value));
+        }
+    });
+
+    Effect::new(move |_| {
+        let Some(result) = save.value().get() else {
+            return;
+        };
+        match result {
+            Ok(saved) => {
+                saved_value.set(Some(saved.target.value));
+                saved_for.set(saved.target.for_secs);
+                series.update(|s| s.target = Some(saved.target.clone()));
+                error.set(None);
+                notice.set(Some(match saved.snapshot {
+                    Some(n) => format!(
+                        "Saved as change #{} — auto-saved snapshot #{n}.",
+                        saved.change
+                    ),
+                    None => format!("Saved as change #{}.", saved.change),
+                }));
+            }
+            Err(err) => {
+                notice.set(None);
+                error.set(Some(server_message(&err)));
+            }
+        }
+    });
+
+    let chart_top = move || series.read().chart_top(candidate.get());
+    let bounds = move || series.read().bounds(chart_top());
+    let step = if view.kind == engine::model::MetricKind::Utilization {
+        "0.5"
+    } else {
+        "any"
+    };
+    let backtest = move || {
+        candidate
+            .get()
+            .map(|c| backtest_text(&series.read(), c, candidate_for.get()))
+            .unwrap_or_default()
+    };
+    let dirty = move || {
+        candidate.get().is_some()
+            && (candidate.get() != saved_value.get() || candidate_for.get() != saved_for.get())
+    };
+
+    let id = view.resource_id.clone();
+    let metric = view.metric.clone();
+    let submit = {
+        let (id, metric) = (id.clone(), metric.clone());
+        move || {
+            let value = candidate
+                .get_untracked()
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            save.dispatch(SetTarget {
+                resource: id.clone(),
+                metric: metric.clone(),
+                value,
+                for_secs: Some(candidate_for.get_untracked()),
+            });
+        }
+    };
+    let submit_on_enter = submit.clone();
+
+    let ranges = ChartRange::ALL
+        .into_iter()
+        .map(|r| {
+            let href = page_href(&view.resource_id, &view.metric, r);
+            let current = r == view.range;
+            view! {
+                <a class="chip" class:chip-active=current aria-current=current.then_some("true") href=href>{r.label()}</a>
+            }
+        })
+        .collect_view();
+    let metric_links = view
+        .metrics
+        .iter()
+        .map(|m| {
+            let href = page_href(&view.resource_id, m, view.range);
+            let current = *m == view.metric;
+            view! {
+                <a class="chip" class:chip-active=current aria-current=current.then_some("true") href=href>{m.replace('_', " ")}</a>
+            }
+        })
+        .collect_view();
+    let export_base = format!(
+        "/api/export/{}/{}",
+        urlencode(&view.resource_id),
+        urlencode(&view.metric)
+    );
+    let range_param = view.range.as_str();
+
+    view! {
+        <section class="page-head">
+            <p class="crumbs"><a href="/">"Overview"</a>" / "{view.resource_id.clone()}</p>
+            <h1>{view.resource_name.clone()}" — "{view.metric.replace('_', " ")}</h1>
+        </section>
+        <div class="toolbar">
+            <nav class="chips" aria-label="Metric">{metric_links}</nav>
+            <nav class="chips" aria-label="Range">{ranges}</nav>
+        </div>
+        <section class="chart-card">
+            <ChartCanvas series candidate hover/>
+            <p class="readout" aria-live="polite">{move || hover.get().unwrap_or_else(|| "Hover the chart for values; drag vertically to move the target.".into())}</p>
+        </section>
+        <section class="target-editor" aria-labelledby="target-heading">
+            <h2 id="target-heading">"Target"</h2>
+            <p class="muted">
+                {move || series.read().target.as_ref().map(|t| format!("Saved: {}", t.describe(series.read().kind))).unwrap_or_else(|| "No target saved for this metric yet.".into())}
+            </p>
+            <div class="target-row">
+                <input
+                    type="range"
+                    id="target-slider"
+                    aria-label="Target value"
+                    min=move || bounds().0
+                    max=move || bounds().1
+                    step=step
+                    prop:value=move || candidate.get().unwrap_or(0.0).to_string()
+                    on:input=move |ev| {
+                        if let Ok(v) = event_target_value(&ev).parse::<f64>() {
+                            candidate.set(Some(v));
+                        }
+                    }
+                />
+                <label class="number-field">
+                    <span class="sr-only">"Target value"</span>
+                    <input
+                        type="number"
+                        id="target-value"
+                        step=step
+                        aria-describedby="target-error backtest"
+                        aria-invalid=move || error.get().is_some().then_some("true")
+                        prop:value=move || candidate.get().map(|v| v.to_string()).unwrap_or_default()
+                        on:input=move |ev| {
+                            match event_target_value(&ev).parse::<f64>() {
+                                Ok(v) => candidate.set(Some(v)),
+                                Err(_) => candidate.set(None),
+                            }
+                        }
+                        on:keydown=move |ev| {
+                            if ev.key() == "Enter" {
+                                submit_on_enter();
+                            }
+                        }
+                    />
+                    <span class="unit">{view.unit.clone()}</span>
+                </label>
+                <label class="for-field">
+                    "for "
+                    <select
+                        id="target-for"
+                        on:change=move |ev| {
+                            if let Ok(v) = event_target_value(&ev).parse::<u32>() {
+                                candidate_for.set(v);
+                            }
+                        }
+                    >
+                        {FOR_CHOICES
+                            .iter()
+                            .map(|&(secs, label)| {
+                                view! {
+                                    <option value=secs.to_string() selected=move || candidate_for.get() == secs>
+                                        {label}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                </label>
+                <button
+                    id="target-save"
+                    class="btn"
+                    type="button"
+                    disabled=move || save.pending().get() || !dirty()
+                    on:click=move |_| submit()
+                >
+                    {move || if save.pending().get() { "Saving…" } else { "Save target" }}
+                </button>
+            </div>
+            <p id="backtest" class="backtest" aria-live="polite">{backtest}</p>
+            <p id="target-error" class="field-error" role="alert">{move || error.get()}</p>
+            <p id="target-notice" class="notice" role="status">{move || notice.get()}</p>
+        </section>
+        <p class="exports">
+            "Export: "
+            <a href=format!("{export_base}.csv?range={range_param}") download="">"CSV"</a>
+            " · "
+            <a href=format!("{export_base}.svg?range={range_param}") download="">"SVG"</a>
+        </p>
+    }
+}

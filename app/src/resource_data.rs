@@ -1,0 +1,285 @@
+//! Wire types of the resource detail page and the pure logic behind its readouts, shared
+//! by the server (which fills them from history) and the browser (which runs the backtest
+//! on them while the user drags the target).
+
+use serde::{Deserialize, Serialize};
+
+use engine::backtest::backtest;
+use engine::model::{MetricKind, Target};
+
+/// Chart ranges a user can pick; part of the page URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChartRange {
+    FiveMinutes,
+    OneHour,
+    OneDay,
+}
+
+impl ChartRange {
+    pub const ALL: [ChartRange; 3] = [
+        ChartRange::FiveMinutes,
+        ChartRange::OneHour,
+        ChartRange::OneDay,
+    ];
+
+    pub fn parse(s: &str) -> Result<ChartRange, String> {
+        match s {
+            "5m" => Ok(ChartRange::FiveMinutes),
+            "1h" => Ok(ChartRange::OneHour),
+            "24h" => Ok(ChartRange::OneDay),
+            other => Err(format!(
+                "range: must be one of 5m, 1h or 24h, got {other:?}"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChartRange::FiveMinutes => "5m",
+            ChartRange::OneHour => "1h",
+            ChartRange::OneDay => "24h",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ChartRange::FiveMinutes => "5 min",
+            ChartRange::OneHour => "1 hour",
+            ChartRange::OneDay => "24 hours",
+        }
+    }
+
+    pub fn millis(self) -> i64 {
+        match self {
+            ChartRange::FiveMinutes => 5 * 60_000,
+            ChartRange::OneHour => 3_600_000,
+            ChartRange::OneDay => 86_400_000,
+        }
+    }
+}
+
+/// One metric of one resource over a range, at one point per step. Raw ranges carry only
+/// `means` (each sample); the 24 h range comes from the minute tier and also carries each
+/// minute's `lows` and `highs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesView {
+    pub resource_id: String,
+    pub resource_name: String,
+    pub metric: String,
+    /// Every metric of the resource, for the metric switcher.
+    pub metrics: Vec<String>,
+    pub unit: String,
+    pub kind: MetricKind,
+    pub range: ChartRange,
+    /// Time of the first point; point `i` is at `start_ms + i * step_ms`.
+    pub start_ms: i64,
+    pub step_ms: i64,
+    pub means: Vec<Option<f32>>,
+    pub lows: Vec<Option<f32>>,
+    pub highs: Vec<Option<f32>>,
+    /// The saved target, when it is on this metric.
+    pub target: Option<Target>,
+}
+
+impl SeriesView {
+    /// Appends one live sample to a raw range, keeping its length.
+    pub fn push_live(&mut self, at_unix_ms: i64, value: Option<f32>) {
+        if !self.highs.is_empty() || self.means.is_empty() {
+            return;
+        }
+        let next = self.start_ms + self.means.len() as i64 * self.step_ms;
+        if at_unix_ms < next {
+            return;
+        }
+        // Ticks the page missed (a hidden tab, a reconnect) become gaps, as on the server.
+        let missed = ((at_unix_ms - next) / self.step_ms) as usize;
+        for _ in 0..missed.min(self.means.len()) {
+            self.means.push(None);
+        }
+        self.means.push(value);
+        let excess = self.means.len().saturating_sub(self.capacity());
+        self.means.drain(..excess);
+        self.start_ms = at_unix_ms - (self.means.len() as i64 - 1) * self.step_ms;
+    }
+
+    fn capacity(&self) -> usize {
+        (self.range.millis() / self.step_ms.max(1)) as usize
+    }
+
+    /// The chart's y axis top: utilization is always 0–100; other metrics fit the data
+    /// and the candidate target.
+    pub fn chart_top(&self, candidate: Option<f64>) -> f64 {
+        if self.kind == MetricKind::Utilization {
+            return 100.0;
+        }
+        let data_max = self
+            .highs
+            .iter()
+            .chain(self.means.iter())
+            .flatten()
+            .fold(0.0f64, |m, v| m.max(f64::from(*v)));
+        (data_max.max(candidate.unwrap_or(0.0)) * 1.15).max(1.0)
+    }
+
+    /// Limits a target value may take for this metric.
+    pub fn bounds(&self, chart_top: f64) -> (f64, f64) {
+        match self.kind {
+            MetricKind::Utilization => (0.0, 100.0),
+            _ => (0.0, chart_top.max(1.0)),
+        }
+    }
+}
+
+/// "Would have been breached 3 times, 4.2 % of the last 1 hour" for a candidate value and
+/// `for` duration.
+pub fn backtest_text(view: &SeriesView, candidate: f64, for_secs: u32) -> String {
+    let Some(saved) = view.target.clone().or_else(|| default_target_for(view)) else {
+        return String::new();
+    };
+    let target = Target {
+        value: candidate,
+        for_secs,
+        ..saved
+    };
+    let step_secs = (view.step_ms / 1000).max(1) as u32;
+    match backtest(&view.means, step_secs, &target) {
+        Ok(result) if result.evaluated_samples == 0 => {
+            format!(
+                "No data in the last {} to test this target against.",
+                view.range.label()
+            )
+        }
+        Ok(result) if result.breaches == 0 => {
+            format!(
+                "Would not have been breached in the last {}.",
+                view.range.label()
+            )
+        }
+        Ok(result) => {
+            let times = if result.breaches == 1 {
+                "time"
+            } else {
+                "times"
+            };
+            let share = result.breach_fraction * 100.0;
+            // The share is of the time with samples; say so when gaps cover part of the range.
+            let of = if result.evaluated_samples < view.means.len() {
+                let sampled = result.evaluated_samples as i64 * view.step_ms / 1000;
+                format!(
+                    "of the {} sampled in the last {}",
+                    crate::format::duration(sampled),
+                    view.range.label()
+                )
+            } else {
+                format!("of the last {}", view.range.label())
+            };
+            format!(
+                "Would have been breached {} {times}, {share:.1} % {of}.",
+                result.breaches
+            )
+        }
+        Err(err) => err.to_string(),
+    }
+}
+
+/// The target a metric gets when the user sets one where there was none: stay at or
+/// below, judged on p95 over 5 minutes (the seed's defaults).
+pub fn default_target_for(view: &SeriesView) -> Option<Target> {
+    Some(Target {
+        metric: view.metric.clone(),
+        comparator: engine::model::Comparator::Le,
+        value: 0.0,
+        statistic: engine::model::Statistic::P95,
+        for_secs: 300,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(values: Vec<Option<f32>>) -> SeriesView {
+        SeriesView {
+            resource_id: "cpu".into(),
+            resource_name: "CPU".into(),
+            metric: "utilization".into(),
+            metrics: vec!["utilization".into()],
+            unit: "%".into(),
+            kind: MetricKind::Utilization,
+            range: ChartRange::FiveMinutes,
+            start_ms: 0,
+            step_ms: 1000,
+            means: values,
+            lows: vec![],
+            highs: vec![],
+            target: Some(Target {
+                metric: "utilization".into(),
+                comparator: engine::model::Comparator::Le,
+                value: 65.0,
+                statistic: engine::model::Statistic::P95,
+                for_secs: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn backtest_text_counts_separate_breaches() {
+        let mut v = view(vec![
+            Some(10.0),
+            Some(90.0),
+            Some(10.0),
+            Some(90.0),
+            Some(90.0),
+        ]);
+        assert_eq!(
+            backtest_text(&v, 50.0, 0),
+            "Would have been breached 2 times, 60.0 % of the last 5 min."
+        );
+        v.means.insert(0, None);
+        assert_eq!(
+            backtest_text(&v, 50.0, 0),
+            "Would have been breached 2 times, 60.0 % of the 5 s sampled in the last 5 min."
+        );
+        v.means.remove(0);
+        assert_eq!(
+            backtest_text(&v, 95.0, 0),
+            "Would not have been breached in the last 5 min."
+        );
+        // With `for 1 s` only the second, two-sample breach lasts long enough to fire.
+        assert_eq!(
+            backtest_text(&v, 50.0, 1),
+            "Would have been breached 1 time, 20.0 % of the last 5 min."
+        );
+        assert_eq!(
+            backtest_text(&view(vec![None, None]), 50.0, 0),
+            "No data in the last 5 min to test this target against."
+        );
+    }
+
+    #[test]
+    fn live_samples_slide_the_window_and_missed_ticks_become_gaps() {
+        let mut v = view(vec![Some(1.0); 300]);
+        v.push_live(300_000, Some(2.0));
+        assert_eq!(v.means.len(), 300);
+        assert_eq!(v.means.last(), Some(&Some(2.0)));
+        assert_eq!(v.start_ms, 1000);
+        v.push_live(303_000, Some(3.0));
+        assert_eq!(&v.means[297..], &[None, None, Some(3.0)]);
+        assert_eq!(v.start_ms, 303_000 - 299_000);
+        // A stale or repeated tick changes nothing.
+        let before = v.clone();
+        v.push_live(303_000, Some(9.0));
+        assert_eq!(v, before);
+    }
+
+    #[test]
+    fn ranges_parse_and_name_the_allowed_values() {
+        for r in ChartRange::ALL {
+            assert_eq!(ChartRange::parse(r.as_str()), Ok(r));
+        }
+        assert_eq!(
+            ChartRange::parse("2h").unwrap_err(),
+            "range: must be one of 5m, 1h or 24h, got \"2h\""
+        );
+    }
+}

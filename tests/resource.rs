@@ -1,0 +1,248 @@
+//! The resource page in real headless Chromium: the chart draws, dragging the target
+//! line moves the value and the live backtest, saving persists, and the server refuses
+//! bad values with its own message while nothing changes.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::{Client, Locator};
+use tests::{Browser, Perfpilot};
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn input_value(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+async fn eventually_text(
+    client: &Client,
+    css: &str,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if check(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last text: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Drags on the chart from `from_y` to `to_y` (pixels from the canvas centre), taking a
+/// screenshot mid-drag when asked.
+async fn drag_chart(browser: &Browser, from_y: f64, to_y: f64, screenshot: Option<&str>) {
+    let client = &browser.client;
+    let canvas = client.find(Locator::Id("chart")).await.unwrap();
+    let press = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: canvas.clone(),
+            duration: None,
+            x: 0.0,
+            y: from_y,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(150)),
+            x: 0.0,
+            y: (to_y - from_y) / 2.0,
+        });
+    client.perform_actions(press).await.unwrap();
+    if let Some(name) = screenshot {
+        browser.screenshot(name).await;
+    }
+    let release = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(150)),
+            x: 0.0,
+            y: (to_y - from_y) / 2.0,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    client.perform_actions(release).await.unwrap();
+    client.release_actions().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
+    let server = Perfpilot::start(&[]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+
+    // A few seconds of history so the backtest has samples.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    client
+        .goto(&server.url("/resource?id=cpu&range=5m"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    assert_eq!(input_value(client, "#target-value").await, "65");
+    assert_eq!(text_of(client, "h1").await, "CPU — utilization");
+    let draw_ms = client
+        .find(Locator::Id("chart"))
+        .await
+        .unwrap()
+        .attr("data-draw-ms")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    println!("chart redraw (1 series × 300 points): {draw_ms} ms");
+
+    // Judge every sample (`for` immediately) so a few seconds of data can breach.
+    client
+        .find(Locator::Css("#target-for option[value='0']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Drag past the top of the plot (the canvas is 340 px high): 100 % can never be exceeded.
+    drag_chart(&browser, 0.0, -165.0, None).await;
+    assert_eq!(input_value(client, "#target-value").await, "100");
+    let top_text = text_of(client, "#backtest").await;
+    assert_eq!(top_text, "Would not have been breached in the last 5 min.");
+
+    // Drag to the bottom: every sample above 0 % breaches.
+    drag_chart(&browser, -100.0, 165.0, Some("resource-mid-drag.png")).await;
+    assert_eq!(input_value(client, "#target-value").await, "0");
+    let bottom_text = text_of(client, "#backtest").await;
+    assert!(
+        bottom_text.starts_with("Would have been breached 1 time, "),
+        "{bottom_text}"
+    );
+
+    // Somewhere in the middle, then save.
+    drag_chart(&browser, 60.0, 0.0, None).await;
+    let dragged: f64 = input_value(client, "#target-value").await.parse().unwrap();
+    assert!(dragged > 0.0 && dragged < 100.0, "{dragged}");
+    client
+        .find(Locator::Id("target-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = eventually_text(client, "#target-notice", "the save notice", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert_eq!(notice, "Saved as change #1.");
+    browser.screenshot("resource-saved.png").await;
+
+    // After a reload the chart and the fields show the saved line.
+    client.refresh().await.unwrap();
+    browser.wait_for_hydration().await;
+    let reloaded: f64 = input_value(client, "#target-value").await.parse().unwrap();
+    assert_eq!(reloaded, dragged);
+    let saved = text_of(client, ".target-editor .muted").await;
+    assert_eq!(saved, format!("Saved: p95 utilization ≤ {dragged} %"));
+
+    // The overview card follows too.
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let card_target = text_of(client, "article.card[data-resource='cpu'] .card-target").await;
+    assert_eq!(
+        card_target,
+        format!("Target: p95 utilization ≤ {dragged} %")
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_target_shows_the_servers_message_and_changes_nothing() {
+    let server = Perfpilot::start(&[]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+
+    client
+        .goto(&server.url("/resource?id=cpu&range=5m"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let field = client.find(Locator::Id("target-value")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("140").await.unwrap();
+    client
+        .find(Locator::Id("target-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = eventually_text(client, "#target-error", "the server's refusal", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert_eq!(
+        error,
+        "target.value: utilization must be within 0–100 %, got 140"
+    );
+    assert_eq!(
+        field.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    browser.screenshot("resource-invalid.png").await;
+
+    client.refresh().await.unwrap();
+    browser.wait_for_hydration().await;
+    assert_eq!(input_value(client, "#target-value").await, "65");
+    let (status, response) = server.get("/api/series?resource=cpu&range=5m");
+    assert_eq!(status, 200, "{response:.300}");
+    assert!(response.contains("\"value\":65.0"), "{response:.600}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_resource_and_bad_range_get_clear_messages() {
+    let server = Perfpilot::start(&[]);
+    let (status, response) = server.get("/api/series?resource=nope&range=5m");
+    assert_eq!(status, 404, "{response:.300}");
+    assert!(
+        response.contains("resource: no resource with id \"nope\""),
+        "{response}"
+    );
+    let (status, response) = server.get("/api/series?resource=cpu&range=2h");
+    assert_eq!(status, 400, "{response:.300}");
+    assert!(
+        response.contains("range: must be one of 5m, 1h or 24h"),
+        "{response}"
+    );
+
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&server.url("/resource?id=nope"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let message = text_of(&browser.client, ".error-state p").await;
+    assert_eq!(message, "resource: no resource with id \"nope\"");
+    browser.close().await;
+}
