@@ -8,6 +8,11 @@
 # → receipt), frames, dropped clients, server CPU as % of one core and RSS per connection.
 # A 0-client run first gives the baseline of the server alone.
 #
+# The tick's `at_unix_ms` is its slot on the wall-clock grid, a constant offset of up to
+# ± half a period away from when it really fired (see loadgen's docs), so the table also
+# shows the smallest delay (≈ that offset) and the fan-out spread (receipt minus the first
+# receipt of the same tick), which has no offset.
+#
 # loadgen runs on the same cores as the server, so the delays are an upper bound on the
 # server's own delivery delay; note `uptime` with the numbers.
 #
@@ -76,7 +81,7 @@ sleep 2
 RSS_IDLE=$(rss_kb "$SERVER_PID")
 
 echo
-echo "| clients | connect failed | dropped | tick frames | p50 delay (ms) | p99 delay (ms) | max delay (ms) | server CPU % of one core | server RSS (MB) | RSS per connection (KB) | load avg (1 min) |"
+echo "| clients | connect failed | dropped | tick frames | delay p50 / p99 / max (ms) | min delay (ms) | fan-out spread p50 / p99 / max (ms) | server CPU % of one core | server RSS (MB) | RSS per connection (KB) | load avg (1 min) |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 
 for n in 0 $CLIENTS; do
@@ -109,11 +114,13 @@ for n in 0 $CLIENTS; do
   field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
   awk -v n="$n" -v cf="$(field connect_failed)" -v dr="$(field dropped)" \
       -v tf="$(field tick_frames)" -v p50="$(field p50_ms)" -v p99="$(field p99_ms)" \
-      -v mx="$(field max_ms)" -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" \
+      -v mx="$(field max_ms)" -v mn="$(field min_ms)" -v s50="$(field spread_p50_ms)" \
+      -v s99="$(field spread_p99_ms)" -v smx="$(field spread_max_ms)" \
+      -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" \
       -v hz="$CLK_TCK" -v rss="$rss0" -v idle="$RSS_IDLE" \
       -v load="$(cut -d' ' -f1 /proc/loadavg)" \
-    'BEGIN { printf "| %d | %s | %s | %s | %s | %s | %s | %.2f | %.1f | %.1f | %s |\n",
-             n, cf, dr, tf, p50, p99, mx, 100 * (t1 - t0) / hz / (s1 - s0), rss / 1024,
-             (rss - idle) / n, load }'
+    'BEGIN { printf "| %d | %s | %s | %s | %s / %s / %s | %s | %s / %s / %s | %.2f | %.1f | %.1f | %s |\n",
+             n, cf, dr, tf, p50, p99, mx, mn, s50, s99, smx,
+             100 * (t1 - t0) / hz / (s1 - s0), rss / 1024, (rss - idle) / n, load }'
   sleep "$SETTLE"
 done

@@ -7,6 +7,13 @@
 //! and server share the host's cores, so on a small machine the numbers are an upper
 //! bound on what the server alone would show.
 //!
+//! `at_unix_ms` is the tick's slot on the wall-clock grid, which the engine derives from
+//! the collector's start rounded to the nearest period: it differs from the instant the
+//! tick really fired by a constant offset of up to ± half a period for the life of the
+//! server. So besides the raw delay, loadgen reports the *spread*: receipt minus the
+//! first receipt of the same tick by any client, which is the cost of the fan-out alone
+//! and has no offset, and the smallest raw delay seen (offset + the fastest pipeline).
+//!
 //! Only loopback addresses are accepted: this is a load generator, and the only server
 //! it may load is one started on this machine.
 //!
@@ -114,8 +121,8 @@ fn tick_time(frame: &str) -> Option<i64> {
 
 #[derive(Default)]
 struct ClientResult {
-    /// Delay of each tick frame in microseconds.
-    delays_us: Vec<i64>,
+    /// Each tick frame as (tick time in ms, receipt wall time in µs).
+    received: Vec<(i64, i64)>,
     frames: u64,
     dropped: bool,
 }
@@ -172,7 +179,7 @@ async fn client(
                 let now_us = unix_now_us();
                 result.frames += 1;
                 if let Some(at_ms) = tick_time(text.as_str()) {
-                    result.delays_us.push(now_us - at_ms * 1000);
+                    result.received.push((at_ms, now_us));
                 }
             }
             // Pings are answered by tungstenite on the next read.
@@ -181,6 +188,22 @@ async fn client(
     }
     let _ = socket.close(None).await;
     result
+}
+
+/// Raw delays (receipt − tick time) and spreads (receipt − first receipt of that tick by
+/// any client), in µs.
+fn delays_and_spreads(received: &[(i64, i64)]) -> (Vec<i64>, Vec<i64>) {
+    let mut first: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    for &(at, us) in received {
+        first
+            .entry(at)
+            .and_modify(|f| *f = (*f).min(us))
+            .or_insert(us);
+    }
+    received
+        .iter()
+        .map(|&(at, us)| (us - at * 1000, us - first[&at]))
+        .unzip()
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -222,7 +245,7 @@ async fn main() -> ExitCode {
         connecting.elapsed().as_secs_f64(),
         args.duration.as_secs()
     );
-    let mut delays = Vec::new();
+    let mut received = Vec::new();
     let mut frames = 0;
     let mut dropped = 0;
     for task in tasks {
@@ -232,21 +255,34 @@ async fn main() -> ExitCode {
         });
         frames += result.frames;
         dropped += u64::from(result.dropped);
-        delays.extend(result.delays_us);
+        received.extend(result.received);
     }
+    let (mut delays, mut spreads) = delays_and_spreads(&received);
     delays.sort_unstable();
+    spreads.sort_unstable();
     let ms = |us: i64| us as f64 / 1000.0;
     // One line, key=value, so scripts can pick fields with grep/awk.
     println!(
-        "clients={} connect_failed={} dropped={} frames={} tick_frames={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        "clients={} connect_failed={} dropped={} frames={} tick_frames={} ticks={} \
+         p50_ms={:.2} p99_ms={:.2} max_ms={:.2} min_ms={:.2} \
+         spread_p50_ms={:.2} spread_p99_ms={:.2} spread_max_ms={:.2}",
         args.clients,
         counters.connect_failed.load(Ordering::Relaxed),
         dropped,
         frames,
         delays.len(),
+        received
+            .iter()
+            .map(|(at, _)| *at)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
         ms(percentile(&delays, 50.0)),
         ms(percentile(&delays, 99.0)),
         ms(delays.last().copied().unwrap_or(0)),
+        ms(delays.first().copied().unwrap_or(0)),
+        ms(percentile(&spreads, 50.0)),
+        ms(percentile(&spreads, 99.0)),
+        ms(spreads.last().copied().unwrap_or(0)),
     );
     ExitCode::SUCCESS
 }
@@ -270,6 +306,14 @@ mod tests {
         assert_eq!(percentile(&v, 50.0), 50);
         assert_eq!(percentile(&v, 99.0), 99);
         assert_eq!(percentile(&[], 99.0), 0);
+    }
+
+    #[test]
+    fn spread_is_measured_from_the_first_receipt_of_each_tick() {
+        let received = [(1_000, 1_010_000), (1_000, 1_012_500), (2_000, 2_003_000)];
+        let (delays, spreads) = delays_and_spreads(&received);
+        assert_eq!(delays, [10_000, 12_500, 3_000]);
+        assert_eq!(spreads, [0, 2_500, 0]);
     }
 
     #[test]
