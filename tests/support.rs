@@ -55,6 +55,27 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, response)
 }
 
+/// A form-encoded HTTP/1.0 POST (how Leptos server functions take arguments by default),
+/// sent with the server's own origin. Returns the status and the whole response.
+pub fn http_post_form(addr: SocketAddr, path: &str, form: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to perfpilot");
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:.200}"));
+    (status, response)
+}
+
 /// A running `perfpilot` process, killed on drop.
 pub struct Perfpilot {
     pub addr: SocketAddr,

@@ -17,6 +17,10 @@ pub trait Backend: Send + Sync + 'static {
     fn history(&self) -> Arc<RwLock<History>>;
     /// Called after every accepted change so trackers and open dashboards follow it.
     fn changed(&self, record: &ChangeRecord);
+    /// Before/after rows, measuring ones first.
+    fn comparisons(&self) -> Vec<crate::proof::ComparisonRow>;
+    /// Opens a before/after for a manual mark; the error names the rule broken.
+    fn add_mark(&self, id: &engine::model::ResourceId, label: &str) -> Result<(), String>;
 }
 
 #[derive(Clone)]

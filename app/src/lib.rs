@@ -19,12 +19,13 @@ mod components;
 pub mod format;
 pub mod live;
 mod pages;
+pub mod proof;
 pub mod resource_data;
 
 use components::theme::ThemeToggle;
 use pages::{
-    changes::ChangesPage, not_found::NotFound, overview::OverviewPage, resource::ResourcePage,
-    settings::SettingsPage,
+    changes::ChangesPage, not_found::NotFound, overview::OverviewPage, proof::ProofPage,
+    resource::ResourcePage, settings::SettingsPage,
 };
 
 /// Names of the built browser assets, resolved by the server at start-up. The names carry
@@ -85,6 +86,7 @@ pub fn App() -> impl IntoView {
                 </a>
                 <nav class="nav" aria-label="Main">
                     <A href="/" exact=true>"Overview"</A>
+                    <A href="/before-after">"Before / after"</A>
                     <A href="/changes">"Changes"</A>
                     <A href="/settings">"Settings"</A>
                 </nav>
@@ -102,6 +104,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=OverviewPage/>
                     <Route path=path!("/changes") view=ChangesPage/>
                     <Route path=path!("/resource") view=ResourcePage/>
+                    <Route path=path!("/before-after") view=ProofPage/>
                     <Route path=path!("/settings") view=SettingsPage/>
                 </Routes>
             </main>

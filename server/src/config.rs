@@ -56,6 +56,14 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_AUTOSAVE_EVERY", value_name = "N")]
     pub autosave_every: Option<u64>,
 
+    /// Seconds of baseline before an event that its before/after compares against.
+    #[arg(long, env = "PERFPILOT_BASELINE_SECS", value_name = "SECS")]
+    pub baseline_secs: Option<u32>,
+
+    /// Seconds after an event (edit, mark, action) measured to judge it.
+    #[arg(long, env = "PERFPILOT_VERIFY_SECS", value_name = "SECS")]
+    pub verify_secs: Option<u32>,
+
     /// Address of the Prometheus `/metrics` listener, or `off`.
     #[arg(long, env = "PERFPILOT_METRICS_LISTEN", value_name = "ADDR|off")]
     pub metrics_listen: Option<String>,
@@ -97,6 +105,8 @@ struct FileConfig {
     push_create_resources: Option<bool>,
     push_rate: Option<u32>,
     push_burst: Option<u32>,
+    baseline_secs: Option<u32>,
+    verify_secs: Option<u32>,
 }
 
 /// The effective settings after merging flags, environment, file and defaults.
@@ -115,6 +125,8 @@ pub struct Settings {
     /// Token bucket of `POST /api/push` per client IP: refill per second and capacity.
     pub push_rate: u32,
     pub push_burst: u32,
+    /// Settings every auto-registered resource starts with.
+    pub resource_defaults: engine::model::ResourceSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +228,19 @@ impl Settings {
                 });
             }
         }
+        let mut resource_defaults = engine::model::ResourceSettings::default();
+        if let Some(secs) = cli.baseline_secs.or(file.baseline_secs) {
+            resource_defaults.baseline_secs = secs;
+        }
+        if let Some(secs) = cli.verify_secs.or(file.verify_secs) {
+            resource_defaults.verify_secs = secs;
+        }
+        resource_defaults
+            .validate()
+            .map_err(|err| ConfigError::Invalid {
+                field: "resource defaults",
+                rule: err.to_string(),
+            })?;
         Ok(Settings {
             listen: cli
                 .listen
@@ -237,6 +262,7 @@ impl Settings {
                 || file.push_create_resources.unwrap_or(false),
             push_rate,
             push_burst,
+            resource_defaults,
         })
     }
 }
@@ -389,6 +415,19 @@ mod tests {
         let file = parse("push_rate = 5\npush_create_resources = true\n").unwrap();
         assert_eq!(file.push_rate, Some(5));
         assert_eq!(file.push_create_resources, Some(true));
+    }
+
+    #[test]
+    fn a_zero_verify_window_is_refused_by_the_engine_rule() {
+        let cli = Cli {
+            verify_secs: Some(0),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&cli).unwrap_err().to_string();
+        assert!(
+            err.starts_with("resource defaults: settings.verify_secs:"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod export;
 pub mod hub;
 pub mod metrics;
 pub mod monitor;
+pub mod proof;
 pub mod push;
 pub mod router;
 pub mod shutdown;

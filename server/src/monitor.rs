@@ -15,7 +15,7 @@ use engine::changes::{ChangeStore, MutationKind, StoreOptions};
 use engine::collect::{CollectorHandle, HostCollector};
 use engine::history::{History, HistoryConfig};
 use engine::model::{default_target, Metric, MetricKind, Resource, ResourceId};
-use engine::optimizer::{Analyzer, Tracker};
+use engine::optimizer::{Analyzer, EventKind, Tracker};
 use engine::series::{SeriesInfo, SeriesKey, Tick};
 use tokio::sync::{broadcast, mpsc};
 
@@ -34,7 +34,12 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         autosave: engine::changes::AutoSave::new(settings.autosave_every, 100)?,
         ..StoreOptions::default()
     };
-    Monitor::start(collector, HistoryConfig::default(), options)
+    Monitor::start(
+        collector,
+        HistoryConfig::default(),
+        options,
+        &settings.resource_defaults,
+    )
 }
 
 /// Messages to the monitor task from request handlers.
@@ -76,6 +81,8 @@ pub struct Monitor {
     counters: Arc<TickCounters>,
     action_counts: Arc<[AtomicU64; ACTION_OUTCOMES.len()]>,
     control: mpsc::UnboundedSender<Control>,
+    /// Before/after comparisons; opened by handlers, completed by the monitor task.
+    proof: Arc<std::sync::Mutex<crate::proof::Proof>>,
     /// Taken by [`Monitor::shutdown`]; the collector runs while it is here.
     collector: Arc<std::sync::Mutex<Option<CollectorHandle>>>,
 }
@@ -87,8 +94,9 @@ impl Monitor {
         collector: HostCollector,
         history_config: HistoryConfig,
         store_options: StoreOptions,
+        resource_defaults: &engine::model::ResourceSettings,
     ) -> anyhow::Result<Monitor> {
-        let resources = resources_from_series(collector.series());
+        let resources = resources_from_series(collector.series(), resource_defaults);
         let store = Arc::new(ChangeStore::with_resources(resources, store_options)?);
         let history = Arc::new(RwLock::new(History::new(history_config)?));
         let (frames, _) = broadcast::channel(HUB_CAPACITY);
@@ -98,6 +106,7 @@ impl Monitor {
         let (control, control_rx) = mpsc::unbounded_channel();
         let monitor = Monitor {
             control,
+            proof: Arc::default(),
             store,
             history,
             frames,
@@ -152,6 +161,14 @@ impl Monitor {
     /// (an edited target must not inherit the old target's timers) and every dashboard
     /// gets a fresh overview.
     pub fn changed(&self, record: &engine::changes::ChangeRecord) {
+        if let (MutationKind::SetTarget, Some(after)) = (record.kind, &record.after) {
+            let event = EventKind::TargetEdit {
+                change: record.change,
+            };
+            let unit = self.unit_of(after);
+            // A target edit on a resource always has a target, so this cannot be refused.
+            let _ = self.proof().open(after, event, record.at_unix_ms, unit);
+        }
         let scope = match (record.kind, &record.resource) {
             (MutationKind::Restore, _) | (_, None) => None,
             (_, Some(id)) => Some(id.clone()),
@@ -160,6 +177,43 @@ impl Monitor {
             scope,
             why: record.kind,
         });
+    }
+
+    fn proof(&self) -> std::sync::MutexGuard<'_, crate::proof::Proof> {
+        self.proof.lock().expect("proof lock poisoned")
+    }
+
+    fn unit_of(&self, resource: &Resource) -> String {
+        let history = self.history.read().expect("history lock poisoned");
+        resource
+            .target
+            .as_ref()
+            .and_then(|t| history.id(&SeriesKey::new(resource.id.as_str(), t.metric.as_str())))
+            .and_then(|id| history.info(id).map(|i| i.unit.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Opens a before/after for a manual mark ("deployed v2.3") on a resource.
+    pub fn add_mark(&self, id: &ResourceId, label: &str) -> Result<(), String> {
+        let state = self.store.state();
+        let resource = state
+            .resources
+            .get(id)
+            .ok_or_else(|| format!("resource: no resource with id {:?}", id.as_str()))?;
+        let unit = self.unit_of(resource);
+        let event = EventKind::Mark {
+            label: label.to_owned(),
+        };
+        self.proof()
+            .open(resource, event, engine::collect::unix_now_ms(), unit)
+    }
+
+    /// Every comparison, measuring ones first, newest first.
+    pub fn comparisons(&self) -> Vec<app::proof::ComparisonRow> {
+        let state = self.store.state();
+        let kind_of =
+            |id: &ResourceId, metric: &str| state.resources.get(id)?.metric(metric).map(|m| m.kind);
+        self.proof().rows(kind_of)
     }
 
     fn broadcast_overview(&self) {
@@ -216,6 +270,10 @@ impl Monitor {
             };
             let started = std::time::Instant::now();
             let cards = self.evaluate(&tick, &mut analyzer, &mut trackers);
+            {
+                let history = self.history.read().expect("history lock poisoned");
+                self.proof().complete(tick.at, &history);
+            }
             let gaps = tick.values.iter().filter(|v| v.is_none()).count() as u64;
             self.counters.ticks.fetch_add(1, Ordering::Relaxed);
             self.counters.gaps.fetch_add(gaps, Ordering::Relaxed);
@@ -377,7 +435,10 @@ fn card_metric(resource: &Resource) -> Option<&Metric> {
 
 /// One engine resource per collector resource id, exposing the series that have a metric
 /// kind. The seed's default target applies to the resource's utilization metric.
-pub fn resources_from_series(series: &[SeriesInfo]) -> Vec<Resource> {
+pub fn resources_from_series(
+    series: &[SeriesInfo],
+    defaults: &engine::model::ResourceSettings,
+) -> Vec<Resource> {
     let mut resources: Vec<Resource> = Vec::new();
     for info in series {
         // Per-core series stay in history for charts; one card per core would drown the
@@ -398,6 +459,7 @@ pub fn resources_from_series(series: &[SeriesInfo]) -> Vec<Resource> {
                 let mut resource = Resource::new(id, info.resource_type, &info.resource_name);
                 resource.metrics.clear();
                 resource.target = None;
+                resource.settings = defaults.clone();
                 resources.push(resource);
                 resources.last_mut().expect("just pushed")
             }

@@ -57,4 +57,12 @@ impl app::backend::Backend for Monitor {
     fn changed(&self, record: &engine::changes::ChangeRecord) {
         Monitor::changed(self, record);
     }
+
+    fn comparisons(&self) -> Vec<app::proof::ComparisonRow> {
+        Monitor::comparisons(self)
+    }
+
+    fn add_mark(&self, id: &engine::model::ResourceId, label: &str) -> Result<(), String> {
+        Monitor::add_mark(self, id, label)
+    }
 }

@@ -3,6 +3,7 @@
 pub mod changes;
 pub mod not_found;
 pub mod overview;
+pub mod proof;
 pub mod resource;
 pub mod resource_chart;
 pub mod settings;

@@ -1,0 +1,227 @@
+//! Before / after: the seed's benchmark table, live. One row per target edit, manual mark
+//! or optimizer action — resource, before, after, target, improvement — computed once
+//! the window after the event has been measured.
+
+use leptos::prelude::*;
+
+use crate::live::LiveState;
+use crate::pages::resource::server_message;
+use crate::proof::ComparisonRow;
+
+#[server(endpoint = "comparisons", input = leptos::server_fn::codec::GetUrl)]
+pub async fn list_comparisons() -> Result<Vec<ComparisonRow>, ServerFnError> {
+    Ok(crate::backend::backend()?.comparisons())
+}
+
+const MAX_LABEL: usize = 120;
+
+/// Adds a manual mark ("deployed v2.3") that opens a before/after on a resource.
+#[server(endpoint = "add_mark")]
+pub async fn add_mark(resource: String, label: String) -> Result<(), ServerFnError> {
+    use crate::backend::{backend, refuse, set_status};
+    use engine::error::EngineError;
+
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > MAX_LABEL {
+        return Err(refuse(EngineError::invalid(
+            "label",
+            format!(
+                "must be 1–{MAX_LABEL} characters and not blank, got {} characters",
+                label.chars().count()
+            ),
+        )));
+    }
+    let id = engine::model::ResourceId::new(&resource).map_err(refuse)?;
+    let backend = backend()?;
+    if !backend.store().state().resources.contains_key(&id) {
+        return Err(refuse(EngineError::UnknownResource { id }));
+    }
+    backend.add_mark(&id, label).map_err(|message| {
+        set_status(http::StatusCode::UNPROCESSABLE_ENTITY);
+        ServerFnError::ServerError(message)
+    })
+}
+
+#[component]
+pub fn ProofPage() -> impl IntoView {
+    let live = expect_context::<LiveState>();
+    let refresh = RwSignal::new(0u32);
+    let rows = Resource::new(move || refresh.get(), |_| list_comparisons());
+    let mark = ServerAction::<AddMark>::new();
+    let mark_error = RwSignal::new(None::<String>);
+    let mark_notice = RwSignal::new(None::<String>);
+    let resource = RwSignal::new(String::from("cpu"));
+    let label = RwSignal::new(String::new());
+
+    // Pending rows finish on their own: re-read every few seconds while any is measuring.
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(
+            move || {
+                let measuring = rows
+                    .get_untracked()
+                    .and_then(|r| r.ok())
+                    .is_some_and(|rows| rows.iter().any(|r| r.pending));
+                if measuring {
+                    refresh.update(|n| *n += 1);
+                }
+            },
+            std::time::Duration::from_secs(3),
+        );
+        if let Ok(handle) = handle {
+            on_cleanup(move || handle.clear());
+        }
+    }
+
+    Effect::new(move |_| {
+        let Some(result) = mark.value().get() else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                mark_error.set(None);
+                mark_notice.set(Some(
+                    "Mark added; its before/after appears when the window after it is measured."
+                        .into(),
+                ));
+                label.set(String::new());
+                refresh.update(|n| *n += 1);
+            }
+            Err(err) => {
+                mark_notice.set(None);
+                mark_error.set(Some(server_message(&err)));
+            }
+        }
+    });
+
+    let resource_options = move || {
+        live.overview
+            .get()
+            .map(|o| {
+                o.cards
+                    .into_iter()
+                    .filter(|c| c.target.is_some())
+                    .map(|c| (c.id, c.name))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_else(|| {
+                vec![
+                    ("cpu".into(), "CPU".into()),
+                    ("memory".into(), "Memory".into()),
+                ]
+            })
+    };
+
+    view! {
+        <section class="page-head">
+            <h1>"Before / after"</h1>
+            <p class="muted">"Every target edit and mark is judged by the window after it against the baseline before it."</p>
+        </section>
+        <form
+            class="mark-form"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                mark.dispatch(AddMark { resource: resource.get_untracked(), label: label.get_untracked() });
+            }
+        >
+            <label>
+                "Resource "
+                <select id="mark-resource" on:change=move |ev| resource.set(event_target_value(&ev))>
+                    {move || {
+                        resource_options()
+                            .into_iter()
+                            .map(|(id, name)| {
+                                let selected = id == resource.get_untracked();
+                                view! { <option value=id selected=selected>{name}</option> }
+                            })
+                            .collect_view()
+                    }}
+                </select>
+            </label>
+            <label>
+                "Mark "
+                <input
+                    id="mark-label"
+                    type="text"
+                    placeholder="deployed v2.3"
+                    maxlength=MAX_LABEL.to_string()
+                    prop:value=move || label.get()
+                    on:input=move |ev| label.set(event_target_value(&ev))
+                    aria-describedby="mark-error"
+                />
+            </label>
+            <button id="mark-add" class="btn" type="submit" disabled=move || mark.pending().get()>"Add mark"</button>
+        </form>
+        <p id="mark-error" class="field-error" role="alert">{move || mark_error.get()}</p>
+        <p id="mark-notice" class="notice" role="status">{move || mark_notice.get()}</p>
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading comparisons…"</p> }>
+            {move || {
+                rows.get()
+                    .map(|result| match result {
+                        Err(err) => view! {
+                            <section class="error-state" role="alert">
+                                <h2>"Could not load the comparisons"</h2>
+                                <p>{server_message(&err)}</p>
+                            </section>
+                        }
+                        .into_any(),
+                        Ok(rows) if rows.is_empty() => view! {
+                            <section class="empty-state">
+                                <h2>"Nothing to compare yet"</h2>
+                                <p>"Edit a target on a resource page, or add a mark above (for example after a deploy); its before/after appears here."</p>
+                            </section>
+                        }
+                        .into_any(),
+                        Ok(rows) => view! { <ComparisonTable rows/> }.into_any(),
+                    })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn ComparisonTable(rows: Vec<ComparisonRow>) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="proof-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"Resource"</th>
+                        <th scope="col">"Event"</th>
+                        <th scope="col">"Before"</th>
+                        <th scope="col">"After"</th>
+                        <th scope="col">"Target"</th>
+                        <th scope="col">"Improvement"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|row| {
+                            let state = match row.target_met {
+                                None => "pending",
+                                Some(true) => "met",
+                                Some(false) => "missed",
+                            };
+                            let improvement = if row.pending {
+                                format!("measuring until {} UTC", crate::format::utc_time(row.ready_at_unix_ms))
+                            } else {
+                                row.improvement_pct.map(|p| format!("{p:.1} %")).unwrap_or_else(|| "n/a".into())
+                            };
+                            view! {
+                                <tr class=format!("proof-{state}") data-state=state title=row.reason.clone()>
+                                    <td>{row.resource_name.clone()}</td>
+                                    <td>{row.event.clone()}<br/><small class="muted">{crate::format::utc_time(row.at_unix_ms)}" UTC"</small></td>
+                                    <td class="num">{row.before.clone().unwrap_or_else(|| "—".into())}</td>
+                                    <td class="num">{row.after.clone().unwrap_or_else(|| "—".into())}</td>
+                                    <td>{row.target.clone()}</td>
+                                    <td class="num">{improvement}<br/><small class="muted">{row.reason.clone()}</small></td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}

@@ -1,0 +1,235 @@
+//! Before/after proof: every target edit, manual mark (and, once actions are wired, every
+//! optimizer action) opens a comparison of a baseline window before the event with a
+//! window after it — the seed's benchmark table, computed live.
+//!
+//! Owned by the monitor task: events are opened from request handlers through it, and it
+//! completes them on the first tick after their after-window ends. Finished records are
+//! kept in a bounded ring so memory stays flat.
+
+use std::collections::VecDeque;
+
+use engine::history::History;
+use engine::model::{format_value, Resource, ResourceId, Target};
+use engine::optimizer::{ComparisonRecord, EventKind, EventWindows};
+use engine::series::SeriesKey;
+
+use app::proof::ComparisonRow;
+
+/// Finished comparisons kept for the page.
+const KEEP: usize = 200;
+/// Events still measuring; more than this and the oldest is dropped with a warning.
+const MAX_PENDING: usize = 1_000;
+
+struct Pending {
+    resource: ResourceId,
+    resource_name: String,
+    unit: String,
+    event: EventKind,
+    windows: EventWindows,
+    target: Target,
+}
+
+#[derive(Default)]
+pub struct Proof {
+    pending: Vec<Pending>,
+    done: VecDeque<(ComparisonRecord, String, String)>,
+}
+
+impl Proof {
+    /// Opens a comparison for an event on `resource` at `at_unix_ms`. Resources without a
+    /// target have nothing to compare against and are refused.
+    pub fn open(
+        &mut self,
+        resource: &Resource,
+        event: EventKind,
+        at_unix_ms: i64,
+        unit: String,
+    ) -> Result<(), String> {
+        let Some(target) = resource.target.clone() else {
+            return Err(format!(
+                "resource: {} has no target, so a before/after has nothing to compare against; set a target first",
+                resource.id
+            ));
+        };
+        if self.pending.len() >= MAX_PENDING {
+            tracing::warn!("Too many before/after comparisons in flight; dropping the oldest");
+            self.pending.remove(0);
+        }
+        self.pending.push(Pending {
+            resource: resource.id.clone(),
+            resource_name: resource.name.clone(),
+            unit,
+            event,
+            windows: EventWindows::around(at_unix_ms, &resource.settings),
+            target,
+        });
+        Ok(())
+    }
+
+    /// Completes every comparison whose after-window has ended by `now`.
+    pub fn complete(&mut self, now: i64, history: &History) {
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.windows.complete_at() <= now);
+        self.pending = waiting;
+        for p in ready {
+            let key = SeriesKey::new(p.resource.as_str(), p.target.metric.as_str());
+            let samples = |(from, to): (i64, i64)| -> Vec<Option<f32>> {
+                let Some(id) = history.id(&key) else {
+                    return Vec::new();
+                };
+                let step = history.config().step_ms;
+                let points = ((to - from) / step).max(1) as usize;
+                history
+                    .range(id, from, to, points)
+                    .map(|d| d.points.iter().map(|p| p.map(|p| p.mean)).collect())
+                    .unwrap_or_default()
+            };
+            let record = ComparisonRecord::compute(
+                p.resource,
+                p.event,
+                p.windows,
+                &samples(p.windows.before),
+                &samples(p.windows.after),
+                &p.target,
+            );
+            if self.done.len() == KEEP {
+                self.done.pop_front();
+            }
+            self.done.push_back((record, p.resource_name, p.unit));
+        }
+    }
+
+    /// Newest first: measuring ones, then finished ones.
+    pub fn rows(
+        &self,
+        kind_of: impl Fn(&ResourceId, &str) -> Option<engine::model::MetricKind>,
+    ) -> Vec<ComparisonRow> {
+        let describe = |target: &Target, resource: &ResourceId| {
+            kind_of(resource, &target.metric)
+                .map_or_else(|| target.value.to_string(), |k| target.describe(k))
+        };
+        let value = |v: Option<f64>, resource: &ResourceId, target: &Target| {
+            v.map(|v| match kind_of(resource, &target.metric) {
+                Some(kind) => format_value(v, kind),
+                None => format!("{v:.1}"),
+            })
+        };
+        let pending = self.pending.iter().rev().map(|p| ComparisonRow {
+            resource_id: p.resource.as_str().to_owned(),
+            resource_name: p.resource_name.clone(),
+            event: event_label(&p.event),
+            at_unix_ms: p.windows.before.1,
+            ready_at_unix_ms: p.windows.complete_at(),
+            pending: true,
+            before: None,
+            after: None,
+            target: describe(&p.target, &p.resource),
+            improvement_pct: None,
+            target_met: None,
+            reason: "measuring the window after the event".into(),
+            unit: p.unit.clone(),
+        });
+        let done = self.done.iter().rev().map(|(r, name, unit)| ComparisonRow {
+            resource_id: r.resource.as_str().to_owned(),
+            resource_name: name.clone(),
+            event: event_label(&r.event),
+            at_unix_ms: r.at_unix_ms,
+            ready_at_unix_ms: r.windows.complete_at(),
+            pending: false,
+            before: value(r.result.before_value, &r.resource, &r.result.target),
+            after: value(r.result.after_value, &r.resource, &r.result.target),
+            target: describe(&r.result.target, &r.resource),
+            improvement_pct: r.result.improvement_pct,
+            target_met: Some(r.result.target_met),
+            reason: r.result.reason.clone(),
+            unit: unit.clone(),
+        });
+        pending.chain(done).collect()
+    }
+}
+
+fn event_label(event: &EventKind) -> String {
+    match event {
+        EventKind::Action {
+            action,
+            dry_run: true,
+        } => format!("action {action} (dry run)"),
+        EventKind::Action { action, .. } => format!("action {action}"),
+        EventKind::TargetEdit { change } => format!("target edit (change #{change})"),
+        EventKind::Mark { label } => format!("mark: {label}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::history::HistoryConfig;
+    use engine::model::{MetricKind, ResourceType};
+    use engine::series::SeriesInfo;
+
+    /// The seed's CPU row: 85 % before, 65 % after → 23.5 % improvement, target met.
+    #[test]
+    fn a_mark_compares_the_windows_around_it() {
+        let mut history = History::new(HistoryConfig::default()).unwrap();
+        let info = SeriesInfo::new(
+            SeriesKey::new("cpu", "utilization"),
+            ResourceType::Cpu,
+            "CPU",
+            Some(MetricKind::Utilization),
+            "%",
+        );
+        let id = history.register(info).unwrap();
+        let mut resource = Resource::new(ResourceId::new("cpu").unwrap(), ResourceType::Cpu, "CPU");
+        resource.settings.baseline_secs = 10;
+        resource.settings.verify_secs = 10;
+        let t0 = 1_700_000_000_000;
+        for s in 0..20 {
+            let value = if s < 10 { 85.0 } else { 65.0 };
+            history.append(id, t0 + s * 1000, Some(value)).unwrap();
+        }
+        let mut proof = Proof::default();
+        let mark = EventKind::Mark {
+            label: "deployed v2.3".into(),
+        };
+        proof
+            .open(&resource, mark, t0 + 10_000, "%".into())
+            .unwrap();
+        let kind = |_: &ResourceId, _: &str| Some(MetricKind::Utilization);
+        proof.complete(t0 + 19_000, &history);
+        assert!(
+            proof.rows(kind)[0].pending,
+            "not complete before the after-window ends"
+        );
+        proof.complete(t0 + 20_000, &history);
+        let row = &proof.rows(kind)[0];
+        assert!(!row.pending);
+        assert_eq!(row.event, "mark: deployed v2.3");
+        assert_eq!(row.before.as_deref(), Some("85 %"));
+        assert_eq!(row.after.as_deref(), Some("65 %"));
+        assert_eq!(
+            row.improvement_pct.map(|p| (p * 10.0).round() / 10.0),
+            Some(23.5)
+        );
+        assert_eq!(row.target_met, Some(true));
+    }
+
+    #[test]
+    fn a_resource_without_target_is_refused_with_the_reason() {
+        let mut resource = Resource::new(
+            ResourceId::new("disk:/").unwrap(),
+            ResourceType::Disk,
+            "Disk /",
+        );
+        resource.target = None;
+        let err = Proof::default()
+            .open(
+                &resource,
+                EventKind::Mark { label: "x".into() },
+                0,
+                "%".into(),
+            )
+            .unwrap_err();
+        assert!(err.starts_with("resource: disk:/ has no target"), "{err}");
+    }
+}

@@ -1,0 +1,154 @@
+//! Before / after in the real browser: a manual mark and a target edit each get a row,
+//! measured once the window after them ends; bad marks are refused with the rule.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use tests::{http_post_form, Browser, Perfpilot};
+
+async fn rows_in_state(client: &Client, state: &str) -> usize {
+    client
+        .find_all(Locator::Css(&format!(
+            ".proof-table tbody tr[data-state='{state}']"
+        )))
+        .await
+        .map(|rows| rows.len())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marks_and_target_edits_get_a_before_after_row() {
+    let server = Perfpilot::start(&["--baseline-secs", "2", "--verify-secs", "3"]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    client.goto(&server.url("/before-after")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let empty = client
+        .find(Locator::Css(".empty-state h2"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(empty, "Nothing to compare yet");
+
+    // A blank mark is refused with the rule and adds nothing.
+    client
+        .find(Locator::Id("mark-add"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let text = client
+            .find(Locator::Id("mark-error"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !text.is_empty() || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        error,
+        "label: must be 1–120 characters and not blank, got 0 characters"
+    );
+
+    client
+        .find(Locator::Id("mark-label"))
+        .await
+        .unwrap()
+        .send_keys("deployed v2.3")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("mark-add"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(".proof-table tbody tr[data-state='pending']"))
+        .await
+        .expect("a pending row for the mark");
+
+    let (status, response) = http_post_form(
+        server.addr,
+        "/api/set_target",
+        "resource=cpu&metric=utilization&value=90",
+    );
+    assert_eq!(status, 200, "{response}");
+
+    // Both rows finish once their 3 s after-windows end (the page re-reads while pending).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let finished = rows_in_state(client, "met").await + rows_in_state(client, "missed").await;
+        if finished == 2 && rows_in_state(client, "pending").await == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rows did not finish: {finished} finished"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let table = client
+        .find(Locator::Css(".proof-table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(table.contains("mark: deployed v2.3"), "{table}");
+    assert!(table.contains("target edit (change #1)"), "{table}");
+    assert!(table.contains("p95 utilization ≤ 90 %"), "{table}");
+    let befores = client
+        .find_all(Locator::Css(".proof-table tbody td:nth-child(3)"))
+        .await
+        .unwrap();
+    for cell in befores {
+        let text = cell.text().await.unwrap();
+        assert!(text.ends_with('%'), "a measured before value: {text}");
+    }
+    browser.screenshot("before-after.png").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marks_on_unknown_or_targetless_resources_are_refused() {
+    let server = Perfpilot::start(&[]);
+    let (status, response) = http_post_form(server.addr, "/api/add_mark", "resource=nope&label=x");
+    assert_eq!(status, 404, "{response}");
+    assert!(
+        response.contains("resource `nope` does not exist"),
+        "{response}"
+    );
+    let (status, response) =
+        http_post_form(server.addr, "/api/add_mark", "resource=disk%3A%2F&label=x");
+    assert_eq!(status, 422, "{response}");
+    assert!(
+        response.contains("has no target, so a before/after has nothing to compare against"),
+        "{response}"
+    );
+    let long = "x".repeat(121);
+    let (status, response) = http_post_form(
+        server.addr,
+        "/api/add_mark",
+        &format!("resource=cpu&label={long}"),
+    );
+    assert_eq!(status, 422, "{response}");
+    assert!(
+        response.contains("label: must be 1–120 characters"),
+        "{response}"
+    );
+}
