@@ -246,3 +246,76 @@ async fn unknown_resource_and_bad_range_get_clear_messages() {
     assert_eq!(message, "resource: no resource with id \"nope\"");
     browser.close().await;
 }
+
+/// Types a value into the target field (replacing what is there) and presses Enter, then
+/// waits for the server's answer.
+async fn save_through_the_field(client: &Client, value: u32, expect: &str) {
+    let field = client.find(Locator::Id("target-value")).await.unwrap();
+    field.send_keys("\u{e009}a\u{e000}").await.unwrap();
+    field.send_keys(&format!("{value}\u{e007}")).await.unwrap();
+    eventually_text(client, "#target-notice", expect, |t| t == expect).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_edits_through_the_ui_auto_save_a_snapshot_that_restore_brings_back() {
+    let server = Perfpilot::start(&[]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/resource?id=cpu&range=5m"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+
+    for change in 1..=19u32 {
+        save_through_the_field(client, 40 + change, &format!("Saved as change #{change}.")).await;
+    }
+    // The 20th accepted change is the default auto-save point.
+    save_through_the_field(client, 60, "Saved as change #20 — auto-saved snapshot #20.").await;
+    save_through_the_field(client, 30, "Saved as change #21.").await;
+
+    client
+        .goto(&server.url("/changes?snapshot=20"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let row = client
+        .find(Locator::Css("tr[data-snapshot='20']"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(row.starts_with("#20"), "{row}");
+    eventually_text(client, "#diff", "the difference to now", |t| {
+        t == "cpu: target.value: 60.0 → 30.0"
+    })
+    .await;
+    client
+        .find(Locator::Id("restore-start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Id("restore-confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually_text(client, "#restore-result", "the restore outcome", |t| {
+        t.contains("Restored snapshot #20 as change #22.")
+    })
+    .await;
+
+    client
+        .goto(&server.url("/resource?id=cpu&range=5m"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    assert_eq!(input_value(client, "#target-value").await, "60");
+    browser.close().await;
+}
