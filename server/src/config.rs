@@ -25,7 +25,7 @@ const DEFAULT_PUSH_BURST: u32 = 40;
 
 /// perfpilot: a self-hosted performance control plane for your hosts.
 #[derive(Parser, Debug, Clone, Default)]
-#[command(name = "perfpilot", version, about, long_about = None)]
+#[command(name = "perfpilot", version, long_about = None)]
 pub struct Cli {
     /// Address the UI and API listen on.
     #[arg(long, env = "PERFPILOT_LISTEN", value_name = "ADDR")]
