@@ -159,6 +159,17 @@ async fn overview_shows_live_host_resources_without_a_reload() {
         cards_updated_at(client).await > first
     })
     .await;
+    // The top-process scan runs every few seconds; the CPU card then names the busiest.
+    eventually(15, "the CPU card to name its top process", || async {
+        match client
+            .find(Locator::Css("article.card[data-resource='cpu'] .card-top"))
+            .await
+        {
+            Ok(top) => top.text().await.unwrap_or_default().starts_with("Top: "),
+            Err(_) => false,
+        }
+    })
+    .await;
     let second = cards_updated_at(client).await;
     eventually(10, "a second live update", || async {
         cards_updated_at(client).await > second

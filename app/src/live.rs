@@ -28,6 +28,9 @@ pub struct Card {
     pub target: Option<TargetLine>,
     pub status: OptimizationStatus,
     pub reason: String,
+    /// Who is using the resource most ("rustc (pid 4242) 95.1 %"), for CPU and memory.
+    #[serde(default)]
+    pub top: Option<String>,
 }
 
 /// The target as the UI draws it.
@@ -58,6 +61,8 @@ pub struct CardTick {
     pub value: Option<f32>,
     pub status: OptimizationStatus,
     pub reason: String,
+    #[serde(default)]
+    pub top: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +92,7 @@ impl Overview {
             if let Some(t) = update {
                 card.status = t.status;
                 card.reason.clone_from(&t.reason);
+                card.top.clone_from(&t.top);
             }
         }
     }
@@ -108,6 +114,7 @@ mod tests {
             target: None,
             status: OptimizationStatus::NotOptimized,
             reason: String::new(),
+            top: None,
         }
     }
 
@@ -125,12 +132,17 @@ mod tests {
             value: Some(9.0),
             status: OptimizationStatus::Optimized,
             reason: "ok".into(),
+            top: Some("rustc (pid 1) 90.0 %".into()),
         }];
         overview.apply_tick(5, &ticks);
         assert_eq!(overview.at_unix_ms, 5);
         assert_eq!(overview.cards[0].spark.len(), SPARK_POINTS);
         assert_eq!(overview.cards[0].spark.last(), Some(&Some(9.0)));
         assert_eq!(overview.cards[0].status, OptimizationStatus::Optimized);
+        assert_eq!(
+            overview.cards[0].top.as_deref(),
+            Some("rustc (pid 1) 90.0 %")
+        );
         assert_eq!(overview.cards[1].spark, vec![Some(2.0), None]);
         assert_eq!(overview.cards[1].value, None);
     }

@@ -81,6 +81,8 @@ pub struct Monitor {
     counters: Arc<TickCounters>,
     action_counts: Arc<[AtomicU64; ACTION_OUTCOMES.len()]>,
     control: mpsc::UnboundedSender<Control>,
+    /// The latest top-process scan (every few seconds), so cards can say who is busy.
+    top: Arc<std::sync::Mutex<Option<Arc<engine::series::TopProcesses>>>>,
     /// Before/after comparisons; opened by handlers, completed by the monitor task.
     proof: Arc<std::sync::Mutex<crate::proof::Proof>>,
     /// Taken by [`Monitor::shutdown`]; the collector runs while it is here.
@@ -107,6 +109,7 @@ impl Monitor {
         let monitor = Monitor {
             control,
             proof: Arc::default(),
+            top: Arc::default(),
             store,
             history,
             frames,
@@ -304,6 +307,10 @@ impl Monitor {
         analyzer: &mut Analyzer,
         trackers: &mut HashMap<ResourceId, Tracker>,
     ) -> Vec<CardTick> {
+        if let Some(top) = &tick.top_processes {
+            *self.top.lock().expect("top lock poisoned") = Some(top.clone());
+        }
+        let top = self.top.lock().expect("top lock poisoned").clone();
         let state = self.store.state();
         let mut statuses = Vec::with_capacity(state.resources.len());
         let mut cards = Vec::with_capacity(state.resources.len());
@@ -342,6 +349,7 @@ impl Monitor {
                 value,
                 status: report.status,
                 reason: report.reason.clone(),
+                top: top_line(resource.resource_type, top.as_deref()),
             });
             statuses.push((id.clone(), report));
         }
@@ -356,7 +364,7 @@ impl Monitor {
         let views = self.store.views();
         let history = self.history.read().expect("history lock poisoned");
         let mut at_unix_ms = 0;
-        let cards = views
+        let mut cards: Vec<Card> = views
             .iter()
             .map(|view| {
                 let resource = &view.resource;
@@ -404,9 +412,16 @@ impl Monitor {
                     target,
                     status: view.status.status,
                     reason: view.status.reason.clone(),
+                    top: None,
                 }
             })
             .collect();
+        let top = self.top.lock().expect("top lock poisoned").clone();
+        for card in &mut cards {
+            if let Ok(resource_type) = card.resource_type.parse() {
+                card.top = top_line(resource_type, top.as_deref());
+            }
+        }
         let stats = self.store.stats();
         Overview {
             at_unix_ms,
@@ -414,6 +429,26 @@ impl Monitor {
             change: stats.change,
             autosave_every: stats.autosave.every(),
         }
+    }
+}
+
+/// "rustc (pid 4242) 95.1 %" for CPU, "postgres (pid 7) 1.2 GiB" for memory.
+fn top_line(
+    resource_type: engine::model::ResourceType,
+    top: Option<&engine::series::TopProcesses>,
+) -> Option<String> {
+    use engine::model::ResourceType;
+    let top = top?;
+    match resource_type {
+        ResourceType::Cpu => top
+            .by_cpu
+            .first()
+            .map(|p| format!("{} (pid {}) {:.1} %", p.name, p.pid, p.cpu_pct)),
+        ResourceType::Memory => top.by_memory.first().map(|p| {
+            let usage = app::format::reading(p.rss_bytes as f64, "bytes");
+            format!("{} (pid {}) {usage}", p.name, p.pid)
+        }),
+        _ => None,
     }
 }
 

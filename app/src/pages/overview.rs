@@ -84,6 +84,7 @@ fn ResourceCard(card: Card) -> impl IntoView {
             <Sparkline card=card.clone()/>
             <p class="card-target">{target_text}</p>
             <p class="card-reason">{card.reason.clone()}</p>
+            {card.top.clone().map(|top| view! { <p class="card-top" title="Top process by this resource">"Top: "{top}</p> })}
         </article>
     }
 }
