@@ -261,11 +261,14 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
     let overflow = client
         .execute(
             "const root = document.documentElement, table = document.querySelector('.table-scroll');
-             const w = root.clientWidth;
+             const w = root.clientWidth, t = table.getBoundingClientRect().right;
+             const name = e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className
+               + '@' + Math.round(e.getBoundingClientRect().right);
              const out = [...document.querySelectorAll('body *')]
                .filter(e => e.getBoundingClientRect().right > w + 1)
-               .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className)
-               .slice(0, 8).join(' ');
+               .concat([...table.querySelectorAll('*')]
+                 .filter(e => e.getBoundingClientRect().right > t + 1))
+               .slice(0, 8).map(name).join(' ');
              return [root.scrollWidth - w, table.scrollWidth - table.clientWidth, out];",
             vec![],
         )

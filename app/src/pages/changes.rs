@@ -289,9 +289,9 @@ fn SnapshotRowView(row: SnapshotRow, selected: Memo<Option<String>>) -> impl Int
         move |_| selected.with(|s| s.as_deref() == Some(id.as_str()))
     });
     let verified = match row.problem {
-        None => view! { <span class="verify verify-ok">"✓ verified"</span> }.into_any(),
+        None => view! { <span class="verify verify-ok">"✓"<span class="verify-word">" verified"</span></span> }.into_any(),
         Some(problem) => {
-            view! { <span class="verify verify-bad" title=problem>"✗ failed"</span> }.into_any()
+            view! { <span class="verify verify-bad" title=problem>"✗"<span class="verify-word">" failed"</span></span> }.into_any()
         }
     };
     view! {
