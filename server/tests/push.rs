@@ -364,3 +364,32 @@ async fn rate_limit_is_per_client_ip_with_retry_after() {
     let (status, _, body) = server.send(request).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn one_push_may_not_create_more_than_the_cap_of_resources() {
+    let server = Server::start("create-cap", creating());
+    let before = server.fingerprint();
+    let cap = server::push::MAX_CREATED_PER_PUSH;
+    let samples: Vec<String> = (0..=cap)
+        .map(|i| {
+            format!(
+                r#"{{"resource":"custom:{}","metric":"m","value":1}}"#,
+                500 + i
+            )
+        })
+        .collect();
+    let (status, body) = server
+        .push(format!(r#"{{"samples":[{}]}}"#, samples.join(",")))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (field, rule, message) = first_error(&body);
+    assert_eq!((field, rule), ("samples", "too_many_new_resources"));
+    assert!(
+        message.contains(&format!(
+            "at most {cap} new resources per push, got {}",
+            cap + 1
+        )),
+        "{message}"
+    );
+    assert_eq!(server.fingerprint(), before);
+}
