@@ -36,6 +36,11 @@ pub fn utc_time(unix_ms: i64) -> String {
     )
 }
 
+/// "2026-11-26T23:04:05Z", for `<time datetime>`.
+pub fn utc_iso(unix_ms: i64) -> String {
+    utc_time(unix_ms).replacen(' ', "T", 1) + "Z"
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -73,6 +78,9 @@ mod tests {
         assert_eq!(super::utc_time(0), "1970-01-01 00:00:00");
         assert_eq!(super::utc_time(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(super::utc_time(1_795_734_245_000), "2026-11-26 23:04:05");
+        assert_eq!(super::utc_time(1_709_251_199_999), "2024-02-29 23:59:59");
+        assert_eq!(super::utc_time(-1), "1969-12-31 23:59:59");
+        assert_eq!(super::utc_iso(1_741_064_767_000), "2025-03-04T05:06:07Z");
     }
 
     #[test]

@@ -297,7 +297,7 @@ fn SnapshotRowView(row: SnapshotRow, selected: Memo<Option<String>>) -> impl Int
     view! {
         <tr class:selected=is_selected data-snapshot=id.clone()>
             <th scope="row">{format!("#{}", row.change)}</th>
-            <td class="col-time"><time datetime=iso_utc(row.wall_unix_ms) title="UTC">{utc_text(row.wall_unix_ms)}</time></td>
+            <td class="col-time"><time datetime=crate::format::utc_iso(row.wall_unix_ms) title="UTC">{crate::format::utc_time(row.wall_unix_ms)}</time></td>
             <td class="col-hash"><code>{row.short_hash}</code></td>
             <td class="num">{row.resources}</td>
             <td>{verified}</td>
@@ -566,59 +566,9 @@ fn RestoreResult(restore: ServerAction<RestoreSnapshot>) -> impl IntoView {
     }
 }
 
-/// "2025-03-04 05:06:07", in UTC. Integer arithmetic only, so the server and the browser
-/// print the same text whatever their locale or time zone, and hydration matches.
-pub fn utc_text(unix_ms: i64) -> String {
-    let (date, h, m, s) = utc_parts(unix_ms);
-    format!("{date} {h:02}:{m:02}:{s:02}")
-}
-
-/// "2025-03-04T05:06:07Z", for `<time datetime>`.
-fn iso_utc(unix_ms: i64) -> String {
-    let (date, h, m, s) = utc_parts(unix_ms);
-    format!("{date}T{h:02}:{m:02}:{s:02}Z")
-}
-
-fn utc_parts(unix_ms: i64) -> (String, i64, i64, i64) {
-    let secs = unix_ms.div_euclid(1000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    (
-        format!("{y:04}-{mo:02}-{d:02}"),
-        t / 3600,
-        t % 3600 / 60,
-        t % 60,
-    )
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_text_is_locale_free_and_exact() {
-        assert_eq!(utc_text(0), "1970-01-01 00:00:00");
-        assert_eq!(utc_text(951_782_400_000), "2000-02-29 00:00:00");
-        assert_eq!(utc_text(1_709_251_199_999), "2024-02-29 23:59:59");
-        assert_eq!(utc_text(1_741_064_767_000), "2025-03-04 05:06:07");
-        assert_eq!(utc_text(-1), "1969-12-31 23:59:59");
-        assert_eq!(iso_utc(1_741_064_767_000), "2025-03-04T05:06:07Z");
-    }
 
     #[test]
     fn next_autosave_counts_down_from_the_period() {
