@@ -840,10 +840,14 @@ pub fn spawn(collector: HostCollector, capacity: usize) -> CollectorHandle {
     let period = collector.config().interval.max(MINIMUM_CPU_UPDATE_INTERVAL);
     let period_ms = period.as_millis().max(1) as i64;
     let task = tokio::spawn(async move {
-        let mut interval = tokio::time::interval(period);
+        // Start on the next wall-clock multiple of the period, so a tick's `at` is when it
+        // actually fired (not up to half a period off) and dashboards can measure delivery.
+        let now_ms = unix_now_ms();
+        let wait_ms = (period_ms - now_ms.rem_euclid(period_ms)) % period_ms;
+        let start = tokio::time::Instant::now() + Duration::from_millis(wait_ms as u64);
+        let start_ms = now_ms + wait_ms;
+        let mut interval = tokio::time::interval_at(start, period);
         interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let start = tokio::time::Instant::now();
-        let start_ms = (unix_now_ms() + period_ms / 2).div_euclid(period_ms) * period_ms;
         let mut collector = Some(collector);
         loop {
             let scheduled = tokio::select! {

@@ -21,6 +21,9 @@ use tokio::sync::{broadcast, mpsc};
 
 use app::live::{Card, CardTick, LiveMessage, Overview, TargetLine, SPARK_POINTS};
 
+/// How long a pushed sample counts as the live value of its card.
+const PUSH_FRESHNESS_MS: i64 = 15_000;
+
 /// Frames buffered per websocket before a slow client skips ahead to a fresh overview.
 const HUB_CAPACITY: usize = 8;
 
@@ -321,7 +324,17 @@ impl Monitor {
         let history = self.history.read().expect("history lock poisoned");
         for (id, resource) in state.resources.iter() {
             let metric = card_metric(resource);
-            let value = metric.and_then(|m| tick.value(id.as_str(), &m.name));
+            // Pushed (custom) series are not in the collector's tick: show their latest
+            // sample while it is fresh instead of a gap every second.
+            let value = metric.and_then(|m| {
+                tick.value(id.as_str(), &m.name).or_else(|| {
+                    let key = SeriesKey::new(id.as_str(), m.name.as_str());
+                    let (at, value) = history.get(history.id(&key)?)?.latest()?;
+                    (tick.at - at <= PUSH_FRESHNESS_MS)
+                        .then_some(value)
+                        .flatten()
+                })
+            });
             let tracker = trackers
                 .entry(id.clone())
                 .or_insert_with(|| Tracker::new(tick.at));

@@ -393,3 +393,31 @@ async fn one_push_may_not_create_more_than_the_cap_of_resources() {
     );
     assert_eq!(server.fingerprint(), before);
 }
+
+#[tokio::test]
+async fn live_ticks_carry_the_fresh_pushed_value_instead_of_a_gap() {
+    let server = Server::start("live", creating());
+    let mut frames = server.monitor.subscribe();
+    let (status, body) = server
+        .push(r#"{"samples":[{"resource":"custom:7","metric":"queue_depth","value":12}]}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Skip the overview frame the change broadcasts; the next tick frame is the check.
+    let tick = loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), frames.recv())
+            .await
+            .expect("a live frame within 10 s")
+            .expect("the hub is open");
+        let message: Value = serde_json::from_str(frame.as_str()).unwrap();
+        if message["type"] == "tick" {
+            break message;
+        }
+    };
+    let card = tick["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "custom:7")
+        .expect("the custom card is in the tick");
+    assert_eq!(card["value"], 12.0);
+}
