@@ -15,6 +15,7 @@ use leptos_router::{
 pub mod backend;
 #[cfg(feature = "hydrate")]
 mod chart;
+mod codec;
 mod components;
 pub mod format;
 pub mod live;

@@ -65,7 +65,11 @@ pub struct CardTick {
     pub top: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A frame on the websocket: `{"type":"overview",…}` or `{"type":"tick",…}`.
+///
+/// `Deserialize` is written by hand (see [`wire`]); `Serialize` is derived and writes the
+/// tag first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveMessage {
     Overview(Overview),
@@ -73,6 +77,76 @@ pub enum LiveMessage {
         at_unix_ms: i64,
         cards: Vec<CardTick>,
     },
+}
+
+/// The derived `Deserialize` of an internally tagged enum buffers every frame into serde's
+/// generic `Content` tree before it knows the variant, which compiled a second
+/// deserializer for every card type into the browser bundle (about 30 KB of wasm). The
+/// server's derived `Serialize` always writes `"type"` first, so this one reads the tag,
+/// then the variant's fields straight from the input. A frame whose first key is not
+/// `"type"` is refused; no frame the server writes is.
+mod wire {
+    use std::fmt;
+
+    use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Visitor};
+    use serde::Deserialize;
+
+    use super::{CardTick, LiveMessage, Overview};
+
+    const VARIANTS: &[&str] = &["overview", "tick"];
+
+    impl<'de> Deserialize<'de> for LiveMessage {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_map(MessageVisitor)
+        }
+    }
+
+    struct MessageVisitor;
+
+    impl<'de> Visitor<'de> for MessageVisitor {
+        type Value = LiveMessage;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a live message, an object whose first key is \"type\"")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LiveMessage, A::Error> {
+            match map.next_key::<String>()?.as_deref() {
+                Some("type") => {}
+                Some(_) => return Err(de::Error::custom("`type` must be the first key")),
+                None => return Err(de::Error::missing_field("type")),
+            }
+            let tag = map.next_value::<String>()?;
+            match tag.as_str() {
+                "overview" => Overview::deserialize(MapAccessDeserializer::new(map))
+                    .map(LiveMessage::Overview),
+                "tick" => {
+                    let (mut at_unix_ms, mut cards) = (None, None);
+                    while let Some(key) = map.next_key::<String>()? {
+                        match key.as_str() {
+                            "at_unix_ms" if at_unix_ms.is_some() => {
+                                return Err(de::Error::duplicate_field("at_unix_ms"))
+                            }
+                            "at_unix_ms" => at_unix_ms = Some(map.next_value::<i64>()?),
+                            "cards" if cards.is_some() => {
+                                return Err(de::Error::duplicate_field("cards"))
+                            }
+                            "cards" => cards = Some(map.next_value::<Vec<CardTick>>()?),
+                            _ => {
+                                map.next_value::<de::IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    Ok(LiveMessage::Tick {
+                        at_unix_ms: at_unix_ms
+                            .ok_or_else(|| de::Error::missing_field("at_unix_ms"))?,
+                        cards: cards.ok_or_else(|| de::Error::missing_field("cards"))?,
+                    })
+                }
+                other => Err(de::Error::unknown_variant(other, VARIANTS)),
+            }
+        }
+    }
 }
 
 impl Overview {
@@ -156,6 +230,50 @@ mod tests {
         let json = serde_json::to_string(&msg).unwrap();
         assert_eq!(json, r#"{"type":"tick","at_unix_ms":7,"cards":[]}"#);
         assert_eq!(serde_json::from_str::<LiveMessage>(&json).unwrap(), msg);
+    }
+
+    #[test]
+    fn frames_the_server_writes_read_back() {
+        let overview = LiveMessage::Overview(Overview {
+            at_unix_ms: 3,
+            cards: vec![card("cpu", vec![Some(1.5), None])],
+            change: 4,
+            autosave_every: 5,
+        });
+        let tick = LiveMessage::Tick {
+            at_unix_ms: 9,
+            cards: vec![CardTick {
+                id: "cpu".into(),
+                value: None,
+                status: OptimizationStatus::Optimized,
+                reason: "ok".into(),
+                top: None,
+            }],
+        };
+        for msg in [overview, tick] {
+            let json = serde_json::to_string(&msg).unwrap();
+            assert!(json.starts_with(r#"{"type":"#), "{json}");
+            assert_eq!(serde_json::from_str::<LiveMessage>(&json).unwrap(), msg);
+        }
+        // Unknown keys are skipped, as by the derived form; `top` may be absent.
+        let json = r#"{"type":"tick","extra":[1,{"a":2}],"cards":[{"id":"x","value":1.0,"status":"optimized","reason":""}],"at_unix_ms":1}"#;
+        let LiveMessage::Tick { at_unix_ms, cards } = serde_json::from_str(json).unwrap() else {
+            panic!("not a tick");
+        };
+        assert_eq!(
+            (at_unix_ms, cards.len(), cards[0].top.clone()),
+            (1, 1, None)
+        );
+        for bad in [
+            r#"{"type":"nope"}"#,
+            r#"{"type":"tick","cards":[]}"#,
+            r#"{"type":"tick","at_unix_ms":1,"at_unix_ms":2,"cards":[]}"#,
+            r#"{"at_unix_ms":1,"type":"tick","cards":[]}"#,
+            r#"{}"#,
+            r#"[]"#,
+        ] {
+            assert!(serde_json::from_str::<LiveMessage>(bad).is_err(), "{bad}");
+        }
     }
 }
 

@@ -71,7 +71,7 @@ pub fn until_autosave(change: u64, every: u64) -> u64 {
 }
 
 /// The counter, the auto-save period and the snapshots, newest first.
-#[server(endpoint = "changes")]
+#[server(endpoint = "changes", output = crate::codec::Json)]
 pub async fn list_changes() -> Result<ChangesSummary, ServerFnError> {
     let store = crate::backend::backend()?.store();
     let stats = store.stats();
@@ -100,7 +100,7 @@ pub async fn list_changes() -> Result<ChangesSummary, ServerFnError> {
 
 /// Differences from snapshot `snapshot` to the current configuration: `before` is the
 /// snapshot's value, `after` the current one.
-#[server(endpoint = "snapshot_diff")]
+#[server(endpoint = "snapshot_diff", output = crate::codec::Json)]
 pub async fn snapshot_diff(snapshot: String) -> Result<Vec<Difference>, ServerFnError> {
     let id = parse_snapshot_id(&snapshot)?;
     crate::backend::backend()?
@@ -111,7 +111,7 @@ pub async fn snapshot_diff(snapshot: String) -> Result<Vec<Difference>, ServerFn
 
 /// Restores snapshot `snapshot`; a change like any other. A snapshot that fails
 /// verification is refused rather than restored.
-#[server(endpoint = "restore_snapshot")]
+#[server(endpoint = "restore_snapshot", output = crate::codec::Json)]
 pub async fn restore_snapshot(snapshot: String) -> Result<RestoreOutcome, ServerFnError> {
     use crate::backend::{apply, backend, refuse};
     let id = parse_snapshot_id(&snapshot)?;

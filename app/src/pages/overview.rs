@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use crate::live::{Card, LiveState, Overview};
 
 /// The overview as of now, for the first render.
-#[server(endpoint = "overview")]
+#[server(endpoint = "overview", output = crate::codec::Json)]
 pub async fn get_overview() -> Result<Overview, ServerFnError> {
     Ok(crate::backend::backend()?.overview())
 }

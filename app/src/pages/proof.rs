@@ -8,7 +8,7 @@ use crate::live::LiveState;
 use crate::pages::resource::server_message;
 use crate::proof::ComparisonRow;
 
-#[server(endpoint = "comparisons", input = leptos::server_fn::codec::GetUrl)]
+#[server(endpoint = "comparisons", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
 pub async fn list_comparisons() -> Result<Vec<ComparisonRow>, ServerFnError> {
     Ok(crate::backend::backend()?.comparisons())
 }
@@ -16,7 +16,7 @@ pub async fn list_comparisons() -> Result<Vec<ComparisonRow>, ServerFnError> {
 const MAX_LABEL: usize = 120;
 
 /// Adds a manual mark ("deployed v2.3") that opens a before/after on a resource.
-#[server(endpoint = "add_mark")]
+#[server(endpoint = "add_mark", output = crate::codec::Json)]
 pub async fn add_mark(resource: String, label: String) -> Result<(), ServerFnError> {
     use crate::backend::{backend, refuse, set_status};
     use engine::error::EngineError;

@@ -12,7 +12,7 @@ use crate::resource_data::{backtest_text, ChartRange, SeriesView};
 
 /// One metric of one resource over a range. A GET, so the data URL is shareable and
 /// cacheable like the page URL.
-#[server(endpoint = "series", input = leptos::server_fn::codec::GetUrl)]
+#[server(endpoint = "series", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
 pub async fn get_series(
     resource: String,
     metric: Option<String>,
@@ -127,7 +127,7 @@ pub struct TargetSaved {
 /// Sets the target value (and optionally its `for` duration) of a resource metric. A
 /// metric without a target gets the default shape (≤, p95, for 5 m). `value` is text so
 /// that a non-number gets a clear message instead of a decoding error.
-#[server(endpoint = "set_target")]
+#[server(endpoint = "set_target", output = crate::codec::Json)]
 pub async fn set_target(
     resource: String,
     metric: String,
