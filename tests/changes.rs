@@ -2,39 +2,12 @@
 //! snapshots listed, compared with now and restored in real headless Chromium, and the
 //! API's contract for bad snapshot ids.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
-use tests::{Browser, Perfpilot};
+use tests::{eventually_text, http_post_form, text_of, Browser, Perfpilot};
 
 const AUTOSAVE_EVERY: u64 = 5;
-
-/// A form-encoded POST to a server function, as the browser's fallback encoding sends it.
-/// Returns the status and the body.
-fn post_form(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to perfpilot");
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:.200}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|err| panic!("not JSON ({err}): {body}"))
@@ -43,7 +16,7 @@ fn json(body: &str) -> serde_json::Value {
 /// Sets the CPU utilization target through the target-edit server function; returns the
 /// change number it got.
 fn set_cpu_target(server: &Perfpilot, value: u32) -> u64 {
-    let (status, body) = post_form(
+    let (status, body) = http_post_form(
         server.addr,
         "/api/set_target",
         &format!("resource=cpu&metric=utilization&value={value}"),
@@ -55,38 +28,9 @@ fn set_cpu_target(server: &Perfpilot, value: u32) -> u64 {
 }
 
 fn change_counter(server: &Perfpilot) -> u64 {
-    let (status, body) = post_form(server.addr, "/api/changes", "");
+    let (status, body) = http_post_form(server.addr, "/api/changes", "");
     assert_eq!(status, 200, "list changes: {body}");
     json(&body)["change"].as_u64().expect("a change number")
-}
-
-async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|err| panic!("{css} appears: {err}"))
-        .text()
-        .await
-        .unwrap()
-}
-
-/// Polls until the element's text satisfies `pred` (live updates arrive asynchronously).
-async fn wait_for_text(client: &Client, css: &str, what: &str, pred: impl Fn(&str) -> bool) {
-    let mut last = String::new();
-    for _ in 0..150 {
-        if let Ok(el) = client.find(Locator::Css(css)).await {
-            if let Ok(text) = el.text().await {
-                if pred(&text) {
-                    return;
-                }
-                last = text;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{css} never showed {what}; last text {last:?}");
 }
 
 async fn active_element_id(client: &Client) -> String {
@@ -152,7 +96,7 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
         .click()
         .await
         .unwrap();
-    wait_for_text(client, "#diff", "the target difference", |t| {
+    eventually_text(client, "#diff", "the target difference", |t| {
         t == "cpu: target.value: 54.0 → 61.0"
     })
     .await;
@@ -211,7 +155,7 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
         .await
         .unwrap();
 
-    wait_for_text(client, "#restore-result", "the restore outcome", |t| {
+    eventually_text(client, "#restore-result", "the restore outcome", |t| {
         t.contains("Restored snapshot #5 as change #8.")
     })
     .await;
@@ -226,8 +170,8 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
         "focus moves to the outcome once the restore is done"
     );
     // One change for the restore, seen live, and the snapshot is now identical to now.
-    wait_for_text(client, "#change-counter", "8", |t| t == "8").await;
-    wait_for_text(client, "#diff-identical", "no differences", |t| {
+    eventually_text(client, "#change-counter", "8", |t| t == "8").await;
+    eventually_text(client, "#diff-identical", "no differences", |t| {
         t == "Identical to the current state."
     })
     .await;
@@ -290,7 +234,7 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
         .click()
         .await
         .unwrap();
-    wait_for_text(
+    eventually_text(
         client,
         "[data-resource='cpu'] .card-target",
         "the restored target",
@@ -309,19 +253,19 @@ async fn bad_snapshot_ids_are_refused_with_a_4xx_and_change_nothing() {
     }
     assert_eq!(change_counter(&server), AUTOSAVE_EVERY);
 
-    let (status, body) = post_form(server.addr, "/api/restore_snapshot", "snapshot=999");
+    let (status, body) = http_post_form(server.addr, "/api/restore_snapshot", "snapshot=999");
     assert_eq!(status, 404, "{body}");
     assert!(
         body.contains("snapshot #999 is not in the snapshot ring"),
         "the message names the rule: {body}"
     );
-    let (status, body) = post_form(server.addr, "/api/restore_snapshot", "snapshot=abc");
+    let (status, body) = http_post_form(server.addr, "/api/restore_snapshot", "snapshot=abc");
     assert_eq!(status, 400, "{body}");
     assert!(
         body.contains("snapshot: must be a snapshot id"),
         "the message names the field and the rule: {body}"
     );
-    let (status, body) = post_form(server.addr, "/api/snapshot_diff", "snapshot=4");
+    let (status, body) = http_post_form(server.addr, "/api/snapshot_diff", "snapshot=4");
     assert_eq!(status, 404, "only every 5th change is saved: {body}");
     assert_eq!(
         change_counter(&server),
@@ -330,14 +274,14 @@ async fn bad_snapshot_ids_are_refused_with_a_4xx_and_change_nothing() {
     );
 
     // The listing the page is built from, and a good restore for contrast.
-    let (status, body) = post_form(server.addr, "/api/changes", "");
+    let (status, body) = http_post_form(server.addr, "/api/changes", "");
     assert_eq!(status, 200, "{body}");
     let summary = json(&body);
     assert_eq!(summary["autosave_every"], AUTOSAVE_EVERY);
     assert_eq!(summary["until_autosave"], AUTOSAVE_EVERY);
     assert_eq!(summary["snapshots"][0]["change"], AUTOSAVE_EVERY);
     assert_eq!(summary["snapshots"][0]["problem"], serde_json::Value::Null);
-    let (status, body) = post_form(server.addr, "/api/restore_snapshot", "snapshot=5");
+    let (status, body) = http_post_form(server.addr, "/api/restore_snapshot", "snapshot=5");
     assert_eq!(status, 200, "{body}");
     let outcome = json(&body);
     assert_eq!(outcome["change"], AUTOSAVE_EVERY + 1);

@@ -56,12 +56,12 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// A form-encoded HTTP/1.0 POST (how Leptos server functions take arguments by default),
-/// sent with the server's own origin. Returns the status and the whole response.
+/// sent with the server's own origin. Returns the status and the body.
 pub fn http_post_form(addr: SocketAddr, path: &str, form: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to perfpilot");
     write!(
         stream,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nAccept: application/json\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
         form.len()
     )
@@ -73,7 +73,61 @@ pub fn http_post_form(addr: SocketAddr, path: &str, form: &str) -> (u16, String)
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {response:.200}"));
-    (status, response)
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The text of the element matching `css`, waiting up to 15 s for it to appear.
+pub async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(fantoccini::Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("{css} appears: {err}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The current `value` property of an input.
+pub async fn input_value(client: &Client, css: &str) -> String {
+    client
+        .find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Polls (up to 15 s) until the element's text satisfies `check`, and returns that text:
+/// live updates and server answers arrive asynchronously.
+pub async fn eventually_text(
+    client: &Client,
+    css: &str,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = match client.find(fantoccini::Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if check(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last text: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A running `perfpilot` process, killed on drop.

@@ -201,35 +201,15 @@ pub fn csv(series: &Downsampled) -> String {
     out
 }
 
-/// `2023-11-14T22:13:20.000Z` (UTC, millisecond precision). Hand-rolled to keep a date
-/// library out of the server for one format.
+/// `2023-11-14T22:13:20.000Z` (UTC, millisecond precision), from the UI's one calendar
+/// implementation so a CSV and the page never disagree.
 pub fn iso_time(unix_ms: i64) -> String {
-    let secs = unix_ms.div_euclid(1000);
-    let ms = unix_ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let seconds = app::format::utc_iso(unix_ms);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
+        "{}.{:03}Z",
+        seconds.trim_end_matches('Z'),
+        unix_ms.rem_euclid(1000)
     )
-}
-
-/// Days since 1970-01-01 → proleptic Gregorian (year, month, day); Howard Hinnant's
-/// `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Contiguous runs of non-gap points as `(t, point)`, so lines break at gaps.
