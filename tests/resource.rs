@@ -110,6 +110,11 @@ async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
     })
     .await;
     assert_eq!(notice, "Saved as change #1.");
+    let marker = text_of(client, ".chart-events li").await;
+    assert!(
+        marker.ends_with("UTC — target edit (change #1)"),
+        "{marker}"
+    );
     browser.screenshot("resource-saved.png").await;
 
     // After a reload the chart and the fields show the saved line.
@@ -117,6 +122,11 @@ async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
     browser.wait_for_hydration().await;
     let reloaded: f64 = input_value(client, "#target-value").await.parse().unwrap();
     assert_eq!(reloaded, dragged);
+    let marker = text_of(client, ".chart-events li").await;
+    assert!(
+        marker.ends_with("UTC — target edit (change #1)"),
+        "the marker survives a reload: {marker}"
+    );
     let saved = text_of(client, ".target-editor .muted").await;
     assert_eq!(saved, format!("Saved: p95 utilization ≤ {dragged} %"));
 

@@ -177,6 +177,24 @@ pub fn draw(
         chart.draw_series(LineSeries::new(segment, line)).ok()?;
     }
 
+    // Event markers: a dashed vertical line per edit, mark or action in the range.
+    let marker = text.mix(0.7);
+    let end_ms = view.start_ms + n as i64 * view.step_ms;
+    for event in &view.events {
+        let x = (event.at_unix_ms - end_ms) as f64 / 1000.0;
+        if x < -span_secs {
+            continue;
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x, 0.0), (x, top)],
+                4,
+                3,
+                marker.stroke_width(1),
+            ))
+            .ok()?;
+    }
+
     if let Some(limit) = candidate {
         chart
             .draw_series(LineSeries::new(

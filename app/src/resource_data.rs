@@ -79,6 +79,18 @@ pub struct SeriesView {
     pub highs: Vec<Option<f32>>,
     /// The saved target, when it is on this metric.
     pub target: Option<Target>,
+    /// Events on this resource inside the range (target edits, marks, actions), drawn as
+    /// markers on the chart.
+    #[serde(default)]
+    pub events: Vec<ChartEvent>,
+}
+
+/// A marker on the chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChartEvent {
+    pub at_unix_ms: i64,
+    /// "target edit (change #3)", "mark: deployed v2.3".
+    pub label: String,
 }
 
 impl SeriesView {
@@ -212,6 +224,7 @@ mod tests {
             means: values,
             lows: vec![],
             highs: vec![],
+            events: vec![],
             target: Some(Target {
                 metric: "utilization".into(),
                 comparator: engine::model::Comparator::Le,

@@ -98,7 +98,20 @@ pub async fn get_series(
             }
         }
     }
+    let range_end = start_ms + points as i64 * step_ms;
+    let events = backend
+        .comparisons()
+        .into_iter()
+        .filter(|row| {
+            row.resource_id == resource && (start_ms..range_end).contains(&row.at_unix_ms)
+        })
+        .map(|row| crate::resource_data::ChartEvent {
+            at_unix_ms: row.at_unix_ms,
+            label: row.event,
+        })
+        .collect();
     Ok(SeriesView {
+        events,
         resource_id: resource,
         resource_name: found.name.clone(),
         metrics: found.metrics.iter().map(|m| m.name.clone()).collect(),
@@ -119,6 +132,7 @@ pub async fn get_series(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetSaved {
     pub change: u64,
+    pub at_unix_ms: i64,
     pub target: engine::model::Target,
     /// Set when this change was the Nth and took an auto-save snapshot.
     pub snapshot: Option<u64>,
@@ -172,6 +186,7 @@ pub async fn set_target(
     })?;
     Ok(TargetSaved {
         change: record.change,
+        at_unix_ms: record.at_unix_ms,
         target,
         snapshot: record.snapshot.as_ref().map(|s| s.change),
     })
@@ -285,7 +300,13 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             Ok(saved) => {
                 saved_value.set(Some(saved.target.value));
                 saved_for.set(saved.target.for_secs);
-                series.update(|s| s.target = Some(saved.target.clone()));
+                series.update(|s| {
+                    s.target = Some(saved.target.clone());
+                    s.events.push(crate::resource_data::ChartEvent {
+                        at_unix_ms: saved.at_unix_ms,
+                        label: format!("target edit (change #{})", saved.change),
+                    });
+                });
                 error.set(None);
                 notice.set(Some(match saved.snapshot {
                     Some(n) => format!(
@@ -378,6 +399,16 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         </div>
         <section class="chart-card">
             <ChartCanvas series candidate hover/>
+            <ul class="chart-events" aria-label="Events in this range">
+                {move || {
+                    series
+                        .read()
+                        .events
+                        .iter()
+                        .map(|e| view! { <li>{crate::format::utc_time(e.at_unix_ms)}" UTC — "{e.label.clone()}</li> })
+                        .collect_view()
+                }}
+            </ul>
             <p class="readout" aria-live="polite">{move || hover.get().unwrap_or_else(|| "Hover the chart for values; drag vertically to move the target.".into())}</p>
         </section>
         <section class="target-editor" aria-labelledby="target-heading">

@@ -83,7 +83,13 @@ pub fn ChartCanvas(
                     let value = view.means[i]
                         .map(|v| crate::format::reading(f64::from(v), &view.unit))
                         .unwrap_or_else(|| "gap (no sample)".into());
-                    format!("{} UTC — {value}", crate::format::utc_time(at))
+                    let near = view
+                        .events
+                        .iter()
+                        .filter(|e| (e.at_unix_ms - at).abs() <= view.step_ms)
+                        .map(|e| format!(" · {}", e.label))
+                        .collect::<String>();
+                    format!("{} UTC — {value}{near}", crate::format::utc_time(at))
                 }));
             }
         }
