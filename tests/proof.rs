@@ -120,6 +120,20 @@ async fn marks_and_target_edits_get_a_before_after_row() {
         let text = cell.text().await.unwrap();
         assert!(text.ends_with('%'), "a measured before value: {text}");
     }
+    let overlays = client
+        .find_all(Locator::Css(
+            ".proof-table svg.overlay polyline.overlay-after",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(overlays.len(), 2, "each finished row draws its overlay");
+    for line in overlays {
+        let points = line.attr("points").await.unwrap().unwrap_or_default();
+        assert!(
+            points.contains(','),
+            "the after window has points: {points:?}"
+        );
+    }
     browser.screenshot("before-after.png").await;
     browser.close().await;
 }

@@ -13,7 +13,7 @@ use engine::model::{format_value, Resource, ResourceId, Target};
 use engine::optimizer::{ComparisonRecord, EventKind, EventWindows};
 use engine::series::SeriesKey;
 
-use app::proof::ComparisonRow;
+use app::proof::{reduce, ComparisonRow, OVERLAY_POINTS};
 
 /// Finished comparisons kept for the page.
 const KEEP: usize = 200;
@@ -29,10 +29,18 @@ struct Pending {
     target: Target,
 }
 
+struct Done {
+    record: ComparisonRecord,
+    resource_name: String,
+    unit: String,
+    before: Vec<Option<f32>>,
+    after: Vec<Option<f32>>,
+}
+
 #[derive(Default)]
 pub struct Proof {
     pending: Vec<Pending>,
-    done: VecDeque<(ComparisonRecord, String, String)>,
+    done: VecDeque<Done>,
 }
 
 impl Proof {
@@ -85,18 +93,20 @@ impl Proof {
                     .map(|d| d.points.iter().map(|p| p.map(|p| p.mean)).collect())
                     .unwrap_or_default()
             };
+            let (before, after) = (samples(p.windows.before), samples(p.windows.after));
             let record = ComparisonRecord::compute(
-                p.resource,
-                p.event,
-                p.windows,
-                &samples(p.windows.before),
-                &samples(p.windows.after),
-                &p.target,
+                p.resource, p.event, p.windows, &before, &after, &p.target,
             );
             if self.done.len() == KEEP {
                 self.done.pop_front();
             }
-            self.done.push_back((record, p.resource_name, p.unit));
+            self.done.push_back(Done {
+                record,
+                resource_name: p.resource_name,
+                unit: p.unit,
+                before: reduce(&before, OVERLAY_POINTS),
+                after: reduce(&after, OVERLAY_POINTS),
+            });
         }
     }
 
@@ -129,22 +139,33 @@ impl Proof {
             target_met: None,
             reason: "measuring the window after the event".into(),
             unit: p.unit.clone(),
+            target_value: p.target.value,
+            before_series: Vec::new(),
+            after_series: Vec::new(),
         });
-        let done = self.done.iter().rev().map(|(r, name, unit)| ComparisonRow {
-            resource_id: r.resource.as_str().to_owned(),
-            resource_name: name.clone(),
-            event: event_label(&r.event),
-            at_unix_ms: r.at_unix_ms,
-            ready_at_unix_ms: r.windows.complete_at(),
-            pending: false,
-            before: value(r.result.before_value, &r.resource, &r.result.target),
-            after: value(r.result.after_value, &r.resource, &r.result.target),
-            target: describe(&r.result.target, &r.resource),
-            improvement_pct: r.result.improvement_pct,
-            target_met: Some(r.result.target_met),
-            reason: r.result.reason.clone(),
-            unit: unit.clone(),
-        });
+        let done = self
+            .done
+            .iter()
+            .rev()
+            .map(|d| (&d.record, d))
+            .map(|(r, d)| ComparisonRow {
+                resource_id: r.resource.as_str().to_owned(),
+                resource_name: d.resource_name.clone(),
+                event: event_label(&r.event),
+                at_unix_ms: r.at_unix_ms,
+                ready_at_unix_ms: r.windows.complete_at(),
+                pending: false,
+                before: value(r.result.before_value, &r.resource, &r.result.target),
+                after: value(r.result.after_value, &r.resource, &r.result.target),
+                target: describe(&r.result.target, &r.resource),
+                improvement_pct: r.result.improvement_pct,
+                target_met: Some(r.result.target_met),
+                reason: r.result.reason.clone(),
+                unit: d.unit.clone(),
+                target_value: r.result.target.value,
+                before_series: d.before.clone(),
+                after_series: d.after.clone(),
+            });
         pending.chain(done).collect()
     }
 }
@@ -212,6 +233,8 @@ mod tests {
             Some(23.5)
         );
         assert_eq!(row.target_met, Some(true));
+        assert_eq!(row.before_series, vec![Some(85.0); 10]);
+        assert_eq!(row.after_series, vec![Some(65.0); 10]);
     }
 
     #[test]

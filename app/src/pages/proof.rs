@@ -192,6 +192,7 @@ fn ComparisonTable(rows: Vec<ComparisonRow>) -> impl IntoView {
                         <th scope="col">"After"</th>
                         <th scope="col">"Target"</th>
                         <th scope="col">"Improvement"</th>
+                        <th scope="col">"Before vs after"</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -216,6 +217,7 @@ fn ComparisonTable(rows: Vec<ComparisonRow>) -> impl IntoView {
                                     <td class="num">{row.after.clone().unwrap_or_else(|| "—".into())}</td>
                                     <td>{row.target.clone()}</td>
                                     <td class="num">{improvement}<br/><small class="muted">{row.reason.clone()}</small></td>
+                                    <td><Overlay row=row.clone()/></td>
                                 </tr>
                             }
                         })
@@ -224,4 +226,53 @@ fn ComparisonTable(rows: Vec<ComparisonRow>) -> impl IntoView {
             </table>
         </div>
     }
+}
+
+const OVERLAY_W: f64 = 160.0;
+const OVERLAY_H: f64 = 44.0;
+
+/// The before window (muted) and the after window (accent) drawn over each other on the
+/// same scale, with the target as a dashed line: the benchmark row as a picture.
+#[component]
+fn Overlay(row: ComparisonRow) -> impl IntoView {
+    if row.pending {
+        return view! { <span class="muted">"—"</span> }.into_any();
+    }
+    let top = if row.unit == "%" {
+        100.0
+    } else {
+        row.before_series
+            .iter()
+            .chain(row.after_series.iter())
+            .flatten()
+            .fold(row.target_value, |m, v| m.max(f64::from(*v)))
+            * 1.15
+    }
+    .max(1e-9);
+    let y = move |v: f64| OVERLAY_H - (v / top).clamp(0.0, 1.0) * OVERLAY_H;
+    let line = move |series: &[Option<f32>]| -> String {
+        let n = (series.len().max(2) - 1) as f64;
+        series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                v.map(|v| format!("{:.1},{:.1}", i as f64 / n * OVERLAY_W, y(f64::from(v))))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (before, after) = (line(&row.before_series), line(&row.after_series));
+    let target_y = y(row.target_value);
+    let label = format!(
+        "Before (grey) and after (coloured) windows of {}; dashed line: target",
+        row.resource_name
+    );
+    view! {
+        <svg class="overlay" viewBox=format!("0 0 {OVERLAY_W} {OVERLAY_H}") preserveAspectRatio="none" role="img" aria-label=label>
+            <line class="spark-target" x1="0" x2=OVERLAY_W y1=target_y y2=target_y/>
+            <polyline class="overlay-before" points=before/>
+            <polyline class="overlay-after" points=after/>
+        </svg>
+    }
+    .into_any()
 }
