@@ -285,3 +285,72 @@ async fn twenty_edits_through_the_ui_auto_save_a_snapshot_that_restore_brings_ba
     assert_eq!(input_value(client, "#target-value").await, "60");
     browser.close().await;
 }
+
+/// Reports the chart's redraw time in the real browser for an hour of samples at 1 s
+/// (3,600 points, pushed through the custom-metric API). A measurement, not a limit: the
+/// number goes to BENCHMARKS.md; the assertions only check that the data was drawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_redraw_time_for_an_hour_of_samples_is_reported() {
+    let server = Perfpilot::start(&["--push-create-resources"]);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // 3,600 samples ending now, in bodies under the 64 KiB push limit.
+    let samples: Vec<String> = (0..3600)
+        .map(|i| {
+            let t = now_ms - (3599 - i) * 1000;
+            let v = 50.0 + 40.0 * ((i as f64) / 60.0).sin();
+            format!(r#"{{"resource":"custom:1","metric":"load","value":{v:.3},"timestamp":{t}}}"#)
+        })
+        .collect();
+    for chunk in samples.chunks(400) {
+        let body = format!(r#"{{"samples":[{}]}}"#, chunk.join(","));
+        let (status, response) = tests::http_post_json(server.addr, "/api/push", &body);
+        assert_eq!(status, 200, "{response}");
+    }
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/resource?id=custom%3A1&metric=load&range=1h"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let canvas = client.find(Locator::Id("chart")).await.unwrap();
+    client
+        .find(Locator::Css("#target-for option[value='0']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let field = client.find(Locator::Id("target-value")).await.unwrap();
+    let mut times = Vec::new();
+    for value in 10..40 {
+        field.send_keys("\u{e009}a\u{e000}").await.unwrap();
+        field.send_keys(&value.to_string()).await.unwrap();
+        let ms: f64 = canvas
+            .attr("data-draw-ms")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .parse()
+            .unwrap();
+        times.push(ms);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "chart redraw, 1 series × 3,600 points: median {median:.2} ms, max {:.2} ms over {} redraws",
+        times[times.len() - 1],
+        times.len()
+    );
+    let backtest = text_of(client, "#backtest").await;
+    // Live ticks after the push may add a gap or two at the end; the hour is still there.
+    assert!(
+        backtest.starts_with("Would have been breached") && backtest.ends_with("the last 1 hour."),
+        "the pushed hour was drawn and tested: {backtest}"
+    );
+    browser.close().await;
+}

@@ -80,6 +80,30 @@ pub fn http_post_form(addr: SocketAddr, path: &str, form: &str) -> (u16, String)
     (status, body)
 }
 
+/// A JSON HTTP/1.0 POST (the custom-metric push API). Returns the status and the body.
+pub fn http_post_json(addr: SocketAddr, path: &str, json: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to perfpilot");
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{json}",
+        json.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// The text of the element matching `css`, waiting up to 15 s for it to appear.
 pub async fn text_of(client: &Client, css: &str) -> String {
     client
