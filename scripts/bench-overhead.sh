@@ -80,6 +80,8 @@ echo "measuring perfpilot ($PERFPILOT_BIN ${PERFPILOT_ARGS:-}) for ${DURATION}s.
 PP_PID=$!
 PIDS+=("$PP_PID")
 PP=$(measure "$PP_PID" perfpilot "${PERFPILOT_SCRAPE_URL:-}")
+# The example exits on its own; the real server runs until told to stop.
+kill "$PP_PID" 2>/dev/null || true
 wait "$PP_PID" 2>/dev/null || true
 
 read -r _ NE_CPU NE_RSS NE_FAIL <<<"$NE"
