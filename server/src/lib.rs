@@ -8,6 +8,7 @@
 pub mod assets;
 pub mod config;
 pub mod export;
+pub mod guard;
 pub mod hub;
 pub mod metrics;
 pub mod monitor;

@@ -79,9 +79,11 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state);
     router.merge(api).merge(metrics.unwrap_or_default()).layer(
-        // Outermost first: every request is traced, even the ones refused below.
+        // Outermost first: every request is traced, even the ones refused below; the
+        // Origin check runs before any handler can change state.
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
+            .layer(axum::middleware::from_fn(crate::guard::origin_and_headers))
             .layer(CompressionLayer::new())
             .layer(DefaultBodyLimit::disable())
             .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))

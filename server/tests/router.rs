@@ -220,3 +220,57 @@ async fn precompressed_bundle_is_preferred_over_compressing_per_request() {
     assert_eq!(headers[header::CONTENT_TYPE], "application/wasm");
     assert_eq!(body, brotli_bytes, "served as built, not compressed again");
 }
+
+#[tokio::test]
+async fn cross_origin_posts_and_websocket_upgrades_get_403_and_change_nothing() {
+    let site = Site::complete("origin");
+    let router = site.router();
+    let request = Request::post("/api/set_target")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "http://evil.example")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("resource=cpu&metric=utilization&value=10"))
+        .unwrap();
+    let (status, _, body) = send(router.clone(), request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "origin: requests from http://evil.example may not change this perfpilot at 127.0.0.1:3000\n"
+    );
+    let upgrade = Request::get("/ws/live")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "http://evil.example")
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "upgrade")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, _) = send(router.clone(), upgrade).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The same edit from the page's own origin is accepted.
+    let request = Request::post("/api/set_target")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "http://127.0.0.1:3000")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from("resource=cpu&metric=utilization&value=10"))
+        .unwrap();
+    let (status, _, body) = send(router, request).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8(body).unwrap().contains("\"change\":1"));
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let site = Site::complete("headers");
+    let (_, headers, _) = send(site.router(), get("/")).await;
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(headers[header::REFERRER_POLICY], "same-origin");
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(
+        headers[header::CONTENT_SECURITY_POLICY],
+        "frame-ancestors 'none'"
+    );
+}
