@@ -40,11 +40,11 @@ fn wait_for_port(addr: SocketAddr, what: &str, child: &mut Child) {
     panic!("{what} did not listen on {addr} within 30 s");
 }
 
-/// A plain HTTP/1.0 GET, enough for status checks without another client stack. Returns
-/// the status and the whole response (headers and body).
-pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+/// Sends one raw HTTP/1.0 request and reads the whole answer: enough for status and body
+/// checks without another client stack. Returns the status and the full response.
+fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to perfpilot");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response
@@ -55,53 +55,46 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, response)
 }
 
-/// A form-encoded HTTP/1.0 POST (how Leptos server functions take arguments by default),
-/// sent with the server's own origin. Returns the status and the body.
-pub fn http_post_form(addr: SocketAddr, path: &str, form: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to perfpilot");
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nAccept: application/json\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        form.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:.200}"));
-    let body = response
+fn body_of(response: &str) -> String {
+    response
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .unwrap_or_default()
 }
 
-/// A JSON HTTP/1.0 POST (the custom-metric push API). Returns the status and the body.
-pub fn http_post_json(addr: SocketAddr, path: &str, json: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to perfpilot");
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{json}",
-        json.len()
+/// A GET. Returns the status and the whole response (headers and body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"),
     )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+}
+
+/// A form-encoded POST (how Leptos server functions take arguments by default), sent
+/// with the server's own origin. Returns the status and the body.
+pub fn http_post_form(addr: SocketAddr, path: &str, form: &str) -> (u16, String) {
+    let (status, response) = exchange(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.0\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nAccept: application/json\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    (status, body_of(&response))
+}
+
+/// A JSON POST (the custom-metric push API). Returns the status and the body.
+pub fn http_post_json(addr: SocketAddr, path: &str, json: &str) -> (u16, String) {
+    let (status, response) = exchange(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{json}",
+            json.len()
+        ),
+    );
+    (status, body_of(&response))
 }
 
 /// The text of the element matching `css`, waiting up to 15 s for it to appear.
