@@ -153,6 +153,15 @@ async fn overview_shows_live_host_resources_without_a_reload() {
         .await
         .unwrap();
     assert_eq!(cpu_target, "Target: p95 utilization ≤ 65 % for 5 m");
+    // A resource without a target says so instead of showing the seed's initial status.
+    let disk_badge = client
+        .find(Locator::Css("article.card[data-resource^='disk:'] .badge"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(disk_badge, "No target");
 
     let first = cards_updated_at(client).await;
     eventually(10, "the overview to update from the websocket", || async {
@@ -213,5 +222,31 @@ async fn reconnect_banner_shows_while_the_server_is_down_and_live_data_resumes()
     })
     .await;
     drop(server);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_fit_a_360_px_phone_without_sideways_scrolling() {
+    let server = Perfpilot::start(&[]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.set_window_size(360, 800).await.unwrap();
+    for (path, shot) in [
+        ("/", "narrow-overview.png"),
+        ("/resource?id=cpu&range=5m", "narrow-resource.png"),
+        ("/before-after", "narrow-before-after.png"),
+        ("/settings", "narrow-settings.png"),
+    ] {
+        client.goto(&server.url(path)).await.unwrap();
+        browser.wait_for_hydration().await;
+        // Let live data render the cards before measuring.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let (overflow, offenders) = tests::horizontal_overflow(client).await;
+        browser.screenshot(shot).await;
+        assert_eq!(
+            overflow, 0,
+            "{path} scrolls sideways at 360 px; sticking out: {offenders}"
+        );
+    }
     browser.close().await;
 }

@@ -147,6 +147,29 @@ pub async fn eventually_text(
     }
 }
 
+/// How far the page scrolls sideways (0 when it fits the window), and the first elements
+/// that stick out (those inside a deliberate horizontal scroller are not counted).
+pub async fn horizontal_overflow(client: &Client) -> (i64, String) {
+    let result = client
+        .execute(
+            "const root = document.documentElement, w = root.clientWidth;
+             const name = e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className
+               + '@' + Math.round(e.getBoundingClientRect().right);
+             const out = [...document.querySelectorAll('body *')]
+               .filter(e => !e.closest('.table-wrap, .table-scroll'))
+               .filter(e => e.getBoundingClientRect().right > w + 1)
+               .slice(0, 8).map(name).join(' ');
+             return [root.scrollWidth - w, out];",
+            vec![],
+        )
+        .await
+        .expect("measure the page width");
+    (
+        result[0].as_i64().unwrap_or(-1),
+        result[1].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
 /// A running `perfpilot` process, killed on drop.
 pub struct Perfpilot {
     pub addr: SocketAddr,

@@ -31,6 +31,9 @@ pub struct Card {
     /// Who is using the resource most ("rustc (pid 4242) 95.1 %"), for CPU and memory.
     #[serde(default)]
     pub top: Option<String>,
+    /// False until the analyzer has judged the resource once.
+    #[serde(default)]
+    pub evaluated: bool,
 }
 
 /// The target as the UI draws it.
@@ -63,6 +66,8 @@ pub struct CardTick {
     pub reason: String,
     #[serde(default)]
     pub top: Option<String>,
+    #[serde(default)]
+    pub evaluated: bool,
 }
 
 /// A frame on the websocket: `{"type":"overview",…}` or `{"type":"tick",…}`.
@@ -167,6 +172,7 @@ impl Overview {
                 card.status = t.status;
                 card.reason.clone_from(&t.reason);
                 card.top.clone_from(&t.top);
+                card.evaluated = t.evaluated;
             }
         }
     }
@@ -189,6 +195,7 @@ mod tests {
             status: OptimizationStatus::NotOptimized,
             reason: String::new(),
             top: None,
+            evaluated: false,
         }
     }
 
@@ -207,6 +214,7 @@ mod tests {
             status: OptimizationStatus::Optimized,
             reason: "ok".into(),
             top: Some("rustc (pid 1) 90.0 %".into()),
+            evaluated: true,
         }];
         overview.apply_tick(5, &ticks);
         assert_eq!(overview.at_unix_ms, 5);
@@ -248,6 +256,7 @@ mod tests {
                 status: OptimizationStatus::Optimized,
                 reason: "ok".into(),
                 top: None,
+                evaluated: true,
             }],
         };
         for msg in [overview, tick] {

@@ -813,6 +813,10 @@ pub struct StatusReport {
     /// Human reason, e.g. "p95 72.1 % > target 65 % for 5 m".
     pub reason: String,
     pub since_unix_ms: i64,
+    /// False until the analyzer has judged the resource once (not enough samples yet, or
+    /// no target): the status is then the seed's initial `NotOptimized`, not a verdict.
+    #[serde(default)]
+    pub evaluated: bool,
 }
 
 impl Default for StatusReport {
@@ -821,6 +825,7 @@ impl Default for StatusReport {
             status: OptimizationStatus::NotOptimized,
             reason: "not evaluated yet".into(),
             since_unix_ms: 0,
+            evaluated: false,
         }
     }
 }

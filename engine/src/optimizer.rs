@@ -161,6 +161,7 @@ impl Tracker {
             status: self.status,
             reason: self.reason.clone(),
             since_unix_ms: self.since_ms,
+            evaluated: self.evaluated,
         }
     }
 

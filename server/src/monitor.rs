@@ -363,6 +363,7 @@ impl Monitor {
                 status: report.status,
                 reason: report.reason.clone(),
                 top: top_line(resource.resource_type, top.as_deref()),
+                evaluated: report.evaluated,
             });
             statuses.push((id.clone(), report));
         }
@@ -426,6 +427,7 @@ impl Monitor {
                     status: view.status.status,
                     reason: view.status.reason.clone(),
                     top: None,
+                    evaluated: view.status.evaluated,
                 }
             })
             .collect();

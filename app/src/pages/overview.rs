@@ -59,7 +59,25 @@ pub fn OverviewPage() -> impl IntoView {
 
 #[component]
 fn ResourceCard(card: Card) -> impl IntoView {
-    let status = card.status.as_str();
+    // Before the first verdict the seed's initial NotOptimized would read as an alarm; say
+    // what is really going on instead.
+    let (status, badge, reason) = match (&card.target, card.evaluated) {
+        (None, _) => (
+            "none",
+            "No target",
+            "Set a target on the resource page to evaluate it.".to_owned(),
+        ),
+        (Some(_), false) => (
+            "evaluating",
+            "Evaluating…",
+            "Collecting samples for the first evaluation.".to_owned(),
+        ),
+        (Some(_), true) => (
+            card.status.as_str(),
+            card.status.label(),
+            card.reason.clone(),
+        ),
+    };
     let value = card
         .value
         .map(|v| crate::format::reading(f64::from(v), &card.unit))
@@ -75,7 +93,7 @@ fn ResourceCard(card: Card) -> impl IntoView {
                 <h2 class="card-title" title=card.id.clone()>
                     <a href=format!("/resource?id={}", crate::pages::resource::urlencode(&card.id))>{card.name.clone()}</a>
                 </h2>
-                <span class=format!("badge badge-{status}") title=card.reason.clone()>{card.status.label()}</span>
+                <span class=format!("badge badge-{status}") title=reason.clone()>{badge}</span>
             </header>
             <p class="card-value">
                 <span class="value" data-metric=card.metric.clone()>{value}</span>
@@ -83,7 +101,7 @@ fn ResourceCard(card: Card) -> impl IntoView {
             </p>
             <Sparkline card=card.clone()/>
             <p class="card-target">{target_text}</p>
-            <p class="card-reason">{card.reason.clone()}</p>
+            <p class="card-reason">{reason}</p>
             {card.top.clone().map(|top| view! { <p class="card-top" title="Top process by this resource">"Top: "{top}</p> })}
         </article>
     }
