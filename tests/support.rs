@@ -253,7 +253,8 @@ impl Drop for Perfpilot {
 /// chromedriver plus a WebDriver session on a fresh Chromium profile.
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    // Fields drop in order: the session, then chromedriver, then the profile directory.
+    _driver: Driver,
     _profile: TempDir,
 }
 
@@ -263,20 +264,22 @@ impl Browser {
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = free_port();
-        let mut driver = Command::new(&driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
+        let mut driver = Driver(
+            Command::new(&driver_bin)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|err| {
+                    panic!(
                     "cannot start {driver_bin}: {err} (scripts/test.sh installs chromium-driver)"
                 )
-            });
+                }),
+        );
         wait_for_port(
             format!("127.0.0.1:{port}").parse().unwrap(),
             "chromedriver",
-            &mut driver,
+            &mut driver.0,
         );
 
         let profile = TempDir::new("perfpilot-chromium");
@@ -304,7 +307,7 @@ impl Browser {
             .expect("start a Chromium session through chromedriver");
         Browser {
             client,
-            driver,
+            _driver: driver,
             _profile: profile,
         }
     }
@@ -327,14 +330,17 @@ impl Browser {
     }
 
     pub async fn close(self) {
-        let Browser {
-            client,
-            mut driver,
-            _profile,
-        } = self;
-        let _ = client.close().await;
-        let _ = driver.kill();
-        let _ = driver.wait();
+        let _ = self.client.close().await;
+    }
+}
+
+/// chromedriver, killed and reaped on drop so a failing test leaves no process behind.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

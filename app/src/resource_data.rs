@@ -145,9 +145,10 @@ impl SeriesView {
 /// "Would have been breached 3 times, 4.2 % of the last 1 hour" for a candidate value and
 /// `for` duration.
 pub fn backtest_text(view: &SeriesView, candidate: f64, for_secs: u32) -> String {
-    let Some(saved) = view.target.clone().or_else(|| default_target_for(view)) else {
-        return String::new();
-    };
+    let saved = view
+        .target
+        .clone()
+        .unwrap_or_else(|| default_target(&view.metric, 0.0));
     let target = Target {
         value: candidate,
         for_secs,
@@ -195,15 +196,16 @@ pub fn backtest_text(view: &SeriesView, candidate: f64, for_secs: u32) -> String
 }
 
 /// The target a metric gets when the user sets one where there was none: stay at or
-/// below, judged on p95 over 5 minutes (the seed's defaults).
-pub fn default_target_for(view: &SeriesView) -> Option<Target> {
-    Some(Target {
-        metric: view.metric.clone(),
+/// below `value`, judged on p95 over 5 minutes (the seed's defaults). The server's
+/// `set_target` and the browser's backtest share it so the preview matches what is saved.
+pub fn default_target(metric: &str, value: f64) -> Target {
+    Target {
+        metric: metric.to_owned(),
         comparator: engine::model::Comparator::Le,
-        value: 0.0,
+        value,
         statistic: engine::model::Statistic::P95,
         for_secs: 300,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,12 @@ pub struct Monitor {
     collector: Arc<std::sync::Mutex<Option<CollectorHandle>>>,
 }
 
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor").finish_non_exhaustive()
+    }
+}
+
 impl Monitor {
     /// Registers one engine resource per collector resource (with the seed's default
     /// targets), then starts the task that consumes ticks.
@@ -276,10 +282,6 @@ impl Monitor {
             };
             let started = std::time::Instant::now();
             let cards = self.evaluate(&tick, &mut analyzer, &mut trackers);
-            {
-                let history = self.history.read().expect("history lock poisoned");
-                self.proof().complete(tick.at, &history);
-            }
             let gaps = tick.values.iter().filter(|v| v.is_none()).count() as u64;
             self.counters.ticks.fetch_add(1, Ordering::Relaxed);
             self.counters.gaps.fetch_add(gaps, Ordering::Relaxed);
@@ -368,6 +370,8 @@ impl Monitor {
             statuses.push((id.clone(), report));
         }
         trackers.retain(|id, _| state.resources.contains_key(id));
+        // Before/after windows that ended with this tick, under the same read lock.
+        self.proof().complete(tick.at, &history);
         drop(history);
         self.store.publish_statuses(statuses);
         cards

@@ -151,7 +151,7 @@ pub async fn set_target(
     use crate::backend::{apply, backend, refuse};
     use engine::changes::Mutation;
     use engine::error::EngineError;
-    use engine::model::{Comparator, ResourceId, Statistic, Target};
+    use engine::model::{ResourceId, Target};
 
     let parsed: f64 = value.trim().parse().map_err(|_| {
         refuse(EngineError::invalid(
@@ -169,13 +169,7 @@ pub async fn set_target(
             value: parsed,
             ..existing
         },
-        None => Target {
-            metric: metric.clone(),
-            comparator: Comparator::Le,
-            value: parsed,
-            statistic: Statistic::P95,
-            for_secs: 300,
-        },
+        None => crate::resource_data::default_target(&metric, parsed),
     };
     if let Some(for_secs) = for_secs {
         target.for_secs = for_secs;
