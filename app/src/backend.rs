@@ -9,6 +9,7 @@ use engine::error::EngineError;
 use engine::history::History;
 use leptos::prelude::*;
 
+use crate::identity::{Identity, Role};
 use crate::live::Overview;
 
 pub trait Backend: Send + Sync + 'static {
@@ -51,8 +52,36 @@ pub fn refuse(err: EngineError) -> ServerFnError {
     ServerFnError::ServerError(err.to_string())
 }
 
-/// Applies one mutation through the engine's single owner, then tells the live side.
-pub fn apply(mutation: Mutation) -> Result<ChangeRecord, ServerFnError> {
+/// Who is calling: the [`Identity`] the server's auth layer put into the request. Without
+/// one (an in-process call that bypassed the layer) the caller is an anonymous viewer.
+pub fn caller() -> Identity {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Identity>().cloned())
+        .unwrap_or_else(|| Identity::anonymous(Role::Viewer, None))
+}
+
+/// The caller, if their role allows `needed`; otherwise a 403 that says what is missing.
+pub fn require(needed: Role) -> Result<Identity, ServerFnError> {
+    let who = caller();
+    if who.may(needed) {
+        return Ok(who);
+    }
+    set_status(http::StatusCode::FORBIDDEN);
+    Err(ServerFnError::ServerError(forbidden_message(&who, needed)))
+}
+
+/// The one wording of a refusal by role, shared with the non-Leptos routes.
+pub fn forbidden_message(who: &Identity, needed: Role) -> String {
+    format!(
+        "this needs the {needed} role; you are {} ({})",
+        who.user, who.role
+    )
+}
+
+/// Applies one mutation on behalf of `actor` through the engine's single owner, then
+/// tells the live side.
+pub fn apply(mutation: Mutation, actor: &Identity) -> Result<ChangeRecord, ServerFnError> {
+    let _ = actor;
     let backend = backend()?;
     let record = backend.store().apply(mutation).map_err(refuse)?;
     backend.changed(&record);

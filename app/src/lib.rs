@@ -18,6 +18,7 @@ mod chart;
 mod codec;
 mod components;
 pub mod format;
+pub mod identity;
 pub mod live;
 mod pages;
 pub mod proof;

@@ -6,6 +6,7 @@
 #![recursion_limit = "256"]
 
 pub mod assets;
+pub mod auth;
 pub mod config;
 pub mod export;
 pub mod guard;

@@ -84,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
             .layer(axum::middleware::from_fn(crate::guard::origin_and_headers))
+            .layer(axum::middleware::from_fn(crate::auth::identify))
             .layer(CompressionLayer::new())
             .layer(DefaultBodyLimit::disable())
             .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))

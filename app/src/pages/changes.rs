@@ -113,10 +113,11 @@ pub async fn snapshot_diff(snapshot: String) -> Result<Vec<Difference>, ServerFn
 /// verification is refused rather than restored.
 #[server(endpoint = "restore_snapshot", output = crate::codec::Json)]
 pub async fn restore_snapshot(snapshot: String) -> Result<RestoreOutcome, ServerFnError> {
-    use crate::backend::{apply, backend, refuse};
+    use crate::backend::{apply, backend, refuse, require};
+    let actor = require(crate::identity::Role::Admin)?;
     let id = parse_snapshot_id(&snapshot)?;
     backend()?.store().verify(id).map_err(refuse)?;
-    let record = apply(engine::changes::Mutation::Restore { snapshot: id })?;
+    let record = apply(engine::changes::Mutation::Restore { snapshot: id }, &actor)?;
     Ok(RestoreOutcome {
         snapshot: id,
         change: record.change,

@@ -18,9 +18,10 @@ const MAX_LABEL: usize = 120;
 /// Adds a manual mark ("deployed v2.3") that opens a before/after on a resource.
 #[server(endpoint = "add_mark", output = crate::codec::Json)]
 pub async fn add_mark(resource: String, label: String) -> Result<(), ServerFnError> {
-    use crate::backend::{backend, refuse, set_status};
+    use crate::backend::{backend, refuse, require, set_status};
     use engine::error::EngineError;
 
+    let _actor = require(crate::identity::Role::Editor)?;
     let label = label.trim();
     if label.is_empty() || label.chars().count() > MAX_LABEL {
         return Err(refuse(EngineError::invalid(

@@ -148,11 +148,12 @@ pub async fn set_target(
     value: String,
     #[server(default)] for_secs: Option<u32>,
 ) -> Result<TargetSaved, ServerFnError> {
-    use crate::backend::{apply, backend, refuse};
+    use crate::backend::{apply, backend, refuse, require};
     use engine::changes::Mutation;
     use engine::error::EngineError;
     use engine::model::{ResourceId, Target};
 
+    let actor = require(crate::identity::Role::Editor)?;
     let parsed: f64 = value.trim().parse().map_err(|_| {
         refuse(EngineError::invalid(
             "target.value",
@@ -174,10 +175,13 @@ pub async fn set_target(
     if let Some(for_secs) = for_secs {
         target.for_secs = for_secs;
     }
-    let record = apply(Mutation::SetTarget {
-        id,
-        target: target.clone(),
-    })?;
+    let record = apply(
+        Mutation::SetTarget {
+            id,
+            target: target.clone(),
+        },
+        &actor,
+    )?;
     Ok(TargetSaved {
         change: record.change,
         at_unix_ms: record.at_unix_ms,

@@ -1,0 +1,107 @@
+//! Who is asking. The server decides (`server/src/auth.rs` puts an [`Identity`] into every
+//! request's extensions); server functions enforce roles with `backend::require`; the UI
+//! uses the same types to show who you are and hide what your role may not do.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Ordered: a higher role may do everything a lower one may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads everything.
+    Viewer,
+    /// Also edits targets and settings, adds marks, pushes metrics.
+    Editor,
+    /// Also restores snapshots, manages actions and API tokens.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Editor, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+
+    /// Whether this role may do what `needed` may.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the identity was established.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthSource {
+    /// No credentials: the role follows the listener and `--allow-anonymous-edit`.
+    Anonymous,
+    /// Identity headers from a peer inside the trusted-proxy allow-list.
+    Proxy,
+    /// An API token (`Authorization: Bearer …`).
+    Token,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// "anonymous" when nobody is signed in.
+    pub user: String,
+    pub role: Role,
+    pub source: AuthSource,
+    /// The client: the TCP peer, or the `X-Forwarded-For` client when the peer is a
+    /// trusted proxy. `None` only for in-process calls.
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Identity {
+    pub const ANONYMOUS: &'static str = "anonymous";
+
+    pub fn anonymous(role: Role, client_ip: Option<IpAddr>) -> Identity {
+        Identity {
+            user: Identity::ANONYMOUS.to_owned(),
+            role,
+            source: AuthSource::Anonymous,
+            client_ip,
+        }
+    }
+
+    pub fn may(&self, needed: Role) -> bool {
+        self.role.allows(needed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_and_parse_their_names() {
+        assert!(Role::Admin.allows(Role::Editor));
+        assert!(Role::Editor.allows(Role::Editor));
+        assert!(!Role::Viewer.allows(Role::Editor));
+        assert!(!Role::Editor.allows(Role::Admin));
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse(" Admin "), Some(Role::Admin));
+        assert_eq!(Role::parse("root"), None);
+    }
+}
