@@ -24,6 +24,11 @@ pub trait Backend: Send + Sync + 'static {
     fn add_mark(&self, id: &engine::model::ResourceId, label: &str) -> Result<(), String>;
 }
 
+/// A server-side operation that may wait (e.g. for a durable commit); the error is the
+/// user-facing message naming the field and the rule.
+pub type Pending<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'static>>;
+
 #[derive(Clone)]
 pub struct BackendContext(pub Arc<dyn Backend>);
 

@@ -105,3 +105,34 @@ mod tests {
         assert_eq!(Role::parse("root"), None);
     }
 }
+
+/// An API token as listed: never the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Public id, used to revoke and in the audit log.
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_by: String,
+    pub created_at_unix_ms: i64,
+    pub revoked_at_unix_ms: Option<i64>,
+}
+
+/// A freshly minted token: `secret` is shown once and never stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MintedToken {
+    pub info: TokenInfo,
+    pub secret: String,
+}
+
+/// What the token server functions reach on the server, provided as context.
+#[cfg(feature = "ssr")]
+pub trait TokenAdmin: Send + Sync + 'static {
+    fn list(&self) -> Vec<TokenInfo>;
+    fn mint(&self, name: &str, role: Role, by: &Identity) -> crate::backend::Pending<MintedToken>;
+    fn revoke(&self, id: &str, by: &Identity) -> crate::backend::Pending<TokenInfo>;
+}
+
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct TokenAdminContext(pub std::sync::Arc<dyn TokenAdmin>);

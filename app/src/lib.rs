@@ -24,6 +24,7 @@ mod pages;
 pub mod proof;
 pub mod resource_data;
 
+use components::access::{provide_me, WhoAmI};
 use components::theme::ThemeToggle;
 use pages::{
     changes::ChangesPage, not_found::NotFound, overview::OverviewPage, proof::ProofPage,
@@ -68,6 +69,7 @@ const THEME_BOOT_SCRIPT: &str = "try{var t=localStorage.getItem('perfpilot-theme
 pub fn App() -> impl IntoView {
     provide_meta_context();
     let live = live::provide_live_state();
+    provide_me();
 
     // Effects run only in the browser, after hydration: the marker tells end-to-end tests
     // (and curious users) that the page is interactive.
@@ -93,6 +95,7 @@ pub fn App() -> impl IntoView {
                     <A href="/settings">"Settings"</A>
                 </nav>
                 <div class="topbar-end">
+                    <WhoAmI/>
                     <ThemeToggle/>
                 </div>
             </header>

@@ -85,6 +85,32 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_PUSH_BURST", value_name = "N")]
     pub push_burst: Option<u32>,
 
+    /// Who users are: `none` (anonymous; see --allow-anonymous-edit) or `proxy` (identity
+    /// headers from a reverse proxy in --trusted-proxies). API tokens work in both.
+    #[arg(long, env = "PERFPILOT_AUTH", value_name = "none|proxy")]
+    pub auth: Option<String>,
+
+    /// Let anonymous users edit targets even when the listener is not loopback.
+    #[arg(long, env = "PERFPILOT_ALLOW_ANONYMOUS_EDIT")]
+    pub allow_anonymous_edit: bool,
+
+    /// Comma-separated CIDRs of reverse proxies whose identity and X-Forwarded-For
+    /// headers are trusted (default: loopback).
+    #[arg(long, env = "PERFPILOT_TRUSTED_PROXIES", value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
+
+    /// Role of a proxy-authenticated user whose groups map to no role (default viewer).
+    #[arg(long, env = "PERFPILOT_DEFAULT_ROLE", value_name = "ROLE")]
+    pub default_role: Option<String>,
+
+    /// Comma-separated groups whose members are editors (replaces `[auth.roles] editor`).
+    #[arg(long, env = "PERFPILOT_EDITOR_GROUPS", value_name = "GROUPS")]
+    pub editor_groups: Option<String>,
+
+    /// Comma-separated groups whose members are admins (replaces `[auth.roles] admin`).
+    #[arg(long, env = "PERFPILOT_ADMIN_GROUPS", value_name = "GROUPS")]
+    pub admin_groups: Option<String>,
+
     /// Validate the configuration, print the effective settings and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -107,6 +133,7 @@ struct FileConfig {
     push_burst: Option<u32>,
     baseline_secs: Option<u32>,
     verify_secs: Option<u32>,
+    auth: Option<crate::auth::AuthFile>,
 }
 
 /// The effective settings after merging flags, environment, file and defaults.
@@ -127,6 +154,7 @@ pub struct Settings {
     pub push_burst: u32,
     /// Settings every auto-registered resource starts with.
     pub resource_defaults: engine::model::ResourceSettings,
+    pub auth: crate::auth::AuthSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +269,12 @@ impl Settings {
                 field: "resource defaults",
                 rule: err.to_string(),
             })?;
+        let auth = crate::auth::AuthSettings::resolve(cli, file.auth).map_err(|invalid| {
+            ConfigError::Invalid {
+                field: invalid.field,
+                rule: invalid.rule,
+            }
+        })?;
         Ok(Settings {
             listen: cli
                 .listen
@@ -263,6 +297,7 @@ impl Settings {
             push_rate,
             push_burst,
             resource_defaults,
+            auth,
         })
     }
 }
@@ -427,6 +462,41 @@ mod tests {
         assert!(
             err.starts_with("resource defaults: settings.verify_secs:"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn auth_table_and_flags_resolve_and_bad_values_name_the_field() {
+        let file = parse(
+            "[auth]\nmode = \"proxy\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n[auth.roles]\neditor = [\"perf-editors\"]\n",
+        )
+        .unwrap();
+        let auth = crate::auth::AuthSettings::resolve(&Cli::default(), file.auth).unwrap();
+        assert_eq!(auth.mode, crate::auth::AuthMode::Proxy);
+        assert_eq!(auth.trusted_proxies.len(), 2);
+        assert_eq!(
+            auth.group_roles.get("perf-editors"),
+            Some(&app::identity::Role::Editor)
+        );
+        let bad = Cli {
+            trusted_proxies: Some("10.0.0.0/8, nonsense".into()),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&bad).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "auth.trusted_proxies: must be IP addresses or CIDRs like 10.0.0.0/8, got \"nonsense\""
+        );
+        let mode = Cli {
+            auth: Some("oauth".into()),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&mode).unwrap_err().to_string();
+        assert_eq!(err, "auth.mode: must be `none` or `proxy`, got \"oauth\"");
+        let typo = parse("[auth]\nmdoe = \"proxy\"\n").unwrap_err().to_string();
+        assert!(
+            typo.contains("line 2") && typo.contains("unknown field `mdoe`"),
+            "{typo}"
         );
     }
 

@@ -42,6 +42,7 @@ async fn main() -> ExitCode {
         }
     };
     let state = AppState::new(settings, monitor.clone());
+    tracing::info!("{}", state.auth.describe());
     if let Some(problem) = &state.site.problem {
         tracing::warn!(%problem, "Serving pages without interactivity");
     }

@@ -128,6 +128,20 @@ async fn push(State(push): State<Push>, request: Request) -> Response {
 }
 
 async fn accept(push: &Push, request: Request) -> Result<Value, Refusal> {
+    // Pushing writes series (and may create resources): an editor's job.
+    let who = request
+        .extensions()
+        .get::<app::identity::Identity>()
+        .cloned()
+        .unwrap_or_else(|| app::identity::Identity::anonymous(app::identity::Role::Viewer, None));
+    if !who.may(app::identity::Role::Editor) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "request",
+            "forbidden",
+            app::backend::forbidden_message(&who, app::identity::Role::Editor),
+        ));
+    }
     // Without ConnectInfo (a router served without it) every client shares one bucket:
     // stricter, never looser.
     let extensions = request.extensions();

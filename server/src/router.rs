@@ -35,7 +35,11 @@ pub fn app(state: AppState) -> Router {
     };
     let context = {
         let live = app::backend::BackendContext(std::sync::Arc::new(state.monitor.clone()));
-        move || leptos::prelude::provide_context(live.clone())
+        let tokens = app::identity::TokenAdminContext(state.auth.clone());
+        move || {
+            leptos::prelude::provide_context(live.clone());
+            leptos::prelude::provide_context(tokens.clone());
+        }
     };
     let not_found = {
         let handler =
@@ -61,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         .service(ServeFile::new(state.site.root.join("favicon.svg")));
 
     let settings = state.settings.clone();
+    let auth = state.auth.clone();
     let metrics = settings
         .metrics_on_main_listener
         .then(|| crate::metrics::Exposition::new(state.monitor.clone()).router());
@@ -84,7 +89,10 @@ pub fn app(state: AppState) -> Router {
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
             .layer(axum::middleware::from_fn(crate::guard::origin_and_headers))
-            .layer(axum::middleware::from_fn(crate::auth::identify))
+            .layer(axum::middleware::from_fn_with_state(
+                auth,
+                crate::auth::identify,
+            ))
             .layer(CompressionLayer::new())
             .layer(DefaultBodyLimit::disable())
             .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))

@@ -15,6 +15,7 @@ pub struct AppState {
     pub site: Arc<Site>,
     pub settings: Arc<Settings>,
     pub monitor: Monitor,
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 impl AppState {
@@ -26,11 +27,17 @@ impl AppState {
             .site_pkg_dir(crate::assets::PKG_DIR)
             .site_addr(settings.listen)
             .build();
+        let auth = Arc::new(crate::auth::Auth::new(
+            settings.auth.clone(),
+            settings.listen,
+            crate::auth::Tokens::default(),
+        ));
         AppState {
             leptos_options,
             site: Arc::new(site),
             settings: Arc::new(settings),
             monitor,
+            auth,
         }
     }
 }
@@ -64,5 +71,39 @@ impl app::backend::Backend for Monitor {
 
     fn add_mark(&self, id: &engine::model::ResourceId, label: &str) -> Result<(), String> {
         Monitor::add_mark(self, id, label)
+    }
+}
+
+impl app::identity::TokenAdmin for crate::auth::Auth {
+    fn list(&self) -> Vec<app::identity::TokenInfo> {
+        self.tokens.list()
+    }
+
+    fn mint(
+        &self,
+        name: &str,
+        role: app::identity::Role,
+        by: &app::identity::Identity,
+    ) -> app::backend::Pending<app::identity::MintedToken> {
+        let minted = self
+            .tokens
+            .mint(name, role, by, crate::auth::now_unix_ms())
+            .map(|(token, secret)| app::identity::MintedToken {
+                info: token.info,
+                secret,
+            });
+        Box::pin(async move { minted })
+    }
+
+    fn revoke(
+        &self,
+        id: &str,
+        _by: &app::identity::Identity,
+    ) -> app::backend::Pending<app::identity::TokenInfo> {
+        let revoked = self
+            .tokens
+            .revoke(id, crate::auth::now_unix_ms())
+            .map(|token| token.info);
+        Box::pin(async move { revoked })
     }
 }

@@ -1,3 +1,4 @@
 //! Reusable pieces of UI shared by several pages.
 
+pub mod access;
 pub mod theme;

@@ -12,6 +12,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
+use crate::components::access::Allowed;
+use crate::identity::Role;
 use crate::live::LiveState;
 
 /// Characters of the content hash the table shows: enough to tell snapshots apart by eye.
@@ -375,7 +377,11 @@ fn SnapshotDetail(
                     let restorable = result.as_ref().ok().flatten().map(|(id, _)| id.clone());
                     view! {
                         <DiffResult result=result.map(|loaded| loaded.map(|(_, d)| d))/>
-                        {restorable.map(|id| view! { <RestoreControl id restore confirming/> })}
+                        {restorable.map(|id| view! {
+                            <Allowed role=Role::Admin what="Restoring a snapshot">
+                                <RestoreControl id=id.clone() restore confirming/>
+                            </Allowed>
+                        })}
                     }
                 })}
             </Transition>

@@ -4,6 +4,8 @@
 
 use leptos::prelude::*;
 
+use crate::components::access::Allowed;
+use crate::identity::Role;
 use crate::live::LiveState;
 use crate::pages::resource::server_message;
 use crate::proof::ComparisonRow;
@@ -118,6 +120,7 @@ pub fn ProofPage() -> impl IntoView {
             <h1>"Before / after"</h1>
             <p class="muted">"Every target edit and mark is judged by the window after it against the baseline before it."</p>
         </section>
+        <Allowed role=Role::Editor what="Adding a mark">
         <form
             class="mark-form"
             on:submit=move |ev| {
@@ -153,6 +156,7 @@ pub fn ProofPage() -> impl IntoView {
             </label>
             <button id="mark-add" class="btn" type="submit" disabled=move || mark.pending().get()>"Add mark"</button>
         </form>
+        </Allowed>
         <p id="mark-error" class="field-error" role="alert">{move || mark_error.get()}</p>
         <p id="mark-notice" class="notice" role="status">{move || mark_notice.get()}</p>
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading comparisons…"</p> }>

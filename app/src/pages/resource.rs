@@ -3,6 +3,9 @@
 //! number field — with a live backtest of the candidate before it is saved.
 
 use leptos::prelude::*;
+
+use crate::components::access::Allowed;
+use crate::identity::Role;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
@@ -357,6 +360,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         }
     };
     let submit_on_enter = submit.clone();
+    let submit = StoredValue::new(submit);
 
     let ranges = ChartRange::ALL
         .into_iter()
@@ -474,15 +478,17 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
                             .collect_view()}
                     </select>
                 </label>
-                <button
-                    id="target-save"
-                    class="btn"
-                    type="button"
-                    disabled=move || save.pending().get() || !dirty()
-                    on:click=move |_| submit()
-                >
-                    {move || if save.pending().get() { "Saving…" } else { "Save target" }}
-                </button>
+                <Allowed role=Role::Editor what="Saving a target">
+                    <button
+                        id="target-save"
+                        class="btn"
+                        type="button"
+                        disabled=move || save.pending().get() || !dirty()
+                        on:click=move |_| submit.with_value(|submit| submit())
+                    >
+                        {move || if save.pending().get() { "Saving…" } else { "Save target" }}
+                    </button>
+                </Allowed>
             </div>
             <p id="backtest" class="backtest" aria-live="polite">{backtest}</p>
             <p id="target-error" class="field-error" role="alert">{move || error.get()}</p>

@@ -1,6 +1,52 @@
-//! Settings: how perfpilot itself is configured.
+//! Settings: how this instance is configured for you — your access, and (for admins) the
+//! API tokens automation uses.
 
 use leptos::prelude::*;
+
+use crate::components::access::{Allowed, Me};
+use crate::identity::{MintedToken, Role, TokenInfo};
+use crate::pages::resource::server_message;
+
+#[cfg(feature = "ssr")]
+fn token_admin() -> Result<std::sync::Arc<dyn crate::identity::TokenAdmin>, ServerFnError> {
+    use_context::<crate::identity::TokenAdminContext>()
+        .map(|context| context.0)
+        .ok_or_else(|| ServerFnError::new("token management is not available"))
+}
+
+/// A refusal whose message already names the field and the rule.
+#[cfg(feature = "ssr")]
+fn unprocessable(message: String) -> ServerFnError {
+    crate::backend::set_status(http::StatusCode::UNPROCESSABLE_ENTITY);
+    ServerFnError::ServerError(message)
+}
+
+#[server(endpoint = "tokens", output = crate::codec::Json)]
+pub async fn list_tokens() -> Result<Vec<TokenInfo>, ServerFnError> {
+    crate::backend::require(Role::Admin)?;
+    Ok(token_admin()?.list())
+}
+
+/// Mints a token; the secret is in the answer and nowhere else, ever.
+#[server(endpoint = "create_token", output = crate::codec::Json)]
+pub async fn create_token(name: String, role: String) -> Result<MintedToken, ServerFnError> {
+    let by = crate::backend::require(Role::Admin)?;
+    let role = Role::parse(&role).ok_or_else(|| {
+        unprocessable(format!(
+            "role: must be viewer, editor or admin, got {role:?}"
+        ))
+    })?;
+    token_admin()?
+        .mint(&name, role, &by)
+        .await
+        .map_err(unprocessable)
+}
+
+#[server(endpoint = "revoke_token", output = crate::codec::Json)]
+pub async fn revoke_token(id: String) -> Result<TokenInfo, ServerFnError> {
+    let by = crate::backend::require(Role::Admin)?;
+    token_admin()?.revoke(&id, &by).await.map_err(unprocessable)
+}
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
@@ -9,9 +55,170 @@ pub fn SettingsPage() -> impl IntoView {
             <h1>"Settings"</h1>
             <p class="muted">"How this perfpilot instance collects, evaluates and saves."</p>
         </section>
-        <section class="empty-state">
-            <h2>"Nothing to configure here yet"</h2>
-            <p>"Settings are read from the command line and the optional TOML file given with --config; run perfpilot --help to see them."</p>
+        <YourAccess/>
+        <section class="settings-section" aria-labelledby="tokens-title">
+            <h2 id="tokens-title">"API tokens"</h2>
+            <p class="muted">"For scripts and CI: send " <code>"Authorization: Bearer <token>"</code> " with each request. A token acts with the role it was given."</p>
+            <Allowed role=Role::Admin what="Managing API tokens">
+                <Tokens/>
+            </Allowed>
         </section>
+        <section class="settings-section">
+            <h2>"Everything else"</h2>
+            <p class="muted">"Settings are read from the command line and the optional TOML file given with --config; run perfpilot --help to see them."</p>
+        </section>
+    }
+}
+
+#[component]
+fn YourAccess() -> impl IntoView {
+    let me = expect_context::<Me>();
+    view! {
+        <section class="settings-section" aria-labelledby="access-title">
+            <h2 id="access-title">"Your access"</h2>
+            <Transition fallback=|| view! { <p class="loading" role="status">"Checking who you are…"</p> }>
+                {move || me.0.get().map(|who| match who {
+                    Ok(who) => {
+                        let may = match who.role {
+                            Role::Viewer => "You can see everything, and try targets on a chart without saving them.",
+                            Role::Editor => "You can edit targets and settings and add marks.",
+                            Role::Admin => "You can edit targets, restore snapshots and manage API tokens.",
+                        };
+                        view! {
+                            <p id="access-summary">
+                                "You are " <strong>{who.user.clone()}</strong> " with the " <strong>{who.role.as_str()}</strong> " role. " {may}
+                            </p>
+                        }
+                        .into_any()
+                    }
+                    Err(err) => view! { <p class="field-error">{server_message(&err)}</p> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn Tokens() -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| list_tokens(),
+    );
+    let name = RwSignal::new(String::new());
+    let role = RwSignal::new("editor".to_owned());
+
+    view! {
+        <form
+            class="token-form"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                create.dispatch(CreateToken { name: name.get_untracked(), role: role.get_untracked() });
+            }
+        >
+            <label>
+                "Name "
+                <input
+                    id="token-name"
+                    type="text"
+                    placeholder="ci-deploy"
+                    maxlength="64"
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))
+                    aria-describedby="token-error"
+                />
+            </label>
+            <label>
+                "Role "
+                <select id="token-role" on:change=move |ev| role.set(event_target_value(&ev))>
+                    {Role::ALL
+                        .into_iter()
+                        .map(|r| view! { <option value=r.as_str() selected=move || role.get() == r.as_str()>{r.as_str()}</option> })
+                        .collect_view()}
+                </select>
+            </label>
+            <button id="token-create" class="btn" type="submit" disabled=move || create.pending().get()>
+                {move || if create.pending().get() { "Creating…" } else { "Create token" }}
+            </button>
+        </form>
+        {move || match create.value().get() {
+            Some(Ok(minted)) => view! {
+                <div class="notice token-secret" role="status">
+                    <p>{format!("Token “{}” ({}) created. Copy it now — it is not stored and will not be shown again:", minted.info.name, minted.info.role)}</p>
+                    <code id="token-secret">{minted.secret.clone()}</code>
+                </div>
+            }
+            .into_any(),
+            Some(Err(err)) => view! { <p id="token-error" class="field-error" role="alert">{server_message(&err)}</p> }.into_any(),
+            None => view! { <p id="token-error" class="field-error" role="alert"></p> }.into_any(),
+        }}
+        {move || revoke.value().get().and_then(Result::err).map(|err| view! {
+            <p class="field-error" role="alert">{server_message(&err)}</p>
+        })}
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading tokens…"</p> }>
+            {move || tokens.get().map(|list| match list {
+                Ok(list) if list.is_empty() => view! {
+                    <p class="empty-state" id="tokens-empty">"No API tokens yet."</p>
+                }
+                .into_any(),
+                Ok(list) => view! { <TokenTable list revoke/> }.into_any(),
+                Err(err) => view! { <p class="field-error">{server_message(&err)}</p> }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn TokenTable(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="proof-table" id="tokens">
+                <thead>
+                    <tr>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Role"</th>
+                        <th scope="col">"Created (UTC)"</th>
+                        <th scope="col">"By"</th>
+                        <th scope="col">"Status"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {list
+                        .into_iter()
+                        .map(|token| {
+                            let id = token.id.clone();
+                            let status = match token.revoked_at_unix_ms {
+                                Some(at) => view! { <span class="muted">{format!("revoked {}", crate::format::utc_time(at))}</span> }.into_any(),
+                                None => view! {
+                                    <button
+                                        type="button"
+                                        class="btn btn-ghost"
+                                        data-token=id.clone()
+                                        aria-label=format!("Revoke token {}", token.name)
+                                        disabled=move || revoke.pending().get()
+                                        on:click=move |_| {
+                                            revoke.dispatch(RevokeToken { id: id.clone() });
+                                        }
+                                    >
+                                        "Revoke"
+                                    </button>
+                                }
+                                .into_any(),
+                            };
+                            view! {
+                                <tr>
+                                    <td>{token.name.clone()}</td>
+                                    <td>{token.role.as_str()}</td>
+                                    <td>{crate::format::utc_time(token.created_at_unix_ms)}</td>
+                                    <td>{token.created_by.clone()}</td>
+                                    <td>{status}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }
