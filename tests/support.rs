@@ -97,6 +97,30 @@ pub fn http_post_json(addr: SocketAddr, path: &str, json: &str) -> (u16, String)
     (status, body_of(&response))
 }
 
+/// Any request with extra headers (identity headers, `Authorization`), sent with the
+/// server's own origin. Returns the status and the body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    form: &str,
+) -> (u16, String) {
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let (status, response) = exchange(
+        addr,
+        &format!(
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nAccept: application/json\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n{extra}Content-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    (status, body_of(&response))
+}
+
 /// The text of the element matching `css`, waiting up to 15 s for it to appear.
 pub async fn text_of(client: &Client, css: &str) -> String {
     client

@@ -1,0 +1,141 @@
+//! Roles in the real browser: a viewer sees who they are and no controls they may not use;
+//! an admin mints an API token in Settings (shown once), automation uses it, and revoking
+//! it in the UI locks the automation out.
+
+use fantoccini::Locator;
+use tests::{eventually_text, http_request, Browser, Perfpilot};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_their_role_and_no_save_or_restore_controls() {
+    // Proxy mode with no trusted proxy on loopback: the browser is an anonymous viewer.
+    let server = Perfpilot::start(&["--auth", "proxy", "--trusted-proxies", "192.0.2.1/32"]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+
+    client
+        .goto(&server.url("/resource?id=cpu&metric=utilization"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let who = eventually_text(client, "#whoami", "the who-am-I chip", |t| !t.is_empty()).await;
+    assert!(who.contains("anonymous") && who.contains("viewer"), "{who}");
+    let note = eventually_text(
+        client,
+        "[data-needs-role='editor']",
+        "the editor-role note",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert_eq!(note, "Saving a target needs the editor role.");
+    assert!(client.find(Locator::Id("target-save")).await.is_err());
+
+    client.goto(&server.url("/before-after")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let note = eventually_text(client, "[data-needs-role='editor']", "mark note", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert_eq!(note, "Adding a mark needs the editor role.");
+    assert!(client.find(Locator::Id("mark-add")).await.is_err());
+
+    client.goto(&server.url("/settings")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let summary = eventually_text(client, "#access-summary", "access summary", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(
+        summary.starts_with("You are anonymous with the viewer role."),
+        "{summary}"
+    );
+    assert!(client.find(Locator::Id("token-create")).await.is_err());
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_mints_a_token_once_and_revoking_it_locks_automation_out() {
+    // Default: auth none on loopback, so the local browser is the admin.
+    let server = Perfpilot::start(&[]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+
+    client.goto(&server.url("/settings")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let who = eventually_text(client, "#whoami", "the who-am-I chip", |t| !t.is_empty()).await;
+    assert!(who.contains("admin"), "{who}");
+    eventually_text(client, "#tokens-empty", "the empty token list", |t| {
+        t == "No API tokens yet."
+    })
+    .await;
+
+    let name = client.find(Locator::Id("token-name")).await.unwrap();
+    name.send_keys("ci-deploy").await.unwrap();
+    client
+        .find(Locator::Css("#token-role option[value='editor']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("token-create"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let secret = eventually_text(client, "#token-secret", "the new token", |t| {
+        t.starts_with("pp_")
+    })
+    .await;
+    let listed = eventually_text(client, "#tokens", "the token table", |t| {
+        t.contains("ci-deploy")
+    })
+    .await;
+    assert!(!listed.contains(&secret), "the list never shows the secret");
+    browser.screenshot("settings-tokens.png").await;
+
+    // Automation with the token is an editor.
+    let bearer = format!("Bearer {secret}");
+    let (status, body) = http_request(
+        server.addr,
+        "GET",
+        "/api/whoami",
+        &[("Authorization", &bearer)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"user\":\"token:ci-deploy\"") && body.contains("\"role\":\"editor\""),
+        "{body}"
+    );
+    let (status, body) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[("Authorization", &bearer)],
+        "resource=cpu&metric=utilization&value=72",
+    );
+    assert_eq!(status, 200, "{body}");
+
+    client
+        .find(Locator::Css("#tokens button[data-token]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually_text(client, "#tokens", "the revoked status", |t| {
+        t.contains("revoked")
+    })
+    .await;
+    let (status, body) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[("Authorization", &bearer)],
+        "resource=cpu&metric=utilization&value=73",
+    );
+    assert_eq!(status, 401, "{body}");
+    browser.close().await;
+}
