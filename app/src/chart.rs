@@ -159,23 +159,12 @@ pub fn draw(
         chart.draw_series(bars).ok()?;
     }
 
-    // Gaps break the line: each run of present samples is its own series.
-    let line = accent.stroke_width(2);
-    let mut segment: Vec<(f64, f64)> = Vec::new();
-    for (i, value) in view.means.iter().enumerate() {
-        match value {
-            Some(v) => segment.push((x_of(i), f64::from(*v))),
-            None if !segment.is_empty() => {
-                chart
-                    .draw_series(LineSeries::new(std::mem::take(&mut segment), line))
-                    .ok()?;
-            }
-            None => {}
-        }
+    // Overlays first, so the edited metric stays on top.
+    for (k, overlay) in view.overlays.iter().enumerate() {
+        let color = css_color(&format!("--series-{}", k + 1), OVERLAY_FALLBACK[k % 3]);
+        draw_line(&mut chart, &overlay.means, &x_of, color.stroke_width(2))?;
     }
-    if !segment.is_empty() {
-        chart.draw_series(LineSeries::new(segment, line)).ok()?;
-    }
+    draw_line(&mut chart, &view.means, &x_of, accent.stroke_width(2))?;
 
     // Event markers: a dashed vertical line per edit, mark or action in the range.
     let marker = text.mix(0.7);
@@ -215,6 +204,44 @@ pub fn draw(
         y_max: top,
         points: n,
     })
+}
+
+/// Used when the stylesheet has no `--series-N` (it always should).
+const OVERLAY_FALLBACK: [RGBColor; 3] = [
+    RGBColor(37, 99, 235),
+    RGBColor(147, 51, 234),
+    RGBColor(190, 24, 93),
+];
+
+type Chart<'a> = ChartContext<
+    'a,
+    CanvasBackend,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Gaps break the line: each run of present samples is its own polyline.
+fn draw_line(
+    chart: &mut Chart<'_>,
+    values: &[Option<f32>],
+    x_of: &impl Fn(usize) -> f64,
+    style: ShapeStyle,
+) -> Option<()> {
+    let mut segment: Vec<(f64, f64)> = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        match value {
+            Some(v) => segment.push((x_of(i), f64::from(*v))),
+            None if !segment.is_empty() => {
+                chart
+                    .draw_series(LineSeries::new(std::mem::take(&mut segment), style))
+                    .ok()?;
+            }
+            None => {}
+        }
+    }
+    if !segment.is_empty() {
+        chart.draw_series(LineSeries::new(segment, style)).ok()?;
+    }
+    Some(())
 }
 
 /// "now", "30 s", "5 m", "2 h" before the end of the chart.

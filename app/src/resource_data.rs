@@ -83,6 +83,23 @@ pub struct SeriesView {
     /// markers on the chart.
     #[serde(default)]
     pub events: Vec<ChartEvent>,
+    /// Other metrics of the resource drawn on the same axes (`compare=` in the URL).
+    #[serde(default)]
+    pub overlays: Vec<Overlay>,
+    /// Metrics that may be compared with this one: same resource, same unit.
+    #[serde(default)]
+    pub comparable: Vec<String>,
+}
+
+/// Most metrics a chart overlays on its own: four lines are still readable.
+pub const MAX_OVERLAYS: usize = 3;
+
+/// Another metric sampled on the same grid as the main series (`means[i]` at the same
+/// time as the main `means[i]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overlay {
+    pub metric: String,
+    pub means: Vec<Option<f32>>,
 }
 
 /// A marker on the chart.
@@ -105,12 +122,21 @@ impl SeriesView {
         }
         // Ticks the page missed (a hidden tab, a reconnect) become gaps, as on the server.
         let missed = ((at_unix_ms - next) / self.step_ms) as usize;
-        for _ in 0..missed.min(self.means.len()) {
+        let pushed = missed.min(self.means.len()) + 1;
+        for _ in 1..pushed {
             self.means.push(None);
         }
         self.means.push(value);
         let excess = self.means.len().saturating_sub(self.capacity());
         self.means.drain(..excess);
+        // Overlays have no live feed: they keep their place on the grid and end where
+        // the page loaded them.
+        let len = self.means.len();
+        for overlay in &mut self.overlays {
+            overlay.means.resize(overlay.means.len() + pushed, None);
+            let extra = overlay.means.len().saturating_sub(len);
+            overlay.means.drain(..extra);
+        }
         self.start_ms = at_unix_ms - (self.means.len() as i64 - 1) * self.step_ms;
     }
 
@@ -128,6 +154,7 @@ impl SeriesView {
             .highs
             .iter()
             .chain(self.means.iter())
+            .chain(self.overlays.iter().flat_map(|o| o.means.iter()))
             .flatten()
             .fold(0.0f64, |m, v| m.max(f64::from(*v)));
         (data_max.max(candidate.unwrap_or(0.0)) * 1.15).max(1.0)
@@ -227,6 +254,8 @@ mod tests {
             lows: vec![],
             highs: vec![],
             events: vec![],
+            overlays: vec![],
+            comparable: vec![],
             target: Some(Target {
                 metric: "utilization".into(),
                 comparator: engine::model::Comparator::Le,
@@ -285,6 +314,19 @@ mod tests {
         let before = v.clone();
         v.push_live(303_000, Some(9.0));
         assert_eq!(v, before);
+    }
+
+    #[test]
+    fn overlays_keep_their_place_on_the_grid_as_live_samples_arrive() {
+        let mut v = view(vec![Some(1.0); 300]);
+        v.overlays.push(Overlay {
+            metric: "other".into(),
+            means: vec![Some(5.0); 300],
+        });
+        v.push_live(302_000, Some(2.0));
+        assert_eq!(v.overlays[0].means.len(), 300);
+        assert_eq!(&v.overlays[0].means[297..], &[Some(5.0), None, None]);
+        assert_eq!(v.overlays[0].means[0], Some(5.0));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub async fn get_series(
     resource: String,
     metric: Option<String>,
     range: String,
+    #[server(default)] compare: Option<String>,
 ) -> Result<SeriesView, ServerFnError> {
     use crate::backend::{backend, set_status};
     use engine::series::SeriesKey;
@@ -76,30 +77,63 @@ pub async fn get_series(
         .unwrap_or_else(engine::collect::unix_now_ms);
     let end_aligned = end - end.rem_euclid(step_ms);
     let start_ms = end_aligned - (points as i64 - 1) * step_ms;
-    let (mut means, mut lows, mut highs) = (vec![None; points], Vec::new(), Vec::new());
-    if let Some(down) =
-        series_id.and_then(|id| history.range(id, start_ms, end_aligned + step_ms, points))
+    let grid = Grid {
+        start_ms,
+        end_ms: end_aligned + step_ms,
+        step_ms,
+        points,
+    };
+    let Sampled { means, lows, highs } = sample(&history, series_id, grid);
+    let per_minute = range == ChartRange::OneDay;
+    let (lows, highs) = if per_minute {
+        (lows, highs)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let unit_of = |name: &str| {
+        history
+            .id(&SeriesKey::new(resource.as_str(), name))
+            .and_then(|id| history.info(id))
+            .map(|info| info.unit.clone())
+            .or_else(|| found.metric(name).map(|m| m.kind.unit().to_owned()))
+    };
+    let comparable: Vec<String> = found
+        .metrics
+        .iter()
+        .map(|m| m.name.clone())
+        .filter(|name| *name != metric && unit_of(name).as_deref() == Some(unit.as_str()))
+        .collect();
+    let mut overlays = Vec::new();
+    for other in compare
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
     {
-        let per_minute = range == ChartRange::OneDay;
-        if per_minute {
-            lows = vec![None; points];
-            highs = vec![None; points];
+        if overlays.len() == crate::resource_data::MAX_OVERLAYS {
+            return Err(bad_request(format!(
+                "compare: at most {} other metrics can share a chart",
+                crate::resource_data::MAX_OVERLAYS
+            )));
         }
-        for (i, point) in down.points.iter().enumerate() {
-            let Some(point) = point else { continue };
-            let slot = (down.origin + i as i64 * down.width - start_ms).div_euclid(step_ms);
-            let Ok(slot) = usize::try_from(slot) else {
-                continue;
-            };
-            if slot >= points {
-                continue;
-            }
-            means[slot] = Some(point.mean);
-            if per_minute {
-                lows[slot] = Some(point.min);
-                highs[slot] = Some(point.max);
-            }
+        if !comparable.iter().any(|m| m == other) {
+            return Err(bad_request(format!(
+                "compare: {other:?} cannot be drawn with {metric} of {resource}: it must be another metric of the same resource in the same unit ({})",
+                if comparable.is_empty() { "none here".to_owned() } else { comparable.join(", ") }
+            )));
         }
+        if overlays
+            .iter()
+            .any(|o: &crate::resource_data::Overlay| o.metric == other)
+        {
+            continue;
+        }
+        let id = history.id(&SeriesKey::new(resource.as_str(), other));
+        overlays.push(crate::resource_data::Overlay {
+            metric: other.to_owned(),
+            means: sample(&history, id, grid).means,
+        });
     }
     let range_end = start_ms + points as i64 * step_ms;
     let events = backend
@@ -128,7 +162,56 @@ pub async fn get_series(
         means,
         lows,
         highs,
+        overlays,
+        comparable,
     })
+}
+
+/// The time grid a chart's series are sampled on.
+#[cfg(feature = "ssr")]
+#[derive(Clone, Copy)]
+struct Grid {
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    points: usize,
+}
+
+#[cfg(feature = "ssr")]
+struct Sampled {
+    means: Vec<Option<f32>>,
+    lows: Vec<Option<f32>>,
+    highs: Vec<Option<f32>>,
+}
+
+/// One series on the grid: a slot without data stays `None` (a gap, never a made-up value).
+#[cfg(feature = "ssr")]
+fn sample(
+    history: &engine::history::History,
+    series: Option<engine::history::SeriesId>,
+    grid: Grid,
+) -> Sampled {
+    let mut sampled = Sampled {
+        means: vec![None; grid.points],
+        lows: vec![None; grid.points],
+        highs: vec![None; grid.points],
+    };
+    let Some(down) =
+        series.and_then(|id| history.range(id, grid.start_ms, grid.end_ms, grid.points))
+    else {
+        return sampled;
+    };
+    for (i, point) in down.points.iter().enumerate() {
+        let Some(point) = point else { continue };
+        let slot = (down.origin + i as i64 * down.width - grid.start_ms).div_euclid(grid.step_ms);
+        let Some(slot) = usize::try_from(slot).ok().filter(|&s| s < grid.points) else {
+            continue;
+        };
+        sampled.means[slot] = Some(point.mean);
+        sampled.lows[slot] = Some(point.min);
+        sampled.highs[slot] = Some(point.max);
+    }
+    sampled
 }
 
 /// What a saved target edit answers.
@@ -199,9 +282,10 @@ pub fn ResourcePage() -> impl IntoView {
     let id = move || query.read().get("id").unwrap_or_default();
     let metric = move || query.read().get("metric");
     let range = move || query.read().get("range").unwrap_or_else(|| "1h".into());
+    let compare = move || query.read().get("compare").filter(|c| !c.is_empty());
     let data = Resource::new(
-        move || (id(), metric(), range()),
-        |(id, metric, range)| get_series(id, metric, range),
+        move || (id(), metric(), range(), compare()),
+        |(id, metric, range, compare)| get_series(id, metric, range, compare),
     );
 
     view! {
@@ -233,13 +317,18 @@ pub fn server_message(err: &ServerFnError) -> String {
     }
 }
 
-fn page_href(id: &str, metric: &str, range: ChartRange) -> String {
-    format!(
+fn page_href(id: &str, metric: &str, range: ChartRange, compare: &[String]) -> String {
+    let mut href = format!(
         "/resource?id={}&metric={}&range={}",
         urlencode(id),
         urlencode(metric),
         range.as_str()
-    )
+    );
+    if !compare.is_empty() {
+        href.push_str("&compare=");
+        href.push_str(&urlencode(&compare.join(",")));
+    }
+    href
 }
 
 /// Percent-encodes a query value (resource ids contain ':' and '/').
@@ -362,10 +451,11 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
     let submit_on_enter = submit.clone();
     let submit = StoredValue::new(submit);
 
+    let compared: Vec<String> = view.overlays.iter().map(|o| o.metric.clone()).collect();
     let ranges = ChartRange::ALL
         .into_iter()
         .map(|r| {
-            let href = page_href(&view.resource_id, &view.metric, r);
+            let href = page_href(&view.resource_id, &view.metric, r, &compared);
             let current = r == view.range;
             view! {
                 <a class="chip" class:chip-active=current aria-current=current.then_some("true") href=href>{r.label()}</a>
@@ -376,13 +466,50 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         .metrics
         .iter()
         .map(|m| {
-            let href = page_href(&view.resource_id, m, view.range);
+            // Another metric may have another unit: its page starts without overlays.
+            let href = page_href(&view.resource_id, m, view.range, &[]);
             let current = *m == view.metric;
             view! {
                 <a class="chip" class:chip-active=current aria-current=current.then_some("true") href=href>{m.replace('_', " ")}</a>
             }
         })
         .collect_view();
+    // Toggling a chip adds or removes that metric from the overlays (at most three).
+    let compare_links = view
+        .comparable
+        .iter()
+        .map(|m| {
+            let on = compared.contains(m);
+            let next: Vec<String> = if on {
+                compared.iter().filter(|c| *c != m).cloned().collect()
+            } else {
+                compared.iter().cloned().chain([m.clone()]).collect()
+            };
+            let full = !on && compared.len() >= crate::resource_data::MAX_OVERLAYS;
+            let href = page_href(&view.resource_id, &view.metric, view.range, &next);
+            let label = m.replace('_', " ");
+            if full {
+                view! {
+                    <span class="chip chip-disabled" title="At most three metrics can be compared at once">{label}</span>
+                }
+                .into_any()
+            } else {
+                view! {
+                    <a class="chip" class:chip-active=on aria-pressed=on.to_string() href=href data-compare=m.clone()>{label}</a>
+                }
+                .into_any()
+            }
+        })
+        .collect_view();
+    let has_comparable = !view.comparable.is_empty();
+    let legend = (!view.overlays.is_empty()).then(|| {
+        let items = std::iter::once(view.metric.clone())
+            .chain(compared.iter().cloned())
+            .enumerate()
+            .map(|(i, m)| view! { <li class=format!("legend-item series-{i}")>{m.replace('_', " ")}</li> })
+            .collect_view();
+        view! { <ul class="chart-legend" id="chart-legend" aria-label="Lines on the chart">{items}</ul> }
+    });
     let export_base = format!(
         "/api/export/{}/{}",
         urlencode(&view.resource_id),
@@ -399,8 +526,15 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             <nav class="chips" aria-label="Metric">{metric_links}</nav>
             <nav class="chips" aria-label="Range">{ranges}</nav>
         </div>
+        {has_comparable.then(|| view! {
+            <div class="toolbar">
+                <span class="muted">"Compare with "</span>
+                <nav class="chips" aria-label="Compare with">{compare_links}</nav>
+            </div>
+        })}
         <section class="chart-card">
             <ChartCanvas series candidate hover/>
+            {legend}
             <ul class="chart-events" aria-label="Events in this range">
                 {move || {
                     series
