@@ -325,7 +325,9 @@ mod tests {
         });
         v.push_live(302_000, Some(2.0));
         assert_eq!(v.overlays[0].means.len(), 300);
-        assert_eq!(&v.overlays[0].means[297..], &[Some(5.0), None, None]);
+        // Three new slots (two missed ticks and this one), none of them known for the overlay.
+        assert_eq!(&v.overlays[0].means[296..], &[Some(5.0), None, None, None]);
+        assert_eq!(&v.means[297..], &[None, None, Some(2.0)]);
         assert_eq!(v.overlays[0].means[0], Some(5.0));
     }
 
