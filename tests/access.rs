@@ -139,3 +139,88 @@ async fn an_admin_mints_a_token_once_and_revoking_it_locks_automation_out() {
     assert_eq!(status, 401, "{body}");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_settings_are_edited_under_the_chart_and_typos_name_the_field() {
+    let server = Perfpilot::start(&[]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/resource?id=cpu&metric=utilization"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    client
+        .find(Locator::Css("#resource-settings summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let cooldown = client
+        .wait()
+        .for_element(Locator::Id("setting-cooldown"))
+        .await
+        .unwrap();
+    cooldown.send_keys("\u{e009}a\u{e000}abc").await.unwrap();
+    client
+        .find(Locator::Id("settings-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let message = eventually_text(client, "#settings-message", "the field error", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert_eq!(
+        message,
+        "settings.cooldown_secs: must be a whole number of seconds, got \"abc\""
+    );
+
+    cooldown.send_keys("\u{e009}a\u{e000}120").await.unwrap();
+    client
+        .find(Locator::Css("#setting-action option[value='command']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("setting-program"))
+        .await
+        .unwrap()
+        .send_keys("/bin/true")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("settings-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let saved = eventually_text(client, "#settings-message", "the saved notice", |t| {
+        t.starts_with("Saved as change #1")
+    })
+    .await;
+    assert!(saved.contains("cooldown"), "{saved}");
+
+    // After a reload the form shows what was saved.
+    client.refresh().await.unwrap();
+    browser.wait_for_hydration().await;
+    client
+        .find(Locator::Css("#resource-settings summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let value = tests::input_value(client, "#setting-cooldown").await;
+    assert_eq!(value, "120");
+    let program = tests::input_value(client, "#setting-program").await;
+    assert_eq!(program, "/bin/true");
+    browser.screenshot("resource-settings.png").await;
+    browser.close().await;
+}

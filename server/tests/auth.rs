@@ -319,3 +319,77 @@ async fn tokens_work_until_revoked_and_are_shown_once() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn editors_tune_evaluation_but_only_admins_change_the_action() {
+    let perf = Instance::start("settings", proxy_mode());
+    let editor = [("remote-user", "erin"), ("remote-groups", "perf-editors")];
+    let admin = [("remote-user", "ada"), ("remote-groups", "perf-admins")];
+    let mut settings = perf.state.monitor.store.state().resources
+        [&engine::model::ResourceId::new("cpu").unwrap()]
+        .settings
+        .clone();
+    settings.cooldown_secs = 120;
+    let form = |s: &engine::model::ResourceSettings| {
+        let json = serde_json::to_string(s).unwrap();
+        let encoded: String = json
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        format!("resource=cpu&settings={encoded}")
+    };
+    let (status, body) = perf
+        .send(
+            "10.0.0.5:1",
+            post("/api/set_resource_settings", &form(&settings), &editor),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("cooldown"), "{body}");
+
+    settings.dry_run = false;
+    let (status, body) = perf
+        .send(
+            "10.0.0.5:1",
+            post("/api/set_resource_settings", &form(&settings), &editor),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("needs the admin role"), "{body}");
+    assert_eq!(perf.state.monitor.store.stats().change, 1);
+
+    let (status, body) = perf
+        .send(
+            "10.0.0.5:1",
+            post("/api/set_resource_settings", &form(&settings), &admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Bad settings are refused with the engine's rule and change nothing.
+    settings.verify_secs = 0;
+    let (status, body) = perf
+        .send(
+            "10.0.0.5:1",
+            post("/api/set_resource_settings", &form(&settings), &admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("settings.verify_secs"), "{body}");
+    let (status, body) = perf
+        .send(
+            "10.0.0.5:1",
+            post(
+                "/api/set_resource_settings",
+                "resource=cpu&settings=%7B%22windw_secs%22%3A5%7D",
+                &admin,
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("unknown field `windw_secs`"), "{body}");
+    assert_eq!(perf.state.monitor.store.stats().change, 2);
+}

@@ -6,4 +6,5 @@ pub mod overview;
 pub mod proof;
 pub mod resource;
 pub mod resource_chart;
+pub mod resource_settings;
 pub mod settings;

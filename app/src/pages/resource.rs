@@ -628,6 +628,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             <p id="target-error" class="field-error" role="alert">{move || error.get()}</p>
             <p id="target-notice" class="notice" role="status">{move || notice.get()}</p>
         </section>
+        <crate::pages::resource_settings::ResourceSettingsPanel resource_id=view.resource_id.clone()/>
         <p class="exports">
             "Export: "
             <a href=format!("{export_base}.csv?range={range_param}") download="">"CSV"</a>

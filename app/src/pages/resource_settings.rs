@@ -1,0 +1,300 @@
+//! A resource's evaluation and action settings, under its chart. Editors tune how the
+//! target is judged (window, tolerance, stabilization, cooldown, before/after windows);
+//! only admins change what the optimizer *does* (the action and dry-run), because an action
+//! runs webhooks or programs on a breach.
+
+use engine::model::{ActionConfig, CommandAction, ResourceSettings, WebhookAction};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::components::access::{Allowed, Me};
+use crate::identity::Role;
+use crate::pages::resource::server_message;
+
+#[server(endpoint = "resource_settings", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
+pub async fn get_resource_settings(resource: String) -> Result<ResourceSettings, ServerFnError> {
+    use crate::backend::{backend, refuse};
+    use engine::error::EngineError;
+    let id = engine::model::ResourceId::new(&resource).map_err(refuse)?;
+    let state = backend()?.store().state();
+    state
+        .resources
+        .get(&id)
+        .map(|r| r.settings.clone())
+        .ok_or_else(|| refuse(EngineError::UnknownResource { id }))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingsSaved {
+    pub change: u64,
+    pub what: String,
+}
+
+/// Replaces a resource's settings (`settings` is their JSON). Changing the action or
+/// dry-run needs the admin role; everything else the editor role.
+#[server(endpoint = "set_resource_settings", output = crate::codec::Json)]
+pub async fn set_resource_settings(
+    resource: String,
+    settings: String,
+) -> Result<SettingsSaved, ServerFnError> {
+    use crate::backend::{apply, backend, refuse, require};
+    use engine::changes::Mutation;
+    use engine::error::EngineError;
+
+    let actor = require(Role::Editor)?;
+    let settings: ResourceSettings = serde_json::from_str(&settings)
+        .map_err(|err| refuse(EngineError::invalid("settings", err.to_string())))?;
+    let id = engine::model::ResourceId::new(&resource).map_err(refuse)?;
+    let current = backend()?.store().state().resources.get(&id).cloned();
+    let Some(current) = current else {
+        return Err(refuse(EngineError::UnknownResource { id }));
+    };
+    let touches_action =
+        current.settings.action != settings.action || current.settings.dry_run != settings.dry_run;
+    let actor = if touches_action {
+        require(Role::Admin)?
+    } else {
+        actor
+    };
+    let record = apply(Mutation::SetSettings { id, settings }, &actor)?;
+    Ok(SettingsSaved {
+        change: record.change,
+        what: record.what(),
+    })
+}
+
+/// The form's text fields; numbers are parsed on save so a typo gets a message naming
+/// the field instead of silently becoming 0.
+#[derive(Clone, Copy)]
+struct Fields {
+    window_secs: RwSignal<String>,
+    tolerance_pct: RwSignal<String>,
+    stabilization_secs: RwSignal<String>,
+    cooldown_secs: RwSignal<String>,
+    baseline_secs: RwSignal<String>,
+    verify_secs: RwSignal<String>,
+    action: RwSignal<String>,
+    target: RwSignal<String>,
+    args: RwSignal<String>,
+    secret: RwSignal<String>,
+    dry_run: RwSignal<bool>,
+}
+
+impl Fields {
+    fn new(s: &ResourceSettings) -> Fields {
+        let text = |v: String| RwSignal::new(v);
+        let (target, args, secret) = match &s.action {
+            ActionConfig::Recommend => (String::new(), String::new(), String::new()),
+            ActionConfig::Webhook(w) => (
+                w.url.clone(),
+                String::new(),
+                w.secret.clone().unwrap_or_default(),
+            ),
+            ActionConfig::Command(c) => (c.program.clone(), c.args.join(" "), String::new()),
+        };
+        Fields {
+            window_secs: text(s.window_secs.to_string()),
+            tolerance_pct: text(s.tolerance_pct.to_string()),
+            stabilization_secs: text(s.stabilization_secs.to_string()),
+            cooldown_secs: text(s.cooldown_secs.to_string()),
+            baseline_secs: text(s.baseline_secs.to_string()),
+            verify_secs: text(s.verify_secs.to_string()),
+            action: text(s.action.kind().to_owned()),
+            target: text(target),
+            args: text(args),
+            secret: text(secret),
+            dry_run: RwSignal::new(s.dry_run),
+        }
+    }
+
+    /// The settings the form describes, keeping what it does not show from `base`.
+    fn read(&self, base: &ResourceSettings) -> Result<ResourceSettings, String> {
+        let secs = |field: &str, text: RwSignal<String>| {
+            text.get_untracked().trim().parse::<u32>().map_err(|_| {
+                format!(
+                    "settings.{field}: must be a whole number of seconds, got {:?}",
+                    text.get_untracked()
+                )
+            })
+        };
+        let mut s = base.clone();
+        s.window_secs = secs("window_secs", self.window_secs)?;
+        s.stabilization_secs = secs("stabilization_secs", self.stabilization_secs)?;
+        s.cooldown_secs = secs("cooldown_secs", self.cooldown_secs)?;
+        s.baseline_secs = secs("baseline_secs", self.baseline_secs)?;
+        s.verify_secs = secs("verify_secs", self.verify_secs)?;
+        s.tolerance_pct = self
+            .tolerance_pct
+            .get_untracked()
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| {
+                format!(
+                    "settings.tolerance_pct: must be a number, got {:?}",
+                    self.tolerance_pct.get_untracked()
+                )
+            })?;
+        s.dry_run = self.dry_run.get_untracked();
+        let target = self.target.get_untracked().trim().to_owned();
+        s.action = match self.action.get_untracked().as_str() {
+            "webhook" => ActionConfig::Webhook(WebhookAction {
+                url: target,
+                timeout_ms: match &base.action {
+                    ActionConfig::Webhook(w) => w.timeout_ms,
+                    _ => 5_000,
+                },
+                max_retries: match &base.action {
+                    ActionConfig::Webhook(w) => w.max_retries,
+                    _ => 2,
+                },
+                secret: Some(self.secret.get_untracked().trim().to_owned())
+                    .filter(|s| !s.is_empty()),
+            }),
+            "command" => ActionConfig::Command(CommandAction {
+                program: target,
+                args: self
+                    .args
+                    .get_untracked()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                timeout_ms: match &base.action {
+                    ActionConfig::Command(c) => c.timeout_ms,
+                    _ => 5_000,
+                },
+            }),
+            _ => ActionConfig::Recommend,
+        };
+        Ok(s)
+    }
+}
+
+#[component]
+pub fn ResourceSettingsPanel(resource_id: String) -> impl IntoView {
+    let save = ServerAction::<SetResourceSettings>::new();
+    let id = resource_id.clone();
+    let loaded = Resource::new(
+        move || save.version().get(),
+        move |_| get_resource_settings(id.clone()),
+    );
+    view! {
+        <details class="settings-panel" id="resource-settings">
+            <summary>"Evaluation and action settings"</summary>
+            <Transition fallback=|| view! { <p class="loading" role="status">"Loading settings…"</p> }>
+                {move || loaded.get().map(|result| match result {
+                    Ok(settings) => view! { <SettingsForm resource_id=resource_id.clone() settings save/> }.into_any(),
+                    Err(err) => view! { <p class="field-error" role="alert">{server_message(&err)}</p> }.into_any(),
+                })}
+            </Transition>
+        </details>
+    }
+}
+
+#[component]
+fn SettingsForm(
+    resource_id: String,
+    settings: ResourceSettings,
+    save: ServerAction<SetResourceSettings>,
+) -> impl IntoView {
+    let me = expect_context::<Me>();
+    let fields = Fields::new(&settings);
+    let base = StoredValue::new(settings);
+    let local_error = RwSignal::new(None::<String>);
+    let resource_id = StoredValue::new(resource_id);
+    let submit = move || match fields.read(&base.get_value()) {
+        Ok(next) => {
+            local_error.set(None);
+            let json = serde_json::to_string(&next).unwrap_or_default();
+            save.dispatch(SetResourceSettings {
+                resource: resource_id.get_value(),
+                settings: json,
+            });
+        }
+        Err(message) => local_error.set(Some(message)),
+    };
+    let message = move || {
+        if let Some(err) = local_error.get() {
+            return Some((true, err));
+        }
+        match save.value().get()? {
+            Ok(saved) => Some((
+                false,
+                format!("Saved as change #{}: {}", saved.change, saved.what),
+            )),
+            Err(err) => Some((true, server_message(&err))),
+        }
+    };
+    let number = move |label: &'static str,
+                       id: &'static str,
+                       field: RwSignal<String>,
+                       unit: &'static str| {
+        view! {
+            <label class="setting">
+                <span>{label}</span>
+                <span class="setting-input">
+                    <input id=id type="text" inputmode="decimal" prop:value=move || field.get() on:input=move |ev| field.set(event_target_value(&ev))/>
+                    <span class="unit">{unit}</span>
+                </span>
+            </label>
+        }
+    };
+    let not_admin = move || !me.may(Role::Admin);
+    view! {
+        <form class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+            <fieldset>
+                <legend>"How the target is judged"</legend>
+                {number("Window", "setting-window", fields.window_secs, "s")}
+                {number("Tolerance band", "setting-tolerance", fields.tolerance_pct, "%")}
+                {number("Stable for before Optimized", "setting-stabilization", fields.stabilization_secs, "s")}
+                {number("Cooldown between actions", "setting-cooldown", fields.cooldown_secs, "s")}
+                {number("Before/after baseline", "setting-baseline", fields.baseline_secs, "s")}
+                {number("Before/after verify window", "setting-verify", fields.verify_secs, "s")}
+            </fieldset>
+            <fieldset disabled=not_admin>
+                <legend>"What the optimizer does on a breach"</legend>
+                <Show when=not_admin>
+                    <p class="muted needs-role" data-needs-role="admin">"Changing the action needs the admin role."</p>
+                </Show>
+                <label class="setting">
+                    <span>"Action"</span>
+                    <select id="setting-action" on:change=move |ev| fields.action.set(event_target_value(&ev))>
+                        {[("recommend", "Recommend only"), ("webhook", "Call a webhook"), ("command", "Run a command")]
+                            .into_iter()
+                            .map(|(value, label)| view! { <option value=value selected=move || fields.action.get() == value>{label}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                <Show when=move || fields.action.get() == "webhook">
+                    <label class="setting"><span>"URL (http://)"</span>
+                        <input id="setting-url" type="url" placeholder="http://alertmanager:9093/hook" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+                    </label>
+                    <label class="setting"><span>"Signing secret name"</span>
+                        <input id="setting-secret" type="text" placeholder="(none)" prop:value=move || fields.secret.get() on:input=move |ev| fields.secret.set(event_target_value(&ev))/>
+                    </label>
+                </Show>
+                <Show when=move || fields.action.get() == "command">
+                    <label class="setting"><span>"Program"</span>
+                        <input id="setting-program" type="text" placeholder="/usr/local/bin/scale-up" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+                    </label>
+                    <label class="setting"><span>"Arguments"</span>
+                        <input id="setting-args" type="text" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
+                    </label>
+                </Show>
+                <label class="setting setting-check">
+                    <input id="setting-dry-run" type="checkbox" prop:checked=move || fields.dry_run.get() on:change=move |ev| fields.dry_run.set(event_target_checked(&ev))/>
+                    <span>"Dry run: describe the action, never execute it"</span>
+                </label>
+            </fieldset>
+            <Allowed role=Role::Editor what="Changing settings">
+                <button id="settings-save" class="btn" type="submit" disabled=move || save.pending().get()>
+                    {move || if save.pending().get() { "Saving…" } else { "Save settings" }}
+                </button>
+            </Allowed>
+            {move || message().map(|(is_error, text)| if is_error {
+                view! { <p id="settings-message" class="field-error" role="alert">{text}</p> }.into_any()
+            } else {
+                view! { <p id="settings-message" class="notice" role="status">{text}</p> }.into_any()
+            })}
+        </form>
+    }
+}
