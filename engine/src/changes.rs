@@ -974,12 +974,17 @@ impl ChangeStore {
         {
             if !allowed.contains(&c.program) {
                 let list: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                let allowed = if list.is_empty() {
+                    "no program is allowed; the server's operator adds one with --allow-program"
+                        .to_owned()
+                } else {
+                    format!("allowed: {}", list.join(", "))
+                };
                 return Err(EngineError::invalid(
                     "settings.action.program",
                     format!(
-                        "`{}` is not in the command allow-list ({})",
-                        c.program,
-                        list.join(", ")
+                        "`{}` is not in the command allow-list ({allowed})",
+                        c.program
                     ),
                 ));
             }

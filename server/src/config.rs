@@ -111,6 +111,11 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_ADMIN_GROUPS", value_name = "GROUPS")]
     pub admin_groups: Option<String>,
 
+    /// Comma-separated programs a resource's `command` action may run (absolute paths;
+    /// none by default, so command actions are refused when saved).
+    #[arg(long, env = "PERFPILOT_ALLOW_PROGRAMS", value_name = "PATHS")]
+    pub allow_program: Option<String>,
+
     /// Validate the configuration, print the effective settings and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -134,6 +139,16 @@ struct FileConfig {
     baseline_secs: Option<u32>,
     verify_secs: Option<u32>,
     auth: Option<crate::auth::AuthFile>,
+    actions: Option<ActionsFile>,
+}
+
+/// The `[actions]` table: what the optimizer may execute. Webhook signing secrets live
+/// only here (never in resource settings, snapshots or the audit log).
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionsFile {
+    allowed_programs: Option<Vec<String>>,
+    secrets: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The effective settings after merging flags, environment, file and defaults.
@@ -155,6 +170,8 @@ pub struct Settings {
     /// Settings every auto-registered resource starts with.
     pub resource_defaults: engine::model::ResourceSettings,
     pub auth: crate::auth::AuthSettings,
+    /// Programs and webhook secrets the action runner may use.
+    pub actions: engine::actions::RunnerConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +292,7 @@ impl Settings {
                 rule: invalid.rule,
             }
         })?;
+        let actions = resolve_actions(cli, file.actions)?;
         Ok(Settings {
             listen: cli
                 .listen
@@ -298,8 +316,44 @@ impl Settings {
             push_burst,
             resource_defaults,
             auth,
+            actions,
         })
     }
+}
+
+fn resolve_actions(
+    cli: &Cli,
+    file: Option<ActionsFile>,
+) -> Result<engine::actions::RunnerConfig, ConfigError> {
+    let file = file.unwrap_or_default();
+    let programs: Vec<String> = match &cli.allow_program {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => file.allowed_programs.unwrap_or_default(),
+    };
+    for program in &programs {
+        if !Path::new(program).is_absolute() {
+            return Err(ConfigError::Invalid {
+                field: "actions.allowed_programs",
+                rule: format!("must be absolute paths (no PATH lookup), got {program:?}"),
+            });
+        }
+    }
+    let secrets = file.secrets.unwrap_or_default();
+    if let Some((name, _)) = secrets.iter().find(|(_, value)| value.len() < 16) {
+        return Err(ConfigError::Invalid {
+            field: "actions.secrets",
+            rule: format!("secret {name:?} must be at least 16 characters"),
+        });
+    }
+    Ok(engine::actions::RunnerConfig {
+        allowed_programs: programs.into_iter().collect(),
+        secrets,
+    })
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -497,6 +551,29 @@ mod tests {
         assert!(
             typo.contains("line 2") && typo.contains("unknown field `mdoe`"),
             "{typo}"
+        );
+    }
+
+    #[test]
+    fn action_programs_must_be_absolute_and_secrets_long() {
+        let relative = Cli {
+            allow_program: Some("/usr/bin/true, scale-up".into()),
+            ..Cli::default()
+        };
+        assert_eq!(
+            Settings::resolve(&relative).unwrap_err().to_string(),
+            "actions.allowed_programs: must be absolute paths (no PATH lookup), got \"scale-up\""
+        );
+        let file = parse(
+            "[actions]\nallowed_programs = [\"/bin/true\"]\n[actions.secrets]\nhook = \"short\"\n",
+        )
+        .unwrap();
+        let err = resolve_actions(&Cli::default(), file.actions)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "actions.secrets: secret \"hook\" must be at least 16 characters"
         );
     }
 
