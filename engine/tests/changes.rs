@@ -284,7 +284,7 @@ fn command_programs_outside_the_allow_list_are_rejected_up_front() {
             settings: with("/bin/sh"),
         })
         .unwrap_err();
-    assert_eq!(err.to_string(), "settings.action.program: `/bin/sh` is not in the command allow-list (/usr/local/bin/scale)");
+    assert_eq!(err.to_string(), "settings.action.program: `/bin/sh` is not in the command allow-list (allowed: /usr/local/bin/scale)");
     store
         .apply(Mutation::SetSettings {
             id: id("cpu"),
