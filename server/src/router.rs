@@ -64,7 +64,9 @@ pub fn app(state: AppState) -> Router {
     let metrics = settings
         .metrics_on_main_listener
         .then(|| crate::metrics::Exposition::new(state.monitor.clone()).router());
-    let api = crate::push::router(state.clone()).merge(crate::export::router(state.clone()));
+    let api = crate::push::router(state.clone())
+        .merge(crate::export::router(state.clone()))
+        .merge(crate::audit::router(state.clone()));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

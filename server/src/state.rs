@@ -54,15 +54,39 @@ impl app::backend::Backend for Monitor {
         self.history.clone()
     }
 
-    fn changed(&self, record: &engine::changes::ChangeRecord) {
-        Monitor::changed(self, record);
+    fn commit(
+        &self,
+        mutation: engine::changes::Mutation,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<engine::changes::ChangeRecord, app::backend::CommitError>>
+    {
+        let monitor = self.clone();
+        Box::pin(async move { monitor.commit(mutation, actor).await })
+    }
+
+    fn audit(
+        &self,
+        filter: app::audit::AuditFilter,
+    ) -> app::backend::BoxFuture<Result<Vec<app::audit::AuditRecord>, String>> {
+        let persist = self.persist.clone();
+        Box::pin(async move {
+            persist
+                .query_audit(filter)
+                .await
+                .map_err(|err| err.to_string())
+        })
     }
 
     fn comparisons(&self) -> Vec<app::proof::ComparisonRow> {
         Monitor::comparisons(self)
     }
 
-    fn add_mark(&self, id: &engine::model::ResourceId, label: &str) -> Result<(), String> {
-        Monitor::add_mark(self, id, label)
+    fn add_mark(
+        &self,
+        id: &engine::model::ResourceId,
+        label: &str,
+        actor: &app::identity::Identity,
+    ) -> Result<(), String> {
+        Monitor::add_mark(self, id, label, actor)
     }
 }
