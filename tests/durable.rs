@@ -24,13 +24,22 @@ fn body_of(response: &str) -> &str {
 /// Sets `resource`'s utilization target; returns the change number it was acknowledged
 /// with.
 fn set_target(server: &Perfpilot, resource: &str, value: f64) -> u64 {
+    let metric = metric_of(resource);
     let (status, body) = http_post_form(
         server.addr,
         "/api/set_target",
-        &format!("resource={resource}&metric=utilization&value={value}"),
+        &format!("resource={resource}&metric={metric}&value={value}"),
     );
     assert_eq!(status, 200, "set_target {resource} {value}: {body}");
     json(&body)["change"].as_u64().expect("a change number")
+}
+
+/// The percentage metric each host resource the tests edit has.
+fn metric_of(resource: &str) -> &'static str {
+    match resource {
+        "memory" => "used_pct",
+        _ => "utilization",
+    }
 }
 
 fn changes(server: &Perfpilot) -> serde_json::Value {
@@ -127,7 +136,8 @@ fn kill_9_during_concurrent_edits_loses_no_acknowledged_edit() {
                     }
                     // Unique per client and edit, so each acknowledged value is findable.
                     let value = (c * EACH + i) as f64 / 100.0;
-                    let form = format!("resource={resource}&metric=utilization&value={value}");
+                    let metric = metric_of(resource);
+                    let form = format!("resource={resource}&metric={metric}&value={value}");
                     // The server dies mid-stream: a refused connection or a cut answer is
                     // an edit that was never acknowledged.
                     let answer =
@@ -242,10 +252,12 @@ fn audit_entries_record_who_from_where_and_before_after() {
     assert!(audit(&server, "user=alice").is_empty());
     assert!(audit(&server, "resource=memory").is_empty());
     let since = second["at_unix_ms"].as_i64().unwrap();
-    assert!(
-        audit(&server, &format!("since={since}&kind=set_target")).len() == 1
-            || first["at_unix_ms"] == second["at_unix_ms"]
-    );
+    let recent = audit(&server, &format!("since={since}&kind=set_target"));
+    assert!(recent.iter().any(|e| e["change"] == 2), "{recent:?}");
+    assert!(recent
+        .iter()
+        .all(|e| e["at_unix_ms"].as_i64().unwrap() >= since));
+    assert!(audit(&server, &format!("until={since}&since=0&q=75.5")).is_empty());
     for (query, start) in [
         ("limit=0", "limit: must be a whole number from 1 to 1000"),
         ("kind=delete", "kind: must be one of "),
@@ -271,7 +283,7 @@ fn ephemeral_writes_no_file_and_says_so() {
     let port = tests::free_port();
     let site = std::env::var("PERFPILOT_SITE_ROOT")
         .unwrap_or_else(|_| format!("{}/../target/site", env!("CARGO_MANIFEST_DIR")));
-    let mut child = Command::new(tests::perfpilot_bin())
+    let child = Command::new(tests::perfpilot_bin())
         .current_dir(&cwd.0)
         .args([
             "--ephemeral",
@@ -283,7 +295,7 @@ fn ephemeral_writes_no_file_and_says_so() {
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -305,7 +317,9 @@ fn ephemeral_writes_no_file_and_says_so() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The log goes wherever the subscriber writes; look at both streams.
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
     assert!(
         stderr.contains("--ephemeral") && stderr.contains("no file is written"),
         "{stderr}"

@@ -1112,3 +1112,129 @@ fn read_audit(conn: &Connection, f: &AuditFilter) -> rusqlite::Result<Vec<AuditR
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::changes::{ChangeStore, Mutation, StoreOptions};
+    use engine::model::{ResourceId, ResourceType};
+
+    fn admin() -> Identity {
+        Identity {
+            user: "alice".into(),
+            role: Role::Admin,
+            source: AuthSource::Proxy,
+            client_ip: Some("10.0.0.7".parse().unwrap()),
+        }
+    }
+
+    fn token(id: &str, secret_hash_digit: char) -> TokenRow {
+        TokenRow {
+            id: id.into(),
+            name: format!("ci {id}"),
+            role: Role::Editor,
+            sha256_hex: secret_hash_digit.to_string().repeat(64),
+            created_by: "alice".into(),
+            created_at_unix_ms: 1_000,
+            revoked_at_unix_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_are_saved_revoked_listed_and_audited() {
+        let (persist, _) = Persist::open(&Location::Memory).unwrap();
+        persist
+            .save_token(token("t1", 'a'), &admin())
+            .await
+            .unwrap();
+        let duplicate = persist.save_token(token("t2", 'a'), &admin()).await;
+        assert!(
+            matches!(duplicate, Err(PersistError::Refused(_))),
+            "{duplicate:?}"
+        );
+        let bad_hash = TokenRow {
+            sha256_hex: "XYZ".into(),
+            ..token("t3", 'b')
+        };
+        let err = persist.save_token(bad_hash, &admin()).await.unwrap_err();
+        assert!(
+            err.to_string().starts_with("sha256_hex: must be 64"),
+            "{err}"
+        );
+
+        let revoked = persist.revoke_token("t1", &admin()).await.unwrap();
+        assert!(revoked.revoked_at_unix_ms.is_some());
+        let again = persist.revoke_token("t1", &admin()).await.unwrap_err();
+        assert_eq!(again.to_string(), "id: token \"t1\" is already revoked");
+        assert_eq!(persist.tokens().await.unwrap(), vec![revoked]);
+
+        let entries = persist.query_audit(AuditFilter::default()).await.unwrap();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, vec![KIND_TOKEN_REVOKE, KIND_TOKEN_CREATE]);
+        assert!(entries.iter().all(|e| e.change.is_none()
+            && e.user == "alice"
+            && e.client_ip.as_deref() == Some("10.0.0.7")));
+        // The secret's hash never reaches the audit log.
+        assert!(!entries[1].after.to_string().contains(&"a".repeat(64)));
+    }
+
+    #[tokio::test]
+    async fn changes_are_durable_in_order_and_reload_into_the_same_store() {
+        let dir = std::env::temp_dir().join(format!("perfpilot-persist-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let location = Location::Dir(dir.clone());
+        let every = 3;
+        let options = || StoreOptions {
+            autosave: AutoSave::new(every, 100).unwrap(),
+            ..StoreOptions::default()
+        };
+        let cpu = ResourceId::new("cpu").unwrap();
+        let expected = {
+            let (persist, loaded) = Persist::open(&location).unwrap();
+            assert!(loaded.state.is_none(), "a fresh directory holds nothing");
+            let store = ChangeStore::with_resources(
+                vec![Resource::new(cpu.clone(), ResourceType::Cpu, "CPU")],
+                options(),
+            )
+            .unwrap();
+            persist.baseline(store.persisted());
+            for value in [10.0, 20.0, 30.0, 40.0] {
+                let mut target = store.state().resources[&cpu].target.clone().unwrap();
+                target.value = value;
+                let mutation = Mutation::SetTarget {
+                    id: cpu.clone(),
+                    target,
+                };
+                let record = store
+                    .apply_with(mutation, |r, s| persist.enqueue_change(r, s, &admin()))
+                    .unwrap();
+                persist.durable(record.change).await.unwrap();
+            }
+            persist.flush().await;
+            store.persisted()
+        };
+        // The first connection's thread still holds the exclusive lock until it exits;
+        // the handle is dropped above, so its channel closes and the thread ends.
+        let reopened = loop {
+            match Persist::open(&location) {
+                Ok(opened) => break opened,
+                Err(err) if err.to_string().contains("locked") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Err(err) => panic!("{err:#}"),
+            }
+        };
+        let (_persist, loaded) = reopened;
+        let state = loaded.state.expect("the stored state");
+        assert_eq!(state, expected);
+        assert_eq!(state.change, 4);
+        assert_eq!(state.snapshots.len(), 1);
+        assert_eq!(loaded.audit_entries, 4);
+        let store = ChangeStore::from_persisted(state, options()).unwrap();
+        assert_eq!(
+            store.state().resources[&cpu].target.as_ref().unwrap().value,
+            40.0
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -9,6 +9,7 @@ use leptos_router::hooks::use_query_map;
 use crate::audit::{AuditRecord, KINDS};
 
 /// Entries the page shows at most; the API (`GET /api/audit?limit=`) exports up to 1,000.
+#[cfg(feature = "ssr")]
 const PAGE_LIMIT: &str = "200";
 
 /// Audit entries passing the filter, newest first. Needs the viewer role; a bad filter
