@@ -293,7 +293,7 @@ fn ephemeral_writes_no_file_and_says_so() {
             &site,
         ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

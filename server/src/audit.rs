@@ -1,6 +1,8 @@
 //! `GET /api/audit`: the audit log as JSON, newest first, filtered by `user`, `resource`,
 //! `kind`, `q` (free text), `since`/`until` (unix ms) and `limit` — the same filter, with
-//! the same refusals, as the `/audit` page. Reading it needs the viewer role.
+//! the same refusals, as the `/audit` page. Answers `{"total": N, "entries": [...]}`:
+//! `total` counts every match, `entries` holds at most `limit`. Reading it needs the
+//! viewer role.
 
 use app::audit::AuditFilter;
 use app::identity::{Identity, Role};
@@ -37,8 +39,15 @@ async fn list(
         Ok(filter) => filter,
         Err(err) => return refusal(StatusCode::BAD_REQUEST, &err.field, err.to_string()),
     };
-    match app.monitor.persist.query_audit(filter).await {
-        Ok(entries) => Json(json!({ "entries": entries })).into_response(),
+    let persist = &app.monitor.persist;
+    let answer = async {
+        // `total` counts every match, so an export can tell it was cut by `limit`.
+        let total = persist.count_audit(filter.clone()).await?;
+        let entries = persist.query_audit(filter).await?;
+        Ok::<_, crate::persist::PersistError>(json!({ "total": total, "entries": entries }))
+    };
+    match answer.await {
+        Ok(body) => Json(body).into_response(),
         Err(err) => refusal(StatusCode::SERVICE_UNAVAILABLE, "database", err.to_string()),
     }
 }

@@ -43,7 +43,7 @@ async fn main() -> ExitCode {
     };
     match &settings.data_dir {
         Some(_) => tracing::info!(database = %monitor.persist.location(), "Durable state"),
-        None => tracing::warn!(
+        None => tracing::info!(
             "--ephemeral: configuration, snapshots, audit and tokens are kept in memory only; \
              no file is written and everything is lost when perfpilot stops"
         ),

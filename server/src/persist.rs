@@ -160,6 +160,7 @@ enum Job {
         AuditFilter,
         oneshot::Sender<Result<Vec<AuditRecord>, PersistError>>,
     ),
+    CountAudit(AuditFilter, oneshot::Sender<Result<u64, PersistError>>),
     /// What the store holds at start-up (host resources added, the configured auto-save
     /// period), written without counting a change.
     Baseline(Box<PersistedState>),
@@ -352,6 +353,13 @@ impl Persist {
     pub async fn query_audit(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>, PersistError> {
         let (reply, rx) = oneshot::channel();
         self.send(Job::QueryAudit(filter, reply))?;
+        answer(rx).await
+    }
+
+    /// How many entries pass `filter`, ignoring its limit.
+    pub async fn count_audit(&self, filter: AuditFilter) -> Result<u64, PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::CountAudit(filter, reply))?;
         answer(rx).await
     }
 
@@ -670,6 +678,10 @@ impl Writer {
                     reads.push(Read::Audit(filter, reply));
                     Ok(())
                 }
+                Job::CountAudit(filter, reply) => {
+                    reads.push(Read::Count(filter, reply));
+                    Ok(())
+                }
                 Job::Flush(reply) => {
                     replies.push(Reply::Flush(reply));
                     Ok(())
@@ -738,6 +750,7 @@ fn refuse_all(batch: Vec<Job>, reason: &Arc<str>) {
             Job::RevokeToken { reply, .. } => drop(reply.send(Err(err()))),
             Job::Tokens(reply) => drop(reply.send(Err(err()))),
             Job::QueryAudit(_, reply) => drop(reply.send(Err(err()))),
+            Job::CountAudit(_, reply) => drop(reply.send(Err(err()))),
             Job::Flush(reply) => drop(reply.send(())),
             Job::Change { .. } | Job::Audit(_) | Job::Event { .. } | Job::Baseline(_) => {}
         }
@@ -750,6 +763,7 @@ enum Read {
         AuditFilter,
         oneshot::Sender<Result<Vec<AuditRecord>, PersistError>>,
     ),
+    Count(AuditFilter, oneshot::Sender<Result<u64, PersistError>>),
 }
 
 impl Read {
@@ -759,6 +773,9 @@ impl Read {
             Read::Tokens(reply) => drop(reply.send(read_tokens(conn).map_err(failed))),
             Read::Audit(filter, reply) => {
                 drop(reply.send(read_audit(conn, &filter).map_err(failed)))
+            }
+            Read::Count(filter, reply) => {
+                drop(reply.send(count_audit(conn, &filter).map_err(failed)))
             }
         }
     }
@@ -1016,72 +1033,60 @@ fn read_tokens(conn: &Connection) -> rusqlite::Result<Vec<TokenRow>> {
     rows.collect()
 }
 
-fn read_audit(conn: &Connection, f: &AuditFilter) -> rusqlite::Result<Vec<AuditRecord>> {
+/// The `WHERE` clause of `f` and its parameters (numbered), shared by the listing and
+/// the count so they can never disagree.
+fn audit_where(f: &AuditFilter) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value;
-    let mut sql = String::from(
-        "SELECT id, change, at_unix_ms, kind, resource, user, role, source, client_ip, what, \
-         before, after, snapshot FROM audit WHERE 1 = 1",
-    );
+    let mut sql = String::from(" WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
-    let arg = |sql: &mut String, args: &mut Vec<Value>, clause: &str, value: Value| {
+    let mut push = |column_test: &str, value: Value| {
         args.push(value);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        sql.push_str(&column_test.replace('?', &format!("?{}", args.len())));
     };
     if let Some(user) = &f.user {
-        arg(
-            &mut sql,
-            &mut args,
-            " AND user = ?",
-            Value::Text(user.clone()),
-        );
+        push(" AND user = ?", Value::Text(user.clone()));
     }
     if let Some(resource) = &f.resource {
-        arg(
-            &mut sql,
-            &mut args,
-            " AND resource = ?",
-            Value::Text(resource.clone()),
-        );
+        push(" AND resource = ?", Value::Text(resource.clone()));
     }
     if let Some(kind) = &f.kind {
-        arg(
-            &mut sql,
-            &mut args,
-            " AND kind = ?",
-            Value::Text(kind.clone()),
-        );
+        push(" AND kind = ?", Value::Text(kind.clone()));
     }
     if let Some(since) = f.since {
-        arg(
-            &mut sql,
-            &mut args,
-            " AND at_unix_ms >= ?",
-            Value::Integer(since),
-        );
+        push(" AND at_unix_ms >= ?", Value::Integer(since));
     }
     if let Some(until) = f.until {
-        arg(
-            &mut sql,
-            &mut args,
-            " AND at_unix_ms < ?",
-            Value::Integer(until),
-        );
+        push(" AND at_unix_ms < ?", Value::Integer(until));
     }
     if let Some(text) = &f.text {
         // instr on lower() instead of LIKE: no wildcard characters to escape, and the same
         // rule as `AuditFilter::matches` for ASCII. One parameter, used three times.
-        args.push(Value::Text(text.to_lowercase()));
-        let n = args.len();
-        sql.push_str(&format!(
-            " AND (instr(lower(what), ?{n}) > 0 OR instr(lower(user), ?{n}) > 0 \
-             OR instr(lower(coalesce(resource, '')), ?{n}) > 0)"
-        ));
+        push(
+            " AND (instr(lower(what), ?) > 0 OR instr(lower(user), ?) > 0 \
+             OR instr(lower(coalesce(resource, '')), ?) > 0)",
+            Value::Text(text.to_lowercase()),
+        );
     }
-    arg(
-        &mut sql,
-        &mut args,
-        " ORDER BY id DESC LIMIT ?",
-        Value::Integer(f.limit as i64),
+    (sql, args)
+}
+
+fn count_audit(conn: &Connection, f: &AuditFilter) -> rusqlite::Result<u64> {
+    let (filter, args) = audit_where(f);
+    let n: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM audit{filter}"),
+        rusqlite::params_from_iter(args),
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+fn read_audit(conn: &Connection, f: &AuditFilter) -> rusqlite::Result<Vec<AuditRecord>> {
+    let (filter, mut args) = audit_where(f);
+    args.push(rusqlite::types::Value::Integer(f.limit as i64));
+    let sql = format!(
+        "SELECT id, change, at_unix_ms, kind, resource, user, role, source, client_ip, what, \
+         before, after, snapshot FROM audit{filter} ORDER BY id DESC LIMIT ?{}",
+        args.len()
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
