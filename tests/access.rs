@@ -142,7 +142,7 @@ async fn an_admin_mints_a_token_once_and_revoking_it_locks_automation_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resource_settings_are_edited_under_the_chart_and_typos_name_the_field() {
-    let server = Perfpilot::start(&[]);
+    let server = Perfpilot::start(&["--allow-program", "/bin/true"]);
     let browser = Browser::start().await;
     let client = &browser.client;
     client
@@ -223,4 +223,66 @@ async fn resource_settings_are_edited_under_the_chart_and_typos_name_the_field()
     assert_eq!(program, "/bin/true");
     browser.screenshot("resource-settings.png").await;
     browser.close().await;
+}
+
+#[test]
+fn tokens_and_their_revocation_survive_a_restart() {
+    let data = tests::TempDir::new("perfpilot-tokens");
+    let server = Perfpilot::start_with_data(&data.0, &[]);
+    let (status, body) = http_request(
+        server.addr,
+        "POST",
+        "/api/create_token",
+        &[],
+        "name=nightly&role=editor",
+    );
+    assert_eq!(status, 200, "{body}");
+    let minted: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let secret = minted["secret"].as_str().unwrap().to_owned();
+    let id = minted["info"]["id"].as_str().unwrap().to_owned();
+    let (_, body) = http_request(
+        server.addr,
+        "POST",
+        "/api/create_token",
+        &[],
+        "name=old&role=viewer",
+    );
+    let old: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let old_secret = old["secret"].as_str().unwrap().to_owned();
+    let old_id = old["info"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = http_request(
+        server.addr,
+        "POST",
+        "/api/revoke_token",
+        &[],
+        &format!("id={old_id}"),
+    );
+    assert_eq!(status, 200);
+    assert!(server.terminate().success());
+
+    let server = Perfpilot::start_with_data(&data.0, &[]);
+    let bearer = format!("Bearer {secret}");
+    let (status, body) = http_request(
+        server.addr,
+        "GET",
+        "/api/whoami",
+        &[("Authorization", &bearer)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("token:nightly"), "{body}");
+    let old_bearer = format!("Bearer {old_secret}");
+    let (status, _) = http_request(
+        server.addr,
+        "GET",
+        "/api/whoami",
+        &[("Authorization", &old_bearer)],
+        "",
+    );
+    assert_eq!(status, 401, "a revoked token stays revoked after a restart");
+
+    // Creating and revoking tokens is audited with who did it.
+    let (status, audit) = server.get("/api/audit?limit=50");
+    assert_eq!(status, 200);
+    assert!(audit.contains(&id) && audit.contains(&old_id), "{audit}");
 }

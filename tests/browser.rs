@@ -211,7 +211,7 @@ async fn reconnect_banner_shows_while_the_server_is_down_and_live_data_resumes()
     .await;
     browser.screenshot("reconnecting.png").await;
 
-    let server = Perfpilot::start_on(port, &[]);
+    let server = Perfpilot::start_on(port, &["--ephemeral"]);
     eventually(20, "the banner to go away after the restart", || async {
         client.find(Locator::Id("reconnect-banner")).await.is_err()
     })
@@ -236,6 +236,7 @@ async fn pages_fit_a_360_px_phone_without_sideways_scrolling() {
         ("/resource?id=cpu&range=5m", "narrow-resource.png"),
         ("/before-after", "narrow-before-after.png"),
         ("/settings", "narrow-settings.png"),
+        ("/audit", "narrow-audit.png"),
     ] {
         client.goto(&server.url(path)).await.unwrap();
         browser.wait_for_hydration().await;

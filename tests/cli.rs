@@ -53,7 +53,13 @@ fn malformed_config_names_the_line() {
 fn port_in_use_is_one_line_naming_the_address() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let (code, stderr) = stderr_of(perfpilot().arg("--listen").arg(addr.to_string()));
+    // In memory: this test is about the port, and must leave no data directory behind.
+    let (code, stderr) = stderr_of(
+        perfpilot()
+            .arg("--ephemeral")
+            .arg("--listen")
+            .arg(addr.to_string()),
+    );
     assert_ne!(code, 0);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{stderr}");

@@ -200,16 +200,47 @@ pub struct Perfpilot {
     child: Child,
 }
 
+/// The binary the tests run (`PERFPILOT_BIN`, else the debug build).
+pub fn perfpilot_bin() -> String {
+    std::env::var("PERFPILOT_BIN")
+        .unwrap_or_else(|_| format!("{}/../target/debug/perfpilot", env!("CARGO_MANIFEST_DIR")))
+}
+
 impl Perfpilot {
+    /// Starts with its state in memory (`--ephemeral`), so parallel tests share no
+    /// files; pass `--data-dir` through [`Perfpilot::start_with_data`] to test durability.
     pub fn start(extra_args: &[&str]) -> Perfpilot {
-        Perfpilot::start_on(free_port(), extra_args)
+        let mut args = vec!["--ephemeral"];
+        args.extend_from_slice(extra_args);
+        Perfpilot::start_on(free_port(), &args)
+    }
+
+    /// Starts with its durable state in `data_dir` (a test's own [`TempDir`]).
+    pub fn start_with_data(data_dir: &std::path::Path, extra_args: &[&str]) -> Perfpilot {
+        Perfpilot::start_with_data_on(free_port(), data_dir, extra_args)
+    }
+
+    /// [`Perfpilot::start_with_data`] on a given port (a restart where clients expect it).
+    pub fn start_with_data_on(
+        port: u16,
+        data_dir: &std::path::Path,
+        extra_args: &[&str],
+    ) -> Perfpilot {
+        let dir = data_dir.to_str().expect("a UTF-8 temp path");
+        let mut args = vec!["--data-dir", dir];
+        args.extend_from_slice(extra_args);
+        Perfpilot::start_on(port, &args)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown of any kind) and reaps it.
+    pub fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Starts on a given port (to restart a server where a browser expects it).
     pub fn start_on(port: u16, extra_args: &[&str]) -> Perfpilot {
-        let bin = std::env::var("PERFPILOT_BIN").unwrap_or_else(|_| {
-            format!("{}/../target/debug/perfpilot", env!("CARGO_MANIFEST_DIR"))
-        });
+        let bin = perfpilot_bin();
         let site = std::env::var("PERFPILOT_SITE_ROOT")
             .unwrap_or_else(|_| format!("{}/../target/site", env!("CARGO_MANIFEST_DIR")));
         assert!(

@@ -2,6 +2,8 @@
 //! and provides it as context, so `app` never depends on the server crate, and every
 //! configuration change goes through [`apply`]: the engine's one owner, then the live side.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use engine::changes::{ChangeRecord, ChangeStore, Mutation};
@@ -9,19 +11,45 @@ use engine::error::EngineError;
 use engine::history::History;
 use leptos::prelude::*;
 
+use crate::audit::{AuditFilter, AuditRecord};
 use crate::identity::{Identity, Role};
 use crate::live::Overview;
+
+/// A boxed future, so the trait stays object-safe.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Why a change was not made, or was not made durable.
+#[derive(Debug, Clone)]
+pub enum CommitError {
+    /// The engine refused it (nothing changed, no number used): a 4xx.
+    Refused(EngineError),
+    /// The durable store cannot take it: a 503 with the reason.
+    Unavailable(String),
+}
 
 pub trait Backend: Send + Sync + 'static {
     fn overview(&self) -> Overview;
     fn store(&self) -> Arc<ChangeStore>;
     fn history(&self) -> Arc<RwLock<History>>;
-    /// Called after every accepted change so trackers and open dashboards follow it.
-    fn changed(&self, record: &ChangeRecord);
+    /// Applies `mutation` for `actor` and resolves once its journal record is committed;
+    /// the live side has been told by then.
+    fn commit(
+        &self,
+        mutation: Mutation,
+        actor: Identity,
+    ) -> BoxFuture<Result<ChangeRecord, CommitError>>;
+    /// Audit entries passing `filter`, newest first; the error is the reason.
+    fn audit(&self, filter: AuditFilter) -> BoxFuture<Result<Vec<AuditRecord>, String>>;
     /// Before/after rows, measuring ones first.
     fn comparisons(&self) -> Vec<crate::proof::ComparisonRow>;
-    /// Opens a before/after for a manual mark; the error names the rule broken.
-    fn add_mark(&self, id: &engine::model::ResourceId, label: &str) -> Result<(), String>;
+    /// Opens a before/after for a manual mark (audited as `actor`'s); the error names the
+    /// rule broken.
+    fn add_mark(
+        &self,
+        id: &engine::model::ResourceId,
+        label: &str,
+        actor: &Identity,
+    ) -> Result<(), String>;
 }
 
 /// A server-side operation that may wait (e.g. for a durable commit); the error is the
@@ -83,12 +111,20 @@ pub fn forbidden_message(who: &Identity, needed: Role) -> String {
     )
 }
 
-/// Applies one mutation on behalf of `actor` through the engine's single owner, then
-/// tells the live side.
-pub fn apply(mutation: Mutation, actor: &Identity) -> Result<ChangeRecord, ServerFnError> {
-    let _ = actor;
+/// Applies one mutation on behalf of `actor` through the engine's single owner and
+/// resolves once it is durable (the live side has been told by then). Refusals are 4xx
+/// naming the field and rule; a store that cannot commit is a 503 with its reason.
+pub async fn apply(mutation: Mutation, actor: &Identity) -> Result<ChangeRecord, ServerFnError> {
     let backend = backend()?;
-    let record = backend.store().apply(mutation).map_err(refuse)?;
-    backend.changed(&record);
-    Ok(record)
+    match backend.commit(mutation, actor.clone()).await {
+        Ok(record) => Ok(record),
+        Err(CommitError::Refused(err)) => Err(refuse(err)),
+        Err(CommitError::Unavailable(reason)) => Err(unavailable(reason)),
+    }
+}
+
+/// A 503 whose message says why the server cannot do it now.
+pub fn unavailable(reason: String) -> ServerFnError {
+    set_status(http::StatusCode::SERVICE_UNAVAILABLE);
+    ServerFnError::ServerError(reason)
 }

@@ -11,6 +11,7 @@ use leptos_router::{
     path,
 };
 
+pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod backend;
 #[cfg(feature = "hydrate")]
@@ -27,8 +28,8 @@ pub mod resource_data;
 use components::access::{provide_me, WhoAmI};
 use components::theme::ThemeToggle;
 use pages::{
-    changes::ChangesPage, not_found::NotFound, overview::OverviewPage, proof::ProofPage,
-    resource::ResourcePage, settings::SettingsPage,
+    audit::AuditPage, changes::ChangesPage, not_found::NotFound, overview::OverviewPage,
+    proof::ProofPage, resource::ResourcePage, settings::SettingsPage,
 };
 
 /// Names of the built browser assets, resolved by the server at start-up. The names carry
@@ -92,6 +93,7 @@ pub fn App() -> impl IntoView {
                     <A href="/" exact=true>"Overview"</A>
                     <A href="/before-after">"Before / after"</A>
                     <A href="/changes">"Changes"</A>
+                    <A href="/audit">"Audit"</A>
                     <A href="/settings">"Settings"</A>
                 </nav>
                 <div class="topbar-end">
@@ -108,6 +110,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=OverviewPage/>
                     <Route path=path!("/changes") view=ChangesPage/>
+                    <Route path=path!("/audit") view=AuditPage/>
                     <Route path=path!("/resource") view=ResourcePage/>
                     <Route path=path!("/before-after") view=ProofPage/>
                     <Route path=path!("/settings") view=SettingsPage/>

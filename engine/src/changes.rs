@@ -836,6 +836,19 @@ impl ChangeStore {
     /// Applies one mutation. On success the change got the next number and is published;
     /// on error nothing changed and no number was used.
     pub fn apply(&self, mutation: Mutation) -> Result<ChangeRecord, EngineError> {
+        self.apply_with(mutation, |_, _| {})
+    }
+
+    /// [`ChangeStore::apply`], calling `on_accepted` with the record and the new state
+    /// while the writer lock is still held. A journal fed from here sees changes in
+    /// exactly their number order, with no gap and no reordering between writers, which
+    /// a caller enqueuing after `apply` returned could not promise. Keep it short (a
+    /// channel send): every other writer waits for it. Not called for a refusal.
+    pub fn apply_with(
+        &self,
+        mutation: Mutation,
+        on_accepted: impl FnOnce(&ChangeRecord, &Arc<State>),
+    ) -> Result<ChangeRecord, EngineError> {
         let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let planned = self.plan(&w.current.resources, mutation)?;
         let change = w.current.change + 1;
@@ -849,8 +862,7 @@ impl ChangeStore {
         let snapshot = change
             .is_multiple_of(w.autosave.every)
             .then(|| self.take_snapshot(&mut w));
-        drop(w);
-        Ok(ChangeRecord {
+        let record = ChangeRecord {
             change,
             at_unix_ms,
             kind: planned.kind,
@@ -859,7 +871,10 @@ impl ChangeStore {
             after: planned.after,
             restored: planned.restored,
             snapshot,
-        })
+        };
+        on_accepted(&record, &w.current);
+        drop(w);
+        Ok(record)
     }
 
     /// Restores snapshot `id`; a change like any other.

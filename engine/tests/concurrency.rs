@@ -97,3 +97,81 @@ fn eight_threads_of_edits_give_exact_snapshots_and_gap_free_numbers() {
         store.verify(s.change).unwrap();
     }
 }
+
+/// What a journal fed from `apply_with` sees: under contention, every accepted change once,
+/// in number order, each with the state it produced; refusals are never reported.
+#[test]
+fn apply_with_reports_changes_in_number_order_under_the_writer_lock() {
+    use std::sync::Mutex;
+
+    const WRITERS: usize = 4;
+    const EACH: usize = 5_000;
+    let resources: Vec<Resource> = (0..WRITERS)
+        .map(|t| {
+            Resource::new(
+                ResourceId::new(&format!("cpu:{t}")).unwrap(),
+                ResourceType::Cpu,
+                "core",
+            )
+        })
+        .collect();
+    let store = Arc::new(ChangeStore::with_resources(resources, StoreOptions::default()).unwrap());
+    let journal: Arc<Mutex<Vec<(u64, u64, f64)>>> = Arc::default();
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let (store, journal) = (store.clone(), journal.clone());
+            thread::spawn(move || {
+                let id = ResourceId::new(&format!("cpu:{t}")).unwrap();
+                for i in 0..EACH {
+                    let value = (t * EACH + i) as f64 / 1_000.0;
+                    let target = Target {
+                        metric: "utilization".into(),
+                        comparator: Comparator::Le,
+                        value: value.min(100.0),
+                        statistic: Statistic::P95,
+                        for_secs: 0,
+                    };
+                    let mutation = Mutation::SetTarget {
+                        id: id.clone(),
+                        target,
+                    };
+                    let record = store
+                        .apply_with(mutation, |record, state| {
+                            let written = state.resources[&id].target.as_ref().unwrap().value;
+                            journal
+                                .lock()
+                                .unwrap()
+                                .push((record.change, state.change, written));
+                        })
+                        .unwrap();
+                    assert!(record.change > 0);
+                }
+                // A refusal takes no number and never reaches the journal.
+                let bad = Mutation::SetTarget {
+                    id: id.clone(),
+                    target: Target {
+                        metric: "no_such_metric".into(),
+                        comparator: Comparator::Le,
+                        value: 1.0,
+                        statistic: Statistic::P95,
+                        for_secs: 0,
+                    },
+                };
+                assert!(store.apply_with(bad, |_, _| panic!("refused")).is_err());
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let journal = journal.lock().unwrap();
+    assert_eq!(journal.len(), WRITERS * EACH);
+    for (i, (change, state_change, _)) in journal.iter().enumerate() {
+        assert_eq!(*change, i as u64 + 1, "journal order is change order");
+        assert_eq!(
+            change, state_change,
+            "the state handed over is the change's own"
+        );
+    }
+    assert_eq!(store.state().change, (WRITERS * EACH) as u64);
+}

@@ -270,7 +270,16 @@ impl Tokens {
         }
     }
 
-    /// Mints a token; the secret is returned once and never stored.
+    /// Replaces every token (start-up, from the database).
+    pub fn replace_all(&self, tokens: impl IntoIterator<Item = StoredToken>) {
+        *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = tokens
+            .into_iter()
+            .map(|t| (t.hash_hex.clone(), t))
+            .collect();
+    }
+
+    /// Mints a token without keeping it: the caller stores it durably, then
+    /// [`Tokens::insert`]s it. The secret is returned once and never stored.
     pub fn mint(
         &self,
         name: &str,
@@ -310,7 +319,6 @@ impl Tokens {
             },
             hash_hex,
         };
-        self.insert(token.clone());
         Ok((token, secret))
     }
 
@@ -319,6 +327,18 @@ impl Tokens {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(token.hash_hex.clone(), token);
+    }
+
+    /// Whether `id` names a token that may be revoked; the error names the rule.
+    pub fn check_revocable(&self, id: &str) -> Result<(), String> {
+        let tokens = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        match tokens.values().find(|t| t.info.id == id) {
+            None => Err(format!("id: no token {id:?}")),
+            Some(t) if t.info.revoked_at_unix_ms.is_some() => {
+                Err(format!("id: token {id:?} is already revoked"))
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// Marks a token revoked; the error names the rule when there is nothing to revoke.
@@ -689,6 +709,7 @@ mod tests {
             .tokens
             .mint("ci deploy", Role::Editor, &admin, 5)
             .unwrap();
+        local.tokens.insert(token.clone());
         assert!(secret.starts_with("pp_") && secret.len() == 3 + 64);
         assert_ne!(token.hash_hex, secret, "only the hash is kept");
         let bearer = with(&[("authorization", &format!("Bearer {secret}"))]);

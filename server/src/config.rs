@@ -19,6 +19,8 @@ const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 const DEFAULT_COLLECT_INTERVAL_MS: u64 = 1000;
 /// The seed's "every 20th change".
 const DEFAULT_AUTOSAVE_EVERY: u64 = 20;
+/// Durable state, relative to the working directory.
+const DEFAULT_DATA_DIR: &str = "data";
 /// `POST /api/push` per client IP: sustained requests/s and burst.
 const DEFAULT_PUSH_RATE: u32 = 20;
 const DEFAULT_PUSH_BURST: u32 = 40;
@@ -116,6 +118,15 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_ALLOW_PROGRAMS", value_name = "PATHS")]
     pub allow_program: Option<String>,
 
+    /// Directory of the durable state (`perfpilot.db`: configuration, change counter,
+    /// snapshots, audit log, API tokens); created if missing.
+    #[arg(long, env = "PERFPILOT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keep everything in memory and write no files: nothing survives a restart.
+    #[arg(long, env = "PERFPILOT_EPHEMERAL")]
+    pub ephemeral: bool,
+
     /// Validate the configuration, print the effective settings and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -138,6 +149,8 @@ struct FileConfig {
     push_burst: Option<u32>,
     baseline_secs: Option<u32>,
     verify_secs: Option<u32>,
+    data_dir: Option<PathBuf>,
+    ephemeral: Option<bool>,
     auth: Option<crate::auth::AuthFile>,
     actions: Option<ActionsFile>,
 }
@@ -172,6 +185,8 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// Programs and webhook secrets the action runner may use.
     pub actions: engine::actions::RunnerConfig,
+    /// Where the durable state lives; `None` with `--ephemeral` (in memory only).
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +308,25 @@ impl Settings {
             }
         })?;
         let actions = resolve_actions(cli, file.actions)?;
+        let ephemeral = cli.ephemeral || file.ephemeral.unwrap_or(false);
+        let data_dir = cli.data_dir.clone().or(file.data_dir);
+        if ephemeral && cli.data_dir.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "data_dir",
+                rule: "cannot be combined with ephemeral, which writes no files; drop one of them"
+                    .into(),
+            });
+        }
+        if data_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(ConfigError::Invalid {
+                field: "data_dir",
+                rule: "must be a directory path, got an empty one".into(),
+            });
+        }
+        let data_dir =
+            (!ephemeral).then(|| data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)));
         Ok(Settings {
+            data_dir,
             listen: cli
                 .listen
                 .or(file.listen)
@@ -575,6 +608,30 @@ mod tests {
             err,
             "actions.secrets: secret \"hook\" must be at least 16 characters"
         );
+    }
+
+    #[test]
+    fn data_dir_defaults_and_ephemeral_turns_it_off() {
+        let settings = Settings::resolve(&Cli::default()).unwrap();
+        assert_eq!(settings.data_dir, Some(PathBuf::from("data")));
+        let ephemeral = Cli {
+            ephemeral: true,
+            ..Cli::default()
+        };
+        assert_eq!(Settings::resolve(&ephemeral).unwrap().data_dir, None);
+        let both = Cli {
+            ephemeral: true,
+            data_dir: Some(PathBuf::from("/var/lib/perfpilot")),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&both).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "data_dir: cannot be combined with ephemeral, which writes no files; drop one of them"
+        );
+        let file = parse("data_dir = \"/srv/perfpilot\"\nephemeral = false\n").unwrap();
+        assert_eq!(file.data_dir, Some(PathBuf::from("/srv/perfpilot")));
+        assert_eq!(file.ephemeral, Some(false));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 #![recursion_limit = "256"]
 
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod export;
@@ -13,6 +14,7 @@ pub mod guard;
 pub mod hub;
 pub mod metrics;
 pub mod monitor;
+pub mod persist;
 pub mod proof;
 pub mod push;
 pub mod router;

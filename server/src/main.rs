@@ -37,12 +37,23 @@ async fn main() -> ExitCode {
     let monitor = match server::monitor::start(&settings) {
         Ok(started) => started,
         Err(err) => {
-            eprintln!("error: cannot start the monitor: {err:#}");
+            eprintln!("error: cannot start: {err:#}");
             return ExitCode::FAILURE;
         }
     };
+    match &settings.data_dir {
+        Some(_) => tracing::info!(database = %monitor.persist.location(), "Durable state"),
+        None => tracing::info!(
+            "--ephemeral: configuration, snapshots, audit and tokens are kept in memory only; \
+             no file is written and everything is lost when perfpilot stops"
+        ),
+    }
     let state = AppState::new(settings, monitor.clone());
     tracing::info!("{}", state.auth.describe());
+    if let Err(err) = state.tokens.load().await {
+        eprintln!("error: {err:#}");
+        return ExitCode::FAILURE;
+    }
     if let Some(problem) = &state.site.problem {
         tracing::warn!(%problem, "Serving pages without interactivity");
     }
@@ -90,6 +101,7 @@ async fn main() -> ExitCode {
     .with_graceful_shutdown(server::shutdown::signal());
     let served = serve.await;
     monitor.shutdown().await;
+    monitor.persist.flush().await;
     match served {
         Ok(()) => {
             tracing::info!("Stopped");

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use app::identity::Identity;
 use axum::extract::ws::Utf8Bytes;
-use engine::changes::{ChangeStore, MutationKind, StoreOptions};
+use engine::changes::{ChangeRecord, ChangeStore, Mutation, MutationKind, StoreOptions};
 use engine::collect::{CollectorHandle, HostCollector};
 use engine::history::{History, HistoryConfig};
 use engine::model::{default_target, Metric, MetricKind, Resource, ResourceId};
@@ -21,20 +22,30 @@ use tokio::sync::{broadcast, mpsc};
 
 use app::live::{Card, CardTick, LiveMessage, Overview, TargetLine, SPARK_POINTS};
 
+use crate::persist::{Loaded, Location, Persist};
+
 /// How long a pushed sample counts as the live value of its card.
 const PUSH_FRESHNESS_MS: i64 = 15_000;
 
 /// Frames buffered per websocket before a slow client skips ahead to a fresh overview.
 const HUB_CAPACITY: usize = 8;
 
-/// Starts the host collector and the monitor with the configured settings.
+/// Opens the durable state, then starts the host collector and the monitor with the
+/// configured settings.
 pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
+    let location = match &settings.data_dir {
+        Some(dir) => Location::Dir(dir.clone()),
+        None => Location::Memory,
+    };
+    let (persist, loaded) = Persist::open(&location)?;
     let collector = HostCollector::new(engine::collect::CollectorConfig {
         interval: settings.collect_interval,
         ..Default::default()
     });
     let options = StoreOptions {
         autosave: engine::changes::AutoSave::new(settings.autosave_every, 100)?,
+        // Refused when saved, not only when a breach would run it.
+        allowed_programs: Some(Arc::new(settings.actions.allowed_programs.clone())),
         ..StoreOptions::default()
     };
     Monitor::start(
@@ -42,8 +53,55 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         HistoryConfig::default(),
         options,
         &settings.resource_defaults,
+        persist,
+        loaded,
     )
 }
+
+/// The store to start with: the persisted one when there is one, with host resources it
+/// does not know yet added (not counted as changes: they are what this host has, not an
+/// edit); otherwise the host's resources at change 0.
+///
+/// The configured auto-save period wins over the persisted one: it is what the operator
+/// asks for now. Snapshots are taken at change numbers divisible by it, and the counter
+/// continues, so an unchanged period keeps its rhythm across restarts.
+fn initial_store(
+    host: Vec<Resource>,
+    options: StoreOptions,
+    loaded: Option<engine::changes::PersistedState>,
+) -> anyhow::Result<ChangeStore> {
+    let Some(mut state) = loaded else {
+        return Ok(ChangeStore::with_resources(host, options)?);
+    };
+    if state.autosave != options.autosave {
+        tracing::info!(
+            persisted = state.autosave.every(),
+            configured = options.autosave.every(),
+            "Auto-save period differs from the stored one; the configured period applies"
+        );
+        state.autosave = options.autosave;
+    }
+    let known: std::collections::HashSet<ResourceId> =
+        state.resources.iter().map(|r| r.id.clone()).collect();
+    let mut added = 0;
+    for resource in host {
+        if !known.contains(&resource.id) {
+            state.resources.push(resource);
+            added += 1;
+        }
+    }
+    if added > 0 {
+        tracing::info!(
+            added,
+            "Host resources not in the stored configuration were added"
+        );
+    }
+    ChangeStore::from_persisted(state, options)
+        .map_err(|err| anyhow::anyhow!("the stored configuration is not valid: {err}"))
+}
+
+/// Why a change was not made, or not made durable.
+pub use app::backend::CommitError;
 
 /// Messages to the monitor task from request handlers.
 enum Control {
@@ -78,6 +136,8 @@ pub const ACTION_OUTCOMES: [&str; 4] = ["recommended", "dry_run", "succeeded", "
 #[derive(Clone)]
 pub struct Monitor {
     pub store: Arc<ChangeStore>,
+    /// The durable side: journal, audit, snapshots, tokens.
+    pub persist: Persist,
     pub history: Arc<RwLock<History>>,
     frames: broadcast::Sender<Utf8Bytes>,
     running: Arc<AtomicBool>,
@@ -106,9 +166,27 @@ impl Monitor {
         history_config: HistoryConfig,
         store_options: StoreOptions,
         resource_defaults: &engine::model::ResourceSettings,
+        persist: Persist,
+        loaded: Loaded,
     ) -> anyhow::Result<Monitor> {
         let resources = resources_from_series(collector.series(), resource_defaults);
-        let store = Arc::new(ChangeStore::with_resources(resources, store_options)?);
+        let restored = loaded.state.is_some();
+        let store = Arc::new(initial_store(resources, store_options, loaded.state)?);
+        // Queued before any change can be, so the file holds every resource first.
+        persist.baseline(store.persisted());
+        if restored {
+            let stats = store.stats();
+            tracing::info!(
+                change = stats.change,
+                resources = store.state().resources.len(),
+                snapshots = stats.snapshots_kept,
+                audit_entries = loaded.audit_entries,
+                before_after = loaded.events.len(),
+                "Restored the stored state"
+            );
+        }
+        let mut proof = crate::proof::Proof::default();
+        proof.restore(loaded.events);
         let history = Arc::new(RwLock::new(History::new(history_config)?));
         let (frames, _) = broadcast::channel(HUB_CAPACITY);
         let running = Arc::new(AtomicBool::new(true));
@@ -117,7 +195,8 @@ impl Monitor {
         let (control, control_rx) = mpsc::unbounded_channel();
         let monitor = Monitor {
             control,
-            proof: Arc::default(),
+            persist,
+            proof: Arc::new(std::sync::Mutex::new(proof)),
             top: Arc::default(),
             store,
             history,
@@ -169,6 +248,32 @@ impl Monitor {
         self.frames.subscribe()
     }
 
+    /// Applies `mutation` on behalf of `actor` and resolves once it is durable: the one way
+    /// configuration changes (server functions through [`app::backend::apply`], and the
+    /// push route). The journal record is queued under the engine's writer lock, so the
+    /// journal is in change order; the live side hears about the change only once it is
+    /// committed.
+    pub async fn commit(
+        &self,
+        mutation: Mutation,
+        actor: Identity,
+    ) -> Result<ChangeRecord, CommitError> {
+        self.persist.check().map_err(unavailable)?;
+        let persist = &self.persist;
+        let record = self
+            .store
+            .apply_with(mutation, |record, state| {
+                persist.enqueue_change(record, state, &actor)
+            })
+            .map_err(CommitError::Refused)?;
+        self.persist
+            .durable(record.change)
+            .await
+            .map_err(unavailable)?;
+        self.changed(&record);
+        Ok(record)
+    }
+
     /// Tells the monitor about an accepted change: the trackers it affects start over
     /// (an edited target must not inherit the old target's timers) and every dashboard
     /// gets a fresh overview.
@@ -205,8 +310,9 @@ impl Monitor {
             .unwrap_or_default()
     }
 
-    /// Opens a before/after for a manual mark ("deployed v2.3") on a resource.
-    pub fn add_mark(&self, id: &ResourceId, label: &str) -> Result<(), String> {
+    /// Opens a before/after for a manual mark ("deployed v2.3") on a resource, and audits
+    /// it.
+    pub fn add_mark(&self, id: &ResourceId, label: &str, actor: &Identity) -> Result<(), String> {
         let state = self.store.state();
         let resource = state
             .resources
@@ -216,8 +322,10 @@ impl Monitor {
         let event = EventKind::Mark {
             label: label.to_owned(),
         };
-        self.proof()
-            .open(resource, event, engine::collect::unix_now_ms(), unit)
+        let now = engine::collect::unix_now_ms();
+        self.proof().open(resource, event, now, unit)?;
+        self.persist.audit_mark(id.as_str(), label, actor, now);
+        Ok(())
     }
 
     /// Every comparison, measuring ones first, newest first.
@@ -371,7 +479,9 @@ impl Monitor {
         }
         trackers.retain(|id, _| state.resources.contains_key(id));
         // Before/after windows that ended with this tick, under the same read lock.
-        self.proof().complete(tick.at, &history);
+        for (resource, at, body) in self.proof().complete(tick.at, &history) {
+            self.persist.save_event(at, &resource, body);
+        }
         drop(history);
         self.store.publish_statuses(statuses);
         cards
@@ -449,6 +559,10 @@ impl Monitor {
             autosave_every: stats.autosave.every(),
         }
     }
+}
+
+fn unavailable(err: crate::persist::PersistError) -> CommitError {
+    CommitError::Unavailable(err.to_string())
 }
 
 /// "rustc (pid 4242) 95.1 %" for CPU, "postgres (pid 7) 1.2 GiB" for memory.

@@ -29,6 +29,9 @@ struct Pending {
     target: Target,
 }
 
+/// A finished comparison; serialized as is into the database so the page survives a
+/// restart (history does not, so it could not be recomputed).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Done {
     record: ComparisonRecord,
     resource_name: String,
@@ -74,8 +77,30 @@ impl Proof {
         Ok(())
     }
 
-    /// Completes every comparison whose after-window has ended by `now`.
-    pub fn complete(&mut self, now: i64, history: &History) {
+    /// Puts back comparisons finished before a restart (oldest first, as
+    /// [`Proof::complete`] returned them); entries that no longer parse are skipped.
+    pub fn restore(&mut self, finished: impl IntoIterator<Item = serde_json::Value>) {
+        for value in finished {
+            match serde_json::from_value::<Done>(value) {
+                Ok(done) => {
+                    if self.done.len() == KEEP {
+                        self.done.pop_front();
+                    }
+                    self.done.push_back(done);
+                }
+                Err(err) => tracing::warn!(%err, "A stored before/after no longer parses; skipped"),
+            }
+        }
+    }
+
+    /// Completes every comparison whose after-window has ended by `now`, and returns
+    /// them (resource, time, serialized entry) for the database.
+    pub fn complete(
+        &mut self,
+        now: i64,
+        history: &History,
+    ) -> Vec<(String, i64, serde_json::Value)> {
+        let mut finished = Vec::new();
         let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|p| p.windows.complete_at() <= now);
@@ -100,14 +125,23 @@ impl Proof {
             if self.done.len() == KEEP {
                 self.done.pop_front();
             }
-            self.done.push_back(Done {
+            let done = Done {
                 record,
                 resource_name: p.resource_name,
                 unit: p.unit,
                 before: reduce(&before, OVERLAY_POINTS),
                 after: reduce(&after, OVERLAY_POINTS),
-            });
+            };
+            if let Ok(value) = serde_json::to_value(&done) {
+                finished.push((
+                    done.record.resource.as_str().to_owned(),
+                    done.record.at_unix_ms,
+                    value,
+                ));
+            }
+            self.done.push_back(done);
         }
+        finished
     }
 
     /// Newest first: measuring ones, then finished ones.
@@ -235,6 +269,38 @@ mod tests {
         assert_eq!(row.target_met, Some(true));
         assert_eq!(row.before_series, vec![Some(85.0); 10]);
         assert_eq!(row.after_series, vec![Some(65.0); 10]);
+    }
+
+    #[test]
+    fn finished_comparisons_survive_a_round_trip_through_their_stored_form() {
+        let mut history = History::new(HistoryConfig::default()).unwrap();
+        let info = SeriesInfo::new(
+            SeriesKey::new("cpu", "utilization"),
+            ResourceType::Cpu,
+            "CPU",
+            Some(MetricKind::Utilization),
+            "%",
+        );
+        let id = history.register(info).unwrap();
+        let mut resource = Resource::new(ResourceId::new("cpu").unwrap(), ResourceType::Cpu, "CPU");
+        resource.settings.baseline_secs = 10;
+        resource.settings.verify_secs = 10;
+        let t0 = 1_700_000_000_000;
+        for s in 0..20 {
+            history.append(id, t0 + s * 1000, Some(50.0)).unwrap();
+        }
+        let mut proof = Proof::default();
+        let mark = EventKind::Mark { label: "v1".into() };
+        proof
+            .open(&resource, mark, t0 + 10_000, "%".into())
+            .unwrap();
+        let finished = proof.complete(t0 + 20_000, &history);
+        assert_eq!(finished.len(), 1);
+        assert_eq!(finished[0].0, "cpu");
+        let kind = |_: &ResourceId, _: &str| Some(MetricKind::Utilization);
+        let mut restored = Proof::default();
+        restored.restore(finished.into_iter().map(|(_, _, v)| v));
+        assert_eq!(restored.rows(kind), proof.rows(kind));
     }
 
     #[test]

@@ -31,7 +31,9 @@ use engine::model::{Metric, MetricKind, Resource, ResourceId};
 use engine::push::{parse_push, PushRejected, PushedSample};
 use serde_json::{json, Value};
 
+use crate::monitor::CommitError;
 use crate::state::AppState;
+use app::identity::{Identity, Role};
 
 /// Largest push body; a full batch of 1,000 samples is ≈ 90 KB of JSON only with long
 /// names, so 64 KiB bounds the parse cost per request without cramping real batches.
@@ -164,6 +166,11 @@ async fn accept(push: &Push, request: Request) -> Result<Value, Refusal> {
         refusal.retry_after = Some(secs);
         return Err(refusal);
     }
+    // The auth layer always sets one; a router served without it acts for nobody.
+    let actor = extensions
+        .get::<Identity>()
+        .cloned()
+        .unwrap_or_else(|| Identity::anonymous(Role::Viewer, Some(peer)));
     let body = read_body(request.into_body()).await?;
     let now = engine::collect::unix_now_ms();
     let samples = parse_push(&body, now).map_err(|e| rejected(&e))?;
@@ -239,18 +246,26 @@ async fn accept(push: &Push, request: Request) -> Result<Value, Refusal> {
         }
     }
 
-    // Writes. The history lock is held across resource creation and the append so that
-    // the capacity check below still holds when the samples are stored (the monitor
+    // Writes. Resources first, each committed before the next (a creation is a change
+    // like any other: journaled and audited, acknowledged only once durable, so no lock
+    // is held across it). Then the history lock is taken for the capacity check and the
+    // append together, so the check still holds when the samples are stored (the monitor
     // registers collector series under the same lock).
-    let mut history = history.write().expect("history lock poisoned");
-    let new_series = samples
-        .iter()
-        .map(PushedSample::series_key)
-        .filter(|k| history.id(k).is_none())
-        .collect::<std::collections::HashSet<_>>()
-        .len();
-    let max_series = history.config().max_series;
-    if history.series().len() + new_series > max_series {
+    let series_needed = |history: &engine::history::History| {
+        let new_series = samples
+            .iter()
+            .map(PushedSample::series_key)
+            .filter(|k| history.id(k).is_none())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let max_series = history.config().max_series;
+        (history.series().len() + new_series > max_series).then_some((new_series, max_series))
+    };
+    // Checked before anything is created so that a refusal leaves the configuration as it
+    // was; checked again under the write lock below for pushes racing this one.
+    if let Some((new_series, max_series)) =
+        series_needed(&history.read().expect("history lock poisoned"))
+    {
         return Err(Refusal::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "samples",
@@ -263,31 +278,57 @@ async fn accept(push: &Push, request: Request) -> Result<Value, Refusal> {
     let mut created = Vec::new();
     for resource in create {
         let id = resource.id.clone();
-        match store.apply(Mutation::AddResource { resource }) {
-            Ok(record) => {
-                push.app.monitor.changed(&record);
-                created.push(id.as_str().to_owned());
-            }
+        match push
+            .app
+            .monitor
+            .commit(Mutation::AddResource { resource }, actor.clone())
+            .await
+        {
+            Ok(_) => created.push(id.as_str().to_owned()),
             Err(err) => {
-                // Only a concurrent add of the same id gets here (everything else was
-                // validated above); earlier creations of this request stay, which is
-                // stated in the answer rather than hidden.
-                tracing::warn!(resource = %id, %err, "Push could not create a resource");
-                return Err(Refusal::new(
-                    StatusCode::CONFLICT,
-                    "samples",
-                    "create_failed",
-                    format!(
-                        "cannot create `{id}`: {err}; no samples were stored{}",
-                        if created.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (already created: {})", created.join(", "))
-                        }
+                let already = if created.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (already created: {})", created.join(", "))
+                };
+                return Err(match err {
+                    // Only a concurrent add of the same id gets here (everything else was
+                    // validated above); earlier creations of this request stay, which is
+                    // stated in the answer rather than hidden.
+                    CommitError::Refused(err) => {
+                        tracing::warn!(resource = %id, %err, "Push could not create a resource");
+                        Refusal::new(
+                            StatusCode::CONFLICT,
+                            "samples",
+                            "create_failed",
+                            format!("cannot create `{id}`: {err}; no samples were stored{already}"),
+                        )
+                    }
+                    CommitError::Unavailable(reason) => Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "samples",
+                        "not_durable",
+                        format!("cannot create `{id}`: {reason}; no samples were stored{already}"),
                     ),
-                ));
+                });
             }
         }
+    }
+    let mut history = history.write().expect("history lock poisoned");
+    if let Some((new_series, max_series)) = series_needed(&history) {
+        return Err(Refusal::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "samples",
+            "series_limit",
+            format!(
+                "storing these samples needs {new_series} new series but at most {max_series} series fit in history; no samples were stored{}",
+                if created.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (resources created: {})", created.join(", "))
+                }
+            ),
+        ));
     }
     let outcomes = history.append_pushed(&samples).map_err(|err| {
         Refusal::new(

@@ -35,7 +35,7 @@ pub fn app(state: AppState) -> Router {
     };
     let context = {
         let live = app::backend::BackendContext(std::sync::Arc::new(state.monitor.clone()));
-        let tokens = app::identity::TokenAdminContext(state.auth.clone());
+        let tokens = app::identity::TokenAdminContext(state.tokens.clone());
         move || {
             leptos::prelude::provide_context(live.clone());
             leptos::prelude::provide_context(tokens.clone());
@@ -69,7 +69,9 @@ pub fn app(state: AppState) -> Router {
     let metrics = settings
         .metrics_on_main_listener
         .then(|| crate::metrics::Exposition::new(state.monitor.clone()).router());
-    let api = crate::push::router(state.clone()).merge(crate::export::router(state.clone()));
+    let api = crate::push::router(state.clone())
+        .merge(crate::export::router(state.clone()))
+        .merge(crate::audit::router(state.clone()));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

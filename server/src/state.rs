@@ -16,6 +16,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub monitor: Monitor,
     pub auth: Arc<crate::auth::Auth>,
+    pub tokens: Arc<TokenService>,
 }
 
 impl AppState {
@@ -32,12 +33,17 @@ impl AppState {
             settings.listen,
             crate::auth::Tokens::default(),
         ));
+        let tokens = Arc::new(TokenService {
+            auth: auth.clone(),
+            persist: monitor.persist.clone(),
+        });
         AppState {
             leptos_options,
             site: Arc::new(site),
             settings: Arc::new(settings),
             monitor,
             auth,
+            tokens,
         }
     }
 }
@@ -61,22 +67,78 @@ impl app::backend::Backend for Monitor {
         self.history.clone()
     }
 
-    fn changed(&self, record: &engine::changes::ChangeRecord) {
-        Monitor::changed(self, record);
+    fn commit(
+        &self,
+        mutation: engine::changes::Mutation,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<engine::changes::ChangeRecord, app::backend::CommitError>>
+    {
+        let monitor = self.clone();
+        Box::pin(async move { monitor.commit(mutation, actor).await })
+    }
+
+    fn audit(
+        &self,
+        filter: app::audit::AuditFilter,
+    ) -> app::backend::BoxFuture<Result<Vec<app::audit::AuditRecord>, String>> {
+        let persist = self.persist.clone();
+        Box::pin(async move {
+            persist
+                .query_audit(filter)
+                .await
+                .map_err(|err| err.to_string())
+        })
     }
 
     fn comparisons(&self) -> Vec<app::proof::ComparisonRow> {
         Monitor::comparisons(self)
     }
 
-    fn add_mark(&self, id: &engine::model::ResourceId, label: &str) -> Result<(), String> {
-        Monitor::add_mark(self, id, label)
+    fn add_mark(
+        &self,
+        id: &engine::model::ResourceId,
+        label: &str,
+        actor: &app::identity::Identity,
+    ) -> Result<(), String> {
+        Monitor::add_mark(self, id, label, actor)
     }
 }
 
-impl app::identity::TokenAdmin for crate::auth::Auth {
+/// Token management: the durable record first, then the in-memory verifier, so a token
+/// works only once it would survive a restart and a revocation is never lost.
+pub struct TokenService {
+    pub auth: Arc<crate::auth::Auth>,
+    pub persist: crate::persist::Persist,
+}
+
+impl TokenService {
+    /// Loads the stored tokens into the verifier (start-up).
+    pub async fn load(&self) -> anyhow::Result<()> {
+        let rows = self
+            .persist
+            .tokens()
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot read the API tokens: {err}"))?;
+        self.auth
+            .tokens
+            .replace_all(rows.into_iter().map(|row| crate::auth::StoredToken {
+                info: app::identity::TokenInfo {
+                    id: row.id,
+                    name: row.name,
+                    role: row.role,
+                    created_by: row.created_by,
+                    created_at_unix_ms: row.created_at_unix_ms,
+                    revoked_at_unix_ms: row.revoked_at_unix_ms,
+                },
+                hash_hex: row.sha256_hex,
+            }));
+        Ok(())
+    }
+}
+
+impl app::identity::TokenAdmin for TokenService {
     fn list(&self) -> Vec<app::identity::TokenInfo> {
-        self.tokens.list()
+        self.auth.tokens.list()
     }
 
     fn mint(
@@ -86,24 +148,53 @@ impl app::identity::TokenAdmin for crate::auth::Auth {
         by: &app::identity::Identity,
     ) -> app::backend::Pending<app::identity::MintedToken> {
         let minted = self
+            .auth
             .tokens
-            .mint(name, role, by, crate::auth::now_unix_ms())
-            .map(|(token, secret)| app::identity::MintedToken {
-                info: token.info,
-                secret,
-            });
-        Box::pin(async move { minted })
+            .mint(name, role, by, crate::auth::now_unix_ms());
+        let (auth, persist, by) = (self.auth.clone(), self.persist.clone(), by.clone());
+        Box::pin(async move {
+            let (token, secret) = minted?;
+            let row = crate::persist::TokenRow {
+                id: token.info.id.clone(),
+                name: token.info.name.clone(),
+                role: token.info.role,
+                sha256_hex: token.hash_hex.clone(),
+                created_by: token.info.created_by.clone(),
+                created_at_unix_ms: token.info.created_at_unix_ms,
+                revoked_at_unix_ms: None,
+            };
+            persist
+                .save_token(row, &by)
+                .await
+                .map_err(|err| err.to_string())?;
+            let info = token.info.clone();
+            auth.tokens.insert(token);
+            Ok(app::identity::MintedToken { info, secret })
+        })
     }
 
     fn revoke(
         &self,
         id: &str,
-        _by: &app::identity::Identity,
+        by: &app::identity::Identity,
     ) -> app::backend::Pending<app::identity::TokenInfo> {
-        let revoked = self
-            .tokens
-            .revoke(id, crate::auth::now_unix_ms())
-            .map(|token| token.info);
-        Box::pin(async move { revoked })
+        let checked = self.auth.tokens.check_revocable(id);
+        let (auth, persist, by, id) = (
+            self.auth.clone(),
+            self.persist.clone(),
+            by.clone(),
+            id.to_owned(),
+        );
+        Box::pin(async move {
+            checked?;
+            let row = persist
+                .revoke_token(&id, &by)
+                .await
+                .map_err(|err| err.to_string())?;
+            let revoked_at = row
+                .revoked_at_unix_ms
+                .unwrap_or_else(crate::auth::now_unix_ms);
+            auth.tokens.revoke(&id, revoked_at).map(|token| token.info)
+        })
     }
 }

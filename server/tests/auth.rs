@@ -25,6 +25,7 @@ impl Instance {
         std::fs::create_dir_all(&dir).unwrap();
         let cli = Cli {
             site_root: Some(dir.clone()),
+            ephemeral: true,
             ..cli
         };
         let settings = Settings::resolve(&cli).unwrap();

@@ -32,6 +32,7 @@ fn server(name: &str) -> Server {
     std::fs::create_dir_all(&site).unwrap();
     let cli = Cli {
         site_root: Some(site.clone()),
+        ephemeral: true,
         ..Cli::default()
     };
     let settings = Settings::resolve(&cli).unwrap();

@@ -31,6 +31,7 @@ impl Server {
         std::fs::create_dir_all(&site).unwrap();
         let cli = Cli {
             site_root: Some(site.clone()),
+            ephemeral: true,
             ..cli
         };
         let settings = Settings::resolve(&cli).unwrap();

@@ -54,6 +54,7 @@ impl Site {
     fn router(&self) -> axum::Router {
         let cli = Cli {
             site_root: Some(self.0.clone()),
+            ephemeral: true,
             ..Cli::default()
         };
         let settings = Settings::resolve(&cli).unwrap();

@@ -119,7 +119,7 @@ pub async fn restore_snapshot(snapshot: String) -> Result<RestoreOutcome, Server
     let actor = require(crate::identity::Role::Admin)?;
     let id = parse_snapshot_id(&snapshot)?;
     backend()?.store().verify(id).map_err(refuse)?;
-    let record = apply(engine::changes::Mutation::Restore { snapshot: id }, &actor)?;
+    let record = apply(engine::changes::Mutation::Restore { snapshot: id }, &actor).await?;
     Ok(RestoreOutcome {
         snapshot: id,
         change: record.change,
@@ -232,7 +232,7 @@ fn AutoSaveProgress(change: Signal<u64>, every: u64, capacity: usize) -> impl In
                 <label for="autosave-progress" id="autosave-left">{left_text}</label>
                 <progress id="autosave-progress" max=every value=done>{move || format!("{} of {every}", done())}</progress>
                 <p class="muted">
-                    {format!("A snapshot is auto-saved every {every} changes; the newest {capacity} stay in memory until the server restarts.")}
+                    {format!("A snapshot is auto-saved every {every} changes; the newest {capacity} are kept, across restarts too.")}
                 </p>
             </div>
         </section>

@@ -23,7 +23,7 @@ pub async fn add_mark(resource: String, label: String) -> Result<(), ServerFnErr
     use crate::backend::{backend, refuse, require, set_status};
     use engine::error::EngineError;
 
-    let _actor = require(crate::identity::Role::Editor)?;
+    let actor = require(crate::identity::Role::Editor)?;
     let label = label.trim();
     if label.is_empty() || label.chars().count() > MAX_LABEL {
         return Err(refuse(EngineError::invalid(
@@ -39,7 +39,7 @@ pub async fn add_mark(resource: String, label: String) -> Result<(), ServerFnErr
     if !backend.store().state().resources.contains_key(&id) {
         return Err(refuse(EngineError::UnknownResource { id }));
     }
-    backend.add_mark(&id, label).map_err(|message| {
+    backend.add_mark(&id, label, &actor).map_err(|message| {
         set_status(http::StatusCode::UNPROCESSABLE_ENTITY);
         ServerFnError::ServerError(message)
     })

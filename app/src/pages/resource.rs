@@ -267,7 +267,8 @@ pub async fn set_target(
             target: target.clone(),
         },
         &actor,
-    )?;
+    )
+    .await?;
     Ok(TargetSaved {
         change: record.change,
         at_unix_ms: record.at_unix_ms,

@@ -56,7 +56,7 @@ pub async fn set_resource_settings(
     } else {
         actor
     };
-    let record = apply(Mutation::SetSettings { id, settings }, &actor)?;
+    let record = apply(Mutation::SetSettings { id, settings }, &actor).await?;
     Ok(SettingsSaved {
         change: record.change,
         what: record.what(),

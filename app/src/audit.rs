@@ -1,0 +1,308 @@
+//! The audit log's wire types and its filter, shared by `GET /api/audit`, the `/audit`
+//! page's server function and the server's store, so every entry point accepts the same
+//! filters and refuses bad ones with the same words.
+
+use serde::{Deserialize, Serialize};
+
+/// Kinds of audit entries that are not configuration changes (those use the engine's
+/// `MutationKind` names: `set_target`, `restore`, …).
+pub const KIND_MARK: &str = "mark";
+pub const KIND_TOKEN_CREATE: &str = "token_create";
+pub const KIND_TOKEN_REVOKE: &str = "token_revoke";
+pub const KIND_ACTION: &str = "action";
+
+/// Every kind an entry can have, in the order the filter lists them.
+pub const KINDS: [&str; 11] = [
+    "set_target",
+    "clear_target",
+    "set_settings",
+    "rename",
+    "add_resource",
+    "remove_resource",
+    "restore",
+    KIND_MARK,
+    KIND_ACTION,
+    KIND_TOKEN_CREATE,
+    KIND_TOKEN_REVOKE,
+];
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1_000;
+const MAX_TEXT: usize = 200;
+
+/// One audited event: who, from where, when, what, and before → after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the log; increases with time.
+    pub id: i64,
+    /// The change number, for configuration changes only.
+    pub change: Option<u64>,
+    pub at_unix_ms: i64,
+    pub kind: String,
+    pub resource: Option<String>,
+    pub user: String,
+    pub role: String,
+    /// `anonymous`, `proxy` or `token`.
+    pub source: String,
+    pub client_ip: Option<String>,
+    /// Human summary, e.g. "cpu: target utilization ≤ 65 % → ≤ 70 %".
+    pub what: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    /// The snapshot this change triggered, if it was an Nth change.
+    pub snapshot: Option<u64>,
+}
+
+/// Which entries to return, newest first. Empty fields do not filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    /// Exact user name.
+    pub user: Option<String>,
+    /// Exact resource id.
+    pub resource: Option<String>,
+    /// One of [`KINDS`].
+    pub kind: Option<String>,
+    /// Case-insensitive substring of the summary, the user or the resource.
+    pub text: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub until: Option<i64>,
+    pub limit: usize,
+}
+
+impl Default for AuditFilter {
+    fn default() -> Self {
+        AuditFilter {
+            user: None,
+            resource: None,
+            kind: None,
+            text: None,
+            since: None,
+            until: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// A filter value that breaks its rule; `Display` names the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError {
+    pub field: String,
+    pub rule: String,
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.rule)
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+fn bad(field: &str, rule: String) -> FilterError {
+    FilterError {
+        field: field.to_owned(),
+        rule,
+    }
+}
+
+impl AuditFilter {
+    /// Builds a filter from query pairs (`user`, `resource`, `kind`, `q`, `since`,
+    /// `until`, `limit`). Unknown names are refused rather than ignored: a misspelt filter
+    /// would otherwise return everything and look like an answer.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<AuditFilter, FilterError> {
+        let mut filter = AuditFilter::default();
+        for (name, value) in pairs {
+            let value = value.trim();
+            match name {
+                "user" => filter.user = text_field("user", value)?,
+                "resource" => filter.resource = text_field("resource", value)?,
+                "q" => filter.text = text_field("q", value)?,
+                "kind" => filter.kind = kind_field(value)?,
+                "since" => filter.since = time_field("since", value)?,
+                "until" => filter.until = time_field("until", value)?,
+                "limit" => filter.limit = limit_field(value)?,
+                other => {
+                    return Err(bad(
+                        other,
+                        "is not a filter; use user, resource, kind, q, since, until or limit"
+                            .into(),
+                    ))
+                }
+            }
+        }
+        if let (Some(since), Some(until)) = (filter.since, filter.until) {
+            if until <= since {
+                return Err(bad(
+                    "until",
+                    format!("must be after since ({since}), got {until}"),
+                ));
+            }
+        }
+        Ok(filter)
+    }
+
+    /// Whether `record` passes this filter: what the store's query selects, for callers
+    /// that filter in memory and for tests that check the query.
+    pub fn matches(&self, record: &AuditRecord) -> bool {
+        let text_hit = |needle: &str| {
+            let needle = needle.to_lowercase();
+            [
+                Some(record.what.as_str()),
+                Some(record.user.as_str()),
+                record.resource.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|hay| hay.to_lowercase().contains(&needle))
+        };
+        self.user.as_ref().is_none_or(|u| *u == record.user)
+            && self
+                .resource
+                .as_ref()
+                .is_none_or(|r| Some(r.as_str()) == record.resource.as_deref())
+            && self.kind.as_ref().is_none_or(|k| *k == record.kind)
+            && self.text.as_deref().is_none_or(text_hit)
+            && self.since.is_none_or(|s| record.at_unix_ms >= s)
+            && self.until.is_none_or(|u| record.at_unix_ms < u)
+    }
+}
+
+fn text_field(field: &str, value: &str) -> Result<Option<String>, FilterError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.chars().count() > MAX_TEXT {
+        return Err(bad(
+            field,
+            format!(
+                "must be at most {MAX_TEXT} characters, got {}",
+                value.chars().count()
+            ),
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+fn kind_field(value: &str) -> Result<Option<String>, FilterError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if KINDS.contains(&value) {
+        return Ok(Some(value.to_owned()));
+    }
+    Err(bad(
+        "kind",
+        format!("must be one of {}, got {value:?}", KINDS.join(", ")),
+    ))
+}
+
+fn time_field(field: &str, value: &str) -> Result<Option<i64>, FilterError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<i64>() {
+        Ok(ms) if ms >= 0 => Ok(Some(ms)),
+        _ => Err(bad(
+            field,
+            format!("must be a time in unix milliseconds (a whole number ≥ 0), got {value:?}"),
+        )),
+    }
+}
+
+fn limit_field(value: &str) -> Result<usize, FilterError> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(bad(
+            "limit",
+            format!("must be a whole number from 1 to {MAX_LIMIT}, got {value:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(user: &str, resource: Option<&str>, kind: &str, what: &str, at: i64) -> AuditRecord {
+        AuditRecord {
+            id: 1,
+            change: Some(1),
+            at_unix_ms: at,
+            kind: kind.into(),
+            resource: resource.map(str::to_owned),
+            user: user.into(),
+            role: "editor".into(),
+            source: "proxy".into(),
+            client_ip: None,
+            what: what.into(),
+            before: serde_json::Value::Null,
+            after: serde_json::Value::Null,
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn pairs_build_a_filter_and_bad_values_name_field_and_rule() {
+        let f = AuditFilter::from_pairs([
+            ("user", "alice"),
+            ("kind", "set_target"),
+            ("since", "10"),
+            ("until", "20"),
+            ("limit", "5"),
+            ("resource", ""),
+        ])
+        .unwrap();
+        assert_eq!(f.user.as_deref(), Some("alice"));
+        assert_eq!(f.resource, None);
+        assert_eq!((f.since, f.until, f.limit), (Some(10), Some(20), 5));
+
+        let err = |pairs: &[(&str, &str)]| {
+            AuditFilter::from_pairs(pairs.iter().copied())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(&[("limit", "0")]),
+            "limit: must be a whole number from 1 to 1000, got \"0\""
+        );
+        assert_eq!(
+            err(&[("since", "yesterday")]),
+            "since: must be a time in unix milliseconds (a whole number ≥ 0), got \"yesterday\""
+        );
+        assert!(err(&[("kind", "delete")]).starts_with("kind: must be one of set_target"));
+        assert_eq!(
+            err(&[("since", "20"), ("until", "20")]),
+            "until: must be after since (20), got 20"
+        );
+        assert!(err(&[("usr", "bob")]).starts_with("usr: is not a filter"));
+    }
+
+    #[test]
+    fn matches_applies_every_field() {
+        let r = record(
+            "alice",
+            Some("cpu"),
+            "set_target",
+            "cpu: target ≤ 65 % → ≤ 70 %",
+            15,
+        );
+        assert!(AuditFilter::default().matches(&r));
+        let with = |pairs: &[(&str, &str)]| {
+            AuditFilter::from_pairs(pairs.iter().copied())
+                .unwrap()
+                .matches(&r)
+        };
+        assert!(with(&[("user", "alice"), ("resource", "cpu")]));
+        assert!(!with(&[("user", "bob")]));
+        assert!(!with(&[("resource", "memory")]));
+        assert!(with(&[("q", "TARGET")]));
+        assert!(!with(&[("q", "restored")]));
+        assert!(!with(&[("kind", "restore")]));
+        assert!(with(&[("since", "15"), ("until", "16")]));
+        assert!(!with(&[("until", "15")]));
+    }
+}
