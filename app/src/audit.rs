@@ -42,7 +42,7 @@ pub struct AuditRecord {
     pub resource: Option<String>,
     pub user: String,
     pub role: String,
-    /// `anonymous`, `proxy` or `token`.
+    /// `anonymous`, `proxy`, `token` or `system` (the optimizer).
     pub source: String,
     pub client_ip: Option<String>,
     /// Human summary, e.g. "cpu: target utilization ≤ 65 % → ≤ 70 %".

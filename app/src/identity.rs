@@ -58,6 +58,8 @@ pub enum AuthSource {
     Proxy,
     /// An API token (`Authorization: Bearer …`).
     Token,
+    /// perfpilot itself: the optimizer acting on a confirmed breach.
+    System,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +82,16 @@ impl Identity {
             role,
             source: AuthSource::Anonymous,
             client_ip,
+        }
+    }
+
+    /// The optimizer, as the audit log names it when an action runs.
+    pub fn optimizer() -> Identity {
+        Identity {
+            user: "optimizer".to_owned(),
+            role: Role::Admin,
+            source: AuthSource::System,
+            client_ip: None,
         }
     }
 

@@ -158,7 +158,7 @@ pub struct ActionEvent {
 }
 
 #[cfg(feature = "runtime")]
-pub use runner::{ActionRunner, RunnerConfig, SIGNATURE_HEADER};
+pub use runner::{sign, ActionRunner, RunnerConfig, SIGNATURE_HEADER};
 
 #[cfg(feature = "runtime")]
 mod runner {

@@ -5,6 +5,7 @@
 // Leptos view types nest deeply; their layout exceeds the default query depth.
 #![recursion_limit = "256"]
 
+pub mod actuate;
 pub mod assets;
 pub mod audit;
 pub mod auth;

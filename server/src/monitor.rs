@@ -55,6 +55,7 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         &settings.resource_defaults,
         persist,
         loaded,
+        settings.actions.clone(),
     )
 }
 
@@ -168,6 +169,7 @@ impl Monitor {
         resource_defaults: &engine::model::ResourceSettings,
         persist: Persist,
         loaded: Loaded,
+        actions: engine::actions::RunnerConfig,
     ) -> anyhow::Result<Monitor> {
         let resources = resources_from_series(collector.series(), resource_defaults);
         let restored = loaded.state.is_some();
@@ -206,7 +208,7 @@ impl Monitor {
             action_counts: Arc::new(Default::default()),
             collector: Arc::new(std::sync::Mutex::new(Some(collector))),
         };
-        tokio::spawn(monitor.clone().run(ticks, control_rx));
+        tokio::spawn(monitor.clone().run(ticks, control_rx, actions));
         Ok(monitor)
     }
 
@@ -352,12 +354,19 @@ impl Monitor {
         self,
         mut ticks: broadcast::Receiver<Arc<Tick>>,
         mut control: mpsc::UnboundedReceiver<Control>,
+        actions: engine::actions::RunnerConfig,
     ) {
         let mut analyzer = Analyzer::new();
         let mut trackers: HashMap<ResourceId, Tracker> = HashMap::new();
+        let (mut actuator, mut executed) = crate::actuate::Actuator::new(actions);
         loop {
             let received = tokio::select! {
                 tick = ticks.recv() => tick,
+                Some(done) = executed.recv() => {
+                    actuator.finished(&done.event.resource);
+                    self.action_executed(&done, &mut trackers);
+                    continue;
+                }
                 Some(Control::Changed { scope, why }) = control.recv() => {
                     let now = engine::collect::unix_now_ms();
                     let reason = format!("configuration changed ({why:?}); re-evaluating");
@@ -389,7 +398,7 @@ impl Monitor {
                 Err(broadcast::error::RecvError::Closed) => break,
             };
             let started = std::time::Instant::now();
-            let cards = self.evaluate(&tick, &mut analyzer, &mut trackers);
+            let cards = self.evaluate(&tick, &mut analyzer, &mut trackers, &mut actuator);
             let gaps = tick.values.iter().filter(|v| v.is_none()).count() as u64;
             self.counters.ticks.fetch_add(1, Ordering::Relaxed);
             self.counters.gaps.fetch_add(gaps, Ordering::Relaxed);
@@ -413,12 +422,66 @@ impl Monitor {
         tracing::warn!("Collector stopped; live data has ended");
     }
 
+    /// An action finished: count it, move the tracker, open the before/after of a change
+    /// that was really made, audit it, and show the new status everywhere.
+    fn action_executed(
+        &self,
+        done: &crate::actuate::Executed,
+        trackers: &mut HashMap<ResourceId, Tracker>,
+    ) {
+        use engine::actions::ActionOutcome;
+        let label = crate::actuate::outcome_label(&done.event.outcome);
+        if let Some(i) = ACTION_OUTCOMES.iter().position(|o| *o == label) {
+            self.action_counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        let now = engine::collect::unix_now_ms();
+        let state = self.store.state();
+        let id = &done.event.resource;
+        if let (Some(tracker), Some(resource)) = (trackers.get_mut(id), state.resources.get(id)) {
+            let action = &done.event.action;
+            let transition = match &done.event.outcome {
+                ActionOutcome::Succeeded { .. } => {
+                    let unit = self.unit_of(resource);
+                    let event = EventKind::Action {
+                        action: action.clone(),
+                        dry_run: false,
+                    };
+                    if let Err(err) = self.proof().open(resource, event, now, unit) {
+                        tracing::warn!(resource = %id, %err, "No before/after for this action");
+                    }
+                    Some(tracker.action_started(now, action, &resource.settings))
+                }
+                ActionOutcome::Failed { error } => Some(tracker.action_failed(now, action, error)),
+                ActionOutcome::Recommended | ActionOutcome::DryRun { .. } => {
+                    tracker.note_action(now);
+                    None
+                }
+            };
+            if let Some(transition) = transition {
+                tracing::info!(
+                    resource = %id,
+                    to = transition.to.as_str(),
+                    reason = %transition.reason,
+                    "Status changed by an action"
+                );
+            }
+        }
+        self.persist.audit(crate::actuate::audit_entry(done));
+        let statuses: Vec<_> = trackers
+            .iter()
+            .map(|(id, t)| (id.clone(), t.report()))
+            .collect();
+        self.store.publish_statuses(statuses);
+        self.broadcast_overview();
+    }
+
     /// Appends the tick to history and runs the analysis of every resource with a target.
     fn evaluate(
         &self,
         tick: &Tick,
         analyzer: &mut Analyzer,
         trackers: &mut HashMap<ResourceId, Tracker>,
+        actuator: &mut crate::actuate::Actuator,
     ) -> Vec<CardTick> {
         if let Some(top) = &tick.top_processes {
             *self.top.lock().expect("top lock poisoned") = Some(top.clone());
@@ -463,6 +526,31 @@ impl Monitor {
                             reason = %transition.reason,
                             "Status changed"
                         );
+                    }
+                    actuator.consider(tick.at, resource, tracker, &samples, observation.observed);
+                }
+                // An action's verify window ended: its before/after decides the status.
+                if let (Some(verify_at), Some(started)) =
+                    (tracker.verify_at(), tracker.action_started_at())
+                {
+                    if verify_at <= tick.at {
+                        let baseline = i64::from(resource.settings.baseline_secs) * 1000;
+                        let before = crate::proof::window_samples(
+                            &history,
+                            &key,
+                            (started - baseline, started),
+                        );
+                        let after =
+                            crate::proof::window_samples(&history, &key, (started, verify_at));
+                        let result = engine::optimizer::before_after(&before, &after, target);
+                        if let Some(transition) = tracker.verified(tick.at, &result) {
+                            tracing::info!(
+                                resource = %id,
+                                to = transition.to.as_str(),
+                                reason = %transition.reason,
+                                "Action verified"
+                            );
+                        }
                     }
                 }
             }

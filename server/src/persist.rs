@@ -416,6 +416,7 @@ fn source_name(source: AuthSource) -> &'static str {
         AuthSource::Anonymous => "anonymous",
         AuthSource::Proxy => "proxy",
         AuthSource::Token => "token",
+        AuthSource::System => "system",
     }
 }
 

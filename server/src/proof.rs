@@ -40,6 +40,23 @@ struct Done {
     after: Vec<Option<f32>>,
 }
 
+/// One sample per history step of `key` over `[from, to)`; gaps stay `None`.
+pub fn window_samples(
+    history: &History,
+    key: &SeriesKey,
+    (from, to): (i64, i64),
+) -> Vec<Option<f32>> {
+    let Some(id) = history.id(key) else {
+        return Vec::new();
+    };
+    let step = history.config().step_ms;
+    let points = ((to - from) / step).max(1) as usize;
+    history
+        .range(id, from, to, points)
+        .map(|d| d.points.iter().map(|p| p.map(|p| p.mean)).collect())
+        .unwrap_or_default()
+}
+
 #[derive(Default)]
 pub struct Proof {
     pending: Vec<Pending>,
@@ -107,17 +124,7 @@ impl Proof {
         self.pending = waiting;
         for p in ready {
             let key = SeriesKey::new(p.resource.as_str(), p.target.metric.as_str());
-            let samples = |(from, to): (i64, i64)| -> Vec<Option<f32>> {
-                let Some(id) = history.id(&key) else {
-                    return Vec::new();
-                };
-                let step = history.config().step_ms;
-                let points = ((to - from) / step).max(1) as usize;
-                history
-                    .range(id, from, to, points)
-                    .map(|d| d.points.iter().map(|p| p.map(|p| p.mean)).collect())
-                    .unwrap_or_default()
-            };
+            let samples = |window: (i64, i64)| window_samples(history, &key, window);
             let (before, after) = (samples(p.windows.before), samples(p.windows.after));
             let record = ComparisonRecord::compute(
                 p.resource, p.event, p.windows, &before, &after, &p.target,

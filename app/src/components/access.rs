@@ -42,6 +42,7 @@ pub fn WhoAmI() -> impl IntoView {
                     AuthSource::Anonymous => "not signed in",
                     AuthSource::Proxy => "signed in through the proxy",
                     AuthSource::Token => "API token",
+                    AuthSource::System => "perfpilot itself",
                 };
                 view! {
                     <span class="whoami" id="whoami" title=format!("{how}; role {}", who.role)>

@@ -1,0 +1,227 @@
+//! The optimizer acts: a confirmed breach runs the resource's action from the real server —
+//! a signed webhook to a real HTTP listener, an allow-listed command that fails, a dry run —
+//! and each execution moves the status, is counted in `/metrics` and is audited.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tests::{http_request, Perfpilot, TempDir};
+
+/// Requests a tiny HTTP endpoint received: (headers, body).
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A real HTTP listener on loopback that answers 200 to every request and keeps them.
+fn webhook_receiver() -> (u16, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received: Received = Arc::default();
+    let keep = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut data = Vec::new();
+            let mut buf = [0u8; 8192];
+            let (head, body) = loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                data.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&data).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break (head.to_owned(), body[..length].to_owned());
+                    }
+                }
+            };
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            keep.lock().unwrap().push((head, body));
+        }
+    });
+    (port, received)
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Memory utilization is always above 1 %, so a `≤ 1 %` target breaches at once; short
+/// windows make the optimizer decide within seconds.
+fn breach_memory(server: &Perfpilot, action: serde_json::Value, dry_run: bool, cooldown_secs: u32) {
+    let (status, body) = server.get("/api/resource_settings?resource=memory");
+    assert_eq!(status, 200, "{body}");
+    let json = body
+        .split_once("\r\n\r\n")
+        .map_or(body.as_str(), |(_, b)| b);
+    let mut settings: serde_json::Value = serde_json::from_str(json).unwrap();
+    settings["window_secs"] = 2.into();
+    settings["baseline_secs"] = 2.into();
+    settings["verify_secs"] = 2.into();
+    settings["cooldown_secs"] = cooldown_secs.into();
+    settings["dry_run"] = dry_run.into();
+    settings["action"] = action;
+    let form = format!(
+        "resource=memory&settings={}",
+        urlencode(&settings.to_string())
+    );
+    let (status, body) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_resource_settings",
+        &[],
+        &form,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[],
+        "resource=memory&metric=used_pct&value=1&for_secs=0",
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Polls `path` until its body satisfies `check` (at most 30 s). The overview is a
+/// server function, so it is POSTed; everything else is a GET.
+fn eventually(server: &Perfpilot, path: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = if path == "/api/overview" {
+            http_request(server.addr, "POST", path, &[], "")
+        } else {
+            server.get(path)
+        };
+        if check(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last: {body:.600}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_breach_calls_the_signed_webhook_and_is_counted_verified_and_audited() {
+    let (port, received) = webhook_receiver();
+    let dir = TempDir::new("perfpilot-actions");
+    let config = dir.0.join("perfpilot.toml");
+    let secret = "webhook-secret-0123456789";
+    std::fs::write(&config, format!("[actions.secrets]\nhook = \"{secret}\"\n")).unwrap();
+    let server = Perfpilot::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--metrics-on-main-listener",
+    ]);
+    breach_memory(
+        &server,
+        serde_json::json!({"kind": "webhook", "url": format!("http://127.0.0.1:{port}/hook"), "secret": "hook"}),
+        false,
+        600,
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (head, body) = loop {
+        if let Some(first) = received.lock().unwrap().first().cloned() {
+            break first;
+        }
+        assert!(Instant::now() < deadline, "the webhook was never called");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(head.starts_with("POST /hook "), "{head}");
+    let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(request["resource"], "memory");
+    assert_eq!(request["dry_run"], false);
+    assert!(request["observed"].as_f64().unwrap() > 1.0);
+    let signature = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("x-perfpilot-signature: ")
+                .or_else(|| l.strip_prefix("X-Perfpilot-Signature: "))
+        })
+        .expect("a signature header");
+    assert_eq!(
+        signature,
+        format!(
+            "sha256={}",
+            engine::actions::sign(secret.as_bytes(), body.as_bytes())
+        )
+    );
+
+    let audit = eventually(
+        &server,
+        "/api/audit?kind=action",
+        "the action's audit entry",
+        |b| b.contains("memory: webhook succeeded"),
+    );
+    assert!(audit.contains("\"user\":\"optimizer\""), "{audit}");
+    assert!(audit.contains("\"source\":\"system\""), "{audit}");
+    let metrics = eventually(&server, "/metrics", "the action counter", |b| {
+        b.contains("perfpilot_action_executions_total{outcome=\"succeeded\"} 1")
+    });
+    assert!(
+        metrics.contains("perfpilot_action_executions_total{outcome=\"failed\"} 0"),
+        "{metrics:.2000}"
+    );
+    // The verify window ends with a before/after row for the action.
+    eventually(
+        &server,
+        "/api/comparisons",
+        "the action's before/after",
+        |b| b.contains("webhook"),
+    );
+    // Still breaching after the action: the verdict is Failed with the reason.
+    eventually(&server, "/api/overview", "the verdict", |b| {
+        b.contains("\"status\":\"failed\"") || b.contains("\"status\":\"optimized\"")
+    });
+}
+
+#[test]
+fn dry_runs_only_describe_and_a_failing_command_marks_the_resource_failed() {
+    let server = Perfpilot::start(&[
+        "--allow-program",
+        "/bin/false",
+        "--metrics-on-main-listener",
+    ]);
+    let command =
+        serde_json::json!({"kind": "command", "program": "/bin/false", "args": ["--scale", "up"]});
+    breach_memory(&server, command.clone(), true, 600);
+    let audit = eventually(&server, "/api/audit?kind=action", "the dry run", |b| {
+        b.contains("memory: command dry run, would run /bin/false --scale up")
+    });
+    assert!(
+        !audit.contains("failed"),
+        "a dry run executes nothing: {audit}"
+    );
+
+    // The dry run started the cooldown; without one the real run follows at once.
+    breach_memory(&server, command, false, 0);
+    eventually(&server, "/api/audit?kind=action", "the failure", |b| {
+        b.contains("memory: command failed")
+    });
+    eventually(&server, "/metrics", "the failure counter", |b| {
+        b.contains("perfpilot_action_executions_total{outcome=\"failed\"} 1")
+    });
+    let overview = eventually(&server, "/api/overview", "the Failed status", |b| {
+        b.contains("\"status\":\"failed\"")
+    });
+    assert!(overview.contains("command failed"), "{overview:.3000}");
+}
