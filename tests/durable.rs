@@ -402,6 +402,7 @@ async fn the_audit_page_lists_and_filters_entries_in_the_browser() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(rows("#audit tbody tr[data-resource='cpu']").await, 2);
+    browser.screenshot("audit.png").await;
 
     // A filter nothing matches shows the empty state, not an empty table.
     client
@@ -410,6 +411,6 @@ async fn the_audit_page_lists_and_filters_entries_in_the_browser() {
         .unwrap();
     browser.wait_for_hydration().await;
     assert!(client.find(Locator::Id("audit-empty")).await.is_ok());
-    browser.screenshot("audit.png").await;
+    browser.screenshot("audit-empty.png").await;
     browser.close().await;
 }
