@@ -115,6 +115,49 @@ fn a_restart_restores_targets_counter_snapshots_and_audit_exactly() {
     assert_eq!(snapshots, vec![10, 5]);
 }
 
+/// `GET /api/comparisons`: the before/after rows, measuring ones first.
+fn comparisons(server: &Perfpilot) -> Vec<serde_json::Value> {
+    let (status, response) = http_get(server.addr, "/api/comparisons");
+    assert_eq!(status, 200, "comparisons: {response}");
+    json(body_of(&response)).as_array().expect("rows").clone()
+}
+
+#[test]
+fn finished_before_afters_and_marks_survive_a_restart() {
+    let data = TempDir::new("perfpilot-durable-proof");
+    let windows = ["--baseline-secs", "1", "--verify-secs", "2"];
+    let server = Perfpilot::start_with_data(&data.0, &windows);
+    // Let a few samples exist before the mark, so the baseline has values.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, body) = http_post_form(server.addr, "/api/add_mark", "resource=cpu&label=v9");
+    assert_eq!(status, 200, "add_mark: {body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let finished = loop {
+        let rows = comparisons(&server);
+        if rows.iter().any(|r| r["pending"] == false) {
+            break rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mark's before/after finishes: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(server.terminate().success());
+
+    let server = Perfpilot::start_with_data(&data.0, &windows);
+    let done = |rows: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        rows.iter()
+            .filter(|r| r["pending"] == false)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(done(&comparisons(&server)), done(&finished));
+    let marks = audit(&server, "kind=mark");
+    assert_eq!(marks.len(), 1);
+    assert_eq!(marks[0]["after"]["label"], "v9");
+}
+
 #[test]
 fn kill_9_during_concurrent_edits_loses_no_acknowledged_edit() {
     const CLIENTS: usize = 4;
@@ -402,6 +445,7 @@ async fn the_audit_page_lists_and_filters_entries_in_the_browser() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(rows("#audit tbody tr[data-resource='cpu']").await, 2);
+    browser.screenshot("audit.png").await;
 
     // A filter nothing matches shows the empty state, not an empty table.
     client
@@ -410,6 +454,6 @@ async fn the_audit_page_lists_and_filters_entries_in_the_browser() {
         .unwrap();
     browser.wait_for_hydration().await;
     assert!(client.find(Locator::Id("audit-empty")).await.is_ok());
-    browser.screenshot("audit.png").await;
+    browser.screenshot("audit-empty.png").await;
     browser.close().await;
 }

@@ -695,8 +695,13 @@ impl Writer {
             }
         }
         if failure.is_none() {
-            if let Some(state) = &latest {
-                if let Err(err) = write_resources(&tx, state, &touched, everything) {
+            if let (Some(state), Some(change)) = (&latest, highest) {
+                // Once per batch: the counter and the resources as of its last change.
+                let written = tx
+                    .prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES ('change', ?1)")
+                    .and_then(|mut s| s.execute([change.to_string()]))
+                    .and_then(|_| write_resources(&tx, state, &touched, everything));
+                if let Err(err) = written {
                     failure = Some((std::mem::take(&mut replies), err));
                 }
             }
@@ -800,8 +805,6 @@ fn write_change(
     audit.change = Some(entry.change);
     audit.snapshot = entry.snapshot.as_ref().map(|s| s.change);
     insert_audit(tx, &audit)?;
-    tx.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES ('change', ?1)")?
-        .execute([record.change.to_string()])?;
     if let Some(snapshot) = &record.snapshot {
         let body = serde_json::to_string(&**snapshot)
             .map_err(|err| corrupt(format!("snapshot {}: {err}", snapshot.change)))?;
@@ -1182,6 +1185,46 @@ mod tests {
             && e.client_ip.as_deref() == Some("10.0.0.7")));
         // The secret's hash never reaches the audit log.
         assert!(!entries[1].after.to_string().contains(&"a".repeat(64)));
+    }
+
+    /// A write that fails (here a journal record whose change number is already taken,
+    /// standing in for a full disk) fails its waiters and every later change with the
+    /// reason, instead of acknowledging anything it did not store.
+    #[tokio::test]
+    async fn a_failed_write_is_reported_and_refuses_everything_after_it() {
+        let (persist, _) = Persist::open(&Location::Memory).unwrap();
+        let cpu = ResourceId::new("cpu").unwrap();
+        let store = ChangeStore::with_resources(
+            vec![Resource::new(cpu.clone(), ResourceType::Cpu, "CPU")],
+            StoreOptions::default(),
+        )
+        .unwrap();
+        let record = store
+            .apply_with(Mutation::ClearTarget { id: cpu.clone() }, |r, s| {
+                persist.enqueue_change(r, s, &admin())
+            })
+            .unwrap();
+        persist.durable(record.change).await.unwrap();
+        assert!(persist.check().is_ok());
+
+        persist.enqueue_change(&record, &store.state(), &admin());
+        let next = store
+            .apply_with(Mutation::ClearTarget { id: cpu }, |r, s| {
+                persist.enqueue_change(r, s, &admin())
+            })
+            .unwrap();
+        let err = persist.durable(next.change).await.unwrap_err();
+        assert!(matches!(err, PersistError::Unavailable(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("UNIQUE constraint failed: audit.change"),
+            "{err}"
+        );
+        assert!(
+            persist.check().is_err(),
+            "later changes are refused up front"
+        );
+        assert!(persist.tokens().await.is_err(), "and so is everything else");
     }
 
     #[tokio::test]

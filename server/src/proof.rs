@@ -59,8 +59,12 @@ pub fn window_samples(
 
 #[derive(Default)]
 pub struct Proof {
-    pending: Vec<Pending>,
+    /// Oldest first; a deque because a burst of edits evicts from the front once per edit.
+    pending: VecDeque<Pending>,
     done: VecDeque<Done>,
+    /// Comparisons evicted unfinished, so the warning is logged once per thousand rather
+    /// than on every edit of a burst.
+    evicted: u64,
 }
 
 impl Proof {
@@ -80,10 +84,16 @@ impl Proof {
             ));
         };
         if self.pending.len() >= MAX_PENDING {
-            tracing::warn!("Too many before/after comparisons in flight; dropping the oldest");
-            self.pending.remove(0);
+            if self.evicted.is_multiple_of(1_000) {
+                tracing::warn!(
+                    evicted = self.evicted + 1,
+                    "Too many before/after comparisons in flight; dropping the oldest"
+                );
+            }
+            self.evicted += 1;
+            self.pending.pop_front();
         }
-        self.pending.push(Pending {
+        self.pending.push_back(Pending {
             resource: resource.id.clone(),
             resource_name: resource.name.clone(),
             unit,
@@ -118,9 +128,10 @@ impl Proof {
         history: &History,
     ) -> Vec<(String, i64, serde_json::Value)> {
         let mut finished = Vec::new();
-        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|p| p.windows.complete_at() <= now);
+        let (ready, waiting): (VecDeque<Pending>, VecDeque<Pending>) =
+            std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|p| p.windows.complete_at() <= now);
         self.pending = waiting;
         for p in ready {
             let key = SeriesKey::new(p.resource.as_str(), p.target.metric.as_str());

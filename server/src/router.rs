@@ -110,7 +110,8 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready to serve users: the browser bundle exists and the collector is running.
+/// Ready to serve users: the browser bundle exists, the collector is running and the
+/// database takes changes.
 async fn readyz(State(state): State<AppState>) -> Response {
     let mut problems = Vec::new();
     if let Some(problem) = &state.site.problem {
@@ -118,6 +119,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
     if !state.monitor.is_running() {
         problems.push("the host collector has stopped".to_owned());
+    }
+    if let Err(err) = state.monitor.persist.check() {
+        problems.push(err.to_string());
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()

@@ -90,7 +90,7 @@ pub fn AuditPage() -> impl IntoView {
                 <input id="audit-q" name="q" type="search" placeholder="target, restored, 10.0.0.7…" prop:value=text/>
             </label>
             <div class="audit-buttons">
-                <button type="submit" id="audit-apply">"Filter"</button>
+                <button type="submit" class="btn" id="audit-apply">"Filter"</button>
                 <a href="/audit" class="audit-clear">"Clear"</a>
             </div>
         </form>

@@ -232,7 +232,7 @@ fn AutoSaveProgress(change: Signal<u64>, every: u64, capacity: usize) -> impl In
                 <label for="autosave-progress" id="autosave-left">{left_text}</label>
                 <progress id="autosave-progress" max=every value=done>{move || format!("{} of {every}", done())}</progress>
                 <p class="muted">
-                    {format!("A snapshot is auto-saved every {every} changes; the newest {capacity} are kept, across restarts too.")}
+                    {format!("A snapshot is auto-saved every {every} changes; the newest {capacity} are kept.")}
                 </p>
             </div>
         </section>
