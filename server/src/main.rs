@@ -17,6 +17,8 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
         )
+        // Logs are diagnostics, not output: stdout stays free for `--check-config`.
+        .with_writer(std::io::stderr)
         .init();
 
     let cli = Cli::parse();
