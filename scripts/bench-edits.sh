@@ -10,6 +10,7 @@
 #
 # Environment:
 #   CLIENTS=64  COUNT=100000  AUTOSAVE_EVERY=20
+#   API=form (the UI's /api/set_target server function) or json (POST /api/v1/resources/ID/target)
 #   SKIP_BUILD=1   use the existing target/release binaries
 #   PERFPILOT_BIN=target/release/perfpilot  EDITS_BIN=target/release/edits
 set -euo pipefail
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-64}
 COUNT=${COUNT:-100000}
 AUTOSAVE_EVERY=${AUTOSAVE_EVERY:-20}
+API=${API:-form}
 PERFPILOT_BIN=${PERFPILOT_BIN:-target/release/perfpilot}
 EDITS_BIN=${EDITS_BIN:-target/release/edits}
 
@@ -48,7 +50,7 @@ run() { # mode args...
     sleep 0.1
   done
   echo "== $mode ($*), uptime: $(uptime | sed 's/.*load average/load average/')"
-  "$EDITS_BIN" --addr "127.0.0.1:$port" --clients "$CLIENTS" --count "$COUNT" | tee "$data/$mode.out"
+  "$EDITS_BIN" --addr "127.0.0.1:$port" --clients "$CLIENTS" --count "$COUNT" --api "$API" | tee "$data/$mode.out"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 }
 

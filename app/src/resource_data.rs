@@ -235,6 +235,28 @@ pub fn default_target(metric: &str, value: f64) -> Target {
     }
 }
 
+/// The target a "set the value (and maybe the `for`) of this metric" edit produces: the
+/// existing target of that metric with the new value, or the default shape. The UI's
+/// `set_target` and the JSON API share it so both save the same thing.
+pub fn edited_target(
+    current: Option<&Target>,
+    metric: &str,
+    value: f64,
+    for_secs: Option<u32>,
+) -> Target {
+    let mut target = match current.filter(|t| t.metric == metric) {
+        Some(existing) => Target {
+            value,
+            ..existing.clone()
+        },
+        None => default_target(metric, value),
+    };
+    if let Some(for_secs) = for_secs {
+        target.for_secs = for_secs;
+    }
+    target
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

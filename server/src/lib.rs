@@ -6,6 +6,7 @@
 #![recursion_limit = "256"]
 
 pub mod actuate;
+pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod auth;

@@ -71,7 +71,8 @@ pub fn app(state: AppState) -> Router {
         .then(|| crate::metrics::Exposition::new(state.monitor.clone()).router());
     let api = crate::push::router(state.clone())
         .merge(crate::export::router(state.clone()))
-        .merge(crate::audit::router(state.clone()));
+        .merge(crate::audit::router(state.clone()))
+        .merge(crate::api::router(state.clone()));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -394,3 +394,86 @@ async fn editors_tune_evaluation_but_only_admins_change_the_action() {
     assert!(body.contains("unknown field `windw_secs`"), "{body}");
     assert_eq!(perf.state.monitor.store.stats().change, 2);
 }
+
+fn post_json(path: &str, body: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn the_json_api_edits_targets_with_the_same_roles_and_rules() {
+    let perf = Instance::start("json-api", proxy_mode());
+    let editor = [("remote-user", "erin"), ("remote-groups", "perf-editors")];
+    let path = "/api/v1/resources/cpu/target";
+    let (status, body) = perf
+        .send(
+            "192.0.2.9:1",
+            post_json(path, r#"{"metric":"utilization","value":70}"#, &[]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let (status, body) = perf
+        .send(
+            "10.0.0.5:1",
+            post_json(
+                path,
+                r#"{"metric":"utilization","value":70,"for_secs":60}"#,
+                &editor,
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let saved: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(saved["change"], 1);
+    assert_eq!(saved["target"]["for_secs"], 60);
+    assert_eq!(perf.cpu_target(), Some(70.0));
+
+    for (body, status, needle) in [
+        (
+            r#"{"metric":"utilization","valu":70}"#,
+            StatusCode::BAD_REQUEST,
+            "body: unknown field `valu`",
+        ),
+        (
+            r#"{"metric":"utilization","value":"high"}"#,
+            StatusCode::BAD_REQUEST,
+            "body: invalid type",
+        ),
+        (
+            r#"{"metric":"utilization","value":-5}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "target.value",
+        ),
+        (
+            r#"{"metric":"nope","value":5}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "target.metric",
+        ),
+    ] {
+        let (got, text) = perf
+            .send("10.0.0.5:1", post_json(path, body, &editor))
+            .await;
+        assert_eq!(got, status, "{body}: {text}");
+        assert!(text.contains(needle), "{body}: {text}");
+    }
+    let (status, _) = perf
+        .send(
+            "10.0.0.5:1",
+            post_json(
+                "/api/v1/resources/custom:404/target",
+                r#"{"metric":"m","value":1}"#,
+                &editor,
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        perf.state.monitor.store.stats().change,
+        1,
+        "refusals used no number"
+    );
+}

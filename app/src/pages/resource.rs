@@ -237,7 +237,7 @@ pub async fn set_target(
     use crate::backend::{apply, backend, refuse, require};
     use engine::changes::Mutation;
     use engine::error::EngineError;
-    use engine::model::{ResourceId, Target};
+    use engine::model::ResourceId;
 
     let actor = require(crate::identity::Role::Editor)?;
     let parsed: f64 = value.trim().parse().map_err(|_| {
@@ -251,16 +251,8 @@ pub async fn set_target(
     let Some(current) = current else {
         return Err(refuse(EngineError::UnknownResource { id }));
     };
-    let mut target = match current.target.clone().filter(|t| t.metric == metric) {
-        Some(existing) => Target {
-            value: parsed,
-            ..existing
-        },
-        None => crate::resource_data::default_target(&metric, parsed),
-    };
-    if let Some(for_secs) = for_secs {
-        target.for_secs = for_secs;
-    }
+    let target =
+        crate::resource_data::edited_target(current.target.as_ref(), &metric, parsed, for_secs);
     let record = apply(
         Mutation::SetTarget {
             id,

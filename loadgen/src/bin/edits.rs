@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 const USAGE: &str =
-    "usage: edits --addr 127.0.0.1:PORT [--clients C] [--count N] [--resource ID] [--metric NAME]";
+    "usage: edits --addr 127.0.0.1:PORT [--clients C] [--count N] [--resource ID] [--metric NAME] [--api form|json]";
 
 struct Args {
     addr: SocketAddr,
@@ -28,11 +28,14 @@ struct Args {
     count: usize,
     resource: String,
     metric: String,
+    /// `form`: the UI's `/api/set_target` server function; `json`: the automation API.
+    json_api: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let (mut addr, mut clients, mut count) = (None, 64, 100_000);
     let (mut resource, mut metric) = ("cpu".to_owned(), "utilization".to_owned());
+    let mut json_api = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag}: needs a value"));
@@ -54,6 +57,13 @@ fn parse_args() -> Result<Args, String> {
             "--count" => count = positive(value()?, "--count")?,
             "--resource" => resource = value()?,
             "--metric" => metric = value()?,
+            "--api" => {
+                json_api = match value()?.as_str() {
+                    "form" => false,
+                    "json" => true,
+                    other => return Err(format!("--api: must be form or json, got {other:?}")),
+                }
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -73,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
         count,
         resource,
         metric,
+        json_api,
     })
 }
 
@@ -99,10 +110,15 @@ impl Conn {
         path: &str,
         form: &str,
     ) -> std::io::Result<(u16, String)> {
+        let content_type = if form.starts_with('{') {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
         let host = &self.host;
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
-             Accept: application/json\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Accept: application/json\r\nContent-Type: {content_type}\r\n\
              Content-Length: {}\r\n\r\n{form}",
             form.len()
         );
@@ -204,6 +220,8 @@ async fn run(args: Args) -> Result<bool, String> {
         let (claimed, changes, failures) = (claimed.clone(), changes.clone(), failures.clone());
         let (addr, count) = (args.addr, args.count);
         let prefix = format!("resource={}&metric={}&value=", args.resource, args.metric);
+        let (json_api, metric) = (args.json_api, args.metric.clone());
+        let json_path = format!("/api/v1/resources/{}/target", args.resource);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut conn = match Conn::open(addr).await {
@@ -220,9 +238,17 @@ async fn run(args: Args) -> Result<bool, String> {
                     break;
                 }
                 // 0.00–99.99: always a valid utilization target.
-                let form = format!("{prefix}{}.{:02}", (i / 100) % 100, i % 100);
+                let value = format!("{}.{:02}", (i / 100) % 100, i % 100);
+                let (path, body) = if json_api {
+                    (
+                        json_path.as_str(),
+                        format!(r#"{{"metric":"{metric}","value":{value}}}"#),
+                    )
+                } else {
+                    ("/api/set_target", format!("{prefix}{value}"))
+                };
                 let sent = Instant::now();
-                match conn.request("POST", "/api/set_target", &form).await {
+                match conn.request("POST", path, &body).await {
                     Ok((200, body)) => {
                         latencies.push(sent.elapsed());
                         match number_after(&body, "change") {
