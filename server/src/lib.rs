@@ -11,6 +11,7 @@ pub mod config;
 pub mod export;
 pub mod guard;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod monitor;
 pub mod proof;

@@ -15,6 +15,8 @@ pub struct AppState {
     pub site: Arc<Site>,
     pub settings: Arc<Settings>,
     pub monitor: Monitor,
+    /// Live websockets open now, against `--max-websockets`.
+    pub sockets: Arc<crate::limits::SocketLimit>,
 }
 
 impl AppState {
@@ -26,7 +28,9 @@ impl AppState {
             .site_pkg_dir(crate::assets::PKG_DIR)
             .site_addr(settings.listen)
             .build();
+        let sockets = crate::limits::SocketLimit::new(settings.max_websockets);
         AppState {
+            sockets,
             leptos_options,
             site: Arc::new(site),
             settings: Arc::new(settings),

@@ -212,7 +212,7 @@ pub fn ResourcePage() -> impl IntoView {
                             <section class="error-state" role="alert">
                                 <h2>"Could not load this resource"</h2>
                                 <p>{server_message(&err)}</p>
-                                <a href="/">"Back to the overview"</a>
+                                <a href=crate::base::href("/")>"Back to the overview"</a>
                             </section>
                         }
                         .into_any(),
@@ -231,12 +231,12 @@ pub fn server_message(err: &ServerFnError) -> String {
 }
 
 fn page_href(id: &str, metric: &str, range: ChartRange) -> String {
-    format!(
+    crate::base::href(&format!(
         "/resource?id={}&metric={}&range={}",
         urlencode(id),
         urlencode(metric),
         range.as_str()
-    )
+    ))
 }
 
 /// Percent-encodes a query value (resource ids contain ':' and '/').
@@ -379,16 +379,16 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             }
         })
         .collect_view();
-    let export_base = format!(
+    let export_base = crate::base::href(&format!(
         "/api/export/{}/{}",
         urlencode(&view.resource_id),
         urlencode(&view.metric)
-    );
+    ));
     let range_param = view.range.as_str();
 
     view! {
         <section class="page-head">
-            <p class="crumbs"><a href="/">"Overview"</a>" / "{view.resource_id.clone()}</p>
+            <p class="crumbs"><a href=crate::base::href("/")>"Overview"</a>" / "{view.resource_id.clone()}</p>
             <h1>{view.resource_name.clone()}" — "{view.metric.replace('_', " ")}</h1>
         </section>
         <div class="toolbar">
