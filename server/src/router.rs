@@ -97,7 +97,11 @@ pub fn app(state: AppState) -> Router {
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         let context = context.clone();
         let handler = move |request: Request<Body>| {
-            leptos_axum::handle_server_fns_with_context(context.clone(), request)
+            let context = context.clone();
+            async move {
+                let response = leptos_axum::handle_server_fns_with_context(context, request).await;
+                client_errors_are_4xx(response.into_response()).await
+            }
         };
         let filter = MethodFilter::try_from(method).unwrap_or(MethodFilter::POST);
         router = router.route(path, on(filter, handler));
@@ -146,6 +150,28 @@ pub fn app(state: AppState) -> Router {
                 settings.request_timeout,
             )),
     )
+}
+
+/// server_fn answers a body it cannot decode into the function's arguments with 500,
+/// which blames the server for the client's mistake (and trips alerts on 5xx): those
+/// become 400 with the same message. Only failed answers are read, and they are small.
+async fn client_errors_are_4xx(response: Response) -> Response {
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server function failed\n",
+        )
+            .into_response();
+    };
+    const CLIENT_ERRORS: [&[u8]; 4] = [b"Args|", b"MissingArg|", b"Deserialization|", b"Request|"];
+    if CLIENT_ERRORS.iter().any(|prefix| bytes.starts_with(prefix)) {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// The URI the user asked for, before the base path was stripped: what the Leptos router
