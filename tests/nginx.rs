@@ -310,7 +310,10 @@ async fn through_nginx_under_a_sub_path_the_app_hydrates_goes_live_navigates_and
 
     // nginx logs a websocket when it closes: the live socket went through it, upgraded.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !nginx.access_log().contains("\"GET /perf/ws/live HTTP/1.1\" 101") {
+    while !nginx
+        .access_log()
+        .contains("\"GET /perf/ws/live HTTP/1.1\" 101")
+    {
         assert!(
             Instant::now() < deadline,
             "the websocket went through nginx: {}",
