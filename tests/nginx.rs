@@ -204,6 +204,24 @@ async fn through_nginx_under_a_sub_path_the_app_hydrates_goes_live_navigates_and
         .await
         .unwrap();
     assert_eq!(path_of(client).await, "/perf/changes");
+    for (link, path, heading) in [
+        ("Before / after", "/perf/before-after", "Before / after"),
+        ("Settings", "/perf/settings", "Settings"),
+    ] {
+        client
+            .find(Locator::LinkText(link))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .for_element(Locator::XPath(&format!("//h1[text()='{heading}']")))
+            .await
+            .unwrap();
+        assert_eq!(path_of(client).await, path);
+    }
     client
         .find(Locator::LinkText("Overview"))
         .await
