@@ -44,5 +44,5 @@ ensure_wasm_target
 ensure_wasm_bindgen
 ensure_apt gzip brotli
 if [ "${1:-}" = "--test" ]; then
-  ensure_apt chromium chromium-driver prometheus
+  ensure_apt chromium chromium-driver prometheus nginx
 fi

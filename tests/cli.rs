@@ -40,6 +40,41 @@ fn unknown_config_key_names_file_line_and_key() {
 }
 
 #[test]
+fn a_bad_public_url_exits_2_naming_the_field_and_rule() {
+    for (flag, env) in [
+        (Some("https://ops.example.com/perf/?x=1"), None),
+        (None, Some("perf/")),
+    ] {
+        let mut cmd = perfpilot();
+        cmd.args(["--listen", "127.0.0.1:0", "--check-config"]);
+        if let Some(url) = flag {
+            cmd.args(["--public-url", url]);
+        }
+        if let Some(url) = env {
+            cmd.env("PERFPILOT_PUBLIC_URL", url);
+        }
+        let (code, stderr) = stderr_of(&mut cmd);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.starts_with("error: public_url: must "), "{stderr}");
+    }
+    let dir = TempDir::new("perfpilot-cli");
+    let file = dir.0.join("proxy.toml");
+    std::fs::write(&file, "public_url = \"https://ops.example.com/perf\"\n").unwrap();
+    let output = perfpilot()
+        .arg("--config")
+        .arg(&file)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("url: \"https://ops.example.com/perf/\""),
+        "normalized with its trailing slash: {stdout}"
+    );
+}
+
+#[test]
 fn malformed_config_names_the_line() {
     let dir = TempDir::new("perfpilot-cli");
     let file = dir.0.join("broken.toml");

@@ -14,6 +14,7 @@ use leptos_router::{
 pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod backend;
+pub mod base;
 #[cfg(feature = "hydrate")]
 mod chart;
 mod codec;
@@ -36,12 +37,18 @@ use pages::{
 /// a content hash so `/pkg` can be cached forever.
 #[derive(Clone, Debug, Default)]
 pub struct SiteAssets {
-    /// `href` of the stylesheet, e.g. `/pkg/perfpilot-1a2b3c.css`.
+    /// `href` of the stylesheet under the base path, e.g. `/perf/pkg/perfpilot-1a2b3c.css`.
     pub stylesheet: String,
+    /// The path prefix everything is served under (`""` at the root).
+    pub base: base::BasePath,
 }
 
 /// The whole HTML document, rendered only on the server.
 pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {
+    // The server chose this response's nonce and names it in the Content-Security-Policy
+    // header (`server/src/guard.rs`); inline scripts without it would not run.
+    let nonce = leptos::nonce::use_nonce();
+    let root = assets.base.0.clone();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -49,12 +56,13 @@ pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
-                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <meta name=base::META_NAME content=root.clone()/>
+                <link rel="icon" type="image/svg+xml" href=assets.base.join("/favicon.svg")/>
                 <link rel="stylesheet" href=assets.stylesheet/>
                 // Applies a saved theme before first paint so a dark-mode user never sees a
                 // white flash; the toggle component owns the value after hydration.
-                <script>{THEME_BOOT_SCRIPT}</script>
-                <HydrationScripts options/>
+                <script nonce=nonce>{THEME_BOOT_SCRIPT}</script>
+                <HydrationScripts options root/>
                 <MetaTags/>
             </head>
             <body>
@@ -69,7 +77,11 @@ const THEME_BOOT_SCRIPT: &str = "try{var t=localStorage.getItem('perfpilot-theme
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let live = live::provide_live_state();
+    let base = base::current();
+    provide_context(base.clone());
+    let live = live::provide_live_state(&base);
+    // An empty base is what `<Router>` uses when none is given.
+    let router_base = base.0.clone();
     provide_me();
 
     // Effects run only in the browser, after hydration: the marker tells end-to-end tests
@@ -82,19 +94,20 @@ pub fn App() -> impl IntoView {
 
     view! {
         <Title text="perfpilot"/>
-        <Router>
+        <Router base=router_base>
             <a class="skip-link" href="#main">"Skip to content"</a>
             <header class="topbar">
-                <a class="brand" href="/" aria-label="perfpilot home">
+                <a class="brand" href=base.join("/") aria-label="perfpilot home">
                     <span class="brand-mark" aria-hidden="true"></span>
                     "perfpilot"
                 </a>
                 <nav class="nav" aria-label="Main">
-                    <A href="/" exact=true>"Overview"</A>
-                    <A href="/before-after">"Before / after"</A>
-                    <A href="/changes">"Changes"</A>
-                    <A href="/audit">"Audit"</A>
-                    <A href="/settings">"Settings"</A>
+                    // `<A>` leaves absolute paths alone, so the base is joined here.
+                    <A href=base.join("/") exact=true>"Overview"</A>
+                    <A href=base.join("/before-after")>"Before / after"</A>
+                    <A href=base.join("/changes")>"Changes"</A>
+                    <A href=base.join("/audit")>"Audit"</A>
+                    <A href=base.join("/settings")>"Settings"</A>
                 </nav>
                 <div class="topbar-end">
                     <WhoAmI/>

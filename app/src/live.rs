@@ -306,8 +306,9 @@ pub struct LiveState {
     pub connection: leptos::prelude::RwSignal<Connection>,
 }
 
-/// Creates the live state, provides it as context and, in the browser, connects.
-pub fn provide_live_state() -> LiveState {
+/// Creates the live state, provides it as context and, in the browser, connects to
+/// `{base}/ws/live`.
+pub fn provide_live_state(base: &crate::base::BasePath) -> LiveState {
     use leptos::prelude::*;
     let state = LiveState {
         overview: RwSignal::new(None),
@@ -315,7 +316,12 @@ pub fn provide_live_state() -> LiveState {
     };
     provide_context(state);
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| client::connect(state, 0));
+    {
+        let url = client::url(base);
+        Effect::new(move |_| client::connect(state, url.clone(), 0));
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = base;
     state
 }
 
@@ -333,20 +339,22 @@ mod client {
 
     const MAX_BACKOFF_MS: u64 = 10_000;
 
-    fn url() -> String {
+    /// The socket's absolute URL: the page's scheme (`https` → `wss`) and host, and the
+    /// base path the server is served under.
+    pub fn url(base: &crate::base::BasePath) -> String {
         let location = window().location();
         let scheme = match location.protocol().ok().as_deref() {
             Some("https:") => "wss:",
             _ => "ws:",
         };
         let host = location.host().unwrap_or_default();
-        format!("{scheme}//{host}/ws/live")
+        format!("{scheme}//{host}{}", base.join("/ws/live"))
     }
 
-    pub fn connect(state: LiveState, attempt: u32) {
-        let socket = match WebSocket::new(&url()) {
+    pub fn connect(state: LiveState, url: String, attempt: u32) {
+        let socket = match WebSocket::new(&url) {
             Ok(socket) => socket,
-            Err(_) => return retry(state, attempt + 1),
+            Err(_) => return retry(state, url, attempt + 1),
         };
 
         // The closures live as long as the socket; leaking one set per connection attempt
@@ -376,6 +384,7 @@ mod client {
 
         // `error` is always followed by `close`, so only `close` schedules the retry.
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
+            let url = url.clone();
             let next = match state.connection.get_untracked() {
                 Connection::Live => 1,
                 _ => attempt + 1,
@@ -383,20 +392,20 @@ mod client {
             state
                 .connection
                 .set(Connection::Reconnecting { attempt: next });
-            retry(state, next);
+            retry(state, url, next);
         });
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         on_close.forget();
     }
 
-    fn retry(state: LiveState, attempt: u32) {
+    fn retry(state: LiveState, url: String, attempt: u32) {
         let base = 500u64
             .saturating_mul(1 << attempt.min(5))
             .min(MAX_BACKOFF_MS);
         // Jitter spreads a crowd of tabs reconnecting after a server restart.
         let jitter = (js_sys_random() * base as f64 * 0.2) as u64;
         set_timeout(
-            move || connect(state, attempt),
+            move || connect(state, url, attempt),
             Duration::from_millis(base + jitter),
         );
     }

@@ -24,6 +24,13 @@ const DEFAULT_DATA_DIR: &str = "data";
 /// `POST /api/push` per client IP: sustained requests/s and burst.
 const DEFAULT_PUSH_RATE: u32 = 20;
 const DEFAULT_PUSH_BURST: u32 = 40;
+/// Live dashboards at once; each costs a task and a few KiB.
+const DEFAULT_MAX_WEBSOCKETS: usize = 4096;
+/// Server-function POSTs per client IP: sustained per second and burst. Generous on
+/// purpose: a person edits a few times a minute, the edit benchmark drives 20,000/s from
+/// one address, and a flood beyond this only fills the change log and snapshot ring.
+const DEFAULT_MUTATION_RATE: u32 = 25_000;
+const DEFAULT_MUTATION_BURST: u32 = 50_000;
 
 /// perfpilot: a self-hosted performance control plane for your hosts.
 #[derive(Parser, Debug, Clone, Default)]
@@ -127,6 +134,25 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_EPHEMERAL")]
     pub ephemeral: bool,
 
+    /// The URL users open, when perfpilot is behind a reverse proxy, e.g.
+    /// `https://ops.example.com/perf/`. Its path becomes the prefix of every route (the
+    /// proxy forwards it unchanged) and its origin the only one allowed to send mutations
+    /// and open websockets.
+    #[arg(long, env = "PERFPILOT_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Live websockets served at once (1–1000000); more get 503.
+    #[arg(long, env = "PERFPILOT_MAX_WEBSOCKETS", value_name = "N")]
+    pub max_websockets: Option<usize>,
+
+    /// Server-function POSTs (`/api/…`) per second allowed per client IP (1–1000000).
+    #[arg(long, env = "PERFPILOT_MUTATION_RATE", value_name = "PER_SEC")]
+    pub mutation_rate: Option<u32>,
+
+    /// Server-function POST burst per client IP (1–1000000).
+    #[arg(long, env = "PERFPILOT_MUTATION_BURST", value_name = "N")]
+    pub mutation_burst: Option<u32>,
+
     /// Validate the configuration, print the effective settings and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -153,6 +179,10 @@ struct FileConfig {
     ephemeral: Option<bool>,
     auth: Option<crate::auth::AuthFile>,
     actions: Option<ActionsFile>,
+    public_url: Option<String>,
+    max_websockets: Option<usize>,
+    mutation_rate: Option<u32>,
+    mutation_burst: Option<u32>,
 }
 
 /// The `[actions]` table: what the optimizer may execute. Webhook signing secrets live
@@ -162,6 +192,78 @@ struct FileConfig {
 struct ActionsFile {
     allowed_programs: Option<Vec<String>>,
     secrets: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// `--public-url`, checked and split into what the server needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// Normalized, always ending in `/`: `https://ops.example.com/perf/`.
+    pub url: String,
+    /// `scheme://host[:port]` in lower case, default port left out: what browsers send
+    /// as `Origin`.
+    pub origin: String,
+    /// The path prefix without a trailing slash: `/perf`, or `""` at the root.
+    pub base: String,
+}
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let text = text.trim();
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| format!("must be an absolute http:// or https:// URL, got {text:?}"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => "80",
+            "https" => "443",
+            _ => {
+                return Err(format!(
+                    "must be an absolute http:// or https:// URL, got {text:?}"
+                ))
+            }
+        };
+        if rest.contains(['?', '#']) {
+            return Err(format!(
+                "must not have a query or fragment (only scheme, host, port and path), got {text:?}"
+            ));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let host_ok = !authority.is_empty()
+            && !authority.contains('@')
+            && authority.parse::<http::uri::Authority>().is_ok();
+        if !host_ok {
+            return Err(format!(
+                "must name a host (and optionally a port, no user info), got {text:?}"
+            ));
+        }
+        let authority = authority.to_ascii_lowercase();
+        let authority = authority
+            .strip_suffix(&format!(":{default_port}"))
+            .unwrap_or(&authority)
+            .to_owned();
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        for segment in &segments {
+            let plain = segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'));
+            if segment.is_empty() || *segment == "." || *segment == ".." || !plain {
+                return Err(format!(
+                    "path segments must be non-empty and use only letters, digits, `-`, `_`, \
+                     `.` and `~` (no `..`), got {path:?}"
+                ));
+            }
+        }
+        let base: String = segments.iter().map(|s| format!("/{s}")).collect();
+        let origin = format!("{scheme}://{authority}");
+        Ok(PublicUrl {
+            url: format!("{origin}{base}/"),
+            origin,
+            base,
+        })
+    }
 }
 
 /// The effective settings after merging flags, environment, file and defaults.
@@ -187,6 +289,20 @@ pub struct Settings {
     pub actions: engine::actions::RunnerConfig,
     /// Where the durable state lives; `None` with `--ephemeral` (in memory only).
     pub data_dir: Option<PathBuf>,
+    /// Where users reach perfpilot, when behind a proxy; `None` serves at `/` and checks
+    /// `Origin` against `Host`.
+    pub public_url: Option<PublicUrl>,
+    pub max_websockets: usize,
+    /// Token bucket of server-function POSTs per client IP.
+    pub mutation_rate: u32,
+    pub mutation_burst: u32,
+}
+
+impl Settings {
+    /// The path prefix of every route: `""` or `/perf`.
+    pub fn base_path(&self) -> &str {
+        self.public_url.as_ref().map_or("", |p| p.base.as_str())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +404,42 @@ impl Settings {
                 });
             }
         }
+        let public_url = match cli.public_url.as_deref().or(file.public_url.as_deref()) {
+            Some(text) => Some(PublicUrl::parse(text).map_err(|rule| ConfigError::Invalid {
+                field: "public_url",
+                rule,
+            })?),
+            None => None,
+        };
+        let max_websockets = cli
+            .max_websockets
+            .or(file.max_websockets)
+            .unwrap_or(DEFAULT_MAX_WEBSOCKETS);
+        if !(1..=1_000_000).contains(&max_websockets) {
+            return Err(ConfigError::Invalid {
+                field: "max_websockets",
+                rule: format!("must be between 1 and 1000000, got {max_websockets}"),
+            });
+        }
+        let mutation_rate = cli
+            .mutation_rate
+            .or(file.mutation_rate)
+            .unwrap_or(DEFAULT_MUTATION_RATE);
+        let mutation_burst = cli
+            .mutation_burst
+            .or(file.mutation_burst)
+            .unwrap_or(DEFAULT_MUTATION_BURST);
+        for (field, value) in [
+            ("mutation_rate", mutation_rate),
+            ("mutation_burst", mutation_burst),
+        ] {
+            if !(1..=1_000_000).contains(&value) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    rule: format!("must be between 1 and 1000000, got {value}"),
+                });
+            }
+        }
         let mut resource_defaults = engine::model::ResourceSettings::default();
         if let Some(secs) = cli.baseline_secs.or(file.baseline_secs) {
             resource_defaults.baseline_secs = secs;
@@ -350,6 +502,10 @@ impl Settings {
             resource_defaults,
             auth,
             actions,
+            public_url,
+            max_websockets,
+            mutation_rate,
+            mutation_burst,
         })
     }
 }
@@ -588,6 +744,62 @@ mod tests {
     }
 
     #[test]
+    fn public_url_is_normalized_into_origin_and_base() {
+        let p = PublicUrl::parse("https://Ops.Example.com:443/perf").unwrap();
+        assert_eq!(p.url, "https://ops.example.com/perf/");
+        assert_eq!(p.origin, "https://ops.example.com");
+        assert_eq!(p.base, "/perf");
+        let p = PublicUrl::parse("http://127.0.0.1:8080/a/b/").unwrap();
+        assert_eq!(
+            (p.origin.as_str(), p.base.as_str()),
+            ("http://127.0.0.1:8080", "/a/b")
+        );
+        let root = PublicUrl::parse("https://perf.example.com").unwrap();
+        assert_eq!(
+            (root.url.as_str(), root.base.as_str()),
+            ("https://perf.example.com/", "")
+        );
+        assert_eq!(PublicUrl::parse("https://x.example/").unwrap().base, "");
+    }
+
+    #[test]
+    fn bad_public_urls_name_the_field_and_rule() {
+        for (text, rule) in [
+            ("/perf/", "must be an absolute http:// or https:// URL"),
+            (
+                "ftp://host/perf/",
+                "must be an absolute http:// or https:// URL",
+            ),
+            (
+                "https://host/perf/?a=1",
+                "must not have a query or fragment",
+            ),
+            (
+                "https://host/perf/#top",
+                "must not have a query or fragment",
+            ),
+            ("https:///perf/", "must name a host"),
+            ("https://user@host/perf/", "must name a host"),
+            ("https://host/perf//x/", "path segments must be non-empty"),
+            ("https://host/../x/", "path segments must be non-empty"),
+            ("https://host/a b/", "path segments must be non-empty"),
+        ] {
+            let cli = Cli {
+                public_url: Some(text.into()),
+                ..Cli::default()
+            };
+            let err = Settings::resolve(&cli).unwrap_err().to_string();
+            assert!(err.starts_with("public_url: "), "{text}: {err}");
+            assert!(err.contains(rule), "{text}: {err}");
+        }
+        let file = parse("public_url = \"https://ops.example.com/perf/\"\n").unwrap();
+        assert_eq!(
+            file.public_url.as_deref(),
+            Some("https://ops.example.com/perf/")
+        );
+    }
+
+    #[test]
     fn action_programs_must_be_absolute_and_secrets_long() {
         let relative = Cli {
             allow_program: Some("/usr/bin/true, scale-up".into()),
@@ -632,6 +844,29 @@ mod tests {
         let file = parse("data_dir = \"/srv/perfpilot\"\nephemeral = false\n").unwrap();
         assert_eq!(file.data_dir, Some(PathBuf::from("/srv/perfpilot")));
         assert_eq!(file.ephemeral, Some(false));
+    }
+
+    #[test]
+    fn limits_default_and_must_be_in_range() {
+        let settings = Settings::resolve(&Cli::default()).unwrap();
+        assert_eq!(settings.max_websockets, 4096);
+        assert_eq!(
+            (settings.mutation_rate, settings.mutation_burst),
+            (25_000, 50_000)
+        );
+        assert_eq!(settings.base_path(), "");
+        let zero = Cli {
+            max_websockets: Some(0),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&zero).unwrap_err().to_string();
+        assert_eq!(err, "max_websockets: must be between 1 and 1000000, got 0");
+        let zero = Cli {
+            mutation_burst: Some(0),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&zero).unwrap_err().to_string();
+        assert_eq!(err, "mutation_burst: must be between 1 and 1000000, got 0");
     }
 
     #[test]

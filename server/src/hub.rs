@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
 use app::live::LiveMessage;
@@ -21,16 +22,38 @@ use crate::state::AppState;
 /// nginx closes idle websockets after 60 s; a ping well inside that keeps them open.
 const PING_EVERY: Duration = Duration::from_secs(20);
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Clients only send pongs and close frames.
-const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+/// Largest message or frame a client may send; clients only send pongs and close frames.
+pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 
 pub async fn live(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    // tungstenite allocates a 128 KiB read buffer per socket by default; clients only send
-    // pongs and close frames, so a small one keeps 1,000 dashboards cheap.
+    // Counted before the upgrade so a crowd cannot open more than the limit between the
+    // check and the sockets starting; the permit lives as long as the socket task.
+    let Some(permit) = state.sockets.try_acquire() else {
+        tracing::warn!(
+            max = state.sockets.max(),
+            "Refused a websocket: at the limit"
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            format!(
+                "websocket: this perfpilot already serves {} live connections (--max-websockets); try again shortly\n",
+                state.sockets.max()
+            ),
+        )
+            .into_response();
+    };
+    // axum's defaults (64 MiB messages, 16 MiB frames) would let one client make the
+    // server buffer that much; clients only send pongs and close frames. tungstenite also
+    // allocates a 128 KiB read buffer per socket by default; a small one keeps 1,000
+    // dashboards cheap.
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, state))
+        .on_upgrade(move |socket| async move {
+            serve(socket, state).await;
+            drop(permit);
+        })
 }
 
 fn overview_frame(state: &AppState) -> Option<Utf8Bytes> {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod export;
 pub mod guard;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod monitor;
 pub mod persist;

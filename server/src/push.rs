@@ -13,14 +13,12 @@
 //! Errors are JSON: `{"error": "...", "errors": [{"field", "rule", "message"}]}` so a
 //! client can show or act on each broken rule.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -31,6 +29,7 @@ use engine::model::{Metric, MetricKind, Resource, ResourceId};
 use engine::push::{parse_push, PushRejected, PushedSample};
 use serde_json::{json, Value};
 
+use crate::limits::{client_ip, retry_after_secs, RateLimiter};
 use crate::monitor::CommitError;
 use crate::state::AppState;
 use app::identity::{Identity, Role};
@@ -41,8 +40,8 @@ pub const MAX_PUSH_BODY: usize = 64 * 1024;
 /// Resources one push may create. Each is a counted, audited change: a single body must
 /// not be able to flood the change log and the snapshot ring.
 pub const MAX_CREATED_PER_PUSH: usize = 16;
-/// Client IPs tracked by the rate limiter before idle ones are forgotten.
-const MAX_TRACKED_CLIENTS: usize = 10_000;
+/// The route, also named by the mutation limiter, which leaves pushes to this bucket.
+pub const PUSH_PATH: &str = "/api/push";
 
 /// Pushes carry no kind. A gauge with no upper bound (queue depth, connections) is more
 /// common than a percentage, and `throughput` is the kind whose targets only require
@@ -62,7 +61,7 @@ pub fn router(app: AppState) -> Router {
         app.settings.push_burst,
     ));
     Router::new()
-        .route("/api/push", post(push))
+        .route(PUSH_PATH, post(push))
         .with_state(Push { app, limiter })
 }
 
@@ -131,29 +130,23 @@ async fn push(State(push): State<Push>, request: Request) -> Response {
 
 async fn accept(push: &Push, request: Request) -> Result<Value, Refusal> {
     // Pushing writes series (and may create resources): an editor's job.
+    // The auth layer always sets one; a router served without it acts for nobody.
     let who = request
         .extensions()
-        .get::<app::identity::Identity>()
+        .get::<Identity>()
         .cloned()
-        .unwrap_or_else(|| app::identity::Identity::anonymous(app::identity::Role::Viewer, None));
-    if !who.may(app::identity::Role::Editor) {
+        .unwrap_or_else(|| Identity::anonymous(Role::Viewer, None));
+    if !who.may(Role::Editor) {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
             "request",
             "forbidden",
-            app::backend::forbidden_message(&who, app::identity::Role::Editor),
+            app::backend::forbidden_message(&who, Role::Editor),
         ));
     }
-    // Without ConnectInfo (a router served without it) every client shares one bucket:
-    // stricter, never looser.
-    let extensions = request.extensions();
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
-        .or_else(|| extensions.get::<MockConnectInfo<SocketAddr>>().map(|c| c.0))
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip());
+    let peer = client_ip(&request);
     if let Err(wait) = push.limiter.check(peer, Instant::now()) {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let secs = retry_after_secs(wait);
         let mut refusal = Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             "request",
@@ -166,11 +159,7 @@ async fn accept(push: &Push, request: Request) -> Result<Value, Refusal> {
         refusal.retry_after = Some(secs);
         return Err(refusal);
     }
-    // The auth layer always sets one; a router served without it acts for nobody.
-    let actor = extensions
-        .get::<Identity>()
-        .cloned()
-        .unwrap_or_else(|| Identity::anonymous(Role::Viewer, Some(peer)));
+    let actor = who;
     let body = read_body(request.into_body()).await?;
     let now = engine::collect::unix_now_ms();
     let samples = parse_push(&body, now).map_err(|e| rejected(&e))?;
@@ -394,96 +383,5 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, Refusal> {
                 ))
             }
         }
-    }
-}
-
-/// Token buckets per client IP: `rate` tokens per second up to `burst`; a request takes
-/// one. Full buckets carry no information, so they are the ones forgotten when the map
-/// grows; if every tracked client is active the map is cleared rather than allowed to
-/// grow without bound (a burst of new addresses then gets fresh buckets, which is the
-/// lesser harm).
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
-
-impl RateLimiter {
-    pub fn new(rate: u32, burst: u32) -> RateLimiter {
-        RateLimiter {
-            rate: f64::from(rate.max(1)),
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes a token for `client` at `now`, or says how long until one is available.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().expect("rate limiter lock poisoned");
-        if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&client) {
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| refill(b, now, rate, burst) < burst);
-            if buckets.len() >= MAX_TRACKED_CLIENTS {
-                buckets.clear();
-            }
-        }
-        let bucket = buckets.entry(client).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
-        let tokens = refill(bucket, now, self.rate, self.burst);
-        if tokens >= 1.0 {
-            bucket.tokens = tokens - 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
-        }
-    }
-}
-
-fn refill(bucket: &mut Bucket, now: Instant, rate: f64, burst: f64) -> f64 {
-    let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-    bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
-    bucket.updated = bucket.updated.max(now);
-    bucket.tokens
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_allows_the_burst_then_the_rate() {
-        let limiter = RateLimiter::new(20, 40);
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let t0 = Instant::now();
-        for _ in 0..40 {
-            assert_eq!(limiter.check(ip, t0), Ok(()));
-        }
-        let wait = limiter.check(ip, t0).unwrap_err();
-        assert_eq!(wait, Duration::from_millis(50));
-        // 100 ms at 20/s refills two tokens.
-        let t1 = t0 + Duration::from_millis(100);
-        assert_eq!(limiter.check(ip, t1), Ok(()));
-        assert_eq!(limiter.check(ip, t1), Ok(()));
-        assert!(limiter.check(ip, t1).is_err());
-        // Other clients have their own bucket.
-        assert_eq!(limiter.check("::1".parse().unwrap(), t1), Ok(()));
-    }
-
-    #[test]
-    fn tracked_clients_are_bounded() {
-        let limiter = RateLimiter::new(1, 1);
-        let t0 = Instant::now();
-        for i in 0..(MAX_TRACKED_CLIENTS as u32 + 10) {
-            let ip = IpAddr::V4(Ipv4Addr::from(i));
-            assert_eq!(limiter.check(ip, t0), Ok(()));
-        }
-        assert!(limiter.buckets.lock().unwrap().len() <= MAX_TRACKED_CLIENTS);
     }
 }

@@ -3,12 +3,12 @@
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, on, MethodFilter};
 use axum::Router;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::{ServeDir, ServeFile};
@@ -25,26 +25,40 @@ const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=3153600
 const ONE_DAY: HeaderValue = HeaderValue::from_static("public, max-age=86400");
 
 pub fn app(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let base = settings.base_path().to_owned();
     let routes = generate_route_list(app::App);
     let render = {
         let options = state.leptos_options.clone();
         let assets = app::SiteAssets {
-            stylesheet: state.site.stylesheet_href(),
+            stylesheet: format!("{base}{}", state.site.stylesheet_href()),
+            base: app::base::BasePath(base.clone()),
         };
         move || app::shell(options.clone(), assets.clone())
     };
     let context = {
         let live = app::backend::BackendContext(std::sync::Arc::new(state.monitor.clone()));
+        let base = app::base::BasePath(base.clone());
         let tokens = app::identity::TokenAdminContext(state.tokens.clone());
         move || {
-            leptos::prelude::provide_context(live.clone());
-            leptos::prelude::provide_context(tokens.clone());
+            use leptos::prelude::{provide_context, use_context};
+            provide_context(live.clone());
+            provide_context(base.clone());
+            provide_context(tokens.clone());
+            // Replaces the nonce leptos_axum made up with the one the CSP header names.
+            let nonce = use_context::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<crate::guard::CspNonce>().cloned());
+            if let Some(crate::guard::CspNonce(nonce)) = nonce {
+                provide_context(leptos::nonce::Nonce::from_value(nonce));
+            }
         }
     };
-    let not_found = {
-        let handler =
-            leptos_axum::render_app_to_stream_with_context(context.clone(), render.clone());
-        move |req: Request<Body>| handler(req)
+    // Pages render with everything resolved (`Async`): out-of-order streaming would add
+    // inline `<script>`s without the CSP nonce (tachys 0.2 leaves them unsigned), and the
+    // pages' data comes from memory in microseconds, so streaming gains nothing.
+    let page = {
+        let handler = leptos_axum::render_app_async_with_context(context.clone(), render);
+        move |request: Request<Body>| handler(public_uri(request))
     };
 
     let pkg = ServiceBuilder::new()
@@ -63,8 +77,8 @@ pub fn app(state: AppState) -> Router {
             ONE_DAY,
         ))
         .service(ServeFile::new(state.site.root.join("favicon.svg")));
+    let favicon_svg = format!("{base}/favicon.svg");
 
-    let settings = state.settings.clone();
     let auth = state.auth.clone();
     let metrics = settings
         .metrics_on_main_listener
@@ -73,28 +87,69 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::export::router(state.clone()))
         .merge(crate::audit::router(state.clone()))
         .merge(crate::api::router(state.clone()));
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest_service("/pkg", pkg)
         .route_service("/favicon.svg", favicon)
         .route(
             "/favicon.ico",
-            get(|| async { Redirect::permanent("/favicon.svg") }),
+            get(move || async move { Redirect::permanent(&favicon_svg) }),
         )
         .route("/ws/live", get(crate::hub::live))
-        .leptos_routes_with_context(&state, routes, context, render)
-        .fallback(not_found)
-        .with_state(state);
-    router.merge(api).merge(metrics.unwrap_or_default()).layer(
+        .leptos_routes_with_handler(routes, page.clone());
+    // Server functions are found by the path of the request, which under a base path has
+    // been stripped to the `/api/…` they were registered with.
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        let context = context.clone();
+        let handler = move |request: Request<Body>| {
+            let context = context.clone();
+            async move {
+                let response = leptos_axum::handle_server_fns_with_context(context, request).await;
+                client_errors_are_4xx(response.into_response()).await
+            }
+        };
+        let filter = MethodFilter::try_from(method).unwrap_or(MethodFilter::POST);
+        router = router.route(path, on(filter, handler));
+    }
+    let router = router
+        .fallback(page)
+        .with_state(state.clone())
+        .merge(api)
+        .merge(metrics.unwrap_or_default());
+    let router = if base.is_empty() {
+        router
+    } else {
+        under_base(base, router, state)
+    };
+    let mutation_limit = crate::limits::MutationLimit {
+        limiter: std::sync::Arc::new(crate::limits::RateLimiter::new(
+            settings.mutation_rate,
+            settings.mutation_burst,
+        )),
+        rate: settings.mutation_rate,
+        burst: settings.mutation_burst,
+        base: settings.base_path().to_owned(),
+    };
+    let guard = crate::guard::Guard::new(settings.public_url.as_ref().map(|p| p.origin.as_str()));
+    router.layer(
         // Outermost first: every request is traced, even the ones refused below; the
-        // Origin check runs before any handler can change state.
+        // Origin check runs before any handler can change state; the rate limit needs the
+        // client the identity layer found.
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
-            .layer(axum::middleware::from_fn(crate::guard::origin_and_headers))
+            .layer(axum::middleware::from_fn_with_state(
+                guard,
+                crate::guard::origin_and_headers,
+            ))
+            .layer(axum::middleware::from_fn(crate::guard::page_policy))
             .layer(axum::middleware::from_fn_with_state(
                 auth,
                 crate::auth::identify,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                mutation_limit,
+                crate::limits::mutations,
             ))
             .layer(CompressionLayer::new())
             .layer(DefaultBodyLimit::disable())
@@ -104,6 +159,78 @@ pub fn app(state: AppState) -> Router {
                 settings.request_timeout,
             )),
     )
+}
+
+/// server_fn answers a body it cannot decode into the function's arguments with 500,
+/// which blames the server for the client's mistake (and trips alerts on 5xx): those
+/// become 400 with the same message. Only failed answers are read, and they are small.
+async fn client_errors_are_4xx(response: Response) -> Response {
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server function failed\n",
+        )
+            .into_response();
+    };
+    const CLIENT_ERRORS: [&[u8]; 4] = [b"Args|", b"MissingArg|", b"Deserialization|", b"Request|"];
+    if CLIENT_ERRORS.iter().any(|prefix| bytes.starts_with(prefix)) {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The URI the user asked for, before the base path was stripped: what the Leptos router
+/// (which knows the base) must see to match the same route the browser will.
+#[derive(Clone, Debug)]
+struct PublicUri(Uri);
+
+fn public_uri(mut request: Request<Body>) -> Request<Body> {
+    if let Some(PublicUri(uri)) = request.extensions_mut().remove::<PublicUri>() {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+/// Serves `inner` (routed at `/`) under `base`: `/perf/changes` reaches the `/changes`
+/// route, `/perf` redirects to `/perf/`, and anything outside the base is a plain 404
+/// except the root health probes, which orchestrators call without knowing the base.
+fn under_base(base: String, inner: Router, state: AppState) -> Router {
+    let base_slash = format!("{base}/");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .fallback(move |mut request: Request<Body>| {
+            let inner = inner.clone();
+            let (base, base_slash) = (base.clone(), base_slash.clone());
+            async move {
+                let path = request.uri().path();
+                if path == base {
+                    return Redirect::permanent(&base_slash).into_response();
+                }
+                let Some(rest) = path.strip_prefix(&base).filter(|r| r.starts_with('/')) else {
+                    let body = format!("not found: perfpilot is served under {base_slash}\n");
+                    return (StatusCode::NOT_FOUND, body).into_response();
+                };
+                let stripped = match request.uri().query() {
+                    Some(query) => format!("{rest}?{query}"),
+                    None => rest.to_owned(),
+                };
+                let Ok(stripped) = stripped.parse::<Uri>() else {
+                    return StatusCode::BAD_REQUEST.into_response();
+                };
+                let original = std::mem::replace(request.uri_mut(), stripped);
+                request.extensions_mut().insert(PublicUri(original));
+                match inner.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        })
 }
 
 /// The process is up and answering.

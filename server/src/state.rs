@@ -17,6 +17,8 @@ pub struct AppState {
     pub monitor: Monitor,
     pub auth: Arc<crate::auth::Auth>,
     pub tokens: Arc<TokenService>,
+    /// Live websockets open now, against `--max-websockets`.
+    pub sockets: Arc<crate::limits::SocketLimit>,
 }
 
 impl AppState {
@@ -37,7 +39,9 @@ impl AppState {
             auth: auth.clone(),
             persist: monitor.persist.clone(),
         });
+        let sockets = crate::limits::SocketLimit::new(settings.max_websockets);
         AppState {
+            sockets,
             leptos_options,
             site: Arc::new(site),
             settings: Arc::new(settings),

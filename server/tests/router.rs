@@ -1,16 +1,27 @@
 //! The router in-process (`tower::ServiceExt::oneshot`): health, readiness, 404 and the
 //! asset headers, against a small site directory made for each test.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use server::config::{Cli, Settings};
 use server::state::AppState;
 use tower::ServiceExt;
 
-struct Site(PathBuf);
+/// A site directory, and this test's turn: the tests in this binary run one at a time.
+/// With several routers rendering pages at once in one test process, a render now and
+/// then never finishes (seen as a 408 after 30 s, whatever the SSR mode); `main` builds
+/// one router, and 200 concurrent page loads against the real binary all complete.
+struct Site(
+    PathBuf,
+    #[allow(dead_code)] std::sync::MutexGuard<'static, ()>,
+);
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Site {
     /// A site like `scripts/build.sh` makes, with a wasm file large enough to compress.
@@ -46,16 +57,24 @@ impl Site {
     fn empty(name: &str) -> Site {
         let dir =
             std::env::temp_dir().join(format!("perfpilot-router-{name}-{}", std::process::id()));
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Site(dir)
+        Site(dir, turn)
     }
 
     fn router(&self) -> axum::Router {
+        self.router_with(Cli::default())
+    }
+
+    /// The router with the given flags (the site root is this site's).
+    fn router_with(&self, cli: Cli) -> axum::Router {
         let cli = Cli {
             site_root: Some(self.0.clone()),
             ephemeral: true,
-            ..Cli::default()
+            ..cli
         };
         let settings = Settings::resolve(&cli).unwrap();
         let monitor = server::monitor::start(&settings).unwrap();
@@ -252,6 +271,7 @@ async fn cross_origin_posts_and_websocket_upgrades_get_403_and_change_nothing() 
 
     // The same edit from the page's own origin is accepted.
     let request = Request::post("/api/set_target")
+        .extension(loopback())
         .header(header::HOST, "127.0.0.1:3000")
         .header(header::ORIGIN, "http://127.0.0.1:3000")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -270,8 +290,345 @@ async fn responses_carry_security_headers() {
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     assert_eq!(headers[header::REFERRER_POLICY], "same-origin");
     assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    let (_, headers, _) = send(site.router(), get("/healthz")).await;
     assert_eq!(
         headers[header::CONTENT_SECURITY_POLICY],
-        "frame-ancestors 'none'"
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     );
+}
+
+/// The `'nonce-…'` value a page's Content-Security-Policy allows.
+fn csp_nonce(policy: &str) -> String {
+    let start = policy.find("'nonce-").expect("the policy names a nonce") + "'nonce-".len();
+    let end = start + policy[start..].find('\'').unwrap();
+    policy[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn pages_get_a_nonce_policy_that_differs_per_response_and_signs_every_inline_script() {
+    let site = Site::complete("csp");
+    let router = site.router();
+    let mut nonces = Vec::new();
+    for path in ["/", "/", "/changes", "/no/such/page"] {
+        let (_, headers, body) = send(router.clone(), get(path)).await;
+        let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        for directive in [
+            "default-src 'self'",
+            "'wasm-unsafe-eval'",
+            "style-src 'self';",
+            "connect-src 'self'",
+            "img-src 'self' data:",
+            "frame-ancestors 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "object-src 'none'",
+        ] {
+            assert!(
+                policy.contains(directive),
+                "{path}: {directive} in {policy}"
+            );
+        }
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        let nonce = csp_nonce(policy);
+        assert!(nonce.len() >= 16, "{nonce}");
+        let html = String::from_utf8(body).unwrap();
+        // Every inline script carries this response's nonce; none goes without.
+        let scripts = html.matches("<script").count();
+        let signed = html.matches(&format!("<script nonce=\"{nonce}\"")).count()
+            + html
+                .matches(&format!("<script type=\"module\" nonce=\"{nonce}\""))
+                .count();
+        assert!(scripts >= 2, "{path}: the theme boot and hydration scripts");
+        assert_eq!(scripts, signed, "{path}: unsigned scripts in {html}");
+        assert!(
+            !html.contains(" style=\""),
+            "{path}: inline style attribute"
+        );
+        nonces.push(nonce);
+    }
+    let mut unique = nonces.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        nonces.len(),
+        "one nonce per response: {nonces:?}"
+    );
+}
+
+fn sub_path_cli() -> Cli {
+    Cli {
+        public_url: Some("https://ops.example.com/perf/".into()),
+        ..Cli::default()
+    }
+}
+
+#[tokio::test]
+async fn under_a_public_url_everything_lives_below_its_path() {
+    let site = Site::complete("subpath");
+    let router = site.router_with(sub_path_cli());
+
+    let (status, _, body) = send(router.clone(), get("/perf/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8(body).unwrap();
+    for link in [
+        "href=\"/perf/pkg/perfpilot-def.css\"",
+        "href=\"/perf/favicon.svg\"",
+        "/perf/pkg/perfpilot-abc.js",
+        "/perf/pkg/perfpilot-abc_bg.wasm",
+        "href=\"/perf/before-after\"",
+        "href=\"/perf/changes\"",
+        "<meta name=\"perfpilot-base\" content=\"/perf\"",
+    ] {
+        assert!(html.contains(link), "{link} in {html:.3000}");
+    }
+    // The hydration script is told the root so it imports from /perf/pkg.
+    assert!(html.contains("(\"/perf\", \"pkg\""), "{html:.3000}");
+    assert!(
+        !html.contains("href=\"/pkg/"),
+        "no root-relative asset links"
+    );
+
+    let (status, _, body) = send(router.clone(), get("/perf/changes")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("<h1>Changes</h1>"));
+
+    let (status, _, _) = send(router.clone(), get("/perf/pkg/perfpilot-abc_bg.wasm")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, _) = send(router.clone(), get("/perf/favicon.ico")).await;
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(headers[header::LOCATION], "/perf/favicon.svg");
+    let (status, headers, _) = send(router.clone(), get("/perf")).await;
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(headers[header::LOCATION], "/perf/");
+
+    // Health at the base for users of the proxy, and at the root for probes.
+    for path in ["/perf/healthz", "/healthz"] {
+        let (status, _, body) = send(router.clone(), get(path)).await;
+        assert_eq!(
+            (status, body.as_slice()),
+            (StatusCode::OK, &b"ok\n"[..]),
+            "{path}"
+        );
+    }
+    for path in ["/perf/readyz", "/readyz"] {
+        let (status, _, _) = send(router.clone(), get(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+
+    // Unknown pages under the base get the app's 404 page; outside it, a plain 404.
+    let (status, _, body) = send(router.clone(), get("/perf/no/such/page")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(String::from_utf8(body).unwrap().contains("Page not found"));
+    for path in ["/", "/changes", "/pkg/perfpilot-abc.js", "/perfx/"] {
+        let (status, _, body) = send(router.clone(), get(path)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "not found: perfpilot is served under /perf/\n"
+        );
+    }
+
+    // Server functions and exports answer under the base.
+    let edit = Request::post("/perf/api/set_target")
+        .extension(loopback())
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "https://ops.example.com")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from("resource=cpu&metric=utilization&value=10"))
+        .unwrap();
+    let (status, _, body) = send(router.clone(), edit).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8(body).unwrap().contains("\"change\":1"));
+    let (status, headers, _) = send(
+        router.clone(),
+        get("/perf/api/export/cpu/utilization.csv?range=5m"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+}
+
+#[tokio::test]
+async fn without_a_public_url_the_root_paths_are_unchanged() {
+    let site = Site::complete("root-paths");
+    let (status, _, body) = send(site.router(), get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.contains("href=\"/pkg/perfpilot-def.css\""));
+    assert!(html.contains("<meta name=\"perfpilot-base\" content=\"\""));
+    assert!(html.contains("href=\"/changes\""));
+    let (status, _, _) = send(site.router(), get("/perf/")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The peer `main` would record for a client on this machine: the interim identity layer
+/// makes it an admin, as it does for a local browser.
+fn loopback() -> ConnectInfo<SocketAddr> {
+    ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000)))
+}
+
+fn cross_origin_edit(path: &str, host: &str, origin: &str) -> Request<Body> {
+    Request::post(path)
+        .extension(loopback())
+        .header(header::HOST, host)
+        .header(header::ORIGIN, origin)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from("resource=cpu&metric=utilization&value=10"))
+        .unwrap()
+}
+
+fn upgrade(path: &str, host: &str, origin: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::HOST, host)
+        .header(header::ORIGIN, origin)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "upgrade")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn with_a_public_url_only_its_origin_may_post_or_open_websockets() {
+    let site = Site::complete("origin-public");
+    let router = site.router_with(sub_path_cli());
+    // The proxy forwards its own upstream Host; the browser's Origin is the public one.
+    let host = "127.0.0.1:3000";
+    for origin in [
+        "http://127.0.0.1:3000",
+        "http://ops.example.com",
+        "https://ops.example.com:8443",
+        "https://evil.example",
+    ] {
+        let (status, _, body) = send(
+            router.clone(),
+            cross_origin_edit("/perf/api/set_target", host, origin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!(
+                "origin: requests from {origin} may not change this perfpilot at https://ops.example.com\n"
+            )
+        );
+        let (status, _, _) = send(router.clone(), upgrade("/perf/ws/live", host, origin)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
+    }
+    // A Host-matching origin is not enough, and the public origin passes whatever Host.
+    let (status, _, body) = send(
+        router.clone(),
+        cross_origin_edit(
+            "/perf/api/set_target",
+            "evil.example",
+            "https://ops.example.com",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = send(
+        router.clone(),
+        upgrade("/perf/ws/live", host, "https://ops.example.com"),
+    )
+    .await;
+    assert_ne!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the public origin may upgrade"
+    );
+}
+
+#[tokio::test]
+async fn without_a_public_url_cross_origin_upgrades_and_posts_compare_with_host() {
+    let site = Site::complete("origin-host");
+    let router = site.router();
+    let host = "127.0.0.1:3000";
+    let (status, _, _) = send(
+        router.clone(),
+        cross_origin_edit("/api/add_mark", host, "http://127.0.0.1:3001"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(
+        router.clone(),
+        upgrade("/ws/live", host, "https://evil.example"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(
+        router.clone(),
+        upgrade("/ws/live", host, "http://127.0.0.1:3000"),
+    )
+    .await;
+    assert_ne!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn state_changing_endpoints_refuse_get() {
+    let site = Site::complete("post-only");
+    let router = site.router();
+    let before = send(router.clone(), get("/api/changes")).await.0;
+    for path in [
+        "/api/set_target?resource=cpu&metric=utilization&value=10",
+        "/api/add_mark?resource=cpu&label=x",
+        "/api/restore_snapshot?id=1",
+        "/api/push",
+    ] {
+        let (status, _, _) = send(router.clone(), get(path)).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+    }
+    assert_eq!(
+        before,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "read-only POST functions too"
+    );
+    // Nothing was changed by any of them.
+    let request = Request::post("/api/changes")
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(router, request).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8(body).unwrap().contains("\"change\":0"));
+}
+
+#[tokio::test]
+async fn mutations_over_the_rate_get_429_with_retry_after() {
+    let site = Site::complete("rate");
+    let router = site.router_with(Cli {
+        mutation_rate: Some(1),
+        mutation_burst: Some(3),
+        ..Cli::default()
+    });
+    let edit = || cross_origin_edit("/api/set_target", "127.0.0.1:3000", "http://127.0.0.1:3000");
+    for i in 0..3 {
+        let (status, _, body) = send(router.clone(), edit()).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "edit {i}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let (status, headers, body) = send(router.clone(), edit()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains("too many requests from 127.0.0.1: at most 1 per second with bursts of 3"),
+        "{body}"
+    );
+    // Reads of pages and assets are not limited.
+    let (status, _, _) = send(router, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
 }

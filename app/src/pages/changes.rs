@@ -310,7 +310,7 @@ fn SnapshotRowView(row: SnapshotRow, selected: Memo<Option<String>>) -> impl Int
                 // the router from jumping to the top; focus moves to the comparison instead.
                 <a
                     class="compare-link"
-                    href=format!("/changes?snapshot={id}")
+                    href=crate::base::href(&format!("/changes?snapshot={id}"))
                     data-noscroll=""
                     aria-current=move || is_selected.get().then_some("true")
                     aria-label=format!("Compare snapshot #{id} with now")

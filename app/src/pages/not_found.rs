@@ -15,7 +15,7 @@ pub fn NotFound() -> impl IntoView {
             <p class="empty-code">"404"</p>
             <h1 id="nf-title">"Page not found"</h1>
             <p>"There is nothing at this address. It may have moved, or the link is mistyped."</p>
-            <a class="btn" href="/">"Back to the overview"</a>
+            <a class="btn" href=crate::base::href("/")>"Back to the overview"</a>
         </section>
     }
 }

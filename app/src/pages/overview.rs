@@ -91,7 +91,7 @@ fn ResourceCard(card: Card) -> impl IntoView {
         <article class=format!("card status-{status}") data-resource=card.id.clone()>
             <header class="card-head">
                 <h2 class="card-title" title=card.id.clone()>
-                    <a href=format!("/resource?id={}", crate::pages::resource::urlencode(&card.id))>{card.name.clone()}</a>
+                    <a href=crate::base::href(&format!("/resource?id={}", crate::pages::resource::urlencode(&card.id)))>{card.name.clone()}</a>
                 </h2>
                 <span class=format!("badge badge-{status}") title=reason.clone()>{badge}</span>
             </header>

@@ -292,7 +292,7 @@ pub fn ResourcePage() -> impl IntoView {
                             <section class="error-state" role="alert">
                                 <h2>"Could not load this resource"</h2>
                                 <p>{server_message(&err)}</p>
-                                <a href="/">"Back to the overview"</a>
+                                <a href=crate::base::href("/")>"Back to the overview"</a>
                             </section>
                         }
                         .into_any(),
@@ -321,7 +321,7 @@ fn page_href(id: &str, metric: &str, range: ChartRange, compare: &[String]) -> S
         href.push_str("&compare=");
         href.push_str(&urlencode(&compare.join(",")));
     }
-    href
+    crate::base::href(&href)
 }
 
 /// Percent-encodes a query value (resource ids contain ':' and '/').
@@ -503,16 +503,16 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             .collect_view();
         view! { <ul class="chart-legend" id="chart-legend" aria-label="Lines on the chart">{items}</ul> }
     });
-    let export_base = format!(
+    let export_base = crate::base::href(&format!(
         "/api/export/{}/{}",
         urlencode(&view.resource_id),
         urlencode(&view.metric)
-    );
+    ));
     let range_param = view.range.as_str();
 
     view! {
         <section class="page-head">
-            <p class="crumbs"><a href="/">"Overview"</a>" / "{view.resource_id.clone()}</p>
+            <p class="crumbs"><a href=crate::base::href("/")>"Overview"</a>" / "{view.resource_id.clone()}</p>
             <h1>{view.resource_name.clone()}" — "{view.metric.replace('_', " ")}</h1>
         </section>
         <div class="toolbar">
