@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
-use tests::{eventually_text, free_port, http_get, input_value, Browser, Perfpilot, TempDir};
+use tests::{
+    eventually_text, free_port, http_get, input_value, text_of, Browser, Perfpilot, TempDir,
+};
 
 /// nginx in the foreground with everything it writes inside `dir`; killed on drop.
 struct Nginx {
@@ -42,6 +44,12 @@ impl Nginx {
             (
                 "proxy_set_header Remote-Groups \"\";",
                 "proxy_set_header Remote-Groups perf-editors;".to_owned(),
+            ),
+            // nginx talks to perfpilot from 127.0.0.2, the only trusted proxy, so the test
+            // itself (127.0.0.1) can show that identity headers from elsewhere are ignored.
+            (
+                "proxy_set_header Remote-User   alice;",
+                "proxy_set_header Remote-User   alice;\n        proxy_bind 127.0.0.2;".to_owned(),
             ),
         ] {
             assert!(server.contains(from), "docs/nginx.conf has `{from}`");
@@ -162,7 +170,16 @@ async fn csp_violations(client: &Client) -> Vec<String> {
 async fn through_nginx_under_a_sub_path_the_app_hydrates_goes_live_navigates_and_edits() {
     let nginx_port = free_port();
     let public_url = format!("http://127.0.0.1:{nginx_port}/perf/");
-    let server = Perfpilot::start(&["--public-url", &public_url]);
+    let server = Perfpilot::start(&[
+        "--public-url",
+        &public_url,
+        "--auth",
+        "proxy",
+        "--trusted-proxies",
+        "127.0.0.2/32",
+        "--editor-groups",
+        "perf-editors",
+    ]);
     let nginx = Nginx::start(nginx_port, server.addr);
 
     // Probes at the base through the proxy; the root is not perfpilot's any more.
@@ -275,11 +292,40 @@ async fn through_nginx_under_a_sub_path_the_app_hydrates_goes_live_navigates_and
         access.contains("\"POST /perf/api/set_target HTTP/1.1\" 200"),
         "the edit went through nginx: {access}"
     );
-    // TODO(auth-merge): nginx sends `Remote-User: alice` and `Remote-Groups: perf-editors`
-    // from 127.0.0.1. Once auth trusts loopback proxies and the change log records who
-    // made a change, assert here that change #1 is attributed to alice (the changes page
-    // or its server function), and that the same headers sent straight to perfpilot,
-    // bypassing nginx, are not trusted.
+    // The edit is alice's: nginx injected her identity and perfpilot trusted it because
+    // the TCP peer was the allow-listed proxy; the client IP is the browser's, from
+    // X-Forwarded-For.
+    let (status, audit) = http_get(nginx.addr, "/perf/api/audit?kind=set_target");
+    assert_eq!(status, 200, "{audit}");
+    assert!(
+        audit.contains("\"change\":1")
+            && audit.contains("\"user\":\"alice\"")
+            && audit.contains("\"role\":\"editor\"")
+            && audit.contains("\"source\":\"proxy\"")
+            && audit.contains("\"client_ip\":\"127.0.0.1\""),
+        "change #1 is attributed to alice: {audit}"
+    );
+    assert!(
+        text_of(client, "#whoami").await.contains("alice"),
+        "the top bar says who is signed in"
+    );
+    // The same headers sent straight to perfpilot, bypassing nginx, are ignored.
+    let body = r#"{"metric":"utilization","value":71}"#;
+    let (status, forged) = tests::http_raw(
+        server.addr,
+        &format!(
+            "POST /perf/api/v1/resources/cpu/target HTTP/1.0\r\nHost: {}\r\n\
+             Remote-User: alice\r\nRemote-Groups: perf-editors\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            server.addr,
+            body.len()
+        ),
+    );
+    assert_eq!(
+        status, 403,
+        "forged identity headers are not trusted: {forged}"
+    );
+    assert!(forged.contains("you are anonymous (viewer)"), "{forged}");
 
     // The export links are under the prefix too, and answer through nginx.
     let csv = client

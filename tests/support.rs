@@ -62,6 +62,12 @@ fn body_of(response: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A request written by hand (every header is the caller's): status and body.
+pub fn http_raw(addr: SocketAddr, request: &str) -> (u16, String) {
+    let (status, response) = exchange(addr, request);
+    (status, body_of(&response))
+}
+
 /// A GET. Returns the status and the whole response (headers and body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     exchange(
