@@ -241,9 +241,9 @@ mod tests {
     use engine::model::{MetricKind, ResourceType};
     use engine::series::SeriesInfo;
 
-    /// The seed's CPU row: 85 % before, 65 % after → 23.5 % improvement, target met.
-    #[test]
-    fn a_mark_compares_the_windows_around_it() {
+    /// 20 s of CPU samples from `t0` (`value(second)`), and a CPU resource whose
+    /// before/after windows are 10 s each.
+    fn cpu_history(t0: i64, value: impl Fn(i64) -> f32) -> (History, Resource) {
         let mut history = History::new(HistoryConfig::default()).unwrap();
         let info = SeriesInfo::new(
             SeriesKey::new("cpu", "utilization"),
@@ -256,11 +256,17 @@ mod tests {
         let mut resource = Resource::new(ResourceId::new("cpu").unwrap(), ResourceType::Cpu, "CPU");
         resource.settings.baseline_secs = 10;
         resource.settings.verify_secs = 10;
-        let t0 = 1_700_000_000_000;
         for s in 0..20 {
-            let value = if s < 10 { 85.0 } else { 65.0 };
-            history.append(id, t0 + s * 1000, Some(value)).unwrap();
+            history.append(id, t0 + s * 1000, Some(value(s))).unwrap();
         }
+        (history, resource)
+    }
+
+    /// The seed's CPU row: 85 % before, 65 % after → 23.5 % improvement, target met.
+    #[test]
+    fn a_mark_compares_the_windows_around_it() {
+        let t0 = 1_700_000_000_000;
+        let (history, resource) = cpu_history(t0, |s| if s < 10 { 85.0 } else { 65.0 });
         let mut proof = Proof::default();
         let mark = EventKind::Mark {
             label: "deployed v2.3".into(),
@@ -291,22 +297,8 @@ mod tests {
 
     #[test]
     fn finished_comparisons_survive_a_round_trip_through_their_stored_form() {
-        let mut history = History::new(HistoryConfig::default()).unwrap();
-        let info = SeriesInfo::new(
-            SeriesKey::new("cpu", "utilization"),
-            ResourceType::Cpu,
-            "CPU",
-            Some(MetricKind::Utilization),
-            "%",
-        );
-        let id = history.register(info).unwrap();
-        let mut resource = Resource::new(ResourceId::new("cpu").unwrap(), ResourceType::Cpu, "CPU");
-        resource.settings.baseline_secs = 10;
-        resource.settings.verify_secs = 10;
         let t0 = 1_700_000_000_000;
-        for s in 0..20 {
-            history.append(id, t0 + s * 1000, Some(50.0)).unwrap();
-        }
+        let (history, resource) = cpu_history(t0, |_| 50.0);
         let mut proof = Proof::default();
         let mark = EventKind::Mark { label: "v1".into() };
         proof
