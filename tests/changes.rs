@@ -71,6 +71,11 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
         row.starts_with("#5"),
         "the snapshot row names its change: {row}"
     );
+    // The edits came from the local (loopback, auth none) admin.
+    assert_eq!(
+        text_of(client, "tr[data-snapshot='5'] .col-who").await,
+        "anonymous (admin)"
+    );
     let saved = text_of(client, "tr[data-snapshot='5'] time").await;
     assert!(
         saved.len() == 19 && saved.as_bytes()[10] == b' ' && saved.starts_with("20"),

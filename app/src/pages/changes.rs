@@ -20,9 +20,9 @@ use crate::live::LiveState;
 #[cfg(feature = "ssr")]
 const SHORT_HASH: usize = 12;
 
-/// The "who" of a change, until there is sign-in to tell.
+/// Why a snapshot's "who" can be missing.
 const NO_IDENTITY: &str =
-    "Not recorded yet: perfpilot has no sign-in, so changes carry no identity. Authentication arrives in a later release.";
+    "Not in the audit log (for example a change made before this data directory kept one)";
 
 /// The change counter and the snapshots still in memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +51,9 @@ pub struct SnapshotRow {
     pub resources: usize,
     /// Why verification failed; `None` when the snapshot verifies.
     pub problem: Option<String>,
+    /// Who made the change that triggered it, "user (role)", from the audit log.
+    #[serde(default)]
+    pub by: Option<String>,
 }
 
 /// What a restore did.
@@ -75,10 +78,11 @@ pub fn until_autosave(change: u64, every: u64) -> u64 {
 /// The counter, the auto-save period and the snapshots, newest first.
 #[server(endpoint = "changes", output = crate::codec::Json)]
 pub async fn list_changes() -> Result<ChangesSummary, ServerFnError> {
-    let store = crate::backend::backend()?.store();
+    let backend = crate::backend::backend()?;
+    let store = backend.store();
     let stats = store.stats();
     let every = stats.autosave.every();
-    let snapshots = store
+    let mut snapshots = store
         .snapshots()
         .iter()
         .rev()
@@ -88,8 +92,25 @@ pub async fn list_changes() -> Result<ChangesSummary, ServerFnError> {
             short_hash: s.hash().chars().take(SHORT_HASH).collect(),
             resources: s.resources.len(),
             problem: store.verify(s.change).err().map(|e| e.to_string()),
+            by: None,
         })
-        .collect();
+        .collect::<Vec<_>>();
+    for row in &mut snapshots {
+        // The snapshot is taken in the same critical section as its change, so the change's
+        // audit entry is within a few milliseconds of the snapshot's time.
+        let filter = crate::audit::AuditFilter {
+            since: Some(row.wall_unix_ms - 1_000),
+            until: Some(row.wall_unix_ms + 1_000),
+            limit: 1_000,
+            ..Default::default()
+        };
+        if let Ok(entries) = backend.audit(filter).await {
+            row.by = entries
+                .into_iter()
+                .find(|e| e.change == Some(row.change))
+                .map(|e| format!("{} ({})", e.user, e.role));
+        }
+    }
     Ok(ChangesSummary {
         change: stats.change,
         autosave_every: every,
@@ -262,7 +283,7 @@ fn SnapshotTable(summary: ChangesSummary, selected: Memo<Option<String>>) -> imp
                 <caption>
                     "Newest first. "
                     {(evicted > 0).then(|| format!("{evicted} older snapshots were evicted from memory. "))}
-                    "“By” stays empty until perfpilot records who made a change."
+                    "“By” is who made the change that triggered the snapshot."
                 </caption>
                 <thead>
                     <tr>
@@ -304,7 +325,12 @@ fn SnapshotRowView(row: SnapshotRow, selected: Memo<Option<String>>) -> impl Int
             <td class="col-hash"><code>{row.short_hash}</code></td>
             <td class="num">{row.resources}</td>
             <td>{verified}</td>
-            <td class="col-who"><span title=NO_IDENTITY aria-label="unknown">"—"</span></td>
+            <td class="col-who">
+                {match row.by {
+                    Some(by) => view! { <span>{by}</span> }.into_any(),
+                    None => view! { <span title=NO_IDENTITY aria-label="unknown">"—"</span> }.into_any(),
+                }}
+            </td>
             <td>
                 // A link, not a button: the selection is in the URL. `data-noscroll` keeps
                 // the router from jumping to the top; focus moves to the comparison instead.
