@@ -64,7 +64,7 @@ pub fn AuditPage() -> impl IntoView {
     view! {
         <section class="page-head">
             <h1>"Audit log"</h1>
-            <p class="muted">"Every accepted configuration change, mark and API-token event: who, from where, when, what, and before → after. Newest first."</p>
+            <p class="muted">"Every accepted configuration change, mark, optimizer action and API-token event: who, from where, when, what, and before → after. Newest first."</p>
         </section>
         <form class="audit-filters" method="get" action="/audit" role="search" aria-label="Filter the audit log">
             <label>
