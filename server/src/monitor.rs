@@ -367,18 +367,24 @@ impl Monitor {
                     self.action_executed(&done, &mut trackers);
                     continue;
                 }
-                Some(Control::Changed { scope, why }) = control.recv() => {
+                Some(first) = control.recv() => {
+                    // A burst of edits (scripts, the API) arrives faster than it is worth
+                    // republishing: reset for every change queued now, publish once.
                     let now = engine::collect::unix_now_ms();
-                    let reason = format!("configuration changed ({why:?}); re-evaluating");
-                    match scope {
-                        Some(id) => {
-                            if let Some(tracker) = trackers.get_mut(&id) {
-                                tracker.reset(now, &reason);
+                    let mut next = Some(first);
+                    while let Some(Control::Changed { scope, why }) = next {
+                        let reason = format!("configuration changed ({why:?}); re-evaluating");
+                        match scope {
+                            Some(id) => {
+                                if let Some(tracker) = trackers.get_mut(&id) {
+                                    tracker.reset(now, &reason);
+                                }
                             }
+                            None => trackers.values_mut().for_each(|t| {
+                                t.reset(now, &reason);
+                            }),
                         }
-                        None => trackers.values_mut().for_each(|t| {
-                            t.reset(now, &reason);
-                        }),
+                        next = control.try_recv().ok();
                     }
                     let statuses: Vec<_> = trackers.iter().map(|(id, t)| (id.clone(), t.report())).collect();
                     self.store.publish_statuses(statuses);
