@@ -75,21 +75,36 @@ pub fn set_status(status: http::StatusCode) {
 
 /// Turns an engine refusal into a 4xx whose message names the field and the rule.
 pub fn refuse(err: EngineError) -> ServerFnError {
-    set_status(if err.is_not_found() {
+    set_status(refusal_status(&err));
+    ServerFnError::ServerError(err.to_string())
+}
+
+/// The HTTP status of an engine refusal: 404 unknown, 409 conflict, 422 invalid. Shared by
+/// server functions and the JSON API.
+pub fn refusal_status(err: &EngineError) -> http::StatusCode {
+    if err.is_not_found() {
         http::StatusCode::NOT_FOUND
     } else if err.is_conflict() {
         http::StatusCode::CONFLICT
     } else {
         http::StatusCode::UNPROCESSABLE_ENTITY
-    });
-    ServerFnError::ServerError(err.to_string())
+    }
 }
 
 /// Who is calling: the [`Identity`] the server's auth layer put into the request. Without
 /// one (an in-process call that bypassed the layer) the caller is an anonymous viewer.
 pub fn caller() -> Identity {
     use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Identity>().cloned())
+        .map(|parts| identity_in(&parts.extensions))
+        .unwrap_or_else(|| Identity::anonymous(Role::Viewer, None))
+}
+
+/// The identity the auth layer put into a request's extensions; an anonymous viewer when
+/// there is none (a router served without the layer acts for nobody).
+pub fn identity_in(extensions: &http::Extensions) -> Identity {
+    extensions
+        .get::<Identity>()
+        .cloned()
         .unwrap_or_else(|| Identity::anonymous(Role::Viewer, None))
 }
 

@@ -7,13 +7,13 @@
 //! "snapshot"}` once the change is durable.
 
 use app::backend::CommitError;
-use app::identity::{Identity, Role};
+use app::identity::Role;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use engine::changes::Mutation;
 use engine::error::EngineError;
 use engine::model::ResourceId;
@@ -42,25 +42,16 @@ fn refusal(status: StatusCode, message: String) -> Response {
 }
 
 fn engine_refusal(err: EngineError) -> Response {
-    let status = if err.is_not_found() {
-        StatusCode::NOT_FOUND
-    } else if err.is_conflict() {
-        StatusCode::CONFLICT
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    refusal(status, err.to_string())
+    refusal(app::backend::refusal_status(&err), err.to_string())
 }
 
 async fn set_target(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    identity: Option<Extension<Identity>>,
+    extensions: axum::http::Extensions,
     body: Bytes,
 ) -> Response {
-    let who = identity
-        .map(|Extension(who)| who)
-        .unwrap_or_else(|| Identity::anonymous(Role::Viewer, None));
+    let who = app::backend::identity_in(&extensions);
     if !who.may(Role::Editor) {
         return refusal(
             StatusCode::FORBIDDEN,

@@ -259,17 +259,6 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    pub fn load(tokens: impl IntoIterator<Item = StoredToken>) -> Tokens {
-        Tokens {
-            by_hash: RwLock::new(
-                tokens
-                    .into_iter()
-                    .map(|t| (t.hash_hex.clone(), t))
-                    .collect(),
-            ),
-        }
-    }
-
     /// Replaces every token (start-up, from the database).
     pub fn replace_all(&self, tokens: impl IntoIterator<Item = StoredToken>) {
         *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = tokens
@@ -580,13 +569,18 @@ pub fn now_unix_ms() -> i64 {
 
 /// The middleware: every request leaves with an [`Identity`] in its extensions, or a 401
 /// for a bad token.
-pub async fn identify(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
-    let extensions = request.extensions();
-    let peer = extensions
+/// The TCP peer, as `into_make_service_with_connect_info` (or a test's
+/// `MockConnectInfo`) reports it.
+pub fn peer_ip(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .or_else(|| extensions.get::<MockConnectInfo<SocketAddr>>().map(|c| c.0))
-        .map(|addr| addr.ip());
+        .map(|addr| addr.ip())
+}
+
+pub async fn identify(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+    let peer = peer_ip(request.extensions());
     match auth.identify(peer, request.headers(), now_unix_ms()) {
         Ok(identity) => {
             request.extensions_mut().insert(identity);

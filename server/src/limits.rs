@@ -7,14 +7,13 @@
 //! nginx gets a bucket of their own instead of sharing the proxy's.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::identity::Identity;
-use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -31,16 +30,7 @@ pub fn client_ip(request: &Request) -> IpAddr {
     extensions
         .get::<Identity>()
         .and_then(|identity| identity.client_ip)
-        .or_else(|| {
-            extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-        })
-        .or_else(|| {
-            extensions
-                .get::<MockConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-        })
+        .or_else(|| crate::auth::peer_ip(extensions))
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
@@ -243,7 +233,10 @@ mod tests {
         assert_eq!(client_ip(&request), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         request
             .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 5000))));
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [10, 0, 0, 1],
+                5000,
+            ))));
         assert_eq!(client_ip(&request), "10.0.0.1".parse::<IpAddr>().unwrap());
         request.extensions_mut().insert(Identity::anonymous(
             app::identity::Role::Viewer,

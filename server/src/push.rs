@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 use crate::limits::{client_ip, retry_after_secs, RateLimiter};
 use crate::monitor::CommitError;
 use crate::state::AppState;
-use app::identity::{Identity, Role};
+use app::identity::Role;
 
 /// Largest push body; a full batch of 1,000 samples is ≈ 90 KB of JSON only with long
 /// names, so 64 KiB bounds the parse cost per request without cramping real batches.
@@ -131,11 +131,7 @@ async fn push(State(push): State<Push>, request: Request) -> Response {
 async fn accept(push: &Push, request: Request) -> Result<Value, Refusal> {
     // Pushing writes series (and may create resources): an editor's job.
     // The auth layer always sets one; a router served without it acts for nobody.
-    let who = request
-        .extensions()
-        .get::<Identity>()
-        .cloned()
-        .unwrap_or_else(|| Identity::anonymous(Role::Viewer, None));
+    let who = app::backend::identity_in(request.extensions());
     if !who.may(Role::Editor) {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
