@@ -14,29 +14,36 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 log "Building the browser bundle (frontend, wasm-release)"
 cargo build -p frontend --target wasm32-unknown-unknown --profile wasm-release
 
-# Every /pkg file is named after its content so browsers may cache it forever.
-wasm_hash=$(sha256sum "$wasm_in" | cut -c1-12)
+# The bundle is split at the app's lazy routes (app/src/lib.rs) into what every page needs
+# and per-page chunks (splitter/), then the main part goes through wasm-bindgen (which must
+# keep the function table and memory exports the chunks link against). All of it
+# lives in pkg/<hash of the linked wasm>/ so browsers may cache every file forever.
+bundle=$(sha256sum "$wasm_in" | cut -c1-12)
 css_hash=$(sha256sum style/main.css | cut -c1-12)
-name="perfpilot-$wasm_hash"
 
 staging=$(mktemp -d target/site.XXXXXX)
 chmod 755 "$staging"
-mkdir -p "$staging/pkg"
-wasm-bindgen --target web --no-typescript --remove-name-section \
-  --out-name "$name" --out-dir "$staging/pkg" "$wasm_in"
+out="$staging/pkg/$bundle"
+mkdir -p "$out"
+log "Splitting the bundle into per-page chunks"
+cargo run -q -p splitter -- "$wasm_in" "$out"
+wasm-bindgen --target web --no-typescript --remove-name-section --keep-lld-exports \
+  --out-name perfpilot --out-dir "$out" "$out/main.wasm"
+rm "$out/main.wasm"
 cp style/main.css "$staging/pkg/perfpilot-$css_hash.css"
 cp -r public/. "$staging/"
 # Compressed once here at the highest levels, so the server never compresses the bundle
 # per request and users download the smallest files (ServeDir picks .br/.gz by
 # Accept-Encoding).
-for f in "$staging"/pkg/*; do
+find "$staging/pkg" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' \) | while read -r f; do
   gzip -9 -k -n "$f"
   brotli -q 11 -k "$f"
 done
-printf '{"output_name":"%s","stylesheet":"%s"}\n' "$name" "perfpilot-$css_hash.css" > "$staging/assets.json"
+printf '{"bundle_dir":"%s","output_name":"perfpilot","stylesheet":"%s"}\n' \
+  "$bundle" "perfpilot-$css_hash.css" > "$staging/assets.json"
 rm -rf "$site"
 mv "$staging" "$site"
-log "Site assets in $site: $(cd "$site/pkg" && ls | tr '\n' ' ')"
+log "Site assets in $site/pkg/$bundle: $(find "$site/pkg/$bundle" -name '*.wasm' | wc -l) wasm files"
 
 log "Building the server (perfpilot, $server_profile)"
 if [ "$server_profile" = release ]; then

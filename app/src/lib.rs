@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path,
+    lazy_route, path, Lazy, LazyRoute,
 };
 
 pub mod audit;
@@ -121,14 +121,46 @@ pub fn App() -> impl IntoView {
             </Show>
             <main id="main" class="content">
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=OverviewPage/>
-                    <Route path=path!("/changes") view=ChangesPage/>
-                    <Route path=path!("/audit") view=AuditPage/>
-                    <Route path=path!("/resource") view=ResourcePage/>
-                    <Route path=path!("/before-after") view=ProofPage/>
-                    <Route path=path!("/settings") view=SettingsPage/>
+                    <Route path=path!("/") view={Lazy::<OverviewRoute>::new()}/>
+                    <Route path=path!("/changes") view={Lazy::<ChangesRoute>::new()}/>
+                    <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()}/>
+                    <Route path=path!("/resource") view={Lazy::<ResourceRoute>::new()}/>
+                    <Route path=path!("/before-after") view={Lazy::<ProofRoute>::new()}/>
+                    <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()}/>
                 </Routes>
             </main>
         </Router>
     }
+}
+
+// Every page is its own lazily loaded piece of the browser bundle: `scripts/build.sh`
+// splits the wasm at these points (wasm-split), so a visit downloads the shell (top bar,
+// live connection, shared code) and the pages it shows, not all of them. The server
+// renders a page the same way and lists the chunks it used as preloads in the document,
+// so hydration does not wait on a second round trip. Pages load their own data, so
+// `data()` has nothing to prepare.
+macro_rules! lazy_page {
+    ($($route:ident => $page:ident),* $(,)?) => {$(
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                view! { <$page/> }.into_any()
+            }
+        }
+    )*};
+}
+
+lazy_page! {
+    OverviewRoute => OverviewPage,
+    ChangesRoute => ChangesPage,
+    AuditRoute => AuditPage,
+    ResourceRoute => ResourcePage,
+    ProofRoute => ProofPage,
+    SettingsRoute => SettingsPage,
 }

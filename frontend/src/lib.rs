@@ -8,5 +8,7 @@
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     app::base::init_browser();
-    leptos::mount::hydrate_body(app::App);
+    // The pages are lazily loaded chunks (app/src/lib.rs): hydration waits for the
+    // current page's chunk instead of requiring every page in the main module.
+    leptos::mount::hydrate_lazy(app::App);
 }

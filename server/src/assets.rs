@@ -1,8 +1,9 @@
 //! The built browser assets: where they are and what they are called.
 //!
-//! `scripts/build.sh` names every file in `pkg/` after a hash of its content and writes
-//! `assets.json` beside `pkg/`. Because a changed file gets a new name, `/pkg/*` can be
-//! cached by browsers and proxies forever.
+//! `scripts/build.sh` puts the browser bundle (wasm-bindgen glue, main module, the
+//! wasm-split loader and per-page chunks) in `pkg/<hash>/`, names the stylesheet after a
+//! hash of its content and writes `assets.json` beside `pkg/`. Because changed content gets
+//! a new path, `/pkg/*` can be cached by browsers and proxies forever.
 
 use std::path::{Path, PathBuf};
 
@@ -10,10 +11,15 @@ use serde::Deserialize;
 
 pub const MANIFEST_FILE: &str = "assets.json";
 pub const PKG_DIR: &str = "pkg";
+/// The wasm-split loader the main module imports; the name is the one Leptos'
+/// `HydrationScripts` preloads (it would carry a hash if Leptos hashed files itself).
+pub const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
 
 #[derive(Debug, Clone, Deserialize)]
 struct Manifest {
-    /// wasm-bindgen's `--out-name`: `NAME.js` and `NAME_bg.wasm` exist in `pkg/`.
+    /// The bundle's directory in `pkg/`, named after its content.
+    bundle_dir: String,
+    /// wasm-bindgen's `--out-name`: `NAME.js` and `NAME_bg.wasm` exist in the bundle.
     output_name: String,
     /// File name of the stylesheet in `pkg/`.
     stylesheet: String,
@@ -23,6 +29,9 @@ struct Manifest {
 #[derive(Debug, Clone)]
 pub struct Site {
     pub root: PathBuf,
+    /// The bundle's URL path below the base, e.g. `pkg/1a2b3c4d5e6f` (Leptos'
+    /// `site_pkg_dir`).
+    pub bundle_path: String,
     pub output_name: String,
     pub stylesheet: String,
     /// Why the bundle cannot be served, if it cannot: shown by `/readyz` and logged once.
@@ -37,9 +46,11 @@ impl Site {
         match Self::read_manifest(root) {
             Ok(manifest) => {
                 let pkg = root.join(PKG_DIR);
+                let bundle = &manifest.bundle_dir;
                 let missing: Vec<String> = [
-                    format!("{}.js", manifest.output_name),
-                    format!("{}_bg.wasm", manifest.output_name),
+                    format!("{bundle}/{}.js", manifest.output_name),
+                    format!("{bundle}/{}_bg.wasm", manifest.output_name),
+                    format!("{bundle}/{SPLIT_LOADER}"),
                     manifest.stylesheet.clone(),
                 ]
                 .into_iter()
@@ -54,6 +65,7 @@ impl Site {
                 });
                 Site {
                     root: root.to_owned(),
+                    bundle_path: format!("{PKG_DIR}/{bundle}"),
                     output_name: manifest.output_name,
                     stylesheet: manifest.stylesheet,
                     problem,
@@ -61,6 +73,7 @@ impl Site {
             }
             Err(problem) => Site {
                 root: root.to_owned(),
+                bundle_path: PKG_DIR.into(),
                 output_name: "perfpilot".into(),
                 stylesheet: "perfpilot.css".into(),
                 problem: Some(problem),

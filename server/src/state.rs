@@ -27,7 +27,7 @@ impl AppState {
         let leptos_options = LeptosOptions::builder()
             .output_name(site.output_name.clone())
             .site_root(site.root.to_string_lossy().into_owned())
-            .site_pkg_dir(crate::assets::PKG_DIR)
+            .site_pkg_dir(site.bundle_path.clone())
             .site_addr(settings.listen)
             .build();
         let auth = Arc::new(crate::auth::Auth::new(

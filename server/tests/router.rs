@@ -28,10 +28,16 @@ impl Site {
     fn complete(name: &str) -> Site {
         let site = Site::empty(name);
         let pkg = site.0.join("pkg");
-        std::fs::create_dir_all(&pkg).unwrap();
+        let bundle = pkg.join("abc");
+        std::fs::create_dir_all(&bundle).unwrap();
         std::fs::write(
-            pkg.join("perfpilot-abc.js"),
+            bundle.join("perfpilot.js"),
             "export default function init() {}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            bundle.join("__wasm_split.______________________.js"),
+            "export {}\n",
         )
         .unwrap();
         let wasm: Vec<u8> = b"\0asm\x01\0\0\0"
@@ -39,7 +45,7 @@ impl Site {
             .copied()
             .chain((0..64 * 1024).map(|i| (i % 7) as u8))
             .collect();
-        std::fs::write(pkg.join("perfpilot-abc_bg.wasm"), wasm).unwrap();
+        std::fs::write(bundle.join("perfpilot_bg.wasm"), wasm).unwrap();
         std::fs::write(pkg.join("perfpilot-def.css"), "body{}\n").unwrap();
         std::fs::write(
             site.0.join("favicon.svg"),
@@ -48,7 +54,7 @@ impl Site {
         .unwrap();
         std::fs::write(
             site.0.join("assets.json"),
-            r#"{"output_name":"perfpilot-abc","stylesheet":"perfpilot-def.css"}"#,
+            r#"{"bundle_dir":"abc","output_name":"perfpilot","stylesheet":"perfpilot-def.css"}"#,
         )
         .unwrap();
         site
@@ -130,12 +136,12 @@ async fn readyz_is_503_and_says_why_when_the_site_is_missing() {
 #[tokio::test]
 async fn readyz_is_503_when_a_named_file_is_missing() {
     let site = Site::complete("readyz-partial");
-    std::fs::remove_file(site.0.join("pkg/perfpilot-abc_bg.wasm")).unwrap();
+    std::fs::remove_file(site.0.join("pkg/abc/perfpilot_bg.wasm")).unwrap();
     let (status, _, body) = send(site.router(), get("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(String::from_utf8(body)
         .unwrap()
-        .contains("perfpilot-abc_bg.wasm"));
+        .contains("abc/perfpilot_bg.wasm"));
 }
 
 #[tokio::test]
@@ -168,15 +174,15 @@ async fn home_page_links_the_hashed_bundle() {
     let (status, _, body) = send(site.router(), get("/")).await;
     assert_eq!(status, StatusCode::OK);
     let html = String::from_utf8(body).unwrap();
-    assert!(html.contains("/pkg/perfpilot-abc.js"), "{html:.600}");
-    assert!(html.contains("/pkg/perfpilot-abc_bg.wasm"));
+    assert!(html.contains("/pkg/abc/perfpilot.js"), "{html:.600}");
+    assert!(html.contains("/pkg/abc/perfpilot_bg.wasm"));
 }
 
 #[tokio::test]
 async fn wasm_is_served_compressed_and_cacheable_forever() {
     let site = Site::complete("wasm");
     for encoding in ["br", "gzip"] {
-        let request = Request::get("/pkg/perfpilot-abc_bg.wasm")
+        let request = Request::get("/pkg/abc/perfpilot_bg.wasm")
             .header(header::ACCEPT_ENCODING, encoding)
             .body(Body::empty())
             .unwrap();
@@ -229,8 +235,8 @@ async fn oversized_body_gets_413() {
 async fn precompressed_bundle_is_preferred_over_compressing_per_request() {
     let site = Site::complete("precompressed");
     let brotli_bytes = b"pretend brotli stream".to_vec();
-    std::fs::write(site.0.join("pkg/perfpilot-abc_bg.wasm.br"), &brotli_bytes).unwrap();
-    let request = Request::get("/pkg/perfpilot-abc_bg.wasm")
+    std::fs::write(site.0.join("pkg/abc/perfpilot_bg.wasm.br"), &brotli_bytes).unwrap();
+    let request = Request::get("/pkg/abc/perfpilot_bg.wasm")
         .header(header::ACCEPT_ENCODING, "gzip, br")
         .body(Body::empty())
         .unwrap();
@@ -374,8 +380,8 @@ async fn under_a_public_url_everything_lives_below_its_path() {
     for link in [
         "href=\"/perf/pkg/perfpilot-def.css\"",
         "href=\"/perf/favicon.svg\"",
-        "/perf/pkg/perfpilot-abc.js",
-        "/perf/pkg/perfpilot-abc_bg.wasm",
+        "/perf/pkg/abc/perfpilot.js",
+        "/perf/pkg/abc/perfpilot_bg.wasm",
         "href=\"/perf/before-after\"",
         "href=\"/perf/changes\"",
         "<meta name=\"perfpilot-base\" content=\"/perf\"",
@@ -383,7 +389,7 @@ async fn under_a_public_url_everything_lives_below_its_path() {
         assert!(html.contains(link), "{link} in {html:.3000}");
     }
     // The hydration script is told the root so it imports from /perf/pkg.
-    assert!(html.contains("(\"/perf\", \"pkg\""), "{html:.3000}");
+    assert!(html.contains("(\"/perf\", \"pkg/abc\""), "{html:.3000}");
     assert!(
         !html.contains("href=\"/pkg/"),
         "no root-relative asset links"
@@ -395,7 +401,7 @@ async fn under_a_public_url_everything_lives_below_its_path() {
         .unwrap()
         .contains("<h1>Changes</h1>"));
 
-    let (status, _, _) = send(router.clone(), get("/perf/pkg/perfpilot-abc_bg.wasm")).await;
+    let (status, _, _) = send(router.clone(), get("/perf/pkg/abc/perfpilot_bg.wasm")).await;
     assert_eq!(status, StatusCode::OK);
     let (status, headers, _) = send(router.clone(), get("/perf/favicon.ico")).await;
     assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
@@ -422,7 +428,7 @@ async fn under_a_public_url_everything_lives_below_its_path() {
     let (status, _, body) = send(router.clone(), get("/perf/no/such/page")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(String::from_utf8(body).unwrap().contains("Page not found"));
-    for path in ["/", "/changes", "/pkg/perfpilot-abc.js", "/perfx/"] {
+    for path in ["/", "/changes", "/pkg/abc/perfpilot.js", "/perfx/"] {
         let (status, _, body) = send(router.clone(), get(path)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(

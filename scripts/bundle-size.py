@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""What a visit to each page downloads from the split browser bundle, compressed.
+
+Reads the bundle directory `scripts/build.sh` writes (target/site/pkg/<hash>/): the
+wasm-bindgen glue and main module every page needs, the wasm-split loader, and for each
+page (split point) its own chunk plus the shared chunks it depends on, as listed in the
+loader. Sizes are of the files as built (raw) and compressed with brotli -q 11 and gzip -9,
+which is what the server sends.
+Usage: scripts/bundle-size.py [BUNDLE_DIR]   (default: the one in target/site/assets.json)
+"""
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+
+
+def sizes(path, cache={}):
+    if path not in cache:
+        data = open(path, "rb").read()
+        br = subprocess.run(["brotli", "-q", "11", "-c"], input=data, capture_output=True, check=True).stdout
+        cache[path] = (len(data), len(gzip.compress(data, 9, mtime=0)), len(br))
+    return cache[path]
+
+
+def total(paths):
+    return tuple(sum(sizes(p)[i] for p in paths) for i in range(3))
+
+
+def main():
+    if len(sys.argv) > 1:
+        bundle = sys.argv[1]
+    else:
+        assets = json.load(open("target/site/assets.json"))
+        bundle = os.path.join("target/site", assets["bundle_dir"])
+    loader = os.path.join(bundle, "__wasm_split.js")
+    text = open(loader).read()
+    # const __chunk_N = makeLoad(() => { ... "./FILE.wasm" ... }, [deps]);
+    chunk_files = {}
+    for name, body in re.findall(r"const (__chunk_\d+) = makeLoad\((.*?)\]\);", text, re.S):
+        chunk_files[name] = re.search(r'"\./([^"]+\.wasm)"', body).group(1)
+    pages = {}
+    for name, body in re.findall(r"export const __wasm_split_load_(\w+) = wrapAsyncCb\(makeLoad\((.*?)\]\)\);", text, re.S):
+        own = re.search(r'"\./([^"]+\.wasm)"', body).group(1)
+        deps = re.findall(r"__chunk_\d+", body.rsplit("[", 1)[1])
+        pages[name] = [own] + [chunk_files[d] for d in deps]
+
+    js = [f for f in os.listdir(bundle) if f.endswith(".js") and not f.startswith("__wasm_split")]
+    main_wasm = [f for f in os.listdir(bundle) if f.endswith("_bg.wasm")]
+    shell = [os.path.join(bundle, f) for f in js + main_wasm + ["__wasm_split.js"]]
+
+    def row(label, paths):
+        raw, gz, br = total(paths)
+        print(f"| {label} | {raw:,} | {gz:,} | {br:,} |")
+
+    print("| Download | raw | gzip | brotli |")
+    print("|---|---|---|---|")
+    for f in shell:
+        row(os.path.basename(f), [f])
+    row("**shell total** (every page)", shell)
+    for name, files in sorted(pages.items()):
+        paths = [os.path.join(bundle, f) for f in files]
+        label = re.sub(r"^__(\w+?)_route_view_\d+$", r"\1", name)
+        row(f"{label} page: its chunks ({len(files)} files)", paths)
+        row(f"**{label} page, first visit** (shell + chunks)", shell + paths)
+    everything = [os.path.join(bundle, f) for f in os.listdir(bundle) if f.endswith((".wasm", ".js"))]
+    row("everything (all pages)", everything)
+
+
+main()
