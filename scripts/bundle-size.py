@@ -33,8 +33,8 @@ def main():
         bundle = sys.argv[1]
     else:
         assets = json.load(open("target/site/assets.json"))
-        bundle = os.path.join("target/site", assets["bundle_dir"])
-    loader = os.path.join(bundle, "__wasm_split.js")
+        bundle = os.path.join("target/site/pkg", assets["bundle_dir"])
+    loader = next(os.path.join(bundle, f) for f in os.listdir(bundle) if f.startswith("__wasm_split") and f.endswith(".js"))
     text = open(loader).read()
     # const __chunk_N = makeLoad(() => { ... "./FILE.wasm" ... }, [deps]);
     chunk_files = {}
@@ -46,9 +46,9 @@ def main():
         deps = re.findall(r"__chunk_\d+", body.rsplit("[", 1)[1])
         pages[name] = [own] + [chunk_files[d] for d in deps]
 
-    js = [f for f in os.listdir(bundle) if f.endswith(".js") and not f.startswith("__wasm_split")]
+    js = [f for f in os.listdir(bundle) if f.endswith(".js")]
     main_wasm = [f for f in os.listdir(bundle) if f.endswith("_bg.wasm")]
-    shell = [os.path.join(bundle, f) for f in js + main_wasm + ["__wasm_split.js"]]
+    shell = [os.path.join(bundle, f) for f in js + main_wasm]
 
     def row(label, paths):
         raw, gz, br = total(paths)

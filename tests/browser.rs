@@ -251,3 +251,95 @@ async fn pages_fit_a_360_px_phone_without_sideways_scrolling() {
     }
     browser.close().await;
 }
+
+/// The wasm and JS files the page has fetched so far, with their compressed (encoded) sizes,
+/// from the browser's own resource timing.
+async fn fetched_bundle_files(client: &fantoccini::Client) -> Vec<(String, u64)> {
+    let entries = client
+        .execute(
+            "return performance.getEntriesByType('resource')
+                .filter(e => /\\.(wasm|js)$/.test(new URL(e.name).pathname))
+                .map(e => [new URL(e.name).pathname, e.encodedBodySize]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(entries).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_downloads_the_shell_and_its_own_chunks_and_others_only_when_visited() {
+    let server = Perfpilot::start(&[]);
+
+    // The server lists the page's chunks as preloads, so the browser fetches them while it
+    // fetches the main module instead of after hydration asks for them.
+    let (status, html) = server.get("/");
+    assert_eq!(status, 200);
+    let preloads: Vec<&str> = html
+        .split("<link")
+        .skip(1)
+        .filter(|link| link.contains("preload"))
+        .filter_map(|link| link.split("href=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(
+        preloads
+            .iter()
+            .any(|href| href.contains("split___overview_route_view")),
+        "the overview's chunk is preloaded: {preloads:?}"
+    );
+    assert!(
+        !preloads.iter().any(|href| href.contains("resource_route")),
+        "another page's chunk is not: {preloads:?}"
+    );
+    assert!(
+        preloads.iter().all(|href| href.starts_with("/pkg/")),
+        "{preloads:?}"
+    );
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+    client
+        .wait()
+        .for_element(Locator::Css(".cards .card"))
+        .await
+        .unwrap();
+    let first_visit = fetched_bundle_files(client).await;
+    let names: Vec<&str> = first_visit.iter().map(|(name, _)| name.as_str()).collect();
+    assert!(
+        names.iter().any(|name| name.contains("overview_route")),
+        "{names:?}"
+    );
+    for other in ["changes_route", "resource_route", "settings_route"] {
+        assert!(
+            !names.iter().any(|name| name.contains(other)),
+            "{other} was downloaded on the overview: {names:?}"
+        );
+    }
+    let bytes: u64 = first_visit.iter().map(|(_, size)| size).sum();
+    println!(
+        "first visit to /: {} files, {bytes} bytes as transferred (encoded)",
+        first_visit.len()
+    );
+
+    // Navigating fetches the next page's chunk and renders it.
+    client
+        .find(Locator::LinkText("Changes"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::XPath("//h1[text()='Changes']"))
+        .await
+        .unwrap();
+    let after = fetched_bundle_files(client).await;
+    assert!(
+        after.iter().any(|(name, _)| name.contains("changes_route")),
+        "{after:?}"
+    );
+    browser.close().await;
+}

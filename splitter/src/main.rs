@@ -44,7 +44,9 @@ fn main() -> Result<()> {
         options.link_name = &link_name;
         options
     })
-    .map_err(|err| anyhow!("splitting the bundle failed (was it linked with --emit-relocs?): {err:?}"))?;
+    .map_err(|err| {
+        anyhow!("splitting the bundle failed (was it linked with --emit-relocs?): {err:?}")
+    })?;
 
     for chunk in &split.split_modules {
         strip_custom_sections(chunk)?;
@@ -70,22 +72,76 @@ fn strip_custom_sections(path: &Path) -> Result<()> {
             continue;
         }
         if let Some((id, range)) = payload.as_section() {
-            // A section is its id, its size (LEB128) and its body; `range` is the body.
-            stripped.push(id);
             let range = usize::try_from(range.start)?..usize::try_from(range.end)?;
-            let mut size = range.len() as u64;
-            loop {
-                let byte = (size & 0x7f) as u8;
-                size >>= 7;
-                if size == 0 {
-                    stripped.push(byte);
-                    break;
-                }
-                stripped.push(byte | 0x80);
-            }
-            stripped.extend_from_slice(&wasm[range]);
+            push_section(&mut stripped, id, &wasm[range]);
         }
     }
     std::fs::write(path, stripped)?;
     Ok(())
+}
+
+/// Appends a section: its id, the body's size as unsigned LEB128, the body.
+fn push_section(module: &mut Vec<u8>, id: u8, body: &[u8]) {
+    module.push(id);
+    let mut size = body.len();
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        if size == 0 {
+            module.push(byte);
+            break;
+        }
+        module.push(byte | 0x80);
+    }
+    module.extend_from_slice(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module with one type section (`() -> ()`) around two custom sections, one of them
+    /// larger than 127 bytes so its size takes two LEB128 bytes.
+    fn module_with_custom_sections() -> Vec<u8> {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        let custom = |wasm: &mut Vec<u8>, name: &str, payload: &[u8]| {
+            let mut body = vec![name.len() as u8];
+            body.extend_from_slice(name.as_bytes());
+            body.extend_from_slice(payload);
+            push_section(wasm, 0, &body);
+        };
+        custom(&mut wasm, "name", &[7; 200]);
+        push_section(&mut wasm, 1, &[1, 0x60, 0, 0]);
+        custom(&mut wasm, "reloc.CODE", b"x");
+        assert_eq!(wasm[9..11], [0xcd, 0x01], "205 bytes: a two-byte size");
+        wasm
+    }
+
+    #[test]
+    fn custom_sections_are_removed_and_the_rest_kept_byte_for_byte() {
+        let dir = std::env::temp_dir().join(format!("splitter-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("chunk.wasm");
+        std::fs::write(&path, module_with_custom_sections()).unwrap();
+
+        strip_custom_sections(&path).unwrap();
+
+        let stripped = std::fs::read(&path).unwrap();
+        assert_eq!(stripped, b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0");
+        wasmparser::Validator::new()
+            .validate_all(&stripped)
+            .unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_is_not_wasm_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("splitter-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("chunk.wasm");
+        std::fs::write(&path, b"\0asm\x01\0\0\0\x01\x7f").unwrap();
+        let err = strip_custom_sections(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("chunk.wasm"), "{err:#}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
