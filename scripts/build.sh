@@ -41,6 +41,14 @@ find "$staging/pkg" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' \
 done
 printf '{"bundle_dir":"%s","output_name":"perfpilot","stylesheet":"%s"}\n' \
   "$bundle" "perfpilot-$css_hash.css" > "$staging/assets.json"
+# Tabs opened before this build keep fetching their pages' chunks from their own bundle
+# directory, so the two most recent previous bundles stay.
+if [ -d "$site/pkg" ]; then
+  for previous in $(ls -dt "$site"/pkg/*/ 2>/dev/null | head -n 2); do
+    name=$(basename "$previous")
+    [ -e "$staging/pkg/$name" ] || mv "$previous" "$staging/pkg/$name"
+  done
+fi
 rm -rf "$site"
 mv "$staging" "$site"
 log "Site assets in $site/pkg/$bundle: $(find "$site/pkg/$bundle" -name '*.wasm' | wc -l) wasm files"

@@ -1,7 +1,7 @@
 //! Browser end-to-end tests: the real `perfpilot` binary, real headless Chromium.
 
 use fantoccini::Locator;
-use tests::{Browser, Perfpilot};
+use tests::{copy_dir, site_root, Browser, Perfpilot, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_hydrates_and_the_theme_toggle_reacts() {
@@ -336,10 +336,71 @@ async fn a_page_downloads_the_shell_and_its_own_chunks_and_others_only_when_visi
         .for_element(Locator::XPath("//h1[text()='Changes']"))
         .await
         .unwrap();
+    assert!(
+        client.find(Locator::Css(".route-progress")).await.is_err(),
+        "the loading bar goes away once the page is shown"
+    );
     let after = fetched_bundle_files(client).await;
     assert!(
         after.iter().any(|(name, _)| name.contains("changes_route")),
         "{after:?}"
     );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_code_cannot_be_downloaded_says_so_and_offers_a_reload() {
+    // A tab opened before an upgrade, or a network failure, finds a page's chunk missing:
+    // here the Changes page's own chunk is removed from a copy of the site.
+    let site = TempDir::new("site-without-a-chunk");
+    copy_dir(&site_root(), &site.0);
+    let mut removed = 0;
+    for bundle in std::fs::read_dir(site.0.join("pkg")).unwrap() {
+        let bundle = bundle.unwrap().path();
+        if !bundle.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&bundle).unwrap() {
+            let file = file.unwrap().path();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("split___changes_route_view") {
+                std::fs::remove_file(file).unwrap();
+                removed += 1;
+            }
+        }
+    }
+    assert!(removed > 0, "the site has a Changes chunk to remove");
+    let server = Perfpilot::start_with_site(&site.0, &[]);
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+    assert!(
+        client.find(Locator::Id("stopped-banner")).await.is_err(),
+        "no banner while everything works"
+    );
+    client
+        .find(Locator::LinkText("Changes"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let banner = client
+        .wait()
+        .for_element(Locator::Id("stopped-banner"))
+        .await
+        .unwrap();
+    let text = banner.text().await.unwrap();
+    assert!(text.contains("could not be downloaded"), "{text}");
+    assert_eq!(banner.attr("role").await.unwrap().as_deref(), Some("alert"));
+    let reload = banner.find(Locator::LinkText("Reload")).await.unwrap();
+    assert!(reload
+        .attr("href")
+        .await
+        .unwrap()
+        .is_some_and(|href| href.starts_with(&server.url("/"))));
+    browser.screenshot("page-code-missing.png").await;
     browser.close().await;
 }

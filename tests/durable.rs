@@ -324,17 +324,11 @@ fn audit_entries_record_who_from_where_and_before_after() {
 fn ephemeral_writes_no_file_and_says_so() {
     let cwd = TempDir::new("perfpilot-ephemeral-cwd");
     let port = tests::free_port();
-    let site = std::env::var("PERFPILOT_SITE_ROOT")
-        .unwrap_or_else(|_| format!("{}/../target/site", env!("CARGO_MANIFEST_DIR")));
+    let site = tests::site_root();
     let child = Command::new(tests::perfpilot_bin())
         .current_dir(&cwd.0)
-        .args([
-            "--ephemeral",
-            "--metrics-listen",
-            "off",
-            "--site-root",
-            &site,
-        ])
+        .args(["--ephemeral", "--metrics-listen", "off", "--site-root"])
+        .arg(&site)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

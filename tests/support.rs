@@ -206,6 +206,27 @@ pub struct Perfpilot {
     child: Child,
 }
 
+/// The built site the tests serve (`PERFPILOT_SITE_ROOT`, else `target/site`).
+pub fn site_root() -> PathBuf {
+    std::env::var_os("PERFPILOT_SITE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/site"))
+}
+
+/// Copies a directory tree (the site, for a test that alters its copy).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// The binary the tests run (`PERFPILOT_BIN`, else the debug build).
 pub fn perfpilot_bin() -> String {
     std::env::var("PERFPILOT_BIN")
@@ -246,9 +267,19 @@ impl Perfpilot {
 
     /// Starts on a given port (to restart a server where a browser expects it).
     pub fn start_on(port: u16, extra_args: &[&str]) -> Perfpilot {
+        Perfpilot::spawn(port, &site_root(), extra_args)
+    }
+
+    /// Starts ephemeral, serving the browser bundle from `site` instead of the built one
+    /// (a test's altered copy).
+    pub fn start_with_site(site: &std::path::Path, extra_args: &[&str]) -> Perfpilot {
+        let mut args = vec!["--ephemeral"];
+        args.extend_from_slice(extra_args);
+        Perfpilot::spawn(free_port(), site, &args)
+    }
+
+    fn spawn(port: u16, site: &std::path::Path, extra_args: &[&str]) -> Perfpilot {
         let bin = perfpilot_bin();
-        let site = std::env::var("PERFPILOT_SITE_ROOT")
-            .unwrap_or_else(|_| format!("{}/../target/site", env!("CARGO_MANIFEST_DIR")));
         assert!(
             std::path::Path::new(&bin).is_file(),
             "perfpilot binary not found at {bin}: run scripts/test.sh (it builds it)"
@@ -258,7 +289,7 @@ impl Perfpilot {
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--site-root")
-            .arg(&site)
+            .arg(site)
             .args(extra_args)
             // Parallel tests would fight over the default metrics port.
             .args(if extra_args.contains(&"--metrics-listen") {

@@ -92,9 +92,15 @@ pub fn App() -> impl IntoView {
         }
     });
 
+    // True while a navigation waits, mostly for a page's code chunk on its first visit.
+    let (is_routing, set_is_routing) = signal(false);
+
     view! {
         <Title text="perfpilot"/>
-        <Router base=router_base>
+        <Router base=router_base set_is_routing>
+            <Show when=move || is_routing.get()>
+                <div class="route-progress" role="progressbar" aria-label="Loading page"></div>
+            </Show>
             <a class="skip-link" href="#main">"Skip to content"</a>
             <header class="topbar">
                 <a class="brand" href=base.join("/") aria-label="perfpilot home">

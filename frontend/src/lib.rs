@@ -6,9 +6,51 @@
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
-    console_error_panic_hook::set_once();
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        show_stopped_banner(&info.to_string());
+    }));
     app::base::init_browser();
     // The pages are lazily loaded chunks (app/src/lib.rs): hydration waits for the
     // current page's chunk instead of requiring every page in the main module.
     leptos::mount::hydrate_lazy(app::App);
+}
+
+/// The wasm is built with `panic = "abort"`: after a panic nothing on the page reacts any
+/// more, while the last rendered values stay on screen and look live. This tells the user
+/// so and offers a reload (a plain link: no code of ours runs after this). The details
+/// are in the browser console.
+fn show_stopped_banner(panic: &str) {
+    let Some(document) = web_sys::window().and_then(|window| window.document()) else {
+        return;
+    };
+    if document.get_element_by_id("stopped-banner").is_some() {
+        return;
+    }
+    let (Some(body), Ok(banner), Ok(reload)) = (
+        document.body(),
+        document.create_element("div"),
+        document.create_element("a"),
+    ) else {
+        return;
+    };
+    // A page's code is downloaded when it is first visited; that download failing is the
+    // one panic with a cause the user can act on.
+    let message = if panic.contains("load callback should succeed") {
+        "Part of this page could not be downloaded (the network failed, or perfpilot was \
+         upgraded), so the page stopped updating. "
+    } else {
+        "Something went wrong and this page stopped updating. "
+    };
+    banner.set_id("stopped-banner");
+    banner.set_class_name("banner banner-error");
+    let _ = banner.set_attribute("role", "alert");
+    banner.set_text_content(Some(message));
+    let here = document
+        .location()
+        .and_then(|location| location.href().ok());
+    let _ = reload.set_attribute("href", here.as_deref().unwrap_or(""));
+    reload.set_text_content(Some("Reload"));
+    let _ = banner.append_child(&reload);
+    let _ = body.prepend_with_node_1(&banner);
 }
