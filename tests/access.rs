@@ -3,7 +3,7 @@
 //! it in the UI locks the automation out.
 
 use fantoccini::Locator;
-use tests::{eventually_text, http_request, Browser, Perfpilot};
+use tests::{click, eventually_text, http_request, wait_for, Browser, Perfpilot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_their_role_and_no_save_or_restore_controls() {
@@ -70,20 +70,8 @@ async fn an_admin_mints_a_token_once_and_revoking_it_locks_automation_out() {
 
     let name = client.find(Locator::Id("token-name")).await.unwrap();
     name.send_keys("ci-deploy").await.unwrap();
-    client
-        .find(Locator::Css("#token-role option[value='editor']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("token-create"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("#token-role option[value='editor']")).await;
+    click(client, Locator::Id("token-create")).await;
     let secret = eventually_text(client, "#token-secret", "the new token", |t| {
         t.starts_with("pp_")
     })
@@ -118,13 +106,7 @@ async fn an_admin_mints_a_token_once_and_revoking_it_locks_automation_out() {
     );
     assert_eq!(status, 200, "{body}");
 
-    client
-        .find(Locator::Css("#tokens button[data-token]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("#tokens button[data-token]")).await;
     eventually_text(client, "#tokens", "the revoked status", |t| {
         t.contains("revoked")
     })
@@ -150,26 +132,10 @@ async fn resource_settings_are_edited_under_the_chart_and_typos_name_the_field()
         .await
         .unwrap();
     browser.wait_for_hydration().await;
-    client
-        .find(Locator::Css("#resource-settings summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let cooldown = client
-        .wait()
-        .for_element(Locator::Id("setting-cooldown"))
-        .await
-        .unwrap();
+    click(client, Locator::Css("#resource-settings summary")).await;
+    let cooldown = wait_for(client, Locator::Id("setting-cooldown")).await;
     cooldown.send_keys("\u{e009}a\u{e000}abc").await.unwrap();
-    client
-        .find(Locator::Id("settings-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("settings-save")).await;
     let message = eventually_text(client, "#settings-message", "the field error", |t| {
         !t.is_empty()
     })
@@ -180,13 +146,7 @@ async fn resource_settings_are_edited_under_the_chart_and_typos_name_the_field()
     );
 
     cooldown.send_keys("\u{e009}a\u{e000}120").await.unwrap();
-    client
-        .find(Locator::Css("#setting-action option[value='command']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("#setting-action option[value='command']")).await;
     client
         .find(Locator::Id("setting-program"))
         .await
@@ -194,13 +154,7 @@ async fn resource_settings_are_edited_under_the_chart_and_typos_name_the_field()
         .send_keys("/bin/true")
         .await
         .unwrap();
-    client
-        .find(Locator::Id("settings-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("settings-save")).await;
     let saved = eventually_text(client, "#settings-message", "the saved notice", |t| {
         t.starts_with("Saved as change #1")
     })
@@ -210,13 +164,7 @@ async fn resource_settings_are_edited_under_the_chart_and_typos_name_the_field()
     // After a reload the form shows what was saved.
     client.refresh().await.unwrap();
     browser.wait_for_hydration().await;
-    client
-        .find(Locator::Css("#resource-settings summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("#resource-settings summary")).await;
     let value = tests::input_value(client, "#setting-cooldown").await;
     assert_eq!(value, "120");
     let program = tests::input_value(client, "#setting-program").await;

@@ -1,7 +1,7 @@
 //! Browser end-to-end tests: the real `perfpilot` binary, real headless Chromium.
 
 use fantoccini::Locator;
-use tests::{copy_dir, site_root, Browser, Perfpilot, TempDir};
+use tests::{click, copy_dir, site_root, wait_for, Browser, Perfpilot, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_hydrates_and_the_theme_toggle_reacts() {
@@ -56,18 +56,8 @@ async fn navigation_works_client_side_and_unknown_urls_get_a_404_page() {
 
     client.goto(&server.url("/")).await.unwrap();
     browser.wait_for_hydration().await;
-    client
-        .find(Locator::LinkText("Changes"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let heading = client
-        .wait()
-        .for_element(Locator::XPath("//h1[text()='Changes']"))
-        .await
-        .unwrap();
+    click(client, Locator::LinkText("Changes")).await;
+    let heading = wait_for(client, Locator::XPath("//h1[text()='Changes']")).await;
     assert_eq!(heading.text().await.unwrap(), "Changes");
     assert!(client
         .current_url()
@@ -300,11 +290,7 @@ async fn a_page_downloads_the_shell_and_its_own_chunks_and_others_only_when_visi
     let client = &browser.client;
     client.goto(&server.url("/")).await.unwrap();
     browser.wait_for_hydration().await;
-    client
-        .wait()
-        .for_element(Locator::Css(".cards .card"))
-        .await
-        .unwrap();
+    wait_for(client, Locator::Css(".cards .card")).await;
     let first_visit = fetched_bundle_files(client).await;
     let names: Vec<&str> = first_visit.iter().map(|(name, _)| name.as_str()).collect();
     assert!(
@@ -324,18 +310,8 @@ async fn a_page_downloads_the_shell_and_its_own_chunks_and_others_only_when_visi
     );
 
     // Navigating fetches the next page's chunk and renders it.
-    client
-        .find(Locator::LinkText("Changes"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .for_element(Locator::XPath("//h1[text()='Changes']"))
-        .await
-        .unwrap();
+    click(client, Locator::LinkText("Changes")).await;
+    wait_for(client, Locator::XPath("//h1[text()='Changes']")).await;
     assert!(
         client.find(Locator::Css(".route-progress")).await.is_err(),
         "the loading bar goes away once the page is shown"
@@ -380,18 +356,8 @@ async fn a_page_whose_code_cannot_be_downloaded_says_so_and_offers_a_reload() {
         client.find(Locator::Id("stopped-banner")).await.is_err(),
         "no banner while everything works"
     );
-    client
-        .find(Locator::LinkText("Changes"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let banner = client
-        .wait()
-        .for_element(Locator::Id("stopped-banner"))
-        .await
-        .unwrap();
+    click(client, Locator::LinkText("Changes")).await;
+    let banner = wait_for(client, Locator::Id("stopped-banner")).await;
     let text = banner.text().await.unwrap();
     assert!(text.contains("could not be downloaded"), "{text}");
     assert_eq!(banner.attr("role").await.unwrap().as_deref(), Some("alert"));

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
-use tests::{eventually_text, http_post_form, text_of, Browser, Perfpilot};
+use tests::{click, eventually_text, http_post_form, text_of, wait_for, Browser, Perfpilot};
 
 const AUTOSAVE_EVERY: u64 = 5;
 
@@ -94,13 +94,7 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
     browser.screenshot("changes-list.png").await;
 
     // Selecting the snapshot shows how now differs from it.
-    client
-        .find(Locator::Css("tr[data-snapshot='5'] a.compare-link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("tr[data-snapshot='5'] a.compare-link")).await;
     eventually_text(client, "#diff", "the target difference", |t| {
         t == "cpu: target.value: 54.0 → 61.0"
     })
@@ -119,11 +113,7 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
     let start = client.find(Locator::Id("restore-start")).await.unwrap();
     assert_eq!(start.text().await.unwrap(), "Restore snapshot #5…");
     start.click().await.unwrap();
-    client
-        .wait()
-        .for_element(Locator::Id("restore-confirm"))
-        .await
-        .unwrap();
+    wait_for(client, Locator::Id("restore-confirm")).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(active_element_id(client).await, "restore-cancel");
     browser.screenshot("changes-confirm.png").await;
@@ -134,11 +124,7 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
         .send_keys("\u{e00c}")
         .await
         .unwrap();
-    client
-        .wait()
-        .for_element(Locator::Id("restore-start"))
-        .await
-        .unwrap();
+    wait_for(client, Locator::Id("restore-start")).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(active_element_id(client).await, "restore-start");
     assert_eq!(change_counter(&server), 7, "cancelling changes nothing");
@@ -188,20 +174,8 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
     browser.screenshot("changes-restored.png").await;
 
     // Dark mode and a phone-sized viewport.
-    client
-        .find(Locator::Id("theme-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("theme-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("theme-toggle")).await;
+    click(client, Locator::Id("theme-toggle")).await;
     browser.screenshot("changes-restored-dark.png").await;
     client.set_window_size(360, 900).await.unwrap();
     browser.screenshot("changes-narrow-dark.png").await;
@@ -232,13 +206,7 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
     client.set_window_size(1280, 900).await.unwrap();
 
     // The overview shows the restored target.
-    client
-        .find(Locator::LinkText("Overview"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::LinkText("Overview")).await;
     eventually_text(
         client,
         "[data-resource='cpu'] .card-target",

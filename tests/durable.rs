@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fantoccini::Locator;
-use tests::{http_get, http_post_form, Browser, Perfpilot, TempDir};
+use tests::{click, http_get, http_post_form, Browser, Perfpilot, TempDir};
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|err| panic!("not JSON ({err}): {body}"))
@@ -416,13 +416,7 @@ async fn the_audit_page_lists_and_filters_entries_in_the_browser() {
         .send_keys("cpu")
         .await
         .unwrap();
-    client
-        .find(Locator::Id("audit-apply"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("audit-apply")).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while !(client
         .current_url()

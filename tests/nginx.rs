@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 use tests::{
-    eventually_text, free_port, http_get, input_value, text_of, Browser, Perfpilot, TempDir,
+    click, eventually_text, free_port, http_get, input_value, text_of, wait_for, Browser,
+    Perfpilot, TempDir,
 };
 
 /// nginx in the foreground with everything it writes inside `dir`; killed on drop.
@@ -208,49 +209,19 @@ async fn through_nginx_under_a_sub_path_the_app_hydrates_goes_live_navigates_and
     assert!(violations.is_empty(), "CSP violations: {violations:?}");
 
     // Client-side navigation keeps the prefix, both ways.
-    client
-        .find(Locator::LinkText("Changes"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .for_element(Locator::XPath("//h1[text()='Changes']"))
-        .await
-        .unwrap();
+    click(client, Locator::LinkText("Changes")).await;
+    wait_for(client, Locator::XPath("//h1[text()='Changes']")).await;
     assert_eq!(path_of(client).await, "/perf/changes");
     for (link, path, heading) in [
         ("Before / after", "/perf/before-after", "Before / after"),
         ("Settings", "/perf/settings", "Settings"),
     ] {
-        client
-            .find(Locator::LinkText(link))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        client
-            .wait()
-            .for_element(Locator::XPath(&format!("//h1[text()='{heading}']")))
-            .await
-            .unwrap();
+        click(client, Locator::LinkText(link)).await;
+        wait_for(client, Locator::XPath(&format!("//h1[text()='{heading}']"))).await;
         assert_eq!(path_of(client).await, path);
     }
-    client
-        .find(Locator::LinkText("Overview"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css("article.card[data-resource='cpu']"))
-        .await
-        .unwrap();
+    click(client, Locator::LinkText("Overview")).await;
+    wait_for(client, Locator::Css("article.card[data-resource='cpu']")).await;
     assert_eq!(path_of(client).await, "/perf/");
 
     // A card's link leads to its resource page under the prefix; an edit there is a
@@ -264,24 +235,14 @@ async fn through_nginx_under_a_sub_path_the_app_hydrates_goes_live_navigates_and
         .click()
         .await
         .unwrap();
-    client
-        .wait()
-        .for_element(Locator::Id("target-value"))
-        .await
-        .unwrap();
+    wait_for(client, Locator::Id("target-value")).await;
     assert_eq!(path_of(client).await, "/perf/resource");
     browser.wait_for_hydration().await;
     assert_eq!(input_value(client, "#target-value").await, "65");
     let field = client.find(Locator::Id("target-value")).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys("70").await.unwrap();
-    client
-        .find(Locator::Id("target-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("target-save")).await;
     let notice = eventually_text(client, "#target-notice", "the save notice", |t| {
         !t.is_empty()
     })

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
-use tests::{http_post_form, Browser, Perfpilot};
+use tests::{click, http_post_form, Browser, Perfpilot};
 
 async fn rows_in_state(client: &Client, state: &str) -> usize {
     client
@@ -35,13 +35,7 @@ async fn marks_and_target_edits_get_a_before_after_row() {
     assert_eq!(empty, "Nothing to compare yet");
 
     // A blank mark is refused with the rule and adds nothing.
-    client
-        .find(Locator::Id("mark-add"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("mark-add")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let error = loop {
         let text = client
@@ -68,13 +62,7 @@ async fn marks_and_target_edits_get_a_before_after_row() {
         .send_keys("deployed v2.3")
         .await
         .unwrap();
-    client
-        .find(Locator::Id("mark-add"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("mark-add")).await;
     client
         .wait()
         .at_most(Duration::from_secs(10))

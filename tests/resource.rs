@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, Locator};
-use tests::{eventually_text, input_value, text_of, Browser, Perfpilot};
+use tests::{click, eventually_text, input_value, text_of, Browser, Perfpilot};
 
 /// Drags on the chart from `from_y` to `to_y` (pixels from the canvas centre), taking a
 /// screenshot mid-drag when asked.
@@ -71,13 +71,7 @@ async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
     println!("chart redraw (1 series × 300 points): {draw_ms} ms");
 
     // Judge every sample (`for` immediately) so a few seconds of data can breach.
-    client
-        .find(Locator::Css("#target-for option[value='0']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("#target-for option[value='0']")).await;
 
     // Drag past the top of the plot (the canvas is 340 px high): 100 % can never be exceeded.
     drag_chart(&browser, 0.0, -165.0, None).await;
@@ -98,13 +92,7 @@ async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
     drag_chart(&browser, 60.0, 0.0, None).await;
     let dragged: f64 = input_value(client, "#target-value").await.parse().unwrap();
     assert!(dragged > 0.0 && dragged < 100.0, "{dragged}");
-    client
-        .find(Locator::Id("target-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("target-save")).await;
     let notice = eventually_text(client, "#target-notice", "the save notice", |t| {
         !t.is_empty()
     })
@@ -155,13 +143,7 @@ async fn an_invalid_target_shows_the_servers_message_and_changes_nothing() {
     let field = client.find(Locator::Id("target-value")).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys("140").await.unwrap();
-    client
-        .find(Locator::Id("target-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("target-save")).await;
     let error = eventually_text(client, "#target-error", "the server's refusal", |t| {
         !t.is_empty()
     })
@@ -257,13 +239,7 @@ async fn twenty_edits_through_the_ui_auto_save_a_snapshot_that_restore_brings_ba
         t == "cpu: target.value: 60.0 → 30.0"
     })
     .await;
-    client
-        .find(Locator::Id("restore-start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("restore-start")).await;
     client
         .wait()
         .for_element(Locator::Id("restore-confirm"))
@@ -321,13 +297,7 @@ async fn chart_redraw_time_for_an_hour_of_samples_is_reported() {
         .unwrap();
     browser.wait_for_hydration().await;
     let canvas = client.find(Locator::Id("chart")).await.unwrap();
-    client
-        .find(Locator::Css("#target-for option[value='0']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("#target-for option[value='0']")).await;
     report_redraws(client, &canvas, 1).await;
     let backtest = text_of(client, "#backtest").await;
     // Live ticks after the push may add a gap or two at the end; the hour is still there.
@@ -348,13 +318,7 @@ async fn chart_redraw_time_for_an_hour_of_samples_is_reported() {
         ["load", "a", "b", "c"]
     );
     let canvas = client.find(Locator::Id("chart")).await.unwrap();
-    client
-        .find(Locator::Css("#target-for option[value='0']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("#target-for option[value='0']")).await;
     report_redraws(client, &canvas, 4).await;
     browser.screenshot("resource-compare.png").await;
     // A fourth overlay is refused with the rule.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 
 /// Where screenshots and other artefacts of a test run go: `target/e2e/`.
 pub fn artefact_dir() -> PathBuf {
@@ -125,6 +125,26 @@ pub fn http_request(
         ),
     );
     (status, body_of(&response))
+}
+
+/// Clicks the element `locator` finds; panics naming the locator if there is none.
+pub async fn click(client: &Client, locator: Locator<'_>) {
+    client
+        .find(locator)
+        .await
+        .unwrap_or_else(|err| panic!("nothing to click at {locator:?}: {err}"))
+        .click()
+        .await
+        .unwrap_or_else(|err| panic!("clicking {locator:?} failed: {err}"));
+}
+
+/// Waits (fantoccini's default wait) for the element `locator` finds; panics naming it.
+pub async fn wait_for(client: &Client, locator: Locator<'_>) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .for_element(locator)
+        .await
+        .unwrap_or_else(|err| panic!("waited in vain for {locator:?}: {err}"))
 }
 
 /// The text of the element matching `css`, waiting up to 15 s for it to appear.

@@ -68,6 +68,10 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     /// Unix milliseconds, exclusive.
     pub until: Option<i64>,
+    /// Only entries of these change numbers (the Changes page asks for its snapshots'
+    /// authors in one query). Not a URL filter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<u64>,
     pub limit: usize,
 }
 
@@ -80,6 +84,7 @@ impl Default for AuditFilter {
             text: None,
             since: None,
             until: None,
+            changes: Vec::new(),
             limit: DEFAULT_LIMIT,
         }
     }
@@ -168,6 +173,8 @@ impl AuditFilter {
             && self.text.as_deref().is_none_or(text_hit)
             && self.since.is_none_or(|s| record.at_unix_ms >= s)
             && self.until.is_none_or(|u| record.at_unix_ms < u)
+            && (self.changes.is_empty()
+                || record.change.is_some_and(|c| self.changes.contains(&c)))
     }
 }
 

@@ -26,6 +26,8 @@ const DEFAULT_PUSH_RATE: u32 = 20;
 const DEFAULT_PUSH_BURST: u32 = 40;
 /// Live dashboards at once; each costs a task and a few KiB.
 const DEFAULT_MAX_WEBSOCKETS: usize = 4096;
+/// A year of audit history, then the oldest entries go; `0` keeps everything.
+const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
 /// Server-function POSTs per client IP: sustained per second and burst. Generous on
 /// purpose: a person edits a few times a minute, the edit benchmark drives 20,000/s from
 /// one address, and a flood beyond this only fills the change log and snapshot ring.
@@ -145,6 +147,11 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_MAX_WEBSOCKETS", value_name = "N")]
     pub max_websockets: Option<usize>,
 
+    /// Audit entries are kept this many days (0–36500; 0 keeps them forever). Checked at
+    /// start-up and every hour.
+    #[arg(long, env = "PERFPILOT_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<u32>,
+
     /// Server-function POSTs (`/api/…`) per second allowed per client IP (1–1000000).
     #[arg(long, env = "PERFPILOT_MUTATION_RATE", value_name = "PER_SEC")]
     pub mutation_rate: Option<u32>,
@@ -183,6 +190,7 @@ struct FileConfig {
     max_websockets: Option<usize>,
     mutation_rate: Option<u32>,
     mutation_burst: Option<u32>,
+    audit_retention_days: Option<u32>,
 }
 
 /// The `[actions]` table: what the optimizer may execute. Webhook signing secrets live
@@ -296,6 +304,8 @@ pub struct Settings {
     /// Token bucket of server-function POSTs per client IP.
     pub mutation_rate: u32,
     pub mutation_burst: u32,
+    /// Days audit entries are kept; 0 keeps them forever.
+    pub audit_retention_days: u32,
 }
 
 impl Settings {
@@ -421,6 +431,18 @@ impl Settings {
                 rule: format!("must be between 1 and 1000000, got {max_websockets}"),
             });
         }
+        let audit_retention_days = cli
+            .audit_retention_days
+            .or(file.audit_retention_days)
+            .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS);
+        if audit_retention_days > 36_500 {
+            return Err(ConfigError::Invalid {
+                field: "audit_retention_days",
+                rule: format!(
+                    "must be between 0 (keep forever) and 36500, got {audit_retention_days}"
+                ),
+            });
+        }
         let mutation_rate = cli
             .mutation_rate
             .or(file.mutation_rate)
@@ -506,6 +528,7 @@ impl Settings {
             max_websockets,
             mutation_rate,
             mutation_burst,
+            audit_retention_days,
         })
     }
 }
@@ -867,6 +890,31 @@ mod tests {
         };
         let err = Settings::resolve(&zero).unwrap_err().to_string();
         assert_eq!(err, "mutation_burst: must be between 1 and 1000000, got 0");
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_a_year_and_zero_keeps_everything() {
+        let settings = Settings::resolve(&Cli::default()).unwrap();
+        assert_eq!(settings.audit_retention_days, 365);
+        let forever = Cli {
+            audit_retention_days: Some(0),
+            ..Cli::default()
+        };
+        assert_eq!(
+            Settings::resolve(&forever).unwrap().audit_retention_days,
+            0
+        );
+        let too_long = Cli {
+            audit_retention_days: Some(36_501),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&too_long).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "audit_retention_days: must be between 0 (keep forever) and 36500, got 36501"
+        );
+        let file = parse("audit_retention_days = 90\n").unwrap();
+        assert_eq!(file.audit_retention_days, Some(90));
     }
 
     #[test]

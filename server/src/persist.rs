@@ -164,6 +164,8 @@ enum Job {
     /// What the store holds at start-up (host resources added, the configured auto-save
     /// period), written without counting a change.
     Baseline(Box<PersistedState>),
+    /// Removes audit entries older than this time (`--audit-retention-days`).
+    PruneAudit { before_unix_ms: i64 },
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -307,6 +309,30 @@ impl Persist {
             serde_json::Value::Null,
             serde_json::json!({ "label": label }),
         ));
+    }
+
+    /// Removes audit entries from before `before_unix_ms`, with the next commit.
+    pub fn prune_audit(&self, before_unix_ms: i64) {
+        let _ = self.send(Job::PruneAudit { before_unix_ms });
+    }
+
+    /// Applies `--audit-retention-days` now and then every hour, for as long as the
+    /// runtime runs; `days == 0` keeps everything.
+    pub fn keep_audit_for(&self, days: u32) {
+        if days == 0 {
+            return;
+        }
+        let persist = self.clone();
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3_600));
+            loop {
+                hourly.tick().await;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                persist.prune_audit(now - i64::from(days) * 86_400_000);
+            }
+        });
     }
 
     /// Stores a finished before/after comparison (the proof ring's serialized entry).
@@ -493,8 +519,14 @@ fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
     };
     let audit_entries: i64 = conn.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
     let events = {
-        let mut stmt = conn.prepare("SELECT id, body FROM events ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        // Only what the page can show: a database from before pruning may hold more.
+        let mut stmt = conn.prepare(
+            "SELECT id, body FROM (SELECT id, body FROM events ORDER BY id DESC LIMIT ?1) \
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map([crate::proof::KEEP as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut events = Vec::new();
         for row in rows {
             let (id, body) = row?;
@@ -613,6 +645,7 @@ impl Writer {
         let mut latest: Option<Arc<State>> = None;
         let mut touched = std::collections::BTreeSet::new();
         let mut everything = false;
+        let mut events_added = false;
         for job in batch {
             let step = match job {
                 Job::Change {
@@ -635,12 +668,14 @@ impl Writer {
                     at_unix_ms,
                     resource,
                     body,
-                } => tx
-                    .prepare_cached(
+                } => {
+                    events_added = true;
+                    tx.prepare_cached(
                         "INSERT INTO events(at_unix_ms, resource, body) VALUES (?1, ?2, ?3)",
                     )
                     .and_then(|mut s| s.execute(params![at_unix_ms, resource, body.to_string()]))
-                    .map(drop),
+                    .map(drop)
+                }
                 Job::SaveToken { row, by, reply } => match save_token(&tx, &row, &by) {
                     Ok(()) => {
                         replies.push(Reply::Unit(reply));
@@ -688,10 +723,32 @@ impl Writer {
                     Ok(())
                 }
                 Job::Baseline(state) => write_baseline(&tx, &state),
+                Job::PruneAudit { before_unix_ms } => tx
+                    .prepare_cached("DELETE FROM audit WHERE at_unix_ms < ?1")
+                    .and_then(|mut s| s.execute([before_unix_ms]))
+                    .map(|removed| {
+                        if removed > 0 {
+                            tracing::info!(
+                                removed,
+                                "Audit entries older than --audit-retention-days removed"
+                            );
+                        }
+                    }),
             };
             if let Err(err) = step {
                 failure = Some((std::mem::take(&mut replies), err));
                 break;
+            }
+        }
+        if failure.is_none() && events_added {
+            // The page shows the newest `proof::KEEP` before/afters and nothing reads older
+            // ones, so the table keeps only those: it would otherwise grow with every edit
+            // and be read whole at every start.
+            let pruned = tx
+                .prepare_cached("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1")
+                .and_then(|mut s| s.execute([crate::proof::KEEP as i64]));
+            if let Err(err) = pruned {
+                failure = Some((std::mem::take(&mut replies), err));
             }
         }
         if failure.is_none() {
@@ -1071,6 +1128,12 @@ fn audit_where(f: &AuditFilter) -> (String, Vec<rusqlite::types::Value>) {
             Value::Text(text.to_lowercase()),
         );
     }
+    if !f.changes.is_empty() {
+        let first = args.len() + 1;
+        args.extend(f.changes.iter().map(|&c| Value::Integer(c as i64)));
+        let params: Vec<String> = (first..=args.len()).map(|i| format!("?{i}")).collect();
+        sql.push_str(&format!(" AND change IN ({})", params.join(", ")));
+    }
     (sql, args)
 }
 
@@ -1146,6 +1209,37 @@ mod tests {
             created_by: "alice".into(),
             created_at_unix_ms: 1_000,
             revoked_at_unix_ms: None,
+        }
+    }
+
+    /// Sets the `cpu` resource's target to each value in turn, each change durable.
+    async fn set_cpu_target(store: &ChangeStore, persist: &Persist, values: &[f64]) {
+        let cpu = ResourceId::new("cpu").unwrap();
+        for &value in values {
+            let mut target = store.state().resources[&cpu].target.clone().unwrap();
+            target.value = value;
+            let mutation = Mutation::SetTarget {
+                id: cpu.clone(),
+                target,
+            };
+            let record = store
+                .apply_with(mutation, |r, s| persist.enqueue_change(r, s, &admin()))
+                .unwrap();
+            persist.durable(record.change).await.unwrap();
+        }
+    }
+
+    /// Opens `location` again once the previous handle's writer thread has let go of the
+    /// exclusive lock (its channel closed when the handle was dropped).
+    async fn reopen(location: &Location) -> (Persist, Loaded) {
+        loop {
+            match Persist::open(location) {
+                Ok(opened) => return opened,
+                Err(err) if err.to_string().contains("locked") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Err(err) => panic!("{err:#}"),
+            }
         }
     }
 
@@ -1228,6 +1322,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_the_newest_before_afters_are_kept_and_loaded() {
+        let dir = std::env::temp_dir().join(format!("perfpilot-events-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let location = Location::Dir(dir.clone());
+        {
+            let (persist, _) = Persist::open(&location).unwrap();
+            for n in 0..crate::proof::KEEP + 5 {
+                persist.save_event(n as i64, "cpu", serde_json::json!({ "n": n }));
+            }
+            persist.flush().await;
+        }
+        let (_persist, loaded) = reopen(&location).await;
+        let kept: Vec<u64> = loaded
+            .events
+            .iter()
+            .map(|e| e["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(kept.len(), crate::proof::KEEP);
+        assert_eq!(kept.first(), Some(&5), "the oldest five were pruned");
+        assert_eq!(kept.last(), Some(&(crate::proof::KEEP as u64 + 4)));
+        drop(_persist);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn pruning_removes_only_audit_entries_older_than_the_cut() {
+        let (persist, _) = Persist::open(&Location::Memory).unwrap();
+        for at in [1_000, 2_000, 3_000, 4_000] {
+            persist.audit_mark("cpu", &format!("at {at}"), &admin(), at);
+        }
+        persist.prune_audit(3_000);
+        persist.flush().await;
+        let left: Vec<i64> = persist
+            .query_audit(AuditFilter::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.at_unix_ms)
+            .collect();
+        assert_eq!(left, vec![4_000, 3_000]);
+    }
+
+    #[tokio::test]
+    async fn the_audit_query_selects_exactly_the_asked_change_numbers() {
+        let (persist, _) = Persist::open(&Location::Memory).unwrap();
+        let cpu = ResourceId::new("cpu").unwrap();
+        let store = ChangeStore::with_resources(
+            vec![Resource::new(cpu.clone(), ResourceType::Cpu, "CPU")],
+            StoreOptions::default(),
+        )
+        .unwrap();
+        persist.baseline(store.persisted());
+        set_cpu_target(&store, &persist, &[10.0, 20.0, 30.0, 40.0, 50.0]).await;
+        persist.audit_mark("cpu", "deploy", &admin(), 5_000);
+        persist.flush().await;
+
+        let filter = AuditFilter {
+            changes: vec![2, 4, 99],
+            ..AuditFilter::default()
+        };
+        let entries = persist.query_audit(filter.clone()).await.unwrap();
+        let changes: Vec<Option<u64>> = entries.iter().map(|e| e.change).collect();
+        assert_eq!(changes, vec![Some(4), Some(2)], "newest first, no mark");
+        assert_eq!(persist.count_audit(filter.clone()).await.unwrap(), 2);
+        // The in-memory rule agrees with the query on every entry.
+        let everything = persist.query_audit(AuditFilter::default()).await.unwrap();
+        assert_eq!(everything.len(), 6);
+        let matching: Vec<&AuditRecord> =
+            everything.iter().filter(|e| filter.matches(e)).collect();
+        assert_eq!(matching.len(), 2);
+    }
+
+    #[tokio::test]
     async fn changes_are_durable_in_order_and_reload_into_the_same_store() {
         let dir = std::env::temp_dir().join(format!("perfpilot-persist-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -1247,33 +1414,11 @@ mod tests {
             )
             .unwrap();
             persist.baseline(store.persisted());
-            for value in [10.0, 20.0, 30.0, 40.0] {
-                let mut target = store.state().resources[&cpu].target.clone().unwrap();
-                target.value = value;
-                let mutation = Mutation::SetTarget {
-                    id: cpu.clone(),
-                    target,
-                };
-                let record = store
-                    .apply_with(mutation, |r, s| persist.enqueue_change(r, s, &admin()))
-                    .unwrap();
-                persist.durable(record.change).await.unwrap();
-            }
+            set_cpu_target(&store, &persist, &[10.0, 20.0, 30.0, 40.0]).await;
             persist.flush().await;
             store.persisted()
         };
-        // The first connection's thread still holds the exclusive lock until it exits;
-        // the handle is dropped above, so its channel closes and the thread ends.
-        let reopened = loop {
-            match Persist::open(&location) {
-                Ok(opened) => break opened,
-                Err(err) if err.to_string().contains("locked") => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
-                }
-                Err(err) => panic!("{err:#}"),
-            }
-        };
-        let (_persist, loaded) = reopened;
+        let (_persist, loaded) = reopen(&location).await;
         let state = loaded.state.expect("the stored state");
         assert_eq!(state, expected);
         assert_eq!(state.change, 4);

@@ -15,8 +15,8 @@ use engine::series::SeriesKey;
 
 use app::proof::{reduce, ComparisonRow, OVERLAY_POINTS};
 
-/// Finished comparisons kept for the page.
-const KEEP: usize = 200;
+/// Finished comparisons kept for the page (and in the database).
+pub(crate) const KEEP: usize = 200;
 /// Events still measuring; more than this and the oldest is dropped with a warning.
 const MAX_PENDING: usize = 1_000;
 
