@@ -146,7 +146,11 @@ async fn resource_settings_are_edited_under_the_chart_and_typos_name_the_field()
     );
 
     cooldown.send_keys("\u{e009}a\u{e000}120").await.unwrap();
-    click(client, Locator::Css("#setting-action option[value='command']")).await;
+    click(
+        client,
+        Locator::Css("#setting-action option[value='command']"),
+    )
+    .await;
     client
         .find(Locator::Id("setting-program"))
         .await

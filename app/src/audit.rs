@@ -173,8 +173,7 @@ impl AuditFilter {
             && self.text.as_deref().is_none_or(text_hit)
             && self.since.is_none_or(|s| record.at_unix_ms >= s)
             && self.until.is_none_or(|u| record.at_unix_ms < u)
-            && (self.changes.is_empty()
-                || record.change.is_some_and(|c| self.changes.contains(&c)))
+            && (self.changes.is_empty() || record.change.is_some_and(|c| self.changes.contains(&c)))
     }
 }
 

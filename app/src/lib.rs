@@ -41,6 +41,45 @@ pub struct SiteAssets {
     pub stylesheet: String,
     /// The path prefix everything is served under (`""` at the root).
     pub base: base::BasePath,
+    /// `href`s of the chunk files each lazy page needs, by route key ([`PAGES`]).
+    pub page_preloads: std::sync::Arc<std::collections::HashMap<String, Vec<String>>>,
+    /// `href` of the wasm-split loader the main module imports.
+    pub split_loader: String,
+}
+
+/// Every page's path and the key of its lazy route's chunks (the route type's name in
+/// snake case, see `splitter`). Must list the same pages as the `<Routes>` in [`App`];
+/// `server/tests/router.rs` checks every path renders and preloads its chunks.
+pub const PAGES: [(&str, &str); 6] = [
+    ("/", "overview_route"),
+    ("/changes", "changes_route"),
+    ("/audit", "audit_route"),
+    ("/resource", "resource_route"),
+    ("/before-after", "proof_route"),
+    ("/settings", "settings_route"),
+];
+
+/// The chunk files the page at `path` (below the base) needs, as preload `href`s.
+fn chunk_preloads(assets: &SiteAssets, path: &str) -> Vec<String> {
+    PAGES
+        .iter()
+        .find(|(page, _)| *page == path)
+        .and_then(|(_, key)| assets.page_preloads.get(*key))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The request's path below the base, during a server render.
+#[cfg(feature = "ssr")]
+fn rendered_path(base: &base::BasePath) -> String {
+    let path = use_context::<http::request::Parts>()
+        .map(|parts| parts.uri.path().to_owned())
+        .unwrap_or_default();
+    match path.strip_prefix(base.0.as_str()) {
+        Some("") => "/".to_owned(),
+        Some(below) => below.to_owned(),
+        None => path,
+    }
 }
 
 /// The whole HTML document, rendered only on the server.
@@ -49,6 +88,13 @@ pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {
     // header (`server/src/guard.rs`); inline scripts without it would not run.
     let nonce = leptos::nonce::use_nonce();
     let root = assets.base.0.clone();
+    // The page's code chunks download alongside the main module instead of after
+    // hydration asks for them (one round trip less before the page is interactive).
+    #[cfg(feature = "ssr")]
+    let preloads = chunk_preloads(&assets, &rendered_path(&assets.base));
+    #[cfg(not(feature = "ssr"))]
+    let preloads = chunk_preloads(&assets, "");
+    let split_loader = (!preloads.is_empty()).then(|| assets.split_loader.clone());
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -63,6 +109,22 @@ pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {
                 // white flash; the toggle component owns the value after hydration.
                 <script nonce=nonce>{THEME_BOOT_SCRIPT}</script>
                 <HydrationScripts options root/>
+                {split_loader.map(|href| view! { <link rel="modulepreload" href=href/> })}
+                {preloads
+                    .into_iter()
+                    .map(|href| {
+                        // `crossorigin` so the preload matches the loader's `fetch()`.
+                        view! {
+                            <link
+                                rel="preload"
+                                href=href
+                                r#as="fetch"
+                                r#type="application/wasm"
+                                crossorigin="anonymous"
+                            />
+                        }
+                    })
+                    .collect_view()}
                 <MetaTags/>
             </head>
             <body>

@@ -5,6 +5,7 @@
 //! hash of its content and writes `assets.json` beside `pkg/`. Because changed content gets
 //! a new path, `/pkg/*` can be cached by browsers and proxies forever.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -14,6 +15,8 @@ pub const PKG_DIR: &str = "pkg";
 /// The wasm-split loader the main module imports; the name is the one Leptos'
 /// `HydrationScripts` preloads (it would carry a hash if Leptos hashed files itself).
 pub const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
+/// Written by `splitter`: the files each lazy page needs, by route key.
+pub const PAGE_CHUNKS: &str = "page_chunks.json";
 
 #[derive(Debug, Clone, Deserialize)]
 struct Manifest {
@@ -34,6 +37,9 @@ pub struct Site {
     pub bundle_path: String,
     pub output_name: String,
     pub stylesheet: String,
+    /// The chunk files each lazy page needs (`overview_route` → `["chunk_8.wasm", …]`),
+    /// listed as preloads in the pages the server renders.
+    pub page_chunks: HashMap<String, Vec<String>>,
     /// Why the bundle cannot be served, if it cannot: shown by `/readyz` and logged once.
     pub problem: Option<String>,
 }
@@ -47,6 +53,7 @@ impl Site {
             Ok(manifest) => {
                 let pkg = root.join(PKG_DIR);
                 let bundle = &manifest.bundle_dir;
+                let page_chunks = Self::read_page_chunks(&pkg.join(bundle).join(PAGE_CHUNKS));
                 let missing: Vec<String> = [
                     format!("{bundle}/{}.js", manifest.output_name),
                     format!("{bundle}/{}_bg.wasm", manifest.output_name),
@@ -54,20 +61,29 @@ impl Site {
                     manifest.stylesheet.clone(),
                 ]
                 .into_iter()
+                .chain(page_chunks.iter().flat_map(|chunks| {
+                    chunks
+                        .values()
+                        .flatten()
+                        .map(|file| format!("{bundle}/{file}"))
+                }))
                 .filter(|file| !pkg.join(file).is_file())
                 .collect();
-                let problem = (!missing.is_empty()).then(|| {
-                    format!(
+                let problem = match (&page_chunks, missing.is_empty()) {
+                    (Err(problem), _) => Some(problem.clone()),
+                    (Ok(_), false) => Some(format!(
                         "site assets missing in {}: {}; run scripts/build.sh",
                         pkg.display(),
                         missing.join(", ")
-                    )
-                });
+                    )),
+                    (Ok(_), true) => None,
+                };
                 Site {
                     root: root.to_owned(),
                     bundle_path: format!("{PKG_DIR}/{bundle}"),
                     output_name: manifest.output_name,
                     stylesheet: manifest.stylesheet,
+                    page_chunks: page_chunks.unwrap_or_default(),
                     problem,
                 }
             }
@@ -76,9 +92,20 @@ impl Site {
                 bundle_path: PKG_DIR.into(),
                 output_name: "perfpilot".into(),
                 stylesheet: "perfpilot.css".into(),
+                page_chunks: HashMap::new(),
                 problem: Some(problem),
             },
         }
+    }
+
+    fn read_page_chunks(path: &Path) -> Result<HashMap<String, Vec<String>>, String> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            format!(
+                "cannot read {}: {err}; run scripts/build.sh",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).map_err(|err| format!("{} is not valid: {err}", path.display()))
     }
 
     fn read_manifest(root: &Path) -> Result<Manifest, String> {

@@ -900,10 +900,7 @@ mod tests {
             audit_retention_days: Some(0),
             ..Cli::default()
         };
-        assert_eq!(
-            Settings::resolve(&forever).unwrap().audit_retention_days,
-            0
-        );
+        assert_eq!(Settings::resolve(&forever).unwrap().audit_retention_days, 0);
         let too_long = Cli {
             audit_retention_days: Some(36_501),
             ..Cli::default()

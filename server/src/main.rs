@@ -50,7 +50,9 @@ async fn main() -> ExitCode {
              no file is written and everything is lost when perfpilot stops"
         ),
     }
-    monitor.persist.keep_audit_for(settings.audit_retention_days);
+    monitor
+        .persist
+        .keep_audit_for(settings.audit_retention_days);
     let state = AppState::new(settings, monitor.clone());
     tracing::info!("{}", state.auth.describe());
     if let Err(err) = state.tokens.load().await {

@@ -165,7 +165,9 @@ enum Job {
     /// period), written without counting a change.
     Baseline(Box<PersistedState>),
     /// Removes audit entries older than this time (`--audit-retention-days`).
-    PruneAudit { before_unix_ms: i64 },
+    PruneAudit {
+        before_unix_ms: i64,
+    },
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -815,7 +817,11 @@ fn refuse_all(batch: Vec<Job>, reason: &Arc<str>) {
             Job::QueryAudit(_, reply) => drop(reply.send(Err(err()))),
             Job::CountAudit(_, reply) => drop(reply.send(Err(err()))),
             Job::Flush(reply) => drop(reply.send(())),
-            Job::Change { .. } | Job::Audit(_) | Job::Event { .. } | Job::Baseline(_) => {}
+            Job::Change { .. }
+            | Job::Audit(_)
+            | Job::Event { .. }
+            | Job::Baseline(_)
+            | Job::PruneAudit { .. } => {}
         }
     }
 }
@@ -1389,8 +1395,7 @@ mod tests {
         // The in-memory rule agrees with the query on every entry.
         let everything = persist.query_audit(AuditFilter::default()).await.unwrap();
         assert_eq!(everything.len(), 6);
-        let matching: Vec<&AuditRecord> =
-            everything.iter().filter(|e| filter.matches(e)).collect();
+        let matching: Vec<&AuditRecord> = everything.iter().filter(|e| filter.matches(e)).collect();
         assert_eq!(matching.len(), 2);
     }
 

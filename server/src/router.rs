@@ -30,9 +30,22 @@ pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let render = {
         let options = state.leptos_options.clone();
+        let bundle = format!("{base}/{}", state.site.bundle_path);
         let assets = app::SiteAssets {
             stylesheet: format!("{base}{}", state.site.stylesheet_href()),
             base: app::base::BasePath(base.clone()),
+            page_preloads: std::sync::Arc::new(
+                state
+                    .site
+                    .page_chunks
+                    .iter()
+                    .map(|(page, files)| {
+                        let hrefs = files.iter().map(|f| format!("{bundle}/{f}")).collect();
+                        (page.clone(), hrefs)
+                    })
+                    .collect(),
+            ),
+            split_loader: format!("{bundle}/{}", crate::assets::SPLIT_LOADER),
         };
         move || app::shell(options.clone(), assets.clone())
     };

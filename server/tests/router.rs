@@ -40,6 +40,21 @@ impl Site {
             "export {}\n",
         )
         .unwrap();
+        // Every page needs a shared chunk and its own, as `splitter` writes them.
+        let mut page_chunks = serde_json::Map::new();
+        std::fs::write(bundle.join("shared.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        for (_, key) in app::PAGES {
+            std::fs::write(bundle.join(format!("{key}.wasm")), b"\0asm\x01\0\0\0").unwrap();
+            page_chunks.insert(
+                key.into(),
+                serde_json::json!(["shared.wasm", format!("{key}.wasm")]),
+            );
+        }
+        std::fs::write(
+            bundle.join("page_chunks.json"),
+            serde_json::Value::Object(page_chunks).to_string(),
+        )
+        .unwrap();
         let wasm: Vec<u8> = b"\0asm\x01\0\0\0"
             .iter()
             .copied()
@@ -176,6 +191,52 @@ async fn home_page_links_the_hashed_bundle() {
     let html = String::from_utf8(body).unwrap();
     assert!(html.contains("/pkg/abc/perfpilot.js"), "{html:.600}");
     assert!(html.contains("/pkg/abc/perfpilot_bg.wasm"));
+}
+
+#[tokio::test]
+async fn every_page_renders_and_preloads_its_own_chunks_only() {
+    let site = Site::complete("preloads");
+    for (path, key) in app::PAGES {
+        // The resource page needs a resource.
+        let url = if path == "/resource" {
+            "/resource?id=cpu"
+        } else {
+            path
+        };
+        let (status, _, body) = send(site.router(), get(url)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let html = String::from_utf8(body).unwrap();
+        for file in ["shared.wasm", &format!("{key}.wasm")] {
+            let link = format!(
+                "<link rel=\"preload\" href=\"/pkg/abc/{file}\" as=\"fetch\" \
+                 type=\"application/wasm\" crossorigin=\"anonymous\">"
+            );
+            assert!(html.contains(&link), "{path}: {link} in {html:.2000}");
+        }
+        assert!(html.contains(
+            "<link rel=\"modulepreload\" href=\"/pkg/abc/__wasm_split.______________________.js\">"
+        ));
+        for (_, other) in app::PAGES.iter().filter(|(_, other)| *other != key) {
+            assert!(
+                !html.contains(&format!("{other}.wasm")),
+                "{path} preloads {other}"
+            );
+        }
+    }
+    let (status, _, body) = send(site.router(), get("/no/such/page")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!String::from_utf8(body).unwrap().contains("shared.wasm"));
+}
+
+#[tokio::test]
+async fn a_page_chunk_named_by_the_bundle_but_missing_makes_readyz_fail() {
+    let site = Site::complete("readyz-chunk");
+    std::fs::remove_file(site.0.join("pkg/abc/changes_route.wasm")).unwrap();
+    let (status, _, body) = send(site.router(), get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("abc/changes_route.wasm"));
 }
 
 #[tokio::test]
@@ -382,6 +443,8 @@ async fn under_a_public_url_everything_lives_below_its_path() {
         "href=\"/perf/favicon.svg\"",
         "/perf/pkg/abc/perfpilot.js",
         "/perf/pkg/abc/perfpilot_bg.wasm",
+        "href=\"/perf/pkg/abc/overview_route.wasm\"",
+        "href=\"/perf/pkg/abc/__wasm_split.______________________.js\"",
         "href=\"/perf/before-after\"",
         "href=\"/perf/changes\"",
         "<meta name=\"perfpilot-base\" content=\"/perf\"",

@@ -6,9 +6,13 @@
 //!   `perfpilot_bg.wasm`;
 //! - one `.wasm` per page and per piece of code that several pages share, without custom
 //!   sections (names and relocations are for tools, not browsers);
-//! - the loader `__wasm_split.______________________.js` and `__wasm_split_manifest.json`
-//!   (which files each page needs), under the names Leptos' `HydrationScripts` looks for:
-//!   the server reads the manifest to preload a page's chunks in the document it renders.
+//! - the loader `__wasm_split.______________________.js`, under the name the wasm imports
+//!   it by;
+//! - `page_chunks.json`: for each lazy route (`overview_route` for `OverviewRoute`), the
+//!   files it needs. The server lists them as preloads in the page it renders.
+//!   (Leptos has its own preloading from `__wasm_split_manifest.json`, but it looks the
+//!   manifest up outside the render's reactive owner and so finds it only sometimes; that
+//!   name is not written, which turns it off.)
 //!
 //! The input must be linked with `--emit-relocs` (`.cargo/config.toml`).
 
@@ -16,10 +20,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-/// What `leptos::HydrationScripts` expects when file hashing is off; the whole bundle
-/// directory carries the content hash instead (`scripts/build.sh`).
+/// The name `cargo leptos --split` gives the loader when file hashing is off; the whole
+/// bundle directory carries the content hash instead (`scripts/build.sh`).
 const LOADER: &str = "__wasm_split.______________________.js";
-const MANIFEST: &str = "__wasm_split_manifest.json";
+const PAGE_CHUNKS: &str = "page_chunks.json";
 /// wasm-bindgen's `--out-name`: the loader imports `initSync` from this module.
 const MAIN_MODULE: &str = "./perfpilot.js";
 
@@ -51,14 +55,35 @@ fn main() -> Result<()> {
     for chunk in &split.split_modules {
         strip_custom_sections(chunk)?;
     }
-    let manifest = serde_json::to_string_pretty(&split.prefetch_map)?;
-    std::fs::write(out_dir.join(MANIFEST), manifest)?;
+    let pages: std::collections::BTreeMap<String, Vec<String>> = split
+        .prefetch_map
+        .iter()
+        .map(|(split_point, modules)| {
+            let files = modules.iter().map(|m| format!("{m}.wasm")).collect();
+            (page_key(split_point), files)
+        })
+        .collect();
+    std::fs::write(
+        out_dir.join(PAGE_CHUNKS),
+        serde_json::to_string_pretty(&pages)?,
+    )?;
     println!(
         "split into main.wasm and {} chunks for {} pages",
         split.split_modules.len(),
         split.prefetch_map.len()
     );
     Ok(())
+}
+
+/// `#[lazy_route]` on `impl LazyRoute for OverviewRoute` makes the split point
+/// `__overview_route_view_<hash of its place in the source>`; the page's key is
+/// `overview_route`. Other split points (`#[lazy]` functions) keep their name.
+fn page_key(split_point: &str) -> String {
+    split_point
+        .strip_prefix("__")
+        .and_then(|rest| rest.rsplit_once("_view_"))
+        .filter(|(_, hash)| !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_digit()))
+        .map_or_else(|| split_point.to_owned(), |(key, _)| key.to_owned())
 }
 
 /// Rewrites a module without its custom sections (`name`, `reloc.*`, `linking`,
@@ -132,6 +157,20 @@ mod tests {
             .validate_all(&stripped)
             .unwrap();
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_lazy_route_split_point_is_keyed_by_its_route() {
+        assert_eq!(
+            page_key("__overview_route_view_13997925026929591259"),
+            "overview_route"
+        );
+        assert_eq!(page_key("__proof_route_view_1"), "proof_route");
+        assert_eq!(
+            page_key("deserialize_comments_42"),
+            "deserialize_comments_42"
+        );
+        assert_eq!(page_key("__odd_view_x"), "__odd_view_x");
     }
 
     #[test]
