@@ -159,6 +159,37 @@ fn finished_before_afters_and_marks_survive_a_restart() {
 }
 
 #[test]
+fn a_before_after_measuring_at_shutdown_is_finished_early_and_kept() {
+    let data = TempDir::new("perfpilot-durable-cut");
+    let windows = ["--baseline-secs", "1", "--verify-secs", "600"];
+    let server = Perfpilot::start_with_data(&data.0, &windows);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, body) = http_post_form(server.addr, "/api/add_mark", "resource=cpu&label=v10");
+    assert_eq!(status, 200, "add_mark: {body}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let rows = comparisons(&server);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["pending"], true, "still measuring: {rows:?}");
+    assert!(server.terminate().success());
+
+    let server = Perfpilot::start_with_data(&data.0, &windows);
+    let rows = comparisons(&server);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["pending"], false);
+    assert_eq!(rows[0]["event"], "mark: v10");
+    let reason = rows[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("cut short: perfpilot stopped ")
+            && reason.contains(" s into the 600 s after-window; "),
+        "{reason}"
+    );
+    assert!(
+        rows[0]["after"].is_string(),
+        "the measured part has values: {rows:?}"
+    );
+}
+
+#[test]
 fn kill_9_during_concurrent_edits_loses_no_acknowledged_edit() {
     const CLIENTS: usize = 4;
     const EACH: usize = 250;

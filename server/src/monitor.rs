@@ -222,6 +222,13 @@ impl Monitor {
         if let Some(handle) = handle {
             handle.shutdown().await;
         }
+        // History is memory-only: before/afters still measuring would be lost with it, so
+        // they are finished with what was measured (the reason says so) and stored.
+        let history = self.history.read().expect("history lock poisoned");
+        let now = engine::collect::unix_now_ms();
+        for (resource, at, body) in self.proof().complete_early(now, &history) {
+            self.persist.save_event(at, &resource, body);
+        }
     }
 
     pub fn tick_stats(&self) -> TickStats {

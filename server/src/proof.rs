@@ -127,39 +127,76 @@ impl Proof {
         now: i64,
         history: &History,
     ) -> Vec<(String, i64, serde_json::Value)> {
-        let mut finished = Vec::new();
         let (ready, waiting): (VecDeque<Pending>, VecDeque<Pending>) =
             std::mem::take(&mut self.pending)
                 .into_iter()
                 .partition(|p| p.windows.complete_at() <= now);
         self.pending = waiting;
-        for p in ready {
-            let key = SeriesKey::new(p.resource.as_str(), p.target.metric.as_str());
-            let samples = |window: (i64, i64)| window_samples(history, &key, window);
-            let (before, after) = (samples(p.windows.before), samples(p.windows.after));
-            let record = ComparisonRecord::compute(
-                p.resource, p.event, p.windows, &before, &after, &p.target,
-            );
-            if self.done.len() == KEEP {
-                self.done.pop_front();
-            }
-            let done = Done {
-                record,
-                resource_name: p.resource_name,
-                unit: p.unit,
-                before: reduce(&before, OVERLAY_POINTS),
-                after: reduce(&after, OVERLAY_POINTS),
-            };
-            if let Ok(value) = serde_json::to_value(&done) {
-                finished.push((
-                    done.record.resource.as_str().to_owned(),
-                    done.record.at_unix_ms,
-                    value,
-                ));
-            }
-            self.done.push_back(done);
+        ready
+            .into_iter()
+            .filter_map(|p| self.finish(p, history))
+            .collect()
+    }
+
+    /// Completes every comparison still measuring with the part of its after-window
+    /// measured by `now`, saying so in its reason: perfpilot is stopping, and the history
+    /// the rest would need does not survive the restart.
+    pub fn complete_early(
+        &mut self,
+        now: i64,
+        history: &History,
+    ) -> Vec<(String, i64, serde_json::Value)> {
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter_map(|mut p| {
+                let (from, to) = p.windows.after;
+                let cut = now.clamp(from, to);
+                p.windows.after.1 = cut;
+                let mut finished = self.finish(p, history)?;
+                if let Some(done) = self.done.back_mut() {
+                    done.record.result.reason = format!(
+                        "cut short: perfpilot stopped {} s into the {} s after-window; {}",
+                        (cut - from) / 1_000,
+                        (to - from) / 1_000,
+                        done.record.result.reason
+                    );
+                    finished.2 = serde_json::to_value(&*done).ok()?;
+                }
+                Some(finished)
+            })
+            .collect()
+    }
+
+    /// Computes `p` over its windows, keeps it, and returns it as the database stores it.
+    fn finish(
+        &mut self,
+        p: Pending,
+        history: &History,
+    ) -> Option<(String, i64, serde_json::Value)> {
+        let key = SeriesKey::new(p.resource.as_str(), p.target.metric.as_str());
+        let samples = |window: (i64, i64)| window_samples(history, &key, window);
+        let (before, after) = (samples(p.windows.before), samples(p.windows.after));
+        let record =
+            ComparisonRecord::compute(p.resource, p.event, p.windows, &before, &after, &p.target);
+        if self.done.len() == KEEP {
+            self.done.pop_front();
         }
-        finished
+        let done = Done {
+            record,
+            resource_name: p.resource_name,
+            unit: p.unit,
+            before: reduce(&before, OVERLAY_POINTS),
+            after: reduce(&after, OVERLAY_POINTS),
+        };
+        let stored = serde_json::to_value(&done).ok().map(|value| {
+            (
+                done.record.resource.as_str().to_owned(),
+                done.record.at_unix_ms,
+                value,
+            )
+        });
+        self.done.push_back(done);
+        stored
     }
 
     /// Newest first: measuring ones, then finished ones.
@@ -311,6 +348,41 @@ mod tests {
         let mut restored = Proof::default();
         restored.restore(finished.into_iter().map(|(_, _, v)| v));
         assert_eq!(restored.rows(kind), proof.rows(kind));
+    }
+
+    #[test]
+    fn stopping_finishes_what_is_measuring_with_the_part_measured_and_says_so() {
+        let t0 = 1_700_000_000_000;
+        let (history, resource) = cpu_history(t0, |s| if s < 10 { 85.0 } else { 65.0 });
+        let mut proof = Proof::default();
+        let mark = EventKind::Mark { label: "v2".into() };
+        proof
+            .open(&resource, mark, t0 + 10_000, "%".into())
+            .unwrap();
+        // Stopping 4 s into the 10 s after-window.
+        let finished = proof.complete_early(t0 + 14_000, &history);
+        assert_eq!(finished.len(), 1);
+        let kind = |_: &ResourceId, _: &str| Some(MetricKind::Utilization);
+        let rows = proof.rows(kind);
+        assert_eq!(rows.len(), 1, "nothing left measuring");
+        let row = &rows[0];
+        assert!(!row.pending);
+        assert_eq!(row.after.as_deref(), Some("65 %"));
+        assert_eq!(
+            row.after_series,
+            vec![Some(65.0); 4],
+            "only the measured part"
+        );
+        assert!(
+            row.reason
+                .starts_with("cut short: perfpilot stopped 4 s into the 10 s after-window; "),
+            "{}",
+            row.reason
+        );
+        // What is stored is what the page shows after the restart.
+        let mut restored = Proof::default();
+        restored.restore(finished.into_iter().map(|(_, _, v)| v));
+        assert_eq!(restored.rows(kind), rows);
     }
 
     #[test]
