@@ -1218,6 +1218,12 @@ mod tests {
         }
     }
 
+    /// A store holding one resource, `cpu`.
+    fn cpu_store(options: StoreOptions) -> ChangeStore {
+        let cpu = Resource::new(ResourceId::new("cpu").unwrap(), ResourceType::Cpu, "CPU");
+        ChangeStore::with_resources(vec![cpu], options).unwrap()
+    }
+
     /// Sets the `cpu` resource's target to each value in turn, each change durable.
     async fn set_cpu_target(store: &ChangeStore, persist: &Persist, values: &[f64]) {
         let cpu = ResourceId::new("cpu").unwrap();
@@ -1294,11 +1300,7 @@ mod tests {
     async fn a_failed_write_is_reported_and_refuses_everything_after_it() {
         let (persist, _) = Persist::open(&Location::Memory).unwrap();
         let cpu = ResourceId::new("cpu").unwrap();
-        let store = ChangeStore::with_resources(
-            vec![Resource::new(cpu.clone(), ResourceType::Cpu, "CPU")],
-            StoreOptions::default(),
-        )
-        .unwrap();
+        let store = cpu_store(StoreOptions::default());
         let record = store
             .apply_with(Mutation::ClearTarget { id: cpu.clone() }, |r, s| {
                 persist.enqueue_change(r, s, &admin())
@@ -1373,12 +1375,7 @@ mod tests {
     #[tokio::test]
     async fn the_audit_query_selects_exactly_the_asked_change_numbers() {
         let (persist, _) = Persist::open(&Location::Memory).unwrap();
-        let cpu = ResourceId::new("cpu").unwrap();
-        let store = ChangeStore::with_resources(
-            vec![Resource::new(cpu.clone(), ResourceType::Cpu, "CPU")],
-            StoreOptions::default(),
-        )
-        .unwrap();
+        let store = cpu_store(StoreOptions::default());
         persist.baseline(store.persisted());
         set_cpu_target(&store, &persist, &[10.0, 20.0, 30.0, 40.0, 50.0]).await;
         persist.audit_mark("cpu", "deploy", &admin(), 5_000);
@@ -1413,11 +1410,7 @@ mod tests {
         let expected = {
             let (persist, loaded) = Persist::open(&location).unwrap();
             assert!(loaded.state.is_none(), "a fresh directory holds nothing");
-            let store = ChangeStore::with_resources(
-                vec![Resource::new(cpu.clone(), ResourceType::Cpu, "CPU")],
-                options(),
-            )
-            .unwrap();
+            let store = cpu_store(options());
             persist.baseline(store.persisted());
             set_cpu_target(&store, &persist, &[10.0, 20.0, 30.0, 40.0]).await;
             persist.flush().await;
