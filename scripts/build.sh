@@ -16,20 +16,23 @@ cargo build -p frontend --target wasm32-unknown-unknown --profile wasm-release
 
 # The bundle is split at the app's lazy routes (app/src/lib.rs) into what every page needs
 # and per-page chunks (splitter/), then the main part goes through wasm-bindgen (which must
-# keep the function table and memory exports the chunks link against). All of it
-# lives in pkg/<hash of the linked wasm>/ so browsers may cache every file forever.
-bundle=$(sha256sum "$wasm_in" | cut -c1-12)
+# keep the function table and memory exports the chunks link against). All of it lives in
+# pkg/<hash of its files>/ so browsers may cache every file forever.
 css_hash=$(sha256sum style/main.css | cut -c1-12)
 
 staging=$(mktemp -d target/site.XXXXXX)
 chmod 755 "$staging"
-out="$staging/pkg/$bundle"
+out="$staging/pkg/unnamed"
 mkdir -p "$out"
 log "Splitting the bundle into per-page chunks"
 cargo run -q -p splitter -- "$wasm_in" "$out"
 wasm-bindgen --target web --no-typescript --remove-name-section --keep-lld-exports \
   --out-name perfpilot --out-dir "$out" "$out/main.wasm"
 rm "$out/main.wasm"
+# Named after the bytes browsers get, so no URL under pkg/ ever changes content (a new
+# splitter or wasm-bindgen with the same wasm input gets a new directory too).
+bundle=$(cd "$out" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
+mv "$out" "$staging/pkg/$bundle"
 cp style/main.css "$staging/pkg/perfpilot-$css_hash.css"
 cp -r public/. "$staging/"
 # Compressed once here at the highest levels, so the server never compresses the bundle
@@ -42,12 +45,12 @@ done
 printf '{"bundle_dir":"%s","output_name":"perfpilot","stylesheet":"%s"}\n' \
   "$bundle" "perfpilot-$css_hash.css" > "$staging/assets.json"
 # Tabs opened before this build keep fetching their pages' chunks from their own bundle
-# directory, so the two most recent previous bundles stay.
+# directory, so the two most recent other bundles stay.
 if [ -d "$site/pkg" ]; then
-  for previous in $(ls -dt "$site"/pkg/*/ 2>/dev/null | head -n 2); do
-    name=$(basename "$previous")
-    [ -e "$staging/pkg/$name" ] || mv "$previous" "$staging/pkg/$name"
-  done
+  find "$site/pkg" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %f\n' | sort -rn |
+    cut -d' ' -f2 | { grep -vx "$bundle" || true; } | head -n 2 | while read -r name; do
+      mv "$site/pkg/$name" "$staging/pkg/$name"
+    done
 fi
 rm -rf "$site"
 mv "$staging" "$site"

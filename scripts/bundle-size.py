@@ -39,14 +39,23 @@ def main():
     # const __chunk_N = makeLoad(() => { ... "./FILE.wasm" ... }, [deps]);
     chunk_files = {}
     for name, body in re.findall(r"const (__chunk_\d+) = makeLoad\((.*?)\]\);", text, re.S):
-        chunk_files[name] = re.search(r'"\./([^"]+\.wasm)"', body).group(1)
+        found = re.search(r'"\./([^"]+\.wasm)"', body)
+        if found:
+            chunk_files[name] = found.group(1)
     pages = {}
     for name, body in re.findall(r"export const __wasm_split_load_(\w+) = wrapAsyncCb\(makeLoad\((.*?)\]\)\);", text, re.S):
-        own = re.search(r'"\./([^"]+\.wasm)"', body).group(1)
+        # A split point whose code all lives in shared chunks has no file of its own.
+        own = re.search(r'"\./([^"]+\.wasm)"', body)
         deps = re.findall(r"__chunk_\d+", body.rsplit("[", 1)[1])
-        pages[name] = [own] + [chunk_files[d] for d in deps]
+        pages[name] = [own.group(1)] * bool(own) + [chunk_files[d] for d in deps if d in chunk_files]
 
-    js = [f for f in os.listdir(bundle) if f.endswith(".js")]
+    # wasm-bindgen puts inline JS of dependencies under snippets/; it loads with the glue.
+    js = [
+        os.path.relpath(os.path.join(d, f), bundle)
+        for d, _, files in os.walk(bundle)
+        for f in files
+        if f.endswith(".js")
+    ]
     main_wasm = [f for f in os.listdir(bundle) if f.endswith("_bg.wasm")]
     shell = [os.path.join(bundle, f) for f in js + main_wasm]
 
@@ -64,7 +73,9 @@ def main():
         label = re.sub(r"^__(\w+?)_route_view_\d+$", r"\1", name)
         row(f"{label} page: its chunks ({len(files)} files)", paths)
         row(f"**{label} page, first visit** (shell + chunks)", shell + paths)
-    everything = [os.path.join(bundle, f) for f in os.listdir(bundle) if f.endswith((".wasm", ".js"))]
+    everything = [os.path.join(bundle, f) for f in js] + [
+        os.path.join(bundle, f) for f in os.listdir(bundle) if f.endswith(".wasm")
+    ]
     row("everything (all pages)", everything)
 
 

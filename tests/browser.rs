@@ -382,6 +382,32 @@ async fn a_page_whose_code_cannot_be_downloaded_says_so_and_offers_a_reload() {
         .await
         .unwrap()
         .is_some_and(|href| href.starts_with(&server.url("/"))));
+    assert!(
+        client.find(Locator::Css(".route-progress")).await.is_err(),
+        "no loading bar left running under the banner"
+    );
     browser.screenshot("page-code-missing.png").await;
+
+    // The link really reloads: a new document, rendered by the server.
+    client
+        .execute("window.beforeReload = true; return null;", vec![])
+        .await
+        .unwrap();
+    reload.click().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let fresh = client
+            .execute("return window.beforeReload === undefined;", vec![])
+            .await
+            .unwrap();
+        if fresh == serde_json::Value::Bool(true) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Reload did not load a new page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     browser.close().await;
 }

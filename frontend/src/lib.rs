@@ -18,8 +18,7 @@ pub fn hydrate() {
 
 /// The wasm is built with `panic = "abort"`: after a panic nothing on the page reacts any
 /// more, while the last rendered values stay on screen and look live. This tells the user
-/// so and offers a reload (a plain link: no code of ours runs after this). The details
-/// are in the browser console.
+/// so and offers a reload. The details are in the browser console.
 fn show_stopped_banner(panic: &str) {
     let Some(document) = web_sys::window().and_then(|window| window.document()) else {
         return;
@@ -46,11 +45,24 @@ fn show_stopped_banner(panic: &str) {
     banner.set_class_name("banner banner-error");
     let _ = banner.set_attribute("role", "alert");
     banner.set_text_content(Some(message));
-    let here = document
-        .location()
-        .and_then(|location| location.href().ok());
-    let _ = reload.set_attribute("href", here.as_deref().unwrap_or(""));
+    // The address without its #fragment (a link to a fragment of the same page only
+    // scrolls), and `rel="external"` so the router's click handler, still attached but
+    // backed by stopped code, leaves the click to the browser.
+    let here = document.location().and_then(|location| {
+        let (origin, path, query) = (
+            location.origin().ok()?,
+            location.pathname().ok()?,
+            location.search().ok()?,
+        );
+        Some(format!("{origin}{path}{query}"))
+    });
+    let _ = reload.set_attribute("href", here.as_deref().unwrap_or("."));
+    let _ = reload.set_attribute("rel", "external");
     reload.set_text_content(Some("Reload"));
+    // A navigation that was loading never finishes now.
+    if let Ok(Some(progress)) = document.query_selector(".route-progress") {
+        progress.remove();
+    }
     let _ = banner.append_child(&reload);
     let _ = body.prepend_with_node_1(&banner);
 }

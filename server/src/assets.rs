@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 pub const MANIFEST_FILE: &str = "assets.json";
 pub const PKG_DIR: &str = "pkg";
-/// The wasm-split loader the main module imports; the name is the one Leptos'
-/// `HydrationScripts` preloads (it would carry a hash if Leptos hashed files itself).
+/// The wasm-split loader the main module imports, under the name `cargo leptos --split`
+/// gives it when it does not hash files (the bundle's directory carries the hash here).
 pub const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
 /// Written by `splitter`: the files each lazy page needs, by route key.
 pub const PAGE_CHUNKS: &str = "page_chunks.json";

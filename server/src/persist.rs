@@ -1,6 +1,8 @@
 //! Durable state: one embedded SQLite database (`<data-dir>/perfpilot.db`) holding the
 //! current resources, the change counter, the auto-save snapshots, the audit log (which
-//! is also the change journal), finished before/after comparisons and API tokens.
+//! also records every change, and is pruned to `--audit-retention-days`: the current state
+//! lives in `resources`/`meta`, never replayed from the log), finished before/after
+//! comparisons and API tokens.
 //!
 //! Shape, and why:
 //! - One thread owns the `Connection`. Every write and every read goes through its
@@ -164,10 +166,9 @@ enum Job {
     /// What the store holds at start-up (host resources added, the configured auto-save
     /// period), written without counting a change.
     Baseline(Box<PersistedState>),
-    /// Removes audit entries older than this time (`--audit-retention-days`).
-    PruneAudit {
-        before_unix_ms: i64,
-    },
+    /// Removes up to [`PRUNE_BATCH`] audit entries older than this time
+    /// (`--audit-retention-days`), after the batch's commit; answers how many.
+    PruneAudit(i64, oneshot::Sender<Result<u64, PersistError>>),
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -313,9 +314,19 @@ impl Persist {
         ));
     }
 
-    /// Removes audit entries from before `before_unix_ms`, with the next commit.
-    pub fn prune_audit(&self, before_unix_ms: i64) {
-        let _ = self.send(Job::PruneAudit { before_unix_ms });
+    /// Removes the audit entries from before `before_unix_ms`, a batch at a time so
+    /// changes queued meanwhile wait for one batch at most; answers how many went.
+    pub async fn prune_audit(&self, before_unix_ms: i64) -> Result<u64, PersistError> {
+        let mut removed = 0;
+        loop {
+            let (reply, rx) = oneshot::channel();
+            self.send(Job::PruneAudit(before_unix_ms, reply))?;
+            let batch = answer(rx).await?;
+            removed += batch;
+            if batch < PRUNE_BATCH {
+                return Ok(removed);
+            }
+        }
     }
 
     /// Applies `--audit-retention-days` now and then every hour, for as long as the
@@ -332,7 +343,18 @@ impl Persist {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64);
-                persist.prune_audit(now - i64::from(days) * 86_400_000);
+                match persist
+                    .prune_audit(now - i64::from(days) * 86_400_000)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(
+                        removed,
+                        days,
+                        "Audit entries older than --audit-retention-days removed"
+                    ),
+                    Err(err) => tracing::warn!(%err, "Applying the audit retention failed"),
+                }
             }
         });
     }
@@ -725,17 +747,10 @@ impl Writer {
                     Ok(())
                 }
                 Job::Baseline(state) => write_baseline(&tx, &state),
-                Job::PruneAudit { before_unix_ms } => tx
-                    .prepare_cached("DELETE FROM audit WHERE at_unix_ms < ?1")
-                    .and_then(|mut s| s.execute([before_unix_ms]))
-                    .map(|removed| {
-                        if removed > 0 {
-                            tracing::info!(
-                                removed,
-                                "Audit entries older than --audit-retention-days removed"
-                            );
-                        }
-                    }),
+                Job::PruneAudit(before_unix_ms, reply) => {
+                    reads.push(Read::Prune(before_unix_ms, reply));
+                    Ok(())
+                }
             };
             if let Err(err) = step {
                 failure = Some((std::mem::take(&mut replies), err));
@@ -816,12 +831,9 @@ fn refuse_all(batch: Vec<Job>, reason: &Arc<str>) {
             Job::Tokens(reply) => drop(reply.send(Err(err()))),
             Job::QueryAudit(_, reply) => drop(reply.send(Err(err()))),
             Job::CountAudit(_, reply) => drop(reply.send(Err(err()))),
+            Job::PruneAudit(_, reply) => drop(reply.send(Err(err()))),
             Job::Flush(reply) => drop(reply.send(())),
-            Job::Change { .. }
-            | Job::Audit(_)
-            | Job::Event { .. }
-            | Job::Baseline(_)
-            | Job::PruneAudit { .. } => {}
+            Job::Change { .. } | Job::Audit(_) | Job::Event { .. } | Job::Baseline(_) => {}
         }
     }
 }
@@ -833,6 +845,9 @@ enum Read {
         oneshot::Sender<Result<Vec<AuditRecord>, PersistError>>,
     ),
     Count(AuditFilter, oneshot::Sender<Result<u64, PersistError>>),
+    /// Not a read, but answered the same way: after the batch's commit, in its own
+    /// statement, so a long prune never holds back the batch's acknowledgements.
+    Prune(i64, oneshot::Sender<Result<u64, PersistError>>),
 }
 
 impl Read {
@@ -845,6 +860,9 @@ impl Read {
             }
             Read::Count(filter, reply) => {
                 drop(reply.send(count_audit(conn, &filter).map_err(failed)))
+            }
+            Read::Prune(before, reply) => {
+                drop(reply.send(prune_audit(conn, before).map_err(failed)))
             }
         }
     }
@@ -1135,12 +1153,32 @@ fn audit_where(f: &AuditFilter) -> (String, Vec<rusqlite::types::Value>) {
         );
     }
     if !f.changes.is_empty() {
-        let first = args.len() + 1;
-        args.extend(f.changes.iter().map(|&c| Value::Integer(c as i64)));
-        let params: Vec<String> = (first..=args.len()).map(|i| format!("?{i}")).collect();
-        sql.push_str(&format!(" AND change IN ({})", params.join(", ")));
+        // One JSON array parameter instead of one per number: SQLite caps the parameters
+        // of a statement, and a long list would hit the cap.
+        let list = serde_json::to_string(&f.changes).unwrap_or_else(|_| "[]".into());
+        args.push(Value::Text(list));
+        sql.push_str(&format!(
+            " AND change IN (SELECT value FROM json_each(?{}))",
+            args.len()
+        ));
     }
     (sql, args)
+}
+
+/// Audit entries one prune statement removes at most.
+const PRUNE_BATCH: u64 = 10_000;
+
+/// Removes up to [`PRUNE_BATCH`] of the oldest entries from before `before`. Nothing is
+/// removed unless an entry at or after `before` exists: a clock that jumped ahead must not
+/// wipe the whole log (an idle log past its retention simply waits for the next entry).
+fn prune_audit(conn: &Connection, before: i64) -> rusqlite::Result<u64> {
+    let removed = conn
+        .prepare_cached(
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at_unix_ms < ?1 \
+             ORDER BY id LIMIT ?2) AND EXISTS (SELECT 1 FROM audit WHERE at_unix_ms >= ?1)",
+        )?
+        .execute(params![before, PRUNE_BATCH as i64])?;
+    Ok(removed as u64)
 }
 
 fn count_audit(conn: &Connection, f: &AuditFilter) -> rusqlite::Result<u64> {
@@ -1360,8 +1398,9 @@ mod tests {
         for at in [1_000, 2_000, 3_000, 4_000] {
             persist.audit_mark("cpu", &format!("at {at}"), &admin(), at);
         }
-        persist.prune_audit(3_000);
-        persist.flush().await;
+        // A cut after the newest entry (a clock gone wrong) removes nothing.
+        assert_eq!(persist.prune_audit(10_000).await.unwrap(), 0);
+        assert_eq!(persist.prune_audit(3_000).await.unwrap(), 2);
         let left: Vec<i64> = persist
             .query_audit(AuditFilter::default())
             .await
@@ -1370,6 +1409,19 @@ mod tests {
             .map(|e| e.at_unix_ms)
             .collect();
         assert_eq!(left, vec![4_000, 3_000]);
+    }
+
+    #[tokio::test]
+    async fn pruning_more_than_a_batch_takes_several_statements_and_removes_all() {
+        let (persist, _) = Persist::open(&Location::Memory).unwrap();
+        let old = PRUNE_BATCH as i64 + 5;
+        for at in 1..=old {
+            persist.audit_mark("cpu", "old", &admin(), at);
+        }
+        persist.audit_mark("cpu", "new", &admin(), old + 1_000);
+        assert_eq!(persist.prune_audit(old + 1).await.unwrap(), old as u64);
+        let left = persist.count_audit(AuditFilter::default()).await.unwrap();
+        assert_eq!(left, 1);
     }
 
     #[tokio::test]

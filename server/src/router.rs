@@ -23,6 +23,7 @@ use crate::state::AppState;
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 /// The favicon has a stable name: let caches keep it a day.
 const ONE_DAY: HeaderValue = HeaderValue::from_static("public, max-age=86400");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 pub fn app(state: AppState) -> Router {
     let settings = state.settings.clone();
@@ -74,10 +75,18 @@ pub fn app(state: AppState) -> Router {
         move |request: Request<Body>| handler(public_uri(request))
     };
 
+    // Only a file that exists may be cached forever: a 404 cached for a year would break a
+    // page whose chunk is fetched during a deploy (or from a server not yet upgraded).
     let pkg = ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
-            IMMUTABLE,
+            |response: &axum::http::Response<_>| {
+                Some(if response.status().is_success() {
+                    IMMUTABLE
+                } else {
+                    NO_STORE
+                })
+            },
         ))
         .service(
             ServeDir::new(state.site.root.join(PKG_DIR))

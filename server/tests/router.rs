@@ -266,8 +266,13 @@ async fn wasm_is_served_compressed_and_cacheable_forever() {
 #[tokio::test]
 async fn missing_pkg_file_is_404_not_the_app() {
     let site = Site::complete("pkg404");
-    let (status, _, _) = send(site.router(), get("/pkg/nope.js")).await;
+    let (status, headers, _) = send(site.router(), get("/pkg/nope.js")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        headers[header::CACHE_CONTROL],
+        "no-store",
+        "a missing file is not cached forever"
+    );
 }
 
 #[tokio::test]

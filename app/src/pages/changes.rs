@@ -97,17 +97,23 @@ pub async fn list_changes() -> Result<ChangesSummary, ServerFnError> {
         .collect::<Vec<_>>();
     // Who made each snapshot's change: one query for all of them. Entries past the audit
     // log's retention are gone, and the column then stays empty.
-    let filter = crate::audit::AuditFilter {
-        changes: snapshots.iter().map(|row| row.change).collect(),
-        limit: snapshots.len().max(1),
-        ..Default::default()
-    };
-    if let Ok(entries) = backend.audit(filter).await {
-        for row in &mut snapshots {
-            row.by = entries
-                .iter()
-                .find(|e| e.change == Some(row.change))
-                .map(|e| format!("{} ({})", e.user, e.role));
+    if !snapshots.is_empty() {
+        let filter = crate::audit::AuditFilter {
+            changes: snapshots.iter().map(|row| row.change).collect(),
+            limit: snapshots.len(),
+            ..Default::default()
+        };
+        match backend.audit(filter).await {
+            Ok(entries) => {
+                for row in &mut snapshots {
+                    row.by = entries
+                        .iter()
+                        .find(|e| e.change == Some(row.change))
+                        .map(|e| format!("{} ({})", e.user, e.role));
+                }
+            }
+            // The list is still worth showing without its "By" column.
+            Err(err) => leptos::logging::warn!("snapshot authors unavailable: {err}"),
         }
     }
     Ok(ChangesSummary {
