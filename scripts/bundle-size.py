@@ -2,16 +2,14 @@
 """What a visit to each page downloads from the split browser bundle, compressed.
 
 Reads the bundle directory `scripts/build.sh` writes (target/site/pkg/<hash>/): the
-wasm-bindgen glue and main module every page needs, the wasm-split loader, and for each
-page (split point) its own chunk plus the shared chunks it depends on, as listed in the
-loader. Sizes are of the files as built (raw) and compressed with brotli -q 11 and gzip -9,
+wasm-bindgen glue, main module and wasm-split loader every page needs, and for each page
+the chunks `splitter` lists for it in page_chunks.json. Sizes are of the files as built (raw) and compressed with brotli -q 11 and gzip -9,
 which is what the server sends.
 Usage: scripts/bundle-size.py [BUNDLE_DIR]   (default: the one in target/site/assets.json)
 """
 import gzip
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -34,21 +32,8 @@ def main():
     else:
         assets = json.load(open("target/site/assets.json"))
         bundle = os.path.join("target/site/pkg", assets["bundle_dir"])
-    loader = next(os.path.join(bundle, f) for f in os.listdir(bundle) if f.startswith("__wasm_split") and f.endswith(".js"))
-    text = open(loader).read()
-    # const __chunk_N = makeLoad(() => { ... "./FILE.wasm" ... }, [deps]);
-    chunk_files = {}
-    for name, body in re.findall(r"const (__chunk_\d+) = makeLoad\((.*?)\]\);", text, re.S):
-        found = re.search(r'"\./([^"]+\.wasm)"', body)
-        if found:
-            chunk_files[name] = found.group(1)
-    pages = {}
-    for name, body in re.findall(r"export const __wasm_split_load_(\w+) = wrapAsyncCb\(makeLoad\((.*?)\]\)\);", text, re.S):
-        # A split point whose code all lives in shared chunks has no file of its own.
-        own = re.search(r'"\./([^"]+\.wasm)"', body)
-        deps = re.findall(r"__chunk_\d+", body.rsplit("[", 1)[1])
-        pages[name] = [own.group(1)] * bool(own) + [chunk_files[d] for d in deps if d in chunk_files]
-
+    # splitter's list of the files each page's route needs (its own chunk and shared ones).
+    pages = json.load(open(os.path.join(bundle, "page_chunks.json")))
     # wasm-bindgen puts inline JS of dependencies under snippets/; it loads with the glue.
     js = [
         os.path.relpath(os.path.join(d, f), bundle)
@@ -70,7 +55,7 @@ def main():
     row("**shell total** (every page)", shell)
     for name, files in sorted(pages.items()):
         paths = [os.path.join(bundle, f) for f in files]
-        label = re.sub(r"^__(\w+?)_route_view_\d+$", r"\1", name)
+        label = name.removesuffix("_route")
         row(f"{label} page: its chunks ({len(files)} files)", paths)
         row(f"**{label} page, first visit** (shell + chunks)", shell + paths)
     everything = [os.path.join(bundle, f) for f in js] + [

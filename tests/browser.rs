@@ -394,20 +394,12 @@ async fn a_page_whose_code_cannot_be_downloaded_says_so_and_offers_a_reload() {
         .await
         .unwrap();
     reload.click().await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let fresh = client
+    eventually(10, "Reload to load a new page", || async {
+        client
             .execute("return window.beforeReload === undefined;", vec![])
             .await
-            .unwrap();
-        if fresh == serde_json::Value::Bool(true) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Reload did not load a new page"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+            .is_ok_and(|fresh| fresh == serde_json::Value::Bool(true))
+    })
+    .await;
     browser.close().await;
 }

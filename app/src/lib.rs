@@ -59,27 +59,28 @@ pub const PAGES: [(&str, &str); 6] = [
     ("/settings", "settings_route"),
 ];
 
-/// The chunk files the page at `path` (below the base) needs, as preload `href`s.
-fn chunk_preloads(assets: &SiteAssets, path: &str) -> Vec<String> {
+/// The chunk files the page being rendered needs, as preload `href`s (none in the
+/// browser, which never renders the shell).
+fn chunk_preloads(assets: &SiteAssets) -> Vec<String> {
+    #[cfg(feature = "ssr")]
+    let path = {
+        let path = use_context::<http::request::Parts>()
+            .map(|parts| parts.uri.path().to_owned())
+            .unwrap_or_default();
+        match path.strip_prefix(assets.base.0.as_str()) {
+            Some("") => "/".to_owned(),
+            Some(below) => below.to_owned(),
+            None => path,
+        }
+    };
+    #[cfg(not(feature = "ssr"))]
+    let path = String::new();
     PAGES
         .iter()
         .find(|(page, _)| *page == path)
         .and_then(|(_, key)| assets.page_preloads.get(*key))
         .cloned()
         .unwrap_or_default()
-}
-
-/// The request's path below the base, during a server render.
-#[cfg(feature = "ssr")]
-fn rendered_path(base: &base::BasePath) -> String {
-    let path = use_context::<http::request::Parts>()
-        .map(|parts| parts.uri.path().to_owned())
-        .unwrap_or_default();
-    match path.strip_prefix(base.0.as_str()) {
-        Some("") => "/".to_owned(),
-        Some(below) => below.to_owned(),
-        None => path,
-    }
 }
 
 /// The whole HTML document, rendered only on the server.
@@ -90,10 +91,7 @@ pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {
     let root = assets.base.0.clone();
     // The page's code chunks download alongside the main module instead of after
     // hydration asks for them (one round trip less before the page is interactive).
-    #[cfg(feature = "ssr")]
-    let preloads = chunk_preloads(&assets, &rendered_path(&assets.base));
-    #[cfg(not(feature = "ssr"))]
-    let preloads = chunk_preloads(&assets, "");
+    let preloads = chunk_preloads(&assets);
     let split_loader = (!preloads.is_empty()).then(|| assets.split_loader.clone());
     view! {
         <!DOCTYPE html>

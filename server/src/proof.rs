@@ -134,7 +134,7 @@ impl Proof {
         self.pending = waiting;
         ready
             .into_iter()
-            .filter_map(|p| self.finish(p, history))
+            .filter_map(|p| self.finish(p, history, ""))
             .collect()
     }
 
@@ -152,32 +152,30 @@ impl Proof {
                 let (from, to) = p.windows.after;
                 let cut = now.clamp(from, to);
                 p.windows.after.1 = cut;
-                let mut finished = self.finish(p, history)?;
-                if let Some(done) = self.done.back_mut() {
-                    done.record.result.reason = format!(
-                        "cut short: perfpilot stopped {} s into the {} s after-window; {}",
-                        (cut - from) / 1_000,
-                        (to - from) / 1_000,
-                        done.record.result.reason
-                    );
-                    finished.2 = serde_json::to_value(&*done).ok()?;
-                }
-                Some(finished)
+                let note = format!(
+                    "cut short: perfpilot stopped {} s into the {} s after-window; ",
+                    (cut - from) / 1_000,
+                    (to - from) / 1_000,
+                );
+                self.finish(p, history, &note)
             })
             .collect()
     }
 
-    /// Computes `p` over its windows, keeps it, and returns it as the database stores it.
+    /// Computes `p` over its windows, keeps it, and returns it as the database stores it;
+    /// `note` goes before the result's reason.
     fn finish(
         &mut self,
         p: Pending,
         history: &History,
+        note: &str,
     ) -> Option<(String, i64, serde_json::Value)> {
         let key = SeriesKey::new(p.resource.as_str(), p.target.metric.as_str());
         let samples = |window: (i64, i64)| window_samples(history, &key, window);
         let (before, after) = (samples(p.windows.before), samples(p.windows.after));
-        let record =
+        let mut record =
             ComparisonRecord::compute(p.resource, p.event, p.windows, &before, &after, &p.target);
+        record.result.reason.insert_str(0, note);
         if self.done.len() == KEEP {
             self.done.pop_front();
         }
