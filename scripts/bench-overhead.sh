@@ -10,7 +10,7 @@
 #   DURATION=60 WARMUP=5                 measurement window and warm-up, seconds
 #   NODE_EXPORTER=/usr/bin/prometheus-node-exporter   NE_PORT=19100
 #   PERFPILOT_BIN=...  PERFPILOT_ARGS=... the process to measure for perfpilot (default:
-#                                         the engine's collect_loop example, built here)
+#                                         the connectors crate's collect_loop example, built here)
 #   PERFPILOT_SCRAPE_URL=http://127.0.0.1:PORT/metrics   scrape perfpilot at 1 Hz too
 set -euo pipefail
 
@@ -21,7 +21,7 @@ NE_PORT=${NE_PORT:-19100}
 cd "$(dirname "$0")/.."
 
 if [[ -z "${PERFPILOT_BIN:-}" ]]; then
-  cargo build -q -p engine --release --example collect_loop
+  cargo build -q -p connectors --release --example collect_loop
   PERFPILOT_BIN=target/release/examples/collect_loop
   # Runs a little past the window, then prints its history summary and exits.
   PERFPILOT_ARGS=${PERFPILOT_ARGS:-$((WARMUP + DURATION + 2))}

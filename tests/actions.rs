@@ -162,7 +162,7 @@ fn a_breach_calls_the_signed_webhook_and_is_counted_verified_and_audited() {
         signature,
         format!(
             "sha256={}",
-            engine::actions::sign(secret.as_bytes(), body.as_bytes())
+            connectors::actuators::webhook::sign(secret.as_bytes(), body.as_bytes())
         )
     );
 

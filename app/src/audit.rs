@@ -4,27 +4,99 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Kinds of audit entries that are not configuration changes (those use the engine's
-/// `MutationKind` names: `set_target`, `restore`, …).
-pub const KIND_MARK: &str = "mark";
-pub const KIND_TOKEN_CREATE: &str = "token_create";
-pub const KIND_TOKEN_REVOKE: &str = "token_revoke";
-pub const KIND_ACTION: &str = "action";
+/// What an audit entry records. Configuration changes carry the engine's mutation kind;
+/// the others are marks, optimizer actions and API-token events. On the wire and in the
+/// database it is its snake_case name (`set_target`, `mark`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditKind {
+    SetTarget,
+    ClearTarget,
+    SetSettings,
+    Rename,
+    AddResource,
+    RemoveResource,
+    Restore,
+    Mark,
+    Action,
+    TokenCreate,
+    TokenRevoke,
+}
 
-/// Every kind an entry can have, in the order the filter lists them.
-pub const KINDS: [&str; 11] = [
-    "set_target",
-    "clear_target",
-    "set_settings",
-    "rename",
-    "add_resource",
-    "remove_resource",
-    "restore",
-    KIND_MARK,
-    KIND_ACTION,
-    KIND_TOKEN_CREATE,
-    KIND_TOKEN_REVOKE,
-];
+impl AuditKind {
+    /// Every kind, in the order the filter lists them.
+    pub const ALL: [AuditKind; 11] = [
+        AuditKind::SetTarget,
+        AuditKind::ClearTarget,
+        AuditKind::SetSettings,
+        AuditKind::Rename,
+        AuditKind::AddResource,
+        AuditKind::RemoveResource,
+        AuditKind::Restore,
+        AuditKind::Mark,
+        AuditKind::Action,
+        AuditKind::TokenCreate,
+        AuditKind::TokenRevoke,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::SetTarget => "set_target",
+            AuditKind::ClearTarget => "clear_target",
+            AuditKind::SetSettings => "set_settings",
+            AuditKind::Rename => "rename",
+            AuditKind::AddResource => "add_resource",
+            AuditKind::RemoveResource => "remove_resource",
+            AuditKind::Restore => "restore",
+            AuditKind::Mark => "mark",
+            AuditKind::Action => "action",
+            AuditKind::TokenCreate => "token_create",
+            AuditKind::TokenRevoke => "token_revoke",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AuditKind> {
+        AuditKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The kind of a configuration change.
+    pub fn of(kind: engine::changes::MutationKind) -> AuditKind {
+        use engine::changes::MutationKind as M;
+        match kind {
+            M::AddResource => AuditKind::AddResource,
+            M::RemoveResource => AuditKind::RemoveResource,
+            M::SetTarget => AuditKind::SetTarget,
+            M::ClearTarget => AuditKind::ClearTarget,
+            M::SetSettings => AuditKind::SetSettings,
+            M::Rename => AuditKind::Rename,
+            M::Restore => AuditKind::Restore,
+        }
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AuditKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        AuditKind::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown audit kind {text:?}")))
+    }
+}
+
+/// Every kind's name, in the order the filter lists them.
+pub fn kind_names() -> impl Iterator<Item = &'static str> {
+    AuditKind::ALL.into_iter().map(AuditKind::as_str)
+}
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1_000;
@@ -38,7 +110,7 @@ pub struct AuditRecord {
     /// The change number, for configuration changes only.
     pub change: Option<u64>,
     pub at_unix_ms: i64,
-    pub kind: String,
+    pub kind: AuditKind,
     pub resource: Option<String>,
     pub user: String,
     pub role: String,
@@ -60,8 +132,7 @@ pub struct AuditFilter {
     pub user: Option<String>,
     /// Exact resource id.
     pub resource: Option<String>,
-    /// One of [`KINDS`].
-    pub kind: Option<String>,
+    pub kind: Option<AuditKind>,
     /// Case-insensitive substring of the summary, the user or the resource.
     pub text: Option<String>,
     /// Unix milliseconds, inclusive.
@@ -169,7 +240,7 @@ impl AuditFilter {
                 .resource
                 .as_ref()
                 .is_none_or(|r| Some(r.as_str()) == record.resource.as_deref())
-            && self.kind.as_ref().is_none_or(|k| *k == record.kind)
+            && self.kind.is_none_or(|k| k == record.kind)
             && self.text.as_deref().is_none_or(text_hit)
             && self.since.is_none_or(|s| record.at_unix_ms >= s)
             && self.until.is_none_or(|u| record.at_unix_ms < u)
@@ -193,17 +264,20 @@ fn text_field(field: &str, value: &str) -> Result<Option<String>, FilterError> {
     Ok(Some(value.to_owned()))
 }
 
-fn kind_field(value: &str) -> Result<Option<String>, FilterError> {
+fn kind_field(value: &str) -> Result<Option<AuditKind>, FilterError> {
     if value.is_empty() {
         return Ok(None);
     }
-    if KINDS.contains(&value) {
-        return Ok(Some(value.to_owned()));
+    match AuditKind::parse(value) {
+        Some(kind) => Ok(Some(kind)),
+        None => Err(bad(
+            "kind",
+            format!(
+                "must be one of {}, got {value:?}",
+                kind_names().collect::<Vec<_>>().join(", ")
+            ),
+        )),
     }
-    Err(bad(
-        "kind",
-        format!("must be one of {}, got {value:?}", KINDS.join(", ")),
-    ))
 }
 
 fn time_field(field: &str, value: &str) -> Result<Option<i64>, FilterError> {
@@ -238,7 +312,7 @@ mod tests {
             id: 1,
             change: Some(1),
             at_unix_ms: at,
-            kind: kind.into(),
+            kind: AuditKind::parse(kind).unwrap(),
             resource: resource.map(str::to_owned),
             user: user.into(),
             role: "editor".into(),

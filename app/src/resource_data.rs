@@ -222,39 +222,32 @@ pub fn backtest_text(view: &SeriesView, candidate: f64, for_secs: u32) -> String
     }
 }
 
-/// The target a metric gets when the user sets one where there was none: stay at or
-/// below `value`, judged on p95 over 5 minutes (the seed's defaults). The server's
-/// `set_target` and the browser's backtest share it so the preview matches what is saved.
-pub fn default_target(metric: &str, value: f64) -> Target {
-    Target {
-        metric: metric.to_owned(),
-        comparator: engine::model::Comparator::Le,
-        value,
-        statistic: engine::model::Statistic::P95,
-        for_secs: 300,
+/// What a saved target edit answers (the UI's server function and the JSON API alike).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSaved {
+    pub change: u64,
+    pub at_unix_ms: i64,
+    pub target: Target,
+    /// Set when this change was the Nth and took an auto-save snapshot.
+    pub snapshot: Option<u64>,
+}
+
+impl TargetSaved {
+    /// The answer for the record of a target edit, which always leaves a target.
+    pub fn of(record: &engine::changes::ChangeRecord) -> Option<TargetSaved> {
+        Some(TargetSaved {
+            change: record.change,
+            at_unix_ms: record.at_unix_ms,
+            target: record.after.as_ref()?.target.clone()?,
+            snapshot: record.snapshot.as_ref().map(|s| s.change),
+        })
     }
 }
 
-/// The target a "set the value (and maybe the `for`) of this metric" edit produces: the
-/// existing target of that metric with the new value, or the default shape. The UI's
-/// `set_target` and the JSON API share it so both save the same thing.
-pub fn edited_target(
-    current: Option<&Target>,
-    metric: &str,
-    value: f64,
-    for_secs: Option<u32>,
-) -> Target {
-    let mut target = match current.filter(|t| t.metric == metric) {
-        Some(existing) => Target {
-            value,
-            ..existing.clone()
-        },
-        None => default_target(metric, value),
-    };
-    if let Some(for_secs) = for_secs {
-        target.for_secs = for_secs;
-    }
-    target
+/// The target a metric gets when the user sets one where there was none (shared with the
+/// server through the engine, so the preview matches what is saved).
+pub fn default_target(metric: &str, value: f64) -> Target {
+    Target::default_for(metric, value)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! Optimize of the loop: what an action is told, the always-on recommendation, and (with
-//! the `runtime` feature) the runner that executes webhooks and commands.
+//! Optimize of the loop: what an action is told and the always-on recommendation. The
+//! actuators that execute webhooks and commands live in the `connectors` crate, and the
+//! lifecycle they go through in [`crate::actuator`].
 //!
 //! How the server drives it, per resource and tick:
 //! 1. `Tracker::should_act` says the breach is confirmed and the cooldown is over;
-//! 2. build an [`ActionRequest`] and call [`ActionRunner::execute`];
+//! 2. build an [`ActionRequest`] and run its actuator through [`crate::actuator::apply`];
 //! 3. feed the [`ActionEvent`] back: `Succeeded` → `Tracker::action_started` (verify window
 //!    starts), `Failed` → `Tracker::action_failed`, `DryRun` → `Tracker::note_action`
 //!    (cooldown only: nothing was changed, so the status must not claim otherwise).
@@ -132,15 +133,42 @@ pub enum ActionOutcome {
     /// Recommend-only: the advice is the whole action.
     Recommended,
     /// Dry-run: what would have been done.
-    DryRun {
-        would: String,
-    },
-    Succeeded {
-        detail: String,
-    },
+    DryRun { would: String },
+    /// Applied and read back: its verify window starts.
+    Succeeded { detail: String },
+    /// Not in effect: capturing, applying or reading back failed. `rolled_back` says
+    /// whether what may have been changed was restored (`None`: nothing to restore, or the
+    /// actuator cannot).
     Failed {
         error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rolled_back: Option<bool>,
     },
+    /// Applied, then undone: the verify window showed no improvement or a guardrail
+    /// tripped. `restored` is whether the rollback's read-back showed the prior state.
+    RolledBack { reason: String, restored: bool },
+}
+
+impl ActionOutcome {
+    /// The `/metrics` label and audit word of this outcome.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ActionOutcome::Recommended => "recommended",
+            ActionOutcome::DryRun { .. } => "dry_run",
+            ActionOutcome::Succeeded { .. } => "succeeded",
+            ActionOutcome::Failed { .. } => "failed",
+            ActionOutcome::RolledBack { .. } => "rolled_back",
+        }
+    }
+
+    /// Every label, in a fixed order (for counters).
+    pub const LABELS: [&'static str; 5] = [
+        "recommended",
+        "dry_run",
+        "succeeded",
+        "failed",
+        "rolled_back",
+    ];
 }
 
 /// One action execution, for the event log and the UI.
@@ -155,312 +183,10 @@ pub struct ActionEvent {
     pub duration_ms: u64,
     pub recommendation: Recommendation,
     pub outcome: ActionOutcome,
+    /// The actuator lifecycle's steps, in order (none for dry runs and recommendations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::actuator::StepRecord>,
 }
-
-#[cfg(feature = "runtime")]
-pub use runner::{sign, ActionRunner, RunnerConfig, SIGNATURE_HEADER};
-
-#[cfg(feature = "runtime")]
-mod runner {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-
-    use bytes::Bytes;
-    use hmac::{Hmac, Mac};
-    use http_body_util::{BodyExt, Full, Limited};
-    use hyper_util::client::legacy::{connect::HttpConnector, Client};
-    use hyper_util::rt::TokioExecutor;
-    use sha2::Sha256;
-
-    use super::{ActionEvent, ActionOutcome, ActionRequest};
-    use crate::model::{ActionConfig, CommandAction, WebhookAction};
-
-    /// Header carrying `sha256=<hex HMAC-SHA256 of the body>` when a secret is configured.
-    pub const SIGNATURE_HEADER: &str = "X-Perfpilot-Signature";
-    /// Output kept from a command or a webhook response, for the event detail.
-    const MAX_DETAIL: usize = 512;
-    const MAX_RESPONSE: usize = 64 * 1024;
-
-    /// Server-side configuration no API user can change: which programs may run and the
-    /// webhook signing secrets, by name.
-    #[derive(Debug, Clone, Default)]
-    pub struct RunnerConfig {
-        pub allowed_programs: BTreeSet<String>,
-        pub secrets: BTreeMap<String, String>,
-    }
-
-    /// Executes actions. Cheap to share (`Arc`); one HTTP client with a connection pool.
-    #[derive(Clone)]
-    pub struct ActionRunner {
-        config: RunnerConfig,
-        client: Client<HttpConnector, Full<Bytes>>,
-    }
-
-    impl std::fmt::Debug for ActionRunner {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("ActionRunner")
-                .field("allowed_programs", &self.config.allowed_programs)
-                .field("secrets", &self.config.secrets.keys().collect::<Vec<_>>())
-                .finish()
-        }
-    }
-
-    enum Attempt {
-        Done(String),
-        /// Worth retrying (connection error, timeout, 5xx).
-        Retry(String),
-        Fatal(String),
-    }
-
-    impl ActionRunner {
-        pub fn new(config: RunnerConfig) -> Self {
-            let client = Client::builder(TokioExecutor::new()).build_http();
-            ActionRunner { config, client }
-        }
-
-        /// Runs `action` for `request` (dry-run when `request.dry_run`). Never panics and
-        /// never returns an error: every ending is an [`ActionEvent`] outcome.
-        pub async fn execute(&self, request: &ActionRequest, action: &ActionConfig) -> ActionEvent {
-            let started = Instant::now();
-            let (attempts, outcome) = match action {
-                ActionConfig::Recommend => (0, ActionOutcome::Recommended),
-                ActionConfig::Webhook(w) if request.dry_run => (
-                    0,
-                    ActionOutcome::DryRun {
-                        would: format!("POST {} ({})", w.url, request.recommendation.summary),
-                    },
-                ),
-                ActionConfig::Command(c) if request.dry_run => (
-                    0,
-                    ActionOutcome::DryRun {
-                        would: format!("run {} {}", c.program, c.args.join(" ")),
-                    },
-                ),
-                ActionConfig::Webhook(w) => self.webhook(w, request).await,
-                ActionConfig::Command(c) => self.command(c, request).await,
-            };
-            ActionEvent {
-                resource: request.resource.clone(),
-                action: action.kind().to_owned(),
-                at_unix_ms: request.at_unix_ms,
-                dry_run: request.dry_run,
-                attempts,
-                duration_ms: started.elapsed().as_millis() as u64,
-                recommendation: request.recommendation.clone(),
-                outcome,
-            }
-        }
-
-        async fn webhook(
-            &self,
-            w: &WebhookAction,
-            request: &ActionRequest,
-        ) -> (u32, ActionOutcome) {
-            let body = Bytes::from(
-                serde_json::to_vec(request).expect("an ActionRequest always serializes"),
-            );
-            let signature = match &w.secret {
-                None => None,
-                Some(name) => match self.config.secrets.get(name) {
-                    Some(secret) => Some(sign(secret.as_bytes(), &body)),
-                    None => {
-                        let error =
-                            format!("signing secret `{name}` is not configured on the server");
-                        return (0, ActionOutcome::Failed { error });
-                    }
-                },
-            };
-            let timeout = Duration::from_millis(u64::from(w.timeout_ms));
-            let mut last = String::new();
-            for attempt in 1..=w.max_retries + 1 {
-                if attempt > 1 {
-                    // Exponential backoff keeps a struggling receiver from being hammered.
-                    tokio::time::sleep(Duration::from_millis(100 << (attempt - 2).min(6))).await;
-                }
-                match self
-                    .post_once(&w.url, body.clone(), signature.as_deref(), timeout)
-                    .await
-                {
-                    Attempt::Done(detail) => return (attempt, ActionOutcome::Succeeded { detail }),
-                    Attempt::Fatal(error) => return (attempt, ActionOutcome::Failed { error }),
-                    Attempt::Retry(error) => last = error,
-                }
-            }
-            let error = format!("{last} (after {} attempts)", w.max_retries + 1);
-            (w.max_retries + 1, ActionOutcome::Failed { error })
-        }
-
-        async fn post_once(
-            &self,
-            url: &str,
-            body: Bytes,
-            signature: Option<&str>,
-            timeout: Duration,
-        ) -> Attempt {
-            let mut req = http::Request::post(url)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(http::header::USER_AGENT, "perfpilot");
-            if let Some(sig) = signature {
-                req = req.header(SIGNATURE_HEADER, format!("sha256={sig}"));
-            }
-            let req = match req.body(Full::new(body)) {
-                Ok(r) => r,
-                Err(e) => return Attempt::Fatal(format!("invalid request to {url}: {e}")),
-            };
-            let exchange = async {
-                let resp = self
-                    .client
-                    .request(req)
-                    .await
-                    .map_err(|e| format!("POST {url}: {e}"))?;
-                let status = resp.status();
-                let text = match Limited::new(resp.into_body(), MAX_RESPONSE).collect().await {
-                    Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-                    Err(_) => String::new(),
-                };
-                Ok::<_, String>((status, text))
-            };
-            match tokio::time::timeout(timeout, exchange).await {
-                Err(_) => Attempt::Retry(format!(
-                    "POST {url}: no response within {} ms",
-                    timeout.as_millis()
-                )),
-                Ok(Err(e)) => Attempt::Retry(e),
-                Ok(Ok((status, text))) => {
-                    let detail = format!("HTTP {}{}", status.as_u16(), excerpt(&text));
-                    if status.is_success() {
-                        Attempt::Done(detail)
-                    } else if status.is_server_error()
-                        || status == http::StatusCode::TOO_MANY_REQUESTS
-                    {
-                        Attempt::Retry(detail)
-                    } else {
-                        Attempt::Fatal(detail)
-                    }
-                }
-            }
-        }
-
-        async fn command(
-            &self,
-            c: &CommandAction,
-            request: &ActionRequest,
-        ) -> (u32, ActionOutcome) {
-            if !self.config.allowed_programs.contains(&c.program) {
-                let error = format!(
-                    "program `{}` is not in the server's command allow-list",
-                    c.program
-                );
-                return (0, ActionOutcome::Failed { error });
-            }
-            let r = &request.recommendation;
-            let mut cmd = tokio::process::Command::new(&c.program);
-            // A clean environment: the server's own variables (tokens, DSNs) are not the
-            // program's business. PATH is kept so the program can find its tools.
-            cmd.args(&c.args)
-                .env_clear()
-                .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
-                .envs(
-                    env_of(request)
-                        .into_iter()
-                        .map(|(k, v)| (std::ffi::OsString::from(k), std::ffi::OsString::from(v))),
-                )
-                .env("PERFPILOT_DESIRED_REPLICAS", r.desired_replicas.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
-            let child = match cmd.spawn() {
-                Ok(c) => c,
-                Err(e) => {
-                    return (
-                        1,
-                        ActionOutcome::Failed {
-                            error: format!("could not start {}: {e}", c.program),
-                        },
-                    )
-                }
-            };
-            let timeout = Duration::from_millis(u64::from(c.timeout_ms));
-            // On timeout the future (and with it the child, kill_on_drop) is dropped.
-            let outcome = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-                Err(_) => ActionOutcome::Failed {
-                    error: format!(
-                        "{} timed out after {} ms and was killed",
-                        c.program, c.timeout_ms
-                    ),
-                },
-                Ok(Err(e)) => ActionOutcome::Failed {
-                    error: format!("{}: {e}", c.program),
-                },
-                Ok(Ok(out)) => {
-                    let stdout = String::from_utf8_lossy(&out.stdout);
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    if out.status.success() {
-                        ActionOutcome::Succeeded {
-                            detail: format!("{}{}", out.status, excerpt(&stdout)),
-                        }
-                    } else {
-                        ActionOutcome::Failed {
-                            error: format!("{}{}", out.status, excerpt(&stderr)),
-                        }
-                    }
-                }
-            };
-            (1, outcome)
-        }
-    }
-
-    /// The PERFPILOT_* variables a command receives.
-    fn env_of(r: &ActionRequest) -> Vec<(&'static str, String)> {
-        vec![
-            ("PERFPILOT_RESOURCE", r.resource.to_string()),
-            ("PERFPILOT_RESOURCE_TYPE", r.resource_type.to_string()),
-            ("PERFPILOT_METRIC", r.metric.clone()),
-            ("PERFPILOT_OBSERVED", r.observed.to_string()),
-            ("PERFPILOT_TARGET", r.target.value.to_string()),
-            (
-                "PERFPILOT_COMPARATOR",
-                serde_json::to_value(r.target.comparator)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-            ),
-            (
-                "PERFPILOT_STATISTIC",
-                r.target.statistic.as_str().to_owned(),
-            ),
-            (
-                "PERFPILOT_CURRENT_REPLICAS",
-                r.recommendation.current_replicas.to_string(),
-            ),
-        ]
-    }
-
-    fn excerpt(text: &str) -> String {
-        let t = text.trim();
-        if t.is_empty() {
-            return String::new();
-        }
-        let mut end = t.len().min(MAX_DETAIL);
-        while !t.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!(": {}", &t[..end])
-    }
-
-    /// Hex HMAC-SHA256 of `body` under `secret`.
-    pub fn sign(secret: &[u8], body: &[u8]) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
-        mac.update(body);
-        hex::encode(mac.finalize().into_bytes())
-    }
-}
-
-#[cfg(feature = "runtime")]
-pub use runner::sign as sign_body;
 
 #[cfg(test)]
 mod tests {

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::error::EngineError;
 use crate::model::{
     ActionConfig, Resource, ResourceId, ResourceSettings, ResourceType, ResourceView, StatusReport,
-    Target,
+    Target, TargetEdit,
 };
 
 /// Resources by id. A persistent map: cloning is O(1) and an insert copies one path, so a
@@ -174,6 +174,12 @@ pub enum Mutation {
         id: ResourceId,
         target: Target,
     },
+    /// Changes some fields of a metric's target, decided against the configuration current
+    /// under the writer lock (see [`Target::edited`]). Recorded as a `SetTarget`.
+    EditTarget {
+        id: ResourceId,
+        edit: TargetEdit,
+    },
     ClearTarget {
         id: ResourceId,
     },
@@ -196,7 +202,7 @@ impl Mutation {
         match self {
             Mutation::AddResource { .. } => MutationKind::AddResource,
             Mutation::RemoveResource { .. } => MutationKind::RemoveResource,
-            Mutation::SetTarget { .. } => MutationKind::SetTarget,
+            Mutation::SetTarget { .. } | Mutation::EditTarget { .. } => MutationKind::SetTarget,
             Mutation::ClearTarget { .. } => MutationKind::ClearTarget,
             Mutation::SetSettings { .. } => MutationKind::SetSettings,
             Mutation::Rename { .. } => MutationKind::Rename,
@@ -647,6 +653,10 @@ pub struct PersistedState {
     pub autosave: AutoSave,
     pub resources: Vec<Resource>,
     pub snapshots: Vec<Snapshot>,
+    /// Snapshots ever taken (the ring keeps only the newest), so "snapshots taken" goes on
+    /// counting across a restart. At least `snapshots.len()`.
+    #[serde(default)]
+    pub snapshots_taken: u64,
 }
 
 struct Writer {
@@ -707,6 +717,7 @@ impl ChangeStore {
                 autosave,
                 resources,
                 snapshots: Vec::new(),
+                snapshots_taken: 0,
             },
             opts,
         )
@@ -750,6 +761,7 @@ impl ChangeStore {
             .snapshots
             .len()
             .saturating_sub(state.autosave.capacity);
+        let taken = state.snapshots_taken.max(state.snapshots.len() as u64);
         for s in state.snapshots.into_iter().skip(keep) {
             ring.push_back(Arc::new(s));
         }
@@ -760,6 +772,7 @@ impl ChangeStore {
         {
             let mut w = store.writer.lock().unwrap_or_else(PoisonError::into_inner);
             w.current = current.clone();
+            w.snapshots_taken = taken;
         }
         store.state.store(current);
         store.snapshots.store(Arc::new(ring));
@@ -789,6 +802,7 @@ impl ChangeStore {
                     (**s).clone()
                 })
                 .collect(),
+            snapshots_taken: w.snapshots_taken,
         }
     }
 
@@ -849,7 +863,20 @@ impl ChangeStore {
         mutation: Mutation,
         on_accepted: impl FnOnce(&ChangeRecord, &Arc<State>),
     ) -> Result<ChangeRecord, EngineError> {
+        self.apply_authorized(mutation, |_, _| Ok(()), on_accepted)
+    }
+
+    /// [`ChangeStore::apply_with`], first asking `authorize` whether the change may be made
+    /// given the configuration current under the writer lock (e.g. whether it touches what
+    /// only an admin may change). A refusal changes nothing and takes no number.
+    pub fn apply_authorized(
+        &self,
+        mutation: Mutation,
+        authorize: impl FnOnce(&State, &Mutation) -> Result<(), EngineError>,
+        on_accepted: impl FnOnce(&ChangeRecord, &Arc<State>),
+    ) -> Result<ChangeRecord, EngineError> {
         let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        authorize(&w.current, &mutation)?;
         let planned = self.plan(&w.current.resources, mutation)?;
         let change = w.current.change + 1;
         let at_unix_ms = self.clock.wall_unix_ms();
@@ -984,25 +1011,33 @@ impl ChangeStore {
     }
 
     fn check_programs(&self, settings: &ResourceSettings) -> Result<(), EngineError> {
-        if let (Some(allowed), ActionConfig::Command(c)) =
-            (&self.allowed_programs, &settings.action)
-        {
-            if !allowed.contains(&c.program) {
-                let list: Vec<&str> = allowed.iter().map(String::as_str).collect();
-                let allowed = if list.is_empty() {
-                    "no program is allowed; the server's operator adds one with --allow-program"
-                        .to_owned()
-                } else {
-                    format!("allowed: {}", list.join(", "))
-                };
-                return Err(EngineError::invalid(
-                    "settings.action.program",
-                    format!(
-                        "`{}` is not in the command allow-list ({allowed})",
-                        c.program
-                    ),
-                ));
+        let Some(allowed) = &self.allowed_programs else {
+            return Ok(());
+        };
+        let rollback = match &settings.action {
+            ActionConfig::Command(c) => c.rollback.as_ref().map(|r| r.program.as_str()),
+            _ => None,
+        };
+        for (i, program) in settings.action.programs().into_iter().enumerate() {
+            if allowed.contains(program) {
+                continue;
             }
+            let list: Vec<&str> = allowed.iter().map(String::as_str).collect();
+            let allowed = if list.is_empty() {
+                "no program is allowed; the server's operator adds one with --allow-program"
+                    .to_owned()
+            } else {
+                format!("allowed: {}", list.join(", "))
+            };
+            let field = if i > 0 && rollback == Some(program) {
+                "settings.action.rollback.program"
+            } else {
+                "settings.action.program"
+            };
+            return Err(EngineError::invalid(
+                field,
+                format!("`{program}` is not in the command allow-list ({allowed})"),
+            ));
         }
         Ok(())
     }
@@ -1063,6 +1098,16 @@ impl ChangeStore {
             }
             Mutation::SetTarget { id, target } => {
                 let before = existing(&id)?;
+                target.validate(&before.metrics, &before.settings)?;
+                let after = Resource {
+                    target: Some(target),
+                    ..(*before).clone()
+                };
+                replace(before, after)
+            }
+            Mutation::EditTarget { id, edit } => {
+                let before = existing(&id)?;
+                let target = Target::edited(before.target.as_ref(), &edit)?;
                 target.validate(&before.metrics, &before.settings)?;
                 let after = Resource {
                     target: Some(target),

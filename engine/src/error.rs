@@ -21,6 +21,10 @@ pub enum EngineError {
     UnknownSnapshot { id: u64 },
     #[error("snapshot #{id} failed verification: {reason}")]
     CorruptSnapshot { id: u64, reason: String },
+    /// The caller may not make this change (decided against the configuration current
+    /// under the writer lock): an HTTP 403.
+    #[error("{reason}")]
+    Forbidden { reason: String },
 }
 
 impl EngineError {
@@ -39,6 +43,11 @@ impl EngineError {
             self,
             EngineError::UnknownResource { .. } | EngineError::UnknownSnapshot { .. }
         )
+    }
+
+    /// True when the caller may not make the change (HTTP 403).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, EngineError::Forbidden { .. })
     }
 
     /// True when the request conflicts with existing state (HTTP 409).

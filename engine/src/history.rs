@@ -551,11 +551,67 @@ pub struct History {
     infos: Vec<SeriesInfo>,
     data: Vec<SeriesHistory>,
     by_key: HashMap<SeriesKey, SeriesId>,
-    /// Collector series index → history id; `None` where the series cap refused it.
-    tick_map: Vec<Option<SeriesId>>,
-    /// The series list `tick_map` was built from. A collector shares one list until it
-    /// discovers something, so a pointer comparison detects any other list.
-    tick_series: Option<Arc<[SeriesInfo]>>,
+    /// Per series list of a source's ticks: its index → history id (`None` where the
+    /// series cap refused it). A source shares one list until it discovers something, so a
+    /// pointer comparison finds the map; a few recent lists are kept, one or two per
+    /// source.
+    tick_maps: Vec<(Arc<[SeriesInfo]>, Vec<Option<SeriesId>>)>,
+}
+
+/// How many series lists [`History::append_tick`] keeps index maps for.
+const TICK_MAPS: usize = 64;
+
+/// The time grid a chart's series are sampled on: `points` slots of `step_ms` from
+/// `start_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grid {
+    pub start_ms: UnixMillis,
+    pub step_ms: i64,
+    pub points: usize,
+}
+
+impl Grid {
+    /// The grid of `span_ms` whose last slot holds `end_ms`.
+    pub fn ending_at(end_ms: UnixMillis, span_ms: i64, step_ms: i64) -> Grid {
+        let step_ms = step_ms.max(1);
+        let points = (span_ms / step_ms).max(1) as usize;
+        let end_aligned = end_ms - end_ms.rem_euclid(step_ms);
+        Grid {
+            start_ms: end_aligned - (points as i64 - 1) * step_ms,
+            step_ms,
+            points,
+        }
+    }
+
+    /// The end of the last slot (exclusive).
+    pub fn end_ms(&self) -> UnixMillis {
+        self.start_ms + self.points as i64 * self.step_ms
+    }
+}
+
+/// One series on a [`Grid`]: a slot without data is `None` (a gap, never a made-up value).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Sampled {
+    pub means: Vec<Option<f32>>,
+    pub lows: Vec<Option<f32>>,
+    pub highs: Vec<Option<f32>>,
+}
+
+/// What a chart asks for: `keys` (the first one decides where the grid ends: at its
+/// latest sample, else `now`) over the last `span_ms`, per raw step or (`per_minute`) per
+/// aggregate bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartRequest {
+    pub keys: Vec<SeriesKey>,
+    pub span_ms: i64,
+    pub per_minute: bool,
+}
+
+/// The answer to a [`ChartRequest`]: one [`Sampled`] per key, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartSamples {
+    pub grid: Grid,
+    pub series: Vec<Sampled>,
 }
 
 impl History {
@@ -566,8 +622,7 @@ impl History {
             infos: Vec::new(),
             data: Vec::new(),
             by_key: HashMap::new(),
-            tick_map: Vec::new(),
-            tick_series: None,
+            tick_maps: Vec::new(),
         })
     }
 
@@ -627,21 +682,29 @@ impl History {
     /// collector grew or was restarted. Returns how many values were dropped because the
     /// series cap refused their series.
     pub fn append_tick(&mut self, tick: &Tick) -> usize {
-        let same = self
-            .tick_series
-            .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(s, &tick.series));
-        if !same {
-            self.tick_map.clear();
-            for info in tick.series.iter() {
-                let id = self.register(info.clone()).ok();
-                self.tick_map.push(id);
+        let position = self
+            .tick_maps
+            .iter()
+            .position(|(list, _)| Arc::ptr_eq(list, &tick.series));
+        let index = match position {
+            Some(i) => i,
+            None => {
+                let map = tick
+                    .series
+                    .iter()
+                    .map(|info| self.register(info.clone()).ok())
+                    .collect();
+                if self.tick_maps.len() == TICK_MAPS {
+                    self.tick_maps.remove(0);
+                }
+                self.tick_maps.push((Arc::clone(&tick.series), map));
+                self.tick_maps.len() - 1
             }
-            self.tick_series = Some(Arc::clone(&tick.series));
-        }
+        };
+        let map = &self.tick_maps[index].1;
         let mut dropped = 0;
         for (i, value) in tick.values.iter().enumerate() {
-            match self.tick_map.get(i).copied().flatten() {
+            match map.get(i).copied().flatten() {
                 Some(id) => {
                     self.data[id.0 as usize].append(tick.at, *value);
                 }
@@ -692,6 +755,59 @@ impl History {
         self.get(id).map(|s| s.range(from, to, max_points))
     }
 
+    /// The unit a series was registered with.
+    pub fn unit(&self, key: &SeriesKey) -> Option<&str> {
+        self.info(self.id(key)?).map(|info| info.unit.as_str())
+    }
+
+    /// Samples `request.keys` on one grid for a chart; a series that does not exist yet
+    /// is all gaps.
+    pub fn chart(&self, request: &ChartRequest, now: UnixMillis) -> ChartSamples {
+        let step_ms = if request.per_minute {
+            self.config.bucket_ms
+        } else {
+            self.config.step_ms
+        };
+        let end = request
+            .keys
+            .first()
+            .and_then(|key| self.get(self.id(key)?)?.latest())
+            .map(|(t, _)| t)
+            .unwrap_or(now);
+        let grid = Grid::ending_at(end, request.span_ms, step_ms);
+        let series = request
+            .keys
+            .iter()
+            .map(|key| self.sample(self.id(key), grid))
+            .collect();
+        ChartSamples { grid, series }
+    }
+
+    fn sample(&self, series: Option<SeriesId>, grid: Grid) -> Sampled {
+        let mut sampled = Sampled {
+            means: vec![None; grid.points],
+            lows: vec![None; grid.points],
+            highs: vec![None; grid.points],
+        };
+        let Some(down) =
+            series.and_then(|id| self.range(id, grid.start_ms, grid.end_ms(), grid.points))
+        else {
+            return sampled;
+        };
+        for (i, point) in down.points.iter().enumerate() {
+            let Some(point) = point else { continue };
+            let slot =
+                (down.origin + i as i64 * down.width - grid.start_ms).div_euclid(grid.step_ms);
+            let Some(slot) = usize::try_from(slot).ok().filter(|&s| s < grid.points) else {
+                continue;
+            };
+            sampled.means[slot] = Some(point.mean);
+            sampled.lows[slot] = Some(point.min);
+            sampled.highs[slot] = Some(point.max);
+        }
+        sampled
+    }
+
     /// Bytes allocated by all rings (capacity × element size) plus per-series headers
     /// and the key index.
     pub fn memory_bytes(&self) -> usize {
@@ -711,7 +827,11 @@ impl History {
             + rings
             + infos
             + index
-            + self.tick_map.capacity() * size_of::<Option<SeriesId>>()
+            + self
+                .tick_maps
+                .iter()
+                .map(|(_, map)| map.capacity() * size_of::<Option<SeriesId>>())
+                .sum::<usize>()
     }
 }
 

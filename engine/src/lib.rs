@@ -1,18 +1,23 @@
 //! perfpilot's engine: the domain of the Performance Architecture (AIR-008) and its runtime.
 //!
-//! Everything here is free of web types so it can be unit-tested quickly and, with
-//! default features off, compiled to wasm32 for the browser (backtest, statistics, history
-//! downsampling). Server-only parts sit behind the `runtime` feature.
+//! Everything here is free of web types and client libraries so it can be unit-tested
+//! quickly and, with default features off, compiled to wasm32 for the browser (backtest,
+//! statistics, history downsampling). It defines the ports: [`source`] (where samples come
+//! from) and [`actuator`] (how the optimizer acts, with rollback); their adapters live in
+//! the `connectors` crate. Server-only parts sit behind the `runtime` feature.
 
 pub mod actions;
+pub mod actuator;
 pub mod backtest;
 pub mod changes;
-#[cfg(feature = "runtime")]
-pub mod collect;
 pub mod error;
 pub mod history;
 pub mod model;
 pub mod optimizer;
 pub mod push;
 pub mod series;
+pub mod source;
 pub mod stats;
+pub mod sync;
+#[cfg(feature = "runtime")]
+pub mod time;

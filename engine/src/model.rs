@@ -318,6 +318,20 @@ impl Statistic {
     }
 }
 
+/// A partial edit of one metric's target: whatever is `None` keeps its current value.
+/// Decided against the current configuration under the store's writer lock
+/// ([`crate::changes::Mutation::EditTarget`]), so two concurrent edits of different
+/// fields both survive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetEdit {
+    pub metric: String,
+    #[serde(default)]
+    pub value: Option<f64>,
+    #[serde(default)]
+    pub for_secs: Option<u32>,
+}
+
 /// An objective on one metric of one resource, e.g. "p95 utilization ≤ 65 % for 5 m".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -332,6 +346,45 @@ pub struct Target {
 }
 
 impl Target {
+    /// The default shape of a new target on `metric`: stay at or below `value`, judged on
+    /// p95 with a 5-minute `for` (the seed's defaults). The browser's backtest preview uses
+    /// it too, so what it shows is what gets saved.
+    pub fn default_for(metric: &str, value: f64) -> Target {
+        Target {
+            metric: metric.to_owned(),
+            comparator: Comparator::Le,
+            value,
+            statistic: Statistic::P95,
+            for_secs: 300,
+        }
+    }
+
+    /// The target `edit` produces from `current`: the existing target of the edited metric
+    /// with the given fields replaced, or (another metric, or none yet) the default shape,
+    /// which needs a value.
+    pub fn edited(current: Option<&Target>, edit: &TargetEdit) -> Result<Target, EngineError> {
+        let mut target = match (current.filter(|t| t.metric == edit.metric), edit.value) {
+            (Some(existing), value) => Target {
+                value: value.unwrap_or(existing.value),
+                ..existing.clone()
+            },
+            (None, Some(value)) => Target::default_for(&edit.metric, value),
+            (None, None) => {
+                return Err(EngineError::invalid(
+                    "target.value",
+                    format!(
+                        "is required: metric `{}` has no target yet to keep the value of",
+                        edit.metric
+                    ),
+                ))
+            }
+        };
+        if let Some(for_secs) = edit.for_secs {
+            target.for_secs = for_secs;
+        }
+        Ok(target)
+    }
+
     /// True when `observed` satisfies the target exactly (no tolerance).
     pub fn is_met(&self, observed: f64) -> bool {
         match self.comparator {
@@ -490,6 +543,10 @@ pub struct WebhookAction {
     /// itself never enters resource state, so snapshots and audit records cannot leak it.
     #[serde(default)]
     pub secret: Option<String>,
+    /// Where to POST (same body, `"phase": "rollback"`) to undo the change when its
+    /// verification fails or a guardrail trips; without it the change is left in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_url: Option<String>,
 }
 
 /// Exec `program` with `args` (no shell); the runner only starts allow-listed programs.
@@ -501,6 +558,19 @@ pub struct CommandAction {
     pub args: Vec<String>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u32,
+    /// Run (also from the allow-list, also without a shell) to undo the change when its
+    /// verification fails or a guardrail trips; without it the change is left in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackCommand>,
+}
+
+/// The program and arguments that undo a command action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackCommand {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 fn default_timeout_ms() -> u32 {
@@ -525,24 +595,9 @@ impl ActionConfig {
         match self {
             ActionConfig::Recommend => Ok(()),
             ActionConfig::Webhook(w) => {
-                let rest = w.url.strip_prefix("http://").ok_or_else(|| {
-                    EngineError::invalid(
-                        "settings.action.url",
-                        format!(
-                            "must start with http:// (TLS is terminated by your proxy), got `{}`",
-                            w.url
-                        ),
-                    )
-                })?;
-                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-                if host.is_empty() || w.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(EngineError::invalid(
-                        "settings.action.url",
-                        format!(
-                            "must be an absolute http:// URL with a host, got `{}`",
-                            w.url
-                        ),
-                    ));
+                validate_http_url("settings.action.url", &w.url)?;
+                if let Some(url) = &w.rollback_url {
+                    validate_http_url("settings.action.rollback_url", url)?;
                 }
                 timeout("settings.action.timeout_ms", w.timeout_ms)?;
                 if w.max_retries > 10 {
@@ -566,22 +621,63 @@ impl ActionConfig {
                         "must be a non-empty program path",
                     ));
                 }
-                if c.args.len() > 64 {
-                    return Err(EngineError::invalid(
-                        "settings.action.args",
-                        format!("at most 64 arguments, got {}", c.args.len()),
-                    ));
-                }
-                if let Some(i) = c.args.iter().position(|a| a.contains('\0')) {
-                    return Err(EngineError::invalid(
-                        format!("settings.action.args[{i}]"),
-                        "must not contain NUL bytes",
-                    ));
+                validate_args("settings.action.args", &c.args)?;
+                if let Some(rollback) = &c.rollback {
+                    if rollback.program.is_empty() || rollback.program.contains('\0') {
+                        return Err(EngineError::invalid(
+                            "settings.action.rollback.program",
+                            "must be a non-empty program path",
+                        ));
+                    }
+                    validate_args("settings.action.rollback.args", &rollback.args)?;
                 }
                 timeout("settings.action.timeout_ms", c.timeout_ms)
             }
         }
     }
+
+    /// Every program this action may start (for the allow-list check).
+    pub fn programs(&self) -> Vec<&str> {
+        match self {
+            ActionConfig::Command(c) => std::iter::once(c.program.as_str())
+                .chain(c.rollback.as_ref().map(|r| r.program.as_str()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn validate_http_url(field: &str, url: &str) -> Result<(), EngineError> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        EngineError::invalid(
+            field,
+            format!("must start with http:// (TLS is terminated by your proxy), got `{url}`"),
+        )
+    })?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(EngineError::invalid(
+            field,
+            format!("must be an absolute http:// URL with a host, got `{url}`"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_args(field: &str, args: &[String]) -> Result<(), EngineError> {
+    if args.len() > 64 {
+        return Err(EngineError::invalid(
+            field,
+            format!("at most 64 arguments, got {}", args.len()),
+        ));
+    }
+    if let Some(i) = args.iter().position(|a| a.contains('\0')) {
+        return Err(EngineError::invalid(
+            format!("{field}[{i}]"),
+            "must not contain NUL bytes",
+        ));
+    }
+    Ok(())
 }
 
 /// Per-resource knobs of the Collect → Analyze → Optimize → Verify loop. The statistic and
@@ -608,6 +704,9 @@ pub struct ResourceSettings {
     /// When true (the default) actions are described, never executed.
     pub dry_run: bool,
     pub action: ActionConfig,
+    /// Bounds watched while an action is verified; crossing one rolls it back at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<crate::actuator::Guardrail>,
 }
 
 impl Default for ResourceSettings {
@@ -623,6 +722,7 @@ impl Default for ResourceSettings {
             replicas: 1,
             dry_run: true,
             action: ActionConfig::Recommend,
+            guardrails: Vec::new(),
         }
     }
 }
@@ -662,6 +762,15 @@ impl ResourceSettings {
                 "settings.replicas",
                 format!("must be within 1–10000, got {}", self.replicas),
             ));
+        }
+        if self.guardrails.len() > 8 {
+            return Err(EngineError::invalid(
+                "settings.guardrails",
+                format!("at most 8 guardrails, got {}", self.guardrails.len()),
+            ));
+        }
+        for (i, guardrail) in self.guardrails.iter().enumerate() {
+            guardrail.validate(&format!("settings.guardrails[{i}]"))?;
         }
         self.action.validate()
     }

@@ -346,6 +346,20 @@ impl Tracker {
         Some(self.go(now_ms, to, result.reason.clone()))
     }
 
+    /// The action was undone (its verification failed or a guardrail tripped): Failed,
+    /// with why and whether the rollback read back the prior state.
+    pub fn rolled_back(&mut self, now_ms: i64, reason: &str, restored: bool) -> Transition {
+        self.in_flight = None;
+        self.breach_since_ms = None;
+        self.met_since_ms = None;
+        let reason = if restored {
+            format!("rolled back: {reason}")
+        } else {
+            format!("rollback did not restore the prior state after: {reason}")
+        };
+        self.go(now_ms, OptimizationStatus::Failed, reason)
+    }
+
     /// The target or settings changed: forget the verdict and re-evaluate from scratch.
     pub fn reset(&mut self, now_ms: i64, why: &str) -> Transition {
         let last_action_ms = self.last_action_ms;
@@ -674,6 +688,7 @@ mod tests {
                 timeout_ms: 1000,
                 max_retries: 0,
                 secret: None,
+                rollback_url: None,
             }),
             dry_run: false,
             ..settings()

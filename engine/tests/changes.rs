@@ -209,6 +209,7 @@ fn error_messages_name_the_field_and_the_rule() {
             timeout_ms: 1000,
             max_retries: 1,
             secret: None,
+            rollback_url: None,
         }),
         ..Default::default()
     };
@@ -275,6 +276,7 @@ fn command_programs_outside_the_allow_list_are_rejected_up_front() {
             program: program.into(),
             args: vec![],
             timeout_ms: 1000,
+            rollback: None,
         }),
         ..Default::default()
     };

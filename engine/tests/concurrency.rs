@@ -175,3 +175,79 @@ fn apply_with_reports_changes_in_number_order_under_the_writer_lock() {
     }
     assert_eq!(store.state().change, (WRITERS * EACH) as u64);
 }
+
+/// Two editors at once, one changing a target's value and the other its `for`, on the same
+/// resource: each edit is decided against the configuration current under the writer lock,
+/// so after every round both fields hold what their editor last wrote. (Reading the
+/// target outside the lock and submitting a whole `Target`, as both HTTP entry points did,
+/// loses one of the two edits whenever they interleave.)
+#[test]
+fn concurrent_partial_target_edits_both_survive() {
+    use engine::model::TargetEdit;
+    use std::sync::Barrier;
+
+    const ROUNDS: u32 = 2_000;
+    let id = ResourceId::new("cpu").unwrap();
+    let cpu = Resource::new(id.clone(), ResourceType::Cpu, "CPU");
+    let store = Arc::new(ChangeStore::with_resources(vec![cpu], StoreOptions::default()).unwrap());
+    let barrier = Arc::new(Barrier::new(2));
+    let editor = |edit: fn(u32) -> TargetEdit| {
+        let (store, barrier, id) = (store.clone(), barrier.clone(), id.clone());
+        thread::spawn(move || {
+            for round in 1..=ROUNDS {
+                barrier.wait();
+                store
+                    .apply(Mutation::EditTarget {
+                        id: id.clone(),
+                        edit: edit(round),
+                    })
+                    .unwrap();
+                barrier.wait();
+                let target = store.state().resources[&id].target.clone().unwrap();
+                assert_eq!(
+                    (target.value, target.for_secs),
+                    (f64::from(round % 90), round),
+                    "round {round}: an edit was lost"
+                );
+                barrier.wait();
+            }
+        })
+    };
+    let values = editor(|round| TargetEdit {
+        metric: "utilization".into(),
+        value: Some(f64::from(round % 90)),
+        for_secs: None,
+    });
+    let durations = editor(|round| TargetEdit {
+        metric: "utilization".into(),
+        value: None,
+        for_secs: Some(round),
+    });
+    values.join().unwrap();
+    durations.join().unwrap();
+    assert_eq!(store.stats().change, u64::from(2 * ROUNDS));
+}
+
+#[test]
+fn an_edit_without_a_value_needs_an_existing_target_of_that_metric() {
+    use engine::model::TargetEdit;
+    let id = ResourceId::new("disk:/").unwrap();
+    let mut disk = Resource::new(id.clone(), ResourceType::Disk, "/");
+    disk.target = None;
+    let store = ChangeStore::with_resources(vec![disk], StoreOptions::default()).unwrap();
+    let err = store
+        .apply(Mutation::EditTarget {
+            id,
+            edit: TargetEdit {
+                metric: "utilization".into(),
+                value: None,
+                for_secs: Some(60),
+            },
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("target.value: is required"),
+        "{err}"
+    );
+    assert_eq!(store.stats().change, 0, "a refusal takes no change number");
+}

@@ -184,7 +184,7 @@ struct FileConfig {
     verify_secs: Option<u32>,
     data_dir: Option<PathBuf>,
     ephemeral: Option<bool>,
-    auth: Option<crate::auth::AuthFile>,
+    auth: Option<crate::http::auth::AuthFile>,
     actions: Option<ActionsFile>,
     public_url: Option<String>,
     max_websockets: Option<usize>,
@@ -292,9 +292,9 @@ pub struct Settings {
     pub push_burst: u32,
     /// Settings every auto-registered resource starts with.
     pub resource_defaults: engine::model::ResourceSettings,
-    pub auth: crate::auth::AuthSettings,
+    pub auth: crate::http::auth::AuthSettings,
     /// Programs and webhook secrets the action runner may use.
-    pub actions: engine::actions::RunnerConfig,
+    pub actions: connectors::actuators::RunnerConfig,
     /// Where the durable state lives; `None` with `--ephemeral` (in memory only).
     pub data_dir: Option<PathBuf>,
     /// Where users reach perfpilot, when behind a proxy; `None` serves at `/` and checks
@@ -475,7 +475,7 @@ impl Settings {
                 field: "resource defaults",
                 rule: err.to_string(),
             })?;
-        let auth = crate::auth::AuthSettings::resolve(cli, file.auth).map_err(|invalid| {
+        let auth = crate::http::auth::AuthSettings::resolve(cli, file.auth).map_err(|invalid| {
             ConfigError::Invalid {
                 field: invalid.field,
                 rule: invalid.rule,
@@ -536,7 +536,7 @@ impl Settings {
 fn resolve_actions(
     cli: &Cli,
     file: Option<ActionsFile>,
-) -> Result<engine::actions::RunnerConfig, ConfigError> {
+) -> Result<connectors::actuators::RunnerConfig, ConfigError> {
     let file = file.unwrap_or_default();
     let programs: Vec<String> = match &cli.allow_program {
         Some(list) => list
@@ -562,7 +562,7 @@ fn resolve_actions(
             rule: format!("secret {name:?} must be at least 16 characters"),
         });
     }
-    Ok(engine::actions::RunnerConfig {
+    Ok(connectors::actuators::RunnerConfig {
         allowed_programs: programs.into_iter().collect(),
         secrets,
     })
@@ -737,8 +737,8 @@ mod tests {
             "[auth]\nmode = \"proxy\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n[auth.roles]\neditor = [\"perf-editors\"]\n",
         )
         .unwrap();
-        let auth = crate::auth::AuthSettings::resolve(&Cli::default(), file.auth).unwrap();
-        assert_eq!(auth.mode, crate::auth::AuthMode::Proxy);
+        let auth = crate::http::auth::AuthSettings::resolve(&Cli::default(), file.auth).unwrap();
+        assert_eq!(auth.mode, crate::http::auth::AuthMode::Proxy);
         assert_eq!(auth.trusted_proxies.len(), 2);
         assert_eq!(
             auth.group_roles.get("perf-editors"),

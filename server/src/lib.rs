@@ -1,25 +1,19 @@
-//! The perfpilot server: configuration, the HTTP router and its middleware, static
-//! assets, health endpoints and graceful shutdown. `main.rs` only wires these together so
-//! that tests can build the same router in-process with [`router::app`].
+//! The perfpilot server: the HTTP surface, the runtime state and the durable store around
+//! the engine. `main.rs` only wires these together, so tests can build the same router
+//! in-process with [`http::router::app`].
+//!
+//! - [`http`]: input and output ports over HTTP (pages, server functions, the JSON API,
+//!   push, exports, `/metrics`, the live websocket) and their middleware.
+//! - [`state`]: what runs: the change path, the monitor task (sources → history → analyze
+//!   → act → verify), the hub that serializes live frames, before/afters.
+//! - [`persist`]: the SQLite journal, audit log, snapshots and tokens.
 
 // Leptos view types nest deeply; their layout exceeds the default query depth.
 #![recursion_limit = "256"]
 
-pub mod actuate;
-pub mod api;
 pub mod assets;
-pub mod audit;
-pub mod auth;
 pub mod config;
-pub mod export;
-pub mod guard;
-pub mod hub;
-pub mod limits;
-pub mod metrics;
-pub mod monitor;
+pub mod http;
 pub mod persist;
-pub mod proof;
-pub mod push;
-pub mod router;
 pub mod shutdown;
 pub mod state;

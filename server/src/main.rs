@@ -36,7 +36,7 @@ async fn main() -> ExitCode {
 
     let listen = settings.listen;
     let metrics_listen = settings.metrics_listen;
-    let monitor = match server::monitor::start(&settings) {
+    let monitor = match server::state::start(&settings) {
         Ok(started) => started,
         Err(err) => {
             eprintln!("error: cannot start: {err:#}");
@@ -87,7 +87,7 @@ async fn main() -> ExitCode {
             }
         };
         tracing::info!(url = %format!("http://{addr}/metrics"), "Prometheus metrics are served");
-        let router = server::metrics::Exposition::new(state.monitor.clone()).router();
+        let router = server::http::metrics::Exposition::new(state.monitor.clone()).router();
         tokio::spawn(async move {
             let serve =
                 axum::serve(listener, router).with_graceful_shutdown(server::shutdown::signal());
@@ -97,7 +97,7 @@ async fn main() -> ExitCode {
         });
     }
 
-    let router = server::router::app(state);
+    let router = server::http::router::app(state);
     // The peer address feeds the per-client rate limit of `POST /api/push`.
     let serve = axum::serve(
         listener,

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 
-use app::audit::{AuditFilter, AuditRecord, KIND_MARK, KIND_TOKEN_CREATE, KIND_TOKEN_REVOKE};
+use app::audit::{AuditFilter, AuditKind, AuditRecord};
 use app::identity::{AuthSource, Identity, Role};
 use engine::changes::{AutoSave, ChangeRecord, MutationKind, PersistedState, Snapshot, State};
 use engine::model::Resource;
@@ -305,7 +305,7 @@ impl Persist {
     pub fn audit_mark(&self, resource: &str, label: &str, by: &Identity, at_unix_ms: i64) {
         self.audit(actor_entry(
             by,
-            KIND_MARK,
+            AuditKind::Mark,
             Some(resource),
             at_unix_ms,
             format!("{resource}: mark {label:?}"),
@@ -386,7 +386,7 @@ impl Persist {
         self.send(Job::RevokeToken {
             id: id.to_owned(),
             by: by.clone(),
-            at_unix_ms: engine::collect::unix_now_ms(),
+            at_unix_ms: engine::time::unix_now_ms(),
             reply,
         })?;
         answer(rx).await
@@ -437,7 +437,7 @@ async fn answer<T>(rx: oneshot::Receiver<Result<T, PersistError>>) -> Result<T, 
 /// An audit entry for `by` without a change number.
 pub fn actor_entry(
     by: &Identity,
-    kind: &str,
+    kind: AuditKind,
     resource: Option<&str>,
     at_unix_ms: i64,
     what: String,
@@ -448,7 +448,7 @@ pub fn actor_entry(
         id: 0,
         change: None,
         at_unix_ms,
-        kind: kind.to_owned(),
+        kind,
         resource: resource.map(str::to_owned),
         user: by.user.clone(),
         role: by.role.as_str().to_owned(),
@@ -468,13 +468,6 @@ fn source_name(source: AuthSource) -> &'static str {
         AuthSource::Token => "token",
         AuthSource::System => "system",
     }
-}
-
-fn kind_name(kind: MutationKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{kind:?}"))
 }
 
 /// Pragmas, schema, version check and the read-back of everything start-up needs.
@@ -548,7 +541,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
             "SELECT id, body FROM (SELECT id, body FROM events ORDER BY id DESC LIMIT ?1) \
              ORDER BY id",
         )?;
-        let rows = stmt.query_map([crate::proof::KEEP as i64], |r| {
+        let rows = stmt.query_map([crate::state::proof::KEEP as i64], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?;
         let mut events = Vec::new();
@@ -609,12 +602,17 @@ fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         }
         snapshots.reverse();
     }
+    // Every snapshot ever taken stays in the file (the ring holds the newest), so its
+    // count is the "snapshots taken" of the Changes page across restarts.
+    let snapshots_taken: i64 =
+        conn.query_row("SELECT count(*) FROM snapshots", [], |r| r.get(0))?;
     Ok(Loaded {
         state: Some(PersistedState {
             change,
             autosave,
             resources,
             snapshots,
+            snapshots_taken: snapshots_taken as u64,
         }),
         events,
         audit_entries: audit_entries as u64,
@@ -763,7 +761,7 @@ impl Writer {
             // and be read whole at every start.
             let pruned = tx
                 .prepare_cached("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1")
-                .and_then(|mut s| s.execute([crate::proof::KEEP as i64]));
+                .and_then(|mut s| s.execute([crate::state::proof::KEEP as i64]));
             if let Err(err) = pruned {
                 failure = Some((std::mem::take(&mut replies), err));
             }
@@ -876,7 +874,7 @@ fn write_change(
     let entry = record.audit();
     let mut audit = actor_entry(
         actor,
-        &kind_name(entry.kind),
+        AuditKind::of(entry.kind),
         entry.resource.as_ref().map(|r| r.as_str()),
         entry.at_unix_ms,
         entry.what,
@@ -920,7 +918,7 @@ fn insert_audit(tx: &rusqlite::Transaction<'_>, e: &AuditRecord) -> rusqlite::Re
     .execute(params![
         e.change.map(|c| c as i64),
         e.at_unix_ms,
-        e.kind,
+        e.kind.as_str(),
         e.resource,
         e.user,
         e.role,
@@ -1016,7 +1014,7 @@ fn save_token(
         tx,
         &actor_entry(
             by,
-            KIND_TOKEN_CREATE,
+            AuditKind::TokenCreate,
             None,
             row.created_at_unix_ms,
             format!(
@@ -1077,7 +1075,7 @@ fn revoke_token(
         tx,
         &actor_entry(
             by,
-            KIND_TOKEN_REVOKE,
+            AuditKind::TokenRevoke,
             None,
             at_unix_ms,
             format!("token {:?} ({id}) revoked", before.name),
@@ -1135,7 +1133,7 @@ fn audit_where(f: &AuditFilter) -> (String, Vec<rusqlite::types::Value>) {
         push(" AND resource = ?", Value::Text(resource.clone()));
     }
     if let Some(kind) = &f.kind {
-        push(" AND kind = ?", Value::Text(kind.clone()));
+        push(" AND kind = ?", Value::Text(kind.as_str().to_owned()));
     }
     if let Some(since) = f.since {
         push(" AND at_unix_ms >= ?", Value::Integer(since));
@@ -1209,7 +1207,10 @@ fn read_audit(conn: &Connection, f: &AuditFilter) -> rusqlite::Result<Vec<AuditR
             id: r.get(0)?,
             change: r.get::<_, Option<i64>>(1)?.map(|c| c as u64),
             at_unix_ms: r.get(2)?,
-            kind: r.get(3)?,
+            kind: {
+                let kind: String = r.get(3)?;
+                AuditKind::parse(&kind).ok_or_else(|| corrupt(format!("audit kind {kind:?}")))?
+            },
             resource: r.get(4)?,
             user: r.get(5)?,
             role: r.get(6)?,
@@ -1323,7 +1324,7 @@ mod tests {
 
         let entries = persist.query_audit(AuditFilter::default()).await.unwrap();
         let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, vec![KIND_TOKEN_REVOKE, KIND_TOKEN_CREATE]);
+        assert_eq!(kinds, vec!["token_revoke", "token_create"]);
         assert!(entries.iter().all(|e| e.change.is_none()
             && e.user == "alice"
             && e.client_ip.as_deref() == Some("10.0.0.7")));
@@ -1374,7 +1375,7 @@ mod tests {
         let location = Location::Dir(dir.clone());
         {
             let (persist, _) = Persist::open(&location).unwrap();
-            for n in 0..crate::proof::KEEP + 5 {
+            for n in 0..crate::state::proof::KEEP + 5 {
                 persist.save_event(n as i64, "cpu", serde_json::json!({ "n": n }));
             }
             persist.flush().await;
@@ -1385,9 +1386,9 @@ mod tests {
             .iter()
             .map(|e| e["n"].as_u64().unwrap())
             .collect();
-        assert_eq!(kept.len(), crate::proof::KEEP);
+        assert_eq!(kept.len(), crate::state::proof::KEEP);
         assert_eq!(kept.first(), Some(&5), "the oldest five were pruned");
-        assert_eq!(kept.last(), Some(&(crate::proof::KEEP as u64 + 4)));
+        assert_eq!(kept.last(), Some(&(crate::state::proof::KEEP as u64 + 4)));
         drop(_persist);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -1479,6 +1480,33 @@ mod tests {
             store.state().resources[&cpu].target.as_ref().unwrap().value,
             40.0
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The Changes page's "snapshots taken" goes on counting after a restart, even when
+    /// the ring kept fewer snapshots than were taken (it read 0 after every restart).
+    #[tokio::test]
+    async fn snapshots_taken_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("perfpilot-taken-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let location = Location::Dir(dir.clone());
+        // Every 2nd change, a ring of 2: 8 changes take 4 snapshots and keep 2.
+        let options = || StoreOptions {
+            autosave: AutoSave::new(2, 2).unwrap(),
+            ..StoreOptions::default()
+        };
+        {
+            let (persist, _) = Persist::open(&location).unwrap();
+            let store = cpu_store(options());
+            persist.baseline(store.persisted());
+            set_cpu_target(&store, &persist, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]).await;
+            persist.flush().await;
+            assert_eq!(store.stats().snapshots_taken, 4);
+        }
+        let (_persist, loaded) = reopen(&location).await;
+        let store = ChangeStore::from_persisted(loaded.state.unwrap(), options()).unwrap();
+        let stats = store.stats();
+        assert_eq!((stats.snapshots_taken, stats.snapshots_kept), (4, 2));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -29,7 +29,7 @@ impl Instance {
             ..cli
         };
         let settings = Settings::resolve(&cli).unwrap();
-        let monitor = server::monitor::start(&settings).unwrap();
+        let monitor = server::state::start(&settings).unwrap();
         Instance {
             state: AppState::new(settings, monitor),
             dir,
@@ -38,7 +38,7 @@ impl Instance {
 
     /// A request from `peer`, as the TCP connection would report it.
     async fn send(&self, peer: &str, request: Request<Body>) -> (StatusCode, String) {
-        let router = server::router::app(self.state.clone())
+        let router = server::http::router::app(self.state.clone())
             .layer(MockConnectInfo(peer.parse::<SocketAddr>().unwrap()));
         let response = router.oneshot(request).await.unwrap();
         let status = response.status();

@@ -36,8 +36,8 @@ fn server(name: &str) -> Server {
         ..Cli::default()
     };
     let settings = Settings::resolve(&cli).unwrap();
-    let monitor = server::monitor::start(&settings).unwrap();
-    let router = server::router::app(AppState::new(settings, monitor.clone()));
+    let monitor = server::state::start(&settings).unwrap();
+    let router = server::http::router::app(AppState::new(settings, monitor.clone()));
 
     let mut resource = Resource::new(
         ResourceId::new("disk:/bench").unwrap(),
@@ -67,7 +67,7 @@ fn server(name: &str) -> Server {
                 "ms",
             ))
             .unwrap();
-        let now = engine::collect::unix_now_ms() / 1000 * 1000;
+        let now = engine::time::unix_now_ms() / 1000 * 1000;
         for (i, value) in [Some(10.0), Some(12.5), None, Some(95.0), Some(20.0)]
             .into_iter()
             .enumerate()
@@ -117,7 +117,7 @@ async fn csv_has_a_row_per_second_with_empty_fields_for_gaps() {
     let t0: i64 = rows[start][0].parse().unwrap();
     let t1: i64 = rows[start + 1][0].parse().unwrap();
     assert_eq!(t1 - t0, 1000);
-    assert_eq!(rows[start][1], server::export::iso_time(t0));
+    assert_eq!(rows[start][1], server::http::export::iso_time(t0));
     assert_eq!(rows[start + 2][2..], ["", "", ""]);
 }
 

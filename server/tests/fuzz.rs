@@ -129,8 +129,8 @@ static ROUTER: LazyLock<axum::Router> = LazyLock::new(|| {
             ..Cli::default()
         })
         .unwrap();
-        let monitor = server::monitor::start(&settings).unwrap();
-        server::router::app(AppState::new(settings, monitor))
+        let monitor = server::state::start(&settings).unwrap();
+        server::http::router::app(AppState::new(settings, monitor))
     })
 });
 

@@ -13,8 +13,8 @@ use engine::series::SeriesKey;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use server::config::{Cli, Settings};
-use server::monitor::Monitor;
 use server::state::AppState;
+use server::state::Monitor;
 use tower::ServiceExt;
 
 struct Server {
@@ -35,8 +35,8 @@ impl Server {
             ..cli
         };
         let settings = Settings::resolve(&cli).unwrap();
-        let monitor = server::monitor::start(&settings).unwrap();
-        let router = server::router::app(AppState::new(settings, monitor.clone()))
+        let monitor = server::state::start(&settings).unwrap();
+        let router = server::http::router::app(AppState::new(settings, monitor.clone()))
             .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         Server {
             router,
@@ -162,7 +162,7 @@ async fn known_resource_accepts_pushes_without_the_create_flag() {
     let server = Server::start("known", Cli::default());
     server.add_custom(7, &["depth"]);
     let before = server.fingerprint();
-    let now = engine::collect::unix_now_ms();
+    let now = engine::time::unix_now_ms();
     let body = format!(
         r#"{{"samples":[{{"resource":"custom:7","metric":"depth","value":1,"timestamp":{}}},{{"resource":"custom:7","metric":"depth","value":2,"timestamp":{now}}}]}}"#,
         now - 2_000
@@ -179,11 +179,14 @@ async fn known_resource_accepts_pushes_without_the_create_flag() {
 }
 
 #[tokio::test]
-async fn malformed_json_is_422_naming_the_body() {
+async fn malformed_json_is_400_naming_the_body() {
+    // One rule for every JSON route: a body that cannot be read as JSON is malformed (400,
+    // as the target API answers); one that breaks a rule is 422.
     let server = Server::start("malformed", creating());
     let before = server.fingerprint();
     let (status, body) = server.push(r#"{"samples":[{"resource":"#).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "body");
     let (field, rule, message) = first_error(&body);
     assert_eq!((field, rule), ("body", "invalid_json"));
     assert!(message.starts_with("body: is not valid JSON"), "{message}");
@@ -202,7 +205,7 @@ async fn nan_and_out_of_range_values_are_refused() {
     let (status, body) = server
         .push(r#"{"resource":"custom:1","metric":"m","value":NaN}"#)
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(first_error(&body).1, "invalid_json");
     // A finite f64 that does not fit the f32 history is refused too, naming the sample.
     let (status, body) = server
@@ -242,7 +245,7 @@ async fn too_many_samples_are_refused() {
     let before = server.fingerprint();
     let one = r#"{"resource":"custom:1","metric":"m","value":1}"#;
     let body = format!(r#"{{"samples":[{}]}}"#, vec![one; 1001].join(","));
-    assert!(body.len() < server::push::MAX_PUSH_BODY);
+    assert!(body.len() < server::http::push::MAX_PUSH_BODY);
     let (status, body) = server.push(body).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (field, rule, message) = first_error(&body);
@@ -258,7 +261,7 @@ async fn too_many_samples_are_refused() {
 async fn oversized_body_is_413_naming_the_limit() {
     let server = Server::start("oversized", creating());
     let before = server.fingerprint();
-    let padding = " ".repeat(server::push::MAX_PUSH_BODY);
+    let padding = " ".repeat(server::http::push::MAX_PUSH_BODY);
     let (status, body) = server
         .push(format!(
             r#"{{"resource":"custom:1","metric":"m","value":1}}{padding}"#
@@ -370,7 +373,7 @@ async fn rate_limit_is_per_client_ip_with_retry_after() {
 async fn one_push_may_not_create_more_than_the_cap_of_resources() {
     let server = Server::start("create-cap", creating());
     let before = server.fingerprint();
-    let cap = server::push::MAX_CREATED_PER_PUSH;
+    let cap = server::http::push::MAX_CREATED_PER_PUSH;
     let samples: Vec<String> = (0..=cap)
         .map(|i| {
             format!(
@@ -398,7 +401,7 @@ async fn one_push_may_not_create_more_than_the_cap_of_resources() {
 #[tokio::test]
 async fn live_ticks_carry_the_fresh_pushed_value_instead_of_a_gap() {
     let server = Server::start("live", creating());
-    let mut frames = server.monitor.subscribe();
+    let mut frames = server.monitor.hub.subscribe();
     let (status, body) = server
         .push(r#"{"samples":[{"resource":"custom:7","metric":"queue_depth","value":12}]}"#)
         .await;

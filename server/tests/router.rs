@@ -92,14 +92,20 @@ impl Site {
 
     /// The router with the given flags (the site root is this site's).
     fn router_with(&self, cli: Cli) -> axum::Router {
+        self.router_and_monitor(cli).0
+    }
+
+    /// The router and the monitor behind it.
+    fn router_and_monitor(&self, cli: Cli) -> (axum::Router, server::state::Monitor) {
         let cli = Cli {
             site_root: Some(self.0.clone()),
             ephemeral: true,
             ..cli
         };
         let settings = Settings::resolve(&cli).unwrap();
-        let monitor = server::monitor::start(&settings).unwrap();
-        server::router::app(AppState::new(settings, monitor))
+        let monitor = server::state::start(&settings).unwrap();
+        let router = server::http::router::app(AppState::new(settings, monitor.clone()));
+        (router, monitor)
     }
 }
 
@@ -705,4 +711,107 @@ async fn mutations_over_the_rate_get_429_with_retry_after() {
     // Reads of pages and assets are not limited.
     let (status, _, _) = send(router, get("/")).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// A panic in the monitor task (say, a bug in an analysis) stops live data, statuses and
+/// actions; `/readyz` must say so instead of staying ready.
+#[tokio::test]
+async fn readyz_follows_the_monitor_task_and_says_when_it_died() {
+    let site = Site::complete("readyz-monitor");
+    let (router, monitor) = site.router_and_monitor(Cli::default());
+    let (status, _, _) = send(router.clone(), get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK);
+    monitor.crash_for_test();
+    for _ in 0..100 {
+        let (status, _, body) = send(router.clone(), get("/readyz")).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let body = String::from_utf8(body).unwrap();
+            assert!(body.contains("the monitor task has stopped"), "{body}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("/readyz still answers ready after the monitor task died");
+}
+
+/// A refused server function answers the app's JSON error with its real status, not 500
+/// or a `ServerError|…` string.
+#[tokio::test]
+async fn a_refused_server_function_answers_json_with_its_status() {
+    let site = Site::complete("refusal");
+    let router = site.router();
+    let request = Request::post("/api/set_target")
+        .extension(loopback())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from("resource=cpu&metric=utilization&value=lots"))
+        .unwrap();
+    let (status, _, body) = send(router.clone(), request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.starts_with('{'), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["status"], 422);
+    assert_eq!(json["field"], "target.value");
+    assert_eq!(
+        json["error"],
+        r#"target.value: must be a number, got "lots""#
+    );
+    // An argument that cannot be decoded at all is the client's mistake: 400.
+    let request = Request::post("/api/set_target")
+        .extension(loopback())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("resource=cpu"))
+        .unwrap();
+    let (status, _, body) = send(router, request).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+fn json_edit(body: &str) -> Request<Body> {
+    Request::post("/api/v1/resources/cpu/target")
+        .extension(loopback())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// Two scripts at once, one moving the target's value and one its `for`: every round both
+/// edits survive, because each is decided under the engine's lock against the current
+/// target (before, the API read the target first and submitted a whole one, so one edit
+/// could overwrite the other).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_partial_target_edits_through_the_json_api_both_survive() {
+    let site = Site::complete("partial-edits");
+    let (router, monitor) = site.router_and_monitor(Cli::default());
+    for round in 1..=40u32 {
+        let value = json_edit(&format!(
+            r#"{{"metric":"utilization","value":{}}}"#,
+            round + 10
+        ));
+        let hold = json_edit(&format!(r#"{{"metric":"utilization","for_secs":{round}}}"#));
+        let (a, b) = tokio::join!(send(router.clone(), value), send(router.clone(), hold));
+        assert_eq!(a.0, StatusCode::OK, "{}", String::from_utf8_lossy(&a.2));
+        assert_eq!(b.0, StatusCode::OK, "{}", String::from_utf8_lossy(&b.2));
+        let state = monitor.store.state();
+        let target = state.resources["cpu"].target.clone().unwrap();
+        assert_eq!(
+            (target.value, target.for_secs),
+            (f64::from(round + 10), round),
+            "round {round}: an edit was lost"
+        );
+    }
+    // The API's refusals use the one error shape.
+    let (status, _, body) = send(router.clone(), json_edit(r#"{"metric":"utilization""#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["field"], "body");
+    let (status, _, body) = send(router, json_edit(r#"{"metric":"utilization","value":-5}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["field"], "target.value", "{json}");
 }

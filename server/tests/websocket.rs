@@ -18,8 +18,8 @@ async fn serve(cli: Cli) -> SocketAddr {
         ..cli
     })
     .unwrap();
-    let monitor = server::monitor::start(&settings).unwrap();
-    let router = server::router::app(AppState::new(settings, monitor));
+    let monitor = server::state::start(&settings).unwrap();
+    let router = server::http::router::app(AppState::new(settings, monitor));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -101,7 +101,7 @@ async fn a_client_message_over_the_cap_closes_the_socket() {
         .await
         .unwrap();
     first_text(&mut socket).await;
-    let big = "x".repeat(server::hub::MAX_CLIENT_MESSAGE + 1);
+    let big = "x".repeat(server::http::live::MAX_CLIENT_MESSAGE + 1);
     socket.send(Message::text(big)).await.unwrap();
     // The server stops serving it: the stream ends (a close frame or a reset) rather than
     // going on with ticks.

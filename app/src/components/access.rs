@@ -8,13 +8,13 @@ use crate::identity::{AuthSource, Identity, Role};
 
 /// The caller as the server sees them (identity headers, token or anonymous).
 #[server(endpoint = "whoami", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
-pub async fn whoami() -> Result<Identity, ServerFnError> {
+pub async fn whoami() -> Result<Identity, crate::error::AppError> {
     Ok(crate::backend::caller())
 }
 
 /// Loaded once per page load, shared by every page.
 #[derive(Clone, Copy)]
-pub struct Me(pub Resource<Result<Identity, ServerFnError>>);
+pub struct Me(pub Resource<Result<Identity, crate::error::AppError>>);
 
 pub fn provide_me() -> Me {
     let me = Me(Resource::new(|| (), |_| whoami()));

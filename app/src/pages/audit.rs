@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::audit::{AuditRecord, KINDS};
+use crate::audit::{kind_names, AuditRecord};
 
 /// Entries the page shows at most; the API (`GET /api/audit?limit=`) exports up to 1,000.
 #[cfg(feature = "ssr")]
@@ -20,8 +20,9 @@ pub async fn audit_log(
     resource: String,
     kind: String,
     q: String,
-) -> Result<Vec<AuditRecord>, ServerFnError> {
-    use crate::backend::{backend, require, set_status, unavailable};
+) -> Result<Vec<AuditRecord>, crate::error::AppError> {
+    use crate::backend::{backend, require};
+    use crate::error::AppError;
     require(crate::identity::Role::Viewer)?;
     let parsed = crate::audit::AuditFilter::from_pairs([
         ("user", user.as_str()),
@@ -30,21 +31,8 @@ pub async fn audit_log(
         ("q", q.as_str()),
         ("limit", PAGE_LIMIT),
     ]);
-    let filter = match parsed {
-        Ok(filter) => filter,
-        Err(err) => {
-            set_status(http::StatusCode::BAD_REQUEST);
-            return Err(ServerFnError::ServerError(err.to_string()));
-        }
-    };
-    backend()?.audit(filter).await.map_err(unavailable)
-}
-
-fn message(err: &ServerFnError) -> String {
-    match err {
-        ServerFnError::ServerError(text) => text.clone(),
-        other => other.to_string(),
-    }
+    let filter = parsed.map_err(|err| AppError::new(400, err.to_string()))?;
+    backend()?.audit(filter).await
 }
 
 #[component]
@@ -79,9 +67,8 @@ pub fn AuditPage() -> impl IntoView {
                 <span>"Kind"</span>
                 <select id="audit-kind" name="kind">
                     <option value="" selected=move || kind().is_empty()>"Any"</option>
-                    {KINDS
-                        .iter()
-                        .map(|k| view! { <option value=*k selected=move || kind() == *k>{k.replace('_', " ")}</option> })
+                    {kind_names()
+                        .map(|k| view! { <option value=k selected=move || kind() == k>{k.replace('_', " ")}</option> })
                         .collect_view()}
                 </select>
             </label>
@@ -99,7 +86,7 @@ pub fn AuditPage() -> impl IntoView {
                 Err(err) => view! {
                     <section class="error-state" role="alert" id="audit-error">
                         <h2>"Could not load the audit log"</h2>
-                        <p>{message(&err)}</p>
+                        <p>{err.to_string()}</p>
                     </section>
                 }
                 .into_any(),
@@ -152,7 +139,7 @@ fn AuditRow(row: AuditRecord) -> impl IntoView {
         other => other.to_string(),
     };
     let (before, after) = (compact(&row.before), compact(&row.after));
-    let (data_kind, data_user) = (row.kind.clone(), row.user.clone());
+    let (data_kind, data_user) = (row.kind.as_str(), row.user.clone());
     let data_resource = row.resource.clone().unwrap_or_default();
     view! {
         <tr data-kind=data_kind data-user=data_user data-resource=data_resource>
@@ -164,7 +151,7 @@ fn AuditRow(row: AuditRecord) -> impl IntoView {
             </td>
             <td><code>{row.client_ip.unwrap_or_else(|| "—".into())}</code></td>
             <td class="audit-what">
-                <span class="audit-kind">{row.kind.replace('_', " ")}</span>
+                <span class="audit-kind">{row.kind.as_str().replace('_', " ")}</span>
                 " "
                 {row.what}
                 {row.snapshot.map(|s| view! { <span class="muted">{format!(" (auto-saved snapshot #{s})")}</span> })}

@@ -77,12 +77,11 @@ pub fn until_autosave(change: u64, every: u64) -> u64 {
 
 /// The counter, the auto-save period and the snapshots, newest first.
 #[server(endpoint = "changes", output = crate::codec::Json)]
-pub async fn list_changes() -> Result<ChangesSummary, ServerFnError> {
+pub async fn list_changes() -> Result<ChangesSummary, crate::error::AppError> {
     let backend = crate::backend::backend()?;
-    let store = backend.store();
-    let stats = store.stats();
+    let stats = backend.stats();
     let every = stats.autosave.every();
-    let mut snapshots = store
+    let mut snapshots = backend
         .snapshots()
         .iter()
         .rev()
@@ -91,7 +90,7 @@ pub async fn list_changes() -> Result<ChangesSummary, ServerFnError> {
             wall_unix_ms: s.wall_unix_ms,
             short_hash: s.hash().chars().take(SHORT_HASH).collect(),
             resources: s.resources.len(),
-            problem: store.verify(s.change).err().map(|e| e.to_string()),
+            problem: backend.verify(s.change).err().map(|e| e.to_string()),
             by: None,
         })
         .collect::<Vec<_>>();
@@ -129,22 +128,19 @@ pub async fn list_changes() -> Result<ChangesSummary, ServerFnError> {
 /// Differences from snapshot `snapshot` to the current configuration: `before` is the
 /// snapshot's value, `after` the current one.
 #[server(endpoint = "snapshot_diff", output = crate::codec::Json)]
-pub async fn snapshot_diff(snapshot: String) -> Result<Vec<Difference>, ServerFnError> {
+pub async fn snapshot_diff(snapshot: String) -> Result<Vec<Difference>, crate::error::AppError> {
     let id = parse_snapshot_id(&snapshot)?;
-    crate::backend::backend()?
-        .store()
-        .diff_with_current(id)
-        .map_err(crate::backend::refuse)
+    crate::backend::backend()?.diff_with_current(id)
 }
 
 /// Restores snapshot `snapshot`; a change like any other. A snapshot that fails
 /// verification is refused rather than restored.
 #[server(endpoint = "restore_snapshot", output = crate::codec::Json)]
-pub async fn restore_snapshot(snapshot: String) -> Result<RestoreOutcome, ServerFnError> {
-    use crate::backend::{apply, backend, refuse, require};
+pub async fn restore_snapshot(snapshot: String) -> Result<RestoreOutcome, crate::error::AppError> {
+    use crate::backend::{apply, backend, require};
     let actor = require(crate::identity::Role::Admin)?;
     let id = parse_snapshot_id(&snapshot)?;
-    backend()?.store().verify(id).map_err(refuse)?;
+    backend()?.verify(id)?;
     let record = apply(engine::changes::Mutation::Restore { snapshot: id }, &actor).await?;
     Ok(RestoreOutcome {
         snapshot: id,
@@ -157,22 +153,16 @@ pub async fn restore_snapshot(snapshot: String) -> Result<RestoreOutcome, Server
 /// Ids arrive as text so a malformed one gets a 400 naming the rule instead of the
 /// transport's generic decoding error.
 #[cfg(feature = "ssr")]
-fn parse_snapshot_id(text: &str) -> Result<u64, ServerFnError> {
+fn parse_snapshot_id(text: &str) -> Result<u64, crate::error::AppError> {
     text.trim().parse().map_err(|_| {
-        crate::backend::set_status(http::StatusCode::BAD_REQUEST);
-        ServerFnError::ServerError(format!(
-            "snapshot: must be a snapshot id, the whole change number it was taken at, got {text:?}"
-        ))
+        crate::error::AppError::bad_request(
+            "snapshot",
+            format!("must be a snapshot id, the whole change number it was taken at, got {text:?}"),
+        )
     })
 }
 
 /// The server's own words, without the transport's prefix.
-fn message(err: &ServerFnError) -> String {
-    match err {
-        ServerFnError::ServerError(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
 
 #[component]
 pub fn ChangesPage() -> impl IntoView {
@@ -213,7 +203,7 @@ pub fn ChangesPage() -> impl IntoView {
                 Err(err) => view! {
                     <section class="error-state" role="alert">
                         <h2>"Could not load the changes"</h2>
-                        <p>{message(&err)}</p>
+                        <p>{err.to_string()}</p>
                     </section>
                 }
                 .into_any(),
@@ -423,7 +413,7 @@ fn SnapshotDetail(
 }
 
 #[component]
-fn DiffResult(result: Result<Option<Vec<Difference>>, ServerFnError>) -> impl IntoView {
+fn DiffResult(result: Result<Option<Vec<Difference>>, crate::error::AppError>) -> impl IntoView {
     match result {
         Ok(None) => view! {
             <p class="muted" id="diff-hint">"Choose a snapshot to see how it differs from the current configuration, and to restore it."</p>
@@ -447,7 +437,7 @@ fn DiffResult(result: Result<Option<Vec<Difference>>, ServerFnError>) -> impl In
         Err(err) => view! {
             <div class="error-state" role="alert" id="diff-error">
                 <h3>"Could not compare this snapshot"</h3>
-                <p>{message(&err)}</p>
+                <p>{err.to_string()}</p>
             </div>
         }
         .into_any(),
@@ -595,7 +585,7 @@ fn RestoreResult(restore: ServerAction<RestoreSnapshot>) -> impl IntoView {
                 Err(err) => view! {
                     <div class="error-state" role="alert" id="restore-error">
                         <h3>"Restore failed"</h3>
-                        <p>{message(&err)}</p>
+                        <p>{err.to_string()}</p>
                     </div>
                 }
                 .into_any(),

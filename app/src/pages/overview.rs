@@ -10,7 +10,7 @@ use crate::live::{Card, LiveState, Overview};
 
 /// The overview as of now, for the first render.
 #[server(endpoint = "overview", output = crate::codec::Json)]
-pub async fn get_overview() -> Result<Overview, ServerFnError> {
+pub async fn get_overview() -> Result<Overview, crate::error::AppError> {
     Ok(crate::backend::backend()?.overview())
 }
 

@@ -7,11 +7,10 @@ use leptos::prelude::*;
 use crate::components::access::Allowed;
 use crate::identity::Role;
 use crate::live::LiveState;
-use crate::pages::resource::server_message;
 use crate::proof::ComparisonRow;
 
 #[server(endpoint = "comparisons", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
-pub async fn list_comparisons() -> Result<Vec<ComparisonRow>, ServerFnError> {
+pub async fn list_comparisons() -> Result<Vec<ComparisonRow>, crate::error::AppError> {
     Ok(crate::backend::backend()?.comparisons())
 }
 
@@ -19,30 +18,28 @@ const MAX_LABEL: usize = 120;
 
 /// Adds a manual mark ("deployed v2.3") that opens a before/after on a resource.
 #[server(endpoint = "add_mark", output = crate::codec::Json)]
-pub async fn add_mark(resource: String, label: String) -> Result<(), ServerFnError> {
-    use crate::backend::{backend, refuse, require, set_status};
+pub async fn add_mark(resource: String, label: String) -> Result<(), crate::error::AppError> {
+    use crate::backend::{backend, require};
+    use crate::error::AppError;
     use engine::error::EngineError;
 
     let actor = require(crate::identity::Role::Editor)?;
     let label = label.trim();
     if label.is_empty() || label.chars().count() > MAX_LABEL {
-        return Err(refuse(EngineError::invalid(
+        return Err(AppError::invalid(
             "label",
             format!(
                 "must be 1–{MAX_LABEL} characters and not blank, got {} characters",
                 label.chars().count()
             ),
-        )));
+        ));
     }
-    let id = engine::model::ResourceId::new(&resource).map_err(refuse)?;
+    let id = engine::model::ResourceId::new(&resource)?;
     let backend = backend()?;
-    if !backend.store().state().resources.contains_key(&id) {
-        return Err(refuse(EngineError::UnknownResource { id }));
+    if !backend.state().resources.contains_key(&id) {
+        return Err(EngineError::UnknownResource { id }.into());
     }
-    backend.add_mark(&id, label, &actor).map_err(|message| {
-        set_status(http::StatusCode::UNPROCESSABLE_ENTITY);
-        ServerFnError::ServerError(message)
-    })
+    backend.add_mark(&id, label, &actor)
 }
 
 #[component]
@@ -92,7 +89,7 @@ pub fn ProofPage() -> impl IntoView {
             }
             Err(err) => {
                 mark_notice.set(None);
-                mark_error.set(Some(server_message(&err)));
+                mark_error.set(Some(err.to_string()));
             }
         }
     });
@@ -166,7 +163,7 @@ pub fn ProofPage() -> impl IntoView {
                         Err(err) => view! {
                             <section class="error-state" role="alert">
                                 <h2>"Could not load the comparisons"</h2>
-                                <p>{server_message(&err)}</p>
+                                <p>{err.to_string()}</p>
                             </section>
                         }
                         .into_any(),

@@ -7,10 +7,10 @@ use leptos::prelude::*;
 use crate::components::access::Allowed;
 use crate::identity::Role;
 use leptos_router::hooks::use_query_map;
-use serde::{Deserialize, Serialize};
 
 use crate::live::LiveState;
 use crate::pages::resource_chart::ChartCanvas;
+pub use crate::resource_data::TargetSaved;
 use crate::resource_data::{backtest_text, ChartRange, SeriesView};
 
 /// One metric of one resource over a range. A GET, so the data URL is shareable and
@@ -21,23 +21,20 @@ pub async fn get_series(
     metric: Option<String>,
     range: String,
     #[server(default)] compare: Option<String>,
-) -> Result<SeriesView, ServerFnError> {
-    use crate::backend::{backend, set_status};
+) -> Result<SeriesView, crate::error::AppError> {
+    use crate::backend::backend;
+    use crate::error::AppError;
+    use engine::history::ChartRequest;
     use engine::series::SeriesKey;
 
-    let bad_request = |message: String| {
-        set_status(http::StatusCode::BAD_REQUEST);
-        ServerFnError::ServerError(message)
-    };
-    let range = ChartRange::parse(&range).map_err(bad_request)?;
+    let range = ChartRange::parse(&range).map_err(|message| AppError::new(400, message))?;
     let backend = backend()?;
-    let state = backend.store().state();
+    let state = backend.state();
     let found = engine::model::ResourceId::new(&resource)
         .ok()
         .and_then(|id| state.resources.get(&id).cloned());
     let Some(found) = found else {
-        set_status(http::StatusCode::NOT_FOUND);
-        return Err(ServerFnError::ServerError(format!(
+        return Err(AppError::not_found(format!(
             "resource: no resource with id {resource:?}"
         )));
     };
@@ -52,58 +49,30 @@ pub async fn get_series(
     };
     let Some(kind) = found.metric(&metric).map(|m| m.kind) else {
         let known: Vec<&str> = found.metrics.iter().map(|m| m.name.as_str()).collect();
-        return Err(bad_request(format!(
-            "metric: {metric:?} is not a metric of {resource} (known: {})",
-            known.join(", ")
-        )));
+        return Err(AppError::bad_request(
+            "metric",
+            format!(
+                "{metric:?} is not a metric of {resource} (known: {})",
+                known.join(", ")
+            ),
+        ));
     };
 
-    let history = backend.history();
-    let history = history.read().expect("history lock poisoned");
-    let key = SeriesKey::new(resource.as_str(), metric.as_str());
-    let series_id = history.id(&key);
-    let unit = series_id
-        .and_then(|id| history.info(id))
-        .map(|info| info.unit.clone())
-        .unwrap_or_else(|| kind.unit().to_owned());
-    let step_ms = match range {
-        ChartRange::OneDay => history.config().bucket_ms,
-        _ => history.config().step_ms,
-    };
-    let points = (range.millis() / step_ms) as usize;
-    let end = series_id
-        .and_then(|id| history.get(id)?.latest())
-        .map(|(t, _)| t)
-        .unwrap_or_else(engine::collect::unix_now_ms);
-    let end_aligned = end - end.rem_euclid(step_ms);
-    let start_ms = end_aligned - (points as i64 - 1) * step_ms;
-    let grid = Grid {
-        start_ms,
-        end_ms: end_aligned + step_ms,
-        step_ms,
-        points,
-    };
-    let Sampled { means, lows, highs } = sample(&history, series_id, grid);
-    let per_minute = range == ChartRange::OneDay;
-    let (lows, highs) = if per_minute {
-        (lows, highs)
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let stored_units = backend.units(&resource);
     let unit_of = |name: &str| {
-        history
-            .id(&SeriesKey::new(resource.as_str(), name))
-            .and_then(|id| history.info(id))
-            .map(|info| info.unit.clone())
+        stored_units
+            .get(name)
+            .cloned()
             .or_else(|| found.metric(name).map(|m| m.kind.unit().to_owned()))
     };
+    let unit = unit_of(&metric).unwrap_or_else(|| kind.unit().to_owned());
     let comparable: Vec<String> = found
         .metrics
         .iter()
         .map(|m| m.name.clone())
         .filter(|name| *name != metric && unit_of(name).as_deref() == Some(unit.as_str()))
         .collect();
-    let mut overlays = Vec::new();
+    let mut overlay_metrics: Vec<String> = Vec::new();
     for other in compare
         .as_deref()
         .unwrap_or("")
@@ -111,36 +80,60 @@ pub async fn get_series(
         .map(str::trim)
         .filter(|m| !m.is_empty())
     {
-        if overlays.len() == crate::resource_data::MAX_OVERLAYS {
-            return Err(bad_request(format!(
-                "compare: at most {} other metrics can share a chart",
-                crate::resource_data::MAX_OVERLAYS
-            )));
+        if overlay_metrics.len() == crate::resource_data::MAX_OVERLAYS {
+            return Err(AppError::bad_request(
+                "compare",
+                format!(
+                    "at most {} other metrics can share a chart",
+                    crate::resource_data::MAX_OVERLAYS
+                ),
+            ));
         }
         if !comparable.iter().any(|m| m == other) {
-            return Err(bad_request(format!(
-                "compare: {other:?} cannot be drawn with {metric} of {resource}: it must be another metric of the same resource in the same unit ({})",
-                if comparable.is_empty() { "none here".to_owned() } else { comparable.join(", ") }
-            )));
+            return Err(AppError::bad_request(
+                "compare",
+                format!(
+                    "{other:?} cannot be drawn with {metric} of {resource}: it must be another metric of the same resource in the same unit ({})",
+                    if comparable.is_empty() { "none here".to_owned() } else { comparable.join(", ") }
+                ),
+            ));
         }
-        if overlays
-            .iter()
-            .any(|o: &crate::resource_data::Overlay| o.metric == other)
-        {
-            continue;
+        if !overlay_metrics.iter().any(|m| m == other) {
+            overlay_metrics.push(other.to_owned());
         }
-        let id = history.id(&SeriesKey::new(resource.as_str(), other));
-        overlays.push(crate::resource_data::Overlay {
-            metric: other.to_owned(),
-            means: sample(&history, id, grid).means,
-        });
     }
-    let range_end = start_ms + points as i64 * step_ms;
+    let per_minute = range == ChartRange::OneDay;
+    let keys = std::iter::once(&metric)
+        .chain(&overlay_metrics)
+        .map(|m| SeriesKey::new(resource.as_str(), m.as_str()))
+        .collect();
+    let chart = backend.chart(&ChartRequest {
+        keys,
+        span_ms: range.millis(),
+        per_minute,
+    });
+    let grid = chart.grid;
+    let mut series = chart.series.into_iter();
+    let main = series.next().unwrap_or_default();
+    let overlays = overlay_metrics
+        .into_iter()
+        .zip(series)
+        .map(|(metric, sampled)| crate::resource_data::Overlay {
+            metric,
+            means: sampled.means,
+        })
+        .collect();
+    let (lows, highs) = if per_minute {
+        (main.lows, main.highs)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let range_end = grid.end_ms();
     let events = backend
         .comparisons()
         .into_iter()
         .filter(|row| {
-            row.resource_id == resource && (start_ms..range_end).contains(&row.at_unix_ms)
+            row.resource_id == resource && (grid.start_ms..range_end).contains(&row.at_unix_ms)
         })
         .map(|row| crate::resource_data::ChartEvent {
             at_unix_ms: row.at_unix_ms,
@@ -157,71 +150,14 @@ pub async fn get_series(
         unit,
         kind,
         range,
-        start_ms,
-        step_ms,
-        means,
+        start_ms: grid.start_ms,
+        step_ms: grid.step_ms,
+        means: main.means,
         lows,
         highs,
         overlays,
         comparable,
     })
-}
-
-/// The time grid a chart's series are sampled on.
-#[cfg(feature = "ssr")]
-#[derive(Clone, Copy)]
-struct Grid {
-    start_ms: i64,
-    end_ms: i64,
-    step_ms: i64,
-    points: usize,
-}
-
-#[cfg(feature = "ssr")]
-struct Sampled {
-    means: Vec<Option<f32>>,
-    lows: Vec<Option<f32>>,
-    highs: Vec<Option<f32>>,
-}
-
-/// One series on the grid: a slot without data stays `None` (a gap, never a made-up value).
-#[cfg(feature = "ssr")]
-fn sample(
-    history: &engine::history::History,
-    series: Option<engine::history::SeriesId>,
-    grid: Grid,
-) -> Sampled {
-    let mut sampled = Sampled {
-        means: vec![None; grid.points],
-        lows: vec![None; grid.points],
-        highs: vec![None; grid.points],
-    };
-    let Some(down) =
-        series.and_then(|id| history.range(id, grid.start_ms, grid.end_ms, grid.points))
-    else {
-        return sampled;
-    };
-    for (i, point) in down.points.iter().enumerate() {
-        let Some(point) = point else { continue };
-        let slot = (down.origin + i as i64 * down.width - grid.start_ms).div_euclid(grid.step_ms);
-        let Some(slot) = usize::try_from(slot).ok().filter(|&s| s < grid.points) else {
-            continue;
-        };
-        sampled.means[slot] = Some(point.mean);
-        sampled.lows[slot] = Some(point.min);
-        sampled.highs[slot] = Some(point.max);
-    }
-    sampled
-}
-
-/// What a saved target edit answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TargetSaved {
-    pub change: u64,
-    pub at_unix_ms: i64,
-    pub target: engine::model::Target,
-    /// Set when this change was the Nth and took an auto-save snapshot.
-    pub snapshot: Option<u64>,
 }
 
 /// Sets the target value (and optionally its `for` duration) of a resource metric. A
@@ -233,40 +169,24 @@ pub async fn set_target(
     metric: String,
     value: String,
     #[server(default)] for_secs: Option<u32>,
-) -> Result<TargetSaved, ServerFnError> {
-    use crate::backend::{apply, backend, refuse, require};
+) -> Result<TargetSaved, crate::error::AppError> {
+    use crate::backend::{apply, require};
+    use crate::error::AppError;
     use engine::changes::Mutation;
-    use engine::error::EngineError;
-    use engine::model::ResourceId;
+    use engine::model::{ResourceId, TargetEdit};
 
     let actor = require(crate::identity::Role::Editor)?;
-    let parsed: f64 = value.trim().parse().map_err(|_| {
-        refuse(EngineError::invalid(
-            "target.value",
-            format!("must be a number, got {value:?}"),
-        ))
+    let value: f64 = value.trim().parse().map_err(|_| {
+        AppError::invalid("target.value", format!("must be a number, got {value:?}"))
     })?;
-    let id = ResourceId::new(&resource).map_err(refuse)?;
-    let current = backend()?.store().state().resources.get(&id).cloned();
-    let Some(current) = current else {
-        return Err(refuse(EngineError::UnknownResource { id }));
+    let id = ResourceId::new(&resource)?;
+    let edit = TargetEdit {
+        metric,
+        value: Some(value),
+        for_secs,
     };
-    let target =
-        crate::resource_data::edited_target(current.target.as_ref(), &metric, parsed, for_secs);
-    let record = apply(
-        Mutation::SetTarget {
-            id,
-            target: target.clone(),
-        },
-        &actor,
-    )
-    .await?;
-    Ok(TargetSaved {
-        change: record.change,
-        at_unix_ms: record.at_unix_ms,
-        target,
-        snapshot: record.snapshot.as_ref().map(|s| s.change),
-    })
+    let record = apply(Mutation::EditTarget { id, edit }, &actor).await?;
+    TargetSaved::of(&record).ok_or_else(|| AppError::new(500, "the target edit left no target"))
 }
 
 #[component]
@@ -291,7 +211,7 @@ pub fn ResourcePage() -> impl IntoView {
                             <section class="page-head"><h1>"Resource"</h1></section>
                             <section class="error-state" role="alert">
                                 <h2>"Could not load this resource"</h2>
-                                <p>{server_message(&err)}</p>
+                                <p>{err.to_string()}</p>
                                 <a href=crate::base::href("/")>"Back to the overview"</a>
                             </section>
                         }
@@ -299,14 +219,6 @@ pub fn ResourcePage() -> impl IntoView {
                     })
             }}
         </Transition>
-    }
-}
-
-/// The message the server wrote, without the transport's prefix.
-pub fn server_message(err: &ServerFnError) -> String {
-    match err {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -401,7 +313,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             }
             Err(err) => {
                 notice.set(None);
-                error.set(Some(server_message(&err)));
+                error.set(Some(err.to_string()));
             }
         }
     });

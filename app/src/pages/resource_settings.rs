@@ -3,25 +3,29 @@
 //! only admins change what the optimizer *does* (the action and dry-run), because an action
 //! runs webhooks or programs on a breach.
 
-use engine::model::{ActionConfig, CommandAction, ResourceSettings, WebhookAction};
+use engine::actuator::Guardrail;
+use engine::model::{
+    ActionConfig, CommandAction, ResourceSettings, RollbackCommand, WebhookAction,
+};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::components::access::{Allowed, Me};
 use crate::identity::Role;
-use crate::pages::resource::server_message;
 
 #[server(endpoint = "resource_settings", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
-pub async fn get_resource_settings(resource: String) -> Result<ResourceSettings, ServerFnError> {
-    use crate::backend::{backend, refuse};
+pub async fn get_resource_settings(
+    resource: String,
+) -> Result<ResourceSettings, crate::error::AppError> {
+    use crate::backend::backend;
     use engine::error::EngineError;
-    let id = engine::model::ResourceId::new(&resource).map_err(refuse)?;
-    let state = backend()?.store().state();
+    let id = engine::model::ResourceId::new(&resource)?;
+    let state = backend()?.state();
     state
         .resources
         .get(&id)
         .map(|r| r.settings.clone())
-        .ok_or_else(|| refuse(EngineError::UnknownResource { id }))
+        .ok_or_else(|| EngineError::UnknownResource { id }.into())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,26 +40,17 @@ pub struct SettingsSaved {
 pub async fn set_resource_settings(
     resource: String,
     settings: String,
-) -> Result<SettingsSaved, ServerFnError> {
-    use crate::backend::{apply, backend, refuse, require};
+) -> Result<SettingsSaved, crate::error::AppError> {
+    use crate::backend::{apply, require};
+    use crate::error::AppError;
     use engine::changes::Mutation;
-    use engine::error::EngineError;
 
+    // Changing the action, dry-run or guardrails needs the admin role; the change path
+    // decides that against the settings current when the change is applied.
     let actor = require(Role::Editor)?;
-    let settings: ResourceSettings = serde_json::from_str(&settings)
-        .map_err(|err| refuse(EngineError::invalid("settings", err.to_string())))?;
-    let id = engine::model::ResourceId::new(&resource).map_err(refuse)?;
-    let current = backend()?.store().state().resources.get(&id).cloned();
-    let Some(current) = current else {
-        return Err(refuse(EngineError::UnknownResource { id }));
-    };
-    let touches_action =
-        current.settings.action != settings.action || current.settings.dry_run != settings.dry_run;
-    let actor = if touches_action {
-        require(Role::Admin)?
-    } else {
-        actor
-    };
+    let settings: ResourceSettings =
+        serde_json::from_str(&settings).map_err(|err| AppError::invalid("settings", err))?;
+    let id = engine::model::ResourceId::new(&resource)?;
     let record = apply(Mutation::SetSettings { id, settings }, &actor).await?;
     Ok(SettingsSaved {
         change: record.change,
@@ -77,21 +72,40 @@ struct Fields {
     target: RwSignal<String>,
     args: RwSignal<String>,
     secret: RwSignal<String>,
+    /// A webhook's rollback URL, or a command's rollback program and arguments.
+    rollback: RwSignal<String>,
+    /// One guardrail per line (`memory/utilization > 90`, `p95_ms > 2x baseline`).
+    guardrails: RwSignal<String>,
     dry_run: RwSignal<bool>,
 }
 
 impl Fields {
     fn new(s: &ResourceSettings) -> Fields {
         let text = |v: String| RwSignal::new(v);
-        let (target, args, secret) = match &s.action {
-            ActionConfig::Recommend => (String::new(), String::new(), String::new()),
+        let (target, args, secret, rollback) = match &s.action {
+            ActionConfig::Recommend => (String::new(), String::new(), String::new(), String::new()),
             ActionConfig::Webhook(w) => (
                 w.url.clone(),
                 String::new(),
                 w.secret.clone().unwrap_or_default(),
+                w.rollback_url.clone().unwrap_or_default(),
             ),
-            ActionConfig::Command(c) => (c.program.clone(), c.args.join(" "), String::new()),
+            ActionConfig::Command(c) => (
+                c.program.clone(),
+                c.args.join(" "),
+                String::new(),
+                c.rollback
+                    .as_ref()
+                    .map(|r| {
+                        std::iter::once(r.program.as_str())
+                            .chain(r.args.iter().map(String::as_str))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default(),
+            ),
         };
+        let guardrails: Vec<String> = s.guardrails.iter().map(Guardrail::to_line).collect();
         Fields {
             window_secs: text(s.window_secs.to_string()),
             tolerance_pct: text(s.tolerance_pct.to_string()),
@@ -103,6 +117,8 @@ impl Fields {
             target: text(target),
             args: text(args),
             secret: text(secret),
+            rollback: text(rollback),
+            guardrails: text(guardrails.join("\n")),
             dry_run: RwSignal::new(s.dry_run),
         }
     }
@@ -135,7 +151,9 @@ impl Fields {
                 )
             })?;
         s.dry_run = self.dry_run.get_untracked();
+        s.guardrails = Guardrail::parse_lines(&self.guardrails.get_untracked())?;
         let target = self.target.get_untracked().trim().to_owned();
+        let rollback = self.rollback.get_untracked().trim().to_owned();
         s.action = match self.action.get_untracked().as_str() {
             "webhook" => ActionConfig::Webhook(WebhookAction {
                 url: target,
@@ -149,6 +167,7 @@ impl Fields {
                 },
                 secret: Some(self.secret.get_untracked().trim().to_owned())
                     .filter(|s| !s.is_empty()),
+                rollback_url: Some(rollback).filter(|r| !r.is_empty()),
             }),
             "command" => ActionConfig::Command(CommandAction {
                 program: target,
@@ -161,6 +180,13 @@ impl Fields {
                 timeout_ms: match &base.action {
                     ActionConfig::Command(c) => c.timeout_ms,
                     _ => 5_000,
+                },
+                rollback: {
+                    let mut words = rollback.split_whitespace().map(str::to_owned);
+                    words.next().map(|program| RollbackCommand {
+                        program,
+                        args: words.collect(),
+                    })
                 },
             }),
             _ => ActionConfig::Recommend,
@@ -183,7 +209,7 @@ pub fn ResourceSettingsPanel(resource_id: String) -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading" role="status">"Loading settings…"</p> }>
                 {move || loaded.get().map(|result| match result {
                     Ok(settings) => view! { <SettingsForm resource_id=resource_id.clone() settings save/> }.into_any(),
-                    Err(err) => view! { <p class="field-error" role="alert">{server_message(&err)}</p> }.into_any(),
+                    Err(err) => view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
                 })}
             </Transition>
         </details>
@@ -221,7 +247,7 @@ fn SettingsForm(
                 false,
                 format!("Saved as change #{}: {}", saved.change, saved.what),
             )),
-            Err(err) => Some((true, server_message(&err))),
+            Err(err) => Some((true, err.to_string())),
         }
     };
     let number = move |label: &'static str,
@@ -253,7 +279,7 @@ fn SettingsForm(
             <fieldset disabled=not_admin>
                 <legend>"What the optimizer does on a breach"</legend>
                 <Show when=not_admin>
-                    <p class="muted needs-role" data-needs-role="admin">"Changing the action needs the admin role."</p>
+                    <p class="muted needs-role" data-needs-role="admin">"Changing the action, its rollback or guardrails needs the admin role."</p>
                 </Show>
                 <label class="setting">
                     <span>"Action"</span>
@@ -271,6 +297,9 @@ fn SettingsForm(
                     <label class="setting"><span>"Signing secret name"</span>
                         <input id="setting-secret" type="text" placeholder="(none)" prop:value=move || fields.secret.get() on:input=move |ev| fields.secret.set(event_target_value(&ev))/>
                     </label>
+                    <label class="setting"><span>"Rollback URL (optional)"</span>
+                        <input id="setting-rollback" type="url" placeholder="http://deployer:8080/undo" prop:value=move || fields.rollback.get() on:input=move |ev| fields.rollback.set(event_target_value(&ev))/>
+                    </label>
                 </Show>
                 <Show when=move || fields.action.get() == "command">
                     <label class="setting"><span>"Program"</span>
@@ -279,7 +308,13 @@ fn SettingsForm(
                     <label class="setting"><span>"Arguments"</span>
                         <input id="setting-args" type="text" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
                     </label>
+                    <label class="setting"><span>"Rollback command (optional)"</span>
+                        <input id="setting-rollback" type="text" placeholder="/usr/local/bin/scale-down 1" prop:value=move || fields.rollback.get() on:input=move |ev| fields.rollback.set(event_target_value(&ev))/>
+                    </label>
                 </Show>
+                <label class="setting setting-wide"><span>"Guardrails: roll back at once if, while verifying…"</span>
+                    <textarea id="setting-guardrails" rows="2" placeholder="one per line, e.g. memory/utilization > 90 or utilization > 2x baseline" prop:value=move || fields.guardrails.get() on:input=move |ev| fields.guardrails.set(event_target_value(&ev))></textarea>
+                </label>
                 <label class="setting setting-check">
                     <input id="setting-dry-run" type="checkbox" prop:checked=move || fields.dry_run.get() on:change=move |ev| fields.dry_run.set(event_target_checked(&ev))/>
                     <span>"Dry run: describe the action, never execute it"</span>

@@ -4,48 +4,39 @@
 use leptos::prelude::*;
 
 use crate::components::access::{Allowed, Me};
+use crate::error::AppError;
 use crate::identity::{MintedToken, Role, TokenInfo};
-use crate::pages::resource::server_message;
 
 #[cfg(feature = "ssr")]
-fn token_admin() -> Result<std::sync::Arc<dyn crate::identity::TokenAdmin>, ServerFnError> {
+fn token_admin() -> Result<std::sync::Arc<dyn crate::identity::TokenAdmin>, AppError> {
     use_context::<crate::identity::TokenAdminContext>()
         .map(|context| context.0)
-        .ok_or_else(|| ServerFnError::new("token management is not available"))
-}
-
-/// A refusal whose message already names the field and the rule.
-#[cfg(feature = "ssr")]
-fn unprocessable(message: String) -> ServerFnError {
-    crate::backend::set_status(http::StatusCode::UNPROCESSABLE_ENTITY);
-    ServerFnError::ServerError(message)
+        .ok_or_else(|| AppError::unavailable("token management is not available"))
 }
 
 #[server(endpoint = "tokens", output = crate::codec::Json)]
-pub async fn list_tokens() -> Result<Vec<TokenInfo>, ServerFnError> {
+pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
     crate::backend::require(Role::Admin)?;
     Ok(token_admin()?.list())
 }
 
 /// Mints a token; the secret is in the answer and nowhere else, ever.
 #[server(endpoint = "create_token", output = crate::codec::Json)]
-pub async fn create_token(name: String, role: String) -> Result<MintedToken, ServerFnError> {
+pub async fn create_token(name: String, role: String) -> Result<MintedToken, AppError> {
     let by = crate::backend::require(Role::Admin)?;
     let role = Role::parse(&role).ok_or_else(|| {
-        unprocessable(format!(
-            "role: must be viewer, editor or admin, got {role:?}"
-        ))
+        AppError::invalid(
+            "role",
+            format!("must be viewer, editor or admin, got {role:?}"),
+        )
     })?;
-    token_admin()?
-        .mint(&name, role, &by)
-        .await
-        .map_err(unprocessable)
+    token_admin()?.mint(&name, role, &by).await
 }
 
 #[server(endpoint = "revoke_token", output = crate::codec::Json)]
-pub async fn revoke_token(id: String) -> Result<TokenInfo, ServerFnError> {
+pub async fn revoke_token(id: String) -> Result<TokenInfo, AppError> {
     let by = crate::backend::require(Role::Admin)?;
-    token_admin()?.revoke(&id, &by).await.map_err(unprocessable)
+    token_admin()?.revoke(&id, &by).await
 }
 
 #[component]
@@ -91,7 +82,7 @@ fn YourAccess() -> impl IntoView {
                         }
                         .into_any()
                     }
-                    Err(err) => view! { <p class="field-error">{server_message(&err)}</p> }.into_any(),
+                    Err(err) => view! { <p class="field-error">{err.to_string()}</p> }.into_any(),
                 })}
             </Transition>
         </section>
@@ -150,11 +141,11 @@ fn Tokens() -> impl IntoView {
                 </div>
             }
             .into_any(),
-            Some(Err(err)) => view! { <p id="token-error" class="field-error" role="alert">{server_message(&err)}</p> }.into_any(),
+            Some(Err(err)) => view! { <p id="token-error" class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
             None => view! { <p id="token-error" class="field-error" role="alert"></p> }.into_any(),
         }}
         {move || revoke.value().get().and_then(Result::err).map(|err| view! {
-            <p class="field-error" role="alert">{server_message(&err)}</p>
+            <p class="field-error" role="alert">{err.to_string()}</p>
         })}
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading tokens…"</p> }>
             {move || tokens.get().map(|list| match list {
@@ -163,7 +154,7 @@ fn Tokens() -> impl IntoView {
                 }
                 .into_any(),
                 Ok(list) => view! { <TokenTable list revoke/> }.into_any(),
-                Err(err) => view! { <p class="field-error">{server_message(&err)}</p> }.into_any(),
+                Err(err) => view! { <p class="field-error">{err.to_string()}</p> }.into_any(),
             })}
         </Transition>
     }

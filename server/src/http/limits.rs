@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 
 use app::identity::Identity;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// Client IPs tracked by one limiter before idle ones are forgotten.
 pub const MAX_TRACKED_CLIENTS: usize = 10_000;
@@ -30,7 +29,7 @@ pub fn client_ip(request: &Request) -> IpAddr {
     extensions
         .get::<Identity>()
         .and_then(|identity| identity.client_ip)
-        .or_else(|| crate::auth::peer_ip(extensions))
+        .or_else(|| crate::http::auth::peer_ip(extensions))
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
@@ -61,7 +60,7 @@ impl RateLimiter {
 
     /// Takes a token for `client` at `now`, or says how long until one is available.
     pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().expect("rate limiter lock poisoned");
+        let mut buckets = engine::sync::lock(&self.buckets);
         if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&client) {
             let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, b| refill(b, now, rate, burst) < burst);
@@ -106,24 +105,17 @@ pub struct MutationLimit {
     pub limiter: Arc<RateLimiter>,
     pub rate: u32,
     pub burst: u32,
-    /// The base path the requests still carry when this runs (`""` or `/perf`).
-    pub base: String,
 }
 
-/// Server-function POSTs under `/api/` take a token from the client's bucket; over the
-/// limit they get 429 with `Retry-After` before the function runs. `/api/push` is left to
-/// its own, stricter bucket (same implementation, same client address).
+/// The layer of the routes that change configuration (server functions, the JSON API):
+/// each POST takes a token from the client's bucket; over the limit it gets 429 with
+/// `Retry-After` before the handler runs. (Server functions that only read are GETs.)
 pub async fn mutations(
     State(limit): State<MutationLimit>,
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path();
-    let path = path.strip_prefix(limit.base.as_str()).unwrap_or(path);
-    let limited = request.method() == Method::POST
-        && path.starts_with("/api/")
-        && path != crate::push::PUSH_PATH;
-    if limited {
+    if request.method() == Method::POST {
         let client = client_ip(&request);
         if let Err(wait) = limit.limiter.check(client, Instant::now()) {
             let secs = retry_after_secs(wait);
@@ -133,15 +125,9 @@ pub async fn mutations(
                 limit.rate, limit.burst
             );
             tracing::warn!(%client, "Rate-limited a mutation");
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                axum::Json(json!({"error": message})),
-            )
+            return super::error::ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+                .retry_after(secs)
                 .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return response;
         }
     }
     next.run(request).await

@@ -60,9 +60,13 @@ pub fn app(state: AppState) -> Router {
             provide_context(base.clone());
             provide_context(tokens.clone());
             // Replaces the nonce leptos_axum made up with the one the CSP header names.
-            let nonce = use_context::<http::request::Parts>()
-                .and_then(|parts| parts.extensions.get::<crate::guard::CspNonce>().cloned());
-            if let Some(crate::guard::CspNonce(nonce)) = nonce {
+            let nonce = use_context::<http::request::Parts>().and_then(|parts| {
+                parts
+                    .extensions
+                    .get::<crate::http::guard::CspNonce>()
+                    .cloned()
+            });
+            if let Some(crate::http::guard::CspNonce(nonce)) = nonce {
                 provide_context(leptos::nonce::Nonce::from_value(nonce));
             }
         }
@@ -104,12 +108,23 @@ pub fn app(state: AppState) -> Router {
     let auth = state.auth.clone();
     let metrics = settings
         .metrics_on_main_listener
-        .then(|| crate::metrics::Exposition::new(state.monitor.clone()).router());
-    let api = crate::push::router(state.clone())
-        .merge(crate::export::router(state.clone()))
-        .merge(crate::audit::router(state.clone()))
-        .merge(crate::api::router(state.clone()));
-    let mut router = Router::new()
+        .then(|| crate::http::metrics::Exposition::new(state.monitor.clone()).router());
+    let api = crate::http::push::router(state.clone())
+        .merge(crate::http::export::router(state.clone()))
+        .merge(crate::http::audit::router(state.clone()));
+    // Everything that changes configuration over HTTP (server functions and the JSON API)
+    // shares one per-client bucket, applied as a layer of exactly these routes; pushes
+    // have their own bucket.
+    let mutation_limit = crate::http::limits::MutationLimit {
+        limiter: std::sync::Arc::new(crate::http::limits::RateLimiter::new(
+            settings.mutation_rate,
+            settings.mutation_burst,
+        )),
+        rate: settings.mutation_rate,
+        burst: settings.mutation_burst,
+    };
+    let mut mutations = crate::http::api::router(state.clone());
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest_service("/pkg", pkg)
@@ -118,7 +133,7 @@ pub fn app(state: AppState) -> Router {
             "/favicon.ico",
             get(move || async move { Redirect::permanent(&favicon_svg) }),
         )
-        .route("/ws/live", get(crate::hub::live))
+        .route("/ws/live", get(crate::http::live::live))
         .leptos_routes_with_handler(routes, page.clone());
     // Server functions are found by the path of the request, which under a base path has
     // been stripped to the `/api/…` they were registered with.
@@ -128,15 +143,20 @@ pub fn app(state: AppState) -> Router {
             let context = context.clone();
             async move {
                 let response = leptos_axum::handle_server_fns_with_context(context, request).await;
-                client_errors_are_4xx(response.into_response()).await
+                status_from_error_body(response.into_response()).await
             }
         };
         let filter = MethodFilter::try_from(method).unwrap_or(MethodFilter::POST);
-        router = router.route(path, on(filter, handler));
+        mutations = mutations.route(path, on(filter, handler));
     }
+    let mutations = mutations.route_layer(axum::middleware::from_fn_with_state(
+        mutation_limit,
+        crate::http::limits::mutations,
+    ));
     let router = router
         .fallback(page)
         .with_state(state.clone())
+        .merge(mutations)
         .merge(api)
         .merge(metrics.unwrap_or_default());
     let router = if base.is_empty() {
@@ -144,16 +164,8 @@ pub fn app(state: AppState) -> Router {
     } else {
         under_base(base, router, state)
     };
-    let mutation_limit = crate::limits::MutationLimit {
-        limiter: std::sync::Arc::new(crate::limits::RateLimiter::new(
-            settings.mutation_rate,
-            settings.mutation_burst,
-        )),
-        rate: settings.mutation_rate,
-        burst: settings.mutation_burst,
-        base: settings.base_path().to_owned(),
-    };
-    let guard = crate::guard::Guard::new(settings.public_url.as_ref().map(|p| p.origin.as_str()));
+    let guard =
+        crate::http::guard::Guard::new(settings.public_url.as_ref().map(|p| p.origin.as_str()));
     router.layer(
         // Outermost first: every request is traced, even the ones refused below; the
         // Origin check runs before any handler can change state; the rate limit needs the
@@ -162,16 +174,12 @@ pub fn app(state: AppState) -> Router {
             .layer(TraceLayer::new_for_http())
             .layer(axum::middleware::from_fn_with_state(
                 guard,
-                crate::guard::origin_and_headers,
+                crate::http::guard::origin_and_headers,
             ))
-            .layer(axum::middleware::from_fn(crate::guard::page_policy))
+            .layer(axum::middleware::from_fn(crate::http::guard::page_policy))
             .layer(axum::middleware::from_fn_with_state(
                 auth,
-                crate::auth::identify,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                mutation_limit,
-                crate::limits::mutations,
+                crate::http::auth::identify,
             ))
             .layer(CompressionLayer::new())
             .layer(DefaultBodyLimit::disable())
@@ -183,10 +191,12 @@ pub fn app(state: AppState) -> Router {
     )
 }
 
-/// server_fn answers a body it cannot decode into the function's arguments with 500,
-/// which blames the server for the client's mistake (and trips alerts on 5xx): those
-/// become 400 with the same message. Only failed answers are read, and they are small.
-async fn client_errors_are_4xx(response: Response) -> Response {
+/// server_fn answers every failed server function with 500; the status the function
+/// meant is in its error body (`app::error::AppError`: `{"status": 422, "error": …}`), so
+/// it is put on the response: a refusal is a 4xx, a client's undecodable arguments a 400,
+/// and only the server's own failures stay 5xx. Only failed answers are read, and they are
+/// small.
+async fn status_from_error_body(response: Response) -> Response {
     if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
         return response;
     }
@@ -198,9 +208,12 @@ async fn client_errors_are_4xx(response: Response) -> Response {
         )
             .into_response();
     };
-    const CLIENT_ERRORS: [&[u8]; 4] = [b"Args|", b"MissingArg|", b"Deserialization|", b"Request|"];
-    if CLIENT_ERRORS.iter().any(|prefix| bytes.starts_with(prefix)) {
-        parts.status = StatusCode::BAD_REQUEST;
+    if let Some(status) = serde_json::from_slice::<app::error::AppError>(&bytes)
+        .ok()
+        .and_then(|error| StatusCode::from_u16(error.status).ok())
+        .filter(|status| status.is_client_error() || status.is_server_error())
+    {
+        parts.status = status;
     }
     Response::from_parts(parts, Body::from(bytes))
 }
@@ -260,15 +273,27 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready to serve users: the browser bundle exists, the collector is running and the
-/// database takes changes.
+/// Ready to serve users: the browser bundle exists, the monitor task is alive (it stops on
+/// a panic too), the host source is not failing and the database takes changes.
 async fn readyz(State(state): State<AppState>) -> Response {
     let mut problems = Vec::new();
     if let Some(problem) = &state.site.problem {
         problems.push(problem.clone());
     }
     if !state.monitor.is_running() {
-        problems.push("the host collector has stopped".to_owned());
+        problems.push(
+            "the monitor task has stopped: live data, statuses and actions are frozen".to_owned(),
+        );
+    }
+    if let Some(host) = state
+        .monitor
+        .sources
+        .statuses()
+        .get(connectors::sources::host::SOURCE_ID)
+    {
+        if let engine::source::SourceHealth::Down { reason, .. } = &host.health {
+            problems.push(format!("the host source is failing: {reason}"));
+        }
     }
     if let Err(err) = state.monitor.persist.check() {
         problems.push(err.to_string());

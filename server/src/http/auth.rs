@@ -261,7 +261,7 @@ pub struct Tokens {
 impl Tokens {
     /// Replaces every token (start-up, from the database).
     pub fn replace_all(&self, tokens: impl IntoIterator<Item = StoredToken>) {
-        *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = tokens
+        *engine::sync::write(&self.by_hash) = tokens
             .into_iter()
             .map(|t| (t.hash_hex.clone(), t))
             .collect();
@@ -320,7 +320,7 @@ impl Tokens {
 
     /// Whether `id` names a token that may be revoked; the error names the rule.
     pub fn check_revocable(&self, id: &str) -> Result<(), String> {
-        let tokens = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        let tokens = engine::sync::read(&self.by_hash);
         match tokens.values().find(|t| t.info.id == id) {
             None => Err(format!("id: no token {id:?}")),
             Some(t) if t.info.revoked_at_unix_ms.is_some() => {
@@ -332,7 +332,7 @@ impl Tokens {
 
     /// Marks a token revoked; the error names the rule when there is nothing to revoke.
     pub fn revoke(&self, id: &str, now_unix_ms: i64) -> Result<StoredToken, String> {
-        let mut tokens = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        let mut tokens = engine::sync::write(&self.by_hash);
         let token = tokens
             .values_mut()
             .find(|t| t.info.id == id)
@@ -362,7 +362,7 @@ impl Tokens {
     }
 
     fn verify(&self, secret: &str) -> Option<TokenInfo> {
-        let tokens = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        let tokens = engine::sync::read(&self.by_hash);
         let token = tokens.get(&hash_token(secret))?;
         token
             .info

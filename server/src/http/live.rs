@@ -57,14 +57,7 @@ pub async fn live(ws: WebSocketUpgrade, State(state): State<AppState>) -> Respon
 }
 
 fn overview_frame(state: &AppState) -> Option<Utf8Bytes> {
-    let message = LiveMessage::Overview(state.monitor.overview());
-    match serde_json::to_string(&message) {
-        Ok(json) => Some(Utf8Bytes::from(json)),
-        Err(err) => {
-            tracing::error!(%err, "Cannot serialize the overview");
-            None
-        }
-    }
+    crate::state::hub::frame(&LiveMessage::Overview(state.monitor.overview()))
 }
 
 async fn send(socket: &mut WebSocket, message: Message) -> bool {
@@ -76,7 +69,7 @@ async fn send(socket: &mut WebSocket, message: Message) -> bool {
 
 async fn serve(mut socket: WebSocket, state: AppState) {
     // Subscribe before taking the overview so no tick falls between the two.
-    let mut frames = state.monitor.subscribe();
+    let mut frames = state.monitor.hub.subscribe();
     let Some(hello) = overview_frame(&state) else {
         return;
     };

@@ -1,11 +1,12 @@
 //! The action runner against real local endpoints: webhook delivery, signature, retries,
 //! timeouts, and commands with env values, allow-list and timeout.
-#![cfg(feature = "runtime")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use engine::actions::{sign_body, ActionOutcome, ActionRequest, ActionRunner, RunnerConfig};
+use connectors::actuators::webhook::sign as sign_body;
+use connectors::actuators::{Actuators, RunnerConfig};
+use engine::actions::{ActionEvent, ActionOutcome, ActionRequest};
 use engine::model::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -18,11 +19,24 @@ fn request(dry_run: bool) -> ActionRequest {
     r
 }
 
-fn runner() -> ActionRunner {
-    ActionRunner::new(RunnerConfig {
-        allowed_programs: BTreeSet::from(["/bin/sh".to_owned(), "/bin/sleep".to_owned()]),
+struct Runner(Actuators);
+
+impl Runner {
+    async fn execute(&self, request: &ActionRequest, action: &ActionConfig) -> ActionEvent {
+        self.0.execute(request, action).await.event
+    }
+}
+
+fn runner() -> Runner {
+    Runner(Actuators::new(RunnerConfig {
+        allowed_programs: BTreeSet::from([
+            "/bin/sh".to_owned(),
+            "/bin/sleep".to_owned(),
+            "/bin/true".to_owned(),
+            "/bin/false".to_owned(),
+        ]),
         secrets: BTreeMap::from([("hook".to_owned(), "s3cret".to_owned())]),
-    })
+    }))
 }
 
 /// A minimal HTTP/1.1 server answering each request with the next status of `statuses`
@@ -80,6 +94,7 @@ fn webhook(url: &str, retries: u32, secret: Option<&str>) -> ActionConfig {
         timeout_ms: 300,
         max_retries: retries,
         secret: secret.map(Into::into),
+        rollback_url: None,
     })
 }
 
@@ -144,7 +159,8 @@ async fn webhook_gives_up_on_client_errors_and_after_bounded_retries() {
         (
             1,
             ActionOutcome::Failed {
-                error: "HTTP 404: ok".into()
+                error: "HTTP 404: ok".into(),
+                rolled_back: None,
             }
         )
     );
@@ -154,7 +170,7 @@ async fn webhook_gives_up_on_client_errors_and_after_bounded_retries() {
         .execute(&request(false), &webhook(&url, 1, None))
         .await;
     assert_eq!(ev.attempts, 2);
-    let ActionOutcome::Failed { error } = ev.outcome else {
+    let ActionOutcome::Failed { error, .. } = ev.outcome else {
         panic!("{:?}", ev.outcome)
     };
     assert!(
@@ -171,7 +187,8 @@ async fn webhook_gives_up_on_client_errors_and_after_bounded_retries() {
     assert_eq!(
         ev.outcome,
         ActionOutcome::Failed {
-            error: "signing secret `missing` is not configured on the server".into()
+            error: "signing secret `missing` is not configured on the server".into(),
+            rolled_back: None,
         }
     );
 }
@@ -202,6 +219,7 @@ fn command(program: &str, args: &[&str], timeout_ms: u32) -> ActionConfig {
         program: program.into(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         timeout_ms,
+        rollback: None,
     })
 }
 
@@ -234,7 +252,8 @@ async fn command_failures_timeouts_and_the_allow_list() {
     assert_eq!(
         ev.outcome,
         ActionOutcome::Failed {
-            error: "exit status: 3: broken".into()
+            error: "exit status: 3: broken".into(),
+            rolled_back: None,
         }
     );
     let ev = runner()
@@ -243,7 +262,8 @@ async fn command_failures_timeouts_and_the_allow_list() {
     assert_eq!(
         ev.outcome,
         ActionOutcome::Failed {
-            error: "/bin/sleep timed out after 200 ms and was killed".into()
+            error: "/bin/sleep timed out after 200 ms and was killed".into(),
+            rolled_back: None,
         }
     );
     let ev = runner()
@@ -254,8 +274,107 @@ async fn command_failures_timeouts_and_the_allow_list() {
         (
             0,
             ActionOutcome::Failed {
-                error: "program `/usr/bin/env` is not in the server's command allow-list".into()
+                error: "program `/usr/bin/env` is not in the server's command allow-list".into(),
+                rolled_back: None,
             }
         )
+    );
+}
+
+#[tokio::test]
+async fn every_step_of_the_lifecycle_is_recorded() {
+    use engine::actuator::Step;
+    let (url, mut rx) = server(vec![200]).await;
+    let ev = runner()
+        .execute(&request(false), &webhook(&url, 0, None))
+        .await;
+    let steps: Vec<Step> = ev.steps.iter().map(|s| s.step).collect();
+    assert_eq!(steps, [Step::Capture, Step::Apply, Step::ReadBack]);
+    assert!(ev.steps.iter().all(|s| s.ok));
+    let (_, body) = rx.recv().await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["phase"], "apply");
+}
+
+#[tokio::test]
+async fn a_rollback_webhook_gets_the_rollback_phase() {
+    let (url, mut rx) = server(vec![200, 200]).await;
+    let action = ActionConfig::Webhook(WebhookAction {
+        url: url.clone(),
+        timeout_ms: 300,
+        max_retries: 0,
+        secret: Some("hook".into()),
+        rollback_url: Some(format!("{url}/undo")),
+    });
+    let runner = runner();
+    let execution = runner.0.execute(&request(false), &action).await;
+    let captured = execution.captured.expect("in effect");
+    assert!(runner.0.can_roll_back(&action));
+    let undone = runner
+        .0
+        .roll_back(
+            &request(false),
+            &action,
+            &captured,
+            "verification failed".into(),
+        )
+        .await;
+    assert_eq!(
+        undone.outcome,
+        ActionOutcome::RolledBack {
+            reason: "verification failed".into(),
+            restored: true
+        }
+    );
+    rx.recv().await.unwrap();
+    let (head, body) = rx.recv().await.unwrap();
+    assert!(head.starts_with("POST /hook/undo HTTP/1.1"), "{head}");
+    let sig = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-perfpilot-signature: "))
+        .expect("the rollback is signed too");
+    assert_eq!(sig, format!("sha256={}", sign_body(b"s3cret", &body)));
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["phase"], "rollback");
+}
+
+#[tokio::test]
+async fn a_command_without_a_rollback_cannot_be_undone_and_says_so() {
+    let action = command("/bin/true", &[], 1_000);
+    let runner = runner();
+    let execution = runner.0.execute(&request(false), &action).await;
+    let captured = execution.captured.expect("in effect");
+    assert!(!runner.0.can_roll_back(&action));
+    let undone = runner
+        .0
+        .roll_back(&request(false), &action, &captured, "worse".into())
+        .await;
+    assert_eq!(
+        undone.outcome,
+        ActionOutcome::RolledBack {
+            reason: "worse".into(),
+            restored: false
+        }
+    );
+    let with_rollback = ActionConfig::Command(CommandAction {
+        program: "/bin/true".into(),
+        args: Vec::new(),
+        timeout_ms: 1_000,
+        rollback: Some(RollbackCommand {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "test \"$PERFPILOT_PHASE\" = rollback".into()],
+        }),
+    });
+    let undone = runner
+        .0
+        .roll_back(&request(false), &with_rollback, &captured, "worse".into())
+        .await;
+    assert!(
+        matches!(
+            undone.outcome,
+            ActionOutcome::RolledBack { restored: true, .. }
+        ),
+        "{:?}",
+        undone.steps
     );
 }

@@ -1,13 +1,16 @@
 //! Shared, read-mostly state handed to every request handler.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use app::error::AppError;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use super::monitor::Monitor;
 use crate::assets::Site;
 use crate::config::Settings;
-use crate::monitor::Monitor;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,10 +18,10 @@ pub struct AppState {
     pub site: Arc<Site>,
     pub settings: Arc<Settings>,
     pub monitor: Monitor,
-    pub auth: Arc<crate::auth::Auth>,
+    pub auth: Arc<crate::http::auth::Auth>,
     pub tokens: Arc<TokenService>,
     /// Live websockets open now, against `--max-websockets`.
-    pub sockets: Arc<crate::limits::SocketLimit>,
+    pub sockets: Arc<crate::http::limits::SocketLimit>,
 }
 
 impl AppState {
@@ -30,16 +33,16 @@ impl AppState {
             .site_pkg_dir(site.bundle_path.clone())
             .site_addr(settings.listen)
             .build();
-        let auth = Arc::new(crate::auth::Auth::new(
+        let auth = Arc::new(crate::http::auth::Auth::new(
             settings.auth.clone(),
             settings.listen,
-            crate::auth::Tokens::default(),
+            crate::http::auth::Tokens::default(),
         ));
         let tokens = Arc::new(TokenService {
             auth: auth.clone(),
             persist: monitor.persist.clone(),
         });
-        let sockets = crate::limits::SocketLimit::new(settings.max_websockets);
+        let sockets = crate::http::limits::SocketLimit::new(settings.max_websockets);
         AppState {
             sockets,
             leptos_options,
@@ -63,34 +66,61 @@ impl app::backend::Backend for Monitor {
         Monitor::overview(self)
     }
 
-    fn store(&self) -> Arc<engine::changes::ChangeStore> {
-        self.store.clone()
+    fn state(&self) -> Arc<engine::changes::State> {
+        self.store.state()
     }
 
-    fn history(&self) -> Arc<std::sync::RwLock<engine::history::History>> {
-        self.history.clone()
+    fn stats(&self) -> engine::changes::StoreStats {
+        self.store.stats()
     }
 
-    fn commit(
+    fn snapshots(&self) -> Arc<std::collections::VecDeque<Arc<engine::changes::Snapshot>>> {
+        self.store.snapshots()
+    }
+
+    fn verify(&self, snapshot: u64) -> Result<(), AppError> {
+        Ok(self.store.verify(snapshot)?)
+    }
+
+    fn diff_with_current(
+        &self,
+        snapshot: u64,
+    ) -> Result<Vec<engine::changes::Difference>, AppError> {
+        Ok(self.store.diff_with_current(snapshot)?)
+    }
+
+    fn units(&self, resource: &str) -> BTreeMap<String, String> {
+        self.history()
+            .series()
+            .iter()
+            .filter(|info| info.key.resource == resource)
+            .map(|info| (info.key.metric.clone(), info.unit.clone()))
+            .collect()
+    }
+
+    fn chart(&self, request: &engine::history::ChartRequest) -> engine::history::ChartSamples {
+        self.history().chart(request, engine::time::unix_now_ms())
+    }
+
+    fn apply(
         &self,
         mutation: engine::changes::Mutation,
         actor: app::identity::Identity,
-    ) -> app::backend::BoxFuture<Result<engine::changes::ChangeRecord, app::backend::CommitError>>
-    {
+    ) -> app::backend::BoxFuture<Result<engine::changes::ChangeRecord, AppError>> {
         let monitor = self.clone();
-        Box::pin(async move { monitor.commit(mutation, actor).await })
+        Box::pin(async move { Monitor::apply(&monitor, mutation, actor).await })
     }
 
     fn audit(
         &self,
         filter: app::audit::AuditFilter,
-    ) -> app::backend::BoxFuture<Result<Vec<app::audit::AuditRecord>, String>> {
+    ) -> app::backend::BoxFuture<Result<Vec<app::audit::AuditRecord>, AppError>> {
         let persist = self.persist.clone();
         Box::pin(async move {
             persist
                 .query_audit(filter)
                 .await
-                .map_err(|err| err.to_string())
+                .map_err(|err| AppError::unavailable(err.to_string()))
         })
     }
 
@@ -103,7 +133,7 @@ impl app::backend::Backend for Monitor {
         id: &engine::model::ResourceId,
         label: &str,
         actor: &app::identity::Identity,
-    ) -> Result<(), String> {
+    ) -> Result<(), AppError> {
         Monitor::add_mark(self, id, label, actor)
     }
 }
@@ -111,7 +141,7 @@ impl app::backend::Backend for Monitor {
 /// Token management: the durable record first, then the in-memory verifier, so a token
 /// works only once it would survive a restart and a revocation is never lost.
 pub struct TokenService {
-    pub auth: Arc<crate::auth::Auth>,
+    pub auth: Arc<crate::http::auth::Auth>,
     pub persist: crate::persist::Persist,
 }
 
@@ -125,7 +155,7 @@ impl TokenService {
             .map_err(|err| anyhow::anyhow!("cannot read the API tokens: {err}"))?;
         self.auth
             .tokens
-            .replace_all(rows.into_iter().map(|row| crate::auth::StoredToken {
+            .replace_all(rows.into_iter().map(|row| crate::http::auth::StoredToken {
                 info: app::identity::TokenInfo {
                     id: row.id,
                     name: row.name,
@@ -154,10 +184,10 @@ impl app::identity::TokenAdmin for TokenService {
         let minted = self
             .auth
             .tokens
-            .mint(name, role, by, crate::auth::now_unix_ms());
+            .mint(name, role, by, crate::http::auth::now_unix_ms());
         let (auth, persist, by) = (self.auth.clone(), self.persist.clone(), by.clone());
         Box::pin(async move {
-            let (token, secret) = minted?;
+            let (token, secret) = minted.map_err(|rule| AppError::new(422, rule))?;
             let row = crate::persist::TokenRow {
                 id: token.info.id.clone(),
                 name: token.info.name.clone(),
@@ -170,7 +200,7 @@ impl app::identity::TokenAdmin for TokenService {
             persist
                 .save_token(row, &by)
                 .await
-                .map_err(|err| err.to_string())?;
+                .map_err(|err| AppError::unavailable(err.to_string()))?;
             let info = token.info.clone();
             auth.tokens.insert(token);
             Ok(app::identity::MintedToken { info, secret })
@@ -190,15 +220,18 @@ impl app::identity::TokenAdmin for TokenService {
             id.to_owned(),
         );
         Box::pin(async move {
-            checked?;
+            checked.map_err(|rule| AppError::new(422, rule))?;
             let row = persist
                 .revoke_token(&id, &by)
                 .await
-                .map_err(|err| err.to_string())?;
+                .map_err(|err| AppError::unavailable(err.to_string()))?;
             let revoked_at = row
                 .revoked_at_unix_ms
-                .unwrap_or_else(crate::auth::now_unix_ms);
-            auth.tokens.revoke(&id, revoked_at).map(|token| token.info)
+                .unwrap_or_else(crate::http::auth::now_unix_ms);
+            auth.tokens
+                .revoke(&id, revoked_at)
+                .map(|token| token.info)
+                .map_err(|rule| AppError::new(422, rule))
         })
     }
 }

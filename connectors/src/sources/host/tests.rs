@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use super::*;
-use crate::history::{History, HistoryConfig};
+use engine::history::{History, HistoryConfig};
+use engine::time::unix_now_ms;
 
 fn fast_config() -> CollectorConfig {
     CollectorConfig {
@@ -357,14 +358,22 @@ fn ticks_feed_the_history() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spawned_collector_publishes_consecutive_ticks() {
+async fn the_host_source_publishes_consecutive_ticks() {
+    use engine::source::runtime::Sources;
+    use engine::source::Batch;
     let collector = HostCollector::new(fast_config());
     let expected_series = collector.series().len();
-    let handle = spawn(collector, 16);
-    let mut rx = handle.subscribe();
+    let (sources, mut events) = Sources::new();
+    sources
+        .add(Box::new(source(collector, &ResourceSettings::default())))
+        .await;
     let mut ats = Vec::new();
     while ats.len() < 4 {
-        let tick = rx.recv().await.expect("tick");
+        let event = events.recv().await.expect("tick");
+        assert_eq!(&*event.source, SOURCE_ID);
+        let Batch::Tick(tick) = event.batch else {
+            panic!("the host source sends ticks");
+        };
         assert!(tick.series.len() >= expected_series);
         assert_eq!(tick.values.len(), tick.series.len());
         ats.push(tick.at);
@@ -373,9 +382,10 @@ async fn spawned_collector_publishes_consecutive_ticks() {
     for w in ats.windows(2) {
         assert!(w[1] > w[0] && (w[1] - w[0]) % 250 == 0, "{ats:?}");
     }
-    let latest = handle.latest().borrow().clone().expect("latest tick");
-    assert!(latest.at >= ats[3]);
-    handle.shutdown().await;
-    // After shutdown the channel closes once the buffered ticks are drained.
-    while let Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) = rx.recv().await {}
+    let status = sources.statuses()[SOURCE_ID].clone();
+    assert!(status.health.is_up(), "{status:?}");
+    assert!(status.resources.iter().any(|r| r == "cpu"), "{status:?}");
+    assert!(status.last_sample_unix_ms.unwrap() >= ats[3]);
+    sources.shutdown().await;
+    assert!(sources.statuses().is_empty());
 }

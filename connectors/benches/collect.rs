@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use engine::collect::{unix_now_ms, CollectorConfig, HostCollector};
+use connectors::sources::host::{CollectorConfig, HostCollector};
+use engine::time::unix_now_ms;
 
 fn main() {
     divan::main();

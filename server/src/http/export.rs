@@ -19,14 +19,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use engine::history::{Downsampled, Point};
 use engine::model::{Comparator, Resource};
 use engine::series::SeriesKey;
 use plotters::prelude::*;
-use serde_json::json;
 
+use super::error::ApiError;
 use crate::state::AppState;
+use app::error::AppError;
 
 /// Buckets in a CSV: enough for every raw second of `1h` and every minute of `24h`.
 const CSV_POINTS: usize = 3_600;
@@ -49,7 +50,7 @@ enum Format {
 }
 
 fn refuse(status: StatusCode, field: &str, message: String) -> Response {
-    (status, Json(json!({"error": message, "field": field}))).into_response()
+    ApiError::from(AppError::new(status.as_u16(), message).with_field(field)).into_response()
 }
 
 async fn export(
@@ -98,14 +99,14 @@ async fn export(
         );
     }
 
-    let to = engine::collect::unix_now_ms() + 1;
+    let to = engine::time::unix_now_ms() + 1;
     let from = to - span_ms;
     let max_points = match format {
         Format::Csv => CSV_POINTS,
         Format::Svg => SVG_POINTS,
     };
     let (series, unit) = {
-        let history = app.monitor.history.read().expect("history lock poisoned");
+        let history = app.monitor.history();
         let key = SeriesKey::new(resource.id.as_str(), metric);
         match history.id(&key) {
             Some(id) => (

@@ -1,5 +1,5 @@
-//! The collector as the server will run it, minus the server: the tokio task at 1 Hz,
-//! every tick appended to a full-size history. `scripts/bench-overhead.sh` measures this
+//! The host source as the server runs it, minus the server: its task at 1 Hz, every tick
+//! appended to a full-size history. `scripts/bench-overhead.sh` measures this
 //! process's CPU time and peak RSS against node_exporter until the real server exists.
 //!
 //! Usage: `collect_loop [SECONDS]` (default 60; 0 runs until killed). Prints one JSON
@@ -7,9 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use engine::collect::{spawn, CollectorConfig, HostCollector};
+use connectors::sources::host::{source, CollectorConfig, HostCollector};
 use engine::history::{History, HistoryConfig};
-use tokio::sync::broadcast::error::RecvError;
+use engine::model::ResourceSettings;
+use engine::source::runtime::Sources;
+use engine::source::Batch;
 
 fn main() {
     let secs: u64 = std::env::args()
@@ -22,8 +24,12 @@ fn main() {
         .expect("tokio runtime");
     runtime.block_on(async move {
         let started = Instant::now();
-        let handle = spawn(HostCollector::new(CollectorConfig::default()), 8);
-        let mut ticks = handle.subscribe();
+        let (sources, mut events) = Sources::new();
+        let host = source(
+            HostCollector::new(CollectorConfig::default()),
+            &ResourceSettings::default(),
+        );
+        sources.add(Box::new(host)).await;
         let config = HistoryConfig::default();
         let mut history = History::new(config).expect("default history config is valid");
         let mut count = 0u64;
@@ -37,17 +43,18 @@ fn main() {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
-                tick = ticks.recv() => match tick {
-                    Ok(tick) => {
-                        history.append_tick(&tick);
-                        count += 1;
+                event = events.recv() => match event {
+                    Some(event) => {
+                        if let Batch::Tick(tick) = event.batch {
+                            history.append_tick(&tick);
+                            count += 1;
+                        }
                     }
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => break,
+                    None => break,
                 },
             }
         }
-        handle.shutdown().await;
+        sources.shutdown().await;
         let series = history.series().len();
         let bytes = history.memory_bytes();
         println!(

@@ -11,24 +11,25 @@
 //! walking `/proc` is the most expensive read. A read that fails becomes a gap (`None`)
 //! in its series and a rate-limited warning, never a panic and never a zero.
 //!
-//! [`spawn`] runs the collector on a tokio interval, doing the blocking sysinfo work on
-//! the blocking pool so it never stalls the runtime, and publishes every [`Tick`].
+//! [`source`] makes it a polled [`engine::source`] (the runtime's schedule, timeout and
+//! health), doing the blocking sysinfo work on the blocking pool so it never stalls the
+//! runtime.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use engine::model::{
+    default_target, Metric, MetricKind, Resource, ResourceId, ResourceSettings, ResourceType,
+};
+use engine::series::{ProcessSample, SeriesInfo, SeriesKey, Tick, TopProcesses, UnixMillis};
+use engine::source::runtime::Polled;
+use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
 use sysinfo::{
     CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, ProcessRefreshKind,
     ProcessesToUpdate, System, MINIMUM_CPU_UPDATE_INTERVAL,
 };
-use tokio::sync::{broadcast, oneshot, watch};
-use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
-
-use crate::model::{MetricKind, ResourceType};
-use crate::series::{ProcessSample, SeriesInfo, SeriesKey, Tick, TopProcesses, UnixMillis};
 
 /// Include/exclude lists of names; a pattern ending in `*` matches a prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -782,111 +783,115 @@ fn link_speed_bits(interface: &str) -> Option<f64> {
     (mbits > 0).then_some(mbits as f64 * 1e6)
 }
 
-/// Wall-clock now in unix milliseconds.
-pub fn unix_now_ms() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// The id of the host source.
+pub const SOURCE_ID: &str = "host";
+
+/// The host collector as a polled source on `collector.config().interval` (at least
+/// sysinfo's minimum CPU refresh gap), owning one resource per collector resource with the
+/// seed's default targets and `defaults` as settings.
+pub fn source(collector: HostCollector, defaults: &ResourceSettings) -> Polled<HostPoll> {
+    let info = SourceInfo {
+        id: SOURCE_ID.to_owned(),
+        kind: "host".to_owned(),
+        resources: resources_from_series(collector.series(), defaults),
+        owns: Vec::new(),
+    };
+    let interval = collector.config().interval.max(MINIMUM_CPU_UPDATE_INTERVAL);
+    Polled::new(
+        info,
+        Schedule::every(interval),
+        HostPoll {
+            collector: Some(collector),
+        },
+    )
 }
 
-/// A running collector task. Dropping it stops the task after the current tick.
-pub struct CollectorHandle {
-    ticks: broadcast::Sender<Arc<Tick>>,
-    latest: watch::Receiver<Option<Arc<Tick>>>,
-    series: Arc<[SeriesInfo]>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+/// The collector between ticks; it is on the blocking pool during one.
+pub struct HostPoll {
+    collector: Option<HostCollector>,
 }
 
-impl CollectorHandle {
-    /// Every tick from now on. A receiver that lags more than the channel capacity gets
-    /// `RecvError::Lagged` and continues with the newest ticks.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Tick>> {
-        self.ticks.subscribe()
-    }
-
-    /// The most recent tick, for readers that only want the current state.
-    pub fn latest(&self) -> watch::Receiver<Option<Arc<Tick>>> {
-        self.latest.clone()
-    }
-
-    /// The series known when the task started (ticks carry the current list).
-    pub fn initial_series(&self) -> &Arc<[SeriesInfo]> {
-        &self.series
-    }
-
-    /// Stops the task and waits for the tick in progress to finish.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
-}
-
-/// Runs `collector` every `config().interval` on the current tokio runtime and publishes
-/// each tick on a broadcast channel of `capacity` ticks (and a watch of the latest).
-///
-/// Tick times are the interval's own schedule (start, start + period, …) on the wall
-/// clock, so jitter never turns into a skipped or doubled history slot; a tick that runs
-/// late is skipped (`MissedTickBehavior::Skip`) and its slot becomes a gap.
-pub fn spawn(collector: HostCollector, capacity: usize) -> CollectorHandle {
-    let (ticks, _) = broadcast::channel(capacity.max(1));
-    let (latest_tx, latest) = watch::channel(None);
-    let (stop, mut stop_rx) = oneshot::channel();
-    let series = Arc::from(collector.series().to_vec());
-    let tx = ticks.clone();
-    let period = collector.config().interval.max(MINIMUM_CPU_UPDATE_INTERVAL);
-    let period_ms = period.as_millis().max(1) as i64;
-    let task = tokio::spawn(async move {
-        // Start on the next wall-clock multiple of the period, so a tick's `at` is when it
-        // actually fired (not up to half a period off) and dashboards can measure delivery.
-        let now_ms = unix_now_ms();
-        let wait_ms = (period_ms - now_ms.rem_euclid(period_ms)) % period_ms;
-        let start = tokio::time::Instant::now() + Duration::from_millis(wait_ms as u64);
-        let start_ms = now_ms + wait_ms;
-        let mut interval = tokio::time::interval_at(start, period);
-        interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut collector = Some(collector);
-        loop {
-            let scheduled = tokio::select! {
-                _ = &mut stop_rx => break,
-                at = interval.tick() => at,
+impl Poll for HostPoll {
+    fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>> {
+        Box::pin(async move {
+            let Some(mut collector) = self.collector.take() else {
+                return Err(SourceError::new(
+                    "the host collector crashed earlier (a bug in perfpilot); restart perfpilot",
+                ));
             };
-            let n =
-                (scheduled.duration_since(start).as_millis() as i64 + period_ms / 2) / period_ms;
-            let at = start_ms + n * period_ms;
-            let Some(mut c) = collector.take() else { break };
             match tokio::task::spawn_blocking(move || {
-                let tick = c.tick(at);
-                (c, tick)
+                let tick = collector.tick(at);
+                (collector, tick)
             })
             .await
             {
-                Ok((c, tick)) => {
-                    collector = Some(c);
-                    let tick = Arc::new(tick);
-                    // Watch first, so a subscriber that just got tick N never reads an
-                    // older `latest`.
-                    latest_tx.send_replace(Some(Arc::clone(&tick)));
-                    // No subscriber is fine: dashboards come and go.
-                    let _ = tx.send(tick);
+                Ok((collector, tick)) => {
+                    self.collector = Some(collector);
+                    Ok(tick)
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "collector tick failed; collector stopped");
-                    break;
+                Err(err) => {
+                    tracing::error!(%err, "Host collector tick failed");
+                    Err(SourceError::new(format!(
+                        "the host collector crashed: {err}"
+                    )))
                 }
             }
+        })
+    }
+}
+
+/// One engine resource per collector resource id, exposing the series that have a metric
+/// kind. The seed's default target applies to the resource's utilization metric.
+pub fn resources_from_series(series: &[SeriesInfo], defaults: &ResourceSettings) -> Vec<Resource> {
+    let mut resources: Vec<Resource> = Vec::new();
+    for info in series {
+        // Per-core series stay in history for charts; one card per core would drown the
+        // overview on a many-core host.
+        let Some(kind) = info.kind.filter(|_| !info.key.resource.starts_with("cpu:")) else {
+            continue;
+        };
+        let position = resources
+            .iter()
+            .position(|r| r.id.as_str() == info.key.resource);
+        let resource = match position {
+            Some(i) => &mut resources[i],
+            None => {
+                let Ok(id) = ResourceId::new(&info.key.resource) else {
+                    tracing::warn!(resource = %info.key.resource, "Collector resource id is not valid; skipped");
+                    continue;
+                };
+                let mut resource = Resource::new(id, info.resource_type, &info.resource_name);
+                resource.metrics.clear();
+                resource.target = None;
+                resource.settings = defaults.clone();
+                resources.push(resource);
+                resources.last_mut().expect("just pushed")
+            }
+        };
+        if resource.metric(&info.key.metric).is_none() {
+            resource.metrics.push(Metric::new(&info.key.metric, kind));
+        }
+    }
+    for resource in &mut resources {
+        resource.target = default_target(resource.resource_type).and_then(|mut target| {
+            if resource.metric(&target.metric).is_none() {
+                let utilization = resource
+                    .metrics
+                    .iter()
+                    .find(|m| m.kind == MetricKind::Utilization)?;
+                target.metric.clone_from(&utilization.name);
+            }
+            Some(target)
+        });
+    }
+    resources.retain(|r| match r.validate() {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(resource = %r.id, %err, "Collector resource rejected by the engine; skipped");
+            false
         }
     });
-    CollectorHandle {
-        ticks,
-        latest,
-        series,
-        stop: Some(stop),
-        task,
-    }
+    resources
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use engine::model::OptimizationStatus;
 
-use crate::monitor::Monitor;
+use crate::state::monitor::Monitor;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -151,7 +151,7 @@ impl Collector for EngineCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let monitor = &self.monitor;
         {
-            let history = monitor.history.read().expect("history lock poisoned");
+            let history = monitor.history();
             let latest: Vec<(Labels, f64)> = history
                 .series()
                 .iter()
@@ -272,6 +272,32 @@ impl Collector for EngineCollector {
             let labels: Labels = vec![("outcome", outcome.to_owned())];
             ConstCounter::new(count).encode(executions.encode_family(&labels)?)?;
         }
+        let mut steps = encoder.encode_descriptor(
+            "perfpilot_actuator_steps",
+            "Actuator lifecycle steps (capture, apply, read_back, roll_back, read_back_roll_back) by result",
+            None,
+            MetricType::Counter,
+        )?;
+        for (step, ok, count) in monitor.actuator_steps() {
+            let labels: Labels = vec![
+                ("step", step.to_owned()),
+                ("result", if ok { "ok" } else { "failed" }.to_owned()),
+            ];
+            ConstCounter::new(count).encode(steps.encode_family(&labels)?)?;
+        }
+        let sources = monitor.sources.statuses();
+        gauge_family(
+            &mut encoder,
+            "perfpilot_source_up",
+            "1 while a source produces samples, 0 while it is starting, failing or stopped",
+            None,
+            sources.values().map(|status| {
+                (
+                    vec![("source", status.id.clone()), ("kind", status.kind.clone())],
+                    if status.health.is_up() { 1.0 } else { 0.0 },
+                )
+            }),
+        )?;
         Ok(())
     }
 }

@@ -1,0 +1,189 @@
+//! Actuators: one module per way the optimizer can act, each an [`engine::actuator`]
+//! going through the shared lifecycle (capture → apply → read back → verify → keep or
+//! roll back).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine::actions::{ActionEvent, ActionOutcome, ActionRequest};
+use engine::actuator::{Actuator, Applied, Captured, Step, StepRecord};
+use engine::model::ActionConfig;
+
+pub mod command;
+pub mod webhook;
+
+/// Server-side configuration no API user can change: which programs may run and the
+/// webhook signing secrets, by name.
+#[derive(Debug, Clone, Default)]
+pub struct RunnerConfig {
+    pub allowed_programs: BTreeSet<String>,
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// Makes the actuator of a resource's configured action. Cheap to share; one HTTP client
+/// (with its connection pool) serves every webhook.
+#[derive(Clone)]
+pub struct Actuators {
+    config: Arc<RunnerConfig>,
+    http: webhook::Client,
+}
+
+impl std::fmt::Debug for Actuators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actuators")
+            .field("allowed_programs", &self.config.allowed_programs)
+            .field("secrets", &self.config.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Actuators {
+    pub fn new(config: RunnerConfig) -> Actuators {
+        Actuators {
+            config: Arc::new(config),
+            http: webhook::client(),
+        }
+    }
+
+    /// The actuator of `action`; `None` for recommend-only, which never acts.
+    pub fn for_action(&self, action: &ActionConfig) -> Option<Arc<dyn Actuator>> {
+        match action {
+            ActionConfig::Recommend => None,
+            ActionConfig::Webhook(w) => Some(Arc::new(webhook::Webhook::new(
+                w.clone(),
+                self.http.clone(),
+                &self.config.secrets,
+            ))),
+            ActionConfig::Command(c) => Some(Arc::new(command::Command::new(
+                c.clone(),
+                self.config.clone(),
+            ))),
+        }
+    }
+}
+
+/// One execution of an action: what happened, and (when the change is in effect) what
+/// was captured before it, for a rollback after a bad verification.
+#[derive(Debug)]
+pub struct Execution {
+    pub event: ActionEvent,
+    pub captured: Option<Captured>,
+}
+
+impl Actuators {
+    /// Runs `action` for `request`: recommend-only and dry runs describe and change
+    /// nothing; otherwise the actuator's capture → apply → read back. Never panics and
+    /// never errors: every ending is an outcome.
+    pub async fn execute(&self, request: &ActionRequest, action: &ActionConfig) -> Execution {
+        let started = Instant::now();
+        let finish = |outcome, steps: Vec<StepRecord>| ActionEvent {
+            resource: request.resource.clone(),
+            action: action.kind().to_owned(),
+            at_unix_ms: request.at_unix_ms,
+            dry_run: request.dry_run,
+            attempts: attempts_of(&steps, Step::Apply),
+            duration_ms: started.elapsed().as_millis() as u64,
+            recommendation: request.recommendation.clone(),
+            outcome,
+            steps,
+        };
+        let Some(actuator) = self.for_action(action) else {
+            return Execution {
+                event: finish(ActionOutcome::Recommended, Vec::new()),
+                captured: None,
+            };
+        };
+        if request.dry_run {
+            let would = actuator.describe(request);
+            return Execution {
+                event: finish(ActionOutcome::DryRun { would }, Vec::new()),
+                captured: None,
+            };
+        }
+        match engine::actuator::apply(actuator.as_ref(), request).await {
+            Applied::InEffect { captured, steps } => {
+                let detail = steps
+                    .iter()
+                    .find(|s| s.step == Step::Apply)
+                    .map(|s| s.detail.clone())
+                    .unwrap_or_default();
+                Execution {
+                    event: finish(ActionOutcome::Succeeded { detail }, steps),
+                    captured: Some(captured),
+                }
+            }
+            Applied::Failed {
+                error,
+                rolled_back,
+                steps,
+            } => Execution {
+                event: finish(ActionOutcome::Failed { error, rolled_back }, steps),
+                captured: None,
+            },
+        }
+    }
+
+    /// Undoes an execution that is in effect (`why`: the verdict or the guardrail) and
+    /// reads back that the captured state is there again.
+    pub async fn roll_back(
+        &self,
+        request: &ActionRequest,
+        action: &ActionConfig,
+        captured: &Captured,
+        why: String,
+    ) -> ActionEvent {
+        let started = Instant::now();
+        let (restored, steps) = match self.for_action(action) {
+            Some(actuator) if actuator.can_roll_back() => {
+                let back = engine::actuator::roll_back(actuator.as_ref(), request, captured).await;
+                (back.restored, back.steps)
+            }
+            _ => (false, Vec::new()),
+        };
+        ActionEvent {
+            resource: request.resource.clone(),
+            action: action.kind().to_owned(),
+            at_unix_ms: request.at_unix_ms,
+            dry_run: false,
+            attempts: attempts_of(&steps, Step::RollBack),
+            duration_ms: started.elapsed().as_millis() as u64,
+            recommendation: request.recommendation.clone(),
+            outcome: ActionOutcome::RolledBack {
+                reason: why,
+                restored,
+            },
+            steps,
+        }
+    }
+
+    /// Whether `action`'s actuator can undo what it applied.
+    pub fn can_roll_back(&self, action: &ActionConfig) -> bool {
+        self.for_action(action).is_some_and(|a| a.can_roll_back())
+    }
+}
+
+/// Attempts of `step` (deliveries of a webhook, starts of a program): what "attempts" has
+/// always counted.
+fn attempts_of(steps: &[StepRecord], step: Step) -> u32 {
+    steps
+        .iter()
+        .filter(|s| s.step == step)
+        .map(|s| s.attempts)
+        .sum()
+}
+
+/// The start of `text` (at most 512 bytes, on a character boundary) after `": "`, or
+/// nothing when it is blank: the detail kept from a response or a program's output.
+pub(crate) fn excerpt(text: &str) -> String {
+    const MAX_DETAIL: usize = 512;
+    let t = text.trim();
+    if t.is_empty() {
+        return String::new();
+    }
+    let mut end = t.len().min(MAX_DETAIL);
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(": {}", &t[..end])
+}

@@ -1,0 +1,179 @@
+//! The change path: the one way configuration changes, whoever asks (server functions, the
+//! JSON API, pushes that create resources, and next actuators and source management).
+//!
+//! authorize → validate → apply under the engine's writer lock → journal → await
+//! durability → publish. Authorization and validation happen under the lock, against the
+//! configuration the change applies to, so neither can be raced; the journal record is
+//! queued under it too, so the journal holds changes in number order. The caller is
+//! answered only once the record is committed, and the live side hears about it then.
+
+use app::error::AppError;
+use app::identity::{Identity, Role};
+use engine::changes::{ChangeRecord, Mutation, MutationKind, State};
+use engine::error::EngineError;
+use engine::model::{ResourceSettings, ResourceType};
+use engine::optimizer::EventKind;
+
+use super::monitor::{Control, Monitor};
+
+impl Monitor {
+    /// Applies `mutation` on behalf of `actor` and resolves once it is durable. Refusals
+    /// are 4xx naming the field and the rule (403 when the role does not suffice); a store
+    /// that cannot commit is a 503 with its reason.
+    pub async fn apply(
+        &self,
+        mutation: Mutation,
+        actor: Identity,
+    ) -> Result<ChangeRecord, AppError> {
+        self.persist.check().map_err(unavailable)?;
+        let persist = &self.persist;
+        let record = self.store.apply_authorized(
+            mutation,
+            |state, mutation| authorize(&actor, state, mutation),
+            |record, state| persist.enqueue_change(record, state, &actor),
+        )?;
+        self.persist
+            .durable(record.change)
+            .await
+            .map_err(unavailable)?;
+        self.changed(&record);
+        Ok(record)
+    }
+
+    /// Tells the live side about an accepted, durable change: a target edit opens its
+    /// before/after, the trackers it affects start over (an edited target must not inherit
+    /// the old target's timers) and every dashboard gets a fresh overview.
+    pub(crate) fn changed(&self, record: &ChangeRecord) {
+        if let (MutationKind::SetTarget, Some(after)) = (record.kind, &record.after) {
+            let event = EventKind::TargetEdit {
+                change: record.change,
+            };
+            let unit = self.unit_of(after);
+            // A target edit on a resource always has a target, so this cannot be refused.
+            let _ = self.proof().open(after, event, record.at_unix_ms, unit);
+        }
+        let scope = match (record.kind, &record.resource) {
+            (MutationKind::Restore, _) | (_, None) => None,
+            (_, Some(id)) => Some(id.clone()),
+        };
+        self.send(Control::Changed {
+            scope,
+            why: record.kind,
+        });
+    }
+}
+
+/// The role `mutation` needs from its author, given the configuration it applies to.
+///
+/// Editors tune targets and evaluation; admins decide what the optimizer may do to
+/// production (the action, dry-run, rollback and guardrails), restore snapshots and remove
+/// resources. Pushes (an editor's job) may create `custom:` resources.
+pub fn required_role(state: &State, mutation: &Mutation) -> Role {
+    match mutation {
+        Mutation::SetTarget { .. }
+        | Mutation::EditTarget { .. }
+        | Mutation::ClearTarget { .. }
+        | Mutation::Rename { .. } => Role::Editor,
+        Mutation::SetSettings { id, settings } => match state.resources.get(id) {
+            Some(current) if touches_action(&current.settings, settings) => Role::Admin,
+            // An unknown resource is refused by validation with its own message.
+            _ => Role::Editor,
+        },
+        Mutation::AddResource { resource }
+            if matches!(resource.resource_type, ResourceType::Custom(_)) =>
+        {
+            Role::Editor
+        }
+        Mutation::AddResource { .. }
+        | Mutation::RemoveResource { .. }
+        | Mutation::Restore { .. } => Role::Admin,
+    }
+}
+
+/// Whether new settings change what the optimizer does, rather than how it judges.
+fn touches_action(current: &ResourceSettings, next: &ResourceSettings) -> bool {
+    current.action != next.action
+        || current.dry_run != next.dry_run
+        || current.guardrails != next.guardrails
+}
+
+fn authorize(actor: &Identity, state: &State, mutation: &Mutation) -> Result<(), EngineError> {
+    let needed = required_role(state, mutation);
+    if actor.may(needed) {
+        Ok(())
+    } else {
+        Err(EngineError::Forbidden {
+            reason: app::backend::forbidden_message(actor, needed),
+        })
+    }
+}
+
+fn unavailable(err: crate::persist::PersistError) -> AppError {
+    AppError::unavailable(err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::model::{ActionConfig, Resource, ResourceId};
+
+    fn state_with_cpu() -> State {
+        let cpu = Resource::new(ResourceId::new("cpu").unwrap(), ResourceType::Cpu, "CPU");
+        let mut state = State::default();
+        state
+            .resources
+            .insert(cpu.id.clone(), std::sync::Arc::new(cpu));
+        state
+    }
+
+    #[test]
+    fn changing_what_the_optimizer_does_needs_an_admin() {
+        let state = state_with_cpu();
+        let id = ResourceId::new("cpu").unwrap();
+        let current = state.resources[&id].settings.clone();
+        let tuned = ResourceSettings {
+            window_secs: 120,
+            ..current.clone()
+        };
+        let edit = |settings| Mutation::SetSettings {
+            id: id.clone(),
+            settings,
+        };
+        assert_eq!(required_role(&state, &edit(tuned)), Role::Editor);
+        let live = ResourceSettings {
+            dry_run: false,
+            ..current.clone()
+        };
+        assert_eq!(required_role(&state, &edit(live)), Role::Admin);
+        let acting = ResourceSettings {
+            action: ActionConfig::Command(engine::model::CommandAction {
+                program: "/bin/true".into(),
+                args: Vec::new(),
+                timeout_ms: 1000,
+                rollback: None,
+            }),
+            ..current
+        };
+        assert_eq!(required_role(&state, &edit(acting)), Role::Admin);
+        assert_eq!(
+            required_role(&state, &Mutation::Restore { snapshot: 20 }),
+            Role::Admin
+        );
+    }
+
+    #[test]
+    fn a_refusal_by_role_names_the_role() {
+        let state = state_with_cpu();
+        let viewer = Identity::anonymous(Role::Viewer, None);
+        let err = authorize(
+            &viewer,
+            &state,
+            &Mutation::ClearTarget {
+                id: ResourceId::new("cpu").unwrap(),
+            },
+        )
+        .unwrap_err();
+        assert!(err.is_forbidden());
+        assert!(err.to_string().contains("needs the editor role"), "{err}");
+    }
+}

@@ -1,0 +1,666 @@
+//! The monitor: the one task that turns source batches into history, statuses and live
+//! frames. Collect (sources) → history → Analyze → Optimize (actuators) → Verify → publish.
+//!
+//! It is the only writer of history and of the optimizer's trackers; request handlers
+//! read history under a short read lock and configuration from the engine's `ChangeStore`.
+//! Sources run on their own tasks ([`engine::source::runtime`]) and only hand batches over,
+//! so a slow or failing one never stalls this loop. The host source is the clock: each of
+//! its ticks evaluates every resource and publishes one frame (other sources' latest
+//! samples count while fresh). If the clock goes quiet, a watchdog evaluates anyway so
+//! cards show gaps instead of freezing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use app::identity::Identity;
+use app::live::CardTick;
+use connectors::actuators::{Actuators, RunnerConfig};
+use connectors::sources::{host, owns, push};
+use engine::actions::ActionOutcome;
+use engine::actuator::Step;
+use engine::changes::{ChangeStore, MutationKind, StoreOptions};
+use engine::history::{History, HistoryConfig};
+use engine::model::{Resource, ResourceId};
+use engine::optimizer::{Analyzer, EventKind, Tracker};
+use engine::series::{SeriesKey, Tick, TopProcesses, UnixMillis};
+use engine::source::runtime::{SourceEvent, Sources};
+use engine::source::Batch;
+use engine::sync::{lock, read, write};
+use tokio::sync::mpsc;
+
+use super::actuate::{Acting, Finished};
+use super::hub::Hub;
+use super::overview::{card_metric, top_line};
+use super::proof::Proof;
+use crate::persist::{Loaded, Location, Persist};
+
+/// How long a sample of a source other than the clock counts as its card's live value.
+const FRESHNESS_MS: i64 = 15_000;
+
+/// Opens the durable state, then starts the sources and the monitor with the configured
+/// settings.
+pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
+    let location = match &settings.data_dir {
+        Some(dir) => Location::Dir(dir.clone()),
+        None => Location::Memory,
+    };
+    let (persist, loaded) = Persist::open(&location)?;
+    let collector = host::HostCollector::new(host::CollectorConfig {
+        interval: settings.collect_interval,
+        ..Default::default()
+    });
+    let options = StoreOptions {
+        autosave: engine::changes::AutoSave::new(settings.autosave_every, 100)?,
+        // Refused when saved, not only when a breach would run it.
+        allowed_programs: Some(Arc::new(settings.actions.allowed_programs.clone())),
+        ..StoreOptions::default()
+    };
+    Monitor::start(Parts {
+        host: host::source(collector, &settings.resource_defaults),
+        history: HistoryConfig::default(),
+        options,
+        persist,
+        loaded,
+        actions: settings.actions.clone(),
+    })
+}
+
+/// What [`Monitor::start`] is built from.
+pub struct Parts {
+    pub host: engine::source::runtime::Polled<host::HostPoll>,
+    pub history: HistoryConfig,
+    pub options: StoreOptions,
+    pub persist: Persist,
+    pub loaded: Loaded,
+    pub actions: RunnerConfig,
+}
+
+/// The store to start with: the persisted one when there is one, with host resources it
+/// does not know yet added (not counted as changes: they are what this host has, not an
+/// edit); otherwise the host's resources at change 0.
+///
+/// The configured auto-save period wins over the persisted one: it is what the operator
+/// asks for now. Snapshots are taken at change numbers divisible by it, and the counter
+/// continues, so an unchanged period keeps its rhythm across restarts.
+fn initial_store(
+    host: Vec<Resource>,
+    options: StoreOptions,
+    loaded: Option<engine::changes::PersistedState>,
+) -> anyhow::Result<ChangeStore> {
+    let Some(mut state) = loaded else {
+        return Ok(ChangeStore::with_resources(host, options)?);
+    };
+    if state.autosave != options.autosave {
+        tracing::info!(
+            persisted = state.autosave.every(),
+            configured = options.autosave.every(),
+            "Auto-save period differs from the stored one; the configured period applies"
+        );
+        state.autosave = options.autosave;
+    }
+    let known: std::collections::HashSet<ResourceId> =
+        state.resources.iter().map(|r| r.id.clone()).collect();
+    let mut added = 0;
+    for resource in host {
+        if !known.contains(&resource.id) {
+            state.resources.push(resource);
+            added += 1;
+        }
+    }
+    if added > 0 {
+        tracing::info!(
+            added,
+            "Host resources not in the stored configuration were added"
+        );
+    }
+    ChangeStore::from_persisted(state, options)
+        .map_err(|err| anyhow::anyhow!("the stored configuration is not valid: {err}"))
+}
+
+/// Messages to the monitor task.
+pub(crate) enum Control {
+    /// An accepted change; `scope` is the one resource it touched, `None` for all.
+    Changed {
+        scope: Option<ResourceId>,
+        why: MutationKind,
+    },
+    /// Panics the task: only for the test that `/readyz` follows the task's life.
+    #[doc(hidden)]
+    Crash,
+}
+
+/// Counters the monitor keeps about its own work, for `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    ticks: AtomicU64,
+    gaps: AtomicU64,
+    /// f64 bits of the last tick's processing time in seconds.
+    last_duration_bits: AtomicU64,
+    /// By [`ActionOutcome::LABELS`].
+    outcomes: [AtomicU64; ActionOutcome::LABELS.len()],
+    /// By [`Step::ALL`] × (failed, ok).
+    steps: [[AtomicU64; 2]; Step::ALL.len()],
+}
+
+/// A copy of the monitor's counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TickStats {
+    pub ticks: u64,
+    pub gaps: u64,
+    pub last_duration_secs: f64,
+}
+
+/// Shared handles of the running monitor.
+#[derive(Clone)]
+pub struct Monitor {
+    pub store: Arc<ChangeStore>,
+    /// The durable side: journal, audit, snapshots, tokens.
+    pub persist: Persist,
+    /// Written only by the monitor task (tests seed it directly).
+    pub history: Arc<RwLock<History>>,
+    pub hub: Hub,
+    pub sources: Arc<Sources>,
+    /// Where `POST /api/push` hands validated samples.
+    pub push: push::PushIngest,
+    /// True while the monitor task runs; a guard in the task clears it however the task
+    /// ends, a panic included.
+    alive: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    control: mpsc::UnboundedSender<Control>,
+    /// The latest top-process scan (every few seconds), so cards can say who is busy.
+    top: Arc<Mutex<Option<Arc<TopProcesses>>>>,
+    /// Before/after comparisons; opened by handlers, completed by the monitor task.
+    proof: Arc<Mutex<Proof>>,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor").finish_non_exhaustive()
+    }
+}
+
+/// Clears `alive` when the task ends, by return or by panic.
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+        if std::thread::panicking() {
+            tracing::error!("The monitor task panicked; live data has stopped");
+        }
+    }
+}
+
+impl Monitor {
+    /// Registers the sources' resources (with the seed's default targets), then starts
+    /// the sources and the task that consumes their batches.
+    pub fn start(parts: Parts) -> anyhow::Result<Monitor> {
+        let Parts {
+            host,
+            history,
+            options,
+            persist,
+            loaded,
+            actions,
+        } = parts;
+        let restored = loaded.state.is_some();
+        let host_resources = engine::source::runtime::Source::info(&host).resources;
+        let store = Arc::new(initial_store(host_resources, options, loaded.state)?);
+        // Queued before any change can be, so the file holds every resource first.
+        persist.baseline(store.persisted());
+        if restored {
+            let stats = store.stats();
+            tracing::info!(
+                change = stats.change,
+                resources = store.state().resources.len(),
+                snapshots = stats.snapshots_kept,
+                audit_entries = loaded.audit_entries,
+                before_after = loaded.events.len(),
+                "Restored the stored state"
+            );
+        }
+        let mut proof = Proof::default();
+        proof.restore(loaded.events);
+        let history = Arc::new(RwLock::new(History::new(history)?));
+        let (sources, events) = Sources::new();
+        let (push_source, push) = push::source();
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let monitor = Monitor {
+            control,
+            persist,
+            proof: Arc::new(Mutex::new(proof)),
+            top: Arc::default(),
+            store,
+            history,
+            hub: Hub::default(),
+            sources: sources.clone(),
+            push,
+            alive: Arc::new(AtomicBool::new(true)),
+            counters: Arc::default(),
+        };
+        let clock = Duration::from_millis(history_step(&monitor));
+        let task = MonitorTask::new(monitor.clone(), actions);
+        tokio::spawn(task.run(events, control_rx, clock));
+        tokio::spawn(async move {
+            sources.add(Box::new(host)).await;
+            sources.add(Box::new(push_source)).await;
+        });
+        Ok(monitor)
+    }
+
+    /// Stops the sources (the monitor task ends with them), then finishes the before/afters
+    /// still measuring with the part that was measured. Later calls do nothing more.
+    pub async fn shutdown(&self) {
+        self.sources.shutdown().await;
+        // History is memory-only: before/afters still measuring would be lost with it, so
+        // they are finished with what was measured (the reason says so) and stored.
+        let history = self.history();
+        let now = engine::time::unix_now_ms();
+        for (resource, at, body) in self.proof().complete_early(now, &history) {
+            self.persist.save_event(at, &resource, body);
+        }
+    }
+
+    pub fn tick_stats(&self) -> TickStats {
+        TickStats {
+            ticks: self.counters.ticks.load(Ordering::Relaxed),
+            gaps: self.counters.gaps.load(Ordering::Relaxed),
+            last_duration_secs: f64::from_bits(
+                self.counters.last_duration_bits.load(Ordering::Relaxed),
+            ),
+        }
+    }
+
+    /// Action executions so far, by outcome.
+    pub fn action_outcomes(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ActionOutcome::LABELS.into_iter().zip(
+            self.counters
+                .outcomes
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Actuator lifecycle steps so far, by step and result.
+    pub fn actuator_steps(&self) -> Vec<(&'static str, bool, u64)> {
+        Step::ALL
+            .iter()
+            .zip(self.counters.steps.iter())
+            .flat_map(|(step, counts)| {
+                [(false, &counts[0]), (true, &counts[1])]
+                    .map(|(ok, count)| (step.as_str(), ok, count.load(Ordering::Relaxed)))
+            })
+            .collect()
+    }
+
+    /// Whether the monitor task is still running (for `/readyz`).
+    pub fn is_running(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Makes the monitor task panic: only for the test that `/readyz` follows its life.
+    #[doc(hidden)]
+    pub fn crash_for_test(&self) {
+        self.send(Control::Crash);
+    }
+
+    pub(crate) fn send(&self, control: Control) {
+        // A monitor that is gone shows in /readyz; nothing to tell it any more.
+        let _ = self.control.send(control);
+    }
+
+    /// History under its read lock; hold it briefly and never across an `.await`.
+    pub fn history(&self) -> RwLockReadGuard<'_, History> {
+        read(&self.history)
+    }
+
+    pub(crate) fn proof(&self) -> std::sync::MutexGuard<'_, Proof> {
+        lock(&self.proof)
+    }
+
+    pub(crate) fn top(&self) -> Option<Arc<TopProcesses>> {
+        lock(&self.top).clone()
+    }
+
+    /// Why each resource of a failing source has no value: resource id → reason.
+    pub fn source_problems(&self) -> BTreeMap<String, String> {
+        let statuses = self.sources.statuses();
+        let state = self.store.state();
+        let mut problems = BTreeMap::new();
+        for status in statuses.values() {
+            let Some(problem) = status.health.problem() else {
+                continue;
+            };
+            for id in state.resources.keys() {
+                if owns(&status.resources, id.as_str()) {
+                    problems.insert(
+                        id.to_string(),
+                        format!("no data: {} source: {problem}", status.id),
+                    );
+                }
+            }
+        }
+        problems
+    }
+
+    pub(crate) fn unit_of(&self, resource: &Resource) -> String {
+        let history = self.history();
+        resource
+            .target
+            .as_ref()
+            .and_then(|t| history.unit(&SeriesKey::new(resource.id.as_str(), t.metric.as_str())))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    }
+
+    /// Opens a before/after for a manual mark ("deployed v2.3") on a resource, and audits
+    /// it.
+    pub fn add_mark(
+        &self,
+        id: &ResourceId,
+        label: &str,
+        actor: &Identity,
+    ) -> Result<(), app::error::AppError> {
+        let state = self.store.state();
+        let resource = state
+            .resources
+            .get(id)
+            .ok_or_else(|| engine::error::EngineError::UnknownResource { id: id.clone() })?;
+        let unit = self.unit_of(resource);
+        let event = EventKind::Mark {
+            label: label.to_owned(),
+        };
+        let now = engine::time::unix_now_ms();
+        self.proof()
+            .open(resource, event, now, unit)
+            .map_err(|rule| app::error::AppError::new(422, rule))?;
+        self.persist.audit_mark(id.as_str(), label, actor, now);
+        Ok(())
+    }
+
+    /// Every comparison, measuring ones first, newest first.
+    pub fn comparisons(&self) -> Vec<app::proof::ComparisonRow> {
+        let state = self.store.state();
+        let kind_of =
+            |id: &ResourceId, metric: &str| state.resources.get(id)?.metric(metric).map(|m| m.kind);
+        self.proof().rows(kind_of)
+    }
+
+    fn count_outcome(&self, outcome: &ActionOutcome) {
+        if let Some(i) = ActionOutcome::LABELS
+            .iter()
+            .position(|label| *label == outcome.label())
+        {
+            self.counters.outcomes[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count_steps(&self, steps: &[engine::actuator::StepRecord]) {
+        for record in steps {
+            if let Some(i) = Step::ALL.iter().position(|s| *s == record.step) {
+                self.counters.steps[i][usize::from(record.ok)].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn history_step(monitor: &Monitor) -> u64 {
+    monitor.history().config().step_ms.max(1) as u64
+}
+
+/// The monitor task's own state: nothing else touches it.
+struct MonitorTask {
+    monitor: Monitor,
+    analyzer: Analyzer,
+    trackers: HashMap<ResourceId, Tracker>,
+    acting: Acting,
+    finished: mpsc::UnboundedReceiver<Finished>,
+    /// When the clock source last ticked (the watchdog evaluates when it goes quiet).
+    last_clock: tokio::time::Instant,
+}
+
+impl MonitorTask {
+    fn new(monitor: Monitor, actions: RunnerConfig) -> MonitorTask {
+        let (acting, finished) = Acting::new(Actuators::new(actions));
+        MonitorTask {
+            monitor,
+            analyzer: Analyzer::new(),
+            trackers: HashMap::new(),
+            acting,
+            finished,
+            last_clock: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<SourceEvent>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        clock: Duration,
+    ) {
+        let _alive = AliveGuard(self.monitor.alive.clone());
+        let mut watchdog = tokio::time::interval(clock);
+        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => self.on_event(event),
+                    None => break,
+                },
+                Some(done) = self.finished.recv() => self.on_finished(done),
+                Some(first) = control.recv() => self.on_changes(first, &mut control),
+                _ = watchdog.tick() => {
+                    // The clock source went quiet (stopped, or far behind): evaluate anyway,
+                    // so cards show gaps and reasons instead of the last values forever.
+                    if self.last_clock.elapsed() > clock * 3 {
+                        let now = engine::time::unix_now_ms();
+                        self.evaluate(now, None, None);
+                    }
+                }
+            }
+        }
+        tracing::warn!("Sources stopped; live data has ended");
+    }
+
+    fn on_event(&mut self, event: SourceEvent) {
+        match event.batch {
+            Batch::Tick(tick) => {
+                write(&self.monitor.history).append_tick(&tick);
+                if &*event.source == host::SOURCE_ID {
+                    self.last_clock = tokio::time::Instant::now();
+                    let started = std::time::Instant::now();
+                    let gaps = tick.values.iter().filter(|v| v.is_none()).count() as u64;
+                    if let Some(top) = &tick.top_processes {
+                        *lock(&self.monitor.top) = Some(top.clone());
+                    }
+                    self.evaluate(tick.at, Some(&tick), Some(&event.source));
+                    let counters = &self.monitor.counters;
+                    counters.ticks.fetch_add(1, Ordering::Relaxed);
+                    counters.gaps.fetch_add(gaps, Ordering::Relaxed);
+                    counters
+                        .last_duration_bits
+                        .store(started.elapsed().as_secs_f64().to_bits(), Ordering::Relaxed);
+                }
+            }
+            Batch::Samples(samples) => {
+                let stored = write(&self.monitor.history).append_pushed(&samples);
+                if let Some(ack) = event.ack {
+                    let _ = ack.send(stored);
+                }
+            }
+        }
+    }
+
+    /// A burst of edits (scripts, the API) arrives faster than it is worth republishing:
+    /// reset for every change queued now, publish once.
+    fn on_changes(&mut self, first: Control, control: &mut mpsc::UnboundedReceiver<Control>) {
+        let now = engine::time::unix_now_ms();
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Control::Changed { scope, why } => {
+                    let reason = format!("configuration changed ({why:?}); re-evaluating");
+                    match scope {
+                        Some(id) => {
+                            if let Some(tracker) = self.trackers.get_mut(&id) {
+                                tracker.reset(now, &reason);
+                            }
+                        }
+                        None => self.trackers.values_mut().for_each(|t| {
+                            t.reset(now, &reason);
+                        }),
+                    }
+                }
+                Control::Crash => panic!("monitor crash requested by a test"),
+            }
+            next = control.try_recv().ok();
+        }
+        self.publish_statuses();
+        let monitor = &self.monitor;
+        monitor.hub.publish_overview(|| monitor.overview());
+    }
+
+    fn publish_statuses(&self) {
+        let statuses: Vec<_> = self
+            .trackers
+            .iter()
+            .map(|(id, t)| (id.clone(), t.report()))
+            .collect();
+        self.monitor.store.publish_statuses(statuses);
+    }
+
+    /// An action's execution or rollback finished: count it, move the tracker, open the
+    /// before/after of a change that was really made, audit it, and show the new status
+    /// everywhere.
+    fn on_finished(&mut self, done: Finished) {
+        let monitor = self.monitor.clone();
+        let now = engine::time::unix_now_ms();
+        let event = done.event();
+        monitor.count_outcome(&event.outcome);
+        monitor.count_steps(&event.steps);
+        let state = monitor.store.state();
+        let id = event.resource.clone();
+        let tracker = self.trackers.get_mut(&id);
+        let resource = state.resources.get(&id);
+        let transition = match (tracker, resource, &event.outcome) {
+            (Some(tracker), Some(resource), ActionOutcome::Succeeded { .. }) => {
+                let unit = monitor.unit_of(resource);
+                let kind = EventKind::Action {
+                    action: event.action.clone(),
+                    dry_run: false,
+                };
+                if let Err(err) = monitor.proof().open(resource, kind, now, unit) {
+                    tracing::warn!(resource = %id, %err, "No before/after for this action");
+                }
+                Some(tracker.action_started(now, &event.action, &resource.settings))
+            }
+            (Some(tracker), _, ActionOutcome::Failed { error, rolled_back }) => {
+                let error = match rolled_back {
+                    Some(true) => format!("{error} (rolled back)"),
+                    Some(false) => format!("{error} (the rollback failed too)"),
+                    None => error.clone(),
+                };
+                Some(tracker.action_failed(now, &event.action, &error))
+            }
+            (Some(tracker), _, ActionOutcome::RolledBack { reason, restored }) => {
+                Some(tracker.rolled_back(now, reason, *restored))
+            }
+            (Some(tracker), _, ActionOutcome::Recommended | ActionOutcome::DryRun { .. }) => {
+                tracker.note_action(now);
+                None
+            }
+            _ => None,
+        };
+        if let Some(transition) = transition {
+            tracing::info!(
+                resource = %id,
+                to = transition.to.as_str(),
+                reason = %transition.reason,
+                "Status changed by an action"
+            );
+        }
+        monitor.persist.audit(super::actuate::audit_entry(&done));
+        {
+            let history = monitor.history();
+            self.acting.finished(done, &history, &state);
+        }
+        self.publish_statuses();
+        monitor.hub.publish_overview(|| monitor.overview());
+    }
+
+    /// Runs the analysis of every resource with a target at `at` and publishes one frame.
+    /// `tick` is the clock source's batch (its values are the cards' live values).
+    fn evaluate(&mut self, at: UnixMillis, tick: Option<&Tick>, _clock: Option<&str>) {
+        let monitor = self.monitor.clone();
+        let top = monitor.top();
+        let problems = monitor.source_problems();
+        let state = monitor.store.state();
+        let history = monitor.history();
+        let mut statuses = Vec::with_capacity(state.resources.len());
+        let mut cards = Vec::with_capacity(state.resources.len());
+        for (id, resource) in state.resources.iter() {
+            let problem = problems.get(id.as_str());
+            let metric = card_metric(resource);
+            // Series of other sources are not in the clock's tick: show their latest
+            // sample while it is fresh instead of a gap every second.
+            let value = metric.filter(|_| problem.is_none()).and_then(|m| {
+                tick.and_then(|t| t.value(id.as_str(), &m.name))
+                    .or_else(|| {
+                        let key = SeriesKey::new(id.as_str(), m.name.as_str());
+                        let (t, value) = history.get(history.id(&key)?)?.latest()?;
+                        (at - t <= FRESHNESS_MS).then_some(value).flatten()
+                    })
+            });
+            let tracker = self
+                .trackers
+                .entry(id.clone())
+                .or_insert_with(|| Tracker::new(at));
+            // A resource whose source is down has no fresh samples: its verdict holds and
+            // nothing acts on stale data.
+            if let (Some(target), Some(kind), None) =
+                (&resource.target, resource.target_kind(), problem)
+            {
+                let key = SeriesKey::new(id.as_str(), target.metric.as_str());
+                if let Some(series) = history.id(&key).and_then(|sid| history.get(sid)) {
+                    let samples = series.last_raw(resource.settings.window_samples());
+                    let observation = self.analyzer.observe(&samples, target, &resource.settings);
+                    if let Some(transition) =
+                        tracker.observe(at, &observation, target, kind, &resource.settings)
+                    {
+                        tracing::info!(
+                            resource = %id,
+                            from = transition.from.as_str(),
+                            to = transition.to.as_str(),
+                            reason = %transition.reason,
+                            "Status changed"
+                        );
+                    }
+                    self.acting
+                        .consider(at, resource, tracker, &samples, observation.observed);
+                }
+                self.acting.watch(at, resource, tracker, &history);
+            }
+            let report = tracker.report();
+            cards.push(CardTick {
+                id: id.as_str().to_owned(),
+                value,
+                status: report.status,
+                reason: problem.cloned().unwrap_or_else(|| report.reason.clone()),
+                top: top_line(resource.resource_type, top.as_deref()),
+                evaluated: report.evaluated,
+            });
+            statuses.push((id.clone(), report));
+        }
+        self.trackers
+            .retain(|id, _| state.resources.contains_key(id));
+        // Before/after windows that ended with this tick, under the same read lock.
+        for (resource, at, body) in monitor.proof().complete(at, &history) {
+            monitor.persist.save_event(at, &resource, body);
+        }
+        drop(history);
+        monitor.store.publish_statuses(statuses);
+        monitor.hub.publish_tick(at, cards);
+    }
+}

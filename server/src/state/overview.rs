@@ -1,0 +1,121 @@
+//! What a dashboard shows: the overview (every card with its recent history) and the
+//! metric and "who is busy" line of a card. Built from the configuration, the statuses and
+//! history; serialized by the hub.
+
+use app::live::{Card, Overview, TargetLine, SPARK_POINTS};
+use engine::model::{Comparator, Metric, MetricKind, Resource, ResourceType};
+use engine::series::{SeriesKey, TopProcesses};
+
+use super::monitor::Monitor;
+
+impl Monitor {
+    /// The full overview: every resource with its recent history. A resource whose source
+    /// is down says so in its reason.
+    pub fn overview(&self) -> Overview {
+        let views = self.store.views();
+        let problems = self.source_problems();
+        let top = self.top();
+        let history = self.history();
+        let mut at_unix_ms = 0;
+        let cards = views
+            .iter()
+            .map(|view| {
+                let resource = &view.resource;
+                let metric = card_metric(resource);
+                let (spark, unit) = match metric {
+                    Some(m) => {
+                        let key = SeriesKey::new(resource.id.as_str(), m.name.as_str());
+                        let series = history
+                            .id(&key)
+                            .and_then(|sid| Some((sid, history.get(sid)?)));
+                        let spark = series
+                            .map(|(_, s)| {
+                                if let Some((t, _)) = s.latest() {
+                                    at_unix_ms = at_unix_ms.max(t);
+                                }
+                                s.last_raw(SPARK_POINTS)
+                                    .into_iter()
+                                    .map(|v| (!v.is_nan()).then_some(v))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let unit = series
+                            .and_then(|(sid, _)| history.info(sid).map(|i| i.unit.clone()))
+                            .unwrap_or_else(|| m.kind.unit().to_owned());
+                        (spark, unit)
+                    }
+                    None => (Vec::new(), String::new()),
+                };
+                let target = resource.target.as_ref().and_then(|t| {
+                    let kind = resource.metric(&t.metric)?.kind;
+                    Some(TargetLine {
+                        value: t.value,
+                        text: t.describe(kind),
+                        upper_bound: t.comparator == Comparator::Le,
+                    })
+                });
+                let problem = problems.get(resource.id.as_str());
+                Card {
+                    id: resource.id.as_str().to_owned(),
+                    resource_type: resource.resource_type.to_string(),
+                    name: resource.name.clone(),
+                    metric: metric.map(|m| m.name.clone()).unwrap_or_default(),
+                    unit,
+                    value: if problem.is_some() {
+                        None
+                    } else {
+                        spark.last().copied().flatten()
+                    },
+                    spark,
+                    target,
+                    status: view.status.status,
+                    reason: problem
+                        .cloned()
+                        .unwrap_or_else(|| view.status.reason.clone()),
+                    top: top_line(resource.resource_type, top.as_deref()),
+                    evaluated: view.status.evaluated,
+                }
+            })
+            .collect();
+        drop(history);
+        let stats = self.store.stats();
+        Overview {
+            at_unix_ms,
+            cards,
+            change: stats.change,
+            autosave_every: stats.autosave.every(),
+        }
+    }
+}
+
+/// "rustc (pid 4242) 95.1 %" for CPU, "postgres (pid 7) 1.2 GiB" for memory.
+pub(crate) fn top_line(resource_type: ResourceType, top: Option<&TopProcesses>) -> Option<String> {
+    let top = top?;
+    match resource_type {
+        ResourceType::Cpu => top
+            .by_cpu
+            .first()
+            .map(|p| format!("{} (pid {}) {:.1} %", p.name, p.pid, p.cpu_pct)),
+        ResourceType::Memory => top.by_memory.first().map(|p| {
+            let usage = app::format::reading(p.rss_bytes as f64, "bytes");
+            format!("{} (pid {}) {usage}", p.name, p.pid)
+        }),
+        _ => None,
+    }
+}
+
+/// The metric a card shows: the target's, else the first utilization metric, else the
+/// first metric.
+pub(crate) fn card_metric(resource: &Resource) -> Option<&Metric> {
+    resource
+        .target
+        .as_ref()
+        .and_then(|t| resource.metric(&t.metric))
+        .or_else(|| {
+            resource
+                .metrics
+                .iter()
+                .find(|m| m.kind == MetricKind::Utilization)
+        })
+        .or_else(|| resource.metrics.first())
+}
