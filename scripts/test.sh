@@ -13,7 +13,7 @@ log "cargo fmt --check"
 cargo fmt --all --check
 
 log "clippy (host crates)"
-cargo clippy -p engine -p app -p server -p tests -p splitter --all-targets -- -D warnings
+cargo clippy -p engine -p connectors -p app -p server -p tests -p splitter --all-targets -- -D warnings
 log "clippy (browser crates, wasm32)"
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -p engine --no-default-features --target wasm32-unknown-unknown -- -D warnings
@@ -25,7 +25,7 @@ export PERFPILOT_BIN="$PWD/target/debug/perfpilot"
 export PERFPILOT_SITE_ROOT="$PWD/target/site"
 out=$(mktemp)
 set +e
-cargo test -p engine -p app -p server -p tests -p splitter 2>&1 | tee "$out"
+cargo test -p engine -p connectors -p app -p server -p tests -p splitter 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo 'test result: .* ([0-9]+) passed' "$out" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')

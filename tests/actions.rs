@@ -64,6 +64,17 @@ fn urlencode(text: &str) -> String {
 /// Memory utilization is always above 1 %, so a `≤ 1 %` target breaches at once; short
 /// windows make the optimizer decide within seconds.
 fn breach_memory(server: &Perfpilot, action: serde_json::Value, dry_run: bool, cooldown_secs: u32) {
+    breach_memory_with(server, action, dry_run, cooldown_secs, |_| {});
+}
+
+/// [`breach_memory`], with `tweak` changing the settings before they are saved.
+fn breach_memory_with(
+    server: &Perfpilot,
+    action: serde_json::Value,
+    dry_run: bool,
+    cooldown_secs: u32,
+    tweak: impl Fn(&mut serde_json::Value),
+) {
     let (status, body) = server.get("/api/resource_settings?resource=memory");
     assert_eq!(status, 200, "{body}");
     let json = body
@@ -76,6 +87,7 @@ fn breach_memory(server: &Perfpilot, action: serde_json::Value, dry_run: bool, c
     settings["cooldown_secs"] = cooldown_secs.into();
     settings["dry_run"] = dry_run.into();
     settings["action"] = action;
+    tweak(&mut settings);
     let form = format!(
         "resource=memory&settings={}",
         urlencode(&settings.to_string())
@@ -224,4 +236,115 @@ fn dry_runs_only_describe_and_a_failing_command_marks_the_resource_failed() {
         b.contains("\"status\":\"failed\"")
     });
     assert!(overview.contains("command failed"), "{overview:.3000}");
+}
+
+/// The webhook's change does not bring memory under a 1 % target, so its verification
+/// fails and the optimizer rolls it back: the rollback URL gets the same signed body with
+/// `"phase": "rollback"`, each step is counted, the audit log and the card say so.
+#[test]
+fn a_change_that_verifies_badly_is_rolled_back() {
+    let (port, received) = webhook_receiver();
+    let server = Perfpilot::start(&["--metrics-on-main-listener"]);
+    breach_memory(
+        &server,
+        serde_json::json!({
+            "kind": "webhook",
+            "url": format!("http://127.0.0.1:{port}/scale-up"),
+            "rollback_url": format!("http://127.0.0.1:{port}/scale-down"),
+        }),
+        false,
+        600,
+    );
+    let audit = eventually(&server, "/api/audit?kind=action", "the rollback", |b| {
+        b.contains("memory: webhook rolled back (verification failed")
+    });
+    assert!(audit.contains("memory: webhook succeeded"), "{audit:.2000}");
+    assert!(
+        audit.contains("\"step\":\"roll_back\""),
+        "every step is audited: {audit:.3000}"
+    );
+    let calls = received.lock().unwrap().clone();
+    let phases: Vec<(String, String)> = calls
+        .iter()
+        .map(|(head, body)| {
+            let path = head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            (path, body["phase"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("/scale-up".to_owned(), "apply".to_owned()),
+            ("/scale-down".to_owned(), "rollback".to_owned())
+        ]
+    );
+    let metrics = eventually(&server, "/metrics", "the rollback counters", |b| {
+        b.contains("perfpilot_action_executions_total{outcome=\"rolled_back\"} 1")
+    });
+    for step in [
+        "capture",
+        "apply",
+        "read_back",
+        "roll_back",
+        "read_back_roll_back",
+    ] {
+        let line = format!("perfpilot_actuator_steps_total{{step=\"{step}\",result=\"ok\"}} 1");
+        assert!(
+            metrics.contains(&line),
+            "{line} missing from {metrics:.4000}"
+        );
+    }
+    let overview = eventually(&server, "/api/overview", "the rolled back status", |b| {
+        b.contains("rolled back: verification failed")
+    });
+    assert!(
+        overview.contains("\"status\":\"failed\""),
+        "{overview:.3000}"
+    );
+}
+
+/// A guardrail crossed while a change is being verified rolls it back at once, long before
+/// the verify window would end: here the change is a command and memory is always above
+/// the guardrail's 0.5 %.
+#[test]
+fn a_tripped_guardrail_rolls_back_at_once() {
+    let dir = TempDir::new("perfpilot-guardrail");
+    let marker = dir.0.join("rolled-back");
+    let server = Perfpilot::start(&[
+        "--allow-program",
+        "/bin/true,/bin/touch",
+        "--metrics-on-main-listener",
+    ]);
+    let started = Instant::now();
+    breach_memory_with(
+        &server,
+        serde_json::json!({
+            "kind": "command",
+            "program": "/bin/true",
+            "rollback": {"program": "/bin/touch", "args": [marker.to_str().unwrap()]},
+        }),
+        false,
+        600,
+        |settings| {
+            settings["verify_secs"] = 600.into();
+            settings["guardrails"] = serde_json::json!([{"metric": "used_pct", "max": 0.5}]);
+        },
+    );
+    let audit = eventually(
+        &server,
+        "/api/audit?kind=action",
+        "the guardrail rollback",
+        |b| b.contains("memory: command rolled back (guardrail: memory/used_pct at"),
+    );
+    assert!(audit.contains("is above 0.5"), "{audit:.2000}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "rolled back at once, not after the 600 s verify window"
+    );
+    assert!(marker.exists(), "the rollback command ran");
 }

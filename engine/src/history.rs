@@ -555,8 +555,12 @@ pub struct History {
     /// series cap refused it). A source shares one list until it discovers something, so a
     /// pointer comparison finds the map; a few recent lists are kept, one or two per
     /// source.
-    tick_maps: Vec<(Arc<[SeriesInfo]>, Vec<Option<SeriesId>>)>,
+    tick_maps: Vec<TickMap>,
 }
+
+/// A source's series list and, per index, its history id (`None` where the series cap
+/// refused it).
+type TickMap = (Arc<[SeriesInfo]>, Vec<Option<SeriesId>>);
 
 /// How many series lists [`History::append_tick`] keeps index maps for.
 const TICK_MAPS: usize = 64;
