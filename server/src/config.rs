@@ -339,48 +339,34 @@ impl Settings {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
-        let request_timeout_secs = cli
-            .request_timeout
-            .or(file.request_timeout)
-            .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS);
-        if request_timeout_secs == 0 || request_timeout_secs > 3600 {
-            return Err(ConfigError::Invalid {
-                field: "request_timeout",
-                rule: format!("must be between 1 and 3600 seconds, got {request_timeout_secs}"),
-            });
-        }
-        let max_body_bytes = cli
-            .max_body_bytes
-            .or(file.max_body_bytes)
-            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
-        if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(ConfigError::Invalid {
-                field: "max_body_bytes",
-                rule: format!("must be between 1024 and 67108864 bytes, got {max_body_bytes}"),
-            });
-        }
-        let collect_interval_ms = cli
-            .collect_interval_ms
-            .or(file.collect_interval_ms)
-            .unwrap_or(DEFAULT_COLLECT_INTERVAL_MS);
-        if !(200..=60_000).contains(&collect_interval_ms) {
-            return Err(ConfigError::Invalid {
-                field: "collect_interval_ms",
-                rule: format!(
-                    "must be between 200 and 60000 ms (the CPU counters need 200 ms between reads), got {collect_interval_ms}"
-                ),
-            });
-        }
-        let autosave_every = cli
-            .autosave_every
-            .or(file.autosave_every)
-            .unwrap_or(DEFAULT_AUTOSAVE_EVERY);
-        if !(1..=1_000_000).contains(&autosave_every) {
-            return Err(ConfigError::Invalid {
-                field: "autosave_every",
-                rule: format!("must be between 1 and 1000000 changes, got {autosave_every}"),
-            });
-        }
+        let request_timeout_secs = ranged(
+            "request_timeout",
+            cli.request_timeout.or(file.request_timeout),
+            DEFAULT_REQUEST_TIMEOUT_SECS,
+            1..=3600,
+            " seconds",
+        )?;
+        let max_body_bytes = ranged(
+            "max_body_bytes",
+            cli.max_body_bytes.or(file.max_body_bytes),
+            DEFAULT_MAX_BODY_BYTES,
+            1024..=64 * 1024 * 1024,
+            " bytes",
+        )?;
+        let collect_interval_ms = ranged(
+            "collect_interval_ms",
+            cli.collect_interval_ms.or(file.collect_interval_ms),
+            DEFAULT_COLLECT_INTERVAL_MS,
+            200..=60_000,
+            " ms (the CPU counters need 200 ms between reads)",
+        )?;
+        let autosave_every = ranged(
+            "autosave_every",
+            cli.autosave_every.or(file.autosave_every),
+            DEFAULT_AUTOSAVE_EVERY,
+            1..=1_000_000,
+            " changes",
+        )?;
         let metrics_listen = match cli
             .metrics_listen
             .as_deref()
@@ -398,22 +384,20 @@ impl Settings {
                     })?,
             ),
         };
-        let push_rate = cli
-            .push_rate
-            .or(file.push_rate)
-            .unwrap_or(DEFAULT_PUSH_RATE);
-        let push_burst = cli
-            .push_burst
-            .or(file.push_burst)
-            .unwrap_or(DEFAULT_PUSH_BURST);
-        for (field, value) in [("push_rate", push_rate), ("push_burst", push_burst)] {
-            if !(1..=100_000).contains(&value) {
-                return Err(ConfigError::Invalid {
-                    field,
-                    rule: format!("must be between 1 and 100000, got {value}"),
-                });
-            }
-        }
+        let push_rate = ranged(
+            "push_rate",
+            cli.push_rate.or(file.push_rate),
+            DEFAULT_PUSH_RATE,
+            1..=100_000,
+            "",
+        )?;
+        let push_burst = ranged(
+            "push_burst",
+            cli.push_burst.or(file.push_burst),
+            DEFAULT_PUSH_BURST,
+            1..=100_000,
+            "",
+        )?;
         let public_url = match cli.public_url.as_deref().or(file.public_url.as_deref()) {
             Some(text) => Some(PublicUrl::parse(text).map_err(|rule| ConfigError::Invalid {
                 field: "public_url",
@@ -421,16 +405,13 @@ impl Settings {
             })?),
             None => None,
         };
-        let max_websockets = cli
-            .max_websockets
-            .or(file.max_websockets)
-            .unwrap_or(DEFAULT_MAX_WEBSOCKETS);
-        if !(1..=1_000_000).contains(&max_websockets) {
-            return Err(ConfigError::Invalid {
-                field: "max_websockets",
-                rule: format!("must be between 1 and 1000000, got {max_websockets}"),
-            });
-        }
+        let max_websockets = ranged(
+            "max_websockets",
+            cli.max_websockets.or(file.max_websockets),
+            DEFAULT_MAX_WEBSOCKETS,
+            1..=1_000_000,
+            "",
+        )?;
         let audit_retention_days = cli
             .audit_retention_days
             .or(file.audit_retention_days)
@@ -443,25 +424,20 @@ impl Settings {
                 ),
             });
         }
-        let mutation_rate = cli
-            .mutation_rate
-            .or(file.mutation_rate)
-            .unwrap_or(DEFAULT_MUTATION_RATE);
-        let mutation_burst = cli
-            .mutation_burst
-            .or(file.mutation_burst)
-            .unwrap_or(DEFAULT_MUTATION_BURST);
-        for (field, value) in [
-            ("mutation_rate", mutation_rate),
-            ("mutation_burst", mutation_burst),
-        ] {
-            if !(1..=1_000_000).contains(&value) {
-                return Err(ConfigError::Invalid {
-                    field,
-                    rule: format!("must be between 1 and 1000000, got {value}"),
-                });
-            }
-        }
+        let mutation_rate = ranged(
+            "mutation_rate",
+            cli.mutation_rate.or(file.mutation_rate),
+            DEFAULT_MUTATION_RATE,
+            1..=1_000_000,
+            "",
+        )?;
+        let mutation_burst = ranged(
+            "mutation_burst",
+            cli.mutation_burst.or(file.mutation_burst),
+            DEFAULT_MUTATION_BURST,
+            1..=1_000_000,
+            "",
+        )?;
         let mut resource_defaults = engine::model::ResourceSettings::default();
         if let Some(secs) = cli.baseline_secs.or(file.baseline_secs) {
             resource_defaults.baseline_secs = secs;
@@ -531,6 +507,32 @@ impl Settings {
             audit_retention_days,
         })
     }
+}
+
+/// A numeric setting: the flag, else the file, else `default`; outside `range` it is an
+/// error naming the field, the range (with `unit`) and the value.
+fn ranged<T>(
+    field: &'static str,
+    given: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + Copy + std::fmt::Display,
+{
+    let value = given.unwrap_or(default);
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    Err(ConfigError::Invalid {
+        field,
+        rule: format!(
+            "must be between {} and {}{unit}, got {value}",
+            range.start(),
+            range.end()
+        ),
+    })
 }
 
 fn resolve_actions(

@@ -28,60 +28,114 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 pub fn app(state: AppState) -> Router {
     let settings = state.settings.clone();
     let base = settings.base_path().to_owned();
-    let routes = generate_route_list(app::App);
-    let render = {
-        let options = state.leptos_options.clone();
-        let bundle = format!("{base}/{}", state.site.bundle_path);
-        let assets = app::SiteAssets {
-            stylesheet: format!("{base}{}", state.site.stylesheet_href()),
-            base: app::base::BasePath(base.clone()),
-            page_preloads: std::sync::Arc::new(
-                state
-                    .site
-                    .page_chunks
-                    .iter()
-                    .map(|(page, files)| {
-                        let hrefs = files.iter().map(|f| format!("{bundle}/{f}")).collect();
-                        (page.clone(), hrefs)
-                    })
-                    .collect(),
-            ),
-            split_loader: format!("{bundle}/{}", crate::assets::SPLIT_LOADER),
-        };
-        move || app::shell(options.clone(), assets.clone())
-    };
-    let context = {
-        let live = app::backend::BackendContext(std::sync::Arc::new(state.monitor.clone()));
-        let base = app::base::BasePath(base.clone());
-        let tokens = app::identity::TokenAdminContext(state.tokens.clone());
-        move || {
-            use leptos::prelude::{provide_context, use_context};
-            provide_context(live.clone());
-            provide_context(base.clone());
-            provide_context(tokens.clone());
-            // Replaces the nonce leptos_axum made up with the one the CSP header names.
-            let nonce = use_context::<http::request::Parts>().and_then(|parts| {
-                parts
-                    .extensions
-                    .get::<crate::http::guard::CspNonce>()
-                    .cloned()
-            });
-            if let Some(crate::http::guard::CspNonce(nonce)) = nonce {
-                provide_context(leptos::nonce::Nonce::from_value(nonce));
-            }
-        }
-    };
+    let context = leptos_context(&state, &base);
     // Pages render with everything resolved (`Async`): out-of-order streaming would add
     // inline `<script>`s without the CSP nonce (tachys 0.2 leaves them unsigned), and the
     // pages' data comes from memory in microseconds, so streaming gains nothing.
     let page = {
-        let handler = leptos_axum::render_app_async_with_context(context.clone(), render);
+        let handler =
+            leptos_axum::render_app_async_with_context(context.clone(), shell(&state, &base));
         move |request: Request<Body>| handler(public_uri(request))
     };
+    let favicon_svg = format!("{base}/favicon.svg");
+    let metrics = settings
+        .metrics_on_main_listener
+        .then(|| crate::http::metrics::Exposition::new(state.monitor.clone()).router());
+    let api = crate::http::push::router(state.clone())
+        .merge(crate::http::export::router(state.clone()))
+        .merge(crate::http::audit::router(state.clone()));
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest_service("/pkg", pkg_service(&state))
+        .route_service("/favicon.svg", favicon_service(&state))
+        .route(
+            "/favicon.ico",
+            get(move || async move { Redirect::permanent(&favicon_svg) }),
+        )
+        .route("/ws/live", get(crate::http::live::live))
+        .leptos_routes_with_handler(generate_route_list(app::App), page.clone())
+        .fallback(page)
+        .with_state(state.clone())
+        .merge(mutations(&state, context))
+        .merge(api)
+        .merge(metrics.unwrap_or_default());
+    let router = if base.is_empty() {
+        router
+    } else {
+        under_base(base, router, state.clone())
+    };
+    with_middleware(router, &state)
+}
 
-    // Only a file that exists may be cached forever: a 404 cached for a year would break a
-    // page whose chunk is fetched during a deploy (or from a server not yet upgraded).
-    let pkg = ServiceBuilder::new()
+/// The document shell with the bundle's hashed names under the base path.
+fn shell(
+    state: &AppState,
+    base: &str,
+) -> impl Fn() -> leptos::prelude::AnyView + Clone + Send + 'static {
+    let options = state.leptos_options.clone();
+    let bundle = format!("{base}/{}", state.site.bundle_path);
+    let assets = app::SiteAssets {
+        stylesheet: format!("{base}{}", state.site.stylesheet_href()),
+        base: app::base::BasePath(base.to_owned()),
+        page_preloads: std::sync::Arc::new(
+            state
+                .site
+                .page_chunks
+                .iter()
+                .map(|(page, files)| {
+                    let hrefs = files.iter().map(|f| format!("{bundle}/{f}")).collect();
+                    (page.clone(), hrefs)
+                })
+                .collect(),
+        ),
+        split_loader: format!("{bundle}/{}", crate::assets::SPLIT_LOADER),
+    };
+    move || {
+        use leptos::prelude::IntoAny;
+        app::shell(options.clone(), assets.clone()).into_any()
+    }
+}
+
+/// What every render and server function gets as Leptos context: the backend, the base
+/// path, token management and the response's CSP nonce.
+fn leptos_context(state: &AppState, base: &str) -> impl Fn() + Clone + Send + Sync + 'static {
+    let live = app::backend::BackendContext(std::sync::Arc::new(state.monitor.clone()));
+    let base = app::base::BasePath(base.to_owned());
+    let tokens = app::identity::TokenAdminContext(state.tokens.clone());
+    move || {
+        use leptos::prelude::{provide_context, use_context};
+        provide_context(live.clone());
+        provide_context(base.clone());
+        provide_context(tokens.clone());
+        // Replaces the nonce leptos_axum made up with the one the CSP header names.
+        let nonce = use_context::<http::request::Parts>().and_then(|parts| {
+            parts
+                .extensions
+                .get::<crate::http::guard::CspNonce>()
+                .cloned()
+        });
+        if let Some(crate::http::guard::CspNonce(nonce)) = nonce {
+            provide_context(leptos::nonce::Nonce::from_value(nonce));
+        }
+    }
+}
+
+/// `/pkg`: the hashed bundle, precompressed. Only a file that exists may be cached
+/// forever: a 404 cached for a year would break a page whose chunk is fetched during a
+/// deploy (or from a server not yet upgraded).
+fn pkg_service(
+    state: &AppState,
+) -> impl tower::Service<
+    Request<Body>,
+    Response = axum::http::Response<tower_http::services::fs::ServeFileSystemResponseBody>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
+    ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             |response: &axum::http::Response<_>| {
@@ -96,26 +150,35 @@ pub fn app(state: AppState) -> Router {
             ServeDir::new(state.site.root.join(PKG_DIR))
                 .precompressed_br()
                 .precompressed_gzip(),
-        );
-    let favicon = ServiceBuilder::new()
+        )
+}
+
+fn favicon_service(
+    state: &AppState,
+) -> impl tower::Service<
+    Request<Body>,
+    Response = axum::http::Response<tower_http::services::fs::ServeFileSystemResponseBody>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
+    ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             ONE_DAY,
         ))
-        .service(ServeFile::new(state.site.root.join("favicon.svg")));
-    let favicon_svg = format!("{base}/favicon.svg");
+        .service(ServeFile::new(state.site.root.join("favicon.svg")))
+}
 
-    let auth = state.auth.clone();
-    let metrics = settings
-        .metrics_on_main_listener
-        .then(|| crate::http::metrics::Exposition::new(state.monitor.clone()).router());
-    let api = crate::http::push::router(state.clone())
-        .merge(crate::http::export::router(state.clone()))
-        .merge(crate::http::audit::router(state.clone()));
-    // Everything that changes configuration over HTTP (server functions and the JSON API)
-    // shares one per-client bucket, applied as a layer of exactly these routes; pushes
-    // have their own bucket.
-    let mutation_limit = crate::http::limits::MutationLimit {
+/// Everything that changes configuration over HTTP: the server functions and the JSON
+/// API, sharing one per-client bucket applied as a layer of exactly these routes (pushes
+/// have their own bucket). Server functions are found by the path of the request, which
+/// under a base path has been stripped to the `/api/…` they were registered with.
+fn mutations(state: &AppState, context: impl Fn() + Clone + Send + Sync + 'static) -> Router {
+    let settings = &state.settings;
+    let limit = crate::http::limits::MutationLimit {
         limiter: std::sync::Arc::new(crate::http::limits::RateLimiter::new(
             settings.mutation_rate,
             settings.mutation_burst,
@@ -123,20 +186,7 @@ pub fn app(state: AppState) -> Router {
         rate: settings.mutation_rate,
         burst: settings.mutation_burst,
     };
-    let mut mutations = crate::http::api::router(state.clone());
-    let router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .nest_service("/pkg", pkg)
-        .route_service("/favicon.svg", favicon)
-        .route(
-            "/favicon.ico",
-            get(move || async move { Redirect::permanent(&favicon_svg) }),
-        )
-        .route("/ws/live", get(crate::http::live::live))
-        .leptos_routes_with_handler(routes, page.clone());
-    // Server functions are found by the path of the request, which under a base path has
-    // been stripped to the `/api/…` they were registered with.
+    let mut routes = crate::http::api::router(state.clone());
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         let context = context.clone();
         let handler = move |request: Request<Body>| {
@@ -147,29 +197,22 @@ pub fn app(state: AppState) -> Router {
             }
         };
         let filter = MethodFilter::try_from(method).unwrap_or(MethodFilter::POST);
-        mutations = mutations.route(path, on(filter, handler));
+        routes = routes.route(path, on(filter, handler));
     }
-    let mutations = mutations.route_layer(axum::middleware::from_fn_with_state(
-        mutation_limit,
+    routes.route_layer(axum::middleware::from_fn_with_state(
+        limit,
         crate::http::limits::mutations,
-    ));
-    let router = router
-        .fallback(page)
-        .with_state(state.clone())
-        .merge(mutations)
-        .merge(api)
-        .merge(metrics.unwrap_or_default());
-    let router = if base.is_empty() {
-        router
-    } else {
-        under_base(base, router, state)
-    };
+    ))
+}
+
+/// The middleware every request goes through. Outermost first: every request is traced,
+/// even the ones refused below; the Origin check runs before any handler can change
+/// state; the identity is known before any handler (and the mutation limit) runs.
+fn with_middleware(router: Router, state: &AppState) -> Router {
+    let settings = &state.settings;
     let guard =
         crate::http::guard::Guard::new(settings.public_url.as_ref().map(|p| p.origin.as_str()));
     router.layer(
-        // Outermost first: every request is traced, even the ones refused below; the
-        // Origin check runs before any handler can change state; the rate limit needs the
-        // client the identity layer found.
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
             .layer(axum::middleware::from_fn_with_state(
@@ -178,7 +221,7 @@ pub fn app(state: AppState) -> Router {
             ))
             .layer(axum::middleware::from_fn(crate::http::guard::page_policy))
             .layer(axum::middleware::from_fn_with_state(
-                auth,
+                state.auth.clone(),
                 crate::http::auth::identify,
             ))
             .layer(CompressionLayer::new())

@@ -1,0 +1,483 @@
+//! Durable state: one embedded SQLite database (`<data-dir>/perfpilot.db`) holding the
+//! current resources, the change counter, the auto-save snapshots, the audit log (which
+//! also records every change, and is pruned to `--audit-retention-days`: the current state
+//! lives in `resources`/`meta`, never replayed from the log), finished before/after
+//! comparisons and API tokens.
+//!
+//! Shape, and why:
+//! - One thread owns the `Connection`. Every write and every read goes through its
+//!   channel, so there is no lock between connections, no `SQLITE_BUSY`, and in-memory
+//!   mode (`--ephemeral`, an in-memory database) runs exactly the same code.
+//! - The change path only enqueues: [`Persist::enqueue_change`] is called by
+//!   `ChangeStore::apply_with` under the engine's writer lock, so the channel holds
+//!   changes in number order. The thread drains everything pending into one transaction
+//!   (group commit: one fsync for a whole burst), commits, then publishes the highest
+//!   durable change number. A writer's request is answered only when that number reaches
+//!   its change ([`Persist::durable`]): acknowledged means committed.
+//! - Snapshots are taken in memory by the engine on the change path; their hash and rows
+//!   are computed here, in the transaction of the change that took them.
+//! - Durability: WAL with `synchronous = FULL`, so a commit is on stable storage (the WAL
+//!   is fsynced) before it is acknowledged. That survives `kill -9` and, as far as the
+//!   disk honours fsync, power loss. `NORMAL` would survive `kill -9` only.
+//! - `locking_mode = EXCLUSIVE`: a second perfpilot on the same data directory fails at
+//!   start-up instead of interleaving its own change numbers.
+//! - If a write fails, the database is marked failed: every waiter and every later
+//!   mutation gets 503 with the reason. Changes accepted in memory in that batch are not
+//!   acknowledged; nothing pretends they are durable.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+
+use app::audit::{AuditFilter, AuditKind, AuditRecord};
+use app::identity::{AuthSource, Identity, Role};
+use engine::changes::{AutoSave, ChangeRecord, MutationKind, PersistedState, Snapshot, State};
+use engine::model::Resource;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+
+mod audit;
+mod schema;
+mod tokens;
+mod writer;
+
+use audit::*;
+use schema::*;
+pub use tokens::TokenRow;
+use tokens::*;
+use writer::*;
+
+/// Bumped when the tables change incompatibly; an older binary refuses a newer database.
+const SCHEMA_VERSION: i64 = 1;
+const DB_FILE: &str = "perfpilot.db";
+/// Jobs one transaction takes at most: bounds the latency of the first job of a burst.
+const MAX_BATCH: usize = 8_192;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS resources (
+    id   TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+-- The change journal and the audit log in one table: configuration changes carry their
+-- change number, other audited events (tokens, marks, actions) have none.
+CREATE TABLE IF NOT EXISTS audit (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    change     INTEGER UNIQUE,
+    at_unix_ms INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    resource   TEXT,
+    user       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    client_ip  TEXT,
+    what       TEXT NOT NULL,
+    before     TEXT NOT NULL,
+    after      TEXT NOT NULL,
+    snapshot   INTEGER
+);
+CREATE INDEX IF NOT EXISTS audit_user ON audit(user, id);
+CREATE INDEX IF NOT EXISTS audit_resource ON audit(resource, id);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at_unix_ms);
+CREATE TABLE IF NOT EXISTS snapshots (
+    change INTEGER PRIMARY KEY,
+    hash   TEXT NOT NULL,
+    body   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_unix_ms INTEGER NOT NULL,
+    resource   TEXT NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id                 TEXT PRIMARY KEY,
+    name               TEXT NOT NULL,
+    role               TEXT NOT NULL,
+    sha256_hex         TEXT NOT NULL UNIQUE,
+    created_by         TEXT NOT NULL,
+    created_at_unix_ms INTEGER NOT NULL,
+    revoked_at_unix_ms INTEGER
+);
+";
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PersistError {
+    /// The database failed earlier (or now); nothing more is written.
+    #[error("the database is unavailable, so changes cannot be made durable: {0}")]
+    Unavailable(Arc<str>),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What the database held at start-up.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// `None` for a fresh database.
+    pub state: Option<PersistedState>,
+    /// Finished before/after comparisons, oldest first, as the proof ring stores them.
+    pub events: Vec<serde_json::Value>,
+    pub audit_entries: u64,
+}
+
+/// Where the durable change number stands, and whether the database has failed.
+#[derive(Debug, Clone, Default)]
+struct Durable {
+    upto: u64,
+    failed: Option<Arc<str>>,
+}
+
+enum Job {
+    Change {
+        record: ChangeRecord,
+        state: Arc<State>,
+        actor: Identity,
+    },
+    Audit(Box<AuditRecord>),
+    Event {
+        at_unix_ms: i64,
+        resource: String,
+        body: serde_json::Value,
+    },
+    SaveToken {
+        row: TokenRow,
+        by: Identity,
+        reply: oneshot::Sender<Result<(), PersistError>>,
+    },
+    RevokeToken {
+        id: String,
+        by: Identity,
+        at_unix_ms: i64,
+        reply: oneshot::Sender<Result<TokenRow, PersistError>>,
+    },
+    Tokens(oneshot::Sender<Result<Vec<TokenRow>, PersistError>>),
+    QueryAudit(
+        AuditFilter,
+        oneshot::Sender<Result<Vec<AuditRecord>, PersistError>>,
+    ),
+    CountAudit(AuditFilter, oneshot::Sender<Result<u64, PersistError>>),
+    /// What the store holds at start-up (host resources added, the configured auto-save
+    /// period), written without counting a change.
+    Baseline(Box<PersistedState>),
+    /// Removes up to [`PRUNE_BATCH`] audit entries older than this time
+    /// (`--audit-retention-days`), after the batch's commit; answers how many.
+    PruneAudit(i64, oneshot::Sender<Result<u64, PersistError>>),
+    /// Answered once everything queued before it is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The handle request handlers and the monitor share. Cheap to clone.
+#[derive(Clone)]
+pub struct Persist {
+    jobs: mpsc::Sender<Job>,
+    durable: watch::Receiver<Durable>,
+    failed: Arc<OnceLock<Arc<str>>>,
+    location: Arc<str>,
+}
+
+impl std::fmt::Debug for Persist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persist")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// `<dir>/perfpilot.db`, created with the directory if missing.
+    Dir(PathBuf),
+    /// An in-memory database: nothing touches the file system.
+    Memory,
+}
+
+impl Persist {
+    /// Opens (or creates) the database, checks its schema and reads back what it holds;
+    /// then starts the writer thread. Errors are for a person: they name the file and
+    /// what is wrong with it.
+    pub fn open(location: &Location) -> anyhow::Result<(Persist, Loaded)> {
+        let (conn, described) = match location {
+            Location::Memory => (
+                Connection::open_in_memory()?,
+                "memory (--ephemeral)".to_owned(),
+            ),
+            Location::Dir(dir) => {
+                std::fs::create_dir_all(dir).map_err(|err| {
+                    anyhow::anyhow!("data_dir: cannot create {}: {err}", dir.display())
+                })?;
+                let path = dir.join(DB_FILE);
+                let conn = Connection::open(&path)
+                    .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", path.display()))?;
+                (conn, path.display().to_string())
+            }
+        };
+        let loaded = prepare(&conn, location).map_err(|err| match location {
+            Location::Dir(dir) => anyhow::anyhow!(
+                "the database {} cannot be used: {err}. Move it aside to start with an empty state, \
+                 or restore a backup",
+                dir.join(DB_FILE).display()
+            ),
+            Location::Memory => anyhow::anyhow!("the in-memory database failed: {err}"),
+        })?;
+        let (jobs, rx) = mpsc::channel();
+        let upto = loaded.state.as_ref().map_or(0, |s| s.change);
+        let (durable_tx, durable) = watch::channel(Durable { upto, failed: None });
+        let failed = Arc::new(OnceLock::new());
+        let writer = Writer {
+            conn,
+            durable: durable_tx,
+            failed: failed.clone(),
+        };
+        std::thread::Builder::new()
+            .name("perfpilot-persist".into())
+            .spawn(move || writer.run(rx))?;
+        Ok((
+            Persist {
+                jobs,
+                durable,
+                failed,
+                location: described.into(),
+            },
+            loaded,
+        ))
+    }
+
+    /// Where the state lives, for the start-up log.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Refuses early when the database has failed, before a change takes a number.
+    pub fn check(&self) -> Result<(), PersistError> {
+        match self.failed.get() {
+            Some(reason) => Err(PersistError::Unavailable(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, job: Job) -> Result<(), PersistError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| PersistError::Unavailable("the database writer has stopped".into()))
+    }
+
+    /// Queues an accepted change for the journal. Call it from `ChangeStore::apply_with`'s
+    /// closure, under the writer lock, so the queue is in change-number order.
+    pub fn enqueue_change(&self, record: &ChangeRecord, state: &Arc<State>, actor: &Identity) {
+        // A send fails only once the writer is gone; `durable` then reports it.
+        let _ = self.send(Job::Change {
+            record: record.clone(),
+            state: state.clone(),
+            actor: actor.clone(),
+        });
+    }
+
+    /// Resolves once change `change` is committed, or with the reason it never will be.
+    pub async fn durable(&self, change: u64) -> Result<(), PersistError> {
+        let mut rx = self.durable.clone();
+        let seen = rx
+            .wait_for(|d| d.upto >= change || d.failed.is_some())
+            .await
+            .map_err(|_| PersistError::Unavailable("the database writer has stopped".into()))?;
+        if seen.upto >= change {
+            return Ok(());
+        }
+        Err(PersistError::Unavailable(
+            seen.failed.clone().unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+
+    /// Records an audited event that is not a configuration change (a mark, an action).
+    /// Durable with the next commit; not awaited.
+    pub fn audit(&self, entry: AuditRecord) {
+        let _ = self.send(Job::Audit(Box::new(entry)));
+    }
+
+    /// Records a manual mark in the audit log.
+    pub fn audit_mark(&self, resource: &str, label: &str, by: &Identity, at_unix_ms: i64) {
+        self.audit(actor_entry(
+            by,
+            AuditKind::Mark,
+            Some(resource),
+            at_unix_ms,
+            format!("{resource}: mark {label:?}"),
+            serde_json::Value::Null,
+            serde_json::json!({ "label": label }),
+        ));
+    }
+
+    /// Removes the audit entries from before `before_unix_ms`, a batch at a time so
+    /// changes queued meanwhile wait for one batch at most; answers how many went.
+    pub async fn prune_audit(&self, before_unix_ms: i64) -> Result<u64, PersistError> {
+        let mut removed = 0;
+        loop {
+            let (reply, rx) = oneshot::channel();
+            self.send(Job::PruneAudit(before_unix_ms, reply))?;
+            let batch = answer(rx).await?;
+            removed += batch;
+            if batch < PRUNE_BATCH {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// Applies `--audit-retention-days` now and then every hour, for as long as the
+    /// runtime runs; `days == 0` keeps everything.
+    pub fn keep_audit_for(&self, days: u32) {
+        if days == 0 {
+            return;
+        }
+        let persist = self.clone();
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3_600));
+            loop {
+                hourly.tick().await;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                match persist
+                    .prune_audit(now - i64::from(days) * 86_400_000)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(
+                        removed,
+                        days,
+                        "Audit entries older than --audit-retention-days removed"
+                    ),
+                    Err(err) => tracing::warn!(%err, "Applying the audit retention failed"),
+                }
+            }
+        });
+    }
+
+    /// Stores a finished before/after comparison (the proof ring's serialized entry).
+    pub fn save_event(&self, at_unix_ms: i64, resource: &str, body: serde_json::Value) {
+        let _ = self.send(Job::Event {
+            at_unix_ms,
+            resource: resource.to_owned(),
+            body,
+        });
+    }
+
+    /// Stores a new API token and audits who created it; resolves once committed.
+    pub async fn save_token(&self, row: TokenRow, by: &Identity) -> Result<(), PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::SaveToken {
+            row,
+            by: by.clone(),
+            reply,
+        })?;
+        answer(rx).await
+    }
+
+    /// Revokes token `id` (now) and audits who did it; resolves with the revoked row once
+    /// committed. Unknown or already revoked ids are refused.
+    pub async fn revoke_token(&self, id: &str, by: &Identity) -> Result<TokenRow, PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::RevokeToken {
+            id: id.to_owned(),
+            by: by.clone(),
+            at_unix_ms: engine::time::unix_now_ms(),
+            reply,
+        })?;
+        answer(rx).await
+    }
+
+    /// Every token, revoked ones included, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Tokens(reply))?;
+        answer(rx).await
+    }
+
+    /// Audit entries passing `filter`, newest first, at most `filter.limit`.
+    pub async fn query_audit(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>, PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::QueryAudit(filter, reply))?;
+        answer(rx).await
+    }
+
+    /// How many entries pass `filter`, ignoring its limit.
+    pub async fn count_audit(&self, filter: AuditFilter) -> Result<u64, PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::CountAudit(filter, reply))?;
+        answer(rx).await
+    }
+
+    /// Records the store as it starts (not a change): resources discovered on this host
+    /// and the auto-save settings, so a restart finds them even before the first edit.
+    /// Durable when [`Persist::flush`] returns.
+    pub fn baseline(&self, state: PersistedState) {
+        let _ = self.send(Job::Baseline(Box::new(state)));
+    }
+
+    /// Waits until everything queued so far is committed (shutdown, tests).
+    pub async fn flush(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Job::Flush(reply)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn answer<T>(rx: oneshot::Receiver<Result<T, PersistError>>) -> Result<T, PersistError> {
+    rx.await
+        .map_err(|_| PersistError::Unavailable("the database writer has stopped".into()))?
+}
+
+/// An audit entry for `by` without a change number.
+pub fn actor_entry(
+    by: &Identity,
+    kind: AuditKind,
+    resource: Option<&str>,
+    at_unix_ms: i64,
+    what: String,
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> AuditRecord {
+    AuditRecord {
+        id: 0,
+        change: None,
+        at_unix_ms,
+        kind,
+        resource: resource.map(str::to_owned),
+        user: by.user.clone(),
+        role: by.role.as_str().to_owned(),
+        source: source_name(by.source).to_owned(),
+        client_ip: by.client_ip.map(|ip| ip.to_string()),
+        what,
+        before,
+        after,
+        snapshot: None,
+    }
+}
+
+fn source_name(source: AuthSource) -> &'static str {
+    match source {
+        AuthSource::Anonymous => "anonymous",
+        AuthSource::Proxy => "proxy",
+        AuthSource::Token => "token",
+        AuthSource::System => "system",
+    }
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, name, role, sha256_hex, created_by, created_at_unix_ms, revoked_at_unix_ms";
+
+/// Audit entries one prune statement removes at most.
+const PRUNE_BATCH: u64 = 10_000;
+
+/// Where a `--data-dir` database would be, for messages.
+pub fn db_path(dir: &Path) -> PathBuf {
+    dir.join(DB_FILE)
+}
+
+#[cfg(test)]
+mod tests;

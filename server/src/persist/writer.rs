@@ -1,0 +1,340 @@
+//! The writer thread: the only owner of the connection. Drains every pending job into
+//! one transaction (group commit), commits, then answers and publishes durability.
+
+use super::*;
+
+/// The thread that owns the connection.
+pub(super) struct Writer {
+    pub(super) conn: Connection,
+    pub(super) durable: watch::Sender<Durable>,
+    pub(super) failed: Arc<OnceLock<Arc<str>>>,
+}
+
+/// Answers that may only be given once their batch has committed.
+pub(super) enum Reply {
+    Unit(oneshot::Sender<Result<(), PersistError>>),
+    Token(oneshot::Sender<Result<TokenRow, PersistError>>, TokenRow),
+    Flush(oneshot::Sender<()>),
+}
+
+impl Writer {
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if let Some(reason) = self.failed.get().cloned() {
+                refuse_all(batch, &reason);
+                continue;
+            }
+            if let Err(err) = self.commit(batch) {
+                let reason: Arc<str> = err.to_string().into();
+                tracing::error!(%reason, "The database failed; further changes are refused");
+                let _ = self.failed.set(reason.clone());
+                self.durable.send_modify(|d| d.failed = Some(reason));
+            }
+        }
+    }
+
+    /// Writes a batch in one transaction, then answers. Reads are answered after the
+    /// commit too, so they see the writes queued before them.
+    fn commit(&mut self, batch: Vec<Job>) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        let mut pending = Batch::default();
+        let written = batch
+            .into_iter()
+            .try_for_each(|job| pending.write(&tx, job))
+            .and_then(|()| pending.finish(&tx));
+        let result = match written {
+            Err(err) => {
+                drop(tx);
+                fail_replies(std::mem::take(&mut pending.replies), &err.to_string());
+                Err(err)
+            }
+            Ok(()) => tx.commit(),
+        };
+        match result {
+            Ok(()) => {
+                if let Some(change) = pending.highest {
+                    self.durable.send_modify(|d| d.upto = d.upto.max(change));
+                }
+                for reply in pending.replies {
+                    match reply {
+                        Reply::Unit(r) => drop(r.send(Ok(()))),
+                        Reply::Token(r, row) => drop(r.send(Ok(row))),
+                        Reply::Flush(r) => drop(r.send(())),
+                    }
+                }
+            }
+            Err(ref err) if !pending.replies.is_empty() => {
+                fail_replies(pending.replies, &err.to_string())
+            }
+            Err(_) => {}
+        }
+        for read in pending.reads {
+            read.answer(&self.conn);
+        }
+        result
+    }
+}
+
+/// What one batch has written so far and owes once it commits.
+#[derive(Default)]
+pub(super) struct Batch {
+    replies: Vec<Reply>,
+    reads: Vec<Read>,
+    /// The highest change number written.
+    highest: Option<u64>,
+    /// The configuration as of that change.
+    latest: Option<Arc<State>>,
+    /// Resources the batch's changes touched (all of them after a restore).
+    touched: std::collections::BTreeSet<engine::model::ResourceId>,
+    everything: bool,
+    events_added: bool,
+}
+
+impl Batch {
+    /// Writes one job into the transaction, or queues its answer for after the commit.
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>, job: Job) -> rusqlite::Result<()> {
+        match job {
+            Job::Change {
+                record,
+                state,
+                actor,
+            } => {
+                self.highest = Some(record.change);
+                match (&record.kind, &record.resource) {
+                    (MutationKind::Restore, _) | (_, None) => self.everything = true,
+                    (_, Some(id)) => {
+                        self.touched.insert(id.clone());
+                    }
+                }
+                self.latest = Some(state);
+                write_change(tx, &record, &actor)
+            }
+            Job::Audit(entry) => insert_audit(tx, &entry),
+            Job::Event {
+                at_unix_ms,
+                resource,
+                body,
+            } => {
+                self.events_added = true;
+                tx.prepare_cached(
+                    "INSERT INTO events(at_unix_ms, resource, body) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| s.execute(params![at_unix_ms, resource, body.to_string()]))
+                .map(drop)
+            }
+            Job::SaveToken { row, by, reply } => match save_token(tx, &row, &by) {
+                Ok(()) => {
+                    self.replies.push(Reply::Unit(reply));
+                    Ok(())
+                }
+                Err(PersistError::Refused(message)) => {
+                    let _ = reply.send(Err(PersistError::Refused(message)));
+                    Ok(())
+                }
+                Err(other) => {
+                    let _ = reply.send(Err(other.clone()));
+                    Err(corrupt(other.to_string()))
+                }
+            },
+            Job::RevokeToken {
+                id,
+                by,
+                at_unix_ms,
+                reply,
+            } => match revoke_token(tx, &id, &by, at_unix_ms)? {
+                Ok(row) => {
+                    self.replies.push(Reply::Token(reply, row));
+                    Ok(())
+                }
+                Err(refused) => {
+                    let _ = reply.send(Err(refused));
+                    Ok(())
+                }
+            },
+            Job::Tokens(reply) => {
+                self.reads.push(Read::Tokens(reply));
+                Ok(())
+            }
+            Job::QueryAudit(filter, reply) => {
+                self.reads.push(Read::Audit(filter, reply));
+                Ok(())
+            }
+            Job::CountAudit(filter, reply) => {
+                self.reads.push(Read::Count(filter, reply));
+                Ok(())
+            }
+            Job::Flush(reply) => {
+                self.replies.push(Reply::Flush(reply));
+                Ok(())
+            }
+            Job::Baseline(state) => write_baseline(tx, &state),
+            Job::PruneAudit(before_unix_ms, reply) => {
+                self.reads.push(Read::Prune(before_unix_ms, reply));
+                Ok(())
+            }
+        }
+    }
+
+    /// What the batch writes once, after its jobs: pruned before/afters, the counter and
+    /// the resources as of its last change.
+    fn finish(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        if self.events_added {
+            // The page shows the newest `proof::KEEP` before/afters and nothing reads older
+            // ones, so the table keeps only those: it would otherwise grow with every edit
+            // and be read whole at every start.
+            tx.prepare_cached("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1")
+                .and_then(|mut s| s.execute([crate::state::proof::KEEP as i64]))?;
+        }
+        if let (Some(state), Some(change)) = (&self.latest, self.highest) {
+            tx.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES ('change', ?1)")
+                .and_then(|mut s| s.execute([change.to_string()]))?;
+            write_resources(tx, state, &self.touched, self.everything)?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn fail_replies(replies: Vec<Reply>, reason: &str) {
+    let err = || PersistError::Unavailable(reason.into());
+    for reply in replies {
+        match reply {
+            Reply::Unit(r) => drop(r.send(Err(err()))),
+            Reply::Token(r, _) => drop(r.send(Err(err()))),
+            Reply::Flush(r) => drop(r.send(())),
+        }
+    }
+}
+
+pub(super) fn refuse_all(batch: Vec<Job>, reason: &Arc<str>) {
+    let err = || PersistError::Unavailable(reason.clone());
+    for job in batch {
+        match job {
+            Job::SaveToken { reply, .. } => drop(reply.send(Err(err()))),
+            Job::RevokeToken { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Tokens(reply) => drop(reply.send(Err(err()))),
+            Job::QueryAudit(_, reply) => drop(reply.send(Err(err()))),
+            Job::CountAudit(_, reply) => drop(reply.send(Err(err()))),
+            Job::PruneAudit(_, reply) => drop(reply.send(Err(err()))),
+            Job::Flush(reply) => drop(reply.send(())),
+            Job::Change { .. } | Job::Audit(_) | Job::Event { .. } | Job::Baseline(_) => {}
+        }
+    }
+}
+
+pub(super) enum Read {
+    Tokens(oneshot::Sender<Result<Vec<TokenRow>, PersistError>>),
+    Audit(
+        AuditFilter,
+        oneshot::Sender<Result<Vec<AuditRecord>, PersistError>>,
+    ),
+    Count(AuditFilter, oneshot::Sender<Result<u64, PersistError>>),
+    /// Not a read, but answered the same way: after the batch's commit, in its own
+    /// statement, so a long prune never holds back the batch's acknowledgements.
+    Prune(i64, oneshot::Sender<Result<u64, PersistError>>),
+}
+
+impl Read {
+    fn answer(self, conn: &Connection) {
+        let failed = |err: rusqlite::Error| PersistError::Unavailable(err.to_string().into());
+        match self {
+            Read::Tokens(reply) => drop(reply.send(read_tokens(conn).map_err(failed))),
+            Read::Audit(filter, reply) => {
+                drop(reply.send(read_audit(conn, &filter).map_err(failed)))
+            }
+            Read::Count(filter, reply) => {
+                drop(reply.send(count_audit(conn, &filter).map_err(failed)))
+            }
+            Read::Prune(before, reply) => {
+                drop(reply.send(prune_audit(conn, before).map_err(failed)))
+            }
+        }
+    }
+}
+
+pub(super) fn write_change(
+    tx: &rusqlite::Transaction<'_>,
+    record: &ChangeRecord,
+    actor: &Identity,
+) -> rusqlite::Result<()> {
+    let entry = record.audit();
+    let mut audit = actor_entry(
+        actor,
+        AuditKind::of(entry.kind),
+        entry.resource.as_ref().map(|r| r.as_str()),
+        entry.at_unix_ms,
+        entry.what,
+        entry.before,
+        entry.after,
+    );
+    audit.change = Some(entry.change);
+    audit.snapshot = entry.snapshot.as_ref().map(|s| s.change);
+    insert_audit(tx, &audit)?;
+    if let Some(snapshot) = &record.snapshot {
+        let body = serde_json::to_string(&**snapshot)
+            .map_err(|err| corrupt(format!("snapshot {}: {err}", snapshot.change)))?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO snapshots(change, hash, body) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![snapshot.change as i64, snapshot.hash(), body])?;
+    }
+    Ok(())
+}
+
+pub(super) fn write_baseline(
+    tx: &rusqlite::Transaction<'_>,
+    state: &PersistedState,
+) -> rusqlite::Result<()> {
+    let mut meta = tx.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)")?;
+    meta.execute(["change", &state.change.to_string()])?;
+    meta.execute(["autosave_every", &state.autosave.every().to_string()])?;
+    meta.execute(["snapshot_capacity", &state.autosave.capacity().to_string()])?;
+    tx.execute("DELETE FROM resources", [])?;
+    for r in &state.resources {
+        let body =
+            serde_json::to_string(r).map_err(|err| corrupt(format!("resource {}: {err}", r.id)))?;
+        tx.prepare_cached("INSERT INTO resources(id, body) VALUES (?1, ?2)")?
+            .execute(params![r.id.as_str(), body])?;
+    }
+    Ok(())
+}
+
+/// Brings the `resources` table to `state` for the ids the batch touched (all of them
+/// after a restore).
+pub(super) fn write_resources(
+    tx: &rusqlite::Transaction<'_>,
+    state: &State,
+    touched: &std::collections::BTreeSet<engine::model::ResourceId>,
+    everything: bool,
+) -> rusqlite::Result<()> {
+    let upsert = |r: &Resource| -> rusqlite::Result<()> {
+        let body =
+            serde_json::to_string(r).map_err(|err| corrupt(format!("resource {}: {err}", r.id)))?;
+        tx.prepare_cached("INSERT OR REPLACE INTO resources(id, body) VALUES (?1, ?2)")?
+            .execute(params![r.id.as_str(), body])?;
+        Ok(())
+    };
+    if everything {
+        tx.execute("DELETE FROM resources", [])?;
+        for r in state.resources.values() {
+            upsert(r)?;
+        }
+        return Ok(());
+    }
+    for id in touched {
+        match state.resources.get(id) {
+            Some(r) => upsert(r)?,
+            None => {
+                tx.prepare_cached("DELETE FROM resources WHERE id = ?1")?
+                    .execute([id.as_str()])?;
+            }
+        }
+    }
+    Ok(())
+}
