@@ -13,6 +13,7 @@ pub enum AuditKind {
     ClearTarget,
     SetSettings,
     Rename,
+    SetSource,
     AddResource,
     RemoveResource,
     Restore,
@@ -24,11 +25,12 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind, in the order the filter lists them.
-    pub const ALL: [AuditKind; 11] = [
+    pub const ALL: [AuditKind; 12] = [
         AuditKind::SetTarget,
         AuditKind::ClearTarget,
         AuditKind::SetSettings,
         AuditKind::Rename,
+        AuditKind::SetSource,
         AuditKind::AddResource,
         AuditKind::RemoveResource,
         AuditKind::Restore,
@@ -44,6 +46,7 @@ impl AuditKind {
             AuditKind::ClearTarget => "clear_target",
             AuditKind::SetSettings => "set_settings",
             AuditKind::Rename => "rename",
+            AuditKind::SetSource => "set_source",
             AuditKind::AddResource => "add_resource",
             AuditKind::RemoveResource => "remove_resource",
             AuditKind::Restore => "restore",
@@ -68,6 +71,7 @@ impl AuditKind {
             M::ClearTarget => AuditKind::ClearTarget,
             M::SetSettings => AuditKind::SetSettings,
             M::Rename => AuditKind::Rename,
+            M::SetSource => AuditKind::SetSource,
             M::Restore => AuditKind::Restore,
         }
     }

@@ -95,6 +95,17 @@ impl Identity {
         }
     }
 
+    /// The configuration file, as the audit log names the changes it makes at start-up
+    /// (databases and caches declared there).
+    pub fn configuration() -> Identity {
+        Identity {
+            user: "configuration".to_owned(),
+            role: Role::Admin,
+            source: AuthSource::System,
+            client_ip: None,
+        }
+    }
+
     pub fn may(&self, needed: Role) -> bool {
         self.role.allows(needed)
     }

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::error::EngineError;
 use crate::model::{
     ActionConfig, Resource, ResourceId, ResourceSettings, ResourceType, ResourceView, StatusReport,
-    Target, TargetEdit,
+    SourceSpec, Target, TargetEdit,
 };
 
 /// Resources by id. A persistent map: cloning is O(1) and an insert copies one path, so a
@@ -191,6 +191,11 @@ pub enum Mutation {
         id: ResourceId,
         name: String,
     },
+    /// Changes where a configured resource's samples come from (its connection, probe…).
+    SetSource {
+        id: ResourceId,
+        source: SourceSpec,
+    },
     /// Replace all resources with those of a snapshot still in the ring.
     Restore {
         snapshot: u64,
@@ -206,6 +211,7 @@ impl Mutation {
             Mutation::ClearTarget { .. } => MutationKind::ClearTarget,
             Mutation::SetSettings { .. } => MutationKind::SetSettings,
             Mutation::Rename { .. } => MutationKind::Rename,
+            Mutation::SetSource { .. } => MutationKind::SetSource,
             Mutation::Restore { .. } => MutationKind::Restore,
         }
     }
@@ -220,6 +226,7 @@ pub enum MutationKind {
     ClearTarget,
     SetSettings,
     Rename,
+    SetSource,
     Restore,
 }
 
@@ -548,6 +555,7 @@ impl ChangeRecord {
             MutationKind::SetTarget | MutationKind::ClearTarget => json!(r.target),
             MutationKind::SetSettings => json!(r.settings),
             MutationKind::Rename => json!(r.name),
+            MutationKind::SetSource => json!(r.source),
             _ => json!(r),
         }
     }
@@ -574,7 +582,7 @@ impl ChangeRecord {
                     target(&self.after)
                 )
             }
-            MutationKind::SetSettings => {
+            MutationKind::SetSettings | MutationKind::SetSource => {
                 let n = match (&self.before, &self.after) {
                     (Some(b), Some(a)) => diff(
                         &ResourceMap::unit(b.id.clone(), b.clone()),
@@ -1141,6 +1149,20 @@ impl ChangeStore {
                 crate::model::validate_name(&name)?;
                 let after = Resource {
                     name,
+                    ..(*before).clone()
+                };
+                replace(before, after)
+            }
+            Mutation::SetSource { id, source } => {
+                let before = existing(&id)?;
+                if before.source.is_none() {
+                    return Err(EngineError::invalid(
+                        "source",
+                        format!("resource `{id}` is produced by a built-in source and has no configurable one"),
+                    ));
+                }
+                let after = Resource {
+                    source: Some(source),
                     ..(*before).clone()
                 };
                 replace(before, after)

@@ -795,6 +795,23 @@ pub struct Resource {
     pub target: Option<Target>,
     #[serde(default)]
     pub settings: ResourceSettings,
+    /// The configured source that produces this resource's samples (a database, a cache,
+    /// …); `None` for resources of the built-in sources (the host, pushes). Part of the
+    /// configuration, so adding, changing and removing one is a counted change that
+    /// snapshots and restore carry. Never holds a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
+}
+
+/// A configured source: its kind (`postgres`, `redis`, …) and its settings as the kind's
+/// connector reads them (`connectors::sources::<kind>`, which validates them). Secrets are
+/// never part of it: settings name where a secret is kept (`password_file`,
+/// `password_env`), and the connector refuses a password given inline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub kind: String,
+    pub settings: serde_json::Value,
 }
 
 impl Resource {
@@ -807,6 +824,7 @@ impl Resource {
             metrics: default_metrics(resource_type),
             target: default_target(resource_type),
             settings: ResourceSettings::default(),
+            source: None,
         }
     }
 

@@ -191,6 +191,8 @@ struct FileConfig {
     mutation_rate: Option<u32>,
     mutation_burst: Option<u32>,
     audit_retention_days: Option<u32>,
+    #[serde(default)]
+    postgres: Vec<connectors::sources::postgres::PostgresEntry>,
 }
 
 /// The `[actions]` table: what the optimizer may execute. Webhook signing secrets live
@@ -277,6 +279,8 @@ impl PublicUrl {
 /// The effective settings after merging flags, environment, file and defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `[[postgres]]`: databases to watch, added (or updated) at start-up as changes.
+    pub postgres: Vec<connectors::sources::postgres::PostgresEntry>,
     pub listen: SocketAddr,
     pub site_root: PathBuf,
     pub request_timeout: Duration,
@@ -475,7 +479,21 @@ impl Settings {
         }
         let data_dir =
             (!ephemeral).then(|| data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)));
+        let mut names = std::collections::BTreeSet::new();
+        for (i, entry) in file.postgres.iter().enumerate() {
+            entry.validate().map_err(|rule| ConfigError::Invalid {
+                field: "postgres",
+                rule: format!("entry {} ({:?}): {rule}", i + 1, entry.name),
+            })?;
+            if !names.insert(entry.name.as_str()) {
+                return Err(ConfigError::Invalid {
+                    field: "postgres",
+                    rule: format!("entry {} repeats the name {:?}; names must be unique", i + 1, entry.name),
+                });
+            }
+        }
         Ok(Settings {
+            postgres: file.postgres.clone(),
             data_dir,
             listen: cli
                 .listen

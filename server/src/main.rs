@@ -53,6 +53,10 @@ async fn main() -> ExitCode {
     monitor
         .persist
         .keep_audit_for(settings.audit_retention_days);
+    if let Err(err) = monitor.apply_configured(&settings.postgres).await {
+        eprintln!("error: cannot apply the configuration file: {err:#}");
+        return ExitCode::FAILURE;
+    }
     let state = AppState::new(settings, monitor.clone());
     tracing::info!("{}", state.auth.describe());
     if let Err(err) = state.tokens.load().await {

@@ -13,6 +13,7 @@ pub mod live;
 pub mod metrics;
 pub mod push;
 pub mod router;
+pub mod sources;
 
 /// Reads a JSON body. The one rule for every JSON route: a body that is not JSON of the
 /// expected shape (syntax, a missing or unknown field, a wrong type) is a 400 naming

@@ -186,7 +186,8 @@ fn mutations(state: &AppState, context: impl Fn() + Clone + Send + Sync + 'stati
         rate: settings.mutation_rate,
         burst: settings.mutation_burst,
     };
-    let mut routes = crate::http::api::router(state.clone());
+    let mut routes =
+        crate::http::api::router(state.clone()).merge(crate::http::sources::router(state.clone()));
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         let context = context.clone();
         let handler = move |request: Request<Body>| {

@@ -52,6 +52,15 @@ impl Monitor {
             // A target edit on a resource always has a target, so this cannot be refused.
             let _ = self.proof().open(after, event, record.at_unix_ms, unit);
         }
+        if matches!(
+            record.kind,
+            MutationKind::AddResource
+                | MutationKind::RemoveResource
+                | MutationKind::SetSource
+                | MutationKind::Restore
+        ) {
+            self.reconcile_sources();
+        }
         let scope = match (record.kind, &record.resource) {
             (MutationKind::Restore, _) | (_, None) => None,
             (_, Some(id)) => Some(id.clone()),
@@ -80,12 +89,14 @@ pub fn required_role(state: &State, mutation: &Mutation) -> Role {
             _ => Role::Editor,
         },
         Mutation::AddResource { resource }
-            if matches!(resource.resource_type, ResourceType::Custom(_)) =>
+            if matches!(resource.resource_type, ResourceType::Custom(_))
+                && resource.source.is_none() =>
         {
             Role::Editor
         }
         Mutation::AddResource { .. }
         | Mutation::RemoveResource { .. }
+        | Mutation::SetSource { .. }
         | Mutation::Restore { .. } => Role::Admin,
     }
 }
@@ -99,13 +110,22 @@ fn touches_action(current: &ResourceSettings, next: &ResourceSettings) -> bool {
 
 fn authorize(actor: &Identity, state: &State, mutation: &Mutation) -> Result<(), EngineError> {
     let needed = required_role(state, mutation);
-    if actor.may(needed) {
-        Ok(())
-    } else {
-        Err(EngineError::Forbidden {
+    if !actor.may(needed) {
+        return Err(EngineError::Forbidden {
             reason: app::backend::forbidden_message(actor, needed),
-        })
+        });
     }
+    // A configured source's settings are its connector's to judge (the engine does not
+    // know the kinds).
+    let spec = match mutation {
+        Mutation::AddResource { resource } => resource.source.as_ref(),
+        Mutation::SetSource { source, .. } => Some(source),
+        _ => None,
+    };
+    if let Some(spec) = spec {
+        connectors::sources::validate(spec).map_err(|rule| EngineError::invalid("source", rule))?;
+    }
+    Ok(())
 }
 
 fn unavailable(err: crate::persist::PersistError) -> AppError {

@@ -10,6 +10,7 @@ pub mod hub;
 pub mod monitor;
 pub mod overview;
 pub mod proof;
+pub mod sources;
 
 pub use app_state::AppState;
 pub use monitor::{start, Monitor};

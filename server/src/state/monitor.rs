@@ -59,6 +59,8 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
     };
     Monitor::start(Parts {
         host: host::source(collector, &settings.resource_defaults),
+        interval: settings.collect_interval,
+        resource_defaults: settings.resource_defaults.clone(),
         history: HistoryConfig::default(),
         options,
         persist,
@@ -70,6 +72,10 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
 /// What [`Monitor::start`] is built from.
 pub struct Parts {
     pub host: engine::source::runtime::Polled<host::HostPoll>,
+    /// How often configured sources (databases, caches) are read.
+    pub interval: Duration,
+    /// Settings of resources added from the configuration file.
+    pub resource_defaults: engine::model::ResourceSettings,
     pub history: HistoryConfig,
     pub options: StoreOptions,
     pub persist: Persist,
@@ -164,6 +170,10 @@ pub struct Monitor {
     pub sources: Arc<Sources>,
     /// Where `POST /api/push` hands validated samples.
     pub push: push::PushIngest,
+    /// The configured sources running now (see `state::sources`).
+    pub(crate) configured: super::sources::Running,
+    pub(crate) interval: Duration,
+    pub(crate) resource_defaults: engine::model::ResourceSettings,
     /// True while the monitor task runs; a guard in the task clears it however the task
     /// ends, a panic included.
     alive: Arc<AtomicBool>,
@@ -199,6 +209,8 @@ impl Monitor {
     pub fn start(parts: Parts) -> anyhow::Result<Monitor> {
         let Parts {
             host,
+            interval,
+            resource_defaults,
             history,
             options,
             persist,
@@ -239,6 +251,9 @@ impl Monitor {
             push,
             alive: Arc::new(AtomicBool::new(true)),
             counters: Arc::default(),
+            configured: Arc::default(),
+            interval,
+            resource_defaults,
         };
         let clock = Duration::from_millis(history_step(&monitor));
         let task = MonitorTask::new(monitor.clone(), actions);
@@ -247,6 +262,7 @@ impl Monitor {
             sources.add(Box::new(host)).await;
             sources.add(Box::new(push_source)).await;
         });
+        monitor.reconcile_sources();
         Ok(monitor)
     }
 

@@ -1,0 +1,619 @@
+//! PostgreSQL as a source: one database watched at 1 Hz over one connection.
+//!
+//! Each tick: an active probe (a canary `SELECT 1` and the user's optional
+//! `probe_query`, each under a `statement_timeout`) timed on the client, so percentiles
+//! come from what a client really waits (pg_stat_statements has none), and one statement
+//! reading `pg_stat_database`, `pg_stat_activity`, `max_connections` and replication lag.
+//! Counters become rates over a window of several seconds: PostgreSQL flushes backend
+//! statistics about once a second, so one-second deltas alias (0, then twice the rate).
+//!
+//! `pg_monitor` is enough for everything here. The password is never part of the
+//! configuration: `password_file` or `password_env` say where it is, and it is read when
+//! the source (re)connects.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::model::{
+    Metric, MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec,
+};
+use engine::series::{SeriesInfo, SeriesKey, Tick, UnixMillis};
+use engine::source::runtime::Polled;
+use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+
+/// The kind name in a resource's [`SourceSpec`].
+pub const KIND: &str = "postgres";
+/// Longest a connection attempt (socket, TLS-less startup, authentication) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Probes kept for the client-side percentiles (a minute at 1 Hz).
+const PROBE_WINDOW: usize = 60;
+/// Counter snapshots kept: rates are taken over up to this many seconds.
+const RATE_WINDOW: usize = 6;
+
+/// A database's source settings: the `[[postgres]]` table of the configuration file less
+/// its `name`, and what a resource's source spec holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// `postgresql://user@host:port/db` (or `host=… user=…`); without a password.
+    pub url: String,
+    /// A file holding the password (its first line), readable by perfpilot only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// A query that stands for the application's work; timed every tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_query: Option<String>,
+    /// Databases with the same group are shards of one logical database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `statement_timeout` of every query perfpilot runs, in ms.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u32,
+}
+
+fn default_statement_timeout_ms() -> u32 {
+    2_000
+}
+
+/// One `[[postgres]]` entry of the configuration file: a name and the settings (written
+/// out rather than flattened, so an unknown key is still an error naming its line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresEntry {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub probe_query: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u32,
+}
+
+impl PostgresEntry {
+    pub fn settings(&self) -> PostgresSettings {
+        PostgresSettings {
+            url: self.url.clone(),
+            password_file: self.password_file.clone(),
+            password_env: self.password_env.clone(),
+            probe_query: self.probe_query.clone(),
+            group: self.group.clone(),
+            statement_timeout_ms: self.statement_timeout_ms,
+        }
+    }
+
+    /// Checks the entry without connecting; the error names the field and the rule.
+    pub fn validate(&self) -> Result<(), String> {
+        resource_id(&self.name)?;
+        self.settings().validate().map(drop)
+    }
+}
+
+impl PostgresSettings {
+    /// Checks everything that can be checked without connecting; the error names the
+    /// field and the rule.
+    pub fn validate(&self) -> Result<Config, String> {
+        let config = Config::from_str(&self.url)
+            .map_err(|err| format!("url: is not a PostgreSQL connection URL ({err})"))?;
+        if config.get_password().is_some() {
+            return Err("url: must not contain a password (it would end up in snapshots and the audit log); use password_file or password_env".into());
+        }
+        if config.get_user().is_none() {
+            return Err("url: must name a user, e.g. postgresql://perf@host:5432/app".into());
+        }
+        if self.password_file.is_some() && self.password_env.is_some() {
+            return Err("password_file: give either password_file or password_env, not both".into());
+        }
+        if let Some(env) = &self.password_env {
+            if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("password_env: must be an environment variable name, got {env:?}"));
+            }
+        }
+        if let Some(query) = &self.probe_query {
+            if query.trim().is_empty() || query.len() > 4096 {
+                return Err("probe_query: must be a query of 1–4096 characters".into());
+            }
+        }
+        if let Some(group) = &self.group {
+            if group.is_empty() || group.len() > 64 || group.chars().any(char::is_control) {
+                return Err(format!("group: must be 1–64 printable characters, got {group:?}"));
+            }
+        }
+        if !(100..=60_000).contains(&self.statement_timeout_ms) {
+            return Err(format!(
+                "statement_timeout_ms: must be between 100 and 60000, got {}",
+                self.statement_timeout_ms
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The password, read now from where the settings say it is.
+    pub fn password(&self) -> Result<Option<String>, String> {
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("password_file {}: {err}", path.display()))?;
+            return Ok(Some(text.lines().next().unwrap_or_default().to_owned()));
+        }
+        if let Some(name) = &self.password_env {
+            return std::env::var(name)
+                .map(Some)
+                .map_err(|_| format!("password_env: the environment variable {name} is not set"));
+        }
+        Ok(None)
+    }
+
+    pub fn spec(&self) -> SourceSpec {
+        SourceSpec {
+            kind: KIND.to_owned(),
+            settings: serde_json::to_value(self).expect("settings always serialize"),
+        }
+    }
+
+    pub fn from_spec(spec: &SourceSpec) -> Result<PostgresSettings, String> {
+        serde_json::from_value(spec.settings.clone())
+            .map_err(|err| format!("source.settings: {err}"))
+    }
+}
+
+/// The resource id of a database: `database:<name>`.
+pub fn resource_id(name: &str) -> Result<ResourceId, String> {
+    ResourceId::new(&format!("database:{name}")).map_err(|err| format!("name: {err}"))
+}
+
+/// A metric of a database resource, with its kind (when a target may be set on it) and
+/// unit.
+struct MetricDef {
+    name: &'static str,
+    kind: Option<MetricKind>,
+    unit: &'static str,
+}
+
+const METRICS: &[MetricDef] = &[
+    MetricDef { name: "latency", kind: Some(MetricKind::Latency), unit: "ms" },
+    MetricDef { name: "latency_p50", kind: Some(MetricKind::Latency), unit: "ms" },
+    MetricDef { name: "latency_p95", kind: Some(MetricKind::Latency), unit: "ms" },
+    MetricDef { name: "latency_p99", kind: Some(MetricKind::Latency), unit: "ms" },
+    MetricDef { name: "canary_ms", kind: Some(MetricKind::Latency), unit: "ms" },
+    MetricDef { name: "tps", kind: Some(MetricKind::Throughput), unit: "/s" },
+    MetricDef { name: "rollback_pct", kind: Some(MetricKind::Utilization), unit: "%" },
+    MetricDef { name: "cache_hit_pct", kind: Some(MetricKind::Utilization), unit: "%" },
+    MetricDef { name: "connections_pct", kind: Some(MetricKind::Utilization), unit: "%" },
+    MetricDef { name: "deadlocks_per_min", kind: Some(MetricKind::Throughput), unit: "/min" },
+    MetricDef { name: "temp_bytes_per_s", kind: Some(MetricKind::Throughput), unit: "bytes/s" },
+    MetricDef { name: "connections", kind: None, unit: "connections" },
+    MetricDef { name: "idle_in_transaction", kind: None, unit: "sessions" },
+    MetricDef { name: "oldest_xact_s", kind: None, unit: "s" },
+    MetricDef { name: "replication_lag_s", kind: None, unit: "s" },
+];
+
+/// The resource a database is, with the seed's default target (probe latency p95 ≤ 80 ms)
+/// and `defaults` as settings.
+pub fn resource(name: &str, settings: &PostgresSettings, defaults: &ResourceSettings) -> Result<Resource, String> {
+    let id = resource_id(name)?;
+    let mut resource = Resource::new(id, ResourceType::Database, name);
+    resource.metrics = METRICS
+        .iter()
+        .filter_map(|m| Some(Metric::new(m.name, m.kind?)))
+        .collect();
+    resource.settings = defaults.clone();
+    resource.source = Some(settings.spec());
+    resource.validate().map_err(|err| err.to_string())?;
+    Ok(resource)
+}
+
+fn series(resource: &Resource) -> Arc<[SeriesInfo]> {
+    METRICS
+        .iter()
+        .map(|m| {
+            SeriesInfo::new(
+                SeriesKey::new(resource.id.as_str(), m.name),
+                ResourceType::Database,
+                resource.name.clone(),
+                m.kind,
+                m.unit,
+            )
+        })
+        .collect()
+}
+
+/// The source of `resource` (whose spec holds `settings`), polled every `interval`.
+pub fn source(resource: &Resource, settings: PostgresSettings, interval: Duration) -> Polled<PostgresPoll> {
+    let info = SourceInfo {
+        id: resource.id.to_string(),
+        kind: KIND.to_owned(),
+        resources: vec![resource.clone()],
+        owns: Vec::new(),
+    };
+    let mut schedule = Schedule::every(interval);
+    // Connecting and the three statements each have their own timeouts; this only stops a
+    // tick that hangs as a whole.
+    schedule.timeout = CONNECT_TIMEOUT + Duration::from_millis(u64::from(settings.statement_timeout_ms) * 3);
+    Polled::new(
+        info,
+        schedule,
+        PostgresPoll {
+            settings,
+            series: series(resource),
+            client: None,
+            probes: VecDeque::with_capacity(PROBE_WINDOW),
+            counters: VecDeque::with_capacity(RATE_WINDOW),
+        },
+    )
+}
+
+/// What a check of a database found (for adding one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub server_version: String,
+    /// Whether the role can read every session's statistics (`pg_monitor`).
+    pub monitor: bool,
+    /// `pg_stat_statements` is installed in this database.
+    pub statements: bool,
+}
+
+/// Connects once and reads what the source needs, so a database is refused with the
+/// reason before it is added: unreachable, authentication failed, database missing, role
+/// without `pg_monitor` (all but the first are the server's own words).
+pub async fn check(settings: &PostgresSettings) -> Result<CheckReport, String> {
+    check_with(settings, settings.password()?).await
+}
+
+/// [`check`] with a password given rather than read from where the settings say.
+pub async fn check_with(settings: &PostgresSettings, password: Option<String>) -> Result<CheckReport, String> {
+    let config = settings.validate()?;
+    let client = connect(&config, password.as_deref(), settings.statement_timeout_ms).await?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), \
+                    pg_has_role(current_user, 'pg_monitor', 'MEMBER') \
+                      OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+                    EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')",
+            &[],
+        )
+        .await
+        .map_err(|err| describe(&err, &config))?;
+    let report = CheckReport {
+        server_version: row.get(0),
+        monitor: row.get::<_, Option<bool>>(1).unwrap_or(false),
+        statements: row.get(2),
+    };
+    if !report.monitor {
+        let user = config.get_user().unwrap_or_default();
+        return Err(format!(
+            "role \"{user}\" lacks pg_monitor: it cannot read other sessions' statistics; run GRANT pg_monitor TO \"{user}\""
+        ));
+    }
+    Ok(report)
+}
+
+/// A connection with `statement_timeout` set, its driver on its own task.
+async fn connect(config: &Config, password: Option<&str>, statement_timeout_ms: u32) -> Result<Client, String> {
+    let mut config = config.clone();
+    if let Some(password) = password {
+        config.password(password);
+    }
+    config
+        .application_name("perfpilot")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .options(format!("-c statement_timeout={statement_timeout_ms}"));
+    let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls))
+        .await
+        .map_err(|_| format!("no answer from {} within {} s", address(&config), CONNECT_TIMEOUT.as_secs()))?
+        .map_err(|err| describe(&err, &config))?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(%err, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Where `config` connects, for messages.
+fn address(config: &Config) -> String {
+    use tokio_postgres::config::Host;
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => format!("{host}:{port}"),
+        Some(Host::Unix(path)) => format!("{}/.s.PGSQL.{port}", path.display()),
+        None => format!("localhost:{port}"),
+    }
+}
+
+/// A client error in words a person reads, never a password.
+pub fn describe(err: &tokio_postgres::Error, config: &Config) -> String {
+    let user = config.get_user().unwrap_or_default();
+    let db = config.get_dbname().unwrap_or(user);
+    let server = err.as_db_error().map(|e| e.message().to_owned());
+    if let Some(code) = err.code() {
+        let message = server.unwrap_or_default();
+        return match *code {
+            SqlState::INVALID_PASSWORD => format!(
+                "authentication failed for user \"{user}\" (wrong password, or no such user)"
+            ),
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+                format!("the server refused the login of \"{user}\": {message}")
+            }
+            SqlState::INVALID_CATALOG_NAME => format!("database \"{db}\" does not exist"),
+            SqlState::INSUFFICIENT_PRIVILEGE => format!("permission denied: {message}"),
+            SqlState::TOO_MANY_CONNECTIONS => format!("the server has too many connections: {message}"),
+            SqlState::CANNOT_CONNECT_NOW | SqlState::ADMIN_SHUTDOWN => {
+                format!("the server is starting up or shutting down: {message}")
+            }
+            SqlState::QUERY_CANCELED => format!("a query took longer than statement_timeout: {message}"),
+            _ => format!("{message} (SQLSTATE {})", code.code()),
+        };
+    }
+    let io = std::error::Error::source(err).and_then(|s| s.downcast_ref::<std::io::Error>());
+    match io.map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::ConnectionRefused) => format!(
+            "connection refused at {} (is PostgreSQL running and listening there?)",
+            address(config)
+        ),
+        Some(std::io::ErrorKind::TimedOut) => format!("no answer from {} within {} s", address(config), CONNECT_TIMEOUT.as_secs()),
+        Some(std::io::ErrorKind::NotFound) => format!("no PostgreSQL socket at {}", address(config)),
+        _ if err.is_closed() => "the connection to the server was lost".to_owned(),
+        _ => match io {
+            Some(io) => format!("{} ({io})", address(config)),
+            None => format!("{err}"),
+        },
+    }
+}
+
+/// Cumulative counters at one instant.
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    at: Instant,
+    xacts: i64,
+    rollbacks: i64,
+    blks_hit: i64,
+    blks_read: i64,
+    deadlocks: i64,
+    temp_bytes: i64,
+}
+
+/// The source's state between ticks (the runtime never runs two collects at once).
+pub struct PostgresPoll {
+    settings: PostgresSettings,
+    series: Arc<[SeriesInfo]>,
+    client: Option<Client>,
+    /// The latest probe latencies, ms.
+    probes: VecDeque<f64>,
+    counters: VecDeque<Counters>,
+}
+
+const STATS: &str = "SELECT d.numbackends::int8, (d.xact_commit + d.xact_rollback)::int8, d.xact_rollback::int8, \
+       d.blks_hit::int8, d.blks_read::int8, d.deadlocks::int8, d.temp_bytes::int8, \
+       current_setting('max_connections')::int8, \
+       a.clients, a.idle_in_tx, a.oldest_xact_s, \
+       CASE WHEN pg_is_in_recovery() \
+            THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 \
+            ELSE (SELECT max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication) END \
+FROM pg_stat_database d, \
+     (SELECT count(*) FILTER (WHERE backend_type = 'client backend')::int8 AS clients, \
+             count(*) FILTER (WHERE state IN ('idle in transaction', 'idle in transaction (aborted)'))::int8 AS idle_in_tx, \
+             coalesce(extract(epoch FROM max(now() - xact_start) \
+                 FILTER (WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())), 0)::float8 AS oldest_xact_s \
+      FROM pg_stat_activity) a \
+WHERE d.datname = current_database()";
+
+impl PostgresPoll {
+    async fn client(&mut self) -> Result<&Client, SourceError> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let config = self.settings.validate().map_err(SourceError::new)?;
+            let password = self.settings.password().map_err(SourceError::new)?;
+            let client = connect(&config, password.as_deref(), self.settings.statement_timeout_ms)
+                .await
+                .map_err(SourceError::new)?;
+            self.client = Some(client);
+        }
+        Ok(self.client.as_ref().expect("connected above"))
+    }
+
+    async fn tick(&mut self, at: UnixMillis) -> Result<Tick, SourceError> {
+        let config = self.settings.validate().map_err(SourceError::new)?;
+        let probe_query = self.settings.probe_query.clone();
+        let client = self.client().await?;
+        let failed = |err: tokio_postgres::Error| SourceError::new(describe(&err, &config));
+        let started = Instant::now();
+        client.simple_query("SELECT 1").await.map_err(failed)?;
+        let canary = started.elapsed().as_secs_f64() * 1000.0;
+        let probe = match &probe_query {
+            Some(query) => {
+                let started = Instant::now();
+                client.simple_query(query).await.map_err(|err| {
+                    SourceError::new(format!("probe_query: {}", describe(&err, &config)))
+                })?;
+                started.elapsed().as_secs_f64() * 1000.0
+            }
+            None => canary,
+        };
+        let row = client.query_one(STATS, &[]).await.map_err(failed)?;
+        let now = Instant::now();
+        let counters = Counters {
+            at: now,
+            xacts: row.get(1),
+            rollbacks: row.get(2),
+            blks_hit: row.get(3),
+            blks_read: row.get(4),
+            deadlocks: row.get(5),
+            temp_bytes: row.get(6),
+        };
+        let max_connections: i64 = row.get(7);
+        let clients: i64 = row.get(8);
+        let idle_in_tx: i64 = row.get(9);
+        let oldest_xact_s: f64 = row.get(10);
+        let replication_lag_s: Option<f64> = row.get(11);
+
+        if self.probes.len() == PROBE_WINDOW {
+            self.probes.pop_front();
+        }
+        self.probes.push_back(probe);
+        let oldest = self.counters.front().copied();
+        if self.counters.len() == RATE_WINDOW {
+            self.counters.pop_front();
+        }
+        self.counters.push_back(counters);
+        let rates = oldest.and_then(|then| Rates::between(&then, &counters));
+        let probes = self.probes.make_contiguous();
+        let percentile = |p: f64| engine::stats::percentile(probes, p);
+        let (p50, p95, p99) = (percentile(50.0), percentile(95.0), percentile(99.0));
+        let values: Vec<Option<f64>> = vec![
+            Some(probe),
+            p50,
+            p95,
+            p99,
+            Some(canary),
+            rates.map(|r| r.tps),
+            rates.and_then(|r| r.rollback_pct),
+            rates.and_then(|r| r.cache_hit_pct),
+            (max_connections > 0).then(|| clients as f64 / max_connections as f64 * 100.0),
+            rates.map(|r| r.deadlocks_per_min),
+            rates.map(|r| r.temp_bytes_per_s),
+            Some(clients as f64),
+            Some(idle_in_tx as f64),
+            Some(oldest_xact_s),
+            replication_lag_s,
+        ];
+        debug_assert_eq!(values.len(), METRICS.len());
+        Ok(Tick {
+            at,
+            series: self.series.clone(),
+            values: values.into_iter().map(|v| v.map(|v| v as f32)).collect(),
+            top_processes: None,
+        })
+    }
+}
+
+/// Rates between two counter snapshots; `None` when the counters went backwards (a
+/// statistics reset, or a failover to another server).
+#[derive(Debug, Clone, Copy)]
+struct Rates {
+    tps: f64,
+    rollback_pct: Option<f64>,
+    cache_hit_pct: Option<f64>,
+    deadlocks_per_min: f64,
+    temp_bytes_per_s: f64,
+}
+
+impl Rates {
+    fn between(then: &Counters, now: &Counters) -> Option<Rates> {
+        let secs = now.at.duration_since(then.at).as_secs_f64();
+        let delta = |a: i64, b: i64| (b >= a).then(|| (b - a) as f64);
+        let xacts = delta(then.xacts, now.xacts)?;
+        let rollbacks = delta(then.rollbacks, now.rollbacks)?;
+        let hits = delta(then.blks_hit, now.blks_hit)?;
+        let reads = delta(then.blks_read, now.blks_read)?;
+        let deadlocks = delta(then.deadlocks, now.deadlocks)?;
+        let temp = delta(then.temp_bytes, now.temp_bytes)?;
+        if secs <= 0.0 {
+            return None;
+        }
+        Some(Rates {
+            tps: xacts / secs,
+            rollback_pct: (xacts > 0.0).then(|| rollbacks / xacts * 100.0),
+            cache_hit_pct: (hits + reads > 0.0).then(|| hits / (hits + reads) * 100.0),
+            deadlocks_per_min: deadlocks / secs * 60.0,
+            temp_bytes_per_s: temp / secs,
+        })
+    }
+}
+
+impl Poll for PostgresPoll {
+    fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>> {
+        Box::pin(async move {
+            let result = self.tick(at).await;
+            if result.is_err() {
+                // A failed statement may leave the session unusable; the next tick starts
+                // clean (and a lost server is reconnected with backoff).
+                self.client = None;
+                self.counters.clear();
+            }
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> PostgresSettings {
+        PostgresSettings {
+            url: url.into(),
+            password_file: None,
+            password_env: None,
+            probe_query: None,
+            group: None,
+            statement_timeout_ms: 2000,
+        }
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused_and_never_echoed() {
+        let err = settings("postgresql://perf:hunter2@127.0.0.1/app").validate().unwrap_err();
+        assert!(err.starts_with("url: must not contain a password"), "{err}");
+        assert!(!err.contains("hunter2"));
+        assert!(settings("postgresql://perf@127.0.0.1:5432/app").validate().is_ok());
+        let both = PostgresSettings {
+            password_file: Some("/x".into()),
+            password_env: Some("PG_PASS".into()),
+            ..settings("postgresql://perf@127.0.0.1/app")
+        };
+        assert!(both.validate().unwrap_err().starts_with("password_file:"));
+    }
+
+    #[test]
+    fn the_spec_round_trips_and_unknown_fields_are_refused() {
+        let s = PostgresSettings {
+            probe_query: Some("SELECT count(*) FROM orders".into()),
+            ..settings("postgresql://perf@127.0.0.1/app")
+        };
+        assert_eq!(PostgresSettings::from_spec(&s.spec()).unwrap(), s);
+        let mut spec = s.spec();
+        spec.settings["password"] = "x".into();
+        let err = PostgresSettings::from_spec(&spec).unwrap_err();
+        assert!(err.contains("unknown field `password`"), "{err}");
+    }
+
+    #[test]
+    fn rates_are_per_second_over_the_window_and_survive_a_reset() {
+        let t0 = Instant::now();
+        let then = Counters { at: t0, xacts: 100, rollbacks: 10, blks_hit: 900, blks_read: 100, deadlocks: 0, temp_bytes: 0 };
+        let now = Counters { at: t0 + Duration::from_secs(5), xacts: 600, rollbacks: 60, blks_hit: 1800, blks_read: 200, deadlocks: 1, temp_bytes: 5000 };
+        let r = Rates::between(&then, &now).unwrap();
+        assert_eq!(r.tps, 100.0);
+        assert_eq!(r.rollback_pct, Some(10.0));
+        assert_eq!(r.cache_hit_pct, Some(90.0));
+        assert_eq!(r.deadlocks_per_min, 12.0);
+        assert_eq!(r.temp_bytes_per_s, 1000.0);
+        let reset = Counters { xacts: 3, ..now };
+        assert!(Rates::between(&then, &reset).is_none(), "a reset is no negative rate");
+    }
+
+    #[test]
+    fn a_database_is_a_resource_with_the_seed_target() {
+        let r = resource("orders", &settings("postgresql://perf@127.0.0.1/app"), &ResourceSettings::default()).unwrap();
+        assert_eq!(r.id.as_str(), "database:orders");
+        let target = r.target.as_ref().unwrap();
+        assert_eq!((target.metric.as_str(), target.value), ("latency", 80.0));
+        assert!(r.metric("tps").is_some() && r.metric("connections").is_none());
+        assert_eq!(series(&r).len(), METRICS.len());
+    }
+}
