@@ -44,5 +44,11 @@ ensure_wasm_target
 ensure_wasm_bindgen
 ensure_apt gzip brotli
 if [ "${1:-}" = "--test" ]; then
-  ensure_apt chromium chromium-driver prometheus nginx
+  # The tests start their own throwaway PostgreSQL cluster; Debian's package must not
+  # create (or start) a system one.
+  if ! dpkg -s postgresql-15 >/dev/null 2>&1; then
+    as_root mkdir -p /etc/postgresql-common
+    echo 'create_main_cluster = false' | as_root tee -a /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
+  ensure_apt chromium chromium-driver prometheus nginx postgresql-15
 fi

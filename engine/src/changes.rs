@@ -29,8 +29,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::EngineError;
 use crate::model::{
-    ActionConfig, Resource, ResourceId, ResourceSettings, ResourceType, ResourceView, StatusReport,
-    SourceSpec, Target, TargetEdit,
+    ActionConfig, Resource, ResourceId, ResourceSettings, ResourceType, ResourceView, SourceSpec,
+    StatusReport, Target, TargetEdit,
 };
 
 /// Resources by id. A persistent map: cloning is O(1) and an insert copies one path, so a

@@ -488,7 +488,11 @@ impl Settings {
             if !names.insert(entry.name.as_str()) {
                 return Err(ConfigError::Invalid {
                     field: "postgres",
-                    rule: format!("entry {} repeats the name {:?}; names must be unique", i + 1, entry.name),
+                    rule: format!(
+                        "entry {} repeats the name {:?}; names must be unique",
+                        i + 1,
+                        entry.name
+                    ),
                 });
             }
         }

@@ -21,6 +21,8 @@ pub fn validate(spec: &engine::model::SourceSpec) -> Result<(), String> {
         postgres::KIND => postgres::PostgresSettings::from_spec(spec)?
             .validate()
             .map(drop),
-        other => Err(format!("kind: unknown source kind {other:?} (known: postgres)")),
+        other => Err(format!(
+            "kind: unknown source kind {other:?} (known: postgres)"
+        )),
     }
 }

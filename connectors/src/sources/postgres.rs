@@ -115,11 +115,15 @@ impl PostgresSettings {
             return Err("url: must name a user, e.g. postgresql://perf@host:5432/app".into());
         }
         if self.password_file.is_some() && self.password_env.is_some() {
-            return Err("password_file: give either password_file or password_env, not both".into());
+            return Err(
+                "password_file: give either password_file or password_env, not both".into(),
+            );
         }
         if let Some(env) = &self.password_env {
             if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("password_env: must be an environment variable name, got {env:?}"));
+                return Err(format!(
+                    "password_env: must be an environment variable name, got {env:?}"
+                ));
             }
         }
         if let Some(query) = &self.probe_query {
@@ -129,7 +133,9 @@ impl PostgresSettings {
         }
         if let Some(group) = &self.group {
             if group.is_empty() || group.len() > 64 || group.chars().any(char::is_control) {
-                return Err(format!("group: must be 1–64 printable characters, got {group:?}"));
+                return Err(format!(
+                    "group: must be 1–64 printable characters, got {group:?}"
+                ));
             }
         }
         if !(100..=60_000).contains(&self.statement_timeout_ms) {
@@ -183,26 +189,90 @@ struct MetricDef {
 }
 
 const METRICS: &[MetricDef] = &[
-    MetricDef { name: "latency", kind: Some(MetricKind::Latency), unit: "ms" },
-    MetricDef { name: "latency_p50", kind: Some(MetricKind::Latency), unit: "ms" },
-    MetricDef { name: "latency_p95", kind: Some(MetricKind::Latency), unit: "ms" },
-    MetricDef { name: "latency_p99", kind: Some(MetricKind::Latency), unit: "ms" },
-    MetricDef { name: "canary_ms", kind: Some(MetricKind::Latency), unit: "ms" },
-    MetricDef { name: "tps", kind: Some(MetricKind::Throughput), unit: "/s" },
-    MetricDef { name: "rollback_pct", kind: Some(MetricKind::Utilization), unit: "%" },
-    MetricDef { name: "cache_hit_pct", kind: Some(MetricKind::Utilization), unit: "%" },
-    MetricDef { name: "connections_pct", kind: Some(MetricKind::Utilization), unit: "%" },
-    MetricDef { name: "deadlocks_per_min", kind: Some(MetricKind::Throughput), unit: "/min" },
-    MetricDef { name: "temp_bytes_per_s", kind: Some(MetricKind::Throughput), unit: "bytes/s" },
-    MetricDef { name: "connections", kind: None, unit: "connections" },
-    MetricDef { name: "idle_in_transaction", kind: None, unit: "sessions" },
-    MetricDef { name: "oldest_xact_s", kind: None, unit: "s" },
-    MetricDef { name: "replication_lag_s", kind: None, unit: "s" },
+    MetricDef {
+        name: "latency",
+        kind: Some(MetricKind::Latency),
+        unit: "ms",
+    },
+    MetricDef {
+        name: "latency_p50",
+        kind: Some(MetricKind::Latency),
+        unit: "ms",
+    },
+    MetricDef {
+        name: "latency_p95",
+        kind: Some(MetricKind::Latency),
+        unit: "ms",
+    },
+    MetricDef {
+        name: "latency_p99",
+        kind: Some(MetricKind::Latency),
+        unit: "ms",
+    },
+    MetricDef {
+        name: "canary_ms",
+        kind: Some(MetricKind::Latency),
+        unit: "ms",
+    },
+    MetricDef {
+        name: "tps",
+        kind: Some(MetricKind::Throughput),
+        unit: "/s",
+    },
+    MetricDef {
+        name: "rollback_pct",
+        kind: Some(MetricKind::Utilization),
+        unit: "%",
+    },
+    MetricDef {
+        name: "cache_hit_pct",
+        kind: Some(MetricKind::Utilization),
+        unit: "%",
+    },
+    MetricDef {
+        name: "connections_pct",
+        kind: Some(MetricKind::Utilization),
+        unit: "%",
+    },
+    MetricDef {
+        name: "deadlocks_per_min",
+        kind: Some(MetricKind::Throughput),
+        unit: "/min",
+    },
+    MetricDef {
+        name: "temp_bytes_per_s",
+        kind: Some(MetricKind::Throughput),
+        unit: "bytes/s",
+    },
+    MetricDef {
+        name: "connections",
+        kind: None,
+        unit: "connections",
+    },
+    MetricDef {
+        name: "idle_in_transaction",
+        kind: None,
+        unit: "sessions",
+    },
+    MetricDef {
+        name: "oldest_xact_s",
+        kind: None,
+        unit: "s",
+    },
+    MetricDef {
+        name: "replication_lag_s",
+        kind: None,
+        unit: "s",
+    },
 ];
 
 /// The resource a database is, with the seed's default target (probe latency p95 ≤ 80 ms)
 /// and `defaults` as settings.
-pub fn resource(name: &str, settings: &PostgresSettings, defaults: &ResourceSettings) -> Result<Resource, String> {
+pub fn resource(
+    name: &str,
+    settings: &PostgresSettings,
+    defaults: &ResourceSettings,
+) -> Result<Resource, String> {
     let id = resource_id(name)?;
     let mut resource = Resource::new(id, ResourceType::Database, name);
     resource.metrics = METRICS
@@ -231,7 +301,11 @@ fn series(resource: &Resource) -> Arc<[SeriesInfo]> {
 }
 
 /// The source of `resource` (whose spec holds `settings`), polled every `interval`.
-pub fn source(resource: &Resource, settings: PostgresSettings, interval: Duration) -> Polled<PostgresPoll> {
+pub fn source(
+    resource: &Resource,
+    settings: PostgresSettings,
+    interval: Duration,
+) -> Polled<PostgresPoll> {
     let info = SourceInfo {
         id: resource.id.to_string(),
         kind: KIND.to_owned(),
@@ -241,7 +315,8 @@ pub fn source(resource: &Resource, settings: PostgresSettings, interval: Duratio
     let mut schedule = Schedule::every(interval);
     // Connecting and the three statements each have their own timeouts; this only stops a
     // tick that hangs as a whole.
-    schedule.timeout = CONNECT_TIMEOUT + Duration::from_millis(u64::from(settings.statement_timeout_ms) * 3);
+    schedule.timeout =
+        CONNECT_TIMEOUT + Duration::from_millis(u64::from(settings.statement_timeout_ms) * 3);
     Polled::new(
         info,
         schedule,
@@ -273,7 +348,10 @@ pub async fn check(settings: &PostgresSettings) -> Result<CheckReport, String> {
 }
 
 /// [`check`] with a password given rather than read from where the settings say.
-pub async fn check_with(settings: &PostgresSettings, password: Option<String>) -> Result<CheckReport, String> {
+pub async fn check_with(
+    settings: &PostgresSettings,
+    password: Option<String>,
+) -> Result<CheckReport, String> {
     let config = settings.validate()?;
     let client = connect(&config, password.as_deref(), settings.statement_timeout_ms).await?;
     let row = client
@@ -301,7 +379,11 @@ pub async fn check_with(settings: &PostgresSettings, password: Option<String>) -
 }
 
 /// A connection with `statement_timeout` set, its driver on its own task.
-async fn connect(config: &Config, password: Option<&str>, statement_timeout_ms: u32) -> Result<Client, String> {
+async fn connect(
+    config: &Config,
+    password: Option<&str>,
+    statement_timeout_ms: u32,
+) -> Result<Client, String> {
     let mut config = config.clone();
     if let Some(password) = password {
         config.password(password);
@@ -312,7 +394,13 @@ async fn connect(config: &Config, password: Option<&str>, statement_timeout_ms: 
         .options(format!("-c statement_timeout={statement_timeout_ms}"));
     let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls))
         .await
-        .map_err(|_| format!("no answer from {} within {} s", address(&config), CONNECT_TIMEOUT.as_secs()))?
+        .map_err(|_| {
+            format!(
+                "no answer from {} within {} s",
+                address(&config),
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })?
         .map_err(|err| describe(&err, &config))?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
@@ -349,11 +437,15 @@ pub fn describe(err: &tokio_postgres::Error, config: &Config) -> String {
             }
             SqlState::INVALID_CATALOG_NAME => format!("database \"{db}\" does not exist"),
             SqlState::INSUFFICIENT_PRIVILEGE => format!("permission denied: {message}"),
-            SqlState::TOO_MANY_CONNECTIONS => format!("the server has too many connections: {message}"),
+            SqlState::TOO_MANY_CONNECTIONS => {
+                format!("the server has too many connections: {message}")
+            }
             SqlState::CANNOT_CONNECT_NOW | SqlState::ADMIN_SHUTDOWN => {
                 format!("the server is starting up or shutting down: {message}")
             }
-            SqlState::QUERY_CANCELED => format!("a query took longer than statement_timeout: {message}"),
+            SqlState::QUERY_CANCELED => {
+                format!("a query took longer than statement_timeout: {message}")
+            }
             _ => format!("{message} (SQLSTATE {})", code.code()),
         };
     }
@@ -363,8 +455,14 @@ pub fn describe(err: &tokio_postgres::Error, config: &Config) -> String {
             "connection refused at {} (is PostgreSQL running and listening there?)",
             address(config)
         ),
-        Some(std::io::ErrorKind::TimedOut) => format!("no answer from {} within {} s", address(config), CONNECT_TIMEOUT.as_secs()),
-        Some(std::io::ErrorKind::NotFound) => format!("no PostgreSQL socket at {}", address(config)),
+        Some(std::io::ErrorKind::TimedOut) => format!(
+            "no answer from {} within {} s",
+            address(config),
+            CONNECT_TIMEOUT.as_secs()
+        ),
+        Some(std::io::ErrorKind::NotFound) => {
+            format!("no PostgreSQL socket at {}", address(config))
+        }
         _ if err.is_closed() => "the connection to the server was lost".to_owned(),
         _ => match io {
             Some(io) => format!("{} ({io})", address(config)),
@@ -418,9 +516,13 @@ impl PostgresPoll {
         if self.client.is_none() {
             let config = self.settings.validate().map_err(SourceError::new)?;
             let password = self.settings.password().map_err(SourceError::new)?;
-            let client = connect(&config, password.as_deref(), self.settings.statement_timeout_ms)
-                .await
-                .map_err(SourceError::new)?;
+            let client = connect(
+                &config,
+                password.as_deref(),
+                self.settings.statement_timeout_ms,
+            )
+            .await
+            .map_err(SourceError::new)?;
             self.client = Some(client);
         }
         Ok(self.client.as_ref().expect("connected above"))
@@ -567,10 +669,14 @@ mod tests {
 
     #[test]
     fn a_password_in_the_url_is_refused_and_never_echoed() {
-        let err = settings("postgresql://perf:hunter2@127.0.0.1/app").validate().unwrap_err();
+        let err = settings("postgresql://perf:hunter2@127.0.0.1/app")
+            .validate()
+            .unwrap_err();
         assert!(err.starts_with("url: must not contain a password"), "{err}");
         assert!(!err.contains("hunter2"));
-        assert!(settings("postgresql://perf@127.0.0.1:5432/app").validate().is_ok());
+        assert!(settings("postgresql://perf@127.0.0.1:5432/app")
+            .validate()
+            .is_ok());
         let both = PostgresSettings {
             password_file: Some("/x".into()),
             password_env: Some("PG_PASS".into()),
@@ -595,8 +701,24 @@ mod tests {
     #[test]
     fn rates_are_per_second_over_the_window_and_survive_a_reset() {
         let t0 = Instant::now();
-        let then = Counters { at: t0, xacts: 100, rollbacks: 10, blks_hit: 900, blks_read: 100, deadlocks: 0, temp_bytes: 0 };
-        let now = Counters { at: t0 + Duration::from_secs(5), xacts: 600, rollbacks: 60, blks_hit: 1800, blks_read: 200, deadlocks: 1, temp_bytes: 5000 };
+        let then = Counters {
+            at: t0,
+            xacts: 100,
+            rollbacks: 10,
+            blks_hit: 900,
+            blks_read: 100,
+            deadlocks: 0,
+            temp_bytes: 0,
+        };
+        let now = Counters {
+            at: t0 + Duration::from_secs(5),
+            xacts: 600,
+            rollbacks: 60,
+            blks_hit: 1800,
+            blks_read: 200,
+            deadlocks: 1,
+            temp_bytes: 5000,
+        };
         let r = Rates::between(&then, &now).unwrap();
         assert_eq!(r.tps, 100.0);
         assert_eq!(r.rollback_pct, Some(10.0));
@@ -604,12 +726,20 @@ mod tests {
         assert_eq!(r.deadlocks_per_min, 12.0);
         assert_eq!(r.temp_bytes_per_s, 1000.0);
         let reset = Counters { xacts: 3, ..now };
-        assert!(Rates::between(&then, &reset).is_none(), "a reset is no negative rate");
+        assert!(
+            Rates::between(&then, &reset).is_none(),
+            "a reset is no negative rate"
+        );
     }
 
     #[test]
     fn a_database_is_a_resource_with_the_seed_target() {
-        let r = resource("orders", &settings("postgresql://perf@127.0.0.1/app"), &ResourceSettings::default()).unwrap();
+        let r = resource(
+            "orders",
+            &settings("postgresql://perf@127.0.0.1/app"),
+            &ResourceSettings::default(),
+        )
+        .unwrap();
         assert_eq!(r.id.as_str(), "database:orders");
         let target = r.target.as_ref().unwrap();
         assert_eq!((target.metric.as_str(), target.value), ("latency", 80.0));

@@ -53,7 +53,11 @@ struct NewDatabase {
 }
 
 fn secrets_dir(state: &AppState) -> Option<PathBuf> {
-    state.settings.data_dir.as_ref().map(|dir| dir.join("secrets"))
+    state
+        .settings
+        .data_dir
+        .as_ref()
+        .map(|dir| dir.join("secrets"))
 }
 
 /// Writes `password` where only perfpilot's user can read it; the path is what the
@@ -95,10 +99,18 @@ async fn add_database(
     let new: NewDatabase = super::parse_json(&body)?;
     let id = postgres::resource_id(&new.name).map_err(|rule| AppError::invalid("name", rule))?;
     if state.monitor.store.state().resources.contains_key(&id) {
-        return Err(AppError::new(409, format!("resource `{id}` already exists")).with_field("name").into());
+        return Err(
+            AppError::new(409, format!("resource `{id}` already exists"))
+                .with_field("name")
+                .into(),
+        );
     }
     if new.password.is_some() && (new.password_file.is_some() || new.password_env.is_some()) {
-        return Err(AppError::invalid("password", "give one of password, password_file or password_env").into());
+        return Err(AppError::invalid(
+            "password",
+            "give one of password, password_file or password_env",
+        )
+        .into());
     }
     let mut settings = PostgresSettings {
         url: new.url,
@@ -168,5 +180,7 @@ async fn remove_resource(
     if let (Some(dir), Some(name)) = (secrets_dir(&state), id.as_str().strip_prefix("database:")) {
         let _ = std::fs::remove_file(dir.join(format!("database-{name}.password")));
     }
-    Ok(Json(json!({ "change": record.change, "removed": id.as_str() })))
+    Ok(Json(
+        json!({ "change": record.change, "removed": id.as_str() }),
+    ))
 }

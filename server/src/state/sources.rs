@@ -56,7 +56,9 @@ impl Monitor {
                     }
                     // Validated when it was applied; only a connector that changed its
                     // rules since the configuration was stored gets here.
-                    Err(err) => tracing::error!(source = %id, %err, "Cannot start a configured source"),
+                    Err(err) => {
+                        tracing::error!(source = %id, %err, "Cannot start a configured source")
+                    }
                 }
             }
         });

@@ -1,0 +1,298 @@
+//! Database resources against a real PostgreSQL 15 (Debian's, a throwaway cluster this
+//! binary starts once): a database from the configuration file is watched at 1 Hz and
+//! its numbers move with a pgbench workload; adding one over the API connects first and
+//! refuses with the reason (wrong password, unreachable, missing database, a role without
+//! pg_monitor); a server killed mid-run shows a gap and its reason, then recovers, and
+//! perfpilot stays up; the password appears in no answer, page, log, audit entry,
+//! snapshot, metric or database file.
+
+use std::time::{Duration, Instant};
+
+use tests::{http_post_json, http_request, Perfpilot, Postgres, TempDir};
+
+const PASSWORD: &str = "pg-secret-Zq7xW2";
+
+/// The JSON of an answer (`server.get` keeps the response head; the others do not).
+fn body_json(response: &str) -> serde_json::Value {
+    let body = response.split_once("\r\n\r\n").map_or(response, |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body:.500}"))
+}
+
+/// The overview's card of `id`, polled until `check` accepts it (at most `secs`).
+fn card(
+    server: &Perfpilot,
+    id: &str,
+    secs: u64,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, body) = http_request(server.addr, "POST", "/api/overview", &[], "");
+        let overview = body_json(&body);
+        let found = overview["cards"]
+            .as_array()
+            .and_then(|cards| cards.iter().find(|c| c["id"] == id).cloned());
+        if let Some(card) = found.filter(|c| check(c)) {
+            return card;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last: {body:.1500}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The latest value of a database series, from `/metrics` on the main listener.
+fn metric(server: &Perfpilot, id: &str, name: &str) -> Option<f64> {
+    let (_, body) = server.get("/metrics");
+    let prefix = format!("perfpilot_resource_value{{resource=\"{id}\",metric=\"{name}\",");
+    body.lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_going_away() {
+    let pg = Postgres::start();
+    pg.psql("postgres", "CREATE DATABASE app");
+    pg.psql(
+        "postgres",
+        &format!("CREATE ROLE perf LOGIN PASSWORD '{PASSWORD}'; GRANT pg_monitor TO perf; CREATE ROLE plain LOGIN PASSWORD '{PASSWORD}'"),
+    );
+    pg.pgbench("app", &["-i", "-q", "-s", "1"]);
+    pg.psql("app", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO perf");
+
+    let dir = TempDir::new("perfpilot-pg");
+    let password_file = dir.0.join("pg.password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[postgres]]\nname = \"main\"\nurl = \"postgresql://perf@127.0.0.1:{}/app\"\npassword_file = \"{}\"\nprobe_query = \"SELECT count(*) FROM pgbench_accounts WHERE bid = 1\"\n",
+            pg.port,
+            password_file.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.0.join("perfpilot.log");
+    let data = dir.0.join("data");
+    let server = Perfpilot::start_logged(
+        &log,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--metrics-on-main-listener",
+        ],
+    );
+
+    // Watched: a card with the probe latency against the seed's target.
+    let main = card(
+        &server,
+        "database:main",
+        30,
+        "the database's first sample",
+        |c| c["value"].is_number(),
+    );
+    assert_eq!(main["resource_type"], "database");
+    assert_eq!(main["metric"], "latency");
+    assert!(
+        main["target"]["text"].as_str().unwrap().contains("≤ 80 ms"),
+        "{main}"
+    );
+
+    // The workload moves the numbers it should.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = metric(&server, "database:main", "tps").unwrap_or(0.0);
+    pg.pgbench("app", &["-c", "4", "-j", "2", "-T", "6"]);
+    let (mut tps, mut connections) = (0.0f64, 0.0f64);
+    while Instant::now() < deadline {
+        tps = tps.max(metric(&server, "database:main", "tps").unwrap_or(0.0));
+        connections =
+            connections.max(metric(&server, "database:main", "connections").unwrap_or(0.0));
+        if tps > 20.0 && tps > before * 5.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        tps > 20.0 && tps > before * 5.0,
+        "tps under pgbench: {tps} (idle {before})"
+    );
+    assert!(connections >= 1.0, "connections: {connections}");
+    let hit = metric(&server, "database:main", "cache_hit_pct").expect("a cache hit ratio");
+    assert!((0.0..=100.0).contains(&hit), "{hit}");
+    assert!(metric(&server, "database:main", "latency_p95").is_some());
+
+    // Adding a database connects first; every refusal says why and changes nothing.
+    let change_before = body_json(&server.get("/api/audit?limit=1").1)["total"]
+        .as_u64()
+        .unwrap();
+    let add = |body: serde_json::Value| {
+        http_post_json(server.addr, "/api/v1/databases", &body.to_string())
+    };
+    let url = |user: &str, db: &str| format!("postgresql://{user}@127.0.0.1:{}/{db}", pg.port);
+    let refusals = [
+        (
+            serde_json::json!({"name": "wrong", "url": url("perf", "app"), "password": "not-it"}),
+            "authentication failed for user \"perf\"",
+        ),
+        (
+            serde_json::json!({"name": "gone", "url": "postgresql://perf@127.0.0.1:1/app", "password": PASSWORD}),
+            "connection refused at 127.0.0.1:1",
+        ),
+        (
+            serde_json::json!({"name": "nodb", "url": url("perf", "nope"), "password": PASSWORD}),
+            "database \"nope\" does not exist",
+        ),
+        (
+            serde_json::json!({"name": "plain", "url": url("plain", "app"), "password": PASSWORD}),
+            "role \"plain\" lacks pg_monitor",
+        ),
+        (
+            serde_json::json!({"name": "inline", "url": format!("postgresql://perf:{PASSWORD}@127.0.0.1:{}/app", pg.port)}),
+            "url: must not contain a password",
+        ),
+    ];
+    for (body, reason) in refusals {
+        let (status, answer) = add(body.clone());
+        assert_eq!(status, 422, "{body}: {answer}");
+        let error = body_json(&answer)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            error.contains(reason),
+            "{body}: expected {reason:?} in {error}"
+        );
+        assert!(
+            !answer.contains(PASSWORD),
+            "the password came back: {answer}"
+        );
+    }
+    let change_after = body_json(&server.get("/api/audit?limit=1").1)["total"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        change_before, change_after,
+        "a refused database changes nothing"
+    );
+
+    // A good one is added as a counted, audited change and watched like the first.
+    let (status, answer) = add(
+        serde_json::json!({"name": "second", "url": url("perf", "app"), "password": PASSWORD, "group": "shop"}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(body_json(&answer)["resource"], "database:second");
+    card(
+        &server,
+        "database:second",
+        30,
+        "the added database's sample",
+        |c| c["value"].is_number(),
+    );
+    let stored = data.join("secrets").join("database-second.password");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // The server goes away: a gap and the reason on the card; perfpilot stays up; it
+    // recovers by itself.
+    pg.kill();
+    let down = card(
+        &server,
+        "database:main",
+        30,
+        "the reason on the card",
+        |c| {
+            c["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("connection refused"))
+        },
+    );
+    assert!(
+        down["value"].is_null(),
+        "no made-up value while down: {down}"
+    );
+    assert_eq!(server.get("/healthz").0, 200);
+    assert_eq!(
+        server.get("/readyz").0,
+        200,
+        "a database going away does not make perfpilot unready"
+    );
+    card(&server, "cpu", 10, "the host still ticking", |c| {
+        c["value"].is_number()
+    });
+    pg.restart();
+    card(
+        &server,
+        "database:main",
+        90,
+        "recovery after the restart",
+        |c| c["value"].is_number() && !c["reason"].as_str().unwrap_or_default().contains("no data"),
+    );
+
+    // Removing one is a counted change too, and its stored password goes with it.
+    let (status, answer) = http_request(
+        server.addr,
+        "DELETE",
+        "/api/v1/resources/database%3Asecond",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        !stored.exists(),
+        "the stored password was removed with the database"
+    );
+    let (status, answer) = http_request(server.addr, "DELETE", "/api/v1/resources/cpu", &[], "");
+    assert_eq!(status, 409, "{answer}");
+
+    // The password is nowhere: answers, pages, audit, snapshots, metrics, log, database.
+    let mut outputs = vec![
+        http_request(server.addr, "POST", "/api/overview", &[], "").1,
+        http_request(server.addr, "POST", "/api/changes", &[], "").1,
+        server.get("/api/audit?limit=1000").1,
+        server.get("/metrics").1,
+        server
+            .get("/api/resource_settings?resource=database%3Amain")
+            .1,
+        server.get("/resource?id=database%3Amain").1,
+        server.get("/audit").1,
+        server.get("/changes").1,
+    ];
+    drop(server);
+    outputs.push(std::fs::read_to_string(&log).unwrap());
+    for (i, output) in outputs.iter().enumerate() {
+        assert!(
+            !output.contains(PASSWORD),
+            "output {i} holds the password: {output:.3000}"
+        );
+    }
+    let audit = &outputs[2];
+    assert!(
+        audit.contains("\"user\":\"configuration\""),
+        "the configuration file's database is audited: {audit:.2000}"
+    );
+    assert!(audit.contains("database:second: added"), "{audit:.2000}");
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes
+                    .windows(PASSWORD.len())
+                    .any(|w| w == PASSWORD.as_bytes()),
+                "{} holds the password",
+                path.display()
+            );
+        }
+    }
+}
