@@ -1,5 +1,6 @@
 //! Checks on `style/main.css` that need no browser: dark mode is one palette, written
-//! once, so the toggle's Dark and the system's dark preference cannot drift apart.
+//! once, so the toggle's Dark and the system's dark preference cannot drift apart; and
+//! every `url()` is relative to the stylesheet, so it works under `--public-url`'s path.
 
 use std::collections::BTreeMap;
 
@@ -132,4 +133,31 @@ fn the_dark_palette_is_one_block_that_overrides_every_colour() {
         );
     }
     assert_eq!(dark.get("color-scheme").map(String::as_str), Some("dark"));
+}
+
+#[test]
+fn urls_are_relative_to_the_stylesheet_and_name_site_files() {
+    // The stylesheet is served as <base>/pkg/perfpilot-<hash>.css (scripts/build.sh) and
+    // the files of public/ at <base>/: a root-absolute url() leaves a --public-url path
+    // (a 404 behind a proxy), so files are named from pkg/, as ../<file>.
+    let css = stylesheet();
+    let mut urls = 0;
+    for (at, _) in css.match_indices("url(") {
+        let rest = &css[at + 4..];
+        let end = rest.find(')').expect("a closed url(");
+        let url = rest[..end].trim().trim_matches(['"', '\'']);
+        if url.starts_with("data:") {
+            continue;
+        }
+        urls += 1;
+        let file = url
+            .strip_prefix("../")
+            .unwrap_or_else(|| panic!("url({url}) is not ../<a file of public/>"));
+        let public = concat!(env!("CARGO_MANIFEST_DIR"), "/../public/");
+        assert!(
+            std::path::Path::new(public).join(file).is_file(),
+            "url({url}) names public/{file}, which does not exist"
+        );
+    }
+    assert!(urls > 0, "the brand mark's image is a url()");
 }
