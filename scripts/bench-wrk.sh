@@ -41,7 +41,9 @@ cleanup() {
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# The per-client mutation limit (25,000/s by default) would measure itself: lift it.
 RUST_LOG=warn "$PERFPILOT_BIN" --listen "127.0.0.1:$port" --metrics-listen off \
+  --mutation-rate 1000000 --mutation-burst 1000000 \
   --autosave-every "$AUTOSAVE_EVERY" --data-dir "$data/db" >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do
@@ -58,10 +60,6 @@ request = function()
   n = n + 1
   return wrk.format(nil, "/api/v1/resources/cpu/target",
     nil, string.format('{"metric":"utilization","value":%d}', 10 + n % 80))
-end
-local non2xx = 0
-response = function(status)
-  if status >= 300 then non2xx = non2xx + 1 end
 end
 LUA
 

@@ -1,7 +1,7 @@
 //! Browser end-to-end tests: the real `perfpilot` binary, real headless Chromium.
 
 use fantoccini::Locator;
-use tests::{click, copy_dir, site_root, wait_for, Browser, Perfpilot, TempDir};
+use tests::{click, copy_dir, site_root, text_of, wait_for, Browser, Perfpilot, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_hydrates_and_the_theme_toggle_reacts() {
@@ -46,6 +46,121 @@ async fn page_hydrates_and_the_theme_toggle_reacts() {
     assert_eq!(toggle.text().await.unwrap(), "Theme: dark");
 
     browser.close().await;
+}
+
+/// The palette variables the dark-mode tests read, and their values in each theme (the
+/// compare overlay's `--series-N` are read by the chart canvas too).
+const PALETTE_VARS: [&str; 4] = ["--series-1", "--series-2", "--series-3", "--bg"];
+const LIGHT: [&str; 4] = ["#2563eb", "#9333ea", "#be185d", "#f7f8fa"];
+const DARK: [&str; 4] = ["#60a5fa", "#c084fc", "#f472b6", "#0d1117"];
+
+/// The palette as the page computes it on `<html>`, and its `data-theme`.
+async fn palette(client: &fantoccini::Client) -> (Vec<String>, Option<String>) {
+    let value = client
+        .execute(
+            "const style = getComputedStyle(document.documentElement);
+             return [arguments[0].map(name => style.getPropertyValue(name).trim().toLowerCase()),
+                     document.documentElement.getAttribute('data-theme')];",
+            vec![serde_json::json!(PALETTE_VARS)],
+        )
+        .await
+        .expect("read the computed palette");
+    let vars = value[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect();
+    (vars, value[1].as_str().map(str::to_owned))
+}
+
+async fn assert_palette(
+    client: &fantoccini::Client,
+    want: [&str; 4],
+    theme: Option<&str>,
+    when: &str,
+) {
+    let (vars, data_theme) = palette(client).await;
+    assert_eq!(vars, want, "{when}: {PALETTE_VARS:?}");
+    assert_eq!(data_theme.as_deref(), theme, "{when}: data-theme");
+}
+
+/// Registered before each document's own scripts: records every `data-theme` `<html>`
+/// gets, and whether `<body>` existed yet (it does not before the first paint).
+const RECORD_THEMES: &str = "window.__themes = [];
+    new MutationObserver(() => window.__themes.push([
+      document.documentElement.getAttribute('data-theme'), document.body !== null]))
+      .observe(document, { subtree: true, attributes: true, attributeFilter: ['data-theme'] });";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dark_mode_is_one_palette_for_the_toggle_and_the_system_setting() {
+    let server = Perfpilot::start(&[]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    browser
+        .cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            serde_json::json!({ "source": RECORD_THEMES }),
+        )
+        .await;
+    browser.emulate_color_scheme("light").await;
+
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+    assert_palette(client, LIGHT, None, "auto, light system").await;
+
+    // The toggle's Dark gets the whole dark palette, compare-overlay colours included.
+    click(client, Locator::Id("theme-toggle")).await;
+    assert_palette(client, LIGHT, Some("light"), "light").await;
+    click(client, Locator::Id("theme-toggle")).await;
+    assert_eq!(text_of(client, "#theme-toggle").await, "Theme: dark");
+    assert_palette(client, DARK, Some("dark"), "dark").await;
+    click(client, Locator::Id("theme-toggle")).await;
+    assert_eq!(text_of(client, "#theme-toggle").await, "Theme: auto");
+    assert_palette(client, LIGHT, None, "back to auto, light system").await;
+
+    // The system turns dark while the page is open: Auto follows with the same palette.
+    browser.emulate_color_scheme("dark").await;
+    eventually(10, "auto follows the system to dark", || async {
+        palette(client).await == (to_strings(DARK), Some("dark".to_owned()))
+    })
+    .await;
+
+    // A load on a dark system is dark from before the first paint, never light between.
+    client.refresh().await.unwrap();
+    browser.wait_for_hydration().await;
+    assert_palette(client, DARK, Some("dark"), "reloaded, auto, dark system").await;
+    let seen = client
+        .execute("return window.__themes;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        seen[0],
+        serde_json::json!(["dark", false]),
+        "data-theme is dark before <body> exists: {seen}"
+    );
+    assert!(
+        seen.as_array().unwrap().iter().all(|s| s[0] == "dark"),
+        "never another theme on the way: {seen}"
+    );
+
+    // A choice beats the system: Light on a dark system is light.
+    click(client, Locator::Id("theme-toggle")).await;
+    assert_palette(client, LIGHT, Some("light"), "light, dark system").await;
+    click(client, Locator::Id("theme-toggle")).await;
+    click(client, Locator::Id("theme-toggle")).await;
+    assert_eq!(text_of(client, "#theme-toggle").await, "Theme: auto");
+    browser.emulate_color_scheme("light").await;
+    eventually(10, "auto follows the system back to light", || async {
+        palette(client).await == (to_strings(LIGHT), None)
+    })
+    .await;
+
+    browser.close().await;
+}
+
+fn to_strings(values: [&str; 4]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

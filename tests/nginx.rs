@@ -1,6 +1,7 @@
 //! perfpilot behind Debian's real nginx under a sub-path, driven by real headless
 //! Chromium: the documented `docs/nginx.conf` (with a loopback listener and fixed identity
-//! headers) in front of the real binary started with `--public-url …/perf/`.
+//! headers) in front of the real binary started with `--public-url …/perf/`. Every request
+//! the browser makes through nginx must stay under `/perf/` and succeed.
 //!
 //! `scripts/setup.sh --test` installs nginx; `NGINX` overrides `/usr/sbin/nginx`.
 
@@ -63,6 +64,8 @@ impl Nginx {
              events {{ worker_connections 256; }}\n\
              http {{\n\
              access_log {d}/access.log;\n\
+             log_format requests '$status $request_method $request_uri \"$http_user_agent\"';\n\
+             access_log {d}/requests.log requests;\n\
              client_body_temp_path {d}/client_body;\n\
              proxy_temp_path {d}/proxy;\n\
              fastcgi_temp_path {d}/fastcgi;\n\
@@ -114,6 +117,36 @@ impl Nginx {
     fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("access.log")).unwrap_or_default()
     }
+
+    /// Every request nginx has answered so far (a websocket once it closed).
+    fn requests(&self) -> Vec<Request> {
+        std::fs::read_to_string(self.dir.0.join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let mut parts = line.splitn(4, ' ');
+                let mut next = || parts.next().unwrap_or_default().to_owned();
+                let (status, method, uri, agent) = (next(), next(), next(), next());
+                Request {
+                    status: status.parse().unwrap_or(0),
+                    method,
+                    path: uri.split('?').next().unwrap_or_default().to_owned(),
+                    uri,
+                    agent: agent.trim_matches('"').to_owned(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// One line of the test's `requests.log`.
+#[derive(Debug)]
+struct Request {
+    status: u16,
+    method: String,
+    path: String,
+    uri: String,
+    agent: String,
 }
 
 impl Drop for Nginx {
@@ -346,4 +379,31 @@ async fn through_nginx_under_a_sub_path_the_app_hydrates_goes_live_navigates_and
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Everything the browser fetched while it hydrated, went live, navigated and saved
+    // (and every request of the test's own through nginx) stayed under /perf/ and
+    // succeeded: a root-absolute URL in the HTML, the stylesheet or the wasm shows up here
+    // as a request outside the prefix, which nginx answers with 404. The one exception is
+    // the probe above that shows the root is not perfpilot's.
+    let requests = nginx.requests();
+    assert!(
+        requests.iter().any(|r| r.agent.contains("Chrome")),
+        "the browser's requests are logged: {requests:#?}"
+    );
+    let stray: Vec<&Request> = requests
+        .iter()
+        .filter(|r| !(r.status == 404 && r.method == "GET" && r.uri == "/pkg/anything.js"))
+        .filter(|r| !r.path.starts_with("/perf/") || r.status >= 400)
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "requests outside /perf/ or failed through nginx: {stray:#?}"
+    );
+    // The stylesheet's own url() too: the brand mark's image loads under the prefix.
+    assert!(
+        requests.iter().any(|r| r.path == "/perf/favicon.svg"
+            && r.status == 200
+            && r.agent.contains("Chrome")),
+        "the brand mark's image is fetched under the prefix: {requests:#?}"
+    );
 }

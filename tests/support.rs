@@ -390,6 +390,8 @@ impl Drop for Perfpilot {
 /// chromedriver plus a WebDriver session on a fresh Chromium profile.
 pub struct Browser {
     pub client: Client,
+    /// chromedriver's address, for the Chrome DevTools commands fantoccini has no call for.
+    driver_addr: SocketAddr,
     // Fields drop in order: the session, then chromedriver, then the profile directory.
     _driver: Driver,
     _profile: TempDir,
@@ -401,6 +403,7 @@ impl Browser {
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = free_port();
+        let driver_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut driver = Driver(
             Command::new(&driver_bin)
                 .arg(format!("--port={port}"))
@@ -413,11 +416,7 @@ impl Browser {
                 )
                 }),
         );
-        wait_for_port(
-            format!("127.0.0.1:{port}").parse().unwrap(),
-            "chromedriver",
-            &mut driver.0,
-        );
+        wait_for_port(driver_addr, "chromedriver", &mut driver.0);
 
         let profile = TempDir::new("perfpilot-chromium");
         let caps = serde_json::json!({
@@ -444,6 +443,7 @@ impl Browser {
             .expect("start a Chromium session through chromedriver");
         Browser {
             client,
+            driver_addr,
             _driver: driver,
             _profile: profile,
         }
@@ -457,6 +457,71 @@ impl Browser {
             .for_element(fantoccini::Locator::Css("body[data-hydrated='true']"))
             .await
             .expect("the page hydrates within 30 s");
+    }
+
+    /// Runs a Chrome DevTools Protocol command on the session's tab (chromedriver's
+    /// `goog/cdp/execute`) and returns its result.
+    pub async fn cdp(&self, cmd: &str, params: serde_json::Value) -> serde_json::Value {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("ask for the session id")
+            .expect("a WebDriver session");
+        let body = serde_json::json!({ "cmd": cmd, "params": params }).to_string();
+        let request = format!(
+            "POST /session/{session}/goog/cdp/execute HTTP/1.1\r\nHost: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.driver_addr,
+            body.len()
+        );
+        // chromedriver answers HTTP/1.0 with nothing and keeps HTTP/1.1 connections open
+        // even after `Connection: close`, so the answer ends at its Content-Length.
+        let mut stream = TcpStream::connect(self.driver_addr).expect("connect to chromedriver");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let (status, response) = loop {
+            let n = stream
+                .read(&mut chunk)
+                .unwrap_or_else(|err| panic!("{cmd}: no answer from chromedriver: {err}"));
+            assert!(n > 0, "{cmd}: chromedriver closed the connection");
+            response.extend_from_slice(&chunk[..n]);
+            let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&response[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, value)| value.trim().parse().ok())
+                .expect("chromedriver sends Content-Length");
+            let body = &response[end + 4..];
+            if body.len() >= length {
+                let status = head.split_whitespace().nth(1).map(str::to_owned);
+                break (status, String::from_utf8_lossy(body).into_owned());
+            }
+        };
+        assert_eq!(status.as_deref(), Some("200"), "{cmd}: {response}");
+        let mut answer: serde_json::Value = serde_json::from_str(&response)
+            .unwrap_or_else(|err| panic!("{cmd}: not JSON ({err}): {response}"));
+        answer["value"].take()
+    }
+
+    /// Makes the tab's `prefers-color-scheme` `"dark"` or `"light"` (`""`: the real
+    /// setting), as if the operating system's appearance changed; pages see it live.
+    pub async fn emulate_color_scheme(&self, scheme: &str) {
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            serde_json::json!({
+                "features": [{ "name": "prefers-color-scheme", "value": scheme }]
+            }),
+        )
+        .await;
     }
 
     pub async fn screenshot(&self, name: &str) -> PathBuf {

@@ -104,9 +104,10 @@ pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {
                 <meta name=base::META_NAME content=root.clone()/>
                 <link rel="icon" type="image/svg+xml" href=assets.base.join("/favicon.svg")/>
                 <link rel="stylesheet" href=assets.stylesheet/>
-                // Applies a saved theme before first paint so a dark-mode user never sees a
-                // white flash; the toggle component owns the value after hydration.
-                <script nonce=nonce>{THEME_BOOT_SCRIPT}</script>
+                // Applies the saved theme, or the system's dark preference, before first
+                // paint so a dark-mode user never sees a white flash; the toggle component
+                // owns the value after hydration.
+                <script nonce=nonce>{components::theme::BOOT_SCRIPT}</script>
                 <HydrationScripts options root/>
                 {split_loader.map(|href| view! { <link rel="modulepreload" href=href/> })}
                 {preloads
@@ -132,8 +133,6 @@ pub fn shell(options: LeptosOptions, assets: SiteAssets) -> impl IntoView {
         </html>
     }
 }
-
-const THEME_BOOT_SCRIPT: &str = "try{var t=localStorage.getItem('perfpilot-theme');if(t==='light'||t==='dark'){document.documentElement.dataset.theme=t}}catch(e){}";
 
 #[component]
 pub fn App() -> impl IntoView {
