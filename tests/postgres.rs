@@ -44,6 +44,15 @@ fn card(
     }
 }
 
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// The latest value of a database series, from `/metrics` on the main listener.
 fn metric(server: &Perfpilot, id: &str, name: &str) -> Option<f64> {
     let (_, body) = server.get("/metrics");
@@ -202,6 +211,93 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
         0o600
     );
+
+    // Tuning through the actuator lifecycle: a change that does not bring latency under
+    // an impossible target is rolled back, and PostgreSQL shows the old value again.
+    // The documented grants: the parameter (cluster-wide) and the reload function (in the
+    // database perfpilot connects to).
+    pg.psql(
+        "postgres",
+        "GRANT ALTER SYSTEM ON PARAMETER work_mem TO perf",
+    );
+    pg.psql("app", "GRANT EXECUTE ON FUNCTION pg_reload_conf() TO perf");
+    assert_eq!(pg.psql("app", "SHOW work_mem"), "4MB");
+    let save_settings = |action: serde_json::Value| {
+        let (status, body) = server.get("/api/resource_settings?resource=database%3Amain");
+        assert_eq!(status, 200, "{body}");
+        let mut settings = body_json(&body);
+        settings["window_secs"] = 2.into();
+        settings["baseline_secs"] = 2.into();
+        settings["verify_secs"] = 3.into();
+        settings["cooldown_secs"] = 600.into();
+        settings["dry_run"] = false.into();
+        settings["action"] = action;
+        let form = format!(
+            "resource=database%3Amain&settings={}",
+            urlencode(&settings.to_string())
+        );
+        http_request(
+            server.addr,
+            "POST",
+            "/api/set_resource_settings",
+            &[],
+            &form,
+        )
+    };
+    let (status, answer) = save_settings(
+        serde_json::json!({"kind": "database_setting", "parameter": "shared_buffers", "value": "1GB"}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        body_json(&answer)["error"]
+            .as_str()
+            .unwrap()
+            .contains("shared_buffers needs a restart"),
+        "{answer}"
+    );
+    let (status, answer) = save_settings(
+        serde_json::json!({"kind": "database_setting", "parameter": "work_mem", "value": "64MB"}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[],
+        "resource=database%3Amain&metric=latency&value=0.001&for_secs=0",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let audit = loop {
+        let (_, audit) = server.get("/api/audit?kind=action&limit=20");
+        if audit.contains("database:main: database_setting rolled back") {
+            break audit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rollback; audit: {audit:.3000}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        audit.contains("database:main: database_setting succeeded"),
+        "{audit:.3000}"
+    );
+    assert!(
+        audit.contains("work_mem = 64MB on a new connection"),
+        "the read-back: {audit:.3000}"
+    );
+    assert!(
+        audit.contains("ALTER SYSTEM RESET work_mem"),
+        "the rollback: {audit:.3000}"
+    );
+    assert_eq!(
+        pg.psql("app", "SHOW work_mem"),
+        "4MB",
+        "the captured value is back"
+    );
+    let (status, answer) = save_settings(serde_json::json!({"kind": "recommend"}));
+    assert_eq!(status, 200, "{answer}");
 
     // The server goes away: a gap and the reason on the card; perfpilot stays up; it
     // recovers by itself.

@@ -23,7 +23,7 @@ struct Runner(Actuators);
 
 impl Runner {
     async fn execute(&self, request: &ActionRequest, action: &ActionConfig) -> ActionEvent {
-        self.0.execute(request, action).await.event
+        self.0.execute(request, action, None).await.event
     }
 }
 
@@ -307,14 +307,15 @@ async fn a_rollback_webhook_gets_the_rollback_phase() {
         rollback_url: Some(format!("{url}/undo")),
     });
     let runner = runner();
-    let execution = runner.0.execute(&request(false), &action).await;
+    let execution = runner.0.execute(&request(false), &action, None).await;
     let captured = execution.captured.expect("in effect");
-    assert!(runner.0.can_roll_back(&action));
+    assert!(runner.0.can_roll_back(&action, None));
     let undone = runner
         .0
         .roll_back(
             &request(false),
             &action,
+            None,
             &captured,
             "verification failed".into(),
         )
@@ -342,12 +343,12 @@ async fn a_rollback_webhook_gets_the_rollback_phase() {
 async fn a_command_without_a_rollback_cannot_be_undone_and_says_so() {
     let action = command("/bin/true", &[], 1_000);
     let runner = runner();
-    let execution = runner.0.execute(&request(false), &action).await;
+    let execution = runner.0.execute(&request(false), &action, None).await;
     let captured = execution.captured.expect("in effect");
-    assert!(!runner.0.can_roll_back(&action));
+    assert!(!runner.0.can_roll_back(&action, None));
     let undone = runner
         .0
-        .roll_back(&request(false), &action, &captured, "worse".into())
+        .roll_back(&request(false), &action, None, &captured, "worse".into())
         .await;
     assert_eq!(
         undone.outcome,
@@ -367,7 +368,13 @@ async fn a_command_without_a_rollback_cannot_be_undone_and_says_so() {
     });
     let undone = runner
         .0
-        .roll_back(&request(false), &with_rollback, &captured, "worse".into())
+        .roll_back(
+            &request(false),
+            &with_rollback,
+            None,
+            &captured,
+            "worse".into(),
+        )
         .await;
     assert!(
         matches!(

@@ -518,6 +518,18 @@ pub enum ActionConfig {
     Recommend,
     Webhook(WebhookAction),
     Command(CommandAction),
+    /// Change one setting of the resource's own database (`ALTER SYSTEM` + reload), with
+    /// the prior value captured and restored on a bad verification.
+    DatabaseSetting(DatabaseSettingAction),
+}
+
+/// `parameter = value` on the resource's database; which parameters are allowed is the
+/// database connector's rule (reloadable ones only: a restart is never done for you).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettingAction {
+    pub parameter: String,
+    pub value: String,
 }
 
 impl ActionConfig {
@@ -526,6 +538,7 @@ impl ActionConfig {
             ActionConfig::Recommend => "recommend",
             ActionConfig::Webhook(_) => "webhook",
             ActionConfig::Command(_) => "command",
+            ActionConfig::DatabaseSetting(_) => "database_setting",
         }
     }
 }
@@ -610,6 +623,32 @@ impl ActionConfig {
                     return Err(EngineError::invalid(
                         "settings.action.secret",
                         "must not be empty when set",
+                    ));
+                }
+                Ok(())
+            }
+            ActionConfig::DatabaseSetting(d) => {
+                let name_ok = !d.parameter.is_empty()
+                    && d.parameter.len() <= 64
+                    && d.parameter.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.'
+                    });
+                if !name_ok {
+                    return Err(EngineError::invalid(
+                        "settings.action.parameter",
+                        format!(
+                            "must be a PostgreSQL parameter name like work_mem, got {:?}",
+                            d.parameter
+                        ),
+                    ));
+                }
+                if d.value.trim().is_empty()
+                    || d.value.len() > 256
+                    || d.value.contains(['\0', '\n'])
+                {
+                    return Err(EngineError::invalid(
+                        "settings.action.value",
+                        "must be a value of 1–256 characters on one line, like 64MB",
                     ));
                 }
                 Ok(())

@@ -5,7 +5,8 @@
 
 use engine::actuator::Guardrail;
 use engine::model::{
-    ActionConfig, CommandAction, ResourceSettings, RollbackCommand, WebhookAction,
+    ActionConfig, CommandAction, DatabaseSettingAction, ResourceSettings, RollbackCommand,
+    WebhookAction,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,13 @@ impl Fields {
                 String::new(),
                 w.secret.clone().unwrap_or_default(),
                 w.rollback_url.clone().unwrap_or_default(),
+            ),
+            // The parameter in the target field, its value in the arguments field.
+            ActionConfig::DatabaseSetting(d) => (
+                d.parameter.clone(),
+                d.value.clone(),
+                String::new(),
+                String::new(),
             ),
             ActionConfig::Command(c) => (
                 c.program.clone(),
@@ -189,6 +197,10 @@ impl Fields {
                     })
                 },
             }),
+            "database_setting" => ActionConfig::DatabaseSetting(DatabaseSettingAction {
+                parameter: target,
+                value: self.args.get_untracked().trim().to_owned(),
+            }),
             _ => ActionConfig::Recommend,
         };
         Ok(s)
@@ -284,7 +296,7 @@ fn SettingsForm(
                 <label class="setting">
                     <span>"Action"</span>
                     <select id="setting-action" on:change=move |ev| fields.action.set(event_target_value(&ev))>
-                        {[("recommend", "Recommend only"), ("webhook", "Call a webhook"), ("command", "Run a command")]
+                        {[("recommend", "Recommend only"), ("webhook", "Call a webhook"), ("command", "Run a command"), ("database_setting", "Tune a database setting")]
                             .into_iter()
                             .map(|(value, label)| view! { <option value=value selected=move || fields.action.get() == value>{label}</option> })
                             .collect_view()}
@@ -311,6 +323,15 @@ fn SettingsForm(
                     <label class="setting"><span>"Rollback command (optional)"</span>
                         <input id="setting-rollback" type="text" placeholder="/usr/local/bin/scale-down 1" prop:value=move || fields.rollback.get() on:input=move |ev| fields.rollback.set(event_target_value(&ev))/>
                     </label>
+                </Show>
+                <Show when=move || fields.action.get() == "database_setting">
+                    <label class="setting"><span>"Parameter"</span>
+                        <input id="setting-parameter" type="text" placeholder="work_mem" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+                    </label>
+                    <label class="setting"><span>"New value"</span>
+                        <input id="setting-value" type="text" placeholder="64MB" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
+                    </label>
+                    <p class="muted">"Applied with ALTER SYSTEM and a reload; the value before is captured and restored if the change does not help."</p>
                 </Show>
                 <label class="setting setting-wide"><span>"Guardrails: roll back at once if, while verifying…"</span>
                     <textarea id="setting-guardrails" rows="2" placeholder="one per line, e.g. memory/utilization > 90 or utilization > 2x baseline" prop:value=move || fields.guardrails.get() on:input=move |ev| fields.guardrails.set(event_target_value(&ev))></textarea>

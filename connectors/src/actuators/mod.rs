@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use engine::actions::{ActionEvent, ActionOutcome, ActionRequest};
 use engine::actuator::{Actuator, Applied, Captured, Step, StepRecord};
-use engine::model::ActionConfig;
+use engine::model::{ActionConfig, SourceSpec};
 
 pub mod command;
+pub mod postgres_setting;
 pub mod webhook;
 
 /// Server-side configuration no API user can change: which programs may run and the
@@ -46,9 +47,17 @@ impl Actuators {
         }
     }
 
-    /// The actuator of `action`; `None` for recommend-only, which never acts.
-    pub fn for_action(&self, action: &ActionConfig) -> Option<Arc<dyn Actuator>> {
+    /// The actuator of `action` on a resource whose configured source is `source`; `None`
+    /// for recommend-only, which never acts.
+    pub fn for_action(
+        &self,
+        action: &ActionConfig,
+        source: Option<&SourceSpec>,
+    ) -> Option<Arc<dyn Actuator>> {
         match action {
+            ActionConfig::DatabaseSetting(d) => Some(Arc::new(
+                postgres_setting::PostgresSetting::new(d.clone(), database_settings(source)),
+            )),
             ActionConfig::Recommend => None,
             ActionConfig::Webhook(w) => Some(Arc::new(webhook::Webhook::new(
                 w.clone(),
@@ -75,7 +84,12 @@ impl Actuators {
     /// Runs `action` for `request`: recommend-only and dry runs describe and change
     /// nothing; otherwise the actuator's capture → apply → read back. Never panics and
     /// never errors: every ending is an outcome.
-    pub async fn execute(&self, request: &ActionRequest, action: &ActionConfig) -> Execution {
+    pub async fn execute(
+        &self,
+        request: &ActionRequest,
+        action: &ActionConfig,
+        source: Option<&SourceSpec>,
+    ) -> Execution {
         let started = Instant::now();
         let finish = |outcome, steps: Vec<StepRecord>| ActionEvent {
             resource: request.resource.clone(),
@@ -88,7 +102,7 @@ impl Actuators {
             outcome,
             steps,
         };
-        let Some(actuator) = self.for_action(action) else {
+        let Some(actuator) = self.for_action(action, source) else {
             return Execution {
                 event: finish(ActionOutcome::Recommended, Vec::new()),
                 captured: None,
@@ -130,11 +144,12 @@ impl Actuators {
         &self,
         request: &ActionRequest,
         action: &ActionConfig,
+        source: Option<&SourceSpec>,
         captured: &Captured,
         why: String,
     ) -> ActionEvent {
         let started = Instant::now();
-        let (restored, steps) = match self.for_action(action) {
+        let (restored, steps) = match self.for_action(action, source) {
             Some(actuator) if actuator.can_roll_back() => {
                 let back = engine::actuator::roll_back(actuator.as_ref(), request, captured).await;
                 (back.restored, back.steps)
@@ -158,8 +173,36 @@ impl Actuators {
     }
 
     /// Whether `action`'s actuator can undo what it applied.
-    pub fn can_roll_back(&self, action: &ActionConfig) -> bool {
-        self.for_action(action).is_some_and(|a| a.can_roll_back())
+    pub fn can_roll_back(&self, action: &ActionConfig, source: Option<&SourceSpec>) -> bool {
+        self.for_action(action, source)
+            .is_some_and(|a| a.can_roll_back())
+    }
+}
+
+/// The database a resource's source describes, for actuators that act on it.
+fn database_settings(
+    source: Option<&SourceSpec>,
+) -> Result<crate::sources::postgres::PostgresSettings, String> {
+    match source {
+        Some(spec) if spec.kind == crate::sources::postgres::KIND => {
+            crate::sources::postgres::PostgresSettings::from_spec(spec)
+        }
+        _ => Err(
+            "this resource is not a PostgreSQL database; a database setting cannot be tuned here"
+                .into(),
+        ),
+    }
+}
+
+/// Checks an action against the resource it is saved on, beyond what the engine checks;
+/// the error names the field and the rule.
+pub fn validate(action: &ActionConfig, source: Option<&SourceSpec>) -> Result<(), String> {
+    match action {
+        ActionConfig::DatabaseSetting(d) => {
+            database_settings(source).map_err(|rule| format!("settings.action: {rule}"))?;
+            postgres_setting::validate(d)
+        }
+        _ => Ok(()),
     }
 }
 

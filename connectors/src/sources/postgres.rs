@@ -280,6 +280,22 @@ pub fn resource(
         .filter_map(|m| Some(Metric::new(m.name, m.kind?)))
         .collect();
     resource.settings = defaults.clone();
+    // Any tuning of a database is rolled back at once if its probe latency doubles or the
+    // host runs out of memory while the change is verified.
+    resource.settings.guardrails = vec![
+        engine::actuator::Guardrail {
+            resource: None,
+            metric: "latency_p95".into(),
+            max: None,
+            max_factor: Some(2.0),
+        },
+        engine::actuator::Guardrail {
+            resource: Some("memory".into()),
+            metric: "used_pct".into(),
+            max: Some(90.0),
+            max_factor: None,
+        },
+    ];
     resource.source = Some(settings.spec());
     resource.validate().map_err(|err| err.to_string())?;
     Ok(resource)
@@ -376,6 +392,14 @@ pub async fn check_with(
         ));
     }
     Ok(report)
+}
+
+/// A new connection with the source's settings and password (the actuator's: changes are
+/// verified on connections that did not exist before them).
+pub async fn connect_fresh(settings: &PostgresSettings) -> Result<Client, String> {
+    let config = settings.validate()?;
+    let password = settings.password()?;
+    connect(&config, password.as_deref(), settings.statement_timeout_ms).await
 }
 
 /// A connection with `statement_timeout` set, its driver on its own task.

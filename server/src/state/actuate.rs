@@ -23,7 +23,7 @@ use engine::actions::{ActionEvent, ActionOutcome, ActionRequest};
 use engine::actuator::{Captured, Guardrail};
 use engine::changes::State;
 use engine::history::History;
-use engine::model::{ActionConfig, Resource, ResourceId};
+use engine::model::{ActionConfig, Resource, ResourceId, SourceSpec};
 use engine::optimizer::Tracker;
 use engine::series::SeriesKey;
 use tokio::sync::mpsc;
@@ -37,8 +37,9 @@ pub enum Finished {
     Executed {
         request: ActionRequest,
         action: ActionConfig,
+        source: Option<SourceSpec>,
         guardrails: Vec<Guardrail>,
-        execution: Execution,
+        execution: Box<Execution>,
     },
     RolledBack {
         request: ActionRequest,
@@ -65,6 +66,7 @@ impl Finished {
 struct InEffect {
     request: ActionRequest,
     action: ActionConfig,
+    source: Option<SourceSpec>,
     captured: Captured,
     guardrails: Vec<Guardrail>,
     /// Each guardrail's series mean over the baseline window before the action.
@@ -123,15 +125,17 @@ impl Acting {
         );
         let actuators = self.actuators.clone();
         let action = resource.settings.action.clone();
+        let source = resource.source.clone();
         let guardrails = resource.settings.guardrails.clone();
         let done = self.done.clone();
         tokio::spawn(async move {
-            let execution = actuators.execute(&request, &action).await;
+            let execution = actuators.execute(&request, &action, source.as_ref()).await;
             let _ = done.send(Finished::Executed {
                 request,
                 action,
+                source,
                 guardrails,
-                execution,
+                execution: Box::new(execution),
             });
         });
     }
@@ -144,13 +148,17 @@ impl Acting {
         let Finished::Executed {
             request,
             action,
+            source,
             guardrails,
-            execution:
-                Execution {
-                    captured: Some(captured),
-                    event,
-                },
+            execution,
         } = done
+        else {
+            return;
+        };
+        let Execution {
+            captured: Some(captured),
+            event,
+        } = *execution
         else {
             return;
         };
@@ -179,6 +187,7 @@ impl Acting {
             InEffect {
                 request,
                 action,
+                source,
                 captured,
                 guardrails,
                 baselines,
@@ -222,10 +231,10 @@ impl Acting {
         let before = super::proof::window_samples(history, &key, (started - baseline, started));
         let after = super::proof::window_samples(history, &key, (started, verify_at));
         let result = engine::optimizer::before_after(&before, &after, target);
-        let can_roll_back = self
-            .in_effect
-            .get(id)
-            .is_some_and(|effect| self.actuators.can_roll_back(&effect.action));
+        let can_roll_back = self.in_effect.get(id).is_some_and(|effect| {
+            self.actuators
+                .can_roll_back(&effect.action, effect.source.as_ref())
+        });
         if !result.target_met && can_roll_back {
             tracing::warn!(resource = %id, reason = %result.reason, "Verification failed; rolling back");
             self.roll_back(id, format!("verification failed: {}", result.reason));
@@ -269,7 +278,13 @@ impl Acting {
         let done = self.done.clone();
         tokio::spawn(async move {
             let event = actuators
-                .roll_back(&effect.request, &effect.action, &effect.captured, why)
+                .roll_back(
+                    &effect.request,
+                    &effect.action,
+                    effect.source.as_ref(),
+                    &effect.captured,
+                    why,
+                )
                 .await;
             let _ = done.send(Finished::RolledBack {
                 request: effect.request,

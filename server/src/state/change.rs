@@ -125,6 +125,22 @@ fn authorize(actor: &Identity, state: &State, mutation: &Mutation) -> Result<(),
     if let Some(spec) = spec {
         connectors::sources::validate(spec).map_err(|rule| EngineError::invalid("source", rule))?;
     }
+    // An action that acts on the resource's own system (a database setting) is its
+    // actuator's to judge, against the resource it is saved on.
+    let (settings, source) = match mutation {
+        Mutation::SetSettings { id, settings } => (
+            Some(settings),
+            state.resources.get(id).and_then(|r| r.source.as_ref()),
+        ),
+        Mutation::AddResource { resource } => (Some(&resource.settings), resource.source.as_ref()),
+        _ => (None, None),
+    };
+    if let Some(settings) = settings {
+        connectors::actuators::validate(&settings.action, source).map_err(|rule| {
+            let (field, rule) = rule.split_once(": ").unwrap_or(("settings.action", &rule));
+            EngineError::invalid(field, rule)
+        })?;
+    }
     Ok(())
 }
 
