@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tests::{http_request, Perfpilot, TempDir};
+use tests::{http_request, urlencode, Perfpilot, TempDir};
 
 /// Requests a tiny HTTP endpoint received: (headers, body).
 type Received = Arc<Mutex<Vec<(String, String)>>>;
@@ -50,15 +50,6 @@ fn webhook_receiver() -> (u16, Received) {
         }
     });
     (port, received)
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// Memory utilization is always above 1 %, so a `≤ 1 %` target breaches at once; short

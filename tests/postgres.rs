@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use tests::{http_post_json, http_request, Perfpilot, Postgres, TempDir};
+use tests::{http_post_json, http_request, urlencode, Perfpilot, Postgres, TempDir};
 
 const PASSWORD: &str = "pg-secret-Zq7xW2";
 
@@ -42,15 +42,6 @@ fn card(
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// The latest value of a database series, from `/metrics` on the main listener.

@@ -694,3 +694,13 @@ fn run(command: &mut Command) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Percent-encodes `text` for a URL query or form value.
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

@@ -134,10 +134,12 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Every `interval`, a read abandoned after 5 intervals (at least 5 s), retries backing
+    /// off to at most a minute.
     pub fn every(interval: Duration) -> Schedule {
         Schedule {
             interval,
-            timeout: interval.max(Duration::from_millis(200)),
+            timeout: (interval * 5).max(Duration::from_secs(5)),
             max_backoff: Duration::from_secs(60),
         }
     }

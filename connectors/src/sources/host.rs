@@ -797,45 +797,35 @@ pub fn source(collector: HostCollector, defaults: &ResourceSettings) -> Polled<H
         owns: Vec::new(),
     };
     let interval = collector.config().interval.max(MINIMUM_CPU_UPDATE_INTERVAL);
+    let mut schedule = Schedule::every(interval);
+    // A process scan on a loaded host can take longer than a tick; the reads in progress
+    // finish (ticks meanwhile are skipped and become gaps), they are not abandoned.
+    schedule.timeout = Duration::from_secs(30).max(interval * 10);
     Polled::new(
         info,
-        Schedule::every(interval),
+        schedule,
         HostPoll {
-            collector: Some(collector),
+            collector: Arc::new(std::sync::Mutex::new(collector)),
         },
     )
 }
 
-/// The collector between ticks; it is on the blocking pool during one.
+/// The collector, shared with the blocking task that reads it: a read that outlives its
+/// caller (a timeout) still hands the collector back when it ends.
 pub struct HostPoll {
-    collector: Option<HostCollector>,
+    collector: Arc<std::sync::Mutex<HostCollector>>,
 }
 
 impl Poll for HostPoll {
     fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>> {
+        let collector = self.collector.clone();
         Box::pin(async move {
-            let Some(mut collector) = self.collector.take() else {
-                return Err(SourceError::new(
-                    "the host collector crashed earlier (a bug in perfpilot); restart perfpilot",
-                ));
-            };
-            match tokio::task::spawn_blocking(move || {
-                let tick = collector.tick(at);
-                (collector, tick)
-            })
-            .await
-            {
-                Ok((collector, tick)) => {
-                    self.collector = Some(collector);
-                    Ok(tick)
-                }
-                Err(err) => {
+            tokio::task::spawn_blocking(move || engine::sync::lock(&collector).tick(at))
+                .await
+                .map_err(|err| {
                     tracing::error!(%err, "Host collector tick failed");
-                    Err(SourceError::new(format!(
-                        "the host collector crashed: {err}"
-                    )))
-                }
-            }
+                    SourceError::new(format!("the host collector failed: {err}"))
+                })
         })
     }
 }
