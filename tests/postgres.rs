@@ -8,7 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use tests::{http_post_json, http_request, urlencode, Perfpilot, Postgres, TempDir};
+use tests::{
+    click, eventually_text, http_post_json, http_request, input_value, urlencode, wait_for,
+    Browser, Perfpilot, Postgres, TempDir,
+};
 
 const PASSWORD: &str = "pg-secret-Zq7xW2";
 
@@ -201,6 +204,65 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
     assert_eq!(
         std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
         0o600
+    );
+
+    // An admin adds one in the browser: the form connects first, the password field
+    // empties, and the new database has its page with the chart.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use fantoccini::Locator;
+        let browser = Browser::start().await;
+        let client = &browser.client;
+        client.goto(&server.url("/settings")).await.unwrap();
+        browser.wait_for_hydration().await;
+        for (id, value) in [
+            ("database-name", "third".to_owned()),
+            ("database-url", url("perf", "app")),
+            ("database-password", "wrong-one".to_owned()),
+        ] {
+            client
+                .find(Locator::Id(id))
+                .await
+                .unwrap()
+                .send_keys(&value)
+                .await
+                .unwrap();
+        }
+        click(client, Locator::Id("database-add")).await;
+        let refused = eventually_text(client, "#database-message", "the refusal", |t| {
+            t.contains("authentication failed")
+        })
+        .await;
+        assert!(refused.contains("cannot use this database"), "{refused}");
+        let field = client.find(Locator::Id("database-password")).await.unwrap();
+        field.send_keys("\u{e009}a\u{e000}").await.unwrap();
+        field.send_keys(PASSWORD).await.unwrap();
+        click(client, Locator::Id("database-add")).await;
+        let added = eventually_text(client, "#database-message", "the confirmation", |t| {
+            t.starts_with("Added database:third")
+        })
+        .await;
+        assert!(added.contains("PostgreSQL 15"), "{added}");
+        assert_eq!(
+            input_value(client, "#database-password").await,
+            "",
+            "the password is not kept in the page"
+        );
+        browser.screenshot("database-added.png").await;
+        client
+            .goto(&server.url("/resource?id=database%3Amain&range=5m"))
+            .await
+            .unwrap();
+        browser.wait_for_hydration().await;
+        wait_for(client, Locator::Css("canvas")).await;
+        browser.screenshot("database-resource.png").await;
+        browser.close().await;
+    });
+    card(
+        &server,
+        "database:third",
+        30,
+        "the database added in the browser",
+        |c| c["value"].is_number(),
     );
 
     // Tuning through the actuator lifecycle: a change that does not bring latency under

@@ -50,6 +50,13 @@ pub trait Backend: Send + Sync + 'static {
         mutation: Mutation,
         actor: Identity,
     ) -> BoxFuture<Result<ChangeRecord, AppError>>;
+    /// Adds a database after connecting to it once (admins only); refusals name the
+    /// reason.
+    fn add_database(
+        &self,
+        new: crate::databases::NewDatabase,
+        actor: Identity,
+    ) -> BoxFuture<Result<crate::databases::DatabaseAdded, AppError>>;
     /// Audit entries passing `filter`, newest first.
     fn audit(&self, filter: AuditFilter) -> BoxFuture<Result<Vec<AuditRecord>, AppError>>;
     /// Before/after rows, measuring ones first.

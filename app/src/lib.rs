@@ -19,6 +19,7 @@ pub mod base;
 mod chart;
 mod codec;
 mod components;
+pub mod databases;
 pub mod error;
 pub mod format;
 pub mod identity;

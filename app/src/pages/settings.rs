@@ -39,6 +39,27 @@ pub async fn revoke_token(id: String) -> Result<TokenInfo, AppError> {
     token_admin()?.revoke(&id, &by).await
 }
 
+/// Adds a PostgreSQL database after connecting to it once (admins only). The password
+/// stays on the server.
+#[server(endpoint = "add_database", output = crate::codec::Json)]
+pub async fn add_database(
+    name: String,
+    url: String,
+    #[server(default)] password: Option<String>,
+    #[server(default)] probe_query: Option<String>,
+    #[server(default)] group: Option<String>,
+) -> Result<crate::databases::DatabaseAdded, AppError> {
+    let actor = crate::backend::require(Role::Admin)?;
+    let new = crate::databases::NewDatabase {
+        name: name.trim().to_owned(),
+        url,
+        password,
+        probe_query,
+        group,
+    };
+    crate::backend::backend()?.add_database(new, actor).await
+}
+
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     view! {
@@ -52,6 +73,13 @@ pub fn SettingsPage() -> impl IntoView {
             <p class="muted">"For scripts and CI: send " <code>"Authorization: Bearer <token>"</code> " with each request. A token acts with the role it was given."</p>
             <Allowed role=Role::Admin what="Managing API tokens">
                 <Tokens/>
+            </Allowed>
+        </section>
+        <section class="settings-section" aria-labelledby="databases-title">
+            <h2 id="databases-title">"Databases"</h2>
+            <p class="muted">"Watch a PostgreSQL database: probe latency (p50/p95/p99), transactions, cache hits, connections and locks every second. perfpilot connects once before adding it, and needs a role with pg_monitor."</p>
+            <Allowed role=Role::Admin what="Adding databases">
+                <AddDatabase/>
             </Allowed>
         </section>
         <section class="settings-section">
@@ -211,5 +239,69 @@ fn TokenTable(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl I
                 </tbody>
             </table>
         </div>
+    }
+}
+
+#[component]
+fn AddDatabase() -> impl IntoView {
+    let add = ServerAction::<AddDatabase>::new();
+    let name = RwSignal::new(String::new());
+    let url = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let probe = RwSignal::new(String::new());
+    let group = RwSignal::new(String::new());
+    let optional =
+        |signal: RwSignal<String>| Some(signal.get_untracked()).filter(|v| !v.trim().is_empty());
+    let submit = move || {
+        add.dispatch(AddDatabase {
+            name: name.get_untracked(),
+            url: url.get_untracked(),
+            password: optional(password),
+            probe_query: optional(probe),
+            group: optional(group),
+        });
+    };
+    // The password field empties once the server has it: it is never shown again.
+    Effect::new(move |_| {
+        if matches!(add.value().get(), Some(Ok(_))) {
+            password.set(String::new());
+        }
+    });
+    let field = move |label: &'static str,
+                      id: &'static str,
+                      kind: &'static str,
+                      placeholder: &'static str,
+                      signal: RwSignal<String>| {
+        view! {
+            <label class="setting setting-wide">
+                <span>{label}</span>
+                <input id=id type=kind placeholder=placeholder autocomplete="off" prop:value=move || signal.get() on:input=move |ev| signal.set(event_target_value(&ev))/>
+            </label>
+        }
+    };
+    view! {
+        <form id="add-database" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+            {field("Name (the resource becomes database:<name>)", "database-name", "text", "orders", name)}
+            {field("Connection URL, without the password", "database-url", "text", "postgresql://perf@db.internal:5432/app", url)}
+            {field("Password (kept on the server, never shown again)", "database-password", "password", "", password)}
+            {field("Probe query (optional: timed every second)", "database-probe", "text", "SELECT count(*) FROM orders WHERE id = 1", probe)}
+            {field("Group (optional: shards of one logical database)", "database-group", "text", "shop", group)}
+            <button id="database-add" class="btn" type="submit" disabled=move || add.pending().get()>
+                {move || if add.pending().get() { "Connecting…" } else { "Connect and add" }}
+            </button>
+            {move || add.value().get().map(|result| match result {
+                Ok(added) => {
+                    let href = crate::base::href(&format!("/resource?id={}", added.resource.replace(':', "%3A")));
+                    view! {
+                        <p id="database-message" class="notice" role="status">
+                            "Added " <a href=href>{added.resource.clone()}</a>
+                            {format!(" (PostgreSQL {}, change #{}){}", added.server_version, added.change,
+                                if added.statements { "" } else { "; pg_stat_statements is not installed, so the Queries panel stays empty" })}
+                        </p>
+                    }.into_any()
+                }
+                Err(err) => view! { <p id="database-message" class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
+            })}
+        </form>
     }
 }

@@ -18,7 +18,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
-use connectors::sources::postgres::{self, PostgresSettings};
 use engine::changes::Mutation;
 use engine::model::ResourceId;
 use serde::Deserialize;
@@ -52,59 +51,13 @@ struct NewDatabase {
     group: Option<String>,
 }
 
-fn secrets_dir(state: &AppState) -> Option<PathBuf> {
-    state
-        .settings
-        .data_dir
-        .as_ref()
-        .map(|dir| dir.join("secrets"))
-}
-
-/// Writes `password` where only perfpilot's user can read it; the path is what the
-/// source's settings keep.
-fn store_password(state: &AppState, name: &str, password: &str) -> Result<PathBuf, AppError> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = secrets_dir(state).ok_or_else(|| {
-        AppError::invalid(
-            "password",
-            "cannot be stored with --ephemeral (nothing is written); use password_file or password_env",
-        )
-    })?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|err| AppError::unavailable(format!("cannot create {}: {err}", dir.display())))?;
-    let path = dir.join(format!("database-{name}.password"));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|err| AppError::unavailable(format!("cannot write {}: {err}", path.display())))?;
-    file.write_all(password.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|err| AppError::unavailable(format!("cannot write {}: {err}", path.display())))?;
-    Ok(path)
-}
-
-/// Role, parse, connect once, apply.
+/// Role, parse, then the one path of adding a database (shared with the UI).
 async fn add_database(
     caller: Admin,
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let new: NewDatabase = super::parse_json(&body)?;
-    let id = postgres::resource_id(&new.name).map_err(|rule| AppError::invalid("name", rule))?;
-    if state.monitor.store.state().resources.contains_key(&id) {
-        return Err(
-            AppError::new(409, format!("resource `{id}` already exists"))
-                .with_field("name")
-                .into(),
-        );
-    }
     if new.password.is_some() && (new.password_file.is_some() || new.password_env.is_some()) {
         return Err(AppError::invalid(
             "password",
@@ -112,50 +65,27 @@ async fn add_database(
         )
         .into());
     }
-    let mut settings = PostgresSettings {
-        url: new.url,
-        password_file: new.password_file,
-        password_env: new.password_env,
-        probe_query: new.probe_query,
-        group: new.group,
-        statement_timeout_ms: 2_000,
-    };
-    settings.validate().map_err(invalid)?;
-    // Checked with the password as sent, before it is written anywhere.
-    let password = match &new.password {
-        Some(password) => Some(password.clone()),
-        None => settings.password().map_err(invalid)?,
-    };
-    let report = postgres::check_with(&settings, password)
-        .await
-        .map_err(unreachable)?;
-    if let Some(password) = &new.password {
-        settings.password_file = Some(store_password(&state, &new.name, password)?);
-    }
-    let resource = postgres::resource(&new.name, &settings, &state.settings.resource_defaults)
-        .map_err(invalid)?;
-    let record = state
+    let added = state
         .monitor
-        .apply(Mutation::AddResource { resource }, caller.identity)
+        .add_database(
+            app::databases::NewDatabase {
+                name: new.name,
+                url: new.url,
+                password: new.password,
+                probe_query: new.probe_query,
+                group: new.group,
+            },
+            new.password_file,
+            new.password_env,
+            caller.identity,
+        )
         .await?;
     Ok(Json(json!({
-        "change": record.change,
-        "resource": id.as_str(),
-        "server_version": report.server_version,
-        "pg_stat_statements": report.statements,
+        "change": added.change,
+        "resource": added.resource,
+        "server_version": added.server_version,
+        "pg_stat_statements": added.statements,
     })))
-}
-
-fn invalid(rule: String) -> ApiError {
-    let field = rule.split(':').next().unwrap_or("body").to_owned();
-    AppError::new(422, rule).with_field(&field).into()
-}
-
-/// A database perfpilot cannot use as given: the reason, as a 422 about the connection.
-fn unreachable(reason: String) -> ApiError {
-    AppError::new(422, format!("cannot use this database: {reason}"))
-        .with_field("url")
-        .into()
 }
 
 async fn remove_resource(
@@ -177,7 +107,10 @@ async fn remove_resource(
         .apply(Mutation::RemoveResource { id: id.clone() }, caller.identity)
         .await?;
     // A password this server stored for it goes too.
-    if let (Some(dir), Some(name)) = (secrets_dir(&state), id.as_str().strip_prefix("database:")) {
+    if let (Some(dir), Some(name)) = (
+        state.monitor.secrets_dir(),
+        id.as_str().strip_prefix("database:"),
+    ) {
         let _ = std::fs::remove_file(dir.join(format!("database-{name}.password")));
     }
     Ok(Json(

@@ -111,6 +111,15 @@ impl app::backend::Backend for Monitor {
         Box::pin(async move { Monitor::apply(&monitor, mutation, actor).await })
     }
 
+    fn add_database(
+        &self,
+        new: app::databases::NewDatabase,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<app::databases::DatabaseAdded, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move { monitor.add_database(new, None, None, actor).await })
+    }
+
     fn audit(
         &self,
         filter: app::audit::AuditFilter,

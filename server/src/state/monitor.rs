@@ -61,6 +61,7 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         host: host::source(collector, &settings.resource_defaults),
         interval: settings.collect_interval,
         resource_defaults: settings.resource_defaults.clone(),
+        data_dir: settings.data_dir.clone(),
         history: HistoryConfig::default(),
         options,
         persist,
@@ -76,6 +77,8 @@ pub struct Parts {
     pub interval: Duration,
     /// Settings of resources added from the configuration file.
     pub resource_defaults: engine::model::ResourceSettings,
+    /// Where stored secrets go (`None` with `--ephemeral`).
+    pub data_dir: Option<std::path::PathBuf>,
     pub history: HistoryConfig,
     pub options: StoreOptions,
     pub persist: Persist,
@@ -174,6 +177,7 @@ pub struct Monitor {
     pub(crate) configured: super::sources::Running,
     pub(crate) interval: Duration,
     pub(crate) resource_defaults: engine::model::ResourceSettings,
+    pub(crate) data_dir: Option<std::path::PathBuf>,
     /// True while the monitor task runs; a guard in the task clears it however the task
     /// ends, a panic included.
     alive: Arc<AtomicBool>,
@@ -211,6 +215,7 @@ impl Monitor {
             host,
             interval,
             resource_defaults,
+            data_dir,
             history,
             options,
             persist,
@@ -254,6 +259,7 @@ impl Monitor {
             configured: Arc::default(),
             interval,
             resource_defaults,
+            data_dir,
         };
         let clock = Duration::from_millis(history_step(&monitor));
         let task = MonitorTask::new(monitor.clone(), actions);

@@ -6,10 +6,13 @@
 //! start-up as changes by `configuration`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use app::databases::{DatabaseAdded, NewDatabase};
+use app::error::AppError;
 use app::identity::Identity;
-use connectors::sources::postgres::{self, PostgresEntry};
+use connectors::sources::postgres::{self, PostgresEntry, PostgresSettings};
 use engine::changes::Mutation;
 use engine::model::{Resource, SourceSpec};
 use engine::source::runtime::Source;
@@ -90,6 +93,113 @@ impl Monitor {
         }
         Ok(())
     }
+}
+
+impl Monitor {
+    /// Adds a PostgreSQL database: checks the settings, connects once with exactly them
+    /// (refusing with the reason: unreachable, authentication failed, database missing, a
+    /// role without `pg_monitor`), keeps a password sent inline under
+    /// `<data-dir>/secrets/` (mode 0600), then adds the resource as a counted change.
+    /// Shared by `POST /api/v1/databases` and the UI.
+    pub async fn add_database(
+        &self,
+        new: NewDatabase,
+        password_file: Option<PathBuf>,
+        password_env: Option<String>,
+        actor: Identity,
+    ) -> Result<DatabaseAdded, AppError> {
+        let id =
+            postgres::resource_id(&new.name).map_err(|rule| AppError::invalid("name", rule))?;
+        if self.store.state().resources.contains_key(&id) {
+            return Err(
+                AppError::new(409, format!("resource `{id}` already exists")).with_field("name"),
+            );
+        }
+        let blank = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        let mut settings = PostgresSettings {
+            url: new.url.trim().to_owned(),
+            password_file,
+            password_env,
+            probe_query: blank(new.probe_query),
+            group: blank(new.group),
+            statement_timeout_ms: 2_000,
+        };
+        settings.validate().map_err(invalid)?;
+        // Checked with the password as sent, before it is written anywhere.
+        let password = match blank(new.password) {
+            Some(password) => Some(password),
+            None => settings.password().map_err(invalid)?,
+        };
+        let inline = password.is_some()
+            && settings.password_file.is_none()
+            && settings.password_env.is_none();
+        let report = postgres::check_with(&settings, password.clone())
+            .await
+            .map_err(|reason| {
+                AppError::new(422, format!("cannot use this database: {reason}")).with_field("url")
+            })?;
+        if let (true, Some(password)) = (inline, &password) {
+            settings.password_file = Some(self.store_secret(&new.name, password)?);
+        }
+        let resource =
+            postgres::resource(&new.name, &settings, &self.resource_defaults).map_err(invalid)?;
+        let record = self
+            .apply(Mutation::AddResource { resource }, actor)
+            .await?;
+        Ok(DatabaseAdded {
+            change: record.change,
+            resource: id.to_string(),
+            server_version: report.server_version,
+            statements: report.statements,
+        })
+    }
+
+    /// Where passwords sent to this server are kept: `<data-dir>/secrets/`.
+    pub fn secrets_dir(&self) -> Option<PathBuf> {
+        self.data_dir.as_ref().map(|dir| dir.join("secrets"))
+    }
+
+    /// Writes a password only perfpilot's user can read; the path is what the source's
+    /// settings keep.
+    fn store_secret(&self, name: &str, password: &str) -> Result<PathBuf, AppError> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let dir = self.secrets_dir().ok_or_else(|| {
+            AppError::invalid(
+                "password",
+                "cannot be stored with --ephemeral (nothing is written); use password_file or password_env",
+            )
+        })?;
+        let failed = |err: std::io::Error| {
+            AppError::unavailable(format!(
+                "cannot store the password under {}: {err}",
+                dir.display()
+            ))
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(failed)?;
+        let path = dir.join(format!("database-{name}.password"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(failed)?;
+        file.write_all(password.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(failed)?;
+        Ok(path)
+    }
+}
+
+/// A settings rule broken: 422 naming the field (the rule's text starts with it).
+fn invalid(rule: String) -> AppError {
+    let field = rule.split(':').next().unwrap_or("body").to_owned();
+    AppError::new(422, rule).with_field(&field)
 }
 
 /// The running source a resource's spec describes.

@@ -1,0 +1,29 @@
+//! Adding a database from the UI: what the form sends and what the server answers. The
+//! server connects once with exactly these settings before anything changes, and keeps a
+//! password sent here to itself (it is written under the data directory and never comes
+//! back in any answer).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewDatabase {
+    /// The resource becomes `database:<name>`.
+    pub name: String,
+    /// `postgresql://user@host:port/db`, without a password.
+    pub url: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub probe_query: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseAdded {
+    pub change: u64,
+    pub resource: String,
+    pub server_version: String,
+    /// `pg_stat_statements` is installed (the Queries panel needs it).
+    pub statements: bool,
+}
