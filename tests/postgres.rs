@@ -66,6 +66,7 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         &format!("CREATE ROLE perf LOGIN PASSWORD '{PASSWORD}'; GRANT pg_monitor TO perf; CREATE ROLE plain LOGIN PASSWORD '{PASSWORD}'"),
     );
     pg.pgbench("app", &["-i", "-q", "-s", "1"]);
+    pg.psql("app", "CREATE EXTENSION pg_stat_statements");
     pg.psql("app", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO perf");
 
     let dir = TempDir::new("perfpilot-pg");
@@ -131,6 +132,41 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
     let hit = metric(&server, "database:main", "cache_hit_pct").expect("a cache hit ratio");
     assert!((0.0..=100.0).contains(&hit), "{hit}");
     assert!(metric(&server, "database:main", "latency_p95").is_some());
+
+    // The Queries panel: what took the time over the last interval, from
+    // pg_stat_statements deltas, without perfpilot's own queries.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let top = loop {
+        let (status, body) = server.get("/api/top_queries?resource=database%3Amain");
+        assert_eq!(status, 200, "{body}");
+        let report = body_json(&body);
+        let top = report["top"].as_array().cloned().unwrap_or_default();
+        if top.iter().any(|q| {
+            q["query"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("pgbench_accounts")
+        }) {
+            break top;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pgbench query in the top list: {body:.2000}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        top.iter().all(|q| !q["query"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pg_stat_database")),
+        "perfpilot's own statistics query is left out: {top:?}"
+    );
+    assert!(
+        top[0]["calls_per_s"].as_f64().unwrap() > 0.0
+            && top[0]["share_pct"].as_f64().unwrap() > 0.0,
+        "{top:?}"
+    );
 
     // Adding a database connects first; every refusal says why and changes nothing.
     let change_before = body_json(&server.get("/api/audit?limit=1").1)["total"]
@@ -255,6 +291,17 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         browser.wait_for_hydration().await;
         wait_for(client, Locator::Css("canvas")).await;
         browser.screenshot("database-resource.png").await;
+        // The Queries panel shows the pgbench statements measured above.
+        let table = wait_for(client, Locator::Id("queries-table")).await;
+        assert!(table.text().await.unwrap().contains("pgbench_accounts"));
+        client
+            .execute(
+                "document.getElementById('queries-title').scrollIntoView()",
+                vec![],
+            )
+            .await
+            .unwrap();
+        browser.screenshot("database-queries.png").await;
         browser.close().await;
     });
     card(

@@ -57,6 +57,8 @@ pub trait Backend: Send + Sync + 'static {
         new: crate::databases::NewDatabase,
         actor: Identity,
     ) -> BoxFuture<Result<crate::databases::DatabaseAdded, AppError>>;
+    /// What the source of `resource` reported besides series (a database's top queries).
+    fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>>;
     /// Audit entries passing `filter`, newest first.
     fn audit(&self, filter: AuditFilter) -> BoxFuture<Result<Vec<AuditRecord>, AppError>>;
     /// Before/after rows, measuring ones first.

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod actuator;
 pub mod backtest;
 pub mod changes;
+pub mod database;
 pub mod error;
 pub mod history;
 pub mod model;

@@ -92,6 +92,10 @@ pub struct SourceStatus {
     pub last_sample_unix_ms: Option<UnixMillis>,
     /// The resource ids it produces samples for (a trailing `*` is a prefix).
     pub resources: Vec<String>,
+    /// What the source found besides series (a database's top queries), as it last
+    /// reported it; shared, so copying the status map stays cheap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<std::sync::Arc<serde_json::Value>>,
 }
 
 /// What a source hands the monitor.
@@ -109,6 +113,12 @@ pub trait Poll: Send + 'static {
     /// Reads every series once; the tick's `at` must be `at`. An error is the reason the
     /// card shows until the next success (the runtime retries with backoff).
     fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>>;
+
+    /// What the source found besides series since it was last asked (asked after every
+    /// successful collect); `None` leaves the last report as it was.
+    fn details(&mut self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// What the runtime needs to know about a source before it runs it.

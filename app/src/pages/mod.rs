@@ -7,5 +7,6 @@ pub mod overview;
 pub mod proof;
 pub mod resource;
 pub mod resource_chart;
+pub mod resource_queries;
 pub mod resource_settings;
 pub mod settings;

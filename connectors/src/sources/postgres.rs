@@ -35,6 +35,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_WINDOW: usize = 60;
 /// Counter snapshots kept: rates are taken over up to this many seconds.
 const RATE_WINDOW: usize = 6;
+/// Ticks between two readings of `pg_stat_statements` (its cost grows with the number of
+/// statements; the top queries do not change every second).
+const STATEMENTS_EVERY: u32 = 10;
+/// Queries in the top list.
+const TOP_QUERIES: usize = 10;
+
+const STATEMENTS: &str = "SELECT queryid, left(query, 500), calls, total_exec_time \
+     FROM pg_stat_statements \
+     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND toplevel \
+       AND userid <> (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+     ORDER BY total_exec_time DESC LIMIT 500";
 
 /// A database's source settings: the `[[postgres]]` table of the configuration file less
 /// its `name`, and what a resource's source spec holds.
@@ -342,6 +353,10 @@ pub fn source(
             client: None,
             probes: VecDeque::with_capacity(PROBE_WINDOW),
             counters: VecDeque::with_capacity(RATE_WINDOW),
+            statements: None,
+            last_statements: None,
+            ticks: 0,
+            details: None,
         },
     )
 }
@@ -515,7 +530,16 @@ pub struct PostgresPoll {
     /// The latest probe latencies, ms.
     probes: VecDeque<f64>,
     counters: VecDeque<Counters>,
+    /// Whether `pg_stat_statements` is installed (asked once per connection).
+    statements: Option<bool>,
+    /// The last reading of `pg_stat_statements`, and when it was taken.
+    last_statements: Option<(Instant, Statements)>,
+    ticks: u32,
+    details: Option<serde_json::Value>,
 }
+
+/// Per query id: calls, total ms, text.
+type Statements = std::collections::HashMap<i64, (i64, f64, String)>;
 
 const STATS: &str = "SELECT d.numbackends::int8, (d.xact_commit + d.xact_rollback)::int8, d.xact_rollback::int8, \
        d.blks_hit::int8, d.blks_read::int8, d.deadlocks::int8, d.temp_bytes::int8, \
@@ -618,12 +642,93 @@ impl PostgresPoll {
             replication_lag_s,
         ];
         debug_assert_eq!(values.len(), METRICS.len());
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % STATEMENTS_EVERY == 1 {
+            self.read_statements(at).await?;
+        }
         Ok(Tick {
             at,
             series: self.series.clone(),
             values: values.into_iter().map(|v| v.map(|v| v as f32)).collect(),
             top_processes: None,
         })
+    }
+}
+
+impl PostgresPoll {
+    /// Reads `pg_stat_statements` and reports the queries that took the most time since
+    /// the last reading.
+    async fn read_statements(&mut self, at: UnixMillis) -> Result<(), SourceError> {
+        let config = self.settings.validate().map_err(SourceError::new)?;
+        let failed = |err: tokio_postgres::Error| SourceError::new(describe(&err, &config));
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| SourceError::new("not connected"))?;
+        if self.statements.is_none() {
+            let row = client
+                .query_one("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')", &[])
+                .await
+                .map_err(failed)?;
+            self.statements = Some(row.get(0));
+        }
+        if self.statements != Some(true) {
+            let db = config
+                .get_dbname()
+                .or(config.get_user())
+                .unwrap_or_default();
+            let report = engine::database::TopQueries {
+                at_unix_ms: at,
+                unavailable: Some(format!(
+                    "unavailable: pg_stat_statements is not installed in database \"{db}\" (add it to shared_preload_libraries and run CREATE EXTENSION pg_stat_statements there)"
+                )),
+                ..Default::default()
+            };
+            self.details = serde_json::to_value(report).ok();
+            return Ok(());
+        }
+        let rows = client.query(STATEMENTS, &[]).await.map_err(failed)?;
+        let now = Instant::now();
+        let reading: Statements = rows
+            .iter()
+            .filter_map(|row| {
+                let id: Option<i64> = row.get(0);
+                Some((id?, (row.get(2), row.get(3), row.get(1))))
+            })
+            .collect();
+        let mut report = engine::database::TopQueries {
+            at_unix_ms: at,
+            ..Default::default()
+        };
+        if let Some((then, before)) = &self.last_statements {
+            let secs = now.duration_since(*then).as_secs_f64().max(0.001);
+            let mut deltas: Vec<(String, f64, f64)> = reading
+                .iter()
+                .filter_map(|(id, (calls, total, text))| {
+                    let (calls0, total0) = before.get(id).map_or((0, 0.0), |(c, t, _)| (*c, *t));
+                    let calls = (calls - calls0) as f64;
+                    let total = total - total0;
+                    (calls > 0.0 && total >= 0.0).then(|| (text.clone(), calls, total))
+                })
+                .collect();
+            let all: f64 = deltas.iter().map(|d| d.2).sum();
+            deltas.sort_by(|a, b| b.2.total_cmp(&a.2));
+            report.window_s = secs;
+            report.top = deltas
+                .into_iter()
+                .take(TOP_QUERIES)
+                .map(|(query, calls, total)| engine::database::QueryStat {
+                    query,
+                    calls_per_s: calls / secs,
+                    mean_ms: total / calls,
+                    total_ms: total,
+                    share_pct: if all > 0.0 { total / all * 100.0 } else { 0.0 },
+                })
+                .collect();
+        }
+        self.last_statements = Some((now, reading));
+        self.details = serde_json::to_value(report).ok();
+        Ok(())
     }
 }
 
@@ -662,6 +767,10 @@ impl Rates {
 }
 
 impl Poll for PostgresPoll {
+    fn details(&mut self) -> Option<serde_json::Value> {
+        self.details.take()
+    }
+
     fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>> {
         Box::pin(async move {
             let result = self.tick(at).await;
@@ -670,6 +779,8 @@ impl Poll for PostgresPoll {
                 // clean (and a lost server is reconnected with backoff).
                 self.client = None;
                 self.counters.clear();
+                self.statements = None;
+                self.last_statements = None;
             }
             result
         })

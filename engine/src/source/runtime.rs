@@ -104,6 +104,19 @@ impl SourceContext {
         });
     }
 
+    /// Records what the source found besides series (shown where its resources are).
+    pub fn set_details(&self, details: serde_json::Value) {
+        let id = self.id.to_string();
+        let details = Arc::new(details);
+        self.statuses.rcu(|map| {
+            let mut next = BTreeMap::clone(map);
+            if let Some(status) = next.get_mut(&id) {
+                status.details = Some(details.clone());
+            }
+            next
+        });
+    }
+
     fn note_sample(&self, at: UnixMillis) {
         let id = self.id.to_string();
         self.statuses.rcu(|map| {
@@ -172,6 +185,7 @@ impl Sources {
             kind: info.kind.clone(),
             health: SourceHealth::Starting,
             last_sample_unix_ms: None,
+            details: None,
             resources: if info.owns.is_empty() {
                 info.resources.iter().map(|r| r.id.to_string()).collect()
             } else {
@@ -342,6 +356,9 @@ impl<P: Poll> Source for Polled<P> {
                         }
                         failures = 0;
                         retry_at = i64::MIN;
+                        if let Some(details) = poll.details() {
+                            ctx.set_details(details);
+                        }
                         if !ctx.emit(Batch::Tick(Arc::new(tick)), at).await {
                             break;
                         }

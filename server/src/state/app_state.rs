@@ -111,6 +111,14 @@ impl app::backend::Backend for Monitor {
         Box::pin(async move { Monitor::apply(&monitor, mutation, actor).await })
     }
 
+    fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>> {
+        self.sources
+            .statuses()
+            .values()
+            .find(|status| connectors::sources::owns(&status.resources, resource))
+            .and_then(|status| status.details.clone())
+    }
+
     fn add_database(
         &self,
         new: app::databases::NewDatabase,
