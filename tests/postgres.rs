@@ -253,6 +253,7 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         for (id, value) in [
             ("database-name", "third".to_owned()),
             ("database-url", url("perf", "app")),
+            ("database-group", "shop".to_owned()),
             ("database-password", "wrong-one".to_owned()),
         ] {
             client

@@ -59,6 +59,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<Result<crate::databases::DatabaseAdded, AppError>>;
     /// What the source of `resource` reported besides series (a database's top queries).
     fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>>;
+    /// The databases configured with the same group as `resource`, with their latest load.
+    fn database_group(&self, resource: &str) -> Option<engine::database::DatabaseGroup>;
     /// Audit entries passing `filter`, newest first.
     fn audit(&self, filter: AuditFilter) -> BoxFuture<Result<Vec<AuditRecord>, AppError>>;
     /// Before/after rows, measuring ones first.

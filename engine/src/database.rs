@@ -28,3 +28,71 @@ pub struct TopQueries {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
 }
+
+/// One database of a group, as its group's panel shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shard {
+    pub resource: String,
+    pub name: String,
+    /// Latest transactions/s, probe p95 (ms) and connections (% of max), while fresh.
+    pub tps: Option<f64>,
+    pub latency_p95: Option<f64>,
+    pub connections_pct: Option<f64>,
+}
+
+/// Databases configured with the same `group`: one logical database sharded over them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseGroup {
+    pub group: String,
+    pub shards: Vec<Shard>,
+    /// Load skew: the busiest shard's transactions/s over the mean (1 = even); `None`
+    /// without load.
+    pub skew: Option<f64>,
+}
+
+impl DatabaseGroup {
+    /// The skew of `shards`' transactions/s.
+    pub fn skew_of(shards: &[Shard]) -> Option<f64> {
+        let loads: Vec<f64> = shards.iter().filter_map(|s| s.tps).collect();
+        if loads.is_empty() {
+            return None;
+        }
+        let mean = loads.iter().sum::<f64>() / loads.len() as f64;
+        let max = loads.iter().copied().fold(f64::MIN, f64::max);
+        (mean > 0.0).then(|| max / mean)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(tps: Option<f64>) -> Shard {
+        Shard {
+            resource: "database:x".into(),
+            name: "x".into(),
+            tps,
+            latency_p95: None,
+            connections_pct: None,
+        }
+    }
+
+    #[test]
+    fn skew_is_the_busiest_over_the_mean() {
+        let even = [shard(Some(100.0)), shard(Some(100.0))];
+        assert_eq!(DatabaseGroup::skew_of(&even), Some(1.0));
+        let hot = [
+            shard(Some(300.0)),
+            shard(Some(100.0)),
+            shard(Some(200.0)),
+            shard(None),
+        ];
+        assert_eq!(DatabaseGroup::skew_of(&hot), Some(1.5));
+        assert_eq!(
+            DatabaseGroup::skew_of(&[shard(Some(0.0))]),
+            None,
+            "no load, no skew"
+        );
+        assert_eq!(DatabaseGroup::skew_of(&[]), None);
+    }
+}

@@ -534,6 +534,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             <p id="target-notice" class="notice" role="status">{move || notice.get()}</p>
         </section>
         {view.resource_id.starts_with("database:").then(|| view! {
+            <crate::pages::resource_queries::GroupPanel resource_id=view.resource_id.clone()/>
             <crate::pages::resource_queries::QueriesPanel resource_id=view.resource_id.clone()/>
         })}
         <crate::pages::resource_settings::ResourceSettingsPanel resource_id=view.resource_id.clone()/>

@@ -19,6 +19,55 @@ pub async fn get_top_queries(
     Ok(serde_json::from_value((*details).clone()).ok())
 }
 
+/// The group `resource` belongs to, with every shard's latest load; `None` when it has no
+/// group.
+#[server(endpoint = "database_group", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
+pub async fn get_database_group(
+    resource: String,
+) -> Result<Option<engine::database::DatabaseGroup>, crate::error::AppError> {
+    crate::backend::require(crate::identity::Role::Viewer)?;
+    Ok(crate::backend::backend()?.database_group(&resource))
+}
+
+/// A sharded database's other shards: one row each, and how uneven the load is.
+#[component]
+pub fn GroupPanel(resource_id: String) -> impl IntoView {
+    let id = resource_id.clone();
+    let group = Resource::new(|| (), move |_| get_database_group(id.clone()));
+    let number = |v: Option<f64>, unit: &'static str| {
+        v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}{unit}"))
+    };
+    view! {
+        <Transition fallback=|| ()>
+            {move || group.get().and_then(|r| r.ok()).flatten().map(|group| view! {
+                <section class="settings-panel queries-panel" aria-labelledby="group-title">
+                    <h2 id="group-title">{format!("Group “{}”", group.group)}</h2>
+                    <p class="muted" id="group-skew">{match group.skew {
+                        Some(skew) => format!("{} shards; load skew {skew:.2} (busiest shard's transactions/s over the mean; 1 is even).", group.shards.len()),
+                        None => format!("{} shards; no load to compare yet.", group.shards.len()),
+                    }}</p>
+                    <table class="queries" id="group-table">
+                        <thead><tr><th scope="col">"Shard"</th><th scope="col">"Transactions/s"</th><th scope="col">"Probe p95"</th><th scope="col">"Connections"</th></tr></thead>
+                        <tbody>
+                            {group.shards.into_iter().map(|shard| {
+                                let href = crate::base::href(&format!("/resource?id={}", shard.resource.replace(':', "%3A")));
+                                view! {
+                                    <tr>
+                                        <td><a href=href>{shard.name}</a></td>
+                                        <td>{number(shard.tps, "")}</td>
+                                        <td>{number(shard.latency_p95, " ms")}</td>
+                                        <td>{number(shard.connections_pct, " %")}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </section>
+            })}
+        </Transition>
+    }
+}
+
 #[component]
 pub fn QueriesPanel(resource_id: String) -> impl IntoView {
     let refresh = RwSignal::new(0u32);

@@ -119,6 +119,10 @@ impl app::backend::Backend for Monitor {
             .and_then(|status| status.details.clone())
     }
 
+    fn database_group(&self, resource: &str) -> Option<engine::database::DatabaseGroup> {
+        Monitor::database_group(self, resource)
+    }
+
     fn add_database(
         &self,
         new: app::databases::NewDatabase,

@@ -154,6 +154,47 @@ impl Monitor {
         })
     }
 
+    /// The databases configured with the same group as `resource` (shards of one logical
+    /// database), with their latest transactions/s, probe p95 and connections, and the
+    /// load skew.
+    pub fn database_group(&self, resource: &str) -> Option<engine::database::DatabaseGroup> {
+        let group_of = |r: &Resource| {
+            r.source
+                .as_ref()?
+                .settings
+                .get("group")?
+                .as_str()
+                .map(str::to_owned)
+        };
+        let state = self.store.state();
+        let group = group_of(state.resources.get(resource)?)?;
+        let history = self.history();
+        let now = engine::time::unix_now_ms();
+        let latest = |id: &str, metric: &str| {
+            let series = history.get(history.id(&engine::series::SeriesKey::new(id, metric))?)?;
+            let (at, value) = series.latest()?;
+            (now - at <= 15_000).then_some(f64::from(value?))
+        };
+        let shards: Vec<engine::database::Shard> = state
+            .resources
+            .values()
+            .filter(|r| group_of(r).as_deref() == Some(group.as_str()))
+            .map(|r| engine::database::Shard {
+                resource: r.id.to_string(),
+                name: r.name.clone(),
+                tps: latest(r.id.as_str(), "tps"),
+                latency_p95: latest(r.id.as_str(), "latency_p95"),
+                connections_pct: latest(r.id.as_str(), "connections_pct"),
+            })
+            .collect();
+        let skew = engine::database::DatabaseGroup::skew_of(&shards);
+        Some(engine::database::DatabaseGroup {
+            group,
+            shards,
+            skew,
+        })
+    }
+
     /// Where passwords sent to this server are kept: `<data-dir>/secrets/`.
     pub fn secrets_dir(&self) -> Option<PathBuf> {
         self.data_dir.as_ref().map(|dir| dir.join("secrets"))
