@@ -76,7 +76,7 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
     std::fs::write(
         &config,
         format!(
-            "[[postgres]]\nname = \"main\"\nurl = \"postgresql://perf@127.0.0.1:{}/app\"\npassword_file = \"{}\"\nprobe_query = \"SELECT count(*) FROM pgbench_accounts WHERE bid = 1\"\n",
+            "[[postgres]]\nname = \"main\"\nurl = \"postgresql://perf@127.0.0.1:{}/app\"\npassword_file = \"{}\"\nprobe_query = \"SELECT count(*) FROM pgbench_accounts WHERE bid = 1\"\nidle_in_transaction_limit_s = 2\n",
             pg.port,
             password_file.display()
         ),

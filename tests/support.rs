@@ -654,6 +654,26 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// Opens a session that begins a transaction and then sits idle in it until the
+    /// returned child is killed (or dropped with its stdin).
+    pub fn idle_in_transaction(&self, db: &str) -> std::process::Child {
+        let mut child = as_postgres(&format!("{PG_BIN}/psql"))
+            .args(["-X", "-q", "-h"])
+            .arg(self.dir.join("sock"))
+            .args(["-p", &self.port.to_string(), "-d", db])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start psql");
+        child
+            .stdin
+            .as_mut()
+            .expect("psql's stdin")
+            .write_all(b"BEGIN; SELECT 1;\n")
+            .expect("write to psql");
+        child
+    }
+
     /// Runs pgbench against `db` over the socket with `args` (e.g. `-i`, or `-c 4 -T 5`).
     pub fn pgbench(&self, db: &str, args: &[&str]) {
         run(as_postgres(&format!("{PG_BIN}/pgbench"))

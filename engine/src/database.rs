@@ -27,6 +27,16 @@ pub struct TopQueries {
     /// Why there is nothing to show ("pg_stat_statements is not installed …").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// Recommendations about transactions and pooling, from the latest numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advice: Vec<Advice>,
+}
+
+/// A recommendation and the numbers that triggered it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Advice {
+    pub title: String,
+    pub evidence: String,
 }
 
 /// One database of a group, as its group's panel shows it.

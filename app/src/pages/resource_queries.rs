@@ -90,7 +90,9 @@ pub fn QueriesPanel(resource_id: String) -> impl IntoView {
                 {move || queries.get().map(|result| match result {
                     Err(err) => view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
                     Ok(None) => view! { <p class="muted" id="queries-state">"No report yet: the first one comes after about 10 s."</p> }.into_any(),
-                    Ok(Some(report)) => match report.unavailable {
+                    Ok(Some(report)) => view! {
+                        <Advice advice=report.advice.clone()/>
+                        {match report.unavailable {
                         Some(why) => view! { <p class="muted" id="queries-state">{why}</p> }.into_any(),
                         None if report.top.is_empty() => view! {
                             <p class="muted" id="queries-state">
@@ -113,9 +115,25 @@ pub fn QueriesPanel(resource_id: String) -> impl IntoView {
                                 </tbody>
                             </table>
                         }.into_any(),
-                    },
+                    }}
+                    }.into_any(),
                 })}
             </Transition>
         </section>
     }
+}
+
+/// Recommendations about transactions and pooling, each with its numbers.
+#[component]
+fn Advice(advice: Vec<engine::database::Advice>) -> impl IntoView {
+    (!advice.is_empty()).then(|| view! {
+        <div class="advice" id="database-advice" role="status">
+            <h3>"Recommendations"</h3>
+            <ul>
+                {advice.into_iter().map(|a| view! {
+                    <li><strong>{a.title}</strong><br/><span class="muted">{a.evidence}</span></li>
+                }).collect_view()}
+            </ul>
+        </div>
+    })
 }

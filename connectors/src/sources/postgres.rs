@@ -69,10 +69,60 @@ pub struct PostgresSettings {
     /// `statement_timeout` of every query perfpilot runs, in ms.
     #[serde(default = "default_statement_timeout_ms")]
     pub statement_timeout_ms: u32,
+    /// Sessions idle in a transaction longer than this are worth a recommendation, s.
+    #[serde(default = "default_idle_in_transaction_limit_s")]
+    pub idle_in_transaction_limit_s: u32,
 }
 
 fn default_statement_timeout_ms() -> u32 {
     2_000
+}
+
+fn default_idle_in_transaction_limit_s() -> u32 {
+    60
+}
+
+/// A tick's numbers the recommendations are made from.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    clients: i64,
+    max_connections: i64,
+    idle_in_tx: i64,
+    oldest_idle_in_tx_s: f64,
+}
+
+/// Connections used above which a pooler is recommended, % of `max_connections`.
+const CONNECTIONS_WARN_PCT: f64 = 80.0;
+
+/// Recommendations about transactions and pooling, each with the numbers behind it.
+fn advice(settings: &PostgresSettings, load: Load) -> Vec<engine::database::Advice> {
+    let mut out = Vec::new();
+    let limit = f64::from(settings.idle_in_transaction_limit_s);
+    if load.idle_in_tx > 0 && load.oldest_idle_in_tx_s > limit {
+        out.push(engine::database::Advice {
+            title: format!(
+                "Set idle_in_transaction_session_timeout (for example '{}s')",
+                settings.idle_in_transaction_limit_s
+            ),
+            evidence: format!(
+                "{} session(s) idle in a transaction, the oldest for {:.0} s (limit {:.0} s): they hold locks and block vacuum. The action \"Tune a database setting\" applies the timeout with rollback.",
+                load.idle_in_tx, load.oldest_idle_in_tx_s, limit
+            ),
+        });
+    }
+    if load.max_connections > 0 {
+        let pct = load.clients as f64 / load.max_connections as f64 * 100.0;
+        if pct >= CONNECTIONS_WARN_PCT {
+            out.push(engine::database::Advice {
+                title: "Put a connection pooler in front (PgBouncer, transaction mode)".into(),
+                evidence: format!(
+                    "{} of max_connections {} in use ({pct:.0} %). A pool of about 2–4 server connections per CPU core of the database host serves many more clients; raising max_connections needs a restart and costs memory per connection.",
+                    load.clients, load.max_connections
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// One `[[postgres]]` entry of the configuration file: a name and the settings (written
@@ -92,6 +142,8 @@ pub struct PostgresEntry {
     pub group: Option<String>,
     #[serde(default = "default_statement_timeout_ms")]
     pub statement_timeout_ms: u32,
+    #[serde(default = "default_idle_in_transaction_limit_s")]
+    pub idle_in_transaction_limit_s: u32,
 }
 
 impl PostgresEntry {
@@ -103,6 +155,7 @@ impl PostgresEntry {
             probe_query: self.probe_query.clone(),
             group: self.group.clone(),
             statement_timeout_ms: self.statement_timeout_ms,
+            idle_in_transaction_limit_s: self.idle_in_transaction_limit_s,
         }
     }
 
@@ -148,6 +201,12 @@ impl PostgresSettings {
                     "group: must be 1–64 printable characters, got {group:?}"
                 ));
             }
+        }
+        if !(1..=86_400).contains(&self.idle_in_transaction_limit_s) {
+            return Err(format!(
+                "idle_in_transaction_limit_s: must be between 1 and 86400, got {}",
+                self.idle_in_transaction_limit_s
+            ));
         }
         if !(100..=60_000).contains(&self.statement_timeout_ms) {
             return Err(format!(
@@ -357,6 +416,7 @@ pub fn source(
             last_statements: None,
             ticks: 0,
             details: None,
+            advice: Vec::new(),
         },
     )
 }
@@ -536,6 +596,8 @@ pub struct PostgresPoll {
     last_statements: Option<(Instant, Statements)>,
     ticks: u32,
     details: Option<serde_json::Value>,
+    /// Recommendations from the latest tick's numbers.
+    advice: Vec<engine::database::Advice>,
 }
 
 /// Per query id: calls, total ms, text.
@@ -544,7 +606,7 @@ type Statements = std::collections::HashMap<i64, (i64, f64, String)>;
 const STATS: &str = "SELECT d.numbackends::int8, (d.xact_commit + d.xact_rollback)::int8, d.xact_rollback::int8, \
        d.blks_hit::int8, d.blks_read::int8, d.deadlocks::int8, d.temp_bytes::int8, \
        current_setting('max_connections')::int8, \
-       a.clients, a.idle_in_tx, a.oldest_xact_s, \
+       a.clients, a.idle_in_tx, a.oldest_xact_s, a.oldest_idle_in_tx_s, \
        CASE WHEN pg_is_in_recovery() \
             THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 \
             ELSE (SELECT max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication) END \
@@ -552,7 +614,9 @@ FROM pg_stat_database d, \
      (SELECT count(*) FILTER (WHERE backend_type = 'client backend')::int8 AS clients, \
              count(*) FILTER (WHERE state IN ('idle in transaction', 'idle in transaction (aborted)'))::int8 AS idle_in_tx, \
              coalesce(extract(epoch FROM max(now() - xact_start) \
-                 FILTER (WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())), 0)::float8 AS oldest_xact_s \
+                 FILTER (WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())), 0)::float8 AS oldest_xact_s, \
+             coalesce(extract(epoch FROM max(now() - state_change) \
+                 FILTER (WHERE state IN ('idle in transaction', 'idle in transaction (aborted)'))), 0)::float8 AS oldest_idle_in_tx_s \
       FROM pg_stat_activity) a \
 WHERE d.datname = current_database()";
 
@@ -609,7 +673,17 @@ impl PostgresPoll {
         let clients: i64 = row.get(8);
         let idle_in_tx: i64 = row.get(9);
         let oldest_xact_s: f64 = row.get(10);
-        let replication_lag_s: Option<f64> = row.get(11);
+        let oldest_idle_in_tx_s: f64 = row.get(11);
+        let replication_lag_s: Option<f64> = row.get(12);
+        self.advice = advice(
+            &self.settings,
+            Load {
+                clients,
+                max_connections,
+                idle_in_tx,
+                oldest_idle_in_tx_s,
+            },
+        );
 
         if self.probes.len() == PROBE_WINDOW {
             self.probes.pop_front();
@@ -679,6 +753,7 @@ impl PostgresPoll {
                 .unwrap_or_default();
             let report = engine::database::TopQueries {
                 at_unix_ms: at,
+                advice: self.advice.clone(),
                 unavailable: Some(format!(
                     "unavailable: pg_stat_statements is not installed in database \"{db}\" (add it to shared_preload_libraries and run CREATE EXTENSION pg_stat_statements there)"
                 )),
@@ -698,6 +773,7 @@ impl PostgresPoll {
             .collect();
         let mut report = engine::database::TopQueries {
             at_unix_ms: at,
+            advice: self.advice.clone(),
             ..Default::default()
         };
         if let Some((then, before)) = &self.last_statements {
@@ -799,7 +875,45 @@ mod tests {
             probe_query: None,
             group: None,
             statement_timeout_ms: 2000,
+            idle_in_transaction_limit_s: 60,
         }
+    }
+
+    #[test]
+    fn advice_names_the_numbers_behind_it() {
+        let s = settings("postgresql://perf@127.0.0.1/app");
+        let calm = Load {
+            clients: 10,
+            max_connections: 100,
+            idle_in_tx: 1,
+            oldest_idle_in_tx_s: 5.0,
+        };
+        assert!(advice(&s, calm).is_empty());
+        let busy = Load {
+            clients: 85,
+            max_connections: 100,
+            idle_in_tx: 2,
+            oldest_idle_in_tx_s: 125.0,
+        };
+        let advice = advice(&s, busy);
+        assert_eq!(advice.len(), 2);
+        assert!(advice[0]
+            .title
+            .contains("idle_in_transaction_session_timeout"));
+        assert!(
+            advice[0]
+                .evidence
+                .contains("2 session(s) idle in a transaction, the oldest for 125 s"),
+            "{}",
+            advice[0].evidence
+        );
+        assert!(
+            advice[1]
+                .evidence
+                .starts_with("85 of max_connections 100 in use (85 %)"),
+            "{}",
+            advice[1].evidence
+        );
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl Monitor {
             probe_query: blank(new.probe_query),
             group: blank(new.group),
             statement_timeout_ms: 2_000,
+            idle_in_transaction_limit_s: 60,
         };
         settings.validate().map_err(invalid)?;
         // Checked with the password as sent, before it is written anywhere.
