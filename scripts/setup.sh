@@ -50,5 +50,5 @@ if [ "${1:-}" = "--test" ]; then
     as_root mkdir -p /etc/postgresql-common
     echo 'create_main_cluster = false' | as_root tee -a /etc/postgresql-common/createcluster.conf >/dev/null
   fi
-  ensure_apt chromium chromium-driver prometheus nginx postgresql-15
+  ensure_apt chromium chromium-driver prometheus nginx postgresql-15 postgresql-15-hypopg
 fi

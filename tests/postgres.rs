@@ -313,6 +313,159 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         |c| c["value"].is_number(),
     );
 
+    // The seed's row, "Database 120 ms → 80 ms": a probe query without the index it needs
+    // is slow; the advice names the index with the planner's evidence; an admin creates it
+    // from the page; the before/after shows the probe's p95 dropping by at least a third.
+    pg.psql(
+        "app",
+        "CREATE TABLE orders AS SELECT g AS id, g % 5000 AS customer_id, (g % 1000)::numeric(10,2) AS amount \
+         FROM generate_series(1, 2000000) g; ANALYZE orders; ALTER TABLE orders OWNER TO perf; GRANT CREATE ON SCHEMA public TO perf; CREATE EXTENSION hypopg",
+    );
+    let (status, answer) = add(serde_json::json!({
+        "name": "orders",
+        "url": url("perf", "app"),
+        "password": PASSWORD,
+        "probe_query": "SELECT sum(amount) FROM orders WHERE customer_id = 42",
+    }));
+    assert_eq!(status, 200, "{answer}");
+    let (status, body) = server.get("/api/resource_settings?resource=database%3Aorders");
+    assert_eq!(status, 200, "{body}");
+    let mut settings = body_json(&body);
+    settings["baseline_secs"] = 8.into();
+    settings["verify_secs"] = 8.into();
+    let form = format!(
+        "resource=database%3Aorders&settings={}",
+        urlencode(&settings.to_string())
+    );
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_resource_settings",
+        &[],
+        &form,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let candidate = loop {
+        let (_, body) = server.get("/api/top_queries?resource=database%3Aorders");
+        let report = body_json(&body);
+        let found = report["indexes"]["missing"]
+            .as_array()
+            .and_then(|m| m.iter().find(|c| c["table"] == "public.orders").cloned());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no index advice for orders: {body:.2000}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(candidate["columns"], serde_json::json!(["customer_id"]));
+    assert!(
+        candidate["drop_pct"].as_f64().unwrap() >= 50.0,
+        "{candidate}"
+    );
+    // A full baseline window of slow probes before the change.
+    std::thread::sleep(Duration::from_secs(9));
+    let slow = metric(&server, "database:orders", "latency_p95").unwrap_or_default();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use fantoccini::Locator;
+        let browser = Browser::start().await;
+        let client = &browser.client;
+        client
+            .goto(&server.url("/resource?id=database%3Aorders&range=5m"))
+            .await
+            .unwrap();
+        browser.wait_for_hydration().await;
+        click(client, Locator::Css(".create-index")).await;
+        let panel = eventually_text(client, "#index-advice", "the created index", |t| {
+            t.contains("Created perfpilot") || t.contains("cannot") || t.contains("needs the")
+        })
+        .await;
+        assert!(
+            panel.contains("Created perfpilot_orders_customer_id_idx"),
+            "{panel}"
+        );
+        client
+            .execute(
+                "document.getElementById('index-advice').scrollIntoView()",
+                vec![],
+            )
+            .await
+            .unwrap();
+        browser.screenshot("database-index-created.png").await;
+        browser.close().await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let row = loop {
+        let (_, body) = server.get("/api/comparisons");
+        let rows = body_json(&body);
+        let row = rows.as_array().and_then(|rows| {
+            rows.iter()
+                .find(|r| {
+                    r["resource_id"] == "database:orders"
+                        && r["event"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .contains("perfpilot_orders_customer_id_idx created")
+                })
+                .cloned()
+        });
+        if let Some(row) = row.filter(|r| r["pending"] == false) {
+            break row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no finished before/after for the index: {body:.2000}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let improvement = row["improvement_pct"].as_f64().unwrap_or_default();
+    assert!(
+        improvement >= 33.0,
+        "p95 {slow} ms before; the before/after: {row}"
+    );
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let browser = Browser::start().await;
+        browser
+            .client
+            .goto(&server.url("/before-after"))
+            .await
+            .unwrap();
+        browser.wait_for_hydration().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        browser.screenshot("database-before-after.png").await;
+        let panic = browser
+            .client
+            .execute(
+                "const b = document.getElementById('stopped-banner'); return b ? (b.getAttribute('data-panic') || 'no data-panic') : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(panic.is_null(), "the page stopped: {panic}");
+        browser.close().await;
+    });
+    // One click back: only an index perfpilot made can be dropped, and it is gone.
+    let form =
+        "resource=database%3Aorders&table=public.orders&name=perfpilot_orders_customer_id_idx";
+    let (status, answer) = http_request(server.addr, "POST", "/api/drop_index", &[], form);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        pg.psql(
+            "app",
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'perfpilot_orders_customer_id_idx'"
+        ),
+        "0"
+    );
+    let form = "resource=database%3Aorders&table=public.orders&name=orders_pkey";
+    let (status, _) = http_request(server.addr, "POST", "/api/drop_index", &[], form);
+    assert_eq!(
+        status, 422,
+        "an index perfpilot did not make is never dropped"
+    );
+
     // Tuning through the actuator lifecycle: a change that does not bring latency under
     // an impossible target is rolled back, and PostgreSQL shows the old value again.
     // The documented grants: the parameter (cluster-wide) and the reload function (in the

@@ -61,6 +61,22 @@ pub trait Backend: Send + Sync + 'static {
     fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>>;
     /// The databases configured with the same group as `resource`, with their latest load.
     fn database_group(&self, resource: &str) -> Option<engine::database::DatabaseGroup>;
+    /// Creates an index the latest advice of the database `resource` recommends.
+    fn create_index(
+        &self,
+        resource: String,
+        table: String,
+        columns: Vec<String>,
+        actor: Identity,
+    ) -> BoxFuture<Result<String, AppError>>;
+    /// Drops an index perfpilot created on the database `resource`.
+    fn drop_index(
+        &self,
+        resource: String,
+        table: String,
+        name: String,
+        actor: Identity,
+    ) -> BoxFuture<Result<(), AppError>>;
     /// Audit entries passing `filter`, newest first.
     fn audit(&self, filter: AuditFilter) -> BoxFuture<Result<Vec<AuditRecord>, AppError>>;
     /// Before/after rows, measuring ones first.

@@ -30,6 +30,9 @@ pub struct TopQueries {
     /// Recommendations about transactions and pooling, from the latest numbers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub advice: Vec<Advice>,
+    /// Index advice, from its latest round (every 15 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexes: Option<IndexAdvice>,
 }
 
 /// A recommendation and the numbers that triggered it.
@@ -105,4 +108,39 @@ mod tests {
         );
         assert_eq!(DatabaseGroup::skew_of(&[]), None);
     }
+}
+
+/// An index that would make a query cheaper, by the planner's own estimate with the index
+/// created hypothetically (HypoPG).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexCandidate {
+    /// `schema.table`.
+    pub table: String,
+    pub columns: Vec<String>,
+    /// The query it was found for.
+    pub query: String,
+    pub cost_before: f64,
+    pub cost_after: f64,
+    pub drop_pct: f64,
+}
+
+/// An index that costs writes and space for nothing: never scanned, or a duplicate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnusedIndex {
+    pub table: String,
+    pub index: String,
+    pub bytes: u64,
+    /// For a duplicate: the index that does the same and stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IndexAdvice {
+    pub missing: Vec<IndexCandidate>,
+    pub unused: Vec<UnusedIndex>,
+    pub duplicate: Vec<UnusedIndex>,
+    /// What could not be examined, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<String>,
 }

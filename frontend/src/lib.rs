@@ -42,6 +42,8 @@ fn show_stopped_banner(panic: &str) {
         "Something went wrong and this page stopped updating. "
     };
     banner.set_id("stopped-banner");
+    // What stopped it, for whoever looks at the page's source (and the tests).
+    let _ = banner.set_attribute("data-panic", panic);
     banner.set_class_name("banner banner-error");
     let _ = banner.set_attribute("role", "alert");
     banner.set_text_content(Some(message));

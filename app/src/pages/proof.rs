@@ -94,9 +94,15 @@ pub fn ProofPage() -> impl IntoView {
         }
     });
 
+    // The live overview may arrive before this page's code does (it is a lazily loaded
+    // chunk); rendering its resources during hydration would not match the server's
+    // markup and stop the page. The list switches to the live one right after.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     let resource_options = move || {
         live.overview
             .get()
+            .filter(|_| hydrated.get())
             .map(|o| {
                 o.cards
                     .into_iter()

@@ -72,6 +72,8 @@ pub fn GroupPanel(resource_id: String) -> impl IntoView {
 pub fn QueriesPanel(resource_id: String) -> impl IntoView {
     let refresh = RwSignal::new(0u32);
     let id = resource_id.clone();
+    let resource_id = StoredValue::new(resource_id);
+    let actions = IndexActions::new();
     let queries = Resource::new(move || refresh.get(), move |_| get_top_queries(id.clone()));
     #[cfg(feature = "hydrate")]
     {
@@ -92,6 +94,7 @@ pub fn QueriesPanel(resource_id: String) -> impl IntoView {
                     Ok(None) => view! { <p class="muted" id="queries-state">"No report yet: the first one comes after about 10 s."</p> }.into_any(),
                     Ok(Some(report)) => view! {
                         <Advice advice=report.advice.clone()/>
+                        {report.indexes.clone().map(|advice| view! { <Indexes resource_id=resource_id.get_value() advice actions/> })}
                         {match report.unavailable {
                         Some(why) => view! { <p class="muted" id="queries-state">{why}</p> }.into_any(),
                         None if report.top.is_empty() => view! {
@@ -120,6 +123,139 @@ pub fn QueriesPanel(resource_id: String) -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// Creates an index the database's latest advice recommends (admins only);
+/// `columns` are comma-separated.
+#[server(endpoint = "create_index", output = crate::codec::Json)]
+pub async fn create_index(
+    resource: String,
+    table: String,
+    columns: String,
+) -> Result<String, crate::error::AppError> {
+    let actor = crate::backend::require(crate::identity::Role::Admin)?;
+    let columns = columns.split(',').map(|c| c.trim().to_owned()).collect();
+    crate::backend::backend()?
+        .create_index(resource, table, columns, actor)
+        .await
+}
+
+/// Drops an index perfpilot created (admins only): the rollback of [`create_index`].
+#[server(endpoint = "drop_index", output = crate::codec::Json)]
+pub async fn drop_index(
+    resource: String,
+    table: String,
+    name: String,
+) -> Result<(), crate::error::AppError> {
+    let actor = crate::backend::require(crate::identity::Role::Admin)?;
+    crate::backend::backend()?
+        .drop_index(resource, table, name, actor)
+        .await
+}
+
+/// The index actions of a database's page; they outlive the panel's refreshes, so what
+/// was created stays on screen with its "Drop it again".
+#[derive(Clone, Copy)]
+struct IndexActions {
+    create: ServerAction<CreateIndex>,
+    drop: ServerAction<DropIndex>,
+    /// The table and name of the index created last.
+    created: RwSignal<Option<(String, String)>>,
+    /// The table of the creation asked for last (an action's input is gone once it ends).
+    table: RwSignal<String>,
+}
+
+impl IndexActions {
+    fn new() -> IndexActions {
+        let actions = IndexActions {
+            create: ServerAction::<CreateIndex>::new(),
+            drop: ServerAction::<DropIndex>::new(),
+            created: RwSignal::new(None),
+            table: RwSignal::new(String::new()),
+        };
+        Effect::new(move |_| {
+            if let Some(Ok(name)) = actions.create.value().get() {
+                actions
+                    .created
+                    .set(Some((actions.table.get_untracked(), name)));
+            }
+        });
+        actions
+    }
+}
+
+/// Index advice with its evidence; an admin applies a recommendation with one click and
+/// can drop what was created.
+#[component]
+fn Indexes(
+    resource_id: String,
+    advice: engine::database::IndexAdvice,
+    actions: IndexActions,
+) -> impl IntoView {
+    let IndexActions {
+        create,
+        drop,
+        created,
+        table: asked,
+    } = actions;
+    let resource = StoredValue::new(resource_id);
+    let bytes = |b: u64| crate::format::reading(b as f64, "bytes");
+    view! {
+        <div class="advice" id="index-advice">
+            <h3>"Indexes"</h3>
+            {advice.missing.is_empty().then(|| view! { <p class="muted">"No missing index found for the probe and the slowest queries."</p> })}
+            <ul>
+                {advice.missing.into_iter().map(|c| {
+                    let (table, columns) = (c.table.clone(), c.columns.join(", "));
+                    view! {
+                        <li class="index-candidate">
+                            <strong>{format!("Create an index on {} ({})", c.table, columns)}</strong><br/>
+                            <span class="muted">{format!("The planner's cost for “{}” drops from {:.0} to {:.0} (−{:.0} %) with it (measured on a hypothetical index).", c.query, c.cost_before, c.cost_after, c.drop_pct)}</span><br/>
+                            <crate::components::access::Allowed role=crate::identity::Role::Admin what="Creating indexes">
+                                <button class="btn create-index" type="button" disabled=move || create.pending().get()
+                                    on:click={
+                                        let (table, columns) = (table.clone(), columns.clone());
+                                        move |_| {
+                                            asked.set(table.clone());
+                                            create.dispatch(CreateIndex { resource: resource.get_value(), table: table.clone(), columns: columns.clone() });
+                                        }
+                                    }>
+                                    {move || if create.pending().get() { "Creating (CONCURRENTLY)…" } else { "Create index" }}
+                                </button>
+                            </crate::components::access::Allowed>
+                        </li>
+                    }
+                }).collect_view()}
+                {advice.unused.into_iter().chain(advice.duplicate).map(|u| view! {
+                    <li>
+                        <strong>{match &u.duplicate_of {
+                            Some(keep) => format!("Duplicate: {} on {} does what {keep} does", u.index, u.table),
+                            None => format!("Unused: {} on {} has not been scanned", u.index, u.table),
+                        }}</strong><br/>
+                        <span class="muted">{format!("{} of disk and a cost on every write; drop it yourself if nothing else needs it.", bytes(u.bytes))}</span>
+                    </li>
+                }).collect_view()}
+            </ul>
+            {advice.unavailable.into_iter().map(|why| view! { <p class="muted">{why}</p> }).collect_view()}
+            {move || create.value().get().and_then(|r| r.err()).map(|err| view! { <p class="field-error" role="alert">{err.to_string()}</p> })}
+            {move || created.get().map(|(table, name)| view! {
+                <p class="notice" id="index-created" role="status">
+                    {format!("Created {name}. Its before/after is measuring. ")}
+                    <button class="btn btn-danger" type="button" id="drop-index" disabled=move || drop.pending().get()
+                        on:click={
+                            let (table, name) = (table.clone(), name.clone());
+                            move |_| { drop.dispatch(DropIndex { resource: resource.get_value(), table: table.clone(), name: name.clone() }); }
+                        }>
+                        "Drop it again"
+                    </button>
+                    {move || drop.value().get().map(|r| match r {
+                        Ok(()) => " Dropped.".to_owned(),
+                        Err(err) => format!(" {err}"),
+                    })}
+                </p>
+            })}
+        </div>
     }
 }
 

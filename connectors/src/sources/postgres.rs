@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
+pub mod indexes;
+
 /// The kind name in a resource's [`SourceSpec`].
 pub const KIND: &str = "postgres";
 /// Longest a connection attempt (socket, TLS-less startup, authentication) may take.
@@ -40,6 +42,8 @@ const RATE_WINDOW: usize = 6;
 const STATEMENTS_EVERY: u32 = 10;
 /// Queries in the top list.
 const TOP_QUERIES: usize = 10;
+/// Ticks between two rounds of index advice.
+const INDEXES_EVERY: u32 = 15;
 
 const STATEMENTS: &str = "SELECT queryid, left(query, 500), calls, total_exec_time \
      FROM pg_stat_statements \
@@ -417,6 +421,8 @@ pub fn source(
             ticks: 0,
             details: None,
             advice: Vec::new(),
+            report: engine::database::TopQueries::default(),
+            slowest: Vec::new(),
         },
     )
 }
@@ -467,6 +473,27 @@ pub async fn check_with(
         ));
     }
     Ok(report)
+}
+
+/// Creates the index `candidate` names on the database of `settings` (a fresh connection,
+/// `CREATE INDEX CONCURRENTLY`); returns its name.
+pub async fn create_index(
+    settings: &PostgresSettings,
+    table: &str,
+    columns: &[String],
+) -> Result<String, String> {
+    let client = connect_fresh(settings).await?;
+    indexes::create(&client, table, columns).await
+}
+
+/// Drops an index perfpilot created (`DROP INDEX CONCURRENTLY`).
+pub async fn drop_index(
+    settings: &PostgresSettings,
+    table: &str,
+    name: &str,
+) -> Result<(), String> {
+    let client = connect_fresh(settings).await?;
+    indexes::drop(&client, table, name).await
 }
 
 /// A new connection with the source's settings and password (the actuator's: changes are
@@ -598,6 +625,10 @@ pub struct PostgresPoll {
     details: Option<serde_json::Value>,
     /// Recommendations from the latest tick's numbers.
     advice: Vec<engine::database::Advice>,
+    /// The latest report (queries, advice, indexes), re-sent whenever a part changes.
+    report: engine::database::TopQueries,
+    /// The slowest concrete queries of the latest reading, slowest first.
+    slowest: Vec<String>,
 }
 
 /// Per query id: calls, total ms, text.
@@ -720,6 +751,15 @@ impl PostgresPoll {
         if self.ticks % STATEMENTS_EVERY == 1 {
             self.read_statements(at).await?;
         }
+        if self.ticks % INDEXES_EVERY == 2 {
+            let mut queries: Vec<String> = self.settings.probe_query.iter().cloned().collect();
+            queries.extend(self.slowest.iter().cloned());
+            if let Some(client) = &self.client {
+                self.report.indexes = Some(indexes::advise(client, &queries).await);
+                self.report.at_unix_ms = at;
+                self.details = serde_json::to_value(&self.report).ok();
+            }
+        }
         Ok(Tick {
             at,
             series: self.series.clone(),
@@ -754,12 +794,14 @@ impl PostgresPoll {
             let report = engine::database::TopQueries {
                 at_unix_ms: at,
                 advice: self.advice.clone(),
+                indexes: self.report.indexes.clone(),
                 unavailable: Some(format!(
                     "unavailable: pg_stat_statements is not installed in database \"{db}\" (add it to shared_preload_libraries and run CREATE EXTENSION pg_stat_statements there)"
                 )),
                 ..Default::default()
             };
-            self.details = serde_json::to_value(report).ok();
+            self.details = serde_json::to_value(&report).ok();
+            self.report = report;
             return Ok(());
         }
         let rows = client.query(STATEMENTS, &[]).await.map_err(failed)?;
@@ -774,6 +816,7 @@ impl PostgresPoll {
         let mut report = engine::database::TopQueries {
             at_unix_ms: at,
             advice: self.advice.clone(),
+            indexes: self.report.indexes.clone(),
             ..Default::default()
         };
         if let Some((then, before)) = &self.last_statements {
@@ -802,8 +845,20 @@ impl PostgresPoll {
                 })
                 .collect();
         }
+        let mut by_mean: Vec<(f64, &String)> = reading
+            .values()
+            .filter(|(calls, _, _)| *calls > 0)
+            .map(|(calls, total, text)| (total / *calls as f64, text))
+            .collect();
+        by_mean.sort_by(|a, b| b.0.total_cmp(&a.0));
+        self.slowest = by_mean
+            .into_iter()
+            .take(10)
+            .map(|(_, text)| text.clone())
+            .collect();
         self.last_statements = Some((now, reading));
-        self.details = serde_json::to_value(report).ok();
+        self.details = serde_json::to_value(&report).ok();
+        self.report = report;
         Ok(())
     }
 }

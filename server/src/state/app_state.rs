@@ -123,6 +123,32 @@ impl app::backend::Backend for Monitor {
         Monitor::database_group(self, resource)
     }
 
+    fn create_index(
+        &self,
+        resource: String,
+        table: String,
+        columns: Vec<String>,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<String, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move {
+            monitor
+                .create_index(&resource, &table, &columns, &actor)
+                .await
+        })
+    }
+
+    fn drop_index(
+        &self,
+        resource: String,
+        table: String,
+        name: String,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<(), AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move { monitor.drop_index(&resource, &table, &name, &actor).await })
+    }
+
     fn add_database(
         &self,
         new: app::databases::NewDatabase,

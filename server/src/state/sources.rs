@@ -196,6 +196,102 @@ impl Monitor {
         })
     }
 
+    /// Creates an index the latest advice of `resource` recommends (only those: nothing
+    /// else can be asked for), audits it as `actor`'s and opens its before/after.
+    pub async fn create_index(
+        &self,
+        resource: &str,
+        table: &str,
+        columns: &[String],
+        actor: &Identity,
+    ) -> Result<String, AppError> {
+        let (id, settings) = self.database(resource)?;
+        let advised = self
+            .advice_of(resource)
+            .and_then(|a| a.indexes)
+            .is_some_and(|a| {
+                a.missing
+                    .iter()
+                    .any(|c| c.table == table && c.columns == columns)
+            });
+        if !advised {
+            return Err(AppError::invalid(
+                "index",
+                format!(
+                    "{table} ({}) is not an index the advice recommends now",
+                    columns.join(", ")
+                ),
+            ));
+        }
+        let name = postgres::create_index(&settings, table, columns)
+            .await
+            .map_err(|reason| AppError::new(422, format!("cannot create the index: {reason}")))?;
+        self.index_event(
+            &id,
+            format!("index {name} created on {table} ({})", columns.join(", ")),
+            actor,
+        );
+        Ok(name)
+    }
+
+    /// Drops an index perfpilot created (the rollback of [`Monitor::create_index`]).
+    pub async fn drop_index(
+        &self,
+        resource: &str,
+        table: &str,
+        name: &str,
+        actor: &Identity,
+    ) -> Result<(), AppError> {
+        let (id, settings) = self.database(resource)?;
+        postgres::drop_index(&settings, table, name)
+            .await
+            .map_err(|reason| AppError::new(422, format!("cannot drop the index: {reason}")))?;
+        self.index_event(&id, format!("index {name} dropped"), actor);
+        Ok(())
+    }
+
+    /// A database resource and its connection settings.
+    fn database(
+        &self,
+        resource: &str,
+    ) -> Result<(engine::model::ResourceId, PostgresSettings), AppError> {
+        let state = self.store.state();
+        let found = state.resources.get(resource).ok_or_else(|| {
+            AppError::not_found(format!("resource: no resource with id {resource:?}"))
+        })?;
+        let settings = found
+            .source
+            .as_ref()
+            .filter(|s| s.kind == postgres::KIND)
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "resource",
+                    format!("{resource} is not a PostgreSQL database"),
+                )
+            })
+            .and_then(|spec| PostgresSettings::from_spec(spec).map_err(invalid))?;
+        Ok((found.id.clone(), settings))
+    }
+
+    fn advice_of(&self, resource: &str) -> Option<engine::database::TopQueries> {
+        let details = self
+            .sources
+            .statuses()
+            .values()
+            .find(|s| connectors::sources::owns(&s.resources, resource))?
+            .details
+            .clone()?;
+        serde_json::from_value((*details).clone()).ok()
+    }
+
+    /// An index made or dropped: a mark on the resource (its before/after shows the
+    /// effect) in the audit log as `actor`'s.
+    fn index_event(&self, id: &engine::model::ResourceId, label: String, actor: &Identity) {
+        if let Err(err) = self.add_mark(id, &label, actor) {
+            tracing::warn!(resource = %id, %err, "No before/after for the index change");
+        }
+    }
+
     /// Where passwords sent to this server are kept: `<data-dir>/secrets/`.
     pub fn secrets_dir(&self) -> Option<PathBuf> {
         self.data_dir.as_ref().map(|dir| dir.join("secrets"))
