@@ -9,7 +9,12 @@
 # Needs root (PostgreSQL runs as the `postgres` user). Installs postgresql-15 and
 # prometheus-postgres-exporter when missing; starts and removes everything itself.
 #
-# Environment: DURATION=60  SKIP_BUILD=1  PERFPILOT_BIN=target/release/perfpilot
+# Then, against the same cluster: perfpilot watching 10 databases for SCALE_SECS seconds
+# (its CPU, the host tick's processing time, how many of the 10 cards had a fresh value
+# each second), and the time from a target edit that makes the probe latency a breach to
+# the card showing the evaluated breach (5 trials).
+#
+# Environment: DURATION=60  SCALE_SECS=20  SKIP_BUILD=1  PERFPILOT_BIN=target/release/perfpilot
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -99,3 +104,66 @@ print(f"| {name} | {(float(c1)-float(c0))/secs:.1f} | {(float(m1)-float(m0))/sec
 PY
 done
 echo "(pg_stat_statements.track = all; backend CPU counts the backends alive at both samples; $DURATION s; load: $(uptime | sed 's/.*load average/load average/'))"
+
+# Ten databases at once (the same cluster under ten names), and breach → status.
+SCALE_SECS=${SCALE_SECS:-20}
+kill "${pids[1]}" 2>/dev/null || true
+for i in $(seq 1 10); do
+  printf '[[postgres]]\nname = "db%s"\nurl = "postgresql://perf@127.0.0.1:%s/app"\npassword_file = "%s/perf.password"\n' "$i" "$port" "$dir"
+done > "$dir/ten.toml"
+pp_port=$(free_port)
+RUST_LOG=warn "$PERFPILOT_BIN" --listen "127.0.0.1:$pp_port" --metrics-listen off --metrics-on-main-listener \
+  --ephemeral --config "$dir/ten.toml" >/dev/null 2>&1 &
+pp=$!
+pids+=($pp)
+sleep 8
+python3 - "$pp" "$pp_port" "$SCALE_SECS" <<'PY'
+import json, os, sys, time, urllib.request
+pid, port, secs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+base = f"http://127.0.0.1:{port}"
+hz = os.sysconf("SC_CLK_TCK")
+def cpu():
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+def overview():
+    req = urllib.request.Request(base + "/api/overview", data=b"", method="POST",
+        headers={"Origin": base, "Content-Type": "application/x-www-form-urlencoded"})
+    return json.load(urllib.request.urlopen(req))
+def tick_seconds():
+    for line in urllib.request.urlopen(base + "/metrics").read().decode().splitlines():
+        if line.startswith("perfpilot_monitor_tick_duration_seconds "):
+            return float(line.split()[1])
+c0, t0 = cpu(), time.time()
+fresh, ticks = [], []
+while time.time() - t0 < secs:
+    cards = [c for c in overview()["cards"] if c["id"].startswith("database:")]
+    fresh.append(sum(1 for c in cards if c["value"] is not None))
+    ticks.append(tick_seconds() * 1000)
+    time.sleep(1)
+cpu_pct = (cpu() - c0) / hz / (time.time() - t0) * 100
+ticks.sort()
+print(f"\n10 databases for {secs} s: perfpilot CPU {cpu_pct:.1f} % of a core; host tick processing "
+      f"p50 {ticks[len(ticks)//2]:.2f} ms, max {ticks[-1]:.2f} ms; cards with a fresh value each second: "
+      f"min {min(fresh)}/10, mean {sum(fresh)/len(fresh):.1f}/10")
+def edit(value):
+    body = json.dumps({"metric": "latency", "value": value, "for_secs": 0}).encode()
+    req = urllib.request.Request(base + "/api/v1/resources/database%3Adb1/target", data=body, method="POST",
+        headers={"Origin": base, "Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+def card():
+    return next(c for c in overview()["cards"] if c["id"] == "database:db1")
+delays = []
+for _ in range(5):
+    edit(100000)  # met
+    time.sleep(2)
+    start = time.time()
+    edit(0.001)   # every probe is now a breach
+    while True:
+        c = card()
+        if c["evaluated"] and (c["target"] or {}).get("value") == 0.001:
+            break
+        time.sleep(0.02)
+    delays.append((time.time() - start) * 1000)
+delays.sort()
+print(f"target edit making the latency a breach → evaluated breach on the card: p50 {delays[2]:.0f} ms, max {delays[-1]:.0f} ms (5 trials, 1 s ticks)")
+PY

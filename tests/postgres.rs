@@ -222,6 +222,41 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         "a refused database changes nothing"
     );
 
+    // Optional features say why they are unavailable instead of showing zeros.
+    pg.psql("postgres", "CREATE DATABASE bare");
+    let (status, answer) =
+        add(serde_json::json!({"name": "bare", "url": url("perf", "bare"), "password": PASSWORD}));
+    assert_eq!(status, 200, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, body) = server.get("/api/top_queries?resource=database%3Abare");
+        let report = body_json(&body);
+        let statements = report["unavailable"].as_str().unwrap_or_default();
+        let indexes = report["indexes"]["unavailable"].to_string();
+        if statements.contains("pg_stat_statements is not installed in database \"bare\"")
+            && indexes.contains("HypoPG is not installed")
+        {
+            assert!(
+                report["top"].as_array().is_none_or(|t| t.is_empty()),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 'unavailable: why' for bare: {body:.1500}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (status, answer) = http_request(
+        server.addr,
+        "DELETE",
+        "/api/v1/resources/database%3Abare",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{answer}");
+
     // A good one is added as a counted, audited change and watched like the first.
     let (status, answer) = add(
         serde_json::json!({"name": "second", "url": url("perf", "app"), "password": PASSWORD, "group": "shop"}),

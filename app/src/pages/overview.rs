@@ -18,6 +18,12 @@ pub async fn get_overview() -> Result<Overview, crate::error::AppError> {
 pub fn OverviewPage() -> impl IntoView {
     let live = expect_context::<LiveState>();
     let initial = Resource::new(|| (), |_| get_overview());
+    // The live overview often arrives before this page's code does (the page is a lazily
+    // loaded chunk). Hydrating with it instead of the server's data would build a different
+    // DOM (a card that gained its "Top:" line meanwhile, say) and stop the page; live data
+    // takes over right after hydration.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
 
     view! {
         <section class="page-head">
@@ -26,7 +32,7 @@ pub fn OverviewPage() -> impl IntoView {
         </section>
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading resources…"</p> }>
             {move || {
-                let data = match live.overview.get() {
+                let data = match live.overview.get().filter(|_| hydrated.get()) {
                     Some(overview) => Ok(overview),
                     None => initial.get().unwrap_or_else(|| Ok(Overview::default())),
                 };
