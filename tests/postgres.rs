@@ -480,8 +480,27 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
             .await
             .unwrap();
         assert!(panic.is_null(), "the page stopped: {panic}");
+        // An admin stops watching a database from its page, after a confirmation.
+        let client = &browser.client;
+        client
+            .goto(&server.url("/resource?id=database%3Athird&range=5m"))
+            .await
+            .unwrap();
+        browser.wait_for_hydration().await;
+        click(client, fantoccini::Locator::Id("remove-database")).await;
+        click(client, fantoccini::Locator::Id("remove-confirm")).await;
+        let removed = eventually_text(client, "#remove-message", "the removal", |t| {
+            t.starts_with("Removed as change")
+        })
+        .await;
+        assert!(removed.contains("restore brings it back"), "{removed}");
         browser.close().await;
     });
+    let (_, body) = http_request(server.addr, "POST", "/api/overview", &[], "");
+    assert!(
+        !body.contains("\"database:third\""),
+        "removed from the UI: {body:.500}"
+    );
     // One click back: only an index perfpilot made can be dropped, and it is gone.
     let form =
         "resource=database%3Aorders&table=public.orders&name=perfpilot_orders_customer_id_idx";

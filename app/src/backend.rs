@@ -77,6 +77,13 @@ pub trait Backend: Send + Sync + 'static {
         name: String,
         actor: Identity,
     ) -> BoxFuture<Result<(), AppError>>;
+    /// Removes a configured resource (a database) and what the server stored for it;
+    /// answers the change number.
+    fn remove_configured(
+        &self,
+        resource: String,
+        actor: Identity,
+    ) -> BoxFuture<Result<u64, AppError>>;
     /// Audit entries passing `filter`, newest first.
     fn audit(&self, filter: AuditFilter) -> BoxFuture<Result<Vec<AuditRecord>, AppError>>;
     /// Before/after rows, measuring ones first.

@@ -538,6 +538,9 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             <crate::pages::resource_queries::QueriesPanel resource_id=view.resource_id.clone()/>
         })}
         <crate::pages::resource_settings::ResourceSettingsPanel resource_id=view.resource_id.clone()/>
+        {view.resource_id.starts_with("database:").then(|| view! {
+            <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone()/>
+        })}
         <p class="exports">
             "Export: "
             <a href=format!("{export_base}.csv?range={range_param}") download="">"CSV"</a>

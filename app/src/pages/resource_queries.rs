@@ -19,6 +19,53 @@ pub async fn get_top_queries(
     Ok(serde_json::from_value((*details).clone()).ok())
 }
 
+/// Removes a database (admins only): a counted change; perfpilot stops watching it.
+#[server(endpoint = "remove_database", output = crate::codec::Json)]
+pub async fn remove_database(resource: String) -> Result<u64, crate::error::AppError> {
+    let actor = crate::backend::require(crate::identity::Role::Admin)?;
+    crate::backend::backend()?
+        .remove_configured(resource, actor)
+        .await
+}
+
+/// "Stop watching this database", with a confirmation step.
+#[component]
+pub fn RemoveDatabase(resource_id: String) -> impl IntoView {
+    let remove = ServerAction::<RemoveDatabase>::new();
+    let confirming = RwSignal::new(false);
+    let resource = StoredValue::new(resource_id);
+    view! {
+        <section class="settings-panel" aria-labelledby="remove-title">
+            <h2 id="remove-title">"Stop watching"</h2>
+            <crate::components::access::Allowed role=crate::identity::Role::Admin what="Removing a database">
+                {move || match (confirming.get(), remove.value().get()) {
+                    (_, Some(Ok(change))) => view! {
+                        <p class="notice" id="remove-message" role="status">
+                            {format!("Removed as change #{change}; it stays in the snapshots, so a restore brings it back. ")}
+                            <a href=crate::base::href("/")>"Back to the overview"</a>
+                        </p>
+                    }.into_any(),
+                    (false, _) => view! {
+                        <button class="btn btn-danger" type="button" id="remove-database" on:click=move |_| confirming.set(true)>
+                            "Remove this database…"
+                        </button>
+                    }.into_any(),
+                    (true, result) => view! {
+                        <p>{format!("perfpilot stops watching {} and forgets its stored password. Its history stays until it ages out.", resource.get_value())}</p>
+                        <button class="btn btn-danger" type="button" id="remove-confirm" disabled=move || remove.pending().get()
+                            on:click=move |_| { remove.dispatch(RemoveDatabase { resource: resource.get_value() }); }>
+                            "Remove"
+                        </button>
+                        " "
+                        <button class="btn" type="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                        {result.and_then(|r| r.err()).map(|err| view! { <p class="field-error" role="alert">{err.to_string()}</p> })}
+                    }.into_any(),
+                }}
+            </crate::components::access::Allowed>
+        </section>
+    }
+}
+
 /// The group `resource` belongs to, with every shard's latest load; `None` when it has no
 /// group.
 #[server(endpoint = "database_group", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]

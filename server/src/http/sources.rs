@@ -18,8 +18,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
-use engine::changes::Mutation;
-use engine::model::ResourceId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -93,27 +91,9 @@ async fn remove_resource(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = ResourceId::new(&id)?;
-    let current = state.monitor.store.state().resources.get(&id).cloned();
-    if current.as_ref().is_some_and(|r| r.source.is_none()) {
-        return Err(AppError::new(
-            409,
-            format!("resource `{id}` belongs to a built-in source (the host or pushes) and cannot be removed"),
-        )
-        .into());
-    }
-    let record = state
+    let change = state
         .monitor
-        .apply(Mutation::RemoveResource { id: id.clone() }, caller.identity)
+        .remove_configured(&id, caller.identity)
         .await?;
-    // A password this server stored for it goes too.
-    if let (Some(dir), Some(name)) = (
-        state.monitor.secrets_dir(),
-        id.as_str().strip_prefix("database:"),
-    ) {
-        let _ = std::fs::remove_file(dir.join(format!("database-{name}.password")));
-    }
-    Ok(Json(
-        json!({ "change": record.change, "removed": id.as_str() }),
-    ))
+    Ok(Json(json!({ "change": change, "removed": id })))
 }

@@ -149,6 +149,15 @@ impl app::backend::Backend for Monitor {
         Box::pin(async move { monitor.drop_index(&resource, &table, &name, &actor).await })
     }
 
+    fn remove_configured(
+        &self,
+        resource: String,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<u64, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move { monitor.remove_configured(&resource, actor).await })
+    }
+
     fn add_database(
         &self,
         new: app::databases::NewDatabase,

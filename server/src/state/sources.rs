@@ -292,6 +292,27 @@ impl Monitor {
         }
     }
 
+    /// Removes a configured resource (a database): a counted change; a password this
+    /// server stored for it goes too. Built-in resources (the host's, pushes') are refused.
+    pub async fn remove_configured(&self, id: &str, actor: Identity) -> Result<u64, AppError> {
+        let id = engine::model::ResourceId::new(id)?;
+        let current = self.store.state().resources.get(&id).cloned();
+        if current.as_ref().is_some_and(|r| r.source.is_none()) {
+            return Err(AppError::new(
+                409,
+                format!("resource `{id}` belongs to a built-in source (the host or pushes) and cannot be removed"),
+            ));
+        }
+        let record = self
+            .apply(Mutation::RemoveResource { id: id.clone() }, actor)
+            .await?;
+        if let (Some(dir), Some(name)) = (self.secrets_dir(), id.as_str().strip_prefix("database:"))
+        {
+            let _ = std::fs::remove_file(dir.join(format!("database-{name}.password")));
+        }
+        Ok(record.change)
+    }
+
     /// Where passwords sent to this server are kept: `<data-dir>/secrets/`.
     pub fn secrets_dir(&self) -> Option<PathBuf> {
         self.data_dir.as_ref().map(|dir| dir.join("secrets"))
