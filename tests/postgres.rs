@@ -520,6 +520,58 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         "an index perfpilot did not make is never dropped"
     );
 
+    // An admin changes a database's connection: checked by connecting first, a counted
+    // change; the page shows where the password comes from, never the password.
+    let (status, body) = server.get("/api/database_connection?resource=database%3Amain");
+    assert_eq!(status, 200, "{body}");
+    let connection = body_json(&body);
+    assert_eq!(
+        connection["password"],
+        format!("read from {}", password_file.display())
+    );
+    let update = |url: &str, probe: &str| {
+        let form = format!(
+            "resource=database%3Amain&url={}&probe_query={}",
+            urlencode(url),
+            urlencode(probe)
+        );
+        http_request(server.addr, "POST", "/api/update_database", &[], &form)
+    };
+    let (status, answer) = update("postgresql://perf@127.0.0.1:1/app", "SELECT 2");
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        body_json(&answer)["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{answer}"
+    );
+    let (status, answer) = update(&url("perf", "app"), "SELECT count(*) FROM pgbench_branches");
+    assert_eq!(status, 200, "{answer}");
+    let connection = body_json(
+        &server
+            .get("/api/database_connection?resource=database%3Amain")
+            .1,
+    );
+    assert_eq!(
+        connection["probe_query"],
+        "SELECT count(*) FROM pgbench_branches"
+    );
+    assert!(
+        server
+            .get("/api/audit?kind=set_source")
+            .1
+            .contains("database:main"),
+        "audited"
+    );
+    card(
+        &server,
+        "database:main",
+        30,
+        "the restarted source's sample",
+        |c| c["value"].is_number(),
+    );
+
     // Tuning through the actuator lifecycle: a change that does not bring latency under
     // an impossible target is rolled back, and PostgreSQL shows the old value again.
     // The documented grants: the parameter (cluster-wide) and the reload function (in the

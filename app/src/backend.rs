@@ -84,6 +84,19 @@ pub trait Backend: Send + Sync + 'static {
         resource: String,
         actor: Identity,
     ) -> BoxFuture<Result<u64, AppError>>;
+    /// A database's connection settings, without its password.
+    fn database_connection(
+        &self,
+        resource: &str,
+    ) -> Result<crate::databases::DatabaseConnection, AppError>;
+    /// Changes a database's connection after connecting with the new settings once (a
+    /// counted change); a password left empty keeps the current one. Answers the change.
+    fn update_database(
+        &self,
+        resource: String,
+        edit: crate::databases::NewDatabase,
+        actor: Identity,
+    ) -> BoxFuture<Result<u64, AppError>>;
     /// Audit entries passing `filter`, newest first.
     fn audit(&self, filter: AuditFilter) -> BoxFuture<Result<Vec<AuditRecord>, AppError>>;
     /// Before/after rows, measuring ones first.

@@ -27,3 +27,13 @@ pub struct DatabaseAdded {
     /// `pg_stat_statements` is installed (the Queries panel needs it).
     pub statements: bool,
 }
+
+/// A database's connection as its page shows it: never the password, only where it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseConnection {
+    pub url: String,
+    pub probe_query: Option<String>,
+    pub group: Option<String>,
+    /// "stored on the server", "read from /etc/…", "read from $VAR", or "none".
+    pub password: String,
+}

@@ -539,6 +539,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         })}
         <crate::pages::resource_settings::ResourceSettingsPanel resource_id=view.resource_id.clone()/>
         {view.resource_id.starts_with("database:").then(|| view! {
+            <crate::pages::resource_queries::DatabaseConnectionPanel resource_id=view.resource_id.clone()/>
             <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone()/>
         })}
         <p class="exports">

@@ -19,6 +19,103 @@ pub async fn get_top_queries(
     Ok(serde_json::from_value((*details).clone()).ok())
 }
 
+/// A database's connection settings, without its password.
+#[server(endpoint = "database_connection", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
+pub async fn get_database_connection(
+    resource: String,
+) -> Result<crate::databases::DatabaseConnection, crate::error::AppError> {
+    crate::backend::require(crate::identity::Role::Viewer)?;
+    crate::backend::backend()?.database_connection(&resource)
+}
+
+/// Changes a database's connection (admins only) after connecting once with it; an empty
+/// password keeps the current one.
+#[server(endpoint = "update_database", output = crate::codec::Json)]
+pub async fn update_database(
+    resource: String,
+    url: String,
+    #[server(default)] password: Option<String>,
+    #[server(default)] probe_query: Option<String>,
+    #[server(default)] group: Option<String>,
+) -> Result<u64, crate::error::AppError> {
+    let actor = crate::backend::require(crate::identity::Role::Admin)?;
+    let edit = crate::databases::NewDatabase {
+        name: String::new(),
+        url,
+        password,
+        probe_query,
+        group,
+    };
+    crate::backend::backend()?
+        .update_database(resource, edit, actor)
+        .await
+}
+
+/// The connection of a database: what perfpilot connects to and probes, editable by
+/// admins (checked by connecting before it is saved).
+#[component]
+pub fn DatabaseConnectionPanel(resource_id: String) -> impl IntoView {
+    let save = ServerAction::<UpdateDatabase>::new();
+    let id = resource_id.clone();
+    let current = Resource::new(
+        move || save.version().get(),
+        move |_| get_database_connection(id.clone()),
+    );
+    let resource = StoredValue::new(resource_id);
+    let me = expect_context::<crate::components::access::Me>();
+    let not_admin = move || !me.may(crate::identity::Role::Admin);
+    view! {
+        <details class="settings-panel" id="database-connection">
+            <summary>"Connection"</summary>
+            <Transition fallback=|| view! { <p class="loading" role="status">"Loading the connection…"</p> }>
+                {move || current.get().map(|result| match result {
+                    Err(err) => view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
+                    Ok(connection) => {
+                        let url = RwSignal::new(connection.url.clone());
+                        let probe = RwSignal::new(connection.probe_query.clone().unwrap_or_default());
+                        let group = RwSignal::new(connection.group.clone().unwrap_or_default());
+                        let password = RwSignal::new(String::new());
+                        let optional = |s: RwSignal<String>| Some(s.get_untracked()).filter(|v| !v.trim().is_empty());
+                        let input = move |label: String, id: &'static str, kind: &'static str, signal: RwSignal<String>| view! {
+                            <label class="setting setting-wide"><span>{label}</span>
+                                <input id=id type=kind autocomplete="off" prop:value=move || signal.get() on:input=move |ev| signal.set(event_target_value(&ev))/>
+                            </label>
+                        };
+                        view! {
+                            <form class="settings-form" on:submit=move |ev| {
+                                ev.prevent_default();
+                                save.dispatch(UpdateDatabase {
+                                    resource: resource.get_value(),
+                                    url: url.get_untracked(),
+                                    password: optional(password),
+                                    probe_query: optional(probe),
+                                    group: optional(group),
+                                });
+                            }>
+                                <fieldset disabled=not_admin>
+                                    {input("Connection URL, without the password".into(), "connection-url", "text", url)}
+                                    {input(format!("New password (leave empty to keep it: {})", connection.password), "connection-password", "password", password)}
+                                    {input("Probe query".into(), "connection-probe", "text", probe)}
+                                    {input("Group".into(), "connection-group", "text", group)}
+                                </fieldset>
+                                <crate::components::access::Allowed role=crate::identity::Role::Admin what="Changing the connection">
+                                    <button class="btn" id="connection-save" type="submit" disabled=move || save.pending().get()>
+                                        {move || if save.pending().get() { "Connecting…" } else { "Check and save" }}
+                                    </button>
+                                </crate::components::access::Allowed>
+                            </form>
+                        }.into_any()
+                    }
+                })}
+            </Transition>
+            {move || save.value().get().map(|result| match result {
+                Ok(change) => view! { <p class="notice" id="connection-message" role="status">{format!("Saved as change #{change}; the database is read with the new settings.")}</p> }.into_any(),
+                Err(err) => view! { <p class="field-error" id="connection-message" role="alert">{err.to_string()}</p> }.into_any(),
+            })}
+        </details>
+    }
+}
+
 /// Removes a database (admins only): a counted change; perfpilot stops watching it.
 #[server(endpoint = "remove_database", output = crate::codec::Json)]
 pub async fn remove_database(resource: String) -> Result<u64, crate::error::AppError> {

@@ -149,6 +149,23 @@ impl app::backend::Backend for Monitor {
         Box::pin(async move { monitor.drop_index(&resource, &table, &name, &actor).await })
     }
 
+    fn database_connection(
+        &self,
+        resource: &str,
+    ) -> Result<app::databases::DatabaseConnection, AppError> {
+        Monitor::database_connection(self, resource)
+    }
+
+    fn update_database(
+        &self,
+        resource: String,
+        edit: app::databases::NewDatabase,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<u64, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move { monitor.update_database(&resource, edit, actor).await })
+    }
+
     fn remove_configured(
         &self,
         resource: String,

@@ -292,6 +292,74 @@ impl Monitor {
         }
     }
 
+    /// A database's connection settings as its page shows them (never the password).
+    pub fn database_connection(
+        &self,
+        resource: &str,
+    ) -> Result<app::databases::DatabaseConnection, AppError> {
+        let (_, settings) = self.database(resource)?;
+        let secrets = self.secrets_dir();
+        let password = match (&settings.password_file, &settings.password_env) {
+            (Some(path), _) if secrets.as_ref().is_some_and(|dir| path.starts_with(dir)) => {
+                "stored on the server".to_owned()
+            }
+            (Some(path), _) => format!("read from {}", path.display()),
+            (None, Some(env)) => format!("read from ${env}"),
+            (None, None) => "none".to_owned(),
+        };
+        Ok(app::databases::DatabaseConnection {
+            url: settings.url,
+            probe_query: settings.probe_query,
+            group: settings.group,
+            password,
+        })
+    }
+
+    /// Changes a database's URL, probe query or group (and, when one is given, its
+    /// password) after connecting once with the new settings: a counted change that
+    /// restarts its source. Refusals say why and change nothing.
+    pub async fn update_database(
+        &self,
+        resource: &str,
+        edit: NewDatabase,
+        actor: Identity,
+    ) -> Result<u64, AppError> {
+        let (id, current) = self.database(resource)?;
+        let blank = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        let mut settings = PostgresSettings {
+            url: edit.url.trim().to_owned(),
+            probe_query: blank(edit.probe_query),
+            group: blank(edit.group),
+            ..current
+        };
+        settings.validate().map_err(invalid)?;
+        let new_password = blank(edit.password);
+        let password = match &new_password {
+            Some(password) => Some(password.clone()),
+            None => settings.password().map_err(invalid)?,
+        };
+        postgres::check_with(&settings, password)
+            .await
+            .map_err(|reason| {
+                AppError::new(422, format!("cannot use this database: {reason}")).with_field("url")
+            })?;
+        if let Some(password) = &new_password {
+            let name = id.as_str().strip_prefix("database:").unwrap_or(id.as_str());
+            settings.password_file = Some(self.store_secret(name, password)?);
+            settings.password_env = None;
+        }
+        let record = self
+            .apply(
+                Mutation::SetSource {
+                    id,
+                    source: settings.spec(),
+                },
+                actor,
+            )
+            .await?;
+        Ok(record.change)
+    }
+
     /// Removes a configured resource (a database): a counted change; a password this
     /// server stored for it goes too. Built-in resources (the host's, pushes') are refused.
     pub async fn remove_configured(&self, id: &str, actor: Identity) -> Result<u64, AppError> {
