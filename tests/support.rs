@@ -532,7 +532,22 @@ impl Browser {
     }
 
     pub async fn close(self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    /// A test that panics before [`Browser::close`] would leave Chromium running (killing
+    /// chromedriver orphans it): its processes are the ones started with this profile.
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args([
+                "-KILL",
+                "-f",
+                "--",
+                &format!("--user-data-dir={}", self._profile.0.display()),
+            ])
+            .status();
     }
 }
 
