@@ -395,7 +395,8 @@ pub fn source(
     resource: &Resource,
     settings: PostgresSettings,
     interval: Duration,
-) -> Polled<PostgresPoll> {
+) -> Result<Polled<PostgresPoll>, String> {
+    let config = settings.validate()?;
     let info = SourceInfo {
         id: resource.id.to_string(),
         kind: KIND.to_owned(),
@@ -407,11 +408,12 @@ pub fn source(
     // tick that hangs as a whole.
     schedule.timeout =
         CONNECT_TIMEOUT + Duration::from_millis(u64::from(settings.statement_timeout_ms) * 3);
-    Polled::new(
+    Ok(Polled::new(
         info,
         schedule,
         PostgresPoll {
             settings,
+            config,
             series: series(resource),
             client: None,
             probes: VecDeque::with_capacity(PROBE_WINDOW),
@@ -424,7 +426,7 @@ pub fn source(
             report: engine::database::TopQueries::default(),
             slowest: Vec::new(),
         },
-    )
+    ))
 }
 
 /// What a check of a database found (for adding one).
@@ -612,6 +614,8 @@ struct Counters {
 /// The source's state between ticks (the runtime never runs two collects at once).
 pub struct PostgresPoll {
     settings: PostgresSettings,
+    /// `settings.url` parsed once (the settings were validated when the source was made).
+    config: Config,
     series: Arc<[SeriesInfo]>,
     client: Option<Client>,
     /// The latest probe latencies, ms.
@@ -657,10 +661,9 @@ impl PostgresPoll {
             self.client = None;
         }
         if self.client.is_none() {
-            let config = self.settings.validate().map_err(SourceError::new)?;
             let password = self.settings.password().map_err(SourceError::new)?;
             let client = connect(
-                &config,
+                &self.config,
                 password.as_deref(),
                 self.settings.statement_timeout_ms,
             )
@@ -672,7 +675,7 @@ impl PostgresPoll {
     }
 
     async fn tick(&mut self, at: UnixMillis) -> Result<Tick, SourceError> {
-        let config = self.settings.validate().map_err(SourceError::new)?;
+        let config = self.config.clone();
         let probe_query = self.settings.probe_query.clone();
         let client = self.client().await?;
         let failed = |err: tokio_postgres::Error| SourceError::new(describe(&err, &config));
@@ -773,7 +776,7 @@ impl PostgresPoll {
     /// Reads `pg_stat_statements` and reports the queries that took the most time since
     /// the last reading.
     async fn read_statements(&mut self, at: UnixMillis) -> Result<(), SourceError> {
-        let config = self.settings.validate().map_err(SourceError::new)?;
+        let config = self.config.clone();
         let failed = |err: tokio_postgres::Error| SourceError::new(describe(&err, &config));
         let client = self
             .client

@@ -112,11 +112,7 @@ impl app::backend::Backend for Monitor {
     }
 
     fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>> {
-        self.sources
-            .statuses()
-            .values()
-            .find(|status| connectors::sources::owns(&status.resources, resource))
-            .and_then(|status| status.details.clone())
+        Monitor::source_details(self, resource)
     }
 
     fn database_group(&self, resource: &str) -> Option<engine::database::DatabaseGroup> {

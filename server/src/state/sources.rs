@@ -273,15 +273,17 @@ impl Monitor {
         Ok((found.id.clone(), settings))
     }
 
-    fn advice_of(&self, resource: &str) -> Option<engine::database::TopQueries> {
-        let details = self
-            .sources
+    /// What the source of `resource` last reported besides series.
+    pub fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>> {
+        self.sources
             .statuses()
             .values()
-            .find(|s| connectors::sources::owns(&s.resources, resource))?
-            .details
-            .clone()?;
-        serde_json::from_value((*details).clone()).ok()
+            .find(|status| connectors::sources::owns(&status.resources, resource))
+            .and_then(|status| status.details.clone())
+    }
+
+    fn advice_of(&self, resource: &str) -> Option<engine::database::TopQueries> {
+        serde_json::from_value((*self.source_details(resource)?).clone()).ok()
     }
 
     /// An index made or dropped: a mark on the resource (its before/after shows the
@@ -435,8 +437,7 @@ fn build(resource: &Resource, interval: std::time::Duration) -> Result<Box<dyn S
     match spec.kind.as_str() {
         postgres::KIND => {
             let settings = postgres::PostgresSettings::from_spec(spec)?;
-            settings.validate()?;
-            Ok(Box::new(postgres::source(resource, settings, interval)))
+            Ok(Box::new(postgres::source(resource, settings, interval)?))
         }
         other => Err(format!("unknown source kind {other:?}")),
     }
