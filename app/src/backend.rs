@@ -57,6 +57,23 @@ pub trait Backend: Send + Sync + 'static {
         new: crate::databases::NewDatabase,
         actor: Identity,
     ) -> BoxFuture<Result<crate::databases::DatabaseAdded, AppError>>;
+    /// Adds a Redis or memcached cache after connecting to it once (admins only).
+    fn add_cache(
+        &self,
+        new: crate::caches::NewCache,
+        actor: Identity,
+    ) -> BoxFuture<Result<crate::caches::CacheAdded, AppError>>;
+    /// The caches configured with the same group as `resource`, as levels, combined.
+    fn cache_group(&self, resource: &str) -> Option<engine::cache::CacheGroup>;
+    /// Counts (`confirm` false) or unlinks (`confirm` true, audited) the keys of the cache
+    /// `resource` that match `pattern`, bounded in count and time.
+    fn invalidate(
+        &self,
+        resource: String,
+        pattern: String,
+        confirm: bool,
+        actor: Identity,
+    ) -> BoxFuture<Result<crate::caches::Invalidation, AppError>>;
     /// What the source of `resource` reported besides series (a database's top queries).
     fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>>;
     /// The databases configured with the same group as `resource`, with their latest load.

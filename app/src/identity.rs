@@ -95,6 +95,17 @@ impl Identity {
         }
     }
 
+    /// perfpilot itself noticing something on a resource (a cache restarted cold), as the
+    /// audit log names the marks it sets.
+    pub fn watcher() -> Identity {
+        Identity {
+            user: "perfpilot".to_owned(),
+            role: Role::Viewer,
+            source: AuthSource::System,
+            client_ip: None,
+        }
+    }
+
     /// The configuration file, as the audit log names the changes it makes at start-up
     /// (databases and caches declared there).
     pub fn configuration() -> Identity {

@@ -15,6 +15,7 @@ pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod backend;
 pub mod base;
+pub mod caches;
 #[cfg(feature = "hydrate")]
 mod chart;
 mod codec;

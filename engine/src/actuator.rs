@@ -103,6 +103,14 @@ pub trait Actuator: Send + Sync + 'static {
         request: &'a ActionRequest,
         captured: &'a Captured,
     ) -> BoxFuture<'a, Result<Done, StepError>>;
+    /// The change verified well and stays: make it outlive a restart where that is a
+    /// separate step (Redis' `CONFIG REWRITE`). `None` when there is nothing to do.
+    fn kept<'a>(
+        &'a self,
+        _request: &'a ActionRequest,
+    ) -> BoxFuture<'a, Option<Result<Done, StepError>>> {
+        Box::pin(async { None })
+    }
 }
 
 /// The lifecycle's steps, as the audit log and `/metrics` name them.

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod actuator;
 pub mod backtest;
+pub mod cache;
 pub mod changes;
 pub mod database;
 pub mod error;

@@ -521,6 +521,19 @@ pub enum ActionConfig {
     /// Change one setting of the resource's own database (`ALTER SYSTEM` + reload), with
     /// the prior value captured and restored on a bad verification.
     DatabaseSetting(DatabaseSettingAction),
+    /// Change one memory setting of the resource's own cache (Redis `CONFIG SET`,
+    /// memcached `cache_memlimit`) within the cache's configured bound, with the prior
+    /// value captured and restored on a bad verification.
+    CacheSetting(CacheSettingAction),
+}
+
+/// `parameter = value` on the resource's cache; which parameters and values are allowed
+/// is the cache connector's rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettingAction {
+    pub parameter: String,
+    pub value: String,
 }
 
 /// `parameter = value` on the resource's database; which parameters are allowed is the
@@ -539,6 +552,7 @@ impl ActionConfig {
             ActionConfig::Webhook(_) => "webhook",
             ActionConfig::Command(_) => "command",
             ActionConfig::DatabaseSetting(_) => "database_setting",
+            ActionConfig::CacheSetting(_) => "cache_setting",
         }
     }
 }
@@ -649,6 +663,32 @@ impl ActionConfig {
                     return Err(EngineError::invalid(
                         "settings.action.value",
                         "must be a value of 1–256 characters on one line, like 64MB",
+                    ));
+                }
+                Ok(())
+            }
+            ActionConfig::CacheSetting(c) => {
+                let name_ok = !c.parameter.is_empty()
+                    && c.parameter.len() <= 64
+                    && c.parameter
+                        .chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch == '_' || ch == '-');
+                if !name_ok {
+                    return Err(EngineError::invalid(
+                        "settings.action.parameter",
+                        format!(
+                            "must be a cache setting name like maxmemory, got {:?}",
+                            c.parameter
+                        ),
+                    ));
+                }
+                if c.value.trim().is_empty()
+                    || c.value.len() > 64
+                    || !c.value.chars().all(|ch| ch.is_ascii_graphic())
+                {
+                    return Err(EngineError::invalid(
+                        "settings.action.value",
+                        "must be a value of 1–64 visible characters, like 256mb or allkeys-lru",
                     ));
                 }
                 Ok(())
@@ -954,18 +994,21 @@ pub fn default_metrics(t: ResourceType) -> Vec<Metric> {
 }
 
 /// The seed's benchmark table as default objectives: CPU ≤ 65 %, memory ≤ 60 %,
-/// database latency ≤ 80 ms, network bandwidth ≤ 50 %. Other types have no default.
+/// database latency ≤ 80 ms, network bandwidth ≤ 50 %, and a cache's hit ratio ≥ 90 %
+/// (higher is better: judged on the mean, as a p95 of a ratio that should stay high
+/// would hide the bad minutes). Other types have no default.
 pub fn default_target(t: ResourceType) -> Option<Target> {
-    let (metric, value, statistic) = match t {
-        ResourceType::Cpu => ("utilization", 65.0, Statistic::P95),
-        ResourceType::Memory => ("utilization", 60.0, Statistic::Mean),
-        ResourceType::Database => ("latency", 80.0, Statistic::P95),
-        ResourceType::Network => ("utilization", 50.0, Statistic::Mean),
+    let (metric, comparator, value, statistic) = match t {
+        ResourceType::Cpu => ("utilization", Comparator::Le, 65.0, Statistic::P95),
+        ResourceType::Memory => ("utilization", Comparator::Le, 60.0, Statistic::Mean),
+        ResourceType::Database => ("latency", Comparator::Le, 80.0, Statistic::P95),
+        ResourceType::Network => ("utilization", Comparator::Le, 50.0, Statistic::Mean),
+        ResourceType::Cache => ("hit_ratio", Comparator::Ge, 90.0, Statistic::Mean),
         _ => return None,
     };
     Some(Target {
         metric: metric.into(),
-        comparator: Comparator::Le,
+        comparator,
         value,
         statistic,
         for_secs: 300,

@@ -105,6 +105,17 @@ pub enum Batch {
     Tick(std::sync::Arc<Tick>),
     /// Samples with their own timestamps, stored all-or-nothing (pushes).
     Samples(Vec<PushedSample>),
+    /// Something happened to a resource that its chart and before/after list should show
+    /// (a cache restarted cold): a mark, as if a person had set it.
+    Mark(SourceMark),
+}
+
+/// An event a source saw on one of its resources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceMark {
+    pub resource: String,
+    /// What happened, e.g. "cold cache: restarted (uptime reset)".
+    pub label: String,
 }
 
 /// A source whose samples are read on an interval: the runtime calls [`Poll::collect`] on
@@ -118,6 +129,12 @@ pub trait Poll: Send + 'static {
     /// successful collect); `None` leaves the last report as it was.
     fn details(&mut self) -> Option<serde_json::Value> {
         None
+    }
+
+    /// Events seen since it was last asked (asked after every successful collect, and
+    /// handed to the monitor after the tick).
+    fn marks(&mut self) -> Vec<SourceMark> {
+        Vec::new()
     }
 }
 

@@ -193,6 +193,19 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     #[serde(default)]
     postgres: Vec<connectors::sources::postgres::PostgresEntry>,
+    #[serde(default)]
+    redis: Vec<connectors::sources::redis::RedisEntry>,
+    #[serde(default)]
+    memcached: Vec<connectors::sources::memcached::MemcachedEntry>,
+}
+
+/// One database or cache of the configuration file: its table, name and settings.
+#[derive(Debug, Clone)]
+pub struct ConfiguredEntry {
+    /// `postgres`, `redis`, `memcached`: the table it came from, for messages.
+    pub table: &'static str,
+    pub name: String,
+    pub settings: connectors::sources::Configured,
 }
 
 /// The `[actions]` table: what the optimizer may execute. Webhook signing secrets live
@@ -279,8 +292,9 @@ impl PublicUrl {
 /// The effective settings after merging flags, environment, file and defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `[[postgres]]`: databases to watch, added (or updated) at start-up as changes.
-    pub postgres: Vec<connectors::sources::postgres::PostgresEntry>,
+    /// `[[postgres]]`, `[[redis]]`, `[[memcached]]`: databases and caches to watch, added
+    /// (or updated) at start-up as changes.
+    pub configured: Vec<ConfiguredEntry>,
     pub listen: SocketAddr,
     pub site_root: PathBuf,
     pub request_timeout: Duration,
@@ -455,6 +469,7 @@ impl Settings {
                 field: "resource defaults",
                 rule: err.to_string(),
             })?;
+        let configured = configured_entries(&file)?;
         let auth = crate::http::auth::AuthSettings::resolve(cli, file.auth).map_err(|invalid| {
             ConfigError::Invalid {
                 field: invalid.field,
@@ -479,25 +494,8 @@ impl Settings {
         }
         let data_dir =
             (!ephemeral).then(|| data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)));
-        let mut names = std::collections::BTreeSet::new();
-        for (i, entry) in file.postgres.iter().enumerate() {
-            entry.validate().map_err(|rule| ConfigError::Invalid {
-                field: "postgres",
-                rule: format!("entry {} ({:?}): {rule}", i + 1, entry.name),
-            })?;
-            if !names.insert(entry.name.as_str()) {
-                return Err(ConfigError::Invalid {
-                    field: "postgres",
-                    rule: format!(
-                        "entry {} repeats the name {:?}; names must be unique",
-                        i + 1,
-                        entry.name
-                    ),
-                });
-            }
-        }
         Ok(Settings {
-            postgres: file.postgres.clone(),
+            configured,
             data_dir,
             listen: cli
                 .listen
@@ -950,4 +948,48 @@ mod tests {
             "{err}"
         );
     }
+}
+
+/// The `[[postgres]]`, `[[redis]]` and `[[memcached]]` entries, each checked without
+/// connecting; names are unique per resource id (`database:x`, `cache:x`).
+fn configured_entries(file: &FileConfig) -> Result<Vec<ConfiguredEntry>, ConfigError> {
+    use connectors::sources::Configured;
+    let entries = file
+        .postgres
+        .iter()
+        .map(|e| ("postgres", &e.name, Configured::Postgres(e.settings())))
+        .chain(
+            file.redis
+                .iter()
+                .map(|e| ("redis", &e.name, Configured::Redis(e.settings()))),
+        )
+        .chain(
+            file.memcached
+                .iter()
+                .map(|e| ("memcached", &e.name, Configured::Memcached(e.settings()))),
+        );
+    let mut ids = std::collections::BTreeSet::new();
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    let mut out = Vec::new();
+    for (table, name, settings) in entries {
+        let n = counts.entry(table).or_default();
+        *n += 1;
+        let invalid = |rule: String| ConfigError::Invalid {
+            field: table,
+            rule: format!("entry {n} ({name:?}): {rule}"),
+        };
+        let id = settings.resource_id(name).map_err(invalid)?;
+        settings.validate().map_err(invalid)?;
+        if !ids.insert(id.clone()) {
+            return Err(invalid(format!(
+                "repeats the resource id {id}; names must be unique among databases and among caches"
+            )));
+        }
+        out.push(ConfiguredEntry {
+            table,
+            name: name.clone(),
+            settings,
+        });
+    }
+    Ok(out)
 }

@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
     monitor
         .persist
         .keep_audit_for(settings.audit_retention_days);
-    if let Err(err) = monitor.apply_configured(&settings.postgres).await {
+    if let Err(err) = monitor.apply_configured(&settings.configured).await {
         eprintln!("error: cannot apply the configuration file: {err:#}");
         return ExitCode::FAILURE;
     }

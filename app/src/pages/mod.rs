@@ -6,6 +6,7 @@ pub mod not_found;
 pub mod overview;
 pub mod proof;
 pub mod resource;
+pub mod resource_cache;
 pub mod resource_chart;
 pub mod resource_queries;
 pub mod resource_settings;

@@ -537,10 +537,17 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             <crate::pages::resource_queries::GroupPanel resource_id=view.resource_id.clone()/>
             <crate::pages::resource_queries::QueriesPanel resource_id=view.resource_id.clone()/>
         })}
+        {view.resource_id.starts_with("cache:").then(|| view! {
+            <crate::pages::resource_cache::CacheGroupPanel resource_id=view.resource_id.clone()/>
+            <crate::pages::resource_cache::CachePanel resource_id=view.resource_id.clone()/>
+        })}
         <crate::pages::resource_settings::ResourceSettingsPanel resource_id=view.resource_id.clone()/>
         {view.resource_id.starts_with("database:").then(|| view! {
             <crate::pages::resource_queries::DatabaseConnectionPanel resource_id=view.resource_id.clone()/>
-            <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone()/>
+            <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone() what="database"/>
+        })}
+        {view.resource_id.starts_with("cache:").then(|| view! {
+            <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone() what="cache"/>
         })}
         <p class="exports">
             "Export: "

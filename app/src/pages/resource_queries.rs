@@ -125,16 +125,16 @@ pub async fn remove_database(resource: String) -> Result<u64, crate::error::AppE
         .await
 }
 
-/// "Stop watching this database", with a confirmation step.
+/// "Stop watching this database" (or cache: `what`), with a confirmation step.
 #[component]
-pub fn RemoveDatabase(resource_id: String) -> impl IntoView {
+pub fn RemoveDatabase(resource_id: String, what: &'static str) -> impl IntoView {
     let remove = ServerAction::<RemoveDatabase>::new();
     let confirming = RwSignal::new(false);
     let resource = StoredValue::new(resource_id);
     view! {
         <section class="settings-panel" aria-labelledby="remove-title">
             <h2 id="remove-title">"Stop watching"</h2>
-            <crate::components::access::Allowed role=crate::identity::Role::Admin what="Removing a database">
+            <crate::components::access::Allowed role=crate::identity::Role::Admin what=if what == "cache" { "Removing a cache" } else { "Removing a database" }>
                 {move || match (confirming.get(), remove.value().get()) {
                     (_, Some(Ok(change))) => view! {
                         <p class="notice" id="remove-message" role="status">
@@ -144,7 +144,7 @@ pub fn RemoveDatabase(resource_id: String) -> impl IntoView {
                     }.into_any(),
                     (false, _) => view! {
                         <button class="btn btn-danger" type="button" id="remove-database" on:click=move |_| confirming.set(true)>
-                            "Remove this database…"
+                            {format!("Remove this {what}…")}
                         </button>
                     }.into_any(),
                     (true, result) => view! {

@@ -5,8 +5,8 @@
 
 use engine::actuator::Guardrail;
 use engine::model::{
-    ActionConfig, CommandAction, DatabaseSettingAction, ResourceSettings, RollbackCommand,
-    WebhookAction,
+    ActionConfig, CacheSettingAction, CommandAction, DatabaseSettingAction, ResourceSettings,
+    RollbackCommand, WebhookAction,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,12 @@ impl Fields {
             ActionConfig::DatabaseSetting(d) => (
                 d.parameter.clone(),
                 d.value.clone(),
+                String::new(),
+                String::new(),
+            ),
+            ActionConfig::CacheSetting(c) => (
+                c.parameter.clone(),
+                c.value.clone(),
                 String::new(),
                 String::new(),
             ),
@@ -201,6 +207,10 @@ impl Fields {
                 parameter: target,
                 value: self.args.get_untracked().trim().to_owned(),
             }),
+            "cache_setting" => ActionConfig::CacheSetting(CacheSettingAction {
+                parameter: target,
+                value: self.args.get_untracked().trim().to_owned(),
+            }),
             _ => ActionConfig::Recommend,
         };
         Ok(s)
@@ -296,7 +306,7 @@ fn SettingsForm(
                 <label class="setting">
                     <span>"Action"</span>
                     <select id="setting-action" on:change=move |ev| fields.action.set(event_target_value(&ev))>
-                        {[("recommend", "Recommend only"), ("webhook", "Call a webhook"), ("command", "Run a command"), ("database_setting", "Tune a database setting")]
+                        {[("recommend", "Recommend only"), ("webhook", "Call a webhook"), ("command", "Run a command"), ("database_setting", "Tune a database setting"), ("cache_setting", "Tune a cache's memory")]
                             .into_iter()
                             .map(|(value, label)| view! { <option value=value selected=move || fields.action.get() == value>{label}</option> })
                             .collect_view()}
@@ -332,6 +342,15 @@ fn SettingsForm(
                         <input id="setting-value" type="text" placeholder="64MB" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
                     </label>
                     <p class="muted">"Applied with ALTER SYSTEM and a reload; the value before is captured and restored if the change does not help."</p>
+                </Show>
+                <Show when=move || fields.action.get() == "cache_setting">
+                    <label class="setting"><span>"Setting"</span>
+                        <input id="setting-parameter" type="text" placeholder="maxmemory, maxmemory-policy or cache_memlimit" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+                    </label>
+                    <label class="setting"><span>"New value"</span>
+                        <input id="setting-value" type="text" placeholder="256mb or allkeys-lru" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
+                    </label>
+                    <p class="muted">"Redis: CONFIG SET (at most the cache's share of its host's memory); memcached: cache_memlimit. The value before is captured and restored if the change does not help or a guardrail trips."</p>
                 </Show>
                 <label class="setting setting-wide"><span>"Guardrails: roll back at once if, while verifying…"</span>
                     <textarea id="setting-guardrails" rows="2" placeholder="one per line, e.g. memory/utilization > 90 or utilization > 2x baseline" prop:value=move || fields.guardrails.get() on:input=move |ev| fields.guardrails.set(event_target_value(&ev))></textarea>

@@ -60,6 +60,31 @@ pub async fn add_database(
     crate::backend::backend()?.add_database(new, actor).await
 }
 
+/// Adds a Redis or memcached cache after connecting to it once (admins only). The
+/// password stays on the server.
+#[server(endpoint = "add_cache", output = crate::codec::Json)]
+pub async fn add_cache(
+    kind: String,
+    name: String,
+    url: String,
+    #[server(default)] username: Option<String>,
+    #[server(default)] password: Option<String>,
+    #[server(default)] group: Option<String>,
+    #[server(default)] level: Option<u8>,
+) -> Result<crate::caches::CacheAdded, AppError> {
+    let actor = crate::backend::require(Role::Admin)?;
+    let new = crate::caches::NewCache {
+        kind,
+        name: name.trim().to_owned(),
+        url,
+        username,
+        password,
+        group,
+        level,
+    };
+    crate::backend::backend()?.add_cache(new, actor).await
+}
+
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     view! {
@@ -80,6 +105,13 @@ pub fn SettingsPage() -> impl IntoView {
             <p class="muted">"Watch a PostgreSQL database: probe latency (p50/p95/p99), transactions, cache hits, connections and locks every second. perfpilot connects once before adding it, and needs a role with pg_monitor."</p>
             <Allowed role=Role::Admin what="Adding databases">
                 <AddDatabase/>
+            </Allowed>
+        </section>
+        <section class="settings-section" aria-labelledby="caches-title">
+            <h2 id="caches-title">"Caches"</h2>
+            <p class="muted">"Watch a Redis or memcached cache: hit ratio, hits and misses, memory against its limit, evictions and a client-side latency probe every second; a restart or an emptied keyspace is marked as a cold start. perfpilot connects once before adding it."</p>
+            <Allowed role=Role::Admin what="Adding caches">
+                <AddCache/>
             </Allowed>
         </section>
         <section class="settings-section">
@@ -295,12 +327,95 @@ fn AddDatabase() -> impl IntoView {
                     view! {
                         <p id="database-message" class="notice" role="status">
                             "Added " <a href=href>{added.resource.clone()}</a>
-                            {format!(" (PostgreSQL {}, change #{}){}", added.server_version, added.change,
+                            {format!(" ({}, change #{}){}", added.server_version, added.change,
                                 if added.statements { "" } else { "; pg_stat_statements is not installed, so the Queries panel stays empty" })}
                         </p>
                     }.into_any()
                 }
                 Err(err) => view! { <p id="database-message" class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
+            })}
+        </form>
+    }
+}
+
+#[component]
+fn AddCache() -> impl IntoView {
+    let add = ServerAction::<AddCache>::new();
+    let kind = RwSignal::new("redis".to_owned());
+    let name = RwSignal::new(String::new());
+    let url = RwSignal::new(String::new());
+    let username = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let group = RwSignal::new(String::new());
+    let level = RwSignal::new(String::new());
+    let optional =
+        |signal: RwSignal<String>| Some(signal.get_untracked()).filter(|v| !v.trim().is_empty());
+    let submit = move || {
+        add.dispatch(AddCache {
+            kind: kind.get_untracked(),
+            name: name.get_untracked(),
+            url: url.get_untracked(),
+            username: optional(username),
+            password: optional(password),
+            group: optional(group),
+            level: optional(level).and_then(|l| l.trim().parse().ok()),
+        });
+    };
+    Effect::new(move |_| {
+        if matches!(add.value().get(), Some(Ok(_))) {
+            password.set(String::new());
+        }
+    });
+    let redis = move || kind.get() == "redis";
+    let field = move |label: &'static str,
+                      id: &'static str,
+                      kind: &'static str,
+                      placeholder: &'static str,
+                      signal: RwSignal<String>| {
+        view! {
+            <label class="setting setting-wide">
+                <span>{label}</span>
+                <input id=id type=kind placeholder=placeholder autocomplete="off" prop:value=move || signal.get() on:input=move |ev| signal.set(event_target_value(&ev))/>
+            </label>
+        }
+    };
+    view! {
+        <form id="add-cache" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+            <label class="setting setting-wide">
+                <span>"Kind"</span>
+                <select id="cache-kind" on:change=move |ev| kind.set(event_target_value(&ev))>
+                    <option value="redis" selected=redis>"Redis"</option>
+                    <option value="memcached" selected=move || !redis()>"memcached"</option>
+                </select>
+            </label>
+            {field("Name (the resource becomes cache:<name>)", "cache-name", "text", "sessions", name)}
+            <label class="setting setting-wide">
+                <span>{move || if redis() { "URL, without the password" } else { "Address (host:port)" }}</span>
+                <input id="cache-url" type="text" autocomplete="off"
+                    placeholder=move || if redis() { "redis://cache.internal:6379/0" } else { "cache.internal:11211" }
+                    prop:value=move || url.get() on:input=move |ev| url.set(event_target_value(&ev))/>
+            </label>
+            <Show when=redis>
+                {field("ACL user (optional)", "cache-username", "text", "perfpilot", username)}
+                {field("Password (kept on the server, never shown again)", "cache-password", "password", "", password)}
+            </Show>
+            {field("Group (optional: levels in front of one backend)", "cache-group", "text", "shop", group)}
+            {field("Level in the group (1 is nearest the application; default 2)", "cache-level", "number", "2", level)}
+            <button id="cache-add" class="btn" type="submit" disabled=move || add.pending().get()>
+                {move || if add.pending().get() { "Connecting…" } else { "Connect and add" }}
+            </button>
+            {move || add.value().get().map(|result| match result {
+                Ok(added) => {
+                    let href = crate::base::href(&format!("/resource?id={}", added.resource.replace(':', "%3A")));
+                    view! {
+                        <p id="cache-message" class="notice" role="status">
+                            "Added " <a href=href>{added.resource.clone()}</a>
+                            {format!(" ({}, change #{}){}", added.server_version, added.change,
+                                added.tuning_unavailable.as_ref().map(|why| format!("; tuning {why}")).unwrap_or_default())}
+                        </p>
+                    }.into_any()
+                }
+                Err(err) => view! { <p id="cache-message" class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
             })}
         </form>
     }

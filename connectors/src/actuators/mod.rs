@@ -10,6 +10,7 @@ use engine::actions::{ActionEvent, ActionOutcome, ActionRequest};
 use engine::actuator::{Actuator, Applied, Captured, Step, StepRecord};
 use engine::model::{ActionConfig, SourceSpec};
 
+pub mod cache_setting;
 pub mod command;
 pub mod postgres_setting;
 pub mod webhook;
@@ -58,6 +59,10 @@ impl Actuators {
             ActionConfig::DatabaseSetting(d) => Some(Arc::new(
                 postgres_setting::PostgresSetting::new(d.clone(), database_settings(source)),
             )),
+            ActionConfig::CacheSetting(c) => Some(Arc::new(cache_setting::CacheSetting::new(
+                c.clone(),
+                cache_setting::Cache::of(source),
+            ))),
             ActionConfig::Recommend => None,
             ActionConfig::Webhook(w) => Some(Arc::new(webhook::Webhook::new(
                 w.clone(),
@@ -201,6 +206,11 @@ pub fn validate(action: &ActionConfig, source: Option<&SourceSpec>) -> Result<()
         ActionConfig::DatabaseSetting(d) => {
             database_settings(source).map_err(|rule| format!("settings.action: {rule}"))?;
             postgres_setting::validate(d)
+        }
+        ActionConfig::CacheSetting(c) => {
+            let cache = cache_setting::Cache::of(source)
+                .map_err(|rule| format!("settings.action: {rule}"))?;
+            cache_setting::validate(c, &cache)
         }
         _ => Ok(()),
     }

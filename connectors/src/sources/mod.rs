@@ -1,9 +1,23 @@
 //! Sources: one module per kind of thing perfpilot reads, each with its configuration next
 //! to its code. Every one is an [`engine::source`] run by the engine's source runtime.
+//!
+//! [`Configured`] is the one place that knows every kind a resource's source spec can
+//! name (databases, caches): adding, checking, starting and describing a configured source
+//! all go through it, so the server has one path for all of them.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use engine::model::{Resource, ResourceId, ResourceSettings, SourceSpec};
+use engine::source::runtime::Source;
+
+pub mod cache;
 pub mod host;
+pub mod memcached;
 pub mod postgres;
 pub mod push;
+pub mod redis;
+pub mod secret;
 
 /// Whether a source that declares `owns` (resource ids, or a prefix ending in `*` such as
 /// `custom:*`) produces the samples of `resource`.
@@ -16,13 +30,171 @@ pub fn owns(owns: &[String], resource: &str) -> bool {
 
 /// Checks a configured source's settings without connecting; the error names the field
 /// and the rule.
-pub fn validate(spec: &engine::model::SourceSpec) -> Result<(), String> {
-    match spec.kind.as_str() {
-        postgres::KIND => postgres::PostgresSettings::from_spec(spec)?
-            .validate()
-            .map(drop),
-        other => Err(format!(
-            "kind: unknown source kind {other:?} (known: postgres)"
-        )),
+pub fn validate(spec: &SourceSpec) -> Result<(), String> {
+    Configured::from_spec(spec)?.validate()
+}
+
+/// The settings of a configured source, of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Configured {
+    Postgres(postgres::PostgresSettings),
+    Redis(redis::RedisSettings),
+    Memcached(memcached::MemcachedSettings),
+}
+
+/// What connecting once found: the server's name and version, and what will not work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub server_version: String,
+    /// `pg_stat_statements` is installed (databases only).
+    pub statements: Option<bool>,
+    /// Why tuning will be unavailable (a cache whose `CONFIG` is disabled).
+    pub tuning_unavailable: Option<String>,
+}
+
+impl Configured {
+    pub fn from_spec(spec: &SourceSpec) -> Result<Configured, String> {
+        Ok(match spec.kind.as_str() {
+            postgres::KIND => Configured::Postgres(postgres::PostgresSettings::from_spec(spec)?),
+            redis::KIND => Configured::Redis(redis::RedisSettings::from_spec(spec)?),
+            memcached::KIND => {
+                Configured::Memcached(memcached::MemcachedSettings::from_spec(spec)?)
+            }
+            other => {
+                return Err(format!(
+                    "kind: unknown source kind {other:?} (known: postgres, redis, memcached)"
+                ))
+            }
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Configured::Postgres(_) => postgres::KIND,
+            Configured::Redis(_) => redis::KIND,
+            Configured::Memcached(_) => memcached::KIND,
+        }
+    }
+
+    pub fn spec(&self) -> SourceSpec {
+        match self {
+            Configured::Postgres(s) => s.spec(),
+            Configured::Redis(s) => s.spec(),
+            Configured::Memcached(s) => s.spec(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Configured::Postgres(s) => s.validate().map(drop),
+            Configured::Redis(s) => s.validate().map(drop),
+            Configured::Memcached(s) => s.validate(),
+        }
+    }
+
+    /// The resource id `name` gets: `database:<name>`, `cache:<name>`.
+    pub fn resource_id(&self, name: &str) -> Result<ResourceId, String> {
+        match self {
+            Configured::Postgres(_) => postgres::resource_id(name),
+            Configured::Redis(_) | Configured::Memcached(_) => cache::resource_id(name),
+        }
+    }
+
+    pub fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, String> {
+        match self {
+            Configured::Postgres(s) => postgres::resource(name, s, defaults),
+            Configured::Redis(s) => redis::resource(name, s, defaults),
+            Configured::Memcached(s) => memcached::resource(name, s, defaults),
+        }
+    }
+
+    /// Where the password is kept: a file, an environment variable (memcached has none).
+    pub fn password_location(&self) -> (Option<&PathBuf>, Option<&String>) {
+        match self {
+            Configured::Postgres(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
+            Configured::Redis(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
+            Configured::Memcached(_) => (None, None),
+        }
+    }
+
+    /// Whether this kind can log in with a password at all.
+    pub fn takes_password(&self) -> bool {
+        !matches!(self, Configured::Memcached(_))
+    }
+
+    /// The password, read now from where the settings say it is.
+    pub fn password(&self) -> Result<Option<String>, String> {
+        let (file, env) = self.password_location();
+        secret::read(&file.cloned(), &env.cloned())
+    }
+
+    /// Keeps the password in `path` from now on (a password sent to the server).
+    pub fn keep_password_in(&mut self, path: PathBuf) {
+        match self {
+            Configured::Postgres(s) => {
+                s.password_file = Some(path);
+                s.password_env = None;
+            }
+            Configured::Redis(s) => {
+                s.password_file = Some(path);
+                s.password_env = None;
+            }
+            Configured::Memcached(_) => {}
+        }
+    }
+
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Configured::Postgres(s) => s.group.as_deref(),
+            Configured::Redis(s) => s.group.as_deref(),
+            Configured::Memcached(s) => s.group.as_deref(),
+        }
+    }
+
+    /// Connects once with `password` (not the stored one: a new password is checked before
+    /// it is kept); the error is the reason in a person's words.
+    pub async fn check(&self, password: Option<String>) -> Result<Checked, String> {
+        match self {
+            Configured::Postgres(s) => {
+                let report = postgres::check_with(s, password).await?;
+                Ok(Checked {
+                    server_version: format!("PostgreSQL {}", report.server_version),
+                    statements: Some(report.statements),
+                    tuning_unavailable: None,
+                })
+            }
+            Configured::Redis(s) => {
+                let report = redis::check_with(s, password).await?;
+                Ok(Checked {
+                    server_version: report.server_version,
+                    statements: None,
+                    tuning_unavailable: report.tuning_unavailable,
+                })
+            }
+            Configured::Memcached(s) => {
+                if password.is_some() {
+                    return Err("password: memcached's text protocol has no authentication; leave the password empty".into());
+                }
+                let report = memcached::check(s).await?;
+                Ok(Checked {
+                    server_version: report.server_version,
+                    statements: None,
+                    tuning_unavailable: None,
+                })
+            }
+        }
+    }
+
+    /// The running source of `resource` (whose spec holds these settings).
+    pub fn source(
+        &self,
+        resource: &Resource,
+        interval: Duration,
+    ) -> Result<Box<dyn Source>, String> {
+        Ok(match self.clone() {
+            Configured::Postgres(s) => Box::new(postgres::source(resource, s, interval)?),
+            Configured::Redis(s) => Box::new(redis::source(resource, s, interval)?),
+            Configured::Memcached(s) => Box::new(memcached::source(resource, s, interval)?),
+        })
     }
 }

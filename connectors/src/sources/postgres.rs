@@ -182,30 +182,13 @@ impl PostgresSettings {
         if config.get_user().is_none() {
             return Err("url: must name a user, e.g. postgresql://perf@host:5432/app".into());
         }
-        if self.password_file.is_some() && self.password_env.is_some() {
-            return Err(
-                "password_file: give either password_file or password_env, not both".into(),
-            );
-        }
-        if let Some(env) = &self.password_env {
-            if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "password_env: must be an environment variable name, got {env:?}"
-                ));
-            }
-        }
+        super::secret::validate(&self.password_file, &self.password_env)?;
         if let Some(query) = &self.probe_query {
             if query.trim().is_empty() || query.len() > 4096 {
                 return Err("probe_query: must be a query of 1–4096 characters".into());
             }
         }
-        if let Some(group) = &self.group {
-            if group.is_empty() || group.len() > 64 || group.chars().any(char::is_control) {
-                return Err(format!(
-                    "group: must be 1–64 printable characters, got {group:?}"
-                ));
-            }
-        }
+        super::secret::validate_group(&self.group)?;
         if !(1..=86_400).contains(&self.idle_in_transaction_limit_s) {
             return Err(format!(
                 "idle_in_transaction_limit_s: must be between 1 and 86400, got {}",
@@ -223,17 +206,7 @@ impl PostgresSettings {
 
     /// The password, read now from where the settings say it is.
     pub fn password(&self) -> Result<Option<String>, String> {
-        if let Some(path) = &self.password_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|err| format!("password_file {}: {err}", path.display()))?;
-            return Ok(Some(text.lines().next().unwrap_or_default().to_owned()));
-        }
-        if let Some(name) = &self.password_env {
-            return std::env::var(name)
-                .map(Some)
-                .map_err(|_| format!("password_env: the environment variable {name} is not set"));
-        }
-        Ok(None)
+        super::secret::read(&self.password_file, &self.password_env)
     }
 
     pub fn spec(&self) -> SourceSpec {

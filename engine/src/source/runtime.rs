@@ -359,8 +359,14 @@ impl<P: Poll> Source for Polled<P> {
                         if let Some(details) = poll.details() {
                             ctx.set_details(details);
                         }
+                        let marks = poll.marks();
                         if !ctx.emit(Batch::Tick(Arc::new(tick)), at).await {
                             break;
+                        }
+                        for mark in marks {
+                            if !ctx.emit(Batch::Mark(mark), at).await {
+                                break;
+                            }
                         }
                     }
                     Err(err) => {

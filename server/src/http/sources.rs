@@ -9,6 +9,14 @@
 //! written to `<data-dir>/secrets/` (readable by perfpilot's user only) and the source
 //! names that file; it is never in an answer, a snapshot, the audit log or a log line.
 //!
+//! `POST /api/v1/caches` with `{"kind": "redis", "name": "sessions", "url":
+//! "redis://cache:6379/0", "username": "…", "password": "…", "group": "…", "level": 2}`
+//! (or `"kind": "memcached", "url": "host:11211"`) does the same for `cache:sessions`.
+//!
+//! `POST /api/v1/resources/{id}/invalidate` with `{"pattern": "session:*", "confirm":
+//! false}` counts the keys of a Redis cache that match; with `"confirm": true` (editors
+//! and admins) unlinks them, bounded in count and time, audited.
+//!
 //! `DELETE /api/v1/resources/{id}` removes a configured resource (and its stored password).
 
 use std::path::PathBuf;
@@ -21,12 +29,14 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{Admin, ApiError};
+use super::error::{Admin, ApiError, Editor};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/databases", post(add_database))
+        .route("/api/v1/caches", post(add_cache))
+        .route("/api/v1/resources/{id}/invalidate", post(invalidate))
         .route("/api/v1/resources/{id}", delete(remove_resource))
         .with_state(state)
 }
@@ -83,6 +93,93 @@ async fn add_database(
         "resource": added.resource,
         "server_version": added.server_version,
         "pg_stat_statements": added.statements,
+    })))
+}
+
+/// The body of `POST /api/v1/caches`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCache {
+    kind: String,
+    name: String,
+    url: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    level: Option<u8>,
+}
+
+async fn add_cache(
+    caller: Admin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let new: NewCache = super::parse_json(&body)?;
+    if new.password.is_some() && (new.password_file.is_some() || new.password_env.is_some()) {
+        return Err(AppError::invalid(
+            "password",
+            "give one of password, password_file or password_env",
+        )
+        .into());
+    }
+    let added = state
+        .monitor
+        .add_cache(
+            app::caches::NewCache {
+                kind: new.kind,
+                name: new.name,
+                url: new.url,
+                username: new.username,
+                password: new.password,
+                group: new.group,
+                level: new.level,
+            },
+            new.password_file,
+            new.password_env,
+            caller.identity,
+        )
+        .await?;
+    Ok(Json(json!({
+        "change": added.change,
+        "resource": added.resource,
+        "server_version": added.server_version,
+        "tuning_unavailable": added.tuning_unavailable,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Invalidate {
+    pattern: String,
+    #[serde(default)]
+    confirm: bool,
+}
+
+async fn invalidate(
+    caller: Editor,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let ask: Invalidate = super::parse_json(&body)?;
+    let done = state
+        .monitor
+        .invalidate(&id, &ask.pattern, ask.confirm, &caller.identity)
+        .await?;
+    Ok(Json(json!({
+        "keys": done.keys,
+        "scanned": done.scanned,
+        "complete": done.complete,
+        "invalidated": done.done,
+        "message": done.describe(&ask.pattern),
     })))
 }
 

@@ -240,7 +240,9 @@ impl Acting {
             self.roll_back(id, format!("verification failed: {}", result.reason));
             return;
         }
-        self.in_effect.remove(id);
+        if let Some(effect) = self.in_effect.remove(id) {
+            self.keep(id, effect);
+        }
         if let Some(transition) = tracker.verified(now_ms, &result) {
             tracing::info!(
                 resource = %id,
@@ -267,6 +269,28 @@ impl Acting {
                 }
                 guardrail.tripped(id.as_str(), f64::from(value?), *baseline)
             })
+    }
+
+    /// A change that verified well stays; its actuator may make it outlive a restart.
+    fn keep(&self, id: &ResourceId, effect: InEffect) {
+        let Some(actuator) = self
+            .actuators
+            .for_action(&effect.action, effect.source.as_ref())
+        else {
+            return;
+        };
+        let id = id.clone();
+        tokio::spawn(async move {
+            match actuator.kept(&effect.request).await {
+                Some(Ok(done)) => {
+                    tracing::info!(resource = %id, detail = %done.detail, "Kept change persisted")
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(resource = %id, error = %err.error, "Kept change could not be persisted; it stays in effect until a restart")
+                }
+                None => {}
+            }
+        });
     }
 
     fn roll_back(&mut self, id: &ResourceId, why: String) {

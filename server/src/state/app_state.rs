@@ -119,6 +119,34 @@ impl app::backend::Backend for Monitor {
         Monitor::database_group(self, resource)
     }
 
+    fn add_cache(
+        &self,
+        new: app::caches::NewCache,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<app::caches::CacheAdded, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move { monitor.add_cache(new, None, None, actor).await })
+    }
+
+    fn cache_group(&self, resource: &str) -> Option<engine::cache::CacheGroup> {
+        Monitor::cache_group(self, resource)
+    }
+
+    fn invalidate(
+        &self,
+        resource: String,
+        pattern: String,
+        confirm: bool,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<app::caches::Invalidation, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move {
+            monitor
+                .invalidate(&resource, &pattern, confirm, &actor)
+                .await
+        })
+    }
+
     fn create_index(
         &self,
         resource: String,

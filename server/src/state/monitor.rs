@@ -512,6 +512,22 @@ impl MonitorTask {
                     let _ = ack.send(stored);
                 }
             }
+            Batch::Mark(mark) => {
+                let marked = ResourceId::new(&mark.resource)
+                    .map_err(app::error::AppError::from)
+                    .and_then(|id| {
+                        self.monitor
+                            .add_mark(&id, &mark.label, &Identity::watcher())
+                    });
+                match marked {
+                    Ok(()) => {
+                        tracing::info!(resource = %mark.resource, label = %mark.label, "Source event")
+                    }
+                    Err(err) => {
+                        tracing::warn!(resource = %mark.resource, %err, "Source event not marked")
+                    }
+                }
+            }
         }
     }
 

@@ -1,21 +1,24 @@
-//! Configured sources follow the configuration. A database (cache, …) is a resource whose
+//! Configured sources follow the configuration. A database or cache is a resource whose
 //! `source` spec says where its samples come from; adding, changing or removing one is a
 //! counted change like any other, and after every such change (and at start-up) the
 //! running sources are reconciled with the specs: new ones start, changed ones restart,
-//! removed ones stop. The `[[postgres]]` entries of the configuration file are applied at
-//! start-up as changes by `configuration`.
+//! removed ones stop. The `[[postgres]]`, `[[redis]]` and `[[memcached]]` entries of the
+//! configuration file are applied at start-up as changes by `configuration`. Every kind
+//! goes through one path ([`Monitor::add_configured`], [`Monitor::update_configured`]),
+//! with [`connectors::sources::Configured`] knowing the kinds.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use app::caches::{CacheAdded, Invalidation, NewCache};
 use app::databases::{DatabaseAdded, NewDatabase};
 use app::error::AppError;
 use app::identity::Identity;
-use connectors::sources::postgres::{self, PostgresEntry, PostgresSettings};
+use connectors::sources::postgres::{self, PostgresSettings};
+use connectors::sources::{Checked, Configured};
 use engine::changes::Mutation;
 use engine::model::{Resource, SourceSpec};
-use engine::source::runtime::Source;
 
 use super::monitor::Monitor;
 
@@ -51,7 +54,9 @@ impl Monitor {
                     continue;
                 }
                 let spec = resource.source.clone().expect("filtered above");
-                match build(resource, monitor.interval) {
+                let built = Configured::from_spec(&spec)
+                    .and_then(|configured| configured.source(resource, monitor.interval));
+                match built {
                     Ok(source) => {
                         monitor.sources.add(source).await;
                         running.insert(id.clone(), spec);
@@ -67,40 +72,119 @@ impl Monitor {
         });
     }
 
-    /// Applies the `[[postgres]]` entries of the configuration file: a database the
-    /// configuration does not have yet is added, one whose settings differ is updated, each
-    /// a counted change by `configuration`.
-    pub async fn apply_configured(&self, entries: &[PostgresEntry]) -> anyhow::Result<()> {
+    /// Applies the databases and caches of the configuration file: one the configuration
+    /// does not have yet is added, one whose settings differ is updated, each a counted
+    /// change by `configuration`.
+    pub async fn apply_configured(
+        &self,
+        entries: &[crate::config::ConfiguredEntry],
+    ) -> anyhow::Result<()> {
         let defaults = self.resource_defaults.clone();
         for entry in entries {
-            let settings = entry.settings();
-            let resource = postgres::resource(&entry.name, &settings, &defaults)
-                .map_err(|err| anyhow::anyhow!("postgres {:?}: {err}", entry.name))?;
+            let what = || format!("{} {:?}", entry.table, entry.name);
+            let resource = entry
+                .settings
+                .resource(&entry.name, &defaults)
+                .map_err(|err| anyhow::anyhow!("{}: {err}", what()))?;
             let current = self.store.state().resources.get(&resource.id).cloned();
             let mutation = match current {
                 None => Mutation::AddResource { resource },
                 Some(current) if current.source.as_ref() != resource.source.as_ref() => {
                     Mutation::SetSource {
                         id: resource.id.clone(),
-                        source: settings.spec(),
+                        source: entry.settings.spec(),
                     }
                 }
                 Some(_) => continue,
             };
             self.apply(mutation, Identity::configuration())
                 .await
-                .map_err(|err| anyhow::anyhow!("postgres {:?}: {err}", entry.name))?;
+                .map_err(|err| anyhow::anyhow!("{}: {err}", what()))?;
         }
         Ok(())
+    }
+
+    /// Adds a database or cache: checks the settings, connects once with exactly them
+    /// (refusing with the reason: unreachable, authentication failed, …), keeps a
+    /// password sent inline under `<data-dir>/secrets/` (mode 0600), then adds the
+    /// resource as a counted change. Every kind, from the UI and the API, comes here.
+    pub async fn add_configured(
+        &self,
+        name: &str,
+        mut settings: Configured,
+        password: Option<String>,
+        actor: Identity,
+    ) -> Result<(u64, engine::model::ResourceId, Checked), AppError> {
+        let id = settings
+            .resource_id(name)
+            .map_err(|rule| AppError::invalid("name", rule))?;
+        if self.store.state().resources.contains_key(&id) {
+            return Err(
+                AppError::new(409, format!("resource `{id}` already exists")).with_field("name"),
+            );
+        }
+        settings.validate().map_err(invalid)?;
+        let (file, env) = settings.password_location();
+        let inline = password.is_some() && file.is_none() && env.is_none();
+        // Checked with the password as sent, before it is written anywhere.
+        let password = match password {
+            Some(password) => Some(password),
+            None => settings.password().map_err(invalid)?,
+        };
+        let checked = settings
+            .check(password.clone())
+            .await
+            .map_err(|reason| refused(&settings, reason))?;
+        if let (true, Some(password)) = (inline, &password) {
+            settings.keep_password_in(self.store_secret(&id, password)?);
+        }
+        let resource = settings
+            .resource(name, &self.resource_defaults)
+            .map_err(invalid)?;
+        let record = self
+            .apply(Mutation::AddResource { resource }, actor)
+            .await?;
+        Ok((record.change, id, checked))
+    }
+
+    /// Changes a configured source's settings (and, when one is given, its password)
+    /// after connecting once with the new ones: a counted change that restarts its source.
+    /// Refusals say why and change nothing.
+    pub async fn update_configured(
+        &self,
+        id: engine::model::ResourceId,
+        mut settings: Configured,
+        new_password: Option<String>,
+        actor: Identity,
+    ) -> Result<u64, AppError> {
+        settings.validate().map_err(invalid)?;
+        let password = match &new_password {
+            Some(password) => Some(password.clone()),
+            None => settings.password().map_err(invalid)?,
+        };
+        settings
+            .check(password)
+            .await
+            .map_err(|reason| refused(&settings, reason))?;
+        if let Some(password) = &new_password {
+            settings.keep_password_in(self.store_secret(&id, password)?);
+        }
+        let record = self
+            .apply(
+                Mutation::SetSource {
+                    id,
+                    source: settings.spec(),
+                },
+                actor,
+            )
+            .await?;
+        Ok(record.change)
     }
 }
 
 impl Monitor {
-    /// Adds a PostgreSQL database: checks the settings, connects once with exactly them
-    /// (refusing with the reason: unreachable, authentication failed, database missing, a
-    /// role without `pg_monitor`), keeps a password sent inline under
-    /// `<data-dir>/secrets/` (mode 0600), then adds the resource as a counted change.
-    /// Shared by `POST /api/v1/databases` and the UI.
+    /// Adds a PostgreSQL database (refusing a role without `pg_monitor` too). Shared by
+    /// `POST /api/v1/databases` and the UI.
     pub async fn add_database(
         &self,
         new: NewDatabase,
@@ -108,15 +192,7 @@ impl Monitor {
         password_env: Option<String>,
         actor: Identity,
     ) -> Result<DatabaseAdded, AppError> {
-        let id =
-            postgres::resource_id(&new.name).map_err(|rule| AppError::invalid("name", rule))?;
-        if self.store.state().resources.contains_key(&id) {
-            return Err(
-                AppError::new(409, format!("resource `{id}` already exists")).with_field("name"),
-            );
-        }
-        let blank = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
-        let mut settings = PostgresSettings {
+        let settings = Configured::Postgres(PostgresSettings {
             url: new.url.trim().to_owned(),
             password_file,
             password_env,
@@ -124,34 +200,71 @@ impl Monitor {
             group: blank(new.group),
             statement_timeout_ms: 2_000,
             idle_in_transaction_limit_s: 60,
-        };
-        settings.validate().map_err(invalid)?;
-        // Checked with the password as sent, before it is written anywhere.
-        let password = match blank(new.password) {
-            Some(password) => Some(password),
-            None => settings.password().map_err(invalid)?,
-        };
-        let inline = password.is_some()
-            && settings.password_file.is_none()
-            && settings.password_env.is_none();
-        let report = postgres::check_with(&settings, password.clone())
-            .await
-            .map_err(|reason| {
-                AppError::new(422, format!("cannot use this database: {reason}")).with_field("url")
-            })?;
-        if let (true, Some(password)) = (inline, &password) {
-            settings.password_file = Some(self.store_secret(&new.name, password)?);
-        }
-        let resource =
-            postgres::resource(&new.name, &settings, &self.resource_defaults).map_err(invalid)?;
-        let record = self
-            .apply(Mutation::AddResource { resource }, actor)
+        });
+        let (change, id, checked) = self
+            .add_configured(&new.name, settings, blank(new.password), actor)
             .await?;
         Ok(DatabaseAdded {
-            change: record.change,
+            change,
             resource: id.to_string(),
-            server_version: report.server_version,
-            statements: report.statements,
+            server_version: checked.server_version,
+            statements: checked.statements.unwrap_or(false),
+        })
+    }
+
+    /// Adds a Redis or memcached cache. Shared by `POST /api/v1/caches` and the UI.
+    pub async fn add_cache(
+        &self,
+        new: NewCache,
+        password_file: Option<PathBuf>,
+        password_env: Option<String>,
+        actor: Identity,
+    ) -> Result<CacheAdded, AppError> {
+        use connectors::sources::{memcached, redis};
+        let level = new.level.unwrap_or(2);
+        let settings = match new.kind.as_str() {
+            redis::KIND => Configured::Redis(redis::RedisSettings {
+                url: new.url.trim().to_owned(),
+                username: blank(new.username),
+                password_file,
+                password_env,
+                group: blank(new.group),
+                level,
+                max_memory_share_pct: 50,
+                rewrite_config: false,
+            }),
+            memcached::KIND => {
+                if blank(new.username).is_some()
+                    || password_file.is_some()
+                    || password_env.is_some()
+                {
+                    return Err(AppError::invalid(
+                        "password",
+                        "memcached's text protocol has no authentication; leave username and password empty",
+                    ));
+                }
+                Configured::Memcached(memcached::MemcachedSettings {
+                    address: new.url.trim().to_owned(),
+                    group: blank(new.group),
+                    level,
+                    max_memory_share_pct: 50,
+                })
+            }
+            other => {
+                return Err(AppError::invalid(
+                    "kind",
+                    format!("must be redis or memcached, got {other:?}"),
+                ))
+            }
+        };
+        let (change, id, checked) = self
+            .add_configured(&new.name, settings, blank(new.password), actor)
+            .await?;
+        Ok(CacheAdded {
+            change,
+            resource: id.to_string(),
+            server_version: checked.server_version,
+            tuning_unavailable: checked.tuning_unavailable,
         })
     }
 
@@ -159,33 +272,15 @@ impl Monitor {
     /// database), with their latest transactions/s, probe p95 and connections, and the
     /// load skew.
     pub fn database_group(&self, resource: &str) -> Option<engine::database::DatabaseGroup> {
-        let group_of = |r: &Resource| {
-            r.source
-                .as_ref()?
-                .settings
-                .get("group")?
-                .as_str()
-                .map(str::to_owned)
-        };
-        let state = self.store.state();
-        let group = group_of(state.resources.get(resource)?)?;
-        let history = self.history();
-        let now = engine::time::unix_now_ms();
-        let latest = |id: &str, metric: &str| {
-            let series = history.get(history.id(&engine::series::SeriesKey::new(id, metric))?)?;
-            let (at, value) = series.latest()?;
-            (now - at <= 15_000).then_some(f64::from(value?))
-        };
-        let shards: Vec<engine::database::Shard> = state
-            .resources
-            .values()
-            .filter(|r| group_of(r).as_deref() == Some(group.as_str()))
+        let (group, members) = self.group_of(resource)?;
+        let shards: Vec<engine::database::Shard> = members
+            .iter()
             .map(|r| engine::database::Shard {
                 resource: r.id.to_string(),
                 name: r.name.clone(),
-                tps: latest(r.id.as_str(), "tps"),
-                latency_p95: latest(r.id.as_str(), "latency_p95"),
-                connections_pct: latest(r.id.as_str(), "connections_pct"),
+                tps: self.latest(r.id.as_str(), "tps"),
+                latency_p95: self.latest(r.id.as_str(), "latency_p95"),
+                connections_pct: self.latest(r.id.as_str(), "connections_pct"),
             })
             .collect();
         let skew = engine::database::DatabaseGroup::skew_of(&shards);
@@ -194,6 +289,115 @@ impl Monitor {
             shards,
             skew,
         })
+    }
+
+    /// The caches configured with the same group as `resource`: its levels, nearest the
+    /// application first, with their latest hit ratio and the combined one.
+    pub fn cache_group(&self, resource: &str) -> Option<engine::cache::CacheGroup> {
+        let (group, members) = self.group_of(resource)?;
+        let levels = members
+            .iter()
+            .map(|r| engine::cache::CacheLevel {
+                resource: r.id.to_string(),
+                name: r.name.clone(),
+                level: r
+                    .source
+                    .as_ref()
+                    .and_then(|s| s.settings.get("level")?.as_u64())
+                    .map_or(2, |l| l.min(9) as u8),
+                hit_ratio: self.latest(r.id.as_str(), "hit_ratio"),
+                hits_per_s: self.latest(r.id.as_str(), "hits_per_s"),
+                misses_per_s: self.latest(r.id.as_str(), "misses_per_s"),
+            })
+            .collect();
+        Some(engine::cache::CacheGroup::of(group, levels))
+    }
+
+    /// The group of `resource` and every configured resource of the same kind in it.
+    fn group_of(&self, resource: &str) -> Option<(String, Vec<Arc<Resource>>)> {
+        let state = self.store.state();
+        let this = state.resources.get(resource)?;
+        let kind = this.resource_type;
+        let group = Configured::from_spec(this.source.as_ref()?)
+            .ok()?
+            .group()?
+            .to_owned();
+        let members = state
+            .resources
+            .values()
+            .filter(|r| r.resource_type == kind)
+            .filter(|r| {
+                r.source
+                    .as_ref()
+                    .and_then(|s| Configured::from_spec(s).ok())
+                    .is_some_and(|c| c.group() == Some(group.as_str()))
+            })
+            .cloned()
+            .collect();
+        Some((group, members))
+    }
+
+    /// The latest value of a series while it is fresh (at most 15 s old).
+    fn latest(&self, resource: &str, metric: &str) -> Option<f64> {
+        let history = self.history();
+        let series = history.get(history.id(&engine::series::SeriesKey::new(resource, metric))?)?;
+        let (at, value) = series.latest()?;
+        (engine::time::unix_now_ms() - at <= 15_000).then_some(f64::from(value?))
+    }
+
+    /// Counts (`confirm` false) or unlinks (`confirm` true) the keys of the Redis cache
+    /// `resource` matching `pattern`. An invalidation is a mark on the resource (its
+    /// before/after shows the effect) in the audit log as `actor`'s.
+    pub async fn invalidate(
+        &self,
+        resource: &str,
+        pattern: &str,
+        confirm: bool,
+        actor: &Identity,
+    ) -> Result<Invalidation, AppError> {
+        use connectors::sources::redis;
+        let state = self.store.state();
+        let found = state.resources.get(resource).ok_or_else(|| {
+            AppError::not_found(format!("resource: no resource with id {resource:?}"))
+        })?;
+        let settings = match found.source.as_ref().map(Configured::from_spec) {
+            Some(Ok(Configured::Redis(settings))) => settings,
+            Some(Ok(Configured::Memcached(_))) => {
+                return Err(AppError::invalid(
+                    "resource",
+                    "memcached cannot list its keys, so they cannot be invalidated by pattern; invalidate from the application",
+                ))
+            }
+            _ => {
+                return Err(AppError::invalid(
+                    "resource",
+                    format!("{resource} is not a Redis cache"),
+                ))
+            }
+        };
+        let id = found.id.clone();
+        drop(state);
+        redis::validate_pattern(pattern).map_err(invalid)?;
+        let failed = |reason: String| AppError::new(422, format!("cannot invalidate: {reason}"));
+        let matching = if confirm {
+            redis::invalidate(&settings, pattern)
+                .await
+                .map_err(failed)?
+        } else {
+            redis::count_matching(&settings, pattern)
+                .await
+                .map_err(failed)?
+        };
+        let result = Invalidation {
+            keys: matching.keys,
+            scanned: matching.scanned,
+            complete: matching.complete,
+            done: confirm,
+        };
+        if confirm {
+            self.mark_event(&id, result.describe(pattern), actor);
+        }
+        Ok(result)
     }
 
     /// Creates an index the latest advice of `resource` recommends (only those: nothing
@@ -226,7 +430,7 @@ impl Monitor {
         let name = postgres::create_index(&settings, table, columns)
             .await
             .map_err(|reason| AppError::new(422, format!("cannot create the index: {reason}")))?;
-        self.index_event(
+        self.mark_event(
             &id,
             format!("index {name} created on {table} ({})", columns.join(", ")),
             actor,
@@ -246,7 +450,7 @@ impl Monitor {
         postgres::drop_index(&settings, table, name)
             .await
             .map_err(|reason| AppError::new(422, format!("cannot drop the index: {reason}")))?;
-        self.index_event(&id, format!("index {name} dropped"), actor);
+        self.mark_event(&id, format!("index {name} dropped"), actor);
         Ok(())
     }
 
@@ -286,9 +490,9 @@ impl Monitor {
         serde_json::from_value((*self.source_details(resource)?).clone()).ok()
     }
 
-    /// An index made or dropped: a mark on the resource (its before/after shows the
-    /// effect) in the audit log as `actor`'s.
-    fn index_event(&self, id: &engine::model::ResourceId, label: String, actor: &Identity) {
+    /// An index made or dropped, keys invalidated: a mark on the resource (its
+    /// before/after shows the effect) in the audit log as `actor`'s.
+    fn mark_event(&self, id: &engine::model::ResourceId, label: String, actor: &Identity) {
         if let Err(err) = self.add_mark(id, &label, actor) {
             tracing::warn!(resource = %id, %err, "No before/after for the index change");
         }
@@ -318,8 +522,7 @@ impl Monitor {
     }
 
     /// Changes a database's URL, probe query or group (and, when one is given, its
-    /// password) after connecting once with the new settings: a counted change that
-    /// restarts its source. Refusals say why and change nothing.
+    /// password) after connecting once with the new settings.
     pub async fn update_database(
         &self,
         resource: &str,
@@ -327,42 +530,17 @@ impl Monitor {
         actor: Identity,
     ) -> Result<u64, AppError> {
         let (id, current) = self.database(resource)?;
-        let blank = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
-        let mut settings = PostgresSettings {
+        let settings = Configured::Postgres(PostgresSettings {
             url: edit.url.trim().to_owned(),
             probe_query: blank(edit.probe_query),
             group: blank(edit.group),
             ..current
-        };
-        settings.validate().map_err(invalid)?;
-        let new_password = blank(edit.password);
-        let password = match &new_password {
-            Some(password) => Some(password.clone()),
-            None => settings.password().map_err(invalid)?,
-        };
-        postgres::check_with(&settings, password)
+        });
+        self.update_configured(id, settings, blank(edit.password), actor)
             .await
-            .map_err(|reason| {
-                AppError::new(422, format!("cannot use this database: {reason}")).with_field("url")
-            })?;
-        if let Some(password) = &new_password {
-            let name = id.as_str().strip_prefix("database:").unwrap_or(id.as_str());
-            settings.password_file = Some(self.store_secret(name, password)?);
-            settings.password_env = None;
-        }
-        let record = self
-            .apply(
-                Mutation::SetSource {
-                    id,
-                    source: settings.spec(),
-                },
-                actor,
-            )
-            .await?;
-        Ok(record.change)
     }
 
-    /// Removes a configured resource (a database): a counted change; a password this
+    /// Removes a configured resource (a database, a cache): a counted change; a password this
     /// server stored for it goes too. Built-in resources (the host's, pushes') are refused.
     pub async fn remove_configured(&self, id: &str, actor: Identity) -> Result<u64, AppError> {
         let id = engine::model::ResourceId::new(id)?;
@@ -376,9 +554,8 @@ impl Monitor {
         let record = self
             .apply(Mutation::RemoveResource { id: id.clone() }, actor)
             .await?;
-        if let (Some(dir), Some(name)) = (self.secrets_dir(), id.as_str().strip_prefix("database:"))
-        {
-            let _ = std::fs::remove_file(dir.join(format!("database-{name}.password")));
+        if let Some(dir) = self.secrets_dir() {
+            let _ = std::fs::remove_file(dir.join(secret_file(&id)));
         }
         Ok(record.change)
     }
@@ -390,7 +567,11 @@ impl Monitor {
 
     /// Writes a password only perfpilot's user can read; the path is what the source's
     /// settings keep.
-    fn store_secret(&self, name: &str, password: &str) -> Result<PathBuf, AppError> {
+    fn store_secret(
+        &self,
+        id: &engine::model::ResourceId,
+        password: &str,
+    ) -> Result<PathBuf, AppError> {
         use std::io::Write;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let dir = self.secrets_dir().ok_or_else(|| {
@@ -410,7 +591,7 @@ impl Monitor {
             .mode(0o700)
             .create(&dir)
             .map_err(failed)?;
-        let path = dir.join(format!("database-{name}.password"));
+        let path = dir.join(secret_file(id));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -425,20 +606,31 @@ impl Monitor {
     }
 }
 
+/// Where the password of `id` is kept under the secrets directory: `database-orders.password`.
+fn secret_file(id: &engine::model::ResourceId) -> String {
+    format!("{}.password", id.as_str().replace(':', "-"))
+}
+
+fn blank(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// A server that could not be used with these settings: 422 naming the connection.
+fn refused(settings: &Configured, reason: String) -> AppError {
+    let what = match settings {
+        Configured::Postgres(_) => "database",
+        Configured::Redis(_) | Configured::Memcached(_) => "cache",
+    };
+    let field = if reason.starts_with("password:") {
+        "password"
+    } else {
+        "url"
+    };
+    AppError::new(422, format!("cannot use this {what}: {reason}")).with_field(field)
+}
+
 /// A settings rule broken: 422 naming the field (the rule's text starts with it).
 fn invalid(rule: String) -> AppError {
     let field = rule.split(':').next().unwrap_or("body").to_owned();
     AppError::new(422, rule).with_field(&field)
-}
-
-/// The running source a resource's spec describes.
-fn build(resource: &Resource, interval: std::time::Duration) -> Result<Box<dyn Source>, String> {
-    let spec = resource.source.as_ref().ok_or("no source")?;
-    match spec.kind.as_str() {
-        postgres::KIND => {
-            let settings = postgres::PostgresSettings::from_spec(spec)?;
-            Ok(Box::new(postgres::source(resource, settings, interval)?))
-        }
-        other => Err(format!("unknown source kind {other:?}")),
-    }
 }

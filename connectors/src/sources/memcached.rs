@@ -1,0 +1,412 @@
+//! memcached as a source: `stats` at 1 Hz over one TCP connection, a `version` round trip
+//! timed on the client as the probe.
+//!
+//! The text protocol is a few lines here (`stats`, `stats settings`, `version`,
+//! `cache_memlimit`); the async crates for memcached are built for get/set and bring
+//! their own pools, so a hand-written client of four commands is the smaller dependency.
+//! memcached's text protocol has no authentication (SASL is binary-protocol only), so a
+//! password is refused rather than silently ignored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::cache::{CacheMemory, CacheReport};
+use engine::model::{Resource, ResourceSettings, SourceSpec};
+use engine::series::{SeriesInfo, Tick, UnixMillis};
+use engine::source::runtime::Polled;
+use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo, SourceMark};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::cache::{Reading, Tracker};
+
+/// The kind name in a resource's [`SourceSpec`].
+pub const KIND: &str = "memcached";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Counters the source cannot do without (a proxy or an old server may lack them).
+const NEEDED: &[&str] = &["get_hits", "get_misses", "bytes", "limit_maxbytes"];
+
+/// A memcached cache's source settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemcachedSettings {
+    /// `host:port`.
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default = "super::redis::default_level")]
+    pub level: u8,
+    /// The most `cache_memlimit` perfpilot may set, % of this host's memory (memcached
+    /// does not say its host's).
+    #[serde(default = "super::redis::default_max_memory_share_pct")]
+    pub max_memory_share_pct: u8,
+}
+
+/// One `[[memcached]]` entry of the configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemcachedEntry {
+    pub name: String,
+    pub address: String,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default = "super::redis::default_level")]
+    pub level: u8,
+    #[serde(default = "super::redis::default_max_memory_share_pct")]
+    pub max_memory_share_pct: u8,
+}
+
+impl MemcachedEntry {
+    pub fn settings(&self) -> MemcachedSettings {
+        MemcachedSettings {
+            address: self.address.clone(),
+            group: self.group.clone(),
+            level: self.level,
+            max_memory_share_pct: self.max_memory_share_pct,
+        }
+    }
+}
+
+impl MemcachedSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        let (host, port) = self
+            .address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("address: must be host:port, got {:?}", self.address))?;
+        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!(
+                "address: must be host:port with a port 1–65535, got {:?}",
+                self.address
+            ));
+        }
+        super::secret::validate_group(&self.group)?;
+        super::redis::validate_level(self.level)?;
+        if !(1..=90).contains(&self.max_memory_share_pct) {
+            return Err(format!(
+                "max_memory_share_pct: must be between 1 and 90, got {}",
+                self.max_memory_share_pct
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn spec(&self) -> SourceSpec {
+        SourceSpec {
+            kind: KIND.to_owned(),
+            settings: serde_json::to_value(self).expect("settings always serialize"),
+        }
+    }
+
+    pub fn from_spec(spec: &SourceSpec) -> Result<MemcachedSettings, String> {
+        serde_json::from_value(spec.settings.clone())
+            .map_err(|err| format!("source.settings: {err}"))
+    }
+}
+
+/// The resource a memcached cache is.
+pub fn resource(
+    name: &str,
+    settings: &MemcachedSettings,
+    defaults: &ResourceSettings,
+) -> Result<Resource, String> {
+    super::cache::resource(name, settings.spec(), defaults)
+}
+
+/// One connection speaking the text protocol.
+pub struct Connection {
+    address: String,
+    stream: BufReader<TcpStream>,
+}
+
+impl Connection {
+    pub async fn open(address: &str) -> Result<Connection, String> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+            .await
+            .map_err(|_| {
+                format!(
+                    "no answer from {address} within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::ConnectionRefused => format!(
+                    "connection refused at {address} (is memcached running and listening there?)"
+                ),
+                _ => format!("{address}: {err}"),
+            })?;
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            address: address.to_owned(),
+            stream: BufReader::new(stream),
+        })
+    }
+
+    /// Sends `command` and reads lines until one `is_last` accepts.
+    async fn ask(
+        &mut self,
+        command: &str,
+        is_last: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, String> {
+        let address = self.address.clone();
+        let exchange = async {
+            self.stream
+                .get_mut()
+                .write_all(format!("{command}\r\n").as_bytes())
+                .await?;
+            let mut lines = Vec::new();
+            loop {
+                let mut line = String::new();
+                if self.stream.read_line(&mut line).await? == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection",
+                    ));
+                }
+                let line = line.trim_end().to_owned();
+                let last = is_last(&line);
+                lines.push(line);
+                if last {
+                    return Ok(lines);
+                }
+            }
+        };
+        let lines = tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
+            .await
+            .map_err(|_| {
+                format!(
+                    "{address}: no answer to {command} within {} s",
+                    RESPONSE_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(|err| format!("{address}: {err}"))?;
+        let last = lines.last().map(String::as_str).unwrap_or_default();
+        if last == "ERROR" || last.starts_with("CLIENT_ERROR") || last.starts_with("SERVER_ERROR") {
+            return Err(format!("{address} refused {command}: {last}"));
+        }
+        Ok(lines)
+    }
+
+    /// `stats` (or `stats <group>`) as name → value.
+    pub async fn stats(&mut self, group: Option<&str>) -> Result<HashMap<String, String>, String> {
+        let command = match group {
+            Some(group) => format!("stats {group}"),
+            None => "stats".to_owned(),
+        };
+        let lines = self
+            .ask(&command, |l| {
+                l == "END" || l == "ERROR" || l.ends_with("_ERROR") || l.contains("_ERROR ")
+            })
+            .await?;
+        Ok(lines
+            .iter()
+            .filter_map(|l| {
+                let mut parts = l.strip_prefix("STAT ")?.splitn(2, ' ');
+                Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+            })
+            .collect())
+    }
+
+    pub async fn version(&mut self) -> Result<String, String> {
+        let lines = self.ask("version", |_| true).await?;
+        Ok(lines[0]
+            .strip_prefix("VERSION ")
+            .unwrap_or(&lines[0])
+            .to_owned())
+    }
+
+    /// `cache_memlimit <mb>`: memcached's runtime memory limit.
+    pub async fn set_memlimit(&mut self, mb: u64) -> Result<(), String> {
+        let lines = self.ask(&format!("cache_memlimit {mb}"), |_| true).await?;
+        match lines[0].as_str() {
+            "OK" => Ok(()),
+            other => Err(format!("cache_memlimit {mb} was refused: {other}")),
+        }
+    }
+}
+
+/// What a check of a memcached found (for adding one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub server_version: String,
+}
+
+/// Connects once and reads what the source needs: unreachable, or a server without the
+/// needed statistics, is refused with the reason.
+pub async fn check(settings: &MemcachedSettings) -> Result<CheckReport, String> {
+    settings.validate()?;
+    let mut connection = Connection::open(&settings.address).await?;
+    let stats = connection.stats(None).await?;
+    missing_stats(&stats)?;
+    Ok(CheckReport {
+        server_version: format!(
+            "memcached {}",
+            stats.get("version").map_or("(unknown)", String::as_str)
+        ),
+    })
+}
+
+fn missing_stats(stats: &HashMap<String, String>) -> Result<(), String> {
+    let missing: Vec<&str> = NEEDED
+        .iter()
+        .copied()
+        .filter(|k| !stats.contains_key(*k))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the server's stats lack {} (a proxy, or not memcached?)",
+            missing.join(", ")
+        ))
+    }
+}
+
+/// The source of `resource`, polled every `interval`.
+pub fn source(
+    resource: &Resource,
+    settings: MemcachedSettings,
+    interval: Duration,
+) -> Result<Polled<MemcachedPoll>, String> {
+    settings.validate()?;
+    let info = SourceInfo {
+        id: resource.id.to_string(),
+        kind: KIND.to_owned(),
+        resources: vec![resource.clone()],
+        owns: Vec::new(),
+    };
+    let mut schedule = Schedule::every(interval);
+    schedule.timeout = CONNECT_TIMEOUT + RESPONSE_TIMEOUT * 2;
+    Ok(Polled::new(
+        info,
+        schedule,
+        MemcachedPoll {
+            settings,
+            series: super::cache::series(resource),
+            connection: None,
+            tracker: Tracker::new(resource.id.as_str()),
+            details: None,
+        },
+    ))
+}
+
+pub struct MemcachedPoll {
+    settings: MemcachedSettings,
+    series: Arc<[SeriesInfo]>,
+    connection: Option<Connection>,
+    tracker: Tracker,
+    details: Option<serde_json::Value>,
+}
+
+impl MemcachedPoll {
+    async fn tick(&mut self, at: UnixMillis) -> Result<Tick, SourceError> {
+        if self.connection.is_none() {
+            self.connection = Some(
+                Connection::open(&self.settings.address)
+                    .await
+                    .map_err(SourceError::new)?,
+            );
+        }
+        let connection = self.connection.as_mut().expect("connected above");
+        let started = Instant::now();
+        let read = async {
+            connection.version().await?;
+            let probe_ms = started.elapsed().as_secs_f64() * 1000.0;
+            Ok::<_, String>((probe_ms, connection.stats(None).await?))
+        };
+        let (probe_ms, stats) = match read.await {
+            Ok(read) => read,
+            Err(reason) => {
+                self.connection = None;
+                return Err(SourceError::new(reason));
+            }
+        };
+        missing_stats(&stats).map_err(SourceError::new)?;
+        let now = Instant::now();
+        let num = |key: &str| stats.get(key).and_then(|v| v.parse::<u64>().ok());
+        let reading = Reading {
+            hits: num("get_hits").unwrap_or(0),
+            misses: num("get_misses").unwrap_or(0),
+            ops: num("cmd_get").unwrap_or(0) + num("cmd_set").unwrap_or(0),
+            evicted: num("evictions").unwrap_or(0),
+            expired: num("expired_unfetched"),
+            used_bytes: num("bytes").unwrap_or(0),
+            limit_bytes: num("limit_maxbytes").unwrap_or(0),
+            host_bytes: None,
+            clients: num("curr_connections").unwrap_or(0),
+            blocked_clients: None,
+            keys: num("curr_items").unwrap_or(0),
+            fragmentation: None,
+            run: stats.get("pid").cloned().unwrap_or_default(),
+            uptime_s: num("uptime").unwrap_or(0),
+            command_ms: None,
+        };
+        let mut report = CacheReport {
+            at_unix_ms: at,
+            server: format!(
+                "memcached {}",
+                stats.get("version").map_or("(unknown)", String::as_str)
+            ),
+            memory: CacheMemory {
+                used_bytes: reading.used_bytes,
+                limit_bytes: reading.limit_bytes,
+                host_bytes: None,
+                policy: None,
+            },
+            keys: Some(reading.keys),
+            invalidation_unavailable: Some(
+                "unavailable: memcached cannot list its keys, so they cannot be invalidated by pattern; invalidate from the application".into(),
+            ),
+            ..CacheReport::default()
+        };
+        let values = self.tracker.values(at, now, probe_ms, reading);
+        report.cold = self.tracker.cold.iter().cloned().collect();
+        self.details = serde_json::to_value(&report).ok();
+        Ok(Tick {
+            at,
+            series: self.series.clone(),
+            values,
+            top_processes: None,
+        })
+    }
+}
+
+impl Poll for MemcachedPoll {
+    fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>> {
+        Box::pin(self.tick(at))
+    }
+
+    fn details(&mut self) -> Option<serde_json::Value> {
+        self.details.take()
+    }
+
+    fn marks(&mut self) -> Vec<SourceMark> {
+        self.tracker.take_marks()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_with_the_rule() {
+        let settings = |address: &str| MemcachedSettings {
+            address: address.into(),
+            group: None,
+            level: 2,
+            max_memory_share_pct: 50,
+        };
+        assert!(settings("127.0.0.1:11211").validate().is_ok());
+        assert!(settings("127.0.0.1")
+            .validate()
+            .unwrap_err()
+            .starts_with("address:"));
+        assert!(settings("x:0")
+            .validate()
+            .unwrap_err()
+            .starts_with("address:"));
+    }
+}
