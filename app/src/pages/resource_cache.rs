@@ -102,7 +102,7 @@ pub fn CachePanel(resource_id: String) -> impl IntoView {
                                     <thead><tr><th scope="col">"Command"</th><th scope="col">"Calls/s"</th><th scope="col">"Server time/call"</th><th scope="col">"p50"</th><th scope="col">"p99"</th></tr></thead>
                                     <tbody>
                                         {report.commands.iter().map(|c| {
-                                            let us = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.0} µs"));
+                                            let us = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} µs"));
                                             view! {
                                                 <tr>
                                                     <td><code>{c.command.clone()}</code></td>

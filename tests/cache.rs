@@ -1,0 +1,543 @@
+//! Cache resources against a real Redis 7 and memcached 1.6 (Debian's, throwaway instances
+//! this binary starts once): caches from the configuration file are watched at 1 Hz and
+//! their hit ratio follows a real GET load; the "at least" target (hit ratio ≥ 90 %)
+//! breaches when the ratio is low and not when it is high; adding one connects first and
+//! refuses with the reason; a flush and a restart are cold starts on the chart; keys are
+//! invalidated by pattern after a preview; a memory change that does not help is rolled
+//! back and `CONFIG GET` proves it; the password appears in no answer, page, log, audit
+//! entry, snapshot, metric or database file.
+
+use std::time::{Duration, Instant};
+
+use tests::{
+    click, eventually_text, http_post_json, http_request, urlencode, wait_for, Browser, Memcached,
+    Perfpilot, Redis, TempDir,
+};
+
+const PASSWORD: &str = "redis-secret-Hx41pQ";
+
+fn body_json(response: &str) -> serde_json::Value {
+    let body = response.split_once("\r\n\r\n").map_or(response, |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body:.500}"))
+}
+
+/// The overview's card of `id`, polled until `check` accepts it (at most `secs`).
+fn card(
+    server: &Perfpilot,
+    id: &str,
+    secs: u64,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, body) = http_request(server.addr, "POST", "/api/overview", &[], "");
+        let overview = body_json(&body);
+        let found = overview["cards"]
+            .as_array()
+            .and_then(|cards| cards.iter().find(|c| c["id"] == id).cloned());
+        if let Some(card) = found.filter(|c| check(c)) {
+            return card;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last: {body:.1500}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The latest value of a series, from `/metrics` on the main listener.
+fn metric(server: &Perfpilot, id: &str, name: &str) -> Option<f64> {
+    let (_, body) = server.get("/metrics");
+    let prefix = format!("perfpilot_resource_value{{resource=\"{id}\",metric=\"{name}\",");
+    body.lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Polls `metric` until `check` accepts it.
+fn metric_until(
+    server: &Perfpilot,
+    id: &str,
+    name: &str,
+    secs: u64,
+    check: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let value = metric(server, id, name);
+        if let Some(v) = value.filter(|v| check(*v)) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} {name} never passed the check; last {value:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Polls the audit log (`query`) until an entry contains `text`; returns the log.
+fn audit_until(server: &Perfpilot, query: &str, text: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, audit) = server.get(&format!("/api/audit?{query}"));
+        if audit.contains(text) {
+            return audit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in the audit log: {audit:.3000}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
+    let redis = Redis::start(Some(PASSWORD), &[]);
+    let memcached = Memcached::start();
+    let dir = TempDir::new("perfpilot-cache");
+    let password_file = dir.0.join("redis.password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[redis]]\nname = \"sessions\"\nurl = \"redis://127.0.0.1:{}/0\"\npassword_file = \"{}\"\ngroup = \"shop\"\nlevel = 2\n\n\
+             [[memcached]]\nname = \"fragments\"\naddress = \"127.0.0.1:{}\"\ngroup = \"shop\"\nlevel = 1\n",
+            redis.port,
+            password_file.display(),
+            memcached.port
+        ),
+    )
+    .unwrap();
+    let log = dir.0.join("perfpilot.log");
+    let data = dir.0.join("data");
+    let server = Perfpilot::start_logged(
+        &log,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--metrics-on-main-listener",
+        ],
+    );
+
+    // Watched, with the "at least" target: half the GETs miss, so the hit ratio is about
+    // 50 % and the card breaches; memcached's level answers 80 %.
+    let redis_load = redis.load(400, 50);
+    let memcached_load = memcached.load(400, 80);
+    let sessions = card(
+        &server,
+        "cache:sessions",
+        30,
+        "the cache's first hit ratio",
+        |c| c["value"].is_number(),
+    );
+    assert_eq!(sessions["resource_type"], "cache");
+    assert_eq!(sessions["metric"], "hit_ratio");
+    assert!(
+        sessions["target"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("≥ 90 %"),
+        "{sessions}"
+    );
+    let ratio = metric_until(&server, "cache:sessions", "hit_ratio", 20, |v| {
+        (40.0..=60.0).contains(&v)
+    });
+    assert!(metric(&server, "cache:sessions", "ops_per_s").unwrap() > 100.0);
+    assert!(metric(&server, "cache:sessions", "latency_p99").is_some());
+    assert!(metric(&server, "cache:sessions", "keys").unwrap() >= 1.0);
+    metric_until(&server, "cache:fragments", "hit_ratio", 20, |v| {
+        (70.0..=90.0).contains(&v)
+    });
+    metric_until(&server, "cache:fragments", "memory_pct", 10, |v| v > 0.0);
+    // A low ratio breaches an "at least" target (a lower-is-better reading of it would
+    // call 50 % fine).
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[],
+        "resource=cache%3Asessions&metric=hit_ratio&value=90&for_secs=0",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, body) = server.get("/api/resource_settings?resource=cache%3Asessions");
+    assert_eq!(status, 200, "{body}");
+    let mut quick = body_json(&body);
+    quick["window_secs"] = 2.into();
+    quick["baseline_secs"] = 2.into();
+    quick["verify_secs"] = 3.into();
+    quick["cooldown_secs"] = 600.into();
+    let save_settings = |resource: &str, settings: &serde_json::Value| {
+        let form = format!(
+            "resource={}&settings={}",
+            urlencode(resource),
+            urlencode(&settings.to_string())
+        );
+        http_request(
+            server.addr,
+            "POST",
+            "/api/set_resource_settings",
+            &[],
+            &form,
+        )
+    };
+    let (status, answer) = save_settings("cache:sessions", &quick);
+    assert_eq!(status, 200, "{answer}");
+    let breached = card(&server, "cache:sessions", 20, "the breach", |c| {
+        c["status"] == "not_optimized" && c["evaluated"] == true
+    });
+    assert!(
+        breached["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains('<'),
+        "the reason says the ratio is below: {breached} (ratio {ratio})"
+    );
+    // …and a target it meets is met.
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[],
+        "resource=cache%3Asessions&metric=hit_ratio&value=30&for_secs=0",
+    );
+    assert_eq!(status, 200, "{answer}");
+    card(&server, "cache:sessions", 20, "the target met", |c| {
+        c["status"] == "optimized"
+    });
+
+    // Adding one over the API connects first and refuses with the reason.
+    let add =
+        |body: serde_json::Value| http_post_json(server.addr, "/api/v1/caches", &body.to_string());
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let (status, answer) =
+        add(serde_json::json!({"kind": "redis", "name": "x", "url": url, "password": "wrong-one"}));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("authentication failed"), "{answer}");
+    let (status, answer) = add(serde_json::json!({"kind": "redis", "name": "x", "url": url}));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("authentication required"), "{answer}");
+    let closed = tests::free_port();
+    let (status, answer) = add(
+        serde_json::json!({"kind": "redis", "name": "x", "url": format!("redis://127.0.0.1:{closed}")}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("connection refused"), "{answer}");
+    let (status, answer) = add(
+        serde_json::json!({"kind": "redis", "name": "x", "url": format!("redis://:{PASSWORD}@127.0.0.1:{}", redis.port)}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("must not contain a password"), "{answer}");
+    assert!(!answer.contains(PASSWORD), "the refusal does not echo it");
+    let (status, answer) = add(
+        serde_json::json!({"kind": "memcached", "name": "x", "url": format!("127.0.0.1:{}", memcached.port), "password": "p"}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("no authentication"), "{answer}");
+    let (status, answer) = add(serde_json::json!({"kind": "valkey", "name": "x", "url": url}));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("\"field\":\"kind\""), "{answer}");
+    // Managed Redis often renames CONFIG away: added, with tuning unavailable and why.
+    let managed = Redis::start(None, &["--rename-command", "CONFIG", ""]);
+    let (status, answer) = add(
+        serde_json::json!({"kind": "redis", "name": "managed", "url": format!("redis://127.0.0.1:{}", managed.port)}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("CONFIG is disabled or renamed"), "{answer}");
+
+    // A flush of a full keyspace and a restart are cold starts: marks on the chart, with
+    // their before/after.
+    let fill: String = (0..300).map(|i| format!("SET sess:{i} v\n")).collect();
+    let mut cli = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .env("REDISCLI_AUTH", PASSWORD)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(cli.stdin.as_mut().unwrap(), fill.as_bytes()).unwrap();
+    drop(cli.stdin.take());
+    cli.wait().unwrap();
+    metric_until(&server, "cache:sessions", "keys", 10, |v| v >= 300.0);
+
+    // Invalidation by pattern in the browser: a preview counts, a confirmation unlinks;
+    // a flush-everything pattern is refused.
+    let (status, answer) = http_post_json(
+        server.addr,
+        "/api/v1/resources/cache%3Asessions/invalidate",
+        r#"{"pattern": "*"}"#,
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("never flushes"), "{answer}");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use fantoccini::Locator;
+        let browser = Browser::start().await;
+        let client = &browser.client;
+        // An admin adds memcached's twin from the Settings page.
+        client.goto(&server.url("/settings")).await.unwrap();
+        browser.wait_for_hydration().await;
+        client
+            .find(Locator::Id("cache-kind"))
+            .await
+            .unwrap()
+            .select_by_value("memcached")
+            .await
+            .unwrap();
+        for (id, value) in [
+            ("cache-name", "browser".to_owned()),
+            ("cache-url", format!("127.0.0.1:{}", memcached.port)),
+        ] {
+            client
+                .find(Locator::Id(id))
+                .await
+                .unwrap()
+                .send_keys(&value)
+                .await
+                .unwrap();
+        }
+        click(client, Locator::Id("cache-add")).await;
+        let added = eventually_text(client, "#cache-message", "the confirmation", |t| {
+            t.starts_with("Added") || t.contains("cannot")
+        })
+        .await;
+        assert!(added.starts_with("Added cache:browser"), "{added}");
+        assert!(added.contains("memcached 1.6"), "{added}");
+        browser.screenshot("cache-added.png").await;
+
+        client
+            .goto(&server.url("/resource?id=cache%3Asessions&range=5m"))
+            .await
+            .unwrap();
+        browser.wait_for_hydration().await;
+        wait_for(client, Locator::Css("canvas")).await;
+        let server_line = eventually_text(client, "#cache-server", "the report", |t| {
+            t.contains("Redis 7")
+        })
+        .await;
+        assert!(server_line.contains("keys"), "{server_line}");
+        let combined = eventually_text(client, "#cache-group-combined", "the group", |t| {
+            t.contains("levels")
+        })
+        .await;
+        assert!(combined.contains("2 levels"), "{combined}");
+        let commands = wait_for(client, Locator::Id("cache-commands")).await;
+        assert!(commands.text().await.unwrap().contains("get"));
+        client
+            .find(Locator::Id("invalidate-pattern"))
+            .await
+            .unwrap()
+            .send_keys("sess:1*")
+            .await
+            .unwrap();
+        click(client, Locator::Id("invalidate-preview")).await;
+        // sess:1, sess:10–19, sess:100–199.
+        let count = eventually_text(client, "#invalidate-count", "the preview", |t| {
+            t.contains("match")
+        })
+        .await;
+        assert_eq!(count, "111 keys match sess:1*.");
+        click(client, Locator::Id("invalidate-confirm")).await;
+        let done = eventually_text(client, "#invalidate-message", "the invalidation", |t| {
+            t.contains("Invalidated") || t.contains("cannot")
+        })
+        .await;
+        assert!(done.starts_with("Invalidated 111 keys"), "{done}");
+        client
+            .execute(
+                "document.getElementById('cache-title').scrollIntoView()",
+                vec![],
+            )
+            .await
+            .unwrap();
+        browser.screenshot("cache-resource.png").await;
+        browser.close().await;
+    });
+    assert_eq!(
+        redis.cli(&["EVAL", "return #redis.call('KEYS', 'sess:1*')", "0"]),
+        "0"
+    );
+    assert_eq!(redis.cli(&["EXISTS", "sess:2"]), "1", "other keys stay");
+    audit_until(
+        &server,
+        "kind=mark",
+        "Invalidated 111 keys matching sess:1*",
+        5,
+    );
+
+    redis.cli(&["FLUSHALL"]);
+    audit_until(&server, "kind=mark", "cold cache: keyspace emptied", 15);
+    redis.kill();
+    card(
+        &server,
+        "cache:sessions",
+        30,
+        "the reason on the card",
+        |c| {
+            c["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("connection refused"))
+        },
+    );
+    redis.restart();
+    let audit = audit_until(&server, "kind=mark", "cold cache: restarted", 90);
+    assert!(
+        audit.contains("\"perfpilot\""),
+        "marked by perfpilot: {audit:.2000}"
+    );
+    let (_, comparisons) = server.get("/api/comparisons");
+    assert!(
+        comparisons.contains("cold cache: restarted"),
+        "in the before/after list: {comparisons:.2000}"
+    );
+    card(
+        &server,
+        "cache:sessions",
+        60,
+        "recovery after the restart",
+        |c| c["value"].is_number(),
+    );
+
+    // Tuning through the actuator lifecycle: maxmemory set above the bound is refused at
+    // capture; one within it that does not lift the hit ratio over an impossible target
+    // is rolled back, and CONFIG GET shows the old value again.
+    assert_eq!(redis.cli(&["CONFIG", "GET", "maxmemory"]), "maxmemory\n0");
+    let mut tune = quick.clone();
+    tune["dry_run"] = false.into();
+    tune["action"] =
+        serde_json::json!({"kind": "cache_setting", "parameter": "maxmemory", "value": "lots"});
+    let (status, answer) = save_settings("cache:sessions", &tune);
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("must be a size"), "{answer}");
+    tune["action"] =
+        serde_json::json!({"kind": "cache_setting", "parameter": "maxmemory", "value": "64mb"});
+    let (status, answer) = save_settings("cache:sessions", &tune);
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[],
+        "resource=cache%3Asessions&metric=hit_ratio&value=99.9&for_secs=0",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let audit = audit_until(
+        &server,
+        "kind=action&limit=20",
+        "cache:sessions: cache_setting rolled back",
+        60,
+    );
+    assert!(
+        audit.contains("cache:sessions: cache_setting succeeded"),
+        "{audit:.3000}"
+    );
+    assert!(
+        audit.contains("maxmemory = 67108864 read back"),
+        "the read-back: {audit:.3000}"
+    );
+    assert!(
+        audit.contains("CONFIG SET maxmemory 0"),
+        "the rollback: {audit:.3000}"
+    );
+    assert_eq!(
+        redis.cli(&["CONFIG", "GET", "maxmemory"]),
+        "maxmemory\n0",
+        "the captured value is back"
+    );
+    let mut recommend = quick.clone();
+    recommend["action"] = serde_json::json!({"kind": "recommend"});
+    let (status, answer) = save_settings("cache:sessions", &recommend);
+    assert_eq!(status, 200, "{answer}");
+
+    // memcached's limit goes through the same lifecycle.
+    let (_, body) = server.get("/api/resource_settings?resource=cache%3Afragments");
+    let mut settings = body_json(&body);
+    for (k, v) in [
+        ("window_secs", 2),
+        ("baseline_secs", 2),
+        ("verify_secs", 3),
+        ("cooldown_secs", 600),
+    ] {
+        settings[k] = v.into();
+    }
+    settings["dry_run"] = false.into();
+    settings["action"] = serde_json::json!({"kind": "cache_setting", "parameter": "cache_memlimit", "value": "32mb"});
+    let (status, answer) = save_settings("cache:fragments", &settings);
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[],
+        "resource=cache%3Afragments&metric=hit_ratio&value=99.9&for_secs=0",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let audit = audit_until(
+        &server,
+        "kind=action&limit=20",
+        "cache:fragments: cache_setting rolled back",
+        60,
+    );
+    assert!(
+        audit.contains("cache_memlimit = 33554432 read back"),
+        "{audit:.3000}"
+    );
+    assert!(
+        audit.contains("cache_memlimit 67108864"),
+        "the rollback: {audit:.3000}"
+    );
+    metric_until(&server, "cache:fragments", "memory_pct", 10, |v| v > 0.0);
+    drop(memcached_load);
+    drop(redis_load);
+
+    // Removing one is a counted change; its card goes.
+    let (status, answer) = http_request(
+        server.addr,
+        "DELETE",
+        "/api/v1/resources/cache%3Amanaged",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    // The password is nowhere perfpilot writes or answers.
+    let (_, snapshots) = server.get("/api/snapshots");
+    let (_, audit) = server.get("/api/audit?limit=500");
+    let (_, metrics) = server.get("/metrics");
+    let (_, overview) = http_request(server.addr, "POST", "/api/overview", &[], "");
+    let (_, page) = server.get("/resource?id=cache%3Asessions");
+    let (_, settings_page) = server.get("/settings");
+    let (_, details) = server.get("/api/cache_report?resource=cache%3Asessions");
+    drop(server);
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut files = String::new();
+    for entry in std::fs::read_dir(&data).unwrap().flatten() {
+        if entry.path().is_file() {
+            files.push_str(&String::from_utf8_lossy(
+                &std::fs::read(entry.path()).unwrap(),
+            ));
+        }
+    }
+    for (what, text) in [
+        ("snapshots", &snapshots),
+        ("audit", &audit),
+        ("metrics", &metrics),
+        ("overview", &overview),
+        ("resource page", &page),
+        ("settings page", &settings_page),
+        ("cache report", &details),
+        ("log", &log_text),
+        ("database files", &files),
+    ] {
+        assert!(
+            !text.contains(PASSWORD),
+            "the password leaked into the {what}"
+        );
+    }
+}
