@@ -630,6 +630,50 @@ fn default_site_root() -> PathBuf {
     beside_exe.unwrap_or_else(|| PathBuf::from("target/site"))
 }
 
+/// The `[[postgres]]`, `[[redis]]` and `[[memcached]]` entries, each checked without
+/// connecting; names are unique per resource id (`database:x`, `cache:x`).
+fn configured_entries(file: &FileConfig) -> Result<Vec<ConfiguredEntry>, ConfigError> {
+    use connectors::sources::Configured;
+    let entries = file
+        .postgres
+        .iter()
+        .map(|e| ("postgres", &e.name, Configured::Postgres(e.settings())))
+        .chain(
+            file.redis
+                .iter()
+                .map(|e| ("redis", &e.name, Configured::Redis(e.settings()))),
+        )
+        .chain(
+            file.memcached
+                .iter()
+                .map(|e| ("memcached", &e.name, Configured::Memcached(e.settings()))),
+        );
+    let mut ids = std::collections::BTreeSet::new();
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    let mut out = Vec::new();
+    for (table, name, settings) in entries {
+        let n = counts.entry(table).or_default();
+        *n += 1;
+        let invalid = |rule: String| ConfigError::Invalid {
+            field: table,
+            rule: format!("entry {n} ({name:?}): {rule}"),
+        };
+        let id = settings.resource_id(name).map_err(invalid)?;
+        settings.validate().map_err(invalid)?;
+        if !ids.insert(id.clone()) {
+            return Err(invalid(format!(
+                "repeats the resource id {id}; names must be unique among databases and among caches"
+            )));
+        }
+        out.push(ConfiguredEntry {
+            table,
+            name: name.clone(),
+            settings,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,6 +691,34 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("unknown field `listen_port`"), "{msg}");
+    }
+
+    #[test]
+    fn caches_are_checked_by_table_and_share_one_namespace() {
+        let file = parse(
+            "[[redis]]\nname = \"c\"\nurl = \"redis://127.0.0.1:6379\"\n\n[[memcached]]\nname = \"m\"\naddress = \"127.0.0.1:11211\"\nlevel = 1\n",
+        )
+        .unwrap();
+        let entries = configured_entries(&file).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].table, "memcached");
+        let twice = parse(
+            "[[redis]]\nname = \"c\"\nurl = \"redis://a:1\"\n\n[[memcached]]\nname = \"c\"\naddress = \"b:2\"\n",
+        )
+        .unwrap();
+        let err = configured_entries(&twice).unwrap_err().to_string();
+        assert!(
+            err.starts_with("memcached: entry 1 (\"c\"): repeats the resource id cache:c"),
+            "{err}"
+        );
+        let secret = parse("[[redis]]\nname = \"c\"\nurl = \"redis://:pw@a:1\"\n").unwrap();
+        let err = configured_entries(&secret).unwrap_err().to_string();
+        assert!(err.contains("url: must not contain a password"), "{err}");
+        assert!(
+            parse("[[memcached]]\nname = \"m\"\naddress = \"a:1\"\npassword_file = \"/x\"\n")
+                .is_err(),
+            "memcached takes no password"
+        );
     }
 
     #[test]
@@ -948,48 +1020,4 @@ mod tests {
             "{err}"
         );
     }
-}
-
-/// The `[[postgres]]`, `[[redis]]` and `[[memcached]]` entries, each checked without
-/// connecting; names are unique per resource id (`database:x`, `cache:x`).
-fn configured_entries(file: &FileConfig) -> Result<Vec<ConfiguredEntry>, ConfigError> {
-    use connectors::sources::Configured;
-    let entries = file
-        .postgres
-        .iter()
-        .map(|e| ("postgres", &e.name, Configured::Postgres(e.settings())))
-        .chain(
-            file.redis
-                .iter()
-                .map(|e| ("redis", &e.name, Configured::Redis(e.settings()))),
-        )
-        .chain(
-            file.memcached
-                .iter()
-                .map(|e| ("memcached", &e.name, Configured::Memcached(e.settings()))),
-        );
-    let mut ids = std::collections::BTreeSet::new();
-    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
-    let mut out = Vec::new();
-    for (table, name, settings) in entries {
-        let n = counts.entry(table).or_default();
-        *n += 1;
-        let invalid = |rule: String| ConfigError::Invalid {
-            field: table,
-            rule: format!("entry {n} ({name:?}): {rule}"),
-        };
-        let id = settings.resource_id(name).map_err(invalid)?;
-        settings.validate().map_err(invalid)?;
-        if !ids.insert(id.clone()) {
-            return Err(invalid(format!(
-                "repeats the resource id {id}; names must be unique among databases and among caches"
-            )));
-        }
-        out.push(ConfiguredEntry {
-            table,
-            name: name.clone(),
-            settings,
-        });
-    }
-    Ok(out)
 }
