@@ -102,14 +102,27 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     let dir = TempDir::new("perfpilot-cache");
     let password_file = dir.0.join("redis.password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    // The warm-up: an allow-listed program that marks the cache as warmed.
+    let warm = dir.0.join("warm.sh");
+    std::fs::write(
+        &warm,
+        format!(
+            "#!/bin/sh\nREDISCLI_AUTH=\"$(head -n1 {})\" exec redis-cli -p {} SET warm:done 1\n",
+            password_file.display(),
+            redis.port
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&warm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = dir.0.join("perfpilot.toml");
     std::fs::write(
         &config,
         format!(
-            "[[redis]]\nname = \"sessions\"\nurl = \"redis://127.0.0.1:{}/0\"\npassword_file = \"{}\"\ngroup = \"shop\"\nlevel = 2\n\n\
+            "[[redis]]\nname = \"sessions\"\nurl = \"redis://127.0.0.1:{}/0\"\npassword_file = \"{}\"\ngroup = \"shop\"\nlevel = 2\nwarm_command = [\"{}\"]\n\n\
              [[memcached]]\nname = \"fragments\"\naddress = \"127.0.0.1:{}\"\ngroup = \"shop\"\nlevel = 1\n",
             redis.port,
             password_file.display(),
+            warm.display(),
             memcached.port
         ),
     )
@@ -124,6 +137,8 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
             "--data-dir",
             data.to_str().unwrap(),
             "--metrics-on-main-listener",
+            "--allow-program",
+            warm.to_str().unwrap(),
         ],
     );
 
@@ -396,6 +411,16 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         comparisons.contains("cold cache: restarted"),
         "in the before/after list: {comparisons:.2000}"
     );
+    // The configured warm-up ran after the cold start, is audited, and its own
+    // before/after measures what it brought back.
+    audit_until(
+        &server,
+        "kind=action&limit=50",
+        "cache:sessions: warm-up command succeeded",
+        30,
+    );
+    audit_until(&server, "kind=mark", "warm-up (command) done", 10);
+    assert_eq!(redis.cli(&["GET", "warm:done"]), "1", "the program ran");
     card(
         &server,
         "cache:sessions",

@@ -19,6 +19,52 @@ const EMPTIED_FROM_KEYS: u64 = 100;
 /// Cold starts kept for the page.
 const COLD_KEPT: usize = 10;
 
+/// Checks what a cache runs when it comes back cold: an `http://` URL to POST to, or an
+/// allow-listed program and its arguments (no shell).
+pub(crate) fn validate_warm(
+    url: &Option<String>,
+    command: &Option<Vec<String>>,
+) -> Result<(), String> {
+    if let Some(url) = url {
+        if !url.starts_with("http://") || url.len() > 2048 || url.chars().any(char::is_whitespace) {
+            return Err(format!("warm_url: must be an http:// URL, got {url:?}"));
+        }
+    }
+    if let Some(command) = command {
+        if command.first().is_none_or(|p| !p.starts_with('/')) || command.len() > 64 {
+            return Err("warm_command: must be an absolute program path and its arguments, like [\"/usr/local/bin/warm\", \"--all\"]".into());
+        }
+    }
+    if url.is_some() && command.is_some() {
+        return Err("warm_url: give either warm_url or warm_command, not both".into());
+    }
+    Ok(())
+}
+
+/// The action a cache's warm-up settings describe.
+pub(crate) fn warm_action(
+    url: &Option<String>,
+    command: &Option<Vec<String>>,
+) -> Option<engine::model::ActionConfig> {
+    use engine::model::{ActionConfig, CommandAction, WebhookAction};
+    if let Some(url) = url {
+        return Some(ActionConfig::Webhook(WebhookAction {
+            url: url.clone(),
+            timeout_ms: 5_000,
+            max_retries: 2,
+            secret: None,
+            rollback_url: None,
+        }));
+    }
+    let (program, args) = command.as_ref()?.split_first()?;
+    Some(ActionConfig::Command(CommandAction {
+        program: program.clone(),
+        args: args.to_vec(),
+        timeout_ms: 60_000,
+        rollback: None,
+    }))
+}
+
 /// The resource id of a cache: `cache:<name>`.
 pub fn resource_id(name: &str) -> Result<ResourceId, String> {
     ResourceId::new(&format!("cache:{name}")).map_err(|err| format!("name: {err}"))

@@ -43,6 +43,12 @@ pub struct MemcachedSettings {
     /// does not say its host's).
     #[serde(default = "super::redis::default_max_memory_share_pct")]
     pub max_memory_share_pct: u8,
+    /// POSTed (the action webhook's body) when the cache comes back cold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_url: Option<String>,
+    /// Run (allow-listed, no shell) when the cache comes back cold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_command: Option<Vec<String>>,
 }
 
 /// One `[[memcached]]` entry of the configuration file.
@@ -57,6 +63,10 @@ pub struct MemcachedEntry {
     pub level: u8,
     #[serde(default = "super::redis::default_max_memory_share_pct")]
     pub max_memory_share_pct: u8,
+    #[serde(default)]
+    pub warm_url: Option<String>,
+    #[serde(default)]
+    pub warm_command: Option<Vec<String>>,
 }
 
 impl MemcachedEntry {
@@ -66,6 +76,8 @@ impl MemcachedEntry {
             group: self.group.clone(),
             level: self.level,
             max_memory_share_pct: self.max_memory_share_pct,
+            warm_url: self.warm_url.clone(),
+            warm_command: self.warm_command.clone(),
         }
     }
 }
@@ -84,6 +96,7 @@ impl MemcachedSettings {
         }
         super::secret::validate_group(&self.group)?;
         super::redis::validate_level(self.level)?;
+        super::cache::validate_warm(&self.warm_url, &self.warm_command)?;
         if !(1..=90).contains(&self.max_memory_share_pct) {
             return Err(format!(
                 "max_memory_share_pct: must be between 1 and 90, got {}",
@@ -398,6 +411,8 @@ mod tests {
             group: None,
             level: 2,
             max_memory_share_pct: 50,
+            warm_url: None,
+            warm_command: None,
         };
         assert!(settings("127.0.0.1:11211").validate().is_ok());
         assert!(settings("127.0.0.1")

@@ -151,6 +151,15 @@ impl Configured {
         }
     }
 
+    /// What to run when this cache comes back cold (its `warm_url` or `warm_command`).
+    pub fn warm_action(&self) -> Option<engine::model::ActionConfig> {
+        match self {
+            Configured::Postgres(_) => None,
+            Configured::Redis(s) => cache::warm_action(&s.warm_url, &s.warm_command),
+            Configured::Memcached(s) => cache::warm_action(&s.warm_url, &s.warm_command),
+        }
+    }
+
     /// Connects once with `password` (not the stored one: a new password is checked before
     /// it is kept); the error is the reason in a person's words.
     pub async fn check(&self, password: Option<String>) -> Result<Checked, String> {

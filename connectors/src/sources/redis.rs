@@ -65,6 +65,12 @@ pub struct RedisSettings {
     /// Run `CONFIG REWRITE` after a tuning change is kept, so a restart keeps it too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rewrite_config: bool,
+    /// POSTed (the action webhook's body) when the cache comes back cold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_url: Option<String>,
+    /// Run (allow-listed, no shell) when the cache comes back cold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_command: Option<Vec<String>>,
 }
 
 pub(crate) fn default_level() -> u8 {
@@ -96,6 +102,10 @@ pub struct RedisEntry {
     pub max_memory_share_pct: u8,
     #[serde(default)]
     pub rewrite_config: bool,
+    #[serde(default)]
+    pub warm_url: Option<String>,
+    #[serde(default)]
+    pub warm_command: Option<Vec<String>>,
 }
 
 impl RedisEntry {
@@ -109,6 +119,8 @@ impl RedisEntry {
             level: self.level,
             max_memory_share_pct: self.max_memory_share_pct,
             rewrite_config: self.rewrite_config,
+            warm_url: self.warm_url.clone(),
+            warm_command: self.warm_command.clone(),
         }
     }
 }
@@ -140,6 +152,7 @@ impl RedisSettings {
         super::secret::validate(&self.password_file, &self.password_env)?;
         super::secret::validate_group(&self.group)?;
         validate_level(self.level)?;
+        super::cache::validate_warm(&self.warm_url, &self.warm_command)?;
         if !(1..=90).contains(&self.max_memory_share_pct) {
             return Err(format!(
                 "max_memory_share_pct: must be between 1 and 90, got {}",
@@ -669,6 +682,8 @@ mod tests {
             level: 2,
             max_memory_share_pct: 50,
             rewrite_config: false,
+            warm_url: None,
+            warm_command: None,
         }
         .settings()
     }

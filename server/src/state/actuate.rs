@@ -93,6 +93,11 @@ impl Acting {
         (acting, finished)
     }
 
+    /// The actuators, for work outside the optimizer's lifecycle (a cache's warm-up).
+    pub fn actuators(&self) -> Actuators {
+        self.actuators.clone()
+    }
+
     /// Starts `resource`'s action when its tracker says the breach calls for one and
     /// nothing is running for it already. `samples` are the evaluation window the
     /// recommendation is computed from.

@@ -527,6 +527,10 @@ impl MonitorTask {
                         tracing::warn!(resource = %mark.resource, %err, "Source event not marked")
                     }
                 }
+                if mark.label.starts_with("cold cache") {
+                    self.monitor
+                        .warm_up(&mark.resource, self.acting.actuators());
+                }
             }
         }
     }

@@ -232,6 +232,8 @@ impl Monitor {
                 level,
                 max_memory_share_pct: 50,
                 rewrite_config: false,
+                warm_url: None,
+                warm_command: None,
             }),
             memcached::KIND => {
                 if blank(new.username).is_some()
@@ -248,6 +250,8 @@ impl Monitor {
                     group: blank(new.group),
                     level,
                     max_memory_share_pct: 50,
+                    warm_url: None,
+                    warm_command: None,
                 })
             }
             other => {
@@ -343,6 +347,75 @@ impl Monitor {
         let series = history.get(history.id(&engine::series::SeriesKey::new(resource, metric))?)?;
         let (at, value) = series.latest()?;
         (engine::time::unix_now_ms() - at <= 15_000).then_some(f64::from(value?))
+    }
+
+    /// Runs the warm-up of a cache that came back cold (its `warm_url` or `warm_command`,
+    /// on its own task), audits it, and marks it so the warm-up's before/after shows the
+    /// hit ratio it brought back.
+    pub(crate) fn warm_up(&self, resource: &str, actuators: connectors::actuators::Actuators) {
+        let state = self.store.state();
+        let Some(resource) = state.resources.get(resource).cloned() else {
+            return;
+        };
+        let Some(action) = resource
+            .source
+            .as_ref()
+            .and_then(|spec| Configured::from_spec(spec).ok())
+            .and_then(|configured| configured.warm_action())
+        else {
+            return;
+        };
+        let monitor = self.clone();
+        tokio::spawn(async move {
+            let at = engine::time::unix_now_ms();
+            let observed = monitor
+                .latest(resource.id.as_str(), "hit_ratio")
+                .unwrap_or(0.0);
+            let Some(mut request) =
+                engine::actions::ActionRequest::new(&resource, &[] as &[f64], observed, at)
+            else {
+                tracing::warn!(resource = %resource.id, "No warm-up: the cache has no target to report against");
+                return;
+            };
+            request.dry_run = false;
+            request.recommendation.summary = "warm the cache up after a cold start".into();
+            let execution = actuators
+                .execute(&request, &action, resource.source.as_ref())
+                .await;
+            let event = execution.event;
+            let result = match &event.outcome {
+                engine::actions::ActionOutcome::Succeeded { detail } if detail.is_empty() => {
+                    "succeeded".to_owned()
+                }
+                engine::actions::ActionOutcome::Succeeded { detail } => {
+                    format!("succeeded: {detail}")
+                }
+                engine::actions::ActionOutcome::Failed { error, .. } => format!("failed: {error}"),
+                other => other.label().to_owned(),
+            };
+            let succeeded = matches!(
+                event.outcome,
+                engine::actions::ActionOutcome::Succeeded { .. }
+            );
+            let id = resource.id.to_string();
+            monitor.persist.audit(crate::persist::actor_entry(
+                &Identity::watcher(),
+                app::audit::AuditKind::Action,
+                Some(&id),
+                event.at_unix_ms,
+                format!("{id}: warm-up {} {result}", action.kind()),
+                serde_json::json!({ "observed": request.observed, "reason": "cold start" }),
+                serde_json::json!({ "outcome": event.outcome, "duration_ms": event.duration_ms, "steps": event.steps }),
+            ));
+            if succeeded {
+                let label = format!("warm-up ({}) done", action.kind());
+                if let Err(err) = monitor.add_mark(&resource.id, &label, &Identity::watcher()) {
+                    tracing::warn!(resource = %id, %err, "No before/after for the warm-up");
+                }
+            } else {
+                tracing::warn!(resource = %id, %result, "Warm-up did not succeed");
+            }
+        });
     }
 
     /// Counts (`confirm` false) or unlinks (`confirm` true) the keys of the Redis cache
