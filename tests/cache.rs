@@ -267,6 +267,19 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains("CONFIG is disabled or renamed"), "{answer}");
 
+    // TLS: a rediss:// server whose CA is not trusted is refused with why; with its CA
+    // it is watched.
+    let tls = Redis::start_tls();
+    let tls_url = format!("rediss://127.0.0.1:{}", tls.port);
+    let (status, answer) = add(serde_json::json!({"kind": "redis", "name": "tls", "url": tls_url}));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("not signed by a trusted CA"), "{answer}");
+    let (status, answer) = add(
+        serde_json::json!({"kind": "redis", "name": "tls", "url": tls_url, "tls_ca_file": tls.ca_file.as_ref().unwrap()}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    metric_until(&server, "cache:tls", "latency", 20, |v| v >= 0.0);
+
     // A flush of a full keyspace and a restart are cold starts: marks on the chart, with
     // their before/after.
     let fill: String = (0..300).map(|i| format!("SET sess:{i} v\n")).collect();

@@ -745,6 +745,8 @@ pub fn urlencode(text: &str) -> String {
 pub struct Redis {
     pub port: u16,
     pub password: Option<String>,
+    /// For a TLS-only server: the CA that signed its certificate (PEM).
+    pub ca_file: Option<PathBuf>,
     dir: PathBuf,
     args: Vec<String>,
 }
@@ -782,6 +784,107 @@ impl Redis {
         let redis = Redis {
             port,
             password: password.map(str::to_owned),
+            ca_file: None,
+            dir,
+            args,
+        };
+        redis.restart();
+        redis
+    }
+
+    /// A TLS-only one (`--port 0 --tls-port P`), its certificate for 127.0.0.1 signed by a
+    /// throwaway CA made with `openssl` (at [`Redis::ca_file`]).
+    pub fn start_tls() -> Redis {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("perfpilot-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the redis dir");
+        let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(&dir).args(args));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=perfpilot test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        let path = |name: &str| dir.join(name).display().to_string();
+        let args: Vec<String> = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            &path("server.crt"),
+            "--tls-key-file",
+            &path("server.key"),
+            "--tls-ca-cert-file",
+            &path("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            &path("redis.pid"),
+            "--logfile",
+            &path("redis.log"),
+            "--dir",
+            &path(""),
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+        let redis = Redis {
+            port,
+            password: None,
+            ca_file: Some(dir.join("ca.crt")),
             dir,
             args,
         };
@@ -814,7 +917,11 @@ impl Redis {
 
     fn try_cli(&self, args: &[&str]) -> Option<String> {
         let mut command = Command::new("redis-cli");
-        command.args(["-p", &self.port.to_string()]).args(args);
+        command.args(["-p", &self.port.to_string()]);
+        if let Some(ca) = &self.ca_file {
+            command.arg("--tls").arg("--cacert").arg(ca);
+        }
+        command.args(args);
         if let Some(password) = &self.password {
             command.env("REDISCLI_AUTH", password);
         }

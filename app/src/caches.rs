@@ -12,6 +12,9 @@ pub struct NewCache {
     pub name: String,
     /// Redis: `redis://host:port/db` without a password; memcached: `host:port`.
     pub url: String,
+    /// For `rediss://` with a private CA: a PEM file on the server.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]

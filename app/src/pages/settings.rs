@@ -67,6 +67,7 @@ pub async fn add_cache(
     kind: String,
     name: String,
     url: String,
+    #[server(default)] tls_ca_file: Option<String>,
     #[server(default)] username: Option<String>,
     #[server(default)] password: Option<String>,
     #[server(default)] group: Option<String>,
@@ -77,6 +78,7 @@ pub async fn add_cache(
         kind,
         name: name.trim().to_owned(),
         url,
+        tls_ca_file,
         username,
         password,
         group,
@@ -346,6 +348,7 @@ fn AddCache() -> impl IntoView {
     let url = RwSignal::new(String::new());
     let username = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    let tls_ca_file = RwSignal::new(String::new());
     let group = RwSignal::new(String::new());
     let level = RwSignal::new(String::new());
     let optional =
@@ -355,6 +358,7 @@ fn AddCache() -> impl IntoView {
             kind: kind.get_untracked(),
             name: name.get_untracked(),
             url: url.get_untracked(),
+            tls_ca_file: optional(tls_ca_file),
             username: optional(username),
             password: optional(password),
             group: optional(group),
@@ -392,12 +396,13 @@ fn AddCache() -> impl IntoView {
             <label class="setting setting-wide">
                 <span>{move || if redis() { "URL, without the password" } else { "Address (host:port)" }}</span>
                 <input id="cache-url" type="text" autocomplete="off"
-                    placeholder=move || if redis() { "redis://cache.internal:6379/0" } else { "cache.internal:11211" }
+                    placeholder=move || if redis() { "redis://cache.internal:6379/0 or rediss://… for TLS" } else { "cache.internal:11211" }
                     prop:value=move || url.get() on:input=move |ev| url.set(event_target_value(&ev))/>
             </label>
             <Show when=redis>
                 {field("ACL user (optional)", "cache-username", "text", "perfpilot", username)}
                 {field("Password (kept on the server, never shown again)", "cache-password", "password", "", password)}
+                {field("CA certificate file on the server, for rediss:// with a private CA (optional)", "cache-tls-ca", "text", "/etc/perfpilot/redis-ca.pem", tls_ca_file)}
             </Show>
             {field("Group (optional: levels in front of one backend)", "cache-group", "text", "shop", group)}
             {field("Level in the group (1 is nearest the application; default 2)", "cache-level", "number", "2", level)}

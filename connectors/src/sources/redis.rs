@@ -44,8 +44,13 @@ const PREVIEW_MAX_SCANNED: u64 = 1_000_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://host:port/db` or `unix:///path/redis.sock`; without a password.
+    /// `redis://host:port/db`, `rediss://host:port/db` (TLS) or `unix:///path/redis.sock`;
+    /// without a password.
     pub url: String,
+    /// For `rediss://`: a PEM file of the CA that signed the server's certificate (a
+    /// private CA); without it the system's trusted roots are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
     /// An ACL user (Redis 6+); without it the password is the `default` user's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -89,6 +94,8 @@ pub struct RedisEntry {
     pub name: String,
     pub url: String,
     #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
@@ -112,6 +119,7 @@ impl RedisEntry {
     pub fn settings(&self) -> RedisSettings {
         RedisSettings {
             url: self.url.clone(),
+            tls_ca_file: self.tls_ca_file.clone(),
             username: self.username.clone(),
             password_file: self.password_file.clone(),
             password_env: self.password_env.clone(),
@@ -133,8 +141,15 @@ impl RedisSettings {
             self.url.as_str().into_connection_info().map_err(|err| {
                 format!("url: is not a Redis URL like redis://host:6379/0 ({err})")
             })?;
-        if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
-            return Err("url: rediss:// (TLS) is not supported yet; connect through a local TLS tunnel (stunnel, spiped) or use redis://".into());
+        match info.addr() {
+            ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err("url: #insecure turns certificate checks off; perfpilot does not (give the CA with tls_ca_file)".into());
+            }
+            ConnectionAddr::TcpTls { .. } => {}
+            _ if self.tls_ca_file.is_some() => {
+                return Err("tls_ca_file: is only used with a rediss:// URL".into());
+            }
+            _ => {}
         }
         if info.redis_settings().password().is_some() {
             return Err("url: must not contain a password (it would end up in snapshots and the audit log); use password_file or password_env".into());
@@ -244,7 +259,27 @@ async fn connect(
         redis = redis.set_password(password);
     }
     let info = info.clone().set_redis_settings(redis);
-    let client = redis::Client::open(info.clone()).map_err(|err| describe(&err, &info))?;
+    let client = match info.addr() {
+        ConnectionAddr::TcpTls { .. } => {
+            install_crypto_provider();
+            let root_cert = match &settings.tls_ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|err| format!("tls_ca_file {}: {err}", path.display()))?,
+                ),
+                None => None,
+            };
+            redis::Client::build_with_tls(
+                info.clone(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert,
+                },
+            )
+        }
+        _ => redis::Client::open(info.clone()),
+    }
+    .map_err(|err| describe(&err, &info))?;
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
@@ -252,6 +287,15 @@ async fn connect(
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|err| describe(&err, &info))
+}
+
+/// rustls needs one process-wide crypto provider; ring is the one compiled in.
+fn install_crypto_provider() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // Another part of the process may have installed one first: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// Where `info` connects, for messages.
@@ -275,6 +319,10 @@ pub fn describe(err: &redis::RedisError, info: &ConnectionInfo) -> String {
         return format!("no answer from {at} within {} s", CONNECT_TIMEOUT.as_secs());
     }
     let detail = err.detail().unwrap_or_default();
+    let text = err.to_string();
+    if let Some(why) = tls_problem(&text) {
+        return format!("TLS to {at}: {why}");
+    }
     match err.kind() {
         redis::ErrorKind::AuthenticationFailed => {
             format!("authentication failed at {at} (wrong password or user): {err}")
@@ -288,6 +336,25 @@ pub fn describe(err: &redis::RedisError, info: &ConnectionInfo) -> String {
         _ if err.code() == Some("NOPERM") => format!("permission denied at {at}: {detail}"),
         _ if err.is_connection_dropped() => format!("the connection to {at} was lost"),
         _ => format!("{at}: {err}"),
+    }
+}
+
+/// A TLS failure in words, from rustls' error text.
+fn tls_problem(text: &str) -> Option<&'static str> {
+    if text.contains("UnknownIssuer") {
+        Some(
+            "the server's certificate is not signed by a trusted CA (give its CA with tls_ca_file)",
+        )
+    } else if text.contains("Expired") {
+        Some("the server's certificate has expired")
+    } else if text.contains("NotValidForName") {
+        Some("the server's certificate is not valid for this host name")
+    } else if text.contains("InvalidCertificate") || text.contains("invalid peer certificate") {
+        Some("the server's certificate was refused")
+    } else if text.contains("CorruptMessage") || text.contains("InvalidContentType") {
+        Some("the server did not answer in TLS (is this a TLS port?)")
+    } else {
+        None
     }
 }
 
@@ -675,6 +742,7 @@ mod tests {
         RedisEntry {
             name: "c".into(),
             url: url.into(),
+            tls_ca_file: None,
             username: None,
             password_file: None,
             password_env: None,
@@ -689,17 +757,24 @@ mod tests {
     }
 
     #[test]
-    fn urls_with_secrets_or_tls_are_refused_with_the_rule() {
+    fn urls_with_secrets_or_unchecked_tls_are_refused_with_the_rule() {
         assert!(settings("redis://127.0.0.1:6379/0").validate().is_ok());
         assert!(settings("unix:///run/redis.sock").validate().is_ok());
         let with_password = settings("redis://:hunter2@127.0.0.1:6379").validate();
         assert!(with_password
             .unwrap_err()
             .starts_with("url: must not contain a password"));
-        assert!(settings("rediss://127.0.0.1:6379")
+        assert!(settings("rediss://127.0.0.1:6379").validate().is_ok());
+        assert!(settings("rediss://127.0.0.1:6379/#insecure")
             .validate()
             .unwrap_err()
-            .contains("TLS"));
+            .contains("certificate checks"));
+        let mut plain_with_ca = settings("redis://127.0.0.1:6379");
+        plain_with_ca.tls_ca_file = Some("/ca.pem".into());
+        assert!(plain_with_ca
+            .validate()
+            .unwrap_err()
+            .starts_with("tls_ca_file:"));
         assert!(settings("http://x")
             .validate()
             .unwrap_err()

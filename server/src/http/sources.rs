@@ -104,6 +104,8 @@ struct NewCache {
     name: String,
     url: String,
     #[serde(default)]
+    tls_ca_file: Option<String>,
+    #[serde(default)]
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
@@ -137,6 +139,7 @@ async fn add_cache(
                 kind: new.kind,
                 name: new.name,
                 url: new.url,
+                tls_ca_file: new.tls_ca_file,
                 username: new.username,
                 password: new.password,
                 group: new.group,

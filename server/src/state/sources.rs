@@ -225,6 +225,7 @@ impl Monitor {
         let settings = match new.kind.as_str() {
             redis::KIND => Configured::Redis(redis::RedisSettings {
                 url: new.url.trim().to_owned(),
+                tls_ca_file: blank(new.tls_ca_file).map(PathBuf::from),
                 username: blank(new.username),
                 password_file,
                 password_env,
@@ -242,7 +243,7 @@ impl Monitor {
                 {
                     return Err(AppError::invalid(
                         "password",
-                        "memcached's text protocol has no authentication; leave username and password empty",
+                        "memcached's text protocol has no authentication or TLS; leave username, password and CA file empty",
                     ));
                 }
                 Configured::Memcached(memcached::MemcachedSettings {
