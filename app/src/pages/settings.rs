@@ -64,25 +64,12 @@ pub async fn add_database(
 /// password stays on the server.
 #[server(endpoint = "add_cache", output = crate::codec::Json)]
 pub async fn add_cache(
-    kind: String,
-    name: String,
-    url: String,
-    #[server(default)] tls_ca_file: Option<String>,
-    #[server(default)] username: Option<String>,
-    #[server(default)] password: Option<String>,
-    #[server(default)] group: Option<String>,
-    #[server(default)] level: Option<u8>,
+    new: crate::caches::NewCache,
 ) -> Result<crate::caches::CacheAdded, AppError> {
     let actor = crate::backend::require(Role::Admin)?;
     let new = crate::caches::NewCache {
-        kind,
-        name: name.trim().to_owned(),
-        url,
-        tls_ca_file,
-        username,
-        password,
-        group,
-        level,
+        name: new.name.trim().to_owned(),
+        ..new
     };
     crate::backend::backend()?.add_cache(new, actor).await
 }
@@ -355,14 +342,16 @@ fn AddCache() -> impl IntoView {
         |signal: RwSignal<String>| Some(signal.get_untracked()).filter(|v| !v.trim().is_empty());
     let submit = move || {
         add.dispatch(AddCache {
-            kind: kind.get_untracked(),
-            name: name.get_untracked(),
-            url: url.get_untracked(),
-            tls_ca_file: optional(tls_ca_file),
-            username: optional(username),
-            password: optional(password),
-            group: optional(group),
-            level: optional(level).and_then(|l| l.trim().parse().ok()),
+            new: crate::caches::NewCache {
+                kind: kind.get_untracked(),
+                name: name.get_untracked(),
+                url: url.get_untracked(),
+                tls_ca_file: optional(tls_ca_file),
+                username: optional(username),
+                password: optional(password),
+                group: optional(group),
+                level: optional(level).and_then(|l| l.trim().parse().ok()),
+            },
         });
     };
     Effect::new(move |_| {
