@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use tests::{
-    click, eventually_text, http_post_json, http_request, urlencode, wait_for, Browser, Memcached,
-    Perfpilot, Redis, TempDir,
+    click, eventually_text, http_post_json, http_request, urlencode, wait_for, webhook_receiver,
+    Browser, Memcached, Perfpilot, Redis, TempDir,
 };
 
 const PASSWORD: &str = "redis-secret-Hx41pQ";
@@ -114,12 +114,17 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     )
     .unwrap();
     std::fs::set_permissions(&warm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The application that owns memcached's keys gets invalidations on this hook.
+    let (hook_port, hooked) = webhook_receiver();
+    // Three levels of one cache: the application's in-process L1 (pushed as custom:7),
+    // memcached, then Redis.
     let config = dir.0.join("perfpilot.toml");
     std::fs::write(
         &config,
         format!(
-            "[[redis]]\nname = \"sessions\"\nurl = \"redis://127.0.0.1:{}/0\"\npassword_file = \"{}\"\ngroup = \"shop\"\nlevel = 2\nwarm_command = [\"{}\"]\n\n\
-             [[memcached]]\nname = \"fragments\"\naddress = \"127.0.0.1:{}\"\ngroup = \"shop\"\nlevel = 1\n",
+            "[[redis]]\nname = \"sessions\"\nurl = \"redis://127.0.0.1:{}/0\"\npassword_file = \"{}\"\ngroup = \"shop\"\nlevel = 3\nwarm_command = [\"{}\"]\n\n\
+             [[memcached]]\nname = \"fragments\"\naddress = \"127.0.0.1:{}\"\ngroup = \"shop\"\nlevel = 2\ninvalidate_url = \"http://127.0.0.1:{hook_port}/invalidate\"\n\n\
+             [[cache_level]]\ngroup = \"shop\"\nresource = \"custom:7\"\nlevel = 1\n",
             redis.port,
             password_file.display(),
             warm.display(),
@@ -139,6 +144,7 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
             "--metrics-on-main-listener",
             "--allow-program",
             warm.to_str().unwrap(),
+            "--push-create-resources",
         ],
     );
 
@@ -295,6 +301,67 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     cli.wait().unwrap();
     metric_until(&server, "cache:sessions", "keys", 10, |v| v >= 300.0);
 
+    // The L1 pushes its hit ratio; the group combines the three levels:
+    // 1 − (1 − 0.6)(1 − 0.8)(1 − 0.5) = 96 %.
+    let push_l1 = || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let body = format!(
+            r#"{{"samples":[{{"resource":"custom:7","metric":"hit_ratio","value":60,"timestamp":{now}}}]}}"#
+        );
+        let (status, answer) = http_post_json(server.addr, "/api/push", &body);
+        assert_eq!(status, 200, "{answer}");
+    };
+    push_l1();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let group = loop {
+        let (_, body) = server.get("/api/cache_group?resource=cache%3Asessions");
+        let group = body_json(&body);
+        let ready = group["levels"].as_array().is_some_and(|levels| {
+            levels.len() == 3 && levels.iter().all(|l| l["hit_ratio"].is_number())
+        });
+        if ready {
+            break group;
+        }
+        assert!(Instant::now() < deadline, "no group of 3 levels: {body}");
+        push_l1();
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        group["levels"][0]["resource"], "custom:7",
+        "L1 first: {group}"
+    );
+    assert_eq!(group["levels"][2]["resource"], "cache:sessions", "{group}");
+    let combined = group["combined_hit_ratio"].as_f64().unwrap();
+    assert!((93.0..=99.0).contains(&combined), "{group}");
+
+    // memcached cannot list its keys: the pattern goes to the application's hook.
+    let (status, answer) = http_post_json(
+        server.addr,
+        "/api/v1/resources/cache%3Afragments/invalidate",
+        r#"{"pattern": "frag:*"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("cannot count its keys"), "{answer}");
+    assert!(hooked.lock().unwrap().is_empty(), "a preview calls nothing");
+    let (status, answer) = http_post_json(
+        server.addr,
+        "/api/v1/resources/cache%3Afragments/invalidate",
+        r#"{"pattern": "frag:*", "confirm": true}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("answered HTTP 200"), "{answer}");
+    {
+        let hooked = hooked.lock().unwrap();
+        assert_eq!(hooked.len(), 1);
+        let body: serde_json::Value = serde_json::from_str(&hooked[0].1).unwrap();
+        assert_eq!(body["pattern"], "frag:*");
+        assert_eq!(body["resource"], "cache:fragments");
+    }
+    audit_until(&server, "kind=mark", "Handed frag:* to the application", 5);
+
     // Invalidation by pattern in the browser: a preview counts, a confirmation unlinks;
     // a flush-everything pattern is refused.
     let (status, answer) = http_post_json(
@@ -354,7 +421,8 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
             t.contains("levels")
         })
         .await;
-        assert!(combined.contains("2 levels"), "{combined}");
+        push_l1();
+        assert!(combined.contains("3 levels"), "{combined}");
         let commands = wait_for(client, Locator::Id("cache-commands")).await;
         assert!(commands.text().await.unwrap().contains("get"));
         client

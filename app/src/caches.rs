@@ -37,7 +37,7 @@ pub struct CacheAdded {
 }
 
 /// What a preview of an invalidation found, or what an invalidation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invalidation {
     /// Keys matching (preview) or unlinked (done).
     pub keys: u64,
@@ -45,8 +45,13 @@ pub struct Invalidation {
     pub scanned: u64,
     /// The whole keyspace was scanned; otherwise a bound stopped it.
     pub complete: bool,
+    /// Whether the cache itself could count (Redis); memcached cannot list its keys.
+    pub counted: bool,
     /// Whether keys were removed (false for a preview).
     pub done: bool,
+    /// What the application's invalidation hook answered ("HTTP 200", "failed: …").
+    #[serde(default)]
+    pub hook: Option<String>,
 }
 
 impl Invalidation {
@@ -57,13 +62,23 @@ impl Invalidation {
         } else {
             format!(" (stopped after about {} keys scanned)", self.scanned)
         };
-        if self.done {
-            format!(
-                "Invalidated {} keys matching {pattern}{partial}.",
+        let hook = match &self.hook {
+            Some(answer) if answer.starts_with("failed") => {
+                format!(" The application's invalidation hook {answer}.")
+            }
+            Some(answer) => format!(" The application's invalidation hook answered {answer}."),
+            None => String::new(),
+        };
+        match (self.counted, self.done) {
+            (true, false) => format!("{} keys match {pattern}{partial}.", self.keys),
+            (true, true) => format!(
+                "Invalidated {} keys matching {pattern}{partial}.{hook}",
                 self.keys
-            )
-        } else {
-            format!("{} keys match {pattern}{partial}.", self.keys)
+            ),
+            (false, false) => format!(
+                "This cache cannot count its keys; confirming hands {pattern} to the application's invalidation hook."
+            ),
+            (false, true) => format!("Handed {pattern} to the application.{hook}"),
         }
     }
 }

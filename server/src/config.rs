@@ -197,6 +197,19 @@ struct FileConfig {
     redis: Vec<connectors::sources::redis::RedisEntry>,
     #[serde(default)]
     memcached: Vec<connectors::sources::memcached::MemcachedEntry>,
+    #[serde(default)]
+    cache_level: Vec<CacheLevelEntry>,
+}
+
+/// One `[[cache_level]]`: a resource that is not a configured cache (an application's
+/// in-process L1 pushed as `custom:<id>` with a `hit_ratio` metric, and optionally
+/// `hits_per_s` and `misses_per_s`) counted as a level of a cache group.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheLevelEntry {
+    pub group: String,
+    pub resource: String,
+    pub level: u8,
 }
 
 /// One database or cache of the configuration file: its table, name and settings.
@@ -295,6 +308,8 @@ pub struct Settings {
     /// `[[postgres]]`, `[[redis]]`, `[[memcached]]`: databases and caches to watch, added
     /// (or updated) at start-up as changes.
     pub configured: Vec<ConfiguredEntry>,
+    /// `[[cache_level]]`: more levels of cache groups.
+    pub cache_levels: Vec<CacheLevelEntry>,
     pub listen: SocketAddr,
     pub site_root: PathBuf,
     pub request_timeout: Duration,
@@ -470,6 +485,7 @@ impl Settings {
                 rule: err.to_string(),
             })?;
         let configured = configured_entries(&file)?;
+        let cache_levels = cache_levels(&file)?;
         let auth = crate::http::auth::AuthSettings::resolve(cli, file.auth).map_err(|invalid| {
             ConfigError::Invalid {
                 field: invalid.field,
@@ -496,6 +512,7 @@ impl Settings {
             (!ephemeral).then(|| data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)));
         Ok(Settings {
             configured,
+            cache_levels,
             data_dir,
             listen: cli
                 .listen
@@ -628,6 +645,26 @@ fn default_site_root() -> PathBuf {
             .find(|candidate| candidate.join("pkg").is_dir())
     });
     beside_exe.unwrap_or_else(|| PathBuf::from("target/site"))
+}
+
+/// The `[[cache_level]]` entries, checked.
+fn cache_levels(file: &FileConfig) -> Result<Vec<CacheLevelEntry>, ConfigError> {
+    for (i, entry) in file.cache_level.iter().enumerate() {
+        let invalid = |rule: String| ConfigError::Invalid {
+            field: "cache_level",
+            rule: format!("entry {}: {rule}", i + 1),
+        };
+        engine::model::ResourceId::new(&entry.resource)
+            .map_err(|err| invalid(format!("resource: {err}")))?;
+        connectors::sources::secret::validate_group(&Some(entry.group.clone())).map_err(invalid)?;
+        if !(1..=9).contains(&entry.level) {
+            return Err(invalid(format!(
+                "level: must be between 1 and 9, got {}",
+                entry.level
+            )));
+        }
+    }
+    Ok(file.cache_level.clone())
 }
 
 /// The `[[postgres]]`, `[[redis]]` and `[[memcached]]` entries, each checked without

@@ -537,6 +537,9 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             <crate::pages::resource_queries::GroupPanel resource_id=view.resource_id.clone()/>
             <crate::pages::resource_queries::QueriesPanel resource_id=view.resource_id.clone()/>
         })}
+        {view.resource_id.starts_with("custom:").then(|| view! {
+            <crate::pages::resource_cache::CacheGroupPanel resource_id=view.resource_id.clone()/>
+        })}
         {view.resource_id.starts_with("cache:").then(|| view! {
             <crate::pages::resource_cache::CacheGroupPanel resource_id=view.resource_id.clone()/>
             <crate::pages::resource_cache::CachePanel resource_id=view.resource_id.clone()/>

@@ -209,7 +209,7 @@ fn InvalidatePanel(resource_id: String, unavailable: Option<String>) -> impl Int
                 (Ok(_), None) => ().into_any(),
                 (Ok(found), Some(asked)) => view! {
                     <p id="invalidate-count" role="status">{found.describe(&asked)}</p>
-                    {(found.keys > 0).then(|| {
+                    {(found.keys > 0 || !found.counted).then(|| {
                         let asked = asked.clone();
                         view! {
                             <crate::components::access::Allowed role=crate::identity::Role::Editor what="Invalidating keys">

@@ -79,9 +79,8 @@ impl Webhook {
     ) -> Result<Done, StepError> {
         let mut body = serde_json::to_value(request).expect("an ActionRequest always serializes");
         body["phase"] = serde_json::Value::from(phase);
-        let body = Bytes::from(body.to_string());
-        let signature = match &self.secret {
-            Ok(secret) => secret.as_ref().map(|s| sign(s.as_bytes(), &body)),
+        let secret = match &self.secret {
+            Ok(secret) => secret.as_deref(),
             Err(why) => {
                 return Err(StepError {
                     error: why.clone(),
@@ -90,84 +89,103 @@ impl Webhook {
             }
         };
         let timeout = Duration::from_millis(u64::from(self.action.timeout_ms));
-        let tries = self.action.max_retries + 1;
-        let mut last = String::new();
-        for attempt in 1..=tries {
-            if attempt > 1 {
-                // Exponential backoff keeps a struggling receiver from being hammered.
-                tokio::time::sleep(Duration::from_millis(100 << (attempt - 2).min(6))).await;
-            }
-            match self
-                .post_once(url, body.clone(), signature.as_deref(), timeout)
-                .await
-            {
-                Attempt::Done(detail) => {
-                    return Ok(Done {
-                        detail,
-                        attempts: attempt,
-                    })
-                }
-                Attempt::Fatal(error) => {
-                    return Err(StepError {
-                        error,
-                        attempts: attempt,
-                    })
-                }
-                Attempt::Retry(error) => last = error,
-            }
-        }
-        Err(StepError {
-            error: format!("{last} (after {tries} attempts)"),
-            attempts: tries,
-        })
+        post_json(
+            &self.client,
+            url,
+            &body,
+            secret,
+            timeout,
+            self.action.max_retries + 1,
+        )
+        .await
     }
+}
 
-    async fn post_once(
-        &self,
-        url: &str,
-        body: Bytes,
-        signature: Option<&str>,
-        timeout: Duration,
-    ) -> Attempt {
-        let mut req = http::Request::post(url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::USER_AGENT, "perfpilot");
-        if let Some(sig) = signature {
-            req = req.header(SIGNATURE_HEADER, format!("sha256={sig}"));
+/// POSTs `body` to `url` (signed when `secret` is given), retrying connection errors,
+/// timeouts, 5xx and 429 with exponential backoff up to `tries` attempts; the answer is
+/// the receiver's status and the start of its body. Shared by the webhook actuator and
+/// the hooks perfpilot calls (a cache's invalidation).
+pub async fn post_json(
+    client: &Client,
+    url: &str,
+    body: &serde_json::Value,
+    secret: Option<&str>,
+    timeout: Duration,
+    tries: u32,
+) -> Result<Done, StepError> {
+    let body = Bytes::from(body.to_string());
+    let signature = secret.map(|s| sign(s.as_bytes(), &body));
+    let mut last = String::new();
+    for attempt in 1..=tries {
+        if attempt > 1 {
+            // Exponential backoff keeps a struggling receiver from being hammered.
+            tokio::time::sleep(Duration::from_millis(100 << (attempt - 2).min(6))).await;
         }
-        let req = match req.body(Full::new(body)) {
-            Ok(r) => r,
-            Err(e) => return Attempt::Fatal(format!("invalid request to {url}: {e}")),
+        match post_once(client, url, body.clone(), signature.as_deref(), timeout).await {
+            Attempt::Done(detail) => {
+                return Ok(Done {
+                    detail,
+                    attempts: attempt,
+                })
+            }
+            Attempt::Fatal(error) => {
+                return Err(StepError {
+                    error,
+                    attempts: attempt,
+                })
+            }
+            Attempt::Retry(error) => last = error,
+        }
+    }
+    Err(StepError {
+        error: format!("{last} (after {tries} attempts)"),
+        attempts: tries,
+    })
+}
+
+async fn post_once(
+    client: &Client,
+    url: &str,
+    body: Bytes,
+    signature: Option<&str>,
+    timeout: Duration,
+) -> Attempt {
+    let mut req = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::USER_AGENT, "perfpilot");
+    if let Some(sig) = signature {
+        req = req.header(SIGNATURE_HEADER, format!("sha256={sig}"));
+    }
+    let req = match req.body(Full::new(body)) {
+        Ok(r) => r,
+        Err(e) => return Attempt::Fatal(format!("invalid request to {url}: {e}")),
+    };
+    let exchange = async {
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = resp.status();
+        let text = match Limited::new(resp.into_body(), MAX_RESPONSE).collect().await {
+            Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+            Err(_) => String::new(),
         };
-        let exchange = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| format!("POST {url}: {e}"))?;
-            let status = resp.status();
-            let text = match Limited::new(resp.into_body(), MAX_RESPONSE).collect().await {
-                Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-                Err(_) => String::new(),
-            };
-            Ok::<_, String>((status, text))
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => Attempt::Retry(format!(
-                "POST {url}: no response within {} ms",
-                timeout.as_millis()
-            )),
-            Ok(Err(e)) => Attempt::Retry(e),
-            Ok(Ok((status, text))) => {
-                let detail = format!("HTTP {}{}", status.as_u16(), excerpt(&text));
-                if status.is_success() {
-                    Attempt::Done(detail)
-                } else if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS
-                {
-                    Attempt::Retry(detail)
-                } else {
-                    Attempt::Fatal(detail)
-                }
+        Ok::<_, String>((status, text))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Attempt::Retry(format!(
+            "POST {url}: no response within {} ms",
+            timeout.as_millis()
+        )),
+        Ok(Err(e)) => Attempt::Retry(e),
+        Ok(Ok((status, text))) => {
+            let detail = format!("HTTP {}{}", status.as_u16(), excerpt(&text));
+            if status.is_success() {
+                Attempt::Done(detail)
+            } else if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS {
+                Attempt::Retry(detail)
+            } else {
+                Attempt::Fatal(detail)
             }
         }
     }

@@ -41,6 +41,22 @@ pub(crate) fn validate_warm(
     Ok(())
 }
 
+/// Checks the hook an application owning its invalidation gets: an `http://` URL.
+pub(crate) fn validate_hook(url: &Option<String>) -> Result<(), String> {
+    match url {
+        Some(url)
+            if !url.starts_with("http://")
+                || url.len() > 2048
+                || url.chars().any(char::is_whitespace) =>
+        {
+            Err(format!(
+                "invalidate_url: must be an http:// URL, got {url:?}"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The action a cache's warm-up settings describe.
 pub(crate) fn warm_action(
     url: &Option<String>,

@@ -49,6 +49,11 @@ pub struct MemcachedSettings {
     /// Run (allow-listed, no shell) when the cache comes back cold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_command: Option<Vec<String>>,
+    /// POSTed `{"resource", "pattern", "keys", "by"}` when keys are invalidated, for
+    /// applications that own their invalidation (memcached's only way: it cannot list
+    /// keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidate_url: Option<String>,
 }
 
 /// One `[[memcached]]` entry of the configuration file.
@@ -67,6 +72,8 @@ pub struct MemcachedEntry {
     pub warm_url: Option<String>,
     #[serde(default)]
     pub warm_command: Option<Vec<String>>,
+    #[serde(default)]
+    pub invalidate_url: Option<String>,
 }
 
 impl MemcachedEntry {
@@ -78,6 +85,7 @@ impl MemcachedEntry {
             max_memory_share_pct: self.max_memory_share_pct,
             warm_url: self.warm_url.clone(),
             warm_command: self.warm_command.clone(),
+            invalidate_url: self.invalidate_url.clone(),
         }
     }
 }
@@ -97,6 +105,7 @@ impl MemcachedSettings {
         super::secret::validate_group(&self.group)?;
         super::redis::validate_level(self.level)?;
         super::cache::validate_warm(&self.warm_url, &self.warm_command)?;
+        super::cache::validate_hook(&self.invalidate_url)?;
         if !(1..=90).contains(&self.max_memory_share_pct) {
             return Err(format!(
                 "max_memory_share_pct: must be between 1 and 90, got {}",
@@ -369,9 +378,9 @@ impl MemcachedPoll {
                 policy: None,
             },
             keys: Some(reading.keys),
-            invalidation_unavailable: Some(
-                "unavailable: memcached cannot list its keys, so they cannot be invalidated by pattern; invalidate from the application".into(),
-            ),
+            invalidation_unavailable: self.settings.invalidate_url.is_none().then(|| {
+                "unavailable: memcached cannot list its keys, so they cannot be invalidated by pattern; set invalidate_url to hand patterns to the application that owns them".to_owned()
+            }),
             ..CacheReport::default()
         };
         let values = self.tracker.values(at, now, probe_ms, reading);
@@ -413,6 +422,7 @@ mod tests {
             max_memory_share_pct: 50,
             warm_url: None,
             warm_command: None,
+            invalidate_url: None,
         };
         assert!(settings("127.0.0.1:11211").validate().is_ok());
         assert!(settings("127.0.0.1")

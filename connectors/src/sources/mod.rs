@@ -160,6 +160,15 @@ impl Configured {
         }
     }
 
+    /// Where invalidations are handed to the application (a cache's `invalidate_url`).
+    pub fn invalidate_url(&self) -> Option<&str> {
+        match self {
+            Configured::Postgres(_) => None,
+            Configured::Redis(s) => s.invalidate_url.as_deref(),
+            Configured::Memcached(s) => s.invalidate_url.as_deref(),
+        }
+    }
+
     /// Connects once with `password` (not the stored one: a new password is checked before
     /// it is kept); the error is the reason in a person's words.
     pub async fn check(&self, password: Option<String>) -> Result<Checked, String> {

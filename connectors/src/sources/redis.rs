@@ -76,6 +76,11 @@ pub struct RedisSettings {
     /// Run (allow-listed, no shell) when the cache comes back cold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_command: Option<Vec<String>>,
+    /// POSTed `{"resource", "pattern", "keys", "by"}` when keys are invalidated, for
+    /// applications that own their invalidation (memcached's only way: it cannot list
+    /// keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidate_url: Option<String>,
 }
 
 pub(crate) fn default_level() -> u8 {
@@ -113,6 +118,8 @@ pub struct RedisEntry {
     pub warm_url: Option<String>,
     #[serde(default)]
     pub warm_command: Option<Vec<String>>,
+    #[serde(default)]
+    pub invalidate_url: Option<String>,
 }
 
 impl RedisEntry {
@@ -129,6 +136,7 @@ impl RedisEntry {
             rewrite_config: self.rewrite_config,
             warm_url: self.warm_url.clone(),
             warm_command: self.warm_command.clone(),
+            invalidate_url: self.invalidate_url.clone(),
         }
     }
 }
@@ -168,6 +176,7 @@ impl RedisSettings {
         super::secret::validate_group(&self.group)?;
         validate_level(self.level)?;
         super::cache::validate_warm(&self.warm_url, &self.warm_command)?;
+        super::cache::validate_hook(&self.invalidate_url)?;
         if !(1..=90).contains(&self.max_memory_share_pct) {
             return Err(format!(
                 "max_memory_share_pct: must be between 1 and 90, got {}",
@@ -752,6 +761,7 @@ mod tests {
             rewrite_config: false,
             warm_url: None,
             warm_command: None,
+            invalidate_url: None,
         }
         .settings()
     }

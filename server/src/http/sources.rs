@@ -182,6 +182,7 @@ async fn invalidate(
         "scanned": done.scanned,
         "complete": done.complete,
         "invalidated": done.done,
+        "hook": done.hook,
         "message": done.describe(&ask.pattern),
     })))
 }

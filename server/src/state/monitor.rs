@@ -67,6 +67,7 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         persist,
         loaded,
         actions: settings.actions.clone(),
+        cache_levels: settings.cache_levels.clone(),
     })
 }
 
@@ -84,6 +85,8 @@ pub struct Parts {
     pub persist: Persist,
     pub loaded: Loaded,
     pub actions: RunnerConfig,
+    /// `[[cache_level]]`: resources counted as levels of cache groups.
+    pub cache_levels: Vec<crate::config::CacheLevelEntry>,
 }
 
 /// The store to start with: the persisted one when there is one, with host resources it
@@ -178,6 +181,7 @@ pub struct Monitor {
     pub(crate) interval: Duration,
     pub(crate) resource_defaults: engine::model::ResourceSettings,
     pub(crate) data_dir: Option<std::path::PathBuf>,
+    pub(crate) cache_levels: Arc<[crate::config::CacheLevelEntry]>,
     /// True while the monitor task runs; a guard in the task clears it however the task
     /// ends, a panic included.
     alive: Arc<AtomicBool>,
@@ -221,6 +225,7 @@ impl Monitor {
             persist,
             loaded,
             actions,
+            cache_levels,
         } = parts;
         let restored = loaded.state.is_some();
         let host_resources = engine::source::runtime::Source::info(&host).resources;
@@ -260,6 +265,7 @@ impl Monitor {
             interval,
             resource_defaults,
             data_dir,
+            cache_levels: cache_levels.into(),
         };
         let clock = Duration::from_millis(history_step(&monitor));
         let task = MonitorTask::new(monitor.clone(), actions);

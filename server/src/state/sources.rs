@@ -235,6 +235,7 @@ impl Monitor {
                 rewrite_config: false,
                 warm_url: None,
                 warm_command: None,
+                invalidate_url: None,
             }),
             memcached::KIND => {
                 if blank(new.username).is_some()
@@ -253,6 +254,7 @@ impl Monitor {
                     max_memory_share_pct: 50,
                     warm_url: None,
                     warm_command: None,
+                    invalidate_url: None,
                 })
             }
             other => {
@@ -296,25 +298,45 @@ impl Monitor {
         })
     }
 
-    /// The caches configured with the same group as `resource`: its levels, nearest the
-    /// application first, with their latest hit ratio and the combined one.
+    /// The caches configured with the same group as `resource` (and the `[[cache_level]]`
+    /// resources of that group): its levels, nearest the application first, with their
+    /// latest hit ratio and the combined one.
     pub fn cache_group(&self, resource: &str) -> Option<engine::cache::CacheGroup> {
-        let (group, members) = self.group_of(resource)?;
-        let levels = members
+        let state = self.store.state();
+        let extra_group = self
+            .cache_levels
             .iter()
-            .map(|r| engine::cache::CacheLevel {
-                resource: r.id.to_string(),
-                name: r.name.clone(),
-                level: r
-                    .source
-                    .as_ref()
-                    .and_then(|s| s.settings.get("level")?.as_u64())
-                    .map_or(2, |l| l.min(9) as u8),
-                hit_ratio: self.latest(r.id.as_str(), "hit_ratio"),
-                hits_per_s: self.latest(r.id.as_str(), "hits_per_s"),
-                misses_per_s: self.latest(r.id.as_str(), "misses_per_s"),
-            })
+            .find(|l| l.resource == resource)
+            .map(|l| l.group.clone());
+        let (group, members) = match self.group_of(resource) {
+            Some(found) => found,
+            None => (extra_group?, Vec::new()),
+        };
+        let level_of = |r: &Resource| {
+            r.source
+                .as_ref()
+                .and_then(|s| s.settings.get("level")?.as_u64())
+                .map_or(2, |l| l.min(9) as u8)
+        };
+        let level = |id: &str, name: &str, level: u8| engine::cache::CacheLevel {
+            resource: id.to_owned(),
+            name: name.to_owned(),
+            level,
+            hit_ratio: self.latest(id, "hit_ratio"),
+            hits_per_s: self.latest(id, "hits_per_s"),
+            misses_per_s: self.latest(id, "misses_per_s"),
+        };
+        let mut levels: Vec<engine::cache::CacheLevel> = members
+            .iter()
+            .map(|r| level(r.id.as_str(), &r.name, level_of(r)))
             .collect();
+        for extra in self.cache_levels.iter().filter(|l| l.group == group) {
+            let name = state
+                .resources
+                .get(extra.resource.as_str())
+                .map_or(extra.resource.as_str(), |r| r.name.as_str());
+            levels.push(level(&extra.resource, name, extra.level));
+        }
         Some(engine::cache::CacheGroup::of(group, levels))
     }
 
@@ -420,8 +442,9 @@ impl Monitor {
     }
 
     /// Counts (`confirm` false) or unlinks (`confirm` true) the keys of the Redis cache
-    /// `resource` matching `pattern`. An invalidation is a mark on the resource (its
-    /// before/after shows the effect) in the audit log as `actor`'s.
+    /// `resource` matching `pattern`, and hands the pattern to the cache's
+    /// `invalidate_url` when it has one (memcached's only way). An invalidation is a mark
+    /// on the resource (its before/after shows the effect) in the audit log as `actor`'s.
     pub async fn invalidate(
         &self,
         resource: &str,
@@ -434,18 +457,24 @@ impl Monitor {
         let found = state.resources.get(resource).ok_or_else(|| {
             AppError::not_found(format!("resource: no resource with id {resource:?}"))
         })?;
-        let settings = match found.source.as_ref().map(Configured::from_spec) {
-            Some(Ok(Configured::Redis(settings))) => settings,
-            Some(Ok(Configured::Memcached(_))) => {
-                return Err(AppError::invalid(
-                    "resource",
-                    "memcached cannot list its keys, so they cannot be invalidated by pattern; invalidate from the application",
-                ))
+        let configured = found.source.as_ref().map(Configured::from_spec);
+        let (scannable, hook) = match &configured {
+            Some(Ok(c @ Configured::Redis(settings))) => {
+                (Some(settings.clone()), c.invalidate_url().map(str::to_owned))
             }
+            Some(Ok(c @ Configured::Memcached(_))) => match c.invalidate_url() {
+                Some(url) => (None, Some(url.to_owned())),
+                None => {
+                    return Err(AppError::invalid(
+                        "resource",
+                        "memcached cannot list its keys, so they cannot be invalidated by pattern; set invalidate_url to hand patterns to the application that owns them",
+                    ))
+                }
+            },
             _ => {
                 return Err(AppError::invalid(
                     "resource",
-                    format!("{resource} is not a Redis cache"),
+                    format!("{resource} is not a Redis or memcached cache"),
                 ))
             }
         };
@@ -453,20 +482,49 @@ impl Monitor {
         drop(state);
         redis::validate_pattern(pattern).map_err(invalid)?;
         let failed = |reason: String| AppError::new(422, format!("cannot invalidate: {reason}"));
-        let matching = if confirm {
-            redis::invalidate(&settings, pattern)
-                .await
-                .map_err(failed)?
-        } else {
-            redis::count_matching(&settings, pattern)
-                .await
-                .map_err(failed)?
+        let matching = match (&scannable, confirm) {
+            (Some(settings), true) => {
+                Some(redis::invalidate(settings, pattern).await.map_err(failed)?)
+            }
+            (Some(settings), false) => Some(
+                redis::count_matching(settings, pattern)
+                    .await
+                    .map_err(failed)?,
+            ),
+            (None, _) => None,
+        };
+        let hook = match (hook, confirm) {
+            (Some(url), true) => {
+                let body = serde_json::json!({
+                    "resource": id.as_str(),
+                    "pattern": pattern,
+                    "keys": matching.map(|m| m.keys),
+                    "by": actor.user,
+                });
+                let client = connectors::actuators::webhook::client();
+                let answer = connectors::actuators::webhook::post_json(
+                    &client,
+                    &url,
+                    &body,
+                    None,
+                    std::time::Duration::from_secs(5),
+                    3,
+                )
+                .await;
+                Some(match answer {
+                    Ok(done) => done.detail,
+                    Err(err) => format!("failed: {}", err.error),
+                })
+            }
+            _ => None,
         };
         let result = Invalidation {
-            keys: matching.keys,
-            scanned: matching.scanned,
-            complete: matching.complete,
+            keys: matching.map_or(0, |m| m.keys),
+            scanned: matching.map_or(0, |m| m.scanned),
+            complete: matching.is_some_and(|m| m.complete),
+            counted: matching.is_some(),
             done: confirm,
+            hook,
         };
         if confirm {
             self.mark_event(&id, result.describe(pattern), actor);
