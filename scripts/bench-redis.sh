@@ -2,8 +2,10 @@
 # The cost on Redis of watching it at 1 Hz: perfpilot (release) against Debian's
 # prometheus-redis-exporter scraped every second, one at a time against one throwaway
 # Redis 7 holding KEYS keys (no other load, so what Redis spends is the watcher's).
-# For DURATION seconds per phase it measures Redis' CPU time (utime + stime of the
-# redis-server process from /proc), the commands it processed and the bytes it sent,
+# For DURATION seconds per phase it measures the time Redis spent executing commands
+# (`INFO commandstats` usec: the watcher's, as it runs alone), Redis' CPU time (utime +
+# stime of the process from /proc, 10 ms ticks, so coarse), the commands it processed and
+# the bytes it sent,
 # first with nobody watching (the idle baseline), then perfpilot alone, then the
 # exporter alone. Prints one table row per phase.
 #
@@ -45,22 +47,22 @@ for _ in $(seq 50); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep
 redis_pid=$(cat "$dir/redis.pid")
 seq 1 "$KEYS" | awk '{print "SET key:" $1 " value-" $1}' | redis-cli -p "$port" >/dev/null
 
-sample() { # -> "cpu_ticks commands bytes_out"
-  local ticks cmds out
+sample() { # -> "cpu_ticks commands bytes_out command_usec"
+  local ticks stats usec
   ticks=$(awk '{print $14 + $15}' "/proc/$redis_pid/stat")
-  cmds=$(redis-cli -p "$port" INFO stats | tr -d '\r' | awk -F: '$1=="total_commands_processed"{print $2}')
-  out=$(redis-cli -p "$port" INFO stats | tr -d '\r' | awk -F: '$1=="total_net_output_bytes"{print $2}')
-  echo "$ticks $cmds $out"
+  stats=$(redis-cli -p "$port" INFO stats | tr -d '\r')
+  usec=$(redis-cli -p "$port" INFO commandstats | tr -d '\r' | grep -o 'usec=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+  echo "$ticks $(awk -F: '$1=="total_commands_processed"{print $2}' <<<"$stats") $(awk -F: '$1=="total_net_output_bytes"{print $2}' <<<"$stats") $usec"
 }
 hz=$(getconf CLK_TCK)
 row() { # name before after
   python3 - "$1" "$2" "$3" "$DURATION" "$hz" <<'PY'
 import sys
 name, before, after, secs, hz = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), float(sys.argv[4]), int(sys.argv[5])
-t0, c0, o0 = map(int, before)
-t1, c1, o1 = map(int, after)
-# The two INFO stats calls of each sample are the script's own: 4 commands per phase.
-print(f"| {name} | {(t1-t0)/hz/secs*100:.3f} | {max(c1-c0-4,0)/secs:.1f} | {(o1-o0)/secs/1024:.1f} |")
+t0, c0, o0, u0 = map(int, before)
+t1, c1, o1, u1 = map(int, after)
+# The two INFO calls of each sample are the script's own: 4 commands per phase.
+print(f"| {name} | {(u1-u0)/secs:.0f} | {(t1-t0)/hz/secs*100:.2f} | {max(c1-c0-4,0)/secs:.1f} | {(o1-o0)/secs/1024:.1f} |")
 PY
 }
 measure() { # name
@@ -72,8 +74,8 @@ measure() { # name
   row "$1" "$before" "$after"
 }
 
-echo "| watcher | Redis CPU (% of a core) | commands/s | KiB/s sent |"
-echo "|---|---|---|---|"
+echo "| watcher | Redis command time (µs/s) | Redis process CPU (% of a core) | commands/s | KiB/s sent |"
+echo "|---|---|---|---|---|"
 measure "nobody (idle baseline)"
 
 cat > "$dir/perfpilot.toml" <<TOML
@@ -95,6 +97,6 @@ prometheus-redis-exporter --redis.addr="redis://127.0.0.1:$port" \
 pids+=($!)
 ( while true; do curl -sf "http://127.0.0.1:$ex_port/metrics" >/dev/null || true; sleep 1; done ) &
 pids+=($!)
-version=$(prometheus-redis-exporter --version 2>&1 | grep -o 'v[0-9.]*' | head -1 || true)
+version=$(prometheus-redis-exporter --version 2>&1 | grep -oE 'v?[0-9]+\.[0-9]+\.[0-9]+' | head -1 || true)
 measure "redis_exporter ${version} (scraped at 1 Hz)"
 echo "(Redis $(redis-server --version | grep -o 'v=[0-9.]*'), $KEYS keys, no other load; $DURATION s per phase; load: $(uptime | sed 's/.*load average/load average/'))"
