@@ -282,6 +282,28 @@ mod tests {
     }
 
     #[test]
+    fn an_at_least_target_breaches_below_its_value() {
+        // A cache's hit ratio ≥ target: the low samples are the breaches.
+        let mut v = view(vec![Some(95.0), Some(40.0), Some(96.0), Some(97.0)]);
+        v.metric = "hit_ratio".into();
+        v.target = Some(Target {
+            metric: "hit_ratio".into(),
+            comparator: engine::model::Comparator::Ge,
+            value: 90.0,
+            statistic: engine::model::Statistic::Mean,
+            for_secs: 0,
+        });
+        assert_eq!(
+            backtest_text(&v, 90.0, 0),
+            "Would have been breached 1 time, 25.0 % of the last 5 min."
+        );
+        assert_eq!(
+            backtest_text(&v, 30.0, 0),
+            "Would not have been breached in the last 5 min."
+        );
+    }
+
+    #[test]
     fn backtest_text_counts_separate_breaches() {
         let mut v = view(vec![
             Some(10.0),
