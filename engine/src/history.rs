@@ -839,5 +839,8 @@ impl History {
     }
 }
 
+#[cfg(feature = "runtime")]
+pub mod tiers;
+
 #[cfg(test)]
 mod tests;
