@@ -183,7 +183,7 @@ async fn unknown_resource_and_bad_range_get_clear_messages() {
     let (status, response) = server.get("/api/series?resource=cpu&range=2h");
     assert_eq!(status, 400, "{response:.300}");
     assert!(
-        response.contains("range: must be one of 5m, 1h or 24h"),
+        response.contains("range: must be one of 5m, 1h, 24h, 7d or 30d"),
         "{response}"
     );
 

@@ -42,6 +42,14 @@ pub trait Backend: Send + Sync + 'static {
     fn units(&self, resource: &str) -> BTreeMap<String, String>;
     /// Series sampled on one grid for a chart.
     fn chart(&self, request: &ChartRequest) -> ChartSamples;
+    /// `keys` over the last `span_ms`, one slot per `step_ms`, read from the history on
+    /// disk (the 7- and 30-day ranges).
+    fn stored_chart(
+        &self,
+        keys: Vec<engine::series::SeriesKey>,
+        span_ms: i64,
+        step_ms: i64,
+    ) -> BoxFuture<Result<ChartSamples, AppError>>;
     /// The change path: authorizes `actor` for `mutation`, applies it under the engine's
     /// lock, and resolves once its journal record is committed (the live side has been
     /// told by then).

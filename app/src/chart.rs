@@ -251,6 +251,7 @@ fn ago(secs: f64) -> String {
         0 => "now".into(),
         s if s < 120 => format!("-{s} s"),
         s if s < 7200 => format!("-{} m", s / 60),
-        s => format!("-{} h", s / 3600),
+        s if s < 3 * 86_400 => format!("-{} h", s / 3600),
+        s => format!("-{} d", s / 86_400),
     }
 }

@@ -55,6 +55,9 @@ pub struct Overview {
     pub change: u64,
     /// Auto-save period N: a snapshot every N changes.
     pub autosave_every: u64,
+    /// What is wrong with the server itself, in words (history not being written).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// Per-tick update of one card.
@@ -247,6 +250,7 @@ mod tests {
             cards: vec![card("cpu", vec![Some(1.5), None])],
             change: 4,
             autosave_every: 5,
+            notices: Vec::new(),
         });
         let tick = LiveMessage::Tick {
             at_unix_ms: 9,

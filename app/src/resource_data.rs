@@ -13,13 +13,17 @@ pub enum ChartRange {
     FiveMinutes,
     OneHour,
     OneDay,
+    SevenDays,
+    ThirtyDays,
 }
 
 impl ChartRange {
-    pub const ALL: [ChartRange; 3] = [
+    pub const ALL: [ChartRange; 5] = [
         ChartRange::FiveMinutes,
         ChartRange::OneHour,
         ChartRange::OneDay,
+        ChartRange::SevenDays,
+        ChartRange::ThirtyDays,
     ];
 
     pub fn parse(s: &str) -> Result<ChartRange, String> {
@@ -27,8 +31,10 @@ impl ChartRange {
             "5m" => Ok(ChartRange::FiveMinutes),
             "1h" => Ok(ChartRange::OneHour),
             "24h" => Ok(ChartRange::OneDay),
+            "7d" => Ok(ChartRange::SevenDays),
+            "30d" => Ok(ChartRange::ThirtyDays),
             other => Err(format!(
-                "range: must be one of 5m, 1h or 24h, got {other:?}"
+                "range: must be one of 5m, 1h, 24h, 7d or 30d, got {other:?}"
             )),
         }
     }
@@ -38,6 +44,8 @@ impl ChartRange {
             ChartRange::FiveMinutes => "5m",
             ChartRange::OneHour => "1h",
             ChartRange::OneDay => "24h",
+            ChartRange::SevenDays => "7d",
+            ChartRange::ThirtyDays => "30d",
         }
     }
 
@@ -46,6 +54,8 @@ impl ChartRange {
             ChartRange::FiveMinutes => "5 min",
             ChartRange::OneHour => "1 hour",
             ChartRange::OneDay => "24 hours",
+            ChartRange::SevenDays => "7 days",
+            ChartRange::ThirtyDays => "30 days",
         }
     }
 
@@ -54,6 +64,18 @@ impl ChartRange {
             ChartRange::FiveMinutes => 5 * 60_000,
             ChartRange::OneHour => 3_600_000,
             ChartRange::OneDay => 86_400_000,
+            ChartRange::SevenDays => 7 * 86_400_000,
+            ChartRange::ThirtyDays => 30 * 86_400_000,
+        }
+    }
+
+    /// For ranges read from the history on disk: the width of one point (10-minute slots
+    /// of the minute tier for a week, the hour tier for a month).
+    pub fn stored_step_ms(self) -> Option<i64> {
+        match self {
+            ChartRange::SevenDays => Some(600_000),
+            ChartRange::ThirtyDays => Some(3_600_000),
+            _ => None,
         }
     }
 }
@@ -213,8 +235,15 @@ pub fn backtest_text(view: &SeriesView, candidate: f64, for_secs: u32) -> String
             } else {
                 format!("of the last {}", view.range.label())
             };
+            // Long ranges are judged on slot means (what the chart draws), not samples.
+            let judged = match view.step_ms {
+                s if s >= 3_600_000 => " (judged on hourly means)",
+                s if s >= 600_000 => " (judged on 10-minute means)",
+                s if s >= 60_000 => " (judged on minute means)",
+                _ => "",
+            };
             format!(
-                "Would have been breached {} {times}, {share:.1} % {of}.",
+                "Would have been breached {} {times}, {share:.1} % {of}{judged}.",
                 result.breaches
             )
         }
@@ -375,7 +404,7 @@ mod tests {
         }
         assert_eq!(
             ChartRange::parse("2h").unwrap_err(),
-            "range: must be one of 5m, 1h or 24h, got \"2h\""
+            "range: must be one of 5m, 1h, 24h, 7d or 30d, got \"2h\""
         );
     }
 }

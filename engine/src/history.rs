@@ -400,6 +400,15 @@ impl SeriesHistory {
         Appended::Filled
     }
 
+    /// Puts back a per-minute aggregate read from disk (at start-up, before raw samples
+    /// are appended): `t` is the bucket's start.
+    pub fn restore_bucket(&mut self, t: UnixMillis, min: f32, mean: f32, max: f32) {
+        if [min, mean, max].iter().all(|v| v.is_finite()) {
+            self.agg
+                .put(align_down(t, self.bucket_ms), Aggregate { min, max, mean });
+        }
+    }
+
     /// The newest slot's time and value (`None` value = gap).
     pub fn latest(&self) -> Option<(UnixMillis, Option<f32>)> {
         (!self.raw.is_empty()).then(|| {
@@ -648,6 +657,26 @@ impl History {
         self.by_key.insert(info.key.clone(), id);
         self.infos.push(info);
         self.data.push(SeriesHistory::new(&self.config));
+        Ok(id)
+    }
+
+    /// Puts back what the disk held of a series at start-up: its minutes (oldest first),
+    /// then its raw samples (oldest first). The live samples that follow leave a gap for
+    /// the time perfpilot was down.
+    pub fn restore(
+        &mut self,
+        info: SeriesInfo,
+        minutes: impl IntoIterator<Item = (UnixMillis, f32, f32, f32)>,
+        raw: impl IntoIterator<Item = (UnixMillis, f32)>,
+    ) -> Result<SeriesId, HistoryError> {
+        let id = self.register(info)?;
+        let series = &mut self.data[id.0 as usize];
+        for (t, min, mean, max) in minutes {
+            series.restore_bucket(t, min, mean, max);
+        }
+        for (t, v) in raw {
+            series.append(t, Some(v));
+        }
         Ok(id)
     }
 

@@ -160,9 +160,46 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_MUTATION_BURST", value_name = "N")]
     pub mutation_burst: Option<u32>,
 
+    /// Days raw (per-second) history is kept on disk (1–3650; default 7).
+    #[arg(long, env = "PERFPILOT_HISTORY_RAW_DAYS", value_name = "DAYS")]
+    pub history_raw_days: Option<u32>,
+
+    /// Days per-minute min/avg/max history is kept on disk (1–3650; default 90).
+    #[arg(long, env = "PERFPILOT_HISTORY_MINUTE_DAYS", value_name = "DAYS")]
+    pub history_minute_days: Option<u32>,
+
+    /// Days per-hour min/avg/max history is kept on disk (1–36500; default 730).
+    #[arg(long, env = "PERFPILOT_HISTORY_HOUR_DAYS", value_name = "DAYS")]
+    pub history_hour_days: Option<u32>,
+
+    /// The most the history file may use, in MB (16–1048576; default 512); the oldest
+    /// chunks go first.
+    #[arg(long, env = "PERFPILOT_HISTORY_MAX_MB", value_name = "MB")]
+    pub history_max_mb: Option<u64>,
+
     /// Validate the configuration, print the effective settings and exit.
     #[arg(long)]
     pub check_config: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands besides serving.
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The history on disk.
+    History {
+        #[command(subcommand)]
+        what: HistoryCommand,
+    },
+}
+
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum HistoryCommand {
+    /// Size per tier and per series of `<data-dir>/history.db` (read-only: perfpilot may be
+    /// running).
+    Stats,
 }
 
 /// The TOML file. Unknown keys are errors: a typo must not be silently ignored.
@@ -191,6 +228,10 @@ struct FileConfig {
     mutation_rate: Option<u32>,
     mutation_burst: Option<u32>,
     audit_retention_days: Option<u32>,
+    history_raw_days: Option<u32>,
+    history_minute_days: Option<u32>,
+    history_hour_days: Option<u32>,
+    history_max_mb: Option<u64>,
     #[serde(default)]
     postgres: Vec<connectors::sources::postgres::PostgresEntry>,
     #[serde(default)]
@@ -339,6 +380,8 @@ pub struct Settings {
     pub mutation_burst: u32,
     /// Days audit entries are kept; 0 keeps them forever.
     pub audit_retention_days: u32,
+    /// How long each history tier is kept on disk, and the file's size cap.
+    pub history: crate::persist::history::Retention,
 }
 
 impl Settings {
@@ -457,6 +500,36 @@ impl Settings {
                 ),
             });
         }
+        let history = crate::persist::history::Retention {
+            raw_days: ranged(
+                "history_raw_days",
+                cli.history_raw_days.or(file.history_raw_days),
+                7,
+                1..=3_650,
+                " days",
+            )?,
+            minute_days: ranged(
+                "history_minute_days",
+                cli.history_minute_days.or(file.history_minute_days),
+                90,
+                1..=3_650,
+                " days",
+            )?,
+            hour_days: ranged(
+                "history_hour_days",
+                cli.history_hour_days.or(file.history_hour_days),
+                730,
+                1..=36_500,
+                " days",
+            )?,
+            max_bytes: ranged(
+                "history_max_mb",
+                cli.history_max_mb.or(file.history_max_mb),
+                512,
+                16..=1_048_576,
+                " MB",
+            )? << 20,
+        };
         let mutation_rate = ranged(
             "mutation_rate",
             cli.mutation_rate.or(file.mutation_rate),
@@ -542,6 +615,7 @@ impl Settings {
             mutation_rate,
             mutation_burst,
             audit_retention_days,
+            history,
         })
     }
 }

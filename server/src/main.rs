@@ -33,6 +33,11 @@ async fn main() -> ExitCode {
         println!("configuration is valid: {settings:#?}");
         return ExitCode::SUCCESS;
     }
+    if let Some(server::config::Command::History { what }) = &cli.command {
+        return match what {
+            server::config::HistoryCommand::Stats => history_stats(&settings),
+        };
+    }
 
     let listen = settings.listen;
     let metrics_listen = settings.metrics_listen;
@@ -134,4 +139,47 @@ fn describe_bind_error(err: &std::io::Error) -> String {
         std::io::ErrorKind::AddrNotAvailable => "address not available on this host".into(),
         _ => err.to_string(),
     }
+}
+
+/// `perfpilot history stats`: what the history file holds, per tier and per series.
+fn history_stats(settings: &Settings) -> ExitCode {
+    let Some(dir) = &settings.data_dir else {
+        eprintln!("error: --ephemeral keeps no history on disk");
+        return ExitCode::from(2);
+    };
+    let stats = match server::persist::history::stats(dir) {
+        Ok(stats) => stats,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    println!(
+        "{} — {:.1} MB on disk (cap {:.0} MB)",
+        dir.join(server::persist::history::FILE).display(),
+        mb(stats.file_bytes),
+        mb(settings.history.max_bytes)
+    );
+    println!(
+        "{:<8} {:>8} {:>12} {:>12} {:>10}",
+        "tier", "chunks", "bytes", "samples", "B/sample"
+    );
+    for (tier, chunks, bytes, samples) in &stats.tiers {
+        let per = if *samples > 0 {
+            *bytes as f64 / *samples as f64
+        } else {
+            0.0
+        };
+        println!(
+            "{:<8} {chunks:>8} {bytes:>12} {samples:>12} {per:>10.2}",
+            tier.as_str()
+        );
+    }
+    println!();
+    println!("{:<48} {:>12} {:>12}", "series", "bytes", "samples");
+    for (key, bytes, samples) in &stats.series {
+        println!("{:<48} {bytes:>12} {samples:>12}", key.to_string());
+    }
+    ExitCode::SUCCESS
 }

@@ -52,6 +52,9 @@ pub fn OverviewPage() -> impl IntoView {
                     }
                     .into_any(),
                     Ok(overview) => view! {
+                        {overview.notices.iter().map(|notice| view! {
+                            <p class="notice-warn" id="server-notice" role="alert">{notice.clone()}</p>
+                        }).collect_view()}
                         <div class="cards" data-updated=overview.at_unix_ms>
                             {overview.cards.into_iter().map(|card| view! { <ResourceCard card/> }).collect_view()}
                         </div>

@@ -102,16 +102,19 @@ pub async fn get_series(
             overlay_metrics.push(other.to_owned());
         }
     }
-    let per_minute = range == ChartRange::OneDay;
-    let keys = std::iter::once(&metric)
+    let per_minute = range != ChartRange::FiveMinutes && range != ChartRange::OneHour;
+    let keys: Vec<SeriesKey> = std::iter::once(&metric)
         .chain(&overlay_metrics)
         .map(|m| SeriesKey::new(resource.as_str(), m.as_str()))
         .collect();
-    let chart = backend.chart(&ChartRequest {
-        keys,
-        span_ms: range.millis(),
-        per_minute,
-    });
+    let chart = match range.stored_step_ms() {
+        Some(step_ms) => backend.stored_chart(keys, range.millis(), step_ms).await?,
+        None => backend.chart(&ChartRequest {
+            keys,
+            span_ms: range.millis(),
+            per_minute,
+        }),
+    };
     let grid = chart.grid;
     let mut series = chart.series.into_iter();
     let main = series.next().unwrap_or_default();

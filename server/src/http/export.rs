@@ -1,5 +1,6 @@
 //! Exports of one series: `GET /api/export/{resource}/{metric}.csv?range=…` and
-//! `….svg?range=…` (`range` is `5m`, `1h` or `24h`; default `1h`).
+//! `….svg?range=…` (`range` is `5m`, `1h`, `24h`, `7d` or `30d`; default `1h`; the last
+//! two are read from the history on disk).
 //!
 //! Resource ids contain `:` and `/` (`disk:/`, `net:eth0`, `custom:42`): the id is one
 //! path segment, so a `/` in it must be percent-encoded (`disk%3A%2F`); encoding `:` too
@@ -36,7 +37,13 @@ const SVG_POINTS: usize = 480;
 const SVG_SIZE: (u32, u32) = (960, 360);
 
 /// The accepted `range` values and their length in milliseconds.
-const RANGES: [(&str, i64); 3] = [("5m", 300_000), ("1h", 3_600_000), ("24h", 86_400_000)];
+const RANGES: [(&str, i64); 5] = [
+    ("5m", 300_000),
+    ("1h", 3_600_000),
+    ("24h", 86_400_000),
+    ("7d", 7 * 86_400_000),
+    ("30d", 30 * 86_400_000),
+];
 
 pub fn router(app: AppState) -> Router {
     Router::new()
@@ -74,7 +81,7 @@ async fn export(
         return refuse(
             StatusCode::BAD_REQUEST,
             "range",
-            format!("range must be one of 5m, 1h, 24h, got `{range}`"),
+            format!("range must be one of 5m, 1h, 24h, 7d, 30d, got `{range}`"),
         );
     };
     let state = app.monitor.store.state();
@@ -105,16 +112,66 @@ async fn export(
         Format::Csv => CSV_POINTS,
         Format::Svg => SVG_POINTS,
     };
+    let key = SeriesKey::new(resource.id.as_str(), metric);
+    let stored = if span_ms > 86_400_000 {
+        let step_ms = if span_ms > 7 * 86_400_000 {
+            3_600_000
+        } else {
+            600_000
+        };
+        let monitor = app.monitor.clone();
+        let keys = vec![key.clone()];
+        let read = tokio::task::spawn_blocking(move || {
+            monitor.stored_chart(&keys, span_ms, step_ms, to - 1)
+        })
+        .await;
+        match read {
+            Ok(Ok(chart)) => Some(chart),
+            Ok(Err(why)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, "range", why),
+            Err(err) => {
+                return refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "range",
+                    format!("history read failed: {err}"),
+                )
+            }
+        }
+    } else {
+        None
+    };
     let (series, unit) = {
         let history = app.monitor.history();
-        let key = SeriesKey::new(resource.id.as_str(), metric);
-        match history.id(&key) {
-            Some(id) => (
-                history.range(id, from, to, max_points),
-                history.info(id).map(|i| i.unit.clone()).unwrap_or_default(),
-            ),
-            // Configured but never sampled: an empty export, not an error.
-            None => (None, String::new()),
+        let unit = history.unit(&key).map(str::to_owned).unwrap_or_default();
+        if let Some(chart) = stored {
+            let sampled = chart.series.into_iter().next().unwrap_or_default();
+            let points = (0..chart.grid.points)
+                .map(|i| {
+                    Some(engine::history::Point {
+                        t: chart.grid.start_ms + i as i64 * chart.grid.step_ms,
+                        min: sampled.lows[i]?,
+                        max: sampled.highs[i]?,
+                        mean: sampled.means[i]?,
+                    })
+                })
+                .collect();
+            (
+                Some(Downsampled {
+                    tier: engine::history::Tier::Aggregate,
+                    origin: chart.grid.start_ms,
+                    width: chart.grid.step_ms,
+                    points,
+                }),
+                unit,
+            )
+        } else {
+            match history.id(&key) {
+                Some(id) => (
+                    history.range(id, from, to, max_points),
+                    history.info(id).map(|i| i.unit.clone()).unwrap_or_default(),
+                ),
+                // Configured but never sampled: an empty export, not an error.
+                None => (None, String::new()),
+            }
         }
     };
     let series = series.unwrap_or(Downsampled {

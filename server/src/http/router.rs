@@ -342,8 +342,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if let Err(err) = state.monitor.persist.check() {
         problems.push(err.to_string());
     }
+    // History not reaching the disk degrades perfpilot but does not stop it serving live
+    // data and acting: ready, with the reason.
+    let history = state.monitor.stored.problem();
     if problems.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
+        match history {
+            Some(why) => (StatusCode::OK, format!("ready; warning: {why}\n")).into_response(),
+            None => (StatusCode::OK, "ready\n").into_response(),
+        }
     } else {
         let body = format!("not ready: {}\n", problems.join("; "));
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()

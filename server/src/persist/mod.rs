@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 mod audit;
+pub mod history;
 mod schema;
 mod tokens;
 mod writer;

@@ -102,6 +102,22 @@ impl app::backend::Backend for Monitor {
         self.history().chart(request, engine::time::unix_now_ms())
     }
 
+    fn stored_chart(
+        &self,
+        keys: Vec<engine::series::SeriesKey>,
+        span_ms: i64,
+        step_ms: i64,
+    ) -> app::backend::BoxFuture<Result<engine::history::ChartSamples, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move {
+            let now = engine::time::unix_now_ms();
+            tokio::task::spawn_blocking(move || monitor.stored_chart(&keys, span_ms, step_ms, now))
+                .await
+                .map_err(|err| AppError::unavailable(format!("history read failed: {err}")))?
+                .map_err(|why| AppError::new(422, why).with_field("range"))
+        })
+    }
+
     fn apply(
         &self,
         mutation: engine::changes::Mutation,

@@ -11,6 +11,7 @@ pub mod monitor;
 pub mod overview;
 pub mod proof;
 pub mod sources;
+pub mod stored;
 
 pub use app_state::AppState;
 pub use monitor::{start, Monitor};

@@ -57,12 +57,27 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         allowed_programs: Some(Arc::new(settings.actions.allowed_programs.clone())),
         ..StoreOptions::default()
     };
+    let history = HistoryConfig::default();
+    let (stored, recent) = match &settings.data_dir {
+        Some(dir) => crate::persist::history::HistoryStore::open(
+            dir,
+            history.step_ms,
+            settings.history,
+            engine::time::unix_now_ms(),
+        )?,
+        None => (
+            crate::persist::history::HistoryStore::disabled(),
+            Vec::new(),
+        ),
+    };
     Monitor::start(Parts {
         host: host::source(collector, &settings.resource_defaults),
         interval: settings.collect_interval,
         resource_defaults: settings.resource_defaults.clone(),
         data_dir: settings.data_dir.clone(),
-        history: HistoryConfig::default(),
+        history,
+        stored,
+        recent,
         options,
         persist,
         loaded,
@@ -81,6 +96,9 @@ pub struct Parts {
     /// Where stored secrets go (`None` with `--ephemeral`).
     pub data_dir: Option<std::path::PathBuf>,
     pub history: HistoryConfig,
+    /// History on disk, and what it held of the recent past at start-up.
+    pub stored: crate::persist::history::HistoryStore,
+    pub recent: Vec<crate::persist::history::Recent>,
     pub options: StoreOptions,
     pub persist: Persist,
     pub loaded: Loaded,
@@ -182,6 +200,8 @@ pub struct Monitor {
     pub(crate) resource_defaults: engine::model::ResourceSettings,
     pub(crate) data_dir: Option<std::path::PathBuf>,
     pub(crate) cache_levels: Arc<[crate::config::CacheLevelEntry]>,
+    /// History on disk (disabled with `--ephemeral`).
+    pub stored: crate::persist::history::HistoryStore,
     /// True while the monitor task runs; a guard in the task clears it however the task
     /// ends, a panic included.
     alive: Arc<AtomicBool>,
@@ -221,6 +241,8 @@ impl Monitor {
             resource_defaults,
             data_dir,
             history,
+            stored,
+            recent,
             options,
             persist,
             loaded,
@@ -245,7 +267,23 @@ impl Monitor {
         }
         let mut proof = Proof::default();
         proof.restore(loaded.events);
-        let history = Arc::new(RwLock::new(History::new(history)?));
+        let mut history = History::new(history)?;
+        let restored_series = recent.len();
+        for series in recent {
+            let minutes = series.minutes.iter().map(|p| (p.t, p.min, p.mean, p.max));
+            let raw = series.raw.iter().map(|p| (p.t, p.mean));
+            if let Err(err) = history.restore(series.info, minutes, raw) {
+                tracing::warn!(%err, "History on disk not all restored");
+                break;
+            }
+        }
+        if restored_series > 0 {
+            tracing::info!(
+                series = restored_series,
+                "Restored the last day of history from disk"
+            );
+        }
+        let history = Arc::new(RwLock::new(history));
         let (sources, events) = Sources::new();
         let (push_source, push) = push::source();
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -266,6 +304,7 @@ impl Monitor {
             resource_defaults,
             data_dir,
             cache_levels: cache_levels.into(),
+            stored,
         };
         let clock = Duration::from_millis(history_step(&monitor));
         let task = MonitorTask::new(monitor.clone(), actions);
@@ -282,6 +321,8 @@ impl Monitor {
     /// still measuring with the part that was measured. Later calls do nothing more.
     pub async fn shutdown(&self) {
         self.sources.shutdown().await;
+        let stored = self.stored.clone();
+        let _ = tokio::task::spawn_blocking(move || stored.flush()).await;
         // History is memory-only: before/afters still measuring would be lost with it, so
         // they are finished with what was measured (the reason says so) and stored.
         let history = self.history();
@@ -496,6 +537,7 @@ impl MonitorTask {
         match event.batch {
             Batch::Tick(tick) => {
                 write(&self.monitor.history).append_tick(&tick);
+                self.monitor.stored.tick(tick.clone());
                 if &*event.source == host::SOURCE_ID {
                     self.last_clock = tokio::time::Instant::now();
                     let started = std::time::Instant::now();
@@ -513,7 +555,21 @@ impl MonitorTask {
                 }
             }
             Batch::Samples(samples) => {
-                let stored = write(&self.monitor.history).append_pushed(&samples);
+                let stored = {
+                    let mut history = write(&self.monitor.history);
+                    let stored = history.append_pushed(&samples);
+                    if stored.is_ok() {
+                        let to_disk = samples
+                            .iter()
+                            .filter_map(|s| {
+                                let info = history.info(history.id(&s.series_key())?)?;
+                                Some((info.clone(), s.timestamp, s.value as f32))
+                            })
+                            .collect();
+                        self.monitor.stored.samples(to_disk);
+                    }
+                    stored
+                };
                 if let Some(ack) = event.ack {
                     let _ = ack.send(stored);
                 }

@@ -84,6 +84,7 @@ impl Monitor {
             cards,
             change: stats.change,
             autosave_every: stats.autosave.every(),
+            notices: self.stored.problem().into_iter().collect(),
         }
     }
 }
