@@ -95,6 +95,12 @@ CREATE TABLE IF NOT EXISTS events (
     resource   TEXT NOT NULL,
     body       TEXT NOT NULL
 );
+-- Before/afters still measuring, so a restart (even kill -9) finishes them from the
+-- history on disk instead of losing them.
+CREATE TABLE IF NOT EXISTS pending_events (
+    key  TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     id                 TEXT PRIMARY KEY,
     name               TEXT NOT NULL,
@@ -123,6 +129,8 @@ pub struct Loaded {
     pub state: Option<PersistedState>,
     /// Finished before/after comparisons, oldest first, as the proof ring stores them.
     pub events: Vec<serde_json::Value>,
+    /// Before/afters that were still measuring, oldest first.
+    pub pending: Vec<serde_json::Value>,
     pub audit_entries: u64,
 }
 
@@ -140,6 +148,10 @@ enum Job {
         actor: Identity,
     },
     Audit(Box<AuditRecord>),
+    Pending {
+        key: String,
+        body: Option<serde_json::Value>,
+    },
     Event {
         at_unix_ms: i64,
         resource: String,
@@ -355,6 +367,14 @@ impl Persist {
                     Err(err) => tracing::warn!(%err, "Applying the audit retention failed"),
                 }
             }
+        });
+    }
+
+    /// Keeps a before/after still measuring (`body`), or forgets it (`None`) once finished.
+    pub fn save_pending(&self, key: &str, body: Option<serde_json::Value>) {
+        let _ = self.send(Job::Pending {
+            key: key.to_owned(),
+            body,
         });
     }
 

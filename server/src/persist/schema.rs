@@ -86,10 +86,26 @@ pub(super) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         }
         events
     };
+    let pending = {
+        let mut stmt = conn.prepare("SELECT key, body FROM pending_events ORDER BY key")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut pending = Vec::new();
+        for row in rows {
+            let (key, body) = row?;
+            match serde_json::from_str(&body) {
+                Ok(value) => pending.push(value),
+                Err(err) => {
+                    tracing::warn!(%key, %err, "A before/after still measuring no longer parses; skipped")
+                }
+            }
+        }
+        pending
+    };
     let Some(change) = meta("change")? else {
         return Ok(Loaded {
             state: None,
             events,
+            pending,
             audit_entries: audit_entries as u64,
         });
     };
@@ -147,6 +163,7 @@ pub(super) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
             snapshots_taken: snapshots_taken as u64,
         }),
         events,
+        pending,
         audit_entries: audit_entries as u64,
     })
 }

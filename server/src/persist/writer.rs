@@ -117,6 +117,19 @@ impl Batch {
                 write_change(tx, &record, &actor)
             }
             Job::Audit(entry) => insert_audit(tx, &entry),
+            Job::Pending { key, body } => match body {
+                Some(body) => tx
+                    .prepare_cached(
+                        "INSERT INTO pending_events(key, body) VALUES (?1, ?2) \
+                         ON CONFLICT(key) DO UPDATE SET body = excluded.body",
+                    )
+                    .and_then(|mut s| s.execute(params![key, body.to_string()]))
+                    .map(drop),
+                None => tx
+                    .prepare_cached("DELETE FROM pending_events WHERE key = ?1")
+                    .and_then(|mut s| s.execute(params![key]))
+                    .map(drop),
+            },
             Job::Event {
                 at_unix_ms,
                 resource,
@@ -223,7 +236,11 @@ pub(super) fn refuse_all(batch: Vec<Job>, reason: &Arc<str>) {
             Job::CountAudit(_, reply) => drop(reply.send(Err(err()))),
             Job::PruneAudit(_, reply) => drop(reply.send(Err(err()))),
             Job::Flush(reply) => drop(reply.send(())),
-            Job::Change { .. } | Job::Audit(_) | Job::Event { .. } | Job::Baseline(_) => {}
+            Job::Change { .. }
+            | Job::Audit(_)
+            | Job::Event { .. }
+            | Job::Pending { .. }
+            | Job::Baseline(_) => {}
         }
     }
 }

@@ -267,6 +267,11 @@ impl Monitor {
         }
         let mut proof = Proof::default();
         proof.restore(loaded.events);
+        // With history on disk, a before/after measuring at a stop finishes after the
+        // restart from the restored history; without it, it is cut short at the stop.
+        if stored.is_enabled() {
+            proof.keep_pending_in(persist.clone(), loaded.pending);
+        }
         let mut history = History::new(history)?;
         let restored_series = recent.len();
         for series in recent {
@@ -323,6 +328,10 @@ impl Monitor {
         self.sources.shutdown().await;
         let stored = self.stored.clone();
         let _ = tokio::task::spawn_blocking(move || stored.flush()).await;
+        if self.stored.is_enabled() {
+            // Kept in the database: they finish after the restart.
+            return;
+        }
         // History is memory-only: before/afters still measuring would be lost with it, so
         // they are finished with what was measured (the reason says so) and stored.
         let history = self.history();

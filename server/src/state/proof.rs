@@ -20,7 +20,11 @@ pub(crate) const KEEP: usize = 200;
 /// Events still measuring; more than this and the oldest is dropped with a warning.
 const MAX_PENDING: usize = 1_000;
 
+/// A comparison still measuring; kept in the database too (`key`), so a restart finishes
+/// it from the history on disk.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Pending {
+    key: String,
     resource: ResourceId,
     resource_name: String,
     unit: String,
@@ -59,6 +63,10 @@ pub fn window_samples(
 
 #[derive(Default)]
 pub struct Proof {
+    /// Where comparisons still measuring are kept (none in tests).
+    journal: Option<crate::persist::Persist>,
+    /// Makes keys of comparisons opened in the same millisecond unique.
+    opened: u64,
     /// Oldest first; a deque because a burst of edits evicts from the front once per edit.
     pending: VecDeque<Pending>,
     done: VecDeque<Done>,
@@ -91,17 +99,49 @@ impl Proof {
                 );
             }
             self.evicted += 1;
-            self.pending.pop_front();
+            if let (Some(dropped), Some(journal)) = (self.pending.pop_front(), &self.journal) {
+                journal.save_pending(&dropped.key, None);
+            }
         }
-        self.pending.push_back(Pending {
+        self.opened += 1;
+        let pending = Pending {
+            key: format!("{at_unix_ms:016}-{}-{}", resource.id, self.opened),
             resource: resource.id.clone(),
             resource_name: resource.name.clone(),
             unit,
             event,
             windows: EventWindows::around(at_unix_ms, &resource.settings),
             target,
-        });
+        };
+        if let Some(journal) = &self.journal {
+            journal.save_pending(&pending.key, serde_json::to_value(&pending).ok());
+        }
+        self.pending.push_back(pending);
         Ok(())
+    }
+
+    /// Keeps comparisons still measuring in `journal` from now on, and puts back the ones
+    /// that were measuring when perfpilot stopped (they finish from the restored history).
+    pub fn keep_pending_in(
+        &mut self,
+        journal: crate::persist::Persist,
+        measuring: impl IntoIterator<Item = serde_json::Value>,
+    ) {
+        for value in measuring {
+            match serde_json::from_value::<Pending>(value) {
+                Ok(pending) => self.pending.push_back(pending),
+                Err(err) => {
+                    tracing::warn!(%err, "A before/after still measuring no longer parses; skipped")
+                }
+            }
+        }
+        if !self.pending.is_empty() {
+            tracing::info!(
+                measuring = self.pending.len(),
+                "Before/afters still measuring resume"
+            );
+        }
+        self.journal = Some(journal);
     }
 
     /// Puts back comparisons finished before a restart (oldest first, as
@@ -170,6 +210,9 @@ impl Proof {
         history: &History,
         note: &str,
     ) -> Option<(String, i64, serde_json::Value)> {
+        if let Some(journal) = &self.journal {
+            journal.save_pending(&p.key, None);
+        }
         let key = SeriesKey::new(p.resource.as_str(), p.target.metric.as_str());
         let samples = |window: (i64, i64)| window_samples(history, &key, window);
         let (before, after) = (samples(p.windows.before), samples(p.windows.after));
