@@ -130,17 +130,7 @@ impl HistoryStore {
         retention: Retention,
         now: UnixMillis,
     ) -> anyhow::Result<(HistoryStore, Vec<Recent>)> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(FILE);
-        let conn = Connection::open(&path)
-            .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", path.display()))?;
-        // Only takes effect on a new file, before the first table.
-        conn.execute_batch(
-            "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
-        )?;
-        conn.execute_batch(SCHEMA).map_err(|err| {
-            anyhow::anyhow!("{} is not a perfpilot history file: {err}", path.display())
-        })?;
+        let (path, conn) = open_file(dir)?;
         let recent = read_recent(&conn, raw_step_ms, now)?;
         let (tx, rx) = sync_channel(QUEUE);
         let inner = Arc::new(Inner {
@@ -212,6 +202,60 @@ impl HistoryStore {
         let conn = Connection::open_with_flags(&inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|err| format!("cannot read the history: {err}"))?;
         read_points(&conn, inner.raw_step_ms, key, tier, from, to)
+    }
+}
+
+/// Opens (or creates) the file with its pragmas and tables.
+fn open_file(dir: &Path) -> anyhow::Result<(PathBuf, Connection)> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(FILE);
+    let conn = Connection::open(&path)
+        .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", path.display()))?;
+    // auto_vacuum only takes effect on a new file, before the first table.
+    conn.execute_batch(
+        "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+    )?;
+    conn.execute_batch(SCHEMA).map_err(|err| {
+        anyhow::anyhow!("{} is not a perfpilot history file: {err}", path.display())
+    })?;
+    Ok((path, conn))
+}
+
+/// Writes `series` (each with its samples, oldest first) straight into `<dir>/history.db`
+/// on the calling thread, flushing every `flush_every` samples as the writer would: for
+/// benchmarks and for importing history.
+pub fn import(
+    dir: &Path,
+    raw_step_ms: i64,
+    series: &[(SeriesInfo, Vec<(UnixMillis, f32)>)],
+    flush_every: usize,
+) -> anyhow::Result<()> {
+    let (path, conn) = open_file(dir)?;
+    let (tx, _rx) = sync_channel(1);
+    let shared = Arc::new(Inner {
+        path,
+        raw_step_ms,
+        tx,
+        problem: Mutex::new(None),
+        dropped: Default::default(),
+    });
+    let mut writer = Writer::new(conn, raw_step_ms, Retention::default(), shared.clone());
+    let longest = series.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
+    for i in 0..longest {
+        for (info, samples) in series {
+            if let Some(&(t, v)) = samples.get(i) {
+                writer.append(info, t, Some(v));
+            }
+        }
+        if (i + 1) % flush_every.max(1) == 0 {
+            writer.flush();
+        }
+    }
+    writer.flush();
+    let problem = lock(&shared.problem).clone();
+    match problem {
+        Some(problem) => anyhow::bail!(problem),
+        None => Ok(()),
     }
 }
 
