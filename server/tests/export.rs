@@ -205,7 +205,10 @@ async fn bad_range_is_400_naming_the_allowed_ones() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["field"], "range");
-    assert_eq!(json["error"], "range must be one of 5m, 1h, 24h, got `2h`");
+    assert_eq!(
+        json["error"],
+        "range must be one of 5m, 1h, 24h, 7d, 30d, got `2h`"
+    );
 }
 
 #[tokio::test]
