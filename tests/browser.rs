@@ -518,3 +518,38 @@ async fn a_page_whose_code_cannot_be_downloaded_says_so_and_offers_a_reload() {
     .await;
     browser.close().await;
 }
+
+/// A breach shorter than its target's `for` is visible as pending, with how long it has
+/// lasted, instead of the last verdict (memory is always above 1 %).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_breach_shows_its_countdown_on_the_card() {
+    let server = Perfpilot::start(&[]);
+    let (status, body) = tests::http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[],
+        "resource=memory&metric=used_pct&value=1&for_secs=300",
+    );
+    assert_eq!(status, 200, "{body}");
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let card = "article[data-resource='memory']";
+    eventually(90, "the memory card's pending breach", || async {
+        let reason = text_of(client, &format!("{card} .card-reason")).await;
+        reason.starts_with("breaching for ") && reason.contains(" of 5 m: ")
+    })
+    .await;
+    let badge = text_of(client, &format!("{card} .badge")).await;
+    assert_eq!(badge, "Breaching…");
+    let first = text_of(client, &format!("{card} .card-reason")).await;
+    // It counts up live, over the websocket.
+    eventually(10, "the countdown moving", || async {
+        text_of(client, &format!("{card} .card-reason")).await != first
+    })
+    .await;
+    browser.screenshot("pending-breach.png").await;
+    browser.close().await;
+}

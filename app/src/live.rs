@@ -34,6 +34,9 @@ pub struct Card {
     /// False until the analyzer has judged the resource once.
     #[serde(default)]
     pub evaluated: bool,
+    /// Breaching, but not yet for the target's `for` (the reason says how long).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// The target as the UI draws it.
@@ -71,6 +74,9 @@ pub struct CardTick {
     pub top: Option<String>,
     #[serde(default)]
     pub evaluated: bool,
+    /// Breaching, but not yet for the target's `for` (the reason says how long).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// A frame on the websocket: `{"type":"overview",…}` or `{"type":"tick",…}`.
@@ -176,6 +182,7 @@ impl Overview {
                 card.reason.clone_from(&t.reason);
                 card.top.clone_from(&t.top);
                 card.evaluated = t.evaluated;
+                card.pending = t.pending;
             }
         }
     }
@@ -199,6 +206,7 @@ mod tests {
             reason: String::new(),
             top: None,
             evaluated: false,
+            pending: false,
         }
     }
 
@@ -218,6 +226,7 @@ mod tests {
             reason: "ok".into(),
             top: Some("rustc (pid 1) 90.0 %".into()),
             evaluated: true,
+            pending: false,
         }];
         overview.apply_tick(5, &ticks);
         assert_eq!(overview.at_unix_ms, 5);
@@ -261,6 +270,7 @@ mod tests {
                 reason: "ok".into(),
                 top: None,
                 evaluated: true,
+                pending: false,
             }],
         };
         for msg in [overview, tick] {

@@ -1026,6 +1026,10 @@ pub struct StatusReport {
     /// no target): the status is then the seed's initial `NotOptimized`, not a verdict.
     #[serde(default)]
     pub evaluated: bool,
+    /// The target is being breached but not yet for its `for` duration: `reason` then says
+    /// for how long ("breaching for 2 m 40 s of 5 m: …") while `status` holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl Default for StatusReport {
@@ -1035,6 +1039,7 @@ impl Default for StatusReport {
             reason: "not evaluated yet".into(),
             since_unix_ms: 0,
             evaluated: false,
+            pending: false,
         }
     }
 }

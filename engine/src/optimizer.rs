@@ -128,6 +128,8 @@ pub struct Tracker {
     met_since_ms: Option<i64>,
     in_flight: Option<InFlight>,
     last_action_ms: Option<i64>,
+    /// The statistic of the latest observation with data (for the pending line).
+    last_observed: Option<f64>,
 }
 
 fn secs_ms(secs: u32) -> i64 {
@@ -149,6 +151,7 @@ impl Tracker {
             met_since_ms: None,
             in_flight: None,
             last_action_ms: None,
+            last_observed: None,
         }
     }
 
@@ -162,7 +165,31 @@ impl Tracker {
             reason: self.reason.clone(),
             since_unix_ms: self.since_ms,
             evaluated: self.evaluated,
+            pending: false,
         }
+    }
+
+    /// While the target is breached but not yet for its `for` duration (and the breach has
+    /// not fired): "breaching for 2 m 40 s of 5 m: p95 72.0 % > target 65 %".
+    pub fn pending(&self, now_ms: i64, target: &Target, kind: MetricKind) -> Option<String> {
+        let since = self.breach_since_ms?;
+        let held = held_secs(since, now_ms);
+        let fired_from = !self.evaluated || self.status == OptimizationStatus::Optimized;
+        if held >= target.for_secs || !fired_from || target.for_secs == 0 {
+            return None;
+        }
+        let op = match target.comparator {
+            Comparator::Le => ">",
+            Comparator::Ge => "<",
+        };
+        Some(format!(
+            "breaching for {} of {}: {} {} {op} target {}",
+            format_duration(held),
+            format_duration(target.for_secs),
+            target.statistic.as_str(),
+            format_value(self.last_observed?, kind),
+            format_value(target.value, kind)
+        ))
     }
 
     fn go(&mut self, now_ms: i64, to: OptimizationStatus, reason: String) -> Transition {
@@ -190,6 +217,7 @@ impl Tracker {
         settings: &ResourceSettings,
     ) -> Option<Transition> {
         let observed = obs.observed?;
+        self.last_observed = Some(observed);
         match obs.condition {
             // A gap neither confirms nor denies: hold every timer.
             Condition::NoData => return None,
@@ -859,6 +887,37 @@ mod tests {
             .observe(1000, &o, &t, MetricKind::Utilization, &s)
             .unwrap();
         assert_eq!(tr2.reason, "mean 80 % < target 90 % for 0 s");
+    }
+
+    #[test]
+    fn a_breach_shorter_than_its_for_is_pending_and_says_how_long() {
+        let t = Target {
+            metric: "utilization".into(),
+            comparator: Comparator::Le,
+            value: 65.0,
+            statistic: Statistic::Mean,
+            for_secs: 300,
+        };
+        let s = settings();
+        let mut a = Analyzer::new();
+        let mut tr = Tracker::new(0);
+        let kind = MetricKind::Utilization;
+        tr.observe(0, &a.observe(&[10.0; 60], &t, &s), &t, kind, &s);
+        assert_eq!(tr.pending(0, &t, kind), None, "met: nothing pending");
+        tr.observe(10_000, &a.observe(&[100.0; 60], &t, &s), &t, kind, &s);
+        assert_eq!(
+            tr.pending(170_000, &t, kind).as_deref(),
+            Some("breaching for 2 m 40 s of 5 m: mean 100 % > target 65 %")
+        );
+        assert_eq!(
+            tr.report().status,
+            OptimizationStatus::Optimized,
+            "the verdict holds"
+        );
+        // Fired: the status says it; nothing is pending any more.
+        let fired = tr.observe(310_000, &a.observe(&[100.0; 60], &t, &s), &t, kind, &s);
+        assert_eq!(fired.unwrap().to, OptimizationStatus::NotOptimized);
+        assert_eq!(tr.pending(320_000, &t, kind), None);
     }
 
     fn seed(before: f64, after: f64, target: f64) -> BeforeAfter {

@@ -76,6 +76,9 @@ fn ResourceCard(card: Card) -> impl IntoView {
             "No target",
             "Set a target on the resource page to evaluate it.".to_owned(),
         ),
+        // Breaching, not yet for long enough to count: say so, and for how long (also
+        // before the first verdict, which a breach in progress holds back).
+        (Some(_), _) if card.pending => ("pending", "Breaching…", card.reason.clone()),
         (Some(_), false) => (
             "evaluating",
             "Evaluating…",

@@ -755,7 +755,15 @@ impl MonitorTask {
                 }
                 self.acting.watch(at, resource, tracker, &history);
             }
-            let report = tracker.report();
+            let mut report = tracker.report();
+            if let (Some(target), Some(kind), None) =
+                (&resource.target, resource.target_kind(), problem)
+            {
+                if let Some(pending) = tracker.pending(at, target, kind) {
+                    report.reason = pending;
+                    report.pending = true;
+                }
+            }
             cards.push(CardTick {
                 id: id.as_str().to_owned(),
                 value,
@@ -763,6 +771,7 @@ impl MonitorTask {
                 reason: problem.cloned().unwrap_or_else(|| report.reason.clone()),
                 top: top_line(resource.resource_type, top.as_deref()),
                 evaluated: report.evaluated,
+                pending: report.pending,
             });
             statuses.push((id.clone(), report));
         }

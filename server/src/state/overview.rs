@@ -74,6 +74,7 @@ impl Monitor {
                         .unwrap_or_else(|| view.status.reason.clone()),
                     top: top_line(resource.resource_type, top.as_deref()),
                     evaluated: view.status.evaluated,
+                    pending: view.status.pending && problem.is_none(),
                 }
             })
             .collect();
