@@ -444,6 +444,7 @@ fn statuses_are_published_without_counting_as_changes() {
         reason: "p95 50 % ≤ target 65 %".into(),
         since_unix_ms: 1,
         evaluated: true,
+        pending: false,
     };
     store.publish_statuses([(id("cpu"), report.clone()), (id("gone"), report.clone())]);
     assert_eq!(store.stats().change, 0);

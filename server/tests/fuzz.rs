@@ -65,6 +65,7 @@ fn tick(at: i64, value: Option<f32>) -> LiveMessage {
             reason: "within target".into(),
             top: None,
             evaluated: true,
+            pending: false,
         }],
     }
 }
