@@ -44,6 +44,14 @@ impl Prometheus {
             .stderr(Stdio::null())
             .spawn()
             .expect("run prometheus (scripts/setup.sh --test installs the Debian package)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus did not start listening on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Prometheus { child, addr }
     }
 
