@@ -551,5 +551,17 @@ async fn a_pending_breach_shows_its_countdown_on_the_card() {
     })
     .await;
     browser.screenshot("pending-breach.png").await;
+    // The resource page says it too.
+    client
+        .goto(&server.url("/resource?id=memory&range=5m"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    eventually(10, "the resource page's pending line", || async {
+        text_of(client, "#resource-status")
+            .await
+            .starts_with("Breaching… breaching for ")
+    })
+    .await;
     browser.close().await;
 }

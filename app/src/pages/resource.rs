@@ -424,11 +424,33 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         urlencode(&view.metric)
     ));
     let range_param = view.range.as_str();
+    // The resource's standing, live: its card's status and reason (a pending breach says
+    // for how long). Only after hydration, so the first client render matches the server's.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let resource_for_status = view.resource_id.clone();
+    let status_line = move || {
+        if !hydrated.get() {
+            return None;
+        }
+        let overview = live.overview.get()?;
+        let card = overview
+            .cards
+            .iter()
+            .find(|c| c.id == resource_for_status)?;
+        Some(match (card.pending, card.evaluated, &card.target) {
+            (_, _, None) => "No target: nothing is evaluated.".to_owned(),
+            (true, _, _) => format!("Breaching… {}", card.reason),
+            (false, true, _) => format!("{}: {}", card.status.label(), card.reason),
+            (false, false, _) => "Evaluating…".to_owned(),
+        })
+    };
 
     view! {
         <section class="page-head">
             <p class="crumbs"><a href=crate::base::href("/")>"Overview"</a>" / "{view.resource_id.clone()}</p>
             <h1>{view.resource_name.clone()}" — "{view.metric.replace('_', " ")}</h1>
+            <p id="resource-status" class="muted" role="status" aria-live="polite">{status_line}</p>
         </section>
         <div class="toolbar">
             <nav class="chips" aria-label="Metric">{metric_links}</nav>
