@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use engine::cache::ColdStart;
-use engine::model::{Metric, MetricKind, Resource, ResourceId, ResourceSettings, ResourceType};
-use engine::series::{SeriesInfo, SeriesKey, UnixMillis};
+use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType};
+use engine::series::{SeriesInfo, UnixMillis};
 use engine::source::SourceMark;
+
+use super::MetricDef;
 
 /// Probes kept for the client-side percentiles (a minute at 1 Hz).
 const PROBE_WINDOW: usize = 60;
@@ -86,33 +88,22 @@ pub fn resource_id(name: &str) -> Result<ResourceId, String> {
     ResourceId::new(&format!("cache:{name}")).map_err(|err| format!("name: {err}"))
 }
 
-/// A metric of a cache resource, with its kind (when a target may be set on it) and unit.
-struct MetricDef {
-    name: &'static str,
-    kind: Option<MetricKind>,
-    unit: &'static str,
-}
-
-const fn metric(name: &'static str, kind: Option<MetricKind>, unit: &'static str) -> MetricDef {
-    MetricDef { name, kind, unit }
-}
-
 const METRICS: &[MetricDef] = &[
-    metric("hit_ratio", Some(MetricKind::Utilization), "%"),
-    metric("hits_per_s", Some(MetricKind::Throughput), "/s"),
-    metric("misses_per_s", Some(MetricKind::Throughput), "/s"),
-    metric("ops_per_s", Some(MetricKind::Throughput), "/s"),
-    metric("memory_pct", Some(MetricKind::Utilization), "%"),
-    metric("evicted_per_s", Some(MetricKind::Throughput), "/s"),
-    metric("expired_per_s", Some(MetricKind::Throughput), "/s"),
-    metric("latency", Some(MetricKind::Latency), "ms"),
-    metric("latency_p50", Some(MetricKind::Latency), "ms"),
-    metric("latency_p99", Some(MetricKind::Latency), "ms"),
-    metric("command_ms", Some(MetricKind::Latency), "ms"),
-    metric("clients", None, "clients"),
-    metric("blocked_clients", None, "clients"),
-    metric("keys", None, "keys"),
-    metric("fragmentation_ratio", None, "ratio"),
+    MetricDef::new("hit_ratio", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("hits_per_s", Some(MetricKind::Throughput), "/s"),
+    MetricDef::new("misses_per_s", Some(MetricKind::Throughput), "/s"),
+    MetricDef::new("ops_per_s", Some(MetricKind::Throughput), "/s"),
+    MetricDef::new("memory_pct", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("evicted_per_s", Some(MetricKind::Throughput), "/s"),
+    MetricDef::new("expired_per_s", Some(MetricKind::Throughput), "/s"),
+    MetricDef::new("latency", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("latency_p50", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("latency_p99", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("command_ms", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("clients", None, "clients"),
+    MetricDef::new("blocked_clients", None, "clients"),
+    MetricDef::new("keys", None, "keys"),
+    MetricDef::new("fragmentation_ratio", None, "ratio"),
 ];
 
 /// The resource a cache is: the seed's default target (hit ratio ≥ 90 %), `defaults` as
@@ -124,10 +115,7 @@ pub fn resource(
 ) -> Result<Resource, String> {
     let id = resource_id(name)?;
     let mut resource = Resource::new(id, ResourceType::Cache, name);
-    resource.metrics = METRICS
-        .iter()
-        .filter_map(|m| Some(Metric::new(m.name, m.kind?)))
-        .collect();
+    resource.metrics = MetricDef::metrics(METRICS);
     resource.settings = defaults.clone();
     // A memory change is rolled back at once if evictions double (from none: any), latency
     // triples or the host runs out of memory while it is verified.
@@ -158,18 +146,7 @@ pub fn resource(
 }
 
 pub(crate) fn series(resource: &Resource) -> Arc<[SeriesInfo]> {
-    METRICS
-        .iter()
-        .map(|m| {
-            SeriesInfo::new(
-                SeriesKey::new(resource.id.as_str(), m.name),
-                ResourceType::Cache,
-                resource.name.clone(),
-                m.kind,
-                m.unit,
-            )
-        })
-        .collect()
+    MetricDef::series(METRICS, resource)
 }
 
 /// One reading of a cache's counters and gauges.

@@ -19,6 +19,49 @@ pub mod push;
 pub mod redis;
 pub mod secret;
 
+/// A metric of a configured source's resource, with its kind (when a target may be set
+/// on it) and unit.
+pub(crate) struct MetricDef {
+    pub name: &'static str,
+    pub kind: Option<engine::model::MetricKind>,
+    pub unit: &'static str,
+}
+
+impl MetricDef {
+    pub const fn new(
+        name: &'static str,
+        kind: Option<engine::model::MetricKind>,
+        unit: &'static str,
+    ) -> MetricDef {
+        MetricDef { name, kind, unit }
+    }
+
+    /// The resource's metrics: those a target may be set on.
+    pub fn metrics(defs: &[MetricDef]) -> Vec<engine::model::Metric> {
+        defs.iter()
+            .filter_map(|m| Some(engine::model::Metric::new(m.name, m.kind?)))
+            .collect()
+    }
+
+    /// One series per metric of `resource`, in `defs` order (a tick's values follow it).
+    pub fn series(
+        defs: &[MetricDef],
+        resource: &Resource,
+    ) -> std::sync::Arc<[engine::series::SeriesInfo]> {
+        defs.iter()
+            .map(|m| {
+                engine::series::SeriesInfo::new(
+                    engine::series::SeriesKey::new(resource.id.as_str(), m.name),
+                    resource.resource_type,
+                    resource.name.clone(),
+                    m.kind,
+                    m.unit,
+                )
+            })
+            .collect()
+    }
+}
+
 /// Whether a source that declares `owns` (resource ids, or a prefix ending in `*` such as
 /// `custom:*`) produces the samples of `resource`.
 pub fn owns(owns: &[String], resource: &str) -> bool {

@@ -17,12 +17,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::model::{
-    Metric, MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec,
-};
-use engine::series::{SeriesInfo, SeriesKey, Tick, UnixMillis};
+use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec};
+use engine::series::{SeriesInfo, Tick, UnixMillis};
 use engine::source::runtime::Polled;
 use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
+
+use super::MetricDef;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
@@ -162,12 +162,6 @@ impl PostgresEntry {
             idle_in_transaction_limit_s: self.idle_in_transaction_limit_s,
         }
     }
-
-    /// Checks the entry without connecting; the error names the field and the rule.
-    pub fn validate(&self) -> Result<(), String> {
-        resource_id(&self.name)?;
-        self.settings().validate().map(drop)
-    }
 }
 
 impl PostgresSettings {
@@ -227,90 +221,22 @@ pub fn resource_id(name: &str) -> Result<ResourceId, String> {
     ResourceId::new(&format!("database:{name}")).map_err(|err| format!("name: {err}"))
 }
 
-/// A metric of a database resource, with its kind (when a target may be set on it) and
-/// unit.
-struct MetricDef {
-    name: &'static str,
-    kind: Option<MetricKind>,
-    unit: &'static str,
-}
-
 const METRICS: &[MetricDef] = &[
-    MetricDef {
-        name: "latency",
-        kind: Some(MetricKind::Latency),
-        unit: "ms",
-    },
-    MetricDef {
-        name: "latency_p50",
-        kind: Some(MetricKind::Latency),
-        unit: "ms",
-    },
-    MetricDef {
-        name: "latency_p95",
-        kind: Some(MetricKind::Latency),
-        unit: "ms",
-    },
-    MetricDef {
-        name: "latency_p99",
-        kind: Some(MetricKind::Latency),
-        unit: "ms",
-    },
-    MetricDef {
-        name: "canary_ms",
-        kind: Some(MetricKind::Latency),
-        unit: "ms",
-    },
-    MetricDef {
-        name: "tps",
-        kind: Some(MetricKind::Throughput),
-        unit: "/s",
-    },
-    MetricDef {
-        name: "rollback_pct",
-        kind: Some(MetricKind::Utilization),
-        unit: "%",
-    },
-    MetricDef {
-        name: "cache_hit_pct",
-        kind: Some(MetricKind::Utilization),
-        unit: "%",
-    },
-    MetricDef {
-        name: "connections_pct",
-        kind: Some(MetricKind::Utilization),
-        unit: "%",
-    },
-    MetricDef {
-        name: "deadlocks_per_min",
-        kind: Some(MetricKind::Throughput),
-        unit: "/min",
-    },
-    MetricDef {
-        name: "temp_bytes_per_s",
-        kind: Some(MetricKind::Throughput),
-        unit: "bytes/s",
-    },
-    MetricDef {
-        name: "connections",
-        kind: None,
-        unit: "connections",
-    },
-    MetricDef {
-        name: "idle_in_transaction",
-        kind: None,
-        unit: "sessions",
-    },
-    MetricDef {
-        name: "oldest_xact_s",
-        kind: None,
-        unit: "s",
-    },
-    MetricDef {
-        name: "replication_lag_s",
-        kind: None,
-        unit: "s",
-    },
+    MetricDef::new("latency", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("latency_p50", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("latency_p95", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("latency_p99", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("canary_ms", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("tps", Some(MetricKind::Throughput), "/s"),
+    MetricDef::new("rollback_pct", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("cache_hit_pct", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("connections_pct", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("deadlocks_per_min", Some(MetricKind::Throughput), "/min"),
+    MetricDef::new("temp_bytes_per_s", Some(MetricKind::Throughput), "bytes/s"),
+    MetricDef::new("connections", None, "connections"),
+    MetricDef::new("idle_in_transaction", None, "sessions"),
+    MetricDef::new("oldest_xact_s", None, "s"),
+    MetricDef::new("replication_lag_s", None, "s"),
 ];
 
 /// The resource a database is, with the seed's default target (probe latency p95 ≤ 80 ms)
@@ -322,10 +248,7 @@ pub fn resource(
 ) -> Result<Resource, String> {
     let id = resource_id(name)?;
     let mut resource = Resource::new(id, ResourceType::Database, name);
-    resource.metrics = METRICS
-        .iter()
-        .filter_map(|m| Some(Metric::new(m.name, m.kind?)))
-        .collect();
+    resource.metrics = MetricDef::metrics(METRICS);
     resource.settings = defaults.clone();
     // Any tuning of a database is rolled back at once if its probe latency doubles or the
     // host runs out of memory while the change is verified.
@@ -346,21 +269,6 @@ pub fn resource(
     resource.source = Some(settings.spec());
     resource.validate().map_err(|err| err.to_string())?;
     Ok(resource)
-}
-
-fn series(resource: &Resource) -> Arc<[SeriesInfo]> {
-    METRICS
-        .iter()
-        .map(|m| {
-            SeriesInfo::new(
-                SeriesKey::new(resource.id.as_str(), m.name),
-                ResourceType::Database,
-                resource.name.clone(),
-                m.kind,
-                m.unit,
-            )
-        })
-        .collect()
 }
 
 /// The source of `resource` (whose spec holds `settings`), polled every `interval`.
@@ -387,7 +295,7 @@ pub fn source(
         PostgresPoll {
             settings,
             config,
-            series: series(resource),
+            series: MetricDef::series(METRICS, resource),
             client: None,
             probes: VecDeque::with_capacity(PROBE_WINDOW),
             counters: VecDeque::with_capacity(RATE_WINDOW),
@@ -1024,6 +932,6 @@ mod tests {
         let target = r.target.as_ref().unwrap();
         assert_eq!((target.metric.as_str(), target.value), ("latency", 80.0));
         assert!(r.metric("tps").is_some() && r.metric("connections").is_none());
-        assert_eq!(series(&r).len(), METRICS.len());
+        assert_eq!(MetricDef::series(METRICS, &r).len(), METRICS.len());
     }
 }
