@@ -6,9 +6,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use engine::cache::ColdStart;
+use engine::cache::{CacheReport, ColdStart};
 use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType};
-use engine::series::{SeriesInfo, UnixMillis};
+use engine::series::{SeriesInfo, Tick, UnixMillis};
 use engine::source::SourceMark;
 
 use super::MetricDef;
@@ -193,9 +193,31 @@ impl Tracker {
         }
     }
 
+    /// The tick of `reading` (taken at `now` after a probe of `probe_ms`) for `series`, and
+    /// `report` as the source's details, with the cold starts seen so far.
+    pub fn tick(
+        &mut self,
+        at: UnixMillis,
+        now: Instant,
+        probe_ms: f64,
+        reading: Reading,
+        mut report: CacheReport,
+        series: &Arc<[SeriesInfo]>,
+    ) -> (Tick, Option<serde_json::Value>) {
+        let values = self.values(at, now, probe_ms, reading);
+        report.cold = self.cold.iter().cloned().collect();
+        let tick = Tick {
+            at,
+            series: series.clone(),
+            values,
+            top_processes: None,
+        };
+        (tick, serde_json::to_value(&report).ok())
+    }
+
     /// The values of every series (in [`METRICS`] order) for `reading`, taken at `now`
     /// after a probe that took `probe_ms`.
-    pub fn values(
+    fn values(
         &mut self,
         at: UnixMillis,
         now: Instant,

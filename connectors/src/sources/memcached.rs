@@ -365,7 +365,7 @@ impl MemcachedPoll {
             uptime_s: num("uptime").unwrap_or(0),
             command_ms: None,
         };
-        let mut report = CacheReport {
+        let report = CacheReport {
             at_unix_ms: at,
             server: format!(
                 "memcached {}",
@@ -383,15 +383,11 @@ impl MemcachedPoll {
             }),
             ..CacheReport::default()
         };
-        let values = self.tracker.values(at, now, probe_ms, reading);
-        report.cold = self.tracker.cold.iter().cloned().collect();
-        self.details = serde_json::to_value(&report).ok();
-        Ok(Tick {
-            at,
-            series: self.series.clone(),
-            values,
-            top_processes: None,
-        })
+        let (tick, details) = self
+            .tracker
+            .tick(at, now, probe_ms, reading, report, &self.series);
+        self.details = details;
+        Ok(tick)
     }
 }
 

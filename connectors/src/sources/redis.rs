@@ -618,18 +618,11 @@ impl RedisPoll {
             invalidation_unavailable: None,
             cold: Vec::new(),
         };
-        let values = self.tracker.values(at, now, probe_ms, reading);
-        let report = CacheReport {
-            cold: self.tracker.cold.iter().cloned().collect(),
-            ..report
-        };
-        self.details = serde_json::to_value(&report).ok();
-        Ok(Tick {
-            at,
-            series: self.series.clone(),
-            values,
-            top_processes: None,
-        })
+        let (tick, details) = self
+            .tracker
+            .tick(at, now, probe_ms, reading, report, &self.series);
+        self.details = details;
+        Ok(tick)
     }
 }
 
@@ -650,31 +643,7 @@ impl Poll for RedisPoll {
 /// How many keys match `pattern` (a `SCAN` of at most a million keys: the answer says
 /// when it stopped early).
 pub async fn count_matching(settings: &RedisSettings, pattern: &str) -> Result<Matching, String> {
-    let mut connection = connect_fresh(settings).await?;
-    let info = settings.validate()?;
-    let mut cursor: u64 = 0;
-    let mut matching = Matching::default();
-    loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| describe(&err, &info))?;
-        matching.keys += keys.len() as u64;
-        matching.scanned += 1000;
-        cursor = next;
-        if cursor == 0 {
-            matching.complete = true;
-            return Ok(matching);
-        }
-        if matching.scanned >= PREVIEW_MAX_SCANNED {
-            return Ok(matching);
-        }
-    }
+    scan(settings, pattern, false).await
 }
 
 /// What a preview or an invalidation found.
@@ -691,11 +660,19 @@ pub struct Matching {
 /// Unlinks the keys matching `pattern`: `SCAN` + `UNLINK` in batches (never `FLUSHALL`,
 /// never `KEYS`), at most [`INVALIDATE_MAX_KEYS`] keys and 5 s.
 pub async fn invalidate(settings: &RedisSettings, pattern: &str) -> Result<Matching, String> {
-    let mut connection = connect_fresh(settings).await?;
+    scan(settings, pattern, true).await
+}
+
+/// One `SCAN` for `pattern` on a fresh connection, counting the keys it finds or
+/// (`unlink`) unlinking them batch by batch, within the bounds of each.
+async fn scan(settings: &RedisSettings, pattern: &str, unlink: bool) -> Result<Matching, String> {
     let info = settings.validate()?;
+    let password = settings.password()?;
+    let mut connection = connect(&info, settings, password.as_deref()).await?;
+    let failed = |err: redis::RedisError| describe(&err, &info);
     let started = Instant::now();
     let mut cursor: u64 = 0;
-    let mut done = Matching::default();
+    let mut found = Matching::default();
     loop {
         let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
             .arg(cursor)
@@ -705,25 +682,36 @@ pub async fn invalidate(settings: &RedisSettings, pattern: &str) -> Result<Match
             .arg(1000)
             .query_async(&mut connection)
             .await
-            .map_err(|err| describe(&err, &info))?;
-        done.scanned += 1000;
-        let room = (INVALIDATE_MAX_KEYS - done.keys) as usize;
-        let batch = &keys[..keys.len().min(room)];
-        if !batch.is_empty() {
-            let unlinked: u64 = redis::cmd("UNLINK")
-                .arg(batch)
-                .query_async(&mut connection)
-                .await
-                .map_err(|err| describe(&err, &info))?;
-            done.keys += unlinked;
-        }
+            .map_err(failed)?;
+        found.scanned += 1000;
+        let taken = if unlink {
+            let room = (INVALIDATE_MAX_KEYS - found.keys) as usize;
+            let batch = &keys[..keys.len().min(room)];
+            if !batch.is_empty() {
+                let unlinked: u64 = redis::cmd("UNLINK")
+                    .arg(batch)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(failed)?;
+                found.keys += unlinked;
+            }
+            batch.len()
+        } else {
+            found.keys += keys.len() as u64;
+            keys.len()
+        };
         cursor = next;
-        if cursor == 0 && batch.len() == keys.len() {
-            done.complete = true;
-            return Ok(done);
+        if cursor == 0 && taken == keys.len() {
+            found.complete = true;
+            return Ok(found);
         }
-        if done.keys >= INVALIDATE_MAX_KEYS || started.elapsed() >= INVALIDATE_MAX_TIME {
-            return Ok(done);
+        let bounded = if unlink {
+            found.keys >= INVALIDATE_MAX_KEYS || started.elapsed() >= INVALIDATE_MAX_TIME
+        } else {
+            found.scanned >= PREVIEW_MAX_SCANNED
+        };
+        if bounded {
+            return Ok(found);
         }
     }
 }
