@@ -187,21 +187,23 @@ impl HistoryStore {
         self.inner.is_some()
     }
 
-    /// The points of `key` in `tier` over `[from, to)`, oldest first (blocking: call it on
-    /// the blocking pool).
+    /// The points of each of `keys` in `tier` over `[from, to)`, oldest first, on one
+    /// read-only connection (blocking: call it on the blocking pool).
     pub fn read(
         &self,
-        key: &SeriesKey,
+        keys: &[SeriesKey],
         tier: Tier,
         from: UnixMillis,
         to: UnixMillis,
-    ) -> Result<Vec<StoredPoint>, String> {
+    ) -> Result<Vec<Vec<StoredPoint>>, String> {
         let Some(inner) = &self.inner else {
-            return Ok(Vec::new());
+            return Ok(vec![Vec::new(); keys.len()]);
         };
         let conn = Connection::open_with_flags(&inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|err| format!("cannot read the history: {err}"))?;
-        read_points(&conn, inner.raw_step_ms, key, tier, from, to)
+        keys.iter()
+            .map(|key| read_points(&conn, inner.raw_step_ms, key, tier, from, to))
+            .collect()
     }
 }
 

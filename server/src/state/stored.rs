@@ -37,8 +37,7 @@ impl Monitor {
         let grid = Grid::ending_at(now, span_ms, step_ms);
         let tier = tier_for(step_ms);
         let mut series = Vec::with_capacity(keys.len());
-        for key in keys {
-            let points = self.stored.read(key, tier, grid.start_ms, grid.end_ms())?;
+        for points in self.stored.read(keys, tier, grid.start_ms, grid.end_ms())? {
             let mut slots: Vec<Option<(f32, f64, u32, f32)>> = vec![None; grid.points];
             for p in points {
                 let Ok(i) = usize::try_from((p.t - grid.start_ms).div_euclid(grid.step_ms)) else {
