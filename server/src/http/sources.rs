@@ -66,13 +66,7 @@ async fn add_database(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let new: NewDatabase = super::parse_json(&body)?;
-    if new.password.is_some() && (new.password_file.is_some() || new.password_env.is_some()) {
-        return Err(AppError::invalid(
-            "password",
-            "give one of password, password_file or password_env",
-        )
-        .into());
-    }
+    one_password(&new.password, &new.password_file, &new.password_env)?;
     let added = state
         .monitor
         .add_database(
@@ -125,13 +119,7 @@ async fn add_cache(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let new: NewCache = super::parse_json(&body)?;
-    if new.password.is_some() && (new.password_file.is_some() || new.password_env.is_some()) {
-        return Err(AppError::invalid(
-            "password",
-            "give one of password, password_file or password_env",
-        )
-        .into());
-    }
+    one_password(&new.password, &new.password_file, &new.password_env)?;
     let added = state
         .monitor
         .add_cache(
@@ -185,6 +173,22 @@ async fn invalidate(
         "hook": done.hook,
         "message": done.describe(&ask.pattern),
     })))
+}
+
+/// A password is sent, or named by a file or a variable: not two of them.
+fn one_password(
+    password: &Option<String>,
+    file: &Option<PathBuf>,
+    env: &Option<String>,
+) -> Result<(), ApiError> {
+    if password.is_some() && (file.is_some() || env.is_some()) {
+        return Err(AppError::invalid(
+            "password",
+            "give one of password, password_file or password_env",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 async fn remove_resource(
