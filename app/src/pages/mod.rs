@@ -11,3 +11,19 @@ pub mod resource_chart;
 pub mod resource_queries;
 pub mod resource_settings;
 pub mod settings;
+
+/// A counter that goes up every `period` in the browser (never on the server), for
+/// panels whose data is re-read on a timer; the timer stops with the panel.
+pub(crate) fn ticking(period: std::time::Duration) -> leptos::prelude::RwSignal<u32> {
+    use leptos::prelude::*;
+    let ticks = RwSignal::new(0u32);
+    #[cfg(feature = "hydrate")]
+    {
+        if let Ok(handle) = set_interval_with_handle(move || ticks.update(|n| *n += 1), period) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = period;
+    ticks
+}

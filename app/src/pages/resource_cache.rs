@@ -52,20 +52,10 @@ fn bytes(b: u64) -> String {
 /// The cache's server, memory, busiest commands and cold starts, refreshed every 5 s.
 #[component]
 pub fn CachePanel(resource_id: String) -> impl IntoView {
-    let refresh = RwSignal::new(0u32);
+    let refresh = super::ticking(std::time::Duration::from_secs(5));
     let id = resource_id.clone();
     let resource = StoredValue::new(resource_id);
     let report = Resource::new(move || refresh.get(), move |_| get_cache_report(id.clone()));
-    #[cfg(feature = "hydrate")]
-    {
-        let handle = set_interval_with_handle(
-            move || refresh.update(|n| *n += 1),
-            std::time::Duration::from_secs(5),
-        );
-        if let Ok(handle) = handle {
-            on_cleanup(move || handle.clear());
-        }
-    }
     view! {
         <section class="settings-panel queries-panel" aria-labelledby="cache-title">
             <h2 id="cache-title">"Cache"</h2>

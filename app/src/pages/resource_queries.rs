@@ -214,21 +214,11 @@ pub fn GroupPanel(resource_id: String) -> impl IntoView {
 
 #[component]
 pub fn QueriesPanel(resource_id: String) -> impl IntoView {
-    let refresh = RwSignal::new(0u32);
+    let refresh = super::ticking(std::time::Duration::from_secs(10));
     let id = resource_id.clone();
     let resource_id = StoredValue::new(resource_id);
     let actions = IndexActions::new();
     let queries = Resource::new(move || refresh.get(), move |_| get_top_queries(id.clone()));
-    #[cfg(feature = "hydrate")]
-    {
-        let handle = set_interval_with_handle(
-            move || refresh.update(|n| *n += 1),
-            std::time::Duration::from_secs(10),
-        );
-        if let Ok(handle) = handle {
-            on_cleanup(move || handle.clear());
-        }
-    }
     view! {
         <section class="settings-panel queries-panel" aria-labelledby="queries-title">
             <h2 id="queries-title">"Queries"</h2>

@@ -288,18 +288,6 @@ fn AddDatabase() -> impl IntoView {
             password.set(String::new());
         }
     });
-    let field = move |label: &'static str,
-                      id: &'static str,
-                      kind: &'static str,
-                      placeholder: &'static str,
-                      signal: RwSignal<String>| {
-        view! {
-            <label class="setting setting-wide">
-                <span>{label}</span>
-                <input id=id type=kind placeholder=placeholder autocomplete="off" prop:value=move || signal.get() on:input=move |ev| signal.set(event_target_value(&ev))/>
-            </label>
-        }
-    };
     view! {
         <form id="add-database" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
             {field("Name (the resource becomes database:<name>)", "database-name", "text", "orders", name)}
@@ -360,18 +348,6 @@ fn AddCache() -> impl IntoView {
         }
     });
     let redis = move || kind.get() == "redis";
-    let field = move |label: &'static str,
-                      id: &'static str,
-                      kind: &'static str,
-                      placeholder: &'static str,
-                      signal: RwSignal<String>| {
-        view! {
-            <label class="setting setting-wide">
-                <span>{label}</span>
-                <input id=id type=kind placeholder=placeholder autocomplete="off" prop:value=move || signal.get() on:input=move |ev| signal.set(event_target_value(&ev))/>
-            </label>
-        }
-    };
     view! {
         <form id="add-cache" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
             <label class="setting setting-wide">
@@ -412,5 +388,21 @@ fn AddCache() -> impl IntoView {
                 Err(err) => view! { <p id="cache-message" class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
             })}
         </form>
+    }
+}
+
+/// One labelled text input of a settings form, bound to `signal`.
+fn field(
+    label: &'static str,
+    id: &'static str,
+    kind: &'static str,
+    placeholder: &'static str,
+    signal: RwSignal<String>,
+) -> impl IntoView {
+    view! {
+        <label class="setting setting-wide">
+            <span>{label}</span>
+            <input id=id type=kind placeholder=placeholder autocomplete="off" prop:value=move || signal.get() on:input=move |ev| signal.set(event_target_value(&ev))/>
+        </label>
     }
 }
