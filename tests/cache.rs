@@ -10,51 +10,20 @@
 use std::time::{Duration, Instant};
 
 use tests::{
-    click, eventually_text, http_post_json, http_request, urlencode, wait_for, webhook_receiver,
-    Browser, Memcached, Perfpilot, Redis, TempDir,
+    body_json, click, eventually_text, http_post_json, http_request, urlencode, wait_for,
+    webhook_receiver, Browser, Memcached, Perfpilot, Redis, TempDir,
 };
 
 const PASSWORD: &str = "redis-secret-Hx41pQ";
 
-fn body_json(response: &str) -> serde_json::Value {
-    let body = response.split_once("\r\n\r\n").map_or(response, |(_, b)| b);
-    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body:.500}"))
-}
-
-/// The overview's card of `id`, polled until `check` accepts it (at most `secs`).
-fn card(
-    server: &Perfpilot,
-    id: &str,
-    secs: u64,
-    what: &str,
-    check: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (_, body) = http_request(server.addr, "POST", "/api/overview", &[], "");
-        let overview = body_json(&body);
-        let found = overview["cards"]
-            .as_array()
-            .and_then(|cards| cards.iter().find(|c| c["id"] == id).cloned());
-        if let Some(card) = found.filter(|c| check(c)) {
-            return card;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last: {body:.1500}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// The latest value of a series, from `/metrics` on the main listener.
-fn metric(server: &Perfpilot, id: &str, name: &str) -> Option<f64> {
-    let (_, body) = server.get("/metrics");
-    let prefix = format!("perfpilot_resource_value{{resource=\"{id}\",metric=\"{name}\",");
-    body.lines()
-        .find(|l| l.starts_with(&prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+/// Sets the hit-ratio target of `resource` (taking effect at once: `for` 0).
+fn set_hit_ratio_target(server: &Perfpilot, resource: &str, value: f64) {
+    let form = format!(
+        "resource={}&metric=hit_ratio&value={value}&for_secs=0",
+        urlencode(resource)
+    );
+    let (status, answer) = http_request(server.addr, "POST", "/api/set_target", &[], &form);
+    assert_eq!(status, 200, "{answer}");
 }
 
 /// Polls `metric` until `check` accepts it.
@@ -67,7 +36,7 @@ fn metric_until(
 ) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let value = metric(server, id, name);
+        let value = server.metric(id, name);
         if let Some(v) = value.filter(|v| check(*v)) {
             return v;
         }
@@ -152,13 +121,9 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     // 50 % and the card breaches; memcached's level answers 80 %.
     let redis_load = redis.load(400, 50);
     let memcached_load = memcached.load(400, 80);
-    let sessions = card(
-        &server,
-        "cache:sessions",
-        30,
-        "the cache's first hit ratio",
-        |c| c["value"].is_number(),
-    );
+    let sessions = server.card("cache:sessions", 30, "the cache's first hit ratio", |c| {
+        c["value"].is_number()
+    });
     assert_eq!(sessions["resource_type"], "cache");
     assert_eq!(sessions["metric"], "hit_ratio");
     assert!(
@@ -171,23 +136,16 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     let ratio = metric_until(&server, "cache:sessions", "hit_ratio", 20, |v| {
         (40.0..=60.0).contains(&v)
     });
-    assert!(metric(&server, "cache:sessions", "ops_per_s").unwrap() > 100.0);
-    assert!(metric(&server, "cache:sessions", "latency_p99").is_some());
-    assert!(metric(&server, "cache:sessions", "keys").unwrap() >= 1.0);
+    assert!(server.metric("cache:sessions", "ops_per_s").unwrap() > 100.0);
+    assert!(server.metric("cache:sessions", "latency_p99").is_some());
+    assert!(server.metric("cache:sessions", "keys").unwrap() >= 1.0);
     metric_until(&server, "cache:fragments", "hit_ratio", 20, |v| {
         (70.0..=90.0).contains(&v)
     });
     metric_until(&server, "cache:fragments", "memory_pct", 10, |v| v > 0.0);
     // A low ratio breaches an "at least" target (a lower-is-better reading of it would
     // call 50 % fine).
-    let (status, answer) = http_request(
-        server.addr,
-        "POST",
-        "/api/set_target",
-        &[],
-        "resource=cache%3Asessions&metric=hit_ratio&value=90&for_secs=0",
-    );
-    assert_eq!(status, 200, "{answer}");
+    set_hit_ratio_target(&server, "cache:sessions", 90.0);
     let (status, body) = server.get("/api/resource_settings?resource=cache%3Asessions");
     assert_eq!(status, 200, "{body}");
     let mut quick = body_json(&body);
@@ -211,7 +169,7 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     };
     let (status, answer) = save_settings("cache:sessions", &quick);
     assert_eq!(status, 200, "{answer}");
-    let breached = card(&server, "cache:sessions", 20, "the breach", |c| {
+    let breached = server.card("cache:sessions", 20, "the breach", |c| {
         c["status"] == "not_optimized" && c["evaluated"] == true
     });
     assert!(
@@ -222,15 +180,8 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         "the reason says the ratio is below: {breached} (ratio {ratio})"
     );
     // …and a target it meets is met.
-    let (status, answer) = http_request(
-        server.addr,
-        "POST",
-        "/api/set_target",
-        &[],
-        "resource=cache%3Asessions&metric=hit_ratio&value=30&for_secs=0",
-    );
-    assert_eq!(status, 200, "{answer}");
-    card(&server, "cache:sessions", 20, "the target met", |c| {
+    set_hit_ratio_target(&server, "cache:sessions", 30.0);
+    server.card("cache:sessions", 20, "the target met", |c| {
         c["status"] == "optimized"
     });
 
@@ -470,17 +421,11 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     redis.cli(&["FLUSHALL"]);
     audit_until(&server, "kind=mark", "cold cache: keyspace emptied", 15);
     redis.kill();
-    card(
-        &server,
-        "cache:sessions",
-        30,
-        "the reason on the card",
-        |c| {
-            c["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("connection refused"))
-        },
-    );
+    server.card("cache:sessions", 30, "the reason on the card", |c| {
+        c["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("connection refused"))
+    });
     redis.restart();
     let audit = audit_until(&server, "kind=mark", "cold cache: restarted", 90);
     assert!(
@@ -502,13 +447,9 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     );
     audit_until(&server, "kind=mark", "warm-up (command) done", 10);
     assert_eq!(redis.cli(&["GET", "warm:done"]), "1", "the program ran");
-    card(
-        &server,
-        "cache:sessions",
-        60,
-        "recovery after the restart",
-        |c| c["value"].is_number(),
-    );
+    server.card("cache:sessions", 60, "recovery after the restart", |c| {
+        c["value"].is_number()
+    });
 
     // Tuning through the actuator lifecycle: maxmemory set above the bound is refused at
     // capture; one within it that does not lift the hit ratio over an impossible target
@@ -525,14 +466,7 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         serde_json::json!({"kind": "cache_setting", "parameter": "maxmemory", "value": "64mb"});
     let (status, answer) = save_settings("cache:sessions", &tune);
     assert_eq!(status, 200, "{answer}");
-    let (status, answer) = http_request(
-        server.addr,
-        "POST",
-        "/api/set_target",
-        &[],
-        "resource=cache%3Asessions&metric=hit_ratio&value=99.9&for_secs=0",
-    );
-    assert_eq!(status, 200, "{answer}");
+    set_hit_ratio_target(&server, "cache:sessions", 99.9);
     let audit = audit_until(
         &server,
         "kind=action&limit=20",
@@ -576,14 +510,7 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     settings["action"] = serde_json::json!({"kind": "cache_setting", "parameter": "cache_memlimit", "value": "32mb"});
     let (status, answer) = save_settings("cache:fragments", &settings);
     assert_eq!(status, 200, "{answer}");
-    let (status, answer) = http_request(
-        server.addr,
-        "POST",
-        "/api/set_target",
-        &[],
-        "resource=cache%3Afragments&metric=hit_ratio&value=99.9&for_secs=0",
-    );
-    assert_eq!(status, 200, "{answer}");
+    set_hit_ratio_target(&server, "cache:fragments", 99.9);
     let audit = audit_until(
         &server,
         "kind=action&limit=20",

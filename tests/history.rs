@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tests::{perfpilot_bin, Browser, Perfpilot, TempDir};
+use tests::{body_json, perfpilot_bin, Browser, Perfpilot, TempDir};
 
 /// The writer's flush interval: the most a kill -9 may lose (plus a tick).
 const FLUSH_MS: i64 = 15_000;
@@ -18,11 +18,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn body_json(response: &str) -> serde_json::Value {
-    let body = response.split_once("\r\n\r\n").map_or(response, |(_, b)| b);
-    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body:.500}"))
 }
 
 /// The times (ms) of the CPU samples a range of the chart holds.

@@ -9,53 +9,11 @@
 use std::time::{Duration, Instant};
 
 use tests::{
-    click, eventually_text, http_post_json, http_request, input_value, urlencode, wait_for,
-    Browser, Perfpilot, Postgres, TempDir,
+    body_json, click, eventually_text, http_post_json, http_request, input_value, urlencode,
+    wait_for, Browser, Perfpilot, Postgres, TempDir,
 };
 
 const PASSWORD: &str = "pg-secret-Zq7xW2";
-
-/// The JSON of an answer (`server.get` keeps the response head; the others do not).
-fn body_json(response: &str) -> serde_json::Value {
-    let body = response.split_once("\r\n\r\n").map_or(response, |(_, b)| b);
-    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body:.500}"))
-}
-
-/// The overview's card of `id`, polled until `check` accepts it (at most `secs`).
-fn card(
-    server: &Perfpilot,
-    id: &str,
-    secs: u64,
-    what: &str,
-    check: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (_, body) = http_request(server.addr, "POST", "/api/overview", &[], "");
-        let overview = body_json(&body);
-        let found = overview["cards"]
-            .as_array()
-            .and_then(|cards| cards.iter().find(|c| c["id"] == id).cloned());
-        if let Some(card) = found.filter(|c| check(c)) {
-            return card;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last: {body:.1500}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// The latest value of a database series, from `/metrics` on the main listener.
-fn metric(server: &Perfpilot, id: &str, name: &str) -> Option<f64> {
-    let (_, body) = server.get("/metrics");
-    let prefix = format!("perfpilot_resource_value{{resource=\"{id}\",metric=\"{name}\",");
-    body.lines()
-        .find(|l| l.starts_with(&prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[test]
 fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_going_away() {
@@ -96,13 +54,9 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
     );
 
     // Watched: a card with the probe latency against the seed's target.
-    let main = card(
-        &server,
-        "database:main",
-        30,
-        "the database's first sample",
-        |c| c["value"].is_number(),
-    );
+    let main = server.card("database:main", 30, "the database's first sample", |c| {
+        c["value"].is_number()
+    });
     assert_eq!(main["resource_type"], "database");
     assert_eq!(main["metric"], "latency");
     assert!(
@@ -112,13 +66,12 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
 
     // The workload moves the numbers it should.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let before = metric(&server, "database:main", "tps").unwrap_or(0.0);
+    let before = server.metric("database:main", "tps").unwrap_or(0.0);
     pg.pgbench("app", &["-c", "4", "-j", "2", "-T", "6"]);
     let (mut tps, mut connections) = (0.0f64, 0.0f64);
     while Instant::now() < deadline {
-        tps = tps.max(metric(&server, "database:main", "tps").unwrap_or(0.0));
-        connections =
-            connections.max(metric(&server, "database:main", "connections").unwrap_or(0.0));
+        tps = tps.max(server.metric("database:main", "tps").unwrap_or(0.0));
+        connections = connections.max(server.metric("database:main", "connections").unwrap_or(0.0));
         if tps > 20.0 && tps > before * 5.0 {
             break;
         }
@@ -129,9 +82,11 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         "tps under pgbench: {tps} (idle {before})"
     );
     assert!(connections >= 1.0, "connections: {connections}");
-    let hit = metric(&server, "database:main", "cache_hit_pct").expect("a cache hit ratio");
+    let hit = server
+        .metric("database:main", "cache_hit_pct")
+        .expect("a cache hit ratio");
     assert!((0.0..=100.0).contains(&hit), "{hit}");
-    assert!(metric(&server, "database:main", "latency_p95").is_some());
+    assert!(server.metric("database:main", "latency_p95").is_some());
 
     // The Queries panel: what took the time over the last interval, from
     // pg_stat_statements deltas, without perfpilot's own queries.
@@ -263,13 +218,9 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
     );
     assert_eq!(status, 200, "{answer}");
     assert_eq!(body_json(&answer)["resource"], "database:second");
-    card(
-        &server,
-        "database:second",
-        30,
-        "the added database's sample",
-        |c| c["value"].is_number(),
-    );
+    server.card("database:second", 30, "the added database's sample", |c| {
+        c["value"].is_number()
+    });
     let stored = data.join("secrets").join("database-second.password");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -340,8 +291,7 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         browser.screenshot("database-queries.png").await;
         browser.close().await;
     });
-    card(
-        &server,
+    server.card(
         "database:third",
         30,
         "the database added in the browser",
@@ -403,7 +353,9 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
     );
     // A full baseline window of slow probes before the change.
     std::thread::sleep(Duration::from_secs(9));
-    let slow = metric(&server, "database:orders", "latency_p95").unwrap_or_default();
+    let slow = server
+        .metric("database:orders", "latency_p95")
+        .unwrap_or_default();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         use fantoccini::Locator;
         let browser = Browser::start().await;
@@ -564,13 +516,9 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
             .contains("database:main"),
         "audited"
     );
-    card(
-        &server,
-        "database:main",
-        30,
-        "the restarted source's sample",
-        |c| c["value"].is_number(),
-    );
+    server.card("database:main", 30, "the restarted source's sample", |c| {
+        c["value"].is_number()
+    });
 
     // Tuning through the actuator lifecycle: a change that does not bring latency under
     // an impossible target is rolled back, and PostgreSQL shows the old value again.
@@ -662,17 +610,11 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
     // The server goes away: a gap and the reason on the card; perfpilot stays up; it
     // recovers by itself.
     pg.kill();
-    let down = card(
-        &server,
-        "database:main",
-        30,
-        "the reason on the card",
-        |c| {
-            c["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("connection refused"))
-        },
-    );
+    let down = server.card("database:main", 30, "the reason on the card", |c| {
+        c["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("connection refused"))
+    });
     assert!(
         down["value"].is_null(),
         "no made-up value while down: {down}"
@@ -683,17 +625,13 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         200,
         "a database going away does not make perfpilot unready"
     );
-    card(&server, "cpu", 10, "the host still ticking", |c| {
+    server.card("cpu", 10, "the host still ticking", |c| {
         c["value"].is_number()
     });
     pg.restart();
-    card(
-        &server,
-        "database:main",
-        90,
-        "recovery after the restart",
-        |c| c["value"].is_number() && !c["reason"].as_str().unwrap_or_default().contains("no data"),
-    );
+    server.card("database:main", 90, "recovery after the restart", |c| {
+        c["value"].is_number() && !c["reason"].as_str().unwrap_or_default().contains("no data")
+    });
 
     // Removing one is a counted change too, and its stored password goes with it.
     let (status, answer) = http_request(

@@ -380,6 +380,51 @@ impl Perfpilot {
     }
 }
 
+impl Perfpilot {
+    /// The overview's card of `id`, polled until `check` accepts it (at most `secs`).
+    pub fn card(
+        &self,
+        id: &str,
+        secs: u64,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, body) = http_request(self.addr, "POST", "/api/overview", &[], "");
+            let overview = body_json(&body);
+            let found = overview["cards"]
+                .as_array()
+                .and_then(|cards| cards.iter().find(|c| c["id"] == id).cloned());
+            if let Some(card) = found.filter(|c| check(c)) {
+                return card;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last: {body:.1500}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The latest value of a series, from `/metrics` on the main listener (started with
+    /// `--metrics-on-main-listener`).
+    pub fn metric(&self, id: &str, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics");
+        let prefix = format!("perfpilot_resource_value{{resource=\"{id}\",metric=\"{name}\",");
+        body.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+/// The JSON of an answer, with or without its head.
+pub fn body_json(response: &str) -> serde_json::Value {
+    let body = response.split_once("\r\n\r\n").map_or(response, |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body:.500}"))
+}
+
 impl Drop for Perfpilot {
     fn drop(&mut self) {
         let _ = self.child.kill();
