@@ -877,6 +877,48 @@ mod tests {
     }
 
     #[test]
+    fn history_retention_and_cap_name_the_field_and_rule() {
+        let cli = Cli {
+            history_max_mb: Some(8),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&cli).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "history_max_mb: must be between 16 and 1048576 MB, got 8"
+        );
+        let cli = Cli {
+            history_raw_days: Some(0),
+            ..Cli::default()
+        };
+        let err = Settings::resolve(&cli).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "history_raw_days: must be between 1 and 3650 days, got 0"
+        );
+        let defaults = Settings::resolve(&Cli::default()).unwrap().history;
+        assert_eq!(defaults, crate::persist::history::Retention::default());
+    }
+
+    #[test]
+    fn cache_levels_are_checked() {
+        let level = |body: &str| cache_levels(&parse(body).unwrap()).map_err(|e| e.to_string());
+        assert!(
+            level("[[cache_level]]\ngroup = \"shop\"\nresource = \"custom:7\"\nlevel = 1\n")
+                .is_ok()
+        );
+        let err = level("[[cache_level]]\ngroup = \"shop\"\nresource = \"custom:7\"\nlevel = 0\n")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "cache_level: entry 1: level: must be between 1 and 9, got 0"
+        );
+        let err = level("[[cache_level]]\ngroup = \"shop\"\nresource = \"a b\"\nlevel = 1\n")
+            .unwrap_err();
+        assert!(err.starts_with("cache_level: entry 1: resource:"), "{err}");
+    }
+
+    #[test]
     fn zero_autosave_period_is_refused() {
         let cli = Cli {
             autosave_every: Some(0),
