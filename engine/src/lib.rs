@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod actuator;
+pub mod alerts;
 pub mod backtest;
 pub mod cache;
 pub mod changes;
