@@ -11,4 +11,5 @@
 //! compiled here only.
 
 pub mod actuators;
+pub mod sinks;
 pub mod sources;

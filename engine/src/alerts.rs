@@ -262,6 +262,69 @@ fn breach_summary(target: &Target, kind: MetricKind, value: f64, held: u32) -> S
     )
 }
 
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    Firing,
+    Resolved,
+    /// An optimizer outcome (applied, verified, rolled back).
+    Outcome,
+    /// The "send test" button.
+    Test,
+    /// A scheduled performance report.
+    Report,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Firing => "firing",
+            NotificationKind::Resolved => "resolved",
+            NotificationKind::Outcome => "outcome",
+            NotificationKind::Test => "test",
+            NotificationKind::Report => "report",
+        }
+    }
+}
+
+/// One notification as every channel renders it (webhook JSON, Slack text, an
+/// Alertmanager alert). Stored in the outbox as it was decided, so a retry sends the
+/// same thing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Idempotency key: the same notification always has the same key, so a receiver can
+    /// drop a repeat delivery (after a crash between its answer and our bookkeeping).
+    pub key: String,
+    pub kind: NotificationKind,
+    pub resource: String,
+    #[serde(default)]
+    pub resource_name: String,
+    #[serde(default)]
+    pub resource_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub metric: String,
+    /// In words: "mean 90 % > target 65 % for 5 m".
+    pub summary: String,
+    /// The target, described ("p95 utilization ≤ 65 % for 5 m").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// When the alert started firing (its identity with the resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<i64>,
+    /// The resource page (under `--public-url` when it is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// When perfpilot decided to send it.
+    pub at_ms: i64,
+}
+
 /// A `*`-glob over a resource id (`cache:*`, `disk:/*`, `*`): `*` matches any run of
 /// characters, everything else itself.
 pub fn glob_matches(pattern: &str, text: &str) -> bool {

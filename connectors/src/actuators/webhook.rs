@@ -24,10 +24,28 @@ use super::excerpt;
 pub const SIGNATURE_HEADER: &str = "X-Perfpilot-Signature";
 const MAX_RESPONSE: usize = 64 * 1024;
 
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+pub type Client =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// One pooled client for `http://` and `https://` (the system's CA roots; without any, an
+/// `https://` receiver fails with a certificate error that says so).
 pub fn client() -> Client {
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = match builder.with_provider_and_native_roots(provider.clone()) {
+        Ok(builder) => builder,
+        Err(err) => {
+            tracing::warn!(%err, "No CA certificates found; https receivers will be refused");
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+        }
+    };
+    let connector = builder.https_or_http().enable_http1().build();
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// Hex HMAC-SHA256 of `body` under `secret`.
@@ -44,7 +62,8 @@ pub struct Webhook {
     secret: Result<Option<String>, String>,
 }
 
-enum Attempt {
+/// One POST's result.
+pub enum Attempt {
     Done(String),
     /// Worth retrying (connection error, timeout, 5xx, 429).
     Retry(String),
@@ -121,7 +140,11 @@ pub async fn post_json(
             // Exponential backoff keeps a struggling receiver from being hammered.
             tokio::time::sleep(Duration::from_millis(100 << (attempt - 2).min(6))).await;
         }
-        match post_once(client, url, body.clone(), signature.as_deref(), timeout).await {
+        let headers: Vec<(&str, String)> = signature
+            .iter()
+            .map(|sig| (SIGNATURE_HEADER, format!("sha256={sig}")))
+            .collect();
+        match post_once(client, url, url, body.clone(), &headers, timeout).await {
             Attempt::Done(detail) => {
                 return Ok(Done {
                     detail,
@@ -143,28 +166,34 @@ pub async fn post_json(
     })
 }
 
-async fn post_once(
+/// One JSON POST. Errors name the receiver as `shown` (an alert channel's URL may carry
+/// its token, so it shows only its scheme and host).
+pub async fn post_once(
     client: &Client,
     url: &str,
+    shown: &str,
     body: Bytes,
-    signature: Option<&str>,
+    headers: &[(&str, String)],
     timeout: Duration,
 ) -> Attempt {
     let mut req = http::Request::post(url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, "perfpilot");
-    if let Some(sig) = signature {
-        req = req.header(SIGNATURE_HEADER, format!("sha256={sig}"));
+    for (name, value) in headers {
+        req = req.header(*name, value);
     }
     let req = match req.body(Full::new(body)) {
         Ok(r) => r,
-        Err(e) => return Attempt::Fatal(format!("invalid request to {url}: {e}")),
+        Err(e) => return Attempt::Fatal(format!("invalid request to {shown}: {e}")),
     };
     let exchange = async {
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| format!("POST {url}: {e}"))?;
+        let resp = client.request(req).await.map_err(|e| {
+            // hyper's error says "client error (Connect)"; the cause says what happened.
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            format!("POST {shown}: {e}{cause}")
+        })?;
         let status = resp.status();
         let text = match Limited::new(resp.into_body(), MAX_RESPONSE).collect().await {
             Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
@@ -174,7 +203,7 @@ async fn post_once(
     };
     match tokio::time::timeout(timeout, exchange).await {
         Err(_) => Attempt::Retry(format!(
-            "POST {url}: no response within {} ms",
+            "POST {shown}: no response within {} ms",
             timeout.as_millis()
         )),
         Ok(Err(e)) => Attempt::Retry(e),

@@ -1,0 +1,173 @@
+use super::*;
+
+fn entry(kind: ChannelKind) -> ChannelEntry {
+    ChannelEntry {
+        name: "ops".into(),
+        kind,
+        url: "https://hooks.example.com/services/T000/B000/XXXXSECRET".into(),
+        secret: None,
+        resources: vec![],
+        types: vec![],
+        groups: vec![],
+        repeat_interval_secs: default_repeat(),
+        quiet_hours: None,
+        send_resolved: true,
+        notify_outcomes: false,
+        timeout_ms: default_timeout(),
+    }
+}
+
+fn firing() -> Notification {
+    Notification {
+        key: "cpu@1000/ops/firing/0".into(),
+        kind: NotificationKind::Firing,
+        resource: "cpu".into(),
+        resource_name: "CPU".into(),
+        resource_type: "cpu".into(),
+        group: None,
+        metric: "utilization".into(),
+        summary: "mean 90 % > target 65 % for 5 m".into(),
+        target: Some("mean utilization ≤ 65 % for 5 m".into()),
+        value: Some(90.0),
+        started_ms: Some(1_764_460_800_000),
+        ended_ms: None,
+        url: Some("https://perf.example.com/resources/cpu".into()),
+        at_ms: 1_764_460_800_000,
+    }
+}
+
+#[test]
+fn urls_are_shown_without_their_secrets() {
+    let e = entry(ChannelKind::Slack);
+    assert_eq!(e.shown_url(), "https://hooks.example.com/…");
+    assert_eq!(
+        shown_url("http://user:pw@127.0.0.1:9093"),
+        "http://127.0.0.1:9093"
+    );
+    assert!(!format!("{:?}", e.shown_url()).contains("SECRET"));
+}
+
+#[test]
+fn validation_names_the_field() {
+    let secrets = BTreeMap::from([("hook".to_owned(), "0123456789abcdef".to_owned())]);
+    let mut e = entry(ChannelKind::Webhook);
+    assert_eq!(e.validate(&secrets), Ok(()));
+    e.url = "ftp://x".into();
+    assert!(e.validate(&secrets).unwrap_err().starts_with("url:"));
+    e = entry(ChannelKind::Webhook);
+    e.secret = Some("nope".into());
+    assert!(e.validate(&secrets).unwrap_err().starts_with("secret:"));
+    e = entry(ChannelKind::Webhook);
+    e.quiet_hours = Some("late".into());
+    assert!(e
+        .validate(&secrets)
+        .unwrap_err()
+        .starts_with("quiet_hours:"));
+    e = entry(ChannelKind::Webhook);
+    e.name = "a b".into();
+    assert!(e.validate(&secrets).unwrap_err().starts_with("name:"));
+    e = entry(ChannelKind::Webhook);
+    e.repeat_interval_secs = 5;
+    assert!(e
+        .validate(&secrets)
+        .unwrap_err()
+        .starts_with("repeat_interval_secs:"));
+}
+
+#[test]
+fn routes_by_resource_type_and_group() {
+    let mut e = entry(ChannelKind::Webhook);
+    let cpu = Subject {
+        resource: "cpu",
+        resource_type: "cpu",
+        group: None,
+    };
+    let cache = Subject {
+        resource: "cache:sessions",
+        resource_type: "cache",
+        group: Some("web"),
+    };
+    assert!(e.routes(cpu) && e.routes(cache));
+    e.resources = vec!["cache:*".into()];
+    assert!(!e.routes(cpu) && e.routes(cache));
+    e.resources.clear();
+    e.types = vec!["cpu".into()];
+    assert!(e.routes(cpu) && !e.routes(cache));
+    e.types.clear();
+    e.groups = vec!["web".into()];
+    assert!(!e.routes(cpu) && e.routes(cache));
+}
+
+#[test]
+fn alertmanager_gets_labels_times_and_the_generator_url() {
+    let n = firing();
+    let now = n.at_ms + 30_000;
+    let body = alertmanager::body(&n, now);
+    let alert = &body[0];
+    assert_eq!(alert["labels"]["alertname"], "PerfpilotTargetBreached");
+    assert_eq!(alert["labels"]["resource"], "cpu");
+    assert_eq!(alert["startsAt"], "2025-11-30T00:00:00Z");
+    assert_eq!(alert["endsAt"], utc_iso_for(now + 300_000));
+    assert_eq!(
+        alert["generatorURL"],
+        "https://perf.example.com/resources/cpu"
+    );
+    let resolved = Notification {
+        kind: NotificationKind::Resolved,
+        ended_ms: Some(n.at_ms + 60_000),
+        ..n
+    };
+    assert_eq!(
+        alertmanager::body(&resolved, now + 99_000)[0]["endsAt"],
+        "2025-11-30T00:01:00Z"
+    );
+    assert_eq!(
+        alertmanager::alerts_url("http://a:9093/"),
+        "http://a:9093/api/v2/alerts"
+    );
+    assert_eq!(
+        alertmanager::alerts_url("http://a:9093/api/v2/alerts"),
+        "http://a:9093/api/v2/alerts"
+    );
+}
+
+fn utc_iso_for(ms: i64) -> String {
+    engine::model::utc_iso(ms)
+}
+
+#[test]
+fn slack_text_escapes_and_links() {
+    let mut n = firing();
+    n.summary = "p95 <script> & more".into();
+    let text = slack::body(&n)["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.starts_with(":rotating_light: *FIRING* CPU (cpu): p95 &lt;script&gt; &amp; more"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("<https://perf.example.com/resources/cpu|Open in perfpilot>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn webhook_body_is_the_notification_with_its_channel() {
+    let body = webhook::body("ops", &firing());
+    assert_eq!(body["channel"], "ops");
+    assert_eq!(body["kind"], "firing");
+    assert_eq!(body["key"], "cpu@1000/ops/firing/0");
+    assert_eq!(body["version"], 1);
+}
+
+#[test]
+fn outcomes_and_reports_skip_alertmanager() {
+    let am = entry(ChannelKind::Alertmanager);
+    assert!(!am.wants(NotificationKind::Outcome) && !am.wants(NotificationKind::Report));
+    assert_eq!(am.repeat_every_ms(), 60_000);
+    let mut hook = entry(ChannelKind::Webhook);
+    assert!(!hook.wants(NotificationKind::Outcome));
+    hook.notify_outcomes = true;
+    assert!(hook.wants(NotificationKind::Outcome));
+    hook.send_resolved = false;
+    assert!(!hook.wants(NotificationKind::Resolved));
+}
