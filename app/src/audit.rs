@@ -21,11 +21,14 @@ pub enum AuditKind {
     Action,
     TokenCreate,
     TokenRevoke,
+    Silence,
+    Unsilence,
+    Acknowledge,
 }
 
 impl AuditKind {
     /// Every kind, in the order the filter lists them.
-    pub const ALL: [AuditKind; 12] = [
+    pub const ALL: [AuditKind; 15] = [
         AuditKind::SetTarget,
         AuditKind::ClearTarget,
         AuditKind::SetSettings,
@@ -38,6 +41,9 @@ impl AuditKind {
         AuditKind::Action,
         AuditKind::TokenCreate,
         AuditKind::TokenRevoke,
+        AuditKind::Silence,
+        AuditKind::Unsilence,
+        AuditKind::Acknowledge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +60,9 @@ impl AuditKind {
             AuditKind::Action => "action",
             AuditKind::TokenCreate => "token_create",
             AuditKind::TokenRevoke => "token_revoke",
+            AuditKind::Silence => "silence",
+            AuditKind::Unsilence => "unsilence",
+            AuditKind::Acknowledge => "acknowledge",
         }
     }
 

@@ -133,6 +133,13 @@ pub trait Backend: Send + Sync + 'static {
         label: &str,
         actor: &Identity,
     ) -> Result<(), AppError>;
+    /// Everything the Alerts page shows.
+    fn alerts(&self) -> Result<crate::alerts::AlertsView, AppError>;
+    fn silence(&self, new: crate::alerts::NewSilence, actor: &Identity) -> Result<i64, AppError>;
+    fn unsilence(&self, id: i64, actor: &Identity) -> Result<(), AppError>;
+    fn acknowledge(&self, resource: &str, comment: &str, actor: &Identity) -> Result<(), AppError>;
+    /// Sends a test notification on a channel now; answers what its receiver said.
+    fn test_channel(&self, name: String, actor: Identity) -> BoxFuture<Result<String, AppError>>;
 }
 
 /// A server-side operation that may wait (e.g. for a durable commit).

@@ -11,6 +11,7 @@ use leptos_router::{
     lazy_route, path, Lazy, LazyRoute,
 };
 
+pub mod alerts;
 pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod backend;
@@ -32,8 +33,8 @@ pub mod resource_data;
 use components::access::{provide_me, WhoAmI};
 use components::theme::ThemeToggle;
 use pages::{
-    audit::AuditPage, changes::ChangesPage, not_found::NotFound, overview::OverviewPage,
-    proof::ProofPage, resource::ResourcePage, settings::SettingsPage,
+    alerts::AlertsPage, audit::AuditPage, changes::ChangesPage, not_found::NotFound,
+    overview::OverviewPage, proof::ProofPage, resource::ResourcePage, settings::SettingsPage,
 };
 
 /// Names of the built browser assets, resolved by the server at start-up. The names carry
@@ -174,6 +175,13 @@ pub fn App() -> impl IntoView {
                     <A href=base.join("/") exact=true>"Overview"</A>
                     <A href=base.join("/before-after")>"Before / after"</A>
                     <A href=base.join("/changes")>"Changes"</A>
+                    <A href=base.join("/alerts")>
+                        "Alerts"
+                        {move || {
+                            let firing = live.overview.with(|o| o.as_ref().map_or(0, |o| o.alerts.firing));
+                            (firing > 0).then(|| view! { <span class="nav-badge" id="nav-firing" aria-label=format!("{firing} firing")>{firing}</span> })
+                        }}
+                    </A>
                     <A href=base.join("/audit")>"Audit"</A>
                     <A href=base.join("/settings")>"Settings"</A>
                 </nav>
@@ -192,6 +200,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view={Lazy::<OverviewRoute>::new()}/>
                     <Route path=path!("/changes") view={Lazy::<ChangesRoute>::new()}/>
                     <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()}/>
+                    <Route path=path!("/alerts") view={Lazy::<AlertsRoute>::new()}/>
                     <Route path=path!("/resource") view={Lazy::<ResourceRoute>::new()}/>
                     <Route path=path!("/before-after") view={Lazy::<ProofRoute>::new()}/>
                     <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()}/>
@@ -228,6 +237,7 @@ lazy_page! {
     OverviewRoute => OverviewPage,
     ChangesRoute => ChangesPage,
     AuditRoute => AuditPage,
+    AlertsRoute => AlertsPage,
     ResourceRoute => ResourcePage,
     ProofRoute => ProofPage,
     SettingsRoute => SettingsPage,

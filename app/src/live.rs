@@ -61,6 +61,8 @@ pub struct Overview {
     /// What is wrong with the server itself, in words (history not being written).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsPulse,
 }
 
 /// Per-tick update of one card.
@@ -90,6 +92,8 @@ pub enum LiveMessage {
     Tick {
         at_unix_ms: i64,
         cards: Vec<CardTick>,
+        #[serde(default)]
+        alerts: crate::alerts::AlertsPulse,
     },
 }
 
@@ -106,6 +110,7 @@ mod wire {
     use serde::Deserialize;
 
     use super::{CardTick, LiveMessage, Overview};
+    use crate::alerts::AlertsPulse;
 
     const VARIANTS: &[&str] = &["overview", "tick"];
 
@@ -135,7 +140,7 @@ mod wire {
                 "overview" => Overview::deserialize(MapAccessDeserializer::new(map))
                     .map(LiveMessage::Overview),
                 "tick" => {
-                    let (mut at_unix_ms, mut cards) = (None, None);
+                    let (mut at_unix_ms, mut cards, mut alerts) = (None, None, None);
                     while let Some(key) = map.next_key::<String>()? {
                         match key.as_str() {
                             "at_unix_ms" if at_unix_ms.is_some() => {
@@ -146,6 +151,10 @@ mod wire {
                                 return Err(de::Error::duplicate_field("cards"))
                             }
                             "cards" => cards = Some(map.next_value::<Vec<CardTick>>()?),
+                            "alerts" if alerts.is_some() => {
+                                return Err(de::Error::duplicate_field("alerts"))
+                            }
+                            "alerts" => alerts = Some(map.next_value::<AlertsPulse>()?),
                             _ => {
                                 map.next_value::<de::IgnoredAny>()?;
                             }
@@ -155,6 +164,7 @@ mod wire {
                         at_unix_ms: at_unix_ms
                             .ok_or_else(|| de::Error::missing_field("at_unix_ms"))?,
                         cards: cards.ok_or_else(|| de::Error::missing_field("cards"))?,
+                        alerts: alerts.unwrap_or_default(),
                     })
                 }
                 other => Err(de::Error::unknown_variant(other, VARIANTS)),
@@ -166,8 +176,14 @@ mod wire {
 impl Overview {
     /// Applies one tick: new values go to the end of each sparkline, which keeps its
     /// length. A card the tick does not mention gets a gap, as on the server.
-    pub fn apply_tick(&mut self, at_unix_ms: i64, ticks: &[CardTick]) {
+    pub fn apply_tick(
+        &mut self,
+        at_unix_ms: i64,
+        ticks: &[CardTick],
+        alerts: crate::alerts::AlertsPulse,
+    ) {
         self.at_unix_ms = at_unix_ms;
+        self.alerts = alerts;
         for card in &mut self.cards {
             let update = ticks.iter().find(|t| t.id == card.id);
             let value = update.and_then(|t| t.value);
@@ -228,7 +244,7 @@ mod tests {
             evaluated: true,
             pending: false,
         }];
-        overview.apply_tick(5, &ticks);
+        overview.apply_tick(5, &ticks, Default::default());
         assert_eq!(overview.at_unix_ms, 5);
         assert_eq!(overview.cards[0].spark.len(), SPARK_POINTS);
         assert_eq!(overview.cards[0].spark.last(), Some(&Some(9.0)));
@@ -246,9 +262,17 @@ mod tests {
         let msg = LiveMessage::Tick {
             at_unix_ms: 7,
             cards: vec![],
+            alerts: crate::alerts::AlertsPulse {
+                version: 3,
+                firing: 1,
+                pending: 0,
+            },
         };
         let json = serde_json::to_string(&msg).unwrap();
-        assert_eq!(json, r#"{"type":"tick","at_unix_ms":7,"cards":[]}"#);
+        assert_eq!(
+            json,
+            r#"{"type":"tick","at_unix_ms":7,"cards":[],"alerts":{"version":3,"firing":1,"pending":0}}"#
+        );
         assert_eq!(serde_json::from_str::<LiveMessage>(&json).unwrap(), msg);
     }
 
@@ -260,6 +284,7 @@ mod tests {
             change: 4,
             autosave_every: 5,
             notices: Vec::new(),
+            alerts: Default::default(),
         });
         let tick = LiveMessage::Tick {
             at_unix_ms: 9,
@@ -272,6 +297,7 @@ mod tests {
                 evaluated: true,
                 pending: false,
             }],
+            alerts: Default::default(),
         };
         for msg in [overview, tick] {
             let json = serde_json::to_string(&msg).unwrap();
@@ -280,7 +306,10 @@ mod tests {
         }
         // Unknown keys are skipped, as by the derived form; `top` may be absent.
         let json = r#"{"type":"tick","extra":[1,{"a":2}],"cards":[{"id":"x","value":1.0,"status":"optimized","reason":""}],"at_unix_ms":1}"#;
-        let LiveMessage::Tick { at_unix_ms, cards } = serde_json::from_str(json).unwrap() else {
+        let LiveMessage::Tick {
+            at_unix_ms, cards, ..
+        } = serde_json::from_str(json).unwrap()
+        else {
             panic!("not a tick");
         };
         assert_eq!(
@@ -385,9 +414,13 @@ mod client {
             };
             match serde_json::from_str::<LiveMessage>(&text) {
                 Ok(LiveMessage::Overview(overview)) => state.overview.set(Some(overview)),
-                Ok(LiveMessage::Tick { at_unix_ms, cards }) => state.overview.update(|overview| {
+                Ok(LiveMessage::Tick {
+                    at_unix_ms,
+                    cards,
+                    alerts,
+                }) => state.overview.update(|overview| {
                     if let Some(overview) = overview {
-                        overview.apply_tick(at_unix_ms, &cards);
+                        overview.apply_tick(at_unix_ms, &cards, alerts);
                     }
                 }),
                 Err(err) => leptos::logging::warn!("perfpilot: ignoring a live message: {err}"),

@@ -524,7 +524,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-
 /// "30 s", "5 m", "1 h 30 m": compact, for status reasons.
 pub fn format_duration(secs: u32) -> String {
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);

@@ -240,6 +240,24 @@ struct FileConfig {
     memcached: Vec<connectors::sources::memcached::MemcachedEntry>,
     #[serde(default)]
     cache_level: Vec<CacheLevelEntry>,
+    #[serde(default)]
+    alert_channel: Vec<connectors::sinks::ChannelEntry>,
+    alerts: Option<AlertsFile>,
+}
+
+/// The `[alerts]` table: how every target's alert resolves.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct AlertsFile {
+    resolve_margin_pct: Option<f64>,
+    keep_firing_for_secs: Option<u32>,
+}
+
+/// Alerting: the resolve policy and the channels (`[[alert_channel]]`).
+#[derive(Debug, Clone, Default)]
+pub struct AlertSettings {
+    pub policy: engine::alerts::AlertPolicy,
+    pub channels: Vec<connectors::sinks::ChannelEntry>,
 }
 
 /// One `[[cache_level]]`: a resource that is not a configured cache (an application's
@@ -382,6 +400,7 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// How long each history tier is kept on disk, and the file's size cap.
     pub history: crate::persist::history::Retention,
+    pub alerts: AlertSettings,
 }
 
 impl Settings {
@@ -411,7 +430,7 @@ pub enum ConfigError {
 
 impl Settings {
     pub fn resolve(cli: &Cli) -> Result<Settings, ConfigError> {
-        let file = match &cli.config {
+        let mut file = match &cli.config {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
@@ -566,6 +585,7 @@ impl Settings {
             }
         })?;
         let actions = resolve_actions(cli, file.actions)?;
+        let alerts = alert_settings(file.alerts.take(), &file.alert_channel, &actions.secrets)?;
         let ephemeral = cli.ephemeral || file.ephemeral.unwrap_or(false);
         let data_dir = cli.data_dir.clone().or(file.data_dir);
         if ephemeral && cli.data_dir.is_some() {
@@ -584,6 +604,7 @@ impl Settings {
         let data_dir =
             (!ephemeral).then(|| data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)));
         Ok(Settings {
+            alerts,
             configured,
             cache_levels,
             data_dir,
@@ -719,6 +740,44 @@ fn default_site_root() -> PathBuf {
             .find(|candidate| candidate.join("pkg").is_dir())
     });
     beside_exe.unwrap_or_else(|| PathBuf::from("target/site"))
+}
+
+/// `[alerts]` and the `[[alert_channel]]` entries, checked; channel names are unique.
+fn alert_settings(
+    file: Option<AlertsFile>,
+    channels: &[connectors::sinks::ChannelEntry],
+    secrets: &std::collections::BTreeMap<String, String>,
+) -> Result<AlertSettings, ConfigError> {
+    let file = file.unwrap_or_default();
+    let mut policy = engine::alerts::AlertPolicy::default();
+    if let Some(margin) = file.resolve_margin_pct {
+        policy.resolve_margin_pct = margin;
+    }
+    if let Some(secs) = file.keep_firing_for_secs {
+        policy.keep_firing_for_secs = secs;
+    }
+    policy.validate().map_err(|rule| ConfigError::Invalid {
+        field: "alerts",
+        rule,
+    })?;
+    let mut names = std::collections::HashSet::new();
+    for (i, channel) in channels.iter().enumerate() {
+        let invalid = |rule: String| ConfigError::Invalid {
+            field: "alert_channel",
+            rule: format!("entry {}: {rule}", i + 1),
+        };
+        channel.validate(secrets).map_err(invalid)?;
+        if !names.insert(channel.name.as_str()) {
+            return Err(invalid(format!(
+                "name: {:?} is already the name of another channel",
+                channel.name
+            )));
+        }
+    }
+    Ok(AlertSettings {
+        policy,
+        channels: channels.to_vec(),
+    })
 }
 
 /// The `[[cache_level]]` entries, checked.

@@ -67,6 +67,7 @@ fn tick(at: i64, value: Option<f32>) -> LiveMessage {
             evaluated: true,
             pending: false,
         }],
+        alerts: Default::default(),
     }
 }
 
@@ -86,12 +87,12 @@ proptest! {
                 }
             }
             framed.push('}');
-            if let Ok(LiveMessage::Tick { at_unix_ms, cards }) =
+            if let Ok(LiveMessage::Tick { at_unix_ms, cards, alerts }) =
                 serde_json::from_str::<LiveMessage>(&framed)
             {
                 // A parsed tick must also apply without panicking.
                 let mut overview = Overview::default();
-                overview.apply_tick(at_unix_ms, &cards);
+                overview.apply_tick(at_unix_ms, &cards, alerts);
             }
         }
     }

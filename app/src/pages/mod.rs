@@ -1,5 +1,6 @@
 //! One module per route.
 
+pub mod alerts;
 pub mod audit;
 pub mod changes;
 pub mod not_found;

@@ -239,17 +239,7 @@ fn page_href(id: &str, metric: &str, range: ChartRange, compare: &[String]) -> S
     crate::base::href(&href)
 }
 
-/// Percent-encodes a query value (resource ids contain ':' and '/').
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
+pub use crate::format::urlencode;
 
 /// How long a breach must last before it counts (Prometheus `for`).
 const FOR_CHOICES: [(u32, &str); 6] = [

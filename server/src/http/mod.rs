@@ -2,6 +2,7 @@
 //! authorize and parse, then call [`crate::state`] (the change path for anything that
 //! changes configuration) and turn the outcome into a response.
 
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod auth;

@@ -43,7 +43,8 @@ pub fn app(state: AppState) -> Router {
         .then(|| crate::http::metrics::Exposition::new(state.monitor.clone()).router());
     let api = crate::http::push::router(state.clone())
         .merge(crate::http::export::router(state.clone()))
-        .merge(crate::http::audit::router(state.clone()));
+        .merge(crate::http::audit::router(state.clone()))
+        .merge(crate::http::alerts::read_router(state.clone()));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -186,8 +187,9 @@ fn mutations(state: &AppState, context: impl Fn() + Clone + Send + Sync + 'stati
         rate: settings.mutation_rate,
         burst: settings.mutation_burst,
     };
-    let mut routes =
-        crate::http::api::router(state.clone()).merge(crate::http::sources::router(state.clone()));
+    let mut routes = crate::http::api::router(state.clone())
+        .merge(crate::http::sources::router(state.clone()))
+        .merge(crate::http::alerts::router(state.clone()));
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         let context = context.clone();
         let handler = move |request: Request<Body>| {

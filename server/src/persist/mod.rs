@@ -37,6 +37,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
+pub mod alerts;
 mod audit;
 pub mod history;
 mod schema;

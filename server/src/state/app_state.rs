@@ -249,6 +249,40 @@ impl app::backend::Backend for Monitor {
     ) -> Result<(), AppError> {
         Monitor::add_mark(self, id, label, actor)
     }
+
+    fn alerts(&self) -> Result<app::alerts::AlertsView, AppError> {
+        self.alerting.view()
+    }
+
+    fn silence(
+        &self,
+        new: app::alerts::NewSilence,
+        actor: &app::identity::Identity,
+    ) -> Result<i64, AppError> {
+        self.alerting.silence(new, actor)
+    }
+
+    fn unsilence(&self, id: i64, actor: &app::identity::Identity) -> Result<(), AppError> {
+        self.alerting.unsilence(id, actor)
+    }
+
+    fn acknowledge(
+        &self,
+        resource: &str,
+        comment: &str,
+        actor: &app::identity::Identity,
+    ) -> Result<(), AppError> {
+        self.alerting.acknowledge(resource, comment, actor)
+    }
+
+    fn test_channel(
+        &self,
+        name: String,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<String, AppError>> {
+        let alerting = self.alerting.clone();
+        Box::pin(async move { alerting.test(&name, &actor).await })
+    }
 }
 
 /// Token management: the durable record first, then the in-memory verifier, so a token

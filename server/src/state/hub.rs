@@ -34,9 +34,18 @@ impl Hub {
     }
 
     /// One tick of every card.
-    pub fn publish_tick(&self, at_unix_ms: i64, cards: Vec<CardTick>) {
+    pub fn publish_tick(
+        &self,
+        at_unix_ms: i64,
+        cards: Vec<CardTick>,
+        alerts: app::alerts::AlertsPulse,
+    ) {
         if self.has_listeners() {
-            self.send(&LiveMessage::Tick { at_unix_ms, cards });
+            self.send(&LiveMessage::Tick {
+                at_unix_ms,
+                cards,
+                alerts,
+            });
         }
     }
 

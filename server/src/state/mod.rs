@@ -4,6 +4,7 @@
 //! the optimizer's hands ([`actuate`]). [`app_state`] is what every request handler gets.
 
 pub mod actuate;
+pub mod alerting;
 pub mod app_state;
 pub mod change;
 pub mod hub;

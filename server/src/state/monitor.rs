@@ -20,6 +20,7 @@ use connectors::actuators::{Actuators, RunnerConfig};
 use connectors::sources::{host, owns, push};
 use engine::actions::ActionOutcome;
 use engine::actuator::Step;
+use engine::alerts::{Alert, AlertChange};
 use engine::changes::{ChangeStore, MutationKind, StoreOptions};
 use engine::history::{History, HistoryConfig};
 use engine::model::{Resource, ResourceId};
@@ -83,6 +84,8 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         loaded,
         actions: settings.actions.clone(),
         cache_levels: settings.cache_levels.clone(),
+        alerts: settings.alerts.clone(),
+        public_url: settings.public_url.as_ref().map(|p| p.url.clone()),
     })
 }
 
@@ -105,6 +108,10 @@ pub struct Parts {
     pub actions: RunnerConfig,
     /// `[[cache_level]]`: resources counted as levels of cache groups.
     pub cache_levels: Vec<crate::config::CacheLevelEntry>,
+    /// The alert policy and channels.
+    pub alerts: crate::config::AlertSettings,
+    /// `--public-url`, for links in notifications.
+    pub public_url: Option<String>,
 }
 
 /// The store to start with: the persisted one when there is one, with host resources it
@@ -211,6 +218,8 @@ pub struct Monitor {
     top: Arc<Mutex<Option<Arc<TopProcesses>>>>,
     /// Before/after comparisons; opened by handlers, completed by the monitor task.
     proof: Arc<Mutex<Proof>>,
+    /// Alert notifications: channels, silences, the outbox.
+    pub alerting: super::alerting::Alerting,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -248,6 +257,8 @@ impl Monitor {
             loaded,
             actions,
             cache_levels,
+            alerts,
+            public_url,
         } = parts;
         let restored = loaded.state.is_some();
         let host_resources = engine::source::runtime::Source::info(&host).resources;
@@ -289,6 +300,14 @@ impl Monitor {
             );
         }
         let history = Arc::new(RwLock::new(history));
+        let alerting = super::alerting::Alerting::open(
+            data_dir.as_deref(),
+            &alerts,
+            &actions.secrets,
+            store.clone(),
+            persist.clone(),
+            public_url,
+        )?;
         let (sources, events) = Sources::new();
         let (push_source, push) = push::source();
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -310,10 +329,12 @@ impl Monitor {
             data_dir,
             cache_levels: cache_levels.into(),
             stored,
+            alerting: alerting.clone(),
         };
         let clock = Duration::from_millis(history_step(&monitor));
         let task = MonitorTask::new(monitor.clone(), actions);
         tokio::spawn(task.run(events, control_rx, clock));
+        tokio::spawn(alerting.run());
         tokio::spawn(async move {
             sources.add(Box::new(host)).await;
             sources.add(Box::new(push_source)).await;
@@ -493,6 +514,8 @@ struct MonitorTask {
     monitor: Monitor,
     analyzer: Analyzer,
     trackers: HashMap<ResourceId, Tracker>,
+    /// Every target's alert (firing ones restored from the alert store).
+    alerts: HashMap<ResourceId, Alert>,
     acting: Acting,
     finished: mpsc::UnboundedReceiver<Finished>,
     /// When the clock source last ticked (the watchdog evaluates when it goes quiet).
@@ -502,10 +525,22 @@ struct MonitorTask {
 impl MonitorTask {
     fn new(monitor: Monitor, actions: RunnerConfig) -> MonitorTask {
         let (acting, finished) = Acting::new(Actuators::new(actions));
+        let alerts = monitor
+            .alerting
+            .restored()
+            .into_iter()
+            .filter_map(|(resource, started)| {
+                Some((
+                    ResourceId::new(&resource).ok()?,
+                    Alert::firing_since(started),
+                ))
+            })
+            .collect();
         MonitorTask {
             monitor,
             analyzer: Analyzer::new(),
             trackers: HashMap::new(),
+            alerts,
             acting,
             finished,
             last_clock: tokio::time::Instant::now(),
@@ -693,6 +728,11 @@ impl MonitorTask {
                 reason = %transition.reason,
                 "Status changed by an action"
             );
+            monitor.alerting.outcome(
+                id.as_str(),
+                now,
+                &format!("{}: {}", transition.to.as_str(), transition.reason),
+            );
         }
         monitor.persist.audit(super::actuate::audit_entry(&done));
         {
@@ -713,6 +753,9 @@ impl MonitorTask {
         let history = monitor.history();
         let mut statuses = Vec::with_capacity(state.resources.len());
         let mut cards = Vec::with_capacity(state.resources.len());
+        let policy = monitor.alerting.policy();
+        let mut pending = Vec::new();
+        let mut alert_changes = Vec::new();
         for (id, resource) in state.resources.iter() {
             let problem = problems.get(id.as_str());
             let metric = card_metric(resource);
@@ -739,6 +782,32 @@ impl MonitorTask {
                 if let Some(series) = history.id(&key).and_then(|sid| history.get(sid)) {
                     let samples = series.last_raw(resource.settings.window_samples());
                     let observation = self.analyzer.observe(&samples, target, &resource.settings);
+                    let alert = self.alerts.entry(id.clone()).or_default();
+                    let change = alert.observe(
+                        at,
+                        observation.observed,
+                        observation.condition,
+                        target,
+                        kind,
+                        &policy,
+                    );
+                    if let Some(text) = alert.pending_for(at, target) {
+                        pending.push(app::alerts::PendingAlert {
+                            resource: id.as_str().to_owned(),
+                            name: resource.name.clone(),
+                            text: format!(
+                                "{text}: {}",
+                                alert
+                                    .last_value()
+                                    .map(|v| engine::model::format_value(v, kind))
+                                    .unwrap_or_default()
+                            ),
+                            since_ms: alert.breach_since_ms().unwrap_or(at),
+                        });
+                    }
+                    if let Some(change) = change {
+                        alert_changes.push((id.clone(), change));
+                    }
                     if let Some(transition) =
                         tracker.observe(at, &observation, target, kind, &resource.settings)
                     {
@@ -777,12 +846,46 @@ impl MonitorTask {
         }
         self.trackers
             .retain(|id, _| state.resources.contains_key(id));
+        // A firing alert whose resource or target went away resolves, saying so.
+        for (id, alert) in self.alerts.iter_mut() {
+            let why = match state.resources.get(id) {
+                None => "the resource was removed",
+                Some(r) if r.target.is_none() => "the target was removed",
+                Some(_) => continue,
+            };
+            if let Some(change) = alert.withdraw(at, why) {
+                alert_changes.push((id.clone(), change));
+            }
+        }
+        self.alerts.retain(|id, alert| {
+            state.resources.get(id).is_some_and(|r| r.target.is_some())
+                || alert.phase() != engine::alerts::AlertPhase::Ok
+        });
         // Before/after windows that ended with this tick, under the same read lock.
         for (resource, at, body) in monitor.proof().complete(at, &history) {
             monitor.persist.save_event(at, &resource, body);
         }
         drop(history);
+        for (id, change) in alert_changes {
+            match change {
+                AlertChange::Fired {
+                    started_ms,
+                    summary,
+                    ..
+                } => monitor.alerting.fired(id.as_str(), started_ms, &summary),
+                AlertChange::Resolved {
+                    started_ms,
+                    ended_ms,
+                    summary,
+                } => monitor
+                    .alerting
+                    .resolved(id.as_str(), started_ms, ended_ms, &summary),
+            }
+        }
+        monitor.alerting.set_pending(pending);
         monitor.store.publish_statuses(statuses);
-        monitor.hub.publish_tick(at, cards);
+        monitor
+            .hub
+            .publish_tick(at, cards, monitor.alerting.pulse());
     }
 }

@@ -86,6 +86,7 @@ impl Monitor {
             change: stats.change,
             autosave_every: stats.autosave.every(),
             notices: self.stored.problem().into_iter().collect(),
+            alerts: self.alerting.pulse(),
         }
     }
 }

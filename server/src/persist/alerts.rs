@@ -1,0 +1,483 @@
+//! The alert store (`<data-dir>/alerts.db`): firing alerts (so "resolved" is sent after a
+//! restart), their history, silences and acknowledgements, and the **outbox** of
+//! notifications with their delivery state.
+//!
+//! Its own file and connection, apart from `perfpilot.db`: notifications are written by
+//! the monitor on a transition and by the delivery task, never on the change path, so they
+//! neither wait behind nor delay configuration changes. Writes are synchronous
+//! (`synchronous = FULL`, WAL): a notification is on disk before anyone tries to send it,
+//! and a transition's state and its notifications commit in one transaction, so a
+//! `kill -9` loses neither. Delivery is at least once; every notification carries an
+//! idempotency key, so a receiver can drop the one repeat a crash between its answer and
+//! our bookkeeping can cause.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use engine::alerts::{Notification, NotificationKind};
+use engine::sync::lock;
+use rusqlite::{params, Connection, OptionalExtension};
+
+const FILE: &str = "alerts.db";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS firing (
+    resource    TEXT PRIMARY KEY,
+    started_ms  INTEGER NOT NULL,
+    summary     TEXT NOT NULL,
+    acked_by    TEXT,
+    acked_ms    INTEGER,
+    ack_comment TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS episodes (
+    resource    TEXT NOT NULL,
+    started_ms  INTEGER NOT NULL,
+    ended_ms    INTEGER,
+    summary     TEXT NOT NULL,
+    end_summary TEXT,
+    PRIMARY KEY (resource, started_ms)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS episodes_started ON episodes(started_ms);
+CREATE TABLE IF NOT EXISTS outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    key        TEXT NOT NULL UNIQUE,
+    channel    TEXT NOT NULL,
+    stream     TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    due_ms     INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    state      TEXT NOT NULL DEFAULT 'pending',
+    detail     TEXT,
+    sent_ms    INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox(state, id);
+CREATE INDEX IF NOT EXISTS outbox_stream ON outbox(stream, channel, kind);
+CREATE TABLE IF NOT EXISTS silences (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    matcher    TEXT NOT NULL,
+    comment    TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    starts_ms  INTEGER NOT NULL,
+    ends_ms    INTEGER NOT NULL,
+    expired_by TEXT
+);
+";
+
+/// A firing alert as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiringRow {
+    pub resource: String,
+    pub started_ms: i64,
+    pub summary: String,
+    pub acked_by: Option<String>,
+    pub acked_ms: Option<i64>,
+    pub ack_comment: Option<String>,
+}
+
+impl FiringRow {
+    /// The alert episode's identity in the outbox.
+    pub fn stream(&self) -> String {
+        stream(&self.resource, self.started_ms)
+    }
+}
+
+pub fn stream(resource: &str, started_ms: i64) -> String {
+    format!("{resource}@{started_ms}")
+}
+
+/// A notification to a channel, waiting or done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub channel: String,
+    /// Deliveries of one stream (an alert episode) to one channel go in order.
+    pub stream: String,
+    pub notification: Notification,
+    pub created_ms: i64,
+    pub due_ms: i64,
+    pub attempts: u32,
+    /// `pending`, `sent` or `failed`.
+    pub state: String,
+    /// The receiver's answer, or the last error.
+    pub detail: Option<String>,
+    pub sent_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub resource: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub summary: String,
+    pub end_summary: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceRow {
+    pub id: i64,
+    pub matcher: String,
+    pub comment: String,
+    pub created_by: String,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+    pub expired_by: Option<String>,
+}
+
+impl SilenceRow {
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.expired_by.is_none() && self.starts_ms <= now_ms && now_ms < self.ends_ms
+    }
+}
+
+/// A notification to enqueue.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub channel: String,
+    pub stream: String,
+    pub due_ms: i64,
+    pub notification: Notification,
+}
+
+pub struct AlertDb {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for AlertDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertDb").finish_non_exhaustive()
+    }
+}
+
+type Sql<T> = rusqlite::Result<T>;
+
+impl AlertDb {
+    /// `<dir>/alerts.db`, or an in-memory database (`--ephemeral`).
+    pub fn open(dir: Option<&Path>) -> anyhow::Result<AlertDb> {
+        let conn = match dir {
+            None => Connection::open_in_memory()?,
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let path = dir.join(FILE);
+                let conn = Connection::open(&path)
+                    .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", path.display()))?;
+                conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+                conn.execute_batch("PRAGMA synchronous = FULL;")?;
+                conn
+            }
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA).map_err(|err| {
+            anyhow::anyhow!("the alert store cannot be used: {err}. Move alerts.db aside to start without alert history")
+        })?;
+        Ok(AlertDb {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn firing(&self) -> Sql<Vec<FiringRow>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn.prepare(
+            "SELECT resource, started_ms, summary, acked_by, acked_ms, ack_comment
+             FROM firing ORDER BY started_ms",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FiringRow {
+                resource: r.get(0)?,
+                started_ms: r.get(1)?,
+                summary: r.get(2)?,
+                acked_by: r.get(3)?,
+                acked_ms: r.get(4)?,
+                ack_comment: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// An alert started firing: its state and its episode, in one transaction.
+    pub fn fire(&self, resource: &str, started_ms: i64, summary: &str) -> Sql<()> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO firing (resource, started_ms, summary) VALUES (?1, ?2, ?3)",
+            params![resource, started_ms, summary],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO episodes (resource, started_ms, summary) VALUES (?1, ?2, ?3)",
+            params![resource, started_ms, summary],
+        )?;
+        tx.commit()
+    }
+
+    /// An alert resolved: its state goes, its episode ends and its "resolved"
+    /// notifications are queued, all in one transaction.
+    pub fn resolve(
+        &self,
+        resource: &str,
+        started_ms: i64,
+        ended_ms: i64,
+        summary: &str,
+        outgoing: &[Outgoing],
+        now_ms: i64,
+    ) -> Sql<()> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM firing WHERE resource = ?1 AND started_ms = ?2",
+            params![resource, started_ms],
+        )?;
+        tx.execute(
+            "UPDATE episodes SET ended_ms = ?3, end_summary = ?4
+             WHERE resource = ?1 AND started_ms = ?2",
+            params![resource, started_ms, ended_ms, summary],
+        )?;
+        insert_outgoing(&tx, outgoing, now_ms)?;
+        tx.commit()
+    }
+
+    /// Queues notifications; one whose key is already queued is left as it is.
+    pub fn enqueue(&self, outgoing: &[Outgoing], now_ms: i64) -> Sql<usize> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction()?;
+        let added = insert_outgoing(&tx, outgoing, now_ms)?;
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// How many firing notifications of `stream` went to `channel`, and when the last one
+    /// was queued.
+    pub fn firing_sent(&self, stream: &str, channel: &str) -> Sql<(u32, Option<i64>)> {
+        lock(&self.conn).query_row(
+            "SELECT COUNT(*), MAX(created_ms) FROM outbox
+             WHERE stream = ?1 AND channel = ?2 AND kind = 'firing'",
+            params![stream, channel],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    /// Channels that were sent a firing notification of `stream`.
+    pub fn channels_told(&self, stream: &str) -> Sql<Vec<String>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT channel FROM outbox WHERE stream = ?1 AND kind = 'firing'")?;
+        let rows = stmt.query_map([stream], |r| r.get(0))?;
+        rows.collect()
+    }
+
+    /// Waiting notifications, oldest first.
+    pub fn pending(&self) -> Sql<Vec<OutboxRow>> {
+        self.outbox_where("state = 'pending' ORDER BY id", 100_000)
+    }
+
+    /// The latest deliveries, newest first.
+    pub fn recent(&self, limit: usize) -> Sql<Vec<OutboxRow>> {
+        self.outbox_where("1 = 1 ORDER BY id DESC", limit)
+    }
+
+    fn outbox_where(&self, clause: &str, limit: usize) -> Sql<Vec<OutboxRow>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, channel, stream, body, created_ms, due_ms, attempts, state, detail, sent_ms
+             FROM outbox WHERE {clause} LIMIT {limit}"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            let body: String = r.get(3)?;
+            let notification = serde_json::from_str(&body).map_err(|err| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    err.into(),
+                )
+            })?;
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                channel: r.get(1)?,
+                stream: r.get(2)?,
+                notification,
+                created_ms: r.get(4)?,
+                due_ms: r.get(5)?,
+                attempts: r.get(6)?,
+                state: r.get(7)?,
+                detail: r.get(8)?,
+                sent_ms: r.get(9)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    pub fn mark_sent(&self, id: i64, attempts: u32, now_ms: i64, detail: &str) -> Sql<()> {
+        lock(&self.conn).execute(
+            "UPDATE outbox SET state = 'sent', attempts = ?2, sent_ms = ?3, detail = ?4 WHERE id = ?1",
+            params![id, attempts, now_ms, detail],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_retry(&self, id: i64, attempts: u32, due_ms: i64, error: &str) -> Sql<()> {
+        lock(&self.conn).execute(
+            "UPDATE outbox SET attempts = ?2, due_ms = ?3, detail = ?4 WHERE id = ?1",
+            params![id, attempts, due_ms, error],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Sql<()> {
+        lock(&self.conn).execute(
+            "UPDATE outbox SET state = 'failed', attempts = ?2, detail = ?3 WHERE id = ?1",
+            params![id, attempts, error],
+        )?;
+        Ok(())
+    }
+
+    /// Per channel: notifications waiting, failed for good, and the last error.
+    pub fn channel_stats(&self) -> Sql<Vec<(String, u32, u32, Option<String>)>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn.prepare(
+            "SELECT channel,
+                    SUM(state = 'pending'),
+                    SUM(state = 'failed'),
+                    (SELECT detail FROM outbox o2 WHERE o2.channel = o.channel
+                       AND (o2.state = 'failed' OR (o2.state = 'pending' AND o2.attempts > 0))
+                       ORDER BY id DESC LIMIT 1)
+             FROM outbox o GROUP BY channel",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect()
+    }
+
+    pub fn acknowledge(&self, resource: &str, by: &str, comment: &str, now_ms: i64) -> Sql<bool> {
+        let changed = lock(&self.conn).execute(
+            "UPDATE firing SET acked_by = ?2, acked_ms = ?3, ack_comment = ?4 WHERE resource = ?1",
+            params![resource, by, now_ms, comment],
+        )?;
+        Ok(changed > 0)
+    }
+
+    pub fn add_silence(
+        &self,
+        matcher: &str,
+        comment: &str,
+        by: &str,
+        starts_ms: i64,
+        ends_ms: i64,
+    ) -> Sql<i64> {
+        let conn = lock(&self.conn);
+        conn.execute(
+            "INSERT INTO silences (matcher, comment, created_by, starts_ms, ends_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![matcher, comment, by, starts_ms, ends_ms],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Ends a silence now; `None` when there is no such silence still active.
+    pub fn expire_silence(&self, id: i64, by: &str, now_ms: i64) -> Sql<Option<SilenceRow>> {
+        let conn = lock(&self.conn);
+        let changed = conn.execute(
+            "UPDATE silences SET expired_by = ?2, ends_ms = MIN(ends_ms, ?3)
+             WHERE id = ?1 AND expired_by IS NULL AND ends_ms > ?3",
+            params![id, by, now_ms],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        conn.query_row(
+            "SELECT id, matcher, comment, created_by, starts_ms, ends_ms, expired_by
+             FROM silences WHERE id = ?1",
+            [id],
+            silence_row,
+        )
+        .optional()
+    }
+
+    /// Silences active now or ended in the last day, newest first.
+    pub fn silences(&self, now_ms: i64) -> Sql<Vec<SilenceRow>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn.prepare(
+            "SELECT id, matcher, comment, created_by, starts_ms, ends_ms, expired_by
+             FROM silences WHERE ends_ms > ?1 - 86400000 ORDER BY id DESC LIMIT 200",
+        )?;
+        let rows = stmt.query_map([now_ms], silence_row)?;
+        rows.collect()
+    }
+
+    /// Alert episodes that overlap `[from, to)`, newest first.
+    pub fn episodes(&self, from_ms: i64, to_ms: i64, limit: usize) -> Sql<Vec<Episode>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn.prepare(
+            "SELECT resource, started_ms, ended_ms, summary, end_summary FROM episodes
+             WHERE started_ms < ?2 AND (ended_ms IS NULL OR ended_ms >= ?1)
+             ORDER BY started_ms DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![from_ms, to_ms, limit as i64], |r| {
+            Ok(Episode {
+                resource: r.get(0)?,
+                started_ms: r.get(1)?,
+                ended_ms: r.get(2)?,
+                summary: r.get(3)?,
+                end_summary: r.get(4)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Forgets delivered notifications and ended episodes and silences older than
+    /// `before_ms`.
+    pub fn prune(&self, before_ms: i64) -> Sql<usize> {
+        let conn = lock(&self.conn);
+        let mut removed = conn.execute(
+            "DELETE FROM outbox WHERE state != 'pending' AND created_ms < ?1
+               AND stream NOT IN (SELECT resource || '@' || started_ms FROM firing)",
+            [before_ms],
+        )?;
+        removed += conn.execute(
+            "DELETE FROM episodes WHERE ended_ms IS NOT NULL AND ended_ms < ?1",
+            [before_ms],
+        )?;
+        removed += conn.execute("DELETE FROM silences WHERE ends_ms < ?1", [before_ms])?;
+        Ok(removed)
+    }
+}
+
+fn silence_row(r: &rusqlite::Row<'_>) -> Sql<SilenceRow> {
+    Ok(SilenceRow {
+        id: r.get(0)?,
+        matcher: r.get(1)?,
+        comment: r.get(2)?,
+        created_by: r.get(3)?,
+        starts_ms: r.get(4)?,
+        ends_ms: r.get(5)?,
+        expired_by: r.get(6)?,
+    })
+}
+
+fn insert_outgoing(
+    tx: &rusqlite::Transaction<'_>,
+    outgoing: &[Outgoing],
+    now_ms: i64,
+) -> Sql<usize> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (key, channel, stream, kind, body, created_ms, due_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut added = 0;
+    for out in outgoing {
+        let body = serde_json::to_string(&out.notification).expect("a notification serializes");
+        added += stmt.execute(params![
+            out.notification.key,
+            out.channel,
+            out.stream,
+            out.notification.kind.as_str(),
+            body,
+            now_ms,
+            out.due_ms
+        ])?;
+    }
+    Ok(added)
+}
+
+/// Whether the kind is one whose deliveries of a stream must keep their order.
+pub fn is_alert(kind: NotificationKind) -> bool {
+    matches!(kind, NotificationKind::Firing | NotificationKind::Resolved)
+}

@@ -1,0 +1,832 @@
+//! Alerting: turns alert transitions into notifications, routes them to channels
+//! (resources, types, groups; silences; acknowledgements; quiet hours; repeats) through the
+//! durable outbox (`persist::alerts`), and delivers them.
+//!
+//! Ownership: the monitor task owns the alerts' state machines ([`engine::alerts::Alert`])
+//! and calls [`Alerting::fired`] / [`Alerting::resolved`] on a transition; the delivery
+//! task ([`Alerting::run`]) owns sending. Everything owed is derived from the store by
+//! [`Alerting::sweep`] (firing alerts × channels: never told, or due for a repeat), so a
+//! restart, a silence that ends or an acknowledgement needs no bookkeeping of its own.
+//!
+//! Order: deliveries of one alert episode to one channel go one at a time, oldest first,
+//! so "resolved" never overtakes its "firing", even through retries.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::alerts::{
+    AlertsPulse, AlertsView, ChannelView, DeliveryView, EpisodeView, FiringAlert, NewSilence,
+    PendingAlert, SilenceView,
+};
+use app::audit::AuditKind;
+use app::error::AppError;
+use app::identity::Identity;
+use connectors::actuators::webhook::Attempt;
+use connectors::sinks::{Channel, ChannelEntry, Subject};
+use engine::alerts::{glob_matches, retry_delay_ms, AlertPolicy, Notification, NotificationKind};
+use engine::changes::ChangeStore;
+use engine::model::Resource;
+use engine::sync::lock;
+
+use crate::persist::alerts::{stream, AlertDb, FiringRow, OutboxRow, Outgoing, SilenceRow};
+use crate::persist::{actor_entry, Persist};
+
+/// A delivery still failing after this long is given up (and shown as failed).
+const GIVE_UP_MS: i64 = 24 * 3600 * 1000;
+/// The delivery task looks for repeats and ended silences at least this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Delivered notifications are kept this long for the Alerts page.
+const KEEP_MS: i64 = 7 * 86_400_000;
+/// At most this many deliveries run at once.
+const PARALLEL: usize = 16;
+
+#[derive(Clone)]
+pub struct Alerting {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: AlertDb,
+    channels: Vec<Channel>,
+    policy: AlertPolicy,
+    store: Arc<ChangeStore>,
+    persist: Persist,
+    /// `https://ops.example.com/perf/`: resource links in notifications.
+    public_url: Option<String>,
+    wake: tokio::sync::Notify,
+    version: AtomicU64,
+    /// Firing alerts (mirror of the store's `firing` table).
+    firing: Mutex<BTreeMap<String, FiringRow>>,
+    /// Pending alerts, as the monitor saw them at its last tick.
+    pending: Mutex<Vec<PendingAlert>>,
+}
+
+impl std::fmt::Debug for Alerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerting")
+            .field("channels", &self.inner.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db_error(err: rusqlite::Error) -> AppError {
+    AppError::unavailable(format!("the alert store failed: {err}"))
+}
+
+impl Alerting {
+    pub fn open(
+        data_dir: Option<&std::path::Path>,
+        settings: &crate::config::AlertSettings,
+        secrets: &BTreeMap<String, String>,
+        store: Arc<ChangeStore>,
+        persist: Persist,
+        public_url: Option<String>,
+    ) -> anyhow::Result<Alerting> {
+        let db = AlertDb::open(data_dir)?;
+        let firing = db
+            .firing()?
+            .into_iter()
+            .map(|row| (row.resource.clone(), row))
+            .collect();
+        let client = connectors::actuators::webhook::client();
+        let channels = settings
+            .channels
+            .iter()
+            .map(|entry| Channel::new(entry.clone(), secrets, client.clone()))
+            .collect();
+        Ok(Alerting {
+            inner: Arc::new(Inner {
+                db,
+                channels,
+                policy: settings.policy,
+                store,
+                persist,
+                public_url,
+                wake: tokio::sync::Notify::new(),
+                version: AtomicU64::new(1),
+                firing: Mutex::new(firing),
+                pending: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn policy(&self) -> AlertPolicy {
+        self.inner.policy
+    }
+
+    /// Alerts firing when perfpilot last stopped: resource → when they started.
+    pub fn restored(&self) -> Vec<(String, i64)> {
+        lock(&self.inner.firing)
+            .values()
+            .map(|row| (row.resource.clone(), row.started_ms))
+            .collect()
+    }
+
+    pub fn pulse(&self) -> AlertsPulse {
+        AlertsPulse {
+            version: self.inner.version.load(Ordering::Relaxed),
+            firing: lock(&self.inner.firing).len() as u32,
+            pending: lock(&self.inner.pending).len() as u32,
+        }
+    }
+
+    fn bump(&self) {
+        self.inner.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The monitor's pending alerts at this tick; the page is told when the set changes.
+    pub fn set_pending(&self, pending: Vec<PendingAlert>) {
+        let mut current = lock(&self.inner.pending);
+        let same = current.len() == pending.len()
+            && current
+                .iter()
+                .zip(&pending)
+                .all(|(a, b)| a.resource == b.resource && a.since_ms == b.since_ms);
+        *current = pending;
+        drop(current);
+        if !same {
+            self.bump();
+        }
+    }
+
+    /// An alert started firing: stored, then notified by the sweep.
+    pub fn fired(&self, resource: &str, started_ms: i64, summary: &str) {
+        if let Err(err) = self.inner.db.fire(resource, started_ms, summary) {
+            // The breach is still detected after a restart; nothing else to do.
+            tracing::error!(resource, %err, "A firing alert could not be stored");
+            return;
+        }
+        lock(&self.inner.firing).insert(
+            resource.to_owned(),
+            FiringRow {
+                resource: resource.to_owned(),
+                started_ms,
+                summary: summary.to_owned(),
+                acked_by: None,
+                acked_ms: None,
+                ack_comment: None,
+            },
+        );
+        tracing::warn!(resource, summary, "Alert firing");
+        self.sweep(engine::time::unix_now_ms());
+        self.bump();
+        self.inner.wake.notify_one();
+    }
+
+    /// An alert resolved: every channel that was told it fired is told, in the same
+    /// transaction that ends it.
+    pub fn resolved(&self, resource: &str, started_ms: i64, ended_ms: i64, summary: &str) {
+        let stream = stream(resource, started_ms);
+        let now = engine::time::unix_now_ms();
+        let told = self.inner.db.channels_told(&stream).unwrap_or_default();
+        let outgoing: Vec<Outgoing> = self
+            .inner
+            .channels
+            .iter()
+            .filter(|c| told.contains(&c.entry.name) && c.entry.wants(NotificationKind::Resolved))
+            .map(|c| {
+                let mut n = self.notification(
+                    resource,
+                    NotificationKind::Resolved,
+                    summary,
+                    None,
+                    format!("{stream}/{}/resolved", c.entry.name),
+                    now,
+                );
+                n.started_ms = Some(started_ms);
+                n.ended_ms = Some(ended_ms);
+                Outgoing {
+                    channel: c.entry.name.clone(),
+                    stream: stream.clone(),
+                    due_ms: release_at(&c.entry, now),
+                    notification: n,
+                }
+            })
+            .collect();
+        if let Err(err) = self
+            .inner
+            .db
+            .resolve(resource, started_ms, ended_ms, summary, &outgoing, now)
+        {
+            tracing::error!(resource, %err, "A resolved alert could not be stored");
+            return;
+        }
+        lock(&self.inner.firing).remove(resource);
+        tracing::info!(resource, summary, "Alert resolved");
+        self.bump();
+        self.inner.wake.notify_one();
+    }
+
+    /// An optimizer outcome, for channels that asked for them.
+    pub fn outcome(&self, resource: &str, at_ms: i64, summary: &str) {
+        let now = engine::time::unix_now_ms();
+        let Some(subject) = self.subject_of(resource) else {
+            return;
+        };
+        let outgoing: Vec<Outgoing> = self
+            .inner
+            .channels
+            .iter()
+            .filter(|c| c.entry.wants(NotificationKind::Outcome) && routes(&c.entry, &subject))
+            .map(|c| Outgoing {
+                channel: c.entry.name.clone(),
+                stream: format!("outcome:{resource}"),
+                due_ms: release_at(&c.entry, now),
+                notification: self.notification(
+                    resource,
+                    NotificationKind::Outcome,
+                    summary,
+                    None,
+                    format!("outcome/{resource}/{at_ms}/{}", c.entry.name),
+                    now,
+                ),
+            })
+            .collect();
+        if outgoing.is_empty() {
+            return;
+        }
+        if let Err(err) = self.inner.db.enqueue(&outgoing, now) {
+            tracing::error!(resource, %err, "An outcome notification could not be stored");
+        }
+        self.bump();
+        self.inner.wake.notify_one();
+    }
+
+    /// Queues what is owed now: a firing alert's first notification on every channel that
+    /// routes it (unless silenced), and its repeats (unless acknowledged; Alertmanager is
+    /// refreshed regardless, or it would resolve the alert by itself).
+    pub fn sweep(&self, now_ms: i64) {
+        let firing: Vec<FiringRow> = lock(&self.inner.firing).values().cloned().collect();
+        if firing.is_empty() {
+            return;
+        }
+        let silences = self.inner.db.silences(now_ms).unwrap_or_default();
+        let mut outgoing = Vec::new();
+        for alert in &firing {
+            if silenced_by(&silences, &alert.resource, now_ms).is_some() {
+                continue;
+            }
+            let Some(subject) = self.subject_of(&alert.resource) else {
+                continue;
+            };
+            let stream = alert.stream();
+            for channel in &self.inner.channels {
+                let entry = &channel.entry;
+                if !entry.wants(NotificationKind::Firing) || !routes(entry, &subject) {
+                    continue;
+                }
+                let Ok((count, last)) = self.inner.db.firing_sent(&stream, &entry.name) else {
+                    continue;
+                };
+                let repeat = entry.kind != connectors::sinks::ChannelKind::Alertmanager;
+                let owed = match last {
+                    None => true,
+                    Some(_) if repeat && alert.acked_by.is_some() => false,
+                    Some(last) => now_ms - last >= entry.repeat_every_ms(),
+                };
+                if !owed {
+                    continue;
+                }
+                let mut n = self.notification(
+                    &alert.resource,
+                    NotificationKind::Firing,
+                    &alert.summary,
+                    None,
+                    format!("{stream}/{}/firing/{count}", entry.name),
+                    now_ms,
+                );
+                n.started_ms = Some(alert.started_ms);
+                outgoing.push(Outgoing {
+                    channel: entry.name.clone(),
+                    stream: stream.clone(),
+                    due_ms: release_at(entry, now_ms),
+                    notification: n,
+                });
+            }
+        }
+        if outgoing.is_empty() {
+            return;
+        }
+        match self.inner.db.enqueue(&outgoing, now_ms) {
+            Ok(added) if added > 0 => {
+                self.bump();
+                self.inner.wake.notify_one();
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(%err, "Notifications could not be queued"),
+        }
+    }
+
+    fn subject_of(&self, resource: &str) -> Option<OwnedSubject> {
+        let state = self.inner.store.state();
+        let id = engine::model::ResourceId::new(resource).ok()?;
+        let r = state.resources.get(&id)?;
+        Some(OwnedSubject {
+            resource: resource.to_owned(),
+            resource_type: r.resource_type.to_string(),
+            group: group_of(r),
+        })
+    }
+
+    fn notification(
+        &self,
+        resource: &str,
+        kind: NotificationKind,
+        summary: &str,
+        value: Option<f64>,
+        key: String,
+        now_ms: i64,
+    ) -> Notification {
+        let state = self.inner.store.state();
+        let found = engine::model::ResourceId::new(resource)
+            .ok()
+            .and_then(|id| state.resources.get(&id).cloned());
+        let (name, resource_type, group, metric, target) = match &found {
+            Some(r) => (
+                r.name.clone(),
+                r.resource_type.to_string(),
+                group_of(r),
+                r.target
+                    .as_ref()
+                    .map(|t| t.metric.clone())
+                    .unwrap_or_default(),
+                r.target
+                    .as_ref()
+                    .zip(r.target_kind())
+                    .map(|(t, kind)| t.describe(kind)),
+            ),
+            None => (
+                resource.to_owned(),
+                String::new(),
+                None,
+                String::new(),
+                None,
+            ),
+        };
+        Notification {
+            key,
+            kind,
+            resource: resource.to_owned(),
+            resource_name: name,
+            resource_type,
+            group,
+            metric,
+            summary: summary.to_owned(),
+            target,
+            value,
+            started_ms: None,
+            ended_ms: None,
+            url: self
+                .inner
+                .public_url
+                .as_ref()
+                .map(|base| format!("{base}resource?id={}", app::format::urlencode(resource))),
+            at_ms: now_ms,
+        }
+    }
+
+    /// Delivers due notifications until the runtime stops. Spawned once.
+    pub async fn run(self) {
+        let mut last_prune = 0;
+        loop {
+            let now = engine::time::unix_now_ms();
+            self.sweep(now);
+            if now - last_prune > 3_600_000 {
+                last_prune = now;
+                if let Err(err) = self.inner.db.prune(now - KEEP_MS) {
+                    tracing::warn!(%err, "Old notifications could not be pruned");
+                }
+            }
+            let next_due = self.deliver_due(now).await;
+            let wait = next_due
+                .map(|due| Duration::from_millis((due - engine::time::unix_now_ms()).max(0) as u64))
+                .unwrap_or(SWEEP_EVERY)
+                .min(SWEEP_EVERY);
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Sends every due head of line (one per episode and channel); answers when the next
+    /// waiting one is due.
+    async fn deliver_due(&self, now_ms: i64) -> Option<i64> {
+        let pending = match self.inner.db.pending() {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::error!(%err, "The outbox could not be read");
+                return Some(now_ms + 5000);
+            }
+        };
+        let mut heads: HashMap<(String, String), OutboxRow> = HashMap::new();
+        for row in pending {
+            heads
+                .entry((row.channel.clone(), row.stream.clone()))
+                .or_insert(row);
+        }
+        let (due, waiting): (Vec<OutboxRow>, Vec<OutboxRow>) =
+            heads.into_values().partition(|row| row.due_ms <= now_ms);
+        let mut next = waiting.iter().map(|r| r.due_ms).min();
+        if due.is_empty() {
+            return next;
+        }
+        let mut due = due;
+        due.sort_by_key(|r| r.id);
+        for batch in due.chunks(PARALLEL) {
+            let sends = batch.iter().map(|row| self.deliver(row));
+            futures_util::future::join_all(sends).await;
+        }
+        self.bump();
+        // What was due may have a successor in its line now: look again at once.
+        next = Some(now_ms);
+        next
+    }
+
+    async fn deliver(&self, row: &OutboxRow) {
+        let Some(channel) = self.channel(&row.channel) else {
+            let _ = self.inner.db.mark_failed(
+                row.id,
+                row.attempts,
+                &format!("the channel {:?} is no longer configured", row.channel),
+            );
+            return;
+        };
+        let attempts = row.attempts + 1;
+        let now = engine::time::unix_now_ms();
+        let result = channel.send(&row.notification, now).await;
+        let done = engine::time::unix_now_ms();
+        let stored = match result {
+            Attempt::Done(detail) => self.inner.db.mark_sent(row.id, attempts, done, &detail),
+            Attempt::Fatal(error) => {
+                tracing::warn!(channel = %row.channel, %error, "A notification was refused");
+                self.inner.db.mark_failed(row.id, attempts, &error)
+            }
+            Attempt::Retry(error) if done - row.created_ms >= GIVE_UP_MS => {
+                let error = format!("gave up after {attempts} attempts over 24 h: {error}");
+                tracing::warn!(channel = %row.channel, %error, "A notification was given up");
+                self.inner.db.mark_failed(row.id, attempts, &error)
+            }
+            Attempt::Retry(error) => {
+                tracing::info!(channel = %row.channel, attempts, %error, "A notification will be retried");
+                self.inner
+                    .db
+                    .mark_retry(row.id, attempts, done + retry_delay_ms(attempts), &error)
+            }
+        };
+        if let Err(err) = stored {
+            tracing::error!(%err, "A delivery's result could not be stored");
+        }
+    }
+
+    fn channel(&self, name: &str) -> Option<&Channel> {
+        self.inner.channels.iter().find(|c| c.entry.name == name)
+    }
+
+    /// The "send test" button: sends now, records the delivery, answers the receiver's
+    /// answer or why it failed.
+    pub async fn test(&self, channel: &str, actor: &Identity) -> Result<String, AppError> {
+        let Some(target) = self.channel(channel) else {
+            return Err(AppError::not_found(format!(
+                "no alert channel is named {channel:?}"
+            )));
+        };
+        let now = engine::time::unix_now_ms();
+        let stream = format!("test:{channel}");
+        let n = Notification {
+            key: format!("test/{channel}/{now}"),
+            kind: NotificationKind::Test,
+            resource: "perfpilot".into(),
+            resource_name: "perfpilot".into(),
+            resource_type: String::new(),
+            group: None,
+            metric: String::new(),
+            summary: format!("test notification from perfpilot, sent by {}", actor.user),
+            target: None,
+            value: None,
+            started_ms: Some(now),
+            ended_ms: None,
+            url: self.inner.public_url.clone(),
+            at_ms: now,
+        };
+        let row = Outgoing {
+            channel: channel.to_owned(),
+            stream: stream.clone(),
+            // Sent below, not by the delivery task.
+            due_ms: i64::MAX,
+            notification: n.clone(),
+        };
+        self.inner.db.enqueue(&[row], now).map_err(db_error)?;
+        let id = self
+            .inner
+            .db
+            .recent(50)
+            .map_err(db_error)?
+            .into_iter()
+            .find(|r| r.notification.key == n.key)
+            .map(|r| r.id)
+            .ok_or_else(|| AppError::unavailable("the test notification was not stored"))?;
+        let result = target.send(&n, now).await;
+        let done = engine::time::unix_now_ms();
+        self.bump();
+        match result {
+            Attempt::Done(detail) => {
+                self.inner
+                    .db
+                    .mark_sent(id, 1, done, &detail)
+                    .map_err(db_error)?;
+                Ok(format!(
+                    "delivered to {} ({detail})",
+                    target.entry.shown_url()
+                ))
+            }
+            Attempt::Fatal(error) | Attempt::Retry(error) => {
+                self.inner.db.mark_failed(id, 1, &error).map_err(db_error)?;
+                Err(AppError::new(
+                    502,
+                    format!("the channel did not accept it: {error}"),
+                ))
+            }
+        }
+    }
+
+    pub fn silence(&self, new: NewSilence, actor: &Identity) -> Result<i64, AppError> {
+        let secs = new
+            .validate()
+            .map_err(|(field, rule)| AppError::invalid(field, rule))?;
+        let now = engine::time::unix_now_ms();
+        let ends = now + (secs as i64) * 1000;
+        let (matcher, comment) = (new.matcher.trim(), new.comment.trim());
+        let id = self
+            .inner
+            .db
+            .add_silence(matcher, comment, &actor.user, now, ends)
+            .map_err(db_error)?;
+        self.inner.persist.audit(actor_entry(
+            actor,
+            AuditKind::Silence,
+            None,
+            now,
+            format!(
+                "silenced {matcher:?} for {}: {comment}",
+                engine::model::format_duration(u32::try_from(secs).unwrap_or(u32::MAX))
+            ),
+            serde_json::Value::Null,
+            serde_json::json!({ "id": id, "matcher": matcher, "ends_ms": ends, "comment": comment }),
+        ));
+        self.bump();
+        Ok(id)
+    }
+
+    pub fn unsilence(&self, id: i64, actor: &Identity) -> Result<(), AppError> {
+        let now = engine::time::unix_now_ms();
+        let row = self
+            .inner
+            .db
+            .expire_silence(id, &actor.user, now)
+            .map_err(db_error)?
+            .ok_or_else(|| AppError::not_found(format!("no active silence has the id {id}")))?;
+        self.inner.persist.audit(actor_entry(
+            actor,
+            AuditKind::Unsilence,
+            None,
+            now,
+            format!("ended the silence of {:?}", row.matcher),
+            serde_json::json!({ "id": id, "matcher": row.matcher }),
+            serde_json::Value::Null,
+        ));
+        self.bump();
+        // Whatever it held back is owed now.
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn acknowledge(
+        &self,
+        resource: &str,
+        comment: &str,
+        actor: &Identity,
+    ) -> Result<(), AppError> {
+        let comment = comment.trim();
+        if comment.chars().count() > 500 {
+            return Err(AppError::invalid(
+                "comment",
+                "must be at most 500 characters",
+            ));
+        }
+        let now = engine::time::unix_now_ms();
+        let changed = self
+            .inner
+            .db
+            .acknowledge(resource, &actor.user, comment, now)
+            .map_err(db_error)?;
+        if !changed {
+            return Err(AppError::not_found(format!(
+                "no alert is firing for {resource:?}"
+            )));
+        }
+        if let Some(row) = lock(&self.inner.firing).get_mut(resource) {
+            row.acked_by = Some(actor.user.clone());
+            row.acked_ms = Some(now);
+            row.ack_comment = Some(comment.to_owned());
+        }
+        self.inner.persist.audit(actor_entry(
+            actor,
+            AuditKind::Acknowledge,
+            Some(resource),
+            now,
+            format!(
+                "{resource}: acknowledged the firing alert{}",
+                if comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {comment}")
+                }
+            ),
+            serde_json::Value::Null,
+            serde_json::json!({ "comment": comment }),
+        ));
+        self.bump();
+        Ok(())
+    }
+
+    /// Everything the Alerts page shows.
+    pub fn view(&self) -> Result<AlertsView, AppError> {
+        let now = engine::time::unix_now_ms();
+        let db = &self.inner.db;
+        let silences = db.silences(now).map_err(db_error)?;
+        let state = self.inner.store.state();
+        let name_of = |resource: &str| {
+            engine::model::ResourceId::new(resource)
+                .ok()
+                .and_then(|id| state.resources.get(&id).map(|r| r.name.clone()))
+                .unwrap_or_else(|| resource.to_owned())
+        };
+        let firing = lock(&self.inner.firing)
+            .values()
+            .map(|row| FiringAlert {
+                resource: row.resource.clone(),
+                name: name_of(&row.resource),
+                summary: row.summary.clone(),
+                started_ms: row.started_ms,
+                silenced_by: silenced_by(&silences, &row.resource, now),
+                acked_by: row.acked_by.clone(),
+                ack_comment: row.ack_comment.clone(),
+            })
+            .collect();
+        let stats: HashMap<String, (u32, u32, Option<String>)> = db
+            .channel_stats()
+            .map_err(db_error)?
+            .into_iter()
+            .map(|(name, waiting, failed, error)| (name, (waiting, failed, error)))
+            .collect();
+        let channels = self
+            .inner
+            .channels
+            .iter()
+            .map(|c| {
+                let (waiting, failed, last_error) =
+                    stats.get(&c.entry.name).cloned().unwrap_or_default();
+                ChannelView {
+                    name: c.entry.name.clone(),
+                    kind: c.entry.kind.as_str().to_owned(),
+                    url: c.entry.shown_url(),
+                    routes: describe_routes(&c.entry),
+                    quiet_hours: c.entry.quiet().map(|q| q.to_string()),
+                    waiting,
+                    failed,
+                    last_error,
+                }
+            })
+            .collect();
+        Ok(AlertsView {
+            now_ms: now,
+            firing,
+            pending: lock(&self.inner.pending).clone(),
+            silences: silences
+                .iter()
+                .map(|s| SilenceView {
+                    id: s.id,
+                    matcher: s.matcher.clone(),
+                    comment: s.comment.clone(),
+                    created_by: s.created_by.clone(),
+                    starts_ms: s.starts_ms,
+                    ends_ms: s.ends_ms,
+                    active: s.active(now),
+                    expired_by: s.expired_by.clone(),
+                })
+                .collect(),
+            history: db
+                .episodes(now - KEEP_MS, now + 1, 100)
+                .map_err(db_error)?
+                .into_iter()
+                .map(|e| EpisodeView {
+                    resource: e.resource,
+                    started_ms: e.started_ms,
+                    ended_ms: e.ended_ms,
+                    summary: e.summary,
+                    end_summary: e.end_summary,
+                })
+                .collect(),
+            channels,
+            deliveries: db
+                .recent(50)
+                .map_err(db_error)?
+                .into_iter()
+                .map(|r| DeliveryView {
+                    id: r.id,
+                    channel: r.channel,
+                    kind: r.notification.kind.as_str().to_owned(),
+                    resource: r.notification.resource,
+                    summary: r.notification.summary,
+                    state: r.state,
+                    attempts: r.attempts,
+                    created_ms: r.created_ms,
+                    due_ms: r.due_ms,
+                    sent_ms: r.sent_ms,
+                    detail: r.detail,
+                })
+                .collect(),
+        })
+    }
+
+    /// Alert episodes overlapping a period (reports).
+    pub fn episodes(&self, from_ms: i64, to_ms: i64) -> Vec<crate::persist::alerts::Episode> {
+        self.inner
+            .db
+            .episodes(from_ms, to_ms, 10_000)
+            .unwrap_or_default()
+    }
+}
+
+struct OwnedSubject {
+    resource: String,
+    resource_type: String,
+    group: Option<String>,
+}
+
+fn routes(entry: &ChannelEntry, subject: &OwnedSubject) -> bool {
+    entry.routes(Subject {
+        resource: &subject.resource,
+        resource_type: &subject.resource_type,
+        group: subject.group.as_deref(),
+    })
+}
+
+fn release_at(entry: &ChannelEntry, now_ms: i64) -> i64 {
+    entry.quiet().map_or(now_ms, |q| q.release_at(now_ms))
+}
+
+fn silenced_by(silences: &[SilenceRow], resource: &str, now_ms: i64) -> Option<i64> {
+    silences
+        .iter()
+        .find(|s| s.active(now_ms) && glob_matches(&s.matcher, resource))
+        .map(|s| s.id)
+}
+
+/// A database's or cache's `group`, from its source settings.
+fn group_of(resource: &Resource) -> Option<String> {
+    resource
+        .source
+        .as_ref()?
+        .settings
+        .get("group")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn describe_routes(entry: &ChannelEntry) -> String {
+    let mut parts = Vec::new();
+    if !entry.resources.is_empty() {
+        parts.push(entry.resources.join(", "));
+    }
+    if !entry.types.is_empty() {
+        parts.push(format!("type {}", entry.types.join(", ")));
+    }
+    if !entry.groups.is_empty() {
+        parts.push(format!("group {}", entry.groups.join(", ")));
+    }
+    let mut text = if parts.is_empty() {
+        "every resource".to_owned()
+    } else {
+        parts.join(" · ")
+    };
+    let kinds: BTreeSet<&str> = [
+        Some("firing"),
+        entry.send_resolved.then_some("resolved"),
+        entry.notify_outcomes.then_some("optimizer outcomes"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    text.push_str(&format!(
+        " ({})",
+        kinds.into_iter().collect::<Vec<_>>().join(", ")
+    ));
+    text
+}
