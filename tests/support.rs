@@ -1173,3 +1173,225 @@ pub fn webhook_receiver() -> (u16, Received) {
     });
     (port, received)
 }
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub at: std::time::Instant,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.body))
+    }
+}
+
+/// A real HTTP listener on loopback that keeps every request and answers with the status
+/// set in `status` (200 to begin with): a webhook, Slack or Alertmanager receiver that can
+/// be made to fail.
+#[derive(Clone)]
+pub struct Receiver {
+    pub port: u16,
+    pub status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let receiver = Receiver {
+            port: listener.local_addr().unwrap().port(),
+            status: std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200)),
+            requests: std::sync::Arc::default(),
+        };
+        let keep = receiver.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let keep = keep.clone();
+                std::thread::spawn(move || keep.serve(stream));
+            }
+        });
+        receiver
+    }
+
+    fn serve(&self, mut stream: std::net::TcpStream) {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 8192];
+        let (head, body) = loop {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            data.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&data).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break (head.to_owned(), body[..length].to_owned());
+                }
+            }
+        };
+        let mut lines = head.lines();
+        let path = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_default()
+            .to_owned();
+        let headers = lines
+            .filter_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                Some((n.trim().to_owned(), v.trim().to_owned()))
+            })
+            .collect();
+        let status = self.status.load(std::sync::atomic::Ordering::SeqCst);
+        // Kept before answering: a client that saw the answer finds the request here.
+        self.requests.lock().unwrap().push(Request {
+            path,
+            headers,
+            body,
+            at: std::time::Instant::now(),
+        });
+        let _ = stream.write_all(
+            format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                .as_bytes(),
+        );
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests to paths starting with `prefix`, oldest first.
+    pub fn on(&self, prefix: &str) -> Vec<Request> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `check` holds for the requests to `prefix`, or panics saying `what`.
+    pub fn wait_for(
+        &self,
+        prefix: &str,
+        secs: u64,
+        what: &str,
+        check: impl Fn(&[Request]) -> bool,
+    ) -> Vec<Request> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let got = self.on(prefix);
+            if check(&got) {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not within {secs} s; got {:#?}",
+                got.iter().map(|r| (&r.path, &r.body)).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A throwaway Alertmanager 0.25 (Debian's `prometheus-alertmanager`) on a free loopback
+/// port, with its own config and data directory, forwarding every alert group at once
+/// (group_wait 0, group_interval 1 s) to `forward_to` with `send_resolved`: what it
+/// forwards proves what it received. Stopped on drop.
+pub struct Alertmanager {
+    pub port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Alertmanager {
+    pub fn start(forward_to: &str) -> Alertmanager {
+        let dir = TempDir::new("perfpilot-alertmanager");
+        let port = free_port();
+        let config = dir.0.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route:\n  receiver: forward\n  group_by: ['alertname', 'resource']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n- name: forward\n  webhook_configs:\n  - url: {forward_to}\n    send_resolved: true\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.0.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager runs (scripts/setup.sh --test installs it)");
+        let am = Alertmanager {
+            port,
+            child,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(addr) = format!("127.0.0.1:{port}").parse() {
+                let (status, _) = http_get_maybe(addr, "/-/ready");
+                if status == 200 {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Alertmanager did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        am
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        format!("127.0.0.1:{}", self.port).parse().unwrap()
+    }
+
+    /// Its alerts API: what it holds now.
+    pub fn alerts(&self) -> serde_json::Value {
+        let (status, body) = http_get(self.addr(), "/api/v2/alerts");
+        assert_eq!(status, 200, "{body}");
+        body_json(&body)
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GET that answers status 0 when nothing listens yet.
+pub fn http_get_maybe(addr: SocketAddr, path: &str) -> (u16, String) {
+    match std::net::TcpStream::connect(addr) {
+        Ok(_) => http_get(addr, path),
+        Err(_) => (0, String::new()),
+    }
+}

@@ -128,8 +128,8 @@ impl ChannelEntry {
         if let Some(quiet) = &self.quiet_hours {
             QuietHours::parse(quiet).map_err(|rule| format!("quiet_hours: {rule}"))?;
         }
-        if !(60..=7 * 86_400).contains(&self.repeat_interval_secs) {
-            return Err("repeat_interval_secs: must be between 60 and 604800 (7 days)".into());
+        if !(10..=7 * 86_400).contains(&self.repeat_interval_secs) {
+            return Err("repeat_interval_secs: must be between 10 and 604800 (7 days)".into());
         }
         if !(100..=60_000).contains(&self.timeout_ms) {
             return Err("timeout_ms: must be between 100 and 60000".into());

@@ -1,0 +1,256 @@
+//! Alerts end to end: a real perfpilot, a real Alertmanager 0.25 (Debian's), and local
+//! HTTP receivers standing in for a webhook endpoint and a Slack-compatible one. A pushed
+//! custom metric is driven through exact values, so every threshold is crossed on purpose.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tests::{
+    body_json, http_post_json, http_request, urlencode, Alertmanager, Perfpilot, Receiver,
+    TempDir,
+};
+
+const SECRET: &str = "alert-signing-secret-0123";
+const SLACK_TOKEN: &str = "T0000/B0000/XXXXslackTOKEN";
+
+/// Pushes `value` for `custom:<id>` every 250 ms until dropped.
+struct Pusher {
+    value: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Pusher {
+    fn start(server: &Perfpilot, id: u32, value: f32) -> Pusher {
+        let pusher = Pusher {
+            value: Arc::new(AtomicU32::new(value.to_bits())),
+            stop: Arc::default(),
+        };
+        let (shared, stop, addr) = (pusher.value.clone(), pusher.stop.clone(), server.addr);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis();
+                let v = f32::from_bits(shared.load(Ordering::Relaxed));
+                let body = format!(
+                    r#"{{"samples":[{{"resource":"custom:{id}","metric":"latency","value":{v},"timestamp":{now}}}]}}"#
+                );
+                let _ = std::panic::catch_unwind(|| http_post_json(addr, "/api/push", &body));
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        pusher
+    }
+
+    fn set(&self, value: f32) {
+        self.value.store(value.to_bits(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `latency ≤ 50` judged on the last second, breaching after `for_secs`.
+fn set_quick_target(server: &Perfpilot, id: u32, for_secs: u32) {
+    let resource = format!("custom:{id}");
+    server.card(&resource, 20, "the pushed resource", |_| true);
+    let (status, body) = server.get(&format!(
+        "/api/resource_settings?resource={}",
+        urlencode(&resource)
+    ));
+    assert_eq!(status, 200, "{body}");
+    let mut settings = body_json(&body);
+    settings["window_secs"] = 1.into();
+    let form = format!(
+        "resource={}&settings={}",
+        urlencode(&resource),
+        urlencode(&settings.to_string())
+    );
+    let (status, answer) =
+        http_request(server.addr, "POST", "/api/set_resource_settings", &[], &form);
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = http_post_json(
+        server.addr,
+        &format!("/api/v1/resources/{}/target", urlencode(&resource)),
+        &format!(r#"{{"metric":"latency","value":50,"for_secs":{for_secs}}}"#),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+fn config(dir: &TempDir, channels: &str) -> String {
+    let path = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[actions.secrets]\nhook = \"{SECRET}\"\n\n[alerts]\nresolve_margin_pct = 10\n\n{channels}"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn alerts(server: &Perfpilot) -> serde_json::Value {
+    let (status, body) = server.get("/api/v1/alerts");
+    assert_eq!(status, 200, "{body}");
+    body_json(&body)
+}
+
+fn keys(requests: &[tests::Request]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| r.header("Idempotency-Key").unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn alerts_fire_and_resolve_on_every_channel_without_flapping() {
+    let rx = Receiver::start();
+    let am = Alertmanager::start(&format!("http://127.0.0.1:{}/am", rx.port));
+    let dir = TempDir::new("perfpilot-alerts");
+    let config = config(
+        &dir,
+        &format!(
+            r#"
+[[alert_channel]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:{rx}/hook"
+secret = "hook"
+
+[[alert_channel]]
+name = "chat"
+kind = "slack"
+url = "http://127.0.0.1:{rx}/services/{SLACK_TOKEN}"
+resources = ["custom:*"]
+
+[[alert_channel]]
+name = "am"
+kind = "alertmanager"
+url = "http://127.0.0.1:{am}"
+
+[[alert_channel]]
+name = "elsewhere"
+kind = "webhook"
+url = "http://127.0.0.1:{rx}/elsewhere"
+types = ["cpu"]
+"#,
+            rx = rx.port,
+            am = am.port
+        ),
+    );
+    let log = dir.0.join("perfpilot.log");
+    let data = dir.0.join("data");
+    let server = Perfpilot::start_logged(
+        &log,
+        &[
+            "--config",
+            &config,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--push-create-resources",
+            "--public-url",
+            "http://perf.example.test/",
+        ],
+    );
+    let pusher = Pusher::start(&server, 1, 30.0);
+    set_quick_target(&server, 1, 2);
+
+    // Wobbling inside the band (breach above 55, clear at 45 or below) for 8 s: nothing.
+    for i in 0..32 {
+        pusher.set(if i % 2 == 0 { 46.0 } else { 54.0 });
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(rx.on("/").is_empty(), "a wobble inside the band notified: {:?}", rx.on("/"));
+    assert_eq!(alerts(&server)["firing"], serde_json::json!([]));
+
+    // A real breach: pending for 2 s, then firing on every channel that routes it.
+    pusher.set(90.0);
+    let hook = rx.wait_for("/hook", 20, "the firing webhook", |r| !r.is_empty());
+    let firing = hook[0].json();
+    assert_eq!(firing["kind"], "firing", "{firing}");
+    assert_eq!(firing["resource"], "custom:1");
+    assert_eq!(firing["channel"], "hook");
+    assert!(firing["summary"].as_str().unwrap().contains("> target 50"), "{firing}");
+    assert_eq!(firing["url"], "http://perf.example.test/resource?id=custom%3A1");
+    let signature = hook[0].header("X-Perfpilot-Signature").unwrap();
+    let expected = connectors::actuators::webhook::sign(SECRET.as_bytes(), hook[0].body.as_bytes());
+    assert_eq!(signature, format!("sha256={expected}"), "signed like action webhooks");
+    assert_eq!(hook[0].header("Idempotency-Key"), firing["key"].as_str());
+    let chat = rx.wait_for("/services/", 10, "the Slack message", |r| !r.is_empty());
+    let text = chat[0].json()["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("*FIRING*") && text.contains("custom:1"), "{text}");
+    // Alertmanager holds it, with perfpilot's labels and the link back…
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let held = am.alerts();
+        if held.as_array().is_some_and(|a| !a.is_empty()) {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "Alertmanager never got the alert");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(held[0]["labels"]["alertname"], "PerfpilotTargetBreached", "{held}");
+    assert_eq!(held[0]["labels"]["resource"], "custom:1");
+    assert_eq!(held[0]["status"]["state"], "active");
+    assert_eq!(
+        held[0]["generatorURL"],
+        "http://perf.example.test/resource?id=custom%3A1"
+    );
+    // …and forwarded it as firing.
+    rx.wait_for("/am", 10, "Alertmanager's firing notification", |r| {
+        r.iter().any(|r| r.json()["status"] == "firing")
+    });
+    let view = alerts(&server);
+    assert_eq!(view["firing"][0]["resource"], "custom:1", "{view}");
+    assert!(rx.on("/elsewhere").is_empty(), "a channel for cpu only got a custom alert");
+
+    // Back under the target but not past the margin (47 > 45): still firing.
+    pusher.set(47.0);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(rx.on("/hook").len(), 1, "no resolve inside the margin: {:?}", keys(&rx.on("/hook")));
+    assert_eq!(alerts(&server)["firing"][0]["resource"], "custom:1");
+
+    // Recovered: "resolved" everywhere, at once.
+    pusher.set(30.0);
+    let hook = rx.wait_for("/hook", 15, "the resolved webhook", |r| r.len() >= 2);
+    let resolved = hook[1].json();
+    assert_eq!(resolved["kind"], "resolved", "{resolved}");
+    assert_eq!(resolved["started_ms"], firing["started_ms"], "the same episode");
+    assert!(resolved["summary"].as_str().unwrap().starts_with("resolved: "), "{resolved}");
+    rx.wait_for("/services/", 10, "the Slack resolution", |r| {
+        r.iter().any(|r| r.json()["text"].as_str().unwrap_or_default().contains("*RESOLVED*"))
+    });
+    rx.wait_for("/am", 15, "Alertmanager's resolved notification", |r| {
+        r.iter().any(|r| r.json()["status"] == "resolved")
+    });
+    let view = alerts(&server);
+    assert_eq!(view["firing"], serde_json::json!([]), "{view}");
+    assert_eq!(view["history"][0]["resource"], "custom:1", "{view}");
+    assert!(view["history"][0]["ended_ms"].is_number(), "{view}");
+
+    // Each notification once, in order.
+    let hook_keys = keys(&rx.on("/hook"));
+    let unique: std::collections::BTreeSet<_> = hook_keys.iter().collect();
+    assert_eq!(unique.len(), hook_keys.len(), "a key twice: {hook_keys:?}");
+    assert!(hook_keys[0].ends_with("/hook/firing/0") && hook_keys[1].ends_with("/hook/resolved"), "{hook_keys:?}");
+
+    // The signing secret and the Slack URL's token are nowhere to be read.
+    let (_, page) = server.get("/alerts");
+    let (_, api) = server.get("/api/v1/alerts");
+    let (_, audit) = server.get("/api/audit");
+    let (_, metrics) = http_request(server.addr, "GET", "/metrics", &[], "");
+    drop(pusher);
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    for (what, text) in [("page", &page), ("api", &api), ("audit", &audit), ("metrics", &metrics), ("log", &logged)] {
+        for secret in [SECRET, SLACK_TOKEN, "slackTOKEN"] {
+            assert!(!text.contains(secret), "the {what} shows a secret ({secret})");
+        }
+    }
+    assert!(api.contains("http://127.0.0.1:") && api.contains("/…"), "channels are listed by host: {api:.600}");
+}
