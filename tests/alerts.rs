@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tests::{
-    body_json, http_post_json, http_request, urlencode, Alertmanager, Perfpilot, Receiver,
-    TempDir,
+    body_json, http_post_json, http_request, urlencode, Alertmanager, Perfpilot, Receiver, TempDir,
 };
 
 const SECRET: &str = "alert-signing-secret-0123";
@@ -71,8 +70,13 @@ fn set_quick_target(server: &Perfpilot, id: u32, for_secs: u32) {
         urlencode(&resource),
         urlencode(&settings.to_string())
     );
-    let (status, answer) =
-        http_request(server.addr, "POST", "/api/set_resource_settings", &[], &form);
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_resource_settings",
+        &[],
+        &form,
+    );
     assert_eq!(status, 200, "{answer}");
     let (status, answer) = http_post_json(
         server.addr,
@@ -145,7 +149,10 @@ types = ["cpu"]
     );
     let log = dir.0.join("perfpilot.log");
     let data = dir.0.join("data");
-    let server = Perfpilot::start_logged(
+    let port = tests::free_port();
+    let public = format!("http://127.0.0.1:{port}/");
+    let server = Perfpilot::start_logged_on(
+        port,
         &log,
         &[
             "--config",
@@ -154,7 +161,7 @@ types = ["cpu"]
             data.to_str().unwrap(),
             "--push-create-resources",
             "--public-url",
-            "http://perf.example.test/",
+            &public,
         ],
     );
     let pusher = Pusher::start(&server, 1, 30.0);
@@ -165,7 +172,11 @@ types = ["cpu"]
         pusher.set(if i % 2 == 0 { 46.0 } else { 54.0 });
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert!(rx.on("/").is_empty(), "a wobble inside the band notified: {:?}", rx.on("/"));
+    assert!(
+        rx.on("/").is_empty(),
+        "a wobble inside the band notified: {:?}",
+        rx.on("/")
+    );
     assert_eq!(alerts(&server)["firing"], serde_json::json!([]));
 
     // A real breach: pending for 2 s, then firing on every channel that routes it.
@@ -175,15 +186,26 @@ types = ["cpu"]
     assert_eq!(firing["kind"], "firing", "{firing}");
     assert_eq!(firing["resource"], "custom:1");
     assert_eq!(firing["channel"], "hook");
-    assert!(firing["summary"].as_str().unwrap().contains("> target 50"), "{firing}");
-    assert_eq!(firing["url"], "http://perf.example.test/resource?id=custom%3A1");
+    assert!(
+        firing["summary"].as_str().unwrap().contains("> target 50"),
+        "{firing}"
+    );
+    let link = format!("{public}resource?id=custom%3A1");
+    assert_eq!(firing["url"], link.as_str());
     let signature = hook[0].header("X-Perfpilot-Signature").unwrap();
     let expected = connectors::actuators::webhook::sign(SECRET.as_bytes(), hook[0].body.as_bytes());
-    assert_eq!(signature, format!("sha256={expected}"), "signed like action webhooks");
+    assert_eq!(
+        signature,
+        format!("sha256={expected}"),
+        "signed like action webhooks"
+    );
     assert_eq!(hook[0].header("Idempotency-Key"), firing["key"].as_str());
     let chat = rx.wait_for("/services/", 10, "the Slack message", |r| !r.is_empty());
     let text = chat[0].json()["text"].as_str().unwrap().to_owned();
-    assert!(text.contains("*FIRING*") && text.contains("custom:1"), "{text}");
+    assert!(
+        text.contains("*FIRING*") && text.contains("custom:1"),
+        "{text}"
+    );
     // Alertmanager holds it, with perfpilot's labels and the link back…
     let deadline = Instant::now() + Duration::from_secs(10);
     let held = loop {
@@ -191,28 +213,39 @@ types = ["cpu"]
         if held.as_array().is_some_and(|a| !a.is_empty()) {
             break held;
         }
-        assert!(Instant::now() < deadline, "Alertmanager never got the alert");
+        assert!(
+            Instant::now() < deadline,
+            "Alertmanager never got the alert"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(held[0]["labels"]["alertname"], "PerfpilotTargetBreached", "{held}");
+    assert_eq!(
+        held[0]["labels"]["alertname"], "PerfpilotTargetBreached",
+        "{held}"
+    );
     assert_eq!(held[0]["labels"]["resource"], "custom:1");
     assert_eq!(held[0]["status"]["state"], "active");
-    assert_eq!(
-        held[0]["generatorURL"],
-        "http://perf.example.test/resource?id=custom%3A1"
-    );
+    assert_eq!(held[0]["generatorURL"], link.as_str());
     // …and forwarded it as firing.
     rx.wait_for("/am", 10, "Alertmanager's firing notification", |r| {
         r.iter().any(|r| r.json()["status"] == "firing")
     });
     let view = alerts(&server);
     assert_eq!(view["firing"][0]["resource"], "custom:1", "{view}");
-    assert!(rx.on("/elsewhere").is_empty(), "a channel for cpu only got a custom alert");
+    assert!(
+        rx.on("/elsewhere").is_empty(),
+        "a channel for cpu only got a custom alert"
+    );
 
     // Back under the target but not past the margin (47 > 45): still firing.
     pusher.set(47.0);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(rx.on("/hook").len(), 1, "no resolve inside the margin: {:?}", keys(&rx.on("/hook")));
+    assert_eq!(
+        rx.on("/hook").len(),
+        1,
+        "no resolve inside the margin: {:?}",
+        keys(&rx.on("/hook"))
+    );
     assert_eq!(alerts(&server)["firing"][0]["resource"], "custom:1");
 
     // Recovered: "resolved" everywhere, at once.
@@ -220,10 +253,24 @@ types = ["cpu"]
     let hook = rx.wait_for("/hook", 15, "the resolved webhook", |r| r.len() >= 2);
     let resolved = hook[1].json();
     assert_eq!(resolved["kind"], "resolved", "{resolved}");
-    assert_eq!(resolved["started_ms"], firing["started_ms"], "the same episode");
-    assert!(resolved["summary"].as_str().unwrap().starts_with("resolved: "), "{resolved}");
+    assert_eq!(
+        resolved["started_ms"], firing["started_ms"],
+        "the same episode"
+    );
+    assert!(
+        resolved["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("resolved: "),
+        "{resolved}"
+    );
     rx.wait_for("/services/", 10, "the Slack resolution", |r| {
-        r.iter().any(|r| r.json()["text"].as_str().unwrap_or_default().contains("*RESOLVED*"))
+        r.iter().any(|r| {
+            r.json()["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("*RESOLVED*")
+        })
     });
     rx.wait_for("/am", 15, "Alertmanager's resolved notification", |r| {
         r.iter().any(|r| r.json()["status"] == "resolved")
@@ -237,7 +284,10 @@ types = ["cpu"]
     let hook_keys = keys(&rx.on("/hook"));
     let unique: std::collections::BTreeSet<_> = hook_keys.iter().collect();
     assert_eq!(unique.len(), hook_keys.len(), "a key twice: {hook_keys:?}");
-    assert!(hook_keys[0].ends_with("/hook/firing/0") && hook_keys[1].ends_with("/hook/resolved"), "{hook_keys:?}");
+    assert!(
+        hook_keys[0].ends_with("/hook/firing/0") && hook_keys[1].ends_with("/hook/resolved"),
+        "{hook_keys:?}"
+    );
 
     // The signing secret and the Slack URL's token are nowhere to be read.
     let (_, page) = server.get("/alerts");
@@ -247,10 +297,22 @@ types = ["cpu"]
     drop(pusher);
     drop(server);
     let logged = std::fs::read_to_string(&log).unwrap();
-    for (what, text) in [("page", &page), ("api", &api), ("audit", &audit), ("metrics", &metrics), ("log", &logged)] {
+    for (what, text) in [
+        ("page", &page),
+        ("api", &api),
+        ("audit", &audit),
+        ("metrics", &metrics),
+        ("log", &logged),
+    ] {
         for secret in [SECRET, SLACK_TOKEN, "slackTOKEN"] {
-            assert!(!text.contains(secret), "the {what} shows a secret ({secret})");
+            assert!(
+                !text.contains(secret),
+                "the {what} shows a secret ({secret})"
+            );
         }
     }
-    assert!(api.contains("http://127.0.0.1:") && api.contains("/…"), "channels are listed by host: {api:.600}");
+    assert!(
+        api.contains("http://127.0.0.1:") && api.contains("/…"),
+        "channels are listed by host: {api:.600}"
+    );
 }

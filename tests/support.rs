@@ -301,15 +301,14 @@ impl Perfpilot {
     /// Starts with the given arguments, its log (stderr) going to `log`, so a test can read
     /// what it logged.
     pub fn start_logged(log: &std::path::Path, extra_args: &[&str]) -> Perfpilot {
+        Perfpilot::start_logged_on(free_port(), log, extra_args)
+    }
+
+    /// [`Perfpilot::start_logged`] on a given port (its `--public-url` must name it).
+    pub fn start_logged_on(port: u16, log: &std::path::Path, extra_args: &[&str]) -> Perfpilot {
         let file = std::fs::File::create(log).expect("create the log file");
         // Everything, so a test can check that nothing it logs holds a secret.
-        Perfpilot::spawn_with(
-            free_port(),
-            &site_root(),
-            extra_args,
-            Stdio::from(file),
-            "debug",
-        )
+        Perfpilot::spawn_with(port, &site_root(), extra_args, Stdio::from(file), "debug")
     }
 
     fn spawn(port: u16, site: &std::path::Path, extra_args: &[&str]) -> Perfpilot {
