@@ -316,3 +316,282 @@ types = ["cpu"]
         "channels are listed by host: {api:.600}"
     );
 }
+
+/// Minutes after midnight UTC now, and `HH:MM-HH:MM` quiet hours from now for two minutes.
+fn quiet_hours_from_now() -> (String, i64) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let minute = now_ms / 60_000;
+    let (start, end) = (minute % 1440, (minute + 2) % 1440);
+    let hhmm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
+    (
+        format!("{}-{}", hhmm(start), hhmm(end)),
+        (minute + 2) * 60_000,
+    )
+}
+
+#[test]
+fn silences_acknowledgements_repeats_quiet_hours_and_failed_deliveries() {
+    let rx = Receiver::start();
+    let broken = Receiver::start();
+    broken.set_status(404);
+    let (quiet, release_ms) = quiet_hours_from_now();
+    let dir = TempDir::new("perfpilot-alert-routing");
+    let config = config(
+        &dir,
+        &format!(
+            r#"
+[[alert_channel]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:{rx}/hook"
+repeat_interval_secs = 10
+
+[[alert_channel]]
+name = "night"
+kind = "webhook"
+url = "http://127.0.0.1:{rx}/night"
+quiet_hours = "{quiet}"
+
+[[alert_channel]]
+name = "broken"
+kind = "webhook"
+url = "http://127.0.0.1:{broken}/gone"
+"#,
+            rx = rx.port,
+            broken = broken.port
+        ),
+    );
+    let server = Perfpilot::start(&["--config", &config, "--push-create-resources"]);
+    let pusher = Pusher::start(&server, 2, 30.0);
+    set_quick_target(&server, 2, 1);
+
+    // Bad input names the field and the rule; nothing is created.
+    let silence = |body: &str| http_post_json(server.addr, "/api/v1/silences", body);
+    let (status, answer) = silence(r#"{"matcher":"custom:*","duration":"soon","comment":"x"}"#);
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("\"field\":\"duration\""), "{answer}");
+    let (status, answer) = silence(r#"{"matcher":"custom:*","duration":"1h","comment":"  "}"#);
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("\"field\":\"comment\""), "{answer}");
+    let (status, answer) = silence(r#"{"matcher":"custom:*","for":"1h","comment":"x"}"#);
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = http_post_json(
+        server.addr,
+        "/api/v1/alerts/custom%3A2/ack",
+        r#"{"comment":"x"}"#,
+    );
+    assert_eq!(status, 404, "nothing fires yet: {answer}");
+    let (status, answer) = http_post_json(server.addr, "/api/v1/alert-channels/nope/test", "");
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(alerts(&server)["silences"], serde_json::json!([]));
+
+    // "Send test" answers what the receiver said, and the broken channel why it failed.
+    let (status, answer) = http_post_json(server.addr, "/api/v1/alert-channels/hook/test", "");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("HTTP 200"), "{answer}");
+    assert_eq!(rx.on("/hook")[0].json()["kind"], "test");
+    let (status, answer) = http_post_json(server.addr, "/api/v1/alert-channels/broken/test", "");
+    assert_eq!(status, 502, "{answer}");
+    assert!(answer.contains("HTTP 404"), "{answer}");
+
+    // Silenced: firing, shown as silenced, and nobody is told.
+    let (status, answer) =
+        silence(r#"{"matcher":"custom:*","duration":"2h","comment":"load test in progress"}"#);
+    assert_eq!(status, 200, "{answer}");
+    let silence_id = body_json(&answer)["id"].as_i64().unwrap();
+    pusher.set(90.0);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let view = loop {
+        let view = alerts(&server);
+        if view["firing"].as_array().is_some_and(|f| !f.is_empty()) {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "never fired: {view}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(view["firing"][0]["silenced_by"], silence_id, "{view}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        rx.on("/hook").len(),
+        1,
+        "only the test so far: {:?}",
+        keys(&rx.on("/hook"))
+    );
+
+    // The silence ends: what it held back is sent now.
+    let started = Instant::now();
+    let (status, answer) = http_request(
+        server.addr,
+        "DELETE",
+        &format!("/api/v1/silences/{silence_id}"),
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let hook = rx.wait_for("/hook", 10, "the firing after the silence", |r| {
+        r.len() >= 2
+    });
+    assert_eq!(hook[1].json()["kind"], "firing");
+    eprintln!("silence ended → notified in {:?}", started.elapsed());
+
+    // Not acknowledged: it repeats (every 10 s on this channel)…
+    let hook = rx.wait_for("/hook", 20, "a repeat", |r| r.len() >= 3);
+    assert!(
+        keys(&hook)[2].ends_with("/hook/firing/1"),
+        "{:?}",
+        keys(&hook)
+    );
+    // …acknowledged: it stops.
+    let (status, answer) = http_post_json(
+        server.addr,
+        "/api/v1/alerts/custom%3A2/ack",
+        r#"{"comment":"looking into it"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let acked = alerts(&server);
+    assert_eq!(acked["firing"][0]["acked_by"], "anonymous", "{acked}");
+    let count = rx.on("/hook").len();
+    std::thread::sleep(Duration::from_secs(13));
+    assert_eq!(
+        rx.on("/hook").len(),
+        count,
+        "repeats after the acknowledgement"
+    );
+
+    // The broken channel's delivery failed for good, with the receiver's answer.
+    let view = alerts(&server);
+    let broken_channel = view["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "broken")
+        .unwrap()
+        .clone();
+    assert!(
+        broken_channel["failed"].as_u64().unwrap() >= 1,
+        "{broken_channel}"
+    );
+    assert!(
+        broken_channel["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("HTTP 404"),
+        "{broken_channel}"
+    );
+
+    // Quiet hours: held (and shown as held), then released at their end.
+    let night: Vec<_> = view["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["channel"] == "night")
+        .cloned()
+        .collect();
+    assert_eq!(night.len(), 1, "{view}");
+    assert_eq!(night[0]["state"], "pending");
+    assert_eq!(
+        night[0]["due_ms"], release_ms,
+        "held until the end of the quiet hours"
+    );
+    assert!(rx.on("/night").is_empty());
+    let wait = (release_ms
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64)
+        .max(0) as u64
+        / 1000;
+    let night = rx.wait_for("/night", wait + 15, "the release after quiet hours", |r| {
+        !r.is_empty()
+    });
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(now_ms >= release_ms, "released early");
+    assert_eq!(night[0].json()["kind"], "firing");
+
+    // Audited: the silence, its end and the acknowledgement.
+    let (_, audit) = server.get("/api/audit");
+    for kind in ["\"silence\"", "\"unsilence\"", "\"acknowledge\""] {
+        assert!(audit.contains(kind), "{kind} not audited: {audit:.2000}");
+    }
+}
+
+#[test]
+fn deliveries_survive_kill_9_and_are_sent_once() {
+    let rx = Receiver::start();
+    rx.set_status(503);
+    let dir = TempDir::new("perfpilot-alert-durable");
+    let config = config(
+        &dir,
+        &format!(
+            "[[alert_channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n",
+            rx.port
+        ),
+    );
+    let data = dir.0.join("data");
+    let port = tests::free_port();
+    let args = ["--config", config.as_str(), "--push-create-resources"];
+    let server = Perfpilot::start_with_data_on(port, &data, &args);
+    let pusher = Pusher::start(&server, 3, 30.0);
+    set_quick_target(&server, 3, 1);
+    pusher.set(90.0);
+    // The receiver is down: the firing notification is retried, with the reason shown.
+    rx.wait_for("/hook", 20, "a first attempt", |r| r.len() >= 2);
+    let view = alerts(&server);
+    let delivery = &view["deliveries"][0];
+    assert_eq!(delivery["state"], "pending", "{view}");
+    assert!(
+        delivery["detail"].as_str().unwrap().contains("HTTP 503"),
+        "{view}"
+    );
+    let started_ms = view["firing"][0]["started_ms"].clone();
+
+    // kill -9 while it waits; the receiver comes back; perfpilot comes back.
+    server.kill_9();
+    rx.set_status(200);
+    let server = Perfpilot::start_with_data_on(port, &data, &args);
+    let hook = rx.wait_for("/hook", 20, "the delivery after the restart", |r| {
+        r.iter().any(|r| r.status == 200)
+    });
+    let firing = hook.iter().find(|r| r.status == 200).unwrap().json();
+    assert_eq!(firing["kind"], "firing");
+    assert_eq!(
+        firing["started_ms"], started_ms,
+        "the same alert after the restart"
+    );
+
+    // Killed again while firing: it resolves after the restart as the same episode.
+    server.kill_9();
+    let server = Perfpilot::start_with_data_on(port, &data, &args);
+    pusher.set(30.0);
+    let hook = rx.wait_for("/hook", 20, "the resolution", |r| {
+        r.iter()
+            .any(|r| r.status == 200 && r.json()["kind"] == "resolved")
+    });
+    let resolved = hook
+        .iter()
+        .find(|r| r.status == 200 && r.json()["kind"] == "resolved")
+        .unwrap()
+        .json();
+    assert_eq!(resolved["started_ms"], started_ms);
+
+    // Exactly once per key among accepted deliveries; retries carry the same key.
+    std::thread::sleep(Duration::from_secs(2));
+    let accepted: Vec<String> = keys(
+        &rx.on("/hook")
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .collect::<Vec<_>>(),
+    );
+    let unique: std::collections::BTreeSet<_> = accepted.iter().collect();
+    assert_eq!(unique.len(), accepted.len(), "sent twice: {accepted:?}");
+    assert_eq!(accepted.len(), 2, "firing and resolved: {accepted:?}");
+    let all_keys: std::collections::BTreeSet<_> = keys(&rx.on("/hook")).into_iter().collect();
+    assert_eq!(all_keys.len(), 2, "retries reuse their key: {all_keys:?}");
+    drop(server);
+}

@@ -1176,6 +1176,8 @@ pub fn webhook_receiver() -> (u16, Received) {
 /// One request a [`Receiver`] got.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The status it was answered with.
+    pub status: u16,
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -1264,6 +1266,7 @@ impl Receiver {
         let status = self.status.load(std::sync::atomic::Ordering::SeqCst);
         // Kept before answering: a client that saw the answer finds the request here.
         self.requests.lock().unwrap().push(Request {
+            status,
             path,
             headers,
             body,
