@@ -595,3 +595,131 @@ fn deliveries_survive_kill_9_and_are_sent_once() {
     assert_eq!(all_keys.len(), 2, "retries reuse their key: {all_keys:?}");
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_page_follows_an_alert_live_and_silences_it() {
+    use fantoccini::Locator;
+    use tests::{click, eventually_text, text_of, Browser};
+
+    let rx = Receiver::start();
+    let dir = TempDir::new("perfpilot-alerts-page");
+    let config = config(
+        &dir,
+        &format!(
+            "[[alert_channel]]\nname = \"ops\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:{}/services/{SLACK_TOKEN}\"\n",
+            rx.port
+        ),
+    );
+    let server = Perfpilot::start(&["--config", &config, "--push-create-resources"]);
+    let pusher = Pusher::start(&server, 4, 30.0);
+    set_quick_target(&server, 4, 6);
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/alerts")).await.unwrap();
+    browser.wait_for_hydration().await;
+    text_of(client, "#alerts-firing-empty").await;
+    let channel = text_of(client, "#alert-channels tr[data-channel='ops']").await;
+    assert!(
+        channel.contains("http://127.0.0.1:") && !channel.contains("TOKEN"),
+        "{channel}"
+    );
+
+    // Pending, live, with how long it has breached; then firing, with the nav badge.
+    pusher.set(90.0);
+    let pending = eventually_text(
+        client,
+        "#alerts-pending tr[data-resource='custom:4']",
+        "a pending row",
+        |t| t.contains("breaching for"),
+    )
+    .await;
+    assert!(pending.contains("of 6 s"), "{pending}");
+    browser.screenshot("alerts-pending.png").await;
+    let firing = eventually_text(
+        client,
+        "#alerts-firing tr[data-resource='custom:4']",
+        "the firing row",
+        |t| t.contains("notifying"),
+    )
+    .await;
+    assert!(firing.contains("> target 50"), "{firing}");
+    eventually_text(client, "#nav-firing", "the nav badge", |t| t == "1").await;
+    rx.wait_for("/services/", 10, "the Slack message", |r| !r.is_empty());
+
+    // A silence from the form; the firing row says so.
+    // Buttons are scrolled to the middle first: the sticky top bar would take a click on
+    // one scrolled to the top.
+    let press = |css: &'static str| async move {
+        client
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})",
+                vec![css.into()],
+            )
+            .await
+            .unwrap();
+        click(client, Locator::Css(css)).await;
+    };
+    let set = |css: &'static str, text: &'static str| async move {
+        let input = client.find(Locator::Css(css)).await.unwrap();
+        input
+            .send_keys(&format!("\u{e009}a\u{e000}{text}"))
+            .await
+            .unwrap();
+    };
+    set("#silence-matcher", "custom:*").await;
+    set("#silence-duration", "1h").await;
+    set("#silence-comment", "deploying v2.4").await;
+    press("#silence-create").await;
+    let message = text_of(client, "#silence-message").await;
+    assert!(
+        message.starts_with("Silence #") && message.ends_with("created."),
+        "{message}"
+    );
+    eventually_text(
+        client,
+        "#alerts-firing tr[data-resource='custom:4'] .alert-state",
+        "silenced",
+        |t| t.starts_with("silenced (#"),
+    )
+    .await;
+    let row = text_of(client, "#silences tbody tr").await;
+    assert!(
+        row.contains("custom:*") && row.contains("deploying v2.4") && row.contains("active"),
+        "{row}"
+    );
+
+    // Acknowledged, then the silence ended by hand.
+    press("#alerts-firing .alert-ack").await;
+    press("#silences .silence-end").await;
+    eventually_text(
+        client,
+        "#silences tbody tr .silence-state",
+        "the ended silence",
+        |t| t == "ended by anonymous",
+    )
+    .await;
+    eventually_text(
+        client,
+        "#alerts-firing tr[data-resource='custom:4'] .alert-state",
+        "acknowledged",
+        |t| t == "acknowledged by anonymous",
+    )
+    .await;
+
+    // "Send test" says what the receiver answered.
+    press("#alert-channels .channel-test").await;
+    let result = text_of(client, "#channel-test-result").await;
+    assert!(
+        result.starts_with("ops: delivered") && result.contains("HTTP 200"),
+        "{result}"
+    );
+    browser.screenshot("alerts.png").await;
+
+    // Recovered: gone from firing, in the history.
+    pusher.set(30.0);
+    text_of(client, "#alerts-firing-empty").await;
+    let history = text_of(client, "#alert-history tr[data-resource='custom:4']").await;
+    assert!(history.contains("resolved: "), "{history}");
+    browser.close().await;
+}

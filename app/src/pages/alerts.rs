@@ -45,10 +45,19 @@ fn resource_href(id: &str) -> String {
     crate::base::href(&format!("/resource?id={}", crate::format::urlencode(id)))
 }
 
-/// "12 min ago" style, from the server's clock in the view.
-fn ago(now_ms: i64, at_ms: i64) -> String {
-    let secs = ((now_ms - at_ms).max(0) / 1000) as u32;
-    format!("{} ago", engine::model::format_duration(secs.max(1)))
+/// The latest answer, read inside each row, so a refresh updates text in place and keeps
+/// the rows' DOM (and the keyboard focus on their buttons).
+type Data = Signal<Option<AlertsView>>;
+
+fn firing_state(alert: &crate::alerts::FiringAlert) -> String {
+    match (&alert.silenced_by, &alert.acked_by) {
+        (Some(id), _) => format!("silenced (#{id})"),
+        (None, Some(by)) => match alert.ack_comment.as_deref() {
+            Some(c) if !c.is_empty() => format!("acknowledged by {by}: {c}"),
+            _ => format!("acknowledged by {by}"),
+        },
+        (None, None) => "notifying".to_owned(),
+    }
 }
 
 #[component]
@@ -73,6 +82,8 @@ pub fn AlertsPage() -> impl IntoView {
         },
         |_| get_alerts(),
     );
+    let data: Data = Signal::derive(move || alerts.get().and_then(|r| r.ok()));
+    let error = move || alerts.get().and_then(|r| r.err());
 
     view! {
         <section class="page-head">
@@ -80,87 +91,99 @@ pub fn AlertsPage() -> impl IntoView {
             <p class="muted">"Every target is an alert rule: pending while it is breached for less than its “for”, firing after, resolved once the value is back past the target by the resolve margin. Notifications go through a durable outbox to the configured channels."</p>
         </section>
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading alerts…"</p> }>
-            {move || alerts.get().map(|result| match result {
-                Err(err) => view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
-                Ok(view) => view! { <AlertsBody view ack/> }.into_any(),
-            })}
-        </Transition>
-        <SilenceForm create/>
-        <Transition fallback=|| ()>
-            {move || alerts.get().and_then(|r| r.ok()).map(|view| view! {
-                <Silences view=view.clone() end/>
-                <Channels view=view.clone()/>
-                <History view/>
-            })}
+            {move || error().map(|err| view! { <p class="field-error" role="alert">{err.to_string()}</p> })}
+            <Firing data ack/>
+            <Pending data/>
+            <SilenceForm create/>
+            <Silences data end/>
+            <Channels data/>
+            <History data/>
         </Transition>
     }
 }
 
 #[component]
-fn AlertsBody(view: AlertsView, ack: ServerAction<AcknowledgeAlert>) -> impl IntoView {
-    let now = view.now_ms;
-    let firing_empty = view.firing.is_empty();
-    let pending_empty = view.pending.is_empty();
+fn Firing(data: Data, ack: ServerAction<AcknowledgeAlert>) -> impl IntoView {
+    let rows = move || data.get().map(|v| v.firing).unwrap_or_default();
+    let count = move || data.with(|v| v.as_ref().map_or(0, |v| v.firing.len()));
     view! {
         <section class="settings-panel" aria-labelledby="firing-title">
-            <h2 id="firing-title">{format!("Firing ({})", view.firing.len())}</h2>
-            {firing_empty.then(|| view! { <p class="muted" id="alerts-firing-empty">"Nothing is firing."</p> })}
-            {(!firing_empty).then(|| view! {
-                <table class="queries" id="alerts-firing">
+            <h2 id="firing-title">{move || format!("Firing ({})", count())}</h2>
+            <Show when=move || data.with(|v| v.as_ref().is_some_and(|v| v.firing.is_empty()))>
+                <p class="muted" id="alerts-firing-empty">"Nothing is firing."</p>
+            </Show>
+            <Show when=move || { count() > 0 }>
+                <table class="queries alerts-table" id="alerts-firing">
                     <thead><tr><th scope="col">"Resource"</th><th scope="col">"Why"</th><th scope="col">"Since"</th><th scope="col">"State"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                     <tbody>
-                        {view.firing.into_iter().map(|alert| {
-                            let resource = alert.resource.clone();
-                            let state = match (&alert.silenced_by, &alert.acked_by) {
-                                (Some(id), _) => format!("silenced (#{id})"),
-                                (None, Some(by)) => match alert.ack_comment.as_deref() {
-                                    Some(c) if !c.is_empty() => format!("acknowledged by {by}: {c}"),
-                                    _ => format!("acknowledged by {by}"),
-                                },
-                                (None, None) => "notifying".to_owned(),
-                            };
-                            let acked = alert.acked_by.is_some();
-                            view! {
-                                <tr data-resource=alert.resource.clone()>
-                                    <td><a href=resource_href(&alert.resource)>{alert.name}</a></td>
-                                    <td>{alert.summary}</td>
-                                    <td><time datetime=crate::format::utc_iso(alert.started_ms) title=utc_time(alert.started_ms)>{ago(now, alert.started_ms)}</time></td>
-                                    <td class="alert-state">{state}</td>
-                                    <td>
-                                        {(!acked).then(|| view! {
-                                            <Allowed role=Role::Editor what="Acknowledging">
-                                                <button class="btn btn-small alert-ack" type="button" disabled=move || ack.pending().get()
-                                                    on:click={
-                                                        let resource = resource.clone();
-                                                        move |_| { ack.dispatch(AcknowledgeAlert { resource: resource.clone(), comment: String::new() }); }
-                                                    }>"Acknowledge"</button>
-                                            </Allowed>
-                                        })}
-                                    </td>
-                                </tr>
+                        <For each=rows key=|a| (a.resource.clone(), a.started_ms) let:alert>
+                            {
+                                let resource = alert.resource.clone();
+                                let current = {
+                                    let resource = resource.clone();
+                                    move || data.with(|v| v.as_ref().and_then(|v| v.firing.iter().find(|a| a.resource == resource).cloned()))
+                                };
+                                let state = {
+                                    let current = current.clone();
+                                    move || current().map(|a| firing_state(&a)).unwrap_or_default()
+                                };
+                                let acked = move || current().is_some_and(|a| a.acked_by.is_some());
+                                let target = StoredValue::new(resource.clone());
+                                view! {
+                                    <tr data-resource=alert.resource.clone()>
+                                        <td><a href=resource_href(&alert.resource)>{alert.name}</a></td>
+                                        <td>{alert.summary}</td>
+                                        <td><time datetime=crate::format::utc_iso(alert.started_ms)>{utc_time(alert.started_ms)}</time></td>
+                                        <td class="alert-state">{state}</td>
+                                        <td>
+                                            <Show when=move || !acked()>
+                                                <Allowed role=Role::Editor what="Acknowledging">
+                                                    <button class="btn btn-small alert-ack" type="button" disabled=move || ack.pending().get()
+                                                        on:click=move |_| { ack.dispatch(AcknowledgeAlert { resource: target.get_value(), comment: String::new() }); }>"Acknowledge"</button>
+                                                </Allowed>
+                                            </Show>
+                                        </td>
+                                    </tr>
+                                }
                             }
-                        }).collect_view()}
+                        </For>
                     </tbody>
                 </table>
-            })}
+            </Show>
             {move || ack.value().get().and_then(|r| r.err()).map(|err| view! { <p class="field-error" role="alert">{err.to_string()}</p> })}
         </section>
+    }
+}
+
+#[component]
+fn Pending(data: Data) -> impl IntoView {
+    let rows = move || data.get().map(|v| v.pending).unwrap_or_default();
+    let count = move || data.with(|v| v.as_ref().map_or(0, |v| v.pending.len()));
+    view! {
         <section class="settings-panel" aria-labelledby="pending-title">
-            <h2 id="pending-title">{format!("Pending ({})", view.pending.len())}</h2>
-            {pending_empty.then(|| view! { <p class="muted" id="alerts-pending-empty">"No target is breached right now."</p> })}
-            {(!pending_empty).then(|| view! {
-                <table class="queries" id="alerts-pending">
+            <h2 id="pending-title">{move || format!("Pending ({})", count())}</h2>
+            <Show when=move || data.with(|v| v.as_ref().is_some_and(|v| v.pending.is_empty()))>
+                <p class="muted" id="alerts-pending-empty">"No target is breached right now."</p>
+            </Show>
+            <Show when=move || { count() > 0 }>
+                <table class="queries alerts-table" id="alerts-pending">
                     <thead><tr><th scope="col">"Resource"</th><th scope="col">"Breaching"</th></tr></thead>
                     <tbody>
-                        {view.pending.into_iter().map(|p| view! {
-                            <tr data-resource=p.resource.clone()>
-                                <td><a href=resource_href(&p.resource)>{p.name}</a></td>
-                                <td>{p.text}</td>
-                            </tr>
-                        }).collect_view()}
+                        <For each=rows key=|p| (p.resource.clone(), p.since_ms) let:p>
+                            {
+                                let resource = p.resource.clone();
+                                let text = move || data.with(|v| v.as_ref().and_then(|v| v.pending.iter().find(|x| x.resource == resource).map(|x| x.text.clone())).unwrap_or_default());
+                                view! {
+                                    <tr data-resource=p.resource.clone()>
+                                        <td><a href=resource_href(&p.resource)>{p.name}</a></td>
+                                        <td>{text}</td>
+                                    </tr>
+                                }
+                            }
+                        </For>
                     </tbody>
                 </table>
-            })}
+            </Show>
         </section>
     }
 }
@@ -209,90 +232,131 @@ fn SilenceForm(create: ServerAction<CreateSilence>) -> impl IntoView {
 }
 
 #[component]
-fn Silences(view: AlertsView, end: ServerAction<EndSilence>) -> impl IntoView {
-    let now = view.now_ms;
-    if view.silences.is_empty() {
-        return view! { <p class="muted" id="silences-empty">"No silences in the last day."</p> }
-            .into_any();
-    }
+fn Silences(data: Data, end: ServerAction<EndSilence>) -> impl IntoView {
+    let rows = move || data.get().map(|v| v.silences).unwrap_or_default();
+    let any = move || data.with(|v| v.as_ref().is_some_and(|v| !v.silences.is_empty()));
     view! {
         <section class="settings-panel" aria-labelledby="silences-title">
             <h2 id="silences-title">"Silences"</h2>
-            <table class="queries" id="silences">
-                <thead><tr><th scope="col">"#"</th><th scope="col">"Matches"</th><th scope="col">"Why"</th><th scope="col">"By"</th><th scope="col">"Until"</th><th scope="col">"State"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
-                <tbody>
-                    {view.silences.into_iter().map(|s| {
-                        let id = s.id;
-                        let state = if s.active {
-                            format!("active, ends in {}", engine::model::format_duration(((s.ends_ms - now).max(0) / 1000) as u32))
-                        } else if let Some(by) = &s.expired_by {
-                            format!("ended by {by}")
-                        } else {
-                            "expired".to_owned()
-                        };
-                        view! {
-                            <tr data-silence=id.to_string() class:inactive=!s.active>
-                                <td>{id}</td>
-                                <td><code>{s.matcher}</code></td>
-                                <td>{s.comment}</td>
-                                <td>{s.created_by}</td>
-                                <td>{utc_time(s.ends_ms)}</td>
-                                <td class="silence-state">{state}</td>
-                                <td>{s.active.then(|| view! {
-                                    <Allowed role=Role::Editor what="Ending silences">
-                                        <button class="btn btn-small silence-end" type="button" disabled=move || end.pending().get()
-                                            on:click=move |_| { end.dispatch(EndSilence { id }); }>"End now"</button>
-                                    </Allowed>
-                                })}</td>
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
+            <Show when=move || !any()>
+                <p class="muted" id="silences-empty">"No silences in the last day."</p>
+            </Show>
+            <Show when=any>
+                <table class="queries alerts-table" id="silences">
+                    <thead><tr><th scope="col">"#"</th><th scope="col">"Matches"</th><th scope="col">"Why"</th><th scope="col">"By"</th><th scope="col">"Until"</th><th scope="col">"State"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                    <tbody>
+                        <For each=rows key=|s| s.id let:s>
+                            {
+                                let id = s.id;
+                                let current = move || data.with(|v| v.as_ref().and_then(|v| v.silences.iter().find(|x| x.id == id).cloned().map(|x| (x, v.now_ms))));
+                                let state = move || current().map(|(s, now)| if s.active {
+                                    format!("active, ends in {}", engine::model::format_duration(((s.ends_ms - now).max(0) / 1000) as u32))
+                                } else if let Some(by) = &s.expired_by {
+                                    format!("ended by {by}")
+                                } else {
+                                    "expired".to_owned()
+                                }).unwrap_or_default();
+                                let active = move || current().is_some_and(|(s, _)| s.active);
+                                view! {
+                                    <tr data-silence=id.to_string() class:inactive=move || !active()>
+                                        <td>{id}</td>
+                                        <td><code>{s.matcher}</code></td>
+                                        <td>{s.comment}</td>
+                                        <td>{s.created_by}</td>
+                                        <td>{utc_time(s.ends_ms)}</td>
+                                        <td class="silence-state">{state}</td>
+                                        <td>
+                                            <Show when=active>
+                                                <Allowed role=Role::Editor what="Ending silences">
+                                                    <button class="btn btn-small silence-end" type="button" disabled=move || end.pending().get()
+                                                        on:click=move |_| { end.dispatch(EndSilence { id }); }>"End now"</button>
+                                                </Allowed>
+                                            </Show>
+                                        </td>
+                                    </tr>
+                                }
+                            }
+                        </For>
+                    </tbody>
+                </table>
+            </Show>
+            {move || end.value().get().and_then(|r| r.err()).map(|err| view! { <p class="field-error" role="alert">{err.to_string()}</p> })}
         </section>
     }
-    .into_any()
 }
 
 #[component]
-fn Channels(view: AlertsView) -> impl IntoView {
+fn Channels(data: Data) -> impl IntoView {
     let test = ServerAction::<TestChannel>::new();
     let tested = RwSignal::new(None::<String>);
-    let channels_empty = view.channels.is_empty();
+    let rows = move || data.get().map(|v| v.channels).unwrap_or_default();
+    let none = move || data.with(|v| v.as_ref().is_some_and(|v| v.channels.is_empty()));
+    let deliveries = move || {
+        data.get()
+            .map(|v| {
+                v.deliveries
+                    .into_iter()
+                    .map(|d| (d, v.now_ms))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
     view! {
         <section class="settings-panel" aria-labelledby="channels-title">
             <h2 id="channels-title">"Channels"</h2>
-            {channels_empty.then(|| view! { <p class="muted" id="channels-empty">"No channel is configured: alerts show here only. Add [[alert_channel]] entries (webhook, slack, alertmanager) to the configuration file."</p> })}
-            {(!channels_empty).then(|| view! {
-                <table class="queries" id="alert-channels">
-                    <thead><tr><th scope="col">"Channel"</th><th scope="col">"Receiver"</th><th scope="col">"Gets"</th><th scope="col">"Quiet hours"</th><th scope="col">"Waiting"</th><th scope="col">"Failed"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+            <Show when=none>
+                <p class="muted" id="channels-empty">"No channel is configured: alerts show here only. Add [[alert_channel]] entries (webhook, slack, alertmanager) to the configuration file."</p>
+            </Show>
+            <Show when=move || !none()>
+                <table class="queries alerts-table" id="alert-channels">
+                    <thead><tr><th scope="col">"Channel"</th><th scope="col">"Receiver"</th><th scope="col">"Gets"</th><th scope="col">"Quiet hours"</th><th scope="col" class="num">"Waiting"</th><th scope="col" class="num">"Failed"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                     <tbody>
-                        {view.channels.into_iter().map(|c| {
-                            let name = c.name.clone();
-                            let failing = c.failed > 0;
-                            view! {
-                                <tr data-channel=c.name.clone()>
-                                    <td>{c.name.clone()}" "<span class="muted">{format!("({})", c.kind)}</span></td>
-                                    <td><code>{c.url}</code></td>
-                                    <td>{c.routes}</td>
-                                    <td>{c.quiet_hours.unwrap_or_else(|| "none".into())}</td>
-                                    <td>{c.waiting}</td>
-                                    <td class:bad=failing>{c.failed}{c.last_error.map(|e| view! { <div class="muted channel-error">{e}</div> })}</td>
-                                    <td>
-                                        <Allowed role=Role::Editor what="Sending a test">
-                                            <button class="btn btn-small channel-test" type="button" disabled=move || test.pending().get()
-                                                on:click={
-                                                    let name = name.clone();
-                                                    move |_| { tested.set(Some(name.clone())); test.dispatch(TestChannel { name: name.clone() }); }
-                                                }>"Send test"</button>
-                                        </Allowed>
-                                    </td>
-                                </tr>
+                        <For each=rows key=|c| c.name.clone() let:c>
+                            {
+                                let name = c.name.clone();
+                                let current = {
+                                    let name = name.clone();
+                                    move || data.with(|v| v.as_ref().and_then(|v| v.channels.iter().find(|x| x.name == name).cloned()))
+                                };
+                                let waiting = {
+                                    let current = current.clone();
+                                    move || current().map_or(0, |c| c.waiting)
+                                };
+                                let failed = {
+                                    let current = current.clone();
+                                    move || current().map_or(0, |c| c.failed)
+                                };
+                                let last_error = move || current().and_then(|c| c.last_error);
+                                let failing = {
+                                    let failed = failed.clone();
+                                    move || failed() > 0
+                                };
+                                view! {
+                                    <tr data-channel=c.name.clone()>
+                                        <td>{c.name.clone()}" "<span class="muted">{format!("({})", c.kind)}</span></td>
+                                        <td><code>{c.url}</code></td>
+                                        <td>{c.routes}</td>
+                                        <td>{c.quiet_hours.unwrap_or_else(|| "none".into())}</td>
+                                        <td class="channel-waiting num">{waiting}</td>
+                                        <td class="channel-failed num" class:bad=failing>{failed}{move || last_error().map(|e| view! { <div class="muted channel-error">{e}</div> })}</td>
+                                        <td>
+                                            <Allowed role=Role::Editor what="Sending a test">
+                                                <button class="btn btn-small channel-test" type="button" disabled=move || test.pending().get()
+                                                    on:click={
+                                                        let name = name.clone();
+                                                        move |_| { tested.set(Some(name.clone())); test.dispatch(TestChannel { name: name.clone() }); }
+                                                    }>
+                                                    {move || if test.pending().get() { "Sending…" } else { "Send test" }}
+                                                </button>
+                                            </Allowed>
+                                        </td>
+                                    </tr>
+                                }
                             }
-                        }).collect_view()}
+                        </For>
                     </tbody>
                 </table>
-            })}
+            </Show>
             {move || test.value().get().map(|result| {
                 let channel = tested.get().unwrap_or_default();
                 match result {
@@ -300,61 +364,69 @@ fn Channels(view: AlertsView) -> impl IntoView {
                     Err(err) => view! { <p class="field-error" id="channel-test-result" role="alert">{format!("{channel}: {err}")}</p> }.into_any(),
                 }
             })}
-            {(!view.deliveries.is_empty()).then(|| view! {
+            <Show when=move || data.with(|v| v.as_ref().is_some_and(|v| !v.deliveries.is_empty()))>
                 <h3>"Latest deliveries"</h3>
-                <table class="queries" id="alert-deliveries">
-                    <thead><tr><th scope="col">"When"</th><th scope="col">"Channel"</th><th scope="col">"What"</th><th scope="col">"State"</th><th scope="col">"Attempts"</th><th scope="col">"Answer or error"</th></tr></thead>
+                <table class="queries alerts-table" id="alert-deliveries">
+                    <thead><tr><th scope="col">"When"</th><th scope="col">"Channel"</th><th scope="col">"What"</th><th scope="col">"State"</th><th scope="col" class="num">"Attempts"</th><th scope="col">"Answer or error"</th></tr></thead>
                     <tbody>
-                        {view.deliveries.into_iter().map(|d| {
-                            let state = match (d.state.as_str(), d.due_ms > view.now_ms && d.due_ms != i64::MAX) {
-                                ("pending", true) => format!("held until {}", utc_time(d.due_ms)),
-                                (s, _) => s.to_owned(),
-                            };
-                            let failed = d.state == "failed";
-                            view! {
-                                <tr data-delivery=d.id.to_string() data-state=d.state.clone()>
-                                    <td>{utc_time(d.sent_ms.unwrap_or(d.created_ms))}</td>
-                                    <td>{d.channel}</td>
-                                    <td>{format!("{} {}: {}", d.kind, d.resource, d.summary)}</td>
-                                    <td class:bad=failed>{state}</td>
-                                    <td>{d.attempts}</td>
-                                    <td class="delivery-detail">{d.detail.unwrap_or_default()}</td>
-                                </tr>
+                        <For each=deliveries key=|(d, _)| (d.id, d.state.clone(), d.attempts) let:row>
+                            {
+                                let (d, now) = row;
+                                let state = match (d.state.as_str(), d.due_ms > now && d.due_ms != i64::MAX) {
+                                    ("pending", true) if d.attempts > 0 => format!("retrying at {}", utc_time(d.due_ms)),
+                                    ("pending", true) => format!("held until {}", utc_time(d.due_ms)),
+                                    (s, _) => s.to_owned(),
+                                };
+                                let failed = d.state == "failed";
+                                view! {
+                                    <tr data-delivery=d.id.to_string() data-state=d.state.clone()>
+                                        <td>{utc_time(d.sent_ms.unwrap_or(d.created_ms))}</td>
+                                        <td>{d.channel}</td>
+                                        <td>{format!("{} {}: {}", d.kind, d.resource, d.summary)}</td>
+                                        <td class:bad=failed>{state}</td>
+                                        <td class="num">{d.attempts}</td>
+                                        <td class="delivery-detail">{d.detail.unwrap_or_default()}</td>
+                                    </tr>
+                                }
                             }
-                        }).collect_view()}
+                        </For>
                     </tbody>
                 </table>
-            })}
+            </Show>
         </section>
     }
 }
 
 #[component]
-fn History(view: AlertsView) -> impl IntoView {
+fn History(data: Data) -> impl IntoView {
+    let rows = move || data.get().map(|v| v.history).unwrap_or_default();
+    let any = move || data.with(|v| v.as_ref().is_some_and(|v| !v.history.is_empty()));
     view! {
         <section class="settings-panel" aria-labelledby="alert-history-title">
             <h2 id="alert-history-title">"History (7 days)"</h2>
-            {view.history.is_empty().then(|| view! { <p class="muted">"No alert has fired in the last 7 days."</p> })}
-            {(!view.history.is_empty()).then(|| view! {
-                <table class="queries" id="alert-history">
+            <Show when=move || !any()>
+                <p class="muted">"No alert has fired in the last 7 days."</p>
+            </Show>
+            <Show when=any>
+                <table class="queries alerts-table" id="alert-history">
                     <thead><tr><th scope="col">"Resource"</th><th scope="col">"Fired"</th><th scope="col">"Why"</th><th scope="col">"Resolved"</th><th scope="col">"Lasted"</th></tr></thead>
                     <tbody>
-                        {view.history.into_iter().map(|e| view! {
+                        <For each=rows key=|e| (e.resource.clone(), e.started_ms, e.ended_ms) let:e>
                             <tr data-resource=e.resource.clone()>
                                 <td><a href=resource_href(&e.resource)>{e.resource.clone()}</a></td>
                                 <td>{utc_time(e.started_ms)}</td>
-                                <td>{e.summary}</td>
-                                <td>{match (e.ended_ms, e.end_summary) {
+                                <td>{e.summary.clone()}</td>
+                                <td>{match (e.ended_ms, e.end_summary.clone()) {
                                     (Some(at), Some(why)) => format!("{} — {why}", utc_time(at)),
                                     (Some(at), None) => utc_time(at),
                                     (None, _) => "still firing".to_owned(),
                                 }}</td>
                                 <td>{e.ended_ms.map(|end| engine::model::format_duration(((end - e.started_ms).max(0) / 1000) as u32)).unwrap_or_default()}</td>
                             </tr>
-                        }).collect_view()}
+                        </For>
                     </tbody>
                 </table>
-            })}
+            </Show>
         </section>
     }
 }
