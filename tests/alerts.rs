@@ -723,3 +723,141 @@ async fn the_alerts_page_follows_an_alert_live_and_silences_it() {
     assert!(history.contains("resolved: "), "{history}");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_cover_the_period_and_go_out_on_schedule() {
+    let rx = Receiver::start();
+    let dir = TempDir::new("perfpilot-report");
+    let config = config(
+        &dir,
+        &format!(
+            "[[alert_channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n\n[report]\nevery = \"1m\"\nchannels = [\"hook\"]\n",
+            rx.port
+        ),
+    );
+    let server = Perfpilot::start(&["--config", &config, "--push-create-resources"]);
+    let pusher = Pusher::start(&server, 5, 30.0);
+    set_quick_target(&server, 5, 1);
+    pusher.set(90.0);
+    rx.wait_for("/hook", 20, "the firing", |r| {
+        r.iter().any(|r| r.json()["kind"] == "firing")
+    });
+    pusher.set(20.0);
+    rx.wait_for("/hook", 20, "the resolution", |r| {
+        r.iter().any(|r| r.json()["kind"] == "resolved")
+    });
+
+    // Bad periods are refused naming the field.
+    for (query, field) in [
+        ("period=2w", "period"),
+        ("from=yesterday", "from"),
+        ("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "to"),
+        ("format=pdf", "format"),
+    ] {
+        let (status, body) = server.get(&format!("/api/v1/report?{query}"));
+        assert_eq!(status, 400, "{query}: {body:.300}");
+        assert!(
+            body.contains(&format!("\"field\":\"{field}\"")),
+            "{query}: {body:.600}"
+        );
+    }
+
+    // The HTML report: one document, the resource's compliance, its alert, its chart.
+    let (status, response) = server.get("/api/v1/report?period=24h");
+    assert_eq!(status, 200, "{response:.500}");
+    assert!(
+        response.contains("content-type: text/html"),
+        "{response:.400}"
+    );
+    assert!(
+        response.contains("content-security-policy: default-src 'none'"),
+        "{response:.600}"
+    );
+    let html = response.split_once("\r\n\r\n").unwrap().1;
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("Performance report"));
+    assert!(!html.contains("<script"), "self-contained and inert");
+    let row_start = html
+        .find("<tr data-resource=\"custom:5\">")
+        .expect("a compliance row");
+    let row = &html[row_start..row_start + html[row_start..].find("</tr>").unwrap()];
+    assert!(row.contains("p95 latency ≤ 50"), "{row}");
+    let compliance: f64 = row
+        .split("<td class=\"num")
+        .nth(1)
+        .and_then(|cell| cell.split('>').nth(1))
+        .and_then(|text| {
+            text.trim_end_matches("</td")
+                .trim_end_matches(" %")
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("a compliance number in {row}"));
+    assert!(
+        (0.0..100.0).contains(&compliance),
+        "it breached, so below 100 %: {row}"
+    );
+    assert!(
+        html.contains("<figure data-resource=\"custom:5\"><svg"),
+        "an inline chart"
+    );
+    let alerts = &html[html.find("id=\"alerts\"").unwrap()..];
+    assert!(
+        alerts.contains("custom:5") && alerts.contains("resolved: "),
+        "{alerts:.800}"
+    );
+
+    // The same numbers as CSV.
+    let (status, response) = server.get("/api/v1/report?period=24h&format=csv");
+    assert_eq!(status, 200);
+    assert!(
+        response.contains("content-disposition: attachment; filename=\"perfpilot-report-"),
+        "{response:.500}"
+    );
+    let csv = response.split_once("\r\n\r\n").unwrap().1;
+    assert!(
+        csv.starts_with("table,resource,name,value,unit,detail\n"),
+        "{csv:.200}"
+    );
+    let line = csv
+        .lines()
+        .find(|l| l.starts_with("compliance,custom:5,compliance_pct,"))
+        .unwrap_or_else(|| panic!("{csv:.1500}"));
+    let value: f64 = line.split(',').nth(3).unwrap().parse().unwrap();
+    assert!(
+        (value - compliance).abs() < 0.06,
+        "HTML {compliance} vs CSV {line}"
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("alert,custom:5,lasted_s,")),
+        "{csv:.1500}"
+    );
+
+    // Downloaded and opened in a browser, as a person would.
+    let browser = tests::Browser::start().await;
+    browser
+        .client
+        .goto(&server.url("/api/v1/report?period=24h"))
+        .await
+        .unwrap();
+    let title = browser.client.title().await.unwrap();
+    assert!(title.starts_with("perfpilot report"), "{title}");
+    browser.screenshot("report.png").await;
+    browser.close().await;
+
+    // Every minute (this configuration) the report of the minute that ended goes out.
+    let hook = rx.wait_for("/hook", 75, "a scheduled report", |r| {
+        r.iter().any(|r| r.json()["kind"] == "report")
+    });
+    let report = hook
+        .iter()
+        .find(|r| r.json()["kind"] == "report")
+        .unwrap()
+        .json();
+    let summary = report["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Performance report ") && summary.contains("target compliance"),
+        "{summary}"
+    );
+    drop(pusher);
+}

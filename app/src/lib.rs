@@ -34,7 +34,8 @@ use components::access::{provide_me, WhoAmI};
 use components::theme::ThemeToggle;
 use pages::{
     alerts::AlertsPage, audit::AuditPage, changes::ChangesPage, not_found::NotFound,
-    overview::OverviewPage, proof::ProofPage, resource::ResourcePage, settings::SettingsPage,
+    overview::OverviewPage, proof::ProofPage, reports::ReportsPage, resource::ResourcePage,
+    settings::SettingsPage,
 };
 
 /// Names of the built browser assets, resolved by the server at start-up. The names carry
@@ -182,6 +183,7 @@ pub fn App() -> impl IntoView {
                             (firing > 0).then(|| view! { <span class="nav-badge" id="nav-firing" aria-label=format!("{firing} firing")>{firing}</span> })
                         }}
                     </A>
+                    <A href=base.join("/reports")>"Reports"</A>
                     <A href=base.join("/audit")>"Audit"</A>
                     <A href=base.join("/settings")>"Settings"</A>
                 </nav>
@@ -201,6 +203,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/changes") view={Lazy::<ChangesRoute>::new()}/>
                     <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()}/>
                     <Route path=path!("/alerts") view={Lazy::<AlertsRoute>::new()}/>
+                    <Route path=path!("/reports") view={Lazy::<ReportsRoute>::new()}/>
                     <Route path=path!("/resource") view={Lazy::<ResourceRoute>::new()}/>
                     <Route path=path!("/before-after") view={Lazy::<ProofRoute>::new()}/>
                     <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()}/>
@@ -238,6 +241,7 @@ lazy_page! {
     ChangesRoute => ChangesPage,
     AuditRoute => AuditPage,
     AlertsRoute => AlertsPage,
+    ReportsRoute => ReportsPage,
     ResourceRoute => ResourcePage,
     ProofRoute => ProofPage,
     SettingsRoute => SettingsPage,

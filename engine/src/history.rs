@@ -483,6 +483,35 @@ impl SeriesHistory {
         }
     }
 
+    /// Every kept point of `[from, to)`, oldest first, as `(t, min, max, mean)`: minute
+    /// aggregates where the raw samples are gone, raw samples where they are kept (a
+    /// report reads a whole day this way, its last minutes included).
+    pub fn visit(
+        &self,
+        from: UnixMillis,
+        to: UnixMillis,
+        mut sink: impl FnMut(i64, f32, f32, f32),
+    ) {
+        if self.raw.is_empty() {
+            return;
+        }
+        let raw_start = self.raw.window_start();
+        // Aggregates that end before the raw samples begin: no point counted twice.
+        for (ts, a) in self
+            .agg
+            .range(from, (raw_start - self.bucket_ms + 1).min(to))
+        {
+            if !a.mean.is_nan() {
+                sink(ts, a.min, a.max, a.mean);
+            }
+        }
+        for (ts, v) in self.raw.range(from.max(raw_start), to) {
+            if !v.is_nan() {
+                sink(ts, v, v, v);
+            }
+        }
+    }
+
     fn clamp(&self, from: i64, to: i64, start: i64, newest: i64, step: i64) -> (i64, i64) {
         if self.raw.is_empty() {
             return (from, from);

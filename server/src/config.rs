@@ -243,6 +243,18 @@ struct FileConfig {
     #[serde(default)]
     alert_channel: Vec<connectors::sinks::ChannelEntry>,
     alerts: Option<AlertsFile>,
+    report: Option<ReportFile>,
+}
+
+/// The `[report]` table: a performance report sent through channels on a schedule.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct ReportFile {
+    /// `daily`, `weekly` (Mondays) or a duration such as `6h`.
+    every: String,
+    /// `HH:MM` UTC, for daily and weekly reports.
+    at: Option<String>,
+    channels: Vec<String>,
 }
 
 /// The `[alerts]` table: how every target's alert resolves.
@@ -258,6 +270,24 @@ struct AlertsFile {
 pub struct AlertSettings {
     pub policy: engine::alerts::AlertPolicy,
     pub channels: Vec<connectors::sinks::ChannelEntry>,
+    pub report: Option<ReportSchedule>,
+}
+
+/// When scheduled reports go out, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSchedule {
+    /// The period each report covers, and the time between two.
+    pub every_ms: i64,
+    /// Reports go out at `offset_ms + k × every_ms` (unix ms).
+    pub offset_ms: i64,
+    pub channels: Vec<String>,
+}
+
+impl ReportSchedule {
+    /// The latest send time at or before `now_ms`.
+    pub fn due_at_or_before(&self, now_ms: i64) -> i64 {
+        (now_ms - self.offset_ms).div_euclid(self.every_ms) * self.every_ms + self.offset_ms
+    }
 }
 
 /// One `[[cache_level]]`: a resource that is not a configured cache (an application's
@@ -585,7 +615,8 @@ impl Settings {
             }
         })?;
         let actions = resolve_actions(cli, file.actions)?;
-        let alerts = alert_settings(file.alerts.take(), &file.alert_channel, &actions.secrets)?;
+        let mut alerts = alert_settings(file.alerts.take(), &file.alert_channel, &actions.secrets)?;
+        alerts.report = report_schedule(file.report.take(), &alerts.channels)?;
         let ephemeral = cli.ephemeral || file.ephemeral.unwrap_or(false);
         let data_dir = cli.data_dir.clone().or(file.data_dir);
         if ephemeral && cli.data_dir.is_some() {
@@ -777,7 +808,76 @@ fn alert_settings(
     Ok(AlertSettings {
         policy,
         channels: channels.to_vec(),
+        report: None,
     })
+}
+
+fn report_schedule(
+    file: Option<ReportFile>,
+    channels: &[connectors::sinks::ChannelEntry],
+) -> Result<Option<ReportSchedule>, ConfigError> {
+    let Some(file) = file else { return Ok(None) };
+    let invalid = |rule: String| ConfigError::Invalid {
+        field: "report",
+        rule,
+    };
+    let at_ms = match &file.at {
+        None => 0,
+        Some(at) => {
+            let (h, m) = at
+                .split_once(':')
+                .and_then(|(h, m)| Some((h.parse::<i64>().ok()?, m.parse::<i64>().ok()?)))
+                .filter(|(h, m)| (0..24).contains(h) && (0..60).contains(m))
+                .ok_or_else(|| invalid(format!("at: must be HH:MM (UTC), got {at:?}")))?;
+            (h * 60 + m) * 60_000
+        }
+    };
+    let (every_ms, offset_ms) = match file.every.as_str() {
+        "daily" => (86_400_000, at_ms),
+        // 1970-01-05 was a Monday.
+        "weekly" => (7 * 86_400_000, 4 * 86_400_000 + at_ms),
+        other => {
+            let secs = app::alerts::parse_duration(other).ok_or_else(|| {
+                invalid(format!(
+                    "every: must be daily, weekly or a duration such as 6h, got {other:?}"
+                ))
+            })?;
+            if !(60..=31 * 86_400).contains(&secs) {
+                return Err(invalid(
+                    "every: must be between 1 minute and 31 days".into(),
+                ));
+            }
+            if file.at.is_some() {
+                return Err(invalid("at: only with every = daily or weekly".into()));
+            }
+            (secs as i64 * 1000, 0)
+        }
+    };
+    if file.channels.is_empty() {
+        return Err(invalid(
+            "channels: name at least one [[alert_channel]]".into(),
+        ));
+    }
+    for name in &file.channels {
+        match channels.iter().find(|c| &c.name == name) {
+            None => {
+                return Err(invalid(format!(
+                    "channels: {name:?} is not the name of an [[alert_channel]]"
+                )))
+            }
+            Some(c) if c.kind == connectors::sinks::ChannelKind::Alertmanager => {
+                return Err(invalid(format!(
+                    "channels: {name:?} is an Alertmanager channel, which takes alerts, not reports"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(Some(ReportSchedule {
+        every_ms,
+        offset_ms,
+        channels: file.channels,
+    }))
 }
 
 /// The `[[cache_level]]` entries, checked.

@@ -6,7 +6,8 @@
 //!   push, exports, `/metrics`, the live websocket) and their middleware.
 //! - [`state`]: what runs: the change path, the monitor task (sources → history → analyze
 //!   → act → verify), the hub that serializes live frames, before/afters.
-//! - [`persist`]: the SQLite journal, audit log, snapshots and tokens.
+//! - [`persist`]: the SQLite journal, audit log, snapshots and tokens; alerts and history.
+//! - [`report`]: performance reports (HTML with inline SVG, CSV) of a period.
 
 // Leptos view types nest deeply; their layout exceeds the default query depth.
 #![recursion_limit = "256"]
@@ -15,5 +16,6 @@ pub mod assets;
 pub mod config;
 pub mod http;
 pub mod persist;
+pub mod report;
 pub mod shutdown;
 pub mod state;

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod not_found;
 pub mod overview;
 pub mod proof;
+pub mod reports;
 pub mod resource;
 pub mod resource_cache;
 pub mod resource_chart;

@@ -40,7 +40,8 @@ pub fn page_csp(nonce: &str) -> String {
 }
 
 /// Picks a fresh nonce for every request and, when the answer is an HTML page, sends the
-/// policy that allows exactly the inline scripts signed with it. The nonce is made here,
+/// policy that allows exactly the inline scripts signed with it (unless the handler set a
+/// policy of its own: a report is an inert document with inline styles). The nonce is made here,
 /// not read back from the render, so the header never depends on how Leptos streams.
 pub async fn page_policy(mut request: Request, next: Next) -> Response {
     let nonce: Arc<str> = leptos::nonce::Nonce::new().as_inner().clone();
@@ -50,7 +51,11 @@ pub async fn page_policy(mut request: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if html {
+    if html
+        && !response
+            .headers()
+            .contains_key(header::CONTENT_SECURITY_POLICY)
+    {
         if let Ok(policy) = HeaderValue::from_str(&page_csp(&nonce)) {
             response
                 .headers_mut()

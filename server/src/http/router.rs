@@ -44,7 +44,8 @@ pub fn app(state: AppState) -> Router {
     let api = crate::http::push::router(state.clone())
         .merge(crate::http::export::router(state.clone()))
         .merge(crate::http::audit::router(state.clone()))
-        .merge(crate::http::alerts::read_router(state.clone()));
+        .merge(crate::http::alerts::read_router(state.clone()))
+        .merge(crate::http::report::router(state.clone()));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

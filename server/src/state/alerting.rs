@@ -755,6 +755,55 @@ impl Alerting {
         })
     }
 
+    /// Queues a scheduled report on `channels`, once per send time (`key` repeats are
+    /// ignored, so a restart does not send it twice).
+    pub fn report(
+        &self,
+        channels: &[String],
+        sent_for_ms: i64,
+        summary: &str,
+        url: Option<String>,
+    ) {
+        let now = engine::time::unix_now_ms();
+        let outgoing: Vec<Outgoing> = self
+            .inner
+            .channels
+            .iter()
+            .filter(|c| channels.contains(&c.entry.name) && c.entry.wants(NotificationKind::Report))
+            .map(|c| {
+                let mut n = self.notification(
+                    "perfpilot",
+                    NotificationKind::Report,
+                    summary,
+                    None,
+                    format!("report/{sent_for_ms}/{}", c.entry.name),
+                    now,
+                );
+                n.resource_name = "perfpilot".into();
+                n.url = url.clone();
+                Outgoing {
+                    channel: c.entry.name.clone(),
+                    stream: format!("report:{}", c.entry.name),
+                    due_ms: release_at(&c.entry, now),
+                    notification: n,
+                }
+            })
+            .collect();
+        match self.inner.db.enqueue(&outgoing, now) {
+            Ok(added) if added > 0 => {
+                tracing::info!(summary, "Scheduled report queued");
+                self.bump();
+                self.inner.wake.notify_one();
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(%err, "A scheduled report could not be queued"),
+        }
+    }
+
+    pub fn public_url(&self) -> Option<&str> {
+        self.inner.public_url.as_deref()
+    }
+
     /// Alert episodes overlapping a period (reports).
     pub fn episodes(&self, from_ms: i64, to_ms: i64) -> Vec<crate::persist::alerts::Episode> {
         self.inner

@@ -1,0 +1,907 @@
+//! Performance reports: one period (the last 24 h, 7 days, or any `from`–`to`) as a
+//! self-contained HTML page (inline SVG charts drawn by plotters, inline CSS, print
+//! friendly, so the browser's "Save as PDF" gives a clean document) and as one CSV of the
+//! same numbers.
+//!
+//! Everything comes from what really happened: history (memory for the last day, the disk
+//! beyond), the before/afters that completed in the period, alert episodes, audited
+//! optimizer actions. [`gather`] reads; [`html`] and [`csv`] only format, so the same
+//! numbers are in both.
+
+use std::fmt::Write as _;
+
+use app::audit::{AuditFilter, AuditKind, AuditRecord};
+use app::proof::ComparisonRow;
+use engine::history::{Downsampled, Grid, Point, Tier};
+use engine::model::{format_duration, Resource, Target};
+use engine::series::SeriesKey;
+
+use crate::persist::alerts::Episode;
+use crate::state::Monitor;
+
+/// The longest period a report covers.
+pub const MAX_PERIOD_MS: i64 = 31 * 86_400_000;
+/// Slots per chart and per compliance computation.
+const SLOTS: i64 = 288;
+
+/// A period, `[from, to)` in unix ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl Period {
+    pub fn last(span_ms: i64, now_ms: i64) -> Period {
+        Period {
+            from_ms: now_ms - span_ms,
+            to_ms: now_ms,
+        }
+    }
+
+    /// From the query: `period=24h|7d`, or `from`/`to` (unix ms or `2026-11-30T08:00:00Z`).
+    /// Errors name the field and the rule.
+    pub fn from_query(
+        period: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Period, (&'static str, String)> {
+        let time = |field: &'static str, text: &str| {
+            parse_time(text).ok_or((
+                field,
+                format!("must be unix milliseconds or a UTC time like 2026-11-30T08:00:00Z, got {text:?}"),
+            ))
+        };
+        let period = match (period, from, to) {
+            (Some(p), None, None) => {
+                let span = match p {
+                    "24h" | "1d" => 86_400_000,
+                    "7d" => 7 * 86_400_000,
+                    "30d" => 30 * 86_400_000,
+                    _ => return Err(("period", format!("must be 24h, 7d or 30d, got {p:?}"))),
+                };
+                Period::last(span, now_ms)
+            }
+            (None, None, None) => Period::last(86_400_000, now_ms),
+            (None, Some(from), to) => Period {
+                from_ms: time("from", from)?,
+                to_ms: match to {
+                    Some(to) => time("to", to)?,
+                    None => now_ms,
+                },
+            },
+            (None, None, Some(_)) => return Err(("from", "is needed with to".into())),
+            (Some(_), _, _) => {
+                return Err(("period", "give either period or from/to, not both".into()))
+            }
+        };
+        if period.to_ms <= period.from_ms {
+            return Err(("to", "must be after from".into()));
+        }
+        if period.to_ms - period.from_ms > MAX_PERIOD_MS {
+            return Err(("from", "a report covers at most 31 days".into()));
+        }
+        if period.from_ms > now_ms {
+            return Err(("from", "must not be in the future".into()));
+        }
+        Ok(period)
+    }
+
+    pub fn span_ms(&self) -> i64 {
+        self.to_ms - self.from_ms
+    }
+
+    /// "2026-11-29 08:00 – 2026-11-30 08:00 UTC"
+    pub fn describe(&self) -> String {
+        format!(
+            "{} – {} UTC",
+            &app::format::utc_time(self.from_ms)[..16],
+            &app::format::utc_time(self.to_ms)[..16]
+        )
+    }
+}
+
+/// Unix ms, or `YYYY-MM-DDTHH:MM[:SS]Z` (also with a space, without the `Z`).
+pub fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<i64>() {
+        return Some(ms);
+    }
+    let text = text.trim_end_matches('Z').replace(' ', "T");
+    let (date, time) = text.split_once('T').unwrap_or((&text, "00:00"));
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm) = (t.next()??, t.next()??);
+    let ss = t.next().flatten().unwrap_or(0);
+    if d.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000)
+}
+
+/// One resource over the period.
+#[derive(Debug, Clone)]
+pub struct ResourceReport {
+    pub id: String,
+    pub name: String,
+    pub resource_type: String,
+    pub metric: Option<String>,
+    pub unit: String,
+    pub target: Option<String>,
+    /// Share of the period's slots (with data) whose worst value met the target, %.
+    pub compliance_pct: Option<f64>,
+    /// Slots with data / all slots.
+    pub slots_with_data: usize,
+    pub slots: usize,
+    pub mean: Option<f64>,
+    pub worst: Option<f64>,
+    /// Alert episodes that overlap the period, and how long they fired inside it.
+    pub alerts: usize,
+    pub firing_ms: i64,
+    /// The target metric over the period.
+    pub series: Option<Downsampled>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportData {
+    pub period: Period,
+    pub generated_ms: i64,
+    /// "the worst value of each 5 m slot": what compliance is judged on.
+    pub judged_on: String,
+    pub resources: Vec<ResourceReport>,
+    pub comparisons: Vec<ComparisonRow>,
+    pub alerts: Vec<Episode>,
+    pub actions: Vec<AuditRecord>,
+    pub top_processes: Vec<String>,
+    pub top_queries: Vec<(String, Vec<engine::database::QueryStat>)>,
+    /// What the report could not read, in words.
+    pub notes: Vec<String>,
+}
+
+impl ReportData {
+    /// Overall compliance: the mean over resources with a target and data.
+    pub fn compliance_pct(&self) -> Option<f64> {
+        let values: Vec<f64> = self
+            .resources
+            .iter()
+            .filter_map(|r| r.compliance_pct)
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    }
+
+    /// One line for a scheduled delivery.
+    pub fn summary(&self) -> String {
+        let rollbacks = self
+            .actions
+            .iter()
+            .filter(|a| a.what.contains("rolled back"))
+            .count();
+        format!(
+            "Performance report {}: {} resources, target compliance {}, {} alerts, {} optimizer actions ({} rolled back), {} before/afters",
+            self.period.describe(),
+            self.resources.len(),
+            self.compliance_pct()
+                .map_or_else(|| "n/a".to_owned(), |c| format!("{c:.1} %")),
+            self.alerts.len(),
+            self.actions.len(),
+            rollbacks,
+            self.comparisons.len()
+        )
+    }
+}
+
+/// Reads everything the report shows (blocking: history on disk; call it on the blocking
+/// pool).
+pub fn gather(monitor: &Monitor, period: Period, actions: Vec<AuditRecord>) -> ReportData {
+    let now = engine::time::unix_now_ms();
+    let state = monitor.store.state();
+    let step_ms = (period.span_ms() / SLOTS).max(1000);
+    let judged_on = format!(
+        "the worst value of each {} slot",
+        format_duration((step_ms / 1000) as u32)
+    );
+    let alerts = monitor.alerting.episodes(period.from_ms, period.to_ms);
+    let mut notes = Vec::new();
+    // Memory keeps a day of minutes (and the latest raw samples), the disk everything older.
+    let in_memory = period.from_ms >= now - 86_400_000 - 60_000;
+    let resources: Vec<&Resource> = state.resources.values().map(|r| &**r).collect();
+    let keys: Vec<Option<SeriesKey>> = resources
+        .iter()
+        .map(|r| {
+            r.target
+                .as_ref()
+                .map(|t| SeriesKey::new(r.id.as_str(), t.metric.as_str()))
+        })
+        .collect();
+    let grid = Grid {
+        start_ms: period.from_ms,
+        step_ms,
+        points: (period.span_ms() / step_ms).max(1) as usize,
+    };
+    let mut series: Vec<Option<Downsampled>> = vec![None; resources.len()];
+    if in_memory {
+        let history = monitor.history();
+        for (slot, key) in series.iter_mut().zip(&keys) {
+            let Some(data) = key.as_ref().and_then(|k| history.get(history.id(k)?)) else {
+                continue;
+            };
+            let mut folds = vec![None; grid.points];
+            data.visit(period.from_ms, period.to_ms, |t, min, max, mean| {
+                fold(&mut folds, grid, t, min, max, mean);
+            });
+            *slot = Some(downsampled(grid, folds));
+        }
+    } else if monitor.stored.is_enabled() {
+        let wanted: Vec<SeriesKey> = keys.iter().flatten().cloned().collect();
+        let tier = crate::state::stored::tier_for(step_ms);
+        match monitor
+            .stored
+            .read(&wanted, tier, grid.start_ms, grid.end_ms())
+        {
+            Ok(all) => {
+                let mut read = all.into_iter();
+                for (slot, key) in series.iter_mut().zip(&keys) {
+                    if key.is_none() {
+                        continue;
+                    }
+                    let Some(points) = read.next() else { break };
+                    let mut folds = vec![None; grid.points];
+                    for p in points {
+                        fold(&mut folds, grid, p.t, p.min, p.max, p.mean);
+                    }
+                    *slot = Some(downsampled(grid, folds));
+                }
+            }
+            Err(why) => notes.push(format!("history on disk could not be read: {why}")),
+        }
+    } else {
+        notes.push(
+            "this perfpilot runs with --ephemeral: only the last 24 hours are kept, in memory"
+                .into(),
+        );
+    }
+    let units: Vec<String> = resources.iter().map(|r| monitor.unit_of(r)).collect();
+    let mut reports = Vec::with_capacity(resources.len());
+    for ((resource, series), unit) in resources.iter().zip(series).zip(units) {
+        let target = resource.target.as_ref();
+        let kind = resource.target_kind();
+        let points: Vec<Point> = series
+            .as_ref()
+            .map(|s| s.points.iter().flatten().copied().collect())
+            .unwrap_or_default();
+        let slots = series.as_ref().map_or(0, |s| s.points.len());
+        let compliance_pct = target.and_then(|t| compliance(t, &points));
+        let mean = (!points.is_empty())
+            .then(|| points.iter().map(|p| f64::from(p.mean)).sum::<f64>() / points.len() as f64);
+        let worst = target.and_then(|t| worst(t, &points));
+        let (count, firing_ms) = alerts
+            .iter()
+            .filter(|e| e.resource == resource.id.as_str())
+            .fold((0, 0), |(n, ms), e| {
+                let start = e.started_ms.max(period.from_ms);
+                let end = e.ended_ms.unwrap_or(now).min(period.to_ms);
+                (n + 1, ms + (end - start).max(0))
+            });
+        reports.push(ResourceReport {
+            id: resource.id.to_string(),
+            name: resource.name.clone(),
+            resource_type: resource.resource_type.to_string(),
+            metric: target.map(|t| t.metric.clone()),
+            unit: if unit.is_empty() {
+                kind.map(|k| k.unit().to_owned()).unwrap_or_default()
+            } else {
+                unit
+            },
+            target: target.zip(kind).map(|(t, k)| t.describe(k)),
+            compliance_pct,
+            slots_with_data: points.len(),
+            slots,
+            mean,
+            worst,
+            alerts: count,
+            firing_ms,
+            series,
+        });
+    }
+    // Worst first: what the reader should look at.
+    reports.sort_by(|a, b| {
+        a.compliance_pct
+            .unwrap_or(101.0)
+            .total_cmp(&b.compliance_pct.unwrap_or(101.0))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let comparisons = monitor
+        .comparisons()
+        .into_iter()
+        .filter(|c| !c.pending && c.at_unix_ms >= period.from_ms && c.at_unix_ms < period.to_ms)
+        .collect();
+    let top_processes = monitor
+        .top()
+        .map(|top| {
+            let cpu = top
+                .by_cpu
+                .iter()
+                .take(5)
+                .map(|p| format!("CPU: {} (pid {}) {:.1} %", p.name, p.pid, p.cpu_pct));
+            let memory = top.by_memory.iter().take(5).map(|p| {
+                format!(
+                    "memory: {} (pid {}) {:.1} MiB",
+                    p.name,
+                    p.pid,
+                    p.rss_bytes as f64 / 1_048_576.0
+                )
+            });
+            cpu.chain(memory).collect()
+        })
+        .unwrap_or_default();
+    let top_queries = state
+        .resources
+        .values()
+        .filter(|r| r.resource_type == engine::model::ResourceType::Database)
+        .filter_map(|r| {
+            let details = monitor.source_details(r.id.as_str())?;
+            let top: engine::database::TopQueries =
+                serde_json::from_value((*details).clone()).ok()?;
+            (!top.top.is_empty()).then(|| (r.id.to_string(), top.top.into_iter().take(5).collect()))
+        })
+        .collect();
+    ReportData {
+        period,
+        generated_ms: now,
+        judged_on,
+        resources: reports,
+        comparisons,
+        alerts,
+        actions,
+        top_processes,
+        top_queries,
+        notes,
+    }
+}
+
+type Fold = Option<(f32, f64, u32, f32)>;
+
+/// Adds one point to its grid slot: (min, sum of means, count, max).
+fn fold(folds: &mut [Fold], grid: Grid, t: i64, min: f32, max: f32, mean: f32) {
+    let Ok(i) = usize::try_from((t - grid.start_ms).div_euclid(grid.step_ms)) else {
+        return;
+    };
+    if let Some(slot) = folds.get_mut(i) {
+        let (lo, sum, n, hi) = slot.get_or_insert((f32::INFINITY, 0.0, 0, f32::NEG_INFINITY));
+        *lo = lo.min(min);
+        *hi = hi.max(max);
+        *sum += f64::from(mean);
+        *n += 1;
+    }
+}
+
+fn downsampled(grid: Grid, folds: Vec<Fold>) -> Downsampled {
+    Downsampled {
+        tier: Tier::Aggregate,
+        origin: grid.start_ms,
+        width: grid.step_ms,
+        points: folds
+            .into_iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                slot.map(|(min, sum, n, max)| Point {
+                    t: grid.start_ms + i as i64 * grid.step_ms,
+                    min,
+                    mean: (sum / f64::from(n)) as f32,
+                    max,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The audit filter of the period's optimizer actions.
+pub fn actions_filter(period: Period) -> AuditFilter {
+    AuditFilter {
+        kind: Some(AuditKind::Action),
+        since: Some(period.from_ms),
+        until: Some(period.to_ms),
+        limit: app::audit::MAX_LIMIT,
+        ..AuditFilter::default()
+    }
+}
+
+/// A slot's worst value in the target's direction: its max for "at most", its min for
+/// "at least". Judging slots by it never calls a slot with a breach in it compliant.
+fn worst_in(target: &Target, p: &Point) -> f64 {
+    match target.comparator {
+        engine::model::Comparator::Le => f64::from(p.max),
+        engine::model::Comparator::Ge => f64::from(p.min),
+    }
+}
+
+fn compliance(target: &Target, points: &[Point]) -> Option<f64> {
+    if points.is_empty() {
+        return None;
+    }
+    let met = points
+        .iter()
+        .filter(|p| target.is_met(worst_in(target, p)))
+        .count();
+    Some(met as f64 * 100.0 / points.len() as f64)
+}
+
+/// The worst value of the period in the target's direction.
+fn worst(target: &Target, points: &[Point]) -> Option<f64> {
+    let values = points.iter().map(|p| worst_in(target, p));
+    match target.comparator {
+        engine::model::Comparator::Le => values.reduce(f64::max),
+        engine::model::Comparator::Ge => values.reduce(f64::min),
+    }
+}
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn number(value: Option<f64>, unit: &str) -> String {
+    value.map_or_else(
+        || "–".to_owned(),
+        |v| {
+            let v = (v * 10.0).round() / 10.0;
+            if unit.is_empty() {
+                format!("{v}")
+            } else {
+                format!("{v} {unit}")
+            }
+        },
+    )
+}
+
+const STYLE: &str = "
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1f2328;margin:2rem auto;max-width:1000px;padding:0 1rem}
+h1{font-size:1.6rem;margin:0 0 .25rem}h2{font-size:1.2rem;margin:2rem 0 .5rem;border-bottom:1px solid #d0d7de;padding-bottom:.25rem}
+.muted{color:#57606a}table{border-collapse:collapse;width:100%;margin:.5rem 0}
+th,td{text-align:left;padding:.3rem .45rem;border-bottom:1px solid #d0d7de;vertical-align:top}
+td.num,th.num{text-align:right;white-space:nowrap}.bad{color:#b91c1c;font-weight:600}.good{color:#15803d}
+.summary{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:.75rem;margin:1rem 0}
+.summary div{border:1px solid #d0d7de;border-radius:6px;padding:.5rem .75rem}.summary b{display:block;font-size:1.3rem}
+figure{margin:1rem 0;break-inside:avoid}figure svg{width:100%;height:auto}code{font-size:.85em;white-space:pre-wrap;word-break:break-word}
+@media print{body{margin:0;max-width:none;font-size:11px}h2{break-after:avoid}tr,figure{break-inside:avoid}}
+";
+
+/// The report as one self-contained HTML document.
+pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Resource>) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let period = data.period.describe();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>perfpilot report {p}</title><style>{STYLE}</style></head><body>\
+         <h1>Performance report</h1><p class=\"muted\">{p} · generated {g} UTC by perfpilot · compliance is judged on {j}</p>",
+        p = esc(&period),
+        g = esc(&app::format::utc_time(data.generated_ms)),
+        j = esc(&data.judged_on)
+    );
+    for note in &data.notes {
+        let _ = write!(out, "<p class=\"bad\">{}</p>", esc(note));
+    }
+    let rollbacks = data
+        .actions
+        .iter()
+        .filter(|a| a.what.contains("rolled back"))
+        .count();
+    let _ = write!(
+        out,
+        "<div class=\"summary\"><div><b>{}</b>resources</div><div><b>{}</b>target compliance</div><div><b>{}</b>alerts</div><div><b>{}</b>optimizer actions</div><div><b>{}</b>rollbacks</div><div><b>{}</b>before/afters</div></div>",
+        data.resources.len(),
+        data.compliance_pct().map_or_else(|| "n/a".into(), |c| format!("{c:.1} %")),
+        data.alerts.len(),
+        data.actions.len(),
+        rollbacks,
+        data.comparisons.len()
+    );
+
+    out.push_str("<h2 id=\"before-after\">Before / after</h2>");
+    if data.comparisons.is_empty() {
+        out.push_str("<p class=\"muted\">No change, action or mark completed its before/after in this period.</p>");
+    } else {
+        out.push_str("<table><thead><tr><th>When</th><th>Resource</th><th>Event</th><th>Target</th><th class=\"num\">Before</th><th class=\"num\">After</th><th class=\"num\">Improvement</th><th>Target met</th></tr></thead><tbody>");
+        for c in &data.comparisons {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{}\">{}</td></tr>",
+                esc(&app::format::utc_time(c.at_unix_ms)),
+                esc(&c.resource_name),
+                esc(&c.event),
+                esc(&c.target),
+                esc(c.before.as_deref().unwrap_or("–")),
+                esc(c.after.as_deref().unwrap_or("–")),
+                c.improvement_pct.map_or_else(|| "–".into(), |p| format!("{p:+.1} %")),
+                if c.target_met == Some(true) { "good" } else { "bad" },
+                match c.target_met {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "–",
+                }
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+
+    out.push_str("<h2 id=\"compliance\">Target compliance</h2><table><thead><tr><th>Resource</th><th>Target</th><th class=\"num\">Compliance</th><th class=\"num\">Mean</th><th class=\"num\">Worst</th><th class=\"num\">Alerts</th><th class=\"num\">Firing</th><th class=\"num\">Data</th></tr></thead><tbody>");
+    for r in &data.resources {
+        let bad = r.compliance_pct.is_some_and(|c| c < 95.0);
+        let _ = write!(
+            out,
+            "<tr data-resource=\"{}\"><td>{} <span class=\"muted\">{}</span></td><td>{}</td><td class=\"num{}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&r.id),
+            esc(&r.name),
+            esc(&r.id),
+            esc(r.target.as_deref().unwrap_or("no target")),
+            if bad { " bad" } else { "" },
+            r.compliance_pct.map_or_else(|| "–".into(), |c| format!("{c:.1} %")),
+            esc(&number(r.mean, &r.unit)),
+            esc(&number(r.worst, &r.unit)),
+            r.alerts,
+            if r.firing_ms > 0 { format_duration((r.firing_ms / 1000) as u32) } else { "–".into() },
+            if r.slots == 0 { "none".into() } else { format!("{:.0} %", r.slots_with_data as f64 * 100.0 / r.slots as f64) }
+        );
+    }
+    out.push_str("</tbody></table>");
+
+    out.push_str("<h2 id=\"charts\">Charts</h2>");
+    let mut charts = 0;
+    for r in &data.resources {
+        let (Some(metric), Some(series), Some(resource)) =
+            (&r.metric, &r.series, resources.get(&r.id))
+        else {
+            continue;
+        };
+        if series.points.iter().all(Option::is_none) {
+            continue;
+        }
+        match crate::http::export::svg(
+            resource,
+            metric,
+            &r.unit,
+            series,
+            data.period.from_ms,
+            data.period.to_ms,
+        ) {
+            Ok(svg) => {
+                charts += 1;
+                let svg = svg.trim_start_matches(|c| c != '<');
+                let svg = match svg.find("<svg") {
+                    Some(i) => &svg[i..],
+                    None => svg,
+                };
+                let _ = write!(
+                    out,
+                    "<figure data-resource=\"{}\">{svg}</figure>",
+                    esc(&r.id)
+                );
+            }
+            Err(err) => {
+                let _ = write!(
+                    out,
+                    "<p class=\"bad\">{}: the chart could not be drawn: {}</p>",
+                    esc(&r.id),
+                    esc(&err.to_string())
+                );
+            }
+        }
+    }
+    if charts == 0 {
+        out.push_str("<p class=\"muted\">No target metric has data in this period.</p>");
+    }
+
+    out.push_str("<h2 id=\"alerts\">Alerts</h2>");
+    if data.alerts.is_empty() {
+        out.push_str("<p class=\"muted\">No alert fired in this period.</p>");
+    } else {
+        out.push_str("<table><thead><tr><th>Resource</th><th>Fired</th><th>Why</th><th>Resolved</th></tr></thead><tbody>");
+        for e in &data.alerts {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&e.resource),
+                esc(&app::format::utc_time(e.started_ms)),
+                esc(&e.summary),
+                match (e.ended_ms, &e.end_summary) {
+                    (Some(at), Some(why)) => esc(&format!("{} — {why}", app::format::utc_time(at))),
+                    (Some(at), None) => esc(&app::format::utc_time(at)),
+                    (None, _) => "still firing".into(),
+                }
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+
+    out.push_str("<h2 id=\"actions\">Optimizer actions</h2>");
+    if data.actions.is_empty() {
+        out.push_str("<p class=\"muted\">The optimizer took no action in this period.</p>");
+    } else {
+        out.push_str("<table><thead><tr><th>When</th><th>Resource</th><th>What happened</th></tr></thead><tbody>");
+        for a in &data.actions {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&app::format::utc_time(a.at_unix_ms)),
+                esc(a.resource.as_deref().unwrap_or("")),
+                esc(&a.what)
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+
+    out.push_str("<h2 id=\"top\">Top processes and queries <span class=\"muted\">(at report time)</span></h2>");
+    if data.top_processes.is_empty() && data.top_queries.is_empty() {
+        out.push_str("<p class=\"muted\">No process scan or query statistics yet.</p>");
+    }
+    if !data.top_processes.is_empty() {
+        out.push_str("<ul>");
+        for p in &data.top_processes {
+            let _ = write!(out, "<li>{}</li>", esc(p));
+        }
+        out.push_str("</ul>");
+    }
+    for (resource, queries) in &data.top_queries {
+        let _ = write!(out, "<h3>{}</h3><table><thead><tr><th>Query</th><th class=\"num\">Calls/s</th><th class=\"num\">Mean</th><th class=\"num\">Share</th></tr></thead><tbody>", esc(resource));
+        for q in queries {
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code></td><td class=\"num\">{:.1}</td><td class=\"num\">{:.2} ms</td><td class=\"num\">{:.1} %</td></tr>",
+                esc(&q.query),
+                q.calls_per_s,
+                q.mean_ms,
+                q.share_pct
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("</body></html>");
+    out
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The same numbers as one CSV: `table,resource,name,value,unit,detail`, where `table` is
+/// `compliance`, `before_after`, `alert` or `action`.
+pub fn csv(data: &ReportData) -> String {
+    let mut out = String::from("table,resource,name,value,unit,detail\n");
+    let mut row =
+        |table: &str, resource: &str, name: &str, value: String, unit: &str, detail: &str| {
+            let _ = writeln!(
+                out,
+                "{table},{},{},{value},{},{}",
+                csv_field(resource),
+                csv_field(name),
+                csv_field(unit),
+                csv_field(detail)
+            );
+        };
+    let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.3}"));
+    for r in &data.resources {
+        let target = r.target.as_deref().unwrap_or("");
+        row(
+            "compliance",
+            &r.id,
+            "compliance_pct",
+            opt(r.compliance_pct),
+            "%",
+            target,
+        );
+        row("compliance", &r.id, "mean", opt(r.mean), &r.unit, target);
+        row("compliance", &r.id, "worst", opt(r.worst), &r.unit, target);
+        row(
+            "compliance",
+            &r.id,
+            "alerts",
+            r.alerts.to_string(),
+            "",
+            target,
+        );
+        row(
+            "compliance",
+            &r.id,
+            "firing_s",
+            (r.firing_ms / 1000).to_string(),
+            "s",
+            target,
+        );
+    }
+    for c in &data.comparisons {
+        let detail = format!(
+            "{} at {}: {} → {} ({})",
+            c.event,
+            app::format::utc_iso(c.at_unix_ms),
+            c.before.as_deref().unwrap_or("–"),
+            c.after.as_deref().unwrap_or("–"),
+            c.target
+        );
+        row(
+            "before_after",
+            &c.resource_id,
+            "improvement_pct",
+            opt(c.improvement_pct),
+            "%",
+            &detail,
+        );
+    }
+    for e in &data.alerts {
+        let lasted = e
+            .ended_ms
+            .map(|end| ((end - e.started_ms) / 1000).to_string())
+            .unwrap_or_default();
+        let detail = format!("{} at {}", e.summary, app::format::utc_iso(e.started_ms));
+        row("alert", &e.resource, "lasted_s", lasted, "s", &detail);
+    }
+    for a in &data.actions {
+        let detail = format!("{} at {}", a.what, app::format::utc_iso(a.at_unix_ms));
+        row(
+            "action",
+            a.resource.as_deref().unwrap_or(""),
+            "action",
+            String::new(),
+            "",
+            &detail,
+        );
+    }
+    out
+}
+
+/// Sends the scheduled reports (`[report]`) until the runtime stops: at each send time,
+/// the report of the period that just ended goes to the configured channels (a summary
+/// line and a link to the full report). A send time missed by more than 10 minutes
+/// (perfpilot was down) is skipped rather than sent late.
+pub async fn run_schedule(monitor: Monitor, schedule: crate::config::ReportSchedule) {
+    const GRACE_MS: i64 = 600_000;
+    loop {
+        let now = engine::time::unix_now_ms();
+        let due = schedule.due_at_or_before(now);
+        if now - due <= GRACE_MS {
+            let period = Period {
+                from_ms: due - schedule.every_ms,
+                to_ms: due,
+            };
+            match send_scheduled(&monitor, &schedule, period).await {
+                Ok(()) => {}
+                Err(err) => tracing::warn!(%err, "The scheduled report could not be made"),
+            }
+        }
+        let next = due + schedule.every_ms;
+        let wait = (next - engine::time::unix_now_ms()).clamp(1000, 60_000);
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+    }
+}
+
+async fn send_scheduled(
+    monitor: &Monitor,
+    schedule: &crate::config::ReportSchedule,
+    period: Period,
+) -> Result<(), String> {
+    let actions = monitor
+        .persist
+        .query_audit(actions_filter(period))
+        .await
+        .map_err(|err| err.to_string())?;
+    let reader = monitor.clone();
+    let summary = tokio::task::spawn_blocking(move || gather(&reader, period, actions).summary())
+        .await
+        .map_err(|err| err.to_string())?;
+    let url = monitor.alerting.public_url().map(|base| {
+        format!(
+            "{base}api/v1/report?from={}&to={}",
+            period.from_ms, period.to_ms
+        )
+    });
+    monitor
+        .alerting
+        .report(&schedule.channels, period.to_ms, &summary, url);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_from_the_query_name_the_field() {
+        let now = 1_764_489_600_000; // 2025-11-30T08:00:00Z
+        assert_eq!(
+            Period::from_query(None, None, None, now),
+            Ok(Period::last(86_400_000, now))
+        );
+        assert_eq!(
+            Period::from_query(Some("7d"), None, None, now)
+                .unwrap()
+                .span_ms(),
+            7 * 86_400_000
+        );
+        let p = Period::from_query(
+            None,
+            Some("2025-11-29T08:00:00Z"),
+            Some("2025-11-30 08:00"),
+            now,
+        )
+        .unwrap();
+        assert_eq!((p.from_ms, p.to_ms), (now - 86_400_000, now));
+        assert_eq!(p.describe(), "2025-11-29 08:00 – 2025-11-30 08:00 UTC");
+        let field = |p, f, t| Period::from_query(p, f, t, now).unwrap_err().0;
+        assert_eq!(field(Some("2w"), None, None), "period");
+        assert_eq!(field(None, Some("yesterday"), None), "from");
+        assert_eq!(
+            field(
+                None,
+                Some("2025-11-30T09:00:00Z"),
+                Some("2025-11-30T08:00:00Z")
+            ),
+            "to"
+        );
+        assert_eq!(field(None, Some("2025-01-01T00:00:00Z"), None), "from");
+        assert_eq!(field(None, None, Some("1")), "from");
+    }
+
+    #[test]
+    fn times_parse_as_utc() {
+        assert_eq!(parse_time("0"), Some(0));
+        assert_eq!(parse_time("1970-01-02T00:00:00Z"), Some(86_400_000));
+        assert_eq!(parse_time("2000-03-01T12:30"), Some(951_913_800_000));
+        assert_eq!(parse_time("2000-13-01T00:00"), None);
+        assert_eq!(parse_time("soon"), None);
+    }
+
+    #[test]
+    fn compliance_and_worst_follow_the_target_direction() {
+        let point = |min: f32, mean: f32, max: f32| Point {
+            t: 0,
+            min,
+            mean,
+            max,
+        };
+        let le = Target::default_for("utilization", 65.0);
+        // The second slot's mean meets the target, but it peaked above: not compliant.
+        let points = [
+            point(40.0, 50.0, 60.0),
+            point(40.0, 55.0, 70.0),
+            point(55.0, 60.0, 64.0),
+            point(70.0, 75.0, 80.0),
+        ];
+        assert_eq!(compliance(&le, &points), Some(50.0));
+        assert_eq!(worst(&le, &points), Some(80.0));
+        let ge = Target {
+            comparator: engine::model::Comparator::Ge,
+            ..le.clone()
+        };
+        assert_eq!(worst(&ge, &points), Some(40.0));
+        assert_eq!(compliance(&ge, &points), Some(25.0));
+        assert_eq!(compliance(&le, &[]), None);
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}
