@@ -861,3 +861,78 @@ async fn reports_cover_the_period_and_go_out_on_schedule() {
     );
     drop(pusher);
 }
+
+/// BENCHMARKS.md "Alert latency": time from a breach having lasted its `for` to the
+/// firing notification at the receiver, and from recovery to "resolved", over 50 trials.
+/// A measurement, not a limit: run it by hand.
+/// `cargo test -p tests --test alerts -- --ignored --nocapture alert_latency`
+#[test]
+#[ignore]
+fn alert_latency() {
+    let rx = Receiver::start();
+    let dir = TempDir::new("perfpilot-alert-latency");
+    let config = config(
+        &dir,
+        &format!(
+            "[[alert_channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n",
+            rx.port
+        ),
+    );
+    let server = Perfpilot::start(&["--config", &config, "--push-create-resources"]);
+    let push = |value: f32| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let body = format!(
+            r#"{{"samples":[{{"resource":"custom:9","metric":"latency","value":{value},"timestamp":{now}}}]}}"#
+        );
+        http_post_json(server.addr, "/api/push", &body);
+    };
+    let pusher = Pusher::start(&server, 9, 30.0);
+    let for_secs = 2;
+    set_quick_target(&server, 9, for_secs);
+    std::thread::sleep(Duration::from_secs(3));
+    let (mut fire, mut resolve) = (Vec::new(), Vec::new());
+    // The notification path alone: the alert's decision (its time in the body) → received.
+    let (mut fire_path, mut resolve_path) = (Vec::new(), Vec::new());
+    for trial in 0..50 {
+        let seen = rx.on("/hook").len();
+        pusher.set(90.0);
+        push(90.0);
+        let breached = Instant::now();
+        let got = rx.wait_for("/hook", 30, "firing", |r| r.len() > seen);
+        let at = got[seen].at;
+        fire.push(at.duration_since(breached).as_secs_f64() - f64::from(for_secs));
+        let decided = got[seen].json()["started_ms"].as_i64().unwrap();
+        fire_path.push((got[seen].received_ms - decided) as f64 / 1000.0);
+        pusher.set(20.0);
+        push(20.0);
+        let recovered = Instant::now();
+        let got = rx.wait_for("/hook", 30, "resolved", |r| r.len() > seen + 1);
+        resolve.push(got[seen + 1].at.duration_since(recovered).as_secs_f64());
+        assert_eq!(got[seen + 1].json()["kind"], "resolved", "trial {trial}");
+        let decided = got[seen + 1].json()["ended_ms"].as_i64().unwrap();
+        resolve_path.push((got[seen + 1].received_ms - decided) as f64 / 1000.0);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    println!(
+        "alert latency over {} trials: breach-for-duration → firing received p50 {:.3} s p99 {:.3} s; recovery → resolved received p50 {:.3} s p99 {:.3} s",
+        fire.len(),
+        pct(&mut fire, 0.5),
+        pct(&mut fire, 0.99),
+        pct(&mut resolve, 0.5),
+        pct(&mut resolve, 0.99)
+    );
+    println!(
+        "notification path (decision → received): firing p50 {:.3} s p99 {:.3} s; resolved p50 {:.3} s p99 {:.3} s",
+        pct(&mut fire_path, 0.5),
+        pct(&mut fire_path, 0.99),
+        pct(&mut resolve_path, 0.5),
+        pct(&mut resolve_path, 0.99)
+    );
+}

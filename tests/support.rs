@@ -1182,6 +1182,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub at: std::time::Instant,
+    /// Unix ms when it arrived (to compare with times in its body).
+    pub received_ms: i64,
 }
 
 impl Request {
@@ -1271,6 +1273,10 @@ impl Receiver {
             headers,
             body,
             at: std::time::Instant::now(),
+            received_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64,
         });
         let _ = stream.write_all(
             format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")

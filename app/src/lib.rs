@@ -55,10 +55,12 @@ pub struct SiteAssets {
 /// Every page's path and the key of its lazy route's chunks (the route type's name in
 /// snake case, see `splitter`). Must list the same pages as the `<Routes>` in [`App`];
 /// `server/tests/router.rs` checks every path renders and preloads its chunks.
-pub const PAGES: [(&str, &str); 6] = [
+pub const PAGES: [(&str, &str); 8] = [
     ("/", "overview_route"),
     ("/changes", "changes_route"),
     ("/audit", "audit_route"),
+    ("/alerts", "alerts_route"),
+    ("/reports", "reports_route"),
     ("/resource", "resource_route"),
     ("/before-after", "proof_route"),
     ("/settings", "settings_route"),
