@@ -162,6 +162,7 @@ types = ["cpu"]
             "--push-create-resources",
             "--public-url",
             &public,
+            "--metrics-on-main-listener",
         ],
     );
     let pusher = Pusher::start(&server, 1, 30.0);
@@ -293,7 +294,7 @@ types = ["cpu"]
     let (_, page) = server.get("/alerts");
     let (_, api) = server.get("/api/v1/alerts");
     let (_, audit) = server.get("/api/audit");
-    let (_, metrics) = http_request(server.addr, "GET", "/metrics", &[], "");
+    let (_, metrics) = server.get("/metrics");
     drop(pusher);
     drop(server);
     let logged = std::fs::read_to_string(&log).unwrap();

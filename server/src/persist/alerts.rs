@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use engine::alerts::{Notification, NotificationKind};
+use engine::alerts::Notification;
 use engine::sync::lock;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -236,6 +236,20 @@ impl AlertDb {
         tx.commit()
     }
 
+    /// Queues one notification and answers its row id.
+    pub fn enqueue_one(&self, outgoing: &Outgoing, now_ms: i64) -> Sql<i64> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction()?;
+        insert_outgoing(&tx, std::slice::from_ref(outgoing), now_ms)?;
+        let id = tx.query_row(
+            "SELECT id FROM outbox WHERE key = ?1",
+            [&outgoing.notification.key],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
     /// Queues notifications; one whose key is already queued is left as it is.
     pub fn enqueue(&self, outgoing: &[Outgoing], now_ms: i64) -> Sql<usize> {
         let mut conn = lock(&self.conn);
@@ -422,21 +436,31 @@ impl AlertDb {
         rows.collect()
     }
 
-    /// Forgets delivered notifications and ended episodes and silences older than
-    /// `before_ms`.
-    pub fn prune(&self, before_ms: i64) -> Sql<usize> {
+    /// Forgets delivered notifications and ended silences older than `deliveries_ms`,
+    /// and ended episodes older than `episodes_ms` (reports read them back further).
+    pub fn prune(&self, deliveries_ms: i64, episodes_ms: i64) -> Sql<usize> {
         let conn = lock(&self.conn);
         let mut removed = conn.execute(
             "DELETE FROM outbox WHERE state != 'pending' AND created_ms < ?1
                AND stream NOT IN (SELECT resource || '@' || started_ms FROM firing)",
-            [before_ms],
+            [deliveries_ms],
         )?;
         removed += conn.execute(
             "DELETE FROM episodes WHERE ended_ms IS NOT NULL AND ended_ms < ?1",
-            [before_ms],
+            [episodes_ms],
         )?;
-        removed += conn.execute("DELETE FROM silences WHERE ends_ms < ?1", [before_ms])?;
+        removed += conn.execute("DELETE FROM silences WHERE ends_ms < ?1", [deliveries_ms])?;
         Ok(removed)
+    }
+
+    /// Per channel: notifications waiting and failed (for `/metrics`).
+    pub fn counts(&self) -> Sql<Vec<(String, u32, u32)>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn.prepare(
+            "SELECT channel, SUM(state = 'pending'), SUM(state = 'failed') FROM outbox GROUP BY channel",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect()
     }
 }
 
@@ -475,9 +499,4 @@ fn insert_outgoing(
         ])?;
     }
     Ok(added)
-}
-
-/// Whether the kind is one whose deliveries of a stream must keep their order.
-pub fn is_alert(kind: NotificationKind) -> bool {
-    matches!(kind, NotificationKind::Firing | NotificationKind::Resolved)
 }

@@ -395,7 +395,8 @@ impl Alerting {
             self.sweep(now);
             if now - last_prune > 3_600_000 {
                 last_prune = now;
-                if let Err(err) = self.inner.db.prune(now - KEEP_MS) {
+                let episodes = now - crate::report::MAX_PERIOD_MS - 86_400_000;
+                if let Err(err) = self.inner.db.prune(now - KEEP_MS, episodes) {
                     tracing::warn!(%err, "Old notifications could not be pruned");
                 }
             }
@@ -521,16 +522,7 @@ impl Alerting {
             due_ms: i64::MAX,
             notification: n.clone(),
         };
-        self.inner.db.enqueue(&[row], now).map_err(db_error)?;
-        let id = self
-            .inner
-            .db
-            .recent(50)
-            .map_err(db_error)?
-            .into_iter()
-            .find(|r| r.notification.key == n.key)
-            .map(|r| r.id)
-            .ok_or_else(|| AppError::unavailable("the test notification was not stored"))?;
+        let id = self.inner.db.enqueue_one(&row, now).map_err(db_error)?;
         let result = target.send(&n, now).await;
         let done = engine::time::unix_now_ms();
         self.bump();
@@ -802,6 +794,34 @@ impl Alerting {
 
     pub fn public_url(&self) -> Option<&str> {
         self.inner.public_url.as_deref()
+    }
+
+    /// For `/metrics`: each pending and firing alert, and per channel the notifications
+    /// waiting and failed.
+    pub fn metrics(&self) -> (Vec<(String, &'static str)>, Vec<(String, u32, u32)>) {
+        let mut states: Vec<(String, &'static str)> = lock(&self.inner.pending)
+            .iter()
+            .map(|p| (p.resource.clone(), "pending"))
+            .collect();
+        states.extend(
+            lock(&self.inner.firing)
+                .keys()
+                .map(|resource| (resource.clone(), "firing")),
+        );
+        let counts = self.inner.db.counts().unwrap_or_default();
+        let channels = self
+            .inner
+            .channels
+            .iter()
+            .map(|c| {
+                let (waiting, failed) = counts
+                    .iter()
+                    .find(|(name, _, _)| *name == c.entry.name)
+                    .map_or((0, 0), |(_, w, f)| (*w, *f));
+                (c.entry.name.clone(), waiting, failed)
+            })
+            .collect();
+        (states, channels)
     }
 
     /// Alert episodes overlapping a period (reports).
