@@ -189,7 +189,23 @@ fn dry_runs_only_describe_and_a_failing_command_marks_the_resource_failed() {
 #[test]
 fn a_change_that_verifies_badly_is_rolled_back() {
     let (port, received) = webhook_receiver();
-    let server = Perfpilot::start(&["--metrics-on-main-listener"]);
+    // A channel that asked to be told what the optimizer does.
+    let ops = tests::Receiver::start();
+    let dir = TempDir::new("perfpilot-actions-outcomes");
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[alert_channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/ops\"\nnotify_outcomes = true\n",
+            ops.port
+        ),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&[
+        "--metrics-on-main-listener",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     breach_memory(
         &server,
         serde_json::json!({
@@ -250,6 +266,24 @@ fn a_change_that_verifies_badly_is_rolled_back() {
     assert!(
         overview.contains("\"status\":\"failed\""),
         "{overview:.3000}"
+    );
+    // The channel heard both: applied, then rolled back, in that order.
+    let told = ops.wait_for("/ops", 15, "the outcomes", |r| {
+        r.iter().filter(|r| r.json()["kind"] == "outcome").count() >= 2
+    });
+    let outcomes: Vec<String> = told
+        .iter()
+        .map(|r| r.json())
+        .filter(|n| n["kind"] == "outcome")
+        .map(|n| n["summary"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        outcomes[0].starts_with("optimizing: webhook applied"),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes[1].starts_with("failed: rolled back: verification failed"),
+        "{outcomes:?}"
     );
 }
 

@@ -285,13 +285,13 @@ impl Collector for EngineCollector {
             ];
             ConstCounter::new(count).encode(steps.encode_family(&labels)?)?;
         }
-        let (alerts, channels) = monitor.alerting.metrics();
+        let alerting = monitor.alerting.metrics();
         gauge_family(
             &mut encoder,
             "perfpilot_alert",
             "1 for each alert pending (breached, not yet for its `for`) or firing",
             None,
-            alerts.into_iter().map(|(resource, state)| {
+            alerting.states.into_iter().map(|(resource, state)| {
                 (
                     vec![("resource", resource), ("state", state.to_owned())],
                     1.0,
@@ -303,18 +303,20 @@ impl Collector for EngineCollector {
             "perfpilot_notifications_waiting",
             "Notifications in the outbox not yet delivered (held, or being retried), per channel",
             None,
-            channels
+            alerting
+                .channels
                 .iter()
-                .map(|(name, waiting, _)| (vec![("channel", name.clone())], f64::from(*waiting))),
+                .map(|c| (vec![("channel", c.channel.clone())], f64::from(c.waiting))),
         )?;
         gauge_family(
             &mut encoder,
             "perfpilot_notifications_failed",
             "Notifications given up (refused, or failing for 24 h), per channel, kept 7 days",
             None,
-            channels
+            alerting
+                .channels
                 .iter()
-                .map(|(name, _, failed)| (vec![("channel", name.clone())], f64::from(*failed))),
+                .map(|c| (vec![("channel", c.channel.clone())], f64::from(c.failed))),
         )?;
         let sources = monitor.sources.statuses();
         gauge_family(

@@ -131,6 +131,17 @@ impl SilenceRow {
     }
 }
 
+/// A channel's outbox in numbers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChannelCounts {
+    pub channel: String,
+    /// Not yet delivered (held, or being retried).
+    pub waiting: u32,
+    /// Given up.
+    pub failed: u32,
+    pub last_error: Option<String>,
+}
+
 /// A notification to enqueue.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -345,7 +356,7 @@ impl AlertDb {
     }
 
     /// Per channel: notifications waiting, failed for good, and the last error.
-    pub fn channel_stats(&self) -> Sql<Vec<(String, u32, u32, Option<String>)>> {
+    pub fn channel_stats(&self) -> Sql<Vec<ChannelCounts>> {
         let conn = lock(&self.conn);
         let mut stmt = conn.prepare(
             "SELECT channel,
@@ -356,7 +367,14 @@ impl AlertDb {
                        ORDER BY id DESC LIMIT 1)
              FROM outbox o GROUP BY channel",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ChannelCounts {
+                channel: r.get(0)?,
+                waiting: r.get(1)?,
+                failed: r.get(2)?,
+                last_error: r.get(3)?,
+            })
+        })?;
         rows.collect()
     }
 
@@ -451,16 +469,6 @@ impl AlertDb {
         )?;
         removed += conn.execute("DELETE FROM silences WHERE ends_ms < ?1", [deliveries_ms])?;
         Ok(removed)
-    }
-
-    /// Per channel: notifications waiting and failed (for `/metrics`).
-    pub fn counts(&self) -> Sql<Vec<(String, u32, u32)>> {
-        let conn = lock(&self.conn);
-        let mut stmt = conn.prepare(
-            "SELECT channel, SUM(state = 'pending'), SUM(state = 'failed') FROM outbox GROUP BY channel",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        rows.collect()
     }
 }
 

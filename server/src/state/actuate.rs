@@ -202,17 +202,19 @@ impl Acting {
 
     /// Every evaluation of a resource with a target: while its action is verified, trips
     /// its guardrails; when the verify window ends, keeps the change or rolls it back.
+    /// Answers the verdict of a change kept (a rollback's outcome comes later, as a
+    /// finished execution).
     pub fn watch(
         &mut self,
         now_ms: i64,
         resource: &Resource,
         tracker: &mut Tracker,
         history: &History,
-    ) {
+    ) -> Option<engine::optimizer::Transition> {
         let id = &resource.id;
         if self.busy.contains(id) {
             // A rollback is running; its outcome moves the tracker.
-            return;
+            return None;
         }
         let (Some(verify_at), Some(started), Some(target)) = (
             tracker.verify_at(),
@@ -221,15 +223,15 @@ impl Acting {
         ) else {
             // A configuration change ended the verification: the change stays.
             self.in_effect.remove(id);
-            return;
+            return None;
         };
         if let Some(why) = self.tripped(id, history, now_ms) {
             tracing::warn!(resource = %id, %why, "Guardrail tripped; rolling back");
             self.roll_back(id, why);
-            return;
+            return None;
         }
         if verify_at > now_ms {
-            return;
+            return None;
         }
         let key = SeriesKey::new(id.as_str(), target.metric.as_str());
         let baseline = i64::from(resource.settings.baseline_secs) * 1000;
@@ -243,19 +245,19 @@ impl Acting {
         if !result.target_met && can_roll_back {
             tracing::warn!(resource = %id, reason = %result.reason, "Verification failed; rolling back");
             self.roll_back(id, format!("verification failed: {}", result.reason));
-            return;
+            return None;
         }
         if let Some(effect) = self.in_effect.remove(id) {
             self.keep(id, effect);
         }
-        if let Some(transition) = tracker.verified(now_ms, &result) {
-            tracing::info!(
-                resource = %id,
-                to = transition.to.as_str(),
-                reason = %transition.reason,
-                "Action verified"
-            );
-        }
+        let transition = tracker.verified(now_ms, &result)?;
+        tracing::info!(
+            resource = %id,
+            to = transition.to.as_str(),
+            reason = %transition.reason,
+            "Action verified"
+        );
+        Some(transition)
     }
 
     /// Why a guardrail of `id`'s change in effect has tripped, if one has.

@@ -30,7 +30,9 @@ use engine::changes::ChangeStore;
 use engine::model::Resource;
 use engine::sync::lock;
 
-use crate::persist::alerts::{stream, AlertDb, FiringRow, OutboxRow, Outgoing, SilenceRow};
+use crate::persist::alerts::{
+    stream, AlertDb, ChannelCounts, FiringRow, OutboxRow, Outgoing, SilenceRow,
+};
 use crate::persist::{actor_entry, Persist};
 
 /// A delivery still failing after this long is given up (and shown as failed).
@@ -671,19 +673,23 @@ impl Alerting {
                 ack_comment: row.ack_comment.clone(),
             })
             .collect();
-        let stats: HashMap<String, (u32, u32, Option<String>)> = db
+        let stats: HashMap<String, ChannelCounts> = db
             .channel_stats()
             .map_err(db_error)?
             .into_iter()
-            .map(|(name, waiting, failed, error)| (name, (waiting, failed, error)))
+            .map(|counts| (counts.channel.clone(), counts))
             .collect();
         let channels = self
             .inner
             .channels
             .iter()
             .map(|c| {
-                let (waiting, failed, last_error) =
-                    stats.get(&c.entry.name).cloned().unwrap_or_default();
+                let ChannelCounts {
+                    waiting,
+                    failed,
+                    last_error,
+                    ..
+                } = stats.get(&c.entry.name).cloned().unwrap_or_default();
                 ChannelView {
                     name: c.entry.name.clone(),
                     kind: c.entry.kind.as_str().to_owned(),
@@ -798,7 +804,7 @@ impl Alerting {
 
     /// For `/metrics`: each pending and firing alert, and per channel the notifications
     /// waiting and failed.
-    pub fn metrics(&self) -> (Vec<(String, &'static str)>, Vec<(String, u32, u32)>) {
+    pub fn metrics(&self) -> AlertMetrics {
         let mut states: Vec<(String, &'static str)> = lock(&self.inner.pending)
             .iter()
             .map(|p| (p.resource.clone(), "pending"))
@@ -808,20 +814,23 @@ impl Alerting {
                 .keys()
                 .map(|resource| (resource.clone(), "firing")),
         );
-        let counts = self.inner.db.counts().unwrap_or_default();
+        let counts = self.inner.db.channel_stats().unwrap_or_default();
         let channels = self
             .inner
             .channels
             .iter()
             .map(|c| {
-                let (waiting, failed) = counts
+                counts
                     .iter()
-                    .find(|(name, _, _)| *name == c.entry.name)
-                    .map_or((0, 0), |(_, w, f)| (*w, *f));
-                (c.entry.name.clone(), waiting, failed)
+                    .find(|n| n.channel == c.entry.name)
+                    .cloned()
+                    .unwrap_or_else(|| ChannelCounts {
+                        channel: c.entry.name.clone(),
+                        ..ChannelCounts::default()
+                    })
             })
             .collect();
-        (states, channels)
+        AlertMetrics { states, channels }
     }
 
     /// Alert episodes overlapping a period (reports).
@@ -831,6 +840,13 @@ impl Alerting {
             .episodes(from_ms, to_ms, 10_000)
             .unwrap_or_default()
     }
+}
+
+/// What `/metrics` shows of alerting.
+pub struct AlertMetrics {
+    /// (resource, `pending` | `firing`)
+    pub states: Vec<(String, &'static str)>,
+    pub channels: Vec<ChannelCounts>,
 }
 
 struct OwnedSubject {

@@ -759,6 +759,7 @@ impl MonitorTask {
         let policy = monitor.alerting.policy();
         let mut pending = Vec::new();
         let mut alert_changes = Vec::new();
+        let mut outcomes = Vec::new();
         for (id, resource) in state.resources.iter() {
             let problem = problems.get(id.as_str());
             let metric = card_metric(resource);
@@ -825,7 +826,9 @@ impl MonitorTask {
                     self.acting
                         .consider(at, resource, tracker, &samples, observation.observed);
                 }
-                self.acting.watch(at, resource, tracker, &history);
+                if let Some(verified) = self.acting.watch(at, resource, tracker, &history) {
+                    outcomes.push((id.clone(), verified));
+                }
             }
             let mut report = tracker.report();
             if let (Some(target), Some(kind), None) =
@@ -884,6 +887,10 @@ impl MonitorTask {
                     .alerting
                     .resolved(id.as_str(), started_ms, ended_ms, &summary),
             }
+        }
+        for (id, verified) in outcomes {
+            let summary = format!("verified: {}", verified.reason);
+            monitor.alerting.outcome(id.as_str(), at, &summary);
         }
         monitor.alerting.set_pending(pending);
         monitor.store.publish_statuses(statuses);
