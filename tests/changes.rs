@@ -94,7 +94,12 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
     browser.screenshot("changes-list.png").await;
 
     // Selecting the snapshot shows how now differs from it.
-    click(client, Locator::Css("tr[data-snapshot='5'] a.compare-link")).await;
+    tests::click_until(
+        client,
+        Locator::Css("tr[data-snapshot='5'] a.compare-link"),
+        "#diff",
+    )
+    .await;
     eventually_text(client, "#diff", "the target difference", |t| {
         t == "cpu: target.value: 54.0 → 61.0"
     })

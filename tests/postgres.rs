@@ -439,7 +439,7 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
             .await
             .unwrap();
         browser.wait_for_hydration().await;
-        click(client, fantoccini::Locator::Id("remove-database")).await;
+        tests::click_until(client, fantoccini::Locator::Id("remove-database"), "#remove-confirm").await;
         click(client, fantoccini::Locator::Id("remove-confirm")).await;
         let removed = eventually_text(client, "#remove-message", "the removal", |t| {
             t.starts_with("Removed as change")

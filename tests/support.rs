@@ -138,6 +138,31 @@ pub async fn click(client: &Client, locator: Locator<'_>) {
         .unwrap_or_else(|err| panic!("clicking {locator:?} failed: {err}"));
 }
 
+/// Clicks `locator` until `expect` (CSS) appears, at most 20 s: a region of the page that
+/// waits for its data hydrates after `body[data-hydrated]`, and a click before that is
+/// lost. Only for clicks that are safe to repeat (opening a confirmation, a link).
+pub async fn click_until(client: &Client, locator: Locator<'_>, expect: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(element) = client.find(locator).await {
+            let _ = element.click().await;
+        }
+        let appeared = client
+            .wait()
+            .at_most(Duration::from_secs(2))
+            .for_element(Locator::Css(expect))
+            .await
+            .is_ok();
+        if appeared {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clicking {locator:?} never showed {expect}"
+        );
+    }
+}
+
 /// Waits (fantoccini's default wait) for the element `locator` finds; panics naming it.
 pub async fn wait_for(client: &Client, locator: Locator<'_>) -> fantoccini::elements::Element {
     client
@@ -1401,5 +1426,124 @@ pub fn http_get_maybe(addr: SocketAddr, path: &str) -> (u16, String) {
     match std::net::TcpStream::connect(addr) {
         Ok(_) => http_get(addr, path),
         Err(_) => (0, String::new()),
+    }
+}
+
+/// One message an [`SmtpSink`] accepted.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// Headers and body as sent (dot-stuffing undone).
+    pub data: String,
+}
+
+/// A local SMTP server on a free loopback port that accepts every message and keeps it
+/// (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; no TLS, no AUTH): the receiving end of
+/// an email channel in tests.
+#[derive(Clone)]
+pub struct SmtpSink {
+    pub port: u16,
+    pub mails: std::sync::Arc<std::sync::Mutex<Vec<Mail>>>,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sink = SmtpSink {
+            port: listener.local_addr().unwrap().port(),
+            mails: std::sync::Arc::default(),
+        };
+        let keep = sink.mails.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let keep = keep.clone();
+                std::thread::spawn(move || smtp_session(stream, &keep));
+            }
+        });
+        sink
+    }
+
+    pub fn wait_for(&self, secs: u64, what: &str, check: impl Fn(&[Mail]) -> bool) -> Vec<Mail> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let mails = self.mails.lock().unwrap().clone();
+            if check(&mails) {
+                return mails;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {secs} s; got {mails:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn smtp_session(stream: TcpStream, keep: &std::sync::Mutex<Vec<Mail>>) {
+    use std::io::BufRead;
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = std::io::BufReader::new(stream);
+    let mut say = |line: &str| writer.write_all(format!("{line}\r\n").as_bytes()).is_ok();
+    if !say("220 perfpilot-test-sink ESMTP") {
+        return;
+    }
+    let (mut from, mut to) = (String::new(), Vec::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let command = line.trim_end().to_owned();
+        let upper = command.to_ascii_uppercase();
+        let ok = if upper.starts_with("EHLO") {
+            say("250-perfpilot-test-sink") && say("250 8BITMIME")
+        } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
+            say("250 OK")
+        } else if upper.starts_with("RSET") {
+            from.clear();
+            to.clear();
+            say("250 OK")
+        } else if upper.starts_with("MAIL FROM:") {
+            from = command[10..].trim().to_owned();
+            say("250 OK")
+        } else if upper.starts_with("RCPT TO:") {
+            to.push(command[8..].trim().to_owned());
+            say("250 OK")
+        } else if upper.starts_with("DATA") {
+            if !say("354 end with <CRLF>.<CRLF>") {
+                return;
+            }
+            let mut data = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == ".\r\n" || line == ".\n" {
+                    break;
+                }
+                data.push_str(line.strip_prefix('.').unwrap_or(&line));
+            }
+            keep.lock().unwrap().push(Mail {
+                from: std::mem::take(&mut from),
+                to: std::mem::take(&mut to),
+                data,
+            });
+            say("250 OK queued")
+        } else if upper.starts_with("QUIT") {
+            say("221 bye");
+            return;
+        } else {
+            say("502 not implemented")
+        };
+        if !ok {
+            return;
+        }
     }
 }

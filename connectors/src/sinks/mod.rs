@@ -4,6 +4,7 @@
 //! channel only renders and POSTs once.
 
 pub mod alertmanager;
+pub mod email;
 pub mod slack;
 pub mod webhook;
 
@@ -24,6 +25,7 @@ pub enum ChannelKind {
     Webhook,
     Slack,
     Alertmanager,
+    Email,
 }
 
 impl ChannelKind {
@@ -32,6 +34,7 @@ impl ChannelKind {
             ChannelKind::Webhook => "webhook",
             ChannelKind::Slack => "slack",
             ChannelKind::Alertmanager => "alertmanager",
+            ChannelKind::Email => "email",
         }
     }
 }
@@ -56,8 +59,21 @@ pub struct ChannelEntry {
     pub name: String,
     pub kind: ChannelKind,
     /// The receiver. Treated as a secret (a Slack URL carries its token): pages, logs and
-    /// errors show only its scheme and host.
+    /// errors show only its scheme and host. Email: `smtps://host[:port]`,
+    /// `smtp+starttls://host[:port]` or `smtp://host[:port]`.
     pub url: String,
+    /// Email: the sender and the recipients.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Email: the SMTP user, and where its password is kept (never inline).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub password_env: Option<String>,
     /// A name in `[actions.secrets]`: webhook bodies are signed with it
     /// (`X-Perfpilot-Signature: sha256=<HMAC>`), as action webhooks are.
     #[serde(default)]
@@ -111,12 +127,26 @@ impl ChannelEntry {
                 self.name
             ));
         }
-        let uri: http::Uri = self
-            .url
-            .parse()
-            .map_err(|_| "url: must be an http:// or https:// URL".to_owned())?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err("url: must be an http:// or https:// URL".into());
+        if self.kind == ChannelKind::Email {
+            email::validate(self)?;
+        } else {
+            let uri: http::Uri = self
+                .url
+                .parse()
+                .map_err(|_| "url: must be an http:// or https:// URL".to_owned())?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err("url: must be an http:// or https:// URL".into());
+            }
+            let email_only = [
+                ("from", self.from.is_some()),
+                ("to", !self.to.is_empty()),
+                ("username", self.username.is_some()),
+                ("password_file", self.password_file.is_some()),
+                ("password_env", self.password_env.is_some()),
+            ];
+            if let Some((field, _)) = email_only.iter().find(|(_, set)| *set) {
+                return Err(format!("{field}: only email channels take it"));
+            }
         }
         if let Some(secret) = &self.secret {
             if !secrets.contains_key(secret) {
@@ -185,6 +215,10 @@ impl ChannelEntry {
 
 /// Scheme, host and port of a URL, then `/…` when it has a path or query.
 pub fn shown_url(url: &str) -> String {
+    if let Ok((_, host, port)) = email::parse_url(url) {
+        let scheme = url.split_once("://").map_or("smtp", |(s, _)| s);
+        return format!("{scheme}://{host}:{port}");
+    }
     match url.parse::<http::Uri>() {
         Ok(uri) if uri.host().is_some() => {
             let scheme = uri.scheme_str().unwrap_or("http");
@@ -230,6 +264,9 @@ impl Channel {
 
     /// Renders and POSTs `notification` once; the outbox decides about retries.
     pub async fn send(&self, notification: &Notification, now_ms: i64) -> Attempt {
+        if self.entry.kind == ChannelKind::Email {
+            return email::send(&self.entry, notification, &self.entry.shown_url()).await;
+        }
         let (url, body) = match self.entry.kind {
             ChannelKind::Webhook => (
                 self.entry.url.clone(),
@@ -240,6 +277,7 @@ impl Channel {
                 alertmanager::alerts_url(&self.entry.url),
                 alertmanager::body(notification, now_ms),
             ),
+            ChannelKind::Email => unreachable!("sent above"),
         };
         let body = bytes::Bytes::from(body.to_string());
         let mut headers = vec![(IDEMPOTENCY_HEADER, notification.key.clone())];

@@ -5,6 +5,11 @@ fn entry(kind: ChannelKind) -> ChannelEntry {
         name: "ops".into(),
         kind,
         url: "https://hooks.example.com/services/T000/B000/XXXXSECRET".into(),
+        from: None,
+        to: vec![],
+        username: None,
+        password_file: None,
+        password_env: None,
         secret: None,
         resources: vec![],
         types: vec![],
@@ -170,4 +175,48 @@ fn outcomes_and_reports_skip_alertmanager() {
     assert!(hook.wants(NotificationKind::Outcome));
     hook.send_resolved = false;
     assert!(!hook.wants(NotificationKind::Resolved));
+}
+
+#[test]
+fn email_channels_check_their_addresses_and_url() {
+    let secrets = BTreeMap::new();
+    let mut e = entry(ChannelKind::Email);
+    e.url = "smtps://smtp.example.com".into();
+    assert!(e.validate(&secrets).unwrap_err().starts_with("from:"));
+    e.from = Some("perfpilot <perf@example.com>".into());
+    assert!(e.validate(&secrets).unwrap_err().starts_with("to:"));
+    e.to = vec!["not an address".into()];
+    assert!(e.validate(&secrets).unwrap_err().starts_with("to:"));
+    e.to = vec!["ops@example.com".into()];
+    assert_eq!(e.validate(&secrets), Ok(()));
+    assert_eq!(e.shown_url(), "smtps://smtp.example.com:465");
+    e.password_env = Some("SMTP_PASSWORD".into());
+    assert!(e.validate(&secrets).unwrap_err().starts_with("username:"));
+    e.url = "smtp://user:pw@relay".into();
+    assert!(e.validate(&secrets).unwrap_err().starts_with("url:"));
+    assert_eq!(
+        email::parse_url("smtp+starttls://mail.example.com:2587"),
+        Ok((email::Security::StartTls, "mail.example.com".into(), 2587))
+    );
+    // Email fields on a webhook are a mistake worth saying.
+    let mut hook = entry(ChannelKind::Webhook);
+    hook.to = vec!["ops@example.com".into()];
+    assert!(hook.validate(&secrets).unwrap_err().starts_with("to:"));
+}
+
+#[test]
+fn emails_say_what_happened_in_the_subject_and_keep_one_id_per_key() {
+    let n = firing();
+    assert_eq!(
+        email::subject(&n),
+        "[perfpilot] FIRING cpu: mean 90 % > target 65 % for 5 m"
+    );
+    let body = email::body(&n);
+    assert!(
+        body.contains("Resource: CPU (cpu)")
+            && body.contains("https://perf.example.com/resources/cpu"),
+        "{body}"
+    );
+    assert_eq!(email::message_id(&n.key), email::message_id(&n.key.clone()));
+    assert_ne!(email::message_id(&n.key), email::message_id("other"));
 }
