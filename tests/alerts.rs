@@ -355,6 +355,7 @@ name = "night"
 kind = "webhook"
 url = "http://127.0.0.1:{rx}/night"
 quiet_hours = "{quiet}"
+repeat_interval_secs = 10
 
 [[alert_channel]]
 name = "broken"
@@ -448,11 +449,23 @@ url = "http://127.0.0.1:{broken}/gone"
         "{:?}",
         keys(&hook)
     );
-    // …acknowledged: it stops.
+    // …acknowledged: it stops. An acknowledgement names the episode the person saw: one
+    // that is not the firing one is refused.
+    let started_ms = alerts(&server)["firing"][0]["started_ms"].as_i64().unwrap();
     let (status, answer) = http_post_json(
         server.addr,
         "/api/v1/alerts/custom%3A2/ack",
-        r#"{"comment":"looking into it"}"#,
+        &format!(
+            r#"{{"comment":"old news","started_ms":{}}}"#,
+            started_ms - 1
+        ),
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("fired again"), "{answer}");
+    let (status, answer) = http_post_json(
+        server.addr,
+        "/api/v1/alerts/custom%3A2/ack",
+        &format!(r#"{{"comment":"looking into it","started_ms":{started_ms}}}"#),
     );
     assert_eq!(status, 200, "{answer}");
     let acked = alerts(&server);
@@ -494,7 +507,11 @@ url = "http://127.0.0.1:{broken}/gone"
         .filter(|d| d["channel"] == "night")
         .cloned()
         .collect();
-    assert_eq!(night.len(), 1, "{view}");
+    assert_eq!(
+        night.len(),
+        1,
+        "held, and no repeats piled up behind it though its interval passed: {view}"
+    );
     assert_eq!(night[0]["state"], "pending");
     assert_eq!(
         night[0]["due_ms"], release_ms,
@@ -530,9 +547,15 @@ url = "http://127.0.0.1:{broken}/gone"
         assert!(status == 404 || status == 400, "{id}: {status} {answer}");
     }
 
-    // Audited: the silence and the acknowledgement (ending one by hand: the page test).
+    // Audited: the silence, the acknowledgement and the test sends (ending a silence by
+    // hand: the page test).
     let (_, audit) = server.get("/api/audit");
-    for kind in ["\"silence\"", "\"acknowledge\""] {
+    for kind in [
+        "\"silence\"",
+        "\"acknowledge\"",
+        "\"channel_test\"",
+        "sent a test notification to broken",
+    ] {
         assert!(audit.contains(kind), "{kind} not audited: {audit:.2000}");
     }
 }

@@ -178,6 +178,10 @@ pub fn parse_duration(text: &str) -> Option<u64> {
 pub struct Acknowledgement {
     #[serde(default)]
     pub comment: String,
+    /// When the firing alert the person looked at started: an acknowledgement is for that
+    /// episode, not for one that resolved and fired again while they read the page.
+    #[serde(default)]
+    pub started_ms: Option<i64>,
 }
 
 #[cfg(test)]

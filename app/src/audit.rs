@@ -24,11 +24,12 @@ pub enum AuditKind {
     Silence,
     Unsilence,
     Acknowledge,
+    ChannelTest,
 }
 
 impl AuditKind {
     /// Every kind, in the order the filter lists them.
-    pub const ALL: [AuditKind; 15] = [
+    pub const ALL: [AuditKind; 16] = [
         AuditKind::SetTarget,
         AuditKind::ClearTarget,
         AuditKind::SetSettings,
@@ -44,6 +45,7 @@ impl AuditKind {
         AuditKind::Silence,
         AuditKind::Unsilence,
         AuditKind::Acknowledge,
+        AuditKind::ChannelTest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +65,7 @@ impl AuditKind {
             AuditKind::Silence => "silence",
             AuditKind::Unsilence => "unsilence",
             AuditKind::Acknowledge => "acknowledge",
+            AuditKind::ChannelTest => "channel_test",
         }
     }
 

@@ -137,7 +137,12 @@ pub trait Backend: Send + Sync + 'static {
     fn alerts(&self) -> Result<crate::alerts::AlertsView, AppError>;
     fn silence(&self, new: crate::alerts::NewSilence, actor: &Identity) -> Result<i64, AppError>;
     fn unsilence(&self, id: i64, actor: &Identity) -> Result<(), AppError>;
-    fn acknowledge(&self, resource: &str, comment: &str, actor: &Identity) -> Result<(), AppError>;
+    fn acknowledge(
+        &self,
+        resource: &str,
+        ack: &crate::alerts::Acknowledgement,
+        actor: &Identity,
+    ) -> Result<(), AppError>;
     /// Sends a test notification on a channel now; answers what its receiver said.
     fn test_channel(&self, name: String, actor: Identity) -> BoxFuture<Result<String, AppError>>;
 }

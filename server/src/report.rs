@@ -76,16 +76,17 @@ impl Period {
                 return Err(("period", "give either period or from/to, not both".into()))
             }
         };
-        if period.to_ms <= period.from_ms {
-            return Err(("to", "must be after from".into()));
-        }
-        if period.to_ms - period.from_ms > MAX_PERIOD_MS {
-            return Err(("from", "a report covers at most 31 days".into()));
-        }
         if period.from_ms > now_ms {
             return Err(("from", "must not be in the future".into()));
         }
-        Ok(period)
+        if period.to_ms <= period.from_ms {
+            return Err(("to", "must be after from".into()));
+        }
+        // Checked: unix ms near i64's ends would overflow a plain subtraction.
+        match period.to_ms.checked_sub(period.from_ms) {
+            Some(span) if span <= MAX_PERIOD_MS => Ok(period),
+            _ => Err(("from", "a report covers at most 31 days".into())),
+        }
     }
 
     pub fn span_ms(&self) -> i64 {
@@ -105,8 +106,10 @@ impl Period {
 /// Unix ms, or `YYYY-MM-DDTHH:MM[:SS]Z` (also with a space, without the `Z`).
 pub fn parse_time(text: &str) -> Option<i64> {
     let text = text.trim();
+    // Years 1970–9999 only: anything else is a typo, and bounds keep the arithmetic exact.
+    const LAST_MS: i64 = 253_402_300_800_000; // 10000-01-01T00:00:00Z
     if let Ok(ms) = text.parse::<i64>() {
-        return Some(ms);
+        return (0..LAST_MS).contains(&ms).then_some(ms);
     }
     let text = text.trim_end_matches('Z').replace(' ', "T");
     let (date, time) = text.split_once('T').unwrap_or((&text, "00:00"));
@@ -116,6 +119,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
     let (hh, mm) = (t.next()??, t.next()??);
     let ss = t.next().flatten().unwrap_or(0);
     if d.next().is_some()
+        || !(1970..=9999).contains(&y)
         || !(1..=12).contains(&m)
         || !(1..=31).contains(&day)
         || hh > 23
@@ -678,10 +682,17 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
 }
 
 fn csv_field(text: &str) -> String {
+    // A spreadsheet runs a cell starting with one of these as a formula; a resource name
+    // or a summary comes from configuration or the monitored system, so it is defused.
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text
     }
 }
 
@@ -776,10 +787,13 @@ pub fn csv(data: &ReportData) -> String {
 /// (perfpilot was down) is skipped rather than sent late.
 pub async fn run_schedule(monitor: Monitor, schedule: crate::config::ReportSchedule) {
     const GRACE_MS: i64 = 600_000;
+    // The send time already handled: the loop wakes more than once per period.
+    let mut handled = i64::MIN;
     loop {
         let now = engine::time::unix_now_ms();
         let due = schedule.due_at_or_before(now);
-        if now - due <= GRACE_MS {
+        if due != handled && now - due <= GRACE_MS {
+            handled = due;
             let period = Period {
                 from_ms: due - schedule.every_ms,
                 to_ms: due,
@@ -853,11 +867,18 @@ mod tests {
         assert_eq!(
             field(
                 None,
-                Some("2025-11-30T09:00:00Z"),
-                Some("2025-11-30T08:00:00Z")
+                Some("2025-11-30T07:00:00Z"),
+                Some("2025-11-30T06:00:00Z")
             ),
             "to"
         );
+        assert_eq!(field(None, Some("2025-11-30T09:00:00Z"), None), "from");
+        assert_eq!(
+            field(None, Some("0"), Some("9223372036854775807")),
+            "to",
+            "past year 9999"
+        );
+        assert_eq!(field(None, Some("-9223372036854775808"), None), "from");
         assert_eq!(field(None, Some("2025-01-01T00:00:00Z"), None), "from");
         assert_eq!(field(None, None, Some("1")), "from");
     }
@@ -903,5 +924,8 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("-1+2,3"), "\"'-1+2,3\"");
+        assert_eq!(csv_field("cpu"), "cpu");
     }
 }

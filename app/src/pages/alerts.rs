@@ -30,9 +30,17 @@ pub async fn end_silence(id: i64) -> Result<(), AppError> {
 }
 
 #[server(endpoint = "acknowledge_alert", output = crate::codec::Json)]
-pub async fn acknowledge_alert(resource: String, comment: String) -> Result<(), AppError> {
+pub async fn acknowledge_alert(
+    resource: String,
+    comment: String,
+    started_ms: Option<i64>,
+) -> Result<(), AppError> {
     let actor = crate::backend::require(Role::Editor)?;
-    crate::backend::backend()?.acknowledge(&resource, &comment, &actor)
+    let ack = crate::alerts::Acknowledgement {
+        comment,
+        started_ms,
+    };
+    crate::backend::backend()?.acknowledge(&resource, &ack, &actor)
 }
 
 #[server(endpoint = "test_channel", output = crate::codec::Json)]
@@ -129,6 +137,7 @@ fn Firing(data: Data, ack: ServerAction<AcknowledgeAlert>) -> impl IntoView {
                                 };
                                 let acked = move || current().is_some_and(|a| a.acked_by.is_some());
                                 let target = StoredValue::new(resource.clone());
+                                let started_ms = alert.started_ms;
                                 view! {
                                     <tr data-resource=alert.resource.clone()>
                                         <td><a href=resource_href(&alert.resource)>{alert.name}</a></td>
@@ -139,7 +148,7 @@ fn Firing(data: Data, ack: ServerAction<AcknowledgeAlert>) -> impl IntoView {
                                             <Show when=move || !acked()>
                                                 <Allowed role=Role::Editor what="Acknowledging">
                                                     <button class="btn btn-small alert-ack" type="button" disabled=move || ack.pending().get()
-                                                        on:click=move |_| { ack.dispatch(AcknowledgeAlert { resource: target.get_value(), comment: String::new() }); }>"Acknowledge"</button>
+                                                        on:click=move |_| { ack.dispatch(AcknowledgeAlert { resource: target.get_value(), comment: String::new(), started_ms: Some(started_ms) }); }>"Acknowledge"</button>
                                                 </Allowed>
                                             </Show>
                                         </td>

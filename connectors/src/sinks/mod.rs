@@ -52,7 +52,7 @@ fn default_timeout() -> u64 {
 }
 
 /// `[[alert_channel]]`: a channel and what it routes.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelEntry {
     /// Unique, shown on the Alerts page and in audit entries.
@@ -102,6 +102,21 @@ pub struct ChannelEntry {
     pub notify_outcomes: bool,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+}
+
+/// The URL carries a token for Slack and may carry userinfo: a debug print shows only
+/// what a page does.
+impl std::fmt::Debug for ChannelEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelEntry")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.shown_url())
+            .field("resources", &self.resources)
+            .field("types", &self.types)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a channel's routes look at.
@@ -156,6 +171,14 @@ impl ChannelEntry {
             }
         }
         if let Some(quiet) = &self.quiet_hours {
+            if self.kind == ChannelKind::Alertmanager {
+                // Holding its refreshes would let Alertmanager resolve the alert by itself;
+                // Alertmanager has its own mute timings for this.
+                return Err(
+                    "quiet_hours: not for alertmanager channels (use Alertmanager's mute_time_intervals)"
+                        .into(),
+                );
+            }
             QuietHours::parse(quiet).map_err(|rule| format!("quiet_hours: {rule}"))?;
         }
         if !(10..=7 * 86_400).contains(&self.repeat_interval_secs) {

@@ -49,7 +49,7 @@ fn urls_are_shown_without_their_secrets() {
         shown_url("http://user:pw@127.0.0.1:9093"),
         "http://127.0.0.1:9093"
     );
-    assert!(!format!("{:?}", e.shown_url()).contains("SECRET"));
+    assert!(!format!("{e:?}").contains("SECRET"));
 }
 
 #[test]
@@ -68,6 +68,12 @@ fn validation_names_the_field() {
         .validate(&secrets)
         .unwrap_err()
         .starts_with("quiet_hours:"));
+    e = entry(ChannelKind::Alertmanager);
+    e.quiet_hours = Some("22:00-07:00".into());
+    assert!(e
+        .validate(&secrets)
+        .unwrap_err()
+        .starts_with("quiet_hours: not for alertmanager"));
     e = entry(ChannelKind::Webhook);
     e.name = "a b".into();
     assert!(e.validate(&secrets).unwrap_err().starts_with("name:"));

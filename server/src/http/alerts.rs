@@ -4,8 +4,9 @@
 //!   latest deliveries, as the Alerts page shows them.
 //! - `POST /api/v1/silences` (editors) with `{"matcher": "cache:*", "duration": "2h",
 //!   "comment": "…"}`; `DELETE /api/v1/silences/{id}` ends one now.
-//! - `POST /api/v1/alerts/{resource}/ack` (editors) with `{"comment": "…"}`: no more
-//!   repeats of this firing alert.
+//! - `POST /api/v1/alerts/{resource}/ack` (editors) with `{"comment": "…", "started_ms":
+//!   …}`: no more repeats of this firing alert (`started_ms`, optional, names the episode:
+//!   409 when that one has resolved and the alert fired again since).
 //! - `POST /api/v1/alert-channels/{name}/test` (editors): sends a test notification now
 //!   and answers what the receiver said.
 //!
@@ -75,6 +76,7 @@ async fn acknowledge(
     let ack: app::alerts::Acknowledgement = if body.is_empty() {
         app::alerts::Acknowledgement {
             comment: String::new(),
+            started_ms: None,
         }
     } else {
         super::parse_json(&body)?
@@ -82,7 +84,7 @@ async fn acknowledge(
     state
         .monitor
         .alerting
-        .acknowledge(&resource, &ack.comment, &caller.identity)?;
+        .acknowledge(&resource, &ack, &caller.identity)?;
     Ok(Json(json!({ "resource": resource, "acknowledged": true })))
 }
 

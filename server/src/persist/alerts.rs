@@ -142,6 +142,16 @@ pub struct ChannelCounts {
     pub last_error: Option<String>,
 }
 
+/// An episode's firing notifications on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FiringSent {
+    pub count: u32,
+    /// When the last one was queued.
+    pub last_ms: Option<i64>,
+    /// Queued and not yet delivered nor given up.
+    pub waiting: u32,
+}
+
 /// A notification to enqueue.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -270,14 +280,19 @@ impl AlertDb {
         Ok(added)
     }
 
-    /// How many firing notifications of `stream` went to `channel`, and when the last one
-    /// was queued.
-    pub fn firing_sent(&self, stream: &str, channel: &str) -> Sql<(u32, Option<i64>)> {
+    /// The firing notifications of `stream` queued for `channel`.
+    pub fn firing_sent(&self, stream: &str, channel: &str) -> Sql<FiringSent> {
         lock(&self.conn).query_row(
-            "SELECT COUNT(*), MAX(created_ms) FROM outbox
+            "SELECT COUNT(*), MAX(created_ms), COALESCE(SUM(state = 'pending'), 0) FROM outbox
              WHERE stream = ?1 AND channel = ?2 AND kind = 'firing'",
             params![stream, channel],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                Ok(FiringSent {
+                    count: r.get(0)?,
+                    last_ms: r.get(1)?,
+                    waiting: r.get(2)?,
+                })
+            },
         )
     }
 
@@ -378,10 +393,19 @@ impl AlertDb {
         rows.collect()
     }
 
-    pub fn acknowledge(&self, resource: &str, by: &str, comment: &str, now_ms: i64) -> Sql<bool> {
+    /// Acknowledges the firing alert of `resource` started at `started_ms` (any, if `None`).
+    pub fn acknowledge(
+        &self,
+        resource: &str,
+        started_ms: Option<i64>,
+        by: &str,
+        comment: &str,
+        now_ms: i64,
+    ) -> Sql<bool> {
         let changed = lock(&self.conn).execute(
-            "UPDATE firing SET acked_by = ?2, acked_ms = ?3, ack_comment = ?4 WHERE resource = ?1",
-            params![resource, by, now_ms, comment],
+            "UPDATE firing SET acked_by = ?2, acked_ms = ?3, ack_comment = ?4
+             WHERE resource = ?1 AND (?5 IS NULL OR started_ms = ?5)",
+            params![resource, by, now_ms, comment, started_ms],
         )?;
         Ok(changed > 0)
     }
@@ -423,15 +447,27 @@ impl AlertDb {
         .optional()
     }
 
-    /// Silences active now or ended in the last day, newest first.
+    /// Every silence active now, then the latest 200 that ended in the last day; newest
+    /// first in each part. Active ones are never cut: they decide what is sent.
     pub fn silences(&self, now_ms: i64) -> Sql<Vec<SilenceRow>> {
         let conn = lock(&self.conn);
-        let mut stmt = conn.prepare(
+        let mut active = conn.prepare_cached(
             "SELECT id, matcher, comment, created_by, starts_ms, ends_ms, expired_by
-             FROM silences WHERE ends_ms > ?1 - 86400000 ORDER BY id DESC LIMIT 200",
+             FROM silences WHERE expired_by IS NULL AND ends_ms > ?1 ORDER BY id DESC",
         )?;
-        let rows = stmt.query_map([now_ms], silence_row)?;
-        rows.collect()
+        let mut rows: Vec<SilenceRow> = active
+            .query_map([now_ms], silence_row)?
+            .collect::<Sql<_>>()?;
+        let mut ended = conn.prepare_cached(
+            "SELECT id, matcher, comment, created_by, starts_ms, ends_ms, expired_by
+             FROM silences WHERE ends_ms > ?1 - 86400000
+               AND NOT (expired_by IS NULL AND ends_ms > ?1)
+             ORDER BY id DESC LIMIT 200",
+        )?;
+        for row in ended.query_map([now_ms], silence_row)? {
+            rows.push(row?);
+        }
+        Ok(rows)
     }
 
     /// Alert episodes that overlap `[from, to)`, newest first.
@@ -507,4 +543,116 @@ fn insert_outgoing(
         ])?;
     }
     Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::alerts::NotificationKind;
+
+    fn outgoing(key: &str, kind: NotificationKind, stream: &str) -> Outgoing {
+        Outgoing {
+            channel: "ops".into(),
+            stream: stream.into(),
+            due_ms: 0,
+            notification: Notification {
+                key: key.into(),
+                kind,
+                resource: "cpu".into(),
+                resource_name: "CPU".into(),
+                resource_type: "cpu".into(),
+                group: None,
+                metric: "utilization".into(),
+                summary: "mean 90 % > 65 %".into(),
+                target: None,
+                value: None,
+                started_ms: Some(1000),
+                ended_ms: None,
+                url: None,
+                at_ms: 1000,
+            },
+        }
+    }
+
+    #[test]
+    fn a_waiting_firing_notification_is_counted_until_it_is_done() {
+        let db = AlertDb::open(None).unwrap();
+        db.fire("cpu", 1000, "breached").unwrap();
+        let s = stream("cpu", 1000);
+        let first = db
+            .enqueue_one(&outgoing("a", NotificationKind::Firing, &s), 2000)
+            .unwrap();
+        let sent = db.firing_sent(&s, "ops").unwrap();
+        assert_eq!((sent.count, sent.last_ms, sent.waiting), (1, Some(2000), 1));
+        db.mark_sent(first, 1, 2500, "200 OK").unwrap();
+        let sent = db.firing_sent(&s, "ops").unwrap();
+        assert_eq!((sent.count, sent.waiting), (1, 0));
+        assert_eq!(db.firing_sent(&s, "other").unwrap().last_ms, None);
+        // The same key again is the same notification: not queued twice.
+        assert_eq!(
+            db.enqueue(&[outgoing("a", NotificationKind::Firing, &s)], 3000)
+                .unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_names_its_episode() {
+        let db = AlertDb::open(None).unwrap();
+        db.fire("cpu", 1000, "breached").unwrap();
+        assert!(!db.acknowledge("cpu", Some(999), "ann", "", 5000).unwrap());
+        assert!(db
+            .acknowledge("cpu", Some(1000), "ann", "mine", 5000)
+            .unwrap());
+        assert!(db.acknowledge("cpu", None, "bob", "", 6000).unwrap());
+        assert!(!db.acknowledge("disk", None, "bob", "", 6000).unwrap());
+        assert_eq!(db.firing().unwrap()[0].acked_by.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn active_silences_are_never_cut_by_the_recent_list() {
+        let db = AlertDb::open(None).unwrap();
+        let now = 10 * 86_400_000;
+        let old = db
+            .add_silence("cpu", "long", "ann", 0, now + 3_600_000)
+            .unwrap();
+        for i in 0..250 {
+            db.add_silence("disk", "short", "ann", now - 1000 - i, now - 500 - i)
+                .unwrap();
+        }
+        let rows = db.silences(now).unwrap();
+        assert_eq!(rows.len(), 201);
+        assert_eq!(rows[0].id, old);
+        assert!(rows[0].active(now));
+        assert!(rows[1..].iter().all(|s| !s.active(now)));
+    }
+
+    #[test]
+    fn resolving_ends_the_episode_and_queues_in_one_step() {
+        let db = AlertDb::open(None).unwrap();
+        db.fire("cpu", 1000, "breached").unwrap();
+        let s = stream("cpu", 1000);
+        db.enqueue_one(&outgoing("f", NotificationKind::Firing, &s), 1500)
+            .unwrap();
+        assert_eq!(db.channels_told(&s).unwrap(), vec!["ops".to_owned()]);
+        db.resolve(
+            "cpu",
+            1000,
+            9000,
+            "back",
+            &[outgoing("r", NotificationKind::Resolved, &s)],
+            9000,
+        )
+        .unwrap();
+        assert!(db.firing().unwrap().is_empty());
+        let episodes = db.episodes(0, 10_000, 10).unwrap();
+        assert_eq!(episodes[0].ended_ms, Some(9000));
+        let pending: Vec<String> = db
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.notification.key)
+            .collect();
+        assert_eq!(pending, ["f", "r"], "resolved goes after its firing");
+    }
 }

@@ -11,14 +11,14 @@
 //! Order: deliveries of one alert episode to one channel go one at a time, oldest first,
 //! so "resolved" never overtakes its "firing", even through retries.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::alerts::{
-    AlertsPulse, AlertsView, ChannelView, DeliveryView, EpisodeView, FiringAlert, NewSilence,
-    PendingAlert, SilenceView,
+    Acknowledgement, AlertsPulse, AlertsView, ChannelView, DeliveryView, EpisodeView, FiringAlert,
+    NewSilence, PendingAlert, SilenceView,
 };
 use app::audit::AuditKind;
 use app::error::AppError;
@@ -63,6 +63,24 @@ struct Inner {
     firing: Mutex<BTreeMap<String, FiringRow>>,
     /// Pending alerts, as the monitor saw them at its last tick.
     pending: Mutex<Vec<PendingAlert>>,
+    /// Held by [`Alerting::sweep`] and [`Alerting::resolved`] for their whole run: a sweep
+    /// that read an alert as firing cannot queue its "firing" after its "resolved".
+    order: Mutex<()>,
+    /// Resolved alerts the store could not record yet; retried by the delivery task.
+    unresolved: Mutex<Vec<Ended>>,
+    /// Outbox rows being sent now: their lines are busy.
+    in_flight: Mutex<HashSet<i64>>,
+    /// Makes each test notification's key unique, even two in the same millisecond.
+    tests: AtomicU64,
+}
+
+/// An alert episode that ended.
+#[derive(Debug, Clone)]
+struct Ended {
+    resource: String,
+    started_ms: i64,
+    ended_ms: i64,
+    summary: String,
 }
 
 impl std::fmt::Debug for Alerting {
@@ -110,6 +128,10 @@ impl Alerting {
                 version: AtomicU64::new(1),
                 firing: Mutex::new(firing),
                 pending: Mutex::new(Vec::new()),
+                order: Mutex::new(()),
+                unresolved: Mutex::new(Vec::new()),
+                in_flight: Mutex::new(HashSet::new()),
+                tests: AtomicU64::new(0),
             }),
         })
     }
@@ -178,11 +200,39 @@ impl Alerting {
     }
 
     /// An alert resolved: every channel that was told it fired is told, in the same
-    /// transaction that ends it.
+    /// transaction that ends it. If the store fails, it is retried until it takes it (no
+    /// repeats are sent meanwhile: the alert is no longer firing here).
     pub fn resolved(&self, resource: &str, started_ms: i64, ended_ms: i64, summary: &str) {
-        let stream = stream(resource, started_ms);
+        let ended = Ended {
+            resource: resource.to_owned(),
+            started_ms,
+            ended_ms,
+            summary: summary.to_owned(),
+        };
+        {
+            let _order = lock(&self.inner.order);
+            let mut firing = lock(&self.inner.firing);
+            if firing
+                .get(resource)
+                .is_some_and(|row| row.started_ms == started_ms)
+            {
+                firing.remove(resource);
+            }
+        }
+        tracing::info!(resource, summary, "Alert resolved");
+        if let Err(err) = self.store_resolved(&ended) {
+            tracing::error!(resource, %err, "A resolved alert could not be stored; will retry");
+            lock(&self.inner.unresolved).push(ended);
+        }
+        self.bump();
+        self.inner.wake.notify_one();
+    }
+
+    fn store_resolved(&self, ended: &Ended) -> rusqlite::Result<()> {
+        let _order = lock(&self.inner.order);
+        let stream = stream(&ended.resource, ended.started_ms);
         let now = engine::time::unix_now_ms();
-        let told = self.inner.db.channels_told(&stream).unwrap_or_default();
+        let told = self.inner.db.channels_told(&stream)?;
         let outgoing: Vec<Outgoing> = self
             .inner
             .channels
@@ -190,15 +240,15 @@ impl Alerting {
             .filter(|c| told.contains(&c.entry.name) && c.entry.wants(NotificationKind::Resolved))
             .map(|c| {
                 let mut n = self.notification(
-                    resource,
+                    &ended.resource,
                     NotificationKind::Resolved,
-                    summary,
+                    &ended.summary,
                     None,
                     format!("{stream}/{}/resolved", c.entry.name),
                     now,
                 );
-                n.started_ms = Some(started_ms);
-                n.ended_ms = Some(ended_ms);
+                n.started_ms = Some(ended.started_ms);
+                n.ended_ms = Some(ended.ended_ms);
                 Outgoing {
                     channel: c.entry.name.clone(),
                     stream: stream.clone(),
@@ -207,18 +257,25 @@ impl Alerting {
                 }
             })
             .collect();
-        if let Err(err) = self
-            .inner
-            .db
-            .resolve(resource, started_ms, ended_ms, summary, &outgoing, now)
-        {
-            tracing::error!(resource, %err, "A resolved alert could not be stored");
-            return;
+        self.inner.db.resolve(
+            &ended.resource,
+            ended.started_ms,
+            ended.ended_ms,
+            &ended.summary,
+            &outgoing,
+            now,
+        )
+    }
+
+    /// Resolutions the store refused earlier, tried again.
+    fn retry_unresolved(&self) {
+        let waiting = std::mem::take(&mut *lock(&self.inner.unresolved));
+        for ended in waiting {
+            if let Err(err) = self.store_resolved(&ended) {
+                tracing::warn!(resource = %ended.resource, %err, "A resolved alert still cannot be stored");
+                lock(&self.inner.unresolved).push(ended);
+            }
         }
-        lock(&self.inner.firing).remove(resource);
-        tracing::info!(resource, summary, "Alert resolved");
-        self.bump();
-        self.inner.wake.notify_one();
     }
 
     /// An optimizer outcome, for channels that asked for them.
@@ -257,9 +314,12 @@ impl Alerting {
     }
 
     /// Queues what is owed now: a firing alert's first notification on every channel that
-    /// routes it (unless silenced), and its repeats (unless acknowledged; Alertmanager is
-    /// refreshed regardless, or it would resolve the alert by itself).
+    /// routes it (unless silenced), and its repeats (unless acknowledged). Alertmanager is
+    /// refreshed regardless once told, silenced or acknowledged, or it would resolve the
+    /// alert by itself. Nothing is repeated on a channel while the previous notification of
+    /// the episode is still waiting there (held by quiet hours, or being retried).
     pub fn sweep(&self, now_ms: i64) {
+        let _order = lock(&self.inner.order);
         let firing: Vec<FiringRow> = lock(&self.inner.firing).values().cloned().collect();
         if firing.is_empty() {
             return;
@@ -267,9 +327,7 @@ impl Alerting {
         let silences = self.inner.db.silences(now_ms).unwrap_or_default();
         let mut outgoing = Vec::new();
         for alert in &firing {
-            if silenced_by(&silences, &alert.resource, now_ms).is_some() {
-                continue;
-            }
+            let silenced = silenced_by(&silences, &alert.resource, now_ms).is_some();
             let Some(subject) = self.subject_of(&alert.resource) else {
                 continue;
             };
@@ -279,15 +337,19 @@ impl Alerting {
                 if !entry.wants(NotificationKind::Firing) || !routes(entry, &subject) {
                     continue;
                 }
-                let Ok((count, last)) = self.inner.db.firing_sent(&stream, &entry.name) else {
+                let Ok(sent) = self.inner.db.firing_sent(&stream, &entry.name) else {
                     continue;
                 };
-                let repeat = entry.kind != connectors::sinks::ChannelKind::Alertmanager;
-                let owed = match last {
+                let refresh = entry.kind == connectors::sinks::ChannelKind::Alertmanager;
+                if sent.waiting > 0 || (silenced && !(refresh && sent.last_ms.is_some())) {
+                    continue;
+                }
+                let owed = match sent.last_ms {
                     None => true,
-                    Some(_) if repeat && alert.acked_by.is_some() => false,
+                    Some(_) if !refresh && alert.acked_by.is_some() => false,
                     Some(last) => now_ms - last >= entry.repeat_every_ms(),
                 };
+                let count = sent.count;
                 if !owed {
                     continue;
                 }
@@ -394,6 +456,7 @@ impl Alerting {
         let mut last_prune = 0;
         loop {
             let now = engine::time::unix_now_ms();
+            self.retry_unresolved();
             self.sweep(now);
             if now - last_prune > 3_600_000 {
                 last_prune = now;
@@ -417,8 +480,9 @@ impl Alerting {
         }
     }
 
-    /// Sends every due head of line (one per episode and channel); answers when the next
-    /// waiting one is due.
+    /// Starts sending every due head of line (one per episode and channel) whose line is
+    /// not busy, each on its own task so a slow receiver delays only its own line; answers
+    /// when the next waiting one is due. A finished send wakes the loop.
     async fn deliver_due(&self, now_ms: i64) -> Option<i64> {
         let pending = match self.inner.db.pending() {
             Ok(rows) => rows,
@@ -433,22 +497,30 @@ impl Alerting {
                 .entry((row.channel.clone(), row.stream.clone()))
                 .or_insert(row);
         }
-        let (due, waiting): (Vec<OutboxRow>, Vec<OutboxRow>) =
-            heads.into_values().partition(|row| row.due_ms <= now_ms);
-        let mut next = waiting.iter().map(|r| r.due_ms).min();
-        if due.is_empty() {
-            return next;
-        }
-        let mut due = due;
+        let busy = lock(&self.inner.in_flight).clone();
+        let (mut due, waiting): (Vec<OutboxRow>, Vec<OutboxRow>) = heads
+            .into_values()
+            .filter(|row| !busy.contains(&row.id))
+            .partition(|row| row.due_ms <= now_ms);
         due.sort_by_key(|r| r.id);
-        for batch in due.chunks(PARALLEL) {
-            let sends = batch.iter().map(|row| self.deliver(row));
-            futures_util::future::join_all(sends).await;
+        for row in due {
+            {
+                let mut in_flight = lock(&self.inner.in_flight);
+                // The rest start when a send finishes (it wakes the loop).
+                if in_flight.len() >= PARALLEL {
+                    break;
+                }
+                in_flight.insert(row.id);
+            }
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.deliver(&row).await;
+                lock(&this.inner.in_flight).remove(&row.id);
+                this.bump();
+                this.inner.wake.notify_one();
+            });
         }
-        self.bump();
-        // What was due may have a successor in its line now: look again at once.
-        next = Some(now_ms);
-        next
+        waiting.iter().map(|r| r.due_ms).min()
     }
 
     async fn deliver(&self, row: &OutboxRow) {
@@ -477,9 +549,8 @@ impl Alerting {
             }
             Attempt::Retry(error) => {
                 tracing::info!(channel = %row.channel, attempts, %error, "A notification will be retried");
-                self.inner
-                    .db
-                    .mark_retry(row.id, attempts, done + retry_delay_ms(attempts), &error)
+                let due = release_at(&channel.entry, done + retry_delay_ms(attempts));
+                self.inner.db.mark_retry(row.id, attempts, due, &error)
             }
         };
         if let Err(err) = stored {
@@ -492,17 +563,27 @@ impl Alerting {
     }
 
     /// The "send test" button: sends now, records the delivery, answers the receiver's
-    /// answer or why it failed.
+    /// answer or why it failed; audited. The send runs on its own task, so a caller that
+    /// goes away mid-send leaves a finished delivery record, not a waiting one.
     pub async fn test(&self, channel: &str, actor: &Identity) -> Result<String, AppError> {
-        let Some(target) = self.channel(channel) else {
+        if self.channel(channel).is_none() {
             return Err(AppError::not_found(format!(
                 "no alert channel is named {channel:?}"
             )));
-        };
+        }
+        let this = self.clone();
+        let (channel, actor) = (channel.to_owned(), actor.clone());
+        tokio::spawn(async move { this.send_test(&channel, &actor).await })
+            .await
+            .map_err(|err| AppError::unavailable(format!("the test send stopped: {err}")))?
+    }
+
+    async fn send_test(&self, channel: &str, actor: &Identity) -> Result<String, AppError> {
+        let target = self.channel(channel).expect("checked by the caller");
         let now = engine::time::unix_now_ms();
-        let stream = format!("test:{channel}");
+        let nonce = self.inner.tests.fetch_add(1, Ordering::Relaxed);
         let n = Notification {
-            key: format!("test/{channel}/{now}"),
+            key: format!("test/{channel}/{now}/{nonce}"),
             kind: NotificationKind::Test,
             resource: "perfpilot".into(),
             resource_name: "perfpilot".into(),
@@ -519,7 +600,7 @@ impl Alerting {
         };
         let row = Outgoing {
             channel: channel.to_owned(),
-            stream: stream.clone(),
+            stream: format!("test:{channel}"),
             // Sent below, not by the delivery task.
             due_ms: i64::MAX,
             notification: n.clone(),
@@ -528,25 +609,37 @@ impl Alerting {
         let result = target.send(&n, now).await;
         let done = engine::time::unix_now_ms();
         self.bump();
-        match result {
-            Attempt::Done(detail) => {
-                self.inner
-                    .db
-                    .mark_sent(id, 1, done, &detail)
-                    .map_err(db_error)?;
+        let (stored, answer) = match result {
+            Attempt::Done(detail) => (
+                self.inner.db.mark_sent(id, 1, done, &detail),
                 Ok(format!(
                     "delivered to {} ({detail})",
                     target.entry.shown_url()
-                ))
-            }
-            Attempt::Fatal(error) | Attempt::Retry(error) => {
-                self.inner.db.mark_failed(id, 1, &error).map_err(db_error)?;
+                )),
+            ),
+            Attempt::Fatal(error) | Attempt::Retry(error) => (
+                self.inner.db.mark_failed(id, 1, &error),
                 Err(AppError::new(
                     502,
                     format!("the channel did not accept it: {error}"),
-                ))
-            }
-        }
+                )),
+            ),
+        };
+        let outcome = match &answer {
+            Ok(text) => text.clone(),
+            Err(err) => err.error.clone(),
+        };
+        self.inner.persist.audit(actor_entry(
+            actor,
+            AuditKind::ChannelTest,
+            None,
+            now,
+            format!("sent a test notification to {channel}: {outcome}"),
+            serde_json::Value::Null,
+            serde_json::json!({ "channel": channel, "delivered": answer.is_ok(), "result": outcome }),
+        ));
+        stored.map_err(db_error)?;
+        answer
     }
 
     pub fn silence(&self, new: NewSilence, actor: &Identity) -> Result<i64, AppError> {
@@ -603,10 +696,10 @@ impl Alerting {
     pub fn acknowledge(
         &self,
         resource: &str,
-        comment: &str,
+        ack: &Acknowledgement,
         actor: &Identity,
     ) -> Result<(), AppError> {
-        let comment = comment.trim();
+        let comment = ack.comment.trim();
         if comment.chars().count() > 500 {
             return Err(AppError::invalid(
                 "comment",
@@ -617,12 +710,20 @@ impl Alerting {
         let changed = self
             .inner
             .db
-            .acknowledge(resource, &actor.user, comment, now)
+            .acknowledge(resource, ack.started_ms, &actor.user, comment, now)
             .map_err(db_error)?;
         if !changed {
-            return Err(AppError::not_found(format!(
-                "no alert is firing for {resource:?}"
-            )));
+            let firing_since = lock(&self.inner.firing).get(resource).map(|r| r.started_ms);
+            return Err(match (firing_since, ack.started_ms) {
+                (Some(since), Some(asked)) if since != asked => AppError::new(
+                    409,
+                    format!(
+                        "started_ms: the alert of {resource:?} you acknowledged has resolved, and it fired again at {}; look at it again",
+                        app::format::utc_time(since)
+                    ),
+                ),
+                _ => AppError::not_found(format!("no alert is firing for {resource:?}")),
+            });
         }
         if let Some(row) = lock(&self.inner.firing).get_mut(resource) {
             row.acked_by = Some(actor.user.clone());

@@ -269,10 +269,10 @@ impl app::backend::Backend for Monitor {
     fn acknowledge(
         &self,
         resource: &str,
-        comment: &str,
+        ack: &app::alerts::Acknowledgement,
         actor: &app::identity::Identity,
     ) -> Result<(), AppError> {
-        self.alerting.acknowledge(resource, comment, actor)
+        self.alerting.acknowledge(resource, ack, actor)
     }
 
     fn test_channel(
