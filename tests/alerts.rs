@@ -507,10 +507,13 @@ url = "http://127.0.0.1:{broken}/gone"
         .filter(|d| d["channel"] == "night")
         .cloned()
         .collect();
-    assert_eq!(
-        night.len(),
-        1,
-        "held, and no repeats piled up behind it though its interval passed: {view}"
+    // One per episode (a loaded machine can make the pushed value late, the alert resolve
+    // and fire again): no repeats piled up behind a held one though its interval passed.
+    let episodes = view["history"].as_array().map_or(0, Vec::len);
+    assert!(
+        !night.is_empty() && night.len() <= episodes,
+        "{} held for {episodes} episodes: {view}",
+        night.len()
     );
     assert_eq!(night[0]["state"], "pending");
     assert_eq!(
