@@ -15,6 +15,7 @@ pub mod changes;
 pub mod database;
 pub mod error;
 pub mod history;
+pub mod lb;
 pub mod model;
 pub mod optimizer;
 pub mod push;

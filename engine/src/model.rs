@@ -21,18 +21,21 @@ pub enum ResourceType {
     Network,
     Database,
     Cache,
+    /// A load balancer's backend pool (`lb:<name>`).
+    LoadBalancer,
     Custom(u32),
 }
 
 impl ResourceType {
     /// The built-in (non-custom) types, in display order.
-    pub const BUILT_IN: [ResourceType; 6] = [
+    pub const BUILT_IN: [ResourceType; 7] = [
         ResourceType::Cpu,
         ResourceType::Memory,
         ResourceType::Disk,
         ResourceType::Network,
         ResourceType::Database,
         ResourceType::Cache,
+        ResourceType::LoadBalancer,
     ];
 
     /// Human label for the UI ("CPU", "Custom 42").
@@ -44,6 +47,7 @@ impl ResourceType {
             ResourceType::Network => "Network".into(),
             ResourceType::Database => "Database".into(),
             ResourceType::Cache => "Cache".into(),
+            ResourceType::LoadBalancer => "Load balancer".into(),
             ResourceType::Custom(id) => format!("Custom {id}"),
         }
     }
@@ -58,6 +62,7 @@ impl fmt::Display for ResourceType {
             ResourceType::Network => f.write_str("network"),
             ResourceType::Database => f.write_str("database"),
             ResourceType::Cache => f.write_str("cache"),
+            ResourceType::LoadBalancer => f.write_str("lb"),
             ResourceType::Custom(id) => write!(f, "custom:{id}"),
         }
     }
@@ -65,7 +70,7 @@ impl fmt::Display for ResourceType {
 
 /// Why a string is not a [`ResourceType`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("resource type `{input}` is not valid: expected one of cpu, memory, disk, network, database, cache or custom:<id> with id 0..=4294967295")]
+#[error("resource type `{input}` is not valid: expected one of cpu, memory, disk, network, database, cache, lb or custom:<id> with id 0..=4294967295")]
 pub struct ParseResourceTypeError {
     pub input: String,
 }
@@ -84,6 +89,7 @@ impl FromStr for ResourceType {
             "network" => ResourceType::Network,
             "database" => ResourceType::Database,
             "cache" => ResourceType::Cache,
+            "lb" => ResourceType::LoadBalancer,
             other => {
                 let id = other.strip_prefix("custom:").ok_or_else(err)?;
                 // `u32::from_str` accepts a leading '+', which would break round-tripping.
@@ -1019,6 +1025,7 @@ pub fn default_metrics(t: ResourceType) -> Vec<Metric> {
         ],
         ResourceType::Database => &[("latency", Latency), ("queries", Throughput)],
         ResourceType::Cache => &[("hit_ratio", Utilization), ("latency", Latency)],
+        ResourceType::LoadBalancer => &[("response_ms", Latency), ("error_pct", Utilization)],
         ResourceType::Custom(_) => &[("value", Utilization)],
     };
     list.iter().map(|&(n, k)| Metric::new(n, k)).collect()
@@ -1027,7 +1034,8 @@ pub fn default_metrics(t: ResourceType) -> Vec<Metric> {
 /// The seed's benchmark table as default objectives: CPU ≤ 65 %, memory ≤ 60 %,
 /// database latency ≤ 80 ms, network bandwidth ≤ 50 %, and a cache's hit ratio ≥ 90 %
 /// (higher is better: judged on the mean, as a p95 of a ratio that should stay high
-/// would hide the bad minutes). Other types have no default.
+/// would hide the bad minutes); a load balancer's response time ≤ 200 ms (p95). Other
+/// types have no default.
 pub fn default_target(t: ResourceType) -> Option<Target> {
     let (metric, comparator, value, statistic) = match t {
         ResourceType::Cpu => ("utilization", Comparator::Le, 65.0, Statistic::P95),
@@ -1035,6 +1043,7 @@ pub fn default_target(t: ResourceType) -> Option<Target> {
         ResourceType::Database => ("latency", Comparator::Le, 80.0, Statistic::P95),
         ResourceType::Network => ("utilization", Comparator::Le, 50.0, Statistic::Mean),
         ResourceType::Cache => ("hit_ratio", Comparator::Ge, 90.0, Statistic::Mean),
+        ResourceType::LoadBalancer => ("response_ms", Comparator::Le, 200.0, Statistic::P95),
         _ => return None,
     };
     Some(Target {

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod host;
 pub mod memcached;
 pub mod postgres;
+pub mod probe;
 pub mod push;
 pub mod redis;
 pub mod secret;
