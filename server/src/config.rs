@@ -239,6 +239,8 @@ struct FileConfig {
     #[serde(default)]
     memcached: Vec<connectors::sources::memcached::MemcachedEntry>,
     #[serde(default)]
+    haproxy: Vec<connectors::sources::haproxy::HaproxyEntry>,
+    #[serde(default)]
     cache_level: Vec<CacheLevelEntry>,
     #[serde(default)]
     alert_channel: Vec<connectors::sinks::ChannelEntry>,
@@ -304,7 +306,7 @@ pub struct CacheLevelEntry {
 /// One database or cache of the configuration file: its table, name and settings.
 #[derive(Debug, Clone)]
 pub struct ConfiguredEntry {
-    /// `postgres`, `redis`, `memcached`: the table it came from, for messages.
+    /// `postgres`, `redis`, `memcached`, `haproxy`: the table it came from, for messages.
     pub table: &'static str,
     pub name: String,
     pub settings: connectors::sources::Configured,
@@ -394,7 +396,8 @@ impl PublicUrl {
 /// The effective settings after merging flags, environment, file and defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `[[postgres]]`, `[[redis]]`, `[[memcached]]`: databases and caches to watch, added
+    /// `[[postgres]]`, `[[redis]]`, `[[memcached]]`, `[[haproxy]]`: databases, caches and
+    /// load balancers to watch, added
     /// (or updated) at start-up as changes.
     pub configured: Vec<ConfiguredEntry>,
     /// `[[cache_level]]`: more levels of cache groups.
@@ -900,8 +903,9 @@ fn cache_levels(file: &FileConfig) -> Result<Vec<CacheLevelEntry>, ConfigError> 
     Ok(file.cache_level.clone())
 }
 
-/// The `[[postgres]]`, `[[redis]]` and `[[memcached]]` entries, each checked without
-/// connecting; names are unique per resource id (`database:x`, `cache:x`).
+/// The `[[postgres]]`, `[[redis]]`, `[[memcached]]` and `[[haproxy]]` entries, each
+/// checked without connecting; names are unique per resource id (`database:x`,
+/// `cache:x`, `lb:x`).
 fn configured_entries(file: &FileConfig) -> Result<Vec<ConfiguredEntry>, ConfigError> {
     use connectors::sources::Configured;
     let entries = file
@@ -917,6 +921,11 @@ fn configured_entries(file: &FileConfig) -> Result<Vec<ConfiguredEntry>, ConfigE
             file.memcached
                 .iter()
                 .map(|e| ("memcached", &e.name, Configured::Memcached(e.settings()))),
+        )
+        .chain(
+            file.haproxy
+                .iter()
+                .map(|e| ("haproxy", &e.name, Configured::Haproxy(e.settings()))),
         );
     let mut ids = std::collections::BTreeSet::new();
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();

@@ -10,6 +10,7 @@ pub mod reports;
 pub mod resource;
 pub mod resource_cache;
 pub mod resource_chart;
+pub mod resource_lb;
 pub mod resource_queries;
 pub mod resource_settings;
 pub mod settings;

@@ -559,6 +559,9 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             <crate::pages::resource_cache::CacheGroupPanel resource_id=view.resource_id.clone()/>
             <crate::pages::resource_cache::CachePanel resource_id=view.resource_id.clone()/>
         })}
+        {view.resource_id.starts_with("lb:").then(|| view! {
+            <crate::pages::resource_lb::LbPanel resource_id=view.resource_id.clone()/>
+        })}
         <crate::pages::resource_settings::ResourceSettingsPanel resource_id=view.resource_id.clone()/>
         {view.resource_id.starts_with("database:").then(|| view! {
             <crate::pages::resource_queries::DatabaseConnectionPanel resource_id=view.resource_id.clone()/>
@@ -566,6 +569,9 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         })}
         {view.resource_id.starts_with("cache:").then(|| view! {
             <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone() what="cache"/>
+        })}
+        {view.resource_id.starts_with("lb:").then(|| view! {
+            <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone() what="load balancer"/>
         })}
         <p class="exports">
             "Export: "

@@ -134,7 +134,7 @@ pub fn RemoveDatabase(resource_id: String, what: &'static str) -> impl IntoView 
     view! {
         <section class="settings-panel" aria-labelledby="remove-title">
             <h2 id="remove-title">"Stop watching"</h2>
-            <crate::components::access::Allowed role=crate::identity::Role::Admin what=if what == "cache" { "Removing a cache" } else { "Removing a database" }>
+            <crate::components::access::Allowed role=crate::identity::Role::Admin what=match what { "cache" => "Removing a cache", "load balancer" => "Removing a load balancer", _ => "Removing a database" }>
                 {move || match (confirming.get(), remove.value().get()) {
                     (_, Some(Ok(change))) => view! {
                         <p class="notice" id="remove-message" role="status">

@@ -2,7 +2,7 @@
 //! to its code. Every one is an [`engine::source`] run by the engine's source runtime.
 //!
 //! [`Configured`] is the one place that knows every kind a resource's source spec can
-//! name (databases, caches): adding, checking, starting and describing a configured source
+//! name (databases, caches, load balancers): adding, checking, starting and describing a configured source
 //! all go through it, so the server has one path for all of them.
 
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use engine::model::{Resource, ResourceId, ResourceSettings, SourceSpec};
 use engine::source::runtime::Source;
 
 pub mod cache;
+pub mod haproxy;
 pub mod host;
 pub mod memcached;
 pub mod postgres;
@@ -84,6 +85,7 @@ pub enum Configured {
     Postgres(postgres::PostgresSettings),
     Redis(redis::RedisSettings),
     Memcached(memcached::MemcachedSettings),
+    Haproxy(haproxy::HaproxySettings),
 }
 
 /// What connecting once found: the server's name and version, and what will not work.
@@ -104,10 +106,11 @@ impl Configured {
             memcached::KIND => {
                 Configured::Memcached(memcached::MemcachedSettings::from_spec(spec)?)
             }
+            haproxy::KIND => Configured::Haproxy(haproxy::HaproxySettings::from_spec(spec)?),
             other => {
                 return Err(format!(
-                    "kind: unknown source kind {other:?} (known: postgres, redis, memcached)"
-                ))
+                "kind: unknown source kind {other:?} (known: postgres, redis, memcached, haproxy)"
+            ))
             }
         })
     }
@@ -117,6 +120,7 @@ impl Configured {
             Configured::Postgres(_) => postgres::KIND,
             Configured::Redis(_) => redis::KIND,
             Configured::Memcached(_) => memcached::KIND,
+            Configured::Haproxy(_) => haproxy::KIND,
         }
     }
 
@@ -125,6 +129,7 @@ impl Configured {
             Configured::Postgres(s) => s.spec(),
             Configured::Redis(s) => s.spec(),
             Configured::Memcached(s) => s.spec(),
+            Configured::Haproxy(s) => s.spec(),
         }
     }
 
@@ -133,14 +138,16 @@ impl Configured {
             Configured::Postgres(s) => s.validate().map(drop),
             Configured::Redis(s) => s.validate().map(drop),
             Configured::Memcached(s) => s.validate(),
+            Configured::Haproxy(s) => s.validate().map(drop),
         }
     }
 
-    /// The resource id `name` gets: `database:<name>`, `cache:<name>`.
+    /// The resource id `name` gets: `database:<name>`, `cache:<name>`, `lb:<name>`.
     pub fn resource_id(&self, name: &str) -> Result<ResourceId, String> {
         match self {
             Configured::Postgres(_) => postgres::resource_id(name),
             Configured::Redis(_) | Configured::Memcached(_) => cache::resource_id(name),
+            Configured::Haproxy(_) => haproxy::resource_id(name),
         }
     }
 
@@ -149,6 +156,7 @@ impl Configured {
             Configured::Postgres(s) => postgres::resource(name, s, defaults),
             Configured::Redis(s) => redis::resource(name, s, defaults),
             Configured::Memcached(s) => memcached::resource(name, s, defaults),
+            Configured::Haproxy(s) => haproxy::resource(name, s, defaults),
         }
     }
 
@@ -157,13 +165,13 @@ impl Configured {
         match self {
             Configured::Postgres(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
             Configured::Redis(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
-            Configured::Memcached(_) => (None, None),
+            Configured::Memcached(_) | Configured::Haproxy(_) => (None, None),
         }
     }
 
     /// Whether this kind can log in with a password at all.
     pub fn takes_password(&self) -> bool {
-        !matches!(self, Configured::Memcached(_))
+        !matches!(self, Configured::Memcached(_) | Configured::Haproxy(_))
     }
 
     /// The password, read now from where the settings say it is.
@@ -183,7 +191,7 @@ impl Configured {
                 s.password_file = Some(path);
                 s.password_env = None;
             }
-            Configured::Memcached(_) => {}
+            Configured::Memcached(_) | Configured::Haproxy(_) => {}
         }
     }
 
@@ -192,13 +200,14 @@ impl Configured {
             Configured::Postgres(s) => s.group.as_deref(),
             Configured::Redis(s) => s.group.as_deref(),
             Configured::Memcached(s) => s.group.as_deref(),
+            Configured::Haproxy(s) => s.group.as_deref(),
         }
     }
 
     /// What to run when this cache comes back cold (its `warm_url` or `warm_command`).
     pub fn warm_action(&self) -> Option<engine::model::ActionConfig> {
         match self {
-            Configured::Postgres(_) => None,
+            Configured::Postgres(_) | Configured::Haproxy(_) => None,
             Configured::Redis(s) => cache::warm_action(&s.warm_url, &s.warm_command),
             Configured::Memcached(s) => cache::warm_action(&s.warm_url, &s.warm_command),
         }
@@ -207,7 +216,7 @@ impl Configured {
     /// Where invalidations are handed to the application (a cache's `invalidate_url`).
     pub fn invalidate_url(&self) -> Option<&str> {
         match self {
-            Configured::Postgres(_) => None,
+            Configured::Postgres(_) | Configured::Haproxy(_) => None,
             Configured::Redis(s) => s.invalidate_url.as_deref(),
             Configured::Memcached(s) => s.invalidate_url.as_deref(),
         }
@@ -244,6 +253,20 @@ impl Configured {
                     tuning_unavailable: None,
                 })
             }
+            Configured::Haproxy(s) => {
+                if password.is_some() {
+                    return Err("password: HAProxy's runtime API has no password (protect its socket's mode and owner); leave it empty".into());
+                }
+                let report = haproxy::check(s).await?;
+                Ok(Checked {
+                    server_version: format!(
+                        "{} ({} servers)",
+                        report.server_version, report.servers
+                    ),
+                    statements: None,
+                    tuning_unavailable: None,
+                })
+            }
         }
     }
 
@@ -257,6 +280,7 @@ impl Configured {
             Configured::Postgres(s) => Box::new(postgres::source(resource, s, interval)?),
             Configured::Redis(s) => Box::new(redis::source(resource, s, interval)?),
             Configured::Memcached(s) => Box::new(memcached::source(resource, s, interval)?),
+            Configured::Haproxy(s) => Box::new(haproxy::source(resource, s, interval)?),
         })
     }
 }

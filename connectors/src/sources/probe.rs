@@ -101,8 +101,7 @@ impl CheckSettings {
                 self.interval_ms
             ));
         }
-        if !(50..=60_000).contains(&self.timeout_ms) || self.timeout_ms > self.interval_ms * 10
-        {
+        if !(50..=60_000).contains(&self.timeout_ms) || self.timeout_ms > self.interval_ms * 10 {
             return Err(format!(
                 "{prefix}timeout_ms: must be between 50 and 60000 and at most 10 intervals, got {}",
                 self.timeout_ms
@@ -117,14 +116,21 @@ impl CheckSettings {
         }
         if !self.path.starts_with('/')
             || self.path.len() > 1024
-            || self.path.chars().any(|c| c.is_whitespace() || c.is_control())
+            || self
+                .path
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(format!(
                 "{prefix}path: must start with / and hold no spaces, got {:?}",
                 self.path
             ));
         }
-        if let Some(code) = self.expect_status.iter().find(|c| !(100..=599).contains(*c)) {
+        if let Some(code) = self
+            .expect_status
+            .iter()
+            .find(|c| !(100..=599).contains(*c))
+        {
             return Err(format!(
                 "{prefix}expect_status: {code} is not an HTTP status (100–599)"
             ));
@@ -134,9 +140,7 @@ impl CheckSettings {
             .as_ref()
             .is_some_and(|b| b.is_empty() || b.len() > 1024)
         {
-            return Err(format!(
-                "{prefix}expect_body: must be 1–1024 characters"
-            ));
+            return Err(format!("{prefix}expect_body: must be 1–1024 characters"));
         }
         if let Some(host) = &self.host {
             if host.is_empty()
@@ -267,8 +271,8 @@ async fn run(
     phases: &mut Phases,
     stage: &mut Stage,
 ) -> Result<(), String> {
-    let (host, _) = split_host_port(target)
-        .ok_or_else(|| format!("{target:?} is not host:port"))?;
+    let (host, _) =
+        split_host_port(target).ok_or_else(|| format!("{target:?} is not host:port"))?;
     let address: SocketAddr = match target.parse() {
         Ok(address) => address,
         Err(_) => {
@@ -283,10 +287,12 @@ async fn run(
     };
     *stage = Stage::Connecting;
     let connecting = Instant::now();
-    let tcp = TcpStream::connect(address).await.map_err(|err| match err.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-        _ => format!("cannot connect: {err}"),
-    })?;
+    let tcp = TcpStream::connect(address)
+        .await
+        .map_err(|err| match err.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            _ => format!("cannot connect: {err}"),
+        })?;
     let _ = tcp.set_nodelay(true);
     phases.connect_ms = Some(ms(connecting));
     if settings.kind == CheckKind::Tcp {
@@ -297,7 +303,9 @@ async fn run(
         *stage = Stage::Handshaking;
         let handshaking = Instant::now();
         let server_name = rustls::pki_types::ServerName::try_from(
-            name.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            name.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
         )
         .map_err(|_| format!("{name:?} cannot be a TLS server name"))?;
         let stream = tls
@@ -347,7 +355,10 @@ async fn run(
     let status_line = text.lines().next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
     let (version, code) = (parts.next().unwrap_or_default(), parts.next());
-    let status: u16 = match (version.starts_with("HTTP/"), code.and_then(|c| c.parse().ok())) {
+    let status: u16 = match (
+        version.starts_with("HTTP/"),
+        code.and_then(|c| c.parse().ok()),
+    ) {
         (true, Some(status)) => status,
         _ => {
             return Err(format!(
@@ -461,8 +472,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_healthy_backend_passes_with_its_phases() {
-        let address =
-            serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        let address = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
         let result = check(&address.to_string(), &settings(), &tls_connector()).await;
         assert!(result.ok, "{result:?}");
         assert_eq!(result.phases.dns_ms, None, "an address needs no lookup");
@@ -476,7 +486,10 @@ mod tests {
         let unavailable =
             serve_once(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n").await;
         let result = check(&unavailable.to_string(), &settings(), &tls).await;
-        assert_eq!(result.reason.as_deref(), Some("status 503 Service Unavailable"));
+        assert_eq!(
+            result.reason.as_deref(),
+            Some("status 503 Service Unavailable")
+        );
 
         let wrong_body = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfail").await;
         let mut s = settings();
@@ -506,7 +519,11 @@ mod tests {
         let garbage = serve_once(b"SSH-2.0-OpenSSH_9.2\r\n").await;
         let result = check(&garbage.to_string(), &settings(), &tls).await;
         assert!(
-            result.reason.as_deref().unwrap().starts_with("not an HTTP response"),
+            result
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("not an HTTP response"),
             "{result:?}"
         );
     }
@@ -528,13 +545,19 @@ mod tests {
         let mut s = CheckSettings::default();
         assert_eq!(s.validate("check."), Ok(()));
         s.interval_ms = 10;
-        assert!(s.validate("check.").unwrap_err().starts_with("check.interval_ms:"));
+        assert!(s
+            .validate("check.")
+            .unwrap_err()
+            .starts_with("check.interval_ms:"));
         s = CheckSettings::default();
         s.path = "health".into();
         assert!(s.validate("check.").unwrap_err().starts_with("check.path:"));
         s = CheckSettings::default();
         s.expect_status = vec![200, 999];
-        assert!(s.validate("").unwrap_err().starts_with("expect_status: 999"));
+        assert!(s
+            .validate("")
+            .unwrap_err()
+            .starts_with("expect_status: 999"));
         s = CheckSettings {
             kind: CheckKind::Tcp,
             expect_body: Some("ok".into()),
@@ -550,7 +573,10 @@ mod tests {
     fn responses_are_complete_by_their_length() {
         assert!(!complete(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"));
         assert!(complete(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nab"));
-        assert!(!complete(b"HTTP/1.1 200 OK\r\n\r\nab"), "no length: until close");
+        assert!(
+            !complete(b"HTTP/1.1 200 OK\r\n\r\nab"),
+            "no length: until close"
+        );
         assert_eq!(split_host_port("[::1]:80"), Some(("[::1]", 80)));
         assert_eq!(split_host_port("web:0"), None);
     }

@@ -752,9 +752,14 @@ fn refused(settings: &Configured, reason: String) -> AppError {
     let what = match settings {
         Configured::Postgres(_) => "database",
         Configured::Redis(_) | Configured::Memcached(_) => "cache",
+        Configured::Haproxy(_) => "load balancer",
     };
     let field = if reason.starts_with("password:") {
         "password"
+    } else if reason.starts_with("backend:") {
+        "backend"
+    } else if matches!(settings, Configured::Haproxy(_)) {
+        "socket"
     } else {
         "url"
     };

@@ -1,0 +1,766 @@
+//! HAProxy as a source, and its failover: a backend pool is the resource `lb:<name>`,
+//! read every second through the runtime API (`show info`, `show stat`): requests/s,
+//! error %, response time, backends up / total, queue, sessions; per server its check
+//! verdict, check time, availability, weight and sessions.
+//!
+//! With `check` set, perfpilot health-checks every server itself (phases and reasons,
+//! [`super::probe`]) on the check's own interval, with rise/fall. With `failover` (the
+//! default) a server that goes down is drained (`set server … state drain`), then taken
+//! out of the pool (`maint`) after `drain_ms`; it is made ready again after `rise`
+//! passed checks. Each transition is a mark on the pool's chart (audited, with a
+//! before/after).
+//!
+//! **Reconcile**: HAProxy forgets runtime changes when it reloads. perfpilot keeps the
+//! desired state (the servers it took out, the weights it set) and re-applies it on the
+//! first tick that sees a new process id or a smaller uptime, a mark saying what it did.
+//!
+//! Servers are discovered from HAProxy itself: a server added or removed there (a reload
+//! with a new configuration, `add server`) is checked or forgotten on the next tick.
+
+pub mod runtime_api;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::lb::{AdminState, BackendView, CheckResult, CheckView, Health, LbEvent, LbReport};
+use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec};
+use engine::series::{SeriesInfo, SeriesKey, Tick, UnixMillis};
+use engine::source::runtime::Polled;
+use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo, SourceMark};
+use engine::sync::lock;
+use serde::{Deserialize, Serialize};
+
+use self::runtime_api::{Endpoint, StatRow};
+use super::probe::{self, CheckSettings};
+use super::MetricDef;
+
+/// The kind name in a resource's [`SourceSpec`].
+pub const KIND: &str = "haproxy";
+/// One runtime API command's budget.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Check results kept per server for its availability.
+const AVAILABILITY_WINDOW: usize = 100;
+/// Events kept for the page.
+const EVENTS_KEPT: usize = 50;
+
+fn yes() -> bool {
+    true
+}
+
+fn default_drain_ms() -> u64 {
+    2000
+}
+
+/// A HAProxy backend pool's source settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxySettings {
+    /// The runtime API: `/run/haproxy/admin.sock`, `unix:/path` or `host:port`. It needs
+    /// `level admin` for failover and weights.
+    pub socket: String,
+    /// The HAProxy backend this pool is.
+    pub backend: String,
+    /// perfpilot's own health check of every server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckSettings>,
+    /// Drain and take out a server that fails its checks; ready again after `rise`.
+    #[serde(default = "yes")]
+    pub failover: bool,
+    /// How long a drained server keeps its open sessions before `maint`.
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// One `[[haproxy]]` entry of the configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxyEntry {
+    pub name: String,
+    pub socket: String,
+    pub backend: String,
+    #[serde(default)]
+    pub check: Option<CheckSettings>,
+    #[serde(default = "yes")]
+    pub failover: bool,
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+impl HaproxyEntry {
+    pub fn settings(&self) -> HaproxySettings {
+        HaproxySettings {
+            socket: self.socket.clone(),
+            backend: self.backend.clone(),
+            check: self.check.clone(),
+            failover: self.failover,
+            drain_ms: self.drain_ms,
+            group: self.group.clone(),
+        }
+    }
+}
+
+impl HaproxySettings {
+    pub fn validate(&self) -> Result<Endpoint, String> {
+        let endpoint = Endpoint::parse(&self.socket)?;
+        if self.backend.is_empty()
+            || self.backend.len() > 128
+            || !self
+                .backend
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(format!(
+                "backend: must be a HAProxy backend name (letters, digits, - _ . :), got {:?}",
+                self.backend
+            ));
+        }
+        if let Some(check) = &self.check {
+            check.validate("check.")?;
+        }
+        if self.drain_ms > 600_000 {
+            return Err(format!(
+                "drain_ms: must be at most 600000 (10 minutes), got {}",
+                self.drain_ms
+            ));
+        }
+        super::secret::validate_group(&self.group)?;
+        Ok(endpoint)
+    }
+
+    pub fn spec(&self) -> SourceSpec {
+        SourceSpec {
+            kind: KIND.to_owned(),
+            settings: serde_json::to_value(self).expect("settings always serialize"),
+        }
+    }
+
+    pub fn from_spec(spec: &SourceSpec) -> Result<HaproxySettings, String> {
+        serde_json::from_value(spec.settings.clone())
+            .map_err(|err| format!("source.settings: {err}"))
+    }
+}
+
+/// The resource id of a backend pool: `lb:<name>`.
+pub fn resource_id(name: &str) -> Result<ResourceId, String> {
+    ResourceId::new(&format!("lb:{name}")).map_err(|err| format!("name: {err}"))
+}
+
+const METRICS: &[MetricDef] = &[
+    MetricDef::new("response_ms", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("error_pct", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("requests_per_s", Some(MetricKind::Throughput), "/s"),
+    MetricDef::new("backends_up_pct", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("backends_up", None, "backends"),
+    MetricDef::new("backends_total", None, "backends"),
+    MetricDef::new("queue", None, "requests"),
+    MetricDef::new("sessions", None, "sessions"),
+];
+
+/// Per server: `<metric>:<server>`.
+const SERVER_METRICS: &[(&str, &str)] = &[
+    ("up", "0/1"),
+    ("check_ms", "ms"),
+    ("availability_pct", "%"),
+    ("weight", "weight"),
+    ("server_sessions", "sessions"),
+];
+
+/// The resource a backend pool is: response time ≤ 200 ms (p95) by default.
+pub fn resource(
+    name: &str,
+    settings: &HaproxySettings,
+    defaults: &ResourceSettings,
+) -> Result<Resource, String> {
+    let id = resource_id(name)?;
+    let mut resource = Resource::new(id, ResourceType::LoadBalancer, name);
+    resource.metrics = MetricDef::metrics(METRICS);
+    resource.settings = defaults.clone();
+    // A weight shift is rolled back at once if errors double (from none: any).
+    resource.settings.guardrails = vec![engine::actuator::Guardrail {
+        resource: None,
+        metric: "error_pct".into(),
+        max: None,
+        max_factor: Some(2.0),
+    }];
+    resource.source = Some(settings.spec());
+    resource.validate().map_err(|err| err.to_string())?;
+    Ok(resource)
+}
+
+/// What connecting once found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    pub server_version: String,
+    pub servers: usize,
+}
+
+/// Connects once: HAProxy answers, and has the backend.
+pub async fn check(settings: &HaproxySettings) -> Result<CheckReport, String> {
+    let endpoint = settings.validate()?;
+    let info = runtime_api::parse_info(
+        &runtime_api::command(&endpoint, "show info", COMMAND_TIMEOUT).await?,
+    )?;
+    let stat = runtime_api::command(&endpoint, "show stat", COMMAND_TIMEOUT).await?;
+    let rows = runtime_api::parse_stat(&stat, &settings.backend)?;
+    if rows.is_empty() {
+        let known = runtime_api::backends(&stat);
+        return Err(format!(
+            "backend: HAProxy has no backend named {:?} (it has: {})",
+            settings.backend,
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ));
+    }
+    Ok(CheckReport {
+        server_version: format!("HAProxy {}", info.version),
+        servers: rows.iter().filter(|r| r.name != "BACKEND").count(),
+    })
+}
+
+/// The polled source of the pool `resource`.
+pub fn source(
+    resource: &Resource,
+    settings: HaproxySettings,
+    interval: Duration,
+) -> Result<Polled<HaproxyPoll>, String> {
+    let endpoint = settings.validate()?;
+    let info = SourceInfo {
+        id: resource.id.to_string(),
+        kind: KIND.to_owned(),
+        resources: vec![resource.clone()],
+        owns: Vec::new(),
+    };
+    let mut schedule = Schedule::every(interval);
+    schedule.timeout = COMMAND_TIMEOUT * 2;
+    Ok(Polled::new(
+        info,
+        schedule,
+        HaproxyPoll {
+            shared: Arc::new(Shared {
+                resource: resource.id.to_string(),
+                resource_name: resource.name.clone(),
+                resource_type: resource.resource_type,
+                endpoint,
+                settings,
+                desired: Mutex::new(Desired::default()),
+                checks: Mutex::new(BTreeMap::new()),
+                events: Mutex::new(VecDeque::new()),
+                marks: Mutex::new(Vec::new()),
+            }),
+            checkers: BTreeMap::new(),
+            series: None,
+            last_info: None,
+            reloads: 0,
+            last_totals: None,
+            tls: probe::tls_connector(),
+            details: None,
+        },
+    ))
+}
+
+/// What perfpilot wants HAProxy to hold, re-applied after a reload.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Desired {
+    /// Servers perfpilot took out (drain or maint). Absent: left alone.
+    pub states: BTreeMap<String, AdminState>,
+    /// Weights perfpilot set.
+    pub weights: BTreeMap<String, u32>,
+}
+
+/// A server's health check, between its task and the ticks.
+#[derive(Debug, Clone)]
+struct CheckState {
+    health: Health,
+    last: CheckResult,
+    since_ms: i64,
+    recent: VecDeque<bool>,
+    down_reason: Option<String>,
+}
+
+impl CheckState {
+    fn availability_pct(&self) -> f64 {
+        if self.recent.is_empty() {
+            return 100.0;
+        }
+        let passed = self.recent.iter().filter(|ok| **ok).count();
+        passed as f64 * 100.0 / self.recent.len() as f64
+    }
+}
+
+/// What the source's ticks and its check tasks share.
+#[derive(Debug)]
+struct Shared {
+    resource: String,
+    resource_name: String,
+    resource_type: ResourceType,
+    endpoint: Endpoint,
+    settings: HaproxySettings,
+    desired: Mutex<Desired>,
+    checks: Mutex<BTreeMap<String, CheckState>>,
+    events: Mutex<VecDeque<LbEvent>>,
+    /// Marks not yet handed to the monitor.
+    marks: Mutex<Vec<SourceMark>>,
+}
+
+impl Shared {
+    fn event(&self, server: Option<&str>, what: String) {
+        tracing::info!(resource = %self.resource, server, what, "Load balancer");
+        let mut events = lock(&self.events);
+        events.push_front(LbEvent {
+            at_ms: engine::time::unix_now_ms(),
+            server: server.map(str::to_owned),
+            what: what.clone(),
+        });
+        events.truncate(EVENTS_KEPT);
+        drop(events);
+        lock(&self.marks).push(SourceMark {
+            resource: self.resource.clone(),
+            label: what,
+        });
+    }
+
+    async fn set_state(&self, server: &str, state: AdminState) -> Result<(), String> {
+        runtime_api::set_state(
+            &self.endpoint,
+            &self.settings.backend,
+            server,
+            state,
+            COMMAND_TIMEOUT,
+        )
+        .await
+    }
+
+    /// A check verdict changed: fail over (drain, then maint) or bring the server back.
+    async fn on_verdict(self: &Arc<Self>, server: &str, up: bool, why: &str) {
+        if !self.settings.failover {
+            let what = if up {
+                format!("{server} passes its checks again")
+            } else {
+                format!("{server} fails its checks: {why}")
+            };
+            self.event(Some(server), what);
+            return;
+        }
+        if up {
+            if lock(&self.desired).states.remove(server).is_none() {
+                return;
+            }
+            match self.set_state(server, AdminState::Ready).await {
+                Ok(()) => self.event(
+                    Some(server),
+                    format!(
+                        "{server} ready again: passed {} checks in a row",
+                        self.settings.check.as_ref().map_or(1, |c| c.rise)
+                    ),
+                ),
+                Err(err) => self.event(
+                    Some(server),
+                    format!("{server} could not be made ready: {err}"),
+                ),
+            }
+            return;
+        }
+        lock(&self.desired)
+            .states
+            .insert(server.to_owned(), AdminState::Drain);
+        match self.set_state(server, AdminState::Drain).await {
+            Ok(()) => self.event(Some(server), format!("{server} drained: {why}")),
+            Err(err) => {
+                self.event(
+                    Some(server),
+                    format!("{server} is down ({why}) but could not be drained: {err}"),
+                );
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(self.settings.drain_ms)).await;
+        let still_down = {
+            let mut desired = lock(&self.desired);
+            match desired.states.get_mut(server) {
+                Some(state @ AdminState::Drain) => {
+                    *state = AdminState::Maint;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if still_down {
+            match self.set_state(server, AdminState::Maint).await {
+                Ok(()) => self.event(
+                    Some(server),
+                    format!("{server} out of the pool (maint) after its drain"),
+                ),
+                Err(err) => self.event(
+                    Some(server),
+                    format!("{server} could not be put in maint: {err}"),
+                ),
+            }
+        }
+    }
+
+    /// Re-applies the desired state after HAProxy reloaded.
+    async fn reconcile(&self, why: &str) {
+        let desired = lock(&self.desired).clone();
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        for (server, state) in &desired.states {
+            match self.set_state(server, *state).await {
+                Ok(()) => done.push(format!("{server} {}", state.as_str())),
+                Err(err) => failed.push(format!("{server} {}: {err}", state.as_str())),
+            }
+        }
+        for (server, weight) in &desired.weights {
+            match runtime_api::set_weight(
+                &self.endpoint,
+                &self.settings.backend,
+                server,
+                *weight,
+                COMMAND_TIMEOUT,
+            )
+            .await
+            {
+                Ok(()) => done.push(format!("{server} weight {weight}")),
+                Err(err) => failed.push(format!("{server} weight {weight}: {err}")),
+            }
+        }
+        let mut what = format!("reconcile: {why}");
+        if done.is_empty() && failed.is_empty() {
+            what.push_str("; nothing to re-apply");
+        }
+        if !done.is_empty() {
+            what.push_str(&format!("; re-applied {}", done.join(", ")));
+        }
+        if !failed.is_empty() {
+            what.push_str(&format!("; failed {}", failed.join(", ")));
+        }
+        self.event(None, what);
+    }
+}
+
+/// One server's check loop, on its own task.
+async fn check_loop(
+    shared: Arc<Shared>,
+    server: String,
+    address: String,
+    tls: tokio_rustls::TlsConnector,
+) {
+    let Some(settings) = shared.settings.check.clone() else {
+        return;
+    };
+    let mut ticker = tokio::time::interval(settings.interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let result = probe::check(&address, &settings, &tls).await;
+        let transition = {
+            let mut checks = lock(&shared.checks);
+            let state = checks.entry(server.clone()).or_insert_with(|| CheckState {
+                health: Health::new(settings.rise, settings.fall),
+                last: result.clone(),
+                since_ms: result.at_ms,
+                recent: VecDeque::new(),
+                down_reason: None,
+            });
+            state.recent.push_back(result.ok);
+            if state.recent.len() > AVAILABILITY_WINDOW {
+                state.recent.pop_front();
+            }
+            let changed = state.health.observe(result.ok);
+            if let Some(up) = changed {
+                state.since_ms = result.at_ms;
+                state.down_reason = if up { None } else { result.reason.clone() };
+            }
+            state.last = result.clone();
+            changed
+        };
+        if let Some(up) = transition {
+            let why = match &result.reason {
+                Some(reason) => format!("{reason} ({} failed checks)", settings.fall),
+                None => String::new(),
+            };
+            shared.on_verdict(&server, up, &why).await;
+        }
+    }
+}
+
+pub struct HaproxyPoll {
+    shared: Arc<Shared>,
+    /// Each server's check task (aborted when the server goes or the source stops).
+    checkers: BTreeMap<String, (String, tokio::task::JoinHandle<()>)>,
+    /// The series of the last tick and the servers they were made for.
+    series: Option<(Vec<String>, Arc<[SeriesInfo]>)>,
+    last_info: Option<runtime_api::Info>,
+    reloads: u32,
+    /// Backend requests and errors at the last tick, and when.
+    last_totals: Option<(u64, u64, UnixMillis)>,
+    tls: tokio_rustls::TlsConnector,
+    /// The report made with the last tick, until the runtime asks for it.
+    details: Option<serde_json::Value>,
+}
+
+impl Drop for HaproxyPoll {
+    fn drop(&mut self) {
+        for (_, task) in self.checkers.values() {
+            task.abort();
+        }
+    }
+}
+
+impl HaproxyPoll {
+    async fn tick(&mut self, at: UnixMillis) -> Result<Tick, SourceError> {
+        let shared = self.shared.clone();
+        let info = runtime_api::command(&shared.endpoint, "show info", COMMAND_TIMEOUT)
+            .await
+            .and_then(|text| runtime_api::parse_info(&text))
+            .map_err(SourceError::new)?;
+        if let Some(last) = &self.last_info {
+            if last.pid != info.pid || info.uptime_s < last.uptime_s {
+                self.reloads += 1;
+                let why = if last.pid != info.pid {
+                    format!("HAProxy reloaded (process {} → {})", last.pid, info.pid)
+                } else {
+                    "HAProxy restarted (its uptime went back)".to_owned()
+                };
+                shared.reconcile(&why).await;
+            }
+        }
+        self.last_info = Some(info);
+        let stat = runtime_api::command(
+            &shared.endpoint,
+            &format!("show stat {} 6 -1", shared.settings.backend),
+            COMMAND_TIMEOUT,
+        )
+        .await
+        .map_err(SourceError::new)?;
+        if stat.trim_start().starts_with("No such proxy") {
+            let all = runtime_api::command(&shared.endpoint, "show stat", COMMAND_TIMEOUT)
+                .await
+                .map_err(SourceError::new)?;
+            let known = runtime_api::backends(&all);
+            return Err(SourceError::new(format!(
+                "HAProxy has no backend named {:?} (it has: {})",
+                shared.settings.backend,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        let rows =
+            runtime_api::parse_stat(&stat, &shared.settings.backend).map_err(SourceError::new)?;
+        let Some(total) = rows.iter().find(|r| r.name == "BACKEND").cloned() else {
+            return Err(SourceError::new(format!(
+                "HAProxy has no backend named {:?} (any more)",
+                shared.settings.backend
+            )));
+        };
+        let servers: Vec<StatRow> = rows.into_iter().filter(|r| r.name != "BACKEND").collect();
+        self.follow_servers(&servers);
+        Ok(self.reading(at, &total, &servers))
+    }
+
+    /// Starts checking servers that appeared, stops those that went.
+    fn follow_servers(&mut self, servers: &[StatRow]) {
+        if self.shared.settings.check.is_none() {
+            return;
+        }
+        let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+        let gone: Vec<String> = self
+            .checkers
+            .keys()
+            .filter(|name| !names.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some((_, task)) = self.checkers.remove(&name) {
+                task.abort();
+            }
+            lock(&self.shared.checks).remove(&name);
+            lock(&self.shared.desired).states.remove(&name);
+            self.shared
+                .event(Some(&name), format!("{name} left the backend"));
+        }
+        for server in servers {
+            let Some(address) = server.addr.clone() else {
+                continue;
+            };
+            let known = self.checkers.get(&server.name).map(|(a, _)| a.clone());
+            if known.as_deref() == Some(address.as_str()) {
+                continue;
+            }
+            if let Some((_, task)) = self.checkers.remove(&server.name) {
+                task.abort();
+                lock(&self.shared.checks).remove(&server.name);
+            } else if self.series.is_some() {
+                self.shared.event(
+                    Some(&server.name),
+                    format!("{} joined the backend ({address})", server.name),
+                );
+            }
+            let task = tokio::spawn(check_loop(
+                self.shared.clone(),
+                server.name.clone(),
+                address.clone(),
+                self.tls.clone(),
+            ));
+            self.checkers.insert(server.name.clone(), (address, task));
+        }
+    }
+
+    fn series_for(&mut self, servers: &[StatRow]) -> Arc<[SeriesInfo]> {
+        let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+        if let Some((known, series)) = &self.series {
+            if *known == names {
+                return series.clone();
+            }
+        }
+        let shared = &self.shared;
+        let mut list: Vec<SeriesInfo> = METRICS
+            .iter()
+            .map(|m| {
+                SeriesInfo::new(
+                    SeriesKey::new(&shared.resource, m.name),
+                    shared.resource_type,
+                    shared.resource_name.clone(),
+                    m.kind,
+                    m.unit,
+                )
+            })
+            .collect();
+        for name in &names {
+            for (metric, unit) in SERVER_METRICS {
+                list.push(SeriesInfo::new(
+                    SeriesKey::new(&shared.resource, &format!("{metric}:{name}")),
+                    shared.resource_type,
+                    shared.resource_name.clone(),
+                    None,
+                    *unit,
+                ));
+            }
+        }
+        let series: Arc<[SeriesInfo]> = list.into();
+        self.series = Some((names, series.clone()));
+        series
+    }
+
+    fn reading(&mut self, at: UnixMillis, total: &StatRow, servers: &[StatRow]) -> Tick {
+        let checks = lock(&self.shared.checks).clone();
+        let up = |server: &StatRow| -> bool {
+            let haproxy_up = !["DOWN", "MAINT", "DRAIN", "NOLB"]
+                .iter()
+                .any(|s| server.status.starts_with(s));
+            haproxy_up && checks.get(&server.name).is_none_or(|c| c.health.up)
+        };
+        let up_count = servers.iter().filter(|s| up(s)).count();
+        let (requests, errors) = (total.requests.unwrap_or(0), total.errors.unwrap_or(0));
+        let (rate, error_pct) = match self.last_totals {
+            Some((last_requests, last_errors, last_at))
+                if at > last_at && requests >= last_requests =>
+            {
+                let served = (requests - last_requests) as f64;
+                let failed = errors.saturating_sub(last_errors) as f64;
+                let seconds = (at - last_at) as f64 / 1000.0;
+                (
+                    Some((served / seconds) as f32),
+                    Some(if served > 0.0 {
+                        (failed / served * 100.0).min(100.0) as f32
+                    } else {
+                        0.0
+                    }),
+                )
+            }
+            _ => (None, None),
+        };
+        self.last_totals = Some((requests, errors, at));
+        let total_count = servers.len();
+        let mut values: Vec<Option<f32>> = vec![
+            total.rtime_ms.map(|v| v as f32),
+            error_pct,
+            rate,
+            (total_count > 0).then(|| up_count as f32 * 100.0 / total_count as f32),
+            Some(up_count as f32),
+            Some(total_count as f32),
+            total.queue.map(|v| v as f32),
+            total.sessions.map(|v| v as f32),
+        ];
+        for server in servers {
+            let check = checks.get(&server.name);
+            values.push(Some(if up(server) { 1.0 } else { 0.0 }));
+            values.push(check.and_then(|c| c.last.phases.total_ms));
+            values.push(check.map(|c| c.availability_pct() as f32));
+            values.push(server.weight.map(|w| w as f32));
+            values.push(server.sessions.map(|v| v as f32));
+        }
+        self.details = Some(self.report(servers, &checks));
+        Tick {
+            at,
+            series: self.series_for(servers),
+            values,
+            top_processes: None,
+        }
+    }
+
+    fn report(
+        &self,
+        servers: &[StatRow],
+        checks: &BTreeMap<String, CheckState>,
+    ) -> serde_json::Value {
+        let desired = lock(&self.shared.desired).clone();
+        let report = LbReport {
+            version: self
+                .last_info
+                .as_ref()
+                .map(|i| format!("HAProxy {}", i.version)),
+            pid: self.last_info.as_ref().map(|i| i.pid),
+            uptime_s: self.last_info.as_ref().map(|i| i.uptime_s),
+            reloads: self.reloads,
+            backend: self.shared.settings.backend.clone(),
+            backends: servers
+                .iter()
+                .map(|s| BackendView {
+                    name: s.name.clone(),
+                    address: s.addr.clone().unwrap_or_default(),
+                    status: s.status.clone(),
+                    desired: desired.states.get(&s.name).copied(),
+                    weight: s.weight,
+                    sessions: s.sessions,
+                    queue: s.queue,
+                    rate: s.rate.map(|r| r as f64),
+                    response_ms: s.rtime_ms.map(|r| r as f64),
+                    check: checks.get(&s.name).map(|c| CheckView {
+                        up: c.health.up,
+                        last: c.last.clone(),
+                        since_ms: c.since_ms,
+                        availability_pct: c.availability_pct(),
+                        down_reason: c.down_reason.clone(),
+                    }),
+                })
+                .collect(),
+            events: lock(&self.shared.events).iter().cloned().collect(),
+        };
+        serde_json::to_value(report).expect("a report serializes")
+    }
+}
+
+impl Poll for HaproxyPoll {
+    fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>> {
+        Box::pin(self.tick(at))
+    }
+
+    fn details(&mut self) -> Option<serde_json::Value> {
+        self.details.take()
+    }
+
+    fn marks(&mut self) -> Vec<SourceMark> {
+        std::mem::take(&mut *lock(&self.shared.marks))
+    }
+}

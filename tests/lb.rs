@@ -1,0 +1,326 @@
+//! Load balancing against a real HAProxy 2.6 (Debian's, a throwaway instance per test) in
+//! front of three small test backends that can be made slow, failing or dead: perfpilot
+//! reads the pool through the runtime API, health-checks every server with reasons,
+//! drains and takes out a dead one within its fall budget (clients see no errors after
+//! the drain), brings it back after `rise`, and re-applies what HAProxy forgot on a
+//! `haproxy -sf` reload. The page shows backends, states and reasons in Chromium.
+
+use std::time::{Duration, Instant};
+
+use tests::{
+    body_json, now_ms, BackendMode, Browser, Haproxy, HttpLoad, Perfpilot, TempDir, TestBackend,
+};
+
+fn config(dir: &TempDir, haproxy: &Haproxy, extra: &str) -> String {
+    let path = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[haproxy]]
+name = "web"
+socket = "{}"
+backend = "web"
+drain_ms = 300
+{extra}
+check = {{ path = "/health", interval_ms = 200, timeout_ms = 300, rise = 2, fall = 2 }}
+"#,
+            haproxy.socket.display()
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn report(server: &Perfpilot) -> serde_json::Value {
+    let (status, body) = server.get("/api/lb_report?resource=lb%3Aweb");
+    assert_eq!(status, 200, "{body}");
+    body_json(&body)
+}
+
+/// Polls the pool's report until `check` accepts it.
+fn report_until(
+    server: &Perfpilot,
+    secs: u64,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let report = report(server);
+        if check(&report) {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {secs} s; last: {report:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn backend<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["backends"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+fn check_up(report: &serde_json::Value, name: &str) -> Option<bool> {
+    backend(report, name)["check"]["up"].as_bool()
+}
+
+fn start_pool() -> (Vec<TestBackend>, Haproxy) {
+    let backends: Vec<TestBackend> = (0..3).map(|_| TestBackend::start()).collect();
+    let haproxy = Haproxy::start(&[
+        ("a", backends[0].port),
+        ("b", backends[1].port),
+        ("c", backends[2].port),
+    ]);
+    (backends, haproxy)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_backend_is_drained_with_its_reason_and_comes_back_after_rise() {
+    let (backends, haproxy) = start_pool();
+    let dir = TempDir::new("perfpilot-lb");
+    let config = config(&dir, &haproxy, "");
+    let server = Perfpilot::start(&["--config", &config, "--metrics-on-main-listener"]);
+
+    let ready = report_until(&server, 20, "three servers checked and passing", |r| {
+        ["a", "b", "c"].iter().all(|s| check_up(r, s) == Some(true))
+    });
+    assert!(
+        ready["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("HAProxy 2.6")),
+        "{ready:#}"
+    );
+    let phases = &backend(&ready, "a")["check"]["last"]["phases"];
+    assert!(
+        phases["connect_ms"].is_number() && phases["first_byte_ms"].is_number(),
+        "{phases}"
+    );
+    let card = server.card("lb:web", 20, "the pool's card with a value", |c| {
+        c["value"].is_number()
+    });
+    assert_eq!(card["type"], "lb", "{card}");
+
+    // Kill b under load: down after `fall` failed checks with the reason, drained, then
+    // out of the pool; clients see no errors once it is drained.
+    let load = HttpLoad::start(haproxy.port, 4);
+    std::thread::sleep(Duration::from_secs(1));
+    let killed_at = now_ms();
+    backends[1].kill();
+    let down = report_until(&server, 10, "b down and drained", |r| {
+        check_up(r, "b") == Some(false) && !backend(r, "b")["desired"].is_null()
+    });
+    let drained_at = now_ms();
+    assert_eq!(
+        backend(&down, "b")["check"]["down_reason"],
+        "connection refused",
+        "{down:#}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while haproxy.status("b") != "MAINT" {
+        assert!(
+            Instant::now() < deadline,
+            "b not in maint: {}",
+            haproxy.status("b")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let (errors_before, answers_before) = load.errors_between(killed_at, drained_at);
+    let (errors_after, answers_after) = load.errors_between(drained_at + 200, now_ms());
+    println!(
+        "failover: killed → drained in {} ms; client errors before the drain {errors_before} of {answers_before}, after {errors_after} of {answers_after}",
+        drained_at - killed_at
+    );
+    assert!(answers_after > 50, "the load kept going: {answers_after}");
+    assert_eq!(errors_after, 0, "client errors after the drain");
+
+    // Back: ready again after `rise` passed checks.
+    backends[1].revive();
+    let back = report_until(&server, 10, "b ready again", |r| {
+        check_up(r, "b") == Some(true) && backend(r, "b")["desired"].is_null()
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while haproxy.status("b") == "MAINT" {
+        assert!(Instant::now() < deadline, "b still in maint");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let events: Vec<String> = back["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap().to_owned())
+        .collect();
+    for expected in [
+        "b drained: connection refused",
+        "b out of the pool (maint)",
+        "b ready again",
+    ] {
+        assert!(
+            events.iter().any(|e| e.starts_with(expected)),
+            "{expected:?} not in {events:#?}"
+        );
+    }
+    // Each transition is audited (a mark by perfpilot, with a before/after).
+    let (_, audit) = server.get("/api/audit?kind=mark");
+    assert!(
+        audit.contains("b drained: connection refused") && audit.contains("b ready again"),
+        "{audit:.3000}"
+    );
+
+    // A failing backend says why in words.
+    backends[2].set(BackendMode::Failing);
+    let failing = report_until(&server, 10, "c down with its status", |r| {
+        check_up(r, "c") == Some(false)
+    });
+    assert_eq!(
+        backend(&failing, "c")["check"]["down_reason"],
+        "status 503 Service Unavailable"
+    );
+    backends[2].set(BackendMode::Ok);
+
+    // Per-server series reach /metrics.
+    let (_, metrics) = server.get("/metrics");
+    assert!(
+        metrics.contains("resource=\"lb:web\",metric=\"up:a\""),
+        "{:.2000}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("lb:web"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(load);
+
+    // The page: backends, states and reasons, in a real browser.
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/resource?id=lb%3Aweb&range=5m"))
+        .await
+        .unwrap();
+    let table = tests::eventually_text(client, "#lb-backends", "the backends table", |t| {
+        t.contains("127.0.0.1") && t.contains("passing")
+    })
+    .await;
+    assert!(table.contains("a") && table.contains("b"), "{table}");
+    let events = tests::text_of(client, "#lb-events").await;
+    assert!(events.contains("b drained: connection refused"), "{events}");
+    browser.screenshot("lb-page").await;
+}
+
+#[test]
+fn a_reload_gets_the_desired_state_back_within_two_seconds() {
+    let (backends, haproxy) = start_pool();
+    backends[2].kill();
+    let dir = TempDir::new("perfpilot-lb-reload");
+    let config = config(&dir, &haproxy, "");
+    let server = Perfpilot::start(&["--config", &config]);
+    report_until(&server, 20, "c taken out", |r| {
+        backend(r, "c")["desired"] == "maint"
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while haproxy.status("c") != "MAINT" {
+        assert!(Instant::now() < deadline, "c not in maint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // `haproxy -sf`: the new process starts with every server ready.
+    let reloaded = Instant::now();
+    let new_pid = haproxy.reload();
+    let mut forgotten = false;
+    loop {
+        let status = haproxy.status("c");
+        if status == "MAINT" {
+            break;
+        }
+        forgotten = true;
+        assert!(
+            reloaded.elapsed() < Duration::from_secs(2),
+            "c not back in maint within 2 s of the reload (status {status})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "reconcile: maint re-applied {} ms after the reload (HAProxy had forgotten it: {forgotten})",
+        reloaded.elapsed().as_millis()
+    );
+    let report = report_until(&server, 5, "the reconcile event", |r| {
+        r["events"].as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["what"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("reconcile: HAProxy reloaded"))
+            })
+        })
+    });
+    assert_eq!(report["pid"], new_pid, "{report:#}");
+    assert_eq!(report["reloads"], 1);
+    let event = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["what"].as_str().filter(|w| w.starts_with("reconcile")))
+        .unwrap()
+        .to_owned();
+    assert!(event.contains("re-applied c maint"), "{event}");
+    let (_, audit) = server.get("/api/audit?kind=mark");
+    assert!(
+        audit.contains("reconcile: HAProxy reloaded"),
+        "{audit:.3000}"
+    );
+}
+
+#[test]
+fn bad_settings_are_refused_with_the_field_and_a_missing_backend_says_so() {
+    let (_backends, haproxy) = start_pool();
+    let dir = TempDir::new("perfpilot-lb-bad");
+    let path = dir.0.join("bad.toml");
+    for (toml, expected) in [
+        (
+            "[[haproxy]]\nname = \"web\"\nsocket = \"admin.sock\"\nbackend = \"web\"\n",
+            "haproxy: entry 1 (\"web\"): socket:",
+        ),
+        (
+            "[[haproxy]]\nname = \"web\"\nsocket = \"/tmp/x.sock\"\nbackend = \"web\"\ncheck = { interval_ms = 5 }\n",
+            "check.interval_ms:",
+        ),
+        (
+            "[[haproxy]]\nname = \"web\"\nsocket = \"/tmp/x.sock\"\nbackend = \"a b\"\n",
+            "backend:",
+        ),
+    ] {
+        std::fs::write(&path, toml).unwrap();
+        let output = std::process::Command::new(tests::perfpilot_bin())
+            .args(["--ephemeral", "--config", &path.display().to_string()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{toml}: {stderr}");
+        assert!(stderr.contains(expected), "{toml}: {stderr}");
+    }
+
+    // A backend HAProxy does not have: the card says so, perfpilot stays up.
+    let config = dir.0.join("missing.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[haproxy]]\nname = \"gone\"\nsocket = \"{}\"\nbackend = \"nope\"\n",
+            haproxy.socket.display()
+        ),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&["--config", &config.display().to_string()]);
+    let card = server.card("lb:gone", 20, "the reason on the card", |c| {
+        c["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no backend named \"nope\""))
+    });
+    assert!(card["value"].is_null(), "{card}");
+    assert_eq!(server.get("/readyz").0, 200);
+}
