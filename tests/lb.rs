@@ -104,7 +104,7 @@ async fn a_dead_backend_is_drained_with_its_reason_and_comes_back_after_rise() {
     let card = server.card("lb:web", 20, "the pool's card with a value", |c| {
         c["value"].is_number()
     });
-    assert_eq!(card["type"], "lb", "{card}");
+    assert_eq!(card["resource_type"], "lb", "{card}");
 
     // Kill b under load: down after `fall` failed checks with the reason, drained, then
     // out of the pool; clients see no errors once it is drained.
@@ -115,7 +115,17 @@ async fn a_dead_backend_is_drained_with_its_reason_and_comes_back_after_rise() {
     let down = report_until(&server, 10, "b down and drained", |r| {
         check_up(r, "b") == Some(false) && !backend(r, "b")["desired"].is_null()
     });
-    let drained_at = now_ms();
+    let drained_at = down["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("b drained"))
+        })
+        .and_then(|e| e["at_ms"].as_i64())
+        .unwrap_or_else(|| panic!("no drain event: {down:#}"));
     assert_eq!(
         backend(&down, "b")["check"]["down_reason"],
         "connection refused",
@@ -132,7 +142,7 @@ async fn a_dead_backend_is_drained_with_its_reason_and_comes_back_after_rise() {
     }
     std::thread::sleep(Duration::from_secs(3));
     let (errors_before, answers_before) = load.errors_between(killed_at, drained_at);
-    let (errors_after, answers_after) = load.errors_between(drained_at + 200, now_ms());
+    let (errors_after, answers_after) = load.errors_between(drained_at, now_ms());
     println!(
         "failover: killed → drained in {} ms; client errors before the drain {errors_before} of {answers_before}, after {errors_after} of {answers_after}",
         drained_at - killed_at
@@ -211,7 +221,8 @@ async fn a_dead_backend_is_drained_with_its_reason_and_comes_back_after_rise() {
     assert!(table.contains("a") && table.contains("b"), "{table}");
     let events = tests::text_of(client, "#lb-events").await;
     assert!(events.contains("b drained: connection refused"), "{events}");
-    browser.screenshot("lb-page").await;
+    browser.screenshot("lb-page.png").await;
+    browser.close().await;
 }
 
 #[test]
@@ -323,4 +334,135 @@ fn bad_settings_are_refused_with_the_field_and_a_missing_backend_says_so() {
     });
     assert!(card["value"].is_null(), "{card}");
     assert_eq!(server.get("/readyz").0, 200);
+}
+
+/// Makes `lb:web` act at once on a response-time target of `target_ms` (p95): weights
+/// shifted all the way to capacity, verified over `verify_secs`.
+fn shift_weights_on_breach(server: &Perfpilot, target_ms: f64, verify_secs: u32) {
+    let (status, body) = server.get("/api/resource_settings?resource=lb%3Aweb");
+    assert_eq!(status, 200, "{body}");
+    let mut settings = body_json(&body);
+    settings["window_secs"] = 3.into();
+    settings["baseline_secs"] = 5.into();
+    settings["stabilization_secs"] = 0.into();
+    settings["verify_secs"] = verify_secs.into();
+    settings["cooldown_secs"] = 600.into();
+    settings["dry_run"] = false.into();
+    settings["action"] = serde_json::json!({"kind": "lb_weights", "step_pct": 101});
+    let save = |settings: &serde_json::Value| {
+        let form = format!(
+            "resource=lb%3Aweb&settings={}",
+            tests::urlencode(&settings.to_string())
+        );
+        tests::http_request(
+            server.addr,
+            "POST",
+            "/api/set_resource_settings",
+            &[],
+            &form,
+        )
+    };
+    let (status, answer) = save(&settings);
+    assert_eq!(status, 422, "a step over 100 % is refused: {answer}");
+    assert!(answer.contains("settings.action.step_pct"), "{answer}");
+    settings["action"] =
+        serde_json::json!({"kind": "lb_weights", "step_pct": 100, "min_weight": 1});
+    let (status, answer) = save(&settings);
+    assert_eq!(status, 200, "{answer}");
+    let form = format!("resource=lb%3Aweb&metric=response_ms&value={target_ms}&for_secs=0");
+    let (status, answer) = tests::http_request(server.addr, "POST", "/api/set_target", &[], &form);
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Waits until the audit log (actions) holds `text`; answers the log.
+fn action_audited(server: &Perfpilot, text: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, audit) = server.get("/api/audit?kind=action&limit=50");
+        if audit.contains(text) {
+            return audit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{text:?} not audited within {secs} s: {audit:.3000}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_slow_backend_gets_less_weight_and_p95_drops() {
+    let (backends, haproxy) = start_pool();
+    backends[2].set(BackendMode::Slow(200));
+    let dir = TempDir::new("perfpilot-lb-shift");
+    let config = config(&dir, &haproxy, "");
+    let server = Perfpilot::start(&["--config", &config]);
+    report_until(&server, 20, "three servers checked", |r| {
+        r["backends"].as_array().is_some_and(|b| b.len() == 3)
+    });
+    let load = HttpLoad::start(haproxy.port, 4);
+    std::thread::sleep(Duration::from_secs(6));
+    let before_p95 = load.p95_between(now_ms() - 5000, now_ms()).unwrap();
+    shift_weights_on_breach(&server, 40.0, 20);
+
+    let audit = action_audited(&server, "lb:web: lb_weights succeeded", 30);
+    let applied_at = now_ms();
+    assert!(audit.contains("set weight"), "{audit:.3000}");
+    let weights: Vec<u32> = ["a", "b", "c"].iter().map(|s| haproxy.weight(s)).collect();
+    println!("weights after the shift (get weight): {weights:?}");
+    assert!(
+        weights[2] < 10 && weights[0] > 10 && weights[1] > 10,
+        "{weights:?}"
+    );
+    // Verified and kept: the card says optimized, the weights stay.
+    server.card("lb:web", 40, "optimized after verification", |c| {
+        c["status"] == "optimized"
+    });
+    assert_eq!(haproxy.weight("c"), weights[2]);
+    let after_p95 = load.p95_between(applied_at + 2000, now_ms()).unwrap();
+    println!("client p95 through HAProxy: before {before_p95:.1} ms, after {after_p95:.1} ms");
+    assert!(after_p95 < before_p95, "{after_p95} !< {before_p95}");
+    // The before/after of the change is recorded.
+    let (_, comparisons) = server.get("/api/comparisons");
+    assert!(comparisons.contains("lb:web"), "{comparisons:.2000}");
+
+    // A reload keeps the shifted weights too.
+    haproxy.reload();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while haproxy.weight("c") != weights[2] {
+        assert!(
+            Instant::now() < deadline,
+            "weights not re-applied after the reload"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_shift_that_makes_things_worse_is_rolled_back() {
+    let (backends, haproxy) = start_pool();
+    backends[2].set(BackendMode::Slow(200));
+    let dir = TempDir::new("perfpilot-lb-rollback");
+    let config = config(&dir, &haproxy, "");
+    let server = Perfpilot::start(&["--config", &config]);
+    report_until(&server, 20, "three servers checked", |r| {
+        r["backends"].as_array().is_some_and(|b| b.len() == 3)
+    });
+    let _load = HttpLoad::start(haproxy.port, 4);
+    std::thread::sleep(Duration::from_secs(6));
+    shift_weights_on_breach(&server, 40.0, 8);
+    action_audited(&server, "lb:web: lb_weights succeeded", 30);
+    // The servers that got more become slow: the shift made things worse.
+    backends[0].set(BackendMode::Slow(300));
+    backends[1].set(BackendMode::Slow(300));
+    backends[2].set(BackendMode::Ok);
+    let audit = action_audited(&server, "lb:web: lb_weights rolled back", 40);
+    assert!(audit.contains("verification failed"), "{audit:.3000}");
+    let weights: Vec<u32> = ["a", "b", "c"].iter().map(|s| haproxy.weight(s)).collect();
+    assert_eq!(weights, [10, 10, 10], "get weight after the rollback");
+    report_until(&server, 5, "the page showing the weights back", |r| {
+        ["a", "b", "c"]
+            .iter()
+            .all(|name| backend(r, name)["weight"] == 10)
+    });
 }

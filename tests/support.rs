@@ -1814,7 +1814,7 @@ impl Drop for Haproxy {
 /// Requests through a load balancer from a few threads, counting what clients saw.
 pub struct HttpLoad {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    /// (unix ms, status or 0 for a connection error).
+    /// (unix ms the request was sent, status or 0 for a connection error, ms it took).
     pub results: Arc<std::sync::Mutex<Vec<(i64, u16, f64)>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -1831,11 +1831,8 @@ impl HttpLoad {
                     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let started = Instant::now();
+                        let at = now_ms();
                         let status = try_get(addr);
-                        let at = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap()
-                            .as_millis() as i64;
                         let ms = started.elapsed().as_secs_f64() * 1000.0;
                         results.lock().unwrap().push((at, status, ms));
                         std::thread::sleep(Duration::from_millis(5));
@@ -1850,7 +1847,7 @@ impl HttpLoad {
         }
     }
 
-    /// Client errors (not 200) answered in `[from, to)` unix ms, and all answers there.
+    /// Client errors (not 200) of requests sent in `[from, to)` unix ms, and all sent there.
     pub fn errors_between(&self, from: i64, to: i64) -> (usize, usize) {
         let results = self.results.lock().unwrap();
         let inside: Vec<_> = results
@@ -1866,7 +1863,7 @@ impl HttpLoad {
         )
     }
 
-    /// The p95 of response times (ms) answered in `[from, to)`.
+    /// The p95 of response times (ms) of requests sent in `[from, to)`.
     pub fn p95_between(&self, from: i64, to: i64) -> Option<f64> {
         let results = self.results.lock().unwrap();
         let mut times: Vec<f64> = results

@@ -562,6 +562,30 @@ pub enum ActionConfig {
     /// memcached `cache_memlimit`) within the cache's configured bound, with the prior
     /// value captured and restored on a bad verification.
     CacheSetting(CacheSettingAction),
+    /// Move a load balancer's server weights toward their measured capacity (a slower or
+    /// erroring server gets less), with the prior weights captured and restored on a bad
+    /// verification.
+    LbWeights(LbWeightsAction),
+}
+
+fn default_step_pct() -> u8 {
+    50
+}
+
+fn default_min_weight() -> u32 {
+    1
+}
+
+/// How far one weight shift goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbWeightsAction {
+    /// How far each weight moves toward its capacity share, in % of the distance.
+    #[serde(default = "default_step_pct")]
+    pub step_pct: u8,
+    /// No server in the pool goes below this weight.
+    #[serde(default = "default_min_weight")]
+    pub min_weight: u32,
 }
 
 /// `parameter = value` on the resource's cache; which parameters and values are allowed
@@ -590,6 +614,7 @@ impl ActionConfig {
             ActionConfig::Command(_) => "command",
             ActionConfig::DatabaseSetting(_) => "database_setting",
             ActionConfig::CacheSetting(_) => "cache_setting",
+            ActionConfig::LbWeights(_) => "lb_weights",
         }
     }
 }
@@ -700,6 +725,24 @@ impl ActionConfig {
                     return Err(EngineError::invalid(
                         "settings.action.value",
                         "must be a value of 1–256 characters on one line, like 64MB",
+                    ));
+                }
+                Ok(())
+            }
+            ActionConfig::LbWeights(w) => {
+                if !(1..=100).contains(&w.step_pct) {
+                    return Err(EngineError::invalid(
+                        "settings.action.step_pct",
+                        format!("must be within 1–100 %, got {}", w.step_pct),
+                    ));
+                }
+                if !(1..=256).contains(&w.min_weight) {
+                    return Err(EngineError::invalid(
+                        "settings.action.min_weight",
+                        format!(
+                            "must be within 1–256 (HAProxy's weights), got {}",
+                            w.min_weight
+                        ),
                     ));
                 }
                 Ok(())

@@ -104,6 +104,13 @@ impl Fields {
                 String::new(),
                 String::new(),
             ),
+            // The step in the target field, the least weight in the arguments field.
+            ActionConfig::LbWeights(w) => (
+                w.step_pct.to_string(),
+                w.min_weight.to_string(),
+                String::new(),
+                String::new(),
+            ),
             ActionConfig::Command(c) => (
                 c.program.clone(),
                 c.args.join(" "),
@@ -211,6 +218,23 @@ impl Fields {
                 parameter: target,
                 value: self.args.get_untracked().trim().to_owned(),
             }),
+            "lb_weights" => {
+                let args = self.args.get_untracked();
+                let number = |field: &str, text: &str, default: u32| -> Result<u32, String> {
+                    if text.trim().is_empty() {
+                        return Ok(default);
+                    }
+                    text.trim().parse().map_err(|_| {
+                        format!("settings.action.{field}: must be a whole number, got {text:?}")
+                    })
+                };
+                ActionConfig::LbWeights(engine::model::LbWeightsAction {
+                    step_pct: u8::try_from(number("step_pct", &target, 50)?).map_err(|_| {
+                        "settings.action.step_pct: must be within 1–100 %".to_owned()
+                    })?,
+                    min_weight: number("min_weight", &args, 1)?,
+                })
+            }
             _ => ActionConfig::Recommend,
         };
         Ok(s)
@@ -306,7 +330,7 @@ fn SettingsForm(
                 <label class="setting">
                     <span>"Action"</span>
                     <select id="setting-action" on:change=move |ev| fields.action.set(event_target_value(&ev))>
-                        {[("recommend", "Recommend only"), ("webhook", "Call a webhook"), ("command", "Run a command"), ("database_setting", "Tune a database setting"), ("cache_setting", "Tune a cache's memory")]
+                        {[("recommend", "Recommend only"), ("webhook", "Call a webhook"), ("command", "Run a command"), ("database_setting", "Tune a database setting"), ("cache_setting", "Tune a cache's memory"), ("lb_weights", "Shift load-balancer weights")]
                             .into_iter()
                             .map(|(value, label)| view! { <option value=value selected=move || fields.action.get() == value>{label}</option> })
                             .collect_view()}
@@ -351,6 +375,15 @@ fn SettingsForm(
                         <input id="setting-value" type="text" placeholder="256mb or allkeys-lru" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
                     </label>
                     <p class="muted">"Redis: CONFIG SET (at most the cache's share of its host's memory); memcached: cache_memlimit. The value before is captured and restored if the change does not help or a guardrail trips."</p>
+                </Show>
+                <Show when=move || fields.action.get() == "lb_weights">
+                    <label class="setting"><span>"Step (% of the way to capacity)"</span>
+                        <input id="setting-step" type="number" min="1" max="100" placeholder="50" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+                    </label>
+                    <label class="setting"><span>"Least weight of a server"</span>
+                        <input id="setting-min-weight" type="number" min="1" max="256" placeholder="1" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
+                    </label>
+                    <p class="muted">"Each server's weight moves toward its share of the pool's measured capacity (faster and error-free servers get more), through HAProxy's runtime API. The weights before are captured and set again if the change does not help or a guardrail trips; a reload of HAProxy gets perfpilot's weights back."</p>
                 </Show>
                 <label class="setting setting-wide"><span>"Guardrails: roll back at once if, while verifying…"</span>
                     <textarea id="setting-guardrails" rows="2" placeholder="one per line, e.g. memory/utilization > 90 or utilization > 2x baseline" prop:value=move || fields.guardrails.get() on:input=move |ev| fields.guardrails.set(event_target_value(&ev))></textarea>

@@ -12,6 +12,7 @@ use engine::model::{ActionConfig, SourceSpec};
 
 pub mod cache_setting;
 pub mod command;
+pub mod lb_weights;
 pub mod postgres_setting;
 pub mod webhook;
 
@@ -62,6 +63,10 @@ impl Actuators {
             ActionConfig::CacheSetting(c) => Some(Arc::new(cache_setting::CacheSetting::new(
                 c.clone(),
                 cache_setting::Cache::of(source),
+            ))),
+            ActionConfig::LbWeights(w) => Some(Arc::new(lb_weights::LbWeights::new(
+                w.clone(),
+                lb_weights::pool_of(source),
             ))),
             ActionConfig::Recommend => None,
             ActionConfig::Webhook(w) => Some(Arc::new(webhook::Webhook::new(
@@ -212,6 +217,9 @@ pub fn validate(action: &ActionConfig, source: Option<&SourceSpec>) -> Result<()
                 .map_err(|rule| format!("settings.action: {rule}"))?;
             cache_setting::validate(c, &cache)
         }
+        ActionConfig::LbWeights(_) => lb_weights::pool_of(source)
+            .map(drop)
+            .map_err(|rule| format!("settings.action: {rule}")),
         _ => Ok(()),
     }
 }

@@ -250,7 +250,7 @@ pub fn source(
                 resource_type: resource.resource_type,
                 endpoint,
                 settings,
-                desired: Mutex::new(Desired::default()),
+                desired: desired_of(resource.id.as_str()),
                 checks: Mutex::new(BTreeMap::new()),
                 events: Mutex::new(VecDeque::new()),
                 marks: Mutex::new(Vec::new()),
@@ -264,6 +264,15 @@ pub fn source(
             details: None,
         },
     ))
+}
+
+/// The desired state of the pool `resource`: one per pool in the process, shared by its
+/// source (failover, reconcile) and the weights actuator, and kept when the source is
+/// restarted by a settings change.
+pub fn desired_of(resource: &str) -> Arc<Mutex<Desired>> {
+    static ALL: std::sync::LazyLock<Mutex<BTreeMap<String, Arc<Mutex<Desired>>>>> =
+        std::sync::LazyLock::new(Mutex::default);
+    lock(&ALL).entry(resource.to_owned()).or_default().clone()
 }
 
 /// What perfpilot wants HAProxy to hold, re-applied after a reload.
@@ -303,7 +312,7 @@ struct Shared {
     resource_type: ResourceType,
     endpoint: Endpoint,
     settings: HaproxySettings,
-    desired: Mutex<Desired>,
+    desired: Arc<Mutex<Desired>>,
     checks: Mutex<BTreeMap<String, CheckState>>,
     events: Mutex<VecDeque<LbEvent>>,
     /// Marks not yet handed to the monitor.
@@ -463,7 +472,12 @@ async fn check_loop(
         let transition = {
             let mut checks = lock(&shared.checks);
             let state = checks.entry(server.clone()).or_insert_with(|| CheckState {
-                health: Health::new(settings.rise, settings.fall),
+                health: {
+                    let mut health = Health::new(settings.rise, settings.fall);
+                    // Taken out before this source (re)started: it earns its way back.
+                    health.up = !lock(&shared.desired).states.contains_key(&server);
+                    health
+                },
                 last: result.clone(),
                 since_ms: result.at_ms,
                 recent: VecDeque::new(),
