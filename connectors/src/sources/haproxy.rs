@@ -19,11 +19,11 @@
 
 pub mod runtime_api;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use engine::lb::{AdminState, BackendView, CheckResult, CheckView, Health, LbEvent, LbReport};
+use engine::lb::{AdminState, BackendView, LbReport};
 use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec};
 use engine::series::{SeriesInfo, SeriesKey, Tick, UnixMillis};
 use engine::source::runtime::Polled;
@@ -39,10 +39,6 @@ use super::MetricDef;
 pub const KIND: &str = "haproxy";
 /// One runtime API command's budget.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Check results kept per server for its availability.
-const AVAILABILITY_WINDOW: usize = 100;
-/// Events kept for the page.
-const EVENTS_KEPT: usize = 50;
 
 fn yes() -> bool {
     true
@@ -240,27 +236,33 @@ pub fn source(
     };
     let mut schedule = Schedule::every(interval);
     schedule.timeout = COMMAND_TIMEOUT * 2;
+    let shared = Arc::new(Shared {
+        resource: resource.id.to_string(),
+        resource_name: resource.name.clone(),
+        resource_type: resource.resource_type,
+        endpoint,
+        settings,
+        desired: desired_of(resource.id.as_str()),
+        events: probe::EventLog::new(resource.id.as_str()),
+    });
+    let checker = shared.settings.check.clone().map(|check| {
+        let shared = shared.clone();
+        let on_verdict: probe::OnVerdict = Arc::new(move |server, up, why| {
+            let shared = shared.clone();
+            Box::pin(async move { shared.on_verdict(&server, up, &why).await })
+        });
+        probe::Checker::new(check, on_verdict)
+    });
     Ok(Polled::new(
         info,
         schedule,
         HaproxyPoll {
-            shared: Arc::new(Shared {
-                resource: resource.id.to_string(),
-                resource_name: resource.name.clone(),
-                resource_type: resource.resource_type,
-                endpoint,
-                settings,
-                desired: desired_of(resource.id.as_str()),
-                checks: Mutex::new(BTreeMap::new()),
-                events: Mutex::new(VecDeque::new()),
-                marks: Mutex::new(Vec::new()),
-            }),
-            checkers: BTreeMap::new(),
+            shared,
+            checker,
             series: None,
             last_info: None,
             reloads: 0,
             last_totals: None,
-            tls: probe::tls_connector(),
             details: None,
         },
     ))
@@ -284,26 +286,6 @@ pub struct Desired {
     pub weights: BTreeMap<String, u32>,
 }
 
-/// A server's health check, between its task and the ticks.
-#[derive(Debug, Clone)]
-struct CheckState {
-    health: Health,
-    last: CheckResult,
-    since_ms: i64,
-    recent: VecDeque<bool>,
-    down_reason: Option<String>,
-}
-
-impl CheckState {
-    fn availability_pct(&self) -> f64 {
-        if self.recent.is_empty() {
-            return 100.0;
-        }
-        let passed = self.recent.iter().filter(|ok| **ok).count();
-        passed as f64 * 100.0 / self.recent.len() as f64
-    }
-}
-
 /// What the source's ticks and its check tasks share.
 #[derive(Debug)]
 struct Shared {
@@ -313,27 +295,12 @@ struct Shared {
     endpoint: Endpoint,
     settings: HaproxySettings,
     desired: Arc<Mutex<Desired>>,
-    checks: Mutex<BTreeMap<String, CheckState>>,
-    events: Mutex<VecDeque<LbEvent>>,
-    /// Marks not yet handed to the monitor.
-    marks: Mutex<Vec<SourceMark>>,
+    events: probe::EventLog,
 }
 
 impl Shared {
     fn event(&self, server: Option<&str>, what: String) {
-        tracing::info!(resource = %self.resource, server, what, "Load balancer");
-        let mut events = lock(&self.events);
-        events.push_front(LbEvent {
-            at_ms: engine::time::unix_now_ms(),
-            server: server.map(str::to_owned),
-            what: what.clone(),
-        });
-        events.truncate(EVENTS_KEPT);
-        drop(events);
-        lock(&self.marks).push(SourceMark {
-            resource: self.resource.clone(),
-            label: what,
-        });
+        self.events.record(server, what);
     }
 
     async fn set_state(&self, server: &str, state: AdminState) -> Result<(), String> {
@@ -454,78 +421,18 @@ impl Shared {
     }
 }
 
-/// One server's check loop, on its own task.
-async fn check_loop(
-    shared: Arc<Shared>,
-    server: String,
-    address: String,
-    tls: tokio_rustls::TlsConnector,
-) {
-    let Some(settings) = shared.settings.check.clone() else {
-        return;
-    };
-    let mut ticker = tokio::time::interval(settings.interval());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let result = probe::check(&address, &settings, &tls).await;
-        let transition = {
-            let mut checks = lock(&shared.checks);
-            let state = checks.entry(server.clone()).or_insert_with(|| CheckState {
-                health: {
-                    let mut health = Health::new(settings.rise, settings.fall);
-                    // Taken out before this source (re)started: it earns its way back.
-                    health.up = !lock(&shared.desired).states.contains_key(&server);
-                    health
-                },
-                last: result.clone(),
-                since_ms: result.at_ms,
-                recent: VecDeque::new(),
-                down_reason: None,
-            });
-            state.recent.push_back(result.ok);
-            if state.recent.len() > AVAILABILITY_WINDOW {
-                state.recent.pop_front();
-            }
-            let changed = state.health.observe(result.ok);
-            if let Some(up) = changed {
-                state.since_ms = result.at_ms;
-                state.down_reason = if up { None } else { result.reason.clone() };
-            }
-            state.last = result.clone();
-            changed
-        };
-        if let Some(up) = transition {
-            let why = match &result.reason {
-                Some(reason) => format!("{reason} ({} failed checks)", settings.fall),
-                None => String::new(),
-            };
-            shared.on_verdict(&server, up, &why).await;
-        }
-    }
-}
-
 pub struct HaproxyPoll {
     shared: Arc<Shared>,
-    /// Each server's check task (aborted when the server goes or the source stops).
-    checkers: BTreeMap<String, (String, tokio::task::JoinHandle<()>)>,
+    /// perfpilot's checks of the servers, when configured.
+    checker: Option<probe::Checker>,
     /// The series of the last tick and the servers they were made for.
     series: Option<(Vec<String>, Arc<[SeriesInfo]>)>,
     last_info: Option<runtime_api::Info>,
     reloads: u32,
     /// Backend requests and errors at the last tick, and when.
     last_totals: Option<(u64, u64, UnixMillis)>,
-    tls: tokio_rustls::TlsConnector,
     /// The report made with the last tick, until the runtime asks for it.
     details: Option<serde_json::Value>,
-}
-
-impl Drop for HaproxyPoll {
-    fn drop(&mut self) {
-        for (_, task) in self.checkers.values() {
-            task.abort();
-        }
-    }
 }
 
 impl HaproxyPoll {
@@ -584,49 +491,34 @@ impl HaproxyPoll {
 
     /// Starts checking servers that appeared, stops those that went.
     fn follow_servers(&mut self, servers: &[StatRow]) {
-        if self.shared.settings.check.is_none() {
+        let Some(checker) = self.checker.as_mut() else {
             return;
-        }
-        let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
-        let gone: Vec<String> = self
-            .checkers
-            .keys()
-            .filter(|name| !names.contains(&name.as_str()))
-            .cloned()
+        };
+        let backends: Vec<(String, String)> = servers
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.addr.clone()?)))
             .collect();
-        for name in gone {
-            if let Some((_, task)) = self.checkers.remove(&name) {
-                task.abort();
-            }
-            lock(&self.shared.checks).remove(&name);
+        let desired = self.shared.desired.clone();
+        // Taken out before this source (re)started: it earns its way back with `rise`.
+        let (joined, left) =
+            checker.follow(&backends, |name| lock(&desired).states.contains_key(name));
+        for name in left {
             lock(&self.shared.desired).states.remove(&name);
             self.shared
                 .event(Some(&name), format!("{name} left the backend"));
         }
-        for server in servers {
-            let Some(address) = server.addr.clone() else {
-                continue;
-            };
-            let known = self.checkers.get(&server.name).map(|(a, _)| a.clone());
-            if known.as_deref() == Some(address.as_str()) {
-                continue;
-            }
-            if let Some((_, task)) = self.checkers.remove(&server.name) {
-                task.abort();
-                lock(&self.shared.checks).remove(&server.name);
-            } else if self.series.is_some() {
+        if self.series.is_some() {
+            for name in joined {
+                let address = backends
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, a)| a.as_str())
+                    .unwrap_or_default();
                 self.shared.event(
-                    Some(&server.name),
-                    format!("{} joined the backend ({address})", server.name),
+                    Some(&name),
+                    format!("{name} joined the backend ({address})"),
                 );
             }
-            let task = tokio::spawn(check_loop(
-                self.shared.clone(),
-                server.name.clone(),
-                address.clone(),
-                self.tls.clone(),
-            ));
-            self.checkers.insert(server.name.clone(), (address, task));
         }
     }
 
@@ -667,7 +559,11 @@ impl HaproxyPoll {
     }
 
     fn reading(&mut self, at: UnixMillis, total: &StatRow, servers: &[StatRow]) -> Tick {
-        let checks = lock(&self.shared.checks).clone();
+        let checks = self
+            .checker
+            .as_ref()
+            .map(probe::Checker::states)
+            .unwrap_or_default();
         let up = |server: &StatRow| -> bool {
             let haproxy_up = !["DOWN", "MAINT", "DRAIN", "NOLB"]
                 .iter()
@@ -726,7 +622,7 @@ impl HaproxyPoll {
     fn report(
         &self,
         servers: &[StatRow],
-        checks: &BTreeMap<String, CheckState>,
+        checks: &BTreeMap<String, probe::CheckState>,
     ) -> serde_json::Value {
         let desired = lock(&self.shared.desired).clone();
         let report = LbReport {
@@ -750,16 +646,10 @@ impl HaproxyPoll {
                     queue: s.queue,
                     rate: s.rate.map(|r| r as f64),
                     response_ms: s.rtime_ms.map(|r| r as f64),
-                    check: checks.get(&s.name).map(|c| CheckView {
-                        up: c.health.up,
-                        last: c.last.clone(),
-                        since_ms: c.since_ms,
-                        availability_pct: c.availability_pct(),
-                        down_reason: c.down_reason.clone(),
-                    }),
+                    check: checks.get(&s.name).map(probe::CheckState::view),
                 })
                 .collect(),
-            events: lock(&self.shared.events).iter().cloned().collect(),
+            events: self.shared.events.recent(),
         };
         serde_json::to_value(report).expect("a report serializes")
     }
@@ -775,6 +665,6 @@ impl Poll for HaproxyPoll {
     }
 
     fn marks(&mut self) -> Vec<SourceMark> {
-        std::mem::take(&mut *lock(&self.shared.marks))
+        self.shared.events.take_marks()
     }
 }

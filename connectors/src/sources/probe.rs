@@ -444,6 +444,237 @@ fn tls_words(err: &std::io::Error, name: &str) -> String {
     }
 }
 
+/// Check results kept per backend for its availability.
+const AVAILABILITY_WINDOW: usize = 100;
+
+/// A backend's health check, between its task and the source's ticks.
+#[derive(Debug, Clone)]
+pub struct CheckState {
+    pub health: engine::lb::Health,
+    pub last: CheckResult,
+    /// When the verdict last changed.
+    pub since_ms: i64,
+    recent: std::collections::VecDeque<bool>,
+    /// Why it went down, while down.
+    pub down_reason: Option<String>,
+}
+
+impl CheckState {
+    /// Checks passed of the last 100, in %.
+    pub fn availability_pct(&self) -> f64 {
+        if self.recent.is_empty() {
+            return 100.0;
+        }
+        let passed = self.recent.iter().filter(|ok| **ok).count();
+        passed as f64 * 100.0 / self.recent.len() as f64
+    }
+
+    pub fn view(&self) -> engine::lb::CheckView {
+        engine::lb::CheckView {
+            up: self.health.up,
+            last: self.last.clone(),
+            since_ms: self.since_ms,
+            availability_pct: self.availability_pct(),
+            down_reason: self.down_reason.clone(),
+        }
+    }
+}
+
+/// A verdict changed: (backend, up, why in words).
+pub type OnVerdict = Arc<
+    dyn Fn(String, bool, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Checks a changing set of backends, each on its own task at the check's interval, with
+/// rise/fall; tells `on_verdict` when a backend's verdict changes. Dropping it stops
+/// every check.
+pub struct Checker {
+    settings: CheckSettings,
+    states: Arc<std::sync::Mutex<std::collections::BTreeMap<String, CheckState>>>,
+    tasks: std::collections::BTreeMap<String, (String, tokio::task::JoinHandle<()>)>,
+    tls: tokio_rustls::TlsConnector,
+    on_verdict: OnVerdict,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker")
+            .field("backends", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checker {
+    pub fn new(settings: CheckSettings, on_verdict: OnVerdict) -> Checker {
+        Checker {
+            settings,
+            states: Arc::default(),
+            tasks: std::collections::BTreeMap::new(),
+            tls: tls_connector(),
+            on_verdict,
+        }
+    }
+
+    /// Checks exactly `backends` (name, address) from now on: new ones start (down if
+    /// `starts_down` says so: they earn their way back with `rise` passes), gone ones
+    /// stop, a changed address restarts. Answers the names that joined and that left.
+    pub fn follow(
+        &mut self,
+        backends: &[(String, String)],
+        starts_down: impl Fn(&str) -> bool,
+    ) -> (Vec<String>, Vec<String>) {
+        let left: Vec<String> = self
+            .tasks
+            .keys()
+            .filter(|name| !backends.iter().any(|(n, _)| n == *name))
+            .cloned()
+            .collect();
+        for name in &left {
+            if let Some((_, task)) = self.tasks.remove(name) {
+                task.abort();
+            }
+            engine::sync::lock(&self.states).remove(name);
+        }
+        let mut joined = Vec::new();
+        for (name, address) in backends {
+            match self.tasks.get(name) {
+                Some((known, _)) if known == address => continue,
+                Some(_) => {
+                    if let Some((_, task)) = self.tasks.remove(name) {
+                        task.abort();
+                    }
+                    engine::sync::lock(&self.states).remove(name);
+                }
+                None => joined.push(name.clone()),
+            }
+            let task = tokio::spawn(check_loop(
+                self.settings.clone(),
+                self.states.clone(),
+                name.clone(),
+                address.clone(),
+                self.tls.clone(),
+                starts_down(name),
+                self.on_verdict.clone(),
+            ));
+            self.tasks.insert(name.clone(), (address.clone(), task));
+        }
+        (joined, left)
+    }
+
+    /// Every checked backend's state now.
+    pub fn states(&self) -> std::collections::BTreeMap<String, CheckState> {
+        engine::sync::lock(&self.states).clone()
+    }
+}
+
+impl Drop for Checker {
+    fn drop(&mut self) {
+        for (_, task) in self.tasks.values() {
+            task.abort();
+        }
+    }
+}
+
+async fn check_loop(
+    settings: CheckSettings,
+    states: Arc<std::sync::Mutex<std::collections::BTreeMap<String, CheckState>>>,
+    name: String,
+    address: String,
+    tls: tokio_rustls::TlsConnector,
+    starts_down: bool,
+    on_verdict: OnVerdict,
+) {
+    let mut ticker = tokio::time::interval(settings.interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let result = check(&address, &settings, &tls).await;
+        let transition = {
+            let mut states = engine::sync::lock(&states);
+            let state = states.entry(name.clone()).or_insert_with(|| {
+                let mut health = engine::lb::Health::new(settings.rise, settings.fall);
+                health.up = !starts_down;
+                CheckState {
+                    health,
+                    last: result.clone(),
+                    since_ms: result.at_ms,
+                    recent: std::collections::VecDeque::new(),
+                    down_reason: None,
+                }
+            });
+            state.recent.push_back(result.ok);
+            if state.recent.len() > AVAILABILITY_WINDOW {
+                state.recent.pop_front();
+            }
+            let changed = state.health.observe(result.ok);
+            if let Some(up) = changed {
+                state.since_ms = result.at_ms;
+                state.down_reason = if up { None } else { result.reason.clone() };
+            }
+            state.last = result.clone();
+            changed
+        };
+        if let Some(up) = transition {
+            let why = match &result.reason {
+                Some(reason) if !up => format!("{reason} ({} failed checks)", settings.fall),
+                _ => format!("passed {} checks in a row", settings.rise),
+            };
+            (on_verdict)(name.clone(), up, why).await;
+        }
+    }
+}
+
+/// Events kept for a pool's page.
+const EVENTS_KEPT: usize = 50;
+
+/// What happened to a pool (failovers, reconciles, backends joining and leaving): kept
+/// for its page, and handed to the monitor as marks on its chart (audited, with a
+/// before/after).
+#[derive(Debug)]
+pub struct EventLog {
+    resource: String,
+    events: std::sync::Mutex<std::collections::VecDeque<engine::lb::LbEvent>>,
+    marks: std::sync::Mutex<Vec<engine::source::SourceMark>>,
+}
+
+impl EventLog {
+    pub fn new(resource: &str) -> EventLog {
+        EventLog {
+            resource: resource.to_owned(),
+            events: std::sync::Mutex::default(),
+            marks: std::sync::Mutex::default(),
+        }
+    }
+
+    pub fn record(&self, backend: Option<&str>, what: String) {
+        tracing::info!(resource = %self.resource, backend, what, "Load balancer");
+        let mut events = engine::sync::lock(&self.events);
+        events.push_front(engine::lb::LbEvent {
+            at_ms: engine::time::unix_now_ms(),
+            server: backend.map(str::to_owned),
+            what: what.clone(),
+        });
+        events.truncate(EVENTS_KEPT);
+        drop(events);
+        engine::sync::lock(&self.marks).push(engine::source::SourceMark {
+            resource: self.resource.clone(),
+            label: what,
+        });
+    }
+
+    /// Newest first.
+    pub fn recent(&self) -> Vec<engine::lb::LbEvent> {
+        engine::sync::lock(&self.events).iter().cloned().collect()
+    }
+
+    /// The marks not yet handed over.
+    pub fn take_marks(&self) -> Vec<engine::source::SourceMark> {
+        std::mem::take(&mut *engine::sync::lock(&self.marks))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
