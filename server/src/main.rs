@@ -10,8 +10,19 @@ use server::config::{Cli, Settings};
 use server::state::AppState;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Rendering a page walks the whole Leptos view tree on the worker's stack; a debug
+    // build's frames are several times a release build's and outgrew tokio's 2 MiB with
+    // the resource page. 8 MiB (virtual, touched only as used) leaves room for both.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
+        .build()
+        .expect("the tokio runtime starts")
+        .block_on(run())
+}
+
+async fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()

@@ -548,36 +548,55 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             <p id="target-error" class="field-error" role="alert">{move || error.get()}</p>
             <p id="target-notice" class="notice" role="status">{move || notice.get()}</p>
         </section>
-        {view.resource_id.starts_with("database:").then(|| view! {
-            <crate::pages::resource_queries::GroupPanel resource_id=view.resource_id.clone()/>
-            <crate::pages::resource_queries::QueriesPanel resource_id=view.resource_id.clone()/>
-        })}
-        {view.resource_id.starts_with("custom:").then(|| view! {
-            <crate::pages::resource_cache::CacheGroupPanel resource_id=view.resource_id.clone()/>
-        })}
-        {view.resource_id.starts_with("cache:").then(|| view! {
-            <crate::pages::resource_cache::CacheGroupPanel resource_id=view.resource_id.clone()/>
-            <crate::pages::resource_cache::CachePanel resource_id=view.resource_id.clone()/>
-        })}
-        {view.resource_id.starts_with("lb:").then(|| view! {
-            <crate::pages::resource_lb::LbPanel resource_id=view.resource_id.clone()/>
-        })}
+        <KindPanels resource_id=view.resource_id.clone()/>
         <crate::pages::resource_settings::ResourceSettingsPanel resource_id=view.resource_id.clone()/>
-        {view.resource_id.starts_with("database:").then(|| view! {
-            <crate::pages::resource_queries::DatabaseConnectionPanel resource_id=view.resource_id.clone()/>
-            <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone() what="database"/>
-        })}
-        {view.resource_id.starts_with("cache:").then(|| view! {
-            <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone() what="cache"/>
-        })}
-        {view.resource_id.starts_with("lb:").then(|| view! {
-            <crate::pages::resource_queries::RemoveDatabase resource_id=view.resource_id.clone() what="load balancer"/>
-        })}
+        <KindRemoval resource_id=view.resource_id.clone()/>
         <p class="exports">
             "Export: "
             <a href=format!("{export_base}.csv?range={range_param}") download="">"CSV"</a>
             " · "
             <a href=format!("{export_base}.svg?range={range_param}") download="">"SVG"</a>
         </p>
+    }
+}
+
+/// The panels of the resource's kind (a database's queries, a cache's report, a load
+/// balancer's backends), type-erased: one view type whatever the kind, which keeps the
+/// page's render shallow.
+#[component]
+fn KindPanels(resource_id: String) -> impl IntoView {
+    use crate::pages::{resource_cache, resource_lb, resource_queries};
+    let kind = resource_id.split(':').next().unwrap_or_default().to_owned();
+    match kind.as_str() {
+        "database" => view! {
+            <resource_queries::GroupPanel resource_id=resource_id.clone()/>
+            <resource_queries::QueriesPanel resource_id=resource_id/>
+        }
+        .into_any(),
+        "custom" => view! { <resource_cache::CacheGroupPanel resource_id=resource_id/> }.into_any(),
+        "cache" => view! {
+            <resource_cache::CacheGroupPanel resource_id=resource_id.clone()/>
+            <resource_cache::CachePanel resource_id=resource_id/>
+        }
+        .into_any(),
+        "lb" => view! { <resource_lb::LbPanel resource_id=resource_id/> }.into_any(),
+        _ => ().into_any(),
+    }
+}
+
+/// "Stop watching" for configured resources, and a database's connection panel.
+#[component]
+fn KindRemoval(resource_id: String) -> impl IntoView {
+    use crate::pages::resource_queries::{DatabaseConnectionPanel, RemoveDatabase};
+    let kind = resource_id.split(':').next().unwrap_or_default().to_owned();
+    match kind.as_str() {
+        "database" => view! {
+            <DatabaseConnectionPanel resource_id=resource_id.clone()/>
+            <RemoveDatabase resource_id=resource_id what="database"/>
+        }
+        .into_any(),
+        "cache" => view! { <RemoveDatabase resource_id=resource_id what="cache"/> }.into_any(),
+        "lb" => view! { <RemoveDatabase resource_id=resource_id what="load balancer"/> }.into_any(),
+        _ => ().into_any(),
     }
 }

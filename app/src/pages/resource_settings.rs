@@ -336,55 +336,7 @@ fn SettingsForm(
                             .collect_view()}
                     </select>
                 </label>
-                <Show when=move || fields.action.get() == "webhook">
-                    <label class="setting"><span>"URL (http://)"</span>
-                        <input id="setting-url" type="url" placeholder="http://alertmanager:9093/hook" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
-                    </label>
-                    <label class="setting"><span>"Signing secret name"</span>
-                        <input id="setting-secret" type="text" placeholder="(none)" prop:value=move || fields.secret.get() on:input=move |ev| fields.secret.set(event_target_value(&ev))/>
-                    </label>
-                    <label class="setting"><span>"Rollback URL (optional)"</span>
-                        <input id="setting-rollback" type="url" placeholder="http://deployer:8080/undo" prop:value=move || fields.rollback.get() on:input=move |ev| fields.rollback.set(event_target_value(&ev))/>
-                    </label>
-                </Show>
-                <Show when=move || fields.action.get() == "command">
-                    <label class="setting"><span>"Program"</span>
-                        <input id="setting-program" type="text" placeholder="/usr/local/bin/scale-up" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
-                    </label>
-                    <label class="setting"><span>"Arguments"</span>
-                        <input id="setting-args" type="text" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
-                    </label>
-                    <label class="setting"><span>"Rollback command (optional)"</span>
-                        <input id="setting-rollback" type="text" placeholder="/usr/local/bin/scale-down 1" prop:value=move || fields.rollback.get() on:input=move |ev| fields.rollback.set(event_target_value(&ev))/>
-                    </label>
-                </Show>
-                <Show when=move || fields.action.get() == "database_setting">
-                    <label class="setting"><span>"Parameter"</span>
-                        <input id="setting-parameter" type="text" placeholder="work_mem" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
-                    </label>
-                    <label class="setting"><span>"New value"</span>
-                        <input id="setting-value" type="text" placeholder="64MB" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
-                    </label>
-                    <p class="muted">"Applied with ALTER SYSTEM and a reload; the value before is captured and restored if the change does not help."</p>
-                </Show>
-                <Show when=move || fields.action.get() == "cache_setting">
-                    <label class="setting"><span>"Setting"</span>
-                        <input id="setting-parameter" type="text" placeholder="maxmemory, maxmemory-policy or cache_memlimit" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
-                    </label>
-                    <label class="setting"><span>"New value"</span>
-                        <input id="setting-value" type="text" placeholder="256mb or allkeys-lru" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
-                    </label>
-                    <p class="muted">"Redis: CONFIG SET (at most the cache's share of its host's memory); memcached: cache_memlimit. The value before is captured and restored if the change does not help or a guardrail trips."</p>
-                </Show>
-                <Show when=move || fields.action.get() == "lb_weights">
-                    <label class="setting"><span>"Step (% of the way to capacity)"</span>
-                        <input id="setting-step" type="number" min="1" max="100" placeholder="50" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
-                    </label>
-                    <label class="setting"><span>"Least weight of a server"</span>
-                        <input id="setting-min-weight" type="number" min="1" max="256" placeholder="1" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
-                    </label>
-                    <p class="muted">"Each server's weight moves toward its share of the pool's measured capacity (faster and error-free servers get more), through HAProxy's runtime API. The weights before are captured and set again if the change does not help or a guardrail trips; a reload of HAProxy gets perfpilot's weights back."</p>
-                </Show>
+                <ActionFields fields=fields/>
                 <label class="setting setting-wide"><span>"Guardrails: roll back at once if, while verifying…"</span>
                     <textarea id="setting-guardrails" rows="2" placeholder="one per line, e.g. memory/utilization > 90 or utilization > 2x baseline" prop:value=move || fields.guardrails.get() on:input=move |ev| fields.guardrails.set(event_target_value(&ev))></textarea>
                 </label>
@@ -404,5 +356,62 @@ fn SettingsForm(
                 view! { <p id="settings-message" class="notice" role="status">{text}</p> }.into_any()
             })}
         </form>
+    }
+}
+
+/// The fields of the chosen action: its own component, so the settings form's view stays
+/// shallow enough to render on a worker thread's stack in debug builds.
+#[component]
+fn ActionFields(fields: Fields) -> impl IntoView {
+    view! {
+        <Show when=move || fields.action.get() == "webhook">
+            <label class="setting"><span>"URL (http://)"</span>
+                <input id="setting-url" type="url" placeholder="http://alertmanager:9093/hook" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+            </label>
+            <label class="setting"><span>"Signing secret name"</span>
+                <input id="setting-secret" type="text" placeholder="(none)" prop:value=move || fields.secret.get() on:input=move |ev| fields.secret.set(event_target_value(&ev))/>
+            </label>
+            <label class="setting"><span>"Rollback URL (optional)"</span>
+                <input id="setting-rollback" type="url" placeholder="http://deployer:8080/undo" prop:value=move || fields.rollback.get() on:input=move |ev| fields.rollback.set(event_target_value(&ev))/>
+            </label>
+        </Show>
+        <Show when=move || fields.action.get() == "command">
+            <label class="setting"><span>"Program"</span>
+                <input id="setting-program" type="text" placeholder="/usr/local/bin/scale-up" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+            </label>
+            <label class="setting"><span>"Arguments"</span>
+                <input id="setting-args" type="text" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
+            </label>
+            <label class="setting"><span>"Rollback command (optional)"</span>
+                <input id="setting-rollback" type="text" placeholder="/usr/local/bin/scale-down 1" prop:value=move || fields.rollback.get() on:input=move |ev| fields.rollback.set(event_target_value(&ev))/>
+            </label>
+        </Show>
+        <Show when=move || fields.action.get() == "database_setting">
+            <label class="setting"><span>"Parameter"</span>
+                <input id="setting-parameter" type="text" placeholder="work_mem" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+            </label>
+            <label class="setting"><span>"New value"</span>
+                <input id="setting-value" type="text" placeholder="64MB" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
+            </label>
+            <p class="muted">"Applied with ALTER SYSTEM and a reload; the value before is captured and restored if the change does not help."</p>
+        </Show>
+        <Show when=move || fields.action.get() == "cache_setting">
+            <label class="setting"><span>"Setting"</span>
+                <input id="setting-parameter" type="text" placeholder="maxmemory, maxmemory-policy or cache_memlimit" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+            </label>
+            <label class="setting"><span>"New value"</span>
+                <input id="setting-value" type="text" placeholder="256mb or allkeys-lru" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
+            </label>
+            <p class="muted">"Redis: CONFIG SET (at most the cache's share of its host's memory); memcached: cache_memlimit. The value before is captured and restored if the change does not help or a guardrail trips."</p>
+        </Show>
+        <Show when=move || fields.action.get() == "lb_weights">
+            <label class="setting"><span>"Step (% of the way to capacity)"</span>
+                <input id="setting-step" type="number" min="1" max="100" placeholder="50" prop:value=move || fields.target.get() on:input=move |ev| fields.target.set(event_target_value(&ev))/>
+            </label>
+            <label class="setting"><span>"Least weight of a server"</span>
+                <input id="setting-min-weight" type="number" min="1" max="256" placeholder="1" prop:value=move || fields.args.get() on:input=move |ev| fields.args.set(event_target_value(&ev))/>
+            </label>
+            <p class="muted">"Each server's weight moves toward its share of the pool's measured capacity (faster and error-free servers get more), through HAProxy's runtime API. The weights before are captured and set again if the change does not help or a guardrail trips; a reload of HAProxy gets perfpilot's weights back."</p>
+        </Show>
     }
 }
