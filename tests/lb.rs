@@ -221,6 +221,15 @@ async fn a_dead_backend_is_drained_with_its_reason_and_comes_back_after_rise() {
     assert!(table.contains("a") && table.contains("b"), "{table}");
     let events = tests::text_of(client, "#lb-events").await;
     assert!(events.contains("b drained: connection refused"), "{events}");
+    let (overflow, culprits) = tests::horizontal_overflow(client).await;
+    assert_eq!(overflow, 0, "the page scrolls sideways: {culprits}");
+    client
+        .execute(
+            "document.getElementById('lb-title').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
     browser.screenshot("lb-page.png").await;
     browser.close().await;
 }

@@ -86,6 +86,7 @@ pub fn LbPanel(resource_id: String) -> impl IntoView {
                             <p id="lb-summary">{format!("{process}{reloads}. Backend “{}”: {up} of {} servers passing.", report.backend, report.backends.len())}</p>
                             {report.backends.is_empty().then(|| view! { <p class="muted" id="lb-empty">"This backend has no servers."</p> })}
                             {(!report.backends.is_empty()).then(|| view! {
+                                <div class="table-wrap">
                                 <table class="queries lb-table" id="lb-backends">
                                     <thead><tr>
                                         <th scope="col">"Server"</th><th scope="col">"Address"</th><th scope="col">"Balancer says"</th>
@@ -115,6 +116,7 @@ pub fn LbPanel(resource_id: String) -> impl IntoView {
                                         }).collect_view()}
                                     </tbody>
                                 </table>
+                                </div>
                             })}
                             {(!report.events.is_empty()).then(|| view! {
                                 <div class="advice" id="lb-events">
