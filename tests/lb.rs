@@ -475,3 +475,109 @@ fn a_shift_that_makes_things_worse_is_rolled_back() {
             .all(|name| backend(r, name)["weight"] == 10)
     });
 }
+
+#[test]
+fn a_file_sd_pool_follows_its_file_and_keeps_the_last_good_list() {
+    let backends: Vec<TestBackend> = (0..3).map(|_| TestBackend::start()).collect();
+    let dir = TempDir::new("perfpilot-lb-pool");
+    let targets = dir.0.join("targets.json");
+    let write_targets = |ports: &[u16]| {
+        let list: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        // Written aside and renamed, as tools that manage these files do.
+        let staging = dir.0.join("targets.json.new");
+        std::fs::write(
+            &staging,
+            format!(
+                r#"[{{"targets": [{}], "labels": {{"env": "test"}}}}]"#,
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        std::fs::rename(&staging, &targets).unwrap();
+    };
+    write_targets(&[backends[0].port, backends[1].port]);
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[lb_pool]]\nname = \"web\"\nfile_sd = \"{}\"\ncheck = {{ interval_ms = 200, timeout_ms = 300, rise = 1, fall = 2 }}\n",
+            targets.display()
+        ),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&["--config", &config.display().to_string()]);
+    let port = |i: usize| format!("127.0.0.1:{}", backends[i].port);
+    let sorted = |mut list: Vec<String>| {
+        list.sort();
+        list
+    };
+    // Sorted: the page lists backends by address.
+    let names = |r: &serde_json::Value| -> Vec<String> {
+        sorted(
+            r["backends"]
+                .as_array()
+                .map(|b| {
+                    b.iter()
+                        .map(|b| b["name"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    };
+    report_until(&server, 20, "two backends from the file, passing", |r| {
+        names(r) == sorted(vec![port(0), port(1)]) && check_up(r, &port(0)) == Some(true)
+    });
+
+    // Added and removed in the file: picked up without a restart, as events.
+    write_targets(&[backends[1].port, backends[2].port]);
+    let changed = report_until(&server, 10, "the file's new list", |r| {
+        names(r) == sorted(vec![port(1), port(2)])
+    });
+    let events: Vec<&str> = changed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["what"].as_str())
+        .collect();
+    assert!(
+        events.contains(&format!("{} joined the pool", port(2)).as_str())
+            && events.contains(&format!("{} left the pool", port(0)).as_str()),
+        "{events:#?}"
+    );
+
+    // A malformed file: the last good list stays, and the page says why.
+    std::fs::write(&targets, r#"[{"targets": ["127.0.0.1"]}]"#).unwrap();
+    let kept = report_until(&server, 10, "the problem shown", |r| {
+        r["problems"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    assert_eq!(names(&kept), sorted(vec![port(1), port(2)]), "{kept:#}");
+    let problem = kept["problems"][0].as_str().unwrap();
+    assert!(
+        problem.contains("target \"127.0.0.1\" is not host:port")
+            && problem.contains("keeping the last good list (2 targets)"),
+        "{problem}"
+    );
+
+    // A backend that dies is down with its reason; the pool's availability shows it.
+    backends[2].kill();
+    let down = report_until(&server, 10, "the dead backend down", |r| {
+        check_up(r, &port(2)) == Some(false)
+    });
+    assert_eq!(
+        backend(&down, &port(2))["check"]["down_reason"],
+        "connection refused"
+    );
+    let card = server.card("lb:web", 10, "half the pool up", |c| {
+        c["resource_type"] == "lb"
+    });
+    assert_eq!(card["resource_type"], "lb");
+    let (_, audit) = server.get("/api/audit?kind=mark");
+    assert!(
+        audit.contains(&format!("{} down: connection refused", port(2))),
+        "{audit:.3000}"
+    );
+    write_targets(&[backends[1].port]);
+    report_until(&server, 10, "the file reading again", |r| {
+        r["problems"].as_array().is_none_or(|p| p.is_empty()) && names(r) == [port(1)]
+    });
+}

@@ -143,6 +143,10 @@ pub struct LbReport {
     pub backends: Vec<BackendView>,
     /// Newest first, a bounded list.
     pub events: Vec<LbEvent>,
+    /// What discovery could not do now (a file that does not parse, a name that does not
+    /// resolve), with the last good list kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 #[cfg(test)]

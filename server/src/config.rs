@@ -241,6 +241,8 @@ struct FileConfig {
     #[serde(default)]
     haproxy: Vec<connectors::sources::haproxy::HaproxyEntry>,
     #[serde(default)]
+    lb_pool: Vec<connectors::sources::pool::PoolEntry>,
+    #[serde(default)]
     cache_level: Vec<CacheLevelEntry>,
     #[serde(default)]
     alert_channel: Vec<connectors::sinks::ChannelEntry>,
@@ -926,6 +928,11 @@ fn configured_entries(file: &FileConfig) -> Result<Vec<ConfiguredEntry>, ConfigE
             file.haproxy
                 .iter()
                 .map(|e| ("haproxy", &e.name, Configured::Haproxy(e.settings()))),
+        )
+        .chain(
+            file.lb_pool
+                .iter()
+                .map(|e| ("lb_pool", &e.name, Configured::Pool(e.settings()))),
         );
     let mut ids = std::collections::BTreeSet::new();
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();

@@ -75,15 +75,22 @@ pub fn LbPanel(resource_id: String) -> impl IntoView {
                         let up = report.backends.iter().filter(|b| b.check.as_ref().is_none_or(|c| c.up)).count();
                         let process = match (&report.version, report.pid, report.uptime_s) {
                             (Some(v), Some(pid), Some(up)) => format!("{v}, process {pid}, up {}", engine::model::format_duration(u32::try_from(up).unwrap_or(u32::MAX))),
-                            _ => "the balancer".to_owned(),
+                            _ => "Checked by perfpilot".to_owned(),
                         };
+                        let pool = if report.version.is_some() { "Backend" } else { "Pool" };
                         let reloads = match report.reloads {
                             0 => String::new(),
                             1 => "; 1 reload seen".to_owned(),
                             n => format!("; {n} reloads seen"),
                         };
                         view! {
-                            <p id="lb-summary">{format!("{process}{reloads}. Backend “{}”: {up} of {} servers passing.", report.backend, report.backends.len())}</p>
+                            {(!report.problems.is_empty()).then(|| view! {
+                                <div class="advice" id="lb-problems" role="status">
+                                    <h3>"Discovery"</h3>
+                                    <ul>{report.problems.iter().map(|p| view! { <li>{p.clone()}</li> }).collect_view()}</ul>
+                                </div>
+                            })}
+                            <p id="lb-summary">{format!("{process}{reloads}. {pool} “{}”: {up} of {} servers passing.", report.backend, report.backends.len())}</p>
                             {report.backends.is_empty().then(|| view! { <p class="muted" id="lb-empty">"This backend has no servers."</p> })}
                             {(!report.backends.is_empty()).then(|| view! {
                                 <div class="table-wrap">
@@ -120,7 +127,7 @@ pub fn LbPanel(resource_id: String) -> impl IntoView {
                             })}
                             {(!report.events.is_empty()).then(|| view! {
                                 <div class="advice" id="lb-events">
-                                    <h3>"Failover and reconcile"</h3>
+                                    <h3>"Events"</h3>
                                     <ul>
                                         {report.events.iter().take(10).map(|e| view! {
                                             <li>{e.what.clone()}" "<span class="muted">{format!("at {}", crate::format::utc_time(e.at_ms))}</span></li>

@@ -650,6 +650,7 @@ impl HaproxyPoll {
                 })
                 .collect(),
             events: self.shared.events.recent(),
+            problems: Vec::new(),
         };
         serde_json::to_value(report).expect("a report serializes")
     }

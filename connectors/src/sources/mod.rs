@@ -15,6 +15,7 @@ pub mod cache;
 pub mod haproxy;
 pub mod host;
 pub mod memcached;
+pub mod pool;
 pub mod postgres;
 pub mod probe;
 pub mod push;
@@ -86,6 +87,7 @@ pub enum Configured {
     Redis(redis::RedisSettings),
     Memcached(memcached::MemcachedSettings),
     Haproxy(haproxy::HaproxySettings),
+    Pool(pool::PoolSettings),
 }
 
 /// What connecting once found: the server's name and version, and what will not work.
@@ -107,9 +109,10 @@ impl Configured {
                 Configured::Memcached(memcached::MemcachedSettings::from_spec(spec)?)
             }
             haproxy::KIND => Configured::Haproxy(haproxy::HaproxySettings::from_spec(spec)?),
+            pool::KIND => Configured::Pool(pool::PoolSettings::from_spec(spec)?),
             other => {
                 return Err(format!(
-                "kind: unknown source kind {other:?} (known: postgres, redis, memcached, haproxy)"
+                "kind: unknown source kind {other:?} (known: postgres, redis, memcached, haproxy, lb_pool)"
             ))
             }
         })
@@ -121,6 +124,7 @@ impl Configured {
             Configured::Redis(_) => redis::KIND,
             Configured::Memcached(_) => memcached::KIND,
             Configured::Haproxy(_) => haproxy::KIND,
+            Configured::Pool(_) => pool::KIND,
         }
     }
 
@@ -130,6 +134,7 @@ impl Configured {
             Configured::Redis(s) => s.spec(),
             Configured::Memcached(s) => s.spec(),
             Configured::Haproxy(s) => s.spec(),
+            Configured::Pool(s) => s.spec(),
         }
     }
 
@@ -139,6 +144,7 @@ impl Configured {
             Configured::Redis(s) => s.validate().map(drop),
             Configured::Memcached(s) => s.validate(),
             Configured::Haproxy(s) => s.validate().map(drop),
+            Configured::Pool(s) => s.validate(),
         }
     }
 
@@ -147,7 +153,7 @@ impl Configured {
         match self {
             Configured::Postgres(_) => postgres::resource_id(name),
             Configured::Redis(_) | Configured::Memcached(_) => cache::resource_id(name),
-            Configured::Haproxy(_) => haproxy::resource_id(name),
+            Configured::Haproxy(_) | Configured::Pool(_) => haproxy::resource_id(name),
         }
     }
 
@@ -157,6 +163,7 @@ impl Configured {
             Configured::Redis(s) => redis::resource(name, s, defaults),
             Configured::Memcached(s) => memcached::resource(name, s, defaults),
             Configured::Haproxy(s) => haproxy::resource(name, s, defaults),
+            Configured::Pool(s) => pool::resource(name, s, defaults),
         }
     }
 
@@ -165,13 +172,16 @@ impl Configured {
         match self {
             Configured::Postgres(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
             Configured::Redis(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
-            Configured::Memcached(_) | Configured::Haproxy(_) => (None, None),
+            Configured::Memcached(_) | Configured::Haproxy(_) | Configured::Pool(_) => (None, None),
         }
     }
 
     /// Whether this kind can log in with a password at all.
     pub fn takes_password(&self) -> bool {
-        !matches!(self, Configured::Memcached(_) | Configured::Haproxy(_))
+        !matches!(
+            self,
+            Configured::Memcached(_) | Configured::Haproxy(_) | Configured::Pool(_)
+        )
     }
 
     /// The password, read now from where the settings say it is.
@@ -191,7 +201,7 @@ impl Configured {
                 s.password_file = Some(path);
                 s.password_env = None;
             }
-            Configured::Memcached(_) | Configured::Haproxy(_) => {}
+            Configured::Memcached(_) | Configured::Haproxy(_) | Configured::Pool(_) => {}
         }
     }
 
@@ -201,13 +211,14 @@ impl Configured {
             Configured::Redis(s) => s.group.as_deref(),
             Configured::Memcached(s) => s.group.as_deref(),
             Configured::Haproxy(s) => s.group.as_deref(),
+            Configured::Pool(s) => s.group.as_deref(),
         }
     }
 
     /// What to run when this cache comes back cold (its `warm_url` or `warm_command`).
     pub fn warm_action(&self) -> Option<engine::model::ActionConfig> {
         match self {
-            Configured::Postgres(_) | Configured::Haproxy(_) => None,
+            Configured::Postgres(_) | Configured::Haproxy(_) | Configured::Pool(_) => None,
             Configured::Redis(s) => cache::warm_action(&s.warm_url, &s.warm_command),
             Configured::Memcached(s) => cache::warm_action(&s.warm_url, &s.warm_command),
         }
@@ -216,7 +227,7 @@ impl Configured {
     /// Where invalidations are handed to the application (a cache's `invalidate_url`).
     pub fn invalidate_url(&self) -> Option<&str> {
         match self {
-            Configured::Postgres(_) | Configured::Haproxy(_) => None,
+            Configured::Postgres(_) | Configured::Haproxy(_) | Configured::Pool(_) => None,
             Configured::Redis(s) => s.invalidate_url.as_deref(),
             Configured::Memcached(s) => s.invalidate_url.as_deref(),
         }
@@ -267,6 +278,24 @@ impl Configured {
                     tuning_unavailable: None,
                 })
             }
+            Configured::Pool(s) => {
+                if password.is_some() {
+                    return Err("password: a checked pool has no password; leave it empty".into());
+                }
+                s.validate()?;
+                let report = haproxy::CheckReport {
+                    server_version: "checked by perfpilot".into(),
+                    servers: s.targets.len(),
+                };
+                Ok(Checked {
+                    server_version: format!(
+                        "{} ({} servers)",
+                        report.server_version, report.servers
+                    ),
+                    statements: None,
+                    tuning_unavailable: None,
+                })
+            }
         }
     }
 
@@ -281,6 +310,7 @@ impl Configured {
             Configured::Redis(s) => Box::new(redis::source(resource, s, interval)?),
             Configured::Memcached(s) => Box::new(memcached::source(resource, s, interval)?),
             Configured::Haproxy(s) => Box::new(haproxy::source(resource, s, interval)?),
+            Configured::Pool(s) => Box::new(pool::source(resource, s, interval)?),
         })
     }
 }

@@ -1,0 +1,664 @@
+//! A pool of backends perfpilot health-checks itself (no balancer in front, or one that is
+//! not HAProxy): the resource `lb:<name>` with backends up / total, availability and the
+//! checks' response time, each backend checked with phases and reasons
+//! ([`super::probe`]).
+//!
+//! Backends come from the settings (`targets`), from a watched file in Prometheus'
+//! `file_sd` format (JSON, or YAML by its extension) and from DNS (`host:port` for A/AAAA,
+//! `_service._proto.name` for SRV), re-resolved when the answer's TTL runs out. A backend
+//! joining or leaving is a mark on the chart; a file that does not parse, or a name that
+//! does not resolve, keeps the last good list and says why. No restart is needed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use engine::lb::{BackendView, LbReport};
+use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec};
+use engine::series::{SeriesInfo, SeriesKey, Tick, UnixMillis};
+use engine::source::runtime::Polled;
+use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo, SourceMark};
+use serde::{Deserialize, Serialize};
+
+use super::probe::{self, CheckSettings, EventLog};
+use super::MetricDef;
+
+/// The kind name in a resource's [`SourceSpec`].
+pub const KIND: &str = "lb_pool";
+/// The most backends one pool checks.
+const MAX_BACKENDS: usize = 1000;
+/// How soon a failed DNS lookup is tried again.
+const DNS_RETRY: Duration = Duration::from_secs(5);
+/// Bounds on re-resolving: a TTL of 0 is not a reason to ask every tick, nor a day-long
+/// one to miss a change for a day.
+const DNS_MIN_TTL: Duration = Duration::from_secs(1);
+const DNS_MAX_TTL: Duration = Duration::from_secs(300);
+
+/// A checked pool's source settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSettings {
+    /// `host:port` backends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// A Prometheus `file_sd` file (JSON, or YAML when it ends in .yml/.yaml), watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_sd: Option<PathBuf>,
+    /// `web.internal:8080` (A/AAAA) or `_http._tcp.web.internal` (SRV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<String>,
+    /// The DNS server to ask (`10.0.0.2:53`); the system's resolver when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_server: Option<String>,
+    #[serde(default)]
+    pub check: CheckSettings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// One `[[lb_pool]]` entry of the configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolEntry {
+    pub name: String,
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub file_sd: Option<PathBuf>,
+    #[serde(default)]
+    pub dns: Option<String>,
+    #[serde(default)]
+    pub dns_server: Option<String>,
+    #[serde(default)]
+    pub check: CheckSettings,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+impl PoolEntry {
+    pub fn settings(&self) -> PoolSettings {
+        PoolSettings {
+            targets: self.targets.clone(),
+            file_sd: self.file_sd.clone(),
+            dns: self.dns.clone(),
+            dns_server: self.dns_server.clone(),
+            check: self.check.clone(),
+            group: self.group.clone(),
+        }
+    }
+}
+
+impl PoolSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.targets.is_empty() && self.file_sd.is_none() && self.dns.is_none() {
+            return Err(
+                "targets: a pool needs backends: targets, file_sd or dns (or several)".into(),
+            );
+        }
+        if self.targets.len() > MAX_BACKENDS {
+            return Err(format!(
+                "targets: at most {MAX_BACKENDS} backends, got {}",
+                self.targets.len()
+            ));
+        }
+        if let Some(bad) = self
+            .targets
+            .iter()
+            .find(|t| probe::split_host_port(t).is_none())
+        {
+            return Err(format!("targets: {bad:?} is not host:port"));
+        }
+        if let Some(path) = &self.file_sd {
+            if !path.is_absolute() {
+                return Err(format!(
+                    "file_sd: must be an absolute path, got {}",
+                    path.display()
+                ));
+            }
+        }
+        if let Some(dns) = &self.dns {
+            let ok = if dns.starts_with('_') {
+                dns.split('.').count() >= 3 && !dns.contains(':')
+            } else {
+                probe::split_host_port(dns).is_some()
+            };
+            if !ok {
+                return Err(format!(
+                    "dns: must be host:port (A/AAAA) or _service._proto.name (SRV), got {dns:?}"
+                ));
+            }
+        }
+        if let Some(server) = &self.dns_server {
+            if server.parse::<std::net::SocketAddr>().is_err() {
+                return Err(format!(
+                    "dns_server: must be an address and port like 10.0.0.2:53, got {server:?}"
+                ));
+            }
+        }
+        self.check.validate("check.")?;
+        super::secret::validate_group(&self.group)?;
+        Ok(())
+    }
+
+    pub fn spec(&self) -> SourceSpec {
+        SourceSpec {
+            kind: KIND.to_owned(),
+            settings: serde_json::to_value(self).expect("settings always serialize"),
+        }
+    }
+
+    pub fn from_spec(spec: &SourceSpec) -> Result<PoolSettings, String> {
+        serde_json::from_value(spec.settings.clone())
+            .map_err(|err| format!("source.settings: {err}"))
+    }
+}
+
+const METRICS: &[MetricDef] = &[
+    MetricDef::new("response_ms", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("error_pct", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("backends_up_pct", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("backends_up", None, "backends"),
+    MetricDef::new("backends_total", None, "backends"),
+];
+
+/// Per backend: `<metric>:<backend>`.
+const BACKEND_METRICS: &[(&str, &str)] =
+    &[("up", "0/1"), ("check_ms", "ms"), ("availability_pct", "%")];
+
+/// The resource a pool is: the checks' response time ≤ 200 ms (p95) by default.
+pub fn resource(
+    name: &str,
+    settings: &PoolSettings,
+    defaults: &ResourceSettings,
+) -> Result<Resource, String> {
+    let id = super::haproxy::resource_id(name)?;
+    let mut resource = Resource::new(id, ResourceType::LoadBalancer, name);
+    resource.metrics = MetricDef::metrics(METRICS);
+    resource.settings = defaults.clone();
+    resource.source = Some(settings.spec());
+    resource.validate().map_err(|err| err.to_string())?;
+    Ok(resource)
+}
+
+pub fn resource_id(name: &str) -> Result<ResourceId, String> {
+    super::haproxy::resource_id(name)
+}
+
+/// What discovery found now: every source's backends and what went wrong.
+struct Found {
+    backends: BTreeSet<String>,
+    problems: Vec<String>,
+}
+
+/// A Prometheus `file_sd` entry.
+#[derive(Debug, Deserialize)]
+struct FileSdGroup {
+    targets: Vec<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    labels: BTreeMap<String, String>,
+}
+
+/// Reads a `file_sd` file; the error says where and why.
+pub fn read_file_sd(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("file_sd {}: {err}", path.display()))?;
+    let yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
+    let groups: Vec<FileSdGroup> = if yaml {
+        serde_norway::from_str(&text).map_err(|err| format!("file_sd {}: {err}", path.display()))?
+    } else {
+        serde_json::from_str(&text).map_err(|err| format!("file_sd {}: {err}", path.display()))?
+    };
+    let mut targets = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        for target in &group.targets {
+            if probe::split_host_port(target).is_none() {
+                return Err(format!(
+                    "file_sd {}: group {}: target {target:?} is not host:port",
+                    path.display(),
+                    i + 1
+                ));
+            }
+            targets.push(target.clone());
+        }
+    }
+    if targets.len() > MAX_BACKENDS {
+        return Err(format!(
+            "file_sd {}: at most {MAX_BACKENDS} targets, got {}",
+            path.display(),
+            targets.len()
+        ));
+    }
+    Ok(targets)
+}
+
+struct FileSd {
+    path: PathBuf,
+    /// Modification time and length of the version last read.
+    stamp: Option<(SystemTime, u64)>,
+    targets: Vec<String>,
+    problem: Option<String>,
+}
+
+impl FileSd {
+    fn refresh(&mut self, events: &EventLog) {
+        let stamp = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        if stamp.is_some() && stamp == self.stamp {
+            return;
+        }
+        self.stamp = stamp;
+        match read_file_sd(&self.path) {
+            Ok(targets) => {
+                if self.problem.take().is_some() {
+                    events.record(None, format!("{} reads again", self.path.display()));
+                }
+                self.targets = targets;
+            }
+            Err(err) => {
+                let why = format!(
+                    "{err}; keeping the last good list ({} targets)",
+                    self.targets.len()
+                );
+                if self.problem.as_ref() != Some(&why) {
+                    events.record(None, why.clone());
+                }
+                self.problem = Some(why);
+            }
+        }
+    }
+}
+
+struct DnsSd {
+    name: String,
+    resolver: hickory_resolver::TokioResolver,
+    next_at: Instant,
+    targets: Vec<String>,
+    problem: Option<String>,
+}
+
+impl DnsSd {
+    fn new(name: &str, server: Option<&str>) -> Result<DnsSd, String> {
+        use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
+        use hickory_resolver::name_server::TokioConnectionProvider;
+        let resolver = match server {
+            Some(server) => {
+                let address: std::net::SocketAddr = server
+                    .parse()
+                    .map_err(|_| format!("dns_server: {server:?} is not an address:port"))?;
+                let config = ResolverConfig::from_parts(
+                    None,
+                    Vec::new(),
+                    NameServerConfigGroup::from_ips_clear(&[address.ip()], address.port(), true),
+                );
+                hickory_resolver::Resolver::builder_with_config(
+                    config,
+                    TokioConnectionProvider::default(),
+                )
+                .build()
+            }
+            None => hickory_resolver::Resolver::builder_tokio()
+                .map_err(|err| format!("dns: the system's resolver configuration: {err}"))?
+                .build(),
+        };
+        Ok(DnsSd {
+            name: name.to_owned(),
+            resolver,
+            next_at: Instant::now(),
+            targets: Vec::new(),
+            problem: None,
+        })
+    }
+
+    async fn refresh(&mut self, events: &EventLog) {
+        if Instant::now() < self.next_at {
+            return;
+        }
+        match self.lookup().await {
+            Ok((targets, valid_until)) => {
+                if self.problem.take().is_some() {
+                    events.record(None, format!("{} resolves again", self.name));
+                }
+                self.targets = targets;
+                let now = Instant::now();
+                let ttl = valid_until.saturating_duration_since(now);
+                self.next_at = now + ttl.clamp(DNS_MIN_TTL, DNS_MAX_TTL);
+            }
+            Err(err) => {
+                let why = format!(
+                    "dns {}: {err}; keeping the last good list ({} targets)",
+                    self.name,
+                    self.targets.len()
+                );
+                if self.problem.as_ref() != Some(&why) {
+                    events.record(None, why.clone());
+                }
+                self.problem = Some(why);
+                self.next_at = Instant::now() + DNS_RETRY;
+            }
+        }
+    }
+
+    async fn lookup(&self) -> Result<(Vec<String>, Instant), String> {
+        if self.name.starts_with('_') {
+            let found = self
+                .resolver
+                .srv_lookup(self.name.as_str())
+                .await
+                .map_err(|err| err.to_string())?;
+            let targets = found
+                .iter()
+                .map(|srv| {
+                    let host = srv.target().to_utf8();
+                    format!("{}:{}", host.trim_end_matches('.'), srv.port())
+                })
+                .collect();
+            Ok((targets, found.as_lookup().valid_until()))
+        } else {
+            let (host, port) = probe::split_host_port(&self.name)
+                .ok_or_else(|| format!("{:?} is not host:port", self.name))?;
+            let found = self
+                .resolver
+                .lookup_ip(host)
+                .await
+                .map_err(|err| err.to_string())?;
+            let targets = found
+                .iter()
+                .map(|ip| match ip {
+                    IpAddr::V4(v4) => format!("{v4}:{port}"),
+                    IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+                })
+                .collect();
+            Ok((targets, found.valid_until()))
+        }
+    }
+}
+
+/// The polled source of the pool `resource`.
+pub fn source(
+    resource: &Resource,
+    settings: PoolSettings,
+    interval: Duration,
+) -> Result<Polled<PoolPoll>, String> {
+    settings.validate()?;
+    let info = SourceInfo {
+        id: resource.id.to_string(),
+        kind: KIND.to_owned(),
+        resources: vec![resource.clone()],
+        owns: Vec::new(),
+    };
+    let events = Arc::new(EventLog::new(resource.id.as_str()));
+    let on_verdict: probe::OnVerdict = {
+        let events = events.clone();
+        Arc::new(move |backend, up, why| {
+            let what = if up {
+                format!("{backend} up again: {why}")
+            } else {
+                format!("{backend} down: {why}")
+            };
+            events.record(Some(&backend), what);
+            Box::pin(async {})
+        })
+    };
+    let file = settings.file_sd.clone().map(|path| FileSd {
+        path,
+        stamp: None,
+        targets: Vec::new(),
+        problem: None,
+    });
+    let dns = match &settings.dns {
+        Some(name) => Some(DnsSd::new(name, settings.dns_server.as_deref())?),
+        None => None,
+    };
+    Ok(Polled::new(
+        info,
+        Schedule::every(interval),
+        PoolPoll {
+            resource: resource.id.to_string(),
+            resource_name: resource.name.clone(),
+            checker: probe::Checker::new(settings.check.clone(), on_verdict),
+            settings,
+            file,
+            dns,
+            events,
+            series: None,
+            details: None,
+        },
+    ))
+}
+
+pub struct PoolPoll {
+    resource: String,
+    resource_name: String,
+    settings: PoolSettings,
+    checker: probe::Checker,
+    file: Option<FileSd>,
+    dns: Option<DnsSd>,
+    events: Arc<EventLog>,
+    series: Option<(Vec<String>, Arc<[SeriesInfo]>)>,
+    details: Option<serde_json::Value>,
+}
+
+impl PoolPoll {
+    async fn discover(&mut self) -> Found {
+        let mut backends: BTreeSet<String> = self.settings.targets.iter().cloned().collect();
+        let mut problems = Vec::new();
+        if let Some(file) = &mut self.file {
+            file.refresh(&self.events);
+            backends.extend(file.targets.iter().cloned());
+            problems.extend(file.problem.clone());
+        }
+        if let Some(dns) = &mut self.dns {
+            dns.refresh(&self.events).await;
+            backends.extend(dns.targets.iter().cloned());
+            problems.extend(dns.problem.clone());
+        }
+        while backends.len() > MAX_BACKENDS {
+            backends.pop_last();
+        }
+        Found { backends, problems }
+    }
+
+    async fn tick(&mut self, at: UnixMillis) -> Result<Tick, SourceError> {
+        let found = self.discover().await;
+        let list: Vec<(String, String)> = found
+            .backends
+            .iter()
+            .map(|b| (b.clone(), b.clone()))
+            .collect();
+        let first = self.series.is_none();
+        let (joined, left) = self.checker.follow(&list, |_| false);
+        if !first {
+            for backend in joined {
+                self.events
+                    .record(Some(&backend), format!("{backend} joined the pool"));
+            }
+        }
+        for backend in left {
+            self.events
+                .record(Some(&backend), format!("{backend} left the pool"));
+        }
+        if found.backends.is_empty() {
+            return Err(SourceError::new(match found.problems.first() {
+                Some(problem) => format!("no backends: {problem}"),
+                None => "no backends: discovery found none".to_owned(),
+            }));
+        }
+        let states = self.checker.states();
+        let names: Vec<String> = found.backends.iter().cloned().collect();
+        let checked: Vec<&probe::CheckState> = names.iter().filter_map(|n| states.get(n)).collect();
+        let up = checked.iter().filter(|c| c.health.up).count();
+        let total = names.len();
+        let passing_ms: Vec<f32> = checked
+            .iter()
+            .filter(|c| c.last.ok)
+            .filter_map(|c| c.last.phases.total_ms)
+            .collect();
+        let response = (!passing_ms.is_empty())
+            .then(|| passing_ms.iter().sum::<f32>() / passing_ms.len() as f32);
+        let failed_now = checked.iter().filter(|c| !c.last.ok).count();
+        let error_pct =
+            (!checked.is_empty()).then(|| failed_now as f32 * 100.0 / checked.len() as f32);
+        // Backends not checked yet count as up (checks start up).
+        let up_all = up + (total - checked.len());
+        let mut values = vec![
+            response,
+            error_pct,
+            Some(up_all as f32 * 100.0 / total as f32),
+            Some(up_all as f32),
+            Some(total as f32),
+        ];
+        for name in &names {
+            let state = states.get(name);
+            values.push(Some(if state.is_none_or(|s| s.health.up) {
+                1.0
+            } else {
+                0.0
+            }));
+            values.push(state.and_then(|s| s.last.phases.total_ms));
+            values.push(state.map(|s| s.availability_pct() as f32));
+        }
+        let report = LbReport {
+            version: None,
+            pid: None,
+            uptime_s: None,
+            reloads: 0,
+            backend: self.resource_name.clone(),
+            backends: names
+                .iter()
+                .map(|name| BackendView {
+                    name: name.clone(),
+                    address: name.clone(),
+                    status: match states.get(name) {
+                        None => "not checked yet".to_owned(),
+                        Some(s) if s.health.up => "UP".to_owned(),
+                        Some(_) => "DOWN".to_owned(),
+                    },
+                    desired: None,
+                    weight: None,
+                    sessions: None,
+                    queue: None,
+                    rate: None,
+                    response_ms: None,
+                    check: states.get(name).map(probe::CheckState::view),
+                })
+                .collect(),
+            events: self.events.recent(),
+            problems: found.problems,
+        };
+        self.details = Some(serde_json::to_value(report).expect("a report serializes"));
+        Ok(Tick {
+            at,
+            series: self.series_for(names),
+            values,
+            top_processes: None,
+        })
+    }
+
+    fn series_for(&mut self, names: Vec<String>) -> Arc<[SeriesInfo]> {
+        if let Some((known, series)) = &self.series {
+            if *known == names {
+                return series.clone();
+            }
+        }
+        let info = |metric: &str, kind, unit: &str| {
+            SeriesInfo::new(
+                SeriesKey::new(&self.resource, metric),
+                ResourceType::LoadBalancer,
+                self.resource_name.clone(),
+                kind,
+                unit,
+            )
+        };
+        let mut list: Vec<SeriesInfo> = METRICS
+            .iter()
+            .map(|m| info(m.name, m.kind, m.unit))
+            .collect();
+        for name in &names {
+            for (metric, unit) in BACKEND_METRICS {
+                list.push(info(&format!("{metric}:{name}"), None, unit));
+            }
+        }
+        let series: Arc<[SeriesInfo]> = list.into();
+        self.series = Some((names, series.clone()));
+        series
+    }
+}
+
+impl Poll for PoolPoll {
+    fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>> {
+        Box::pin(self.tick(at))
+    }
+
+    fn details(&mut self) -> Option<serde_json::Value> {
+        self.details.take()
+    }
+
+    fn marks(&mut self) -> Vec<SourceMark> {
+        self.events.take_marks()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sd_reads_json_and_yaml_and_says_what_is_wrong() {
+        let dir = std::env::temp_dir().join(format!("perfpilot-file-sd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("targets.json");
+        std::fs::write(
+            &json,
+            r#"[{"targets": ["10.0.0.1:80", "web:8080"], "labels": {"env": "prod"}}, {"targets": ["[::1]:81"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            read_file_sd(&json).unwrap(),
+            ["10.0.0.1:80", "web:8080", "[::1]:81"]
+        );
+        let yaml = dir.join("targets.yml");
+        std::fs::write(
+            &yaml,
+            "- targets:\n    - 10.0.0.2:80\n  labels:\n    env: prod\n",
+        )
+        .unwrap();
+        assert_eq!(read_file_sd(&yaml).unwrap(), ["10.0.0.2:80"]);
+        std::fs::write(&json, r#"[{"targets": ["no-port"]}]"#).unwrap();
+        let err = read_file_sd(&json).unwrap_err();
+        assert!(
+            err.contains("group 1: target \"no-port\" is not host:port"),
+            "{err}"
+        );
+        std::fs::write(&json, "[{").unwrap();
+        assert!(read_file_sd(&json).unwrap_err().starts_with("file_sd "));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn settings_name_the_field() {
+        let mut s = PoolSettings {
+            targets: vec!["10.0.0.1:80".into()],
+            file_sd: None,
+            dns: None,
+            dns_server: None,
+            check: CheckSettings::default(),
+            group: None,
+        };
+        assert_eq!(s.validate(), Ok(()));
+        s.targets = vec![];
+        assert!(s.validate().unwrap_err().starts_with("targets:"));
+        s.file_sd = Some("relative.json".into());
+        assert!(s.validate().unwrap_err().starts_with("file_sd:"));
+        s.file_sd = None;
+        s.dns = Some("web.internal".into());
+        assert!(s.validate().unwrap_err().starts_with("dns:"));
+        s.dns = Some("_http._tcp.web.internal".into());
+        assert_eq!(s.validate(), Ok(()));
+        s.dns_server = Some("localhost".into());
+        assert!(s.validate().unwrap_err().starts_with("dns_server:"));
+    }
+}
