@@ -581,3 +581,68 @@ fn a_file_sd_pool_follows_its_file_and_keeps_the_last_good_list() {
         r["problems"].as_array().is_none_or(|p| p.is_empty()) && names(r) == [port(1)]
     });
 }
+
+#[test]
+fn nginx_stub_status_is_read_as_a_load_balancer() {
+    let dir = TempDir::new("perfpilot-lb-nginx");
+    let port = tests::free_port();
+    let d = dir.0.display();
+    let conf = dir.0.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes 1;\nevents {{ worker_connections 128; }}\nhttp {{\n\
+             access_log off;\nclient_body_temp_path {d}/cb;\nproxy_temp_path {d}/p;\n\
+             fastcgi_temp_path {d}/f;\nuwsgi_temp_path {d}/u;\nscgi_temp_path {d}/s;\n\
+             server {{\n listen 127.0.0.1:{port};\n location = /nginx_status {{ stub_status; }}\n\
+             location / {{ return 200 'ok'; }}\n }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut nginx = std::process::Command::new("/usr/sbin/nginx")
+        .arg("-p")
+        .arg(&dir.0)
+        .arg("-e")
+        .arg(dir.0.join("error.log"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("-g")
+        .arg(format!(
+            "daemon off; master_process off; pid {d}/nginx.pid;"
+        ))
+        .spawn()
+        .expect("start Debian's nginx");
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!("[[nginx]]\nname = \"edge\"\nurl = \"http://127.0.0.1:{port}/nginx_status\"\n"),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&[
+        "--config",
+        &config.display().to_string(),
+        "--metrics-on-main-listener",
+    ]);
+    let _load = HttpLoad::start(port, 2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rate = server.metric("lb:edge", "requests_per_s");
+        if rate.is_some_and(|r| r > 10.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request rate from stub_status: {rate:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(server.metric("lb:edge", "active").unwrap() >= 1.0);
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    let card = server.card("lb:edge", 20, "the reason on the card", |c| {
+        c["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("connection refused"))
+    });
+    assert!(card["value"].is_null(), "{card}");
+}

@@ -243,6 +243,8 @@ struct FileConfig {
     #[serde(default)]
     lb_pool: Vec<connectors::sources::pool::PoolEntry>,
     #[serde(default)]
+    nginx: Vec<connectors::sources::nginx::NginxEntry>,
+    #[serde(default)]
     cache_level: Vec<CacheLevelEntry>,
     #[serde(default)]
     alert_channel: Vec<connectors::sinks::ChannelEntry>,
@@ -933,6 +935,11 @@ fn configured_entries(file: &FileConfig) -> Result<Vec<ConfiguredEntry>, ConfigE
             file.lb_pool
                 .iter()
                 .map(|e| ("lb_pool", &e.name, Configured::Pool(e.settings()))),
+        )
+        .chain(
+            file.nginx
+                .iter()
+                .map(|e| ("nginx", &e.name, Configured::Nginx(e.settings()))),
         );
     let mut ids = std::collections::BTreeSet::new();
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod haproxy;
 pub mod host;
 pub mod memcached;
+pub mod nginx;
 pub mod pool;
 pub mod postgres;
 pub mod probe;
@@ -88,6 +89,7 @@ pub enum Configured {
     Memcached(memcached::MemcachedSettings),
     Haproxy(haproxy::HaproxySettings),
     Pool(pool::PoolSettings),
+    Nginx(nginx::NginxSettings),
 }
 
 /// What connecting once found: the server's name and version, and what will not work.
@@ -110,9 +112,10 @@ impl Configured {
             }
             haproxy::KIND => Configured::Haproxy(haproxy::HaproxySettings::from_spec(spec)?),
             pool::KIND => Configured::Pool(pool::PoolSettings::from_spec(spec)?),
+            nginx::KIND => Configured::Nginx(nginx::NginxSettings::from_spec(spec)?),
             other => {
                 return Err(format!(
-                "kind: unknown source kind {other:?} (known: postgres, redis, memcached, haproxy, lb_pool)"
+                "kind: unknown source kind {other:?} (known: postgres, redis, memcached, haproxy, lb_pool, nginx)"
             ))
             }
         })
@@ -125,6 +128,7 @@ impl Configured {
             Configured::Memcached(_) => memcached::KIND,
             Configured::Haproxy(_) => haproxy::KIND,
             Configured::Pool(_) => pool::KIND,
+            Configured::Nginx(_) => nginx::KIND,
         }
     }
 
@@ -135,6 +139,7 @@ impl Configured {
             Configured::Memcached(s) => s.spec(),
             Configured::Haproxy(s) => s.spec(),
             Configured::Pool(s) => s.spec(),
+            Configured::Nginx(s) => s.spec(),
         }
     }
 
@@ -145,6 +150,7 @@ impl Configured {
             Configured::Memcached(s) => s.validate(),
             Configured::Haproxy(s) => s.validate().map(drop),
             Configured::Pool(s) => s.validate(),
+            Configured::Nginx(s) => s.validate(),
         }
     }
 
@@ -153,7 +159,9 @@ impl Configured {
         match self {
             Configured::Postgres(_) => postgres::resource_id(name),
             Configured::Redis(_) | Configured::Memcached(_) => cache::resource_id(name),
-            Configured::Haproxy(_) | Configured::Pool(_) => haproxy::resource_id(name),
+            Configured::Haproxy(_) | Configured::Pool(_) | Configured::Nginx(_) => {
+                haproxy::resource_id(name)
+            }
         }
     }
 
@@ -164,6 +172,7 @@ impl Configured {
             Configured::Memcached(s) => memcached::resource(name, s, defaults),
             Configured::Haproxy(s) => haproxy::resource(name, s, defaults),
             Configured::Pool(s) => pool::resource(name, s, defaults),
+            Configured::Nginx(s) => nginx::resource(name, s, defaults),
         }
     }
 
@@ -172,7 +181,10 @@ impl Configured {
         match self {
             Configured::Postgres(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
             Configured::Redis(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
-            Configured::Memcached(_) | Configured::Haproxy(_) | Configured::Pool(_) => (None, None),
+            Configured::Memcached(_)
+            | Configured::Haproxy(_)
+            | Configured::Pool(_)
+            | Configured::Nginx(_) => (None, None),
         }
     }
 
@@ -180,7 +192,10 @@ impl Configured {
     pub fn takes_password(&self) -> bool {
         !matches!(
             self,
-            Configured::Memcached(_) | Configured::Haproxy(_) | Configured::Pool(_)
+            Configured::Memcached(_)
+                | Configured::Haproxy(_)
+                | Configured::Pool(_)
+                | Configured::Nginx(_)
         )
     }
 
@@ -201,7 +216,10 @@ impl Configured {
                 s.password_file = Some(path);
                 s.password_env = None;
             }
-            Configured::Memcached(_) | Configured::Haproxy(_) | Configured::Pool(_) => {}
+            Configured::Memcached(_)
+            | Configured::Haproxy(_)
+            | Configured::Pool(_)
+            | Configured::Nginx(_) => {}
         }
     }
 
@@ -212,13 +230,17 @@ impl Configured {
             Configured::Memcached(s) => s.group.as_deref(),
             Configured::Haproxy(s) => s.group.as_deref(),
             Configured::Pool(s) => s.group.as_deref(),
+            Configured::Nginx(s) => s.group.as_deref(),
         }
     }
 
     /// What to run when this cache comes back cold (its `warm_url` or `warm_command`).
     pub fn warm_action(&self) -> Option<engine::model::ActionConfig> {
         match self {
-            Configured::Postgres(_) | Configured::Haproxy(_) | Configured::Pool(_) => None,
+            Configured::Postgres(_)
+            | Configured::Haproxy(_)
+            | Configured::Pool(_)
+            | Configured::Nginx(_) => None,
             Configured::Redis(s) => cache::warm_action(&s.warm_url, &s.warm_command),
             Configured::Memcached(s) => cache::warm_action(&s.warm_url, &s.warm_command),
         }
@@ -227,7 +249,10 @@ impl Configured {
     /// Where invalidations are handed to the application (a cache's `invalidate_url`).
     pub fn invalidate_url(&self) -> Option<&str> {
         match self {
-            Configured::Postgres(_) | Configured::Haproxy(_) | Configured::Pool(_) => None,
+            Configured::Postgres(_)
+            | Configured::Haproxy(_)
+            | Configured::Pool(_)
+            | Configured::Nginx(_) => None,
             Configured::Redis(s) => s.invalidate_url.as_deref(),
             Configured::Memcached(s) => s.invalidate_url.as_deref(),
         }
@@ -278,6 +303,17 @@ impl Configured {
                     tuning_unavailable: None,
                 })
             }
+            Configured::Nginx(s) => {
+                if password.is_some() {
+                    return Err("password: stub_status has no password; leave it empty".into());
+                }
+                nginx::fetch(s).await?;
+                Ok(Checked {
+                    server_version: "nginx (stub_status)".into(),
+                    statements: None,
+                    tuning_unavailable: None,
+                })
+            }
             Configured::Pool(s) => {
                 if password.is_some() {
                     return Err("password: a checked pool has no password; leave it empty".into());
@@ -311,6 +347,7 @@ impl Configured {
             Configured::Memcached(s) => Box::new(memcached::source(resource, s, interval)?),
             Configured::Haproxy(s) => Box::new(haproxy::source(resource, s, interval)?),
             Configured::Pool(s) => Box::new(pool::source(resource, s, interval)?),
+            Configured::Nginx(s) => Box::new(nginx::source(resource, s, interval)?),
         })
     }
 }

@@ -752,7 +752,7 @@ fn refused(settings: &Configured, reason: String) -> AppError {
     let what = match settings {
         Configured::Postgres(_) => "database",
         Configured::Redis(_) | Configured::Memcached(_) => "cache",
-        Configured::Haproxy(_) | Configured::Pool(_) => "load balancer",
+        Configured::Haproxy(_) | Configured::Pool(_) | Configured::Nginx(_) => "load balancer",
     };
     let field = if reason.starts_with("password:") {
         "password"
