@@ -646,3 +646,61 @@ fn nginx_stub_status_is_read_as_a_load_balancer() {
     });
     assert!(card["value"].is_null(), "{card}");
 }
+
+/// For BENCHMARKS.md: backend killed → drained, p50/p99 over 20 trials, and the client
+/// errors each failover cost (4 clients through HAProxy), with checks every 200 ms and
+/// `fall = 2`.
+/// `cargo test -p tests --test lb -- --ignored --nocapture failover_latency`
+#[test]
+#[ignore]
+fn failover_latency() {
+    let (backends, haproxy) = start_pool();
+    let dir = TempDir::new("perfpilot-lb-latency");
+    let config = config(&dir, &haproxy, "");
+    let server = Perfpilot::start(&["--config", &config]);
+    report_until(&server, 20, "three servers passing", |r| {
+        ["a", "b", "c"].iter().all(|s| check_up(r, s) == Some(true))
+    });
+    let load = HttpLoad::start(haproxy.port, 4);
+    let drained_event = |r: &serde_json::Value, after: i64| {
+        r["events"].as_array().and_then(|events| {
+            events.iter().find_map(|e| {
+                let at = e["at_ms"].as_i64()?;
+                (at >= after && e["what"].as_str()?.starts_with("b drained")).then_some(at)
+            })
+        })
+    };
+    let mut times = Vec::new();
+    let mut errors = Vec::new();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(500));
+        let killed_at = now_ms();
+        backends[1].kill();
+        let report = report_until(&server, 10, "the drain", |r| {
+            drained_event(r, killed_at).is_some()
+        });
+        let drained_at = drained_event(&report, killed_at).unwrap();
+        times.push(drained_at - killed_at);
+        backends[1].revive();
+        report_until(&server, 10, "b ready again", |r| {
+            check_up(r, "b") == Some(true) && backend(r, "b")["desired"].is_null()
+        });
+        // Requests sent between the kill and the drain that failed.
+        std::thread::sleep(Duration::from_millis(300));
+        errors.push(load.errors_between(killed_at, drained_at + 1).0);
+    }
+    times.sort_unstable();
+    let pick = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    let total: usize = errors.iter().sum();
+    println!(
+        "failover over {} trials: killed → drained p50 {} ms, p99 {} ms (min {}, max {}); client errors per failover: mean {:.1}, max {} ({total} in all); {:?}",
+        times.len(),
+        pick(0.5),
+        pick(0.99),
+        times[0],
+        times[times.len() - 1],
+        total as f64 / errors.len() as f64,
+        errors.iter().max().unwrap(),
+        errors
+    );
+}

@@ -1567,6 +1567,8 @@ pub struct TestBackend {
     alive: Arc<std::sync::atomic::AtomicBool>,
     served: Arc<std::sync::atomic::AtomicU64>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Open connections, closed by `kill` as a dying process's would be.
+    open: Arc<std::sync::Mutex<Vec<TcpStream>>>,
 }
 
 impl TestBackend {
@@ -1577,6 +1579,7 @@ impl TestBackend {
             alive: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             served: Arc::default(),
             thread: std::sync::Mutex::new(None),
+            open: Arc::default(),
         };
         backend.revive();
         backend
@@ -1600,6 +1603,9 @@ impl TestBackend {
         if let Some(thread) = self.thread.lock().unwrap().take() {
             let _ = thread.join();
         }
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     /// Listens again on the same port.
@@ -1614,12 +1620,18 @@ impl TestBackend {
         };
         self.alive.store(true, Ordering::SeqCst);
         let (mode, alive, served) = (self.mode.clone(), self.alive.clone(), self.served.clone());
+        let open = self.open.clone();
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if !alive.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(mut stream) = stream else { continue };
+                if let Ok(clone) = stream.try_clone() {
+                    let mut open = open.lock().unwrap();
+                    open.retain(|s| s.peer_addr().is_ok());
+                    open.push(clone);
+                }
                 let (mode, served) = (mode.clone(), served.clone());
                 std::thread::spawn(move || {
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
