@@ -63,5 +63,5 @@ if [ "${1:-}" = "--test" ]; then
     ensure_apt redis-server memcached prometheus-alertmanager haproxy
     if [ "$restore_policy" = 1 ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
   fi
-  ensure_apt chromium chromium-driver prometheus nginx postgresql-15 postgresql-15-hypopg
+  ensure_apt chromium chromium-driver prometheus nginx postgresql-15 postgresql-15-hypopg dnsmasq-base
 fi

@@ -704,3 +704,98 @@ fn failover_latency() {
         errors
     );
 }
+
+#[test]
+fn a_dns_pool_follows_srv_records_from_a_real_dns_server() {
+    let backends: Vec<TestBackend> = (0..2).map(|_| TestBackend::start()).collect();
+    let dir = TempDir::new("perfpilot-lb-dns");
+    let dns_port = tests::free_port();
+    // Debian's dnsmasq as a throwaway DNS server on a free port: an A record and two SRV
+    // records for the service, with a 1 s TTL.
+    let mut dnsmasq = std::process::Command::new("/usr/sbin/dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--user=root",
+            "--local-ttl=1",
+            &format!("--port={dns_port}"),
+            &format!("--pid-file={}/dnsmasq.pid", dir.0.display()),
+            "--host-record=web.test,127.0.0.1",
+            &format!(
+                "--srv-host=_http._tcp.web.test,web.test,{}",
+                backends[0].port
+            ),
+            &format!(
+                "--srv-host=_http._tcp.web.test,web.test,{}",
+                backends[1].port
+            ),
+        ])
+        .spawn()
+        .expect("start dnsmasq (Debian's dnsmasq-base)");
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[lb_pool]]\nname = \"dns\"\ndns = \"_http._tcp.web.test\"\ndns_server = \"127.0.0.1:{dns_port}\"\ncheck = {{ interval_ms = 200, timeout_ms = 300, rise = 1, fall = 2 }}\n"
+        ),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&["--config", &config.display().to_string()]);
+    let expected: Vec<String> = {
+        let mut list: Vec<String> = backends
+            .iter()
+            .map(|b| format!("127.0.0.1:{}", b.port))
+            .collect();
+        list.sort();
+        list
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = server.get("/api/lb_report?resource=lb%3Adns");
+        let report = body_json(&body);
+        let mut names: Vec<String> = report["backends"]
+            .as_array()
+            .map(|b| {
+                b.iter()
+                    .filter(|b| b["check"]["up"] == true)
+                    .map(|b| b["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        if names == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the SRV records' backends, checked: {report:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The DNS server goes away: the last good list stays, and the page says why.
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = server.get("/api/lb_report?resource=lb%3Adns");
+        let report = body_json(&body);
+        let problem = report["problems"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if problem.contains("keeping the last good list (2 targets)") {
+            assert_eq!(report["backends"].as_array().unwrap().len(), 2);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no DNS problem shown: {report:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

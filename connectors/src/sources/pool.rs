@@ -29,6 +29,8 @@ use super::MetricDef;
 pub const KIND: &str = "lb_pool";
 /// The most backends one pool checks.
 const MAX_BACKENDS: usize = 1000;
+/// How long one DNS query may take.
+const DNS_TIMEOUT: Duration = Duration::from_secs(1);
 /// How soon a failed DNS lookup is tried again.
 const DNS_RETRY: Duration = Duration::from_secs(5);
 /// Bounds on re-resolving: a TTL of 0 is not a reason to ask every tick, nor a day-long
@@ -298,12 +300,15 @@ impl DnsSd {
                     config,
                     TokioConnectionProvider::default(),
                 )
-                .build()
             }
             None => hickory_resolver::Resolver::builder_tokio()
-                .map_err(|err| format!("dns: the system's resolver configuration: {err}"))?
-                .build(),
+                .map_err(|err| format!("dns: the system's resolver configuration: {err}"))?,
         };
+        // A server that does not answer must not hold the pool's tick: one try, briefly.
+        let mut builder = resolver;
+        builder.options_mut().timeout = DNS_TIMEOUT;
+        builder.options_mut().attempts = 1;
+        let resolver = builder.build();
         Ok(DnsSd {
             name: name.to_owned(),
             resolver,
@@ -317,7 +322,10 @@ impl DnsSd {
         if Instant::now() < self.next_at {
             return;
         }
-        match self.lookup().await {
+        let answer = tokio::time::timeout(DNS_TIMEOUT * 2, self.lookup())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer in {} s", (DNS_TIMEOUT * 2).as_secs())));
+        match answer {
             Ok((targets, valid_until)) => {
                 if self.problem.take().is_some() {
                     events.record(None, format!("{} resolves again", self.name));
@@ -349,14 +357,21 @@ impl DnsSd {
                 .srv_lookup(self.name.as_str())
                 .await
                 .map_err(|err| err.to_string())?;
-            let targets = found
-                .iter()
-                .map(|srv| {
-                    let host = srv.target().to_utf8();
-                    format!("{}:{}", host.trim_end_matches('.'), srv.port())
-                })
-                .collect();
-            Ok((targets, found.as_lookup().valid_until()))
+            // Each SRV target resolved by the same resolver: the checks then need no
+            // lookup of a name the system's resolver may not know.
+            let mut valid_until = found.as_lookup().valid_until();
+            let mut targets = Vec::new();
+            for srv in found.iter() {
+                let host = srv.target().to_utf8();
+                let addresses = self
+                    .resolver
+                    .lookup_ip(host.as_str())
+                    .await
+                    .map_err(|err| format!("{}: {err}", host.trim_end_matches('.')))?;
+                valid_until = valid_until.min(addresses.valid_until());
+                targets.extend(addresses.iter().map(|ip| socket(ip, srv.port())));
+            }
+            Ok((targets, valid_until))
         } else {
             let (host, port) = probe::split_host_port(&self.name)
                 .ok_or_else(|| format!("{:?} is not host:port", self.name))?;
@@ -365,15 +380,17 @@ impl DnsSd {
                 .lookup_ip(host)
                 .await
                 .map_err(|err| err.to_string())?;
-            let targets = found
-                .iter()
-                .map(|ip| match ip {
-                    IpAddr::V4(v4) => format!("{v4}:{port}"),
-                    IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-                })
-                .collect();
+            let targets = found.iter().map(|ip| socket(ip, port)).collect();
             Ok((targets, found.valid_until()))
         }
+    }
+}
+
+/// `10.0.0.1:80`, `[::1]:80`.
+fn socket(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
     }
 }
 
