@@ -545,7 +545,7 @@ impl HaproxyPoll {
         for name in &names {
             for (metric, unit) in SERVER_METRICS {
                 list.push(SeriesInfo::new(
-                    SeriesKey::new(&shared.resource, &format!("{metric}:{name}")),
+                    SeriesKey::new(&shared.resource, format!("{metric}:{name}")),
                     shared.resource_type,
                     shared.resource_name.clone(),
                     None,

@@ -252,7 +252,7 @@ pub async fn check(
 
 /// `2 s`, `250 ms`.
 fn millis_in_words(ms: u64) -> String {
-    if ms >= 1000 && ms % 1000 == 0 {
+    if ms >= 1000 && ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")
