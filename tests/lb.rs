@@ -799,3 +799,41 @@ fn a_dns_pool_follows_srv_records_from_a_real_dns_server() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_server_taken_out_is_brought_back_after_perfpilot_restarts() {
+    let (backends, haproxy) = start_pool();
+    backends[2].kill();
+    let dir = TempDir::new("perfpilot-lb-restart");
+    let data = dir.0.join("data");
+    let config = config(&dir, &haproxy, "");
+    let server = Perfpilot::start_with_data(&data, &["--config", &config]);
+    report_until(&server, 20, "c taken out", |r| {
+        backend(r, "c")["desired"] == "maint"
+    });
+    drop(server);
+    assert!(
+        data.join("lb-desired.json").is_file(),
+        "the desired state is kept in the data directory"
+    );
+
+    // While perfpilot is away c comes back; HAProxy keeps it out. The next perfpilot
+    // knows it took c out, checks it, and makes it ready after `rise`.
+    backends[2].revive();
+    assert_eq!(haproxy.status("c"), "MAINT");
+    let server = Perfpilot::start_with_data(&data, &["--config", &config]);
+    let back = report_until(&server, 20, "c ready again", |r| {
+        check_up(r, "c") == Some(true) && backend(r, "c")["desired"].is_null()
+    });
+    assert!(
+        back["events"].as_array().unwrap().iter().any(|e| e["what"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("c ready again"))),
+        "{back:#}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while haproxy.status("c") == "MAINT" {
+        assert!(Instant::now() < deadline, "c still in maint");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -152,15 +152,17 @@ impl LbWeights {
         initial: &BTreeMap<String, u32>,
     ) -> Result<(), StepError> {
         let (pool, endpoint) = self.pool()?;
+        let mut outcome = Ok(());
         for (server, weight) in weights {
-            runtime_api::set_weight(&endpoint, &pool.backend, server, *weight, TIMEOUT)
-                .await
-                .map_err(|err| {
-                    StepError::new(format!(
-                        "set weight {}/{server} {weight}: {err}",
-                        pool.backend
-                    ))
-                })?;
+            if let Err(err) =
+                runtime_api::set_weight(&endpoint, &pool.backend, server, *weight, TIMEOUT).await
+            {
+                outcome = Err(StepError::new(format!(
+                    "set weight {}/{server} {weight}: {err}",
+                    pool.backend
+                )));
+                break;
+            }
             let desired = desired_of(resource);
             let mut desired = lock(&desired);
             if initial.get(server) == Some(weight) {
@@ -169,7 +171,9 @@ impl LbWeights {
                 desired.weights.insert(server.clone(), *weight);
             }
         }
-        Ok(())
+        // What was set is desired, even when a later server refused.
+        crate::sources::haproxy::save_desired();
+        outcome
     }
 
     async fn check(&self, expected: &BTreeMap<String, u32>) -> Result<Done, StepError> {

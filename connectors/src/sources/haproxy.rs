@@ -268,17 +268,77 @@ pub fn source(
     ))
 }
 
+/// Every pool's desired state, and where it is kept.
+#[derive(Default)]
+struct Registry {
+    pools: BTreeMap<String, Arc<Mutex<Desired>>>,
+    /// Read from the file at start-up, handed to each pool when it first asks.
+    stored: BTreeMap<String, Desired>,
+    file: Option<std::path::PathBuf>,
+}
+
+static REGISTRY: std::sync::LazyLock<Mutex<Registry>> = std::sync::LazyLock::new(Mutex::default);
+
+/// Keeps every pool's desired state in `path` from now on, starting from what it holds:
+/// a server perfpilot took out is still perfpilot's to bring back after perfpilot
+/// restarts (HAProxy keeps it out meanwhile). Called once at start-up, before any source.
+pub fn keep_desired_in(path: std::path::PathBuf) -> Result<(), String> {
+    let stored = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|err| {
+            format!(
+                "{}: {err}; move it aside to start without it",
+                path.display()
+            )
+        })?,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(err) => return Err(format!("{}: {err}", path.display())),
+    };
+    let mut registry = lock(&REGISTRY);
+    registry.stored = stored;
+    registry.file = Some(path);
+    Ok(())
+}
+
 /// The desired state of the pool `resource`: one per pool in the process, shared by its
 /// source (failover, reconcile) and the weights actuator, and kept when the source is
-/// restarted by a settings change.
+/// restarted by a settings change (and across restarts, see [`keep_desired_in`]).
 pub fn desired_of(resource: &str) -> Arc<Mutex<Desired>> {
-    static ALL: std::sync::LazyLock<Mutex<BTreeMap<String, Arc<Mutex<Desired>>>>> =
-        std::sync::LazyLock::new(Mutex::default);
-    lock(&ALL).entry(resource.to_owned()).or_default().clone()
+    let mut registry = lock(&REGISTRY);
+    let stored = registry.stored.remove(resource).unwrap_or_default();
+    registry
+        .pools
+        .entry(resource.to_owned())
+        .or_insert_with(|| Arc::new(Mutex::new(stored)))
+        .clone()
+}
+
+/// Writes every pool's desired state to the file (when there is one), whole and atomically.
+/// Callers hold no pool's lock.
+pub fn save_desired() {
+    let registry = lock(&REGISTRY);
+    let Some(path) = registry.file.clone() else {
+        return;
+    };
+    let mut all: BTreeMap<String, Desired> = registry.stored.clone();
+    for (resource, desired) in &registry.pools {
+        let desired = lock(desired).clone();
+        if desired != Desired::default() {
+            all.insert(resource.clone(), desired);
+        }
+    }
+    drop(registry);
+    let staging = path.with_extension("json.new");
+    let written = serde_json::to_vec_pretty(&all)
+        .map_err(std::io::Error::other)
+        .and_then(|body| std::fs::write(&staging, body))
+        .and_then(|()| std::fs::rename(&staging, &path));
+    if let Err(err) = written {
+        tracing::warn!(file = %path.display(), %err, "The load balancers' desired state could not be saved");
+    }
 }
 
 /// What perfpilot wants HAProxy to hold, re-applied after a reload.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Desired {
     /// Servers perfpilot took out (drain or maint). Absent: left alone.
     pub states: BTreeMap<String, AdminState>,
@@ -329,6 +389,7 @@ impl Shared {
             if lock(&self.desired).states.remove(server).is_none() {
                 return;
             }
+            save_desired();
             match self.set_state(server, AdminState::Ready).await {
                 Ok(()) => self.event(
                     Some(server),
@@ -347,6 +408,7 @@ impl Shared {
         lock(&self.desired)
             .states
             .insert(server.to_owned(), AdminState::Drain);
+        save_desired();
         match self.set_state(server, AdminState::Drain).await {
             Ok(()) => self.event(Some(server), format!("{server} drained: {why}")),
             Err(err) => {
@@ -369,6 +431,7 @@ impl Shared {
             }
         };
         if still_down {
+            save_desired();
             match self.set_state(server, AdminState::Maint).await {
                 Ok(()) => self.event(
                     Some(server),
@@ -502,10 +565,13 @@ impl HaproxyPoll {
         // Taken out before this source (re)started: it earns its way back with `rise`.
         let (joined, left) =
             checker.follow(&backends, |name| lock(&desired).states.contains_key(name));
-        for name in left {
-            lock(&self.shared.desired).states.remove(&name);
+        for name in &left {
+            lock(&self.shared.desired).states.remove(name);
             self.shared
-                .event(Some(&name), format!("{name} left the backend"));
+                .event(Some(name), format!("{name} left the backend"));
+        }
+        if !left.is_empty() {
+            save_desired();
         }
         if self.series.is_some() {
             for name in joined {
