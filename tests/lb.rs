@@ -837,3 +837,165 @@ fn a_server_taken_out_is_brought_back_after_perfpilot_restarts() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs `openssl` with `args` in `dir`, panicking with its output when it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A private CA and two certificates for 127.0.0.1 it signed: one valid, one that expired
+/// on 2025-01-02.
+fn private_ca(dir: &std::path::Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=perfpilot test CA",
+            "-days",
+            "30",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("index.txt.attr"), "unique_subject = no\n").unwrap();
+    std::fs::write(dir.join("serial"), "01\n").unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        format!(
+            "[ca]\ndefault_ca = test\n[test]\ndir = {d}\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\nserial = {d}/serial\ndefault_md = sha256\npolicy = any\nx509_extensions = leaf\n[any]\ncommonName = supplied\n[leaf]\nbasicConstraints = CA:FALSE\nsubjectAltName = IP:127.0.0.1\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    for (out, dates) in [
+        ("valid.crt", ["-days", "30"].as_slice()),
+        (
+            "expired.crt",
+            [
+                "-startdate",
+                "20250101000000Z",
+                "-enddate",
+                "20250102000000Z",
+            ]
+            .as_slice(),
+        ),
+    ] {
+        let mut args = vec![
+            "ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile",
+            "ca.key", "-in", "leaf.csr", "-out", out,
+        ];
+        args.extend_from_slice(dates);
+        openssl(dir, &args);
+    }
+}
+
+/// `openssl s_server -www` with `cert` on a free port: a real TLS server answering GETs.
+fn tls_server(dir: &std::path::Path, cert: &str) -> (std::process::Child, u16) {
+    let port = tests::free_port();
+    let child = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            cert,
+            "-key",
+            "leaf.key",
+        ])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+#[test]
+fn https_checks_time_the_handshake_and_say_when_a_certificate_expired() {
+    let dir = TempDir::new("perfpilot-lb-tls");
+    private_ca(&dir.0);
+    let (mut valid, valid_port) = tls_server(&dir.0, "valid.crt");
+    let (mut expired, expired_port) = tls_server(&dir.0, "expired.crt");
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[lb_pool]]\nname = \"tls\"\ntargets = [\"127.0.0.1:{valid_port}\", \"127.0.0.1:{expired_port}\"]\ncheck = {{ kind = \"https\", ca_file = \"{}\", interval_ms = 300, timeout_ms = 2000, rise = 1, fall = 1 }}\n",
+            dir.0.join("ca.crt").display()
+        ),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&["--config", &config.display().to_string()]);
+    let (valid_name, expired_name) = (
+        format!("127.0.0.1:{valid_port}"),
+        format!("127.0.0.1:{expired_port}"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let (_, body) = server.get("/api/lb_report?resource=lb%3Atls");
+        let report = body_json(&body);
+        if check_up(&report, &valid_name) == Some(true)
+            && check_up(&report, &expired_name) == Some(false)
+        {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "the verdicts: {report:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let phases = &backend(&report, &valid_name)["check"]["last"]["phases"];
+    assert!(
+        phases["tls_ms"].is_number(),
+        "the handshake is timed: {phases}"
+    );
+    let reason = backend(&report, &expired_name)["check"]["down_reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.starts_with("TLS certificate expired ") && reason.ends_with(" days ago"),
+        "{reason}"
+    );
+    let _ = valid.kill();
+    let _ = expired.kill();
+    let _ = valid.wait();
+    let _ = expired.wait();
+}

@@ -245,14 +245,17 @@ pub fn source(
         desired: desired_of(resource.id.as_str()),
         events: probe::EventLog::new(resource.id.as_str()),
     });
-    let checker = shared.settings.check.clone().map(|check| {
-        let shared = shared.clone();
-        let on_verdict: probe::OnVerdict = Arc::new(move |server, up, why| {
+    let checker = match shared.settings.check.clone() {
+        Some(check) => {
             let shared = shared.clone();
-            Box::pin(async move { shared.on_verdict(&server, up, &why).await })
-        });
-        probe::Checker::new(check, on_verdict)
-    });
+            let on_verdict: probe::OnVerdict = Arc::new(move |server, up, why| {
+                let shared = shared.clone();
+                Box::pin(async move { shared.on_verdict(&server, up, &why).await })
+            });
+            Some(probe::Checker::new(check, on_verdict)?)
+        }
+        None => None,
+    };
     Ok(Polled::new(
         info,
         schedule,

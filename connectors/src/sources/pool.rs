@@ -436,7 +436,7 @@ pub fn source(
         PoolPoll {
             resource: resource.id.to_string(),
             resource_name: resource.name.clone(),
-            checker: probe::Checker::new(settings.check.clone(), on_verdict),
+            checker: probe::Checker::new(settings.check.clone(), on_verdict)?,
             settings,
             file,
             dns,

@@ -74,6 +74,10 @@ pub struct CheckSettings {
     /// The `Host` header and TLS server name; the backend's address when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// HTTPS: the CA (PEM) the backends' certificates are signed by, instead of the
+    /// system's roots (a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for CheckSettings {
@@ -88,6 +92,7 @@ impl Default for CheckSettings {
             expect_status: Vec::new(),
             expect_body: None,
             host: None,
+            ca_file: None,
         }
     }
 }
@@ -152,6 +157,17 @@ impl CheckSettings {
                 return Err(format!("{prefix}host: not a host name: {host:?}"));
             }
         }
+        if let Some(ca) = &self.ca_file {
+            if self.kind != CheckKind::Https {
+                return Err(format!("{prefix}ca_file: only https checks use a CA"));
+            }
+            if !ca.is_absolute() {
+                return Err(format!(
+                    "{prefix}ca_file: must be an absolute path, got {}",
+                    ca.display()
+                ));
+            }
+        }
         if self.kind == CheckKind::Tcp
             && (self.expect_body.is_some() || !self.expect_status.is_empty())
         {
@@ -177,12 +193,34 @@ impl CheckSettings {
 
 /// The TLS client checks use: the system's roots, ring.
 pub fn tls_connector() -> tokio_rustls::TlsConnector {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for cert in found.certs {
         let _ = roots.add(cert);
     }
+    connector_with(roots)
+}
+
+/// The TLS client of checks that trust only the CA in `path` (PEM).
+pub fn tls_connector_for(path: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|err| format!("ca_file {}: {err}", path.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|err| format!("ca_file {}: {err}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|err| format!("ca_file {}: {err}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("ca_file {}: no certificate in it", path.display()));
+    }
+    Ok(connector_with(roots))
+}
+
+fn connector_with(roots: rustls::RootCertStore) -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
@@ -507,14 +545,19 @@ impl std::fmt::Debug for Checker {
 }
 
 impl Checker {
-    pub fn new(settings: CheckSettings, on_verdict: OnVerdict) -> Checker {
-        Checker {
+    /// Fails when the check's `ca_file` cannot be read.
+    pub fn new(settings: CheckSettings, on_verdict: OnVerdict) -> Result<Checker, String> {
+        let tls = match &settings.ca_file {
+            Some(path) => tls_connector_for(path)?,
+            None => tls_connector(),
+        };
+        Ok(Checker {
             settings,
             states: Arc::default(),
             tasks: std::collections::BTreeMap::new(),
-            tls: tls_connector(),
+            tls,
             on_verdict,
-        }
+        })
     }
 
     /// Checks exactly `backends` (name, address) from now on: new ones start (down if
