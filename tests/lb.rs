@@ -999,3 +999,64 @@ fn https_checks_time_the_handshake_and_say_when_a_certificate_expired() {
     let _ = valid.wait();
     let _ = expired.wait();
 }
+
+#[test]
+fn haproxys_own_check_taking_a_server_out_is_recorded_with_its_reason() {
+    let backends: Vec<TestBackend> = (0..2).map(|_| TestBackend::start()).collect();
+    let haproxy = Haproxy::start_with(
+        &[("a", backends[0].port), ("b", backends[1].port)],
+        "check inter 200 fall 2 rise 1",
+    );
+    let dir = TempDir::new("perfpilot-lb-own-check");
+    // No perfpilot check: HAProxy's own checks decide, perfpilot records what they did.
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[haproxy]]\nname = \"web\"\nsocket = \"{}\"\nbackend = \"web\"\n",
+            haproxy.socket.display()
+        ),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&["--config", &config.display().to_string()]);
+    report_until(&server, 20, "both servers UP", |r| {
+        ["a", "b"].iter().all(|s| {
+            backend(r, s)["status"]
+                .as_str()
+                .is_some_and(|st| st.starts_with("UP"))
+        })
+    });
+    backends[0].kill();
+    let down = report_until(&server, 10, "HAProxy's own verdict recorded", |r| {
+        r["events"].as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["what"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("a DOWN by HAProxy's own check"))
+            })
+        })
+    });
+    let event = down["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["what"].as_str().filter(|w| w.starts_with("a DOWN")))
+        .unwrap()
+        .to_owned();
+    assert!(event.contains("L4CON"), "HAProxy's reason: {event}");
+    backends[0].revive();
+    report_until(&server, 10, "back UP", |r| {
+        r["events"].as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["what"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("a UP again by HAProxy's own check"))
+            })
+        })
+    });
+    let (_, audit) = server.get("/api/audit?kind=mark");
+    assert!(
+        audit.contains("a DOWN by HAProxy's own check"),
+        "{audit:.2000}"
+    );
+}

@@ -1691,6 +1691,12 @@ impl Haproxy {
     /// Backend `web` with `servers` (name, port) at weight 10, round robin; HAProxy's own
     /// health checks off, so perfpilot's checks decide.
     pub fn start(servers: &[(&str, u16)]) -> Haproxy {
+        Self::start_with(servers, "")
+    }
+
+    /// As [`Haproxy::start`], with `options` after every `server` line (`check inter
+    /// 200` turns HAProxy's own health checks on).
+    pub fn start_with(servers: &[(&str, u16)], options: &str) -> Haproxy {
         let dir = TempDir::new("perfpilot-haproxy");
         let port = free_port();
         let socket = dir.0.join("admin.sock");
@@ -1704,7 +1710,7 @@ impl Haproxy {
         );
         for (name, server_port) in servers {
             text.push_str(&format!(
-                "    server {name} 127.0.0.1:{server_port} weight 10\n"
+                "    server {name} 127.0.0.1:{server_port} weight 10 {options}\n"
             ));
         }
         std::fs::write(&config, text).expect("write haproxy.cfg");

@@ -266,6 +266,7 @@ pub fn source(
             last_info: None,
             reloads: 0,
             last_totals: None,
+            last_status: BTreeMap::new(),
             details: None,
         },
     ))
@@ -497,6 +498,8 @@ pub struct HaproxyPoll {
     reloads: u32,
     /// Backend requests and errors at the last tick, and when.
     last_totals: Option<(u64, u64, UnixMillis)>,
+    /// Each server's HAProxy status at the last tick (HAProxy's own checks move it).
+    last_status: BTreeMap<String, String>,
     /// The report made with the last tick, until the runtime asks for it.
     details: Option<serde_json::Value>,
 }
@@ -552,7 +555,35 @@ impl HaproxyPoll {
         };
         let servers: Vec<StatRow> = rows.into_iter().filter(|r| r.name != "BACKEND").collect();
         self.follow_servers(&servers);
+        self.follow_haproxy_checks(&servers);
         Ok(self.reading(at, &total, &servers))
+    }
+
+    /// HAProxy's own health checks taking a server out of rotation or back: events (and
+    /// marks), with HAProxy's reason. HAProxy has already acted; perfpilot records it.
+    fn follow_haproxy_checks(&mut self, servers: &[StatRow]) {
+        for server in servers {
+            let down = server.status.starts_with("DOWN");
+            let before = self
+                .last_status
+                .insert(server.name.clone(), server.status.clone());
+            let Some(before) = before else { continue };
+            let was_down = before.starts_with("DOWN");
+            if down && !was_down {
+                let why = server.check.as_deref().unwrap_or("no reason given");
+                self.shared.event(
+                    Some(&server.name),
+                    format!("{} DOWN by HAProxy's own check: {why}", server.name),
+                );
+            } else if was_down && !down && server.status.starts_with("UP") {
+                self.shared.event(
+                    Some(&server.name),
+                    format!("{} UP again by HAProxy's own check", server.name),
+                );
+            }
+        }
+        self.last_status
+            .retain(|name, _| servers.iter().any(|s| s.name == *name));
     }
 
     /// Starts checking servers that appeared, stops those that went.

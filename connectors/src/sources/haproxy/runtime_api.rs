@@ -159,6 +159,9 @@ pub struct StatRow {
     pub errors: Option<u64>,
     /// Average response time over the last 1024 requests, ms.
     pub rtime_ms: Option<u64>,
+    /// HAProxy's own health check, when it runs one: `L4CON` and its words
+    /// (`Layer4 connection problem`), with the detail when it has one.
+    pub check: Option<String>,
 }
 
 /// Parses `show stat` CSV by its header, keeping the rows of `backend`.
@@ -217,6 +220,13 @@ pub fn parse_stat(text: &str, backend: &str) -> Result<Vec<StatRow>, String> {
             requests: number("req_tot").or_else(|| number("stot")),
             errors,
             rtime_ms: number("rtime"),
+            check: text("check_status").map(|status| {
+                match (text("check_desc"), text("last_chk")) {
+                    (Some(desc), Some(last)) => format!("{status} {desc}: {last}"),
+                    (Some(desc), None) => format!("{status} {desc}"),
+                    _ => status,
+                }
+            }),
         });
     }
     Ok(rows)
