@@ -1191,9 +1191,10 @@ pub fn webhook_receiver() -> (u16, Received) {
                     }
                 }
             };
+            // Recorded before the answer: a caller that saw the 200 finds the request.
+            keep.lock().unwrap().push((head, body));
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-            keep.lock().unwrap().push((head, body));
         }
     });
     (port, received)
