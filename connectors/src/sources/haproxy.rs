@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::lb::{AdminState, BackendView, LbReport};
-use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec};
-use engine::series::{SeriesInfo, SeriesKey, Tick, UnixMillis};
+use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, SourceSpec};
+use engine::series::{Tick, UnixMillis};
 use engine::source::runtime::Polled;
 use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo, SourceMark};
 use engine::sync::lock;
@@ -129,15 +129,11 @@ impl HaproxySettings {
     }
 
     pub fn spec(&self) -> SourceSpec {
-        SourceSpec {
-            kind: KIND.to_owned(),
-            settings: serde_json::to_value(self).expect("settings always serialize"),
-        }
+        super::spec_of(KIND, self)
     }
 
     pub fn from_spec(spec: &SourceSpec) -> Result<HaproxySettings, String> {
-        serde_json::from_value(spec.settings.clone())
-            .map_err(|err| format!("source.settings: {err}"))
+        super::settings_of(spec)
     }
 }
 
@@ -172,20 +168,14 @@ pub fn resource(
     settings: &HaproxySettings,
     defaults: &ResourceSettings,
 ) -> Result<Resource, String> {
-    let id = resource_id(name)?;
-    let mut resource = Resource::new(id, ResourceType::LoadBalancer, name);
-    resource.metrics = MetricDef::metrics(METRICS);
-    resource.settings = defaults.clone();
     // A weight shift is rolled back at once if errors double (from none: any).
-    resource.settings.guardrails = vec![engine::actuator::Guardrail {
+    let guardrails = vec![engine::actuator::Guardrail {
         resource: None,
         metric: "error_pct".into(),
         max: None,
         max_factor: Some(2.0),
     }];
-    resource.source = Some(settings.spec());
-    resource.validate().map_err(|err| err.to_string())?;
-    Ok(resource)
+    super::lb_resource(name, METRICS, settings.spec(), defaults, guardrails)
 }
 
 /// What connecting once found.
@@ -237,9 +227,6 @@ pub fn source(
     let mut schedule = Schedule::every(interval);
     schedule.timeout = COMMAND_TIMEOUT * 2;
     let shared = Arc::new(Shared {
-        resource: resource.id.to_string(),
-        resource_name: resource.name.clone(),
-        resource_type: resource.resource_type,
         endpoint,
         settings,
         desired: desired_of(resource.id.as_str()),
@@ -262,7 +249,7 @@ pub fn source(
         HaproxyPoll {
             shared,
             checker,
-            series: None,
+            series: super::BackendSeries::new(resource, METRICS, SERVER_METRICS),
             last_info: None,
             reloads: 0,
             last_totals: None,
@@ -353,9 +340,6 @@ pub struct Desired {
 /// What the source's ticks and its check tasks share.
 #[derive(Debug)]
 struct Shared {
-    resource: String,
-    resource_name: String,
-    resource_type: ResourceType,
     endpoint: Endpoint,
     settings: HaproxySettings,
     desired: Arc<Mutex<Desired>>,
@@ -493,7 +477,7 @@ pub struct HaproxyPoll {
     /// perfpilot's checks of the servers, when configured.
     checker: Option<probe::Checker>,
     /// The series of the last tick and the servers they were made for.
-    series: Option<(Vec<String>, Arc<[SeriesInfo]>)>,
+    series: super::BackendSeries,
     last_info: Option<runtime_api::Info>,
     reloads: u32,
     /// Backend requests and errors at the last tick, and when.
@@ -607,7 +591,7 @@ impl HaproxyPoll {
         if !left.is_empty() {
             save_desired();
         }
-        if self.series.is_some() {
+        if self.series.started() {
             for name in joined {
                 let address = backends
                     .iter()
@@ -620,42 +604,6 @@ impl HaproxyPoll {
                 );
             }
         }
-    }
-
-    fn series_for(&mut self, servers: &[StatRow]) -> Arc<[SeriesInfo]> {
-        let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
-        if let Some((known, series)) = &self.series {
-            if *known == names {
-                return series.clone();
-            }
-        }
-        let shared = &self.shared;
-        let mut list: Vec<SeriesInfo> = METRICS
-            .iter()
-            .map(|m| {
-                SeriesInfo::new(
-                    SeriesKey::new(&shared.resource, m.name),
-                    shared.resource_type,
-                    shared.resource_name.clone(),
-                    m.kind,
-                    m.unit,
-                )
-            })
-            .collect();
-        for name in &names {
-            for (metric, unit) in SERVER_METRICS {
-                list.push(SeriesInfo::new(
-                    SeriesKey::new(&shared.resource, format!("{metric}:{name}")),
-                    shared.resource_type,
-                    shared.resource_name.clone(),
-                    None,
-                    *unit,
-                ));
-            }
-        }
-        let series: Arc<[SeriesInfo]> = list.into();
-        self.series = Some((names, series.clone()));
-        series
     }
 
     fn reading(&mut self, at: UnixMillis, total: &StatRow, servers: &[StatRow]) -> Tick {
@@ -713,7 +661,9 @@ impl HaproxyPoll {
         self.details = Some(self.report(servers, &checks));
         Tick {
             at,
-            series: self.series_for(servers),
+            series: self
+                .series
+                .for_backends(servers.iter().map(|s| s.name.clone()).collect()),
             values,
             top_processes: None,
         }

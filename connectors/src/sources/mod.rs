@@ -66,6 +66,103 @@ impl MetricDef {
     }
 }
 
+/// A pool's series: its own metrics, then `<metric>:<backend>` for every backend. The
+/// list is rebuilt only when the backends change: history maps a tick's values by the
+/// list's identity.
+pub(crate) struct BackendSeries {
+    resource: Resource,
+    metrics: &'static [MetricDef],
+    per_backend: &'static [(&'static str, &'static str)],
+    current: Option<(Vec<String>, std::sync::Arc<[engine::series::SeriesInfo]>)>,
+}
+
+impl BackendSeries {
+    pub fn new(
+        resource: &Resource,
+        metrics: &'static [MetricDef],
+        per_backend: &'static [(&'static str, &'static str)],
+    ) -> BackendSeries {
+        BackendSeries {
+            resource: resource.clone(),
+            metrics,
+            per_backend,
+            current: None,
+        }
+    }
+
+    /// Whether a list was made yet (the first tick's backends are not "joins").
+    pub fn started(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The series for these backends, in this order (a tick's values follow it).
+    pub fn for_backends(
+        &mut self,
+        names: Vec<String>,
+    ) -> std::sync::Arc<[engine::series::SeriesInfo]> {
+        if let Some((known, series)) = &self.current {
+            if *known == names {
+                return series.clone();
+            }
+        }
+        let r = &self.resource;
+        let info = |metric: String, kind, unit: &str| {
+            engine::series::SeriesInfo::new(
+                engine::series::SeriesKey::new(r.id.as_str(), metric),
+                r.resource_type,
+                r.name.clone(),
+                kind,
+                unit,
+            )
+        };
+        let mut list: Vec<_> = self
+            .metrics
+            .iter()
+            .map(|m| info(m.name.to_owned(), m.kind, m.unit))
+            .collect();
+        for name in &names {
+            for (metric, unit) in self.per_backend {
+                list.push(info(format!("{metric}:{name}"), None, unit));
+            }
+        }
+        let series: std::sync::Arc<[engine::series::SeriesInfo]> = list.into();
+        self.current = Some((names, series.clone()));
+        series
+    }
+}
+
+/// Settings as a resource's source spec of `kind`.
+pub(crate) fn spec_of<T: serde::Serialize>(kind: &str, settings: &T) -> SourceSpec {
+    SourceSpec {
+        kind: kind.to_owned(),
+        settings: serde_json::to_value(settings).expect("settings always serialize"),
+    }
+}
+
+/// Settings back from a resource's source spec; the error names the field.
+pub(crate) fn settings_of<T: serde::de::DeserializeOwned>(spec: &SourceSpec) -> Result<T, String> {
+    serde_json::from_value(spec.settings.clone()).map_err(|err| format!("source.settings: {err}"))
+}
+
+/// The resource a load balancer of any kind is: `lb:<name>` with `metrics`, `defaults`
+/// as settings plus `guardrails`, and `spec` as its source.
+pub(crate) fn lb_resource(
+    name: &str,
+    metrics: &[MetricDef],
+    spec: SourceSpec,
+    defaults: &ResourceSettings,
+    guardrails: Vec<engine::actuator::Guardrail>,
+) -> Result<Resource, String> {
+    let id = haproxy::resource_id(name)?;
+    let mut resource = Resource::new(id, engine::model::ResourceType::LoadBalancer, name);
+    resource.metrics = MetricDef::metrics(metrics);
+    resource.settings = defaults.clone();
+    resource.settings.guardrails = guardrails;
+    resource.source = Some(spec);
+    resource.validate().map_err(|err| err.to_string())?;
+    Ok(resource)
+}
+
 /// Whether a source that declares `owns` (resource ids, or a prefix ending in `*` such as
 /// `custom:*`) produces the samples of `resource`.
 pub fn owns(owns: &[String], resource: &str) -> bool {

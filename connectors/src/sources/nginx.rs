@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::model::{MetricKind, Resource, ResourceSettings, ResourceType, SourceSpec};
+use engine::model::{MetricKind, Resource, ResourceSettings, SourceSpec};
 use engine::series::{SeriesInfo, Tick, UnixMillis};
 use engine::source::runtime::Polled;
 use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
@@ -83,15 +83,11 @@ impl NginxSettings {
     }
 
     pub fn spec(&self) -> SourceSpec {
-        SourceSpec {
-            kind: KIND.to_owned(),
-            settings: serde_json::to_value(self).expect("settings always serialize"),
-        }
+        super::spec_of(KIND, self)
     }
 
     pub fn from_spec(spec: &SourceSpec) -> Result<NginxSettings, String> {
-        serde_json::from_value(spec.settings.clone())
-            .map_err(|err| format!("source.settings: {err}"))
+        super::settings_of(spec)
     }
 }
 
@@ -112,13 +108,7 @@ pub fn resource(
     settings: &NginxSettings,
     defaults: &ResourceSettings,
 ) -> Result<Resource, String> {
-    let id = super::haproxy::resource_id(name)?;
-    let mut resource = Resource::new(id, ResourceType::LoadBalancer, name);
-    resource.metrics = MetricDef::metrics(METRICS);
-    resource.settings = defaults.clone();
-    resource.source = Some(settings.spec());
-    resource.validate().map_err(|err| err.to_string())?;
-    Ok(resource)
+    super::lb_resource(name, METRICS, settings.spec(), defaults, Vec::new())
 }
 
 /// What `stub_status` says.

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use engine::lb::{BackendView, LbReport};
-use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec};
-use engine::series::{SeriesInfo, SeriesKey, Tick, UnixMillis};
+use engine::model::{MetricKind, Resource, ResourceSettings, SourceSpec};
+use engine::series::{Tick, UnixMillis};
 use engine::source::runtime::Polled;
 use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo, SourceMark};
 use serde::{Deserialize, Serialize};
@@ -145,15 +145,11 @@ impl PoolSettings {
     }
 
     pub fn spec(&self) -> SourceSpec {
-        SourceSpec {
-            kind: KIND.to_owned(),
-            settings: serde_json::to_value(self).expect("settings always serialize"),
-        }
+        super::spec_of(KIND, self)
     }
 
     pub fn from_spec(spec: &SourceSpec) -> Result<PoolSettings, String> {
-        serde_json::from_value(spec.settings.clone())
-            .map_err(|err| format!("source.settings: {err}"))
+        super::settings_of(spec)
     }
 }
 
@@ -175,17 +171,7 @@ pub fn resource(
     settings: &PoolSettings,
     defaults: &ResourceSettings,
 ) -> Result<Resource, String> {
-    let id = super::haproxy::resource_id(name)?;
-    let mut resource = Resource::new(id, ResourceType::LoadBalancer, name);
-    resource.metrics = MetricDef::metrics(METRICS);
-    resource.settings = defaults.clone();
-    resource.source = Some(settings.spec());
-    resource.validate().map_err(|err| err.to_string())?;
-    Ok(resource)
-}
-
-pub fn resource_id(name: &str) -> Result<ResourceId, String> {
-    super::haproxy::resource_id(name)
+    super::lb_resource(name, METRICS, settings.spec(), defaults, Vec::new())
 }
 
 /// What discovery found now: every source's backends and what went wrong.
@@ -434,28 +420,26 @@ pub fn source(
         info,
         Schedule::every(interval),
         PoolPoll {
-            resource: resource.id.to_string(),
             resource_name: resource.name.clone(),
             checker: probe::Checker::new(settings.check.clone(), on_verdict)?,
             settings,
             file,
             dns,
             events,
-            series: None,
+            series: super::BackendSeries::new(resource, METRICS, BACKEND_METRICS),
             details: None,
         },
     ))
 }
 
 pub struct PoolPoll {
-    resource: String,
     resource_name: String,
     settings: PoolSettings,
     checker: probe::Checker,
     file: Option<FileSd>,
     dns: Option<DnsSd>,
     events: Arc<EventLog>,
-    series: Option<(Vec<String>, Arc<[SeriesInfo]>)>,
+    series: super::BackendSeries,
     details: Option<serde_json::Value>,
 }
 
@@ -486,7 +470,7 @@ impl PoolPoll {
             .iter()
             .map(|b| (b.clone(), b.clone()))
             .collect();
-        let first = self.series.is_none();
+        let first = !self.series.started();
         let (joined, left) = self.checker.follow(&list, |_| false);
         if !first {
             for backend in joined {
@@ -569,39 +553,10 @@ impl PoolPoll {
         self.details = Some(serde_json::to_value(report).expect("a report serializes"));
         Ok(Tick {
             at,
-            series: self.series_for(names),
+            series: self.series.for_backends(names),
             values,
             top_processes: None,
         })
-    }
-
-    fn series_for(&mut self, names: Vec<String>) -> Arc<[SeriesInfo]> {
-        if let Some((known, series)) = &self.series {
-            if *known == names {
-                return series.clone();
-            }
-        }
-        let info = |metric: &str, kind, unit: &str| {
-            SeriesInfo::new(
-                SeriesKey::new(&self.resource, metric),
-                ResourceType::LoadBalancer,
-                self.resource_name.clone(),
-                kind,
-                unit,
-            )
-        };
-        let mut list: Vec<SeriesInfo> = METRICS
-            .iter()
-            .map(|m| info(m.name, m.kind, m.unit))
-            .collect();
-        for name in &names {
-            for (metric, unit) in BACKEND_METRICS {
-                list.push(info(&format!("{metric}:{name}"), None, unit));
-            }
-        }
-        let series: Arc<[SeriesInfo]> = list.into();
-        self.series = Some((names, series.clone()));
-        series
     }
 }
 

@@ -191,14 +191,18 @@ impl CheckSettings {
     }
 }
 
-/// The TLS client checks use: the system's roots, ring.
+/// The TLS client checks use: the system's roots (read once per process), ring.
 pub fn tls_connector() -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        let _ = roots.add(cert);
-    }
-    connector_with(roots)
+    static SYSTEM: std::sync::LazyLock<tokio_rustls::TlsConnector> =
+        std::sync::LazyLock::new(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            connector_with(roots)
+        });
+    SYSTEM.clone()
 }
 
 /// The TLS client of checks that trust only the CA in `path` (PEM).

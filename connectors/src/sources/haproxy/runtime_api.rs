@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The most an answer may be (`show stat` of a large configuration stays far below).
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
@@ -55,38 +55,20 @@ impl std::fmt::Display for Endpoint {
 /// Sends one command and answers HAProxy's whole answer.
 pub async fn command(endpoint: &Endpoint, line: &str, timeout: Duration) -> Result<String, String> {
     let exchange = async {
-        let mut answer = Vec::new();
         match endpoint {
             Endpoint::Unix(path) => {
-                let mut stream = tokio::net::UnixStream::connect(path)
+                let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(|err| connect_words(endpoint, &err))?;
-                stream
-                    .write_all(format!("{line}\n").as_bytes())
-                    .await
-                    .map_err(|err| format!("HAProxy's runtime API at {endpoint}: {err}"))?;
-                (&mut stream)
-                    .take(MAX_ANSWER as u64)
-                    .read_to_end(&mut answer)
-                    .await
-                    .map_err(|err| format!("HAProxy's runtime API at {endpoint}: {err}"))?;
+                exchange(stream, endpoint, line).await
             }
             Endpoint::Tcp(address) => {
-                let mut stream = tokio::net::TcpStream::connect(address)
+                let stream = tokio::net::TcpStream::connect(address)
                     .await
                     .map_err(|err| connect_words(endpoint, &err))?;
-                stream
-                    .write_all(format!("{line}\n").as_bytes())
-                    .await
-                    .map_err(|err| format!("HAProxy's runtime API at {endpoint}: {err}"))?;
-                (&mut stream)
-                    .take(MAX_ANSWER as u64)
-                    .read_to_end(&mut answer)
-                    .await
-                    .map_err(|err| format!("HAProxy's runtime API at {endpoint}: {err}"))?;
+                exchange(stream, endpoint, line).await
             }
         }
-        Ok::<_, String>(String::from_utf8_lossy(&answer).into_owned())
     };
     tokio::time::timeout(timeout, exchange).await.map_err(|_| {
         format!(
@@ -94,6 +76,26 @@ pub async fn command(endpoint: &Endpoint, line: &str, timeout: Duration) -> Resu
             timeout.as_millis()
         )
     })?
+}
+
+/// Writes `line`, reads until HAProxy closes (non-interactive mode: one command each).
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    endpoint: &Endpoint,
+    line: &str,
+) -> Result<String, String> {
+    let failed = |err: std::io::Error| format!("HAProxy's runtime API at {endpoint}: {err}");
+    stream
+        .write_all(format!("{line}\n").as_bytes())
+        .await
+        .map_err(failed)?;
+    let mut answer = Vec::new();
+    (&mut stream)
+        .take(MAX_ANSWER as u64)
+        .read_to_end(&mut answer)
+        .await
+        .map_err(failed)?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
 fn connect_words(endpoint: &Endpoint, err: &std::io::Error) -> String {
