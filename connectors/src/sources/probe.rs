@@ -845,6 +845,23 @@ mod tests {
         s = CheckSettings::default();
         s.fall = 0;
         assert!(s.validate("").unwrap_err().starts_with("fall:"));
+        s = CheckSettings {
+            ca_file: Some("/etc/ca.pem".into()),
+            ..CheckSettings::default()
+        };
+        assert!(s
+            .validate("")
+            .unwrap_err()
+            .starts_with("ca_file: only https"));
+        s.kind = CheckKind::Https;
+        assert_eq!(s.validate(""), Ok(()));
+        s.ca_file = Some("ca.pem".into());
+        assert!(s
+            .validate("")
+            .unwrap_err()
+            .starts_with("ca_file: must be an absolute"));
+        let missing = tls_connector_for(std::path::Path::new("/nonexistent/ca.pem"));
+        assert!(missing.is_err_and(|e| e.starts_with("ca_file /nonexistent/ca.pem")));
     }
 
     #[test]
