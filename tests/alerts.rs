@@ -324,12 +324,14 @@ fn quiet_hours_from_now() -> (String, i64) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    // Ends 2–3 minutes from now: after the silence (1 m), the repeat and the
+    // acknowledgement checks the test does first, even on a slow machine.
     let minute = now_ms / 60_000;
-    let (start, end) = (minute % 1440, (minute + 2) % 1440);
+    let (start, end) = (minute % 1440, (minute + 3) % 1440);
     let hhmm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
     (
         format!("{}-{}", hhmm(start), hhmm(end)),
-        (minute + 2) * 60_000,
+        (minute + 3) * 60_000,
     )
 }
 
@@ -515,12 +517,19 @@ url = "http://127.0.0.1:{broken}/gone"
         "{} held for {episodes} episodes: {view}",
         night.len()
     );
-    assert_eq!(night[0]["state"], "pending");
     assert_eq!(
         night[0]["due_ms"], release_ms,
         "held until the end of the quiet hours"
     );
-    assert!(rx.on("/night").is_empty());
+    if tests::now_ms() < release_ms - 1000 {
+        assert_eq!(night[0]["state"], "pending", "{view}");
+        assert!(rx.on("/night").is_empty());
+    } else {
+        // A slow run reached this point after the release: it must not have gone early.
+        assert!(night[0]["sent_ms"]
+            .as_i64()
+            .is_none_or(|sent| sent >= release_ms));
+    }
     let wait = (release_ms
         - std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
