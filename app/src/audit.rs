@@ -14,6 +14,7 @@ pub enum AuditKind {
     SetSettings,
     Rename,
     SetSource,
+    SetFleetTarget,
     AddResource,
     RemoveResource,
     Restore,
@@ -29,12 +30,13 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind, in the order the filter lists them.
-    pub const ALL: [AuditKind; 16] = [
+    pub const ALL: [AuditKind; 17] = [
         AuditKind::SetTarget,
         AuditKind::ClearTarget,
         AuditKind::SetSettings,
         AuditKind::Rename,
         AuditKind::SetSource,
+        AuditKind::SetFleetTarget,
         AuditKind::AddResource,
         AuditKind::RemoveResource,
         AuditKind::Restore,
@@ -55,6 +57,7 @@ impl AuditKind {
             AuditKind::SetSettings => "set_settings",
             AuditKind::Rename => "rename",
             AuditKind::SetSource => "set_source",
+            AuditKind::SetFleetTarget => "set_fleet_target",
             AuditKind::AddResource => "add_resource",
             AuditKind::RemoveResource => "remove_resource",
             AuditKind::Restore => "restore",
@@ -84,6 +87,7 @@ impl AuditKind {
             M::SetSettings => AuditKind::SetSettings,
             M::Rename => AuditKind::Rename,
             M::SetSource => AuditKind::SetSource,
+            M::SetFleetTarget => AuditKind::SetFleetTarget,
             M::Restore => AuditKind::Restore,
         }
     }

@@ -195,6 +195,18 @@ pub enum Mutation {
     SetSource {
         id: ResourceId,
         source: SourceSpec,
+        /// A fleet's host metrics as its new settings define them (custom PromQL metrics
+        /// may have been added or removed); `None` keeps them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fleet_metrics: Option<Vec<crate::fleet::FleetMetric>>,
+    },
+    /// Sets (`target: Some`) or resets to inherited (`None`) one metric's target at one
+    /// level of a fleet: the default, a group, a host.
+    SetFleetTarget {
+        id: ResourceId,
+        scope: crate::fleet::Scope,
+        metric: String,
+        target: Option<Target>,
     },
     /// Replace all resources with those of a snapshot still in the ring.
     Restore {
@@ -212,6 +224,7 @@ impl Mutation {
             Mutation::SetSettings { .. } => MutationKind::SetSettings,
             Mutation::Rename { .. } => MutationKind::Rename,
             Mutation::SetSource { .. } => MutationKind::SetSource,
+            Mutation::SetFleetTarget { .. } => MutationKind::SetFleetTarget,
             Mutation::Restore { .. } => MutationKind::Restore,
         }
     }
@@ -227,6 +240,7 @@ pub enum MutationKind {
     SetSettings,
     Rename,
     SetSource,
+    SetFleetTarget,
     Restore,
 }
 
@@ -556,6 +570,7 @@ impl ChangeRecord {
             MutationKind::SetSettings => json!(r.settings),
             MutationKind::Rename => json!(r.name),
             MutationKind::SetSource => json!(r.source),
+            MutationKind::SetFleetTarget => json!(r.fleet.as_ref().map(|f| &f.targets)),
             _ => json!(r),
         }
     }
@@ -581,6 +596,24 @@ impl ChangeRecord {
                     target(&self.before),
                     target(&self.after)
                 )
+            }
+            MutationKind::SetFleetTarget => {
+                let changed = match (&self.before, &self.after) {
+                    (Some(b), Some(a)) => diff(
+                        &ResourceMap::unit(b.id.clone(), b.clone()),
+                        &ResourceMap::unit(a.id.clone(), a.clone()),
+                    )
+                    .into_iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                    _ => String::new(),
+                };
+                if changed.is_empty() {
+                    format!("{id}: fleet targets unchanged")
+                } else {
+                    changed
+                }
             }
             MutationKind::SetSettings | MutationKind::SetSource => {
                 let n = match (&self.before, &self.after) {
@@ -1153,7 +1186,11 @@ impl ChangeStore {
                 };
                 replace(before, after)
             }
-            Mutation::SetSource { id, source } => {
+            Mutation::SetSource {
+                id,
+                source,
+                fleet_metrics,
+            } => {
                 let before = existing(&id)?;
                 if before.source.is_none() {
                     return Err(EngineError::invalid(
@@ -1161,8 +1198,79 @@ impl ChangeStore {
                         format!("resource `{id}` is produced by a built-in source and has no configurable one"),
                     ));
                 }
-                let after = Resource {
+                let mut after = Resource {
                     source: Some(source),
+                    ..(*before).clone()
+                };
+                if let (Some(fleet), Some(metrics)) = (after.fleet.as_mut(), fleet_metrics) {
+                    fleet.metrics = metrics;
+                    // Targets of metrics the fleet no longer has would name nothing.
+                    let names: BTreeSet<String> =
+                        fleet.metrics.iter().map(|m| m.name.clone()).collect();
+                    let gone: Vec<(crate::fleet::Scope, String)> = fleet
+                        .targets
+                        .iter()
+                        .filter(|(_, metric, _)| !names.contains(*metric))
+                        .map(|(scope, metric, _)| (scope, metric.to_owned()))
+                        .collect();
+                    for (scope, metric) in gone {
+                        fleet.targets.set(&scope, &metric, None);
+                    }
+                    fleet.validate(&after.settings)?;
+                }
+                replace(before, after)
+            }
+            Mutation::SetFleetTarget {
+                id,
+                scope,
+                metric,
+                target,
+            } => {
+                let before = existing(&id)?;
+                let Some(mut fleet) = before.fleet.clone() else {
+                    return Err(EngineError::invalid(
+                        "resource",
+                        format!("resource `{id}` is not a fleet"),
+                    ));
+                };
+                if fleet.metric(&metric).is_none() {
+                    let known: Vec<&str> = fleet.metrics.iter().map(|m| m.name.as_str()).collect();
+                    return Err(EngineError::invalid(
+                        "metric",
+                        format!(
+                            "`{metric}` is not a metric of this fleet (known: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                if let crate::fleet::Scope::Group(key) | crate::fleet::Scope::Host(key) = &scope {
+                    if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
+                        return Err(EngineError::invalid(
+                            "scope.key",
+                            "a group or host key is 1–256 printable characters",
+                        ));
+                    }
+                }
+                if let Some(t) = &target {
+                    if t.metric != metric {
+                        return Err(EngineError::invalid(
+                            "target.metric",
+                            format!("the target names `{}`, not `{metric}`", t.metric),
+                        ));
+                    }
+                    t.validate(&fleet.target_metrics(), &before.settings)?;
+                } else if fleet.targets.get(&scope, &metric).is_none() {
+                    return Err(EngineError::invalid(
+                        "scope",
+                        format!(
+                            "{} has no target of its own for `{metric}`: it already inherits",
+                            scope.describe()
+                        ),
+                    ));
+                }
+                fleet.targets.set(&scope, &metric, target);
+                let after = Resource {
+                    fleet: Some(fleet),
                     ..(*before).clone()
                 };
                 replace(before, after)

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod changes;
 pub mod database;
 pub mod error;
+pub mod fleet;
 pub mod history;
 pub mod lb;
 pub mod model;

@@ -23,12 +23,14 @@ pub enum ResourceType {
     Cache,
     /// A load balancer's backend pool (`lb:<name>`).
     LoadBalancer,
+    /// Many hosts read from a Prometheus-compatible store (`fleet:<name>`).
+    Fleet,
     Custom(u32),
 }
 
 impl ResourceType {
     /// The built-in (non-custom) types, in display order.
-    pub const BUILT_IN: [ResourceType; 7] = [
+    pub const BUILT_IN: [ResourceType; 8] = [
         ResourceType::Cpu,
         ResourceType::Memory,
         ResourceType::Disk,
@@ -36,6 +38,7 @@ impl ResourceType {
         ResourceType::Database,
         ResourceType::Cache,
         ResourceType::LoadBalancer,
+        ResourceType::Fleet,
     ];
 
     /// Human label for the UI ("CPU", "Custom 42").
@@ -48,6 +51,7 @@ impl ResourceType {
             ResourceType::Database => "Database".into(),
             ResourceType::Cache => "Cache".into(),
             ResourceType::LoadBalancer => "Load balancer".into(),
+            ResourceType::Fleet => "Fleet".into(),
             ResourceType::Custom(id) => format!("Custom {id}"),
         }
     }
@@ -63,6 +67,7 @@ impl fmt::Display for ResourceType {
             ResourceType::Database => f.write_str("database"),
             ResourceType::Cache => f.write_str("cache"),
             ResourceType::LoadBalancer => f.write_str("lb"),
+            ResourceType::Fleet => f.write_str("fleet"),
             ResourceType::Custom(id) => write!(f, "custom:{id}"),
         }
     }
@@ -70,7 +75,7 @@ impl fmt::Display for ResourceType {
 
 /// Why a string is not a [`ResourceType`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("resource type `{input}` is not valid: expected one of cpu, memory, disk, network, database, cache, lb or custom:<id> with id 0..=4294967295")]
+#[error("resource type `{input}` is not valid: expected one of cpu, memory, disk, network, database, cache, lb, fleet or custom:<id> with id 0..=4294967295")]
 pub struct ParseResourceTypeError {
     pub input: String,
 }
@@ -90,6 +95,7 @@ impl FromStr for ResourceType {
             "database" => ResourceType::Database,
             "cache" => ResourceType::Cache,
             "lb" => ResourceType::LoadBalancer,
+            "fleet" => ResourceType::Fleet,
             other => {
                 let id = other.strip_prefix("custom:").ok_or_else(err)?;
                 // `u32::from_str` accepts a leading '+', which would break round-tripping.
@@ -960,6 +966,9 @@ pub struct Resource {
     /// snapshots and restore carry. Never holds a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceSpec>,
+    /// A fleet's host metrics and their targets at three levels (fleet resources only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 /// A configured source: its kind (`postgres`, `redis`, …) and its settings as the kind's
@@ -984,6 +993,7 @@ impl Resource {
             target: default_target(resource_type),
             settings: ResourceSettings::default(),
             source: None,
+            fleet: None,
         }
     }
 
@@ -1032,6 +1042,9 @@ impl Resource {
             }
         }
         self.settings.validate()?;
+        if let Some(fleet) = &self.fleet {
+            fleet.validate(&self.settings)?;
+        }
         if let Some(t) = &self.target {
             t.validate(&self.metrics, &self.settings)?;
         }
@@ -1069,6 +1082,9 @@ pub fn default_metrics(t: ResourceType) -> Vec<Metric> {
         ResourceType::Database => &[("latency", Latency), ("queries", Throughput)],
         ResourceType::Cache => &[("hit_ratio", Utilization), ("latency", Latency)],
         ResourceType::LoadBalancer => &[("response_ms", Latency), ("error_pct", Utilization)],
+        // The store itself: the share of its hosts past their targets, and how long the
+        // store takes to answer. The hosts' own metrics are in `Resource::fleet`.
+        ResourceType::Fleet => &[("breaching_pct", Utilization), ("query_ms", Latency)],
         ResourceType::Custom(_) => &[("value", Utilization)],
     };
     list.iter().map(|&(n, k)| Metric::new(n, k)).collect()

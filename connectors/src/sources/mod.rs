@@ -19,6 +19,7 @@ pub mod nginx;
 pub mod pool;
 pub mod postgres;
 pub mod probe;
+pub mod prometheus;
 pub mod push;
 pub mod redis;
 pub mod secret;
@@ -187,6 +188,7 @@ pub enum Configured {
     Haproxy(haproxy::HaproxySettings),
     Pool(pool::PoolSettings),
     Nginx(nginx::NginxSettings),
+    Prometheus(prometheus::PrometheusSettings),
 }
 
 /// What connecting once found: the server's name and version, and what will not work.
@@ -210,9 +212,12 @@ impl Configured {
             haproxy::KIND => Configured::Haproxy(haproxy::HaproxySettings::from_spec(spec)?),
             pool::KIND => Configured::Pool(pool::PoolSettings::from_spec(spec)?),
             nginx::KIND => Configured::Nginx(nginx::NginxSettings::from_spec(spec)?),
+            prometheus::KIND => {
+                Configured::Prometheus(prometheus::PrometheusSettings::from_spec(spec)?)
+            }
             other => {
                 return Err(format!(
-                "kind: unknown source kind {other:?} (known: postgres, redis, memcached, haproxy, lb_pool, nginx)"
+                "kind: unknown source kind {other:?} (known: postgres, redis, memcached, haproxy, lb_pool, nginx, prometheus)"
             ))
             }
         })
@@ -226,6 +231,7 @@ impl Configured {
             Configured::Haproxy(_) => haproxy::KIND,
             Configured::Pool(_) => pool::KIND,
             Configured::Nginx(_) => nginx::KIND,
+            Configured::Prometheus(_) => prometheus::KIND,
         }
     }
 
@@ -237,6 +243,7 @@ impl Configured {
             Configured::Haproxy(s) => s.spec(),
             Configured::Pool(s) => s.spec(),
             Configured::Nginx(s) => s.spec(),
+            Configured::Prometheus(s) => s.spec(),
         }
     }
 
@@ -248,6 +255,7 @@ impl Configured {
             Configured::Haproxy(s) => s.validate().map(drop),
             Configured::Pool(s) => s.validate(),
             Configured::Nginx(s) => s.validate(),
+            Configured::Prometheus(s) => s.validate(),
         }
     }
 
@@ -259,6 +267,7 @@ impl Configured {
             Configured::Haproxy(_) | Configured::Pool(_) | Configured::Nginx(_) => {
                 haproxy::resource_id(name)
             }
+            Configured::Prometheus(_) => prometheus::resource_id(name),
         }
     }
 
@@ -270,6 +279,7 @@ impl Configured {
             Configured::Haproxy(s) => haproxy::resource(name, s, defaults),
             Configured::Pool(s) => pool::resource(name, s, defaults),
             Configured::Nginx(s) => nginx::resource(name, s, defaults),
+            Configured::Prometheus(s) => prometheus::resource(name, s, defaults),
         }
     }
 
@@ -278,6 +288,7 @@ impl Configured {
         match self {
             Configured::Postgres(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
             Configured::Redis(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
+            Configured::Prometheus(s) => s.secret_location(),
             Configured::Memcached(_)
             | Configured::Haproxy(_)
             | Configured::Pool(_)
@@ -313,6 +324,7 @@ impl Configured {
                 s.password_file = Some(path);
                 s.password_env = None;
             }
+            Configured::Prometheus(s) => s.keep_secret_in(path),
             Configured::Memcached(_)
             | Configured::Haproxy(_)
             | Configured::Pool(_)
@@ -328,6 +340,7 @@ impl Configured {
             Configured::Haproxy(s) => s.group.as_deref(),
             Configured::Pool(s) => s.group.as_deref(),
             Configured::Nginx(s) => s.group.as_deref(),
+            Configured::Prometheus(s) => s.group.as_deref(),
         }
     }
 
@@ -337,7 +350,8 @@ impl Configured {
             Configured::Postgres(_)
             | Configured::Haproxy(_)
             | Configured::Pool(_)
-            | Configured::Nginx(_) => None,
+            | Configured::Nginx(_)
+            | Configured::Prometheus(_) => None,
             Configured::Redis(s) => cache::warm_action(&s.warm_url, &s.warm_command),
             Configured::Memcached(s) => cache::warm_action(&s.warm_url, &s.warm_command),
         }
@@ -349,7 +363,8 @@ impl Configured {
             Configured::Postgres(_)
             | Configured::Haproxy(_)
             | Configured::Pool(_)
-            | Configured::Nginx(_) => None,
+            | Configured::Nginx(_)
+            | Configured::Prometheus(_) => None,
             Configured::Redis(s) => s.invalidate_url.as_deref(),
             Configured::Memcached(s) => s.invalidate_url.as_deref(),
         }
@@ -411,6 +426,18 @@ impl Configured {
                     tuning_unavailable: None,
                 })
             }
+            Configured::Prometheus(s) => {
+                let report = prometheus::check(s, password).await?;
+                Ok(Checked {
+                    server_version: format!(
+                        "Prometheus-compatible store ({} hosts, every {} s)",
+                        report.hosts,
+                        report.interval.as_secs()
+                    ),
+                    statements: None,
+                    tuning_unavailable: None,
+                })
+            }
             Configured::Pool(s) => {
                 if password.is_some() {
                     return Err("password: a checked pool has no password; leave it empty".into());
@@ -445,6 +472,15 @@ impl Configured {
             Configured::Haproxy(s) => Box::new(haproxy::source(resource, s, interval)?),
             Configured::Pool(s) => Box::new(pool::source(resource, s, interval)?),
             Configured::Nginx(s) => Box::new(nginx::source(resource, s, interval)?),
+            Configured::Prometheus(s) => Box::new(prometheus::source(resource, s, interval)?),
         })
+    }
+
+    /// A fleet's host metrics as these settings define them (fleets only).
+    pub fn fleet_metrics(&self) -> Option<Vec<engine::fleet::FleetMetric>> {
+        match self {
+            Configured::Prometheus(s) => s.fleet_metrics().ok(),
+            _ => None,
+        }
     }
 }

@@ -61,6 +61,12 @@ impl Monitor {
         ) {
             self.reconcile_sources();
         }
+        if matches!(
+            record.kind,
+            MutationKind::SetFleetTarget | MutationKind::SetSource | MutationKind::Restore
+        ) {
+            self.sync_fleets();
+        }
         let scope = match (record.kind, &record.resource) {
             (MutationKind::Restore, _) | (_, None) => None,
             (_, Some(id)) => Some(id.clone()),
@@ -82,6 +88,7 @@ pub fn required_role(state: &State, mutation: &Mutation) -> Role {
         Mutation::SetTarget { .. }
         | Mutation::EditTarget { .. }
         | Mutation::ClearTarget { .. }
+        | Mutation::SetFleetTarget { .. }
         | Mutation::Rename { .. } => Role::Editor,
         Mutation::SetSettings { id, settings } => match state.resources.get(id) {
             Some(current) if touches_action(&current.settings, settings) => Role::Admin,

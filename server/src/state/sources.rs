@@ -89,10 +89,15 @@ impl Monitor {
             let current = self.store.state().resources.get(&resource.id).cloned();
             let mutation = match current {
                 None => Mutation::AddResource { resource },
-                Some(current) if current.source.as_ref() != resource.source.as_ref() => {
+                Some(current)
+                    if current.source.as_ref() != resource.source.as_ref()
+                        || current.fleet.as_ref().map(|f| &f.metrics)
+                            != resource.fleet.as_ref().map(|f| &f.metrics) =>
+                {
                     Mutation::SetSource {
                         id: resource.id.clone(),
                         source: entry.settings.spec(),
+                        fleet_metrics: entry.settings.fleet_metrics(),
                     }
                 }
                 Some(_) => continue,
@@ -174,6 +179,7 @@ impl Monitor {
                 Mutation::SetSource {
                     id,
                     source: settings.spec(),
+                    fleet_metrics: settings.fleet_metrics(),
                 },
                 actor,
             )

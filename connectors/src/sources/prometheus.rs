@@ -1,0 +1,1328 @@
+//! A fleet from a Prometheus-compatible store (`[[prometheus]]`): hosts discovered from a
+//! selector (`up{job="node"}`), grouped by labels, each judged on node_exporter's CPU,
+//! memory, disk and network (PromQL templates) and on metrics the user defines with their
+//! own PromQL, against targets inherited default → group → host (`engine::fleet`).
+//!
+//! Efficient by design: one refresh is one query for the hosts plus one query per metric
+//! for every host at once (aggregated `by (instance)`), on the store's scrape interval,
+//! never faster; range queries pick a step under the store's 11,000 points per series and
+//! are cached per step; every query spends from the store's budget per minute.
+//!
+//! The running source and the pages share one [`Fleet`] handle per store, found by its
+//! resource id ([`handle`]): the source refreshes it, the server reads views from it and
+//! tells it about target edits ([`Fleet::set_fleet`]).
+
+pub mod api;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use engine::fleet::{
+    self, CellState, FleetMetric, FleetView, GroupBacktest, GroupSummary, HostRow, Origin, Scope,
+};
+use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, SourceSpec, Target};
+use engine::series::{SeriesInfo, Tick, UnixMillis};
+use engine::source::runtime::Polled;
+use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
+use engine::sync::lock;
+use serde::{Deserialize, Serialize};
+
+use super::MetricDef;
+use api::Store;
+
+/// The kind name in a resource's [`SourceSpec`].
+pub const KIND: &str = "prometheus";
+/// When the store does not publish its scrape interval (and none is configured).
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+/// Samples kept per host and metric (the evaluation window is at most this many).
+const RING: usize = 120;
+/// Range results cached (per query, scope, step and end).
+const CACHE_ENTRIES: usize = 64;
+
+fn default_selector() -> String {
+    "up{job=\"node\"}".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_budget() -> u32 {
+    600
+}
+
+/// A store's source settings. Secrets are never here: `bearer_token_file`/`_env` or, with
+/// `username`, `password_file`/`_env` name where they are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusSettings {
+    /// The store's base URL: `http://prometheus:9090`, `https://vm.example.com/select/0/prometheus`.
+    pub url: String,
+    /// The series that lists the hosts, one per `instance`: `up{job="node"}`. A value of 0
+    /// marks the host down.
+    #[serde(default = "default_selector")]
+    pub selector: String,
+    /// Labels that group hosts: `["env", "role"]`.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    /// Basic authentication's user; the password is in `password_file` or `password_env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// node_exporter's CPU, memory, disk and network for every host.
+    #[serde(default = "default_true")]
+    pub node_metrics: bool,
+    /// Metrics of the user's own PromQL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric: Vec<CustomMetric>,
+    /// Refresh interval; by default the store's own scrape interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_secs: Option<u32>,
+    /// Queries per minute this perfpilot may send the store (refreshes, charts, backtests).
+    #[serde(default = "default_budget")]
+    pub query_budget_per_min: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// `[[prometheus.metric]]`: a metric of every host from the user's PromQL, one series per
+/// `instance` (`avg by (instance) (…)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomMetric {
+    pub name: String,
+    pub query: String,
+    /// `%`, `ms`, `B/s`, `connections`…
+    pub unit: String,
+    /// `utilization` (0–100 %), `throughput` or `latency`; by default from the unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// One `[[prometheus]]` entry of the configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusEntry {
+    pub name: String,
+    #[serde(flatten)]
+    pub settings: PrometheusSettings,
+}
+
+impl PrometheusEntry {
+    pub fn settings(&self) -> PrometheusSettings {
+        self.settings.clone()
+    }
+}
+
+/// A node_exporter metric: its name, kind, unit and PromQL with `{M}` for the selector's
+/// matchers and `{W}` for the rate window.
+struct Template {
+    name: &'static str,
+    kind: MetricKind,
+    unit: &'static str,
+    query: &'static str,
+}
+
+const FILESYSTEMS: &str = r#"fstype!~"tmpfs|ramfs|squashfs|overlay|nsfs|autofs|fuse.*""#;
+
+const NODE: &[Template] = &[
+    Template {
+        name: "cpu",
+        kind: MetricKind::Utilization,
+        unit: "%",
+        query: r#"100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"{M}}[{W}])))"#,
+    },
+    Template {
+        name: "memory",
+        kind: MetricKind::Utilization,
+        unit: "%",
+        query: r#"100 * (1 - max by (instance) (node_memory_MemAvailable_bytes{{M0}}) / max by (instance) (node_memory_MemTotal_bytes{{M0}}))"#,
+    },
+    Template {
+        name: "disk",
+        kind: MetricKind::Utilization,
+        unit: "%",
+        query: r#"100 * max by (instance) (1 - node_filesystem_avail_bytes{{FS}{M}} / node_filesystem_size_bytes{{FS}{M}})"#,
+    },
+    Template {
+        name: "network",
+        kind: MetricKind::Throughput,
+        unit: "B/s",
+        query: r#"sum by (instance) (rate(node_network_receive_bytes_total{device!="lo"{M}}[{W}]) + rate(node_network_transmit_bytes_total{device!="lo"{M}}[{W}]))"#,
+    },
+];
+
+/// The matchers inside a selector's braces (`job="node"` of `up{job="node"}`).
+fn matchers(selector: &str) -> Result<&str, String> {
+    let selector = selector.trim();
+    match (selector.find('{'), selector.rfind('}')) {
+        (None, None) => Ok(""),
+        (Some(open), Some(close)) if open < close && close == selector.len() - 1 => {
+            Ok(selector[open + 1..close].trim().trim_end_matches(','))
+        }
+        _ => Err(format!(
+            "selector: {selector:?} is not a series selector such as up{{job=\"node\"}}"
+        )),
+    }
+}
+
+/// The selector with more matchers (a host's `instance`, a group's labels).
+fn narrowed(selector: &str, extra: &[(String, String)]) -> Result<String, String> {
+    if extra.is_empty() {
+        return Ok(selector.to_owned());
+    }
+    let inner = matchers(selector)?;
+    let name = selector.trim().split('{').next().unwrap_or("").trim();
+    let mut parts: Vec<String> = Vec::new();
+    if !inner.is_empty() {
+        parts.push(inner.to_owned());
+    }
+    for (label, value) in extra {
+        parts.push(format!("{label}={}", quoted(value)));
+    }
+    Ok(format!("{name}{{{}}}", parts.join(",")))
+}
+
+/// A PromQL string literal.
+fn quoted(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn kind_of(metric: &CustomMetric, i: usize) -> Result<MetricKind, String> {
+    Ok(match metric.kind.as_deref() {
+        Some("utilization") => MetricKind::Utilization,
+        Some("throughput") => MetricKind::Throughput,
+        Some("latency") => MetricKind::Latency,
+        Some(other) => {
+            return Err(format!(
+                "metric[{i}].kind: must be utilization, throughput or latency, got {other:?}"
+            ))
+        }
+        None if metric.unit == "%" => MetricKind::Utilization,
+        None if metric.unit == "ms" => MetricKind::Latency,
+        None => MetricKind::Throughput,
+    })
+}
+
+/// Label names as Prometheus allows them.
+fn valid_label(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl PrometheusSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        let rest = self
+            .url
+            .strip_prefix("http://")
+            .or_else(|| self.url.strip_prefix("https://"))
+            .ok_or_else(|| {
+                format!(
+                    "url: must be the store's http:// or https:// base URL, got {:?}",
+                    self.url
+                )
+            })?;
+        if rest.is_empty()
+            || rest.contains('@')
+            || rest.contains('?')
+            || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "url: not a usable base URL (no user:password@, no query string): {:?}",
+                self.url
+            ));
+        }
+        if rest.trim_end_matches('/').ends_with("/api/v1") {
+            return Err("url: give the store's base URL, without /api/v1".into());
+        }
+        matchers(&self.selector)?;
+        if self.selector.trim().is_empty() {
+            return Err("selector: must name the series that lists the hosts, such as up{job=\"node\"}".into());
+        }
+        for (i, label) in self.group_by.iter().enumerate() {
+            if !valid_label(label) || label == "instance" {
+                return Err(format!(
+                    "group_by[{i}]: {label:?} is not a label to group by (letters, digits and _, not `instance`)"
+                ));
+            }
+        }
+        if self.group_by.len() > 4 {
+            return Err("group_by: at most 4 labels".into());
+        }
+        let bearer = self.bearer_token_file.is_some() || self.bearer_token_env.is_some();
+        let basic = self.password_file.is_some() || self.password_env.is_some();
+        if self.bearer_token_file.is_some() && self.bearer_token_env.is_some() {
+            return Err("bearer_token_file: give the token in a file or an environment variable, not both".into());
+        }
+        if self.password_file.is_some() && self.password_env.is_some() {
+            return Err("password_file: give the password in a file or an environment variable, not both".into());
+        }
+        if bearer && (basic || self.username.is_some()) {
+            return Err("bearer_token_file: use a bearer token or a user and password, not both".into());
+        }
+        if basic && self.username.is_none() {
+            return Err("username: a password needs the user it belongs to".into());
+        }
+        if !(1..=100_000).contains(&self.query_budget_per_min) {
+            return Err(format!(
+                "query_budget_per_min: must be within 1–100000, got {}",
+                self.query_budget_per_min
+            ));
+        }
+        if let Some(secs) = self.interval_secs {
+            if !(1..=3600).contains(&secs) {
+                return Err(format!("interval_secs: must be within 1–3600, got {secs}"));
+            }
+        }
+        if !self.node_metrics && self.metric.is_empty() {
+            return Err("metric: with node_metrics off, define at least one [[prometheus.metric]]".into());
+        }
+        for (i, m) in self.metric.iter().enumerate() {
+            kind_of(m, i)?;
+            if m.query.trim().is_empty() {
+                return Err(format!("metric[{i}].query: must be PromQL giving one series per instance"));
+            }
+            if m.unit.trim().is_empty() || m.unit.len() > 16 {
+                return Err(format!("metric[{i}].unit: 1–16 characters, such as % or ms"));
+            }
+        }
+        super::secret::validate_group(&self.group)?;
+        let fleet = engine::fleet::Fleet {
+            metrics: self.fleet_metrics()?,
+            targets: Default::default(),
+        };
+        fleet
+            .validate(&ResourceSettings::default())
+            .map_err(|err| format!("metric: {err}"))
+    }
+
+    /// The metrics every host is judged on: node_exporter's, then the user's.
+    pub fn fleet_metrics(&self) -> Result<Vec<FleetMetric>, String> {
+        let mut out: Vec<FleetMetric> = Vec::new();
+        if self.node_metrics {
+            out.extend(NODE.iter().map(|t| FleetMetric {
+                name: t.name.into(),
+                kind: t.kind,
+                unit: t.unit.into(),
+            }));
+        }
+        for (i, m) in self.metric.iter().enumerate() {
+            out.push(FleetMetric {
+                name: m.name.clone(),
+                kind: kind_of(m, i)?,
+                unit: m.unit.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Each metric's PromQL for this store (`window` is the rate window).
+    fn queries(&self, window: Duration) -> Result<Vec<String>, String> {
+        let m = matchers(&self.selector)?;
+        let with_comma = if m.is_empty() {
+            String::new()
+        } else {
+            format!(",{m}")
+        };
+        let window = format!("{}s", window.as_secs().max(1));
+        let mut out = Vec::new();
+        if self.node_metrics {
+            for t in NODE {
+                out.push(
+                    t.query
+                        .replace("{FS}", FILESYSTEMS)
+                        .replace("{M0}", m)
+                        .replace("{M}", &with_comma)
+                        .replace("{W}", &window),
+                );
+            }
+        }
+        out.extend(self.metric.iter().map(|m| m.query.clone()));
+        Ok(out)
+    }
+
+    pub fn spec(&self) -> SourceSpec {
+        super::spec_of(KIND, self)
+    }
+
+    pub fn from_spec(spec: &SourceSpec) -> Result<PrometheusSettings, String> {
+        super::settings_of(spec)
+    }
+
+    /// Where the secret is: the bearer token, or the basic-auth password.
+    pub fn secret_location(&self) -> (Option<&PathBuf>, Option<&String>) {
+        if self.username.is_some() {
+            (self.password_file.as_ref(), self.password_env.as_ref())
+        } else {
+            (self.bearer_token_file.as_ref(), self.bearer_token_env.as_ref())
+        }
+    }
+
+    pub fn keep_secret_in(&mut self, path: PathBuf) {
+        if self.username.is_some() {
+            self.password_file = Some(path);
+            self.password_env = None;
+        } else {
+            self.bearer_token_file = Some(path);
+            self.bearer_token_env = None;
+        }
+    }
+
+    fn base(&self) -> String {
+        self.url.trim_end_matches('/').to_owned()
+    }
+
+    /// The `Authorization` header with `secret` (read from where the settings say).
+    fn authorization(&self, secret: Option<String>) -> Option<String> {
+        use base64::Engine;
+        let secret = secret?;
+        Some(match &self.username {
+            Some(user) => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
+            ),
+            None => format!("Bearer {}", secret.trim()),
+        })
+    }
+
+    fn store(&self, secret: Option<String>) -> Store {
+        Store {
+            base: self.base(),
+            authorization: self.authorization(secret),
+            client: crate::actuators::webhook::client(),
+        }
+    }
+}
+
+pub fn resource_id(name: &str) -> Result<ResourceId, String> {
+    ResourceId::new(&format!("fleet:{name}")).map_err(|err| format!("name: {err}"))
+}
+
+const OWN: &[MetricDef] = &[
+    MetricDef::new("breaching_pct", Some(MetricKind::Utilization), "%"),
+    MetricDef::new("query_ms", Some(MetricKind::Latency), "ms"),
+    MetricDef::new("hosts", None, "hosts"),
+    MetricDef::new("hosts_down", None, "hosts"),
+];
+
+/// The resource a store is: `fleet:<name>`, judged over 5 minutes (20 refreshes at the
+/// usual 15 s) with no target of its own; its hosts' metrics and targets in `fleet`.
+pub fn resource(
+    name: &str,
+    settings: &PrometheusSettings,
+    defaults: &ResourceSettings,
+) -> Result<Resource, String> {
+    let id = resource_id(name)?;
+    let mut resource = Resource::new(id, engine::model::ResourceType::Fleet, name);
+    resource.metrics = MetricDef::metrics(OWN);
+    resource.target = None;
+    resource.settings = defaults.clone();
+    resource.settings.window_secs = resource.settings.window_secs.max(300);
+    resource.source = Some(settings.spec());
+    resource.fleet = Some(engine::fleet::Fleet {
+        metrics: settings.fleet_metrics()?,
+        targets: Default::default(),
+    });
+    resource.validate().map_err(|err| err.to_string())?;
+    Ok(resource)
+}
+
+/// What a test query found: the hosts the selector lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    pub hosts: usize,
+    pub interval: Duration,
+}
+
+/// One test query of the selector and of every metric: unreachable, unauthorized, bad
+/// PromQL (the store's own message) and "no series match" are refused with the reason.
+pub async fn check(settings: &PrometheusSettings, secret: Option<String>) -> Result<CheckReport, String> {
+    settings.validate()?;
+    let store = settings.store(secret);
+    let now = engine::time::unix_now_ms() as f64 / 1000.0;
+    let hosts = store
+        .query(&settings.selector, now)
+        .await
+        .map_err(|e| format!("selector: {e}"))?;
+    let with_instance = hosts.iter().filter(|s| s.labels.contains_key("instance")).count();
+    if hosts.is_empty() {
+        return Err(format!(
+            "selector: no series match {} in the store now",
+            settings.selector
+        ));
+    }
+    if with_instance == 0 {
+        return Err(format!(
+            "selector: the series of {} have no `instance` label to tell hosts apart",
+            settings.selector
+        ));
+    }
+    let interval = interval_of(settings, &store).await;
+    let names = settings.fleet_metrics()?;
+    for (query, metric) in settings.queries(rate_window(interval))?.iter().zip(&names) {
+        store
+            .query(query, now)
+            .await
+            .map_err(|e| format!("metric `{}`: {e}", metric.name))?;
+    }
+    Ok(CheckReport {
+        hosts: with_instance,
+        interval,
+    })
+}
+
+async fn interval_of(settings: &PrometheusSettings, store: &Store) -> Duration {
+    match settings.interval_secs {
+        Some(secs) => Duration::from_secs(secs.into()),
+        None => store
+            .scrape_interval()
+            .await
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_INTERVAL),
+    }
+}
+
+/// Rates over four scrape intervals (Prometheus' advice), at least 10 s.
+fn rate_window(interval: Duration) -> Duration {
+    (interval * 4).max(Duration::from_secs(10))
+}
+
+/// Every running store's handle, by resource id.
+static FLEETS: LazyLock<Mutex<HashMap<String, Arc<Fleet>>>> = LazyLock::new(Default::default);
+
+/// The handle of the store `id` while its source runs.
+pub fn handle(id: &str) -> Option<Arc<Fleet>> {
+    lock(&FLEETS).get(id).cloned()
+}
+
+/// Every running store's handle.
+pub fn handles() -> Vec<Arc<Fleet>> {
+    lock(&FLEETS).values().cloned().collect()
+}
+
+/// Forgets the handles of stores the configuration no longer has.
+pub fn retain(keep: impl Fn(&str) -> bool) {
+    lock(&FLEETS).retain(|id, _| keep(id));
+}
+
+struct Host {
+    labels: BTreeMap<String, String>,
+    group: String,
+    up: bool,
+    /// Per metric (in the fleet's order), the newest samples last.
+    rings: Vec<VecDeque<Option<f32>>>,
+}
+
+#[derive(Default)]
+struct Observed {
+    hosts: BTreeMap<String, Host>,
+    refreshed_ms: Option<i64>,
+    /// The last refresh's error, until one succeeds.
+    error: Option<String>,
+    query_ms: Option<f32>,
+}
+
+/// A token bucket of queries per minute.
+struct Budget {
+    per_min: f64,
+    tokens: f64,
+    at: Instant,
+    /// When queries were sent, for queries per minute.
+    sent: VecDeque<Instant>,
+}
+
+impl Budget {
+    fn take(&mut self, n: usize) -> Result<(), String> {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_min / 60.0;
+        self.tokens = (self.tokens + refill).min(self.per_min);
+        self.at = now;
+        if self.tokens < n as f64 {
+            return Err(format!(
+                "the query budget of {} queries per minute for this store is spent; try again in {} s",
+                self.per_min,
+                ((n as f64 - self.tokens) * 60.0 / self.per_min).ceil()
+            ));
+        }
+        self.tokens -= n as f64;
+        for _ in 0..n {
+            self.sent.push_back(now);
+        }
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            self.sent.pop_front();
+        }
+        Ok(())
+    }
+}
+
+/// A range query's result on its grid: per host, one value per step from `start`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeries {
+    pub start_secs: i64,
+    pub step_secs: u64,
+    pub points: usize,
+    pub hosts: BTreeMap<String, Vec<Option<f32>>>,
+}
+
+/// One host as its page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostDetail {
+    pub instance: String,
+    pub group: String,
+    pub labels: BTreeMap<String, String>,
+    pub up: bool,
+    pub metrics: Vec<HostMetric>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostMetric {
+    pub metric: FleetMetric,
+    pub observed: Option<f64>,
+    pub state: CellState,
+    /// The effective target and where it comes from.
+    pub target: Option<(Target, Origin)>,
+    /// What it would be without a host override.
+    pub inherited: Option<(Target, Origin)>,
+}
+
+/// One store's fleet: what the source last read and the configuration it is judged on.
+pub struct Fleet {
+    pub id: String,
+    pub name: String,
+    settings: PrometheusSettings,
+    store: Store,
+    queries: Vec<String>,
+    interval: Duration,
+    config: Mutex<(engine::fleet::Fleet, ResourceSettings)>,
+    observed: Mutex<Observed>,
+    budget: Mutex<Budget>,
+    cache: Mutex<VecDeque<(String, u64, i64, Arc<RangeSeries>)>>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// One host's cell in a judgement pass.
+struct Judgement {
+    state: CellState,
+    value: Option<f64>,
+    severity: Option<f64>,
+    target: Option<(Target, Origin)>,
+}
+
+impl Fleet {
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    pub fn group_by(&self) -> &[String] {
+        &self.settings.group_by
+    }
+
+    /// Takes the configuration after a change (a target edit at any level, a restore).
+    pub fn set_fleet(&self, fleet: engine::fleet::Fleet, settings: ResourceSettings) {
+        let mut config = lock(&self.config);
+        // The metric list is fixed for a running source (a new list restarts it).
+        if config.0.metrics == fleet.metrics {
+            *config = (fleet, settings);
+        } else {
+            config.0.targets = fleet.targets;
+            config.1 = settings;
+        }
+    }
+
+    pub fn fleet(&self) -> engine::fleet::Fleet {
+        lock(&self.config).0.clone()
+    }
+
+    fn window_samples(&self, settings: &ResourceSettings) -> usize {
+        ((settings.window_secs as u64 / self.interval.as_secs().max(1)) as usize).clamp(1, RING)
+    }
+
+    /// Judges one host's metric `i` with the configuration `config`.
+    fn judge(
+        &self,
+        config: &(engine::fleet::Fleet, ResourceSettings),
+        window: usize,
+        instance: &str,
+        host: &Host,
+        i: usize,
+    ) -> Judgement {
+        let metric = &config.0.metrics[i].name;
+        let ring = host.rings[i].make_contiguous_copy();
+        let target = config.0.targets.effective(metric, &host.group, instance);
+        match &target {
+            _ if !host.up => Judgement {
+                state: CellState::NoData,
+                value: None,
+                severity: None,
+                target,
+            },
+            None => Judgement {
+                state: if ring.last().copied().flatten().is_some() {
+                    CellState::NoTarget
+                } else {
+                    CellState::NoData
+                },
+                value: ring.last().copied().flatten().map(f64::from),
+                severity: None,
+                target,
+            },
+            Some((t, _)) => {
+                let judged = fleet::judge(&ring, window, t, config.1.tolerance_pct);
+                Judgement {
+                    state: CellState::of(judged.condition),
+                    value: judged.observed,
+                    severity: judged.severity,
+                    target,
+                }
+            }
+        }
+    }
+
+    /// The fleet page: every host judged now, worst-first, with its groups.
+    pub fn view(&self) -> FleetView {
+        let config = lock(&self.config).clone();
+        let observed = lock(&self.observed);
+        let window = self.window_samples(&config.1);
+        let mut hosts: Vec<HostRow> = observed
+            .hosts
+            .iter()
+            .map(|(instance, host)| {
+                let mut worst: Option<f64> = None;
+                let cells = (0..config.0.metrics.len())
+                    .map(|i| {
+                        let j = self.judge(&config, window, instance, host, i);
+                        if let Some(s) = j.severity {
+                            worst = Some(worst.map_or(s, |w| w.max(s)));
+                        }
+                        fleet::Cell {
+                            value: j.value.map(|v| v as f32),
+                            state: j.state,
+                        }
+                    })
+                    .collect();
+                HostRow {
+                    instance: instance.clone(),
+                    group: host.group.clone(),
+                    up: host.up,
+                    worst: worst.map(|w| w as f32),
+                    cells,
+                }
+            })
+            .collect();
+        // Breaching hosts by how far past, then hosts that are down, then the rest by
+        // how close to their targets.
+        let rank = |h: &HostRow| -> (u8, f32) {
+            let tier = if h.breaching() {
+                0
+            } else if !h.up {
+                1
+            } else {
+                2
+            };
+            (tier, -h.worst.unwrap_or(f32::NEG_INFINITY))
+        };
+        hosts.sort_by(|a, b| {
+            rank(a)
+                .partial_cmp(&rank(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| a.instance.cmp(&b.instance))
+        });
+        let mut groups: BTreeMap<&str, GroupSummary> = BTreeMap::new();
+        for h in &hosts {
+            let g = groups.entry(&h.group).or_insert_with(|| GroupSummary {
+                key: h.group.clone(),
+                hosts: 0,
+                breaching: 0,
+                down: 0,
+            });
+            g.hosts += 1;
+            g.breaching += usize::from(h.breaching());
+            g.down += usize::from(!h.up);
+        }
+        let mut groups: Vec<GroupSummary> = groups.into_values().collect();
+        groups.sort_by(|a, b| {
+            (b.breaching, b.down)
+                .cmp(&(a.breaching, a.down))
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        let stale = self.stale_reason(&observed);
+        drop(observed);
+        FleetView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            metrics: config.0.metrics.clone(),
+            group_by: self.settings.group_by.clone(),
+            refreshed_unix_ms: lock(&self.observed).refreshed_ms,
+            interval_secs: self.interval.as_secs() as u32,
+            stale,
+            groups,
+            hosts,
+            queries_per_min: self.queries_per_min(),
+            query_budget_per_min: self.settings.query_budget_per_min,
+        }
+    }
+
+    fn stale_reason(&self, observed: &Observed) -> Option<String> {
+        let now = engine::time::unix_now_ms();
+        let since = observed
+            .refreshed_ms
+            .map(|ms| format!("; showing what it said at {} UTC", clock_time(ms)))
+            .unwrap_or_default();
+        if let Some(error) = &observed.error {
+            return Some(format!("{error}{since}"));
+        }
+        match observed.refreshed_ms {
+            None => Some("waiting for the store's first answer".into()),
+            Some(ms) if now - ms > 3 * self.interval.as_millis() as i64 + 10_000 => Some(format!(
+                "the store has not been read for {} s{since}",
+                (now - ms) / 1000
+            )),
+            _ => None,
+        }
+    }
+
+    /// Queries sent in the last minute.
+    pub fn queries_per_min(&self) -> f64 {
+        let mut budget = lock(&self.budget);
+        let now = Instant::now();
+        while budget
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            budget.sent.pop_front();
+        }
+        budget.sent.len() as f64
+    }
+
+    /// One host with every metric's effective target and where it comes from.
+    pub fn host(&self, instance: &str) -> Option<HostDetail> {
+        let config = lock(&self.config).clone();
+        let observed = lock(&self.observed);
+        let host = observed.hosts.get(instance)?;
+        let window = self.window_samples(&config.1);
+        let metrics = (0..config.0.metrics.len())
+            .map(|i| {
+                let j = self.judge(&config, window, instance, host, i);
+                let metric = config.0.metrics[i].clone();
+                let inherited = config.0.targets.inherited(
+                    &Scope::Host(instance.to_owned()),
+                    &metric.name,
+                    &host.group,
+                );
+                HostMetric {
+                    metric,
+                    observed: j.value,
+                    state: j.state,
+                    target: j.target,
+                    inherited,
+                }
+            })
+            .collect();
+        Some(HostDetail {
+            instance: instance.to_owned(),
+            group: host.group.clone(),
+            labels: host.labels.clone(),
+            up: host.up,
+            metrics,
+        })
+    }
+
+    /// The hosts of a group (`*`: all).
+    pub fn members(&self, group: &str) -> Vec<String> {
+        lock(&self.observed)
+            .hosts
+            .iter()
+            .filter(|(_, h)| group == fleet::ALL_HOSTS || h.group == group)
+            .map(|(i, _)| i.clone())
+            .collect()
+    }
+
+    /// Every host × metric with its effective target, for `/metrics`.
+    pub fn export(&self) -> Vec<ExportRow> {
+        let config = lock(&self.config).clone();
+        let observed = lock(&self.observed);
+        let window = self.window_samples(&config.1);
+        let mut out = Vec::with_capacity(observed.hosts.len() * config.0.metrics.len());
+        for (instance, host) in &observed.hosts {
+            for i in 0..config.0.metrics.len() {
+                let j = self.judge(&config, window, instance, host, i);
+                out.push(ExportRow {
+                    instance: instance.clone(),
+                    group: host.group.clone(),
+                    metric: config.0.metrics[i].name.clone(),
+                    target: j.target.map(|(t, o)| (t.value, o)),
+                    value: j.value,
+                    state: j.state,
+                });
+            }
+        }
+        out
+    }
+
+    /// One metric over the last `range_secs` for `scope`'s hosts (a host, a group, every
+    /// host), at a step giving about `points` points (never more than the store's
+    /// limit), cached per step. `None` for `metric` means the selector's own series.
+    pub async fn range(
+        &self,
+        metric: &str,
+        scope: &Scope,
+        range_secs: u64,
+        points: u64,
+    ) -> Result<Arc<RangeSeries>, String> {
+        let config = lock(&self.config).0.clone();
+        let i = config
+            .metrics
+            .iter()
+            .position(|m| m.name == metric)
+            .ok_or_else(|| format!("metric: `{metric}` is not a metric of this fleet"))?;
+        let step = fleet::step_for(range_secs, self.interval.as_secs().max(1), points);
+        let now = engine::time::unix_now_ms() / 1000;
+        let end = now - now.rem_euclid(step as i64);
+        let start = end - (range_secs as i64 / step as i64) * step as i64;
+        let key = format!("{metric}\u{0}{scope:?}");
+        if let Some(hit) = lock(&self.cache)
+            .iter()
+            .find(|(k, s, e, _)| *k == key && *s == step && *e == end)
+        {
+            return Ok(hit.3.clone());
+        }
+        let extra: Vec<(String, String)> = match scope {
+            Scope::Default => Vec::new(),
+            Scope::Host(instance) => vec![("instance".into(), instance.clone())],
+            Scope::Group(group) => group
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        };
+        let query = match extra.is_empty() {
+            true => self.queries[i].clone(),
+            false => format!(
+                "({}) and on (instance) {}",
+                self.queries[i],
+                narrowed(&self.settings.selector, &extra)?
+            ),
+        };
+        lock(&self.budget).take(1)?;
+        let ranges = self
+            .store
+            .query_range(&query, start, end, step)
+            .await?;
+        let points = ((end - start) / step as i64) as usize + 1;
+        let mut hosts = BTreeMap::new();
+        for r in ranges {
+            let Some(instance) = r.labels.get("instance") else {
+                continue;
+            };
+            let mut values = vec![None; points];
+            for (t, v) in r.points {
+                let k = ((t as i64 - start) as f64 / step as f64).round();
+                if (0.0..points as f64).contains(&k) {
+                    values[k as usize] = v.map(|v| v as f32);
+                }
+            }
+            hosts.insert(instance.clone(), values);
+        }
+        let series = Arc::new(RangeSeries {
+            start_secs: start,
+            step_secs: step,
+            points,
+            hosts,
+        });
+        let mut cache = lock(&self.cache);
+        cache.retain(|(k, s, e, _)| !(*k == key && *s == step && *e != end));
+        cache.push_back((key, step, end, series.clone()));
+        while cache.len() > CACHE_ENTRIES {
+            cache.pop_front();
+        }
+        Ok(series)
+    }
+
+    /// "Would have been breached on N of M hosts, X % of the time": `target` replayed over
+    /// every host of `group` for the last `range_secs`.
+    pub async fn group_backtest(
+        &self,
+        group: &str,
+        target: &Target,
+        range_secs: u64,
+    ) -> Result<(GroupBacktest, u64), String> {
+        let scope = if group == fleet::ALL_HOSTS {
+            Scope::Default
+        } else {
+            Scope::Group(group.to_owned())
+        };
+        let series = self.range(&target.metric, &scope, range_secs, 1_440).await?;
+        let hosts: Vec<Vec<Option<f32>>> = series.hosts.values().cloned().collect();
+        let result = fleet::group_backtest(&hosts, series.step_secs as u32, target)
+            .map_err(|e| e.to_string())?;
+        Ok((result, series.step_secs))
+    }
+
+    /// One refresh: the hosts, then every metric for all of them.
+    async fn refresh(&self) -> Result<(), String> {
+        let started = Instant::now();
+        lock(&self.budget).take(1 + self.queries.len())?;
+        let now = engine::time::unix_now_ms() as f64 / 1000.0;
+        let listed = self.store.query(&self.settings.selector, now).await?;
+        let mut values: Vec<HashMap<String, Option<f64>>> = Vec::new();
+        let metrics = lock(&self.config).0.metrics.clone();
+        for (query, metric) in self.queries.iter().zip(&metrics) {
+            let samples = self
+                .store
+                .query(query, now)
+                .await
+                .map_err(|e| format!("metric `{}`: {e}", metric.name))?;
+            values.push(
+                samples
+                    .into_iter()
+                    .filter_map(|s| Some((s.labels.get("instance")?.clone(), s.value)))
+                    .collect(),
+            );
+        }
+        let mut observed = lock(&self.observed);
+        let mut seen = std::collections::HashSet::new();
+        for sample in listed {
+            let Some(instance) = sample.labels.get("instance").cloned() else {
+                continue;
+            };
+            let group = fleet::group_key(&sample.labels, &self.settings.group_by);
+            let up = sample.value.is_some_and(|v| v != 0.0);
+            let n = values.len();
+            let host = observed.hosts.entry(instance.clone()).or_insert_with(|| Host {
+                labels: BTreeMap::new(),
+                group: group.clone(),
+                up,
+                rings: vec![VecDeque::with_capacity(RING); n],
+            });
+            host.labels = sample
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "__name__")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            host.group = group;
+            host.up = up;
+            for (ring, by_host) in host.rings.iter_mut().zip(&values) {
+                if ring.len() == RING {
+                    ring.pop_front();
+                }
+                ring.push_back(by_host.get(&instance).copied().flatten().map(|v| v as f32));
+            }
+            seen.insert(instance);
+        }
+        // A host the selector no longer lists is gone (not down: `up` would say so).
+        observed.hosts.retain(|instance, _| seen.contains(instance));
+        observed.refreshed_ms = Some(engine::time::unix_now_ms());
+        observed.error = None;
+        observed.query_ms = Some(started.elapsed().as_secs_f32() * 1000.0);
+        Ok(())
+    }
+
+    /// Fills every host's rings from one range query per metric over the evaluation
+    /// window, so statuses are right from the first page, not after 5 minutes.
+    async fn prefill(&self) -> Result<(), String> {
+        let config = lock(&self.config).clone();
+        let window_secs = (config.1.window_secs as u64).max(self.interval.as_secs());
+        let samples = self.window_samples(&config.1) as u64;
+        let mut filled: Vec<Arc<RangeSeries>> = Vec::new();
+        for m in &config.0.metrics {
+            filled.push(self.range(&m.name, &Scope::Default, window_secs, samples).await?);
+        }
+        let mut observed = lock(&self.observed);
+        for (instance, host) in observed.hosts.iter_mut() {
+            for (ring, series) in host.rings.iter_mut().zip(&filled) {
+                let Some(values) = series.hosts.get(instance) else {
+                    continue;
+                };
+                // The newest value is the refresh's own; the range adds the ones before.
+                let newest = ring.pop_back().flatten();
+                ring.clear();
+                ring.extend(values.iter().take(values.len().saturating_sub(1)).copied());
+                ring.push_back(newest);
+                while ring.len() > RING {
+                    ring.pop_front();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+trait ContiguousCopy {
+    fn make_contiguous_copy(&self) -> Vec<Option<f32>>;
+}
+
+impl ContiguousCopy for VecDeque<Option<f32>> {
+    fn make_contiguous_copy(&self) -> Vec<Option<f32>> {
+        self.iter().copied().collect()
+    }
+}
+
+fn clock_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// A host's metric for `/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRow {
+    pub instance: String,
+    pub group: String,
+    pub metric: String,
+    pub target: Option<(f64, Origin)>,
+    pub value: Option<f64>,
+    pub state: CellState,
+}
+
+/// The running source of `resource`: refreshes its [`Fleet`] on the store's interval and
+/// ticks the store's own series every `tick` (the monitor's interval) between refreshes.
+pub fn source(
+    resource: &Resource,
+    settings: PrometheusSettings,
+    tick: Duration,
+) -> Result<Polled<FleetPoll>, String> {
+    settings.validate()?;
+    let (file, env) = settings.secret_location();
+    let secret = super::secret::read(&file.cloned(), &env.cloned()).map_err(|e| {
+        if settings.username.is_none() {
+            e.replace("password_file", "bearer_token_file")
+                .replace("password_env", "bearer_token_env")
+        } else {
+            e
+        }
+    });
+    let fleet_config = resource
+        .fleet
+        .clone()
+        .ok_or_else(|| format!("resource `{}` is not a fleet", resource.id))?;
+    let info = SourceInfo {
+        id: resource.id.to_string(),
+        kind: KIND.to_owned(),
+        resources: vec![resource.clone()],
+        owns: Vec::new(),
+    };
+    let store = settings.store(secret.clone().ok().flatten());
+    Ok(Polled::new(
+        info,
+        Schedule::every(tick),
+        FleetPoll {
+            resource_id: resource.id.to_string(),
+            name: resource.name.clone(),
+            settings,
+            store,
+            secret_problem: secret.err(),
+            config: (fleet_config, resource.settings.clone()),
+            series: MetricDef::series(OWN, resource),
+            fleet: None,
+            next_refresh: None,
+        },
+    ))
+}
+
+pub struct FleetPoll {
+    resource_id: String,
+    name: String,
+    settings: PrometheusSettings,
+    store: Store,
+    secret_problem: Option<String>,
+    config: (engine::fleet::Fleet, ResourceSettings),
+    series: Arc<[SeriesInfo]>,
+    fleet: Option<Arc<Fleet>>,
+    next_refresh: Option<Instant>,
+}
+
+impl FleetPoll {
+    /// The handle, made on the first tick (the store's interval is asked for once).
+    async fn fleet(&mut self) -> Result<Arc<Fleet>, String> {
+        if let Some(fleet) = &self.fleet {
+            return Ok(fleet.clone());
+        }
+        if let Some(problem) = &self.secret_problem {
+            return Err(problem.clone());
+        }
+        let interval = interval_of(&self.settings, &self.store).await;
+        let fleet = Arc::new(Fleet {
+            id: self.resource_id.clone(),
+            name: self.name.clone(),
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            queries: self.settings.queries(rate_window(interval))?,
+            interval,
+            config: Mutex::new(self.config.clone()),
+            observed: Mutex::default(),
+            budget: Mutex::new(Budget {
+                per_min: self.settings.query_budget_per_min.into(),
+                tokens: self.settings.query_budget_per_min.into(),
+                at: Instant::now(),
+                sent: VecDeque::new(),
+            }),
+            cache: Mutex::default(),
+        });
+        lock(&FLEETS).insert(self.resource_id.clone(), fleet.clone());
+        self.fleet = Some(fleet.clone());
+        Ok(fleet)
+    }
+
+    async fn tick(&mut self, at: UnixMillis) -> Result<Tick, SourceError> {
+        let fleet = self.fleet().await.map_err(SourceError::new)?;
+        let due = self.next_refresh.is_none_or(|t| Instant::now() >= t);
+        if due {
+            let first = lock(&fleet.observed).refreshed_ms.is_none();
+            let refreshed = fleet.refresh().await;
+            if let Err(error) = refreshed {
+                lock(&fleet.observed).error = Some(error.clone());
+                return Err(SourceError::new(error));
+            }
+            self.next_refresh = Some(Instant::now() + fleet.interval);
+            if first {
+                if let Err(error) = fleet.prefill().await {
+                    tracing::warn!(fleet = %self.resource_id, %error, "Cannot read the fleet's recent history; statuses start from now");
+                }
+            }
+        }
+        let view = fleet.view();
+        if let Some(stale) = &view.stale {
+            return Err(SourceError::new(stale.clone()));
+        }
+        let hosts = view.hosts.len();
+        let down = view.hosts.iter().filter(|h| !h.up).count();
+        let breaching = view.hosts.iter().filter(|h| h.breaching()).count();
+        let breaching_pct = (hosts > 0).then(|| (breaching as f64 * 100.0 / hosts as f64) as f32);
+        let query_ms = lock(&fleet.observed).query_ms;
+        Ok(Tick {
+            at,
+            series: self.series.clone(),
+            values: vec![
+                breaching_pct,
+                query_ms,
+                Some(hosts as f32),
+                Some(down as f32),
+            ],
+            top_processes: None,
+        })
+    }
+}
+
+impl Poll for FleetPoll {
+    fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>> {
+        Box::pin(self.tick(at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> PrometheusSettings {
+        serde_json::from_value(serde_json::json!({"url": "http://127.0.0.1:9090"})).unwrap()
+    }
+
+    #[test]
+    fn templates_carry_the_selector_matchers() {
+        let s = PrometheusSettings {
+            selector: r#"up{job="node",env!="dev"}"#.into(),
+            ..settings()
+        };
+        let q = s.queries(Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            q[0],
+            r#"100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",job="node",env!="dev"}[60s])))"#
+        );
+        assert!(q[1].contains(r#"node_memory_MemTotal_bytes{job="node",env!="dev"}"#), "{}", q[1]);
+        assert!(q[2].contains(r#"fuse.*",job="node",env!="dev"}"#), "{}", q[2]);
+        let bare = settings().queries(Duration::from_secs(60)).unwrap();
+        assert!(bare[1].contains("node_memory_MemTotal_bytes{job=\"node\"}"), "{}", bare[1]);
+        let none = PrometheusSettings {
+            selector: "node_uname_info".into(),
+            ..settings()
+        };
+        let q = none.queries(Duration::from_secs(60)).unwrap();
+        assert!(q[0].contains(r#"{mode="idle"}"#) && q[1].contains("MemTotal_bytes{}"), "{q:?}");
+    }
+
+    #[test]
+    fn narrowing_adds_matchers_and_quotes_values() {
+        assert_eq!(
+            narrowed(r#"up{job="node"}"#, &[("instance".into(), "a\"b:9100".into())]).unwrap(),
+            r#"up{job="node",instance="a\"b:9100"}"#
+        );
+        assert_eq!(
+            narrowed("node_uname_info", &[("env".into(), "prod".into())]).unwrap(),
+            r#"node_uname_info{env="prod"}"#
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let bad = |f: fn(&mut PrometheusSettings)| {
+            let mut s = settings();
+            f(&mut s);
+            s.validate().unwrap_err()
+        };
+        assert!(bad(|s| s.url = "prometheus:9090".into()).starts_with("url:"));
+        assert!(bad(|s| s.url = "http://u:p@host:9090".into()).starts_with("url:"));
+        assert!(bad(|s| s.url = "http://host:9090/api/v1".into()).starts_with("url:"));
+        assert!(bad(|s| s.selector = "up{job=\"node\"".into()).starts_with("selector:"));
+        assert!(bad(|s| s.group_by = vec!["env-name".into()]).starts_with("group_by[0]:"));
+        assert!(bad(|s| s.password_env = Some("X".into())).starts_with("username:"));
+        assert!(bad(|s| {
+            s.bearer_token_env = Some("T".into());
+            s.username = Some("u".into());
+        })
+        .starts_with("bearer_token_file:"));
+        assert!(bad(|s| s.query_budget_per_min = 0).starts_with("query_budget_per_min:"));
+        assert!(bad(|s| s.metric = vec![CustomMetric {
+            name: "cpu".into(),
+            query: "x".into(),
+            unit: "%".into(),
+            kind: None
+        }])
+        .contains("defined twice"));
+        settings().validate().unwrap();
+    }
+
+    #[test]
+    fn the_budget_refuses_past_its_rate_and_says_when_to_retry() {
+        let mut b = Budget {
+            per_min: 6.0,
+            tokens: 6.0,
+            at: Instant::now(),
+            sent: VecDeque::new(),
+        };
+        b.take(5).unwrap();
+        let err = b.take(2).unwrap_err();
+        assert!(err.contains("6 queries per minute"), "{err}");
+        assert!(err.contains("try again in 10 s") || err.contains("try again in 9 s"), "{err}");
+        assert_eq!(b.sent.len(), 5);
+    }
+}

@@ -1,0 +1,636 @@
+//! Fleets: many hosts read from a Prometheus-compatible store, judged against targets
+//! inherited from three levels — a default per metric, a group's target, a host's
+//! override. The store is one resource (`fleet:<name>`); its [`Fleet`] holds the metrics
+//! every host is judged on and the three levels of targets, so an edit at any level is one
+//! counted change that snapshots, diffs and restores like any other.
+//!
+//! Pure and wasm-safe: the browser resolves inheritance and reads the wire types too.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backtest::backtest;
+use crate::error::EngineError;
+use crate::model::{Comparator, Metric, MetricKind, ResourceSettings, Statistic, Target};
+use crate::optimizer::Condition;
+use crate::stats::SampleValue;
+
+/// The group key of the whole fleet: the default level.
+pub const ALL_HOSTS: &str = "*";
+
+/// Most points the store returns per series (Prometheus' own query limit); every range
+/// query picks a step that stays under it.
+pub const MAX_POINTS: u64 = 11_000;
+
+/// What a fleet judges its hosts on, and the targets of its three levels.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    pub metrics: Vec<FleetMetric>,
+    #[serde(default)]
+    pub targets: FleetTargets,
+}
+
+/// One metric of every host (`cpu`, `memory`, … or one the user defined with PromQL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetMetric {
+    pub name: String,
+    pub kind: MetricKind,
+    pub unit: String,
+}
+
+/// Targets per metric at each level. A level without a target for a metric inherits the
+/// one above it: host → group → default → the built-in default (the seed's table).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetTargets {
+    /// Metric → target, for every host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub defaults: BTreeMap<String, Target>,
+    /// Group key (`env=prod,role=db`) → metric → target.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, BTreeMap<String, Target>>,
+    /// Host (`instance` label) → metric → target.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, BTreeMap<String, Target>>,
+}
+
+/// A level of the inheritance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "level", content = "key", rename_all = "snake_case")]
+pub enum Scope {
+    Default,
+    Group(String),
+    Host(String),
+}
+
+impl Scope {
+    /// "the fleet default", "group env=prod", "host web-1:9100".
+    pub fn describe(&self) -> String {
+        match self {
+            Scope::Default => "the fleet default".into(),
+            Scope::Group(key) => format!("group {key}"),
+            Scope::Host(host) => format!("host {host}"),
+        }
+    }
+}
+
+/// Where an effective target comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// perfpilot's own default for the metric (the seed's table).
+    BuiltIn,
+    Default,
+    Group,
+    Host,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::BuiltIn => "built_in",
+            Origin::Default => "default",
+            Origin::Group => "group",
+            Origin::Host => "host",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Origin::BuiltIn => "built-in default",
+            Origin::Default => "fleet default",
+            Origin::Group => "group target",
+            Origin::Host => "host override",
+        }
+    }
+}
+
+/// perfpilot's default for a fleet metric: the seed's CPU ≤ 65 % (p95) and memory ≤ 60 %
+/// (mean); other metrics have none until someone sets one.
+pub fn built_in_target(metric: &str) -> Option<Target> {
+    let (comparator, value, statistic) = match metric {
+        "cpu" => (Comparator::Le, 65.0, Statistic::P95),
+        "memory" => (Comparator::Le, 60.0, Statistic::Mean),
+        _ => return None,
+    };
+    Some(Target {
+        metric: metric.to_owned(),
+        comparator,
+        value,
+        statistic,
+        for_secs: 300,
+    })
+}
+
+impl Fleet {
+    pub fn metric(&self, name: &str) -> Option<&FleetMetric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+
+    /// The metrics as targets see them (name and kind).
+    pub fn target_metrics(&self) -> Vec<Metric> {
+        self.metrics
+            .iter()
+            .map(|m| Metric::new(&m.name, m.kind))
+            .collect()
+    }
+
+    /// Every target at every level must name one of the fleet's metrics and keep its
+    /// metric's rules; the field names the level.
+    pub fn validate(&self, settings: &ResourceSettings) -> Result<(), EngineError> {
+        if self.metrics.is_empty() {
+            return Err(EngineError::invalid(
+                "fleet.metrics",
+                "a fleet needs at least one metric",
+            ));
+        }
+        for (i, m) in self.metrics.iter().enumerate() {
+            let well_formed = !m.name.is_empty()
+                && m.name.len() <= 64
+                && m.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !well_formed {
+                return Err(EngineError::invalid(
+                    format!("fleet.metrics[{i}].name"),
+                    format!(
+                        "`{}` must be 1–64 characters of a–z, 0–9 and _",
+                        m.name
+                    ),
+                ));
+            }
+            if self.metrics[..i].iter().any(|o| o.name == m.name) {
+                return Err(EngineError::invalid(
+                    format!("fleet.metrics[{i}].name"),
+                    format!("metric `{}` is defined twice", m.name),
+                ));
+            }
+        }
+        let metrics = self.target_metrics();
+        for (scope, metric, target) in self.targets.iter() {
+            if target.metric != metric {
+                return Err(EngineError::invalid(
+                    "target.metric",
+                    format!(
+                        "the target of {} for `{metric}` names metric `{}`",
+                        scope.describe(),
+                        target.metric
+                    ),
+                ));
+            }
+            target.validate(&metrics, settings)?;
+        }
+        Ok(())
+    }
+}
+
+impl FleetTargets {
+    /// The target set at exactly `scope` for `metric`.
+    pub fn get(&self, scope: &Scope, metric: &str) -> Option<&Target> {
+        match scope {
+            Scope::Default => self.defaults.get(metric),
+            Scope::Group(key) => self.groups.get(key)?.get(metric),
+            Scope::Host(host) => self.hosts.get(host)?.get(metric),
+        }
+    }
+
+    /// Sets (or, with `None`, removes) the target of `metric` at `scope`. A level left
+    /// with no target is dropped, so "reset to inherited" leaves no trace.
+    pub fn set(&mut self, scope: &Scope, metric: &str, target: Option<Target>) {
+        fn put(map: &mut BTreeMap<String, Target>, metric: &str, target: Option<Target>) {
+            match target {
+                Some(t) => {
+                    map.insert(metric.to_owned(), t);
+                }
+                None => {
+                    map.remove(metric);
+                }
+            }
+        }
+        match scope {
+            Scope::Default => put(&mut self.defaults, metric, target),
+            Scope::Group(key) | Scope::Host(key) => {
+                let levels = if matches!(scope, Scope::Group(_)) {
+                    &mut self.groups
+                } else {
+                    &mut self.hosts
+                };
+                let map = levels.entry(key.clone()).or_default();
+                put(map, metric, target);
+                if map.is_empty() {
+                    levels.remove(key);
+                }
+            }
+        }
+    }
+
+    /// The target that applies to `host` in `group` for `metric`, and where it comes from.
+    pub fn effective(&self, metric: &str, group: &str, host: &str) -> Option<(Target, Origin)> {
+        if let Some(t) = self.get(&Scope::Host(host.to_owned()), metric) {
+            return Some((t.clone(), Origin::Host));
+        }
+        self.inherited(&Scope::Host(host.to_owned()), metric, group)
+    }
+
+    /// What `scope` would get for `metric` without a target of its own (`group` is the
+    /// host's group when `scope` is a host).
+    pub fn inherited(&self, scope: &Scope, metric: &str, group: &str) -> Option<(Target, Origin)> {
+        if let Scope::Host(_) = scope {
+            if let Some(t) = self.get(&Scope::Group(group.to_owned()), metric) {
+                return Some((t.clone(), Origin::Group));
+            }
+        }
+        if !matches!(scope, Scope::Default) {
+            if let Some(t) = self.defaults.get(metric) {
+                return Some((t.clone(), Origin::Default));
+            }
+        }
+        built_in_target(metric).map(|t| (t, Origin::BuiltIn))
+    }
+
+    /// The target `scope` has for `metric`, its own or inherited.
+    pub fn at(&self, scope: &Scope, metric: &str, group: &str) -> Option<(Target, Origin)> {
+        let own = match scope {
+            Scope::Default => Origin::Default,
+            Scope::Group(_) => Origin::Group,
+            Scope::Host(_) => Origin::Host,
+        };
+        match self.get(scope, metric) {
+            Some(t) => Some((t.clone(), own)),
+            None => self.inherited(scope, metric, group),
+        }
+    }
+
+    /// Every target with its level and metric.
+    pub fn iter(&self) -> impl Iterator<Item = (Scope, &str, &Target)> {
+        let defaults = self
+            .defaults
+            .iter()
+            .map(|(m, t)| (Scope::Default, m.as_str(), t));
+        let groups = self.groups.iter().flat_map(|(k, ts)| {
+            ts.iter()
+                .map(move |(m, t)| (Scope::Group(k.clone()), m.as_str(), t))
+        });
+        let hosts = self.hosts.iter().flat_map(|(k, ts)| {
+            ts.iter()
+                .map(move |(m, t)| (Scope::Host(k.clone()), m.as_str(), t))
+        });
+        defaults.chain(groups).chain(hosts)
+    }
+}
+
+/// A host's group key: its values of the `group_by` labels, `env=prod,role=db`, in the
+/// order configured; without `group_by` every host is in [`ALL_HOSTS`].
+pub fn group_key(labels: &BTreeMap<String, String>, group_by: &[String]) -> String {
+    if group_by.is_empty() {
+        return ALL_HOSTS.to_owned();
+    }
+    group_by
+        .iter()
+        .map(|l| format!("{l}={}", labels.get(l).map(String::as_str).unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// How far past its target `observed` is, relative to the target (0.25 = a quarter past;
+/// negative = inside it). Sorts hosts worst-first across metrics of different units.
+pub fn severity(target: &Target, observed: f64) -> f64 {
+    let scale = target.value.abs().max(1e-9);
+    match target.comparator {
+        Comparator::Le => (observed - target.value) / scale,
+        Comparator::Ge => (target.value - observed) / scale,
+    }
+}
+
+/// One host's metric judged on its recent samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judged {
+    pub observed: Option<f64>,
+    pub condition: Condition,
+    pub severity: Option<f64>,
+}
+
+/// Judges the newest `window` samples of one host's metric (oldest first) on the target's
+/// statistic, with the same coverage rule and dead-band as a local resource.
+pub fn judge(samples: &[Option<f32>], window: usize, target: &Target, tolerance_pct: f64) -> Judged {
+    let window = &samples[samples.len().saturating_sub(window.max(1))..];
+    let present = window.iter().filter(|s| s.is_some()).count();
+    let coverage = present as f64 / window.len().max(1) as f64;
+    let observed = if present == 0 || coverage < crate::optimizer::MIN_COVERAGE {
+        None
+    } else {
+        let mut scratch = Vec::with_capacity(window.len());
+        crate::stats::statistic(window, target.statistic, &mut scratch)
+    };
+    let condition = match observed {
+        None => Condition::NoData,
+        Some(v) if target.is_met(v) => Condition::Met,
+        Some(v) if target.is_breached(v, tolerance_pct) => Condition::Breached,
+        Some(_) => Condition::DeadBand,
+    };
+    Judged {
+        observed,
+        condition,
+        severity: observed.map(|v| severity(target, v)),
+    }
+}
+
+/// "Would this group target have fired?" over every host of the group.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GroupBacktest {
+    /// Hosts with at least one evaluated sample.
+    pub hosts: usize,
+    /// Hosts on which the target would have fired at least once.
+    pub hosts_breached: usize,
+    /// Share of all hosts' evaluated samples during which it was firing, 0–1: the share of
+    /// host-time in breach.
+    pub breach_fraction: f64,
+    /// Separate breach episodes over all hosts.
+    pub breaches: u32,
+}
+
+/// Replays `target` over each host's series (one every `step_secs`), with the semantics
+/// of [`backtest`] (a run must last the target's `for`; a gap ends it).
+pub fn group_backtest<S: SampleValue>(
+    hosts: &[Vec<S>],
+    step_secs: u32,
+    target: &Target,
+) -> Result<GroupBacktest, EngineError> {
+    let mut out = GroupBacktest {
+        hosts: 0,
+        hosts_breached: 0,
+        breach_fraction: 0.0,
+        breaches: 0,
+    };
+    let (mut firing, mut evaluated) = (0usize, 0usize);
+    for series in hosts {
+        let result = backtest(series, step_secs, target)?;
+        if result.evaluated_samples == 0 {
+            continue;
+        }
+        out.hosts += 1;
+        if result.breaches > 0 {
+            out.hosts_breached += 1;
+        }
+        out.breaches += result.breaches;
+        firing += result.firing_samples;
+        evaluated += result.evaluated_samples;
+    }
+    if evaluated > 0 {
+        out.breach_fraction = firing as f64 / evaluated as f64;
+    }
+    Ok(out)
+}
+
+impl GroupBacktest {
+    /// "Would have been breached on 12 of 40 hosts, 3.1 % of the time, in the last 24 h".
+    pub fn text(&self, period: &str) -> String {
+        if self.hosts == 0 {
+            return format!("No host of this group has data in the last {period}.");
+        }
+        if self.hosts_breached == 0 {
+            return format!(
+                "Would not have been breached on any of {} hosts in the last {period}.",
+                self.hosts
+            );
+        }
+        format!(
+            "Would have been breached on {} of {} hosts, {:.1} % of the time, in the last {period}.",
+            self.hosts_breached,
+            self.hosts,
+            self.breach_fraction * 100.0
+        )
+    }
+}
+
+/// The step of a range query over `range_secs`: at least `min_step_secs` (the store's
+/// scrape interval: finer steps repeat samples), and coarse enough that no series
+/// exceeds [`MAX_POINTS`]. Rounded up to a whole number of `min_step_secs` so results
+/// can be cached per step.
+pub fn step_for(range_secs: u64, min_step_secs: u64, wanted_points: u64) -> u64 {
+    let min_step = min_step_secs.max(1);
+    let wanted = wanted_points.clamp(1, MAX_POINTS - 1);
+    let step = range_secs.div_ceil(wanted).max(min_step);
+    step.div_ceil(min_step) * min_step
+}
+
+// The wire types of the fleet pages: shared by the server and the browser.
+
+/// A cell's standing: how one host's metric compares with its effective target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellState {
+    Met,
+    /// Past the target but inside the dead-band: not counted as a breach.
+    Near,
+    Breached,
+    /// No target applies to this metric.
+    NoTarget,
+    NoData,
+}
+
+impl CellState {
+    pub fn of(condition: Condition) -> CellState {
+        match condition {
+            Condition::Met => CellState::Met,
+            Condition::DeadBand => CellState::Near,
+            Condition::Breached => CellState::Breached,
+            Condition::NoData => CellState::NoData,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellState::Met => "met",
+            CellState::Near => "near",
+            CellState::Breached => "breached",
+            CellState::NoTarget => "no_target",
+            CellState::NoData => "no_data",
+        }
+    }
+}
+
+/// One metric of one host on the fleet page (short field names: a page of 1,000 hosts
+/// carries 4,000 of them).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// The target's statistic over the evaluation window (or the latest value without a
+    /// target).
+    #[serde(rename = "v")]
+    pub value: Option<f32>,
+    #[serde(rename = "s")]
+    pub state: CellState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRow {
+    pub instance: String,
+    pub group: String,
+    /// False when the selector says the host is down (`up == 0`) or it is gone.
+    pub up: bool,
+    /// The worst severity over its metrics (see [`severity`]).
+    pub worst: Option<f32>,
+    /// In the order of [`FleetView::metrics`].
+    pub cells: Vec<Cell>,
+}
+
+impl HostRow {
+    pub fn breaching(&self) -> bool {
+        self.cells.iter().any(|c| c.state == CellState::Breached)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub key: String,
+    pub hosts: usize,
+    pub breaching: usize,
+    pub down: usize,
+}
+
+/// The fleet page's data: every host worst-first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetView {
+    pub id: String,
+    pub name: String,
+    pub metrics: Vec<FleetMetric>,
+    pub group_by: Vec<String>,
+    /// When the store last answered (unix ms).
+    pub refreshed_unix_ms: Option<i64>,
+    /// The store's scrape interval: the page refreshes on it, not faster.
+    pub interval_secs: u32,
+    /// Why the data shown is old (the store unreachable, refusing…), or `None`.
+    pub stale: Option<String>,
+    /// Groups worst-first (most breaching hosts).
+    pub groups: Vec<GroupSummary>,
+    /// Hosts worst-first.
+    pub hosts: Vec<HostRow>,
+    pub queries_per_min: f64,
+    pub query_budget_per_min: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le(metric: &str, value: f64) -> Target {
+        Target {
+            metric: metric.into(),
+            comparator: Comparator::Le,
+            value,
+            statistic: Statistic::Max,
+            for_secs: 0,
+        }
+    }
+
+    #[test]
+    fn host_overrides_group_overrides_default_overrides_built_in() {
+        let mut t = FleetTargets::default();
+        let (_, origin) = t.effective("cpu", "env=prod", "a").unwrap();
+        assert_eq!(origin, Origin::BuiltIn);
+        assert!(t.effective("disk", "env=prod", "a").is_none());
+        t.set(&Scope::Default, "cpu", Some(le("cpu", 80.0)));
+        assert_eq!(t.effective("cpu", "env=prod", "a").unwrap(), (le("cpu", 80.0), Origin::Default));
+        t.set(&Scope::Group("env=prod".into()), "cpu", Some(le("cpu", 50.0)));
+        assert_eq!(t.effective("cpu", "env=prod", "a").unwrap().1, Origin::Group);
+        assert_eq!(t.effective("cpu", "env=dev", "a").unwrap().1, Origin::Default);
+        t.set(&Scope::Host("a".into()), "cpu", Some(le("cpu", 95.0)));
+        assert_eq!(t.effective("cpu", "env=prod", "a").unwrap(), (le("cpu", 95.0), Origin::Host));
+        // What the host would fall back to is the group's.
+        assert_eq!(
+            t.inherited(&Scope::Host("a".into()), "cpu", "env=prod").unwrap(),
+            (le("cpu", 50.0), Origin::Group)
+        );
+        // Reset to inherited leaves no empty level behind.
+        t.set(&Scope::Host("a".into()), "cpu", None);
+        assert!(t.hosts.is_empty());
+        assert_eq!(t.effective("cpu", "env=prod", "a").unwrap().1, Origin::Group);
+        t.set(&Scope::Group("env=prod".into()), "cpu", None);
+        assert!(t.groups.is_empty());
+        assert_eq!(t.iter().count(), 1);
+    }
+
+    #[test]
+    fn group_keys_follow_the_configured_label_order() {
+        let labels: BTreeMap<String, String> =
+            [("role".into(), "db".into()), ("env".into(), "prod".into())].into();
+        assert_eq!(group_key(&labels, &["env".into(), "role".into()]), "env=prod,role=db");
+        assert_eq!(group_key(&labels, &["dc".into()]), "dc=");
+        assert_eq!(group_key(&labels, &[]), ALL_HOSTS);
+    }
+
+    #[test]
+    fn steps_never_exceed_the_store_point_limit_and_are_whole_scrape_intervals() {
+        assert_eq!(step_for(3600, 15, 720), 15);
+        assert_eq!(step_for(86_400, 15, 720), 120);
+        let week = 7 * 86_400;
+        let step = step_for(week, 15, MAX_POINTS);
+        assert!(week / step < MAX_POINTS, "{step}");
+        assert_eq!(step % 15, 0);
+        assert_eq!(step_for(30 * 86_400, 1, 100_000), 236);
+    }
+
+    #[test]
+    fn group_backtest_counts_hosts_and_host_time() {
+        let t = le("load", 50.0);
+        let hosts = vec![
+            // Breached half the time.
+            vec![Some(90.0f32), Some(90.0), Some(10.0), Some(10.0)],
+            // Never.
+            vec![Some(10.0f32), Some(10.0), Some(10.0), Some(10.0)],
+            // Breached a quarter of its evaluated samples, with a gap.
+            vec![None, Some(60.0f32), Some(10.0), Some(10.0), Some(10.0)],
+            // No data at all: not counted.
+            vec![None::<f32>, None],
+        ];
+        let r = group_backtest(&hosts, 60, &t).unwrap();
+        assert_eq!((r.hosts, r.hosts_breached, r.breaches), (3, 2, 2));
+        assert!((r.breach_fraction - 3.0 / 12.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(
+            r.text("24 h"),
+            "Would have been breached on 2 of 3 hosts, 25.0 % of the time, in the last 24 h."
+        );
+    }
+
+    #[test]
+    fn judging_uses_the_statistic_coverage_and_dead_band() {
+        let t = Target {
+            statistic: Statistic::Mean,
+            ..le("cpu", 50.0)
+        };
+        let j = judge(&[Some(100.0), Some(60.0), Some(60.0)], 2, &t, 10.0);
+        assert_eq!((j.observed, j.condition), (Some(60.0), Condition::Breached));
+        assert!((j.severity.unwrap() - 0.2).abs() < 1e-9);
+        assert_eq!(judge(&[Some(54.0)], 1, &t, 10.0).condition, Condition::DeadBand);
+        assert_eq!(judge(&[Some(54.0), None, None], 3, &t, 10.0).condition, Condition::NoData);
+        let ge = Target {
+            comparator: Comparator::Ge,
+            ..t
+        };
+        assert!(severity(&ge, 40.0) > 0.0 && severity(&ge, 60.0) < 0.0);
+    }
+
+    #[test]
+    fn validation_names_the_level_and_the_metric() {
+        let fleet = Fleet {
+            metrics: vec![FleetMetric {
+                name: "cpu".into(),
+                kind: MetricKind::Utilization,
+                unit: "%".into(),
+            }],
+            targets: FleetTargets::default(),
+        };
+        let mut bad = fleet.clone();
+        bad.targets.set(&Scope::Group("env=x".into()), "cpu", Some(le("cpu", 150.0)));
+        let err = bad.validate(&ResourceSettings::default()).unwrap_err().to_string();
+        assert!(err.contains("target.value"), "{err}");
+        let mut unknown = fleet.clone();
+        unknown.targets.set(&Scope::Default, "disk", Some(le("disk", 5.0)));
+        let err = unknown.validate(&ResourceSettings::default()).unwrap_err().to_string();
+        assert!(err.contains("`disk` is not a metric"), "{err}");
+        fleet.validate(&ResourceSettings::default()).unwrap();
+    }
+}
