@@ -29,6 +29,32 @@ use crate::live::Overview;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 pub trait Backend: Send + Sync + 'static {
+    /// The fleet `id` as its page shows it: every host judged now, worst-first (404 for
+    /// no such fleet, 503 before its store first answered).
+    fn fleet_view(&self, id: &str) -> Result<engine::fleet::FleetView, AppError>;
+    /// One host of the fleet `id` with its effective targets and where they come from.
+    fn fleet_host(&self, id: &str, instance: &str) -> Result<engine::fleet::HostDetail, AppError>;
+    /// The hosts of a group of the fleet `id` (`*`: all of them).
+    fn fleet_members(&self, id: &str, group: &str) -> Result<Vec<String>, AppError>;
+    /// One metric of `scope`'s hosts over the last `range_secs` from the store (cached per
+    /// step, within the store's query budget).
+    fn fleet_range(
+        &self,
+        id: String,
+        metric: String,
+        scope: engine::fleet::Scope,
+        range_secs: u64,
+        points: u64,
+    ) -> BoxFuture<Result<Arc<engine::fleet::RangeSeries>, AppError>>;
+    /// `target` replayed over every host of `group` for the last `range_secs`; answers
+    /// the result and the step it was judged at.
+    fn fleet_backtest(
+        &self,
+        id: String,
+        group: String,
+        target: engine::model::Target,
+        range_secs: u64,
+    ) -> BoxFuture<Result<(engine::fleet::GroupBacktest, u64), AppError>>;
     fn overview(&self) -> Overview;
     /// The configuration now (a pointer load, never blocked by writers).
     fn state(&self) -> Arc<State>;

@@ -33,7 +33,8 @@ pub mod resource_data;
 use components::access::{provide_me, WhoAmI};
 use components::theme::ThemeToggle;
 use pages::{
-    alerts::AlertsPage, audit::AuditPage, changes::ChangesPage, not_found::NotFound,
+    alerts::AlertsPage, audit::AuditPage, changes::ChangesPage, fleet::FleetPage,
+    fleet_target::FleetTargetPage, not_found::NotFound,
     overview::OverviewPage, proof::ProofPage, reports::ReportsPage, resource::ResourcePage,
     settings::SettingsPage,
 };
@@ -55,7 +56,7 @@ pub struct SiteAssets {
 /// Every page's path and the key of its lazy route's chunks (the route type's name in
 /// snake case, see `splitter`). Must list the same pages as the `<Routes>` in [`App`];
 /// `server/tests/router.rs` checks every path renders and preloads its chunks.
-pub const PAGES: [(&str, &str); 8] = [
+pub const PAGES: [(&str, &str); 10] = [
     ("/", "overview_route"),
     ("/changes", "changes_route"),
     ("/audit", "audit_route"),
@@ -64,6 +65,8 @@ pub const PAGES: [(&str, &str); 8] = [
     ("/resource", "resource_route"),
     ("/before-after", "proof_route"),
     ("/settings", "settings_route"),
+    ("/fleet", "fleet_route"),
+    ("/fleet/target", "fleet_target_route"),
 ];
 
 /// The chunk files the page being rendered needs, as preload `href`s (none in the
@@ -176,6 +179,7 @@ pub fn App() -> impl IntoView {
                 <nav class="nav" aria-label="Main">
                     // `<A>` leaves absolute paths alone, so the base is joined here.
                     <A href=base.join("/") exact=true>"Overview"</A>
+                    <A href=base.join("/fleet")>"Fleet"</A>
                     <A href=base.join("/before-after")>"Before / after"</A>
                     <A href=base.join("/changes")>"Changes"</A>
                     <A href=base.join("/alerts")>
@@ -209,6 +213,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/resource") view={Lazy::<ResourceRoute>::new()}/>
                     <Route path=path!("/before-after") view={Lazy::<ProofRoute>::new()}/>
                     <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()}/>
+                    <Route path=path!("/fleet") view={Lazy::<FleetRoute>::new()}/>
+                    <Route path=path!("/fleet/target") view={Lazy::<FleetTargetRoute>::new()}/>
                 </Routes>
             </main>
         </Router>
@@ -247,4 +253,6 @@ lazy_page! {
     ResourceRoute => ResourcePage,
     ProofRoute => ProofPage,
     SettingsRoute => SettingsPage,
+    FleetRoute => FleetPage,
+    FleetTargetRoute => FleetTargetPage,
 }

@@ -512,6 +512,37 @@ pub struct FleetView {
     pub query_budget_per_min: u32,
 }
 
+/// A range query's result on its grid: per host, one value per step from `start`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeries {
+    pub start_secs: i64,
+    pub step_secs: u64,
+    pub points: usize,
+    pub hosts: BTreeMap<String, Vec<Option<f32>>>,
+}
+
+/// One host as its page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostDetail {
+    pub instance: String,
+    pub group: String,
+    pub labels: BTreeMap<String, String>,
+    pub up: bool,
+    pub metrics: Vec<HostMetric>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostMetric {
+    pub metric: FleetMetric,
+    pub observed: Option<f64>,
+    pub state: CellState,
+    /// The effective target and where it comes from.
+    pub target: Option<(Target, Origin)>,
+    /// What it would be without a host override.
+    pub inherited: Option<(Target, Origin)>,
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

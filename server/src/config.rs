@@ -245,6 +245,8 @@ struct FileConfig {
     #[serde(default)]
     nginx: Vec<connectors::sources::nginx::NginxEntry>,
     #[serde(default)]
+    prometheus: Vec<connectors::sources::prometheus::PrometheusEntry>,
+    #[serde(default)]
     cache_level: Vec<CacheLevelEntry>,
     #[serde(default)]
     alert_channel: Vec<connectors::sinks::ChannelEntry>,
@@ -940,6 +942,11 @@ fn configured_entries(file: &FileConfig) -> Result<Vec<ConfiguredEntry>, ConfigE
             file.nginx
                 .iter()
                 .map(|e| ("nginx", &e.name, Configured::Nginx(e.settings()))),
+        )
+        .chain(
+            file.prometheus
+                .iter()
+                .map(|e| ("prometheus", &e.name, Configured::Prometheus(e.settings()))),
         );
     let mut ids = std::collections::BTreeSet::new();
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();

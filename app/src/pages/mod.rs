@@ -3,6 +3,8 @@
 pub mod alerts;
 pub mod audit;
 pub mod changes;
+pub mod fleet;
+pub mod fleet_target;
 pub mod not_found;
 pub mod overview;
 pub mod proof;

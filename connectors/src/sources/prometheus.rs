@@ -20,7 +20,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::fleet::{
-    self, CellState, FleetMetric, FleetView, GroupBacktest, GroupSummary, HostRow, Origin, Scope,
+    self, CellState, FleetMetric, FleetView, GroupBacktest, GroupSummary, HostDetail, HostMetric,
+    HostRow, Origin, RangeSeries, Scope,
 };
 use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, SourceSpec, Target};
 use engine::series::{SeriesInfo, Tick, UnixMillis};
@@ -108,18 +109,55 @@ pub struct CustomMetric {
     pub kind: Option<String>,
 }
 
-/// One `[[prometheus]]` entry of the configuration file.
+/// One `[[prometheus]]` entry of the configuration file: a name and the settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusEntry {
     pub name: String,
-    #[serde(flatten)]
-    pub settings: PrometheusSettings,
+    pub url: String,
+    #[serde(default = "default_selector")]
+    pub selector: String,
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default = "default_true")]
+    pub node_metrics: bool,
+    #[serde(default)]
+    pub metric: Vec<CustomMetric>,
+    #[serde(default)]
+    pub interval_secs: Option<u32>,
+    #[serde(default = "default_budget")]
+    pub query_budget_per_min: u32,
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 impl PrometheusEntry {
     pub fn settings(&self) -> PrometheusSettings {
-        self.settings.clone()
+        PrometheusSettings {
+            url: self.url.clone(),
+            selector: self.selector.clone(),
+            group_by: self.group_by.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
+            bearer_token_env: self.bearer_token_env.clone(),
+            username: self.username.clone(),
+            password_file: self.password_file.clone(),
+            password_env: self.password_env.clone(),
+            node_metrics: self.node_metrics,
+            metric: self.metric.clone(),
+            interval_secs: self.interval_secs,
+            query_budget_per_min: self.query_budget_per_min,
+            group: self.group.clone(),
+        }
     }
 }
 
@@ -156,7 +194,7 @@ const NODE: &[Template] = &[
     Template {
         name: "network",
         kind: MetricKind::Throughput,
-        unit: "B/s",
+        unit: "bytes/s",
         query: r#"sum by (instance) (rate(node_network_receive_bytes_total{device!="lo"{M}}[{W}]) + rate(node_network_transmit_bytes_total{device!="lo"{M}}[{W}]))"#,
     },
 ];
@@ -577,36 +615,6 @@ impl Budget {
         }
         Ok(())
     }
-}
-
-/// A range query's result on its grid: per host, one value per step from `start`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RangeSeries {
-    pub start_secs: i64,
-    pub step_secs: u64,
-    pub points: usize,
-    pub hosts: BTreeMap<String, Vec<Option<f32>>>,
-}
-
-/// One host as its page shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostDetail {
-    pub instance: String,
-    pub group: String,
-    pub labels: BTreeMap<String, String>,
-    pub up: bool,
-    pub metrics: Vec<HostMetric>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostMetric {
-    pub metric: FleetMetric,
-    pub observed: Option<f64>,
-    pub state: CellState,
-    /// The effective target and where it comes from.
-    pub target: Option<(Target, Origin)>,
-    /// What it would be without a host override.
-    pub inherited: Option<(Target, Origin)>,
 }
 
 /// One store's fleet: what the source last read and the configuration it is judged on.

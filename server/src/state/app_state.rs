@@ -98,6 +98,57 @@ impl app::backend::Backend for Monitor {
             .collect()
     }
 
+    fn fleet_view(&self, id: &str) -> Result<engine::fleet::FleetView, AppError> {
+        Ok(self.fleet(id)?.view())
+    }
+
+    fn fleet_host(&self, id: &str, instance: &str) -> Result<engine::fleet::HostDetail, AppError> {
+        self.fleet(id)?.host(instance).ok_or_else(|| {
+            AppError::new(
+                404,
+                format!("fleet `{id}` has no host `{instance}` (the selector does not list it now)"),
+            )
+            .with_field("instance")
+        })
+    }
+
+    fn fleet_members(&self, id: &str, group: &str) -> Result<Vec<String>, AppError> {
+        Ok(self.fleet(id)?.members(group))
+    }
+
+    fn fleet_range(
+        &self,
+        id: String,
+        metric: String,
+        scope: engine::fleet::Scope,
+        range_secs: u64,
+        points: u64,
+    ) -> app::backend::BoxFuture<Result<Arc<engine::fleet::RangeSeries>, AppError>> {
+        let fleet = self.fleet(&id);
+        Box::pin(async move {
+            fleet?
+                .range(&metric, &scope, range_secs, points)
+                .await
+                .map_err(store_refusal)
+        })
+    }
+
+    fn fleet_backtest(
+        &self,
+        id: String,
+        group: String,
+        target: engine::model::Target,
+        range_secs: u64,
+    ) -> app::backend::BoxFuture<Result<(engine::fleet::GroupBacktest, u64), AppError>> {
+        let fleet = self.fleet(&id);
+        Box::pin(async move {
+            fleet?
+                .group_backtest(&group, &target, range_secs)
+                .await
+                .map_err(store_refusal)
+        })
+    }
+
     fn chart(&self, request: &engine::history::ChartRequest) -> engine::history::ChartSamples {
         self.history().chart(request, engine::time::unix_now_ms())
     }
@@ -380,5 +431,17 @@ impl app::identity::TokenAdmin for TokenService {
                 .map(|token| token.info)
                 .map_err(|rule| AppError::new(422, rule))
         })
+    }
+}
+
+/// A store that could not answer a fleet query: the budget spent is 429, a metric that
+/// does not exist 422, anything else the store's own reason as 502.
+fn store_refusal(reason: String) -> AppError {
+    if reason.contains("query budget") {
+        AppError::new(429, reason)
+    } else if reason.starts_with("metric:") {
+        AppError::new(422, reason).with_field("metric")
+    } else {
+        AppError::new(502, format!("the store could not answer: {reason}"))
     }
 }

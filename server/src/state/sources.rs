@@ -72,6 +72,59 @@ impl Monitor {
         });
     }
 
+    /// Hands every running fleet its configuration as of now (targets at all levels,
+    /// evaluation settings) and forgets fleets the configuration no longer has.
+    pub(crate) fn sync_fleets(&self) {
+        let state = self.store.state();
+        connectors::sources::prometheus::retain(|id| {
+            engine::model::ResourceId::new(id)
+                .ok()
+                .is_some_and(|id| state.resources.contains_key(&id))
+        });
+        for handle in connectors::sources::prometheus::handles() {
+            self.sync_fleet(&handle, &state);
+        }
+    }
+
+    fn sync_fleet(
+        &self,
+        handle: &connectors::sources::prometheus::Fleet,
+        state: &engine::changes::State,
+    ) {
+        let resource = engine::model::ResourceId::new(&handle.id)
+            .ok()
+            .and_then(|id| state.resources.get(&id).cloned());
+        if let Some(resource) = resource {
+            if let Some(fleet) = &resource.fleet {
+                handle.set_fleet(fleet.clone(), resource.settings.clone());
+            }
+        }
+    }
+
+    /// The running fleet `id`, with the configuration as of now.
+    pub fn fleet(
+        &self,
+        id: &str,
+    ) -> Result<std::sync::Arc<connectors::sources::prometheus::Fleet>, AppError> {
+        let state = self.store.state();
+        let resource = engine::model::ResourceId::new(id)
+            .ok()
+            .and_then(|rid| state.resources.get(&rid).cloned())
+            .filter(|r| r.fleet.is_some())
+            .ok_or_else(|| AppError::new(404, format!("there is no fleet `{id}`")))?;
+        let handle = connectors::sources::prometheus::handle(id).ok_or_else(|| {
+            let why = self
+                .sources
+                .statuses()
+                .get(resource.id.as_str())
+                .and_then(|s| s.health.problem())
+                .unwrap_or_else(|| "its source is starting".into());
+            AppError::new(503, format!("fleet `{id}` has not been read yet: {why}"))
+        })?;
+        self.sync_fleet(&handle, &state);
+        Ok(handle)
+    }
+
     /// Applies the databases and caches of the configuration file: one the configuration
     /// does not have yet is added, one whose settings differ is updated, each a counted
     /// change by `configuration`.
@@ -759,11 +812,16 @@ fn refused(settings: &Configured, reason: String) -> AppError {
         Configured::Postgres(_) => "database",
         Configured::Redis(_) | Configured::Memcached(_) => "cache",
         Configured::Haproxy(_) | Configured::Pool(_) | Configured::Nginx(_) => "load balancer",
+        Configured::Prometheus(_) => "store",
     };
     let field = if reason.starts_with("password:") {
         "password"
     } else if reason.starts_with("backend:") {
         "backend"
+    } else if reason.starts_with("selector:") {
+        "selector"
+    } else if reason.starts_with("metric") {
+        "metric"
     } else if matches!(settings, Configured::Haproxy(_)) {
         "socket"
     } else {

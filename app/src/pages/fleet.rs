@@ -1,0 +1,359 @@
+//! The fleet page: every host of a Prometheus-compatible store, worst-first, grouped by
+//! the store's labels, as a heatmap (one square per host) and a table, with breach counts
+//! per group. It re-reads the fleet on the store's scrape interval, never faster; a store
+//! that stopped answering leaves the last data on the page, marked stale with the reason.
+
+use engine::fleet::{CellState, FleetView, HostRow, Scope};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+use crate::format::urlencode;
+
+/// Rows the table shows before "show all".
+const TABLE_ROWS: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetPageData {
+    /// Every fleet configured: `(id, name)`.
+    pub fleets: Vec<(String, String)>,
+    /// The one shown (the first when none is named), or why it cannot be.
+    pub view: Option<Result<FleetView, String>>,
+}
+
+#[server(endpoint = "fleet", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
+pub async fn get_fleet(
+    #[server(default)] id: Option<String>,
+) -> Result<FleetPageData, crate::error::AppError> {
+    crate::backend::require(crate::identity::Role::Viewer)?;
+    let backend = crate::backend::backend()?;
+    let state = backend.state();
+    let fleets: Vec<(String, String)> = state
+        .resources
+        .values()
+        .filter(|r| r.fleet.is_some())
+        .map(|r| (r.id.to_string(), r.name.clone()))
+        .collect();
+    let shown = id
+        .filter(|id| !id.is_empty())
+        .or_else(|| fleets.first().map(|(id, _)| id.clone()));
+    let view = match shown {
+        None => None,
+        Some(id) => match backend.fleet_view(&id) {
+            Ok(view) => Some(Ok(view)),
+            Err(err) if err.status == 404 => return Err(err),
+            Err(err) => Some(Err(err.error)),
+        },
+    };
+    Ok(FleetPageData { fleets, view })
+}
+
+/// `/fleet/target?…` for a scope of a fleet.
+pub fn scope_href(id: &str, scope: &Scope, metric: &str) -> String {
+    let (level, key) = match scope {
+        Scope::Default => ("default", ""),
+        Scope::Group(k) => ("group", k.as_str()),
+        Scope::Host(k) => ("host", k.as_str()),
+    };
+    crate::base::href(&format!(
+        "/fleet/target?id={}&scope={level}&key={}&metric={}",
+        urlencode(id),
+        urlencode(key),
+        urlencode(metric)
+    ))
+}
+
+#[component]
+pub fn FleetPage() -> impl IntoView {
+    let query = use_query_map();
+    let id = move || query.read().get("id");
+    let data = Resource::new(id, get_fleet);
+    view! {
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading the fleet…"</p> }>
+            {move || {
+                data.get().map(|result| match result {
+                    Ok(data) => view! { <FleetBody data/> }.into_any(),
+                    Err(err) => view! {
+                        <section class="page-head"><h1>"Fleet"</h1></section>
+                        <section class="error-state" role="alert">
+                            <h2>"Could not load this fleet"</h2>
+                            <p>{err.to_string()}</p>
+                            <a href=crate::base::href("/fleet")>"All fleets"</a>
+                        </section>
+                    }
+                    .into_any(),
+                })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn FleetBody(data: FleetPageData) -> impl IntoView {
+    let picker = (data.fleets.len() > 1).then(|| {
+        let shown = data
+            .view
+            .as_ref()
+            .and_then(|v| v.as_ref().ok())
+            .map(|v| v.id.clone());
+        let chips = data
+            .fleets
+            .iter()
+            .map(|(id, name)| {
+                let current = shown.as_deref() == Some(id.as_str());
+                let href = crate::base::href(&format!("/fleet?id={}", urlencode(id)));
+                view! { <a class="chip" class:chip-active=current aria-current=current.then_some("true") href=href>{name.clone()}</a> }
+            })
+            .collect_view();
+        view! { <nav class="chips" aria-label="Fleet">{chips}</nav> }
+    });
+    let body = match data.view {
+        None => view! {
+            <section class="page-head"><h1>"Fleet"</h1></section>
+            <section class="empty-state" id="fleet-empty">
+                <h2>"No fleet yet"</h2>
+                <p>"A fleet is every host of a Prometheus-compatible store (Prometheus, VictoriaMetrics, Thanos, Mimir), judged against targets you set once for all hosts, per group or per host."</p>
+                <p>"Add one with a "<code>"[[prometheus]]"</code>" entry in the configuration file (url, selector, group_by) or with "<code>"POST /api/v1/fleets"</code>"; see the README."</p>
+            </section>
+        }
+        .into_any(),
+        Some(Err(why)) => view! {
+            <section class="page-head"><h1>"Fleet"</h1></section>
+            <section class="error-state" role="alert" id="fleet-waiting">
+                <h2>"This fleet has not been read yet"</h2>
+                <p>{why}</p>
+            </section>
+        }
+        .into_any(),
+        Some(Ok(view)) => view! { <FleetLive initial=view/> }.into_any(),
+    };
+    view! { {picker} {body} }
+}
+
+/// The fleet, re-read on the store's interval.
+#[component]
+fn FleetLive(initial: FleetView) -> impl IntoView {
+    let id = initial.id.clone();
+    let interval = std::time::Duration::from_secs(initial.interval_secs.max(1).into());
+    let fleet = RwSignal::new(initial);
+    let ticks = super::ticking(interval);
+    let refresh_error = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        if ticks.get() == 0 {
+            return;
+        }
+        let id = id.clone();
+        leptos::task::spawn_local(async move {
+            match get_fleet(Some(id)).await {
+                Ok(FleetPageData {
+                    view: Some(Ok(view)),
+                    ..
+                }) => {
+                    fleet.set(view);
+                    refresh_error.set(None);
+                }
+                Ok(FleetPageData {
+                    view: Some(Err(why)),
+                    ..
+                }) => refresh_error.set(Some(why)),
+                Ok(_) => {}
+                Err(err) => refresh_error.set(Some(err.to_string())),
+            }
+        });
+    });
+    let show_all = RwSignal::new(false);
+    move || {
+        let view = fleet.get();
+        view! { <FleetContent view show_all refresh_error/> }
+    }
+}
+
+fn cell_class(state: CellState) -> &'static str {
+    match state {
+        CellState::Met => "fc fc-met",
+        CellState::Near => "fc fc-near",
+        CellState::Breached => "fc fc-breached",
+        CellState::NoTarget => "fc fc-none",
+        CellState::NoData => "fc fc-nodata",
+    }
+}
+
+/// A host's square: coloured by its worst standing.
+fn host_state(h: &HostRow) -> CellState {
+    if !h.up {
+        CellState::NoData
+    } else if h.breaching() {
+        CellState::Breached
+    } else if h.cells.iter().any(|c| c.state == CellState::Near) {
+        CellState::Near
+    } else if h.cells.iter().any(|c| c.state == CellState::Met) {
+        CellState::Met
+    } else {
+        CellState::NoTarget
+    }
+}
+
+fn cell_text(view: &FleetView, i: usize, h: &HostRow) -> String {
+    let metric = &view.metrics[i];
+    match h.cells[i].value {
+        Some(v) => crate::format::reading(f64::from(v), &metric.unit),
+        None if !h.up => "down".into(),
+        None => "–".into(),
+    }
+}
+
+#[component]
+fn FleetContent(
+    view: FleetView,
+    show_all: RwSignal<bool>,
+    refresh_error: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let breaching = view.hosts.iter().filter(|h| h.breaching()).count();
+    let down = view.hosts.iter().filter(|h| !h.up).count();
+    let refreshed = view
+        .refreshed_unix_ms
+        .map(|ms| format!("read at {} UTC", crate::format::utc_time(ms)))
+        .unwrap_or_default();
+    let summary = format!(
+        "{} hosts · {breaching} breaching · {down} down · {refreshed} · every {} s · {:.0} queries in the last minute (budget {}/min)",
+        view.hosts.len(),
+        view.interval_secs,
+        view.queries_per_min,
+        view.query_budget_per_min
+    );
+    let stale = view.stale.clone().map(|why| {
+        view! {
+            <div class="banner banner-warn" role="status" id="fleet-stale">
+                "Stale: "{why}
+            </div>
+        }
+    });
+    let id = view.id.clone();
+    let defaults = view
+        .metrics
+        .iter()
+        .map(|m| {
+            let href = scope_href(&id, &Scope::Default, &m.name);
+            view! { <a class="chip" href=href data-default=m.name.clone()>{m.name.clone()}</a> }
+        })
+        .collect_view();
+    let groups = view
+        .groups
+        .iter()
+        .map(|g| {
+            let href = scope_href(&id, &Scope::Group(g.key.clone()), &view.metrics[0].name);
+            view! {
+                <tr data-group=g.key.clone()>
+                    <th scope="row"><a href=href>{g.key.clone()}</a></th>
+                    <td class="num">{g.hosts}</td>
+                    <td class="num" class:fleet-bad={g.breaching > 0}>{g.breaching}</td>
+                    <td class="num">{g.down}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    // The heatmap: one square per host, grouped, worst-first inside each group.
+    let heatmap = view
+        .groups
+        .iter()
+        .map(|g| {
+            let squares = view
+                .hosts
+                .iter()
+                .filter(|h| h.group == g.key)
+                .map(|h| {
+                    let title = format!(
+                        "{} — {}",
+                        h.instance,
+                        (0..view.metrics.len())
+                            .map(|i| format!("{} {}", view.metrics[i].name, cell_text(&view, i, h)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    let href = scope_href(&id, &Scope::Host(h.instance.clone()), &view.metrics[0].name);
+                    view! { <a class=cell_class(host_state(h)) href=href title=title.clone() aria-label=title></a> }
+                })
+                .collect_view();
+            view! {
+                <div class="heat-group">
+                    <h3>{g.key.clone()}" "<span class="muted">{format!("{} of {} breaching", g.breaching, g.hosts)}</span></h3>
+                    <div class="heat">{squares}</div>
+                </div>
+            }
+        })
+        .collect_view();
+    let total = view.hosts.len();
+    let metric_heads = view
+        .metrics
+        .iter()
+        .map(|m| view! { <th scope="col" class="num">{m.name.clone()}</th> })
+        .collect_view();
+    let view_for_rows = view.clone();
+    let rows = move || {
+        let v = &view_for_rows;
+        let limit = if show_all.get() { usize::MAX } else { TABLE_ROWS };
+        v.hosts
+            .iter()
+            .take(limit)
+            .map(|h| {
+                let href = scope_href(&v.id, &Scope::Host(h.instance.clone()), &v.metrics[0].name);
+                let cells = (0..v.metrics.len())
+                    .map(|i| view! { <td class=format!("num {}", cell_class(h.cells[i].state))>{cell_text(v, i, h)}</td> })
+                    .collect_view();
+                view! {
+                    <tr data-host=h.instance.clone()>
+                        <th scope="row"><a href=href>{h.instance.clone()}</a></th>
+                        <td>{h.group.clone()}</td>
+                        {cells}
+                    </tr>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <section class="page-head">
+            <p class="crumbs"><a href=crate::base::href("/fleet")>"Fleets"</a>" / "{view.id.clone()}</p>
+            <h1>{view.name.clone()}</h1>
+            <p class="muted" id="fleet-summary" role="status">{summary}</p>
+        </section>
+        {stale}
+        {move || refresh_error.get().map(|why| view! { <div class="banner banner-warn" role="status">"Could not refresh: "{why}</div> })}
+        <div class="toolbar">
+            <span class="muted">"Fleet defaults: "</span>
+            <nav class="chips" aria-label="Fleet default targets">{defaults}</nav>
+        </div>
+        <section class="fleet-grid">
+            <div class="panel">
+                <h2>"Groups"</h2>
+                <table class="table" id="fleet-groups">
+                    <thead><tr><th scope="col">{if view.group_by.is_empty() { "Group".to_owned() } else { view.group_by.join(", ") }}</th><th scope="col" class="num">"hosts"</th><th scope="col" class="num">"breaching"</th><th scope="col" class="num">"down"</th></tr></thead>
+                    <tbody>{groups}</tbody>
+                </table>
+            </div>
+            <div class="panel">
+                <h2>"Hosts"</h2>
+                <p class="muted legend">
+                    <span class="fc fc-breached"></span>" breaching "
+                    <span class="fc fc-near"></span>" near "
+                    <span class="fc fc-met"></span>" met "
+                    <span class="fc fc-nodata"></span>" down / no data"
+                </p>
+                <div id="fleet-heatmap">{heatmap}</div>
+            </div>
+        </section>
+        <section class="panel">
+            <h2>"Worst first"</h2>
+            <div class="table-scroll">
+                <table class="table" id="fleet-hosts">
+                    <thead><tr><th scope="col">"host"</th><th scope="col">"group"</th>{metric_heads}</tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+            {(total > TABLE_ROWS).then(|| view! {
+                <button type="button" class="btn btn-ghost" id="fleet-show-all" on:click=move |_| show_all.update(|s| *s = !*s)>
+                    {move || if show_all.get() { format!("Show the worst {TABLE_ROWS}") } else { format!("Show all {total} hosts") }}
+                </button>
+            })}
+        </section>
+    }
+}
