@@ -184,6 +184,60 @@ impl Collector for EngineCollector {
             )?;
         }
 
+        // Fleets: every host's effective target (with where it comes from), its value and
+        // whether it breaches, so the store's own alerting can use perfpilot's targets.
+        let mut fleet_targets: Vec<(Labels, f64)> = Vec::new();
+        let mut fleet_values: Vec<(Labels, f64)> = Vec::new();
+        let mut fleet_breached: Vec<(Labels, f64)> = Vec::new();
+        for fleet in connectors::sources::prometheus::handles() {
+            if monitor.fleet(&fleet.id).is_err() {
+                continue;
+            }
+            for row in fleet.export() {
+                let labels = || -> Labels {
+                    vec![
+                        ("fleet", fleet.id.clone()),
+                        ("instance", row.instance.clone()),
+                        ("group", row.group.clone()),
+                        ("metric", row.metric.clone()),
+                    ]
+                };
+                if let Some((value, origin)) = row.target {
+                    let mut l = labels();
+                    l.push(("origin", origin.as_str().to_owned()));
+                    fleet_targets.push((l, value));
+                    fleet_breached.push((
+                        labels(),
+                        f64::from(u8::from(row.state == engine::fleet::CellState::Breached)),
+                    ));
+                }
+                if let Some(value) = row.value {
+                    fleet_values.push((labels(), value));
+                }
+            }
+        }
+        gauge_family(
+            &mut encoder,
+            "perfpilot_fleet_target_value",
+            "Effective target of each fleet host's metric; origin is host, group, default or built_in",
+            None,
+            fleet_targets,
+        )?;
+        gauge_family(
+            &mut encoder,
+            "perfpilot_fleet_value",
+            "Each fleet host's metric as judged: the target's statistic over the evaluation window",
+            None,
+            fleet_values,
+        )?;
+        gauge_family(
+            &mut encoder,
+            "perfpilot_fleet_breached",
+            "1 while a fleet host's metric is past its effective target (beyond the dead-band)",
+            None,
+            fleet_breached,
+        )?;
+
         let views = monitor.store.views();
         gauge_family(
             &mut encoder,

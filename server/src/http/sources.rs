@@ -13,6 +13,12 @@
 //! "redis://cache:6379/0", "username": "…", "password": "…", "group": "…", "level": 2}`
 //! (or `"kind": "memcached", "url": "host:11211"`) does the same for `cache:sessions`.
 //!
+//! `POST /api/v1/fleets` with `{"name": "prod", "url": "http://prometheus:9090", "selector":
+//! "up{job=\"node\"}", "group_by": ["env", "role"], "bearer_token": "…"}` (or `"username"`
+//! and `"password"`, or `*_file`/`*_env`, and any other `[[prometheus]]` setting) runs a
+//! test query of the selector and of every metric and refuses with the store's reason
+//! (unreachable, unauthorized, bad PromQL, no series match) before adding `fleet:prod`.
+//!
 //! `POST /api/v1/resources/{id}/invalidate` with `{"pattern": "session:*", "confirm":
 //! false}` counts the keys of a Redis cache that match; with `"confirm": true` (editors
 //! and admins) unlinks them, bounded in count and time, audited.
@@ -36,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/databases", post(add_database))
         .route("/api/v1/caches", post(add_cache))
+        .route("/api/v1/fleets", post(add_fleet))
         .route("/api/v1/resources/{id}/invalidate", post(invalidate))
         .route("/api/v1/resources/{id}", delete(remove_resource))
         .with_state(state)
@@ -143,6 +150,63 @@ async fn add_cache(
         "resource": added.resource,
         "server_version": added.server_version,
         "tuning_unavailable": added.tuning_unavailable,
+    })))
+}
+
+/// `POST /api/v1/fleets`: a `[[prometheus]]` entry as JSON, with the secret (bearer token
+/// or basic-auth password) either inline (kept under `<data-dir>/secrets/`) or named by
+/// its file or environment variable.
+async fn add_fleet(
+    caller: Admin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    use connectors::sources::prometheus::PrometheusSettings;
+    let mut fields: serde_json::Map<String, Value> = super::parse_json(&body)?;
+    let name = match fields.remove("name") {
+        Some(Value::String(name)) => name,
+        _ => return Err(AppError::invalid("name", "the fleet needs a name").into()),
+    };
+    let take_secret = |fields: &mut serde_json::Map<String, Value>, key: &str| match fields.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(AppError::invalid(key, "must be a string")),
+    };
+    let password = take_secret(&mut fields, "password")?;
+    let token = take_secret(&mut fields, "bearer_token")?;
+    if password.is_some() && token.is_some() {
+        return Err(AppError::invalid(
+            "bearer_token",
+            "send a bearer token or a password, not both",
+        )
+        .into());
+    }
+    let settings: PrometheusSettings = serde_json::from_value(Value::Object(fields))
+        .map_err(|err| ApiError::bad_request("body", err))?;
+    if token.is_some() && settings.username.is_some() {
+        return Err(AppError::invalid(
+            "bearer_token",
+            "a bearer token goes without a username; send the user's password instead",
+        )
+        .into());
+    }
+    if password.is_some() && settings.username.is_none() {
+        return Err(AppError::invalid("username", "a password needs the user it belongs to").into());
+    }
+    let (change, id, checked) = state
+        .monitor
+        .add_configured(
+            &name,
+            connectors::sources::Configured::Prometheus(settings),
+            password.or(token),
+            caller.identity,
+        )
+        .await?;
+    Ok(Json(json!({
+        "change": change,
+        "resource": id.as_str(),
+        "store": checked.server_version,
     })))
 }
 
