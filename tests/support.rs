@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
+pub mod fleet_support;
+
 /// Where screenshots and other artefacts of a test run go: `target/e2e/`.
 pub fn artefact_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");

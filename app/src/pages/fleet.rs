@@ -250,8 +250,10 @@ fn FleetContent(
                     <td class="num">{g.down}</td>
                 </tr>
             }
+            .into_any()
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
     // The heatmap: one square per host, grouped, worst-first inside each group.
     let heatmap = view
         .groups
@@ -280,8 +282,10 @@ fn FleetContent(
                     <div class="heat">{squares}</div>
                 </div>
             }
+            .into_any()
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
     let total = view.hosts.len();
     let metric_heads = view
         .metrics
@@ -307,10 +311,12 @@ fn FleetContent(
                         {cells}
                     </tr>
                 }
+                .into_any()
             })
             .collect_view()
+            .into_any()
     };
-    view! {
+    let head = view! {
         <section class="page-head">
             <p class="crumbs"><a href=crate::base::href("/fleet")>"Fleets"</a>" / "{view.id.clone()}</p>
             <h1>{view.name.clone()}</h1>
@@ -322,11 +328,19 @@ fn FleetContent(
             <span class="muted">"Fleet defaults: "</span>
             <nav class="chips" aria-label="Fleet default targets">{defaults}</nav>
         </div>
+    }
+    .into_any();
+    let group_head = if view.group_by.is_empty() {
+        "Group".to_owned()
+    } else {
+        view.group_by.join(", ")
+    };
+    let panels = view! {
         <section class="fleet-grid">
             <div class="panel">
                 <h2>"Groups"</h2>
                 <table class="table" id="fleet-groups">
-                    <thead><tr><th scope="col">{if view.group_by.is_empty() { "Group".to_owned() } else { view.group_by.join(", ") }}</th><th scope="col" class="num">"hosts"</th><th scope="col" class="num">"breaching"</th><th scope="col" class="num">"down"</th></tr></thead>
+                    <thead><tr><th scope="col">{group_head}</th><th scope="col" class="num">"hosts"</th><th scope="col" class="num">"breaching"</th><th scope="col" class="num">"down"</th></tr></thead>
                     <tbody>{groups}</tbody>
                 </table>
             </div>
@@ -341,6 +355,17 @@ fn FleetContent(
                 <div id="fleet-heatmap">{heatmap}</div>
             </div>
         </section>
+    }
+    .into_any();
+    let more = (total > TABLE_ROWS).then(|| {
+        view! {
+            <button type="button" class="btn btn-ghost" id="fleet-show-all" on:click=move |_| show_all.update(|s| *s = !*s)>
+                {move || if show_all.get() { format!("Show the worst {TABLE_ROWS}") } else { format!("Show all {total} hosts") }}
+            </button>
+        }
+        .into_any()
+    });
+    let table = view! {
         <section class="panel">
             <h2>"Worst first"</h2>
             <div class="table-scroll">
@@ -349,11 +374,9 @@ fn FleetContent(
                     <tbody>{rows}</tbody>
                 </table>
             </div>
-            {(total > TABLE_ROWS).then(|| view! {
-                <button type="button" class="btn btn-ghost" id="fleet-show-all" on:click=move |_| show_all.update(|s| *s = !*s)>
-                    {move || if show_all.get() { format!("Show the worst {TABLE_ROWS}") } else { format!("Show all {total} hosts") }}
-                </button>
-            })}
+            {more}
         </section>
     }
+    .into_any();
+    view! { {head} {panels} {table} }
 }

@@ -585,6 +585,7 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
                 </table>
             </section>
         }
+        .into_any()
     });
     let fleet_href = crate::base::href(&format!("/fleet?id={}", crate::format::urlencode(&data.fleet_id)));
     let chart_hint = if is_host {
@@ -597,7 +598,7 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
         series.read().bounds(top)
     };
     let step = if data.metric.kind == engine::model::MetricKind::Utilization { "0.5" } else { "any" };
-    view! {
+    let head = view! {
         <section class="page-head">
             <p class="crumbs"><a href=fleet_href>{data.fleet_name.clone()}</a>" / "{scope_title(&data.scope)}</p>
             <h1>{scope_title(&data.scope)}" — "{data.metric.name.clone()}</h1>
@@ -608,10 +609,16 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
             <nav class="chips" aria-label="Metric">{metric_links}</nav>
             <nav class="chips" aria-label="Range">{range_links}</nav>
         </div>
+    }
+    .into_any();
+    let chart = view! {
         <section class="chart-card">
             <ChartCanvas series candidate hover/>
             <p class="readout" aria-live="polite">{move || hover.get().unwrap_or_else(|| chart_hint.into())}</p>
         </section>
+    }
+    .into_any();
+    let editor = view! {
         <section class="target-editor" aria-labelledby="target-heading">
             <h2 id="target-heading">"Target at this level"</h2>
             <div class="target-row">
@@ -645,6 +652,7 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
             <p id="target-error" class="field-error" role="alert">{move || error.get()}</p>
             <p id="target-notice" class="notice" role="status">{move || notice.get()}</p>
         </section>
-        {host_table}
     }
+    .into_any();
+    view! { {head} {chart} {editor} {host_table} }
 }

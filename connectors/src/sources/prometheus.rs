@@ -1061,7 +1061,9 @@ impl Fleet {
     async fn prefill(&self) -> Result<(), String> {
         let config = lock(&self.config).clone();
         let window_secs = (config.1.window_secs as u64).max(self.interval.as_secs());
-        let samples = self.window_samples(&config.1) as u64;
+        // A few dozen points are enough to judge a window on, and keep the first read of
+        // a thousand hosts small.
+        let samples = (self.window_samples(&config.1) as u64).min(30);
         let mut filled: Vec<Arc<RangeSeries>> = Vec::new();
         for m in &config.0.metrics {
             filled.push(self.range(&m.name, &Scope::Default, window_secs, samples).await?);
@@ -1072,10 +1074,14 @@ impl Fleet {
                 let Some(values) = series.hosts.get(instance) else {
                     continue;
                 };
-                // The newest value is the refresh's own; the range adds the ones before.
+                // The newest value is the refresh's own; the range adds the ones before,
+                // from the host's first sample on (a store younger than the window has
+                // nothing before, which is not a gap of the host's).
                 let newest = ring.pop_back().flatten();
+                let before = &values[..values.len().saturating_sub(1)];
+                let first = before.iter().position(Option::is_some).unwrap_or(before.len());
                 ring.clear();
-                ring.extend(values.iter().take(values.len().saturating_sub(1)).copied());
+                ring.extend(before[first..].iter().copied());
                 ring.push_back(newest);
                 while ring.len() > RING {
                     ring.pop_front();
