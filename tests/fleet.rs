@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
-use tests::fleet_support::{backfill, cpu_seconds, sim_host, FleetSim, NodeExporter, Prometheus};
+use tests::fleet_support::{backfill, basic_auth, cpu_seconds, sim_host, FleetSim, NodeExporter, Prometheus};
 use tests::{
     body_json, free_port, http_get, http_post_form, http_request, urlencode, wait_for, Browser,
     Perfpilot, TempDir,
@@ -476,20 +476,25 @@ fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer() {
 
 const PASSWORD: &str = "fleet-s3cret-Zq9";
 /// bcrypt of PASSWORD (Prometheus' web config takes bcrypt hashes only).
-const PASSWORD_HASH: &str = "$2b$12$TgHouBZLiLMJkepJPDmG1OQA1EIHokU0eg9ZP0yVJkxp8KSfesHQe";
+const PASSWORD_HASH: &str = "$2b$12$.kYGkpXTKtqVbPfQiSpRwOez7TRwIwJmqCSeB31NcKfYzcXHN6foa";
 
 #[test]
 fn stores_are_refused_with_the_reason_and_their_secret_never_shows() {
     let dir = TempDir::new("perfpilot-fleet-refusals");
     let sim = FleetSim::start(5);
-    let prometheus = Prometheus::start_with_web(
+    let mut prometheus = Prometheus::start_with_web(
         &dir.0,
         "1s",
         &scrape_configs(sim.addr, &[]),
         Some(&format!("basic_auth_users:\n  perf: {PASSWORD_HASH}\n")),
     );
+    prometheus.authorization = Some(basic_auth("perf", PASSWORD));
+    prometheus.wait_series("node_uname_info", 5, Duration::from_secs(30));
     let log = dir.0.join("perfpilot.log");
-    let server = Perfpilot::start_logged(&log, &["--ephemeral", "--metrics-on-main-listener"]);
+    let data = dir.0.join("perfpilot");
+    std::fs::create_dir_all(&data).unwrap();
+    let data_arg = data.display().to_string();
+    let server = Perfpilot::start_logged(&log, &["--data-dir", &data_arg, "--metrics-on-main-listener"]);
     let add = |body: serde_json::Value| {
         let (status, body) = http_request(
             server.addr,
@@ -504,8 +509,8 @@ fn stores_are_refused_with_the_reason_and_their_secret_never_shows() {
     let dead = format!("http://127.0.0.1:{}", free_port());
     let cases = [
         (serde_json::json!({"name": "a", "url": dead, "selector": "node_uname_info"}), "url", "cannot reach the store"),
-        (serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info"}), "url", "refused our credentials (HTTP 401"),
-        (serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info", "username": "perf", "password": "wrong"}), "url", "refused our credentials (HTTP 401"),
+        (serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info"}), "password", "refused our credentials (HTTP 401"),
+        (serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info", "username": "perf", "password": "wrong"}), "password", "refused our credentials (HTTP 401"),
         (serde_json::json!({"name": "a", "url": url, "selector": "rate(up[", "username": "perf", "password": PASSWORD}), "selector", "parse error"),
         (serde_json::json!({"name": "a", "url": url, "selector": "up{job=\"nope\"}", "username": "perf", "password": PASSWORD}), "selector", "no series match up{job=\"nope\"}"),
         (serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info", "username": "perf", "password": PASSWORD, "metric": [{"name": "x", "query": "sum(rate(foo[1m]", "unit": "%"}]}), "metric", "metric `x`"),
@@ -519,7 +524,6 @@ fn stores_are_refused_with_the_reason_and_their_secret_never_shows() {
         assert!(message.contains(reason), "{body}: {message}");
         assert_eq!(answer["field"], field, "{body}: {answer}");
     }
-    prometheus.wait_series("node_uname_info", 5, Duration::from_secs(30));
     let (status, answer) = add(serde_json::json!({
         "name": "prod", "url": url, "selector": "node_uname_info", "group_by": ["env"],
         "username": "perf", "password": PASSWORD
@@ -536,6 +540,12 @@ fn stores_are_refused_with_the_reason_and_their_secret_never_shows() {
     }
     outputs.push(http_post_form(server.addr, "/api/changes", "").1);
     outputs.push(std::fs::read_to_string(&log).unwrap_or_default());
+    // The database (configuration, snapshots, audit): the secret is only in secrets/.
+    for file in ["perfpilot.db", "perfpilot.db-wal"] {
+        if let Ok(bytes) = std::fs::read(data.join(file)) {
+            outputs.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
     for out in outputs {
         assert!(!out.contains(PASSWORD), "the password leaked: {out:.300}");
     }

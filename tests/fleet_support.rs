@@ -30,6 +30,8 @@ pub struct Prometheus {
     pub addr: SocketAddr,
     dir: PathBuf,
     web_config: Option<PathBuf>,
+    /// `Authorization` for the test's own queries (a store with basic auth).
+    pub authorization: Option<String>,
     child: Option<Child>,
 }
 
@@ -69,6 +71,7 @@ impl Prometheus {
             addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
             dir: dir.to_owned(),
             web_config,
+            authorization: None,
             child: None,
         };
         p.restart();
@@ -110,7 +113,15 @@ impl Prometheus {
 
     /// The samples of an instant query (no auth).
     pub fn query(&self, expr: &str) -> Vec<serde_json::Value> {
-        let (_, response) = http_get(self.addr, &format!("/api/v1/query?query={}", urlencode(expr)));
+        let path = format!("/api/v1/query?query={}", urlencode(expr));
+        let response = match &self.authorization {
+            None => http_get(self.addr, &path).1,
+            Some(auth) => {
+                let (status, body) =
+                    crate::http_request(self.addr, "GET", &path, &[("Authorization", auth)], "");
+                format!("HTTP/1.0 {status}\r\n\r\n{body}")
+            }
+        };
         let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
         json["data"]["result"].as_array().cloned().unwrap_or_default()
@@ -314,4 +325,24 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     // Fields after the command: state is 0, utime 11, stime 12.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `Basic <base64 of user:password>`.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{user}:{password}");
+    let bytes = input.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Basic {out}")
 }

@@ -498,10 +498,17 @@ pub async fn check(settings: &PrometheusSettings, secret: Option<String>) -> Res
     settings.validate()?;
     let store = settings.store(secret);
     let now = engine::time::unix_now_ms() as f64 / 1000.0;
-    let hosts = store
-        .query(&settings.selector, now)
-        .await
-        .map_err(|e| format!("selector: {e}"))?;
+    // The first query also proves the store is there and takes our credentials; only
+    // the store refusing the query itself is the selector's fault.
+    let hosts = store.query(&settings.selector, now).await.map_err(|e| {
+        if e.starts_with("the store refused the query") {
+            format!("selector: {e}")
+        } else if e.contains("refused our credentials") {
+            format!("password: {e}")
+        } else {
+            e
+        }
+    })?;
     let with_instance = hosts.iter().filter(|s| s.labels.contains_key("instance")).count();
     if hosts.is_empty() {
         return Err(format!(
