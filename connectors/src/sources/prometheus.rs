@@ -88,6 +88,10 @@ pub struct PrometheusSettings {
     /// Refresh interval; by default the store's own scrape interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_secs: Option<u32>,
+    /// How long a host's metric is judged over (the target's statistic over this window);
+    /// 5 minutes by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_secs: Option<u32>,
     /// Queries per minute this perfpilot may send the store (refreshes, charts, backtests).
     #[serde(default = "default_budget")]
     pub query_budget_per_min: u32,
@@ -135,6 +139,8 @@ pub struct PrometheusEntry {
     pub metric: Vec<CustomMetric>,
     #[serde(default)]
     pub interval_secs: Option<u32>,
+    #[serde(default)]
+    pub window_secs: Option<u32>,
     #[serde(default = "default_budget")]
     pub query_budget_per_min: u32,
     #[serde(default)]
@@ -155,6 +161,7 @@ impl PrometheusEntry {
             node_metrics: self.node_metrics,
             metric: self.metric.clone(),
             interval_secs: self.interval_secs,
+            window_secs: self.window_secs,
             query_budget_per_min: self.query_budget_per_min,
             group: self.group.clone(),
         }
@@ -332,6 +339,11 @@ impl PrometheusSettings {
                 return Err(format!("interval_secs: must be within 1–3600, got {secs}"));
             }
         }
+        if let Some(secs) = self.window_secs {
+            if !(10..=86_400).contains(&secs) {
+                return Err(format!("window_secs: must be within 10–86400, got {secs}"));
+            }
+        }
         if !self.node_metrics && self.metric.is_empty() {
             return Err("metric: with node_metrics off, define at least one [[prometheus.metric]]".into());
         }
@@ -463,8 +475,8 @@ const OWN: &[MetricDef] = &[
     MetricDef::new("hosts_down", None, "hosts"),
 ];
 
-/// The resource a store is: `fleet:<name>`, judged over 5 minutes (20 refreshes at the
-/// usual 15 s) with no target of its own; its hosts' metrics and targets in `fleet`.
+/// The resource a store is: `fleet:<name>`, its hosts judged over `window_secs` (5 minutes
+/// by default: 20 refreshes at the usual 15 s), with no target of its own; its hosts' metrics and targets in `fleet`.
 pub fn resource(
     name: &str,
     settings: &PrometheusSettings,
@@ -475,7 +487,7 @@ pub fn resource(
     resource.metrics = MetricDef::metrics(OWN);
     resource.target = None;
     resource.settings = defaults.clone();
-    resource.settings.window_secs = resource.settings.window_secs.max(300);
+    resource.settings.window_secs = settings.window_secs.unwrap_or(300);
     resource.source = Some(settings.spec());
     resource.fleet = Some(engine::fleet::Fleet {
         metrics: settings.fleet_metrics()?,
