@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
-use tests::fleet_support::{backfill, basic_auth, cpu_seconds, sim_host, FleetSim, NodeExporter, Prometheus};
+use tests::fleet_support::{
+    backfill, basic_auth, cpu_seconds, sim_host, FleetSim, NodeExporter, Prometheus,
+};
 use tests::{
     body_json, free_port, http_get, http_post_form, http_request, urlencode, wait_for, Browser,
     Perfpilot, TempDir,
@@ -98,7 +100,13 @@ fn metric_index(view: &serde_json::Value, metric: &str) -> usize {
         .unwrap()
 }
 
-fn set_target(server: &Perfpilot, scope: &str, key: &str, metric: &str, value: f64) -> (u16, serde_json::Value) {
+fn set_target(
+    server: &Perfpilot,
+    scope: &str,
+    key: &str,
+    metric: &str,
+    value: f64,
+) -> (u16, serde_json::Value) {
     let (status, body) = http_post_form(
         server.addr,
         "/api/set_fleet_target",
@@ -111,11 +119,20 @@ fn set_target(server: &Perfpilot, scope: &str, key: &str, metric: &str, value: f
     (status, serde_json::from_str(&body).unwrap_or_default())
 }
 
-fn reset_target(server: &Perfpilot, scope: &str, key: &str, metric: &str) -> (u16, serde_json::Value) {
+fn reset_target(
+    server: &Perfpilot,
+    scope: &str,
+    key: &str,
+    metric: &str,
+) -> (u16, serde_json::Value) {
     let (status, body) = http_post_form(
         server.addr,
         "/api/reset_fleet_target",
-        &format!("id={}&scope={scope}&key={}&metric={metric}", urlencode(FLEET), urlencode(key)),
+        &format!(
+            "id={}&scope={scope}&key={}&metric={metric}",
+            urlencode(FLEET),
+            urlencode(key)
+        ),
     );
     (status, serde_json::from_str(&body).unwrap_or_default())
 }
@@ -167,7 +184,10 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
     let prometheus = Prometheus::start(
         &dir.0,
         "2s",
-        &scrape_configs(sim.addr, &[(node_a.addr, "prod", "web"), (node_b.addr, "dev", "db")]),
+        &scrape_configs(
+            sim.addr,
+            &[(node_a.addr, "prod", "web"), (node_b.addr, "dev", "db")],
+        ),
     );
     prometheus.wait_series("node_uname_info", HOSTS + 2, Duration::from_secs(30));
     let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -193,13 +213,18 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
                     let want = sim_host(n);
                     hs.iter().any(|h| {
                         h["instance"] == want.instance
-                            && h["cells"][i]["v"].as_f64().is_some_and(|v| (v - want.cpu).abs() < 1.0)
+                            && h["cells"][i]["v"]
+                                .as_f64()
+                                .is_some_and(|v| (v - want.cpu).abs() < 1.0)
                     })
                 })
         })
     };
     let view = wait_view(&server, FLEET, 90, "every host with a CPU value", cpu_known);
-    assert_eq!(view["interval_secs"], 2, "refreshed on the store's own scrape interval");
+    assert_eq!(
+        view["interval_secs"], 2,
+        "refreshed on the store's own scrape interval"
+    );
     assert!(view["stale"].is_null(), "{}", view["stale"]);
     let (cpu, memory) = (metric_index(&view, "cpu"), metric_index(&view, "memory"));
     for i in [0, 7, 42, 999] {
@@ -207,9 +232,19 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
         let row = host(&view, &h.instance);
         assert_eq!(row["group"], format!("env={},role={}", h.env, h.role));
         let got = row["cells"][cpu]["v"].as_f64().unwrap();
-        assert!((got - h.cpu).abs() < 1.0, "{}: cpu {got} vs {}", h.instance, h.cpu);
+        assert!(
+            (got - h.cpu).abs() < 1.0,
+            "{}: cpu {got} vs {}",
+            h.instance,
+            h.cpu
+        );
         let got = row["cells"][memory]["v"].as_f64().unwrap();
-        assert!((got - h.memory).abs() < 0.1, "{}: memory {got} vs {}", h.instance, h.memory);
+        assert!(
+            (got - h.memory).abs() < 0.1,
+            "{}: memory {got} vs {}",
+            h.instance,
+            h.memory
+        );
     }
     // The real node_exporters are hosts too, in the groups their scrape labels name.
     let real = host(&view, &node_a.addr.to_string());
@@ -221,13 +256,23 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
     let expected = (0..HOSTS).filter(|&i| sim_breaches(i)).count();
     let breaching: Vec<&serde_json::Value> = hosts
         .iter()
-        .filter(|h| h["cells"].as_array().unwrap().iter().any(|c| c["s"] == "breached"))
+        .filter(|h| {
+            h["cells"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["s"] == "breached")
+        })
         .collect();
     let real_breaching = breaching
         .iter()
         .filter(|h| !h["instance"].as_str().unwrap().starts_with("host-"))
         .count();
-    assert_eq!(breaching.len() - real_breaching, expected, "breaching sim hosts");
+    assert_eq!(
+        breaching.len() - real_breaching,
+        expected,
+        "breaching sim hosts"
+    );
     for pair in hosts[..breaching.len()].windows(2) {
         assert!(
             pair[0]["worst"].as_f64() >= pair[1]["worst"].as_f64(),
@@ -250,38 +295,66 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
             .iter()
             .filter(|h| h["group"] == key && !h["instance"].as_str().unwrap().starts_with("host-"))
             .count();
-        assert_eq!(g["breaching"].as_u64().unwrap() as usize, want + real_here, "group {key}");
+        assert_eq!(
+            g["breaching"].as_u64().unwrap() as usize,
+            want + real_here,
+            "group {key}"
+        );
     }
 
     // Inheritance: built-in → default → group → host, each edit one counted change.
     let quiet = sim_host(0); // cpu 0 %: env=prod, role=web
-    assert_eq!(effective(&server, &quiet.instance, "cpu"), ("built_in".into(), 65.0));
+    assert_eq!(
+        effective(&server, &quiet.instance, "cpu"),
+        ("built_in".into(), 65.0)
+    );
     let (status, saved) = set_target(&server, "default", "", "cpu", 90.0);
     assert_eq!(status, 200, "{saved}");
-    assert_eq!(effective(&server, &quiet.instance, "cpu"), ("default".into(), 90.0));
+    assert_eq!(
+        effective(&server, &quiet.instance, "cpu"),
+        ("default".into(), 90.0)
+    );
     let (status, _) = set_target(&server, "group", "env=prod,role=web", "cpu", 50.0);
     assert_eq!(status, 200);
-    assert_eq!(effective(&server, &quiet.instance, "cpu"), ("group".into(), 50.0));
+    assert_eq!(
+        effective(&server, &quiet.instance, "cpu"),
+        ("group".into(), 50.0)
+    );
     let dev = sim_host(2); // env=dev
-    assert_eq!(effective(&server, &dev.instance, "cpu"), ("default".into(), 90.0));
+    assert_eq!(
+        effective(&server, &dev.instance, "cpu"),
+        ("default".into(), 90.0)
+    );
     let (status, saved) = set_target(&server, "host", &quiet.instance, "cpu", 95.0);
     assert_eq!(status, 200);
     // Change 1 added the fleet from the configuration file; this is the fourth.
     assert_eq!(saved["change"], 4);
     assert_eq!(saved["snapshot"], 4, "the fourth change is auto-saved");
-    assert_eq!(effective(&server, &quiet.instance, "cpu"), ("host".into(), 95.0));
+    assert_eq!(
+        effective(&server, &quiet.instance, "cpu"),
+        ("host".into(), 95.0)
+    );
     let host_page = scope(&server, "host", &quiet.instance, "cpu");
     assert_eq!(host_page["own"]["value"], 95.0);
-    assert_eq!(host_page["inherited"][1], "group", "what a reset would give");
+    assert_eq!(
+        host_page["inherited"][1], "group",
+        "what a reset would give"
+    );
     assert_eq!(host_page["inherited"][0]["value"], 50.0);
     // Reset to inherited.
     let (status, _) = reset_target(&server, "host", &quiet.instance, "cpu");
     assert_eq!(status, 200);
-    assert_eq!(effective(&server, &quiet.instance, "cpu"), ("group".into(), 50.0));
+    assert_eq!(
+        effective(&server, &quiet.instance, "cpu"),
+        ("group".into(), 50.0)
+    );
     // Resetting what has no override of its own is refused, naming the rule.
     let (status, body) = reset_target(&server, "host", &quiet.instance, "cpu");
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("already inherits"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("already inherits"),
+        "{body}"
+    );
     // Bad values name the field.
     let (status, body) = set_target(&server, "group", "env=prod,role=web", "cpu", 150.0);
     assert_eq!(status, 422, "{body}");
@@ -293,7 +366,11 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
 
     // The group target moves a breaching host: a prod/web host at 77 % CPU breaches 50.
     let view = wait_view(&server, FLEET, 30, "the group target applied", |v| {
-        let g = v["groups"].as_array().unwrap().iter().find(|g| g["key"] == "env=prod,role=web");
+        let g = v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"] == "env=prod,role=web");
         g.is_some_and(|g| {
             let want = (0..HOSTS)
                 .filter(|&i| {
@@ -317,21 +394,43 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
                 && l.contains("metric=\"cpu\"")
         })
         .unwrap_or_else(|| panic!("no fleet target for {} on /metrics", quiet.instance));
-    assert!(line.contains("origin=\"group\"") && line.ends_with(" 50.0"), "{line}");
-    assert!(scraped.contains("perfpilot_fleet_breached{"), "breach flags exported");
+    assert!(
+        line.contains("origin=\"group\"") && line.ends_with(" 50.0"),
+        "{line}"
+    );
+    assert!(
+        scraped.contains("perfpilot_fleet_breached{"),
+        "breach flags exported"
+    );
 
     // Snapshot #4 holds all three levels; restoring it brings back the host override
     // and drops the later memory group target.
     let (status, body) = http_post_form(server.addr, "/api/restore_snapshot", "snapshot=4");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(effective(&server, &quiet.instance, "cpu"), ("host".into(), 95.0));
-    assert_eq!(effective(&server, &dev.instance, "cpu"), ("default".into(), 90.0));
-    let dev_db = (0..HOSTS).map(sim_host).find(|h| h.env == "dev" && h.role == "db").unwrap();
-    assert_eq!(effective(&server, &dev_db.instance, "memory"), ("built_in".into(), 60.0));
+    assert_eq!(
+        effective(&server, &quiet.instance, "cpu"),
+        ("host".into(), 95.0)
+    );
+    assert_eq!(
+        effective(&server, &dev.instance, "cpu"),
+        ("default".into(), 90.0)
+    );
+    let dev_db = (0..HOSTS)
+        .map(sim_host)
+        .find(|h| h.env == "dev" && h.role == "db")
+        .unwrap();
+    assert_eq!(
+        effective(&server, &dev_db.instance, "memory"),
+        ("built_in".into(), 60.0)
+    );
     // Audited, one entry per level's edit.
     let (_, audit) = http_get(server.addr, "/api/audit?kind=set_fleet_target");
     let audit = body_json(&audit);
-    assert_eq!(audit["entries"].as_array().map(Vec::len), Some(5), "{audit}");
+    assert_eq!(
+        audit["entries"].as_array().map(Vec::len),
+        Some(5),
+        "{audit}"
+    );
 
     // In Chromium: the fleet page with every host, a drill-down, a group target dragged.
     let browser = Browser::start().await;
@@ -347,8 +446,17 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
         .unwrap()
         .len();
     assert_eq!(squares, HOSTS + 2, "one square per host");
-    let summary = client.find(Locator::Id("fleet-summary")).await.unwrap().text().await.unwrap();
-    assert!(summary.starts_with(&format!("{} hosts", HOSTS + 2)), "{summary}");
+    let summary = client
+        .find(Locator::Id("fleet-summary"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        summary.starts_with(&format!("{} hosts", HOSTS + 2)),
+        "{summary}"
+    );
     browser.screenshot("fleet-page.png").await;
     // Drill down from the worst host's row.
     let first = client
@@ -358,7 +466,13 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
     let worst = first.text().await.unwrap();
     first.click().await.unwrap();
     wait_for(client, Locator::Id("host-metrics")).await;
-    let heading = client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    let heading = client
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(heading.contains(&worst), "{heading}");
     wait_for(client, Locator::Css("canvas#chart")).await;
     // A group's target: typing a candidate asks the server for the group backtest.
@@ -377,11 +491,20 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
     input.send_keys("40").await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let readout = loop {
-        let text = client.find(Locator::Id("backtest")).await.unwrap().text().await.unwrap();
+        let text = client
+            .find(Locator::Id("backtest"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if text.contains("hosts") {
             break text;
         }
-        assert!(Instant::now() < deadline, "no group backtest readout: {text:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no group backtest readout: {text:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let prod_web = (0..HOSTS)
@@ -389,7 +512,10 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
         .filter(|h| h.env == "prod" && h.role == "web")
         .count()
         + 1;
-    assert!(readout.contains(&format!("of {prod_web} hosts")), "{readout}");
+    assert!(
+        readout.contains(&format!("of {prod_web} hosts")),
+        "{readout}"
+    );
     browser.screenshot("fleet-group-target.png").await;
     browser.close().await;
 }
@@ -407,11 +533,17 @@ fn the_store_stopped_leaves_stale_data_marked_and_recovers_by_itself() {
     });
 
     prometheus.stop();
-    let view = wait_view(&server, FLEET, 30, "the fleet marked stale", |v| v["stale"].is_string());
+    let view = wait_view(&server, FLEET, 30, "the fleet marked stale", |v| {
+        v["stale"].is_string()
+    });
     let why = view["stale"].as_str().unwrap();
     assert!(why.contains("cannot reach the store"), "{why}");
     assert!(why.contains("showing what it said at"), "{why}");
-    assert_eq!(view["hosts"].as_array().unwrap().len(), 20, "the last data stays");
+    assert_eq!(
+        view["hosts"].as_array().unwrap().len(),
+        20,
+        "the last data stays"
+    );
 
     prometheus.restart();
     wait_view(&server, FLEET, 90, "the fleet fresh again", |v| {
@@ -457,7 +589,9 @@ fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer() {
     )
     .unwrap();
     let server = Perfpilot::start(&["--config", &config_path.display().to_string()]);
-    wait_view(&server, FLEET, 60, "3 hosts", |v| v["hosts"].as_array().unwrap().len() == 3);
+    wait_view(&server, FLEET, 60, "3 hosts", |v| {
+        v["hosts"].as_array().unwrap().len() == 3
+    });
     let (status, response) = http_get(
         server.addr,
         &format!(
@@ -482,7 +616,12 @@ fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer() {
         ),
     );
     let text = body_json(&response);
-    assert!(text.as_str().unwrap().starts_with("Would have been breached on 1 of 3 hosts"), "{text}");
+    assert!(
+        text.as_str()
+            .unwrap()
+            .starts_with("Would have been breached on 1 of 3 hosts"),
+        "{text}"
+    );
 }
 
 const PASSWORD: &str = "fleet-s3cret-Zq9";
@@ -505,7 +644,10 @@ fn stores_are_refused_with_the_reason_and_their_secret_never_shows() {
     let data = dir.0.join("perfpilot");
     std::fs::create_dir_all(&data).unwrap();
     let data_arg = data.display().to_string();
-    let server = Perfpilot::start_logged(&log, &["--data-dir", &data_arg, "--metrics-on-main-listener"]);
+    let server = Perfpilot::start_logged(
+        &log,
+        &["--data-dir", &data_arg, "--metrics-on-main-listener"],
+    );
     let add = |body: serde_json::Value| {
         let (status, body) = http_request(
             server.addr,
@@ -514,18 +656,49 @@ fn stores_are_refused_with_the_reason_and_their_secret_never_shows() {
             &[("Content-Type", "application/json")],
             &body.to_string(),
         );
-        (status, serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default())
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default(),
+        )
     };
     let url = prometheus.url();
     let dead = format!("http://127.0.0.1:{}", free_port());
     let cases = [
-        (serde_json::json!({"name": "a", "url": dead, "selector": "node_uname_info"}), "url", "cannot reach the store"),
-        (serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info"}), "password", "refused our credentials (HTTP 401"),
-        (serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info", "username": "perf", "password": "wrong"}), "password", "refused our credentials (HTTP 401"),
-        (serde_json::json!({"name": "a", "url": url, "selector": "rate(up[", "username": "perf", "password": PASSWORD}), "selector", "parse error"),
-        (serde_json::json!({"name": "a", "url": url, "selector": "up{job=\"nope\"}", "username": "perf", "password": PASSWORD}), "selector", "no series match up{job=\"nope\"}"),
-        (serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info", "username": "perf", "password": PASSWORD, "metric": [{"name": "x", "query": "sum(rate(foo[1m]", "unit": "%"}]}), "metric", "metric `x`"),
-        (serde_json::json!({"name": "a", "url": "prometheus:9090"}), "url", "url: must be"),
+        (
+            serde_json::json!({"name": "a", "url": dead, "selector": "node_uname_info"}),
+            "url",
+            "cannot reach the store",
+        ),
+        (
+            serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info"}),
+            "password",
+            "refused our credentials (HTTP 401",
+        ),
+        (
+            serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info", "username": "perf", "password": "wrong"}),
+            "password",
+            "refused our credentials (HTTP 401",
+        ),
+        (
+            serde_json::json!({"name": "a", "url": url, "selector": "rate(up[", "username": "perf", "password": PASSWORD}),
+            "selector",
+            "parse error",
+        ),
+        (
+            serde_json::json!({"name": "a", "url": url, "selector": "up{job=\"nope\"}", "username": "perf", "password": PASSWORD}),
+            "selector",
+            "no series match up{job=\"nope\"}",
+        ),
+        (
+            serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info", "username": "perf", "password": PASSWORD, "metric": [{"name": "x", "query": "sum(rate(foo[1m]", "unit": "%"}]}),
+            "metric",
+            "metric `x`",
+        ),
+        (
+            serde_json::json!({"name": "a", "url": "prometheus:9090"}),
+            "url",
+            "url: must be",
+        ),
     ];
     // The store's own PromQL messages come through.
     for (body, field, reason) in cases {
@@ -540,13 +713,22 @@ fn stores_are_refused_with_the_reason_and_their_secret_never_shows() {
         "username": "perf", "password": PASSWORD
     }));
     assert_eq!(status, 200, "{answer}");
-    assert!(answer["store"].as_str().unwrap().contains("5 hosts"), "{answer}");
+    assert!(
+        answer["store"].as_str().unwrap().contains("5 hosts"),
+        "{answer}"
+    );
     wait_view(&server, FLEET, 60, "5 hosts read with basic auth", |v| {
         v["hosts"].as_array().unwrap().len() == 5 && v["stale"].is_null()
     });
     // The password is in no answer, page, audit entry, snapshot, metric or log line.
     let mut outputs = vec![answer.to_string()];
-    for path in ["/api/audit", "/api/fleet", "/fleet", "/metrics", "/api/changes"] {
+    for path in [
+        "/api/audit",
+        "/api/fleet",
+        "/fleet",
+        "/metrics",
+        "/api/changes",
+    ] {
         outputs.push(http_get(server.addr, path).1);
     }
     outputs.push(http_post_form(server.addr, "/api/changes", "").1);
@@ -575,14 +757,19 @@ async fn fleet_benchmark() {
     prometheus.wait_series("node_uname_info", HOSTS, Duration::from_secs(60));
     let config = fleet_config(&dir.0, "prod", &prometheus.url(), "");
     let server = Perfpilot::start(&["--config", &config]);
-    wait_view(&server, FLEET, 120, "1,000 hosts", |v| v["hosts"].as_array().unwrap().len() == HOSTS);
+    wait_view(&server, FLEET, 120, "1,000 hosts", |v| {
+        v["hosts"].as_array().unwrap().len() == HOSTS
+    });
 
     let browser = Browser::start().await;
     let client = &browser.client;
     let (mut paint, mut live) = (Vec::new(), Vec::new());
     for _ in 0..20 {
         client.goto("about:blank").await.unwrap();
-        client.goto(&format!("http://{}/fleet", server.addr)).await.unwrap();
+        client
+            .goto(&format!("http://{}/fleet", server.addr))
+            .await
+            .unwrap();
         browser.wait_for_hydration().await;
         let t = client
             .execute(
@@ -608,10 +795,14 @@ async fn fleet_benchmark() {
     // The store's cost over 60 s: perfpilot's refreshes vs one query per host and panel.
     let pid = prometheus.pid();
     let cpu0 = cpu_seconds(pid);
-    let q0 = fleet_view(&server, FLEET).unwrap()["queries_per_min"].as_f64().unwrap();
+    let q0 = fleet_view(&server, FLEET).unwrap()["queries_per_min"]
+        .as_f64()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(60));
     let ours_cpu = cpu_seconds(pid) - cpu0;
-    let ours_q = fleet_view(&server, FLEET).unwrap()["queries_per_min"].as_f64().unwrap();
+    let ours_q = fleet_view(&server, FLEET).unwrap()["queries_per_min"]
+        .as_f64()
+        .unwrap();
     drop(server);
     let panels = [
         "100 * (1 - avg(rate(node_cpu_seconds_total{mode=\"idle\",instance=\"I\"}[1m])))",

@@ -96,8 +96,14 @@ impl Prometheus {
     pub fn restart(&mut self) {
         let mut command = Command::new("prometheus");
         command
-            .arg(format!("--config.file={}", self.dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", self.dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                self.dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={}", self.addr))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -124,7 +130,10 @@ impl Prometheus {
         };
         let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-        json["data"]["result"].as_array().cloned().unwrap_or_default()
+        json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Waits until `expr` has at least `n` series.
@@ -266,7 +275,10 @@ fn exposition(hosts: usize, t: f64) -> String {
     out.push_str("# TYPE node_uname_info gauge\n# TYPE node_cpu_seconds_total counter\n# TYPE node_memory_MemTotal_bytes gauge\n# TYPE node_memory_MemAvailable_bytes gauge\n# TYPE node_filesystem_size_bytes gauge\n# TYPE node_filesystem_avail_bytes gauge\n# TYPE node_network_receive_bytes_total counter\n# TYPE node_network_transmit_bytes_total counter\n");
     for i in 0..hosts {
         let h = sim_host(i);
-        let l = format!(r#"instance="{}",env="{}",role="{}""#, h.instance, h.env, h.role);
+        let l = format!(
+            r#"instance="{}",env="{}",role="{}""#,
+            h.instance, h.env, h.role
+        );
         let busy = h.cpu / 100.0;
         out.push_str(&format!(
             "node_uname_info{{{l},nodename=\"{}\"}} 1\n\
@@ -322,7 +334,12 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields after the command: state is 0, utime 11, stime 12.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -334,7 +351,11 @@ pub fn basic_auth(user: &str, password: &str) -> String {
     let bytes = input.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -34,9 +34,8 @@ use components::access::{provide_me, WhoAmI};
 use components::theme::ThemeToggle;
 use pages::{
     alerts::AlertsPage, audit::AuditPage, changes::ChangesPage, fleet::FleetPage,
-    fleet_target::FleetTargetPage, not_found::NotFound,
-    overview::OverviewPage, proof::ProofPage, reports::ReportsPage, resource::ResourcePage,
-    settings::SettingsPage,
+    fleet_target::FleetTargetPage, not_found::NotFound, overview::OverviewPage, proof::ProofPage,
+    reports::ReportsPage, resource::ResourcePage, settings::SettingsPage,
 };
 
 /// Names of the built browser assets, resolved by the server at start-up. The names carry

@@ -156,10 +156,7 @@ impl Fleet {
             if !well_formed {
                 return Err(EngineError::invalid(
                     format!("fleet.metrics[{i}].name"),
-                    format!(
-                        "`{}` must be 1–64 characters of a–z, 0–9 and _",
-                        m.name
-                    ),
+                    format!("`{}` must be 1–64 characters of a–z, 0–9 and _", m.name),
                 ));
             }
             if self.metrics[..i].iter().any(|o| o.name == m.name) {
@@ -315,7 +312,12 @@ pub struct Judged {
 
 /// Judges the newest `window` samples of one host's metric (oldest first) on the target's
 /// statistic, with the same coverage rule and dead-band as a local resource.
-pub fn judge(samples: &[Option<f32>], window: usize, target: &Target, tolerance_pct: f64) -> Judged {
+pub fn judge(
+    samples: &[Option<f32>],
+    window: usize,
+    target: &Target,
+    tolerance_pct: f64,
+) -> Judged {
     let window = &samples[samples.len().saturating_sub(window.max(1))..];
     let present = window.iter().filter(|s| s.is_some()).count();
     let coverage = present as f64 / window.len().max(1) as f64;
@@ -542,7 +544,6 @@ pub struct HostMetric {
     pub inherited: Option<(Target, Origin)>,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,21 +565,41 @@ mod tests {
         assert_eq!(origin, Origin::BuiltIn);
         assert!(t.effective("disk", "env=prod", "a").is_none());
         t.set(&Scope::Default, "cpu", Some(le("cpu", 80.0)));
-        assert_eq!(t.effective("cpu", "env=prod", "a").unwrap(), (le("cpu", 80.0), Origin::Default));
-        t.set(&Scope::Group("env=prod".into()), "cpu", Some(le("cpu", 50.0)));
-        assert_eq!(t.effective("cpu", "env=prod", "a").unwrap().1, Origin::Group);
-        assert_eq!(t.effective("cpu", "env=dev", "a").unwrap().1, Origin::Default);
+        assert_eq!(
+            t.effective("cpu", "env=prod", "a").unwrap(),
+            (le("cpu", 80.0), Origin::Default)
+        );
+        t.set(
+            &Scope::Group("env=prod".into()),
+            "cpu",
+            Some(le("cpu", 50.0)),
+        );
+        assert_eq!(
+            t.effective("cpu", "env=prod", "a").unwrap().1,
+            Origin::Group
+        );
+        assert_eq!(
+            t.effective("cpu", "env=dev", "a").unwrap().1,
+            Origin::Default
+        );
         t.set(&Scope::Host("a".into()), "cpu", Some(le("cpu", 95.0)));
-        assert_eq!(t.effective("cpu", "env=prod", "a").unwrap(), (le("cpu", 95.0), Origin::Host));
+        assert_eq!(
+            t.effective("cpu", "env=prod", "a").unwrap(),
+            (le("cpu", 95.0), Origin::Host)
+        );
         // What the host would fall back to is the group's.
         assert_eq!(
-            t.inherited(&Scope::Host("a".into()), "cpu", "env=prod").unwrap(),
+            t.inherited(&Scope::Host("a".into()), "cpu", "env=prod")
+                .unwrap(),
             (le("cpu", 50.0), Origin::Group)
         );
         // Reset to inherited leaves no empty level behind.
         t.set(&Scope::Host("a".into()), "cpu", None);
         assert!(t.hosts.is_empty());
-        assert_eq!(t.effective("cpu", "env=prod", "a").unwrap().1, Origin::Group);
+        assert_eq!(
+            t.effective("cpu", "env=prod", "a").unwrap().1,
+            Origin::Group
+        );
         t.set(&Scope::Group("env=prod".into()), "cpu", None);
         assert!(t.groups.is_empty());
         assert_eq!(t.iter().count(), 1);
@@ -588,7 +609,10 @@ mod tests {
     fn group_keys_follow_the_configured_label_order() {
         let labels: BTreeMap<String, String> =
             [("role".into(), "db".into()), ("env".into(), "prod".into())].into();
-        assert_eq!(group_key(&labels, &["env".into(), "role".into()]), "env=prod,role=db");
+        assert_eq!(
+            group_key(&labels, &["env".into(), "role".into()]),
+            "env=prod,role=db"
+        );
         assert_eq!(group_key(&labels, &["dc".into()]), "dc=");
         assert_eq!(group_key(&labels, &[]), ALL_HOSTS);
     }
@@ -635,8 +659,14 @@ mod tests {
         let j = judge(&[Some(100.0), Some(60.0), Some(60.0)], 2, &t, 10.0);
         assert_eq!((j.observed, j.condition), (Some(60.0), Condition::Breached));
         assert!((j.severity.unwrap() - 0.2).abs() < 1e-9);
-        assert_eq!(judge(&[Some(54.0)], 1, &t, 10.0).condition, Condition::DeadBand);
-        assert_eq!(judge(&[Some(54.0), None, None], 3, &t, 10.0).condition, Condition::NoData);
+        assert_eq!(
+            judge(&[Some(54.0)], 1, &t, 10.0).condition,
+            Condition::DeadBand
+        );
+        assert_eq!(
+            judge(&[Some(54.0), None, None], 3, &t, 10.0).condition,
+            Condition::NoData
+        );
         let ge = Target {
             comparator: Comparator::Ge,
             ..t
@@ -655,12 +685,21 @@ mod tests {
             targets: FleetTargets::default(),
         };
         let mut bad = fleet.clone();
-        bad.targets.set(&Scope::Group("env=x".into()), "cpu", Some(le("cpu", 150.0)));
-        let err = bad.validate(&ResourceSettings::default()).unwrap_err().to_string();
+        bad.targets
+            .set(&Scope::Group("env=x".into()), "cpu", Some(le("cpu", 150.0)));
+        let err = bad
+            .validate(&ResourceSettings::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("target.value"), "{err}");
         let mut unknown = fleet.clone();
-        unknown.targets.set(&Scope::Default, "disk", Some(le("disk", 5.0)));
-        let err = unknown.validate(&ResourceSettings::default()).unwrap_err().to_string();
+        unknown
+            .targets
+            .set(&Scope::Default, "disk", Some(le("disk", 5.0)));
+        let err = unknown
+            .validate(&ResourceSettings::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`disk` is not a metric"), "{err}");
         fleet.validate(&ResourceSettings::default()).unwrap();
     }

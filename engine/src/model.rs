@@ -968,7 +968,7 @@ pub struct Resource {
     pub source: Option<SourceSpec>,
     /// A fleet's host metrics and their targets at three levels (fleet resources only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fleet: Option<crate::fleet::Fleet>,
+    pub fleet: Option<Box<crate::fleet::Fleet>>,
 }
 
 /// A configured source: its kind (`postgres`, `redis`, …) and its settings as the kind's

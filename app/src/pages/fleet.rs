@@ -295,7 +295,11 @@ fn FleetContent(
     let view_for_rows = view.clone();
     let rows = move || {
         let v = &view_for_rows;
-        let limit = if show_all.get() { usize::MAX } else { TABLE_ROWS };
+        let limit = if show_all.get() {
+            usize::MAX
+        } else {
+            TABLE_ROWS
+        };
         v.hosts
             .iter()
             .take(limit)
@@ -325,8 +329,10 @@ fn FleetContent(
         {stale}
         {move || refresh_error.get().map(|why| view! { <div class="banner banner-warn" role="status">"Could not refresh: "{why}</div> })}
         <div class="toolbar">
-            <span class="muted">"Fleet defaults: "</span>
-            <nav class="chips" aria-label="Fleet default targets">{defaults}</nav>
+            <nav class="chips" aria-label="Fleet default targets">
+                <span class="muted chips-label">"Targets for every host:"</span>
+                {defaults}
+            </nav>
         </div>
     }
     .into_any();
@@ -339,10 +345,12 @@ fn FleetContent(
         <section class="fleet-grid">
             <div class="panel">
                 <h2>"Groups"</h2>
-                <table class="table" id="fleet-groups">
-                    <thead><tr><th scope="col">{group_head}</th><th scope="col" class="num">"hosts"</th><th scope="col" class="num">"breaching"</th><th scope="col" class="num">"down"</th></tr></thead>
-                    <tbody>{groups}</tbody>
-                </table>
+                <div class="table-scroll">
+                    <table class="table" id="fleet-groups">
+                        <thead><tr><th scope="col">{group_head}</th><th scope="col" class="num">"hosts"</th><th scope="col" class="num">"breaching"</th><th scope="col" class="num">"down"</th></tr></thead>
+                        <tbody>{groups}</tbody>
+                    </table>
+                </div>
             </div>
             <div class="panel">
                 <h2>"Hosts"</h2>

@@ -104,11 +104,20 @@ pub async fn get_fleet_scope(
     let inherited = fleet.targets.inherited(&scope, &metric.name, &group);
     let effective = own.clone().or_else(|| inherited.clone().map(|(t, _)| t));
     let data = backend
-        .fleet_range(id.clone(), metric.name.clone(), scope.clone(), range_secs(range), 720)
+        .fleet_range(
+            id.clone(),
+            metric.name.clone(),
+            scope.clone(),
+            range_secs(range),
+            720,
+        )
         .await?;
     let (means, lows, highs) = match &scope {
         Scope::Host(instance) => (
-            data.hosts.get(instance).cloned().unwrap_or_else(|| vec![None; data.points]),
+            data.hosts
+                .get(instance)
+                .cloned()
+                .unwrap_or_else(|| vec![None; data.points]),
             Vec::new(),
             Vec::new(),
         ),
@@ -294,7 +303,10 @@ pub async fn fleet_backtest(
         ..base
     };
     target
-        .validate(&fleet.target_metrics(), &engine::model::ResourceSettings::default())
+        .validate(
+            &fleet.target_metrics(),
+            &engine::model::ResourceSettings::default(),
+        )
         .map_err(AppError::from)?;
     let (result, step) = backend
         .fleet_backtest(id, key, target, range_secs(range))
@@ -415,7 +427,10 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
                 Ok(saved) => {
                     error.set(None);
                     notice.set(Some(match saved.snapshot {
-                        Some(n) => format!("Saved as change #{} — auto-saved snapshot #{n}.", saved.change),
+                        Some(n) => format!(
+                            "Saved as change #{} — auto-saved snapshot #{n}.",
+                            saved.change
+                        ),
                         None => format!("Saved as change #{}.", saved.change),
                     }));
                     let navigate = leptos_router::hooks::use_navigate();
@@ -454,7 +469,9 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
                     }
                     group_readout.set("Replaying over every host…".into());
                     leptos::task::spawn_local(async move {
-                        let answer = fleet_backtest(id, key, metric, value, Some(for_secs), Some(range)).await;
+                        let answer =
+                            fleet_backtest(id, key, metric, value, Some(for_secs), Some(range))
+                                .await;
                         if asked.get_value() == ticket {
                             group_readout.set(answer.unwrap_or_else(|e| e.to_string()));
                         }
@@ -474,18 +491,29 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
             group_readout.get()
         }
     };
-    let dirty = move || candidate.get().is_some() && (candidate.get() != saved_value || candidate_for.get() != saved_for);
+    let dirty = move || {
+        candidate.get().is_some()
+            && (candidate.get() != saved_value || candidate_for.get() != saved_for)
+    };
 
     let (level, key) = level_args(&data.scope);
     let submit = {
-        let (id, level, key, metric) = (data.fleet_id.clone(), level.clone(), key.clone(), data.metric.name.clone());
+        let (id, level, key, metric) = (
+            data.fleet_id.clone(),
+            level.clone(),
+            key.clone(),
+            data.metric.name.clone(),
+        );
         move || {
             save.dispatch(SetFleetTarget {
                 id: id.clone(),
                 scope: level.clone(),
                 key: key.clone(),
                 metric: metric.clone(),
-                value: candidate.get_untracked().map(|v| v.to_string()).unwrap_or_default(),
+                value: candidate
+                    .get_untracked()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
                 for_secs: Some(candidate_for.get_untracked()),
             });
         }
@@ -518,7 +546,11 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
                 Scope::Group(_) => Origin::Group,
                 Scope::Host(_) => Origin::Host,
             };
-            format!("Effective target: {} — set here ({}).", t.describe(data.metric.kind), origin_text(own_origin, &data.scope, data.host.as_ref()))
+            format!(
+                "Effective target: {} — set here ({}).",
+                t.describe(data.metric.kind),
+                origin_text(own_origin, &data.scope, data.host.as_ref())
+            )
         }
         (None, Some((t, o))) => format!(
             "Effective target: {} — inherited from {}.",
@@ -587,7 +619,10 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
         }
         .into_any()
     });
-    let fleet_href = crate::base::href(&format!("/fleet?id={}", crate::format::urlencode(&data.fleet_id)));
+    let fleet_href = crate::base::href(&format!(
+        "/fleet?id={}",
+        crate::format::urlencode(&data.fleet_id)
+    ));
     let chart_hint = if is_host {
         "Hover the chart for values; drag vertically to move the target."
     } else {
@@ -597,7 +632,11 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
         let top = series.read().chart_top(candidate.get());
         series.read().bounds(top)
     };
-    let step = if data.metric.kind == engine::model::MetricKind::Utilization { "0.5" } else { "any" };
+    let step = if data.metric.kind == engine::model::MetricKind::Utilization {
+        "0.5"
+    } else {
+        "any"
+    };
     let head = view! {
         <section class="page-head">
             <p class="crumbs"><a href=fleet_href>{data.fleet_name.clone()}</a>" / "{scope_title(&data.scope)}</p>

@@ -302,7 +302,10 @@ impl PrometheusSettings {
         }
         matchers(&self.selector)?;
         if self.selector.trim().is_empty() {
-            return Err("selector: must name the series that lists the hosts, such as up{job=\"node\"}".into());
+            return Err(
+                "selector: must name the series that lists the hosts, such as up{job=\"node\"}"
+                    .into(),
+            );
         }
         for (i, label) in self.group_by.iter().enumerate() {
             if !valid_label(label) || label == "instance" {
@@ -317,13 +320,21 @@ impl PrometheusSettings {
         let bearer = self.bearer_token_file.is_some() || self.bearer_token_env.is_some();
         let basic = self.password_file.is_some() || self.password_env.is_some();
         if self.bearer_token_file.is_some() && self.bearer_token_env.is_some() {
-            return Err("bearer_token_file: give the token in a file or an environment variable, not both".into());
+            return Err(
+                "bearer_token_file: give the token in a file or an environment variable, not both"
+                    .into(),
+            );
         }
         if self.password_file.is_some() && self.password_env.is_some() {
-            return Err("password_file: give the password in a file or an environment variable, not both".into());
+            return Err(
+                "password_file: give the password in a file or an environment variable, not both"
+                    .into(),
+            );
         }
         if bearer && (basic || self.username.is_some()) {
-            return Err("bearer_token_file: use a bearer token or a user and password, not both".into());
+            return Err(
+                "bearer_token_file: use a bearer token or a user and password, not both".into(),
+            );
         }
         if basic && self.username.is_none() {
             return Err("username: a password needs the user it belongs to".into());
@@ -345,15 +356,21 @@ impl PrometheusSettings {
             }
         }
         if !self.node_metrics && self.metric.is_empty() {
-            return Err("metric: with node_metrics off, define at least one [[prometheus.metric]]".into());
+            return Err(
+                "metric: with node_metrics off, define at least one [[prometheus.metric]]".into(),
+            );
         }
         for (i, m) in self.metric.iter().enumerate() {
             kind_of(m, i)?;
             if m.query.trim().is_empty() {
-                return Err(format!("metric[{i}].query: must be PromQL giving one series per instance"));
+                return Err(format!(
+                    "metric[{i}].query: must be PromQL giving one series per instance"
+                ));
             }
             if m.unit.trim().is_empty() || m.unit.len() > 16 {
-                return Err(format!("metric[{i}].unit: 1–16 characters, such as % or ms"));
+                return Err(format!(
+                    "metric[{i}].unit: 1–16 characters, such as % or ms"
+                ));
             }
         }
         super::secret::validate_group(&self.group)?;
@@ -424,7 +441,10 @@ impl PrometheusSettings {
         if self.username.is_some() {
             (self.password_file.as_ref(), self.password_env.as_ref())
         } else {
-            (self.bearer_token_file.as_ref(), self.bearer_token_env.as_ref())
+            (
+                self.bearer_token_file.as_ref(),
+                self.bearer_token_env.as_ref(),
+            )
         }
     }
 
@@ -489,10 +509,10 @@ pub fn resource(
     resource.settings = defaults.clone();
     resource.settings.window_secs = settings.window_secs.unwrap_or(300);
     resource.source = Some(settings.spec());
-    resource.fleet = Some(engine::fleet::Fleet {
+    resource.fleet = Some(Box::new(engine::fleet::Fleet {
         metrics: settings.fleet_metrics()?,
         targets: Default::default(),
-    });
+    }));
     resource.validate().map_err(|err| err.to_string())?;
     Ok(resource)
 }
@@ -506,7 +526,10 @@ pub struct CheckReport {
 
 /// One test query of the selector and of every metric: unreachable, unauthorized, bad
 /// PromQL (the store's own message) and "no series match" are refused with the reason.
-pub async fn check(settings: &PrometheusSettings, secret: Option<String>) -> Result<CheckReport, String> {
+pub async fn check(
+    settings: &PrometheusSettings,
+    secret: Option<String>,
+) -> Result<CheckReport, String> {
     settings.validate()?;
     let store = settings.store(secret);
     let now = engine::time::unix_now_ms() as f64 / 1000.0;
@@ -521,7 +544,10 @@ pub async fn check(settings: &PrometheusSettings, secret: Option<String>) -> Res
             e
         }
     })?;
-    let with_instance = hosts.iter().filter(|s| s.labels.contains_key("instance")).count();
+    let with_instance = hosts
+        .iter()
+        .filter(|s| s.labels.contains_key("instance"))
+        .count();
     if hosts.is_empty() {
         return Err(format!(
             "selector: no series match {} in the store now",
@@ -636,6 +662,9 @@ impl Budget {
     }
 }
 
+/// A cached range result: its query and scope, step, end and the result.
+type Cached = (String, u64, i64, Arc<RangeSeries>);
+
 /// One store's fleet: what the source last read and the configuration it is judged on.
 pub struct Fleet {
     pub id: String,
@@ -647,12 +676,14 @@ pub struct Fleet {
     config: Mutex<(engine::fleet::Fleet, ResourceSettings)>,
     observed: Mutex<Observed>,
     budget: Mutex<Budget>,
-    cache: Mutex<VecDeque<(String, u64, i64, Arc<RangeSeries>)>>,
+    cache: Mutex<VecDeque<Cached>>,
 }
 
 impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fleet").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Fleet")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -961,10 +992,7 @@ impl Fleet {
             ),
         };
         lock(&self.budget).take(1)?;
-        let ranges = self
-            .store
-            .query_range(&query, start, end, step)
-            .await?;
+        let ranges = self.store.query_range(&query, start, end, step).await?;
         let points = ((end - start) / step as i64) as usize + 1;
         let mut hosts = BTreeMap::new();
         for r in ranges {
@@ -1008,7 +1036,9 @@ impl Fleet {
         } else {
             Scope::Group(group.to_owned())
         };
-        let series = self.range(&target.metric, &scope, range_secs, 1_440).await?;
+        let series = self
+            .range(&target.metric, &scope, range_secs, 1_440)
+            .await?;
         let hosts: Vec<Vec<Option<f32>>> = series.hosts.values().cloned().collect();
         let result = fleet::group_backtest(&hosts, series.step_secs as u32, target)
             .map_err(|e| e.to_string())?;
@@ -1045,12 +1075,15 @@ impl Fleet {
             let group = fleet::group_key(&sample.labels, &self.settings.group_by);
             let up = sample.value.is_some_and(|v| v != 0.0);
             let n = values.len();
-            let host = observed.hosts.entry(instance.clone()).or_insert_with(|| Host {
-                labels: BTreeMap::new(),
-                group: group.clone(),
-                up,
-                rings: vec![VecDeque::with_capacity(RING); n],
-            });
+            let host = observed
+                .hosts
+                .entry(instance.clone())
+                .or_insert_with(|| Host {
+                    labels: BTreeMap::new(),
+                    group: group.clone(),
+                    up,
+                    rings: vec![VecDeque::with_capacity(RING); n],
+                });
             host.labels = sample
                 .labels
                 .iter()
@@ -1085,7 +1118,10 @@ impl Fleet {
         let samples = (self.window_samples(&config.1) as u64).min(30);
         let mut filled: Vec<Arc<RangeSeries>> = Vec::new();
         for m in &config.0.metrics {
-            filled.push(self.range(&m.name, &Scope::Default, window_secs, samples).await?);
+            filled.push(
+                self.range(&m.name, &Scope::Default, window_secs, samples)
+                    .await?,
+            );
         }
         let mut observed = lock(&self.observed);
         for (instance, host) in observed.hosts.iter_mut() {
@@ -1098,7 +1134,10 @@ impl Fleet {
                 // nothing before, which is not a gap of the host's).
                 let newest = ring.pop_back().flatten();
                 let before = &values[..values.len().saturating_sub(1)];
-                let first = before.iter().position(Option::is_some).unwrap_or(before.len());
+                let first = before
+                    .iter()
+                    .position(Option::is_some)
+                    .unwrap_or(before.len());
                 ring.clear();
                 ring.extend(before[first..].iter().copied());
                 ring.push_back(newest);
@@ -1174,7 +1213,7 @@ pub fn source(
             settings,
             store,
             secret_problem: secret.err(),
-            config: (fleet_config, resource.settings.clone()),
+            config: (*fleet_config, resource.settings.clone()),
             series: MetricDef::series(OWN, resource),
             fleet: None,
             next_refresh: None,
@@ -1291,22 +1330,41 @@ mod tests {
             q[0],
             r#"100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",job="node",env!="dev"}[60s])))"#
         );
-        assert!(q[1].contains(r#"node_memory_MemTotal_bytes{job="node",env!="dev"}"#), "{}", q[1]);
-        assert!(q[2].contains(r#"fuse.*",job="node",env!="dev"}"#), "{}", q[2]);
+        assert!(
+            q[1].contains(r#"node_memory_MemTotal_bytes{job="node",env!="dev"}"#),
+            "{}",
+            q[1]
+        );
+        assert!(
+            q[2].contains(r#"fuse.*",job="node",env!="dev"}"#),
+            "{}",
+            q[2]
+        );
         let bare = settings().queries(Duration::from_secs(60)).unwrap();
-        assert!(bare[1].contains("node_memory_MemTotal_bytes{job=\"node\"}"), "{}", bare[1]);
+        assert!(
+            bare[1].contains("node_memory_MemTotal_bytes{job=\"node\"}"),
+            "{}",
+            bare[1]
+        );
         let none = PrometheusSettings {
             selector: "node_uname_info".into(),
             ..settings()
         };
         let q = none.queries(Duration::from_secs(60)).unwrap();
-        assert!(q[0].contains(r#"{mode="idle"}"#) && q[1].contains("MemTotal_bytes{}"), "{q:?}");
+        assert!(
+            q[0].contains(r#"{mode="idle"}"#) && q[1].contains("MemTotal_bytes{}"),
+            "{q:?}"
+        );
     }
 
     #[test]
     fn narrowing_adds_matchers_and_quotes_values() {
         assert_eq!(
-            narrowed(r#"up{job="node"}"#, &[("instance".into(), "a\"b:9100".into())]).unwrap(),
+            narrowed(
+                r#"up{job="node"}"#,
+                &[("instance".into(), "a\"b:9100".into())]
+            )
+            .unwrap(),
             r#"up{job="node",instance="a\"b:9100"}"#
         );
         assert_eq!(
@@ -1355,7 +1413,10 @@ mod tests {
         b.take(5).unwrap();
         let err = b.take(2).unwrap_err();
         assert!(err.contains("6 queries per minute"), "{err}");
-        assert!(err.contains("try again in 10 s") || err.contains("try again in 9 s"), "{err}");
+        assert!(
+            err.contains("try again in 10 s") || err.contains("try again in 9 s"),
+            "{err}"
+        );
         assert_eq!(b.sent.len(), 5);
     }
 }

@@ -167,12 +167,13 @@ async fn add_fleet(
         Some(Value::String(name)) => name,
         _ => return Err(AppError::invalid("name", "the fleet needs a name").into()),
     };
-    let take_secret = |fields: &mut serde_json::Map<String, Value>, key: &str| match fields.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(AppError::invalid(key, "must be a string")),
-    };
+    let take_secret =
+        |fields: &mut serde_json::Map<String, Value>, key: &str| match fields.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(AppError::invalid(key, "must be a string")),
+        };
     let password = take_secret(&mut fields, "password")?;
     let token = take_secret(&mut fields, "bearer_token")?;
     if password.is_some() && token.is_some() {
@@ -192,7 +193,9 @@ async fn add_fleet(
         .into());
     }
     if password.is_some() && settings.username.is_none() {
-        return Err(AppError::invalid("username", "a password needs the user it belongs to").into());
+        return Err(
+            AppError::invalid("username", "a password needs the user it belongs to").into(),
+        );
     }
     let (change, id, checked) = state
         .monitor

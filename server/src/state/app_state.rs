@@ -106,7 +106,9 @@ impl app::backend::Backend for Monitor {
         self.fleet(id)?.host(instance).ok_or_else(|| {
             AppError::new(
                 404,
-                format!("fleet `{id}` has no host `{instance}` (the selector does not list it now)"),
+                format!(
+                    "fleet `{id}` has no host `{instance}` (the selector does not list it now)"
+                ),
             )
             .with_field("instance")
         })

@@ -96,7 +96,7 @@ impl Monitor {
             .and_then(|id| state.resources.get(&id).cloned());
         if let Some(resource) = resource {
             if let Some(fleet) = &resource.fleet {
-                handle.set_fleet(fleet.clone(), resource.settings.clone());
+                handle.set_fleet((**fleet).clone(), resource.settings.clone());
             }
         }
     }

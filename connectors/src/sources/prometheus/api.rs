@@ -26,7 +26,9 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The header is a secret.
-        f.debug_struct("Store").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -197,7 +199,10 @@ impl Store {
             .method(method)
             .uri(&uri)
             .header("accept", "application/json")
-            .header("user-agent", concat!("perfpilot/", env!("CARGO_PKG_VERSION")));
+            .header(
+                "user-agent",
+                concat!("perfpilot/", env!("CARGO_PKG_VERSION")),
+            );
         if body.is_some() {
             request = request.header("content-type", "application/x-www-form-urlencoded");
         }
@@ -219,9 +224,13 @@ impl Store {
                 .to_bytes();
             Ok((status, body))
         };
-        tokio::time::timeout(TIMEOUT, exchange)
-            .await
-            .map_err(|_| format!("the store at {} did not answer within {} s", self.base, TIMEOUT.as_secs()))?
+        tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
+            format!(
+                "the store at {} did not answer within {} s",
+                self.base,
+                TIMEOUT.as_secs()
+            )
+        })?
     }
 }
 
