@@ -32,6 +32,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The fleet `id` as its page shows it: every host judged now, worst-first (404 for
     /// no such fleet, 503 before its store first answered).
     fn fleet_view(&self, id: &str) -> Result<engine::fleet::FleetView, AppError>;
+    /// Adds a fleet after one test query of its store (admins only); refusals name the
+    /// field and the store's reason. Answers the change and the resource id.
+    fn add_fleet(
+        &self,
+        new: crate::fleets::NewFleet,
+        actor: Identity,
+    ) -> BoxFuture<Result<(u64, String, String), AppError>>;
     /// One host of the fleet `id` with its effective targets and where they come from.
     fn fleet_host(&self, id: &str, instance: &str) -> Result<engine::fleet::HostDetail, AppError>;
     /// The hosts of a group of the fleet `id` (`*`: all of them).

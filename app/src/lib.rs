@@ -23,6 +23,7 @@ mod codec;
 mod components;
 pub mod databases;
 pub mod error;
+pub mod fleets;
 pub mod format;
 pub mod identity;
 pub mod live;

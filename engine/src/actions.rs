@@ -98,6 +98,24 @@ pub struct ActionRequest {
     pub recommendation: Recommendation,
     pub at_unix_ms: i64,
     pub dry_run: bool,
+    /// For a fleet: the hosts past their targets, worst first (at most
+    /// [`MAX_HOSTS`]), so an action can act on them (`PERFPILOT_HOST`, the webhook's
+    /// `hosts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostBreach>,
+}
+
+/// Most hosts an action is told about.
+pub const MAX_HOSTS: usize = 20;
+
+/// One fleet host past its target, as an action is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostBreach {
+    pub instance: String,
+    pub group: String,
+    pub metric: String,
+    pub observed: f64,
+    pub target: f64,
 }
 
 impl ActionRequest {
@@ -122,6 +140,7 @@ impl ActionRequest {
             recommendation,
             at_unix_ms,
             dry_run: resource.settings.dry_run,
+            hosts: Vec::new(),
         })
     }
 }

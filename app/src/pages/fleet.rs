@@ -48,6 +48,15 @@ pub async fn get_fleet(
     Ok(FleetPageData { fleets, view })
 }
 
+/// Adds a fleet after one test query (admins only).
+#[server(endpoint = "add_fleet", output = crate::codec::Json)]
+pub async fn add_fleet(
+    new: crate::fleets::NewFleet,
+) -> Result<(u64, String, String), crate::error::AppError> {
+    let actor = crate::backend::require(crate::identity::Role::Admin)?;
+    crate::backend::backend()?.add_fleet(new, actor).await
+}
+
 /// `/fleet/target?…` for a scope of a fleet.
 pub fn scope_href(id: &str, scope: &Scope, metric: &str) -> String {
     let (level, key) = match scope {

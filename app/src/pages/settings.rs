@@ -103,6 +103,13 @@ pub fn SettingsPage() -> impl IntoView {
                 <AddCache/>
             </Allowed>
         </section>
+        <section class="settings-section" aria-labelledby="fleets-title">
+            <h2 id="fleets-title">"Fleets"</h2>
+            <p class="muted">"Read every host of a Prometheus-compatible store (Prometheus, VictoriaMetrics, Thanos, Mimir) and judge them against targets set for all hosts, per group or per host. perfpilot runs a test query of the selector before adding it."</p>
+            <Allowed role=Role::Admin what="Adding fleets">
+                <AddFleet/>
+            </Allowed>
+        </section>
         <section class="settings-section">
             <h2>"Everything else"</h2>
             <p class="muted">"Settings are read from the command line and the optional TOML file given with --config; run perfpilot --help to see them."</p>
@@ -386,6 +393,60 @@ fn AddCache() -> impl IntoView {
                     }.into_any()
                 }
                 Err(err) => view! { <p id="cache-message" class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
+            })}
+        </form>
+    }
+}
+
+#[component]
+fn AddFleet() -> impl IntoView {
+    let add = ServerAction::<crate::pages::fleet::AddFleet>::new();
+    let name = RwSignal::new(String::new());
+    let url = RwSignal::new(String::new());
+    let selector = RwSignal::new(String::new());
+    let group_by = RwSignal::new(String::new());
+    let username = RwSignal::new(String::new());
+    let secret = RwSignal::new(String::new());
+    let optional =
+        |signal: RwSignal<String>| Some(signal.get_untracked()).filter(|v| !v.trim().is_empty());
+    let submit = move || {
+        add.dispatch(crate::pages::fleet::AddFleet {
+            new: crate::fleets::NewFleet {
+                name: name.get_untracked(),
+                url: url.get_untracked(),
+                selector: selector.get_untracked(),
+                group_by: group_by.get_untracked(),
+                username: optional(username),
+                secret: optional(secret),
+            },
+        });
+    };
+    Effect::new(move |_| {
+        if matches!(add.value().get(), Some(Ok(_))) {
+            secret.set(String::new());
+        }
+    });
+    view! {
+        <form id="add-fleet" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+            {field("Name (the resource becomes fleet:<name>)", "fleet-name", "text", "prod", name)}
+            {field("Store URL (its base, without /api/v1)", "fleet-url", "text", "http://prometheus:9090", url)}
+            {field("Selector listing the hosts (default up{job=\"node\"})", "fleet-selector", "text", "up{job=\"node\"}", selector)}
+            {field("Group by labels, comma-separated (optional)", "fleet-group-by", "text", "env, role", group_by)}
+            {field("User for basic auth (optional)", "fleet-username", "text", "perfpilot", username)}
+            {field("Bearer token, or the user's password (kept on the server, never shown again)", "fleet-secret", "password", "", secret)}
+            <button id="fleet-add" class="btn" type="submit" disabled=move || add.pending().get()>
+                {move || if add.pending().get() { "Querying the store…" } else { "Test and add" }}
+            </button>
+            {move || add.value().get().map(|result| match result {
+                Ok((change, resource, store)) => {
+                    let href = crate::base::href(&format!("/fleet?id={}", resource.replace(':', "%3A")));
+                    view! {
+                        <p id="fleet-message" class="notice" role="status">
+                            "Added " <a href=href>{resource.clone()}</a>{format!(" ({store}, change #{change})")}
+                        </p>
+                    }.into_any()
+                }
+                Err(err) => view! { <p id="fleet-message" class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
             })}
         </form>
     }

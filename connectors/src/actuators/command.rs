@@ -140,7 +140,21 @@ impl Actuator for Command {
 
 /// The PERFPILOT_* variables a command receives.
 fn env_of(r: &ActionRequest) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![];
+    if let Some(worst) = r.hosts.first() {
+        // A fleet's action: the worst host, and every host past its target.
+        env.push(("PERFPILOT_HOST", worst.instance.clone()));
+        env.push(("PERFPILOT_HOST_METRIC", worst.metric.clone()));
+        env.push((
+            "PERFPILOT_HOSTS",
+            r.hosts
+                .iter()
+                .map(|h| h.instance.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ));
+    }
+    env.extend([
         ("PERFPILOT_RESOURCE", r.resource.to_string()),
         ("PERFPILOT_RESOURCE_TYPE", r.resource_type.to_string()),
         ("PERFPILOT_METRIC", r.metric.clone()),
@@ -165,5 +179,6 @@ fn env_of(r: &ActionRequest) -> Vec<(&'static str, String)> {
             "PERFPILOT_DESIRED_REPLICAS",
             r.recommendation.desired_replicas.to_string(),
         ),
-    ]
+    ]);
+    env
 }

@@ -496,7 +496,8 @@ const OWN: &[MetricDef] = &[
 ];
 
 /// The resource a store is: `fleet:<name>`, its hosts judged over `window_secs` (5 minutes
-/// by default: 20 refreshes at the usual 15 s), with no target of its own; its hosts' metrics and targets in `fleet`.
+/// by default: 20 refreshes at the usual 15 s), its own target on the share of hosts
+/// breaching; its hosts' metrics and targets in `fleet`.
 pub fn resource(
     name: &str,
     settings: &PrometheusSettings,
@@ -505,7 +506,16 @@ pub fn resource(
     let id = resource_id(name)?;
     let mut resource = Resource::new(id, engine::model::ResourceType::Fleet, name);
     resource.metrics = MetricDef::metrics(OWN);
-    resource.target = None;
+    // The fleet's own standing: at most a tenth of its hosts past their targets. It is
+    // what the fleet card shows, what alerts and the fleet's action follow, and what a
+    // target edit's before/after compares.
+    resource.target = Some(engine::model::Target {
+        metric: "breaching_pct".into(),
+        comparator: engine::model::Comparator::Le,
+        value: 10.0,
+        statistic: engine::model::Statistic::Mean,
+        for_secs: 300,
+    });
     resource.settings = defaults.clone();
     resource.settings.window_secs = settings.window_secs.unwrap_or(300);
     resource.source = Some(settings.spec());
@@ -922,6 +932,42 @@ impl Fleet {
             .iter()
             .filter(|(_, h)| group == fleet::ALL_HOSTS || h.group == group)
             .map(|(i, _)| i.clone())
+            .collect()
+    }
+
+    /// The hosts past their targets, worst first, at most `limit`: what a fleet's action
+    /// is told.
+    pub fn breaching_hosts(&self, limit: usize) -> Vec<engine::actions::HostBreach> {
+        let config = lock(&self.config).clone();
+        let observed = lock(&self.observed);
+        let window = self.window_samples(&config.1);
+        let mut out: Vec<(f64, engine::actions::HostBreach)> = Vec::new();
+        for (instance, host) in &observed.hosts {
+            for i in 0..config.0.metrics.len() {
+                let j = self.judge(&config, window, instance, host, i);
+                if let (CellState::Breached, Some(value), Some((target, _))) =
+                    (j.state, j.value, &j.target)
+                {
+                    out.push((
+                        j.severity.unwrap_or(0.0),
+                        engine::actions::HostBreach {
+                            instance: instance.clone(),
+                            group: host.group.clone(),
+                            metric: config.0.metrics[i].name.clone(),
+                            observed: value,
+                            target: target.value,
+                        },
+                    ));
+                }
+            }
+        }
+        out.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // One entry per host: its worst metric.
+        let mut seen = std::collections::HashSet::new();
+        out.into_iter()
+            .filter(|(_, h)| seen.insert(h.instance.clone()))
+            .map(|(_, h)| h)
+            .take(limit)
             .collect()
     }
 

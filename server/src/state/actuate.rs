@@ -118,9 +118,15 @@ impl Acting {
         {
             return;
         }
-        let Some(request) = ActionRequest::new(resource, samples, observed, now_ms) else {
+        let Some(mut request) = ActionRequest::new(resource, samples, observed, now_ms) else {
             return;
         };
+        // A fleet acts on its hosts: the action is told which ones are past their targets.
+        if resource.fleet.is_some() {
+            if let Some(fleet) = connectors::sources::prometheus::handle(resource.id.as_str()) {
+                request.hosts = fleet.breaching_hosts(engine::actions::MAX_HOSTS);
+            }
+        }
         self.busy.insert(resource.id.clone());
         tracing::info!(
             resource = %resource.id,

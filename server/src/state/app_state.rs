@@ -98,6 +98,42 @@ impl app::backend::Backend for Monitor {
             .collect()
     }
 
+    fn add_fleet(
+        &self,
+        new: app::fleets::NewFleet,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<(u64, String, String), AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move {
+            let blank =
+                |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+            let username = blank(new.username);
+            let group_by: Vec<String> = new
+                .group_by
+                .split(',')
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect();
+            let settings: connectors::sources::prometheus::PrometheusSettings =
+                serde_json::from_value(serde_json::json!({
+                    "url": new.url.trim(),
+                    "selector": if new.selector.trim().is_empty() { "up{job=\"node\"}" } else { new.selector.trim() },
+                    "group_by": group_by,
+                    "username": username,
+                }))
+                .map_err(|err| AppError::invalid("url", err.to_string()))?;
+            let (change, id, checked) = monitor
+                .add_configured(
+                    new.name.trim(),
+                    connectors::sources::Configured::Prometheus(settings),
+                    blank(new.secret),
+                    actor,
+                )
+                .await?;
+            Ok((change, id.to_string(), checked.server_version))
+        })
+    }
+
     fn fleet_view(&self, id: &str) -> Result<engine::fleet::FleetView, AppError> {
         Ok(self.fleet(id)?.view())
     }

@@ -44,12 +44,16 @@ impl Monitor {
     /// before/after, the trackers it affects start over (an edited target must not inherit
     /// the old target's timers) and every dashboard gets a fresh overview.
     pub(crate) fn changed(&self, record: &ChangeRecord) {
-        if let (MutationKind::SetTarget, Some(after)) = (record.kind, &record.after) {
+        // A target edit opens a before/after of the resource's own target; for a fleet,
+        // an edit at any level is judged by the share of its hosts breaching.
+        if let (MutationKind::SetTarget | MutationKind::SetFleetTarget, Some(after)) =
+            (record.kind, &record.after)
+        {
             let event = EventKind::TargetEdit {
                 change: record.change,
             };
             let unit = self.unit_of(after);
-            // A target edit on a resource always has a target, so this cannot be refused.
+            // A fleet whose own target was cleared has nothing to compare against.
             let _ = self.proof().open(after, event, record.at_unix_ms, unit);
         }
         if matches!(
