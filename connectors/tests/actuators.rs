@@ -241,6 +241,55 @@ async fn command_gets_values_as_env_without_a_shell_in_between() {
     );
 }
 
+/// A fleet's breach: its hosts past their targets, worst first.
+fn fleet_request() -> ActionRequest {
+    let mut r = request(false);
+    r.hosts = vec![
+        engine::actions::HostBreach {
+            instance: "web-7:9100".into(),
+            group: "env=prod".into(),
+            metric: "cpu".into(),
+            observed: 97.0,
+            target: 65.0,
+        },
+        engine::actions::HostBreach {
+            instance: "db-2:9100".into(),
+            group: "env=prod".into(),
+            metric: "memory".into(),
+            observed: 71.0,
+            target: 60.0,
+        },
+    ];
+    r
+}
+
+#[tokio::test]
+async fn a_fleet_action_is_told_its_hosts() {
+    let script = r#"echo "$PERFPILOT_HOST $PERFPILOT_HOST_METRIC $PERFPILOT_HOSTS""#;
+    let ev = runner()
+        .execute(&fleet_request(), &command("/bin/sh", &["-c", script], 5_000))
+        .await;
+    assert_eq!(
+        ev.outcome,
+        ActionOutcome::Succeeded {
+            detail: "exit status: 0: web-7:9100 cpu web-7:9100,db-2:9100".into()
+        }
+    );
+    let (url, mut rx) = server(vec![200]).await;
+    runner()
+        .execute(&fleet_request(), &webhook(&url, 0, None))
+        .await;
+    let (_, body) = rx.recv().await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["hosts"][0]["instance"], "web-7:9100");
+    assert_eq!(json["hosts"][1]["metric"], "memory");
+    // A local resource's action carries no hosts at all.
+    let (url, mut rx) = server(vec![200]).await;
+    runner().execute(&request(false), &webhook(&url, 0, None)).await;
+    let (_, body) = rx.recv().await.unwrap();
+    assert!(!String::from_utf8_lossy(&body).contains("hosts"));
+}
+
 #[tokio::test]
 async fn command_failures_timeouts_and_the_allow_list() {
     let ev = runner()

@@ -597,25 +597,7 @@ impl ChangeRecord {
                     target(&self.after)
                 )
             }
-            MutationKind::SetFleetTarget => {
-                let changed = match (&self.before, &self.after) {
-                    (Some(b), Some(a)) => diff(
-                        &ResourceMap::unit(b.id.clone(), b.clone()),
-                        &ResourceMap::unit(a.id.clone(), a.clone()),
-                    )
-                    .into_iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                    _ => String::new(),
-                };
-                if changed.is_empty() {
-                    format!("{id}: fleet targets unchanged")
-                } else {
-                    changed
-                }
-            }
-            MutationKind::SetSettings | MutationKind::SetSource => {
+            MutationKind::SetSettings | MutationKind::SetSource | MutationKind::SetFleetTarget => {
                 let n = match (&self.before, &self.after) {
                     (Some(b), Some(a)) => diff(
                         &ResourceMap::unit(b.id.clone(), b.clone()),
@@ -627,10 +609,10 @@ impl ChangeRecord {
                     .join("; "),
                     _ => String::new(),
                 };
-                if n.is_empty() {
-                    format!("{id}: settings unchanged")
-                } else {
-                    n
+                match (n.is_empty(), self.kind) {
+                    (true, MutationKind::SetFleetTarget) => format!("{id}: fleet targets unchanged"),
+                    (true, _) => format!("{id}: settings unchanged"),
+                    (false, _) => n,
                 }
             }
             MutationKind::Rename => format!(

@@ -261,6 +261,29 @@ impl FleetTargets {
         }
     }
 
+    /// The target an edit at `scope` makes for `metric`: the shape of the target the level
+    /// has or inherits (statistic, direction, `for`), with `value` and, when given,
+    /// `for_secs`; the default shape when nothing applies yet.
+    pub fn candidate(
+        &self,
+        scope: &Scope,
+        metric: &str,
+        group: &str,
+        value: f64,
+        for_secs: Option<u32>,
+    ) -> Target {
+        let base = self
+            .at(scope, metric, group)
+            .map(|(t, _)| t)
+            .unwrap_or_else(|| Target::default_for(metric, value));
+        Target {
+            metric: metric.to_owned(),
+            value,
+            for_secs: for_secs.unwrap_or(base.for_secs),
+            ..base
+        }
+    }
+
     /// Every target with its level and metric.
     pub fn iter(&self) -> impl Iterator<Item = (Scope, &str, &Target)> {
         let defaults = self

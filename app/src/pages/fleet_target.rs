@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::components::access::Allowed;
 use crate::identity::Role;
 use crate::pages::fleet::scope_href;
+use crate::pages::resource::FOR_CHOICES;
 use crate::pages::resource_chart::ChartCanvas;
 use crate::resource_data::{backtest_text, ChartRange, SeriesView};
 
@@ -60,6 +61,23 @@ fn range_secs(range: ChartRange) -> u64 {
     (range.millis() / 1000) as u64
 }
 
+/// The fleet resource `id` and its fleet; 404 when there is none.
+#[cfg(feature = "ssr")]
+fn fleet_of(
+    state: &engine::changes::State,
+    id: &str,
+) -> Result<(std::sync::Arc<engine::model::Resource>, engine::fleet::Fleet), crate::error::AppError> {
+    engine::model::ResourceId::new(id)
+        .ok()
+        .and_then(|rid| state.resources.get(&rid).cloned())
+        .and_then(|r| {
+            let fleet = (**r.fleet.as_ref()?).clone();
+            Some((r, fleet))
+        })
+        .ok_or_else(|| crate::error::AppError::new(404, format!("there is no fleet `{id}`")))
+}
+
+
 #[server(endpoint = "fleet_scope", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
 pub async fn get_fleet_scope(
     id: String,
@@ -74,13 +92,7 @@ pub async fn get_fleet_scope(
     let scope = parse_scope(&scope, key.as_deref().unwrap_or(""))?;
     let range = ChartRange::parse(range.as_deref().unwrap_or("24h"))
         .map_err(|rule| AppError::invalid("range", rule))?;
-    let state = backend.state();
-    let resource = engine::model::ResourceId::new(&id)
-        .ok()
-        .and_then(|rid| state.resources.get(&rid).cloned())
-        .filter(|r| r.fleet.is_some())
-        .ok_or_else(|| AppError::new(404, format!("there is no fleet `{id}`")))?;
-    let fleet = resource.fleet.clone().expect("filtered above");
+    let (resource, fleet) = fleet_of(&backend.state(), &id)?;
     let metric = match metric.filter(|m| !m.is_empty()) {
         Some(m) => fleet.metric(&m).cloned().ok_or_else(|| {
             AppError::invalid("metric", format!("`{m}` is not a metric of this fleet"))
@@ -200,27 +212,14 @@ pub async fn set_fleet_target(
         AppError::invalid("target.value", format!("must be a number, got {value:?}"))
     })?;
     let rid = engine::model::ResourceId::new(&id)?;
-    let state = crate::backend::backend()?.state();
-    let fleet = state
-        .resources
-        .get(&rid)
-        .and_then(|r| r.fleet.clone())
-        .ok_or_else(|| AppError::new(404, format!("there is no fleet `{id}`")))?;
+    let (_, fleet) = fleet_of(&crate::backend::backend()?.state(), &id)?;
     let group = match &scope {
         Scope::Group(k) => k.clone(),
         _ => engine::fleet::ALL_HOSTS.to_owned(),
     };
-    let base = fleet
+    let target = fleet
         .targets
-        .at(&scope, &metric, &group)
-        .map(|(t, _)| t)
-        .unwrap_or_else(|| Target::default_for(&metric, value));
-    let target = Target {
-        metric: metric.clone(),
-        value,
-        for_secs: for_secs.unwrap_or(base.for_secs),
-        ..base
-    };
+        .candidate(&scope, &metric, &group, value, for_secs);
     let record = crate::backend::apply(
         engine::changes::Mutation::SetFleetTarget {
             id: rid,
@@ -279,29 +278,15 @@ pub async fn fleet_backtest(
     let range = ChartRange::parse(range.as_deref().unwrap_or("24h"))
         .map_err(|rule| AppError::invalid("range", rule))?;
     let backend = crate::backend::backend()?;
-    let rid = engine::model::ResourceId::new(&id)?;
-    let fleet = backend
-        .state()
-        .resources
-        .get(&rid)
-        .and_then(|r| r.fleet.clone())
-        .ok_or_else(|| AppError::new(404, format!("there is no fleet `{id}`")))?;
+    let (_, fleet) = fleet_of(&backend.state(), &id)?;
     let scope = if key == engine::fleet::ALL_HOSTS || key.is_empty() {
         Scope::Default
     } else {
         Scope::Group(key.clone())
     };
-    let base = fleet
+    let target = fleet
         .targets
-        .at(&scope, &metric, &key)
-        .map(|(t, _)| t)
-        .unwrap_or_else(|| Target::default_for(&metric, value));
-    let target = Target {
-        metric: metric.clone(),
-        value,
-        for_secs: for_secs.unwrap_or(base.for_secs),
-        ..base
-    };
+        .candidate(&scope, &metric, &key, value, for_secs);
     target
         .validate(
             &fleet.target_metrics(),
@@ -338,14 +323,6 @@ fn origin_text(origin: Origin, scope: &Scope, host: Option<&HostDetail>) -> Stri
     }
 }
 
-const FOR_CHOICES: [(u32, &str); 6] = [
-    (0, "immediately"),
-    (30, "30 s"),
-    (60, "1 min"),
-    (300, "5 min"),
-    (900, "15 min"),
-    (3600, "1 hour"),
-];
 
 #[component]
 pub fn FleetTargetPage() -> impl IntoView {

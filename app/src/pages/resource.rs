@@ -242,7 +242,7 @@ fn page_href(id: &str, metric: &str, range: ChartRange, compare: &[String]) -> S
 pub use crate::format::urlencode;
 
 /// How long a breach must last before it counts (Prometheus `for`).
-const FOR_CHOICES: [(u32, &str); 6] = [
+pub(crate) const FOR_CHOICES: [(u32, &str); 6] = [
     (0, "immediately"),
     (30, "30 s"),
     (60, "1 min"),
@@ -580,6 +580,16 @@ fn KindPanels(resource_id: String) -> impl IntoView {
         }
         .into_any(),
         "lb" => view! { <resource_lb::LbPanel resource_id=resource_id/> }.into_any(),
+        "fleet" => {
+            let href = crate::base::href(&format!("/fleet?id={}", urlencode(&resource_id)));
+            view! {
+                <section class="panel" id="fleet-link">
+                    <h2>"Hosts"</h2>
+                    <p>"This is the share of the fleet's hosts past their targets. The hosts, their groups and their targets (default, group, host) are on the "<a href=href>"Fleet page"</a>"."</p>
+                </section>
+            }
+            .into_any()
+        }
         _ => ().into_any(),
     }
 }
