@@ -267,7 +267,10 @@ fn fleet_request() -> ActionRequest {
 async fn a_fleet_action_is_told_its_hosts() {
     let script = r#"echo "$PERFPILOT_HOST $PERFPILOT_HOST_METRIC $PERFPILOT_HOSTS""#;
     let ev = runner()
-        .execute(&fleet_request(), &command("/bin/sh", &["-c", script], 5_000))
+        .execute(
+            &fleet_request(),
+            &command("/bin/sh", &["-c", script], 5_000),
+        )
         .await;
     assert_eq!(
         ev.outcome,
@@ -285,7 +288,9 @@ async fn a_fleet_action_is_told_its_hosts() {
     assert_eq!(json["hosts"][1]["metric"], "memory");
     // A local resource's action carries no hosts at all.
     let (url, mut rx) = server(vec![200]).await;
-    runner().execute(&request(false), &webhook(&url, 0, None)).await;
+    runner()
+        .execute(&request(false), &webhook(&url, 0, None))
+        .await;
     let (_, body) = rx.recv().await.unwrap();
     assert!(!String::from_utf8_lossy(&body).contains("hosts"));
 }

@@ -610,7 +610,9 @@ impl ChangeRecord {
                     _ => String::new(),
                 };
                 match (n.is_empty(), self.kind) {
-                    (true, MutationKind::SetFleetTarget) => format!("{id}: fleet targets unchanged"),
+                    (true, MutationKind::SetFleetTarget) => {
+                        format!("{id}: fleet targets unchanged")
+                    }
                     (true, _) => format!("{id}: settings unchanged"),
                     (false, _) => n,
                 }

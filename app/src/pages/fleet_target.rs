@@ -66,7 +66,13 @@ fn range_secs(range: ChartRange) -> u64 {
 fn fleet_of(
     state: &engine::changes::State,
     id: &str,
-) -> Result<(std::sync::Arc<engine::model::Resource>, engine::fleet::Fleet), crate::error::AppError> {
+) -> Result<
+    (
+        std::sync::Arc<engine::model::Resource>,
+        engine::fleet::Fleet,
+    ),
+    crate::error::AppError,
+> {
     engine::model::ResourceId::new(id)
         .ok()
         .and_then(|rid| state.resources.get(&rid).cloned())
@@ -76,7 +82,6 @@ fn fleet_of(
         })
         .ok_or_else(|| crate::error::AppError::new(404, format!("there is no fleet `{id}`")))
 }
-
 
 #[server(endpoint = "fleet_scope", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
 pub async fn get_fleet_scope(
@@ -322,7 +327,6 @@ fn origin_text(origin: Origin, scope: &Scope, host: Option<&HostDetail>) -> Stri
         Origin::BuiltIn => "perfpilot's built-in default".into(),
     }
 }
-
 
 #[component]
 pub fn FleetTargetPage() -> impl IntoView {
