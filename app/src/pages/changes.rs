@@ -389,7 +389,11 @@ fn SnapshotDetail(
             <h2 id="snapshot-detail-title" tabindex="-1" node_ref=heading>{title}</h2>
             <Transition
                 fallback=|| view! { <p class="loading" role="status">"Loading the differences…"</p> }
-                set_pending=pending.write_only()
+                // A server render can finish before the transition's last update; the
+                // page's owner is gone by then, so the write must not panic.
+                set_pending=SignalSetter::map(move |busy| {
+                    let _ = pending.try_set(busy);
+                })
             >
                 <Show when=move || pending.get()>
                     <p class="diff-refreshing" role="status">"Loading the differences…"</p>

@@ -549,7 +549,12 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
             view! { <a class="chip" class:chip-active=current aria-current=current.then_some("true") href=href>{m.clone()}</a> }
         })
         .collect_view();
-    let range_links = [ChartRange::OneHour, ChartRange::OneDay, ChartRange::SevenDays]
+    let range_links = [
+        ChartRange::OneHour,
+        ChartRange::OneDay,
+        ChartRange::SevenDays,
+        ChartRange::ThirtyDays,
+    ]
         .into_iter()
         .map(|r| {
             let href = scope_href(&data.fleet_id, &data.scope, &data.metric.name) + "&range=" + r.as_str();
