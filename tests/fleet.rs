@@ -475,6 +475,7 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
         .unwrap();
     assert!(heading.contains(&worst), "{heading}");
     wait_for(client, Locator::Css("canvas#chart")).await;
+    browser.screenshot("fleet-host.png").await;
     // A group's target: typing a candidate asks the server for the group backtest.
     client
         .goto(&format!(
@@ -720,8 +721,22 @@ fn stores_are_refused_with_the_reason_and_their_secret_never_shows() {
     wait_view(&server, FLEET, 60, "5 hosts read with basic auth", |v| {
         v["hosts"].as_array().unwrap().len() == 5 && v["stale"].is_null()
     });
+    // The Settings page's form (its server function) takes the same path.
+    let form = |secret: &str| {
+        format!(
+            "new[name]=ui&new[url]={}&new[selector]=node_uname_info&new[group_by]=env&new[username]=perf&new[secret]={}",
+            urlencode(&url),
+            urlencode(secret)
+        )
+    };
+    let (status, refused) = http_post_form(server.addr, "/api/add_fleet", &form("nope"));
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.contains("refused our credentials"), "{refused}");
+    let (status, added) = http_post_form(server.addr, "/api/add_fleet", &form(PASSWORD));
+    assert_eq!(status, 200, "{added}");
+    assert!(added.contains("fleet:ui"), "{added}");
     // The password is in no answer, page, audit entry, snapshot, metric or log line.
-    let mut outputs = vec![answer.to_string()];
+    let mut outputs = vec![answer.to_string(), refused, added];
     for path in [
         "/api/audit",
         "/api/fleet",

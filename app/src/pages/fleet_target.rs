@@ -95,7 +95,14 @@ pub async fn get_fleet_scope(
     crate::backend::require(Role::Viewer)?;
     let backend = crate::backend::backend()?;
     let scope = parse_scope(&scope, key.as_deref().unwrap_or(""))?;
-    let range = ChartRange::parse(range.as_deref().unwrap_or("24h"))
+    // A host opens on its last hour (as a local resource does); a group on the last day,
+    // the period its backtest answers for.
+    let default_range = if matches!(scope, Scope::Host(_)) {
+        "1h"
+    } else {
+        "24h"
+    };
+    let range = ChartRange::parse(range.as_deref().unwrap_or(default_range))
         .map_err(|rule| AppError::invalid("range", rule))?;
     let (resource, fleet) = fleet_of(&backend.state(), &id)?;
     let metric = match metric.filter(|m| !m.is_empty()) {
