@@ -607,6 +607,34 @@ fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer() {
         text.as_str().unwrap(),
         "Would have been breached on 2 of 3 hosts, 25.0 % of the time, in the last 24 hours. (judged every 60 s)",
     );
+    // A group key is the fleet's labels, not PromQL: a value is a quoted string (this one
+    // matches no host), and labels other than the fleet's are refused.
+    let (status, response) = http_get(
+        server.addr,
+        &format!(
+            "/api/fleet_backtest?id={}&key={}&metric=load&value=50&range=24h",
+            urlencode(FLEET),
+            urlencode("env=prod\"} or up{job=\"x")
+        ),
+    );
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        response.contains("No host of this group has data"),
+        "{response}"
+    );
+    let (status, response) = http_get(
+        server.addr,
+        &format!(
+            "/api/fleet_backtest?id={}&key={}&metric=load&value=50&range=24h",
+            urlencode(FLEET),
+            urlencode("job=prometheus")
+        ),
+    );
+    assert_eq!(status, 422, "{response}");
+    assert!(
+        response.contains("is not a group of this fleet"),
+        "{response}"
+    );
     // A `for` longer than h1's 6 h breach leaves only h3.
     let (_, response) = http_get(
         server.addr,

@@ -1155,6 +1155,9 @@ impl ChangeStore {
                 if let Some(t) = &before.target {
                     t.validate(&before.metrics, &settings)?;
                 }
+                if let Some(fleet) = &before.fleet {
+                    fleet.validate(&settings)?;
+                }
                 let after = Resource {
                     settings,
                     ..(*before).clone()

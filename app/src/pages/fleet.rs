@@ -76,21 +76,20 @@ pub fn scope_href(id: &str, scope: &Scope, metric: &str) -> String {
 pub fn FleetPage() -> impl IntoView {
     let query = use_query_map();
     let id = move || query.read().get("id");
-    let data = Resource::new(id, get_fleet);
+    // Bumped while the store has not answered yet, so the page finds it once it does.
+    let retries = RwSignal::new(0u32);
+    let data = Resource::new(move || (id(), retries.get()), |(id, _)| get_fleet(id));
     view! {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the fleet…"</p> }>
             {move || {
                 data.get().map(|result| match result {
-                    Ok(data) => view! { <FleetBody data/> }.into_any(),
-                    Err(err) => view! {
-                        <section class="page-head"><h1>"Fleet"</h1></section>
-                        <section class="error-state" role="alert">
-                            <h2>"Could not load this fleet"</h2>
-                            <p>{err.to_string()}</p>
-                            <a href=crate::base::href("/fleet")>"All fleets"</a>
-                        </section>
-                    }
-                    .into_any(),
+                    Ok(data) => view! { <FleetBody data retries/> }.into_any(),
+                    Err(err) => super::load_error(
+                        "Fleet",
+                        "Could not load this fleet",
+                        err.to_string(),
+                        ("/fleet", "All fleets"),
+                    ),
                 })
             }}
         </Transition>
@@ -98,7 +97,7 @@ pub fn FleetPage() -> impl IntoView {
 }
 
 #[component]
-fn FleetBody(data: FleetPageData) -> impl IntoView {
+fn FleetBody(data: FleetPageData, retries: RwSignal<u32>) -> impl IntoView {
     let picker = (data.fleets.len() > 1).then(|| {
         let shown = data
             .view
@@ -126,14 +125,24 @@ fn FleetBody(data: FleetPageData) -> impl IntoView {
             </section>
         }
         .into_any(),
-        Some(Err(why)) => view! {
-            <section class="page-head"><h1>"Fleet"</h1></section>
-            <section class="error-state" role="alert" id="fleet-waiting">
-                <h2>"This fleet has not been read yet"</h2>
-                <p>{why}</p>
-            </section>
+        Some(Err(why)) => {
+            // Asked again every few seconds until the store answers.
+            let ticks = super::ticking(std::time::Duration::from_secs(3));
+            Effect::new(move |_| {
+                if ticks.get() > 0 {
+                    retries.update(|n| *n += 1);
+                }
+            });
+            view! {
+                <section class="page-head"><h1>"Fleet"</h1></section>
+                <section class="error-state" role="status" id="fleet-waiting">
+                    <h2>"This fleet has not been read yet"</h2>
+                    <p>{why}</p>
+                    <p class="muted">"Trying again every few seconds…"</p>
+                </section>
+            }
+            .into_any()
         }
-        .into_any(),
         Some(Ok(view)) => view! { <FleetLive initial=view/> }.into_any(),
     };
     view! { {picker} {body} }

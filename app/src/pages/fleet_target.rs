@@ -224,10 +224,16 @@ pub async fn set_fleet_target(
         AppError::invalid("target.value", format!("must be a number, got {value:?}"))
     })?;
     let rid = engine::model::ResourceId::new(&id)?;
-    let (_, fleet) = fleet_of(&crate::backend::backend()?.state(), &id)?;
+    let backend = crate::backend::backend()?;
+    let (_, fleet) = fleet_of(&backend.state(), &id)?;
+    // A new host override starts from what the host inherits: its group's shape.
     let group = match &scope {
         Scope::Group(k) => k.clone(),
-        _ => engine::fleet::ALL_HOSTS.to_owned(),
+        Scope::Host(instance) => backend
+            .fleet_host(&id, instance)
+            .map(|h| h.group)
+            .unwrap_or_else(|_| engine::fleet::ALL_HOSTS.to_owned()),
+        Scope::Default => engine::fleet::ALL_HOSTS.to_owned(),
     };
     let target = fleet
         .targets
@@ -348,23 +354,23 @@ pub fn FleetTargetPage() -> impl IntoView {
             q.get("range"),
         )
     };
-    let data = Resource::new(args, |(id, scope, key, metric, range)| {
-        get_fleet_scope(id, scope, key, metric, range)
-    });
+    // Bumped after a save or a reset, so the page is read again (the URL may not change).
+    let reloads = RwSignal::new(0u32);
+    let data = Resource::new(
+        move || (args(), reloads.get()),
+        |((id, scope, key, metric, range), _)| get_fleet_scope(id, scope, key, metric, range),
+    );
     view! {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the store's history…"</p> }>
             {move || {
                 data.get().map(|result| match result {
-                    Ok(data) => view! { <ScopeEditor data/> }.into_any(),
-                    Err(err) => view! {
-                        <section class="page-head"><h1>"Fleet target"</h1></section>
-                        <section class="error-state" role="alert">
-                            <h2>"Could not load this target"</h2>
-                            <p>{err.to_string()}</p>
-                            <a href=crate::base::href("/fleet")>"Back to the fleet"</a>
-                        </section>
-                    }
-                    .into_any(),
+                    Ok(data) => view! { <ScopeEditor data reloads/> }.into_any(),
+                    Err(err) => super::load_error(
+                        "Fleet target",
+                        "Could not load this target",
+                        err.to_string(),
+                        ("/fleet", "Back to the fleet"),
+                    ),
                 })
             }}
         </Transition>
@@ -380,7 +386,7 @@ fn level_args(scope: &Scope) -> (String, Option<String>) {
 }
 
 #[component]
-fn ScopeEditor(data: ScopeData) -> impl IntoView {
+fn ScopeEditor(data: ScopeData, reloads: RwSignal<u32>) -> impl IntoView {
     let series = RwSignal::new(data.series.clone());
     let effective = data
         .own
@@ -402,11 +408,7 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
     };
 
     // Saved or reset: the page is read again so the origin line and chart follow.
-    let reload_href = scope_href(&data.fleet_id, &data.scope, &data.metric.name)
-        + "&range="
-        + data.series.range.as_str();
     for action_value in [save.value(), reset.value()] {
-        let reload_href = reload_href.clone();
         Effect::new(move |_| {
             let Some(result) = action_value.get() else {
                 return;
@@ -421,8 +423,7 @@ fn ScopeEditor(data: ScopeData) -> impl IntoView {
                         ),
                         None => format!("Saved as change #{}.", saved.change),
                     }));
-                    let navigate = leptos_router::hooks::use_navigate();
-                    navigate(&reload_href, Default::default());
+                    reloads.update(|n| *n += 1);
                 }
                 Err(err) => {
                     notice.set(None);

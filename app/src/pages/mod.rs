@@ -32,3 +32,23 @@ pub(crate) fn ticking(period: std::time::Duration) -> leptos::prelude::RwSignal<
     let _ = period;
     ticks
 }
+
+/// A page whose data could not be loaded: its title, what failed and why, and a way back
+/// (`back` is a path under the base and its link text).
+pub(crate) fn load_error(
+    title: &'static str,
+    what: &'static str,
+    why: String,
+    back: (&'static str, &'static str),
+) -> leptos::prelude::AnyView {
+    use leptos::prelude::*;
+    view! {
+        <section class="page-head"><h1>{title}</h1></section>
+        <section class="error-state" role="alert">
+            <h2>{what}</h2>
+            <p>{why}</p>
+            <a href=crate::base::href(back.0)>{back.1}</a>
+        </section>
+    }
+    .into_any()
+}

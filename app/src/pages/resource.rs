@@ -210,15 +210,12 @@ pub fn ResourcePage() -> impl IntoView {
                 data.get()
                     .map(|result| match result {
                         Ok(view) => view! { <SeriesEditor view/> }.into_any(),
-                        Err(err) => view! {
-                            <section class="page-head"><h1>"Resource"</h1></section>
-                            <section class="error-state" role="alert">
-                                <h2>"Could not load this resource"</h2>
-                                <p>{err.to_string()}</p>
-                                <a href=crate::base::href("/")>"Back to the overview"</a>
-                            </section>
-                        }
-                        .into_any(),
+                        Err(err) => super::load_error(
+                            "Resource",
+                            "Could not load this resource",
+                            err.to_string(),
+                            ("/", "Back to the overview"),
+                        ),
                     })
             }}
         </Transition>

@@ -37,6 +37,8 @@ use api::Store;
 pub const KIND: &str = "prometheus";
 /// When the store does not publish its scrape interval (and none is configured).
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a host's metric is judged over unless `window_secs` says otherwise.
+const DEFAULT_WINDOW_SECS: u32 = 300;
 /// Samples kept per host and metric (the evaluation window is at most this many).
 const RING: usize = 120;
 /// Range results cached (per query, scope, step and end).
@@ -206,6 +208,11 @@ const NODE: &[Template] = &[
     },
 ];
 
+/// A query with its rate window: `{W}` in node_exporter's templates.
+fn with_window(query: &str, secs: u64) -> String {
+    query.replace("{W}", &format!("{secs}s"))
+}
+
 /// The matchers inside a selector's braces (`job="node"` of `up{job="node"}`).
 fn matchers(selector: &str) -> Result<&str, String> {
     let selector = selector.trim();
@@ -339,6 +346,13 @@ impl PrometheusSettings {
         if basic && self.username.is_none() {
             return Err("username: a password needs the user it belongs to".into());
         }
+        let per_refresh = 1 + self.fleet_metrics().map(|m| m.len()).unwrap_or(0) as u32;
+        if self.query_budget_per_min < per_refresh {
+            return Err(format!(
+                "query_budget_per_min: one refresh takes {per_refresh} queries (the hosts and one per metric); the budget must allow at least that, got {}",
+                self.query_budget_per_min
+            ));
+        }
         if !(1..=100_000).contains(&self.query_budget_per_min) {
             return Err(format!(
                 "query_budget_per_min: must be within 1–100000, got {}",
@@ -403,15 +417,14 @@ impl PrometheusSettings {
         Ok(out)
     }
 
-    /// Each metric's PromQL for this store (`window` is the rate window).
-    fn queries(&self, window: Duration) -> Result<Vec<String>, String> {
+    /// Each metric's PromQL for this store, `{W}` standing for the rate window.
+    fn templates(&self) -> Result<Vec<String>, String> {
         let m = matchers(&self.selector)?;
         let with_comma = if m.is_empty() {
             String::new()
         } else {
             format!(",{m}")
         };
-        let window = format!("{}s", window.as_secs().max(1));
         let mut out = Vec::new();
         if self.node_metrics {
             for t in NODE {
@@ -419,8 +432,7 @@ impl PrometheusSettings {
                     t.query
                         .replace("{FS}", FILESYSTEMS)
                         .replace("{M0}", m)
-                        .replace("{M}", &with_comma)
-                        .replace("{W}", &window),
+                        .replace("{M}", &with_comma),
                 );
             }
         }
@@ -517,7 +529,7 @@ pub fn resource(
         for_secs: 300,
     });
     resource.settings = defaults.clone();
-    resource.settings.window_secs = settings.window_secs.unwrap_or(300);
+    resource.settings.window_secs = settings.window_secs.unwrap_or(DEFAULT_WINDOW_SECS);
     resource.source = Some(settings.spec());
     resource.fleet = Some(Box::new(engine::fleet::Fleet {
         metrics: settings.fleet_metrics()?,
@@ -572,9 +584,10 @@ pub async fn check(
     }
     let interval = interval_of(settings, &store).await;
     let names = settings.fleet_metrics()?;
-    for (query, metric) in settings.queries(rate_window(interval))?.iter().zip(&names) {
+    let window = rate_window(interval).as_secs();
+    for (template, metric) in settings.templates()?.iter().zip(&names) {
         store
-            .query(query, now)
+            .query(&with_window(template, window), now)
             .await
             .map_err(|e| format!("metric `{}`: {e}", metric.name))?;
     }
@@ -681,7 +694,8 @@ pub struct Fleet {
     pub name: String,
     settings: PrometheusSettings,
     store: Store,
-    queries: Vec<String>,
+    /// Each metric's PromQL, `{W}` for the rate window.
+    templates: Vec<String>,
     interval: Duration,
     config: Mutex<(engine::fleet::Fleet, ResourceSettings)>,
     observed: Mutex<Observed>,
@@ -730,8 +744,11 @@ impl Fleet {
         lock(&self.config).0.clone()
     }
 
-    fn window_samples(&self, settings: &ResourceSettings) -> usize {
-        ((settings.window_secs as u64 / self.interval.as_secs().max(1)) as usize).clamp(1, RING)
+    /// Samples a host's metric is judged on: the fleet's `window_secs` (its source
+    /// settings, so a change restarts the source with it) at the refresh interval.
+    fn window_samples(&self, _settings: &ResourceSettings) -> usize {
+        let window = u64::from(self.settings.window_secs.unwrap_or(DEFAULT_WINDOW_SECS));
+        ((window / self.interval.as_secs().max(1)) as usize).clamp(1, RING)
     }
 
     /// Judges one host's metric `i` with the configuration `config`.
@@ -1013,27 +1030,22 @@ impl Fleet {
         let now = engine::time::unix_now_ms() / 1000;
         let end = now - now.rem_euclid(step as i64);
         let start = end - (range_secs as i64 / step as i64) * step as i64;
-        let key = format!("{metric}\u{0}{scope:?}");
+        // Keyed by the whole span: ranges of one step (a chart and a backtest) differ.
+        let key = format!("{metric}\u{0}{scope:?}\u{0}{range_secs}");
         if let Some(hit) = lock(&self.cache)
             .iter()
             .find(|(k, s, e, _)| *k == key && *s == step && *e == end)
         {
             return Ok(hit.3.clone());
         }
-        let extra: Vec<(String, String)> = match scope {
-            Scope::Default => Vec::new(),
-            Scope::Host(instance) => vec![("instance".into(), instance.clone())],
-            Scope::Group(group) => group
-                .split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        };
+        let extra = self.narrowing(scope)?;
+        // A rate over at least one step, so a coarse step averages instead of sampling.
+        let window = rate_window(self.interval).as_secs().max(step);
+        let metric_query = with_window(&self.templates[i], window);
         let query = match extra.is_empty() {
-            true => self.queries[i].clone(),
+            true => metric_query,
             false => format!(
-                "({}) and on (instance) {}",
-                self.queries[i],
+                "({metric_query}) and on (instance) {}",
                 narrowed(&self.settings.selector, &extra)?
             ),
         };
@@ -1069,6 +1081,38 @@ impl Fleet {
         Ok(series)
     }
 
+    /// The matchers that narrow the selector to `scope`'s hosts. A group key must name
+    /// only the fleet's `group_by` labels, in their order (it came from a URL).
+    fn narrowing(&self, scope: &Scope) -> Result<Vec<(String, String)>, String> {
+        Ok(match scope {
+            Scope::Default => Vec::new(),
+            Scope::Host(instance) => vec![("instance".into(), instance.clone())],
+            Scope::Group(group) => {
+                let pairs: Vec<(String, String)> = group
+                    .split(',')
+                    .map(|kv| {
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    })
+                    .collect::<Option<_>>()
+                    .unwrap_or_default();
+                let labels: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+                if labels.is_empty() || labels != self.settings.group_by {
+                    return Err(format!(
+                        "key: {group:?} is not a group of this fleet (groups are {} values)",
+                        self.settings
+                            .group_by
+                            .iter()
+                            .map(|l| format!("{l}=…"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ));
+                }
+                pairs
+            }
+        })
+    }
+
     /// "Would have been breached on N of M hosts, X % of the time": `target` replayed over
     /// every host of `group` for the last `range_secs`.
     pub async fn group_backtest(
@@ -1094,15 +1138,16 @@ impl Fleet {
     /// One refresh: the hosts, then every metric for all of them.
     async fn refresh(&self) -> Result<(), String> {
         let started = Instant::now();
-        lock(&self.budget).take(1 + self.queries.len())?;
+        lock(&self.budget).take(1 + self.templates.len())?;
         let now = engine::time::unix_now_ms() as f64 / 1000.0;
         let listed = self.store.query(&self.settings.selector, now).await?;
         let mut values: Vec<HashMap<String, Option<f64>>> = Vec::new();
         let metrics = lock(&self.config).0.metrics.clone();
-        for (query, metric) in self.queries.iter().zip(&metrics) {
+        let window = rate_window(self.interval).as_secs();
+        for (template, metric) in self.templates.iter().zip(&metrics) {
             let samples = self
                 .store
-                .query(query, now)
+                .query(&with_window(template, window), now)
                 .await
                 .map_err(|e| format!("metric `{}`: {e}", metric.name))?;
             values.push(
@@ -1158,7 +1203,8 @@ impl Fleet {
     /// window, so statuses are right from the first page, not after 5 minutes.
     async fn prefill(&self) -> Result<(), String> {
         let config = lock(&self.config).clone();
-        let window_secs = (config.1.window_secs as u64).max(self.interval.as_secs());
+        let window_secs = u64::from(self.settings.window_secs.unwrap_or(DEFAULT_WINDOW_SECS))
+            .max(self.interval.as_secs());
         // A few dozen points are enough to judge a window on, and keep the first read of
         // a thousand hosts small.
         let samples = (self.window_samples(&config.1) as u64).min(30);
@@ -1294,7 +1340,7 @@ impl FleetPoll {
             name: self.name.clone(),
             settings: self.settings.clone(),
             store: self.store.clone(),
-            queries: self.settings.queries(rate_window(interval))?,
+            templates: self.settings.templates()?,
             interval,
             config: Mutex::new(self.config.clone()),
             observed: Mutex::default(),
@@ -1351,6 +1397,22 @@ impl FleetPoll {
     }
 }
 
+impl Drop for FleetPoll {
+    fn drop(&mut self) {
+        // The source stopped (removed, or restarted with new settings): its handle goes
+        // with it, unless a newer source of the same fleet registered its own.
+        if let Some(mine) = &self.fleet {
+            let mut fleets = lock(&FLEETS);
+            if fleets
+                .get(&self.resource_id)
+                .is_some_and(|f| Arc::ptr_eq(f, mine))
+            {
+                fleets.remove(&self.resource_id);
+            }
+        }
+    }
+}
+
 impl Poll for FleetPoll {
     fn collect(&mut self, at: UnixMillis) -> BoxFuture<'_, Result<Tick, SourceError>> {
         Box::pin(self.tick(at))
@@ -1371,7 +1433,12 @@ mod tests {
             selector: r#"up{job="node",env!="dev"}"#.into(),
             ..settings()
         };
-        let q = s.queries(Duration::from_secs(60)).unwrap();
+        let q: Vec<String> = s
+            .templates()
+            .unwrap()
+            .iter()
+            .map(|t| with_window(t, 60))
+            .collect();
         assert_eq!(
             q[0],
             r#"100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",job="node",env!="dev"}[60s])))"#
@@ -1386,7 +1453,7 @@ mod tests {
             "{}",
             q[2]
         );
-        let bare = settings().queries(Duration::from_secs(60)).unwrap();
+        let bare = settings().templates().unwrap();
         assert!(
             bare[1].contains("node_memory_MemTotal_bytes{job=\"node\"}"),
             "{}",
@@ -1396,7 +1463,7 @@ mod tests {
             selector: "node_uname_info".into(),
             ..settings()
         };
-        let q = none.queries(Duration::from_secs(60)).unwrap();
+        let q = none.templates().unwrap();
         assert!(
             q[0].contains(r#"{mode="idle"}"#) && q[1].contains("MemTotal_bytes{}"),
             "{q:?}"

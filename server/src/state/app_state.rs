@@ -479,6 +479,8 @@ fn store_refusal(reason: String) -> AppError {
         AppError::new(429, reason)
     } else if reason.starts_with("metric:") {
         AppError::new(422, reason).with_field("metric")
+    } else if reason.starts_with("key:") {
+        AppError::new(422, reason).with_field("key")
     } else {
         AppError::new(502, format!("the store could not answer: {reason}"))
     }

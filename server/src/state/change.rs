@@ -67,7 +67,11 @@ impl Monitor {
         }
         if matches!(
             record.kind,
-            MutationKind::SetFleetTarget | MutationKind::SetSource | MutationKind::Restore
+            MutationKind::SetFleetTarget
+                | MutationKind::SetSource
+                | MutationKind::SetSettings
+                | MutationKind::RemoveResource
+                | MutationKind::Restore
         ) {
             self.sync_fleets();
         }
