@@ -458,6 +458,10 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
         "{summary}"
     );
     browser.screenshot("fleet-page.png").await;
+    browser.emulate_color_scheme("dark").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    browser.screenshot("fleet-page-dark.png").await;
+    browser.emulate_color_scheme("").await;
     // Drill down from the worst host's row.
     let first = client
         .find(Locator::Css("#fleet-hosts tbody tr:first-child th a"))

@@ -262,7 +262,7 @@ fn FleetContent(
             let href = scope_href(&id, &Scope::Group(g.key.clone()), &view.metrics[0].name);
             view! {
                 <tr data-group=g.key.clone()>
-                    <th scope="row"><a href=href>{g.key.clone()}</a></th>
+                    <th scope="row"><a href=href>{g.key.replace(',', ",\u{200B}")}</a></th>
                     <td class="num">{g.hosts}</td>
                     <td class="num" class:fleet-bad={g.breaching > 0}>{g.breaching}</td>
                     <td class="num">{g.down}</td>
