@@ -273,6 +273,14 @@ impl TargetSaved {
     }
 }
 
+/// "Saved as change #21 — auto-saved snapshot #20." for an accepted edit.
+pub fn saved_notice(change: u64, snapshot: Option<u64>) -> String {
+    match snapshot {
+        Some(n) => format!("Saved as change #{change} — auto-saved snapshot #{n}."),
+        None => format!("Saved as change #{change}."),
+    }
+}
+
 /// The target a metric gets when the user sets one where there was none (shared with the
 /// server through the engine, so the preview matches what is saved).
 pub fn default_target(metric: &str, value: f64) -> Target {

@@ -356,6 +356,8 @@ pub fn FleetTargetPage() -> impl IntoView {
     };
     // Bumped after a save or a reset, so the page is read again (the URL may not change).
     let reloads = RwSignal::new(0u32);
+    // Owned here: the re-read rebuilds the editor, and the saved notice must outlive it.
+    let notice = RwSignal::new(None::<String>);
     let data = Resource::new(
         move || (args(), reloads.get()),
         |((id, scope, key, metric, range), _)| get_fleet_scope(id, scope, key, metric, range),
@@ -364,7 +366,7 @@ pub fn FleetTargetPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the store's history…"</p> }>
             {move || {
                 data.get().map(|result| match result {
-                    Ok(data) => view! { <ScopeEditor data reloads/> }.into_any(),
+                    Ok(data) => view! { <ScopeEditor data reloads notice/> }.into_any(),
                     Err(err) => super::load_error(
                         "Fleet target",
                         "Could not load this target",
@@ -386,7 +388,11 @@ fn level_args(scope: &Scope) -> (String, Option<String>) {
 }
 
 #[component]
-fn ScopeEditor(data: ScopeData, reloads: RwSignal<u32>) -> impl IntoView {
+fn ScopeEditor(
+    data: ScopeData,
+    reloads: RwSignal<u32>,
+    notice: RwSignal<Option<String>>,
+) -> impl IntoView {
     let series = RwSignal::new(data.series.clone());
     let effective = data
         .own
@@ -398,7 +404,7 @@ fn ScopeEditor(data: ScopeData, reloads: RwSignal<u32>) -> impl IntoView {
     let candidate_for = RwSignal::new(saved_for);
     let hover = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
-    let notice = RwSignal::new(None::<String>);
+
     let save = ServerAction::<SetFleetTarget>::new();
     let reset = ServerAction::<ResetFleetTarget>::new();
     let is_host = matches!(data.scope, Scope::Host(_));
@@ -416,13 +422,10 @@ fn ScopeEditor(data: ScopeData, reloads: RwSignal<u32>) -> impl IntoView {
             match result {
                 Ok(saved) => {
                     error.set(None);
-                    notice.set(Some(match saved.snapshot {
-                        Some(n) => format!(
-                            "Saved as change #{} — auto-saved snapshot #{n}.",
-                            saved.change
-                        ),
-                        None => format!("Saved as change #{}.", saved.change),
-                    }));
+                    notice.set(Some(crate::resource_data::saved_notice(
+                        saved.change,
+                        saved.snapshot,
+                    )));
                     reloads.update(|n| *n += 1);
                 }
                 Err(err) => {

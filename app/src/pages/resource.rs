@@ -293,13 +293,10 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
                     });
                 });
                 error.set(None);
-                notice.set(Some(match saved.snapshot {
-                    Some(n) => format!(
-                        "Saved as change #{} — auto-saved snapshot #{n}.",
-                        saved.change
-                    ),
-                    None => format!("Saved as change #{}.", saved.change),
-                }));
+                notice.set(Some(crate::resource_data::saved_notice(
+                    saved.change,
+                    saved.snapshot,
+                )));
             }
             Err(err) => {
                 notice.set(None);

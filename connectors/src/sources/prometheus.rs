@@ -636,6 +636,7 @@ struct Host {
     group: String,
     up: bool,
     /// Per metric (in the fleet's order), the newest samples last.
+    /// Kept contiguous after every change, so judging reads one slice.
     rings: Vec<VecDeque<Option<f32>>>,
 }
 
@@ -699,6 +700,9 @@ pub struct Fleet {
     interval: Duration,
     config: Mutex<(engine::fleet::Fleet, ResourceSettings)>,
     observed: Mutex<Observed>,
+    /// Moves whenever what the hosts are judged on changes (a refresh, new targets), so
+    /// the source's every-second tick judges again only then.
+    generation: std::sync::atomic::AtomicU64,
     budget: Mutex<Budget>,
     cache: Mutex<VecDeque<Cached>>,
 }
@@ -731,13 +735,22 @@ impl Fleet {
     /// Takes the configuration after a change (a target edit at any level, a restore).
     pub fn set_fleet(&self, fleet: engine::fleet::Fleet, settings: ResourceSettings) {
         let mut config = lock(&self.config);
-        // The metric list is fixed for a running source (a new list restarts it).
-        if config.0.metrics == fleet.metrics {
-            *config = (fleet, settings);
-        } else {
-            config.0.targets = fleet.targets;
-            config.1 = settings;
+        if config.0.targets == fleet.targets && config.1 == settings {
+            return;
         }
+        // The metric list is fixed for a running source (a new list restarts it).
+        config.0.targets = fleet.targets;
+        config.1 = settings;
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn fleet(&self) -> engine::fleet::Fleet {
@@ -746,7 +759,7 @@ impl Fleet {
 
     /// Samples a host's metric is judged on: the fleet's `window_secs` (its source
     /// settings, so a change restarts the source with it) at the refresh interval.
-    fn window_samples(&self, _settings: &ResourceSettings) -> usize {
+    fn window_samples(&self) -> usize {
         let window = u64::from(self.settings.window_secs.unwrap_or(DEFAULT_WINDOW_SECS));
         ((window / self.interval.as_secs().max(1)) as usize).clamp(1, RING)
     }
@@ -761,7 +774,7 @@ impl Fleet {
         i: usize,
     ) -> Judgement {
         let metric = &config.0.metrics[i].name;
-        let ring = host.rings[i].make_contiguous_copy();
+        let ring = host.rings[i].as_slices().0;
         let target = config.0.targets.effective(metric, &host.group, instance);
         match &target {
             _ if !host.up => Judgement {
@@ -781,7 +794,7 @@ impl Fleet {
                 target,
             },
             Some((t, _)) => {
-                let judged = fleet::judge(&ring, window, t, config.1.tolerance_pct);
+                let judged = fleet::judge(ring, window, t, config.1.tolerance_pct);
                 Judgement {
                     state: CellState::of(judged.condition),
                     value: judged.observed,
@@ -796,7 +809,7 @@ impl Fleet {
     pub fn view(&self) -> FleetView {
         let config = lock(&self.config).clone();
         let observed = lock(&self.observed);
-        let window = self.window_samples(&config.1);
+        let window = self.window_samples();
         let mut hosts: Vec<HostRow> = observed
             .hosts
             .iter()
@@ -860,13 +873,14 @@ impl Fleet {
                 .then_with(|| a.key.cmp(&b.key))
         });
         let stale = self.stale_reason(&observed);
+        let refreshed_unix_ms = observed.refreshed_ms;
         drop(observed);
         FleetView {
             id: self.id.clone(),
             name: self.name.clone(),
             metrics: config.0.metrics.clone(),
             group_by: self.settings.group_by.clone(),
-            refreshed_unix_ms: lock(&self.observed).refreshed_ms,
+            refreshed_unix_ms,
             interval_secs: self.interval.as_secs() as u32,
             stale,
             groups,
@@ -914,7 +928,7 @@ impl Fleet {
         let config = lock(&self.config).clone();
         let observed = lock(&self.observed);
         let host = observed.hosts.get(instance)?;
-        let window = self.window_samples(&config.1);
+        let window = self.window_samples();
         let metrics = (0..config.0.metrics.len())
             .map(|i| {
                 let j = self.judge(&config, window, instance, host, i);
@@ -957,7 +971,7 @@ impl Fleet {
     pub fn breaching_hosts(&self, limit: usize) -> Vec<engine::actions::HostBreach> {
         let config = lock(&self.config).clone();
         let observed = lock(&self.observed);
-        let window = self.window_samples(&config.1);
+        let window = self.window_samples();
         let mut out: Vec<(f64, engine::actions::HostBreach)> = Vec::new();
         for (instance, host) in &observed.hosts {
             for i in 0..config.0.metrics.len() {
@@ -992,7 +1006,7 @@ impl Fleet {
     pub fn export(&self) -> Vec<ExportRow> {
         let config = lock(&self.config).clone();
         let observed = lock(&self.observed);
-        let window = self.window_samples(&config.1);
+        let window = self.window_samples();
         let mut out = Vec::with_capacity(observed.hosts.len() * config.0.metrics.len());
         for (instance, host) in &observed.hosts {
             for i in 0..config.0.metrics.len() {
@@ -1188,6 +1202,7 @@ impl Fleet {
                     ring.pop_front();
                 }
                 ring.push_back(by_host.get(&instance).copied().flatten().map(|v| v as f32));
+                ring.make_contiguous();
             }
             seen.insert(instance);
         }
@@ -1196,6 +1211,8 @@ impl Fleet {
         observed.refreshed_ms = Some(engine::time::unix_now_ms());
         observed.error = None;
         observed.query_ms = Some(started.elapsed().as_secs_f32() * 1000.0);
+        drop(observed);
+        self.bump();
         Ok(())
     }
 
@@ -1207,7 +1224,7 @@ impl Fleet {
             .max(self.interval.as_secs());
         // A few dozen points are enough to judge a window on, and keep the first read of
         // a thousand hosts small.
-        let samples = (self.window_samples(&config.1) as u64).min(30);
+        let samples = (self.window_samples() as u64).min(30);
         let mut filled: Vec<Arc<RangeSeries>> = Vec::new();
         for m in &config.0.metrics {
             filled.push(
@@ -1236,19 +1253,12 @@ impl Fleet {
                 while ring.len() > RING {
                     ring.pop_front();
                 }
+                ring.make_contiguous();
             }
         }
+        drop(observed);
+        self.bump();
         Ok(())
-    }
-}
-
-trait ContiguousCopy {
-    fn make_contiguous_copy(&self) -> Vec<Option<f32>>;
-}
-
-impl ContiguousCopy for VecDeque<Option<f32>> {
-    fn make_contiguous_copy(&self) -> Vec<Option<f32>> {
-        self.iter().copied().collect()
     }
 }
 
@@ -1309,6 +1319,7 @@ pub fn source(
             series: MetricDef::series(OWN, resource),
             fleet: None,
             next_refresh: None,
+            last: None,
         },
     ))
 }
@@ -1323,6 +1334,8 @@ pub struct FleetPoll {
     series: Arc<[SeriesInfo]>,
     fleet: Option<Arc<Fleet>>,
     next_refresh: Option<Instant>,
+    /// The fleet's generation last judged, and the tick values it gave.
+    last: Option<(u64, Vec<Option<f32>>)>,
 }
 
 impl FleetPoll {
@@ -1344,6 +1357,7 @@ impl FleetPoll {
             interval,
             config: Mutex::new(self.config.clone()),
             observed: Mutex::default(),
+            generation: Default::default(),
             budget: Mutex::new(Budget {
                 per_min: self.settings.query_budget_per_min.into(),
                 tokens: self.settings.query_budget_per_min.into(),
@@ -1374,24 +1388,39 @@ impl FleetPoll {
                 }
             }
         }
-        let view = fleet.view();
-        if let Some(stale) = &view.stale {
-            return Err(SourceError::new(stale.clone()));
+        let stale = {
+            let observed = lock(&fleet.observed);
+            fleet.stale_reason(&observed)
+        };
+        if let Some(stale) = stale {
+            return Err(SourceError::new(stale));
         }
-        let hosts = view.hosts.len();
-        let down = view.hosts.iter().filter(|h| !h.up).count();
-        let breaching = view.hosts.iter().filter(|h| h.breaching()).count();
-        let breaching_pct = (hosts > 0).then(|| (breaching as f64 * 100.0 / hosts as f64) as f32);
-        let query_ms = lock(&fleet.observed).query_ms;
+        // Between refreshes and edits the hosts are judged the same: tick the last values.
+        let generation = fleet.generation();
+        let values = match &self.last {
+            Some((judged, values)) if *judged == generation => values.clone(),
+            _ => {
+                let view = fleet.view();
+                let hosts = view.hosts.len();
+                let down = view.hosts.iter().filter(|h| !h.up).count();
+                let breaching = view.hosts.iter().filter(|h| h.breaching()).count();
+                let breaching_pct =
+                    (hosts > 0).then(|| (breaching as f64 * 100.0 / hosts as f64) as f32);
+                let query_ms = lock(&fleet.observed).query_ms;
+                let values = vec![
+                    breaching_pct,
+                    query_ms,
+                    Some(hosts as f32),
+                    Some(down as f32),
+                ];
+                self.last = Some((generation, values.clone()));
+                values
+            }
+        };
         Ok(Tick {
             at,
             series: self.series.clone(),
-            values: vec![
-                breaching_pct,
-                query_ms,
-                Some(hosts as f32),
-                Some(down as f32),
-            ],
+            values,
             top_processes: None,
         })
     }
@@ -1505,6 +1534,9 @@ mod tests {
         })
         .starts_with("bearer_token_file:"));
         assert!(bad(|s| s.query_budget_per_min = 0).starts_with("query_budget_per_min:"));
+        // One refresh is the hosts plus four node_exporter metrics.
+        let err = bad(|s| s.query_budget_per_min = 4);
+        assert!(err.contains("one refresh takes 5 queries"), "{err}");
         assert!(bad(|s| s.metric = vec![CustomMetric {
             name: "cpu".into(),
             query: "x".into(),
