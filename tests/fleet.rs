@@ -14,8 +14,8 @@ use tests::fleet_support::{
     backfill, basic_auth, cpu_seconds, sim_host, FleetSim, NodeExporter, Prometheus,
 };
 use tests::{
-    body_json, free_port, http_get, http_post_form, http_request, urlencode, wait_for, Browser,
-    Perfpilot, TempDir,
+    body_json, click, free_port, http_get, http_post_form, http_request, urlencode, wait_for,
+    Browser, Perfpilot, TempDir,
 };
 
 const HOSTS: usize = 1000;
@@ -314,8 +314,16 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
         effective(&server, &quiet.instance, "cpu"),
         ("default".into(), 90.0)
     );
-    let (status, _) = set_target(&server, "group", "env=prod,role=web", "cpu", 50.0);
-    assert_eq!(status, 200);
+    let (status, body) = http_post_form(
+        server.addr,
+        "/api/set_fleet_target",
+        &format!(
+            "id={}&scope=group&key={}&metric=cpu&value=50&for_secs=60",
+            urlencode(FLEET),
+            urlencode("env=prod,role=web")
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
     assert_eq!(
         effective(&server, &quiet.instance, "cpu"),
         ("group".into(), 50.0)
@@ -336,6 +344,10 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
     );
     let host_page = scope(&server, "host", &quiet.instance, "cpu");
     assert_eq!(host_page["own"]["value"], 95.0);
+    assert_eq!(
+        host_page["own"]["for_secs"], 60,
+        "a new override takes the shape of what the host inherits: its group's"
+    );
     assert_eq!(
         host_page["inherited"][1], "group",
         "what a reset would give"
@@ -522,6 +534,32 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
         "{readout}"
     );
     browser.screenshot("fleet-group-target.png").await;
+    click(client, Locator::Id("target-save")).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let origin = client
+            .find(Locator::Id("target-origin"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let notice = client
+            .find(Locator::Id("target-notice"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if origin.contains("≤ 40 %") && notice.starts_with("Saved as change #") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the saved target is not on the re-read page: {origin:?} / {notice:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     browser.close().await;
 }
 
@@ -588,7 +626,7 @@ fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer() {
     std::fs::write(
         &config_path,
         format!(
-            "[[prometheus]]\nname = \"prod\"\nurl = \"{}\"\nselector = \"fleet_load\"\ngroup_by = [\"env\"]\nnode_metrics = false\n\n[[prometheus.metric]]\nname = \"load\"\nquery = \"max by (instance) (fleet_load)\"\nunit = \"%\"\n",
+            "[[prometheus]]\nname = \"prod\"\nurl = \"{}\"\nselector = \"fleet_load\"\ngroup_by = [\"env\"]\nnode_metrics = false\ninterval_secs = 60\n\n[[prometheus.metric]]\nname = \"load\"\nquery = \"max by (instance) (fleet_load)\"\nunit = \"%\"\n",
             prometheus.url()
         ),
     )
@@ -597,6 +635,18 @@ fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer() {
     wait_view(&server, FLEET, 60, "3 hosts", |v| {
         v["hosts"].as_array().unwrap().len() == 3
     });
+    // At a 60 s interval, the group's 1-hour chart and its 24-hour backtest query the same
+    // step: the chart read first must not stand in for the backtest's day.
+    let (status, chart) = http_get(
+        server.addr,
+        &format!(
+            "/api/fleet_scope?id={}&scope=group&key={}&metric=load&range=1h",
+            urlencode(FLEET),
+            urlencode("env=prod")
+        ),
+    );
+    assert_eq!(status, 200, "{chart}");
+    assert_eq!(body_json(&chart)["series"]["step_ms"], 60_000);
     let (status, response) = http_get(
         server.addr,
         &format!(

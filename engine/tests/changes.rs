@@ -539,3 +539,65 @@ proptest! {
         }
     }
 }
+
+fn fleet_store() -> ChangeStore {
+    let store = ChangeStore::new(opts(20, 8));
+    let mut fleet = Resource::new(id("fleet:prod"), ResourceType::Fleet, "prod");
+    fleet.target = None;
+    fleet.source = Some(SourceSpec {
+        kind: "prometheus".into(),
+        settings: serde_json::json!({"url": "http://127.0.0.1:9090"}),
+    });
+    fleet.fleet = Some(Box::new(engine::fleet::Fleet {
+        metrics: vec![engine::fleet::FleetMetric {
+            name: "cpu".into(),
+            kind: MetricKind::Utilization,
+            unit: "%".into(),
+        }],
+        targets: Default::default(),
+    }));
+    store
+        .apply(Mutation::AddResource { resource: fleet })
+        .unwrap();
+    store
+}
+
+#[test]
+fn settings_a_fleet_target_could_not_keep_are_refused_and_change_nothing() {
+    let store = fleet_store();
+    let group = engine::fleet::Scope::Group("env=prod".into());
+    let target = Target {
+        for_secs: 30,
+        ..Target::default_for("cpu", 70.0)
+    };
+    store
+        .apply(Mutation::SetFleetTarget {
+            id: id("fleet:prod"),
+            scope: group.clone(),
+            metric: "cpu".into(),
+            target: Some(target.clone()),
+        })
+        .unwrap();
+    let before = store.state();
+    // A 60 s sample interval cannot judge a group target that must last 30 s.
+    let settings = ResourceSettings {
+        step_secs: 60,
+        window_secs: 300,
+        verify_secs: 300,
+        baseline_secs: 300,
+        ..ResourceSettings::default()
+    };
+    let err = store
+        .apply(Mutation::SetSettings {
+            id: id("fleet:prod"),
+            settings,
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("target.for_secs"), "{err}");
+    assert_eq!(store.state().change, before.change);
+    let kept = store.state().resources[&id("fleet:prod")].clone();
+    assert_eq!(
+        kept.fleet.as_ref().unwrap().targets.get(&group, "cpu"),
+        Some(&target)
+    );
+}
