@@ -376,14 +376,32 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         assert!(combined.contains("3 levels"), "{combined}");
         let commands = wait_for(client, Locator::Id("cache-commands")).await;
         assert!(commands.text().await.unwrap().contains("get"));
-        client
-            .find(Locator::Id("invalidate-pattern"))
-            .await
-            .unwrap()
-            .send_keys("sess:1*")
-            .await
-            .unwrap();
-        click(client, Locator::Id("invalidate-preview")).await;
+        // The invalidation panel hydrates after its data arrives; a preview asked before
+        // that is lost (a CI run saw it), so ask again until the count shows.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // A lost submit reloads the page: the field may be briefly gone.
+            if let Ok(pattern) = client.find(Locator::Id("invalidate-pattern")).await {
+                let _ = pattern.clear().await;
+                let _ = pattern.send_keys("sess:1*").await;
+            }
+            if let Ok(button) = client.find(Locator::Id("invalidate-preview")).await {
+                let _ = button.click().await;
+            }
+            let shown = client
+                .wait()
+                .at_most(Duration::from_secs(3))
+                .for_element(Locator::Id("invalidate-count"))
+                .await
+                .is_ok();
+            if shown {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the preview never showed a count"
+            );
+        }
         // sess:1, sess:10–19, sess:100–199.
         let count = eventually_text(client, "#invalidate-count", "the preview", |t| {
             t.contains("match")
