@@ -142,6 +142,12 @@ name = "elsewhere"
 kind = "webhook"
 url = "http://127.0.0.1:{rx}/elsewhere"
 types = ["cpu"]
+
+[[alert_channel]]
+name = "typed"
+kind = "webhook"
+url = "http://127.0.0.1:{rx}/typed"
+types = ["custom"]
 "#,
             rx = rx.port,
             am = am.port
@@ -193,6 +199,10 @@ types = ["cpu"]
     );
     let link = format!("{public}resource?id=custom%3A1");
     assert_eq!(firing["url"], link.as_str());
+    // The type is the type's word, the id stays `resource`; an ungrouped resource is a
+    // group of one.
+    assert_eq!(firing["resource_type"], "custom", "{firing}");
+    assert_eq!(firing["group"], "custom:1", "{firing}");
     let signature = hook[0].header("X-Perfpilot-Signature").unwrap();
     let expected = connectors::actuators::webhook::sign(SECRET.as_bytes(), hook[0].body.as_bytes());
     assert_eq!(
@@ -225,6 +235,8 @@ types = ["cpu"]
         "{held}"
     );
     assert_eq!(held[0]["labels"]["resource"], "custom:1");
+    assert_eq!(held[0]["labels"]["resource_type"], "custom", "{held}");
+    assert_eq!(held[0]["labels"]["group"], "custom:1", "{held}");
     assert_eq!(held[0]["status"]["state"], "active");
     assert_eq!(held[0]["generatorURL"], link.as_str());
     // …and forwarded it as firing.
@@ -237,6 +249,14 @@ types = ["cpu"]
         rx.on("/elsewhere").is_empty(),
         "a channel for cpu only got a custom alert"
     );
+    // A channel for type `custom` gets every custom resource's alerts.
+    let typed = rx.wait_for("/typed", 10, "the channel for type custom", |r| {
+        !r.is_empty()
+    });
+    let typed = typed[0].json();
+    assert_eq!(typed["kind"], "firing", "{typed}");
+    assert_eq!(typed["resource"], "custom:1", "{typed}");
+    assert_eq!(typed["resource_type"], "custom", "{typed}");
 
     // Back under the target but not past the margin (47 > 45): still firing.
     pusher.set(47.0);
@@ -430,7 +450,17 @@ url = "http://127.0.0.1:{broken}/gone"
     let hook = rx.wait_for("/hook", 75, "the firing after the silence", |r| {
         r.len() >= 2
     });
-    assert_eq!(hook[1].json()["kind"], "firing");
+    let firing = hook[1].json();
+    assert_eq!(firing["kind"], "firing");
+    // Without --public-url the link is on the listen address; the type is its word; an
+    // ungrouped resource is a group of one.
+    assert_eq!(
+        firing["url"],
+        format!("http://{}/resource?id=custom%3A2", server.addr),
+        "{firing}"
+    );
+    assert_eq!(firing["resource_type"], "custom", "{firing}");
+    assert_eq!(firing["group"], "custom:2", "{firing}");
     assert!(
         silenced_at.elapsed() >= Duration::from_secs(59),
         "sent while silenced, after {:?}",
@@ -1056,7 +1086,9 @@ fn email_channels_send_through_smtp() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("alert_channel: entry 1: from: \"perfpilot\" is not an email address"),
+        stderr.contains(
+            "alert_channel: entry 1 (\"mail\"): from: \"perfpilot\" is not an email address"
+        ),
         "{stderr}"
     );
 }

@@ -216,6 +216,27 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     let (status, answer) = add(serde_json::json!({"kind": "valkey", "name": "x", "url": url}));
     assert_eq!(status, 422, "{answer}");
     assert!(answer.contains("\"field\":\"kind\""), "{answer}");
+    // Names and groups follow the one rule of names, before anything connects.
+    for (name, group) in [
+        ("a/b", "shop"),
+        ("\u{202e}x", "shop"),
+        ("cpu", "shop"),
+        ("y", "Shop\u{feff}"),
+    ] {
+        let (status, answer) = add(
+            serde_json::json!({"kind": "redis", "name": name, "url": url, "password": PASSWORD, "group": group}),
+        );
+        assert_eq!(status, 422, "{name:?} {group:?}: {answer}");
+        let field = if name == "y" { "group" } else { "name" };
+        assert!(
+            answer.contains(&format!("\"field\":\"{field}\"")),
+            "{answer}"
+        );
+        assert!(
+            !answer.contains('\u{202e}') && !answer.contains('\u{feff}'),
+            "{answer}"
+        );
+    }
     // Managed Redis often renames CONFIG away: added, with tuning unavailable and why.
     let managed = Redis::start(None, &["--rename-command", "CONFIG", ""]);
     let (status, answer) = add(

@@ -122,10 +122,101 @@ fn check_config_accepts_a_valid_file() {
 }
 
 #[test]
+fn check_config_refuses_an_unknown_alert_channel_type_naming_channel_and_field() {
+    let dir = TempDir::new("perfpilot-cli");
+    let file = dir.0.join("alerts.toml");
+    std::fs::write(
+        &file,
+        "[[alert_channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\ntypes = [\"custom\", \"nosuchtype\"]\n",
+    )
+    .unwrap();
+    let (code, stderr) = stderr_of(perfpilot().arg("--config").arg(&file).arg("--check-config"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "alert_channel: entry 1 (\"ops\"): types: unknown resource type \"nosuchtype\" (one of cpu, memory, disk, network, database, cache, lb, fleet, custom)"
+        ),
+        "{stderr}"
+    );
+    // The type of every custom resource is accepted.
+    std::fs::write(
+        &file,
+        "[[alert_channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\ntypes = [\"custom\", \"lb\"]\n",
+    )
+    .unwrap();
+    let (code, stderr) = stderr_of(perfpilot().arg("--config").arg(&file).arg("--check-config"));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
 fn sigterm_shuts_down_gracefully_with_exit_code_zero() {
     let server = tests::Perfpilot::start(&[]);
     let (status, _) = server.get("/healthz");
     assert_eq!(status, 200);
     let status = server.terminate();
     assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// Refusals made below the handlers, over a real connection: hyper's own (a URL over
+/// 64 KiB), the router's (404, 405, a path segment that is not UTF-8) and the limits'
+/// (413) are the documented JSON body with their status, like every handler's refusal.
+#[test]
+fn refusals_below_the_handlers_are_json_with_their_status() {
+    let server = tests::Perfpilot::start(&["--max-body-bytes", "4096"]);
+    let addr = server.addr;
+    let long_query = "q".repeat(100_000);
+    let oversized_body = "x".repeat(8_192);
+    let cases: Vec<(String, u16, Option<&str>)> = vec![
+        (
+            format!("GET /api/audit?q={long_query} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+            414,
+            Some("url"),
+        ),
+        (
+            format!("GET /api/export/%c0%ae%c0%ae%2f/utilization.csv?range=1h HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+            400,
+            Some("resource"),
+        ),
+        (
+            format!("POST /api/v1/resources/%c0%ae/target HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"),
+            400,
+            Some("id"),
+        ),
+        (
+            format!("GET /api/v1/nosuch HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+            404,
+            None,
+        ),
+        (
+            format!("PUT /api/v1/databases HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            405,
+            None,
+        ),
+        (
+            format!("POST /api/push HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{oversized_body}", oversized_body.len()),
+            413,
+            Some("body"),
+        ),
+    ];
+    for (request, want, field) in cases {
+        let shown: String = request.chars().take(80).collect();
+        let (status, body) = tests::http_raw(addr, &request);
+        assert_eq!(status, want, "{shown}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|err| panic!("{shown}: not JSON ({err}): {body:?}"));
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(!error.is_empty(), "{shown}: {body}");
+        if let Some(field) = field {
+            assert_eq!(json["field"], field, "{shown}: {body}");
+        }
+    }
+    // Pages keep their HTML answers.
+    let (status, page) = server.get("/no-such-page");
+    assert_eq!(status, 404);
+    assert!(
+        page.contains("<html") || page.contains("<!DOCTYPE"),
+        "{page:.300}"
+    );
+    let (status, _) = server.get("/healthz");
+    assert_eq!(status, 200);
 }

@@ -138,6 +138,10 @@ impl NewSilence {
                 "say why (1–500 characters): whoever sees the silence will ask".into(),
             ));
         }
+        // Shown on the page, in the audit log and in reports: nothing invisible.
+        if let Some(rule) = engine::text::free_text_rule(comment, true) {
+            return Err(("comment", rule));
+        }
         Ok(secs)
     }
 }
@@ -232,9 +236,31 @@ mod tests {
         assert_eq!(
             field(NewSilence {
                 comment: "".into(),
-                ..ok
+                ..ok.clone()
             }),
             "comment"
+        );
+        // Nothing invisible reaches the page, the audit log or a report; lines may break.
+        for bad in ["db\0restart", "esc \u{1b}[2J", "tricky\u{202E}gnp.exe"] {
+            let (field, rule) = NewSilence {
+                comment: bad.into(),
+                ..ok.clone()
+            }
+            .validate()
+            .unwrap_err();
+            assert_eq!(field, "comment", "{bad:?}");
+            assert!(
+                rule.starts_with("must not contain control characters"),
+                "{rule}"
+            );
+        }
+        assert_eq!(
+            NewSilence {
+                comment: "planned\r\nmaintenance".into(),
+                ..ok
+            }
+            .validate(),
+            Ok(7200)
         );
     }
 }

@@ -33,10 +33,12 @@ pub struct AppError {
 }
 
 impl AppError {
+    /// A refusal with its message; a credential the message quotes (a URL's password, a
+    /// `password=` of a DSN, a bearer token) is masked, so no answer or form echoes one.
     pub fn new(status: u16, error: impl Into<String>) -> AppError {
         AppError {
             status,
-            error: error.into(),
+            error: engine::redact::redact(&Into::<String>::into(error)),
             field: None,
             errors: Vec::new(),
         }
@@ -102,7 +104,7 @@ impl From<EngineError> for AppError {
         };
         AppError {
             status,
-            error: err.to_string(),
+            error: engine::redact::redact(&err.to_string()),
             field,
             errors: Vec::new(),
         }
@@ -150,6 +152,22 @@ mod tests {
         assert_eq!(value["status"], 422);
         assert_eq!(value["field"], "snapshot");
         assert_eq!(AppError::de(bytes), err);
+    }
+
+    #[test]
+    fn a_credential_in_a_refusal_is_masked() {
+        let err = AppError::invalid(
+            "url",
+            "not a usable base URL: \"http://perf:SECRET@127.0.0.1:9090\"",
+        );
+        assert!(!err.error.contains("SECRET"), "{err}");
+        assert!(
+            err.error.contains("http://perf:***@127.0.0.1:9090"),
+            "{err}"
+        );
+        let engine = AppError::from(EngineError::invalid("source", "password=SECRET host=db"));
+        assert!(!engine.error.contains("SECRET"), "{engine}");
+        assert_eq!(engine.field.as_deref(), Some("source"));
     }
 
     #[test]

@@ -11,5 +11,6 @@
 //! compiled here only.
 
 pub mod actuators;
+pub mod files;
 pub mod sinks;
 pub mod sources;

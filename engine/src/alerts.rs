@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{format_duration, format_value, Comparator, MetricKind, Target};
+use crate::model::{format_duration, format_value, Comparator, MetricKind, ResourceType, Target};
 use crate::optimizer::Condition;
 
 /// How an alert resolves. One policy for every target (the `[alerts]` configuration).
@@ -300,8 +300,12 @@ pub struct Notification {
     pub resource: String,
     #[serde(default)]
     pub resource_name: String,
+    /// The type's word (`cpu`, …, `custom`; see [`Notification::type_word`]); the id is
+    /// `resource`.
     #[serde(default)]
     pub resource_type: String,
+    /// The configured group of a database or cache; channels send
+    /// [`Notification::group_or_resource`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     #[serde(default)]
@@ -323,6 +327,26 @@ pub struct Notification {
     pub url: Option<String>,
     /// When perfpilot decided to send it.
     pub at_ms: i64,
+}
+
+impl Notification {
+    /// The resource's type word (`cpu`, …, `custom`), never a custom resource's id: a
+    /// notification stored before types were words said `custom:42`.
+    pub fn type_word(&self) -> &str {
+        match self.resource_type.parse::<ResourceType>() {
+            Ok(t) => t.kind(),
+            Err(_) => self.resource_type.as_str(),
+        }
+    }
+
+    /// The resource's group, or its own id when it has none (a group of one): always
+    /// something, so Alertmanager (which drops empty labels) can group on it.
+    pub fn group_or_resource(&self) -> &str {
+        self.group
+            .as_deref()
+            .filter(|g| !g.is_empty())
+            .unwrap_or(self.resource.as_str())
+    }
 }
 
 /// A `*`-glob over a resource id (`cache:*`, `disk:/*`, `*`): `*` matches any run of

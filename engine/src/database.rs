@@ -143,4 +143,8 @@ pub struct IndexAdvice {
     /// What could not be examined, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<String>,
+    /// Statements the missing-index search left alone on purpose, each named with why
+    /// ("skipped `SELECT now()`: calls a function (now), not a plain table query").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }

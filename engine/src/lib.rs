@@ -18,11 +18,15 @@ pub mod fleet;
 pub mod history;
 pub mod lb;
 pub mod model;
+pub mod names;
 pub mod optimizer;
 pub mod push;
+pub mod redact;
 pub mod series;
 pub mod source;
 pub mod stats;
 pub mod sync;
+pub mod text;
 #[cfg(feature = "runtime")]
 pub mod time;
+pub mod verdict;

@@ -41,6 +41,28 @@ impl ResourceType {
         ResourceType::Fleet,
     ];
 
+    /// Every type's word ([`ResourceType::kind`]), in display order.
+    pub const KINDS: [&'static str; 9] = [
+        "cpu", "memory", "disk", "network", "database", "cache", "lb", "fleet", "custom",
+    ];
+
+    /// The type's word without a custom resource's id: `cpu`, …, `lb`, `fleet`, `custom`
+    /// (the [`Display`](fmt::Display) form is `custom:42`, the id of one custom resource).
+    /// What alert channels route on and notifications call `resource_type`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ResourceType::Cpu => "cpu",
+            ResourceType::Memory => "memory",
+            ResourceType::Disk => "disk",
+            ResourceType::Network => "network",
+            ResourceType::Database => "database",
+            ResourceType::Cache => "cache",
+            ResourceType::LoadBalancer => "lb",
+            ResourceType::Fleet => "fleet",
+            ResourceType::Custom(_) => "custom",
+        }
+    }
+
     /// Human label for the UI ("CPU", "Custom 42").
     pub fn label(self) -> String {
         match self {
@@ -409,11 +431,66 @@ impl Target {
     /// `tolerance_pct` % of the target value. Between the two the status holds, which is
     /// what keeps it from flapping around the threshold (HPA's 10 % band).
     pub fn is_breached(&self, observed: f64, tolerance_pct: f64) -> bool {
+        let level = self.breach_level(tolerance_pct);
+        match self.comparator {
+            Comparator::Le => observed > level,
+            Comparator::Ge => observed < level,
+        }
+    }
+
+    /// Where a breach starts: the target's value moved outwards by the dead-band of
+    /// `tolerance_pct` % of it (≤ 65 with 10 % breaches above 71.5; ≥ 90 below 81). Part of
+    /// the target as shown, never hidden: see [`Target::threshold_text`].
+    pub fn breach_level(&self, tolerance_pct: f64) -> f64 {
         let band = self.value.abs() * tolerance_pct / 100.0;
         match self.comparator {
-            Comparator::Le => observed > self.value + band,
-            Comparator::Ge => observed < self.value - band,
+            Comparator::Le => self.value + band,
+            Comparator::Ge => self.value - band,
         }
+    }
+
+    /// "breaches above 71.5 %" (or "below" for an "at least" target), or `None` when the
+    /// band is empty and the target's value is where breaches start.
+    pub fn band_text(&self, kind: MetricKind, tolerance_pct: f64) -> Option<String> {
+        let level = self.breach_level(tolerance_pct);
+        if level == self.value || !level.is_finite() {
+            return None;
+        }
+        let side = match self.comparator {
+            Comparator::Le => "above",
+            Comparator::Ge => "below",
+        };
+        Some(format!("breaches {side} {}", format_value(level, kind)))
+    }
+
+    /// The comparator and value as written with where breaches start:
+    /// "≤ 65 % (breaches above 71.5 %)"; just "≤ 65 %" without a tolerance band.
+    pub fn threshold_text(&self, kind: MetricKind, tolerance_pct: f64) -> String {
+        let written = format!(
+            "{} {}",
+            self.comparator.symbol(),
+            format_value(self.value, kind)
+        );
+        match self.band_text(kind, tolerance_pct) {
+            Some(band) => format!("{written} ({band})"),
+            None => written,
+        }
+    }
+
+    /// [`Target::describe`] with the tolerance band stated:
+    /// "p95 utilization ≤ 65 % (breaches above 71.5 %) for 5 m".
+    pub fn describe_with_band(&self, kind: MetricKind, tolerance_pct: f64) -> String {
+        let mut s = format!(
+            "{} {} {}",
+            self.statistic.as_str(),
+            self.metric,
+            self.threshold_text(kind, tolerance_pct)
+        );
+        if self.for_secs > 0 {
+            s.push_str(" for ");
+            s.push_str(&format_duration(self.for_secs));
+        }
+        s
     }
 
     /// Human form, e.g. "p95 utilization ≤ 65 % for 5 m".
@@ -1169,6 +1246,21 @@ mod tests {
             assert_eq!(serde_json::from_str::<ResourceType>(&json).unwrap(), t);
         }
         assert_eq!(ResourceType::Custom(42).to_string(), "custom:42");
+    }
+
+    #[test]
+    fn resource_type_kind_is_the_word_without_the_custom_id() {
+        assert_eq!(ResourceType::Custom(42).kind(), "custom");
+        assert_eq!(ResourceType::LoadBalancer.kind(), "lb");
+        for t in ResourceType::BUILT_IN {
+            assert_eq!(t.kind(), t.to_string(), "a built-in type is its own word");
+        }
+        let kinds: Vec<&str> = ResourceType::BUILT_IN
+            .into_iter()
+            .chain([ResourceType::Custom(0)])
+            .map(ResourceType::kind)
+            .collect();
+        assert_eq!(kinds, ResourceType::KINDS);
     }
 
     #[test]

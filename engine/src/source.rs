@@ -32,9 +32,10 @@ pub struct SourceError {
 }
 
 impl SourceError {
+    /// A credential the reason quotes (a URL's password, a token) is masked.
     pub fn new(reason: impl Into<String>) -> SourceError {
         SourceError {
-            reason: reason.into(),
+            reason: crate::redact::redact(&Into::<String>::into(reason)),
         }
     }
 }

@@ -447,6 +447,40 @@ impl Settings {
     pub fn base_path(&self) -> &str {
         self.public_url.as_ref().map_or("", |p| p.base.as_str())
     }
+
+    /// Where notifications link to (webhook `url`, Alertmanager `generatorURL`), ending
+    /// in `/`: `--public-url`, else the listen address (see [`listen_url`]).
+    pub fn link_base(&self) -> String {
+        match &self.public_url {
+            Some(public) => public.url.clone(),
+            None => listen_url(self.listen, host_name().as_deref()),
+        }
+    }
+}
+
+/// `http://<listen>/`. An unspecified address (`0.0.0.0`, `::`) is not one to open, so
+/// the host's name stands in for it, as Prometheus does without `--web.external-url`;
+/// `127.0.0.1` when the name is unknown.
+pub fn listen_url(listen: SocketAddr, host_name: Option<&str>) -> String {
+    let port = listen.port();
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() => host_name.unwrap_or("127.0.0.1").to_owned(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("http://{host}:{port}/")
+}
+
+/// This host's name, when it is one a URL can carry.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().to_ascii_lowercase();
+    let plain = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    plain.then_some(name)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -804,7 +838,7 @@ fn alert_settings(
     for (i, channel) in channels.iter().enumerate() {
         let invalid = |rule: String| ConfigError::Invalid {
             field: "alert_channel",
-            rule: format!("entry {}: {rule}", i + 1),
+            rule: format!("entry {} ({:?}): {rule}", i + 1, channel.name),
         };
         channel.validate(secrets).map_err(invalid)?;
         if !names.insert(channel.name.as_str()) {
@@ -898,7 +932,7 @@ fn cache_levels(file: &FileConfig) -> Result<Vec<CacheLevelEntry>, ConfigError> 
         };
         engine::model::ResourceId::new(&entry.resource)
             .map_err(|err| invalid(format!("resource: {err}")))?;
-        connectors::sources::secret::validate_group(&Some(entry.group.clone())).map_err(invalid)?;
+        connectors::sources::secret::check_group(&entry.group).map_err(invalid)?;
         if !(1..=9).contains(&entry.level) {
             return Err(invalid(format!(
                 "level: must be between 1 and 9, got {}",
@@ -1018,6 +1052,51 @@ mod tests {
             parse("[[memcached]]\nname = \"m\"\naddress = \"a:1\"\npassword_file = \"/x\"\n")
                 .is_err(),
             "memcached takes no password"
+        );
+    }
+
+    #[test]
+    fn names_and_groups_follow_the_one_rule_naming_table_and_field() {
+        for (body, table) in [
+            (
+                "[[redis]]\nname = \"a/b\"\nurl = \"redis://127.0.0.1:6379\"\n",
+                "redis",
+            ),
+            (
+                "[[redis]]\nname = \"Sessions\"\nurl = \"redis://127.0.0.1:6379\"\n",
+                "redis",
+            ),
+            (
+                "[[memcached]]\nname = \"=cmd\"\naddress = \"127.0.0.1:11211\"\n",
+                "memcached",
+            ),
+            (
+                "[[memcached]]\nname = \"cpu\"\naddress = \"127.0.0.1:11211\"\n",
+                "memcached",
+            ),
+        ] {
+            let err = configured_entries(&parse(body).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("{table}: entry 1 (")), "{err}");
+            assert!(err.contains("): name: must"), "{err}");
+        }
+        let bom = parse(
+            "[[redis]]\nname = \"c\"\nurl = \"redis://127.0.0.1:6379\"\ngroup = \"\u{feff}shop\"\n",
+        )
+        .unwrap();
+        let err = configured_entries(&bom).unwrap_err().to_string();
+        assert!(err.contains("group: must be 1–63 characters"), "{err}");
+        assert!(err.contains(r#"got "\u{feff}shop""#), "{err}");
+        let err = cache_levels(
+            &parse("[[cache_level]]\ngroup = \"Shop EU\"\nresource = \"custom:7\"\nlevel = 1\n")
+                .unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("cache_level: entry 1: group: must"),
+            "{err}"
         );
     }
 
@@ -1219,6 +1298,36 @@ mod tests {
             ("https://perf.example.com/", "")
         );
         assert_eq!(PublicUrl::parse("https://x.example/").unwrap().base, "");
+    }
+
+    #[test]
+    fn notification_links_fall_back_to_the_listen_address() {
+        let at = |addr: &str| addr.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            listen_url(at("127.0.0.1:3000"), Some("box")),
+            "http://127.0.0.1:3000/"
+        );
+        assert_eq!(
+            listen_url(at("0.0.0.0:3000"), Some("box.example")),
+            "http://box.example:3000/"
+        );
+        assert_eq!(
+            listen_url(at("0.0.0.0:3000"), None),
+            "http://127.0.0.1:3000/"
+        );
+        assert_eq!(listen_url(at("[::1]:8080"), None), "http://[::1]:8080/");
+        let cli = Cli {
+            listen: Some(at("127.0.0.1:4000")),
+            ..Cli::default()
+        };
+        let settings = Settings::resolve(&cli).unwrap();
+        assert_eq!(settings.link_base(), "http://127.0.0.1:4000/");
+        let cli = Cli {
+            public_url: Some("https://ops.example.com/perf".into()),
+            ..cli
+        };
+        let settings = Settings::resolve(&cli).unwrap();
+        assert_eq!(settings.link_base(), "https://ops.example.com/perf/");
     }
 
     #[test]

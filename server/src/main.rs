@@ -127,8 +127,11 @@ async fn run() -> ExitCode {
 
     let router = server::http::router::app(state);
     // The peer address feeds the per-client rate limit of `POST /api/push`.
+    // hyper's own refusals (a URL over 64 KiB) get the JSON body every refusal has. The
+    // (empty) tap is what lets axum hand a wrapped listener's peer address to handlers.
+    use axum::serve::ListenerExt;
     let serve = axum::serve(
-        listener,
+        server::http::refusal::JsonRefusalListener(listener).tap_io(|_| {}),
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(server::shutdown::signal());

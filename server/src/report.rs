@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use app::audit::{AuditFilter, AuditKind, AuditRecord};
 use app::proof::ComparisonRow;
-use engine::history::{Downsampled, Grid, Point, Tier};
+use engine::history::{Downsampled, Grid, Point, SeriesHistory, Tier};
 use engine::model::{format_duration, Resource, Target};
 use engine::series::SeriesKey;
 
@@ -158,8 +158,13 @@ pub struct ResourceReport {
     /// Alert episodes that overlap the period, and how long they fired inside it.
     pub alerts: usize,
     pub firing_ms: i64,
-    /// The target metric over the period.
+    /// The target metric over the period, one value per slot: what compliance is judged on.
     pub series: Option<Downsampled>,
+    /// The target metric as its chart draws it when the data covers less than most of the
+    /// period (a new install, a resource added lately): the data's own extent at up to the
+    /// chart's resolution, since five minutes of a 24 h report are one slot. `None` when
+    /// the data covers the period: the chart draws `series`.
+    pub chart: Option<Downsampled>,
 }
 
 #[derive(Debug, Clone)]
@@ -216,8 +221,10 @@ pub fn gather(monitor: &Monitor, period: Period, actions: Vec<AuditRecord>) -> R
     let now = engine::time::unix_now_ms();
     let state = monitor.store.state();
     let step_ms = (period.span_ms() / SLOTS).max(1000);
+    // Stricter than the status and the alert (which allow the tolerance band, the window
+    // statistic and the `for`): a slot that peaked past the target once is not compliant.
     let judged_on = format!(
-        "the worst value of each {} slot",
+        "the worst value of each {} slot against the target as written (no tolerance band, no `for`)",
         format_duration((step_ms / 1000) as u32)
     );
     let alerts = monitor.alerting.episodes(period.from_ms, period.to_ms);
@@ -239,17 +246,16 @@ pub fn gather(monitor: &Monitor, period: Period, actions: Vec<AuditRecord>) -> R
         points: (period.span_ms() / step_ms).max(1) as usize,
     };
     let mut series: Vec<Option<Downsampled>> = vec![None; resources.len()];
+    let mut charts: Vec<Option<Downsampled>> = vec![None; resources.len()];
     if in_memory {
         let history = monitor.history();
-        for (slot, key) in series.iter_mut().zip(&keys) {
+        for ((slot, chart), key) in series.iter_mut().zip(charts.iter_mut()).zip(&keys) {
             let Some(data) = key.as_ref().and_then(|k| history.get(history.id(k)?)) else {
                 continue;
             };
-            let mut folds = vec![None; grid.points];
-            data.visit(period.from_ms, period.to_ms, |t, min, max, mean| {
-                fold(&mut folds, grid, t, min, max, mean);
-            });
-            *slot = Some(downsampled(grid, folds));
+            let (slots, drawn) = from_memory(data, period, grid);
+            *slot = Some(slots);
+            *chart = drawn;
         }
     } else if monitor.stored.is_enabled() {
         let wanted: Vec<SeriesKey> = keys.iter().flatten().cloned().collect();
@@ -260,16 +266,19 @@ pub fn gather(monitor: &Monitor, period: Period, actions: Vec<AuditRecord>) -> R
         {
             Ok(all) => {
                 let mut read = all.into_iter();
-                for (slot, key) in series.iter_mut().zip(&keys) {
+                for ((slot, chart), key) in series.iter_mut().zip(charts.iter_mut()).zip(&keys) {
                     if key.is_none() {
                         continue;
                     }
                     let Some(points) = read.next() else { break };
                     let mut folds = vec![None; grid.points];
-                    for p in points {
+                    for p in &points {
                         fold(&mut folds, grid, p.t, p.min, p.max, p.mean);
                     }
                     *slot = Some(downsampled(grid, folds));
+                    let points: Vec<(i64, f32, f32, f32)> =
+                        points.iter().map(|p| (p.t, p.min, p.max, p.mean)).collect();
+                    *chart = regrid(&points, period);
                 }
             }
             Err(why) => notes.push(format!("history on disk could not be read: {why}")),
@@ -282,7 +291,7 @@ pub fn gather(monitor: &Monitor, period: Period, actions: Vec<AuditRecord>) -> R
     }
     let units: Vec<String> = resources.iter().map(|r| monitor.unit_of(r)).collect();
     let mut reports = Vec::with_capacity(resources.len());
-    for ((resource, series), unit) in resources.iter().zip(series).zip(units) {
+    for (((resource, series), chart), unit) in resources.iter().zip(series).zip(charts).zip(units) {
         let target = resource.target.as_ref();
         let kind = resource.target_kind();
         let points: Vec<Point> = series
@@ -321,6 +330,7 @@ pub fn gather(monitor: &Monitor, period: Period, actions: Vec<AuditRecord>) -> R
             alerts: count,
             firing_ms,
             series,
+            chart,
         });
     }
     // Worst first: what the reader should look at.
@@ -380,6 +390,70 @@ pub fn gather(monitor: &Monitor, period: Period, actions: Vec<AuditRecord>) -> R
 }
 
 type Fold = Option<(f32, f64, u32, f32)>;
+
+/// The data's first and last time when they span less than most of the period (see
+/// [`crate::http::export::FULL_SHARE`]): its chart is drawn over them instead.
+fn short_extent(first: i64, last: i64, period: Period) -> bool {
+    ((last - first) as f64) < period.span_ms() as f64 * crate::http::export::FULL_SHARE
+}
+
+/// One series from memory: the period's slots, and the chart over the data's own extent
+/// when that is short (from the raw samples while they are kept, else the minutes, at up
+/// to the chart's resolution: [`SeriesHistory::range`], what exports read).
+fn from_memory(
+    data: &SeriesHistory,
+    period: Period,
+    grid: Grid,
+) -> (Downsampled, Option<Downsampled>) {
+    let mut folds = vec![None; grid.points];
+    let mut extent: Option<(i64, i64)> = None;
+    data.visit(period.from_ms, period.to_ms, |t, min, max, mean| {
+        fold(&mut folds, grid, t, min, max, mean);
+        extent = Some(extent.map_or((t, t), |(first, last)| (first.min(t), last.max(t))));
+    });
+    let chart = extent
+        .filter(|&(first, last)| short_extent(first, last, period))
+        .map(|(first, last)| {
+            data.range(
+                first,
+                (last + 1).min(period.to_ms),
+                crate::http::export::SVG_POINTS,
+            )
+        });
+    (downsampled(grid, folds), chart)
+}
+
+/// Points read from disk (`(t, min, max, mean)`, one tier) on a grid over their own extent
+/// when that is short: buckets a whole number of the tier's steps wide (the smallest
+/// distance between two points), at most the chart's resolution.
+fn regrid(points: &[(i64, f32, f32, f32)], period: Period) -> Option<Downsampled> {
+    let first = points.iter().map(|p| p.0).min()?;
+    let last = points.iter().map(|p| p.0).max()?;
+    if !short_extent(first, last, period) {
+        return None;
+    }
+    let mut times: Vec<i64> = points.iter().map(|p| p.0).collect();
+    times.sort_unstable();
+    let resolution = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0)
+        .min()
+        .unwrap_or(1000);
+    let max_points = crate::http::export::SVG_POINTS as i64;
+    let wanted = (last - first + resolution + max_points - 1) / max_points;
+    let step = ((wanted.max(resolution) + resolution - 1) / resolution) * resolution;
+    let grid = Grid {
+        start_ms: first,
+        step_ms: step,
+        points: ((last - first) / step + 1) as usize,
+    };
+    let mut folds = vec![None; grid.points];
+    for &(t, min, max, mean) in points {
+        fold(&mut folds, grid, t, min, max, mean);
+    }
+    Some(downsampled(grid, folds))
+}
 
 /// Adds one point to its grid slot: (min, sum of means, count, max).
 fn fold(folds: &mut [Fold], grid: Grid, t: i64, min: f32, max: f32, mean: f32) {
@@ -455,11 +529,17 @@ fn worst(target: &Target, points: &[Point]) -> Option<f64> {
     }
 }
 
+/// Text for HTML content and attribute values: markup characters escaped, and what a
+/// reader could not see (control and invisible formatting characters, refused where
+/// people type text but possible in older records or a monitored system's names) shown
+/// as "�".
 fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
+    engine::text::visible(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn number(value: Option<f64>, unit: &str) -> String {
@@ -569,25 +649,32 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
 
     out.push_str("<h2 id=\"charts\">Charts</h2>");
     let mut charts = 0;
+    // A metric with no sample in the period still gets its chart, saying so.
+    let nothing = Downsampled {
+        tier: Tier::Aggregate,
+        origin: data.period.from_ms,
+        width: data.period.span_ms().max(1),
+        points: Vec::new(),
+    };
     for r in &data.resources {
-        let (Some(metric), Some(series), Some(resource)) =
-            (&r.metric, &r.series, resources.get(&r.id))
-        else {
+        let (Some(metric), Some(resource)) = (&r.metric, resources.get(&r.id)) else {
             continue;
         };
-        if series.points.iter().all(Option::is_none) {
-            continue;
-        }
-        match crate::http::export::svg(
+        // Over the data's own extent when it covers less than most of the period.
+        let drawn = r.chart.as_ref().or(r.series.as_ref()).unwrap_or(&nothing);
+        match crate::http::export::svg_in(
             resource,
             metric,
             &r.unit,
-            series,
+            drawn,
             data.period.from_ms,
             data.period.to_ms,
+            "no data in this period",
         ) {
             Ok(svg) => {
-                charts += 1;
+                if drawn.points.iter().any(Option::is_some) {
+                    charts += 1;
+                }
                 let svg = svg.trim_start_matches(|c| c != '<');
                 let svg = match svg.find("<svg") {
                     Some(i) => &svg[i..],
@@ -681,13 +768,18 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
     out
 }
 
+/// One CSV field (RFC 4180 quoting, OWASP's CSV-injection rule): invisible characters
+/// shown as "�" (see [`esc`]), a field starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return prefixed with `'` so a spreadsheet shows it rather than running it,
+/// and a field with `,`, `"` or a line break quoted, its quotes doubled.
 fn csv_field(text: &str) -> String {
+    let text = engine::text::visible(text);
     // A spreadsheet runs a cell starting with one of these as a formula; a resource name
     // or a summary comes from configuration or the monitored system, so it is defused.
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
-        text.to_owned()
+        text.into_owned()
     };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -917,6 +1009,178 @@ mod tests {
         assert_eq!(worst(&ge, &points), Some(40.0));
         assert_eq!(compliance(&ge, &points), Some(25.0));
         assert_eq!(compliance(&le, &[]), None);
+    }
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn data_with(resources: Vec<ResourceReport>, alerts: Vec<Episode>) -> ReportData {
+        ReportData {
+            period: Period::last(86_400_000, T0 + 300_000),
+            generated_ms: T0 + 300_000,
+            judged_on: "the worst value of each 5 m slot".into(),
+            resources,
+            comparisons: Vec::new(),
+            alerts,
+            actions: Vec::new(),
+            top_processes: Vec::new(),
+            top_queries: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn resource_report(
+        id: &str,
+        series: Downsampled,
+        chart: Option<Downsampled>,
+    ) -> ResourceReport {
+        ResourceReport {
+            id: id.into(),
+            name: id.into(),
+            resource_type: id.into(),
+            metric: Some("utilization".into()),
+            unit: "%".into(),
+            target: Some("p95 utilization ≤ 65 %".into()),
+            compliance_pct: None,
+            slots_with_data: series.points.iter().flatten().count(),
+            slots: series.points.len(),
+            mean: None,
+            worst: None,
+            alerts: 0,
+            firing_ms: 0,
+            series: Some(series),
+            chart,
+        }
+    }
+
+    /// The figure of one resource in a report.
+    fn figure<'a>(html: &'a str, id: &str) -> &'a str {
+        let start = html
+            .find(&format!("<figure data-resource=\"{id}\">"))
+            .unwrap_or_else(|| panic!("a chart of {id}"));
+        &html[start..start + html[start..].find("</figure>").unwrap()]
+    }
+
+    /// A new install: five minutes of 1 s samples in a 24 h report. They are one or two
+    /// slots of the period's 5 m grid (what compliance is judged on, and what the chart
+    /// used to draw: a line of one point, nothing), but the chart is drawn from the
+    /// samples over their own five minutes, across the whole plot.
+    #[test]
+    fn five_minutes_of_a_new_install_are_charted_over_their_own_extent() {
+        let mut data = SeriesHistory::new(&engine::history::HistoryConfig::default());
+        for i in 0..300 {
+            data.append(T0 + i * 1000, Some(40.0 + (i % 7) as f32));
+        }
+        let period = Period::last(86_400_000, T0 + 300_000);
+        let grid = Grid {
+            start_ms: period.from_ms,
+            step_ms: period.span_ms() / SLOTS,
+            points: SLOTS as usize,
+        };
+        let (slots, chart) = from_memory(&data, period, grid);
+        assert!(slots.points.iter().flatten().count() <= 2, "{slots:?}");
+        let chart = chart.expect("a chart over the data's own extent");
+        assert_eq!(chart.points.iter().flatten().count(), 300);
+
+        let nothing = Downsampled {
+            tier: Tier::Aggregate,
+            origin: grid.start_ms,
+            width: grid.step_ms,
+            points: vec![None; grid.points],
+        };
+        let report = data_with(
+            vec![
+                resource_report("cpu", slots, Some(chart)),
+                resource_report("memory", nothing, None),
+            ],
+            Vec::new(),
+        );
+        let resources: std::collections::HashMap<String, Resource> = [
+            ("cpu", engine::model::ResourceType::Cpu),
+            ("memory", engine::model::ResourceType::Memory),
+        ]
+        .into_iter()
+        .map(|(id, t)| {
+            let resource = Resource::new(engine::model::ResourceId::new(id).unwrap(), t, id);
+            (id.to_owned(), resource)
+        })
+        .collect();
+        let html = html(&report, &resources);
+
+        let cpu = figure(&html, "cpu");
+        let lines: Vec<_> = crate::http::export::polylines(cpu)
+            .into_iter()
+            .filter(|(stroke, _)| stroke == crate::http::export::MEAN_STROKE)
+            .collect();
+        assert_eq!(lines.len(), 1, "{cpu}");
+        let xs = || lines[0].1.iter().map(|p| p.0);
+        assert!(lines[0].1.len() >= 250, "{} points", lines[0].1.len());
+        assert!(
+            xs().max().unwrap() - xs().min().unwrap() > 800,
+            "the line spans the plot: {cpu}"
+        );
+        assert!(cpu.contains("the data covers only"), "labelled: {cpu}");
+
+        let memory = figure(&html, "memory");
+        assert!(memory.contains("no data in this period"), "{memory}");
+        assert!(!memory.contains("<circle"));
+    }
+
+    /// From disk: a week's report of a resource added two days ago is drawn over the two
+    /// days, at minute resolution (a whole number of the tier's steps per bucket).
+    #[test]
+    fn stored_points_are_regridded_over_their_extent() {
+        let period = Period::last(7 * 86_400_000, T0);
+        let points: Vec<(i64, f32, f32, f32)> = (0..2 * 1440)
+            .map(|i| (T0 - 2 * 86_400_000 + i * 60_000, 1.0, 3.0, 2.0))
+            .collect();
+        let chart = regrid(&points, period).expect("short of the period");
+        assert_eq!(chart.width % 60_000, 0);
+        assert!(chart.points.len() <= crate::http::export::SVG_POINTS + 1);
+        assert!(chart.points.iter().all(Option::is_some), "no made-up gaps");
+        // Data over the whole period keeps the period's slots.
+        let full: Vec<(i64, f32, f32, f32)> = (0..7 * 24)
+            .map(|i| (period.from_ms + i * 3_600_000, 1.0, 3.0, 2.0))
+            .collect();
+        assert_eq!(regrid(&full, period), None);
+    }
+
+    #[test]
+    fn html_escapes_markup_and_shows_invisible_characters() {
+        assert_eq!(
+            esc("<b onclick='x'>\"&\""),
+            "&lt;b onclick=&#39;x&#39;&gt;&quot;&amp;&quot;"
+        );
+        assert_eq!(esc("a\0b\u{202E}c"), "a\u{FFFD}b\u{FFFD}c");
+    }
+
+    #[test]
+    fn the_csv_defuses_formulas_and_control_characters() {
+        // NUL and other control characters are refused where people type text
+        // (`engine::text`); what reached a record before is shown, never written raw.
+        assert_eq!(csv_field("a\0b"), "a\u{FFFD}b");
+        assert_eq!(csv_field("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(csv_field("@SUM(1)"), "'@SUM(1)");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("\t=1"), "'\t=1");
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        let data = data_with(
+            Vec::new(),
+            vec![Episode {
+                resource: "custom:1".into(),
+                started_ms: T0,
+                ended_ms: Some(T0 + 60_000),
+                summary: "=HYPERLINK(\"http://evil\",\"x\")\0, then more".into(),
+                end_summary: None,
+            }],
+        );
+        let csv = csv(&data);
+        let line = csv.lines().nth(1).unwrap();
+        assert_eq!(
+            line,
+            "alert,custom:1,lasted_s,60,s,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\u{FFFD}, then more at 2023-11-14T22:13:20Z\""
+        );
+        assert!(!csv.contains('\0'));
     }
 
     #[test]

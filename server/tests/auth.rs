@@ -293,7 +293,8 @@ async fn tokens_work_until_revoked_and_are_shown_once() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body, "the API token is unknown or revoked\n");
+    // A refusal of a JSON route is JSON, whoever makes it (here the identity layer).
+    assert_eq!(body, r#"{"error":"the API token is unknown or revoked"}"#);
     assert_eq!(
         perf.cpu_target(),
         Some(70.0),

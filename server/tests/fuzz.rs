@@ -223,3 +223,229 @@ proptest! {
         }
     }
 }
+
+/// Every JSON route with hostile methods, path segments, query strings and bodies, from a
+/// seeded generator (the same 1,500 requests every run): never a 5xx, a refusal is always
+/// the documented JSON body, no answer takes 5 s, a credential sent in a URL never comes
+/// back, and the server is still ready afterwards.
+#[test]
+fn every_json_route_refuses_in_json_and_never_fails() {
+    const REQUESTS: usize = 1_500;
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let segments = [
+        "cpu",
+        "memory",
+        "custom:1",
+        "database:app",
+        "%c0%ae%c0%ae%2f",
+        "%ff",
+        "..",
+        "%00",
+        "a%2Fb",
+        "%E2%80%AE",
+        "NaN",
+        "=cmd",
+        "x",
+    ];
+    let urls = [
+        "http://perf:SECRET@127.0.0.1:1",
+        "postgresql://perf:SECRET@127.0.0.1:1/app",
+        "redis://:SECRET@127.0.0.1:1/0",
+        "127.0.0.1:1",
+        "not a url",
+        "",
+        "http://127.0.0.1:1/?token=SECRET",
+    ];
+    let strings = [
+        "",
+        "cpu",
+        "orders",
+        "a/b",
+        "\u{202e}gnp.exe",
+        "\u{feff}x",
+        "%s%n",
+        "=cmd",
+        "\u{0}\u{0}",
+        "NaN",
+        "65",
+        "utilization",
+    ];
+    for i in 0..REQUESTS {
+        let segment = rng.pick(&segments);
+        let (method, path) = match rng.below(16) {
+            0 => (
+                "GET",
+                format!(
+                    "/api/audit?q={}&limit={}",
+                    percent_encoded(rng.pick(&strings)),
+                    percent_encoded(rng.pick(&strings))
+                ),
+            ),
+            1 => (
+                "GET",
+                format!("/api/v1/report?range={}", rng.pick(&segments)),
+            ),
+            2 => ("POST", format!("/api/v1/resources/{segment}/target")),
+            3 => ("GET", "/api/v1/alerts".to_owned()),
+            4 => ("POST", "/api/v1/silences".to_owned()),
+            5 => ("DELETE", format!("/api/v1/silences/{segment}")),
+            6 => ("POST", format!("/api/v1/alerts/{segment}/ack")),
+            7 => ("POST", format!("/api/v1/alert-channels/{segment}/test")),
+            8 => ("POST", "/api/v1/databases".to_owned()),
+            9 => ("POST", "/api/v1/caches".to_owned()),
+            10 => ("POST", "/api/v1/fleets".to_owned()),
+            11 => ("POST", format!("/api/v1/resources/{segment}/invalidate")),
+            12 => (
+                "DELETE",
+                format!(
+                    "/api/v1/resources/{}",
+                    rng.pick(&["%ff", "custom:9", "database:none", "a%2Fb"])
+                ),
+            ),
+            13 => (
+                "GET",
+                format!(
+                    "/api/export/{segment}/{}?range={}",
+                    rng.pick(&["utilization.csv", "x", "%c0"]),
+                    rng.pick(&segments)
+                ),
+            ),
+            14 => ("POST", "/api/push".to_owned()),
+            _ => (
+                rng.pick(&["PUT", "PATCH", "GET", "DELETE", "OPTIONS"]),
+                format!(
+                    "/api/{}",
+                    rng.pick(&[
+                        "v1/databases",
+                        "nosuch",
+                        "v1/resources/cpu/target",
+                        "v1/silences",
+                        "push"
+                    ])
+                ),
+            ),
+        };
+        let mut body = serde_json::Map::new();
+        for _ in 0..rng.below(6) {
+            let key = rng.pick(&[
+                "name",
+                "url",
+                "kind",
+                "password",
+                "password_file",
+                "value",
+                "metric",
+                "comparator",
+                "statistic",
+                "for_secs",
+                "pattern",
+                "confirm",
+                "comment",
+                "resource",
+                "minutes",
+                "selector",
+                "group",
+                "level",
+                "samples",
+            ]);
+            let value = match rng.below(5) {
+                0 => Value::from(rng.pick(&urls)),
+                1 => Value::from(rng.pick(&strings)),
+                2 => Value::from(rng.below(200) as i64 - 100),
+                3 => Value::Bool(rng.below(2) == 0),
+                _ => json!([rng.pick(&strings)]),
+            };
+            body.insert(key.to_owned(), value);
+        }
+        let body = match rng.below(8) {
+            0 => b"{not json".to_vec(),
+            1 => vec![0xff, 0xfe, 0x00],
+            _ => Value::Object(body).to_string().into_bytes(),
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(&path)
+            .extension(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let router = ROUTER.clone();
+        let started = std::time::Instant::now();
+        let (status, content_type, text) = RUNTIME.block_on(async {
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                content_type,
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )
+        });
+        let took = started.elapsed();
+        let what = format!("request {i}: {method} {path}: {status} {text:.300}");
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{what} took {took:?}"
+        );
+        assert!(!status.is_server_error(), "{what}");
+        assert!(!text.contains("SECRET"), "a credential came back: {what}");
+        if status.is_client_error() {
+            assert!(
+                content_type.starts_with("application/json"),
+                "{what} ({content_type})"
+            );
+            let parsed: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}"));
+            assert!(parsed["error"].is_string(), "{what}");
+        }
+    }
+    let request = Request::get("/readyz")
+        .extension(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))))
+        .body(Body::empty())
+        .unwrap();
+    let router = ROUTER.clone();
+    let (status, text) = RUNTIME.block_on(async {
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    });
+    // The fuzz site has no bundle: ready apart from that one reason.
+    for problem in ["monitor task", "host source", "database", "changes"] {
+        assert!(
+            status == StatusCode::OK || !text.contains(problem),
+            "{status} {text}"
+        );
+    }
+}
+
+/// Every byte of `text` as `%XX`: any string becomes a valid query value.
+fn percent_encoded(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// A small seeded generator: the same requests every run, no dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}

@@ -331,9 +331,11 @@ async fn cross_origin_posts_and_websocket_upgrades_get_403_and_change_nothing() 
         .unwrap();
     let (status, _, body) = send(router.clone(), request).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let refusal: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(refusal["field"], "origin");
     assert_eq!(
-        String::from_utf8(body).unwrap(),
-        "origin: requests from http://evil.example may not change this perfpilot at 127.0.0.1:3000\n"
+        refusal["error"],
+        "origin: requests from http://evil.example may not change this perfpilot at 127.0.0.1:3000"
     );
     let upgrade = Request::get("/ws/live")
         .header(header::HOST, "127.0.0.1:3000")
@@ -595,10 +597,11 @@ async fn with_a_public_url_only_its_origin_may_post_or_open_websockets() {
         )
         .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
+        let refusal: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
-            String::from_utf8(body).unwrap(),
+            refusal["error"],
             format!(
-                "origin: requests from {origin} may not change this perfpilot at https://ops.example.com\n"
+                "origin: requests from {origin} may not change this perfpilot at https://ops.example.com"
             )
         );
         let (status, _, _) = send(router.clone(), upgrade("/perf/ws/live", host, origin)).await;
@@ -770,6 +773,69 @@ async fn a_refused_server_function_answers_json_with_its_status() {
         "{}",
         String::from_utf8_lossy(&body)
     );
+}
+
+/// Free text with characters nobody can see is refused where it comes in, naming the field
+/// and the rule: a mark's label of NUL bytes (it would reach the audit log and the
+/// report's CSV and HTML raw), a silence's comment with a NUL or a bidirectional override.
+#[tokio::test]
+async fn control_characters_in_free_text_are_refused_naming_the_field() {
+    let site = Site::complete("free-text");
+    let router = site.router();
+    let mark = |label: &str| {
+        Request::post("/api/add_mark")
+            .extension(loopback())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(format!("resource=cpu&label={label}")))
+            .unwrap()
+    };
+    for label in ["%00%00%00", "deploy%1B%5B2J", "v2%E2%80%AEexe.txt"] {
+        let (status, _, body) = send(router.clone(), mark(label)).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{label}: {text}");
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["field"], "label", "{json}");
+        assert!(
+            json["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("label: must not contain control characters"),
+            "{json}"
+        );
+    }
+
+    let silence = |comment: &str| {
+        Request::post("/api/v1/silences")
+            .extension(loopback())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                serde_json::json!({ "matcher": "cpu", "duration": "1h", "comment": comment })
+                    .to_string(),
+            ))
+            .unwrap()
+    };
+    for comment in ["planned\0maintenance", "ok\u{202E}gnp", "bell\u{7}"] {
+        let (status, _, body) = send(router.clone(), silence(comment)).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{comment:?}: {text}"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["field"], "comment", "{json}");
+        assert!(
+            json["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("comment: must not contain control characters"),
+            "{json}"
+        );
+    }
+    // The same request with readable text is taken; a comment may have several lines.
+    let (status, _, body) = send(router, silence("planned\nmaintenance")).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
 }
 
 fn json_edit(body: &str) -> Request<Body> {

@@ -34,6 +34,10 @@ pub async fn add_mark(resource: String, label: String) -> Result<(), crate::erro
             ),
         ));
     }
+    // It reaches the audit log, the report's HTML and CSV and the page: nothing invisible.
+    if let Err(message) = engine::text::check_free_text("label", label) {
+        return Err(AppError::new(422, message).with_field("label"));
+    }
     let id = engine::model::ResourceId::new(&resource)?;
     let backend = backend()?;
     if !backend.state().resources.contains_key(&id) {

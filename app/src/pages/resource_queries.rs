@@ -335,6 +335,7 @@ fn Indexes(
     } = actions;
     let resource = StoredValue::new(resource_id);
     let bytes = |b: u64| crate::format::reading(b as f64, "bytes");
+    let skipped = advice.skipped;
     view! {
         <div class="advice" id="index-advice">
             <h3>"Indexes"</h3>
@@ -372,6 +373,14 @@ fn Indexes(
                 }).collect_view()}
             </ul>
             {advice.unavailable.into_iter().map(|why| view! { <p class="muted">{why}</p> }).collect_view()}
+            {(!skipped.is_empty()).then(|| view! {
+                <details class="muted" id="index-skipped">
+                    <summary>{format!("Not examined for missing indexes: {} statement(s) (only plain SELECTs from tables are)", skipped.len())}</summary>
+                    <ul>
+                        {skipped.into_iter().map(|why| view! { <li>{why}</li> }).collect_view()}
+                    </ul>
+                </details>
+            })}
             {move || create.value().get().and_then(|r| r.err()).map(|err| view! { <p class="field-error" role="alert">{err.to_string()}</p> })}
             {move || created.get().map(|(table, name)| view! {
                 <p class="notice" id="index-created" role="status">

@@ -134,6 +134,8 @@ pub async fn post_json(
 ) -> Result<Done, StepError> {
     let body = Bytes::from(body.to_string());
     let signature = secret.map(|s| sign(s.as_bytes(), &body));
+    // Errors are audited and shown: a credential in the URL is not.
+    let shown = engine::redact::redact(url);
     let mut last = String::new();
     for attempt in 1..=tries {
         if attempt > 1 {
@@ -144,7 +146,7 @@ pub async fn post_json(
             .iter()
             .map(|sig| (SIGNATURE_HEADER, format!("sha256={sig}")))
             .collect();
-        match post_once(client, url, url, body.clone(), &headers, timeout).await {
+        match post_once(client, url, &shown, body.clone(), &headers, timeout).await {
             Attempt::Done(detail) => {
                 return Ok(Done {
                     detail,
@@ -228,7 +230,8 @@ impl Actuator for Webhook {
     fn describe(&self, request: &ActionRequest) -> String {
         format!(
             "POST {} ({})",
-            self.action.url, request.recommendation.summary
+            engine::redact::redact(&self.action.url),
+            request.recommendation.summary
         )
     }
 

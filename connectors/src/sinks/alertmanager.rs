@@ -26,17 +26,17 @@ pub fn body(n: &Notification, now_ms: i64) -> serde_json::Value {
         NotificationKind::Test => "PerfpilotTest",
         _ => "PerfpilotTargetBreached",
     };
-    let mut labels = serde_json::json!({
+    let labels = serde_json::json!({
         "alertname": alertname,
         "resource": n.resource,
-        "resource_type": n.resource_type,
+        "resource_type": n.type_word(),
+        // Always set (Alertmanager drops empty labels): an ungrouped resource is a group
+        // of one, named by its id.
+        "group": n.group_or_resource(),
         "metric": n.metric,
         "severity": "warning",
         "source": "perfpilot",
     });
-    if let Some(group) = &n.group {
-        labels["group"] = group.as_str().into();
-    }
     let mut annotations = serde_json::json!({ "summary": n.summary });
     if let Some(target) = &n.target {
         annotations["target"] = target.as_str().into();

@@ -155,7 +155,7 @@ pub async fn send(entry: &ChannelEntry, n: &Notification, shown: &str) -> Attemp
         Err(err) => return Attempt::Fatal(format!("SMTP {shown}: {err}")),
     };
     if let Some(user) = &entry.username {
-        match crate::sources::secret::read(&entry.password_file, &entry.password_env) {
+        match crate::sources::secret::read(&entry.password_file, &entry.password_env).await {
             Ok(password) => {
                 builder = builder
                     .credentials(Credentials::new(user.clone(), password.unwrap_or_default()));

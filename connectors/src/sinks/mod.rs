@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use engine::alerts::{glob_matches, Notification, NotificationKind, QuietHours};
+use engine::model::ResourceType;
 use serde::{Deserialize, Serialize};
 
 use crate::actuators::webhook::{Attempt, Client};
@@ -81,10 +82,13 @@ pub struct ChannelEntry {
     /// Resource-id globs this channel gets (`cache:*`); empty means every resource.
     #[serde(default)]
     pub resources: Vec<String>,
-    /// Resource types (`cpu`, `cache`, `database`, …); empty means every type.
+    /// Resource types: `cpu`, `memory`, `disk`, `network`, `database`, `cache`, `lb`,
+    /// `fleet`, `custom` (every custom resource; one is `resources = ["custom:42"]`);
+    /// empty means every type. Anything else is refused.
     #[serde(default)]
     pub types: Vec<String>,
-    /// Database/cache groups; empty means any (and resources without a group).
+    /// Groups, as notifications name them: a database's or cache's `group`, else the
+    /// resource's own id (a group of one); empty means any.
     #[serde(default)]
     pub groups: Vec<String>,
     /// A firing alert not yet resolved nor acknowledged is sent again this often
@@ -122,7 +126,9 @@ impl std::fmt::Debug for ChannelEntry {
 /// What a channel's routes look at.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
+    /// The resource's id (`custom:42`).
     pub resource: &'a str,
+    /// Its type's word ([`ResourceType::kind`]: `custom`).
     pub resource_type: &'a str,
     pub group: Option<&'a str>,
 }
@@ -163,6 +169,22 @@ impl ChannelEntry {
                 return Err(format!("{field}: only email channels take it"));
             }
         }
+        for t in &self.types {
+            if ResourceType::KINDS.contains(&t.as_str()) {
+                continue;
+            }
+            if t.parse::<ResourceType>().is_ok() {
+                return Err(format!(
+                    "types: {t:?} is a resource id, not a type (one of {}); \
+                     route that resource with resources = [{t:?}]",
+                    ResourceType::KINDS.join(", ")
+                ));
+            }
+            return Err(format!(
+                "types: unknown resource type {t:?} (one of {})",
+                ResourceType::KINDS.join(", ")
+            ));
+        }
         if let Some(secret) = &self.secret {
             if !secrets.contains_key(secret) {
                 return Err(format!(
@@ -201,18 +223,20 @@ impl ChannelEntry {
             .and_then(|q| QuietHours::parse(q).ok())
     }
 
-    /// Whether this channel gets notifications about `subject`.
+    /// Whether this channel gets notifications about `subject`. A resource without a
+    /// group is its own group (named by its id), as notifications say.
     pub fn routes(&self, subject: Subject<'_>) -> bool {
+        let group = subject
+            .group
+            .filter(|g| !g.is_empty())
+            .unwrap_or(subject.resource);
         (self.resources.is_empty()
             || self
                 .resources
                 .iter()
                 .any(|glob| glob_matches(glob, subject.resource)))
             && (self.types.is_empty() || self.types.iter().any(|t| t == subject.resource_type))
-            && (self.groups.is_empty()
-                || subject
-                    .group
-                    .is_some_and(|g| self.groups.iter().any(|want| want == g)))
+            && (self.groups.is_empty() || self.groups.iter().any(|want| want == group))
     }
 
     /// Whether a notification of this kind is for this channel at all.

@@ -142,6 +142,101 @@ fn alertmanager_gets_labels_times_and_the_generator_url() {
     );
 }
 
+/// A custom resource's alert, ungrouped: as the server builds it.
+fn custom_firing() -> Notification {
+    Notification {
+        key: "custom:22@1000/ops/firing/0".into(),
+        resource: "custom:22".into(),
+        resource_name: "Checkout latency".into(),
+        resource_type: "custom".into(),
+        metric: "latency".into(),
+        url: Some("http://127.0.0.1:3000/resource?id=custom%3A22".into()),
+        ..firing()
+    }
+}
+
+#[test]
+fn resource_type_is_the_type_word_and_group_is_always_there() {
+    let n = custom_firing();
+    let am = alertmanager::body(&n, n.at_ms);
+    let labels = &am[0]["labels"];
+    assert_eq!(labels["resource"], "custom:22", "{am}");
+    assert_eq!(labels["resource_type"], "custom", "{am}");
+    assert_eq!(labels["group"], "custom:22", "a group of one: {am}");
+    let hook = webhook::body("ops", &n);
+    assert_eq!(hook["resource"], "custom:22", "{hook}");
+    assert_eq!(hook["resource_type"], "custom", "{hook}");
+    assert_eq!(hook["group"], "custom:22", "{hook}");
+    assert_eq!(
+        hook["url"], "http://127.0.0.1:3000/resource?id=custom%3A22",
+        "{hook}"
+    );
+    // A grouped resource is labelled with its group.
+    let grouped = Notification {
+        group: Some("shop".into()),
+        ..custom_firing()
+    };
+    assert_eq!(
+        alertmanager::body(&grouped, n.at_ms)[0]["labels"]["group"],
+        "shop"
+    );
+    assert_eq!(webhook::body("ops", &grouped)["group"], "shop");
+    // A notification stored in the outbox before types were words is sent with the word.
+    let stored = Notification {
+        resource_type: "custom:22".into(),
+        ..custom_firing()
+    };
+    assert_eq!(stored.type_word(), "custom");
+    assert_eq!(
+        alertmanager::body(&stored, n.at_ms)[0]["labels"]["resource_type"],
+        "custom"
+    );
+    assert_eq!(webhook::body("ops", &stored)["resource_type"], "custom");
+}
+
+#[test]
+fn a_channel_for_type_custom_gets_every_custom_resource() {
+    let mut e = entry(ChannelKind::Webhook);
+    e.types = vec!["custom".into()];
+    let custom = Subject {
+        resource: "custom:22",
+        resource_type: "custom",
+        group: None,
+    };
+    let cpu = Subject {
+        resource: "cpu",
+        resource_type: "cpu",
+        group: None,
+    };
+    assert!(e.routes(custom) && !e.routes(cpu));
+    // An ungrouped resource is its own group, as its notifications say.
+    e.types.clear();
+    e.groups = vec!["custom:22".into()];
+    assert!(e.routes(custom) && !e.routes(cpu));
+}
+
+#[test]
+fn unknown_types_are_refused_naming_the_field() {
+    let secrets = BTreeMap::new();
+    let mut e = entry(ChannelKind::Webhook);
+    e.types = ResourceType::KINDS.iter().map(|t| t.to_string()).collect();
+    assert_eq!(e.validate(&secrets), Ok(()));
+    e.types = vec!["cpu".into(), "nosuchtype".into()];
+    let err = e.validate(&secrets).unwrap_err();
+    assert!(
+        err.starts_with("types: unknown resource type \"nosuchtype\" (one of cpu, memory,"),
+        "{err}"
+    );
+    assert!(err.ends_with("fleet, custom)"), "{err}");
+    e.types = vec!["custom:22".into()];
+    let err = e.validate(&secrets).unwrap_err();
+    assert!(
+        err.starts_with("types: \"custom:22\" is a resource id, not a type")
+            && err.contains("resources = [\"custom:22\"]"),
+        "{err}"
+    );
+}
+
 fn utc_iso_for(ms: i64) -> String {
     engine::model::utc_iso(ms)
 }

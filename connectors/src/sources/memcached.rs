@@ -92,14 +92,16 @@ impl MemcachedEntry {
 
 impl MemcachedSettings {
     pub fn validate(&self) -> Result<(), String> {
-        let (host, port) = self
-            .address
-            .rsplit_once(':')
-            .ok_or_else(|| format!("address: must be host:port, got {:?}", self.address))?;
+        let (host, port) = self.address.rsplit_once(':').ok_or_else(|| {
+            format!(
+                "address: must be host:port, got {:?}",
+                engine::redact::redact(&self.address)
+            )
+        })?;
         if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err(format!(
                 "address: must be host:port with a port 1–65535, got {:?}",
-                self.address
+                engine::redact::redact(&self.address)
             ));
         }
         super::secret::validate_group(&self.group)?;

@@ -247,8 +247,12 @@ impl Configured {
         }
     }
 
+    /// Checks new settings without connecting: each kind's rules, then the rule of group
+    /// keys ([`engine::names`]). The change path (the API, the Settings forms, the
+    /// configuration file) calls this; a running source built from stored settings checks
+    /// only its kind's rules, so a group stored before the rule keeps working.
     pub fn validate(&self) -> Result<(), String> {
-        match self {
+        let kind = match self {
             Configured::Postgres(s) => s.validate().map(drop),
             Configured::Redis(s) => s.validate().map(drop),
             Configured::Memcached(s) => s.validate(),
@@ -256,11 +260,19 @@ impl Configured {
             Configured::Pool(s) => s.validate(),
             Configured::Nginx(s) => s.validate(),
             Configured::Prometheus(s) => s.validate(),
+        };
+        kind?;
+        match self.group() {
+            Some(group) => secret::check_group(group),
+            None => Ok(()),
         }
     }
 
-    /// The resource id `name` gets: `database:<name>`, `cache:<name>`, `lb:<name>`.
+    /// The resource id `name` gets: `database:<name>`, `cache:<name>`, `lb:<name>`,
+    /// `fleet:<name>`; a name outside the one rule of names ([`engine::names`]) is refused
+    /// with the field and the rule.
     pub fn resource_id(&self, name: &str) -> Result<ResourceId, String> {
+        engine::names::check_resource_name("name", name)?;
         match self {
             Configured::Postgres(_) => postgres::resource_id(name),
             Configured::Redis(_) | Configured::Memcached(_) => cache::resource_id(name),
@@ -307,10 +319,16 @@ impl Configured {
         )
     }
 
-    /// The password, read now from where the settings say it is.
-    pub fn password(&self) -> Result<Option<String>, String> {
+    /// The password, read now from where the settings say it is (off the async runtime:
+    /// see [`secret::read`]).
+    pub async fn password(&self) -> Result<Option<String>, String> {
+        if let Configured::Postgres(s) = self {
+            // With PostgreSQL's own rule (its length, for SCRAM).
+            return s.password().await;
+        }
         let (file, env) = self.password_location();
-        secret::read(&file.cloned(), &env.cloned())
+        let (file, env) = (file.cloned(), env.cloned());
+        secret::read(&file, &env).await
     }
 
     /// Keeps the password in `path` from now on (a password sent to the server).

@@ -57,7 +57,7 @@ impl NginxSettings {
         let rest = self.url.strip_prefix("http://").ok_or_else(|| {
             format!(
                 "url: must be the http:// address of nginx's stub_status page, got {:?}",
-                self.url
+                engine::redact::redact(&self.url)
             )
         })?;
         let (authority, path) = match rest.find('/') {
@@ -72,7 +72,10 @@ impl NginxSettings {
         if super::probe::split_host_port(&authority).is_none()
             || path.chars().any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(format!("url: not a usable http:// URL: {:?}", self.url));
+            return Err(format!(
+                "url: not a usable http:// URL: {:?}",
+                engine::redact::redact(&self.url)
+            ));
         }
         Ok((authority, path.to_owned()))
     }

@@ -189,10 +189,13 @@ struct FileSdGroup {
     labels: BTreeMap<String, String>,
 }
 
-/// Reads a `file_sd` file; the error says where and why.
+/// Reads a `file_sd` file: a regular file of at most 1 MiB
+/// ([`crate::files::FILE_SD_CAP`]), a FIFO or a device refused before it is opened; the
+/// error says where and why. Blocking: the source calls it on the blocking pool.
 pub fn read_file_sd(path: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("file_sd {}: {err}", path.display()))?;
+    let bytes = crate::files::read_blocking("file_sd", path, crate::files::FILE_SD_CAP)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("file_sd {}: is not UTF-8 text", path.display()))?;
     let yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
     let groups: Vec<FileSdGroup> = if yaml {
         serde_norway::from_str(&text).map_err(|err| format!("file_sd {}: {err}", path.display()))?
@@ -231,15 +234,29 @@ struct FileSd {
 }
 
 impl FileSd {
-    fn refresh(&mut self, events: &EventLog) {
-        let stamp = std::fs::metadata(&self.path)
-            .ok()
-            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
-        if stamp.is_some() && stamp == self.stamp {
-            return;
-        }
+    /// Reads the file again if it changed; the stat and the read run on the blocking pool,
+    /// never on the runtime (see [`crate::files`]).
+    async fn refresh(&mut self, events: &EventLog) {
+        let path = self.path.clone();
+        let known = self.stamp;
+        let what = format!("file_sd {}", self.path.display());
+        let looked = crate::files::off_runtime(&what, move || {
+            let stamp = std::fs::metadata(&path)
+                .ok()
+                .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+            if stamp.is_some() && stamp == known {
+                return Ok((stamp, None));
+            }
+            Ok((stamp, Some(read_file_sd(&path))))
+        })
+        .await;
+        let (stamp, read) = match looked {
+            Ok((_, None)) => return,
+            Ok((stamp, Some(read))) => (stamp, read),
+            Err(err) => (None, Err(err)),
+        };
         self.stamp = stamp;
-        match read_file_sd(&self.path) {
+        match read {
             Ok(targets) => {
                 if self.problem.take().is_some() {
                     events.record(None, format!("{} reads again", self.path.display()));
@@ -448,7 +465,7 @@ impl PoolPoll {
         let mut backends: BTreeSet<String> = self.settings.targets.iter().cloned().collect();
         let mut problems = Vec::new();
         if let Some(file) = &mut self.file {
-            file.refresh(&self.events);
+            file.refresh(&self.events).await;
             backends.extend(file.targets.iter().cloned());
             problems.extend(file.problem.clone());
         }
@@ -607,6 +624,15 @@ mod tests {
         );
         std::fs::write(&json, "[{").unwrap();
         assert!(read_file_sd(&json).unwrap_err().starts_with("file_sd "));
+        // Only a regular file of at most 1 MiB: never an endless device, never too much.
+        assert_eq!(
+            read_file_sd(Path::new("/dev/zero")).unwrap_err(),
+            "file_sd: must be a regular file of at most 1 MiB, /dev/zero is a character device"
+        );
+        std::fs::write(&json, vec![b' '; 1024 * 1024 + 1]).unwrap();
+        assert!(read_file_sd(&json)
+            .unwrap_err()
+            .ends_with("is 1048577 bytes"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

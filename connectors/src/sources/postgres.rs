@@ -198,9 +198,24 @@ impl PostgresSettings {
         Ok(config)
     }
 
-    /// The password, read now from where the settings say it is.
-    pub fn password(&self) -> Result<Option<String>, String> {
-        super::secret::read(&self.password_file, &self.password_env)
+    /// The password, read now from where the settings say it is (off the async runtime),
+    /// refused naming its location when it is longer than [`MAX_PASSWORD_BYTES`].
+    pub async fn password(&self) -> Result<Option<String>, String> {
+        let password = super::secret::read(&self.password_file, &self.password_env).await?;
+        if let Some(password) = &password {
+            if password.len() > MAX_PASSWORD_BYTES {
+                let field = if self.password_file.is_some() {
+                    "password_file: the password (its first line)"
+                } else {
+                    "password_env: the password"
+                };
+                return Err(format!(
+                    "{field} must be at most {MAX_PASSWORD_BYTES} bytes (SCRAM authentication hashes it thousands of times on every connection), got {} bytes",
+                    password.len()
+                ));
+            }
+        }
+        Ok(password)
     }
 
     pub fn spec(&self) -> SourceSpec {
@@ -324,7 +339,7 @@ pub struct CheckReport {
 /// reason before it is added: unreachable, authentication failed, database missing, role
 /// without `pg_monitor` (all but the first are the server's own words).
 pub async fn check(settings: &PostgresSettings) -> Result<CheckReport, String> {
-    check_with(settings, settings.password()?).await
+    check_with(settings, settings.password().await?).await
 }
 
 /// [`check`] with a password given rather than read from where the settings say.
@@ -383,16 +398,35 @@ pub async fn drop_index(
 /// verified on connections that did not exist before them).
 pub async fn connect_fresh(settings: &PostgresSettings) -> Result<Client, String> {
     let config = settings.validate()?;
-    let password = settings.password()?;
+    let password = settings.password().await?;
     connect(&config, password.as_deref(), settings.statement_timeout_ms).await
 }
 
+/// Longest password sent to PostgreSQL, in bytes. SCRAM-SHA-256 derives its key on the
+/// client: 4,096 rounds (or the server's `scram_iterations`) of HMAC-SHA-256 keyed by the
+/// whole password, and tokio-postgres hashes a long key again every round, so a 4 MB
+/// password is 16 GiB of hashing (minutes of CPU) before the server answers.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 /// A connection with `statement_timeout` set, its driver on its own task.
+///
+/// The attempt (socket, startup, SCRAM authentication, which is CPU work done inside the
+/// connect future without yielding) runs on the blocking pool, so it never holds a
+/// runtime worker (one held worker stalled every request, `/healthz` too), and the caller
+/// is answered within `CONNECT_TIMEOUT` and a second whatever the attempt does.
 async fn connect(
     config: &Config,
     password: Option<&str>,
     statement_timeout_ms: u32,
 ) -> Result<Client, String> {
+    if let Some(password) = password {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(format!(
+                "password: must be at most {MAX_PASSWORD_BYTES} bytes (SCRAM authentication hashes it thousands of times on every connection), got {} bytes",
+                password.len()
+            ));
+        }
+    }
     let mut config = config.clone();
     if let Some(password) = password {
         config.password(password);
@@ -401,16 +435,30 @@ async fn connect(
         .application_name("perfpilot")
         .connect_timeout(CONNECT_TIMEOUT)
         .options(format!("-c statement_timeout={statement_timeout_ms}"));
-    let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls))
-        .await
-        .map_err(|_| {
-            format!(
-                "no answer from {} within {} s",
-                address(&config),
-                CONNECT_TIMEOUT.as_secs()
-            )
-        })?
-        .map_err(|err| describe(&err, &config))?;
+    let no_answer = || {
+        format!(
+            "no answer from {} within {} s",
+            address(&config),
+            CONNECT_TIMEOUT.as_secs()
+        )
+    };
+    let attempt = {
+        let config = config.clone();
+        let runtime = tokio::runtime::Handle::current();
+        // The socket registers with this runtime's driver; only the polling (and the
+        // key derivation in it) happens on the blocking thread.
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)))
+        })
+    };
+    let (client, connection) =
+        match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), attempt).await {
+            Ok(Ok(Ok(connected))) => connected.map_err(|err| describe(&err, &config))?,
+            Ok(Ok(Err(_))) | Err(_) => return Err(no_answer()),
+            Ok(Err(err)) => {
+                return Err(format!("connecting to {} failed: {err}", address(&config)))
+            }
+        };
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::debug!(%err, "PostgreSQL connection ended");
@@ -542,7 +590,7 @@ impl PostgresPoll {
             self.client = None;
         }
         if self.client.is_none() {
-            let password = self.settings.password().map_err(SourceError::new)?;
+            let password = self.settings.password().await.map_err(SourceError::new)?;
             let client = connect(
                 &self.config,
                 password.as_deref(),
@@ -816,6 +864,40 @@ mod tests {
             statement_timeout_ms: 2000,
             idle_in_transaction_limit_s: 60,
         }
+    }
+
+    #[tokio::test]
+    async fn a_password_too_long_for_scram_is_refused_before_connecting() {
+        let dir = std::env::temp_dir().join(format!("perfpilot-pg-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pg.password");
+        std::fs::write(&file, format!("{}\n", "y".repeat(MAX_PASSWORD_BYTES + 1))).unwrap();
+        // A closed port: the refusal comes before any connection is tried.
+        let mut s = settings("postgresql://perf@127.0.0.1:1/app");
+        s.password_file = Some(file.clone());
+        let err = s.password().await.unwrap_err();
+        assert!(
+            err.starts_with(
+                "password_file: the password (its first line) must be at most 1024 bytes"
+            ),
+            "{err}"
+        );
+        let err = check(&s).await.unwrap_err();
+        assert!(err.starts_with("password_file: "), "{err}");
+        let long = "z".repeat(MAX_PASSWORD_BYTES + 1);
+        let err = check_with(&settings("postgresql://perf@127.0.0.1:1/app"), Some(long))
+            .await
+            .unwrap_err();
+        assert!(
+            err.starts_with("password: must be at most 1024 bytes"),
+            "{err}"
+        );
+        std::fs::write(&file, format!("{}\n", "y".repeat(MAX_PASSWORD_BYTES))).unwrap();
+        assert_eq!(
+            s.password().await.unwrap().unwrap().len(),
+            MAX_PASSWORD_BYTES
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -205,20 +205,22 @@ pub fn tls_connector() -> tokio_rustls::TlsConnector {
     SYSTEM.clone()
 }
 
-/// The TLS client of checks that trust only the CA in `path` (PEM).
+/// The TLS client of checks that trust only the CA in `path` (PEM): a regular file of at
+/// most 64 KiB, refused before it is opened otherwise. Blocking (a bounded read): sources
+/// are built on the blocking pool (`Monitor::reconcile_sources`).
 pub fn tls_connector_for(path: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|err| format!("ca_file {}: {err}", path.display()))?;
+    let pem = crate::files::read_blocking("ca_file", path, crate::files::CA_CAP)?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem);
     for cert in certs {
-        let cert = cert.map_err(|err| format!("ca_file {}: {err}", path.display()))?;
+        let cert = cert.map_err(|err| format!("ca_file: {}: {err}", path.display()))?;
         roots
             .add(cert)
-            .map_err(|err| format!("ca_file {}: {err}", path.display()))?;
+            .map_err(|err| format!("ca_file: {}: {err}", path.display()))?;
     }
     if roots.is_empty() {
-        return Err(format!("ca_file {}: no certificate in it", path.display()));
+        return Err(format!("ca_file: {}: no certificate in it", path.display()));
     }
     Ok(connector_with(roots))
 }
@@ -861,7 +863,26 @@ mod tests {
             .unwrap_err()
             .starts_with("ca_file: must be an absolute"));
         let missing = tls_connector_for(std::path::Path::new("/nonexistent/ca.pem"));
-        assert!(missing.is_err_and(|e| e.starts_with("ca_file /nonexistent/ca.pem")));
+        assert!(missing.is_err_and(|e| e.starts_with("ca_file: cannot read /nonexistent/ca.pem")));
+        // A FIFO or a directory is refused before it is opened (opening a FIFO would wait
+        // for a writer).
+        let dir = std::env::temp_dir().join(format!("perfpilot-probe-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let directory = tls_connector_for(&dir).map(drop).unwrap_err();
+        assert!(
+            directory.starts_with("ca_file: must be a regular file of at most 64 KiB"),
+            "{directory}"
+        );
+        assert!(directory.ends_with("is a directory"), "{directory}");
+        let fifo = dir.join("ca.pem");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(made.success());
+        let refused = tls_connector_for(&fifo).map(drop).unwrap_err();
+        assert!(refused.ends_with("is a FIFO"), "{refused}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl PrometheusSettings {
             .ok_or_else(|| {
                 format!(
                     "url: must be the store's http:// or https:// base URL, got {:?}",
-                    self.url
+                    engine::redact::redact(&self.url)
                 )
             })?;
         if rest.is_empty()
@@ -301,7 +301,7 @@ impl PrometheusSettings {
         {
             return Err(format!(
                 "url: not a usable base URL (no user:password@, no query string): {:?}",
-                self.url
+                engine::redact::redact(&self.url)
             ));
         }
         if rest.trim_end_matches('/').ends_with("/api/v1") {
@@ -1287,7 +1287,9 @@ pub fn source(
 ) -> Result<Polled<FleetPoll>, String> {
     settings.validate()?;
     let (file, env) = settings.secret_location();
-    let secret = super::secret::read(&file.cloned(), &env.cloned()).map_err(|e| {
+    // Blocking but bounded (a regular file of at most 64 KiB, never a FIFO): sources are
+    // built on the blocking pool (`Monitor::reconcile_sources`).
+    let secret = super::secret::read_blocking(&file.cloned(), &env.cloned()).map_err(|e| {
         if settings.username.is_none() {
             e.replace("password_file", "bearer_token_file")
                 .replace("password_env", "bearer_token_env")
@@ -1524,6 +1526,13 @@ mod tests {
         };
         assert!(bad(|s| s.url = "prometheus:9090".into()).starts_with("url:"));
         assert!(bad(|s| s.url = "http://u:p@host:9090".into()).starts_with("url:"));
+        // The refusal quotes the URL without its password.
+        let echoed = bad(|s| s.url = "http://perf:SECRET@127.0.0.1:9090".into());
+        assert!(!echoed.contains("SECRET"), "{echoed}");
+        assert!(
+            echoed.contains("http://perf:***@127.0.0.1:9090"),
+            "{echoed}"
+        );
         assert!(bad(|s| s.url = "http://host:9090/api/v1".into()).starts_with("url:"));
         assert!(bad(|s| s.selector = "up{job=\"node\"".into()).starts_with("selector:"));
         assert!(bad(|s| s.group_by = vec!["env-name".into()]).starts_with("group_by[0]:"));

@@ -186,8 +186,9 @@ impl RedisSettings {
         Ok(info)
     }
 
-    pub fn password(&self) -> Result<Option<String>, String> {
-        super::secret::read(&self.password_file, &self.password_env)
+    /// The password, read now from where the settings say it is (off the async runtime).
+    pub async fn password(&self) -> Result<Option<String>, String> {
+        super::secret::read(&self.password_file, &self.password_env).await
     }
 
     pub fn spec(&self) -> SourceSpec {
@@ -251,7 +252,7 @@ pub async fn check_with(
 /// invalidation's: they never share the source's connection).
 pub async fn connect_fresh(settings: &RedisSettings) -> Result<MultiplexedConnection, String> {
     let info = settings.validate()?;
-    let password = settings.password()?;
+    let password = settings.password().await?;
     connect(&info, settings, password.as_deref()).await
 }
 
@@ -272,10 +273,10 @@ async fn connect(
         ConnectionAddr::TcpTls { .. } => {
             install_crypto_provider();
             let root_cert = match &settings.tls_ca_file {
-                Some(path) => Some(
-                    std::fs::read(path)
-                        .map_err(|err| format!("tls_ca_file {}: {err}", path.display()))?,
-                ),
+                // Off the runtime, a regular file of at most 64 KiB (never a FIFO).
+                Some(path) => {
+                    Some(crate::files::read("tls_ca_file", path, crate::files::CA_CAP).await?)
+                }
                 None => None,
             };
             redis::Client::build_with_tls(
@@ -504,7 +505,7 @@ pub struct RedisPoll {
 impl RedisPoll {
     async fn tick(&mut self, at: UnixMillis) -> Result<Tick, SourceError> {
         if self.connection.is_none() {
-            let password = self.settings.password().map_err(SourceError::new)?;
+            let password = self.settings.password().await.map_err(SourceError::new)?;
             let mut connection = connect(&self.info, &self.settings, password.as_deref())
                 .await
                 .map_err(SourceError::new)?;
@@ -667,7 +668,7 @@ pub async fn invalidate(settings: &RedisSettings, pattern: &str) -> Result<Match
 /// (`unlink`) unlinking them batch by batch, within the bounds of each.
 async fn scan(settings: &RedisSettings, pattern: &str, unlink: bool) -> Result<Matching, String> {
     let info = settings.validate()?;
-    let password = settings.password()?;
+    let password = settings.password().await?;
     let mut connection = connect(&info, settings, password.as_deref()).await?;
     let failed = |err: redis::RedisError| describe(&err, &info);
     let started = Instant::now();

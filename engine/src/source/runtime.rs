@@ -94,6 +94,19 @@ impl SourceContext {
 
     /// Records the source's health (shown on its cards and in `/readyz`-style listings).
     pub fn set_health(&self, health: SourceHealth) {
+        // A reason is shown on cards and pages: never a credential it quotes.
+        let health = match health {
+            SourceHealth::Down {
+                reason,
+                since_unix_ms,
+                retry_at_unix_ms,
+            } => SourceHealth::Down {
+                reason: crate::redact::redact(&reason),
+                since_unix_ms,
+                retry_at_unix_ms,
+            },
+            other => other,
+        };
         let id = self.id.to_string();
         self.statuses.rcu(|map| {
             let mut next = BTreeMap::clone(map);
@@ -371,14 +384,15 @@ impl<P: Poll> Source for Polled<P> {
                     }
                     Err(err) => {
                         failures += 1;
+                        let reason = crate::redact::redact(&err.reason);
                         if failures == 1 {
                             down_since = at;
-                            tracing::warn!(source = %ctx.id(), reason = %err, "Source failed");
+                            tracing::warn!(source = %ctx.id(), %reason, "Source failed");
                         }
                         let wait = schedule.backoff(failures);
                         retry_at = at + wait.as_millis() as i64;
                         ctx.set_health(SourceHealth::Down {
-                            reason: err.reason,
+                            reason,
                             since_unix_ms: down_since,
                             retry_at_unix_ms: retry_at,
                         });

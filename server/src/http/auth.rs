@@ -283,9 +283,7 @@ impl Tokens {
                 name.chars().count()
             ));
         }
-        if name.chars().any(char::is_control) {
-            return Err("name: must not contain control characters".into());
-        }
+        engine::text::check_free_text("name", name)?;
         if !by.may(role) {
             return Err(format!(
                 "role: you ({}) cannot mint a token with more rights than your own",

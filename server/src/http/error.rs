@@ -62,7 +62,10 @@ impl From<EngineError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = serde_json::json!({ "error": self.error.error });
+        // `AppError` masks credentials when it is made; its fields are public, so once
+        // more here, where every JSON refusal goes out.
+        let error = engine::redact::redact(&self.error.error);
+        let mut body = serde_json::json!({ "error": error });
         if let Some(field) = &self.error.field {
             body["field"] = field.as_str().into();
         }

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod push;
+pub mod refusal;
 pub mod report;
 pub mod router;
 pub mod sources;

@@ -56,6 +56,11 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { Redirect::permanent(&favicon_svg) }),
         )
         .route("/ws/live", get(crate::http::live::live))
+        // An unknown API path is a JSON 404, never a rendered page.
+        .route(
+            "/api/{*rest}",
+            axum::routing::any(crate::http::refusal::api_not_found),
+        )
         .leptos_routes_with_handler(generate_route_list(app::App), page.clone())
         .fallback(page)
         .with_state(state.clone())
@@ -210,15 +215,20 @@ fn mutations(state: &AppState, context: impl Fn() + Clone + Send + Sync + 'stati
 }
 
 /// The middleware every request goes through. Outermost first: every request is traced,
-/// even the ones refused below; the Origin check runs before any handler can change
+/// even the ones refused below; a JSON route's refusal made by any layer below is JSON; the Origin check runs before any handler can change
 /// state; the identity is known before any handler (and the mutation limit) runs.
 fn with_middleware(router: Router, state: &AppState) -> Router {
     let settings = &state.settings;
     let guard =
         crate::http::guard::Guard::new(settings.public_url.as_ref().map(|p| p.origin.as_str()));
+    let base: std::sync::Arc<str> = settings.base_path().into();
     router.layer(
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
+            .layer(axum::middleware::from_fn_with_state(
+                base,
+                crate::http::refusal::json_refusals,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 guard,
                 crate::http::guard::origin_and_headers,

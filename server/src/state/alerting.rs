@@ -55,7 +55,8 @@ struct Inner {
     policy: AlertPolicy,
     store: Arc<ChangeStore>,
     persist: Persist,
-    /// `https://ops.example.com/perf/`: resource links in notifications.
+    /// `https://ops.example.com/perf/` (`--public-url`, else the listen address: see
+    /// `Settings::link_base`): resource links in notifications.
     public_url: Option<String>,
     wake: tokio::sync::Notify,
     version: AtomicU64,
@@ -389,7 +390,7 @@ impl Alerting {
         let r = state.resources.get(&id)?;
         Some(OwnedSubject {
             resource: resource.to_owned(),
-            resource_type: r.resource_type.to_string(),
+            resource_type: r.resource_type.kind().to_owned(),
             group: group_of(r),
         })
     }
@@ -410,7 +411,7 @@ impl Alerting {
         let (name, resource_type, group, metric, target) = match &found {
             Some(r) => (
                 r.name.clone(),
-                r.resource_type.to_string(),
+                r.resource_type.kind().to_owned(),
                 group_of(r),
                 r.target
                     .as_ref()
@@ -646,6 +647,10 @@ impl Alerting {
         let secs = new
             .validate()
             .map_err(|(field, rule)| AppError::invalid(field, rule))?;
+        // Who: from a proxy's header or a token's name, stored with the silence.
+        if let Some(rule) = engine::text::free_text_rule(&actor.user, false) {
+            return Err(AppError::invalid("created_by", rule));
+        }
         let now = engine::time::unix_now_ms();
         let ends = now + (secs as i64) * 1000;
         let (matcher, comment) = (new.matcher.trim(), new.comment.trim());
@@ -705,6 +710,9 @@ impl Alerting {
                 "comment",
                 "must be at most 500 characters",
             ));
+        }
+        if let Some(rule) = engine::text::free_text_rule(comment, true) {
+            return Err(AppError::invalid("comment", rule));
         }
         let now = engine::time::unix_now_ms();
         let changed = self

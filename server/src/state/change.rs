@@ -130,6 +130,7 @@ fn authorize(actor: &Identity, state: &State, mutation: &Mutation) -> Result<(),
             reason: app::backend::forbidden_message(actor, needed),
         });
     }
+    check_names(mutation)?;
     // A configured source's settings are its connector's to judge (the engine does not
     // know the kinds).
     let spec = match mutation {
@@ -155,6 +156,36 @@ fn authorize(actor: &Identity, state: &State, mutation: &Mutation) -> Result<(),
             let (field, rule) = rule.split_once(": ").unwrap_or(("settings.action", &rule));
             EngineError::invalid(field, rule)
         })?;
+    }
+    Ok(())
+}
+
+/// Names and display labels, checked on the way in: a configured resource's name follows
+/// the one rule of names (`engine::names`: it is the part of `database:<name>` after the
+/// kind), and a display name (added or renamed) is one line of free text without control,
+/// invisible formatting or bidirectional characters (`engine::text`). Only new changes
+/// come here; stored configuration read back at start-up (`ChangeStore::from_persisted`)
+/// and restored snapshots do not, so a name accepted before these rules keeps working.
+fn check_names(mutation: &Mutation) -> Result<(), EngineError> {
+    match mutation {
+        Mutation::AddResource { resource } => {
+            if resource.source.is_some() {
+                let id = resource.id.as_str();
+                let name = id.split_once(':').map_or(id, |(_, name)| name);
+                if let Some(rule) = engine::names::resource_name_rule(name) {
+                    return Err(EngineError::invalid("name", rule));
+                }
+            }
+            if let Some(rule) = engine::text::free_text_rule(&resource.name, false) {
+                return Err(EngineError::invalid("name", rule));
+            }
+        }
+        Mutation::Rename { name, .. } => {
+            if let Some(rule) = engine::text::free_text_rule(name, false) {
+                return Err(EngineError::invalid("name", rule));
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -226,5 +257,37 @@ mod tests {
         .unwrap_err();
         assert!(err.is_forbidden());
         assert!(err.to_string().contains("needs the editor role"), "{err}");
+    }
+
+    #[test]
+    fn new_names_follow_the_rule_and_labels_are_one_clean_line() {
+        let state = state_with_cpu();
+        let admin = Identity::anonymous(Role::Admin, None);
+        let mut fleet = Resource::new(
+            ResourceId::new("fleet:a/b").unwrap(),
+            ResourceType::Fleet,
+            "a/b",
+        );
+        fleet.source = Some(engine::model::SourceSpec {
+            kind: "prometheus".into(),
+            settings: serde_json::json!({}),
+        });
+        let err =
+            authorize(&admin, &state, &Mutation::AddResource { resource: fleet }).unwrap_err();
+        assert!(
+            err.to_string().starts_with("name: must be 1–63 characters"),
+            "{err}"
+        );
+        let rename = |name: &str| Mutation::Rename {
+            id: ResourceId::new("cpu").unwrap(),
+            name: name.to_owned(),
+        };
+        let err = authorize(&admin, &state, &rename("CPU\u{202e}")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("name: must not contain control"),
+            "{err}"
+        );
+        assert!(authorize(&admin, &state, &rename("Host CPU")).is_ok());
     }
 }

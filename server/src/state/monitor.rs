@@ -85,7 +85,7 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         actions: settings.actions.clone(),
         cache_levels: settings.cache_levels.clone(),
         alerts: settings.alerts.clone(),
-        public_url: settings.public_url.as_ref().map(|p| p.url.clone()),
+        public_url: Some(settings.link_base()),
     })
 }
 
@@ -110,7 +110,8 @@ pub struct Parts {
     pub cache_levels: Vec<crate::config::CacheLevelEntry>,
     /// The alert policy and channels.
     pub alerts: crate::config::AlertSettings,
-    /// `--public-url`, for links in notifications.
+    /// Where links in notifications point: `--public-url`, else the listen address
+    /// ([`crate::config::Settings::link_base`]).
     pub public_url: Option<String>,
 }
 

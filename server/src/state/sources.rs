@@ -8,7 +8,7 @@
 //! with [`connectors::sources::Configured`] knowing the kinds.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::caches::{CacheAdded, Invalidation, NewCache};
@@ -54,8 +54,18 @@ impl Monitor {
                     continue;
                 }
                 let spec = resource.source.clone().expect("filtered above");
-                let built = Configured::from_spec(&spec)
-                    .and_then(|configured| configured.source(resource, monitor.interval));
+                // Built on the blocking pool: building reads the files its settings name
+                // (a CA, a fleet's token), bounded and never a FIFO, but still file I/O.
+                let built = {
+                    let (spec, resource, interval) =
+                        (spec.clone(), resource.clone(), monitor.interval);
+                    tokio::task::spawn_blocking(move || {
+                        Configured::from_spec(&spec)
+                            .and_then(|configured| configured.source(&resource, interval))
+                    })
+                    .await
+                    .unwrap_or_else(|err| Err(format!("building the source failed: {err}")))
+                };
                 match built {
                     Ok(source) => {
                         monitor.sources.add(source).await;
@@ -65,6 +75,7 @@ impl Monitor {
                     // Validated when it was applied; only a connector that changed its
                     // rules since the configuration was stored gets here.
                     Err(err) => {
+                        let err = engine::redact::redact(&err);
                         tracing::error!(source = %id, %err, "Cannot start a configured source")
                     }
                 }
@@ -173,9 +184,9 @@ impl Monitor {
         password: Option<String>,
         actor: Identity,
     ) -> Result<(u64, engine::model::ResourceId, Checked), AppError> {
-        let id = settings
-            .resource_id(name)
-            .map_err(|rule| AppError::invalid("name", rule))?;
+        // The one rule of names (`engine::names`), before anything else: a name is part
+        // of the resource id, of URLs and of the stored password's file name.
+        let id = settings.resource_id(name).map_err(invalid)?;
         if self.store.state().resources.contains_key(&id) {
             return Err(
                 AppError::new(409, format!("resource `{id}` already exists")).with_field("name"),
@@ -184,17 +195,22 @@ impl Monitor {
         settings.validate().map_err(invalid)?;
         let (file, env) = settings.password_location();
         let inline = password.is_some() && file.is_none() && env.is_none();
-        // Checked with the password as sent, before it is written anywhere.
+        // Checked with the password as sent, before it is written anywhere. The file is
+        // read, the server connected to and the password stored before the change path
+        // takes its lock, each off the runtime's workers (the read and the write on the
+        // blocking pool, the connection as its connector does it), so a slow or hostile
+        // password file, CA or server delays only this request, which the request timeout
+        // still ends.
         let password = match password {
             Some(password) => Some(password),
-            None => settings.password().map_err(invalid)?,
+            None => settings.password().await.map_err(invalid)?,
         };
         let checked = settings
             .check(password.clone())
             .await
             .map_err(|reason| refused(&settings, reason))?;
         if let (true, Some(password)) = (inline, &password) {
-            settings.keep_password_in(self.store_secret(&id, password)?);
+            settings.keep_password_in(self.store_secret(&id, password).await?);
         }
         let resource = settings
             .resource(name, &self.resource_defaults)
@@ -218,14 +234,14 @@ impl Monitor {
         settings.validate().map_err(invalid)?;
         let password = match &new_password {
             Some(password) => Some(password.clone()),
-            None => settings.password().map_err(invalid)?,
+            None => settings.password().await.map_err(invalid)?,
         };
         settings
             .check(password)
             .await
             .map_err(|reason| refused(&settings, reason))?;
         if let Some(password) = &new_password {
-            settings.keep_password_in(self.store_secret(&id, password)?);
+            settings.keep_password_in(self.store_secret(&id, password).await?);
         }
         let record = self
             .apply(
@@ -746,7 +762,8 @@ impl Monitor {
             .apply(Mutation::RemoveResource { id: id.clone() }, actor)
             .await?;
         if let Some(dir) = self.secrets_dir() {
-            let _ = std::fs::remove_file(dir.join(secret_file(&id)));
+            let path = dir.join(secret_file(&id));
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
         }
         Ok(record.change)
     }
@@ -756,45 +773,58 @@ impl Monitor {
         self.data_dir.as_ref().map(|dir| dir.join("secrets"))
     }
 
-    /// Writes a password only perfpilot's user can read; the path is what the source's
-    /// settings keep.
-    fn store_secret(
+    /// Writes a password only perfpilot's user can read (on the blocking pool: the write
+    /// ends with an fsync); the path is what the source's settings keep.
+    async fn store_secret(
         &self,
         id: &engine::model::ResourceId,
         password: &str,
     ) -> Result<PathBuf, AppError> {
-        use std::io::Write;
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let dir = self.secrets_dir().ok_or_else(|| {
             AppError::invalid(
                 "password",
                 "cannot be stored with --ephemeral (nothing is written); use password_file or password_env",
             )
         })?;
-        let failed = |err: std::io::Error| {
-            AppError::unavailable(format!(
-                "cannot store the password under {}: {err}",
-                dir.display()
-            ))
-        };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(failed)?;
         let path = dir.join(secret_file(id));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(failed)?;
-        file.write_all(password.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(failed)?;
-        Ok(path)
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || write_secret(&dir, path, &password))
+            .await
+            .unwrap_or_else(|err| {
+                Err(AppError::unavailable(format!(
+                    "cannot store the password: {err}"
+                )))
+            })
     }
+}
+
+/// Writes `password` to `path` in `dir` (both created only perfpilot's user can read) and
+/// syncs it. Blocking.
+fn write_secret(dir: &Path, path: PathBuf, password: &str) -> Result<PathBuf, AppError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let failed = |err: std::io::Error| {
+        AppError::unavailable(format!(
+            "cannot store the password under {}: {err}",
+            dir.display()
+        ))
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(failed)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(failed)?;
+    file.write_all(password.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(failed)?;
+    Ok(path)
 }
 
 /// Where the password of `id` is kept under the secrets directory: `database-orders.password`.
@@ -814,7 +844,13 @@ fn refused(settings: &Configured, reason: String) -> AppError {
         Configured::Haproxy(_) | Configured::Pool(_) | Configured::Nginx(_) => "load balancer",
         Configured::Prometheus(_) => "store",
     };
-    let field = if reason.starts_with("password:") {
+    // A file the settings name, read while connecting (a cache's CA).
+    let file_field = ["tls_ca_file", "ca_file", "password_file"]
+        .into_iter()
+        .find(|field| reason.starts_with(&format!("{field}:")));
+    let field = if let Some(field) = file_field {
+        field
+    } else if reason.starts_with("password:") {
         "password"
     } else if reason.starts_with("backend:") {
         "backend"

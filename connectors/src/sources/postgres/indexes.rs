@@ -4,7 +4,10 @@
 //!   parameters: their plans can be asked as they are), every sequential scan with a filter
 //!   suggests an index on the filter's columns; HypoPG creates it hypothetically in this
 //!   session only, `EXPLAIN` is asked again, and a cost drop of at least half makes a
-//!   recommendation, with both costs.
+//!   recommendation, with both costs. Only plain `SELECT`s from tables are examined
+//!   (`skip_reason`): a statement that calls a function, reads no table, locks rows,
+//!   changes data or is several statements is skipped and named with why; one that fails
+//!   is named with its error.
 //! - **Unused indexes**: no scan since statistics were reset, not unique, not primary, not
 //!   backing a constraint.
 //! - **Duplicate indexes**: the same table, columns, operator classes, expressions and
@@ -48,17 +51,29 @@ pub async fn advise(client: &Client, queries: &[String]) -> IndexAdvice {
         );
         return advice;
     }
-    // Only plain SELECTs whose plan can be asked as they are (no `$n` parameters, not cut
-    // short by the 500-character limit of the statistics).
-    let askable = queries.iter().filter(|q| {
-        !q.contains('$')
-            && !q.contains(';')
-            && q.len() < 500
-            && q.trim_start().to_ascii_lowercase().starts_with("select")
-    });
-    for query in askable.take(QUERIES) {
+    // Only plain SELECTs from tables whose plan can be asked as they are (`skip_reason`):
+    // even a plain EXPLAIN checks the EXECUTE privilege of every function in the
+    // statement (the executor is initialized), so another role's
+    // `SELECT pg_stat_statements_reset()` would fail with "permission denied".
+    let mut seen: Vec<&str> = Vec::new();
+    let mut examined = 0;
+    for query in queries {
+        if seen.contains(&query.as_str()) {
+            continue;
+        }
+        seen.push(query.as_str());
+        if let Some(why) = skip_reason(query) {
+            advice
+                .skipped
+                .push(format!("skipped `{}`: {why}", shown(query)));
+            continue;
+        }
+        if examined == QUERIES {
+            continue;
+        }
+        examined += 1;
         match candidates(client, query).await {
-            Ok(found) => {
+            Ok(Some(found)) => {
                 for candidate in found {
                     if !advice.missing.iter().any(|c: &IndexCandidate| {
                         c.table == candidate.table && c.columns == candidate.columns
@@ -67,17 +82,26 @@ pub async fn advise(client: &Client, queries: &[String]) -> IndexAdvice {
                     }
                 }
             }
+            Ok(None) => advice.skipped.push(format!(
+                "skipped `{}`: its plan reads no table",
+                shown(query)
+            )),
             Err(err) => advice
                 .unavailable
-                .push(format!("missing indexes for one query: {err}")),
+                .push(format!("could not examine `{}`: {err}", shown(query))),
         }
     }
     let _ = client.simple_query("SELECT hypopg_reset()").await;
     advice
 }
 
-/// The plan's total cost and its filtered sequential scans: (table, filter).
-async fn explain(client: &Client, query: &str) -> Result<(f64, Vec<(String, String)>), String> {
+/// The plan's total cost, its filtered sequential scans (table, filter), and whether any
+/// of its nodes reads a relation (a plan of `Result` or `Function Scan` nodes only does
+/// not).
+async fn explain(
+    client: &Client,
+    query: &str,
+) -> Result<(f64, Vec<(String, String)>, bool), String> {
     let messages = client
         .simple_query(&format!("EXPLAIN (FORMAT JSON) {query}"))
         .await
@@ -94,7 +118,15 @@ async fn explain(client: &Client, query: &str) -> Result<(f64, Vec<(String, Stri
     let cost = root["Total Cost"].as_f64().ok_or("the plan has no cost")?;
     let mut scans = Vec::new();
     collect_scans(root, &mut scans);
-    Ok((cost, scans))
+    Ok((cost, scans, reads_relation(root)))
+}
+
+/// Whether `node` or a node below it scans a relation (it names one).
+fn reads_relation(node: &serde_json::Value) -> bool {
+    node["Relation Name"].is_string()
+        || node["Plans"]
+            .as_array()
+            .is_some_and(|plans| plans.iter().any(reads_relation))
 }
 
 fn collect_scans(node: &serde_json::Value, out: &mut Vec<(String, String)>) {
@@ -131,8 +163,305 @@ fn equality_columns(filter: &str, columns: &[String]) -> Vec<String> {
     found.into_iter().map(|(_, c)| c).take(2).collect()
 }
 
-async fn candidates(client: &Client, query: &str) -> Result<Vec<IndexCandidate>, String> {
-    let (before, scans) = explain(client, query).await?;
+/// `query` for a message: whitespace made single spaces, cut to about 80 characters.
+fn shown(query: &str) -> String {
+    let flat = query.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= 80 {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(79).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// Functions a statement may call and still be examined: aggregates and plain built-in
+/// scalar functions (unqualified, so PostgreSQL's own; anyone may execute them).
+const SAFE_FUNCTIONS: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "bool_and",
+    "bool_or",
+    "every",
+    "array_agg",
+    "string_agg",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "variance",
+    "var_pop",
+    "var_samp",
+    "coalesce",
+    "nullif",
+    "greatest",
+    "least",
+    "lower",
+    "upper",
+    "length",
+    "abs",
+    "round",
+    "floor",
+    "ceil",
+    "date_trunc",
+];
+
+/// Keywords a parenthesis may follow without a function being called.
+const NOT_CALLS: &[&str] = &[
+    "all",
+    "and",
+    "any",
+    "array",
+    "as",
+    "between",
+    "by",
+    "case",
+    "cast",
+    "distinct",
+    "else",
+    "except",
+    "exists",
+    "filter",
+    "from",
+    "group",
+    "having",
+    "ilike",
+    "in",
+    "intersect",
+    "is",
+    "join",
+    "lateral",
+    "like",
+    "limit",
+    "not",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "over",
+    "row",
+    "select",
+    "similar",
+    "some",
+    "then",
+    "to",
+    "union",
+    "using",
+    "values",
+    "when",
+    "where",
+    "within",
+];
+
+/// A piece of a statement, as much as deciding whether to examine it needs: comments are
+/// dropped, literals are opaque.
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    /// A keyword or an unquoted identifier, lowercased.
+    Word(String),
+    /// A double-quoted identifier.
+    Quoted(String),
+    /// A string or a number.
+    Literal,
+    /// `$1`: a parameter.
+    Param,
+    /// Any other character: `(`, `)`, `,`, `;`, `.`, `:`, `*` …
+    Punct(char),
+}
+
+/// The index just past the literal or quoted identifier opened at `chars[start]`; a
+/// doubled quote stands for itself, and in an `E'…'` string a backslash escapes.
+fn closing(chars: &[char], start: usize, backslash: bool) -> Option<usize> {
+    let quote = chars[start];
+    let mut i = start + 1;
+    while i < chars.len() {
+        let c = chars[i];
+        if backslash && c == '\\' {
+            i += 2;
+        } else if c == quote {
+            if chars.get(i + 1) == Some(&quote) {
+                i += 2;
+            } else {
+                return Some(i + 1);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// The tokens of `sql`, or why it cannot be read (said as a reason to skip it).
+fn tokens(sql: &str) -> Result<Vec<Token>, &'static str> {
+    const UNTERMINATED: &str = "ends inside a comment, a string or a quoted name";
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '-' && next == Some('-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            // Block comments nest in PostgreSQL.
+            let mut depth = 0usize;
+            loop {
+                match (chars.get(i), chars.get(i + 1)) {
+                    (Some('/'), Some('*')) => {
+                        depth += 1;
+                        i += 2;
+                    }
+                    (Some('*'), Some('/')) => {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    (Some(_), _) => i += 1,
+                    (None, _) => return Err(UNTERMINATED),
+                }
+            }
+        } else if c == '\'' {
+            i = closing(&chars, i, false).ok_or(UNTERMINATED)?;
+            out.push(Token::Literal);
+        } else if c == '"' {
+            let end = closing(&chars, i, false).ok_or(UNTERMINATED)?;
+            let name: String = chars[i + 1..end - 1].iter().collect();
+            out.push(Token::Quoted(name.replace("\"\"", "\"")));
+            i = end;
+        } else if c == '$' {
+            if !next.is_some_and(|n| n.is_ascii_digit()) {
+                return Err("has a dollar-quoted string");
+            }
+            i += 1;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push(Token::Param);
+        } else if c.is_ascii_digit() {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '.' || chars[i] == '_')
+            {
+                i += 1;
+            }
+            out.push(Token::Literal);
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect::<String>().to_lowercase();
+            if word == "e" && chars.get(i) == Some(&'\'') {
+                i = closing(&chars, i, true).ok_or(UNTERMINATED)?;
+                out.push(Token::Literal);
+            } else {
+                out.push(Token::Word(word));
+            }
+        } else {
+            out.push(Token::Punct(c));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Why the missing-index search leaves `query` alone, or `None` when it is a plain
+/// `SELECT` from tables whose plan can be asked as it is. Conservative: one statement, no
+/// `$n` parameters, no function besides aggregates and a few built-in scalar ones (a
+/// plain EXPLAIN checks the privilege to execute each function, and the planner runs
+/// immutable ones on constants), no row locks, no `INTO`, a table after a `FROM`.
+fn skip_reason(query: &str) -> Option<String> {
+    if query.chars().count() >= 500 {
+        return Some("cut short at 500 characters in the statistics".into());
+    }
+    let mut tokens = match tokens(query) {
+        Ok(tokens) => tokens,
+        Err(why) => return Some(why.into()),
+    };
+    while tokens.last() == Some(&Token::Punct(';')) {
+        tokens.pop();
+    }
+    if tokens.contains(&Token::Punct(';')) {
+        return Some("holds several statements".into());
+    }
+    fn word(token: Option<&Token>) -> Option<&str> {
+        match token {
+            Some(Token::Word(w)) => Some(w.as_str()),
+            _ => None,
+        }
+    }
+    match word(tokens.first()) {
+        Some("select") => {}
+        Some("with") => {
+            return Some("a WITH query (it may change data), not a plain SELECT".into())
+        }
+        Some(w @ ("insert" | "update" | "delete" | "merge")) => {
+            return Some(format!("changes data ({}), not a SELECT", w.to_uppercase()))
+        }
+        Some(w) => return Some(format!("not a SELECT ({})", w.to_uppercase())),
+        None => return Some("not a plain SELECT".into()),
+    }
+    if tokens.contains(&Token::Param) {
+        return Some("has parameters ($1 …): its plan cannot be asked without their values".into());
+    }
+    for (i, token) in tokens.iter().enumerate() {
+        let (name, quoted) = match token {
+            Token::Word(w) => (w.as_str(), false),
+            Token::Quoted(q) => (q.as_str(), true),
+            _ => continue,
+        };
+        if !quoted && name == "for" {
+            return Some("locks rows (FOR UPDATE/SHARE)".into());
+        }
+        if !quoted && name == "into" {
+            return Some("SELECT … INTO creates a table".into());
+        }
+        if tokens.get(i + 1) != Some(&Token::Punct('(')) {
+            continue;
+        }
+        let before = i.checked_sub(1).and_then(|j| tokens.get(j));
+        // `x::numeric(10, 2)`, `CAST(x AS numeric(10, 2))`, `AS t(a, b)`: no call.
+        if before == Some(&Token::Punct(':')) || word(before) == Some("as") {
+            continue;
+        }
+        let qualified = before == Some(&Token::Punct('.'));
+        let allowed =
+            !quoted && !qualified && (NOT_CALLS.contains(&name) || SAFE_FUNCTIONS.contains(&name));
+        if !allowed {
+            return Some(format!(
+                "calls a function ({name}), not a plain table query"
+            ));
+        }
+    }
+    let reads_table = tokens.windows(2).any(|pair| {
+        word(Some(&pair[0])) == Some("from")
+            && match &pair[1] {
+                Token::Quoted(_) => true,
+                Token::Word(w) => !matches!(w.as_str(), "lateral" | "select"),
+                _ => false,
+            }
+    });
+    if !reads_table {
+        return Some("reads no table (no FROM a table)".into());
+    }
+    None
+}
+
+/// The indexes that would make `query` cheaper; `None` when its plan reads no table.
+async fn candidates(client: &Client, query: &str) -> Result<Option<Vec<IndexCandidate>>, String> {
+    let (before, scans, reads_table) = explain(client, query).await?;
+    if !reads_table {
+        return Ok(None);
+    }
     let mut out = Vec::new();
     for (table, filter) in scans {
         let rows = client
@@ -155,7 +484,7 @@ async fn candidates(client: &Client, query: &str) -> Result<Vec<IndexCandidate>,
             )
             .await
             .map_err(|err| message(&err))?;
-        let (after, _) = explain(client, query).await?;
+        let (after, _, _) = explain(client, query).await?;
         let _ = client.simple_query("SELECT hypopg_reset()").await;
         if before > 0.0 && after <= before * (1.0 - MIN_DROP) {
             out.push(IndexCandidate {
@@ -168,7 +497,7 @@ async fn candidates(client: &Client, query: &str) -> Result<Vec<IndexCandidate>,
             });
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 async fn unused(client: &Client) -> Result<Vec<UnusedIndex>, String> {
@@ -299,5 +628,115 @@ mod tests {
             index_name("public.orders", &["customer_id".into()]),
             "perfpilot_orders_customer_id_idx"
         );
+    }
+
+    #[test]
+    fn only_plain_selects_from_tables_are_examined() {
+        for examined in [
+            "SELECT sum(amount) FROM orders WHERE customer_id = 42",
+            "SELECT count(*) FROM pgbench_accounts WHERE bid = 1",
+            "select * from public.orders where customer_id = 42;",
+            "/* app: checkout */ SELECT id FROM orders WHERE customer_id = 7",
+            "-- the report\nSELECT id\n  FROM orders\n WHERE customer_id = 7",
+            "SELECT id FROM orders WHERE note = 'a; b $1 now() for update' AND id IN (SELECT order_id FROM lines)",
+            "SELECT amount::numeric(10, 2) FROM \"Orders\" o WHERE o.customer_id = 42",
+        ] {
+            assert_eq!(skip_reason(examined), None, "{examined}");
+        }
+        for (skipped, why) in [
+            (
+                "SELECT pg_stat_statements_reset()",
+                "calls a function (pg_stat_statements_reset)",
+            ),
+            ("SELECT now()", "calls a function (now)"),
+            ("SELECT pg_sleep(1)", "calls a function (pg_sleep)"),
+            (
+                "SELECT set_config('work_mem', '64MB', false)",
+                "calls a function (set_config)",
+            ),
+            (
+                "SELECT * FROM generate_series(1, 10) g",
+                "calls a function (generate_series)",
+            ),
+            (
+                "SELECT id FROM orders WHERE customer_id = public.lookup(42)",
+                "calls a function (lookup)",
+            ),
+            ("SELECT 1", "reads no table"),
+            (
+                "SELECT id FROM orders WHERE id = 1 FOR UPDATE",
+                "locks rows",
+            ),
+            ("SELECT id INTO copy FROM orders WHERE id = 1", "INTO"),
+            (
+                "INSERT INTO orders VALUES (1, 2, 3)",
+                "changes data (INSERT)",
+            ),
+            (
+                "UPDATE orders SET amount = 0 WHERE id = 1",
+                "changes data (UPDATE)",
+            ),
+            (
+                "WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM gone",
+                "WITH",
+            ),
+            (
+                "SELECT id FROM orders; DELETE FROM orders",
+                "several statements",
+            ),
+            (
+                "SELECT id FROM orders WHERE customer_id = $1",
+                "has parameters",
+            ),
+            ("SET work_mem = '64MB'", "not a SELECT (SET)"),
+            ("SHOW work_mem", "not a SELECT (SHOW)"),
+            (
+                "EXPLAIN SELECT id FROM orders WHERE id = 1",
+                "not a SELECT (EXPLAIN)",
+            ),
+            ("COPY orders TO STDOUT", "not a SELECT (COPY)"),
+            (
+                "/* nested /* comment */ still */ SELECT now()",
+                "calls a function (now)",
+            ),
+            (
+                "-- a comment\nSELECT pg_stat_statements_reset()",
+                "calls a function",
+            ),
+            ("SELECT id FROM orders WHERE note = 'cut sh", "ends inside"),
+        ] {
+            let reason = skip_reason(skipped).unwrap_or_else(|| panic!("examined: {skipped}"));
+            assert!(reason.contains(why), "{skipped}: {reason}");
+        }
+        assert!(skip_reason(&format!(
+            "SELECT id FROM orders WHERE note = '{}'",
+            "x".repeat(500)
+        ))
+        .is_some());
+    }
+
+    #[test]
+    fn messages_name_the_statement_on_one_short_line() {
+        assert_eq!(
+            shown("SELECT id\n   FROM orders\tWHERE id = 1"),
+            "SELECT id FROM orders WHERE id = 1"
+        );
+        let long = shown(&format!("SELECT {} FROM orders", "amount, ".repeat(40)));
+        assert_eq!(long.chars().count(), 80);
+        assert!(long.ends_with('…'), "{long}");
+    }
+
+    #[test]
+    fn a_plan_without_a_relation_reads_no_table() {
+        let plan = |text: &str| -> serde_json::Value { serde_json::from_str(text).unwrap() };
+        assert!(!reads_relation(&plan(
+            r#"{"Node Type": "Result", "Total Cost": 0.01}"#
+        )));
+        assert!(!reads_relation(&plan(
+            r#"{"Node Type": "Aggregate", "Plans": [{"Node Type": "Function Scan", "Function Name": "generate_series"}]}"#
+        )));
+        assert!(reads_relation(&plan(
+            r#"{"Node Type": "Aggregate", "Plans": [{"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "public"}]}"#
+        )));
     }
 }

@@ -27,7 +27,7 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The header is a secret.
         f.debug_struct("Store")
-            .field("base", &self.base)
+            .field("base", &engine::redact::redact(&self.base))
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +161,11 @@ impl Store {
         parse_duration(line.trim())
     }
 
+    /// The base URL as messages quote it (a credential in it masked).
+    fn shown_base(&self) -> String {
+        engine::redact::redact(&self.base)
+    }
+
     async fn post(&self, path: &str, body: String) -> Result<Data, String> {
         let (status, bytes) = self.send("POST", path, Some(body)).await?;
         let answer: Result<Answer, _> = serde_json::from_slice(&bytes);
@@ -178,11 +183,11 @@ impl Store {
             )),
             (404, Err(_)) => Err(format!(
                 "{}{path} does not exist (HTTP 404): is the URL the store's base (http://host:9090), without /api/v1?",
-                self.base
+                self.shown_base()
             )),
             (_, Err(_)) => Err(format!(
                 "{}{path} answered HTTP {status} with something that is not the Prometheus query API: {:?}",
-                self.base,
+                self.shown_base(),
                 String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
             )),
         }
@@ -211,10 +216,14 @@ impl Store {
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|err| format!("url: cannot make a request to {}: {err}", self.base))?;
+            .map_err(|err| format!("url: cannot make a request to {}: {err}", self.shown_base()))?;
         let exchange = async {
             let response = self.client.request(request).await.map_err(|err| {
-                format!("cannot reach the store at {}: {}", self.base, reason(&err))
+                format!(
+                    "cannot reach the store at {}: {}",
+                    self.shown_base(),
+                    reason(&err)
+                )
             })?;
             let status = response.status().as_u16();
             let body = Limited::new(response.into_body(), MAX_ANSWER)
@@ -227,7 +236,7 @@ impl Store {
         tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
             format!(
                 "the store at {} did not answer within {} s",
-                self.base,
+                self.shown_base(),
                 TIMEOUT.as_secs()
             )
         })?
