@@ -6,7 +6,35 @@ use std::time::Duration;
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, Locator};
-use tests::{click, eventually_text, input_value, text_of, Browser, Perfpilot};
+use tests::{
+    body_json, click, eventually_text, http_post_json, http_request, input_value, text_of,
+    urlencode, Browser, Perfpilot,
+};
+
+/// Sets `resource`'s evaluation window through the settings panel's server function (a
+/// counted change).
+fn set_window(server: &Perfpilot, resource: &str, window_secs: u32) {
+    let (status, body) = server.get(&format!(
+        "/api/resource_settings?resource={}",
+        urlencode(resource)
+    ));
+    assert_eq!(status, 200, "{body}");
+    let mut settings = body_json(&body);
+    settings["window_secs"] = window_secs.into();
+    let form = format!(
+        "resource={}&settings={}",
+        urlencode(resource),
+        urlencode(&settings.to_string())
+    );
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_resource_settings",
+        &[],
+        &form,
+    );
+    assert_eq!(status, 200, "{answer}");
+}
 
 /// Drags on the chart from `from_y` to `to_y` (pixels from the canvas centre), taking a
 /// screenshot mid-drag when asked.
@@ -48,6 +76,9 @@ async fn drag_chart(browser: &Browser, from_y: f64, to_y: f64, screenshot: Optio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
     let server = Perfpilot::start(&[]);
+    // The backtest judges like the status: the statistic over the resource's window, once
+    // half of it holds samples. A 2 s window (change #1) lets a few seconds be judged.
+    set_window(&server, "cpu", 2);
     let browser = Browser::start().await;
     let client = &browser.client;
 
@@ -97,10 +128,10 @@ async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
         !t.is_empty()
     })
     .await;
-    assert_eq!(notice, "Saved as change #1.");
+    assert_eq!(notice, "Saved as change #2.");
     let marker = text_of(client, ".chart-events li").await;
     assert!(
-        marker.ends_with("UTC — target edit (change #1)"),
+        marker.ends_with("UTC — target edit (change #2)"),
         "{marker}"
     );
     browser.screenshot("resource-saved.png").await;
@@ -112,11 +143,17 @@ async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
     assert_eq!(reloaded, dragged);
     let marker = text_of(client, ".chart-events li").await;
     assert!(
-        marker.ends_with("UTC — target edit (change #1)"),
+        marker.ends_with("UTC — target edit (change #2)"),
         "the marker survives a reload: {marker}"
     );
+    // The tolerance band is part of the target as shown.
     let saved = text_of(client, ".target-editor .muted").await;
-    assert_eq!(saved, format!("Saved: p95 utilization ≤ {dragged} %"));
+    assert!(
+        saved.starts_with(&format!(
+            "Saved: p95 utilization ≤ {dragged} % (breaches above "
+        )) && saved.ends_with(" %)"),
+        "{saved}"
+    );
 
     // The overview card follows too.
     client.goto(&server.url("/")).await.unwrap();
@@ -127,6 +164,103 @@ async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
         format!("Target: p95 utilization ≤ {dragged} %")
     );
     browser.close().await;
+}
+
+/// The issue's reproduction, end to end: `custom:7`'s `load` alternating 20/80 every
+/// second against "p95 ≤ 50 for 30 s" fires — the card and the alert — and the resource
+/// page's backtest, replaying the same rule, says it would have been breached (it said
+/// "not breached" when it judged each sample against 50).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backtest_agrees_with_a_firing_alert_on_an_alternating_series() {
+    const RESOURCE: &str = "custom:7";
+    let server = Perfpilot::start(&["--push-create-resources"]);
+    let load = |t: i64| if (t / 1000) % 2 == 0 { 20.0 } else { 80.0 };
+    let sample = move |t: i64| {
+        format!(
+            r#"{{"resource":"{RESOURCE}","metric":"load","value":{},"timestamp":{t}}}"#,
+            load(t)
+        )
+    };
+    // Two minutes of history in one body (a push may be up to an hour old)…
+    let now = tests::now_ms();
+    let second = now - now % 1000;
+    let backfill: Vec<String> = (1..=120).rev().map(|k| sample(second - k * 1000)).collect();
+    let (status, body) = http_post_json(
+        server.addr,
+        "/api/push",
+        &format!(r#"{{"samples":[{}]}}"#, backfill.join(",")),
+    );
+    assert_eq!(status, 200, "{body}");
+    // …then one a second (the first push of a second wins its slot) while the test runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pusher = {
+        let (stop, addr) = (stop.clone(), server.addr);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = format!(r#"{{"samples":[{}]}}"#, sample(tests::now_ms()));
+                let _ = std::panic::catch_unwind(|| http_post_json(addr, "/api/push", &body));
+                std::thread::sleep(Duration::from_millis(400));
+            }
+        })
+    };
+    // Judged over 10 s; the target as the issue set it.
+    set_window(&server, RESOURCE, 10);
+    let (status, body) = http_post_json(
+        server.addr,
+        &format!("/api/v1/resources/{}/target", urlencode(RESOURCE)),
+        r#"{"metric":"load","value":50,"for_secs":30}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // The status fires once the window's p95 (80) has been past 55 (50 and its 10 %
+    // band) for 30 s; the alert with it.
+    server.card(RESOURCE, 60, "the card breaching", |c| {
+        c["evaluated"] == true && c["status"] == "not_optimized"
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = server.get("/api/v1/alerts");
+        assert_eq!(status, 200, "{body}");
+        let view = body_json(&body);
+        let firing = view["firing"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f["resource"] == RESOURCE));
+        if firing {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alert fires with the status: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client
+        .goto(&server.url(&format!(
+            "/resource?id={}&metric=load&range=5m",
+            urlencode(RESOURCE)
+        )))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let backtest = text_of(client, "#backtest").await;
+    assert!(
+        backtest.starts_with("Would have been breached 1 time, ")
+            && backtest.ends_with(" in the last 5 min."),
+        "the backtest agrees with the firing alert: {backtest}"
+    );
+    let saved = text_of(client, ".target-editor .muted").await;
+    assert!(saved.contains("(breaches above 55 "), "{saved}");
+    eventually_text(client, "#resource-status", "the status line", |t| {
+        t.starts_with("Not optimized: p95 ")
+    })
+    .await;
+    browser.screenshot("resource-backtest-agrees.png").await;
+    browser.close().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = pusher.join();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use engine::backtest::backtest;
-use engine::model::{MetricKind, Target};
+use engine::backtest::{backtest, Rule};
+use engine::model::{Comparator, MetricKind, Statistic, Target};
 
 /// Chart ranges a user can pick; part of the page URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +101,10 @@ pub struct SeriesView {
     pub highs: Vec<Option<f32>>,
     /// The saved target, when it is on this metric.
     pub target: Option<Target>,
+    /// How the live status judges the resource (its window, tolerance band and recovery):
+    /// the backtest replays the same rule.
+    #[serde(default)]
+    pub rule: Rule,
     /// Events on this resource inside the range (target edits, marks, actions), drawn as
     /// markers on the chart.
     #[serde(default)]
@@ -192,7 +196,10 @@ impl SeriesView {
 }
 
 /// "Would have been breached 3 times, 4.2 % of the last 1 hour" for a candidate value and
-/// `for` duration.
+/// `for` duration: the candidate replayed over the range with the live status's rule
+/// ([`engine::backtest::replay`]: the target's statistic over the resource's window,
+/// coverage, tolerance band, `for`, recovery), so it says what the card and the alert
+/// would have said.
 pub fn backtest_text(view: &SeriesView, candidate: f64, for_secs: u32) -> String {
     let saved = view
         .target
@@ -204,50 +211,98 @@ pub fn backtest_text(view: &SeriesView, candidate: f64, for_secs: u32) -> String
         ..saved
     };
     let step_secs = (view.step_ms / 1000).max(1) as u32;
-    match backtest(&view.means, step_secs, &target) {
-        Ok(result) if result.evaluated_samples == 0 => {
-            format!(
-                "No data in the last {} to test this target against.",
-                view.range.label()
-            )
+    let range = view.range.label();
+    let (values, judged) = judged_series(view, &target);
+    let result = match backtest(values, step_secs, &target, &view.rule) {
+        Ok(result) => result,
+        Err(err) => return err.to_string(),
+    };
+    if result.evaluated_samples == 0 {
+        if values.iter().all(Option::is_none) {
+            return format!("No data in the last {range} to test this target against.");
         }
-        Ok(result) if result.breaches == 0 => {
+        // Samples, but never enough of a window to judge: the status's own words.
+        let why = engine::optimizer::not_enough_data(result.best_coverage, view.rule.window_secs);
+        return format!(
+            "{} in the last {range} to test this target against.",
+            capitalized(&why)
+        );
+    }
+    if result.breaches == 0 {
+        return format!("Would not have been breached in the last {range}{judged}.");
+    }
+    let times = if result.breaches == 1 {
+        "time"
+    } else {
+        "times"
+    };
+    let share = result.breach_fraction * 100.0;
+    // The share is of the time that could be judged; say so when that is not all of it
+    // (gaps, or the first half window of the range).
+    let of = if result.evaluated_samples < values.len() {
+        let judged_secs = result.evaluated_samples as i64 * view.step_ms / 1000;
+        format!(
+            "of the {} judged in the last {range}",
+            crate::format::duration(judged_secs)
+        )
+    } else {
+        format!("of the last {range}")
+    };
+    format!(
+        "Would have been breached {} {times}, {share:.1} % {of}{judged}.",
+        result.breaches
+    )
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The values a backtest replays, and what they are (a suffix for its sentence). Raw
+/// ranges — and a fleet host's store samples — are the samples themselves. A range of
+/// slot summaries (24 h in minutes, 7 days in 10-minute slots, 30 days in hours) cannot
+/// give a window's statistic back: a mean target is judged on the slot means, a p95 or max
+/// target on each slot's worst value (its maximum for "at most", its minimum for "at
+/// least"), which bounds the statistic from the breaching side. The window then counts
+/// in slots (at least one).
+fn judged_series<'a>(view: &'a SeriesView, target: &Target) -> (&'a [Option<f32>], String) {
+    let summaries = !view.highs.is_empty() && view.highs.len() == view.means.len();
+    if !summaries {
+        let every = if view.step_ms >= 60_000 {
             format!(
-                "Would not have been breached in the last {}.",
-                view.range.label()
+                " (judged every {})",
+                crate::format::duration(view.step_ms / 1000)
             )
+        } else {
+            String::new()
+        };
+        return (view.means.as_slice(), every);
+    }
+    let slot = match view.step_ms {
+        60_000 => "minute".to_owned(),
+        600_000 => "10-minute".to_owned(),
+        3_600_000 => "hourly".to_owned(),
+        ms => crate::format::duration(ms / 1000),
+    };
+    let stat = target.statistic.as_str();
+    match (target.statistic, target.comparator) {
+        (Statistic::Mean, _) => (view.means.as_slice(), format!(" (judged on {slot} means)")),
+        (Statistic::Max, Comparator::Le) => {
+            (view.highs.as_slice(), format!(" (judged on {slot} maxima)"))
         }
-        Ok(result) => {
-            let times = if result.breaches == 1 {
-                "time"
-            } else {
-                "times"
-            };
-            let share = result.breach_fraction * 100.0;
-            // The share is of the time with samples; say so when gaps cover part of the range.
-            let of = if result.evaluated_samples < view.means.len() {
-                let sampled = result.evaluated_samples as i64 * view.step_ms / 1000;
-                format!(
-                    "of the {} sampled in the last {}",
-                    crate::format::duration(sampled),
-                    view.range.label()
-                )
-            } else {
-                format!("of the last {}", view.range.label())
-            };
-            // Long ranges are judged on slot means (what the chart draws), not samples.
-            let judged = match view.step_ms {
-                s if s >= 3_600_000 => " (judged on hourly means)",
-                s if s >= 600_000 => " (judged on 10-minute means)",
-                s if s >= 60_000 => " (judged on minute means)",
-                _ => "",
-            };
-            format!(
-                "Would have been breached {} {times}, {share:.1} % {of}{judged}.",
-                result.breaches
-            )
-        }
-        Err(err) => err.to_string(),
+        (_, Comparator::Le) => (
+            view.highs.as_slice(),
+            format!(" (judged on {slot} maxima, an upper bound of {stat})"),
+        ),
+        (_, Comparator::Ge) if view.lows.len() == view.means.len() => (
+            view.lows.as_slice(),
+            format!(" (judged on {slot} minima, a lower bound of {stat})"),
+        ),
+        (_, Comparator::Ge) => (view.means.as_slice(), format!(" (judged on {slot} means)")),
     }
 }
 
@@ -291,8 +346,19 @@ pub fn default_target(metric: &str, value: f64) -> Target {
 mod tests {
     use super::*;
 
+    /// Judged sample by sample (a one-sample window, no band, recovery at once): what the
+    /// tests below were written for before the backtest shared the live rule.
+    fn per_sample() -> Rule {
+        Rule {
+            window_secs: 1,
+            tolerance_pct: 0.0,
+            stabilization_secs: 0,
+        }
+    }
+
     fn view(values: Vec<Option<f32>>) -> SeriesView {
         SeriesView {
+            rule: per_sample(),
             resource_id: "cpu".into(),
             resource_name: "CPU".into(),
             metric: "utilization".into(),
@@ -356,7 +422,7 @@ mod tests {
         v.means.insert(0, None);
         assert_eq!(
             backtest_text(&v, 50.0, 0),
-            "Would have been breached 2 times, 60.0 % of the 5 s sampled in the last 5 min."
+            "Would have been breached 2 times, 60.0 % of the 5 s judged in the last 5 min."
         );
         v.means.remove(0);
         assert_eq!(
@@ -371,6 +437,61 @@ mod tests {
         assert_eq!(
             backtest_text(&view(vec![None, None]), 50.0, 0),
             "No data in the last 5 min to test this target against."
+        );
+    }
+
+    /// The issue's reproduction: 20/80 every second against p95 ≤ 50 for 30 s with the
+    /// default rule (60 s window, 10 % band). The live status fires; so does the backtest
+    /// (it said "not breached" when it judged each sample against 50).
+    #[test]
+    fn the_backtest_judges_the_window_statistic_like_the_live_status() {
+        let mut v = view(
+            (0..300)
+                .map(|i| Some(if i % 2 == 0 { 20.0 } else { 80.0 }))
+                .collect(),
+        );
+        v.rule = Rule::default();
+        assert_eq!(
+            backtest_text(&v, 50.0, 30),
+            "Would have been breached 1 time, 88.9 % of the 4 min judged in the last 5 min."
+        );
+        // 80 is the window's p95: a target above its band is never breached.
+        assert_eq!(
+            backtest_text(&v, 75.0, 30),
+            "Would not have been breached in the last 5 min."
+        );
+    }
+
+    #[test]
+    fn a_range_without_half_a_window_of_data_says_how_much_there_is() {
+        let mut v = view(vec![None; 288]);
+        v.means.extend([Some(90.0); 12]);
+        v.rule = Rule::default();
+        assert_eq!(
+            backtest_text(&v, 50.0, 0),
+            "Not enough data yet (12 of 60 s) in the last 5 min to test this target against."
+        );
+    }
+
+    #[test]
+    fn slot_summaries_are_judged_on_their_worst_value_and_say_so() {
+        let mut v = view(vec![Some(50.0); 10]);
+        v.range = ChartRange::OneDay;
+        v.step_ms = 60_000;
+        v.lows = vec![Some(20.0); 10];
+        v.highs = vec![Some(80.0); 10];
+        v.rule = Rule::default();
+        // p95 ≤ 50 (breaches above 55) for 5 m: every minute peaked at 80; the window is one
+        // minute, the `for` five of them.
+        assert_eq!(
+            backtest_text(&v, 50.0, 300),
+            "Would have been breached 1 time, 50.0 % of the last 24 hours (judged on minute maxima, an upper bound of p95)."
+        );
+        // A mean target reads the minute means.
+        v.target.as_mut().unwrap().statistic = engine::model::Statistic::Mean;
+        assert_eq!(
+            backtest_text(&v, 50.0, 300),
+            "Would not have been breached in the last 24 hours (judged on minute means)."
         );
     }
 

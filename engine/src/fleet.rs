@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backtest::backtest;
+use crate::backtest::{backtest, Rule};
 use crate::error::EngineError;
 use crate::model::{Comparator, Metric, MetricKind, ResourceSettings, Statistic, Target};
-use crate::optimizer::Condition;
+use crate::optimizer::{Analyzer, Condition};
 use crate::stats::SampleValue;
 
 /// The group key of the whole fleet: the default level.
@@ -334,7 +334,9 @@ pub struct Judged {
 }
 
 /// Judges the newest `window` samples of one host's metric (oldest first) on the target's
-/// statistic, with the same coverage rule and dead-band as a local resource.
+/// statistic, with the rule of a local resource ([`Analyzer::observe_window`]: coverage,
+/// statistic, dead-band). Coverage is of the samples the host's ring holds of the window:
+/// a store younger than the window has nothing before, which is not a gap of the host's.
 pub fn judge(
     samples: &[Option<f32>],
     window: usize,
@@ -342,24 +344,11 @@ pub fn judge(
     tolerance_pct: f64,
 ) -> Judged {
     let window = &samples[samples.len().saturating_sub(window.max(1))..];
-    let present = window.iter().filter(|s| s.is_some()).count();
-    let coverage = present as f64 / window.len().max(1) as f64;
-    let observed = if present == 0 || coverage < crate::optimizer::MIN_COVERAGE {
-        None
-    } else {
-        let mut scratch = Vec::with_capacity(window.len());
-        crate::stats::statistic(window, target.statistic, &mut scratch)
-    };
-    let condition = match observed {
-        None => Condition::NoData,
-        Some(v) if target.is_met(v) => Condition::Met,
-        Some(v) if target.is_breached(v, tolerance_pct) => Condition::Breached,
-        Some(_) => Condition::DeadBand,
-    };
+    let obs = Analyzer::new().observe_window(window, window.len(), target, tolerance_pct);
     Judged {
-        observed,
-        condition,
-        severity: observed.map(|v| severity(target, v)),
+        observed: obs.observed,
+        condition: obs.condition,
+        severity: obs.observed.map(|v| severity(target, v)),
     }
 }
 
@@ -377,12 +366,28 @@ pub struct GroupBacktest {
     pub breaches: u32,
 }
 
-/// Replays `target` over each host's series (one every `step_secs`), with the semantics
-/// of [`backtest`] (a run must last the target's `for`; a gap ends it).
+/// [`group_replay`] with the default rule (a 60 s window, a 10 % band). The fleet's own
+/// rule is its resource's settings: the server calls [`group_replay`] with
+/// `Rule::of(&fleet_resource.settings)`; this form is kept only for callers that have not
+/// moved yet.
 pub fn group_backtest<S: SampleValue>(
     hosts: &[Vec<S>],
     step_secs: u32,
     target: &Target,
+) -> Result<GroupBacktest, EngineError> {
+    group_replay(hosts, step_secs, target, &Rule::default())
+}
+
+/// Replays `target` over each host's series (one every `step_secs`) with the live
+/// status's rule ([`crate::backtest::replay`]: the statistic over `rule`'s window in
+/// steps, coverage, the tolerance band, `for`, recovery after stabilization), the same
+/// rule the host's cell is judged with. A host's breaches are the episodes its status
+/// would have spent breached.
+pub fn group_replay<S: SampleValue>(
+    hosts: &[Vec<S>],
+    step_secs: u32,
+    target: &Target,
+    rule: &Rule,
 ) -> Result<GroupBacktest, EngineError> {
     let mut out = GroupBacktest {
         hosts: 0,
@@ -392,7 +397,7 @@ pub fn group_backtest<S: SampleValue>(
     };
     let (mut firing, mut evaluated) = (0usize, 0usize);
     for series in hosts {
-        let result = backtest(series, step_secs, target)?;
+        let result = backtest(series, step_secs, target, rule)?;
         if result.evaluated_samples == 0 {
             continue;
         }
@@ -664,12 +669,46 @@ mod tests {
             // No data at all: not counted.
             vec![None::<f32>, None],
         ];
-        let r = group_backtest(&hosts, 60, &t).unwrap();
+        // Judged sample by sample: a one-step window, no band, recovery at once.
+        let per_sample = Rule {
+            window_secs: 60,
+            tolerance_pct: 0.0,
+            stabilization_secs: 0,
+        };
+        let r = group_replay(&hosts, 60, &t, &per_sample).unwrap();
         assert_eq!((r.hosts, r.hosts_breached, r.breaches), (3, 2, 2));
         assert!((r.breach_fraction - 3.0 / 12.0).abs() < 1e-9, "{r:?}");
         assert_eq!(
             r.text("24 h"),
             "Would have been breached on 2 of 3 hosts, 25.0 % of the time, in the last 24 h."
+        );
+    }
+
+    #[test]
+    fn group_replay_judges_hosts_with_the_fleets_rule() {
+        // The built-in CPU ≤ 65 % (p95, for 5 m) with a fleet's 5 m window and 10 % band,
+        // over an hour at 15 s steps.
+        let cpu = built_in_target("cpu").unwrap();
+        let rule = Rule {
+            window_secs: 300,
+            tolerance_pct: 10.0,
+            stabilization_secs: 60,
+        };
+        // A steady 70 % host is past the target but inside its band: not a breach, and
+        // the target says where breaches start. A host alternating 20/80 breaches its p95.
+        let steady = vec![Some(70.0f32); 240];
+        let alternating: Vec<Option<f32>> = (0..240)
+            .map(|i| Some(if i % 2 == 0 { 20.0 } else { 80.0 }))
+            .collect();
+        let r = group_replay(&[steady, alternating], 15, &cpu, &rule).unwrap();
+        assert_eq!((r.hosts, r.hosts_breached, r.breaches), (2, 1, 1));
+        assert_eq!(
+            cpu.threshold_text(MetricKind::Utilization, rule.tolerance_pct),
+            "≤ 65 % (breaches above 71.5 %)"
+        );
+        assert_eq!(
+            judge(&[Some(70.0); 20], 20, &cpu, rule.tolerance_pct).condition,
+            Condition::DeadBand
         );
     }
 

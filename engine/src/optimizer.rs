@@ -56,6 +56,15 @@ pub struct Observation {
     pub condition: Condition,
 }
 
+/// "not enough data yet (12 of 60 s)": why a window of `window_secs` with this
+/// `coverage` (an [`Observation`]'s) decided nothing — at least [`MIN_COVERAGE`] of it
+/// must hold samples. Every surface says it in these words: the status before its first
+/// verdict, the backtest when no window of the range could be judged.
+pub fn not_enough_data(coverage: f64, window_secs: u32) -> String {
+    let have = (coverage.clamp(0.0, 1.0) * f64::from(window_secs)).round() as u32;
+    format!("not enough data yet ({have} of {window_secs} s)")
+}
+
 /// Reusable analyzer; keep one per loop so its scratch buffer is allocated once.
 #[derive(Debug, Default)]
 pub struct Analyzer {
@@ -77,6 +86,22 @@ impl Analyzer {
     ) -> Observation {
         let n = settings.window_samples();
         let window = &samples[samples.len().saturating_sub(n)..];
+        self.observe_window(window, n, target, settings.tolerance_pct)
+    }
+
+    /// The rule itself, on a window already cut: coverage is the share of `window_len`
+    /// slots that hold a sample (below [`MIN_COVERAGE`] nothing is decided), the
+    /// target's statistic over them, then met / inside the tolerance band / breached.
+    /// [`Analyzer::observe`] (the live status, the backtest's replay) and the fleet's
+    /// `judge` all come here.
+    pub fn observe_window<S: SampleValue>(
+        &mut self,
+        window: &[S],
+        window_len: usize,
+        target: &Target,
+        tolerance_pct: f64,
+    ) -> Observation {
+        let n = window_len.max(1);
         let present = window.iter().filter(|s| s.value().is_some()).count();
         let coverage = present as f64 / n as f64;
         if present == 0 || coverage < MIN_COVERAGE {
@@ -90,7 +115,7 @@ impl Analyzer {
         let condition = match observed {
             None => Condition::NoData,
             Some(v) if target.is_met(v) => Condition::Met,
-            Some(v) if target.is_breached(v, settings.tolerance_pct) => Condition::Breached,
+            Some(v) if target.is_breached(v, tolerance_pct) => Condition::Breached,
             Some(_) => Condition::DeadBand,
         };
         Observation {
@@ -216,7 +241,17 @@ impl Tracker {
         kind: MetricKind,
         settings: &ResourceSettings,
     ) -> Option<Transition> {
-        let observed = obs.observed?;
+        let Some(observed) = obs.observed else {
+            // A window too thin to judge holds every timer (below). Before the first
+            // verdict the reason says why there is none yet, in the backtest's words.
+            if !self.evaluated {
+                let why = not_enough_data(obs.coverage, settings.window_secs);
+                if self.reason != why {
+                    self.reason = why;
+                }
+            }
+            return None;
+        };
         self.last_observed = Some(observed);
         match obs.condition {
             // A gap neither confirms nor denies: hold every timer.
@@ -272,11 +307,22 @@ impl Tracker {
             // First verdict: no history to flap against, so a met or in-band value counts now.
             let reason = match obs.condition {
                 Condition::Met => ok(),
-                _ => format!(
-                    "{} within the {} % tolerance band",
-                    ok(),
-                    settings.tolerance_pct
-                ),
+                // Past the target as written: say so, and where breaches start.
+                _ => {
+                    let past = match target.comparator {
+                        Comparator::Le => ">",
+                        Comparator::Ge => "<",
+                    };
+                    let band = target
+                        .band_text(kind, settings.tolerance_pct)
+                        .map(|b| format!(" ({b})"))
+                        .unwrap_or_default();
+                    format!(
+                        "{stat} {} {past} target {}, within the tolerance band{band}",
+                        value(observed),
+                        value(target.value)
+                    )
+                }
             };
             return Some(self.go(now_ms, OptimizationStatus::Optimized, reason));
         }
@@ -616,7 +662,30 @@ mod tests {
         let mut tr = Tracker::new(0);
         let t = feed(&mut tr, 1, 70.0).unwrap();
         assert_eq!(t.to, OptimizationStatus::Optimized);
-        assert!(t.reason.contains("tolerance band"), "{}", t.reason);
+        // Never read as plainly within target: past it, inside the band, and where the
+        // band ends.
+        assert_eq!(
+            t.reason,
+            "p95 70 % > target 65 %, within the tolerance band (breaches above 71.5 %)"
+        );
+    }
+
+    #[test]
+    fn too_thin_a_window_says_how_much_data_there_is_before_the_first_verdict() {
+        let mut tr = Tracker::new(0);
+        let thin: Vec<Option<f64>> = (0..60).map(|i| (i >= 48).then_some(90.0)).collect();
+        let obs = Analyzer::new().observe(&thin, &cpu_target(), &settings());
+        assert_eq!(obs.condition, Condition::NoData);
+        let kind = MetricKind::Utilization;
+        assert_eq!(tr.observe(0, &obs, &cpu_target(), kind, &settings()), None);
+        assert_eq!(tr.report().reason, "not enough data yet (12 of 60 s)");
+        assert_eq!(tr.report().reason, not_enough_data(obs.coverage, 60));
+        assert!(!tr.report().evaluated);
+        // After a verdict a gap holds it, reason and all.
+        feed(&mut tr, 1, 50.0).unwrap();
+        let before = tr.report().reason;
+        tr.observe(2000, &obs, &cpu_target(), kind, &settings());
+        assert_eq!(tr.report().reason, before);
     }
 
     #[test]

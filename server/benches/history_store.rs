@@ -160,6 +160,7 @@ fn backtest_30_days_of_minutes(bencher: Bencher) {
             .read(&[key], Tier::Minute, END_MS - 30 * DAY_MS, END_MS)
             .unwrap();
         let means: Vec<Option<f32>> = points[0].iter().map(|p| Some(p.mean)).collect();
-        black_box(engine::backtest::backtest(&means, 60, &target).unwrap())
+        let rule = engine::backtest::Rule::default();
+        black_box(engine::backtest::backtest(&means, 60, &target, &rule).unwrap())
     });
 }

@@ -19,6 +19,10 @@ pub struct FleetPageData {
     pub fleets: Vec<(String, String)>,
     /// The one shown (the first when none is named), or why it cannot be.
     pub view: Option<Result<FleetView, String>>,
+    /// The shown fleet's tolerance band, in % of a target's value: a host past its target
+    /// but inside the band is not breaching, and the page says so.
+    #[serde(default)]
+    pub tolerance_pct: f64,
 }
 
 #[server(endpoint = "fleet", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
@@ -37,6 +41,11 @@ pub async fn get_fleet(
     let shown = id
         .filter(|id| !id.is_empty())
         .or_else(|| fleets.first().map(|(id, _)| id.clone()));
+    let tolerance_pct = shown
+        .as_deref()
+        .and_then(|id| engine::model::ResourceId::new(id).ok())
+        .and_then(|rid| state.resources.get(&rid).map(|r| r.settings.tolerance_pct))
+        .unwrap_or(0.0);
     let view = match shown {
         None => None,
         Some(id) => match backend.fleet_view(&id) {
@@ -45,7 +54,11 @@ pub async fn get_fleet(
             Err(err) => Some(Err(err.error)),
         },
     };
-    Ok(FleetPageData { fleets, view })
+    Ok(FleetPageData {
+        fleets,
+        view,
+        tolerance_pct,
+    })
 }
 
 /// Adds a fleet after one test query (admins only).
@@ -115,6 +128,7 @@ fn FleetBody(data: FleetPageData, retries: RwSignal<u32>) -> impl IntoView {
             .collect_view();
         view! { <nav class="chips" aria-label="Fleet">{chips}</nav> }
     });
+    let tolerance_pct = data.tolerance_pct;
     let body = match data.view {
         None => view! {
             <section class="page-head"><h1>"Fleet"</h1></section>
@@ -143,14 +157,14 @@ fn FleetBody(data: FleetPageData, retries: RwSignal<u32>) -> impl IntoView {
             }
             .into_any()
         }
-        Some(Ok(view)) => view! { <FleetLive initial=view/> }.into_any(),
+        Some(Ok(view)) => view! { <FleetLive initial=view tolerance_pct/> }.into_any(),
     };
     view! { {picker} {body} }
 }
 
 /// The fleet, re-read on the store's interval.
 #[component]
-fn FleetLive(initial: FleetView) -> impl IntoView {
+fn FleetLive(initial: FleetView, tolerance_pct: f64) -> impl IntoView {
     let id = initial.id.clone();
     let interval = std::time::Duration::from_secs(initial.interval_secs.max(1).into());
     let fleet = RwSignal::new(initial);
@@ -182,8 +196,14 @@ fn FleetLive(initial: FleetView) -> impl IntoView {
     let show_all = RwSignal::new(false);
     move || {
         let view = fleet.get();
-        view! { <FleetContent view show_all refresh_error/> }
+        view! { <FleetContent view show_all refresh_error tolerance_pct/> }
     }
+}
+
+/// What a "near" square means: past the target as written, inside its tolerance band,
+/// so not counted as breaching (a steady 70 % against "≤ 65 %" with a 10 % band).
+fn near_legend(tolerance_pct: f64) -> String {
+    format!(" past the target, within its {tolerance_pct} % tolerance band (not breaching) ")
 }
 
 fn cell_class(state: CellState) -> &'static str {
@@ -225,6 +245,7 @@ fn FleetContent(
     view: FleetView,
     show_all: RwSignal<bool>,
     refresh_error: RwSignal<Option<String>>,
+    tolerance_pct: f64,
 ) -> impl IntoView {
     let breaching = view.hosts.iter().filter(|h| h.breaching()).count();
     let down = view.hosts.iter().filter(|h| !h.up).count();
@@ -376,7 +397,7 @@ fn FleetContent(
                 <h2>"Hosts"</h2>
                 <p class="muted legend">
                     <span class="fc fc-breached"></span>" breaching "
-                    <span class="fc fc-near"></span>" near "
+                    <span class="fc fc-near"></span>{near_legend(tolerance_pct)}
                     <span class="fc fc-met"></span>" met "
                     <span class="fc fc-nodata"></span>" down / no data"
                 </p>

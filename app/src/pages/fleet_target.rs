@@ -161,6 +161,8 @@ pub async fn get_fleet_scope(
         lows,
         highs,
         target: effective,
+        // The fleet's rule (window, tolerance band, recovery): what its cells are judged with.
+        rule: engine::backtest::Rule::of(&resource.settings),
         events: Vec::new(),
         overlays: Vec::new(),
         comparable: Vec::new(),
@@ -319,6 +321,19 @@ pub async fn fleet_backtest(
         result.text(range.label()),
         crate::format::duration(step as i64)
     ))
+}
+
+/// A host metric's standing in words: past the target but inside its tolerance band is
+/// never shown as plainly within target.
+pub(crate) fn standing_text(state: engine::fleet::CellState) -> &'static str {
+    use engine::fleet::CellState;
+    match state {
+        CellState::Met => "met",
+        CellState::Near => "within the tolerance band",
+        CellState::Breached => "breached",
+        CellState::NoTarget => "no target",
+        CellState::NoData => "no data",
+    }
 }
 
 fn scope_title(scope: &Scope) -> String {
@@ -488,6 +503,8 @@ fn ScopeEditor(
             && (candidate.get() != saved_value || candidate_for.get() != saved_for)
     };
 
+    // The fleet's tolerance band is part of every target this page shows.
+    let tolerance = data.series.rule.tolerance_pct;
     let (level, key) = level_args(&data.scope);
     let submit = {
         let (id, level, key, metric) = (
@@ -516,7 +533,7 @@ fn ScopeEditor(
         let to = data
             .inherited
             .as_ref()
-            .map(|(t, o)| format!("{} ({})", t.describe(data.metric.kind), o.label()))
+            .map(|(t, o)| format!("{} ({})", t.describe_with_band(data.metric.kind, tolerance), o.label()))
             .unwrap_or_else(|| "no target".into());
         view! {
             <Allowed role=Role::Editor what="Resetting a target">
@@ -540,13 +557,13 @@ fn ScopeEditor(
             };
             format!(
                 "Effective target: {} — set here ({}).",
-                t.describe(data.metric.kind),
+                t.describe_with_band(data.metric.kind, tolerance),
                 origin_text(own_origin, &data.scope, data.host.as_ref())
             )
         }
         (None, Some((t, o))) => format!(
             "Effective target: {} — inherited from {}.",
-            t.describe(data.metric.kind),
+            t.describe_with_band(data.metric.kind, tolerance),
             origin_text(*o, &data.scope, data.host.as_ref())
         ),
         (None, None) => "No target applies: set one here.".into(),
@@ -581,8 +598,9 @@ fn ScopeEditor(
                 let target = m
                     .target
                     .as_ref()
-                    .map(|(t, o)| format!("{} ({})", t.describe(m.metric.kind), o.label()))
+                    .map(|(t, o)| format!("{} ({})", t.describe_with_band(m.metric.kind, tolerance), o.label()))
                     .unwrap_or_else(|| "none".into());
+                let standing = standing_text(m.state);
                 let value = m
                     .observed
                     .map(|v| crate::format::reading(v, &m.metric.unit))
@@ -591,7 +609,7 @@ fn ScopeEditor(
                     <tr data-metric=m.metric.name.clone() data-origin=m.target.as_ref().map(|(_, o)| o.as_str())>
                         <th scope="row">{m.metric.name.clone()}</th>
                         <td class="num">{value}</td>
-                        <td>{m.state.as_str().replace('_', " ")}</td>
+                        <td>{standing}</td>
                         <td>{target}</td>
                     </tr>
                 }

@@ -79,6 +79,11 @@ fn ResourceCard(card: Card) -> impl IntoView {
         // Breaching, not yet for long enough to count: say so, and for how long (also
         // before the first verdict, which a breach in progress holds back).
         (Some(_), _) if card.pending => ("pending", "Breaching…", card.reason.clone()),
+        // Too little data yet: the status says how much ("not enough data yet (12 of 60
+        // s)"), in the backtest's words.
+        (Some(_), false) if card.reason.starts_with("not enough data") => {
+            ("evaluating", "Evaluating…", card.reason.clone())
+        }
         (Some(_), false) => (
             "evaluating",
             "Evaluating…",

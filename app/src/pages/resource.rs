@@ -149,6 +149,7 @@ pub async fn get_series(
         resource_name: found.name.clone(),
         metrics: found.metrics.iter().map(|m| m.name.clone()).collect(),
         target: found.target.clone().filter(|t| t.metric == metric),
+        rule: engine::backtest::Rule::of(&found.settings),
         metric,
         unit,
         kind,
@@ -426,6 +427,10 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             (_, _, None) => "No target: nothing is evaluated.".to_owned(),
             (true, _, _) => format!("Breaching… {}", card.reason),
             (false, true, _) => format!("{}: {}", card.status.label(), card.reason),
+            // Too little data yet: the status says how much, as the backtest does.
+            (false, false, _) if card.reason.starts_with("not enough data") => {
+                format!("Evaluating… {}", card.reason)
+            }
             (false, false, _) => "Evaluating…".to_owned(),
         })
     };
@@ -464,7 +469,13 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         <section class="target-editor" aria-labelledby="target-heading">
             <h2 id="target-heading">"Target"</h2>
             <p class="muted">
-                {move || series.read().target.as_ref().map(|t| format!("Saved: {}", t.describe(series.read().kind))).unwrap_or_else(|| "No target saved for this metric yet.".into())}
+                {move || {
+                    let s = series.read();
+                    s.target
+                        .as_ref()
+                        .map(|t| format!("Saved: {}", t.describe_with_band(s.kind, s.rule.tolerance_pct)))
+                        .unwrap_or_else(|| "No target saved for this metric yet.".into())
+                }}
             </p>
             <div class="target-row">
                 <input

@@ -179,11 +179,33 @@ impl app::backend::Backend for Monitor {
         range_secs: u64,
     ) -> app::backend::BoxFuture<Result<(engine::fleet::GroupBacktest, u64), AppError>> {
         let fleet = self.fleet(&id);
+        // The fleet's own rule (window, tolerance band, recovery): the one its hosts'
+        // cells are judged with, so the backtest says what the page would have said.
+        let rule = engine::model::ResourceId::new(&id)
+            .ok()
+            .and_then(|rid| {
+                self.store
+                    .state()
+                    .resources
+                    .get(&rid)
+                    .map(|r| engine::backtest::Rule::of(&r.settings))
+            })
+            .unwrap_or_default();
         Box::pin(async move {
-            fleet?
-                .group_backtest(&group, &target, range_secs)
+            let fleet = fleet?;
+            let scope = if group == engine::fleet::ALL_HOSTS {
+                engine::fleet::Scope::Default
+            } else {
+                engine::fleet::Scope::Group(group)
+            };
+            let series = fleet
+                .range(&target.metric, &scope, range_secs, 1_440)
                 .await
-                .map_err(store_refusal)
+                .map_err(store_refusal)?;
+            let hosts: Vec<Vec<Option<f32>>> = series.hosts.values().cloned().collect();
+            let step_secs = u32::try_from(series.step_secs).unwrap_or(u32::MAX);
+            let result = engine::fleet::group_replay(&hosts, step_secs, &target, &rule)?;
+            Ok((result, series.step_secs))
         })
     }
 
