@@ -217,7 +217,7 @@ fn a_change_that_verifies_badly_is_rolled_back() {
         600,
     );
     let audit = eventually(&server, "/api/audit?kind=action", "the rollback", |b| {
-        b.contains("memory: webhook rolled back (verification failed")
+        b.contains("memory: webhook rolled back (verification: inconclusive")
     });
     assert!(audit.contains("memory: webhook succeeded"), "{audit:.2000}");
     assert!(
@@ -261,7 +261,7 @@ fn a_change_that_verifies_badly_is_rolled_back() {
         );
     }
     let overview = eventually(&server, "/api/overview", "the rolled back status", |b| {
-        b.contains("rolled back: verification failed")
+        b.contains("rolled back: verification: inconclusive")
     });
     assert!(
         overview.contains("\"status\":\"failed\""),
@@ -282,7 +282,7 @@ fn a_change_that_verifies_badly_is_rolled_back() {
         "{outcomes:?}"
     );
     assert!(
-        outcomes[1].starts_with("failed: rolled back: verification failed"),
+        outcomes[1].starts_with("failed: rolled back: verification: inconclusive"),
         "{outcomes:?}"
     );
 }
@@ -326,4 +326,177 @@ fn a_tripped_guardrail_rolls_back_at_once() {
         "rolled back at once, not after the 600 s verify window"
     );
     assert!(marker.exists(), "the rollback command ran");
+}
+
+/// A change that was rolled back is not tried again while the same breach lasts; a new
+/// breach may try again (after the doubling back-off), and the `attention_after`th
+/// rollback in a row stops the optimizer: the status says the resource needs attention,
+/// the outcome channel is told once, and a third breach runs nothing.
+#[test]
+fn a_rolled_back_change_is_not_retried_in_its_breach_and_repeated_failures_need_a_person() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    let (port, received) = webhook_receiver();
+    let ops = tests::Receiver::start();
+    let dir = TempDir::new("perfpilot-actions-backoff");
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[alert_channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/ops\"\nnotify_outcomes = true\n",
+            ops.port
+        ),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&[
+        "--push-create-resources",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    // The pushed load: what the test sets, four times a second.
+    let load = Arc::new(AtomicU32::new(20));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pusher = {
+        let (load, stop, addr) = (load.clone(), stop.clone(), server.addr);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let body = format!(
+                    r#"{{"samples":[{{"resource":"custom:9","metric":"load","value":{}}}]}}"#,
+                    load.load(Ordering::Relaxed)
+                );
+                let _ = tests::http_post_json(addr, "/api/push", &body);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    eventually(&server, "/api/overview", "the pushed resource", |b| {
+        b.contains("custom:9")
+    });
+    let (status, body) = server.get("/api/resource_settings?resource=custom%3A9");
+    assert_eq!(status, 200, "{body}");
+    let json = body
+        .split_once("\r\n\r\n")
+        .map_or(body.as_str(), |(_, b)| b);
+    let mut settings: serde_json::Value = serde_json::from_str(json).unwrap();
+    for (key, value) in [
+        ("window_secs", 2),
+        ("baseline_secs", 2),
+        ("verify_secs", 2),
+        ("cooldown_secs", 1),
+        ("stabilization_secs", 1),
+        ("attention_after", 2),
+    ] {
+        settings[key] = value.into();
+    }
+    settings["dry_run"] = false.into();
+    settings["action"] = serde_json::json!({
+        "kind": "webhook",
+        "url": format!("http://127.0.0.1:{port}/scale-up"),
+        "rollback_url": format!("http://127.0.0.1:{port}/scale-down"),
+    });
+    let form = format!(
+        "resource=custom%3A9&settings={}",
+        urlencode(&settings.to_string())
+    );
+    let (status, body) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_resource_settings",
+        &[],
+        &form,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_target",
+        &[],
+        "resource=custom%3A9&metric=load&value=50&for_secs=0",
+    );
+    assert_eq!(status, 200, "{body}");
+    let phases = || -> Vec<String> {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(head, _)| {
+                head.split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let wait_for_calls = |n: usize, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while phases().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                phases()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    // First breach: applied, judged (too short to help), rolled back.
+    load.store(80, Ordering::Relaxed);
+    wait_for_calls(2, "the first apply and its rollback");
+    assert_eq!(phases(), ["/scale-up", "/scale-down"]);
+    // The breach goes on past cooldown and back-off: nothing is tried again in it.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        phases(),
+        ["/scale-up", "/scale-down"],
+        "no retry within the breach"
+    );
+
+    // It recovers, then breaches again: one more try, rolled back, and that is the
+    // second rollback in a row.
+    load.store(20, Ordering::Relaxed);
+    eventually(&server, "/api/overview", "the recovery", |b| {
+        b.contains("recovered")
+    });
+    load.store(80, Ordering::Relaxed);
+    wait_for_calls(4, "the second apply and its rollback");
+    let overview = eventually(&server, "/api/overview", "needs attention", |b| {
+        b.contains("needs attention")
+    });
+    assert!(
+        overview.contains("2 changes in a row did not help"),
+        "{overview:.3000}"
+    );
+    ops.wait_for("/ops", 15, "the needs-attention notice", |r| {
+        r.iter().any(|r| {
+            r.json()["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("needs attention")
+        })
+    });
+
+    // A third breach runs nothing: a person has to look first.
+    load.store(20, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(4));
+    load.store(80, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        phases().len(),
+        4,
+        "nothing applied while it needs attention: {:?}",
+        phases()
+    );
+    let summaries: Vec<String> = ops
+        .on("/ops")
+        .iter()
+        .map(|r| r.json()["summary"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let notices = summaries
+        .iter()
+        .filter(|s| s.contains("needs attention"))
+        .count();
+    assert_eq!(notices, 1, "told once: {summaries:#?}");
+    stop.store(true, Ordering::Relaxed);
+    pusher.join().unwrap();
 }

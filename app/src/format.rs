@@ -1,8 +1,18 @@
 //! Human formatting of readings: the same rules on the server and in the browser, so the
 //! hydrated page never disagrees with the server-rendered one.
 
-/// "42.5 %", "1.2 MiB/s", "3.4 GiB", "0.52".
+/// "42.5 %", "1.2 MiB/s", "3.4 GiB", "0.52", "0.004 ms": below 1 a reading keeps two
+/// significant digits ([`engine::model::format_number`]), so a small one never shows as
+/// "0.0".
 pub fn reading(value: f64, unit: &str) -> String {
+    if value != 0.0 && value.abs() < 1.0 && !matches!(unit, "bytes" | "bytes/s") {
+        let number = engine::model::format_number(value);
+        return if unit.is_empty() {
+            number
+        } else {
+            format!("{number} {unit}")
+        };
+    }
     match unit {
         "%" => format!("{value:.1} %"),
         "bytes" => bytes(value),
@@ -74,5 +84,18 @@ mod tests {
         assert_eq!(reading(3.5 * 1024.0 * 1024.0 * 1024.0, "bytes"), "3.5 GiB");
         assert_eq!(reading(0.5234, "tasks"), "0.52 tasks");
         assert_eq!(reading(81.25, "ms"), "81.2 ms");
+    }
+
+    #[test]
+    fn small_readings_keep_their_precision() {
+        assert_eq!(reading(0.01, "ms"), "0.01 ms");
+        assert_eq!(reading(0.004, "ms"), "0.004 ms");
+        assert_eq!(reading(0.5, "ms"), "0.5 ms");
+        assert_eq!(reading(0.04, "%"), "0.04 %");
+        assert_eq!(reading(f64::from(0.02f32), "ms"), "0.02 ms");
+        assert_eq!(reading(0.004, ""), "0.004");
+        assert_eq!(reading(0.0, "ms"), "0.0 ms");
+        assert_eq!(reading(12.34, "ms"), "12.3 ms");
+        assert_eq!(reading(0.4, "bytes"), "0 B");
     }
 }

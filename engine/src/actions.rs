@@ -20,12 +20,16 @@ use crate::stats::{self, SampleValue};
 pub const HEADROOM: f64 = 0.15;
 const MAX_REPLICAS: u32 = 10_000;
 
-/// Scaling advice computed for every confirmed breach, whatever action is configured.
+/// The advice computed for every confirmed breach, whatever action is configured: a
+/// host's CPU gets scaling advice, every other kind advice that fits it
+/// ([`recommend_for`]). The fields are the webhook body's and the command's environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommendation {
     pub current_replicas: u32,
-    /// HPA rule: `ceil(current × observed / target)` (inverted for ≥ targets), unchanged
-    /// while the ratio is within the tolerance band.
+    /// HPA rule for a CPU: `ceil(current × observed / target)` (inverted for ≥ targets),
+    /// unchanged while the ratio is within the tolerance band, at most one step up
+    /// ([`scale_up_cap`]), and unchanged past [`MAX_SCALE_FACTOR`]. Every other kind keeps
+    /// the current count: scaling is not its advice.
     pub desired_replicas: u32,
     /// observed / target for ≤ targets, target / observed for ≥ targets; `None` when
     /// undefined (a zero denominator).
@@ -35,7 +39,84 @@ pub struct Recommendation {
     pub summary: String,
 }
 
-/// Computes the recommendation for `observed` (the target's statistic over `samples`).
+/// Past this ratio to the target (observed / target, or target / observed for an "at
+/// least" target) scaling is not the answer: the target or the workload changed.
+pub const MAX_SCALE_FACTOR: f64 = 10.0;
+
+/// Most replicas one recommendation scales up to from `current`: HPA's default scale-up
+/// policy (double, or four more, whichever is more).
+pub fn scale_up_cap(current: u32) -> u32 {
+    current
+        .saturating_mul(2)
+        .max(current.saturating_add(4))
+        .min(MAX_REPLICAS)
+}
+
+/// observed / target for ≤ targets, target / observed for ≥ targets; `None` when
+/// undefined (a zero denominator).
+fn ratio_of(observed: f64, target: &Target) -> Option<f64> {
+    match target.comparator {
+        crate::model::Comparator::Le if target.value > 0.0 => Some(observed / target.value),
+        crate::model::Comparator::Ge if observed > 0.0 => Some(target.value / observed),
+        _ => None,
+    }
+    .filter(|r| r.is_finite())
+}
+
+/// "p95 78 % against ≤ 65 %".
+fn standing(observed: f64, target: &Target, kind: MetricKind) -> String {
+    format!(
+        "{} {} against {} {}",
+        target.statistic.as_str(),
+        crate::model::format_value(observed, kind),
+        target.comparator.symbol(),
+        crate::model::format_value(target.value, kind)
+    )
+}
+
+/// How far past the target `observed` is: "20 % over", "8.9 % under", "8859× the
+/// target"; `None` when the target is met or has no scale (0).
+fn gap(observed: f64, target: &Target) -> Option<String> {
+    let t = target.value;
+    if !t.is_finite() || t <= 0.0 || !observed.is_finite() || target.is_met(observed) {
+        return None;
+    }
+    let pct = |p: f64| {
+        if p >= 10.0 {
+            format!("{p:.0}")
+        } else {
+            format!("{p:.1}")
+        }
+    };
+    Some(match target.comparator {
+        crate::model::Comparator::Le if observed / t >= MAX_SCALE_FACTOR => {
+            format!("{:.0}× the target", observed / t)
+        }
+        crate::model::Comparator::Le => format!("{} % over", pct((observed - t) / t * 100.0)),
+        crate::model::Comparator::Ge => format!("{} % under", pct((t - observed) / t * 100.0)),
+    })
+}
+
+/// [`standing`] with its [`gap`]: "mean 72 % against ≤ 60 % (20 % over)".
+fn standing_with_gap(observed: f64, target: &Target, kind: MetricKind) -> String {
+    let s = standing(observed, target, kind);
+    match gap(observed, target) {
+        Some(g) => format!("{s} ({g})"),
+        None => s,
+    }
+}
+
+fn replicas(n: u32) -> String {
+    if n == 1 {
+        "1 replica".to_owned()
+    } else {
+        format!("{n} replicas")
+    }
+}
+
+/// The HPA/VPA-style scaling advice for `observed` (the target's statistic over
+/// `samples`): what a host's CPU gets (see [`recommend_for`]). Scaling up is capped at one
+/// step ([`scale_up_cap`]); past [`MAX_SCALE_FACTOR`] it advises no scaling at all.
 pub fn recommend<S: SampleValue>(
     samples: &[S],
     observed: f64,
@@ -44,43 +125,164 @@ pub fn recommend<S: SampleValue>(
     kind: MetricKind,
 ) -> Recommendation {
     let current = settings.replicas;
-    let ratio = match target.comparator {
-        crate::model::Comparator::Le if target.value > 0.0 => Some(observed / target.value),
-        crate::model::Comparator::Ge if observed > 0.0 => Some(target.value / observed),
-        _ => None,
-    }
-    .filter(|r| r.is_finite());
-    let desired = match ratio {
-        Some(r) if (r - 1.0).abs() > settings.tolerance_pct / 100.0 => (f64::from(current) * r)
-            .ceil()
-            .clamp(1.0, f64::from(MAX_REPLICAS))
-            as u32,
-        _ => current,
-    };
+    let ratio = ratio_of(observed, target);
+    let asked = ratio
+        .filter(|r| (r - 1.0).abs() > settings.tolerance_pct / 100.0)
+        .map(|r| {
+            (f64::from(current) * r)
+                .ceil()
+                .clamp(1.0, f64::from(MAX_REPLICAS)) as u32
+        });
     let p90_with_headroom = stats::percentile(samples, 90.0).map(|p| p * (1.0 + HEADROOM));
-    let fmt = |v: f64| crate::model::format_value(v, kind);
-    let scale = match ratio {
-        Some(r) if desired != current => format!(
-            "scale {current} → {desired} replicas ({} is {:.2}× the target {})",
-            fmt(observed),
-            r,
-            fmt(target.value)
+    let standing = standing(observed, target, kind);
+    let (desired, scale, sizing) = match (ratio, asked) {
+        (None, _) => (current, format!("no scaling advice ({standing})"), true),
+        (Some(_), None) => (
+            current,
+            format!(
+                "keep {} ({standing}, within the {} % tolerance)",
+                replicas(current),
+                settings.tolerance_pct
+            ),
+            true,
         ),
-        Some(_) => format!(
-            "keep {current} replicas (within the {} % tolerance)",
-            settings.tolerance_pct
+        (Some(r), Some(_)) if r > MAX_SCALE_FACTOR => (
+            current,
+            format!(
+                "far past the target (×{r:.0}): scaling alone will not fix this; look at what \
+                 changed ({standing})"
+            ),
+            false,
         ),
-        None => format!("no scaling advice for a target of {}", fmt(target.value)),
+        (Some(_), Some(asked)) if asked == current => (
+            current,
+            format!("keep {} ({standing})", replicas(current)),
+            true,
+        ),
+        (Some(_), Some(asked)) if asked > scale_up_cap(current) => {
+            let step = scale_up_cap(current);
+            (
+                step,
+                format!(
+                    "scale {current} → {} ({standing}; one step towards the {asked} the ratio \
+                     asks for)",
+                    replicas(step)
+                ),
+                true,
+            )
+        }
+        (Some(_), Some(asked)) => (
+            asked,
+            format!("scale {current} → {} ({standing})", replicas(asked)),
+            true,
+        ),
     };
     let summary = match p90_with_headroom {
-        Some(h) => format!("{scale}; size for p90 + 15 % = {}", fmt(h)),
-        None => scale,
+        Some(h) if sizing => format!(
+            "{scale}; size for p90 + 15 % = {}",
+            crate::model::format_value(h, kind)
+        ),
+        _ => scale,
     };
     Recommendation {
         current_replicas: current,
         desired_replicas: desired,
         ratio,
         p90_with_headroom,
+        summary,
+    }
+}
+
+/// What to look at for a breach of `metric` on a resource of `resource_type`, in a few
+/// words; `None` when there is nothing specific to say (a custom metric).
+fn advice(resource_type: ResourceType, metric: &str, kind: MetricKind) -> Option<&'static str> {
+    use MetricKind::{Latency, Throughput, Utilization};
+    Some(match (resource_type, kind) {
+        (ResourceType::Cpu, _) => "find what is busy (see the top processes) or add capacity",
+        (ResourceType::Memory, _) => "free or add memory",
+        (ResourceType::Disk, Utilization) => "free space or grow the volume",
+        (ResourceType::Disk, _) => "find the heaviest reader or writer, or spread the I/O",
+        (ResourceType::Network, _) => "move traffic off this link or add bandwidth",
+        (ResourceType::Database, Latency) => {
+            "look at the top queries and index advice on this page"
+        }
+        (ResourceType::Database, _) if metric.contains("connections") => {
+            "raise max_connections or pool connections"
+        }
+        (ResourceType::Database, _) if metric.contains("cache_hit") => {
+            "raise shared_buffers or look at the top queries reading from disk"
+        }
+        (ResourceType::Database, _) if metric.starts_with("temp_bytes") => {
+            "raise work_mem or look at the top queries sorting on disk"
+        }
+        (ResourceType::Database, _) => "look at the top queries on this page",
+        (ResourceType::Cache, _) if metric == "hit_ratio" || metric.starts_with("misses") => {
+            "raise maxmemory / look at evictions"
+        }
+        (ResourceType::Cache, _) if metric.starts_with("memory") => {
+            "raise maxmemory or shorten TTLs; look at evictions"
+        }
+        (ResourceType::Cache, _) if metric.starts_with("evicted") => {
+            "raise maxmemory or shorten TTLs"
+        }
+        (ResourceType::Cache, Latency) => "look at the busiest commands on this page",
+        (ResourceType::Cache, _) => return None,
+        (ResourceType::LoadBalancer, _) if metric.starts_with("error") => {
+            "shift weight away from the failing backend (see Backends)"
+        }
+        (ResourceType::LoadBalancer, _) if metric.starts_with("backends_up") => {
+            "bring backends back or add some (see Backends)"
+        }
+        (ResourceType::LoadBalancer, Latency) => {
+            "shift weight away from the slowest backend (see Backends)"
+        }
+        (ResourceType::LoadBalancer, Throughput | Utilization) => return None,
+        (ResourceType::Fleet, Latency) => "look at the store's load (it answers slowly)",
+        (ResourceType::Fleet, _) => "see the fleet page, worst first",
+        (ResourceType::Custom(_), _) => return None,
+    })
+}
+
+/// The recommendation for a breach of `target` on a resource of `resource_type`: a host's
+/// CPU utilization may be scaled ([`recommend`]); every other kind gets advice that fits
+/// it, with its numbers ("raise maxmemory / look at evictions: mean 82 % against ≥ 90 %
+/// (8.9 % under)"), and never a replica count (`desired_replicas` stays the current one);
+/// a custom metric only its numbers ("p95 is 120 ms against ≤ 100 ms (20 % over)").
+pub fn recommend_for<S: SampleValue>(
+    resource_type: ResourceType,
+    samples: &[S],
+    observed: f64,
+    target: &Target,
+    settings: &ResourceSettings,
+    kind: MetricKind,
+) -> Recommendation {
+    if resource_type == ResourceType::Cpu && kind == MetricKind::Utilization {
+        return recommend(samples, observed, target, settings, kind);
+    }
+    let numbers = standing_with_gap(observed, target, kind);
+    let summary = match (
+        resource_type,
+        kind,
+        advice(resource_type, &target.metric, kind),
+    ) {
+        // The share of a fleet's hosts past their targets.
+        (ResourceType::Fleet, k, Some(advice)) if k != MetricKind::Latency => {
+            format!("hosts past their targets, {numbers}: {advice}")
+        }
+        (_, _, Some(advice)) => format!("{advice}: {numbers}"),
+        // "p95 is 120 ms against ≤ 100 ms (20 % over)": the numbers, no action verb.
+        (_, _, None) => {
+            let rest = numbers
+                .split_once(' ')
+                .map_or(numbers.as_str(), |(_, rest)| rest);
+            format!("{} is {rest}", target.statistic.as_str())
+        }
+    };
+    Recommendation {
+        current_replicas: settings.replicas,
+        desired_replicas: settings.replicas,
+        ratio: ratio_of(observed, target),
+        p90_with_headroom: stats::percentile(samples, 90.0).map(|p| p * (1.0 + HEADROOM)),
         summary,
     }
 }
@@ -128,7 +330,14 @@ impl ActionRequest {
     ) -> Option<Self> {
         let target = resource.target.clone()?;
         let kind = resource.target_kind()?;
-        let recommendation = recommend(samples, observed, &target, &resource.settings, kind);
+        let recommendation = recommend_for(
+            resource.resource_type,
+            samples,
+            observed,
+            &target,
+            &resource.settings,
+            kind,
+        );
         Some(ActionRequest {
             resource: resource.id.clone(),
             resource_type: resource.resource_type,
@@ -142,6 +351,26 @@ impl ActionRequest {
             dry_run: resource.settings.dry_run,
             hosts: Vec::new(),
         })
+    }
+
+    /// Tells a fleet's action which hosts are past their targets (worst first, at most
+    /// [`MAX_HOSTS`]) and says how many in the recommendation: "3 hosts past their
+    /// targets: see the fleet page, worst first (web-1 first)".
+    pub fn set_hosts(&mut self, hosts: Vec<HostBreach>) {
+        if self.resource_type == ResourceType::Fleet {
+            if let Some(worst) = hosts.first() {
+                let count = match hosts.len() {
+                    1 => "1 host past its target".to_owned(),
+                    n if n >= MAX_HOSTS => format!("{MAX_HOSTS} or more hosts past their targets"),
+                    n => format!("{n} hosts past their targets"),
+                };
+                self.recommendation.summary = format!(
+                    "{count}: see the fleet page, worst first ({} first)",
+                    worst.instance
+                );
+            }
+        }
+        self.hosts = hosts;
     }
 }
 
@@ -235,7 +464,7 @@ mod tests {
         assert_eq!(r.desired_replicas, 7); // ceil(4 × 1.5167)
         assert!(
             r.summary
-                .starts_with("scale 4 → 7 replicas (91 % is 1.52× the target 60 %)"),
+                .starts_with("scale 4 → 7 replicas (mean 91 % against ≤ 60 %); size for p90"),
             "{}",
             r.summary
         );
@@ -283,6 +512,291 @@ mod tests {
             MetricKind::Utilization,
         );
         assert_eq!(none.p90_with_headroom, None);
+    }
+
+    #[test]
+    fn cpu_scaling_is_capped_at_one_step_and_refused_far_past_the_target() {
+        let p95 = |value: f64| Target {
+            statistic: Statistic::P95,
+            ..le(value)
+        };
+        let s = ResourceSettings {
+            replicas: 2,
+            ..Default::default()
+        };
+        let r = recommend(&[78.0; 10], 78.0, &p95(65.0), &s, MetricKind::Utilization);
+        assert_eq!(r.desired_replicas, 3);
+        assert_eq!(
+            r.summary,
+            "scale 2 → 3 replicas (p95 78 % against ≤ 65 %); size for p90 + 15 % = 89.7 %"
+        );
+        // Three times the target asks for 30 of 10: one step (double) is 20.
+        let s = ResourceSettings {
+            replicas: 10,
+            ..Default::default()
+        };
+        let r = recommend(&[90.0; 10], 90.0, &p95(30.0), &s, MetricKind::Utilization);
+        assert_eq!(r.desired_replicas, 20);
+        assert!(
+            r.summary.starts_with(
+                "scale 10 → 20 replicas (p95 90 % against ≤ 30 %; one step towards the 30 the \
+                 ratio asks for)"
+            ),
+            "{}",
+            r.summary
+        );
+        assert_eq!(
+            scale_up_cap(1),
+            5,
+            "four more beats doubling for a small count"
+        );
+        assert_eq!(scale_up_cap(10_000), 10_000);
+        // A target of 0.01 %: 8859× the target is no scaling problem.
+        let s = ResourceSettings::default();
+        let r = recommend(&[88.59; 10], 88.59, &p95(0.01), &s, MetricKind::Utilization);
+        assert_eq!(r.desired_replicas, 1);
+        assert_eq!(
+            r.summary,
+            "far past the target (×8859): scaling alone will not fix this; look at what changed \
+             (p95 88.6 % against ≤ 0.01 %)"
+        );
+        // Scaling down to one says "replica".
+        let r = recommend(&[10.0; 10], 10.0, &p95(65.0), &s, MetricKind::Utilization);
+        assert!(r.summary.starts_with("keep 1 replica ("), "{}", r.summary);
+    }
+
+    fn advice_of(
+        t: ResourceType,
+        metric: &str,
+        kind: MetricKind,
+        comparator: Comparator,
+        value: f64,
+        observed: f64,
+    ) -> Recommendation {
+        let target = Target {
+            metric: metric.into(),
+            comparator,
+            value,
+            statistic: Statistic::P95,
+            for_secs: 0,
+        };
+        let settings = ResourceSettings {
+            replicas: 3,
+            ..Default::default()
+        };
+        recommend_for(t, &[observed; 10], observed, &target, &settings, kind)
+    }
+
+    #[test]
+    fn each_kind_gets_advice_that_fits_it() {
+        use Comparator::{Ge, Le};
+        use MetricKind::{Latency, Throughput, Utilization};
+        let cases = [
+            (
+                ResourceType::Memory,
+                "used_pct",
+                Utilization,
+                Le,
+                60.0,
+                72.0,
+                "free or add memory: p95 72 % against ≤ 60 % (20 % over)",
+            ),
+            (
+                ResourceType::Disk,
+                "used_pct",
+                Utilization,
+                Le,
+                80.0,
+                95.0,
+                "free space or grow the volume: p95 95 % against ≤ 80 % (19 % over)",
+            ),
+            (
+                ResourceType::Network,
+                "utilization",
+                Utilization,
+                Le,
+                50.0,
+                75.0,
+                "move traffic off this link or add bandwidth: p95 75 % against ≤ 50 % (50 % over)",
+            ),
+            (
+                ResourceType::Database,
+                "latency",
+                Latency,
+                Le,
+                80.0,
+                120.0,
+                "look at the top queries and index advice on this page: p95 120 ms against ≤ 80 \
+                 ms (50 % over)",
+            ),
+            (
+                ResourceType::Database,
+                "connections_pct",
+                Utilization,
+                Le,
+                80.0,
+                95.0,
+                "raise max_connections or pool connections: p95 95 % against ≤ 80 % (19 % over)",
+            ),
+            (
+                ResourceType::Cache,
+                "hit_ratio",
+                Utilization,
+                Ge,
+                90.0,
+                82.0,
+                "raise maxmemory / look at evictions: p95 82 % against ≥ 90 % (8.9 % under)",
+            ),
+            (
+                ResourceType::Cache,
+                "memory_pct",
+                Utilization,
+                Le,
+                90.0,
+                97.0,
+                "raise maxmemory or shorten TTLs; look at evictions: p95 97 % against ≤ 90 % \
+                 (7.8 % over)",
+            ),
+            (
+                ResourceType::LoadBalancer,
+                "response_ms",
+                Latency,
+                Le,
+                200.0,
+                450.0,
+                "shift weight away from the slowest backend (see Backends): p95 450 ms against \
+                 ≤ 200 ms (125 % over)",
+            ),
+            (
+                ResourceType::LoadBalancer,
+                "error_pct",
+                Utilization,
+                Le,
+                1.0,
+                5.0,
+                "shift weight away from the failing backend (see Backends): p95 5 % against ≤ 1 \
+                 % (400 % over)",
+            ),
+            (
+                ResourceType::Fleet,
+                "breaching_pct",
+                Utilization,
+                Le,
+                10.0,
+                40.0,
+                "hosts past their targets, p95 40 % against ≤ 10 % (300 % over): see the fleet \
+                 page, worst first",
+            ),
+            (
+                ResourceType::Custom(7),
+                "queue_ms",
+                Latency,
+                Le,
+                100.0,
+                120.0,
+                "p95 is 120 ms against ≤ 100 ms (20 % over)",
+            ),
+            (
+                ResourceType::Custom(7),
+                "jobs",
+                Throughput,
+                Ge,
+                100.0,
+                5.0,
+                "p95 is 5 /s against ≥ 100 /s (95 % under)",
+            ),
+        ];
+        for (t, metric, kind, comparator, value, observed, want) in cases {
+            let r = advice_of(t, metric, kind, comparator, value, observed);
+            assert_eq!(r.summary, want, "{t} {metric}");
+            assert!(
+                !r.summary.contains("replica"),
+                "{t} {metric}: {}",
+                r.summary
+            );
+            assert!(!r.summary.contains("scale"), "{t} {metric}: {}", r.summary);
+            assert_eq!(
+                (r.current_replicas, r.desired_replicas),
+                (3, 3),
+                "{t} {metric}: no scaling"
+            );
+        }
+        // A host's CPU is the one kind that scales.
+        let r = advice_of(
+            ResourceType::Cpu,
+            "utilization",
+            Utilization,
+            Le,
+            65.0,
+            78.0,
+        );
+        assert!(
+            r.summary
+                .starts_with("scale 3 → 4 replicas (p95 78 % against ≤ 65 %)"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn a_cold_cache_is_not_told_to_scale_to_thousands_of_replicas() {
+        // The issue's case: a hit ratio of 0.0102 % against ≥ 90 % read "scale 1 → 8859
+        // replicas".
+        let cache = Resource::new(
+            ResourceId::new("cache:sessions").unwrap(),
+            ResourceType::Cache,
+            "sessions",
+        );
+        let r = ActionRequest::new(&cache, &[0.0102; 10], 0.0102, 0).unwrap();
+        assert_eq!(r.recommendation.desired_replicas, 1);
+        assert_eq!(
+            r.recommendation.summary,
+            "raise maxmemory / look at evictions: mean 0.01 % against ≥ 90 % (100 % under)"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["recommendation"]["desired_replicas"], 1);
+        assert_eq!(json["recommendation"]["current_replicas"], 1);
+    }
+
+    #[test]
+    fn a_fleet_is_told_how_many_hosts_and_which_first() {
+        let mut fleet = Resource::new(
+            ResourceId::new("fleet:web").unwrap(),
+            ResourceType::Fleet,
+            "web",
+        );
+        fleet.target = Some(Target {
+            metric: "breaching_pct".into(),
+            ..le(10.0)
+        });
+        let mut r = ActionRequest::new(&fleet, &[40.0; 10], 40.0, 0).unwrap();
+        assert_eq!(
+            r.recommendation.summary,
+            "hosts past their targets, mean 40 % against ≤ 10 % (300 % over): see the fleet \
+             page, worst first"
+        );
+        let host = |i: usize| HostBreach {
+            instance: format!("web-{i}"),
+            group: "eu".into(),
+            metric: "cpu".into(),
+            observed: 90.0,
+            target: 65.0,
+        };
+        r.set_hosts(vec![host(1), host(2), host(3)]);
+        assert_eq!(
+            r.recommendation.summary,
+            "3 hosts past their targets: see the fleet page, worst first (web-1 first)"
+        );
+        assert_eq!(r.hosts.len(), 3);
+        r.set_hosts((0..MAX_HOSTS).map(host).collect());
+        assert!(
+            r.recommendation
+                .summary
+                .starts_with("20 or more hosts past their targets"),
+            "{}",
+            r.recommendation.summary
+        );
+        assert_eq!(r.recommendation.desired_replicas, 1);
     }
 
     #[test]

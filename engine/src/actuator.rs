@@ -153,6 +153,9 @@ pub struct StepRecord {
     pub detail: String,
     pub attempts: u32,
     pub duration_ms: u64,
+    /// When the step started: each step is audited at its own time.
+    #[serde(default)]
+    pub at_unix_ms: i64,
 }
 
 /// How [`apply`] ended.
@@ -295,6 +298,7 @@ where
     T: HasAttempts,
 {
     let started = Instant::now();
+    let at_unix_ms = crate::time::unix_now_ms();
     let result = work.await;
     let duration_ms = started.elapsed().as_millis() as u64;
     steps.push(match &result {
@@ -304,6 +308,7 @@ where
             detail: detail(value),
             attempts: value.attempts(),
             duration_ms,
+            at_unix_ms,
         },
         Err(err) => StepRecord {
             step,
@@ -311,6 +316,7 @@ where
             detail: err.error.clone(),
             attempts: err.attempts,
             duration_ms,
+            at_unix_ms,
         },
     });
     result
@@ -332,8 +338,16 @@ impl HasAttempts for Captured {
     }
 }
 
+/// Consecutive evaluations (one a second) a guardrail's level must stay past its bound
+/// before it trips: one slow sample is noise, five in a row is a change.
+pub const GUARDRAIL_HOLD_TICKS: u32 = 5;
+
 /// A bound on a metric watched while an action is being verified: crossing it rolls the
-/// action back at once instead of waiting for the window's verdict.
+/// action back at once instead of waiting for the window's verdict. It is judged on a
+/// robust level (the median of the last [`GUARDRAIL_HOLD_TICKS`]-odd seconds, against the
+/// baseline's median), held for [`Guardrail::hold`] evaluations in a row, and a relative
+/// bound never sits closer to its baseline than an absolute floor (`floor`, else the
+/// metric kind's: 1 ms, 1 point, 1/s), so sub-millisecond noise cannot trip "3×".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Guardrail {
@@ -348,6 +362,24 @@ pub struct Guardrail {
     /// window before the action (e.g. 2 for "latency over 2× baseline").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_factor: Option<f64>,
+    /// The least a relative bound sits above its baseline, in the metric's unit; the
+    /// metric kind's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<f64>,
+    /// Evaluations in a row past the bound before it trips; [`GUARDRAIL_HOLD_TICKS`]
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<u32>,
+}
+
+/// The absolute floor of a relative guardrail when it names none: what a person would
+/// call "no real change" for the kind of metric.
+pub fn default_floor(kind: crate::model::MetricKind) -> f64 {
+    match kind {
+        crate::model::MetricKind::Latency => 1.0,
+        crate::model::MetricKind::Utilization => 1.0,
+        crate::model::MetricKind::Throughput => 1.0,
+    }
 }
 
 impl Guardrail {
@@ -375,7 +407,20 @@ impl Guardrail {
                 ))
             }
             _ => Ok(()),
+        }?;
+        if let Some(floor) = self.floor.filter(|f| !(f.is_finite() && *f >= 0.0)) {
+            return Err(EngineError::invalid(
+                format!("{field}.floor"),
+                format!("must be a finite number of at least 0, got {floor}"),
+            ));
         }
+        if let Some(hold) = self.hold.filter(|h| !(1..=600).contains(h)) {
+            return Err(EngineError::invalid(
+                format!("{field}.hold"),
+                format!("must be within 1–600 evaluations in a row, got {hold}"),
+            ));
+        }
+        Ok(())
     }
 
     /// The series it watches, for `acting` resource's actions.
@@ -383,31 +428,55 @@ impl Guardrail {
         (self.resource.as_deref().unwrap_or(acting), &self.metric)
     }
 
-    /// The bound in force given the baseline mean (`None` without a baseline for a
-    /// factor-only guardrail: then it cannot trip).
-    pub fn limit(&self, baseline_mean: Option<f64>) -> Option<f64> {
-        let by_factor = self.max_factor.zip(baseline_mean).map(|(f, b)| f * b);
+    /// Evaluations in a row past the bound before it trips.
+    pub fn hold(&self) -> u32 {
+        self.hold.unwrap_or(GUARDRAIL_HOLD_TICKS).max(1)
+    }
+
+    /// The bound in force given the baseline level (`None` without a baseline for a
+    /// factor-only guardrail: then it cannot trip). A relative bound is at least `floor`
+    /// (this guardrail's own, else the one given) above the baseline.
+    pub fn limit(&self, baseline: Option<f64>, floor: f64) -> Option<f64> {
+        let floor = self.floor.unwrap_or(floor).max(0.0);
+        let by_factor = self
+            .max_factor
+            .zip(baseline)
+            .map(|(f, b)| (f * b).max(b + floor));
         match (self.max, by_factor) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// Why `value` trips this guardrail, if it does.
-    pub fn tripped(&self, acting: &str, value: f64, baseline_mean: Option<f64>) -> Option<String> {
-        let limit = self.limit(baseline_mean)?;
+    /// Why a level of `value` is past this guardrail's bound, if it is (one evaluation;
+    /// the caller holds it for [`Guardrail::hold`] in a row before tripping).
+    pub fn tripped(
+        &self,
+        acting: &str,
+        value: f64,
+        baseline: Option<f64>,
+        floor: f64,
+    ) -> Option<String> {
+        let limit = self.limit(baseline, floor)?;
         if value <= limit {
             return None;
         }
         let (resource, metric) = self.series(acting);
-        let bound = match (self.max_factor, baseline_mean) {
+        let bound = match (self.max_factor, baseline) {
             (Some(f), Some(b)) if Some(f * b) == Some(limit) => {
-                format!("{f}× its baseline mean {}", round(b))
+                format!("{f}× its baseline median {}", round(b))
+            }
+            (Some(f), Some(b)) if Some(b + self.floor.unwrap_or(floor)) == Some(limit) => {
+                format!(
+                    "its baseline median {} + {} (the floor of a {f}× bound)",
+                    round(b),
+                    round(limit - b)
+                )
             }
             _ => format!("{}", round(limit)),
         };
         Some(format!(
-            "guardrail: {resource}/{metric} at {} is above {bound}",
+            "guardrail: {resource}/{metric} at {} (median) is above {bound}",
             round(value)
         ))
     }
@@ -455,6 +524,8 @@ impl Guardrail {
                 metric: metric.to_owned(),
                 max: None,
                 max_factor: None,
+                floor: None,
+                hold: None,
             });
             if entry.resource != resource || entry.metric != metric {
                 return Err(format!(
@@ -697,27 +768,40 @@ mod tests {
             metric: "utilization".into(),
             max: Some(90.0),
             max_factor: None,
+            floor: None,
+            hold: None,
         };
-        assert_eq!(memory.tripped("cpu", 89.0, None), None);
-        let why = memory.tripped("cpu", 93.0, None).unwrap();
-        assert_eq!(why, "guardrail: memory/utilization at 93 is above 90");
+        assert_eq!(memory.tripped("cpu", 89.0, None, 1.0), None);
+        let why = memory.tripped("cpu", 93.0, None, 1.0).unwrap();
+        assert_eq!(
+            why,
+            "guardrail: memory/utilization at 93 (median) is above 90"
+        );
         let latency = Guardrail {
             resource: None,
             metric: "p95_ms".into(),
             max: None,
             max_factor: Some(2.0),
+            floor: None,
+            hold: None,
         };
         assert_eq!(
-            latency.tripped("database:main", 500.0, None),
+            latency.tripped("database:main", 500.0, None, 1.0),
             None,
             "no baseline, no bound"
         );
-        assert_eq!(latency.tripped("database:main", 150.0, Some(80.0)), None);
-        let why = latency.tripped("database:main", 170.0, Some(80.0)).unwrap();
+        assert_eq!(
+            latency.tripped("database:main", 150.0, Some(80.0), 1.0),
+            None
+        );
+        let why = latency
+            .tripped("database:main", 170.0, Some(80.0), 1.0)
+            .unwrap();
         assert!(
-            why.contains("database:main/p95_ms") && why.contains("2× its baseline mean 80"),
+            why.contains("database:main/p95_ms") && why.contains("2× its baseline median 80"),
             "{why}"
         );
+        assert_eq!(latency.hold(), GUARDRAIL_HOLD_TICKS);
         assert!(latency.validate("g").is_ok());
         let bad = Guardrail {
             max_factor: Some(0.5),
@@ -733,5 +817,36 @@ mod tests {
             ..latency
         };
         assert!(none.validate("g").is_err());
+    }
+
+    /// A sub-millisecond probe whose median triples is still within a millisecond of its
+    /// baseline: the floor keeps "3×" from tripping on noise; a real rise trips.
+    #[test]
+    fn a_relative_bound_never_sits_closer_than_its_floor() {
+        let ping = Guardrail {
+            resource: None,
+            metric: "latency_p99".into(),
+            max: None,
+            max_factor: Some(3.0),
+            floor: None,
+            hold: Some(3),
+        };
+        assert_eq!(ping.limit(Some(0.2), 1.0), Some(1.2));
+        assert_eq!(ping.tripped("cache:s", 0.9, Some(0.2), 1.0), None);
+        let why = ping.tripped("cache:s", 1.5, Some(0.2), 1.0).unwrap();
+        assert!(why.contains("baseline median 0.2 + 1"), "{why}");
+        // Far above the floor the factor rules.
+        assert_eq!(ping.limit(Some(10.0), 1.0), Some(30.0));
+        let own = Guardrail {
+            floor: Some(5.0),
+            ..ping.clone()
+        };
+        assert_eq!(own.limit(Some(0.2), 1.0), Some(5.2));
+        assert_eq!(ping.hold(), 3);
+        assert_eq!(
+            default_floor(crate::model::MetricKind::Latency),
+            1.0,
+            "a millisecond"
+        );
     }
 }

@@ -404,6 +404,22 @@ mod tests {
         assert!(r.episodes.is_empty());
     }
 
+    #[test]
+    fn a_target_of_a_hundredth_of_a_millisecond_is_judged_as_written() {
+        // Readings are stored as f32: judge what the history holds.
+        let t = target(0.01, Comparator::Le, 0);
+        assert_eq!(
+            t.threshold_text(MetricKind::Latency, 10.0),
+            "≤ 0.01 ms (breaches above 0.011 ms)"
+        );
+        let breaching = replay(&[0.02f32; 120], 1, &t, &Rule::default()).unwrap();
+        assert_eq!(breaching.episodes.len(), 1, "0.02 ms breaches ≤ 0.01 ms");
+        let meeting = replay(&[0.009f32; 120], 1, &t, &Rule::default()).unwrap();
+        assert!(meeting.evaluated_steps > 0);
+        assert!(meeting.episodes.is_empty(), "0.009 ms meets ≤ 0.01 ms");
+        assert_eq!(meeting.firing_steps, 0);
+    }
+
     /// What the backtest did before it shared the live evaluator: each sample against the
     /// target value, a run of `ceil(for / step) + 1` breaching samples fires, a met sample
     /// or a gap ends the run. Kept to show what it missed.

@@ -576,10 +576,32 @@ fn validate_duration(field: &str, secs: u32, min: u32) -> Result<(), EngineError
     Ok(())
 }
 
-/// "72.1 %", "80 ms", "1200 /s": the unit follows the metric kind.
+/// "72.1 %", "80 ms", "1200 /s", "0.01 ms": the unit follows the metric kind, the number
+/// is [`format_number`]'s.
 pub fn format_value(value: f64, kind: MetricKind) -> String {
-    let rounded = (value * 10.0).round() / 10.0;
-    format!("{rounded} {}", kind.unit())
+    format!("{} {}", format_number(value), kind.unit())
+}
+
+/// A number as readings and targets are shown: from 1 up one decimal at most ("72.1",
+/// "65", "1234.5"); below 1 two significant digits, so a small target keeps its precision
+/// ("0.5", "0.25", "0.01", "0.004") instead of rounding to "0"; zero is "0".
+pub fn format_number(value: f64) -> String {
+    let a = value.abs();
+    if !value.is_finite() {
+        return format!("{value}");
+    }
+    if a >= 1.0 || a == 0.0 {
+        let rounded = (value * 10.0).round() / 10.0;
+        return format!("{rounded}");
+    }
+    // 0 < a < 1: the first significant digit is `-floor(log10 a)` places after the point.
+    let decimals = ((-a.log10().floor()) as usize + 1).min(12);
+    let fixed = format!("{value:.decimals$}");
+    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+    match trimmed {
+        "-0" | "" => "0".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 /// "2026-11-26 23:04:05" for a unix-ms time, in UTC so server and browser agree.
@@ -949,6 +971,61 @@ pub struct ResourceSettings {
     /// Bounds watched while an action is verified; crossing one rolls it back at once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guardrails: Vec<crate::actuator::Guardrail>,
+    /// What becomes of a change whose verification finds no change (a rank test that
+    /// sees no significant, large enough effect): rolled back by default, a change that
+    /// does nothing should not linger.
+    #[serde(default = "VerdictPolicy::no_change_default")]
+    pub on_no_change: VerdictPolicy,
+    /// What becomes of a change whose verification is inconclusive (too few samples):
+    /// kept when the target is met after it, rolled back otherwise, by default.
+    #[serde(default = "VerdictPolicy::inconclusive_default")]
+    pub on_inconclusive: VerdictPolicy,
+    /// Rollbacks in a row after which the optimizer stops acting on the resource and asks
+    /// a person (the status says "needs attention"; alert channels with `notify_outcomes`
+    /// are told once) until someone acknowledges its alert or edits the resource.
+    #[serde(default = "default_attention_after")]
+    pub attention_after: u32,
+}
+
+fn default_attention_after() -> u32 {
+    3
+}
+
+/// What the verifier does with a change for a verdict that is neither better nor worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictPolicy {
+    RollBack,
+    Keep,
+    /// Keep it when the target is met after the change, roll it back otherwise.
+    KeepIfMet,
+}
+
+impl VerdictPolicy {
+    fn no_change_default() -> Self {
+        VerdictPolicy::RollBack
+    }
+
+    fn inconclusive_default() -> Self {
+        VerdictPolicy::KeepIfMet
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictPolicy::RollBack => "roll_back",
+            VerdictPolicy::Keep => "keep",
+            VerdictPolicy::KeepIfMet => "keep_if_met",
+        }
+    }
+
+    /// Whether the change stays, given whether the target is met after it.
+    pub fn keeps(self, target_met: bool) -> bool {
+        match self {
+            VerdictPolicy::RollBack => false,
+            VerdictPolicy::Keep => true,
+            VerdictPolicy::KeepIfMet => target_met,
+        }
+    }
 }
 
 impl Default for ResourceSettings {
@@ -965,6 +1042,9 @@ impl Default for ResourceSettings {
             dry_run: true,
             action: ActionConfig::Recommend,
             guardrails: Vec::new(),
+            on_no_change: VerdictPolicy::RollBack,
+            on_inconclusive: VerdictPolicy::KeepIfMet,
+            attention_after: default_attention_after(),
         }
     }
 }
@@ -1013,6 +1093,15 @@ impl ResourceSettings {
         }
         for (i, guardrail) in self.guardrails.iter().enumerate() {
             guardrail.validate(&format!("settings.guardrails[{i}]"))?;
+        }
+        if !(1..=20).contains(&self.attention_after) {
+            return Err(EngineError::invalid(
+                "settings.attention_after",
+                format!(
+                    "must be within 1–20 rollbacks in a row, got {}",
+                    self.attention_after
+                ),
+            ));
         }
         self.action.validate()
     }
@@ -1277,5 +1366,81 @@ mod tests {
             let err = bad.parse::<ResourceType>().unwrap_err();
             assert!(err.to_string().contains("expected one of"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn small_values_keep_their_precision_in_every_kind() {
+        let cases = [
+            (0.01, "0.01"),
+            (0.004, "0.004"),
+            (0.5, "0.5"),
+            (12.34, "12.3"),
+            (65.0, "65"),
+            (1234.5, "1234.5"),
+        ];
+        for kind in [
+            MetricKind::Utilization,
+            MetricKind::Throughput,
+            MetricKind::Latency,
+        ] {
+            for (value, number) in cases {
+                assert_eq!(
+                    format_value(value, kind),
+                    format!("{number} {}", kind.unit()),
+                    "{value} as {kind:?}"
+                );
+            }
+        }
+        assert_eq!(format_number(0.0), "0");
+        assert_eq!(format_number(0.25), "0.25");
+        assert_eq!(format_number(0.999), "1");
+        assert_eq!(format_number(-0.004), "-0.004");
+        assert_eq!(format_number(1e-15), "0");
+        // A reading stored as f32 shows as what was typed.
+        assert_eq!(format_number(f64::from(0.02f32)), "0.02");
+        assert_eq!(format_number(f64::from(0.009f32)), "0.009");
+    }
+
+    #[test]
+    fn a_small_target_is_shown_and_judged_exactly() {
+        let t = Target {
+            metric: "latency".into(),
+            comparator: Comparator::Le,
+            value: 0.01,
+            statistic: Statistic::P95,
+            for_secs: 0,
+        };
+        let kind = MetricKind::Latency;
+        assert_eq!(t.threshold_text(kind, 0.0), "≤ 0.01 ms");
+        assert_eq!(
+            t.threshold_text(kind, 10.0),
+            "≤ 0.01 ms (breaches above 0.011 ms)"
+        );
+        assert_eq!(t.describe(kind), "p95 latency ≤ 0.01 ms");
+        for tolerance in [0.0, 10.0] {
+            assert!(
+                t.is_breached(0.02, tolerance),
+                "0.02 breaches ({tolerance} %)"
+            );
+            assert!(
+                !t.is_breached(0.009, tolerance),
+                "0.009 meets ({tolerance} %)"
+            );
+        }
+        assert!(!t.is_met(0.02) && t.is_met(0.009) && t.is_met(0.01));
+        // Kept as typed through validation and an edit.
+        let metrics = [Metric::new("latency", kind)];
+        t.validate(&metrics, &ResourceSettings::default()).unwrap();
+        let edited = Target::edited(
+            Some(&t),
+            &TargetEdit {
+                metric: "latency".into(),
+                value: Some(0.004),
+                for_secs: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(edited.value, 0.004);
+        assert_eq!(edited.describe(kind), "p95 latency ≤ 0.004 ms");
     }
 }

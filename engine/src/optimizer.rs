@@ -434,6 +434,17 @@ impl Tracker {
         self.go(now_ms, OptimizationStatus::Failed, reason)
     }
 
+    /// The optimizer gave up on this resource until a person looks (rollbacks in a row):
+    /// Failed, saying so and why.
+    pub fn needs_attention(&mut self, now_ms: i64, why: &str) -> Transition {
+        self.in_flight = None;
+        self.go(
+            now_ms,
+            OptimizationStatus::Failed,
+            format!("needs attention: {why}"),
+        )
+    }
+
     /// The target or settings changed: forget the verdict and re-evaluate from scratch.
     pub fn reset(&mut self, now_ms: i64, why: &str) -> Transition {
         let last_action_ms = self.last_action_ms;
@@ -479,12 +490,7 @@ pub fn before_after<S: SampleValue>(before: &[S], after: &[S], target: &Target) 
     };
     let target_met = av.is_some_and(|v| target.is_met(v));
     let stat = target.statistic.as_str();
-    let num = |v: Option<f64>| {
-        v.map_or_else(
-            || "n/a".to_owned(),
-            |v| format!("{}", (v * 10.0).round() / 10.0),
-        )
-    };
+    let num = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), crate::model::format_number);
     let change = improvement_pct.map_or_else(String::new, |p| format!(", {:.1} % improvement", p));
     let reason = match av {
         None => "no samples in the window after the event".to_owned(),
@@ -538,6 +544,30 @@ pub struct ComparisonRecord {
     pub event: EventKind,
     pub windows: EventWindows,
     pub result: BeforeAfter,
+    /// For an optimizer action: what it applied, the verifier's verdict and what became of
+    /// the change. `None` for target edits and marks (and actions recorded before
+    /// verdicts existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionVerdict>,
+}
+
+/// How an optimizer action's verification ended, attached to its before/after row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionVerdict {
+    /// What the actuator applied, in its own words ("maxmemory 3mb → 64mb").
+    pub applied: String,
+    /// The verifier's rank-test verdict; `None` when a guardrail ended the change before
+    /// the verify window could be judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::verdict::Verdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<crate::verdict::Evidence>,
+    /// True when the change stayed; false when it was rolled back (or is being).
+    pub kept: bool,
+    /// Why it was kept or rolled back, one sentence.
+    pub why: String,
+    /// When the verifier decided.
+    pub at_unix_ms: i64,
 }
 
 impl ComparisonRecord {
@@ -557,6 +587,7 @@ impl ComparisonRecord {
             event,
             windows,
             result: before_after(before, after, target),
+            action: None,
         }
     }
 }

@@ -542,11 +542,70 @@ fn esc(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// A before/after's change as the page shows it, with its direction in words ("−92.1 %,
+/// better"), and the class of its cell (`""`, `" good"` or `" bad"`).
+fn comparison_change(c: &ComparisonRow) -> (String, &'static str) {
+    let text = if c.change_text.is_empty() {
+        "–".to_owned()
+    } else {
+        c.change_text.clone()
+    };
+    let (_, word) = app::proof::direction_label(&c.direction);
+    let class = match c.direction.as_str() {
+        app::proof::BETTER => " good",
+        app::proof::WORSE => " bad",
+        _ => "",
+    };
+    if word.is_empty() {
+        (text, class)
+    } else {
+        (format!("{text}, {word}"), class)
+    }
+}
+
+/// What became of a before/after, in words, and the class of its cell: an action kept or
+/// rolled back (and why, with the verdict); a threshold change is not an improvement; a
+/// mark says whether the target was met after it.
+fn comparison_outcome(c: &ComparisonRow) -> (String, &'static str) {
+    use app::proof::{KIND_ACTION, KIND_THRESHOLD, OUTCOME_KEPT};
+    let met_after = match c.target_met {
+        Some(true) => "target met after",
+        Some(false) => "target missed after",
+        None => "not measured",
+    };
+    if c.kind == KIND_ACTION {
+        let verdict = c
+            .verdict
+            .as_deref()
+            .map(|v| format!(" (verdict: {v})"))
+            .unwrap_or_default();
+        let why = c.outcome_why.as_deref().filter(|w| !w.is_empty());
+        match c.outcome.as_deref() {
+            Some(OUTCOME_KEPT) => (format!("kept{verdict}"), "good"),
+            Some(outcome) => match why {
+                Some(why) => (format!("{outcome}: {why}{verdict}"), "bad"),
+                None => (format!("{outcome}{verdict}"), "bad"),
+            },
+            None => (why.unwrap_or("no verdict recorded").to_owned(), "muted"),
+        }
+    } else if c.kind == KIND_THRESHOLD {
+        (format!("threshold change; {met_after}"), "")
+    } else {
+        let class = match c.target_met {
+            Some(true) => "good",
+            Some(false) => "bad",
+            None => "",
+        };
+        (met_after.to_owned(), class)
+    }
+}
+
 fn number(value: Option<f64>, unit: &str) -> String {
     value.map_or_else(
         || "–".to_owned(),
         |v| {
-            let v = (v * 10.0).round() / 10.0;
+            // The cards' rule: one decimal from 1 up, a small value keeps its digits.
+            let v = engine::model::format_number(v);
             if unit.is_empty() {
                 format!("{v}")
             } else {
@@ -603,24 +662,26 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
     if data.comparisons.is_empty() {
         out.push_str("<p class=\"muted\">No change, action or mark completed its before/after in this period.</p>");
     } else {
-        out.push_str("<table><thead><tr><th>When</th><th>Resource</th><th>Event</th><th>Target</th><th class=\"num\">Before</th><th class=\"num\">After</th><th class=\"num\">Improvement</th><th>Target met</th></tr></thead><tbody>");
+        out.push_str("<table><thead><tr><th>When</th><th>Resource</th><th>Event</th><th>Target</th><th class=\"num\">Before</th><th class=\"num\">After</th><th class=\"num\">Change</th><th>Outcome</th></tr></thead><tbody>");
         for c in &data.comparisons {
+            let (change, change_class) = comparison_change(c);
+            let (outcome, outcome_class) = comparison_outcome(c);
+            let event = match &c.applied {
+                Some(applied) => format!("{} ({applied})", c.event),
+                None => c.event.clone(),
+            };
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{}\">{}</td></tr>",
+                "<tr data-kind=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num{change_class}\">{}</td><td class=\"{outcome_class}\">{}</td></tr>",
+                esc(&c.kind),
                 esc(&app::format::utc_time(c.at_unix_ms)),
                 esc(&c.resource_name),
-                esc(&c.event),
+                esc(&event),
                 esc(&c.target),
                 esc(c.before.as_deref().unwrap_or("–")),
                 esc(c.after.as_deref().unwrap_or("–")),
-                c.improvement_pct.map_or_else(|| "–".into(), |p| format!("{p:+.1} %")),
-                if c.target_met == Some(true) { "good" } else { "bad" },
-                match c.target_met {
-                    Some(true) => "yes",
-                    Some(false) => "no",
-                    None => "–",
-                }
+                esc(&change),
+                esc(&outcome),
             );
         }
         out.push_str("</tbody></table>");
@@ -835,19 +896,27 @@ pub fn csv(data: &ReportData) -> String {
     }
     for c in &data.comparisons {
         let detail = format!(
-            "{} at {}: {} → {} ({})",
+            "{} at {}: {} → {}, {} ({}); {}",
             c.event,
             app::format::utc_iso(c.at_unix_ms),
             c.before.as_deref().unwrap_or("–"),
             c.after.as_deref().unwrap_or("–"),
-            c.target
+            comparison_change(c).0,
+            c.target,
+            comparison_outcome(c).0,
         );
+        // A target edit moved the threshold, not the system: no improvement to report.
+        let (name, unit) = if c.kind == app::proof::KIND_THRESHOLD {
+            ("threshold_change", "")
+        } else {
+            ("improvement_pct", "%")
+        };
         row(
             "before_after",
             &c.resource_id,
-            "improvement_pct",
+            name,
             opt(c.improvement_pct),
-            "%",
+            unit,
             &detail,
         );
     }
@@ -1181,6 +1250,87 @@ mod tests {
             "alert,custom:1,lasted_s,60,s,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\u{FFFD}, then more at 2023-11-14T22:13:20Z\""
         );
         assert!(!csv.contains('\0'));
+    }
+
+    fn comparison(kind: &str, event: &str) -> ComparisonRow {
+        ComparisonRow {
+            resource_id: "cache:main".into(),
+            resource_name: "main".into(),
+            event: event.into(),
+            at_unix_ms: T0,
+            ready_at_unix_ms: T0 + 60_000,
+            pending: false,
+            before: Some("58.5 %".into()),
+            after: Some("97 %".into()),
+            target: "mean hit_ratio ≥ 90 %".into(),
+            improvement_pct: Some(65.8),
+            target_met: Some(true),
+            reason: String::new(),
+            unit: "%".into(),
+            target_value: 90.0,
+            before_series: Vec::new(),
+            after_series: Vec::new(),
+            kind: kind.into(),
+            applied: None,
+            outcome: None,
+            outcome_why: None,
+            verdict: None,
+            evidence: None,
+            direction: String::new(),
+            change_text: String::new(),
+        }
+    }
+
+    /// The report says what the page says: a rolled-back action is rolled back (not
+    /// "met"), a target edit is a threshold change (not an improvement).
+    #[test]
+    fn before_afters_report_rollbacks_and_threshold_changes_honestly() {
+        let mut data = data_with(Vec::new(), Vec::new());
+        data.comparisons = vec![
+            ComparisonRow {
+                applied: Some("maxmemory 3mb → 64mb".into()),
+                outcome: Some("rolled back".into()),
+                outcome_why: Some("the hit ratio did not change".into()),
+                verdict: Some("no change".into()),
+                direction: "same".into(),
+                change_text: "+38.5 points (+65.8 %)".into(),
+                ..comparison("action", "action redis maxmemory")
+            },
+            ComparisonRow {
+                improvement_pct: None,
+                change_text: "threshold 80 → 90 %".into(),
+                ..comparison("threshold", "target edit (change #3)")
+            },
+        ];
+        let html = html(&data, &std::collections::HashMap::new());
+        assert!(!html.contains(">Improvement<"), "no improvement column");
+        assert!(
+            html.contains("rolled back: the hit ratio did not change (verdict: no change)"),
+            "{html}"
+        );
+        assert!(html.contains("+38.5 points (+65.8 %), no change"), "{html}");
+        assert!(
+            html.contains("action redis maxmemory (maxmemory 3mb → 64mb)"),
+            "{html}"
+        );
+        assert!(html.contains("threshold 80 → 90 %"), "{html}");
+        assert!(
+            html.contains("threshold change; target met after"),
+            "{html}"
+        );
+        let csv = csv(&data);
+        assert!(
+            csv.contains("before_after,cache:main,threshold_change,,,"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("before_after,cache:main,improvement_pct,65.800,%,"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("rolled back: the hit ratio did not change"),
+            "{csv}"
+        );
     }
 
     #[test]

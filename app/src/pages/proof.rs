@@ -1,6 +1,7 @@
 //! Before / after: the seed's benchmark table, live. One row per target edit, manual mark
-//! or optimizer action — resource, before, after, target, improvement — computed once
-//! the window after the event has been measured.
+//! or optimizer action — resource, before, after, target, change (better, worse or no
+//! change; for an action its verdict's), outcome (kept or rolled back, and why) —
+//! computed once the window after the event has been measured.
 
 use leptos::prelude::*;
 
@@ -125,7 +126,7 @@ pub fn ProofPage() -> impl IntoView {
     view! {
         <section class="page-head">
             <h1>"Before / after"</h1>
-            <p class="muted">"Every target edit and mark is judged by the window after it against the baseline before it."</p>
+            <p class="muted">"Every optimizer action and mark is judged by the window after it against the baseline before it; an action shows its verdict and whether it was kept or rolled back. A target edit moves the threshold, not the system: it shows the threshold's change, with the values around it."</p>
         </section>
         <Allowed role=Role::Editor what="Adding a mark">
         <form
@@ -203,40 +204,124 @@ fn ComparisonTable(rows: Vec<ComparisonRow>) -> impl IntoView {
                         <th scope="col">"Before"</th>
                         <th scope="col">"After"</th>
                         <th scope="col">"Target"</th>
-                        <th scope="col">"Improvement"</th>
+                        <th scope="col">"Change"</th>
+                        <th scope="col">"Outcome"</th>
                         <th scope="col">"Before vs after"</th>
                     </tr>
                 </thead>
                 <tbody>
-                    {rows
-                        .into_iter()
-                        .map(|row| {
-                            let state = match row.target_met {
-                                None => "pending",
-                                Some(true) => "met",
-                                Some(false) => "missed",
-                            };
-                            let improvement = if row.pending {
-                                format!("measuring until {} UTC", crate::format::utc_time(row.ready_at_unix_ms))
-                            } else {
-                                row.improvement_pct.map(|p| format!("{p:.1} %")).unwrap_or_else(|| "n/a".into())
-                            };
-                            view! {
-                                <tr class=format!("proof-{state}") data-state=state title=row.reason.clone()>
-                                    <td>{row.resource_name.clone()}</td>
-                                    <td>{row.event.clone()}<br/><small class="muted">{crate::format::utc_time(row.at_unix_ms)}" UTC"</small></td>
-                                    <td class="num">{row.before.clone().unwrap_or_else(|| "—".into())}</td>
-                                    <td class="num">{row.after.clone().unwrap_or_else(|| "—".into())}</td>
-                                    <td>{row.target.clone()}</td>
-                                    <td class="num">{improvement}<br/><small class="muted">{row.reason.clone()}</small></td>
-                                    <td><Overlay row=row.clone()/></td>
-                                </tr>
-                            }
-                        })
-                        .collect_view()}
+                    {rows.into_iter().map(|row| view! { <ComparisonRowView row/> }).collect_view()}
                 </tbody>
             </table>
         </div>
+    }
+}
+
+/// The row's `data-state`: "pending", "rolled-back" (never "met": the change is gone),
+/// "met" or "missed".
+fn row_state(row: &ComparisonRow) -> &'static str {
+    if row.pending {
+        "pending"
+    } else if row.outcome.as_deref() == Some(crate::proof::OUTCOME_ROLLED_BACK) {
+        "rolled-back"
+    } else {
+        match row.target_met {
+            None => "pending",
+            Some(true) => "met",
+            Some(false) => "missed",
+        }
+    }
+}
+
+/// One comparison. Each cell carries its column's name (`data-label`), shown above the
+/// value when a narrow screen stacks the cells.
+#[component]
+fn ComparisonRowView(row: ComparisonRow) -> impl IntoView {
+    use crate::proof::{direction_label, KIND_ACTION, KIND_THRESHOLD, OUTCOME_KEPT};
+
+    let state = row_state(&row);
+    let (symbol, word) = direction_label(&row.direction);
+    let change_class = if row.direction.is_empty() || row.pending {
+        "num".to_owned()
+    } else {
+        format!("num dir-{}", row.direction)
+    };
+    let change = if row.pending {
+        format!(
+            "measuring until {} UTC",
+            crate::format::utc_time(row.ready_at_unix_ms)
+        )
+    } else if row.change_text.is_empty() {
+        "n/a".to_owned()
+    } else {
+        row.change_text.clone()
+    };
+    let judged = (!row.pending && !word.is_empty()).then(|| {
+        view! {
+            <br/>
+            <span class="dir-word"><span aria-hidden="true">{symbol}" "</span>{word}</span>
+        }
+    });
+    let applied = row
+        .applied
+        .clone()
+        .map(|applied| view! { <br/><span class="applied">{applied}</span> });
+    let outcome = if row.pending {
+        view! { <span class="muted">"—"</span> }.into_any()
+    } else if row.kind == KIND_ACTION {
+        let headline = match row.outcome.as_deref() {
+            Some(OUTCOME_KEPT) => OUTCOME_KEPT.to_owned(),
+            Some(outcome) => match row.outcome_why.as_deref() {
+                Some(why) if !why.is_empty() => format!("{outcome}: {why}"),
+                _ => outcome.to_owned(),
+            },
+            None => row
+                .outcome_why
+                .clone()
+                .unwrap_or_else(|| "no verdict recorded".to_owned()),
+        };
+        let headline_class = match row.outcome.as_deref() {
+            Some(OUTCOME_KEPT) => "outcome outcome-kept",
+            Some(_) => "outcome outcome-rolled-back",
+            None => "outcome muted",
+        };
+        let kept_why = match row.outcome.as_deref() {
+            Some(OUTCOME_KEPT) => row.outcome_why.clone().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let verdict = row
+            .verdict
+            .clone()
+            .map(|verdict| view! { <span class="verdict">"verdict: "{verdict}</span> });
+        let evidence = row
+            .evidence
+            .clone()
+            .map(|evidence| view! { <br/><span class="evidence">{evidence}</span> });
+        view! {
+            <strong class=headline_class title=kept_why>{headline}</strong>
+            <small class="muted">{verdict}{evidence}</small>
+        }
+        .into_any()
+    } else if row.kind == KIND_THRESHOLD {
+        view! { <span>"threshold change"</span> }.into_any()
+    } else {
+        view! { <span class="muted">"—"</span> }.into_any()
+    };
+    view! {
+        <tr class=format!("proof-{state}") data-state=state data-kind=row.kind.clone() title=row.reason.clone()>
+            <td data-label="Resource">{row.resource_name.clone()}</td>
+            <td data-label="Event">
+                {row.event.clone()}
+                {applied}
+                <br/><small class="muted">{crate::format::utc_time(row.at_unix_ms)}" UTC"</small>
+            </td>
+            <td class="num" data-label="Before">{row.before.clone().unwrap_or_else(|| "—".into())}</td>
+            <td class="num" data-label="After">{row.after.clone().unwrap_or_else(|| "—".into())}</td>
+            <td data-label="Target">{row.target.clone()}<br/><small class="muted">{row.reason.clone()}</small></td>
+            <td class=change_class data-label="Change">{change}{judged}</td>
+            <td class="outcome-cell" data-label="Outcome">{outcome}</td>
+            <td data-label="Before vs after"><Overlay row=row.clone()/></td>
+        </tr>
     }
 }
 

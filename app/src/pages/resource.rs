@@ -497,7 +497,9 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
                     <input
                         type="number"
                         id="target-value"
-                        step=step
+                        // Any value the engine accepts, 0.01 % too: the slider's half
+                        // steps are for dragging, not a rule on what is typed.
+                        step="any"
                         aria-describedby="target-error backtest"
                         aria-invalid=move || error.get().is_some().then_some("true")
                         prop:value=move || candidate.get().map(|v| v.to_string()).unwrap_or_default()

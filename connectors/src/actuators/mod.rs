@@ -159,6 +159,8 @@ impl Actuators {
         why: String,
     ) -> ActionEvent {
         let started = Instant::now();
+        // The rollback's own time, not the apply's: the audit and `since=` find it there.
+        let at_unix_ms = engine::time::unix_now_ms();
         let (restored, steps) = match self.for_action(action, source) {
             Some(actuator) if actuator.can_roll_back() => {
                 let back = engine::actuator::roll_back(actuator.as_ref(), request, captured).await;
@@ -169,7 +171,7 @@ impl Actuators {
         ActionEvent {
             resource: request.resource.clone(),
             action: action.kind().to_owned(),
-            at_unix_ms: request.at_unix_ms,
+            at_unix_ms,
             dry_run: false,
             attempts: attempts_of(&steps, Step::RollBack),
             duration_ms: started.elapsed().as_millis() as u64,

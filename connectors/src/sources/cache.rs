@@ -124,20 +124,27 @@ pub fn resource(
             resource: None,
             metric: "latency_p99".into(),
             max: None,
-            // Sub-millisecond probes are noisy: only a tripling is a signal.
+            // Sub-millisecond probes are noisy: only a tripling of the median, at least a
+            // millisecond above it and held for seconds, is a signal.
             max_factor: Some(3.0),
+            floor: None,
+            hold: None,
         },
         engine::actuator::Guardrail {
             resource: None,
             metric: "evicted_per_s".into(),
             max: None,
             max_factor: Some(2.0),
+            floor: None,
+            hold: None,
         },
         engine::actuator::Guardrail {
             resource: Some("memory".into()),
             metric: "used_pct".into(),
             max: Some(90.0),
             max_factor: None,
+            floor: None,
+            hold: None,
         },
     ];
     resource.source = Some(spec);

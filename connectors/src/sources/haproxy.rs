@@ -174,6 +174,8 @@ pub fn resource(
         metric: "error_pct".into(),
         max: None,
         max_factor: Some(2.0),
+        floor: None,
+        hold: None,
     }];
     super::lb_resource(name, METRICS, settings.spec(), defaults, guardrails)
 }

@@ -273,12 +273,16 @@ pub fn resource(
             metric: "latency_p95".into(),
             max: None,
             max_factor: Some(2.0),
+            floor: None,
+            hold: None,
         },
         engine::actuator::Guardrail {
             resource: Some("memory".into()),
             metric: "used_pct".into(),
             max: Some(90.0),
             max_factor: None,
+            floor: None,
+            hold: None,
         },
     ];
     resource.source = Some(settings.spec());

@@ -83,8 +83,7 @@ async fn acknowledge(
     };
     state
         .monitor
-        .alerting
-        .acknowledge(&resource, &ack, &caller.identity)?;
+        .acknowledge_alert(&resource, &ack, &caller.identity)?;
     Ok(Json(json!({ "resource": resource, "acknowledged": true })))
 }
 

@@ -5,14 +5,21 @@
 //!    task — capture → apply → read back — so the monitor keeps ticking;
 //! 2. the outcome returns to the monitor task, which alone moves the tracker (in effect →
 //!    Optimizing and a before/after; failed → Failed; dry run → cooldown only);
-//! 3. while the change is verified, its guardrails are watched every tick: one crossed
-//!    rolls it back at once;
-//! 4. when the verify window ends, its before/after decides: kept (Optimized), or rolled
-//!    back to the captured state and read back (Failed, "rolled back: …"). An actuator that
-//!    cannot roll back leaves the change and the status says Failed with the verdict.
+//! 3. while the change is verified, its guardrails are watched every tick on a robust
+//!    level (the median of the last seconds against the baseline's median, never closer
+//!    than a floor), and one held past its bound for several ticks rolls it back at once;
+//! 4. when the verify window ends, a statistical verdict (`engine::verdict`: a rank test
+//!    and an effect size between the baseline and the verify window after its settle
+//!    period) decides: improved → kept; worse → rolled back; no change / inconclusive →
+//!    as the resource's settings say. An actuator that cannot roll back leaves the change
+//!    and the status says so;
+//! 5. a rolled-back change is not tried again in the same breach; rollbacks in a row back
+//!    off exponentially and, after `attention_after`, the resource needs a person: the
+//!    optimizer stops acting on it until its alert is acknowledged or it is edited.
 //!
-//! Every execution and rollback, with each lifecycle step, is counted for `/metrics` and
-//! written to the audit log as the optimizer.
+//! Every execution and rollback, each lifecycle step at its own time, every verdict with
+//! its evidence and every keep is counted for `/metrics` and written to the audit log as
+//! the optimizer.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,13 +30,18 @@ use engine::actions::{ActionEvent, ActionOutcome, ActionRequest};
 use engine::actuator::{Captured, Guardrail};
 use engine::changes::State;
 use engine::history::History;
-use engine::model::{ActionConfig, Resource, ResourceId, SourceSpec};
-use engine::optimizer::Tracker;
+use engine::model::{ActionConfig, OptimizationStatus, Resource, ResourceId, SourceSpec};
+use engine::optimizer::{ActionVerdict, Tracker, Transition};
 use engine::series::SeriesKey;
+use engine::verdict::{Sustained, Verdict, VerdictRules};
 use tokio::sync::mpsc;
 
 /// A guard series' latest sample counts for this long.
 const GUARD_FRESHNESS_MS: i64 = 15_000;
+/// The recent stretch of a guard series whose median is its level.
+const GUARD_LEVEL_MS: i64 = 10_000;
+/// Rollbacks in a row double the wait before the next try, up to this many doublings.
+const MAX_BACKOFF_DOUBLINGS: u32 = 5;
 
 /// An execution or rollback that finished, on its way back to the monitor task.
 #[derive(Debug)]
@@ -68,9 +80,43 @@ struct InEffect {
     action: ActionConfig,
     source: Option<SourceSpec>,
     captured: Captured,
-    guardrails: Vec<Guardrail>,
-    /// Each guardrail's series mean over the baseline window before the action.
-    baselines: Vec<Option<f64>>,
+    /// What the actuator says it applied ("maxmemory 3mb → 64mb").
+    applied: String,
+    guardrails: Vec<GuardWatch>,
+}
+
+/// One guardrail of a change in effect, with what judging it needs.
+struct GuardWatch {
+    guardrail: Guardrail,
+    /// The series' median over the baseline window before the action.
+    baseline: Option<f64>,
+    /// The absolute floor of a relative bound, from the series' metric kind.
+    floor: f64,
+    held: Sustained,
+}
+
+/// Why the optimizer holds back on a resource after rollbacks.
+#[derive(Debug, Default)]
+struct Backoff {
+    /// Rollbacks (and failed applies) in a row; a kept change resets it.
+    failures: u32,
+    last_failure_ms: i64,
+    /// A rollback happened in the breach still going on: no second try until it ends.
+    same_breach: bool,
+    /// Set after `attention_after` failures in a row, until a person acknowledges.
+    attention: Option<String>,
+}
+
+/// What verifying a change decided, for the monitor to record and announce.
+#[derive(Debug)]
+pub struct Verification {
+    pub resource: ResourceId,
+    /// When the change was applied (its before/after's event time).
+    pub started_ms: i64,
+    pub verdict: ActionVerdict,
+    /// The tracker's transition when the change was kept; a rollback's comes when the
+    /// rollback finishes.
+    pub transition: Option<Transition>,
 }
 
 /// Owned by the monitor task: at most one execution or rollback per resource at a time.
@@ -78,6 +124,7 @@ pub struct Acting {
     actuators: Actuators,
     busy: HashSet<ResourceId>,
     in_effect: HashMap<ResourceId, InEffect>,
+    backoff: HashMap<ResourceId, Backoff>,
     done: mpsc::UnboundedSender<Finished>,
 }
 
@@ -88,6 +135,7 @@ impl Acting {
             actuators,
             busy: HashSet::new(),
             in_effect: HashMap::new(),
+            backoff: HashMap::new(),
             done,
         };
         (acting, finished)
@@ -112,6 +160,9 @@ impl Acting {
         let (Some(target), Some(observed)) = (&resource.target, observed) else {
             return;
         };
+        if self.held_back(now_ms, resource, tracker) {
+            return;
+        }
         if self.busy.contains(&resource.id)
             || self.in_effect.contains_key(&resource.id)
             || !tracker.should_act(now_ms, target, &resource.settings)
@@ -124,7 +175,7 @@ impl Acting {
         // A fleet acts on its hosts: the action is told which ones are past their targets.
         if resource.fleet.is_some() {
             if let Some(fleet) = connectors::sources::prometheus::handle(resource.id.as_str()) {
-                request.hosts = fleet.breaching_hosts(engine::actions::MAX_HOSTS);
+                request.set_hosts(fleet.breaching_hosts(engine::actions::MAX_HOSTS));
             }
         }
         self.busy.insert(resource.id.clone());
@@ -152,10 +203,23 @@ impl Acting {
     }
 
     /// The monitor has moved the tracker for `done`; another execution may start after the
-    /// cooldown, and a change now in effect is remembered for its verification.
-    pub fn finished(&mut self, done: Finished, history: &History, state: &State) {
+    /// cooldown, and a change now in effect is remembered for its verification. A
+    /// rollback or a failed apply counts against the resource: answers why it now needs a
+    /// person, the first time it does.
+    pub fn finished(&mut self, done: Finished, history: &History, state: &State) -> Option<String> {
         let id = done.event().resource.clone();
         self.busy.remove(&id);
+        let failed = matches!(
+            done.event().outcome,
+            ActionOutcome::RolledBack { .. } | ActionOutcome::Failed { .. }
+        );
+        if failed {
+            let attention_after = state
+                .resources
+                .get(&id)
+                .map_or(3, |r| r.settings.attention_after);
+            return self.failed(&id, done.event(), attention_after);
+        }
         let Finished::Executed {
             request,
             action,
@@ -164,35 +228,51 @@ impl Acting {
             execution,
         } = done
         else {
-            return;
+            return None;
         };
         let Execution {
             captured: Some(captured),
             event,
         } = *execution
         else {
-            return;
+            return None;
         };
-        if !matches!(event.outcome, ActionOutcome::Succeeded { .. }) {
-            return;
-        }
+        let ActionOutcome::Succeeded { detail } = &event.outcome else {
+            return None;
+        };
         let baseline_ms = state
             .resources
             .get(&id)
             .map_or(300_000, |r| i64::from(r.settings.baseline_secs) * 1000);
         let started = event.at_unix_ms;
-        let baselines = guardrails
-            .iter()
-            .map(|g| {
-                let (resource, metric) = g.series(id.as_str());
+        let guardrails = guardrails
+            .into_iter()
+            .map(|guardrail| {
+                let (resource, metric) = guardrail.series(id.as_str());
                 let samples = super::proof::window_samples(
                     history,
                     &SeriesKey::new(resource, metric),
                     (started - baseline_ms, started),
                 );
-                engine::stats::mean(&samples)
+                let floor = ResourceId::new(resource)
+                    .ok()
+                    .and_then(|rid| state.resources.get(&rid))
+                    .and_then(|r| r.metric(metric))
+                    .map_or(1.0, |m| engine::actuator::default_floor(m.kind));
+                let held = Sustained::new(guardrail.hold());
+                GuardWatch {
+                    baseline: engine::verdict::robust_level(&samples),
+                    guardrail,
+                    floor,
+                    held,
+                }
             })
             .collect();
+        let applied = if detail.is_empty() {
+            event.action.clone()
+        } else {
+            detail.clone()
+        };
         self.in_effect.insert(
             id,
             InEffect {
@@ -200,23 +280,87 @@ impl Acting {
                 action,
                 source,
                 captured,
+                applied,
                 guardrails,
-                baselines,
             },
         );
+        None
+    }
+
+    /// Counts a rollback or failed apply; the `attention_after`th in a row asks a person.
+    fn failed(
+        &mut self,
+        id: &ResourceId,
+        event: &engine::actions::ActionEvent,
+        attention_after: u32,
+    ) -> Option<String> {
+        let backoff = self.backoff.entry(id.clone()).or_default();
+        backoff.failures += 1;
+        backoff.last_failure_ms = event.at_unix_ms;
+        backoff.same_breach = true;
+        if backoff.failures < attention_after.max(1) || backoff.attention.is_some() {
+            return None;
+        }
+        let last = match &event.outcome {
+            ActionOutcome::RolledBack { reason, .. } => reason.clone(),
+            ActionOutcome::Failed { error, .. } => error.clone(),
+            _ => String::new(),
+        };
+        let why = format!(
+            "{} changes in a row did not help (the last: {last}); the optimizer stops acting on this resource until someone acknowledges its alert or edits it",
+            backoff.failures
+        );
+        backoff.attention = Some(why.clone());
+        Some(why)
+    }
+
+    /// Whether the optimizer holds back on `resource` now: a person is needed, a change
+    /// was rolled back in the breach still going on, or rollbacks in a row have not yet
+    /// waited out their doubling back-off. A breach that ended clears the same-breach hold.
+    fn held_back(&mut self, now_ms: i64, resource: &Resource, tracker: &Tracker) -> bool {
+        let Some(backoff) = self.backoff.get_mut(&resource.id) else {
+            return false;
+        };
+        if tracker.status() == OptimizationStatus::Optimized {
+            backoff.same_breach = false;
+        }
+        if backoff.attention.is_some() || backoff.same_breach {
+            return true;
+        }
+        let doublings = backoff
+            .failures
+            .saturating_sub(1)
+            .min(MAX_BACKOFF_DOUBLINGS);
+        let wait = i64::from(resource.settings.cooldown_secs) * 1000 * (1i64 << doublings);
+        now_ms - backoff.last_failure_ms < wait
+    }
+
+    /// Why `id` needs a person, if it does.
+    pub fn attention(&self, id: &ResourceId) -> Option<&str> {
+        self.backoff.get(id)?.attention.as_deref()
+    }
+
+    /// A person acknowledged `id`'s alert or edited it (`None`: every resource, e.g. a
+    /// restored snapshot): the optimizer may act on it again, from a clean slate.
+    pub fn acknowledged(&mut self, id: Option<&ResourceId>) {
+        match id {
+            Some(id) => {
+                self.backoff.remove(id);
+            }
+            None => self.backoff.clear(),
+        }
     }
 
     /// Every evaluation of a resource with a target: while its action is verified, trips
-    /// its guardrails; when the verify window ends, keeps the change or rolls it back.
-    /// Answers the verdict of a change kept (a rollback's outcome comes later, as a
-    /// finished execution).
+    /// its guardrails; when the verify window ends, judges the change and keeps it or
+    /// rolls it back. Answers what was decided, for the monitor to record.
     pub fn watch(
         &mut self,
         now_ms: i64,
         resource: &Resource,
         tracker: &mut Tracker,
         history: &History,
-    ) -> Option<engine::optimizer::Transition> {
+    ) -> Option<Verification> {
         let id = &resource.id;
         if self.busy.contains(id) {
             // A rollback is running; its outcome moves the tracker.
@@ -231,57 +375,157 @@ impl Acting {
             self.in_effect.remove(id);
             return None;
         };
+        let applied = self.in_effect.get(id)?.applied.clone();
         if let Some(why) = self.tripped(id, history, now_ms) {
             tracing::warn!(resource = %id, %why, "Guardrail tripped; rolling back");
-            self.roll_back(id, why);
-            return None;
+            self.roll_back(id, why.clone());
+            return Some(Verification {
+                resource: id.clone(),
+                started_ms: started,
+                verdict: ActionVerdict {
+                    applied,
+                    verdict: None,
+                    evidence: None,
+                    kept: false,
+                    why,
+                    at_unix_ms: now_ms,
+                },
+                transition: None,
+            });
         }
         if verify_at > now_ms {
             return None;
         }
         let key = SeriesKey::new(id.as_str(), target.metric.as_str());
         let baseline = i64::from(resource.settings.baseline_secs) * 1000;
+        // The first seconds after a change show the source's lag, not the change: judged
+        // from after the settle period (at most half the window, so something is left).
+        let settle_secs =
+            engine::verdict::settle_for(resource).min(resource.settings.verify_secs / 2);
+        let judged_from = started + i64::from(settle_secs) * 1000;
         let before = super::proof::window_samples(history, &key, (started - baseline, started));
-        let after = super::proof::window_samples(history, &key, (started, verify_at));
+        let after = super::proof::window_samples(history, &key, (judged_from, verify_at));
         let result = engine::optimizer::before_after(&before, &after, target);
+        let rules = VerdictRules {
+            settle_secs,
+            ..resource
+                .target_kind()
+                .map(VerdictRules::for_kind)
+                .unwrap_or_default()
+        };
+        let (verdict, evidence) =
+            engine::verdict::judge(&before, &after, target.comparator, &rules);
+        let keep = match verdict {
+            Verdict::Improved => true,
+            Verdict::Worse => false,
+            Verdict::NoChange => resource.settings.on_no_change.keeps(result.target_met),
+            Verdict::Inconclusive => resource.settings.on_inconclusive.keeps(result.target_met),
+        };
         let can_roll_back = self.in_effect.get(id).is_some_and(|effect| {
             self.actuators
                 .can_roll_back(&effect.action, effect.source.as_ref())
         });
-        if !result.target_met && can_roll_back {
-            tracing::warn!(resource = %id, reason = %result.reason, "Verification failed; rolling back");
-            self.roll_back(id, format!("verification failed: {}", result.reason));
-            return None;
+        let policy = |verdict: Verdict| match verdict {
+            Verdict::NoChange => format!(
+                " (settings.on_no_change = {})",
+                resource.settings.on_no_change.as_str()
+            ),
+            Verdict::Inconclusive => format!(
+                " (settings.on_inconclusive = {})",
+                resource.settings.on_inconclusive.as_str()
+            ),
+            _ => String::new(),
+        };
+        if !keep && can_roll_back {
+            let why = format!("verification: {}{}", evidence.reason, policy(verdict));
+            tracing::warn!(resource = %id, reason = %why, "Rolling back");
+            self.roll_back(id, why.clone());
+            return Some(Verification {
+                resource: id.clone(),
+                started_ms: started,
+                verdict: ActionVerdict {
+                    applied,
+                    verdict: Some(verdict),
+                    evidence: Some(evidence),
+                    kept: false,
+                    why,
+                    at_unix_ms: now_ms,
+                },
+                transition: None,
+            });
         }
+        let why = if keep {
+            format!("kept: {}{}", evidence.reason, policy(verdict))
+        } else {
+            format!(
+                "kept, as this action cannot be rolled back: {}",
+                evidence.reason
+            )
+        };
         if let Some(effect) = self.in_effect.remove(id) {
             self.keep(id, effect);
         }
-        let transition = tracker.verified(now_ms, &result)?;
-        tracing::info!(
-            resource = %id,
-            to = transition.to.as_str(),
-            reason = %transition.reason,
-            "Action verified"
-        );
-        Some(transition)
+        if keep {
+            self.backoff.remove(id);
+        }
+        let mut result = result;
+        result.reason = format!("{} — {}", result.reason, evidence.reason);
+        let transition = tracker.verified(now_ms, &result);
+        if let Some(transition) = &transition {
+            tracing::info!(
+                resource = %id,
+                to = transition.to.as_str(),
+                reason = %transition.reason,
+                "Action verified"
+            );
+        }
+        Some(Verification {
+            resource: id.clone(),
+            started_ms: started,
+            verdict: ActionVerdict {
+                applied,
+                verdict: Some(verdict),
+                evidence: Some(evidence),
+                kept: true,
+                why,
+                at_unix_ms: now_ms,
+            },
+            transition,
+        })
     }
 
-    /// Why a guardrail of `id`'s change in effect has tripped, if one has.
-    fn tripped(&self, id: &ResourceId, history: &History, now_ms: i64) -> Option<String> {
-        let effect = self.in_effect.get(id)?;
-        effect
-            .guardrails
-            .iter()
-            .zip(&effect.baselines)
-            .find_map(|(guardrail, baseline)| {
-                let (resource, metric) = guardrail.series(id.as_str());
-                let series = history.get(history.id(&SeriesKey::new(resource, metric))?)?;
-                let (at, value) = series.latest()?;
-                if now_ms - at > GUARD_FRESHNESS_MS {
-                    return None;
-                }
-                guardrail.tripped(id.as_str(), f64::from(value?), *baseline)
-            })
+    /// Why a guardrail of `id`'s change in effect has tripped, if one has: its series'
+    /// median over the last seconds past its bound for [`Guardrail::hold`] evaluations in
+    /// a row.
+    fn tripped(&mut self, id: &ResourceId, history: &History, now_ms: i64) -> Option<String> {
+        let effect = self.in_effect.get_mut(id)?;
+        let mut tripped = None;
+        for watch in &mut effect.guardrails {
+            let (resource, metric) = watch.guardrail.series(id.as_str());
+            let key = SeriesKey::new(resource, metric);
+            let fresh = history
+                .id(&key)
+                .and_then(|sid| history.get(sid))
+                .and_then(|series| series.latest())
+                .is_some_and(|(at, value)| value.is_some() && now_ms - at <= GUARD_FRESHNESS_MS);
+            if !fresh {
+                // No news is not a trip, but it breaks a run.
+                watch.held.reset();
+                continue;
+            }
+            let recent =
+                super::proof::window_samples(history, &key, (now_ms - GUARD_LEVEL_MS, now_ms + 1));
+            let why = engine::verdict::robust_level(&recent).and_then(|level| {
+                watch
+                    .guardrail
+                    .tripped(id.as_str(), level, watch.baseline, watch.floor)
+            });
+            if watch.held.observe(why.is_some()) && tripped.is_none() {
+                tripped =
+                    why.map(|why| format!("{why} for {} evaluations in a row", watch.held.need()));
+            }
+        }
+        tripped
     }
 
     /// A change that verified well stays; its actuator may make it outlive a restart.
@@ -331,9 +575,11 @@ impl Acting {
     }
 }
 
-/// The audit entry of one execution or rollback: what was observed against which target
-/// (before), and what the actuator did, step by step (after).
-pub fn audit_entry(done: &Finished) -> AuditRecord {
+/// The audit entries of one execution or rollback: one for the whole of it (what was
+/// observed against which target, and what the actuator did, step by step), then one per
+/// lifecycle step at the time the step started, so `since`/`until` find each where it
+/// happened.
+pub fn audit_entries(done: &Finished) -> Vec<AuditRecord> {
     let request = done.request();
     let ActionEvent {
         resource,
@@ -360,8 +606,9 @@ pub fn audit_entry(done: &Finished) -> AuditRecord {
         }
     };
     let event = done.event();
-    crate::persist::actor_entry(
-        &Identity::optimizer(),
+    let optimizer = Identity::optimizer();
+    let mut entries = vec![crate::persist::actor_entry(
+        &optimizer,
         AuditKind::Action,
         Some(resource.as_str()),
         event.at_unix_ms,
@@ -377,6 +624,63 @@ pub fn audit_entry(done: &Finished) -> AuditRecord {
             "duration_ms": event.duration_ms,
             "dry_run": event.dry_run,
             "steps": event.steps,
+        }),
+    )];
+    for step in &event.steps {
+        let at = if step.at_unix_ms > 0 {
+            step.at_unix_ms
+        } else {
+            event.at_unix_ms
+        };
+        let how = if step.ok { "done" } else { "failed" };
+        let detail = if step.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", step.detail)
+        };
+        entries.push(crate::persist::actor_entry(
+            &optimizer,
+            AuditKind::Action,
+            Some(resource.as_str()),
+            at,
+            format!(
+                "{resource}: {action} step {} {how}{detail}",
+                step.step.as_str()
+            ),
+            serde_json::Value::Null,
+            serde_json::json!({ "step": step }),
+        ));
+    }
+    entries
+}
+
+/// The audit entry of a verification: the verdict with its evidence, and whether the
+/// change was kept or is being rolled back (the rollback's steps follow as their own
+/// entries).
+pub fn verification_entry(verification: &Verification) -> AuditRecord {
+    let ActionVerdict {
+        applied,
+        verdict,
+        evidence,
+        kept,
+        why,
+        at_unix_ms,
+    } = &verification.verdict;
+    let resource = verification.resource.as_str();
+    let word = verdict.map_or("guardrail", |v| v.word());
+    let decision = if *kept { "kept" } else { "rolling back" };
+    crate::persist::actor_entry(
+        &Identity::optimizer(),
+        AuditKind::Action,
+        Some(resource),
+        *at_unix_ms,
+        format!("{resource}: verified {applied}: {word}; {decision} ({why})"),
+        serde_json::json!({ "applied": applied, "started_ms": verification.started_ms }),
+        serde_json::json!({
+            "verdict": verdict,
+            "evidence": evidence,
+            "kept": kept,
+            "why": why,
         }),
     )
 }

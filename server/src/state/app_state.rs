@@ -383,7 +383,7 @@ impl app::backend::Backend for Monitor {
         ack: &app::alerts::Acknowledgement,
         actor: &app::identity::Identity,
     ) -> Result<(), AppError> {
-        self.alerting.acknowledge(resource, ack, actor)
+        self.acknowledge_alert(resource, ack, actor)
     }
 
     fn test_channel(

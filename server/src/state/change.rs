@@ -53,8 +53,15 @@ impl Monitor {
                 change: record.change,
             };
             let unit = self.unit_of(after);
+            // The target it replaced, so the row says "threshold 80 → 50 ms".
+            let previous = record
+                .before
+                .as_ref()
+                .and_then(|before| before.target.clone());
             // A fleet whose own target was cleared has nothing to compare against.
-            let _ = self.proof().open(after, event, record.at_unix_ms, unit);
+            let _ = self
+                .proof()
+                .open_edit(after, event, previous, record.at_unix_ms, unit);
         }
         if matches!(
             record.kind,
@@ -121,6 +128,9 @@ fn touches_action(current: &ResourceSettings, next: &ResourceSettings) -> bool {
     current.action != next.action
         || current.dry_run != next.dry_run
         || current.guardrails != next.guardrails
+        || current.on_no_change != next.on_no_change
+        || current.on_inconclusive != next.on_inconclusive
+        || current.attention_after != next.attention_after
 }
 
 fn authorize(actor: &Identity, state: &State, mutation: &Mutation) -> Result<(), EngineError> {

@@ -164,6 +164,8 @@ pub(crate) enum Control {
         scope: Option<ResourceId>,
         why: MutationKind,
     },
+    /// A person acknowledged the resource's alert: the optimizer may act on it again.
+    Acknowledged { resource: ResourceId },
     /// Panics the task: only for the test that `/readyz` follows the task's life.
     #[doc(hidden)]
     Crash,
@@ -407,6 +409,21 @@ impl Monitor {
     #[doc(hidden)]
     pub fn crash_for_test(&self) {
         self.send(Control::Crash);
+    }
+
+    /// A person acknowledged `resource`'s firing alert; a resource the optimizer had
+    /// stopped acting on (it needed attention) is acted on again.
+    pub fn acknowledge_alert(
+        &self,
+        resource: &str,
+        ack: &app::alerts::Acknowledgement,
+        actor: &Identity,
+    ) -> Result<(), app::error::AppError> {
+        self.alerting.acknowledge(resource, ack, actor)?;
+        if let Ok(resource) = ResourceId::new(resource) {
+            self.send(Control::Acknowledged { resource });
+        }
+        Ok(())
     }
 
     pub(crate) fn send(&self, control: Control) {
@@ -653,6 +670,9 @@ impl MonitorTask {
         while let Some(message) = next {
             match message {
                 Control::Changed { scope, why } => {
+                    // A person changed the resource: whatever made the optimizer wait
+                    // for one is theirs to have seen.
+                    self.acting.acknowledged(scope.as_ref());
                     let reason = format!("configuration changed ({why:?}); re-evaluating");
                     match scope {
                         Some(id) => {
@@ -663,6 +683,14 @@ impl MonitorTask {
                         None => self.trackers.values_mut().for_each(|t| {
                             t.reset(now, &reason);
                         }),
+                    }
+                }
+                Control::Acknowledged { resource } => {
+                    if self.acting.attention(&resource).is_some() {
+                        self.acting.acknowledged(Some(&resource));
+                        if let Some(tracker) = self.trackers.get_mut(&resource) {
+                            tracker.reset(now, "acknowledged; the optimizer may act again");
+                        }
                     }
                 }
                 Control::Crash => panic!("monitor crash requested by a test"),
@@ -738,10 +766,19 @@ impl MonitorTask {
                 &format!("{}: {}", transition.to.as_str(), transition.reason),
             );
         }
-        monitor.persist.audit(super::actuate::audit_entry(&done));
-        {
+        for entry in super::actuate::audit_entries(&done) {
+            monitor.persist.audit(entry);
+        }
+        let attention = {
             let history = monitor.history();
-            self.acting.finished(done, &history, &state);
+            self.acting.finished(done, &history, &state)
+        };
+        if let (Some(why), Some(tracker)) = (attention, self.trackers.get_mut(&id)) {
+            let transition = tracker.needs_attention(now, &why);
+            tracing::warn!(resource = %id, reason = %transition.reason, "Needs attention");
+            monitor
+                .alerting
+                .outcome(id.as_str(), now, &transition.reason);
         }
         self.publish_statuses();
         monitor.hub.publish_overview(|| monitor.overview());
@@ -760,7 +797,7 @@ impl MonitorTask {
         let policy = monitor.alerting.policy();
         let mut pending = Vec::new();
         let mut alert_changes = Vec::new();
-        let mut outcomes = Vec::new();
+        let mut verifications = Vec::new();
         for (id, resource) in state.resources.iter() {
             let problem = problems.get(id.as_str());
             let metric = card_metric(resource);
@@ -827,8 +864,8 @@ impl MonitorTask {
                     self.acting
                         .consider(at, resource, tracker, &samples, observation.observed);
                 }
-                if let Some(verified) = self.acting.watch(at, resource, tracker, &history) {
-                    outcomes.push((id.clone(), verified));
+                if let Some(verification) = self.acting.watch(at, resource, tracker, &history) {
+                    verifications.push(verification);
                 }
             }
             let mut report = tracker.report();
@@ -868,6 +905,17 @@ impl MonitorTask {
             state.resources.get(id).is_some_and(|r| r.target.is_some())
                 || alert.phase() != engine::alerts::AlertPhase::Ok
         });
+        // Verdicts first, so an action's before/after that ends on this tick has its own.
+        for verification in &verifications {
+            monitor.proof().settle_action(
+                &verification.resource,
+                verification.started_ms,
+                verification.verdict.clone(),
+            );
+            monitor
+                .persist
+                .audit(super::actuate::verification_entry(verification));
+        }
         // Before/after windows that ended with this tick, under the same read lock.
         for (resource, at, body) in monitor.proof().complete(at, &history) {
             monitor.persist.save_event(at, &resource, body);
@@ -889,9 +937,13 @@ impl MonitorTask {
                     .resolved(id.as_str(), started_ms, ended_ms, &summary),
             }
         }
-        for (id, verified) in outcomes {
-            let summary = format!("verified: {}", verified.reason);
-            monitor.alerting.outcome(id.as_str(), at, &summary);
+        for verification in verifications {
+            if let Some(transition) = verification.transition {
+                let summary = format!("verified: {}", transition.reason);
+                monitor
+                    .alerting
+                    .outcome(verification.resource.as_str(), at, &summary);
+            }
         }
         monitor.alerting.set_pending(pending);
         monitor.store.publish_statuses(statuses);
