@@ -244,6 +244,14 @@ fn a_change_that_verifies_badly_is_rolled_back() {
             ("/scale-down".to_owned(), "rollback".to_owned())
         ]
     );
+    // The rollback is told why, with the verdict's evidence.
+    let rollback: serde_json::Value = serde_json::from_str(&calls[1].1).unwrap();
+    assert_eq!(rollback["verdict"]["kept"], false, "{rollback}");
+    assert_eq!(rollback["verdict"]["verdict"], "inconclusive", "{rollback}");
+    assert!(
+        rollback["verdict"]["evidence"]["baseline_n"].is_number(),
+        "{rollback}"
+    );
     let metrics = eventually(&server, "/metrics", "the rollback counters", |b| {
         b.contains("perfpilot_action_executions_total{outcome=\"rolled_back\"} 1")
     });

@@ -350,13 +350,34 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         // An admin adds memcached's twin from the Settings page.
         client.goto(&server.url("/settings")).await.unwrap();
         browser.wait_for_hydration().await;
-        client
-            .find(Locator::Id("cache-kind"))
-            .await
-            .unwrap()
-            .select_by_value("memcached")
-            .await
-            .unwrap();
+        // A choice made before the form hydrated is lost: choose until the form follows
+        // it (the address field's placeholder turns to memcached's).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            client
+                .find(Locator::Id("cache-kind"))
+                .await
+                .unwrap()
+                .select_by_value("memcached")
+                .await
+                .unwrap();
+            let placeholder = client
+                .find(Locator::Id("cache-url"))
+                .await
+                .unwrap()
+                .attr("placeholder")
+                .await
+                .unwrap()
+                .unwrap_or_default();
+            if placeholder == "cache.internal:11211" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the form never followed the memcached choice: {placeholder}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         for (id, value) in [
             ("cache-name", "browser".to_owned()),
             ("cache-url", format!("127.0.0.1:{}", memcached.port)),
@@ -401,7 +422,7 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         // that is lost (a CI run saw it), so ask again until the count shows.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            // A lost submit reloads the page: the field may be briefly gone.
+            // A submit before the panel hydrated does nothing (its form is method=dialog).
             if let Ok(pattern) = client.find(Locator::Id("invalidate-pattern")).await {
                 let _ = pattern.clear().await;
                 let _ = pattern.send_keys("sess:1*").await;
@@ -418,10 +439,14 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
             if shown {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the preview never showed a count"
-            );
+            if Instant::now() >= deadline {
+                browser.screenshot("cache-preview-never-counted.png").await;
+                let panel = match client.find(Locator::Id("invalidate")).await {
+                    Ok(panel) => panel.html(false).await.unwrap_or_default(),
+                    Err(_) => "no #invalidate panel".to_owned(),
+                };
+                panic!("the preview never showed a count; the panel: {panel:.2000}");
+            }
         }
         // sess:1, sess:10–19, sess:100–199.
         let count = eventually_text(client, "#invalidate-count", "the preview", |t| {

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use engine::backtest::{backtest, Rule};
-use engine::model::{Comparator, MetricKind, Statistic, Target};
+use engine::backtest::{backtest, judged_series, Judged, Rule};
+use engine::model::{MetricKind, Target};
 
 /// Chart ranges a user can pick; part of the page URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,7 +212,21 @@ pub fn backtest_text(view: &SeriesView, candidate: f64, for_secs: u32) -> String
     };
     let step_secs = (view.step_ms / 1000).max(1) as u32;
     let range = view.range.label();
-    let (values, judged) = judged_series(view, &target);
+    // The one choice of what a range is judged on, shared with the report's compliance.
+    let Judged { values, how, proxy } = judged_series(
+        &view.means,
+        &view.lows,
+        &view.highs,
+        target.statistic,
+        target.comparator,
+        step_secs,
+    );
+    // Samples at the live step need no note; slot summaries and coarser samples say how.
+    let judged = if proxy || step_secs >= 60 {
+        format!(" ({how})")
+    } else {
+        String::new()
+    };
     let result = match backtest(values, step_secs, &target, &view.rule) {
         Ok(result) => result,
         Err(err) => return err.to_string(),
@@ -259,50 +273,6 @@ fn capitalized(text: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
-    }
-}
-
-/// The values a backtest replays, and what they are (a suffix for its sentence). Raw
-/// ranges — and a fleet host's store samples — are the samples themselves. A range of
-/// slot summaries (24 h in minutes, 7 days in 10-minute slots, 30 days in hours) cannot
-/// give a window's statistic back: a mean target is judged on the slot means, a p95 or max
-/// target on each slot's worst value (its maximum for "at most", its minimum for "at
-/// least"), which bounds the statistic from the breaching side. The window then counts
-/// in slots (at least one).
-fn judged_series<'a>(view: &'a SeriesView, target: &Target) -> (&'a [Option<f32>], String) {
-    let summaries = !view.highs.is_empty() && view.highs.len() == view.means.len();
-    if !summaries {
-        let every = if view.step_ms >= 60_000 {
-            format!(
-                " (judged every {})",
-                crate::format::duration(view.step_ms / 1000)
-            )
-        } else {
-            String::new()
-        };
-        return (view.means.as_slice(), every);
-    }
-    let slot = match view.step_ms {
-        60_000 => "minute".to_owned(),
-        600_000 => "10-minute".to_owned(),
-        3_600_000 => "hourly".to_owned(),
-        ms => crate::format::duration(ms / 1000),
-    };
-    let stat = target.statistic.as_str();
-    match (target.statistic, target.comparator) {
-        (Statistic::Mean, _) => (view.means.as_slice(), format!(" (judged on {slot} means)")),
-        (Statistic::Max, Comparator::Le) => {
-            (view.highs.as_slice(), format!(" (judged on {slot} maxima)"))
-        }
-        (_, Comparator::Le) => (
-            view.highs.as_slice(),
-            format!(" (judged on {slot} maxima, an upper bound of {stat})"),
-        ),
-        (_, Comparator::Ge) if view.lows.len() == view.means.len() => (
-            view.lows.as_slice(),
-            format!(" (judged on {slot} minima, a lower bound of {stat})"),
-        ),
-        (_, Comparator::Ge) => (view.means.as_slice(), format!(" (judged on {slot} means)")),
     }
 }
 

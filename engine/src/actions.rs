@@ -305,6 +305,10 @@ pub struct ActionRequest {
     /// `hosts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostBreach>,
+    /// On a rollback: the verifier's verdict and its evidence (why the change is undone),
+    /// so the rollback webhook's body and command (`PERFPILOT_VERDICT`) carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::optimizer::ActionVerdict>,
 }
 
 /// Most hosts an action is told about.
@@ -350,6 +354,7 @@ impl ActionRequest {
             at_unix_ms,
             dry_run: resource.settings.dry_run,
             hosts: Vec::new(),
+            verdict: None,
         })
     }
 

@@ -298,7 +298,10 @@ where
     T: HasAttempts,
 {
     let started = Instant::now();
-    let at_unix_ms = crate::time::unix_now_ms();
+    // The wall clock (`crate::time` is not in the browser build; this never runs there).
+    let at_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let result = work.await;
     let duration_ms = started.elapsed().as_millis() as u64;
     steps.push(match &result {

@@ -15,13 +15,16 @@
 //! policy's), and fire again inside one episode.
 //!
 //! Pure and wasm-safe so the browser can answer while the user drags a target on the
-//! chart. On summaries (a range's minute or hour slots) the caller hands in one value per
-//! slot and says what it judged on; the window is then counted in slots.
+//! chart. On summaries (a range's minute or hour slots) [`judged_series`] picks one value
+//! per slot and says what it judged on — for the resource page's backtest and a report's
+//! compliance alike; the window is then counted in slots.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
-use crate::model::{MetricKind, OptimizationStatus, ResourceSettings, Target};
+use crate::model::{
+    Comparator, MetricKind, OptimizationStatus, ResourceSettings, Statistic, Target,
+};
 use crate::optimizer::{Analyzer, Condition, Tracker};
 use crate::stats::SampleValue;
 
@@ -214,6 +217,87 @@ pub fn backtest<S: SampleValue>(
     rule: &Rule,
 ) -> Result<BacktestResult, EngineError> {
     Ok(replay(values, step_secs, target, rule)?.summary())
+}
+
+/// What a replay over a range judges: see [`judged_series`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged<'a> {
+    /// One value per step, oldest first: what [`replay`] is handed.
+    pub values: &'a [Option<f32>],
+    /// How, in words: "judged every second", "judged on minute maxima, an upper bound of
+    /// p95", "judged on hourly means".
+    pub how: String,
+    /// The values stand in for a window statistic a slot summary cannot give back (slot
+    /// means, maxima or minima), rather than being the samples themselves.
+    pub proxy: bool,
+}
+
+/// The values a backtest — the resource page's, and a report's compliance — replays over
+/// a range sampled every `step_secs`, and how it is judged. Samples (no `highs`, or not one
+/// per step) are replayed as they are. A range of slot summaries (a minute, 10 minutes or
+/// an hour each) cannot give a window's statistic back: a mean target is judged on the
+/// slot means, a p95 or max target on each slot's worst value (its maximum for "at most",
+/// its minimum for "at least": without `lows`, the means), which bounds the statistic
+/// from the breaching side. The window is then counted in slots (at least one, see
+/// [`Rule::window_steps`]). One choice for every caller, so a report and the page never
+/// judge the same data differently.
+pub fn judged_series<'a>(
+    means: &'a [Option<f32>],
+    lows: &'a [Option<f32>],
+    highs: &'a [Option<f32>],
+    statistic: Statistic,
+    comparator: Comparator,
+    step_secs: u32,
+) -> Judged<'a> {
+    let step_secs = step_secs.max(1);
+    let summaries = !highs.is_empty() && highs.len() == means.len();
+    if !summaries {
+        let every = if step_secs == 1 {
+            "second".to_owned()
+        } else {
+            span_words(step_secs)
+        };
+        return Judged {
+            values: means,
+            how: format!("judged every {every}"),
+            proxy: false,
+        };
+    }
+    let slot = match step_secs {
+        60 => "minute".to_owned(),
+        600 => "10-minute".to_owned(),
+        3600 => "hourly".to_owned(),
+        secs => span_words(secs),
+    };
+    let stat = statistic.as_str();
+    let (values, how) = match (statistic, comparator) {
+        (Statistic::Mean, _) => (means, format!("judged on {slot} means")),
+        (Statistic::Max, Comparator::Le) => (highs, format!("judged on {slot} maxima")),
+        (_, Comparator::Le) => (
+            highs,
+            format!("judged on {slot} maxima, an upper bound of {stat}"),
+        ),
+        (_, Comparator::Ge) if lows.len() == means.len() => (
+            lows,
+            format!("judged on {slot} minima, a lower bound of {stat}"),
+        ),
+        (_, Comparator::Ge) => (means, format!("judged on {slot} means")),
+    };
+    Judged {
+        values,
+        how,
+        proxy: true,
+    }
+}
+
+/// A step in words, as the pages write durations ("60 s", "2 min", "1 h", "1 h 30 min").
+fn span_words(secs: u32) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s % 3600 / 60 == 0 => format!("{} h", s / 3600),
+        s => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +502,32 @@ mod tests {
         assert!(meeting.evaluated_steps > 0);
         assert!(meeting.episodes.is_empty(), "0.009 ms meets ≤ 0.01 ms");
         assert_eq!(meeting.firing_steps, 0);
+    }
+
+    /// The one choice of what a range is judged on, in the words every surface prints.
+    #[test]
+    fn judged_series_reads_samples_as_they_are_and_summaries_on_their_worst_side() {
+        let means = [Some(50.0f32); 3];
+        let lows = [Some(20.0f32); 3];
+        let highs = [Some(80.0f32); 3];
+        let j = judged_series(&means, &[], &[], Statistic::P95, Comparator::Le, 1);
+        assert_eq!((j.how.as_str(), j.proxy), ("judged every second", false));
+        assert_eq!(j.values, &means[..]);
+        let j = judged_series(&means, &[], &[], Statistic::P95, Comparator::Le, 60);
+        assert_eq!(j.how, "judged every 60 s");
+        let j = judged_series(&means, &lows, &highs, Statistic::P95, Comparator::Le, 60);
+        assert_eq!(j.how, "judged on minute maxima, an upper bound of p95");
+        assert_eq!((j.values, j.proxy), (&highs[..], true));
+        let j = judged_series(&means, &lows, &highs, Statistic::P95, Comparator::Ge, 3600);
+        assert_eq!(j.how, "judged on hourly minima, a lower bound of p95");
+        assert_eq!(j.values, &lows[..]);
+        let j = judged_series(&means, &lows, &highs, Statistic::Max, Comparator::Le, 600);
+        assert_eq!(j.how, "judged on 10-minute maxima");
+        let j = judged_series(&means, &lows, &highs, Statistic::Mean, Comparator::Le, 120);
+        assert_eq!(
+            (j.how.as_str(), j.values),
+            ("judged on 2 min means", &means[..])
+        );
     }
 
     /// What the backtest did before it shared the live evaluator: each sample against the

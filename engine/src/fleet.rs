@@ -331,6 +331,21 @@ pub struct Judged {
     pub observed: Option<f64>,
     pub condition: Condition,
     pub severity: Option<f64>,
+    /// The metric's newest value is still warming up ([`CellState::Warming`]): `observed`
+    /// is that value, to be shown muted; nothing is judged on it (`condition` is
+    /// `NoData`: not enough data yet, never a breach; no severity).
+    pub warming: bool,
+}
+
+impl Judged {
+    /// The cell's standing: [`CellState::Warming`] while the newest value warms up.
+    pub fn state(&self) -> CellState {
+        if self.warming {
+            CellState::Warming
+        } else {
+            CellState::of(self.condition)
+        }
+    }
 }
 
 /// Judges the newest `window` samples of one host's metric (oldest first) on the target's
@@ -349,6 +364,32 @@ pub fn judge(
         observed: obs.observed,
         condition: obs.condition,
         severity: obs.observed.map(|v| severity(target, v)),
+        warming: false,
+    }
+}
+
+/// [`judge`], unless the metric's newest value is still warming up (`warming`: that
+/// value). A `rate()` right after its series first appeared (a new store, a new host, a
+/// series back after a gap) is extrapolated from the series' first samples and reads far
+/// off (a 20 % host read 51 %) until its range is full: such a value is shown, muted and
+/// marked, and judged nothing — not enough data yet, never a breach, no severity. The
+/// source decides what is warming (it knows each series' first sample and rate range);
+/// warming values are never in `samples`.
+pub fn judge_warming(
+    samples: &[Option<f32>],
+    window: usize,
+    target: &Target,
+    tolerance_pct: f64,
+    warming: Option<f32>,
+) -> Judged {
+    match warming {
+        Some(value) => Judged {
+            observed: Some(f64::from(value)),
+            condition: Condition::NoData,
+            severity: None,
+            warming: true,
+        },
+        None => judge(samples, window, target, tolerance_pct),
     }
 }
 
@@ -460,6 +501,9 @@ pub enum CellState {
     /// No target applies to this metric.
     NoTarget,
     NoData,
+    /// The newest value is a rate still warming up (see [`judge_warming`]): shown muted
+    /// with "warming up", never judged or counted as a breach.
+    Warming,
 }
 
 impl CellState {
@@ -479,6 +523,7 @@ impl CellState {
             CellState::Breached => "breached",
             CellState::NoTarget => "no_target",
             CellState::NoData => "no_data",
+            CellState::Warming => "warming",
         }
     }
 }
@@ -511,6 +556,11 @@ impl HostRow {
     pub fn breaching(&self) -> bool {
         self.cells.iter().any(|c| c.state == CellState::Breached)
     }
+
+    /// Up, with at least one metric still warming up (not judged yet on it).
+    pub fn warming(&self) -> bool {
+        self.up && self.cells.iter().any(|c| c.state == CellState::Warming)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -519,6 +569,60 @@ pub struct GroupSummary {
     pub hosts: usize,
     pub breaching: usize,
     pub down: usize,
+    /// Hosts with a metric still warming up ([`HostRow::warming`]), counted apart: a
+    /// warming value is never a breach.
+    #[serde(default)]
+    pub warming: usize,
+}
+
+/// Hosts, breaching, warming up and down over `hosts`: the fleet page's summary. A host
+/// breaching on one metric while another warms up is counted in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub hosts: usize,
+    pub breaching: usize,
+    pub warming: usize,
+    pub down: usize,
+}
+
+impl Counts {
+    pub fn of<'a>(hosts: impl IntoIterator<Item = &'a HostRow>) -> Counts {
+        let mut c = Counts::default();
+        for h in hosts {
+            c.hosts += 1;
+            c.breaching += usize::from(h.breaching());
+            c.warming += usize::from(h.warming());
+            c.down += usize::from(!h.up);
+        }
+        c
+    }
+}
+
+/// Each group's counts, worst-first (most breaching hosts, then most down).
+pub fn group_summaries(hosts: &[HostRow]) -> Vec<GroupSummary> {
+    let mut groups: BTreeMap<&str, Vec<&HostRow>> = BTreeMap::new();
+    for h in hosts {
+        groups.entry(h.group.as_str()).or_default().push(h);
+    }
+    let mut out: Vec<GroupSummary> = groups
+        .into_iter()
+        .map(|(key, members)| {
+            let c = Counts::of(members);
+            GroupSummary {
+                key: key.to_owned(),
+                hosts: c.hosts,
+                breaching: c.breaching,
+                down: c.down,
+                warming: c.warming,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.breaching, b.down)
+            .cmp(&(a.breaching, a.down))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    out
 }
 
 /// The fleet page's data: every host worst-first.
@@ -734,6 +838,76 @@ mod tests {
             ..t
         };
         assert!(severity(&ge, 40.0) > 0.0 && severity(&ge, 60.0) < 0.0);
+    }
+
+    #[test]
+    fn a_warming_value_is_shown_but_never_judged_or_counted_as_a_breach() {
+        let cpu = built_in_target("cpu").unwrap();
+        // A window that would breach, and a newest value still warming up (a 20 % host's
+        // first rate reading 51 %): the value is shown, nothing is judged on it.
+        let window = [Some(90.0f32); 4];
+        let j = judge_warming(&window, 4, &cpu, 10.0, Some(51.0));
+        assert!(j.warming);
+        assert_eq!(j.state(), CellState::Warming);
+        assert_eq!((j.observed, j.severity), (Some(51.0), None));
+        assert_eq!(j.condition, Condition::NoData);
+        // Without a warming value it is the ordinary judgement.
+        let j = judge_warming(&window, 4, &cpu, 10.0, None);
+        assert_eq!((j.warming, j.state()), (false, CellState::Breached));
+        assert_eq!(CellState::Warming.as_str(), "warming");
+
+        fn row(instance: &str, group: &str, up: bool, states: &[CellState]) -> HostRow {
+            HostRow {
+                instance: instance.into(),
+                group: group.into(),
+                up,
+                worst: None,
+                cells: states
+                    .iter()
+                    .map(|&state| Cell {
+                        value: Some(51.0),
+                        state,
+                    })
+                    .collect(),
+            }
+        }
+        let hosts = vec![
+            row("a", "g1", true, &[CellState::Warming, CellState::Met]),
+            row("b", "g1", true, &[CellState::Warming, CellState::Breached]),
+            row("c", "g1", true, &[CellState::Met, CellState::Met]),
+            row("d", "g2", true, &[CellState::Warming, CellState::NoTarget]),
+            row("e", "g2", false, &[CellState::NoData, CellState::NoData]),
+        ];
+        assert!(!hosts[0].breaching() && hosts[0].warming());
+        // Breaching on another metric while warming up: counted in both.
+        assert!(hosts[1].breaching() && hosts[1].warming());
+        assert!(!hosts[4].warming(), "a host that is down is not warming up");
+        assert_eq!(
+            Counts::of(&hosts),
+            Counts {
+                hosts: 5,
+                breaching: 1,
+                warming: 3,
+                down: 1
+            }
+        );
+        let groups = group_summaries(&hosts);
+        assert_eq!(
+            groups
+                .iter()
+                .map(|g| (g.key.as_str(), g.hosts, g.breaching, g.warming, g.down))
+                .collect::<Vec<_>>(),
+            vec![("g1", 3, 1, 2, 0), ("g2", 2, 0, 1, 1)]
+        );
+        // Nothing but warming values: no breach anywhere.
+        let warming_only = vec![row(
+            "x",
+            "g",
+            true,
+            &[CellState::Warming, CellState::Warming],
+        )];
+        assert_eq!(Counts::of(&warming_only).breaching, 0);
+        assert_eq!(group_summaries(&warming_only)[0].breaching, 0);
     }
 
     #[test]

@@ -207,7 +207,7 @@ fn SilenceForm(create: ServerAction<CreateSilence>) -> impl IntoView {
             <h2 id="silence-title">"New silence"</h2>
             <p class="muted">"A silence holds back notifications for the resources it matches (alerts keep their state and show on this page). When it ends, whatever still fires is notified."</p>
             <Allowed role=Role::Editor what="Creating silences">
-                <form class="settings-form" id="silence-form" on:submit=move |ev| {
+                <form method="dialog" class="settings-form" id="silence-form" on:submit=move |ev| {
                     ev.prevent_default();
                     create.dispatch(CreateSilence { new: NewSilence {
                         matcher: matcher.get_untracked(),

@@ -3,7 +3,7 @@
 //! per group. It re-reads the fleet on the store's scrape interval, never faster; a store
 //! that stopped answering leaves the last data on the page, marked stale with the reason.
 
-use engine::fleet::{CellState, FleetView, HostRow, Scope};
+use engine::fleet::{CellState, Counts, FleetView, HostRow, Scope};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
@@ -213,6 +213,7 @@ fn cell_class(state: CellState) -> &'static str {
         CellState::Breached => "fc fc-breached",
         CellState::NoTarget => "fc fc-none",
         CellState::NoData => "fc fc-nodata",
+        CellState::Warming => "fc fc-warming",
     }
 }
 
@@ -222,6 +223,9 @@ fn host_state(h: &HostRow) -> CellState {
         CellState::NoData
     } else if h.breaching() {
         CellState::Breached
+    } else if h.warming() {
+        // Not judged yet on every metric: muted, whatever the others say.
+        CellState::Warming
     } else if h.cells.iter().any(|c| c.state == CellState::Near) {
         CellState::Near
     } else if h.cells.iter().any(|c| c.state == CellState::Met) {
@@ -234,6 +238,11 @@ fn host_state(h: &HostRow) -> CellState {
 fn cell_text(view: &FleetView, i: usize, h: &HostRow) -> String {
     let metric = &view.metrics[i];
     match h.cells[i].value {
+        // Said in words, not by the muted colour alone.
+        Some(v) if h.cells[i].state == CellState::Warming => format!(
+            "{} (warming up)",
+            crate::format::reading(f64::from(v), &metric.unit)
+        ),
         Some(v) => crate::format::reading(f64::from(v), &metric.unit),
         None if !h.up => "down".into(),
         None => "–".into(),
@@ -247,15 +256,24 @@ fn FleetContent(
     refresh_error: RwSignal<Option<String>>,
     tolerance_pct: f64,
 ) -> impl IntoView {
-    let breaching = view.hosts.iter().filter(|h| h.breaching()).count();
-    let down = view.hosts.iter().filter(|h| !h.up).count();
+    let Counts {
+        hosts,
+        breaching,
+        warming,
+        down,
+    } = Counts::of(&view.hosts);
     let refreshed = view
         .refreshed_unix_ms
         .map(|ms| format!("read at {} UTC", crate::format::utc_time(ms)))
         .unwrap_or_default();
+    // Counted apart: a value warming up is neither a breach nor within target yet.
+    let warming = match warming {
+        0 => String::new(),
+        1 => " · 1 host warming up (not judged yet)".to_owned(),
+        n => format!(" · {n} hosts warming up (not judged yet)"),
+    };
     let summary = format!(
-        "{} hosts · {breaching} breaching · {down} down · {refreshed} · every {} s · {:.0} queries in the last minute (budget {}/min)",
-        view.hosts.len(),
+        "{hosts} hosts · {breaching} breaching{warming} · {down} down · {refreshed} · every {} s · {:.0} queries in the last minute (budget {}/min)",
         view.interval_secs,
         view.queries_per_min,
         view.query_budget_per_min
@@ -319,7 +337,13 @@ fn FleetContent(
                 .collect_view();
             view! {
                 <div class="heat-group">
-                    <h3>{g.key.clone()}" "<span class="muted">{format!("{} of {} breaching", g.breaching, g.hosts)}</span></h3>
+                    <h3>{g.key.clone()}" "<span class="muted">{
+                        if g.warming > 0 {
+                            format!("{} of {} breaching, {} warming up", g.breaching, g.hosts, g.warming)
+                        } else {
+                            format!("{} of {} breaching", g.breaching, g.hosts)
+                        }
+                    }</span></h3>
                     <div class="heat">{squares}</div>
                 </div>
             }
@@ -399,6 +423,7 @@ fn FleetContent(
                     <span class="fc fc-breached"></span>" breaching "
                     <span class="fc fc-near"></span>{near_legend(tolerance_pct)}
                     <span class="fc fc-met"></span>" met "
+                    <span class="fc fc-warming"></span>" warming up (a rate's first window after its series appeared: shown, not judged yet) "
                     <span class="fc fc-nodata"></span>" down / no data"
                 </p>
                 <div id="fleet-heatmap">{heatmap}</div>

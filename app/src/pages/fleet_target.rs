@@ -333,6 +333,7 @@ pub(crate) fn standing_text(state: engine::fleet::CellState) -> &'static str {
         CellState::Breached => "breached",
         CellState::NoTarget => "no target",
         CellState::NoData => "no data",
+        CellState::Warming => "warming up (not judged yet)",
     }
 }
 
@@ -601,6 +602,8 @@ fn ScopeEditor(
                     .map(|(t, o)| format!("{} ({})", t.describe_with_band(m.metric.kind, tolerance), o.label()))
                     .unwrap_or_else(|| "none".into());
                 let standing = standing_text(m.state);
+                // A value warming up is shown muted, and its standing says so in words.
+                let warming = m.state == engine::fleet::CellState::Warming;
                 let value = m
                     .observed
                     .map(|v| crate::format::reading(v, &m.metric.unit))
@@ -608,7 +611,7 @@ fn ScopeEditor(
                 view! {
                     <tr data-metric=m.metric.name.clone() data-origin=m.target.as_ref().map(|(_, o)| o.as_str())>
                         <th scope="row">{m.metric.name.clone()}</th>
-                        <td class="num">{value}</td>
+                        <td class="num" class:fc-warming=warming>{value}</td>
                         <td>{standing}</td>
                         <td>{target}</td>
                     </tr>
@@ -638,6 +641,20 @@ fn ScopeEditor(
         "/fleet?id={}",
         crate::format::urlencode(&data.fleet_id)
     ));
+    // The shown metric warming up on this host: its chart and backtest leave the warm-up
+    // out (a gap), and the page says why.
+    let warming_note = data
+        .host
+        .as_ref()
+        .and_then(|h| h.metrics.iter().find(|m| m.metric.name == data.metric.name))
+        .filter(|m| m.state == engine::fleet::CellState::Warming)
+        .map(|_| {
+            view! {
+                <p class="muted" id="target-warming" role="status">
+                    "Warming up: right after its series appeared, a rate is extrapolated from its first samples and reads off, so its first window is left out of the chart and the backtest and not judged yet."
+                </p>
+            }
+        });
     let chart_hint = if is_host {
         "Hover the chart for values; drag vertically to move the target."
     } else {
@@ -658,6 +675,7 @@ fn ScopeEditor(
             <h1>{scope_title(&data.scope)}" — "{data.metric.name.clone()}</h1>
             <p class="muted" id="target-origin">{origin}</p>
             <p class="muted">{if is_host { String::new() } else { format!("{} hosts", data.hosts) }}</p>
+            {warming_note}
         </section>
         <div class="toolbar">
             <nav class="chips" aria-label="Metric">{metric_links}</nav>

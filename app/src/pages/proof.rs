@@ -131,6 +131,9 @@ pub fn ProofPage() -> impl IntoView {
         <Allowed role=Role::Editor what="Adding a mark">
         <form
             class="mark-form"
+            // Before hydration a submit does nothing (a GET would put the fields,
+            // a password too, in the URL).
+            method="dialog"
             on:submit=move |ev| {
                 ev.prevent_default();
                 mark.dispatch(AddMark { resource: resource.get_untracked(), label: label.get_untracked() });
@@ -236,7 +239,7 @@ fn row_state(row: &ComparisonRow) -> &'static str {
 /// One comparison. Each cell carries its column's name (`data-label`), shown above the
 /// value when a narrow screen stacks the cells.
 #[component]
-fn ComparisonRowView(row: ComparisonRow) -> impl IntoView {
+fn ComparisonRowView(row: ComparisonRow) -> AnyView {
     use crate::proof::{direction_label, KIND_ACTION, KIND_THRESHOLD, OUTCOME_KEPT};
 
     let state = row_state(&row);
@@ -323,6 +326,8 @@ fn ComparisonRowView(row: ComparisonRow) -> impl IntoView {
             <td data-label="Before vs after"><Overlay row=row.clone()/></td>
         </tr>
     }
+    // Type-erased: the row's full view type is too deep for the compiler to lay out.
+    .into_any()
 }
 
 const OVERLAY_W: f64 = 160.0;

@@ -181,7 +181,7 @@ fn InvalidatePanel(resource_id: String, unavailable: Option<String>) -> impl Int
     view! {
         <div class="advice" id="invalidate">
             <h3>"Invalidate keys"</h3>
-            <form class="settings-form" on:submit=move |ev| {
+            <form method="dialog" class="settings-form" on:submit=move |ev| {
                 ev.prevent_default();
                 previewed.set(Some(pattern.get_untracked()));
                 preview.dispatch(InvalidateKeys { resource: resource.get_value(), pattern: pattern.get_untracked(), confirm: false });

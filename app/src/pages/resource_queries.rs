@@ -82,7 +82,7 @@ pub fn DatabaseConnectionPanel(resource_id: String) -> impl IntoView {
                             </label>
                         };
                         view! {
-                            <form class="settings-form" on:submit=move |ev| {
+                            <form method="dialog" class="settings-form" on:submit=move |ev| {
                                 ev.prevent_default();
                                 save.dispatch(UpdateDatabase {
                                     resource: resource.get_value(),

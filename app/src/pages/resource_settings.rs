@@ -312,7 +312,7 @@ fn SettingsForm(
     };
     let not_admin = move || !me.may(Role::Admin);
     view! {
-        <form class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+        <form method="dialog" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
             <fieldset>
                 <legend>"How the target is judged"</legend>
                 {number("Window", "setting-window", fields.window_secs, "s")}

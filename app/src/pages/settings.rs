@@ -159,6 +159,9 @@ fn Tokens() -> impl IntoView {
     view! {
         <form
             class="token-form"
+            // Before hydration a submit does nothing (a GET would put the fields,
+            // a password too, in the URL).
+            method="dialog"
             on:submit=move |ev| {
                 ev.prevent_default();
                 create.dispatch(CreateToken { name: name.get_untracked(), role: role.get_untracked() });
@@ -296,7 +299,7 @@ fn AddDatabase() -> impl IntoView {
         }
     });
     view! {
-        <form id="add-database" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+        <form id="add-database" class="settings-form" method="dialog" on:submit=move |ev| { ev.prevent_default(); submit(); }>
             {field("Name (the resource becomes database:<name>)", "database-name", "text", "orders", name)}
             {field("Connection URL, without the password", "database-url", "text", "postgresql://perf@db.internal:5432/app", url)}
             {field("Password (kept on the server, never shown again)", "database-password", "password", "", password)}
@@ -356,7 +359,7 @@ fn AddCache() -> impl IntoView {
     });
     let redis = move || kind.get() == "redis";
     view! {
-        <form id="add-cache" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+        <form id="add-cache" class="settings-form" method="dialog" on:submit=move |ev| { ev.prevent_default(); submit(); }>
             <label class="setting setting-wide">
                 <span>"Kind"</span>
                 <select id="cache-kind" on:change=move |ev| kind.set(event_target_value(&ev))>
@@ -427,7 +430,7 @@ fn AddFleet() -> impl IntoView {
         }
     });
     view! {
-        <form id="add-fleet" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+        <form id="add-fleet" class="settings-form" method="dialog" on:submit=move |ev| { ev.prevent_default(); submit(); }>
             {field("Name (the resource becomes fleet:<name>)", "fleet-name", "text", "prod", name)}
             {field("Store URL (its base, without /api/v1)", "fleet-url", "text", "http://prometheus:9090", url)}
             {field("Selector listing the hosts (default up{job=\"node\"})", "fleet-selector", "text", "up{job=\"node\"}", selector)}

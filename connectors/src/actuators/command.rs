@@ -154,6 +154,10 @@ fn env_of(r: &ActionRequest) -> Vec<(&'static str, String)> {
                 .join(","),
         ));
     }
+    if let Some(verdict) = &r.verdict {
+        // A rollback: why the change is undone, with the verdict's evidence.
+        env.push(("PERFPILOT_VERDICT", verdict.why.clone()));
+    }
     env.extend([
         ("PERFPILOT_RESOURCE", r.resource.to_string()),
         ("PERFPILOT_RESOURCE_TYPE", r.resource_type.to_string()),

@@ -20,8 +20,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::fleet::{
-    self, CellState, FleetMetric, FleetView, GroupBacktest, GroupSummary, HostDetail, HostMetric,
-    HostRow, Origin, RangeSeries, Scope,
+    self, CellState, FleetMetric, FleetView, GroupBacktest, HostDetail, HostMetric, HostRow,
+    Origin, RangeSeries, Scope,
 };
 use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, SourceSpec, Target};
 use engine::series::{SeriesInfo, Tick, UnixMillis};
@@ -613,6 +613,107 @@ fn rate_window(interval: Duration) -> Duration {
     (interval * 4).max(Duration::from_secs(10))
 }
 
+/// The longest range a query's rates read (`rate`, `irate`, `increase`: `[5m]`, a
+/// subquery's `[1h:1m]`), `{W}` standing for `window`; a rate whose range cannot be read
+/// counts as `window`. `None` when the query takes no rate: a gauge (memory, disk) never
+/// warms up.
+fn rate_range(query: &str, window: Duration) -> Option<Duration> {
+    let compact: String = query.chars().filter(|c| !c.is_whitespace()).collect();
+    if !compact.contains("rate(") && !compact.contains("increase(") {
+        return None;
+    }
+    let longest = compact
+        .split('[')
+        .skip(1)
+        .filter_map(|rest| {
+            let range = rest.split([']', ':']).next().unwrap_or("");
+            if range == "{W}" {
+                Some(window)
+            } else {
+                promql_duration(range)
+            }
+        })
+        .max();
+    Some(longest.unwrap_or(window))
+}
+
+/// A PromQL duration (`90s`, `5m`, `1h30m`, `500ms`); `None` for anything else.
+fn promql_duration(text: &str) -> Option<Duration> {
+    let mut rest = text;
+    let mut total = Duration::ZERO;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit_ms, len): (u64, usize) = if rest.starts_with("ms") {
+            (1, 2)
+        } else {
+            match rest.chars().next()? {
+                's' => (1_000, 1),
+                'm' => (60_000, 1),
+                'h' => (3_600_000, 1),
+                'd' => (86_400_000, 1),
+                'w' => (604_800_000, 1),
+                'y' => (31_536_000_000, 1),
+                _ => return None,
+            }
+        };
+        total = total.checked_add(Duration::from_millis(n.checked_mul(unit_ms)?))?;
+        rest = &rest[len..];
+    }
+    Some(total)
+}
+
+/// How long a metric's values warm up after its series' first sample: a `rate()` over
+/// `[r]` right after a series appears (a new store, a new host, a series back after a
+/// gap) holds only the series' first samples and extrapolates from them — a 20 % host
+/// read 51 % — until `r` is full; one scrape interval more, as the first value we see is
+/// itself a scrape or more after the first sample. `None` for a gauge.
+fn warm_up(query: &str, window: Duration, interval: Duration) -> Option<Duration> {
+    rate_range(query, window).map(|range| range + interval)
+}
+
+/// Whether a value read at `now_ms` is still warming up: its run of values began at
+/// `first_ms` (`i64::MIN`: before anything this source read), less than `warm_up` ago.
+fn is_warming(first_ms: Option<i64>, now_ms: i64, warm_up: Option<Duration>) -> bool {
+    match (first_ms, warm_up) {
+        (Some(first), Some(warm_up)) => {
+            now_ms.saturating_sub(first) < i64::try_from(warm_up.as_millis()).unwrap_or(i64::MAX)
+        }
+        _ => false,
+    }
+}
+
+/// Gaps the warm-up of every run of a range result's values (one every `step_secs`): a
+/// run that begins inside the range (the series appeared, or came back after a gap) loses
+/// its points within `warm_up` of its first point, which are extrapolated from its first
+/// samples. A run already going at the range's first point began before it and is kept
+/// whole. Charts and backtests so see warm-up as what it is: no data yet.
+fn gap_warm_up(values: &mut [Option<f32>], step_secs: u64, warm_up: Duration) {
+    let warm_ms = u64::try_from(warm_up.as_millis()).unwrap_or(u64::MAX);
+    let mut before_range = true;
+    let mut run: Option<usize> = None;
+    for (k, value) in values.iter_mut().enumerate() {
+        if value.is_none() {
+            before_range = false;
+            run = None;
+            continue;
+        }
+        if before_range {
+            continue;
+        }
+        let start = *run.get_or_insert(k);
+        if ((k - start) as u64).saturating_mul(step_secs.saturating_mul(1000)) < warm_ms {
+            *value = None;
+        }
+    }
+}
+
 /// Every running store's handle, by resource id.
 static FLEETS: LazyLock<Mutex<HashMap<String, Arc<Fleet>>>> = LazyLock::new(Default::default);
 
@@ -636,8 +737,14 @@ struct Host {
     group: String,
     up: bool,
     /// Per metric (in the fleet's order), the newest samples last.
-    /// Kept contiguous after every change, so judging reads one slice.
+    /// Kept contiguous after every change, so judging reads one slice. Values still
+    /// warming up are never here (a gap in their place).
     rings: Vec<VecDeque<Option<f32>>>,
+    /// Per metric: when its current run of values began (unix ms; `i64::MIN` when before
+    /// anything this source read), for the warm-up of rates ([`is_warming`]).
+    first_ms: Vec<Option<i64>>,
+    /// Per metric: its newest value while it is warming up, shown muted and never judged.
+    warming: Vec<Option<f32>>,
 }
 
 #[derive(Default)]
@@ -697,6 +804,8 @@ pub struct Fleet {
     store: Store,
     /// Each metric's PromQL, `{W}` for the rate window.
     templates: Vec<String>,
+    /// Each metric's warm-up at the refresh's rate window ([`warm_up`]); `None`: a gauge.
+    warm_up: Vec<Option<Duration>>,
     interval: Duration,
     config: Mutex<(engine::fleet::Fleet, ResourceSettings)>,
     observed: Mutex<Observed>,
@@ -775,6 +884,8 @@ impl Fleet {
     ) -> Judgement {
         let metric = &config.0.metrics[i].name;
         let ring = host.rings[i].as_slices().0;
+        // The newest value while it warms up: shown, muted, never judged.
+        let warming = host.warming.get(i).copied().flatten();
         let target = config.0.targets.effective(metric, &host.group, instance);
         match &target {
             _ if !host.up => Judgement {
@@ -784,19 +895,23 @@ impl Fleet {
                 target,
             },
             None => Judgement {
-                state: if ring.last().copied().flatten().is_some() {
+                state: if warming.is_some() {
+                    CellState::Warming
+                } else if ring.last().copied().flatten().is_some() {
                     CellState::NoTarget
                 } else {
                     CellState::NoData
                 },
-                value: ring.last().copied().flatten().map(f64::from),
+                value: warming
+                    .or_else(|| ring.last().copied().flatten())
+                    .map(f64::from),
                 severity: None,
                 target,
             },
             Some((t, _)) => {
-                let judged = fleet::judge(ring, window, t, config.1.tolerance_pct);
+                let judged = fleet::judge_warming(ring, window, t, config.1.tolerance_pct, warming);
                 Judgement {
-                    state: CellState::of(judged.condition),
+                    state: judged.state(),
                     value: judged.observed,
                     severity: judged.severity,
                     target,
@@ -854,24 +969,8 @@ impl Fleet {
                 .unwrap_or(std::cmp::Ordering::Equal)
                 .then_with(|| a.instance.cmp(&b.instance))
         });
-        let mut groups: BTreeMap<&str, GroupSummary> = BTreeMap::new();
-        for h in &hosts {
-            let g = groups.entry(&h.group).or_insert_with(|| GroupSummary {
-                key: h.group.clone(),
-                hosts: 0,
-                breaching: 0,
-                down: 0,
-            });
-            g.hosts += 1;
-            g.breaching += usize::from(h.breaching());
-            g.down += usize::from(!h.up);
-        }
-        let mut groups: Vec<GroupSummary> = groups.into_values().collect();
-        groups.sort_by(|a, b| {
-            (b.breaching, b.down)
-                .cmp(&(a.breaching, a.down))
-                .then_with(|| a.key.cmp(&b.key))
-        });
+        // Per group: hosts, breaching, down and warming up (counted apart, never breaching).
+        let groups = fleet::group_summaries(&hosts);
         let stale = self.stale_reason(&observed);
         let refreshed_unix_ms = observed.refreshed_ms;
         drop(observed);
@@ -1011,12 +1110,14 @@ impl Fleet {
         for (instance, host) in &observed.hosts {
             for i in 0..config.0.metrics.len() {
                 let j = self.judge(&config, window, instance, host, i);
+                // A value warming up is not a reading to export.
+                let value = j.value.filter(|_| j.state != CellState::Warming);
                 out.push(ExportRow {
                     instance: instance.clone(),
                     group: host.group.clone(),
                     metric: config.0.metrics[i].name.clone(),
                     target: j.target.map(|(t, o)| (t.value, o)),
-                    value: j.value,
+                    value,
                     state: j.state,
                 });
             }
@@ -1063,22 +1164,39 @@ impl Fleet {
                 narrowed(&self.settings.selector, &extra)?
             ),
         };
+        // A rate's first range after its series appears is extrapolated: left out
+        // ([`gap_warm_up`]). Read from a warm-up before `start` (a few more points), so a
+        // run already going there is past its warm-up at `start`, and one beginning later
+        // is seen beginning.
+        let warm = self.range_warm_up(i, step);
+        let lead = warm.map_or(0, |w| {
+            w.as_millis().div_ceil(u128::from(step) * 1000) as usize
+        });
+        let read_from = start - (lead as i64) * step as i64;
         lock(&self.budget).take(1)?;
-        let ranges = self.store.query_range(&query, start, end, step).await?;
+        let ranges = self.store.query_range(&query, read_from, end, step).await?;
         let points = ((end - start) / step as i64) as usize + 1;
+        let read = points + lead;
         let mut hosts = BTreeMap::new();
         for r in ranges {
             let Some(instance) = r.labels.get("instance") else {
                 continue;
             };
-            let mut values = vec![None; points];
+            let mut values = vec![None; read];
             for (t, v) in r.points {
-                let k = ((t as i64 - start) as f64 / step as f64).round();
-                if (0.0..points as f64).contains(&k) {
+                let k = ((t as i64 - read_from) as f64 / step as f64).round();
+                if (0.0..read as f64).contains(&k) {
                     values[k as usize] = v.map(|v| v as f32);
                 }
             }
-            hosts.insert(instance.clone(), values);
+            if let Some(warm) = warm {
+                gap_warm_up(&mut values, step, warm);
+            }
+            values.drain(..lead);
+            // A series with nothing left in the range is not in it.
+            if values.iter().any(Option::is_some) {
+                hosts.insert(instance.clone(), values);
+            }
         }
         let series = Arc::new(RangeSeries {
             start_secs: start,
@@ -1093,6 +1211,17 @@ impl Fleet {
             cache.pop_front();
         }
         Ok(series)
+    }
+
+    /// Metric `i`'s warm-up in a range result at `step_secs` (its rate over the rate
+    /// window, or a step when coarser: [`Fleet::range`]); `None` for a gauge.
+    fn range_warm_up(&self, i: usize, step_secs: u64) -> Option<Duration> {
+        let window = rate_window(self.interval).as_secs().max(step_secs);
+        warm_up(
+            &self.templates[i],
+            Duration::from_secs(window),
+            self.interval,
+        )
     }
 
     /// The matchers that narrow the selector to `scope`'s hosts. A group key must name
@@ -1173,6 +1302,14 @@ impl Fleet {
         }
         let mut observed = lock(&self.observed);
         let mut seen = std::collections::HashSet::new();
+        let now_ms = (now * 1000.0) as i64;
+        // Unreachable for longer than a rate window: the store may have restarted, and its
+        // rates then start over from new samples, so every run of values starts anew.
+        let restarted = observed.error.is_some()
+            && observed.refreshed_ms.is_some_and(|ms| {
+                now_ms - ms
+                    > i64::try_from(rate_window(self.interval).as_millis()).unwrap_or(i64::MAX)
+            });
         for sample in listed {
             let Some(instance) = sample.labels.get("instance").cloned() else {
                 continue;
@@ -1188,6 +1325,8 @@ impl Fleet {
                     group: group.clone(),
                     up,
                     rings: vec![VecDeque::with_capacity(RING); n],
+                    first_ms: vec![None; n],
+                    warming: vec![None; n],
                 });
             host.labels = sample
                 .labels
@@ -1197,11 +1336,32 @@ impl Fleet {
                 .collect();
             host.group = group;
             host.up = up;
-            for (ring, by_host) in host.rings.iter_mut().zip(&values) {
+            for (i, by_host) in values.iter().enumerate() {
+                let value = by_host.get(&instance).copied().flatten().map(|v| v as f32);
+                // A run of values begins with the first one seen after none (a new host,
+                // a gap: the store had too few samples for a rate) or after a restart.
+                match value {
+                    None => host.first_ms[i] = None,
+                    Some(_) if host.first_ms[i].is_none() || restarted => {
+                        host.first_ms[i] = Some(now_ms)
+                    }
+                    Some(_) => {}
+                }
+                let warming =
+                    value.filter(|_| is_warming(host.first_ms[i], now_ms, self.warm_up[i]));
+                host.warming[i] = warming;
+                // A warming value is not data: a gap in its place. The first real value of
+                // a ring that holds none starts it, as a store younger than the window has
+                // nothing before (not a gap of the host's).
+                let real = if warming.is_some() { None } else { value };
+                let ring = &mut host.rings[i];
+                if real.is_some() && !ring.iter().any(Option::is_some) {
+                    ring.clear();
+                }
                 if ring.len() == RING {
                     ring.pop_front();
                 }
-                ring.push_back(by_host.get(&instance).copied().flatten().map(|v| v as f32));
+                ring.push_back(real);
                 ring.make_contiguous();
             }
             seen.insert(instance);
@@ -1233,20 +1393,45 @@ impl Fleet {
             );
         }
         let mut observed = lock(&self.observed);
+        let now_ms = engine::time::unix_now_ms();
         for (instance, host) in observed.hosts.iter_mut() {
-            for (ring, series) in host.rings.iter_mut().zip(&filled) {
+            for (i, series) in filled.iter().enumerate() {
                 let Some(values) = series.hosts.get(instance) else {
                     continue;
                 };
                 // The newest value is the refresh's own; the range adds the ones before,
                 // from the host's first sample on (a store younger than the window has
-                // nothing before, which is not a gap of the host's).
-                let newest = ring.pop_back().flatten();
+                // nothing before, which is not a gap of the host's). The range has its
+                // warm-ups gapped already.
+                let ring = &mut host.rings[i];
+                let mut newest = ring.pop_back().flatten();
                 let before = &values[..values.len().saturating_sub(1)];
                 let first = before
                     .iter()
                     .position(Option::is_some)
                     .unwrap_or(before.len());
+                // The refresh took its first sight of each value as the start of its run;
+                // the range knows better: the run going at its end is past its warm-up
+                // from the run's first point kept (the range gapped what came before), so
+                // it began a warm-up before that point at the latest.
+                let seen_now = newest.is_some() || host.warming[i].is_some();
+                if seen_now && before.last().is_some_and(Option::is_some) {
+                    let start = before
+                        .iter()
+                        .rposition(Option::is_none)
+                        .map_or(0, |k| k + 1);
+                    let kept_ms =
+                        (series.start_secs + start as i64 * series.step_secs as i64) * 1000;
+                    let warm_ms = self
+                        .range_warm_up(i, series.step_secs)
+                        .map_or(0, |w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX));
+                    host.first_ms[i] = Some(kept_ms.saturating_sub(warm_ms));
+                    if !is_warming(host.first_ms[i], now_ms, self.warm_up[i]) {
+                        if let Some(value) = host.warming[i].take() {
+                            newest = Some(value);
+                        }
+                    }
+                }
                 ring.clear();
                 ring.extend(before[first..].iter().copied());
                 ring.push_back(newest);
@@ -1350,12 +1535,18 @@ impl FleetPoll {
             return Err(problem.clone());
         }
         let interval = interval_of(&self.settings, &self.store).await;
+        let templates = self.settings.templates()?;
+        let warm_ups: Vec<Option<Duration>> = templates
+            .iter()
+            .map(|t| warm_up(t, rate_window(interval), interval))
+            .collect();
         let fleet = Arc::new(Fleet {
             id: self.resource_id.clone(),
             name: self.name.clone(),
             settings: self.settings.clone(),
             store: self.store.clone(),
-            templates: self.settings.templates()?,
+            templates,
+            warm_up: warm_ups,
             interval,
             config: Mutex::new(self.config.clone()),
             observed: Mutex::default(),
@@ -1406,8 +1597,15 @@ impl FleetPoll {
                 let hosts = view.hosts.len();
                 let down = view.hosts.iter().filter(|h| !h.up).count();
                 let breaching = view.hosts.iter().filter(|h| h.breaching()).count();
+                // Of the hosts judged: one still warming up and not breaching on another
+                // metric is not judged yet (not enough data), so not in the share.
+                let judged = view
+                    .hosts
+                    .iter()
+                    .filter(|h| h.breaching() || !h.warming())
+                    .count();
                 let breaching_pct =
-                    (hosts > 0).then(|| (breaching as f64 * 100.0 / hosts as f64) as f32);
+                    (judged > 0).then(|| (breaching as f64 * 100.0 / judged as f64) as f32);
                 let query_ms = lock(&fleet.observed).query_ms;
                 let values = vec![
                     breaching_pct,
@@ -1499,6 +1697,101 @@ mod tests {
             q[0].contains(r#"{mode="idle"}"#) && q[1].contains("MemTotal_bytes{}"),
             "{q:?}"
         );
+    }
+
+    #[test]
+    fn rates_warm_up_for_their_range_and_a_scrape_interval_and_gauges_never() {
+        let interval = Duration::from_secs(15);
+        let window = rate_window(interval);
+        assert_eq!(window, Duration::from_secs(60));
+        let warm = |q: &str| warm_up(q, window, interval).map(|d| d.as_secs());
+        // node_exporter's: CPU and network are rates over the window; memory and disk
+        // are gauges.
+        let node = settings().templates().unwrap();
+        assert_eq!(
+            node.iter().map(|t| warm(t.as_str())).collect::<Vec<_>>(),
+            vec![Some(75), None, None, Some(75)]
+        );
+        // At a 1 s interval the window is at least 10 s.
+        assert_eq!(
+            warm_up(
+                &node[0],
+                rate_window(Duration::from_secs(1)),
+                Duration::from_secs(1)
+            ),
+            Some(Duration::from_secs(11))
+        );
+        // A user's PromQL: its own range, the longest one, spaces allowed.
+        assert_eq!(
+            warm("sum by (instance) (rate(http_requests_total[5m]))"),
+            Some(315)
+        );
+        assert_eq!(warm("avg by (instance) (irate (x_total[30s]))"), Some(45));
+        assert_eq!(
+            warm("max by (instance) (increase(a_total[1h30m]) / rate(b_total[90s]))"),
+            Some(5415)
+        );
+        assert_eq!(warm("max_over_time(rate(x_total[1m])[10m:1m])"), Some(615));
+        assert_eq!(warm(r#"rate(x_total{dev=~"[a-z]+"}[2m])"#), Some(135));
+        assert_eq!(warm("rate(x_total[500ms])"), Some(15));
+        // A range it cannot read counts as the window; no rate, no warm-up.
+        assert_eq!(warm("rate(x_total[$range])"), Some(75));
+        assert_eq!(warm("max by (instance) (fleet_load)"), None);
+        assert_eq!(promql_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(promql_duration("5"), None);
+        assert_eq!(promql_duration(""), None);
+
+        // Warming while less than the warm-up has passed since the run's first value.
+        let w = Some(Duration::from_secs(75));
+        assert!(is_warming(Some(1_000_000), 1_000_000 + 74_999, w));
+        assert!(!is_warming(Some(1_000_000), 1_000_000 + 75_000, w));
+        assert!(!is_warming(Some(i64::MIN), 0, w), "before anything read");
+        assert!(!is_warming(None, 0, w));
+        assert!(!is_warming(Some(0), 0, None), "a gauge never warms up");
+    }
+
+    #[test]
+    fn a_range_gaps_each_runs_warm_up_unless_it_began_before_the_range() {
+        let v = |x: f32| Some(x);
+        // A 60 s warm-up at 15 s steps: a run's first four points go.
+        let warm = Duration::from_secs(60);
+        // Going at the range's first point: kept whole.
+        let mut whole = vec![v(20.0); 6];
+        gap_warm_up(&mut whole, 15, warm);
+        assert_eq!(whole, vec![v(20.0); 6]);
+        // Appearing inside the range (the store or the host is new), then back after a gap.
+        let mut values = vec![
+            None,
+            v(51.0),
+            v(40.0),
+            v(30.0),
+            v(25.0),
+            v(20.0),
+            v(20.0),
+            None,
+            v(45.0),
+            v(20.0),
+        ];
+        gap_warm_up(&mut values, 15, warm);
+        assert_eq!(
+            values,
+            vec![
+                None,
+                None,
+                None,
+                None,
+                None,
+                v(20.0),
+                v(20.0),
+                None,
+                None,
+                None
+            ]
+        );
+        // A step coarser than the warm-up loses the run's first point only.
+        let mut coarse = vec![None, v(51.0), v(20.0)];
+        gap_warm_up(&mut coarse, 120, Duration::from_secs(75));
+        assert_eq!(coarse, vec![None, None, v(20.0)]);
     }
 
     #[test]

@@ -378,18 +378,19 @@ impl Acting {
         let applied = self.in_effect.get(id)?.applied.clone();
         if let Some(why) = self.tripped(id, history, now_ms) {
             tracing::warn!(resource = %id, %why, "Guardrail tripped; rolling back");
-            self.roll_back(id, why.clone());
+            let verdict = ActionVerdict {
+                applied,
+                verdict: None,
+                evidence: None,
+                kept: false,
+                why: why.clone(),
+                at_unix_ms: now_ms,
+            };
+            self.roll_back(id, why, verdict.clone());
             return Some(Verification {
                 resource: id.clone(),
                 started_ms: started,
-                verdict: ActionVerdict {
-                    applied,
-                    verdict: None,
-                    evidence: None,
-                    kept: false,
-                    why,
-                    at_unix_ms: now_ms,
-                },
+                verdict,
                 transition: None,
             });
         }
@@ -439,18 +440,19 @@ impl Acting {
         if !keep && can_roll_back {
             let why = format!("verification: {}{}", evidence.reason, policy(verdict));
             tracing::warn!(resource = %id, reason = %why, "Rolling back");
-            self.roll_back(id, why.clone());
+            let verdict = ActionVerdict {
+                applied,
+                verdict: Some(verdict),
+                evidence: Some(evidence),
+                kept: false,
+                why: why.clone(),
+                at_unix_ms: now_ms,
+            };
+            self.roll_back(id, why, verdict.clone());
             return Some(Verification {
                 resource: id.clone(),
                 started_ms: started,
-                verdict: ActionVerdict {
-                    applied,
-                    verdict: Some(verdict),
-                    evidence: Some(evidence),
-                    kept: false,
-                    why,
-                    at_unix_ms: now_ms,
-                },
+                verdict,
                 transition: None,
             });
         }
@@ -550,10 +552,11 @@ impl Acting {
         });
     }
 
-    fn roll_back(&mut self, id: &ResourceId, why: String) {
-        let Some(effect) = self.in_effect.remove(id) else {
+    fn roll_back(&mut self, id: &ResourceId, why: String, verdict: ActionVerdict) {
+        let Some(mut effect) = self.in_effect.remove(id) else {
             return;
         };
+        effect.request.verdict = Some(verdict);
         self.busy.insert(id.clone());
         let actuators = self.actuators.clone();
         let done = self.done.clone();

@@ -753,19 +753,6 @@ impl MonitorTask {
             }
             _ => None,
         };
-        if let Some(transition) = transition {
-            tracing::info!(
-                resource = %id,
-                to = transition.to.as_str(),
-                reason = %transition.reason,
-                "Status changed by an action"
-            );
-            monitor.alerting.outcome(
-                id.as_str(),
-                now,
-                &format!("{}: {}", transition.to.as_str(), transition.reason),
-            );
-        }
         for entry in super::actuate::audit_entries(&done) {
             monitor.persist.audit(entry);
         }
@@ -773,12 +760,26 @@ impl MonitorTask {
             let history = monitor.history();
             self.acting.finished(done, &history, &state)
         };
+        let mut told = transition.map(|transition| {
+            tracing::info!(
+                resource = %id,
+                to = transition.to.as_str(),
+                reason = %transition.reason,
+                "Status changed by an action"
+            );
+            format!("{}: {}", transition.to.as_str(), transition.reason)
+        });
         if let (Some(why), Some(tracker)) = (attention, self.trackers.get_mut(&id)) {
             let transition = tracker.needs_attention(now, &why);
             tracing::warn!(resource = %id, reason = %transition.reason, "Needs attention");
-            monitor
-                .alerting
-                .outcome(id.as_str(), now, &transition.reason);
+            // One notification for the rollback and what it led to.
+            told = Some(match told {
+                Some(rolled_back) => format!("{rolled_back}; {}", transition.reason),
+                None => format!("failed: {}", transition.reason),
+            });
+        }
+        if let Some(summary) = told {
+            monitor.alerting.outcome(id.as_str(), now, &summary);
         }
         self.publish_statuses();
         monitor.hub.publish_overview(|| monitor.overview());
