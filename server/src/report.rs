@@ -808,7 +808,7 @@ fn number(value: Option<f64>, unit: &str) -> String {
             // The cards' rule: one decimal from 1 up, a small value keeps its digits.
             let v = engine::model::format_number(v);
             if unit.is_empty() {
-                format!("{v}")
+                v
             } else {
                 format!("{v} {unit}")
             }
