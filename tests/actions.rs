@@ -244,6 +244,29 @@ fn a_change_that_verifies_badly_is_rolled_back() {
             ("/scale-down".to_owned(), "rollback".to_owned())
         ]
     );
+    // The Before/after row says what was applied and that it was rolled back, with why.
+    let rows = eventually(&server, "/api/comparisons", "the action's row", |b| {
+        b.contains("\"kind\":\"action\"") && b.contains("\"outcome\":\"rolled back\"")
+    });
+    let rows: serde_json::Value = serde_json::from_str(
+        rows.split_once("\r\n\r\n")
+            .map_or(rows.as_str(), |(_, b)| b),
+    )
+    .unwrap();
+    let action = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "action")
+        .unwrap();
+    assert_eq!(action["verdict"], "inconclusive", "{action}");
+    assert!(
+        action["outcome_why"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not enough samples"),
+        "{action}"
+    );
     // The rollback is told why, with the verdict's evidence.
     let rollback: serde_json::Value = serde_json::from_str(&calls[1].1).unwrap();
     assert_eq!(rollback["verdict"]["kept"], false, "{rollback}");

@@ -530,12 +530,82 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         serde_json::json!({"kind": "cache_setting", "parameter": "maxmemory", "value": "64mb"});
     let (status, answer) = save_settings("cache:sessions", &tune);
     assert_eq!(status, 200, "{answer}");
+    // Redis' own view of the change, polled: when maxmemory really changed, and back.
+    let (watching, seen) = {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i64, String)>::new()));
+        let (port, password) = (redis.port, redis.password.clone());
+        let (stop_in, seen_in) = (stop.clone(), seen.clone());
+        let poller = std::thread::spawn(move || {
+            let mut last = String::new();
+            while !stop_in.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut command = std::process::Command::new("redis-cli");
+                command.args(["-p", &port.to_string(), "CONFIG", "GET", "maxmemory"]);
+                if let Some(password) = &password {
+                    command.env("REDISCLI_AUTH", password);
+                }
+                let asked = tests::now_ms();
+                if let Ok(out) = command.output() {
+                    let value = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                    if value != last {
+                        seen_in.lock().unwrap().push((asked, value.clone()));
+                        last = value;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        ((stop, poller), seen)
+    };
     set_hit_ratio_target(&server, "cache:sessions", 99.9);
     let audit = audit_until(
         &server,
         "kind=action&limit=20",
         "cache:sessions: cache_setting rolled back",
         60,
+    );
+    watching.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    watching.1.join().unwrap();
+    // Each step is its own audit entry, at the time it happened: within a second of when
+    // Redis itself showed the change and the change undone.
+    let seen = seen.lock().unwrap().clone();
+    let changed_at = |value: &str| {
+        seen.iter()
+            .find(|(_, v)| v.ends_with(value))
+            .map(|(at, _)| *at)
+            .unwrap_or_else(|| panic!("Redis never showed maxmemory {value}: {seen:?}"))
+    };
+    let applied_at = changed_at("67108864");
+    let restored_at = seen
+        .iter()
+        .filter(|(at, v)| *at > applied_at && v.ends_with("\n0"))
+        .map(|(at, _)| *at)
+        .next()
+        .unwrap_or_else(|| panic!("Redis never showed maxmemory 0 again: {seen:?}"));
+    let steps = body_json(&audit)["entries"].clone();
+    let step_at = |step: &str| {
+        steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["what"].as_str().is_some_and(|w| {
+                    w.starts_with(&format!("cache:sessions: cache_setting step {step} "))
+                })
+            })
+            .and_then(|e| e["at_unix_ms"].as_i64())
+            .unwrap_or_else(|| panic!("no {step} step entry: {steps:#}"))
+    };
+    for (step, seen_at) in [("apply", applied_at), ("roll_back", restored_at)] {
+        let audited = step_at(step);
+        assert!(
+            (audited - seen_at).abs() <= 1_000,
+            "the {step} step is audited at {audited}, Redis showed it at {seen_at}"
+        );
+    }
+    assert!(
+        audit.contains("cache:sessions: verified "),
+        "the verdict has its own entry: {audit:.3000}"
     );
     assert!(
         audit.contains("cache:sessions: cache_setting succeeded"),

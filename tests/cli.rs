@@ -162,7 +162,16 @@ fn sigterm_shuts_down_gracefully_with_exit_code_zero() {
 /// (413) are the documented JSON body with their status, like every handler's refusal.
 #[test]
 fn refusals_below_the_handlers_are_json_with_their_status() {
-    let server = tests::Perfpilot::start(&["--max-body-bytes", "4096"]);
+    let server = tests::Perfpilot::start(&[
+        "--max-body-bytes",
+        "4096",
+        "--request-timeout",
+        "1",
+        "--mutation-rate",
+        "1",
+        "--mutation-burst",
+        "1",
+    ]);
     let addr = server.addr;
     let long_query = "q".repeat(100_000);
     let oversized_body = "x".repeat(8_192);
@@ -210,6 +219,31 @@ fn refusals_below_the_handlers_are_json_with_their_status() {
             assert_eq!(json["field"], field, "{shown}: {body}");
         }
     }
+    // A body that never finishes arriving: the timeout's 408.
+    let (status, body) = tests::http_raw(
+        addr,
+        &format!("POST /api/push HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{{\"samples\""),
+    );
+    assert_eq!(status, 408, "{body}");
+    let refusal: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        refusal["error"]
+            .as_str()
+            .unwrap()
+            .contains("--request-timeout"),
+        "{body}"
+    );
+    // Edits faster than --mutation-rate: the limiter's 429, JSON with Retry-After.
+    let edit = format!(
+        "POST /api/v1/resources/cpu/target HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/json\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{{\"value\": 70}}"
+    );
+    let answers: Vec<(u16, String)> = (0..3).map(|_| tests::http_raw(addr, &edit)).collect();
+    let (_, limited) = answers
+        .iter()
+        .find(|(status, _)| *status == 429)
+        .unwrap_or_else(|| panic!("no 429 in {answers:?}"));
+    let refusal: serde_json::Value = serde_json::from_str(limited).unwrap();
+    assert!(refusal["error"].is_string(), "{limited}");
     // Pages keep their HTML answers.
     let (status, page) = server.get("/no-such-page");
     assert_eq!(status, 404);

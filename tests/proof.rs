@@ -123,6 +123,38 @@ async fn marks_and_target_edits_get_a_before_after_row() {
         );
     }
     browser.screenshot("before-after.png").await;
+    // The target edit is a threshold change, never an improvement.
+    let threshold = client
+        .find(Locator::Css(".proof-table tbody tr[data-kind='threshold']"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(threshold.contains("threshold"), "{threshold}");
+    // On a phone the table stacks its cells: nothing wider than the screen, in dark too.
+    client.set_window_size(390, 844).await.unwrap();
+    browser.emulate_color_scheme("dark").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (overflow, culprits) = tests::horizontal_overflow(client).await;
+    let table_width: i64 = client
+        .execute(
+            "const t = document.querySelector('.proof-table'); return Math.round(t.getBoundingClientRect().width);",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap_or(-1);
+    browser.screenshot("before-after-390-dark.png").await;
+    assert!(
+        overflow <= 0,
+        "the page scrolls sideways by {overflow} px: {culprits}"
+    );
+    assert!(
+        (0..=390).contains(&table_width),
+        "the table fits the phone: {table_width} px"
+    );
     browser.close().await;
 }
 

@@ -233,20 +233,9 @@ fn pct_magnitude(pct: f64) -> String {
     }
 }
 
-/// A measured number: 580, 41.2, 3.1, 0.213 — three significant digits below 1, one
-/// decimal up to 100, none above (the verdict's reasons write them the same way).
+/// A measured number, written as the verdict's reasons write it.
 fn num(v: f64) -> String {
-    let a = v.abs();
-    if !v.is_finite() {
-        "n/a".to_owned()
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 1.0 || a == 0.0 {
-        format!("{v:.1}")
-    } else {
-        let decimals = ((-a.log10().floor()) as usize + 2).min(12);
-        format!("{v:.decimals$}")
-    }
+    engine::verdict::num(v)
 }
 
 /// A setting as people typed it: 80, 65.5.

@@ -361,7 +361,7 @@ pub struct Guardrail {
     /// Rolls back when the value goes above this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
-    /// Rolls back when the value goes above this many times its mean over the baseline
+    /// Rolls back when the value goes above this many times its median over the baseline
     /// window before the action (e.g. 2 for "latency over 2× baseline").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_factor: Option<f64>,
@@ -397,7 +397,7 @@ impl Guardrail {
         match (self.max, self.max_factor) {
             (None, None) => Err(EngineError::invalid(
                 field,
-                "needs a bound: `max` (a value) or `max_factor` (× its baseline mean)",
+                "needs a bound: `max` (a value) or `max_factor` (× its baseline median)",
             )),
             (Some(max), _) if !max.is_finite() => Err(EngineError::invalid(
                 format!("{field}.max"),

@@ -444,8 +444,9 @@ fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
 }
 
 /// A number for a reason: 580, 41.2, 3.1, 0.213, 0.00420 — three significant digits
-/// below 1, one decimal up to 100, none above.
-fn num(v: f64) -> String {
+/// below 1, one decimal up to 100, none above. Evidence shown elsewhere (the Before/after
+/// row) is written with it too, so both read the same.
+pub fn num(v: f64) -> String {
     let a = v.abs();
     if !v.is_finite() {
         "n/a".to_owned()

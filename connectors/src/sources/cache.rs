@@ -117,8 +117,8 @@ pub fn resource(
     let mut resource = Resource::new(id, ResourceType::Cache, name);
     resource.metrics = MetricDef::metrics(METRICS);
     resource.settings = defaults.clone();
-    // A memory change is rolled back at once if evictions double (from none: any), latency
-    // triples or the host runs out of memory while it is verified.
+    // A memory change is rolled back at once if evictions double (and rise by at least
+    // 1/s), latency triples or the host runs out of memory while it is verified.
     resource.settings.guardrails = vec![
         engine::actuator::Guardrail {
             resource: None,

@@ -168,7 +168,7 @@ pub fn resource(
     settings: &HaproxySettings,
     defaults: &ResourceSettings,
 ) -> Result<Resource, String> {
-    // A weight shift is rolled back at once if errors double (from none: any).
+    // A weight shift is rolled back at once if errors double (and rise by a point).
     let guardrails = vec![engine::actuator::Guardrail {
         resource: None,
         metric: "error_pct".into(),

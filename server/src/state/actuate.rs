@@ -82,6 +82,13 @@ struct InEffect {
     captured: Captured,
     /// What the actuator says it applied ("maxmemory 3mb → 64mb").
     applied: String,
+    /// When the apply step started: the baseline ends there (capture, apply and read
+    /// back may take seconds, and what they measured is already the change's).
+    applied_at_ms: i64,
+    /// When the verify window started and ends; kept here so a configuration change that
+    /// resets the status does not end the change's guardrails and verdict.
+    started_ms: i64,
+    verify_at_ms: i64,
     guardrails: Vec<GuardWatch>,
 }
 
@@ -206,7 +213,13 @@ impl Acting {
     /// cooldown, and a change now in effect is remembered for its verification. A
     /// rollback or a failed apply counts against the resource: answers why it now needs a
     /// person, the first time it does.
-    pub fn finished(&mut self, done: Finished, history: &History, state: &State) -> Option<String> {
+    pub fn finished(
+        &mut self,
+        done: Finished,
+        history: &History,
+        state: &State,
+        started_at: i64,
+    ) -> Option<String> {
         let id = done.event().resource.clone();
         self.busy.remove(&id);
         let failed = matches!(
@@ -218,7 +231,17 @@ impl Acting {
                 .resources
                 .get(&id)
                 .map_or(3, |r| r.settings.attention_after);
-            return self.failed(&id, done.event(), attention_after);
+            let event = done.event();
+            // A change that was undone is not tried again in its breach; an apply that
+            // failed (nothing changed, or it was restored at once) only counts and waits.
+            let (why, undone) = match &event.outcome {
+                ActionOutcome::RolledBack { reason, .. } => (reason.clone(), true),
+                ActionOutcome::Failed { error, rolled_back } => {
+                    (error.clone(), *rolled_back == Some(true))
+                }
+                _ => (String::new(), false),
+            };
+            return self.failed(&id, event.at_unix_ms, &why, undone, attention_after);
         }
         let Finished::Executed {
             request,
@@ -244,7 +267,12 @@ impl Acting {
             .resources
             .get(&id)
             .map_or(300_000, |r| i64::from(r.settings.baseline_secs) * 1000);
-        let started = event.at_unix_ms;
+        let applied_at_ms = event
+            .steps
+            .iter()
+            .find(|s| s.step == engine::actuator::Step::Apply && s.at_unix_ms > 0)
+            .map_or(event.at_unix_ms, |s| s.at_unix_ms);
+        let started = applied_at_ms;
         let guardrails = guardrails
             .into_iter()
             .map(|guardrail| {
@@ -273,6 +301,10 @@ impl Acting {
         } else {
             detail.clone()
         };
+        let verify_ms = state
+            .resources
+            .get(&id)
+            .map_or(120_000, |r| i64::from(r.settings.verify_secs) * 1000);
         self.in_effect.insert(
             id,
             InEffect {
@@ -281,6 +313,9 @@ impl Acting {
                 source,
                 captured,
                 applied,
+                applied_at_ms,
+                started_ms: started_at,
+                verify_at_ms: started_at + verify_ms,
                 guardrails,
             },
         );
@@ -291,21 +326,18 @@ impl Acting {
     fn failed(
         &mut self,
         id: &ResourceId,
-        event: &engine::actions::ActionEvent,
+        at_ms: i64,
+        last: &str,
+        undone: bool,
         attention_after: u32,
     ) -> Option<String> {
         let backoff = self.backoff.entry(id.clone()).or_default();
         backoff.failures += 1;
-        backoff.last_failure_ms = event.at_unix_ms;
-        backoff.same_breach = true;
+        backoff.last_failure_ms = at_ms;
+        backoff.same_breach |= undone;
         if backoff.failures < attention_after.max(1) || backoff.attention.is_some() {
             return None;
         }
-        let last = match &event.outcome {
-            ActionOutcome::RolledBack { reason, .. } => reason.clone(),
-            ActionOutcome::Failed { error, .. } => error.clone(),
-            _ => String::new(),
-        };
         let why = format!(
             "{} changes in a row did not help (the last: {last}); the optimizer stops acting on this resource until someone acknowledges its alert or edits it",
             backoff.failures
@@ -366,33 +398,21 @@ impl Acting {
             // A rollback is running; its outcome moves the tracker.
             return None;
         }
-        let (Some(verify_at), Some(started), Some(target)) = (
-            tracker.verify_at(),
-            tracker.action_started_at(),
-            &resource.target,
-        ) else {
-            // A configuration change ended the verification: the change stays.
+        let effect = self.in_effect.get(id)?;
+        let Some(target) = &resource.target else {
+            // No target to judge it against any more: the change stays as it is.
             self.in_effect.remove(id);
             return None;
         };
-        let applied = self.in_effect.get(id)?.applied.clone();
+        // The change's own clock: a configuration change that reset the status does not
+        // end its guardrails or its verdict (it is then recorded without moving the status).
+        let (verify_at, started, applied_at) =
+            (effect.verify_at_ms, effect.started_ms, effect.applied_at_ms);
+        let applied = effect.applied.clone();
+        let tracked = tracker.action_started_at() == Some(started);
         if let Some(why) = self.tripped(id, history, now_ms) {
             tracing::warn!(resource = %id, %why, "Guardrail tripped; rolling back");
-            let verdict = ActionVerdict {
-                applied,
-                verdict: None,
-                evidence: None,
-                kept: false,
-                why: why.clone(),
-                at_unix_ms: now_ms,
-            };
-            self.roll_back(id, why, verdict.clone());
-            return Some(Verification {
-                resource: id.clone(),
-                started_ms: started,
-                verdict,
-                transition: None,
-            });
+            return Some(self.rolling_back(id, started, applied, None, why, now_ms));
         }
         if verify_at > now_ms {
             return None;
@@ -404,7 +424,8 @@ impl Acting {
         let settle_secs =
             engine::verdict::settle_for(resource).min(resource.settings.verify_secs / 2);
         let judged_from = started + i64::from(settle_secs) * 1000;
-        let before = super::proof::window_samples(history, &key, (started - baseline, started));
+        let before =
+            super::proof::window_samples(history, &key, (applied_at - baseline, applied_at));
         let after = super::proof::window_samples(history, &key, (judged_from, verify_at));
         let result = engine::optimizer::before_after(&before, &after, target);
         let rules = VerdictRules {
@@ -440,39 +461,39 @@ impl Acting {
         if !keep && can_roll_back {
             let why = format!("verification: {}{}", evidence.reason, policy(verdict));
             tracing::warn!(resource = %id, reason = %why, "Rolling back");
-            let verdict = ActionVerdict {
-                applied,
-                verdict: Some(verdict),
-                evidence: Some(evidence),
-                kept: false,
-                why: why.clone(),
-                at_unix_ms: now_ms,
-            };
-            self.roll_back(id, why, verdict.clone());
-            return Some(Verification {
-                resource: id.clone(),
-                started_ms: started,
-                verdict,
-                transition: None,
-            });
+            let judged = Some((verdict, evidence));
+            return Some(self.rolling_back(id, started, applied, judged, why, now_ms));
         }
         let why = if keep {
             format!("kept: {}{}", evidence.reason, policy(verdict))
         } else {
             format!(
-                "kept, as this action cannot be rolled back: {}",
+                "left in effect, as this action cannot be rolled back: {}",
                 evidence.reason
             )
         };
-        if let Some(effect) = self.in_effect.remove(id) {
-            self.keep(id, effect);
-        }
-        if keep {
-            self.backoff.remove(id);
-        }
+        let effect = self.in_effect.remove(id);
         let mut result = result;
         result.reason = format!("{} — {}", result.reason, evidence.reason);
-        let transition = tracker.verified(now_ms, &result);
+        if keep {
+            if let Some(effect) = effect {
+                self.keep(id, effect);
+            }
+            self.backoff.remove(id);
+        } else {
+            // Not made to last (no `kept` step), counted like a rollback, and the status
+            // says it failed whatever the target reads.
+            result.target_met = false;
+            let attention_after = resource.settings.attention_after;
+            if let Some(attention) = self.failed(id, now_ms, &why, true, attention_after) {
+                result.reason = format!("{}; needs attention: {attention}", result.reason);
+            }
+        }
+        let transition = if tracked {
+            tracker.verified(now_ms, &result)
+        } else {
+            None
+        };
         if let Some(transition) = &transition {
             tracing::info!(
                 resource = %id,
@@ -494,6 +515,36 @@ impl Acting {
             },
             transition,
         })
+    }
+
+    /// Starts rolling back `id`'s change (applied at `started`) for `why`; the
+    /// verification to record, with the verdict and evidence when the window was judged
+    /// (`None`: a guardrail ended it first).
+    fn rolling_back(
+        &mut self,
+        id: &ResourceId,
+        started: i64,
+        applied: String,
+        judged: Option<(Verdict, engine::verdict::Evidence)>,
+        why: String,
+        now_ms: i64,
+    ) -> Verification {
+        let (verdict, evidence) = judged.unzip();
+        let verdict = ActionVerdict {
+            applied,
+            verdict,
+            evidence,
+            kept: false,
+            why: why.clone(),
+            at_unix_ms: now_ms,
+        };
+        self.roll_back(id, why, verdict.clone());
+        Verification {
+            resource: id.clone(),
+            started_ms: started,
+            verdict,
+            transition: None,
+        }
     }
 
     /// Why a guardrail of `id`'s change in effect has tripped, if one has: its series'

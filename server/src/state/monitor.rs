@@ -419,11 +419,13 @@ impl Monitor {
         ack: &app::alerts::Acknowledgement,
         actor: &Identity,
     ) -> Result<(), app::error::AppError> {
-        self.alerting.acknowledge(resource, ack, actor)?;
-        if let Ok(resource) = ResourceId::new(resource) {
-            self.send(Control::Acknowledged { resource });
+        // A resource that needs attention is freed by the acknowledgement even when its
+        // alert has resolved meanwhile (the answer then says there was no alert to
+        // acknowledge; the optimizer may act again all the same).
+        if let Ok(id) = ResourceId::new(resource) {
+            self.send(Control::Acknowledged { resource: id });
         }
-        Ok(())
+        self.alerting.acknowledge(resource, ack, actor)
     }
 
     pub(crate) fn send(&self, control: Control) {
@@ -758,7 +760,7 @@ impl MonitorTask {
         }
         let attention = {
             let history = monitor.history();
-            self.acting.finished(done, &history, &state)
+            self.acting.finished(done, &history, &state, now)
         };
         let mut told = transition.map(|transition| {
             tracing::info!(
@@ -865,6 +867,11 @@ impl MonitorTask {
                     self.acting
                         .consider(at, resource, tracker, &samples, observation.observed);
                 }
+            }
+            // A change in effect is watched and judged even while its source reports a
+            // problem: a change that broke its own source is exactly what must not slip
+            // past its guardrails and verdict (its gaps make the verdict inconclusive).
+            if resource.target.is_some() {
                 if let Some(verification) = self.acting.watch(at, resource, tracker, &history) {
                     verifications.push(verification);
                 }
@@ -877,6 +884,11 @@ impl MonitorTask {
                     report.reason = pending;
                     report.pending = true;
                 }
+            }
+            // Until a person looks, the status says why the optimizer holds back, whatever
+            // the target's state is meanwhile.
+            if let Some(why) = self.acting.attention(id) {
+                report.reason = format!("needs attention: {why}");
             }
             cards.push(CardTick {
                 id: id.as_str().to_owned(),

@@ -171,6 +171,12 @@ impl Proof {
         };
         let (from, to) = pending.windows.after;
         pending.windows.after.1 = verdict.at_unix_ms.clamp(from, to);
+        // The row compares what the verdict compared: the after-window starts once the
+        // settle period is over.
+        if let Some(evidence) = &verdict.evidence {
+            let judged_from = from + i64::from(evidence.settle_secs) * 1000;
+            pending.windows.after.0 = judged_from.min(pending.windows.after.1);
+        }
         pending.action = Some(verdict);
         if let Some(journal) = &self.journal {
             journal.save_pending(&pending.key, serde_json::to_value(&*pending).ok());
