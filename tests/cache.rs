@@ -564,6 +564,18 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         "cache:sessions: cache_setting rolled back",
         60,
     );
+    // The poller's next look shows the value restored (the rollback read it back already).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !seen
+        .lock()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .any(|(_, v)| v.ends_with("\n0"))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     watching.0.store(true, std::sync::atomic::Ordering::Relaxed);
     watching.1.join().unwrap();
     // Each step is its own audit entry, at the time it happened: within a second of when

@@ -153,14 +153,6 @@ pub fn App() -> impl IntoView {
     let router_base = base.0.clone();
     provide_me();
 
-    // Effects run only in the browser, after hydration: the marker tells end-to-end tests
-    // (and curious users) that the page is interactive.
-    Effect::new(move |_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
-
     // True while a navigation waits, mostly for a page's code chunk on its first visit.
     let (is_routing, set_is_routing) = signal(false);
 
@@ -227,6 +219,15 @@ pub fn App() -> impl IntoView {
 // renders a page the same way and lists the chunks it used as preloads in the document,
 // so hydration does not wait on a second round trip. Pages load their own data, so
 // `data()` has nothing to prepare.
+/// Marks the document as interactive (`body[data-hydrated]`) for end-to-end tests and
+/// curious users. Called from an effect of the page shown (effects run only in the
+/// browser, after that part hydrated): a lazily loaded page hydrates after the shell.
+pub fn mark_hydrated() {
+    if let Some(body) = document().body() {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}
+
 macro_rules! lazy_page {
     ($($route:ident => $page:ident),* $(,)?) => {$(
         struct $route;
@@ -238,6 +239,9 @@ macro_rules! lazy_page {
             }
 
             fn view(_this: Self) -> AnyView {
+                // The page's own code arrives after the shell's: only its effect, which
+                // runs once the page itself is hydrated, may say the page is interactive.
+                Effect::new(move |_| mark_hydrated());
                 view! { <$page/> }.into_any()
             }
         }

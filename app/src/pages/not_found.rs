@@ -10,6 +10,7 @@ pub fn NotFound() -> impl IntoView {
         response.set_status(http::StatusCode::NOT_FOUND);
     }
 
+    Effect::new(move |_| crate::mark_hydrated());
     view! {
         <section class="empty-state" aria-labelledby="nf-title">
             <p class="empty-code">"404"</p>
