@@ -47,6 +47,10 @@ fn wait_for_port(addr: SocketAddr, what: &str, child: &mut Child) {
 /// checks without another client stack. Returns the status and the full response.
 fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to perfpilot");
+    // A server that never answers fails the test instead of holding the whole run.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(90)))
+        .unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();

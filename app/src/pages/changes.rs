@@ -363,7 +363,12 @@ fn SnapshotDetail(
             }
         },
     );
-    let pending = RwSignal::new(false);
+    // Reference-counted, outside the reactive arena: the transition's setter runs while
+    // the arena is read-locked, and a second read of it (an arena signal) waits behind a
+    // writer on another thread forever (a server render of this page hung that way).
+    let pending = ArcRwSignal::new(false);
+    let (busy_for_section, busy_for_setter, busy_for_show) =
+        (pending.clone(), pending.clone(), pending);
     // Owned here, not by the Restore control, because a refetch rebuilds the control.
     let confirming = RwSignal::new(false);
     let heading = NodeRef::<leptos::html::H2>::new();
@@ -385,17 +390,17 @@ fn SnapshotDetail(
     };
 
     view! {
-        <section class="snapshot-detail" id="snapshot-detail" aria-labelledby="snapshot-detail-title" aria-busy=move || pending.get().to_string()>
+        <section class="snapshot-detail" id="snapshot-detail" aria-labelledby="snapshot-detail-title" aria-busy=move || busy_for_section.get().to_string()>
             <h2 id="snapshot-detail-title" tabindex="-1" node_ref=heading>{title}</h2>
             <Transition
                 fallback=|| view! { <p class="loading" role="status">"Loading the differences…"</p> }
                 // A server render can finish before the transition's last update; the
                 // page's owner is gone by then, so the write must not panic.
                 set_pending=SignalSetter::map(move |busy| {
-                    let _ = pending.try_set(busy);
+                    let _ = busy_for_setter.try_set(busy);
                 })
             >
-                <Show when=move || pending.get()>
+                <Show when=move || busy_for_show.get()>
                     <p class="diff-refreshing" role="status">"Loading the differences…"</p>
                 </Show>
                 {move || diff.get().map(|result| {
