@@ -366,6 +366,8 @@ fn SnapshotDetail(
     // Reference-counted, outside the reactive arena: the transition's setter runs while
     // the arena is read-locked, and a second read of it (an arena signal) waits behind a
     // writer on another thread forever (a server render of this page hung that way).
+    // Reads use `try_get`: during a server render the setter may hold the write lock on
+    // another thread, and a plain `get` then panics as if the signal were disposed.
     let pending = ArcRwSignal::new(false);
     let (busy_for_section, busy_for_setter, busy_for_show) =
         (pending.clone(), pending.clone(), pending);
@@ -390,7 +392,7 @@ fn SnapshotDetail(
     };
 
     view! {
-        <section class="snapshot-detail" id="snapshot-detail" aria-labelledby="snapshot-detail-title" aria-busy=move || busy_for_section.get().to_string()>
+        <section class="snapshot-detail" id="snapshot-detail" aria-labelledby="snapshot-detail-title" aria-busy=move || busy_for_section.try_get().unwrap_or(false).to_string()>
             <h2 id="snapshot-detail-title" tabindex="-1" node_ref=heading>{title}</h2>
             <Transition
                 fallback=|| view! { <p class="loading" role="status">"Loading the differences…"</p> }
@@ -400,7 +402,7 @@ fn SnapshotDetail(
                     let _ = busy_for_setter.try_set(busy);
                 })
             >
-                <Show when=move || busy_for_show.get()>
+                <Show when=move || busy_for_show.try_get().unwrap_or(false)>
                     <p class="diff-refreshing" role="status">"Loading the differences…"</p>
                 </Show>
                 {move || diff.get().map(|result| {
