@@ -1,16 +1,69 @@
-//! Roles in the real browser: a viewer sees who they are and no controls they may not use;
+//! Roles in the real browser: a viewer sees who they are, and every control they may not
+//! use disabled with the reason (the server refuses it too);
 //! an admin mints an API token in Settings (shown once), automation uses it, and revoking
 //! it in the UI locks the automation out.
 
-use fantoccini::Locator;
-use tests::{click, eventually_text, http_request, wait_for, Browser, Perfpilot};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use tests::{click, eventually_text, http_request, wait_for, Browser, Perfpilot, Redis, TempDir};
+
+/// The control `id` as a role-gated page shows it: whether it is off (`:disabled` counts a
+/// disabled fieldset around it) and the reason beside it; polled up to 15 s, since a panel
+/// that waits for its data renders it late. Panics when it never appears.
+async fn gated(client: &Client, id: &str) -> (bool, String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let found = client
+            .execute(
+                "const e = document.getElementById(arguments[0]);
+                 if (!e) return null;
+                 const gate = e.closest('fieldset.role-gate');
+                 const note = gate && gate.querySelector(':scope > .needs-role');
+                 return [e.matches(':disabled'), note ? note.textContent : ''];",
+                vec![serde_json::json!(id)],
+            )
+            .await
+            .unwrap();
+        if let Some([disabled, reason]) = found.as_array().map(Vec::as_slice) {
+            return (
+                disabled.as_bool().unwrap_or(false),
+                reason.as_str().unwrap_or_default().to_owned(),
+            );
+        }
+        assert!(Instant::now() < deadline, "#{id} never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_sees_their_role_and_no_save_or_restore_controls() {
+async fn a_viewer_sees_controls_it_cannot_use_disabled_with_the_reason() {
+    // A cache to preview invalidations of: counting keys is an editor's first step too.
+    let redis = Redis::start(None, &[]);
+    let dir = TempDir::new("perfpilot-viewer");
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[redis]]\nname = \"sessions\"\nurl = \"redis://127.0.0.1:{}/0\"\n",
+            redis.port
+        ),
+    )
+    .unwrap();
     // Proxy mode with no trusted proxy on loopback: the browser is an anonymous viewer.
-    let server = Perfpilot::start(&["--auth", "proxy", "--trusted-proxies", "192.0.2.1/32"]);
+    let server = Perfpilot::start(&[
+        "--auth",
+        "proxy",
+        "--trusted-proxies",
+        "192.0.2.1/32",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     let browser = Browser::start().await;
     let client = &browser.client;
+    let viewer = |what: &str, role: &str| {
+        format!("{what} needs the {role} role — you have the viewer role; ask an admin for access.")
+    };
 
     client
         .goto(&server.url("/resource?id=cpu&metric=utilization"))
@@ -19,24 +72,38 @@ async fn a_viewer_sees_their_role_and_no_save_or_restore_controls() {
     browser.wait_for_hydration().await;
     let who = eventually_text(client, "#whoami", "the who-am-I chip", |t| !t.is_empty()).await;
     assert!(who.contains("anonymous") && who.contains("viewer"), "{who}");
-    let note = eventually_text(
-        client,
-        "[data-needs-role='editor']",
-        "the editor-role note",
-        |t| !t.is_empty(),
-    )
-    .await;
-    assert_eq!(note, "Saving a target needs the editor role.");
-    assert!(client.find(Locator::Id("target-save")).await.is_err());
+    assert_eq!(
+        gated(client, "target-save").await,
+        (true, viewer("Saving a target", "editor"))
+    );
+
+    client
+        .goto(&server.url("/resource?id=cache%3Asessions&metric=hit_ratio"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    // The Preview button is there, off, with why, instead of a count the server refuses.
+    assert_eq!(
+        gated(client, "invalidate-preview").await,
+        (true, viewer("Invalidating keys", "editor"))
+    );
+    assert!(gated(client, "invalidate-pattern").await.0);
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/invalidate_keys",
+        &[],
+        "resource=cache%3Asessions&pattern=session%3A*",
+    );
+    assert_eq!(status, 403, "the server agrees: {answer}");
+    browser.screenshot("viewer-cache.png").await;
 
     client.goto(&server.url("/before-after")).await.unwrap();
     browser.wait_for_hydration().await;
-    let note = eventually_text(client, "[data-needs-role='editor']", "mark note", |t| {
-        !t.is_empty()
-    })
-    .await;
-    assert_eq!(note, "Adding a mark needs the editor role.");
-    assert!(client.find(Locator::Id("mark-add")).await.is_err());
+    assert_eq!(
+        gated(client, "mark-add").await,
+        (true, viewer("Adding a mark", "editor"))
+    );
 
     client.goto(&server.url("/settings")).await.unwrap();
     browser.wait_for_hydration().await;
@@ -48,7 +115,26 @@ async fn a_viewer_sees_their_role_and_no_save_or_restore_controls() {
         summary.starts_with("You are anonymous with the viewer role."),
         "{summary}"
     );
-    assert!(client.find(Locator::Id("token-create")).await.is_err());
+    for (id, what) in [
+        ("token-create", "Managing API tokens"),
+        ("database-add", "Adding databases"),
+        ("cache-add", "Adding caches"),
+        ("fleet-add", "Adding fleets"),
+    ] {
+        assert_eq!(
+            gated(client, id).await,
+            (true, viewer(what, "admin")),
+            "#{id}"
+        );
+    }
+    // Viewers see what is configured and how it is doing, too.
+    eventually_text(
+        client,
+        "#sources tr[data-source='cache:sessions']",
+        "the cache in Sources",
+        |t| t.contains("Redis") && t.contains("sessions"),
+    )
+    .await;
     browser.close().await;
 }
 
@@ -67,6 +153,38 @@ async fn an_admin_mints_a_token_once_and_revoking_it_locks_automation_out() {
         t == "No API tokens yet."
     })
     .await;
+    // Only the host is watched: Sources says so, with the host's health.
+    eventually_text(
+        client,
+        "#sources tr[data-source='host']",
+        "the host source",
+        |t| t.contains("Host") && t.contains("ok"),
+    )
+    .await;
+    eventually_text(client, "#sources-empty", "the empty-state note", |t| {
+        t.starts_with("Only the host is watched so far.")
+    })
+    .await;
+    // Every field of every Settings form is a full-size control: at least 40 px tall.
+    let heights = client
+        .execute(
+            "return Array.from(document.querySelectorAll(
+                 '.settings-form input:not([type=checkbox]):not([type=radio]), .settings-form select, .settings-form textarea'))
+               .filter(e => e.offsetParent !== null)
+               .map(e => [e.id, e.getBoundingClientRect().height]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let heights = heights.as_array().cloned().unwrap_or_default();
+    assert!(
+        heights.len() >= 15,
+        "the Settings forms' fields: {heights:?}"
+    );
+    for field in &heights {
+        let px = field[1].as_f64().unwrap_or_default();
+        assert!(px >= 39.9, "{} is {px} px tall", field[0]);
+    }
 
     let name = client.find(Locator::Id("token-name")).await.unwrap();
     name.send_keys("ci-deploy").await.unwrap();

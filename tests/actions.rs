@@ -123,14 +123,26 @@ fn a_breach_calls_the_signed_webhook_and_is_counted_verified_and_audited() {
         )
     );
 
+    // The action in words with its value, not its kind's name.
+    let described = format!("memory: Call webhook http://127.0.0.1:{port}/hook — succeeded");
     let audit = eventually(
         &server,
         "/api/audit?kind=action",
         "the action's audit entry",
-        |b| b.contains("memory: webhook succeeded"),
+        |b| b.contains(&described),
     );
     assert!(audit.contains("\"user\":\"optimizer\""), "{audit}");
     assert!(audit.contains("\"source\":\"system\""), "{audit}");
+    // The audit page says the same, and names perfpilot itself without a role.
+    let (status, page) = server.get("/audit?kind=action");
+    assert_eq!(status, 200);
+    assert!(page.contains(&described), "{page:.3000}");
+    assert!(page.contains("Optimizer action"), "{page:.3000}");
+    assert!(page.contains("perfpilot (optimizer)"), "{page:.3000}");
+    assert!(
+        !page.contains("webhook succeeded") && !page.contains("· system"),
+        "no kind names or roles of perfpilot itself: {page:.3000}"
+    );
     let metrics = eventually(&server, "/metrics", "the action counter", |b| {
         b.contains("perfpilot_action_executions_total{outcome=\"succeeded\"} 1")
     });
@@ -162,7 +174,9 @@ fn dry_runs_only_describe_and_a_failing_command_marks_the_resource_failed() {
         serde_json::json!({"kind": "command", "program": "/bin/false", "args": ["--scale", "up"]});
     breach_memory(&server, command.clone(), true, 600);
     let audit = eventually(&server, "/api/audit?kind=action", "the dry run", |b| {
-        b.contains("memory: command dry run, would run /bin/false --scale up")
+        b.contains(
+            "memory: Run command /bin/false --scale up — dry run, would run /bin/false --scale up",
+        )
     });
     assert!(
         !audit.contains("failed"),
@@ -172,7 +186,7 @@ fn dry_runs_only_describe_and_a_failing_command_marks_the_resource_failed() {
     // The dry run started the cooldown; without one the real run follows at once.
     breach_memory(&server, command, false, 0);
     eventually(&server, "/api/audit?kind=action", "the failure", |b| {
-        b.contains("memory: command failed")
+        b.contains("memory: Run command /bin/false --scale up — failed")
     });
     eventually(&server, "/metrics", "the failure counter", |b| {
         b.contains("perfpilot_action_executions_total{outcome=\"failed\"} 1")
@@ -216,10 +230,16 @@ fn a_change_that_verifies_badly_is_rolled_back() {
         false,
         600,
     );
+    let applied = format!("memory: Call webhook http://127.0.0.1:{port}/scale-up");
     let audit = eventually(&server, "/api/audit?kind=action", "the rollback", |b| {
-        b.contains("memory: webhook rolled back (verification: inconclusive")
+        b.contains(&format!(
+            "{applied} — rolled back (verification: inconclusive"
+        ))
     });
-    assert!(audit.contains("memory: webhook succeeded"), "{audit:.2000}");
+    assert!(
+        audit.contains(&format!("{applied} — succeeded")),
+        "{audit:.2000}"
+    );
     assert!(
         audit.contains("\"step\":\"roll_back\""),
         "every step is audited: {audit:.3000}"

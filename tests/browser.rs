@@ -260,7 +260,9 @@ async fn overview_shows_live_host_resources_without_a_reload() {
     assert_eq!(cpu_target, "Target: p95 utilization ≤ 65 % for 5 m");
     // A resource without a target says so instead of showing the seed's initial status.
     let disk_badge = client
-        .find(Locator::Css("article.card[data-resource^='disk:'] .badge"))
+        .find(Locator::Css(
+            "article.card[data-resource^='disk:'] .badge .badge-word",
+        ))
         .await
         .unwrap()
         .text()
@@ -557,8 +559,8 @@ async fn a_pending_breach_shows_its_countdown_on_the_card() {
         reason.starts_with("breaching for ") && reason.contains(" of 5 m: ")
     })
     .await;
-    let badge = text_of(client, &format!("{card} .badge")).await;
-    assert_eq!(badge, "Breaching…");
+    let badge = text_of(client, &format!("{card} .badge .badge-word")).await;
+    assert_eq!(badge, "Pending");
     let first = text_of(client, &format!("{card} .card-reason")).await;
     // It counts up live, over the websocket.
     eventually(10, "the countdown moving", || async {
@@ -575,8 +577,486 @@ async fn a_pending_breach_shows_its_countdown_on_the_card() {
     eventually(10, "the resource page's pending line", || async {
         text_of(client, "#resource-status")
             .await
-            .starts_with("Breaching… breaching for ")
+            .contains("Pending: breaching for ")
     })
     .await;
     browser.close().await;
+}
+
+/// Pushes the tour's custom metrics twice a second until dropped: `custom:1`'s queue depth
+/// (no unit; 42 against a target of 10, so it fires) and `custom:2`'s latency (80 against
+/// 50 for 10 minutes, so it stays pending).
+struct TourPusher(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl TourPusher {
+    fn start(addr: std::net::SocketAddr) -> TourPusher {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = tests::now_ms();
+                let body = format!(
+                    r#"{{"samples":[{{"resource":"custom:1","metric":"queue_depth","value":42,"timestamp":{now}}},{{"resource":"custom:2","metric":"latency","value":80,"timestamp":{now}}}]}}"#
+                );
+                let _ =
+                    std::panic::catch_unwind(|| tests::http_post_json(addr, "/api/push", &body));
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        });
+        TourPusher(stop)
+    }
+}
+
+impl Drop for TourPusher {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Judges `resource` over its last second and sets its target, as an editor would.
+fn tour_target(server: &Perfpilot, resource: &str, metric: &str, value: f64, for_secs: u32) {
+    let (status, body) = server.get(&format!(
+        "/api/resource_settings?resource={}",
+        tests::urlencode(resource)
+    ));
+    assert_eq!(status, 200, "{body}");
+    let mut settings = tests::body_json(&body);
+    settings["window_secs"] = 1.into();
+    let (status, answer) = tests::http_request(
+        server.addr,
+        "POST",
+        "/api/set_resource_settings",
+        &[],
+        &format!(
+            "resource={}&settings={}",
+            tests::urlencode(resource),
+            tests::urlencode(&settings.to_string())
+        ),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = tests::http_post_json(
+        server.addr,
+        &format!("/api/v1/resources/{}/target", tests::urlencode(resource)),
+        &format!(r#"{{"metric":"{metric}","value":{value},"for_secs":{for_secs}}}"#),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Every visible table's misplaced cells, in words. Not stacked (rows are table rows):
+/// each body cell must be a table cell lying within its column's header, ± 2 px (a cell
+/// made `inline-block` leaves its column, and the values slide under the wrong headers).
+/// Stacked (a phone): each cell must lie within the table. Either way no cell's content
+/// may stick out of the cell, and the table must fit the box that holds it: the
+/// `.table-wrap`/`.table-scroll` wrappers are safety nets, not a layout, so a table that
+/// scrolls inside one (columns cut off at the right) counts as well.
+const TABLE_CHECK: &str = r#"
+const tol = 2, out = [];
+const shown = e => e.getClientRects().length > 0 && e.getBoundingClientRect().width > 0;
+const named = t => 'table' + (t.id ? '#' + t.id : '.' + [...t.classList].join('.'));
+const px = v => Math.round(v);
+const text = c => c.innerText.trim().replace(/\s+/g, ' ').slice(0, 40);
+for (const t of document.querySelectorAll('table')) {
+  if (!shown(t)) continue;
+  const box = t.getBoundingClientRect();
+  for (let a = t.parentElement; a && a !== document.body; a = a.parentElement) {
+    if (getComputedStyle(a).overflowX === 'visible') continue;
+    if (a.scrollWidth > a.clientWidth + tol) {
+      out.push(named(t) + ' is ' + (a.scrollWidth - a.clientWidth) + ' px wider than its box ('
+        + a.tagName.toLowerCase() + '.' + [...a.classList].join('.') + ', ' + a.clientWidth + ' px): columns are cut off');
+    }
+    break;
+  }
+  const rows = [...t.tBodies].flatMap(b => [...b.rows]).filter(shown);
+  if (rows.length === 0) continue;
+  const stacked = getComputedStyle(rows[0]).display !== 'table-row';
+  const head = t.tHead && t.tHead.rows.length ? t.tHead.rows[t.tHead.rows.length - 1] : null;
+  const columns = [];
+  if (head) for (const th of head.cells) for (let k = 0; k < th.colSpan; k++) columns.push(th);
+  rows.forEach((row, i) => {
+    let col = 0;
+    for (const c of row.cells) {
+      const first = columns[col], last = columns[col + c.colSpan - 1];
+      col += c.colSpan;
+      if (!shown(c)) continue;
+      const r = c.getBoundingClientRect();
+      const where = named(t) + ' row ' + (i + 1) + ' "' + text(c) + '": ';
+      if (r.left < box.left - tol || r.right > box.right + tol) {
+        out.push(where + 'outside the table (cell ' + px(r.left) + '–' + px(r.right) + ', table ' + px(box.left) + '–' + px(box.right) + ')');
+      }
+      if (c.scrollWidth > c.clientWidth + tol) {
+        out.push(where + 'its content is ' + (c.scrollWidth - c.clientWidth) + ' px wider than the cell');
+      }
+      if (stacked) continue;
+      const display = getComputedStyle(c).display;
+      if (display !== 'table-cell') {
+        out.push(where + 'is display: ' + display + ', not a table cell, so it leaves its column');
+        continue;
+      }
+      if (!first || !last || !shown(first) || !shown(last)) continue;
+      const left = first.getBoundingClientRect().left, right = last.getBoundingClientRect().right;
+      if (r.left < left - tol || r.right > right + tol) {
+        out.push(where + 'not under its header "' + text(first) + '" (cell ' + px(r.left) + '–' + px(r.right) + ', header ' + px(left) + '–' + px(right) + ')');
+      }
+    }
+  });
+}
+return out;
+"#;
+
+/// Polls `check` every 200 ms for up to `secs` seconds; whether it held.
+async fn settles<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if check().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The page shows `ready` and no loading placeholder is left.
+async fn page_ready(client: &fantoccini::Client, ready: &str) -> bool {
+    client
+        .execute(
+            "return document.querySelector(arguments[0]) !== null && document.querySelector('.loading') === null;",
+            vec![serde_json::json!(ready)],
+        )
+        .await
+        .is_ok_and(|v| v == serde_json::Value::Bool(true))
+}
+
+/// The emulated system theme reached the page: the media query, and on the app's pages
+/// (they carry the base meta tag) the palette's `data-theme`.
+async fn theme_applied(client: &fantoccini::Client, dark: bool) -> bool {
+    client
+        .execute(
+            "const dark = matchMedia('(prefers-color-scheme: dark)').matches;
+             const app = document.querySelector('meta[name=\"perfpilot-base\"]') !== null;
+             return dark === arguments[0]
+               && (!app || (document.documentElement.getAttribute('data-theme') === 'dark') === arguments[0]);",
+            vec![serde_json::json!(dark)],
+        )
+        .await
+        .is_ok_and(|v| v == serde_json::Value::Bool(true))
+}
+
+/// Standard base64 (a DevTools screenshot's PNG).
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            other => panic!("not base64: {other}"),
+        }
+    };
+    let bytes: Vec<u8> = text
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, c)| n | (value(*c) << (18 - 6 * i)));
+        out.push((n >> 16) as u8);
+        if chunk.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if chunk.len() > 3 {
+            out.push(n as u8);
+        }
+    }
+    out
+}
+
+/// A phone (`mobile`: its viewport tag counts, scrollbars overlay) or a desktop window of
+/// `width` × `height` CSS pixels.
+async fn emulate_viewport(browser: &Browser, width: u32, height: u32, mobile: bool) {
+    browser
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile
+            }),
+        )
+        .await;
+}
+
+/// The whole page, not only the viewport (the tables are below the fold on a phone), into
+/// `target/e2e/<name>`.
+async fn full_page_screenshot(browser: &Browser, name: &str, width: u32) {
+    let height = browser
+        .client
+        .execute(
+            "return Math.ceil(document.documentElement.scrollHeight);",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(800.0)
+        .clamp(100.0, 16_000.0);
+    let shot = browser
+        .cdp(
+            "Page.captureScreenshot",
+            serde_json::json!({
+                "format": "png",
+                "captureBeyondViewport": true,
+                "clip": { "x": 0, "y": 0, "width": width, "height": height, "scale": 1 }
+            }),
+        )
+        .await;
+    let png = base64_decode(shot["data"].as_str().expect("a screenshot's data"));
+    std::fs::write(tests::artefact_dir().join(name), png).expect("write the screenshot");
+}
+
+/// The tour of a day-one setup — PostgreSQL, Redis, HAProxy in front of two backends, a
+/// Prometheus fleet, a webhook alert channel and pushed metrics, one firing and one
+/// pending — every page at a phone's 390 × 844 (mobile emulation, so the viewport tag
+/// counts) and a desktop's 1280 × 800, light and dark: no page wider than its viewport,
+/// no table cell outside its column or its table. Every failure is collected, so one run
+/// names them all; each page, width and theme is screenshotted whole as
+/// `target/e2e/tour-<width>-<theme>-<page>.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_phones_and_desktops_in_both_themes() {
+    use tests::fleet_support::{FleetSim, NodeExporter, Prometheus};
+    use tests::urlencode;
+
+    const PASSWORD: &str = "tour-pg-Vx8qL3";
+    let pg = tests::Postgres::start();
+    pg.psql(
+        "postgres",
+        &format!("CREATE ROLE perf LOGIN PASSWORD '{PASSWORD}'; GRANT pg_monitor TO perf"),
+    );
+    let redis = tests::Redis::start(None, &[]);
+    let _cache_load = redis.load(20, 80);
+    let backends = [tests::TestBackend::start(), tests::TestBackend::start()];
+    let haproxy =
+        tests::Haproxy::start(&[("web-1", backends[0].port), ("web-2", backends[1].port)]);
+    let dir = TempDir::new("perfpilot-tour");
+    let sim = FleetSim::start(24);
+    let node = NodeExporter::start();
+    // The simulated hosts keep their own `instance`; the real node_exporter is one host of
+    // group env=prod, role=web, named by its address as on day one.
+    let scrape_configs = format!(
+        "  - job_name: fleet\n    honor_labels: true\n    static_configs:\n      - targets: ['{sim}']\n  - job_name: node\n    static_configs:\n      - targets: ['{node}']\n        labels: {{env: prod, role: web}}\n",
+        sim = sim.addr,
+        node = node.addr
+    );
+    let prometheus = Prometheus::start(&dir.0, "1s", &scrape_configs);
+    prometheus.wait_series("node_uname_info", 25, std::time::Duration::from_secs(30));
+    let receiver = tests::Receiver::start();
+    let password_file = dir.0.join("pg.password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[postgres]]
+name = "main"
+url = "postgresql://perf@127.0.0.1:{pg}/postgres"
+password_file = "{password}"
+
+[[redis]]
+name = "sessions"
+url = "redis://127.0.0.1:{redis}/0"
+
+[[haproxy]]
+name = "web"
+socket = "{socket}"
+backend = "web"
+check = {{ path = "/health", interval_ms = 500, timeout_ms = 300, rise = 2, fall = 2 }}
+
+[[prometheus]]
+name = "prod"
+url = "{prometheus}"
+selector = "node_uname_info"
+group_by = ["env", "role"]
+
+[[alert_channel]]
+name = "ops"
+kind = "webhook"
+url = "http://127.0.0.1:{receiver}/hook"
+"#,
+            pg = pg.port,
+            password = password_file.display(),
+            redis = redis.port,
+            socket = haproxy.socket.display(),
+            prometheus = prometheus.url(),
+            receiver = receiver.port,
+        ),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--push-create-resources",
+        "--autosave-every",
+        "5",
+    ]);
+    let _pusher = TourPusher::start(server.addr);
+
+    // Day one, a few minutes in: every source has reported, an alert fired and was
+    // delivered, another is pending under a silence, a deploy was marked, a token minted.
+    for id in [
+        "database:main",
+        "cache:sessions",
+        "lb:web",
+        "custom:1",
+        "custom:2",
+    ] {
+        server.card(id, 60, &format!("{id}'s first value"), |c| {
+            c["value"].is_number()
+        });
+    }
+    tour_target(&server, "custom:1", "queue_depth", 10.0, 1);
+    tour_target(&server, "custom:2", "latency", 50.0, 600);
+    receiver.wait_for("/hook", 60, "the queue depth's alert delivered", |r| {
+        !r.is_empty()
+    });
+    let (status, answer) = tests::http_post_json(
+        server.addr,
+        "/api/v1/silences",
+        r#"{"matcher":"custom:2","duration":"1h","comment":"planned maintenance of the payment queue"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = tests::http_post_form(
+        server.addr,
+        "/api/add_mark",
+        "resource=cpu&label=deployed%20v2.3",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = tests::http_request(
+        server.addr,
+        "POST",
+        "/api/create_token",
+        &[],
+        "name=ci-deploy&role=editor",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let instance = node.addr.to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let group = loop {
+        let (_, response) = server.get("/api/fleet?id=fleet%3Aprod");
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let fleet: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let view = &fleet["view"]["Ok"];
+        let has_node = view["hosts"]
+            .as_array()
+            .is_some_and(|hosts| hosts.iter().any(|h| h["instance"] == instance.as_str()));
+        if let (true, Some(key)) = (has_node, view["groups"][0]["key"].as_str()) {
+            break key.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fleet lists the node exporter's host: {body:.600}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+
+    let resource = |id: &str| format!("/resource?id={}", urlencode(id));
+    let scope = |level: &str, key: &str| {
+        format!(
+            "/fleet/target?id=fleet%3Aprod&scope={level}&key={}&metric=cpu",
+            urlencode(key)
+        )
+    };
+    // Every page of app::PAGES, each kind of resource page, both fleet levels with a page
+    // of their own, the rendered report and the 404 page, each with what shows its data.
+    let pages: Vec<(&str, String, &str)> = vec![
+        ("overview", "/".into(), "[data-resource='custom:1']"),
+        ("cpu", resource("cpu"), "#resource-status"),
+        ("database", resource("database:main"), "#queries-title"),
+        ("cache", resource("cache:sessions"), "#cache-server"),
+        ("lb", resource("lb:web"), "#lb-backends"),
+        ("custom", resource("custom:1"), "#resource-status"),
+        ("fleet-resource", resource("fleet:prod"), "#fleet-link"),
+        ("fleet", "/fleet?id=fleet%3Aprod".into(), "#fleet-hosts"),
+        ("fleet-group", scope("group", &group), "#target-heading"),
+        ("fleet-host", scope("host", &instance), "#host-metrics"),
+        ("alerts", "/alerts".into(), "#alerts-firing"),
+        ("audit", "/audit".into(), "#audit"),
+        ("before-after", "/before-after".into(), ".proof-table"),
+        ("changes", "/changes".into(), "#snapshots"),
+        ("settings", "/settings".into(), "#tokens"),
+        ("reports", "/reports".into(), "#report-form"),
+        ("report", "/api/v1/report?period=24h".into(), "#compliance"),
+        ("not-found", "/no/such/page".into(), "h1"),
+    ];
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    let mut failures: Vec<String> = Vec::new();
+    for (width, height, phone) in [(390u32, 844u32, true), (1280, 800, false)] {
+        emulate_viewport(&browser, width, height, phone).await;
+        for (name, path, ready) in &pages {
+            client.goto(&server.url(path)).await.unwrap();
+            // The report is a document of its own, with no script to hydrate.
+            if !path.starts_with("/api/") {
+                browser.wait_for_hydration().await;
+            }
+            if !settles(30, || page_ready(client, ready)).await {
+                failures.push(format!(
+                    "{path} at {width} px: {ready} never showed, or a loading placeholder stayed"
+                ));
+            }
+            for theme in ["light", "dark"] {
+                browser.emulate_color_scheme(theme).await;
+                let at = format!("{path} at {width} px, {theme}");
+                if !settles(10, || theme_applied(client, theme == "dark")).await {
+                    failures.push(format!("{at}: the page did not turn {theme}"));
+                }
+                let (overflow, culprits) = tests::horizontal_overflow(client).await;
+                if overflow != 0 {
+                    failures.push(format!(
+                        "{at}: the page is {overflow} px wider than the viewport; sticking out: {culprits}"
+                    ));
+                }
+                if phone {
+                    let laid_out = client
+                        .execute("return document.documentElement.clientWidth;", vec![])
+                        .await
+                        .ok()
+                        .and_then(|v| v.as_u64())
+                        .unwrap_or(0);
+                    if laid_out != u64::from(width) {
+                        failures.push(format!(
+                            "{at}: laid out {laid_out} px wide, not the phone's {width} (no viewport tag?)"
+                        ));
+                    }
+                }
+                let offenders = client
+                    .execute(TABLE_CHECK, vec![])
+                    .await
+                    .expect("check the tables");
+                for offender in offenders.as_array().into_iter().flatten() {
+                    failures.push(format!("{at}: {}", offender.as_str().unwrap_or_default()));
+                }
+                full_page_screenshot(&browser, &format!("tour-{width}-{theme}-{name}.png"), width)
+                    .await;
+                // Capturing beyond the viewport resizes it for a moment: back to the
+                // emulated one before the next measurement.
+                emulate_viewport(&browser, width, height, phone).await;
+            }
+        }
+    }
+    browser.close().await;
+    assert!(
+        failures.is_empty(),
+        "{} problems on the tour (screenshots in target/e2e/tour-*.png):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

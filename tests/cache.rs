@@ -143,6 +143,42 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         (70.0..=90.0).contains(&v)
     });
     metric_until(&server, "cache:fragments", "memory_pct", 10, |v| v > 0.0);
+    // Settings lists every source it reads: kind, name, health in words and a link to its
+    // page; the Redis password (kept in a file) is nowhere in it.
+    let (status, settings_page) = server.get("/settings");
+    assert_eq!(status, 200, "{settings_page:.2000}");
+    for (id, kind, href) in [
+        ("host", "Host", "/resource?id="),
+        ("cache:sessions", "Redis", "/resource?id=cache%3Asessions"),
+        (
+            "cache:fragments",
+            "memcached",
+            "/resource?id=cache%3Afragments",
+        ),
+        ("push", "Pushed metrics", ""),
+    ] {
+        let row = settings_page
+            .split(&format!("data-source=\"{id}\""))
+            .nth(1)
+            .and_then(|rest| rest.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no {id} row in Settings: {settings_page:.4000}"));
+        assert!(row.contains(kind) && row.contains(href), "{id}: {row}");
+        if id != "push" {
+            assert!(row.contains("source-ok"), "{id} is read now: {row}");
+        }
+    }
+    assert!(
+        !settings_page.contains("sources-empty"),
+        "configured caches are no empty list"
+    );
+    let (_, sources) = server.get("/api/sources");
+    assert!(sources.contains("cache:sessions"), "{sources}");
+    for answer in [&settings_page, &sources] {
+        assert!(
+            !answer.contains(PASSWORD),
+            "the password leaked into Settings"
+        );
+    }
     // A low ratio breaches an "at least" target (a lower-is-better reading of it would
     // call 50 % fine).
     set_hit_ratio_target(&server, "cache:sessions", 90.0);
@@ -561,7 +597,7 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     let audit = audit_until(
         &server,
         "kind=action&limit=20",
-        "cache:sessions: cache_setting rolled back",
+        "cache:sessions: Set Redis maxmemory to 64 MB — rolled back",
         60,
     );
     // The poller's next look shows the value restored (the rollback read it back already).
@@ -602,7 +638,9 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
             .iter()
             .find(|e| {
                 e["what"].as_str().is_some_and(|w| {
-                    w.starts_with(&format!("cache:sessions: cache_setting step {step} "))
+                    w.starts_with(&format!(
+                        "cache:sessions: Set Redis maxmemory to 64 MB — step {step} "
+                    ))
                 })
             })
             .and_then(|e| e["at_unix_ms"].as_i64())
@@ -620,7 +658,7 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         "the verdict has its own entry: {audit:.3000}"
     );
     assert!(
-        audit.contains("cache:sessions: cache_setting succeeded"),
+        audit.contains("cache:sessions: Set Redis maxmemory to 64 MB — succeeded"),
         "{audit:.3000}"
     );
     assert!(
@@ -660,7 +698,7 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
     let audit = audit_until(
         &server,
         "kind=action&limit=20",
-        "cache:fragments: cache_setting rolled back",
+        "cache:fragments: Set memcached cache_memlimit to 32 MB — rolled back",
         60,
     );
     assert!(

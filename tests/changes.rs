@@ -74,7 +74,7 @@ async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
     // The edits came from the local (loopback, auth none) admin.
     assert_eq!(
         text_of(client, "tr[data-snapshot='5'] .col-who").await,
-        "anonymous (admin)"
+        "anonymous · admin"
     );
     let saved = text_of(client, "tr[data-snapshot='5'] time").await;
     assert!(

@@ -2,12 +2,23 @@
 //! Prometheus (Debian's `prometheus`, a throwaway instance on a free port with its own
 //! config and data directory) scraping a real perfpilot every second: every panel's
 //! PromQL parses and returns data, and the dashboard's variables find their values.
+//!
+//! Also perfpilot's own dashboard, the Overview, in Chromium: its summary counts, the
+//! worst-first order, each card's kind, and the big number of every card being the very
+//! statistic its status judged.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tests::{free_port, http_get, urlencode, Perfpilot, TempDir};
+use engine::model::TargetState;
+use tests::{
+    body_json, eventually_text, free_port, http_get, http_post_json, http_request, text_of,
+    urlencode, Browser, Perfpilot, TempDir,
+};
 
 /// A Prometheus that dies with the test.
 struct Prometheus {
@@ -155,4 +166,309 @@ fn every_dashboard_panel_queries_a_real_prometheus_scraping_perfpilot() {
         resources.as_array().unwrap().iter().any(|r| r == "cpu"),
         "{resources}"
     );
+}
+
+/// The Overview test's pushed metrics: resource, high and low value, the target's `for`
+/// (`latency ≤ 50`-style: `depth ≤ 50`) and the target state that makes. Each metric
+/// alternates between its high and low value every second, so over a 10 s window its p95
+/// is exactly the high value (at least two of the window's samples are high whatever the
+/// phase, and p95 interpolates between the two largest) while its live sample moves: a
+/// card showing the live sample instead of the judged statistic is caught within two
+/// seconds. Values are exact in f32, as history stores them.
+const PUSHED: [(&str, f64, f64, u32, TargetState); 3] = [
+    ("custom:61", 120.5, 20.25, 0, TargetState::Breaching),
+    ("custom:62", 90.5, 10.25, 3600, TargetState::Pending),
+    ("custom:63", 30.75, 5.5, 0, TargetState::WithinTarget),
+];
+
+/// One sample of every pushed metric at `t` (unix ms).
+fn pushed_at(t: i64) -> Vec<String> {
+    PUSHED
+        .iter()
+        .map(|(id, high, low, _, _)| {
+            let v = if (t / 1000) % 2 == 0 { high } else { low };
+            format!(r#"{{"resource":"{id}","metric":"depth","value":{v},"timestamp":{t}}}"#)
+        })
+        .collect()
+}
+
+fn push(server: &Perfpilot, samples: &[String]) -> (u16, String) {
+    http_post_json(
+        server.addr,
+        "/api/push",
+        &format!(r#"{{"samples":[{}]}}"#, samples.join(",")),
+    )
+}
+
+/// `resource` judged over `window_secs`, against `depth ≤ 50` breaching after `for_secs`.
+fn set_target(server: &Perfpilot, resource: &str, window_secs: u32, for_secs: u32) {
+    let (status, body) = server.get(&format!(
+        "/api/resource_settings?resource={}",
+        urlencode(resource)
+    ));
+    assert_eq!(status, 200, "{body}");
+    let mut settings = body_json(&body);
+    settings["window_secs"] = window_secs.into();
+    let form = format!(
+        "resource={}&settings={}",
+        urlencode(resource),
+        urlencode(&settings.to_string())
+    );
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_resource_settings",
+        &[],
+        &form,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = http_post_json(
+        server.addr,
+        &format!("/api/v1/resources/{}/target", urlencode(resource)),
+        &format!(r#"{{"metric":"depth","value":50,"for_secs":{for_secs}}}"#),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Whether the page's `shown` number ("120.50 /s", "72.1 %") is `value` at the precision
+/// shown.
+fn shows(shown: &str, value: f64) -> bool {
+    let number: String = shown
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+        .collect();
+    let decimals = number.split_once('.').map_or(0, |(_, d)| d.len());
+    !number.is_empty() && format!("{value:.decimals$}") == number
+}
+
+/// The overview's cards as the JSON API (`POST /api/overview`) answers them.
+fn api_cards(server: &Perfpilot) -> Vec<serde_json::Value> {
+    let (status, body) = http_request(server.addr, "POST", "/api/overview", &[], "");
+    assert_eq!(status, 200, "{body:.500}");
+    body_json(&body)["cards"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The summary strip's counts the API's cards call for, by the strip's ids.
+fn expected_counts(cards: &[serde_json::Value]) -> BTreeMap<String, u64> {
+    let count =
+        |is: &dyn Fn(&serde_json::Value) -> bool| cards.iter().filter(|&c| is(c)).count() as u64;
+    let state = |c: &serde_json::Value, s: &str| c["target_state"] == s;
+    let phase = |c: &serde_json::Value| c["optimizer"]["phase"].as_str().unwrap_or("").to_owned();
+    [
+        (
+            "summary-breaching",
+            count(&|c: &serde_json::Value| state(c, "breaching")),
+        ),
+        (
+            "summary-pending",
+            count(&|c: &serde_json::Value| state(c, "pending")),
+        ),
+        (
+            "summary-acting",
+            count(&|c: &serde_json::Value| matches!(phase(c).as_str(), "acting" | "verifying")),
+        ),
+        (
+            "summary-attention",
+            count(&|c: &serde_json::Value| phase(c) == "needs_attention"),
+        ),
+        (
+            "summary-no-data",
+            count(&|c: &serde_json::Value| state(c, "no_data")),
+        ),
+        (
+            "summary-within",
+            count(&|c: &serde_json::Value| state(c, "within_target")),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_counts_orders_and_judges_cards_as_their_status_does() {
+    let server = Perfpilot::start(&["--push-create-resources"]);
+    // A minute of history at once (it creates the resources), then a sample a second.
+    let now = tests::now_ms();
+    let second = now - now % 1000;
+    let backfill: Vec<String> = (1..=60)
+        .rev()
+        .flat_map(|k| pushed_at(second - k * 1000))
+        .collect();
+    let (status, body) = push(&server, &backfill);
+    assert_eq!(status, 200, "{body}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let pusher = {
+        let (stop, server_addr) = (stop.clone(), server.addr);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let body = format!(
+                    r#"{{"samples":[{}]}}"#,
+                    pushed_at(tests::now_ms()).join(",")
+                );
+                let _ =
+                    std::panic::catch_unwind(|| http_post_json(server_addr, "/api/push", &body));
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    for (id, _, _, for_secs, _) in PUSHED {
+        set_target(&server, id, 10, for_secs);
+    }
+    // The API's status: each target's state, judged on the hand-computed p95.
+    for (id, high, _, _, state) in PUSHED {
+        server.card(id, 60, &format!("{id} {}", state.as_str()), |c| {
+            c["target_state"] == state.as_str() && c["judged"].as_f64() == Some(high)
+        });
+    }
+    let breaching = server.card("custom:61", 5, "the advice", |c| c["advice"].is_string());
+    assert!(
+        breaching["judged_label"] == "p95 over 10 s",
+        "what the big number is: {breaching}"
+    );
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let card = |id: &str, part: &str| format!("article.card[data-resource='{id}'] {part}");
+
+    // Each card's state in words, its kind beside its name.
+    for (id, _, _, _, state) in PUSHED {
+        eventually_text(client, &card(id, ".badge-word"), "the state's word", |t| {
+            t == state.label()
+        })
+        .await;
+        assert_eq!(
+            text_of(client, &card(id, ".card-kind")).await,
+            "Custom metric"
+        );
+    }
+    assert_eq!(text_of(client, &card("cpu", ".card-kind")).await, "Host");
+    // Breaching and pending differ in class and glyph, not only in colour.
+    let badge_class = |id: &'static str| async move {
+        client
+            .find(fantoccini::Locator::Css(&card(id, ".badge")))
+            .await
+            .unwrap()
+            .attr("class")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    };
+    let (breach_class, pending_class) = (
+        badge_class("custom:61").await,
+        badge_class("custom:62").await,
+    );
+    assert!(
+        breach_class.split(' ').any(|c| c == "badge-breaching"),
+        "{breach_class}"
+    );
+    assert!(
+        pending_class.split(' ').any(|c| c == "badge-pending"),
+        "{pending_class}"
+    );
+    let breach_glyph = text_of(client, &card("custom:61", ".badge-glyph")).await;
+    let pending_glyph = text_of(client, &card("custom:62", ".badge-glyph")).await;
+    assert!(
+        !breach_glyph.is_empty() && !pending_glyph.is_empty() && breach_glyph != pending_glyph,
+        "glyphs: {breach_glyph:?} and {pending_glyph:?}"
+    );
+    // The next step of a breach: its recommendation.
+    let next = text_of(client, &card("custom:61", ".card-next")).await;
+    assert!(next.starts_with("Next: "), "{next}");
+
+    // The big number is the judged statistic, read against the API's over both phases of
+    // the alternation (the live sample beside it is half the time the low value).
+    for _ in 0..8 {
+        for (id, ..) in PUSHED {
+            let api = api_cards(&server);
+            let judged = api
+                .iter()
+                .find(|c| c["id"] == id)
+                .and_then(|c| c["judged"].as_f64())
+                .unwrap_or_else(|| panic!("{id} has a judged value: {api:?}"));
+            let shown = text_of(client, &card(id, ".value")).await;
+            assert!(
+                shows(&shown, judged),
+                "{id}: the card shows {shown:?}, the status judged {judged}"
+            );
+            let now = text_of(client, &card(id, ".card-now")).await;
+            assert!(now.starts_with("now "), "{id}: {now:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // The summary counts what the API says, read until a moment when the host's own
+    // cards held still between the two reads.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let counts = loop {
+        let expected = expected_counts(&api_cards(&server));
+        let shown = client
+            .execute(
+                "return [...document.querySelectorAll('#summary .summary-item')]
+                   .map(a => [a.id, Number(a.querySelector('.summary-count').textContent)]);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let shown: BTreeMap<String, u64> = shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pair| {
+                (
+                    pair[0].as_str().unwrap().to_owned(),
+                    pair[1].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        if shown == expected {
+            break shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the summary shows {shown:?}, the API's states make {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for key in ["summary-breaching", "summary-pending", "summary-within"] {
+        assert!(counts[key] >= 1, "{key}: {counts:?}");
+    }
+
+    // Worst first: inside each group by state, groups by their worst card; the pushed
+    // three in the custom group in the order breaching, pending, within target.
+    let groups = client
+        .execute(
+            "return [...document.querySelectorAll('.card-group')].map(g => [g.dataset.group,
+               [...g.querySelectorAll('article.card')].map(c => [c.dataset.resource, c.dataset.state])]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let rank = |state: &serde_json::Value| {
+        serde_json::from_value::<TargetState>(state.clone())
+            .unwrap_or_else(|err| panic!("{state}: {err}"))
+            .rank()
+    };
+    let mut worst_of_groups = Vec::new();
+    for group in groups.as_array().unwrap() {
+        let cards = group[1].as_array().unwrap();
+        let ranks: Vec<u8> = cards.iter().map(|c| rank(&c[1])).collect();
+        assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{group}");
+        worst_of_groups.push(ranks[0]);
+        if group[0] == "custom" {
+            let ids: Vec<&str> = cards.iter().map(|c| c[0].as_str().unwrap()).collect();
+            assert_eq!(ids, ["custom:61", "custom:62", "custom:63"], "{group}");
+        }
+    }
+    assert!(worst_of_groups.windows(2).all(|w| w[0] <= w[1]), "{groups}");
+    browser.screenshot("overview-states.png").await;
+
+    browser.close().await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = pusher.join();
 }

@@ -384,6 +384,9 @@ fn shift_weights_on_breach(server: &Perfpilot, target_ms: f64, verify_secs: u32)
 }
 
 /// Waits until the audit log (actions) holds `text`; answers the log.
+/// How the audit log names the weight shift these tests configure (`step_pct` 100).
+const SHIFT: &str = "lb:web: Shift load-balancer weights 100 % toward measured capacity";
+
 fn action_audited(server: &Perfpilot, text: &str, secs: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -414,7 +417,7 @@ fn a_slow_backend_gets_less_weight_and_p95_drops() {
     let before_p95 = load.p95_between(now_ms() - 5000, now_ms()).unwrap();
     shift_weights_on_breach(&server, 40.0, 20);
 
-    let audit = action_audited(&server, "lb:web: lb_weights succeeded", 30);
+    let audit = action_audited(&server, &format!("{SHIFT} — succeeded"), 30);
     let applied_at = now_ms();
     assert!(audit.contains("set weight"), "{audit:.3000}");
     let weights: Vec<u32> = ["a", "b", "c"].iter().map(|s| haproxy.weight(s)).collect();
@@ -460,12 +463,12 @@ fn a_shift_that_makes_things_worse_is_rolled_back() {
     let _load = HttpLoad::start(haproxy.port, 4);
     std::thread::sleep(Duration::from_secs(6));
     shift_weights_on_breach(&server, 40.0, 8);
-    action_audited(&server, "lb:web: lb_weights succeeded", 30);
+    action_audited(&server, &format!("{SHIFT} — succeeded"), 30);
     // The servers that got more become slow: the shift made things worse.
     backends[0].set(BackendMode::Slow(300));
     backends[1].set(BackendMode::Slow(300));
     backends[2].set(BackendMode::Ok);
-    let audit = action_audited(&server, "lb:web: lb_weights rolled back", 40);
+    let audit = action_audited(&server, &format!("{SHIFT} — rolled back"), 40);
     assert!(audit.contains("(verification: "), "{audit:.3000}");
     let weights: Vec<u32> = ["a", "b", "c"].iter().map(|s| haproxy.weight(s)).collect();
     assert_eq!(weights, [10, 10, 10], "get weight after the rollback");

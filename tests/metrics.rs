@@ -46,6 +46,7 @@ fn metrics_listener_serves_valid_prometheus_text() {
         "perfpilot_resource_value{resource=\"cpu\",metric=\"utilization\",unit=\"%\"} ",
         "perfpilot_target_value{resource=\"cpu\",metric=\"utilization\",comparator=\"le\",statistic=\"p95\"} 65.0",
         "perfpilot_resource_status{resource=\"cpu\",status=\"not_optimized\"} ",
+        "perfpilot_target_state{resource=\"cpu\",state=\"breaching\"} ",
         "perfpilot_changes_total 0",
         "perfpilot_snapshots_taken_total 0",
         "perfpilot_action_executions_total{outcome=\"succeeded\"} 0",
@@ -63,6 +64,13 @@ fn metrics_listener_serves_valid_prometheus_text() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
     assert_eq!(cpu_status_sum, 1.0);
+    // And exactly one target state.
+    let cpu_state_sum: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("perfpilot_target_state{resource=\"cpu\","))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(cpu_state_sum, 1.0);
 
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])

@@ -456,6 +456,31 @@ pub fn body_json(response: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body:.500}"))
 }
 
+/// Sets `resource`'s evaluation window through the settings panel's server function (a
+/// counted change).
+pub async fn set_window(server: &Perfpilot, resource: &str, window_secs: u32) {
+    let (status, body) = server.get(&format!(
+        "/api/resource_settings?resource={}",
+        urlencode(resource)
+    ));
+    assert_eq!(status, 200, "{body}");
+    let mut settings = body_json(&body);
+    settings["window_secs"] = window_secs.into();
+    let form = format!(
+        "resource={}&settings={}",
+        urlencode(resource),
+        urlencode(&settings.to_string())
+    );
+    let (status, answer) = http_request(
+        server.addr,
+        "POST",
+        "/api/set_resource_settings",
+        &[],
+        &form,
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
 impl Drop for Perfpilot {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -118,6 +118,47 @@ pub fn kind_names() -> impl Iterator<Item = &'static str> {
     AuditKind::ALL.into_iter().map(AuditKind::as_str)
 }
 
+impl AuditKind {
+    /// The kind in words, as the audit page and its filter show it.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuditKind::SetTarget => "Target set",
+            AuditKind::ClearTarget => "Target cleared",
+            AuditKind::SetSettings => "Settings changed",
+            AuditKind::Rename => "Renamed",
+            AuditKind::SetSource => "Source changed",
+            AuditKind::SetFleetTarget => "Fleet target set",
+            AuditKind::AddResource => "Resource added",
+            AuditKind::RemoveResource => "Resource removed",
+            AuditKind::Restore => "Snapshot restored",
+            AuditKind::Mark => "Mark",
+            AuditKind::Action => "Optimizer action",
+            AuditKind::TokenCreate => "Token created",
+            AuditKind::TokenRevoke => "Token revoked",
+            AuditKind::Silence => "Silence created",
+            AuditKind::Unsilence => "Silence ended",
+            AuditKind::Acknowledge => "Alert acknowledged",
+            AuditKind::ChannelTest => "Channel tested",
+        }
+    }
+}
+
+/// Who did something, in words: a person (or token) as "alice · editor"; perfpilot itself
+/// (`source` `system`) as "perfpilot (optimizer)", "perfpilot (configuration file)" or
+/// "perfpilot (automatic)" for what it noticed on its own, never with a role: no one's
+/// permissions were involved.
+pub fn actor_label(user: &str, role: &str, source: &str) -> String {
+    if source == "system" {
+        let what = match user {
+            "optimizer" => "optimizer",
+            "configuration" => "configuration file",
+            _ => "automatic",
+        };
+        return format!("perfpilot ({what})");
+    }
+    format!("{user} · {role}")
+}
+
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1_000;
 const MAX_TEXT: usize = 200;
@@ -326,6 +367,26 @@ fn limit_field(value: &str) -> Result<usize, FilterError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn perfpilot_itself_is_named_without_a_role() {
+        assert_eq!(
+            actor_label("optimizer", "admin", "system"),
+            "perfpilot (optimizer)"
+        );
+        assert_eq!(
+            actor_label("perfpilot", "viewer", "system"),
+            "perfpilot (automatic)"
+        );
+        assert_eq!(
+            actor_label("configuration", "admin", "system"),
+            "perfpilot (configuration file)"
+        );
+        assert_eq!(actor_label("alice", "editor", "proxy"), "alice · editor");
+        let labels: std::collections::BTreeSet<&str> =
+            AuditKind::ALL.iter().map(|k| k.label()).collect();
+        assert_eq!(labels.len(), AuditKind::ALL.len());
+    }
 
     fn record(user: &str, resource: Option<&str>, kind: &str, what: &str, at: i64) -> AuditRecord {
         AuditRecord {

@@ -73,6 +73,8 @@ pub trait Backend: Send + Sync + 'static {
     fn diff_with_current(&self, snapshot: u64) -> Result<Vec<Difference>, AppError>;
     /// The unit of every stored series of `resource`, by metric.
     fn units(&self, resource: &str) -> BTreeMap<String, String>;
+    /// Every running source's status by id (its health reason already redacted).
+    fn sources(&self) -> Arc<BTreeMap<String, engine::source::SourceStatus>>;
     /// Series sampled on one grid for a chart.
     fn chart(&self, request: &ChartRequest) -> ChartSamples;
     /// `keys` over the last `span_ms`, one slot per `step_ms`, read from the history on

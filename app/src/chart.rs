@@ -2,14 +2,21 @@
 //!
 //! Server rendering emits an empty canvas (so server and client DOM match); an effect
 //! draws after hydration and on every change. Drawing returns the plot's pixel mapping
-//! so pointer events can turn a y position back into a target value.
+//! so the target's handle can be placed on its line and a dragged position turned back
+//! into a value. Ticks are nice steps in one unit (values) and round UTC times (time);
+//! colours are the stylesheet's variables, read at every draw, so a redraw after a theme
+//! change follows it.
 
+use std::ops::Range;
+
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters_canvas::CanvasBackend;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlCanvasElement;
 
-use crate::resource_data::SeriesView;
+use crate::resource_data::{target_line_label, time_label, time_ticks, value_axis, SeriesView};
 
 /// How pixel coordinates map to values, as the last draw laid them out.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +37,18 @@ impl PlotMapping {
         self.y_min + share * (self.y_max - self.y_min)
     }
 
+    /// The y position of `value`, in pixels from the canvas top.
+    pub fn y_of(&self, value: f64) -> f64 {
+        let span = f64::from((self.bottom - self.top).max(1));
+        let range = self.y_max - self.y_min;
+        let share = if range > 0.0 {
+            ((value - self.y_min) / range).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        f64::from(self.bottom) - share * span
+    }
+
     /// Index of the sample under an x position, if inside the plot.
     pub fn index_at(&self, x_px: f64) -> Option<usize> {
         if self.points == 0 || x_px < f64::from(self.left) || x_px > f64::from(self.right) {
@@ -37,6 +56,46 @@ impl PlotMapping {
         }
         let share = (x_px - f64::from(self.left)) / f64::from((self.right - self.left).max(1));
         Some(((share * (self.points - 1) as f64).round() as usize).min(self.points - 1))
+    }
+}
+
+/// An f64 axis with its ticks where the page puts them (nice steps, round times), not
+/// where plotters would. plotters' own `WithKeyPoints` keeps the f64 axis' formatting
+/// marker, which leaves it without the value formatter the mesh asks for; the labels come
+/// from the page's formatters anyway.
+struct Ticked {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    fn new(range: Range<f64>, ticks: Vec<f64>) -> Ticked {
+        Ticked {
+            inner: range.into(),
+            ticks,
+        }
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    /// Grid lines and labels at the ticks only; no light lines between them.
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.inner.range()
     }
 }
 
@@ -58,11 +117,13 @@ fn css_color(name: &str, fallback: RGBColor) -> RGBColor {
     fallback
 }
 
-/// Draws the chart and returns how it mapped values to pixels.
+/// Draws the chart with its value axis from 0 to `top` and returns how it mapped values
+/// to pixels.
 pub fn draw(
     canvas: &HtmlCanvasElement,
     view: &SeriesView,
     candidate: Option<f64>,
+    top: f64,
 ) -> Option<PlotMapping> {
     // Match the drawing buffer to the element's size so pointer offsets are pixels.
     let element: &web_sys::Element = canvas.unchecked_ref();
@@ -78,7 +139,8 @@ pub fn draw(
     let grid = css_color("--border", RGBColor(217, 222, 230));
     let accent = css_color("--accent", RGBColor(15, 118, 110));
     let target_color = css_color("--target", RGBColor(217, 119, 6));
-    let bad = css_color("--bad", RGBColor(185, 28, 28));
+    // Pre-mixed per theme in the stylesheet: a translucent red vanishes on a dark surface.
+    let breach = css_color("--chart-breach", RGBColor(253, 224, 224));
 
     let backend = CanvasBackend::with_canvas_object(canvas.clone())?;
     let root = backend.into_drawing_area();
@@ -86,34 +148,29 @@ pub fn draw(
 
     let n = view.means.len();
     let span_secs = (n.max(1) as f64) * view.step_ms as f64 / 1000.0;
-    let top = view.chart_top(candidate);
-    let unit = view.unit.clone();
+    let end_ms = view.start_ms + n.max(1) as i64 * view.step_ms;
+    // About one label per 100 px across and 50 px down.
+    let x_max_ticks = ((width as i32 - 100) / 100).clamp(2, 10) as usize;
+    let y_max_ticks = ((height as i32 - 40) / 50).clamp(3, 8) as usize;
+    let (times, time_step) = time_ticks(view.start_ms, end_ms, x_max_ticks);
+    let x_points: Vec<f64> = times.iter().map(|t| (t - end_ms) as f64 / 1000.0).collect();
+    let y_axis = value_axis(&view.unit, top, false, y_max_ticks);
+    let y_points: Vec<f64> = y_axis.ticks.iter().map(|(v, _)| *v).collect();
     let mut chart = ChartBuilder::on(&root)
         .margin(12)
         .x_label_area_size(28)
         .y_label_area_size(64)
-        .build_cartesian_2d(-span_secs..0.0, 0.0..top)
-        .ok()?;
-    chart
-        .configure_mesh()
-        .light_line_style(grid.mix(0.4))
-        .bold_line_style(grid)
-        .axis_style(grid)
-        .label_style(("sans-serif", 12).into_font().color(&text))
-        .x_labels(7)
-        .y_labels(6)
-        .x_label_formatter(&|secs| ago(-*secs))
-        .y_label_formatter(&|v| crate::format::reading(*v, &unit))
-        .draw()
+        .build_cartesian_2d(
+            Ticked::new(-span_secs..0.0, x_points),
+            Ticked::new(0.0..top, y_points),
+        )
         .ok()?;
 
     let x_of = |i: usize| -span_secs + (i as f64 + 0.5) * view.step_ms as f64 / 1000.0;
 
+    // Breaches first, so the grid and the lines stay visible over them.
     if let Some(limit) = candidate.or(view.target.as_ref().map(|t| t.value)) {
-        let upper = view
-            .target
-            .as_ref()
-            .is_none_or(|t| t.comparator == engine::model::Comparator::Le);
+        let upper = view.comparator() == engine::model::Comparator::Le;
         let breached = |v: f32| {
             if upper {
                 f64::from(v) > limit
@@ -122,7 +179,7 @@ pub fn draw(
             }
         };
         let half = view.step_ms as f64 / 2000.0;
-        let shade = bad.mix(0.15).filled();
+        let shade = breach.filled();
         let mut run: Option<usize> = None;
         let mut rects = Vec::new();
         for i in 0..=n {
@@ -131,7 +188,10 @@ pub fn draw(
                 (true, None) => run = Some(i),
                 (false, Some(start)) => {
                     rects.push(Rectangle::new(
-                        [(x_of(start) - half, 0.0), (x_of(i - 1) + half, top)],
+                        [
+                            ((x_of(start) - half).max(-span_secs), 0.0),
+                            ((x_of(i - 1) + half).min(0.0), top),
+                        ],
                         shade,
                     ));
                     run = None;
@@ -141,6 +201,23 @@ pub fn draw(
         }
         chart.draw_series(rects).ok()?;
     }
+
+    chart
+        .configure_mesh()
+        .bold_line_style(grid)
+        .axis_style(grid)
+        .label_style(("sans-serif", 12).into_font().color(&text))
+        .x_label_formatter(&|secs| time_label(end_ms + (secs * 1000.0).round() as i64, time_step))
+        .y_label_formatter(&|v| y_axis.label(*v))
+        .draw()
+        .ok()?;
+    // The time axis is UTC, like every time on the page; said once, in the free corner.
+    root.draw_text(
+        "UTC",
+        &("sans-serif", 11).into_font().color(&text),
+        (14, height as i32 - 12 - 16),
+    )
+    .ok()?;
 
     if !view.highs.is_empty() {
         // Minute tier: the min–max band keeps spikes visible under the mean line.
@@ -166,14 +243,16 @@ pub fn draw(
     }
     draw_line(&mut chart, &view.means, &x_of, accent.stroke_width(2))?;
 
-    // Event markers: a dashed vertical line per edit, mark or action in the range.
+    // Event markers: a dashed vertical line per edit, mark or action in the range, with
+    // its number in the list under the chart (oldest first) at the top.
     let marker = text.mix(0.7);
-    let end_ms = view.start_ms + n as i64 * view.step_ms;
-    for event in &view.events {
+    let number_font = ("sans-serif", 11, FontStyle::Bold).into_font().color(&text);
+    for (k, event) in view.events_in_order().into_iter().enumerate() {
         let x = (event.at_unix_ms - end_ms) as f64 / 1000.0;
         if x < -span_secs {
             continue;
         }
+        let x = x.min(0.0);
         chart
             .draw_series(DashedLineSeries::new(
                 [(x, 0.0), (x, top)],
@@ -182,8 +261,12 @@ pub fn draw(
                 marker.stroke_width(1),
             ))
             .ok()?;
+        let (px, py) = chart.backend_coord(&(x, top));
+        root.draw_text(&(k + 1).to_string(), &number_font, (px + 3, py + 2))
+            .ok()?;
     }
 
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
     if let Some(limit) = candidate {
         chart
             .draw_series(LineSeries::new(
@@ -191,9 +274,30 @@ pub fn draw(
                 target_color.stroke_width(2),
             ))
             .ok()?;
+        // "target ≤ 65 %" at the line's left end (the handle holds the right end): above
+        // the line, or below it when the line runs along the top of the plot.
+        let label = target_line_label(view.comparator(), limit, &view.unit);
+        let font = ("sans-serif", 12, FontStyle::Bold)
+            .into_font()
+            .color(&target_color);
+        let (w, h) = root
+            .estimate_text_size(&label, &font)
+            .unwrap_or((7 * label.chars().count() as u32, 14));
+        let (w, h) = (w as i32, h as i32);
+        let (px, py) = chart.backend_coord(&(-span_secs, limit));
+        let y = if py - h - 6 < ys.start {
+            py + 5
+        } else {
+            py - h - 5
+        };
+        root.draw(&Rectangle::new(
+            [(px + 4, y - 2), (px + 10 + w, y + h + 2)],
+            surface.mix(0.9).filled(),
+        ))
+        .ok()?;
+        root.draw_text(&label, &font, (px + 7, y)).ok()?;
     }
 
-    let (xs, ys) = chart.plotting_area().get_pixel_range();
     root.present().ok()?;
     Some(PlotMapping {
         left: xs.start,
@@ -213,11 +317,7 @@ const OVERLAY_FALLBACK: [RGBColor; 3] = [
     RGBColor(190, 24, 93),
 ];
 
-type Chart<'a> = ChartContext<
-    'a,
-    CanvasBackend,
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
->;
+type Chart<'a> = ChartContext<'a, CanvasBackend, Cartesian2d<Ticked, Ticked>>;
 
 /// Gaps break the line: each run of present samples is its own polyline.
 fn draw_line(
@@ -242,16 +342,4 @@ fn draw_line(
         chart.draw_series(LineSeries::new(segment, style)).ok()?;
     }
     Some(())
-}
-
-/// "now", "30 s", "5 m", "2 h" before the end of the chart.
-fn ago(secs: f64) -> String {
-    let secs = secs.round() as i64;
-    match secs {
-        0 => "now".into(),
-        s if s < 120 => format!("-{s} s"),
-        s if s < 7200 => format!("-{} m", s / 60),
-        s if s < 3 * 86_400 => format!("-{} h", s / 3600),
-        s => format!("-{} d", s / 86_400),
-    }
 }

@@ -96,11 +96,12 @@ impl Identity {
     }
 
     /// perfpilot itself noticing something on a resource (a cache restarted cold), as the
-    /// audit log names the marks it sets.
+    /// audit log names the marks it sets: with the role a mark needs (a viewer could not
+    /// set one), though pages name a system actor without a role.
     pub fn watcher() -> Identity {
         Identity {
             user: "perfpilot".to_owned(),
-            role: Role::Viewer,
+            role: Role::Editor,
             source: AuthSource::System,
             client_ip: None,
         }

@@ -30,6 +30,7 @@ pub mod live;
 mod pages;
 pub mod proof;
 pub mod resource_data;
+pub mod status;
 
 use components::access::{provide_me, WhoAmI};
 use components::theme::ThemeToggle;

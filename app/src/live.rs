@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use engine::model::OptimizationStatus;
+use engine::model::{OptimizationStatus, OptimizerState, TargetState};
 
 /// Samples of history a card's sparkline shows (at the collection step).
 pub const SPARK_POINTS: usize = 120;
@@ -37,6 +37,24 @@ pub struct Card {
     /// Breaching, but not yet for the target's `for` (the reason says how long).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// Where the target stands (`TargetState::of`), what the card's badge says.
+    #[serde(default)]
+    pub target_state: TargetState,
+    /// The target's statistic the verdict judged (the status's `judged`): the card's big
+    /// number when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged: Option<f64>,
+    /// What `judged` is: "p95 over 1 m" (the target's statistic and the resource's
+    /// window). Only in the overview: it follows the configuration, and every change
+    /// publishes a fresh overview.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub judged_label: String,
+    /// The recommendation while the judged statistic breaches the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+    /// What the optimizer is doing or did lately; `None` when it has done nothing recently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<OptimizerState>,
 }
 
 /// The target as the UI draws it.
@@ -79,6 +97,14 @@ pub struct CardTick {
     /// Breaching, but not yet for the target's `for` (the reason says how long).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    #[serde(default)]
+    pub target_state: TargetState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<OptimizerState>,
 }
 
 /// A frame on the websocket: `{"type":"overview",…}` or `{"type":"tick",…}`.
@@ -199,6 +225,10 @@ impl Overview {
                 card.top.clone_from(&t.top);
                 card.evaluated = t.evaluated;
                 card.pending = t.pending;
+                card.target_state = t.target_state;
+                card.judged = t.judged;
+                card.advice.clone_from(&t.advice);
+                card.optimizer.clone_from(&t.optimizer);
             }
         }
     }
@@ -223,6 +253,11 @@ mod tests {
             top: None,
             evaluated: false,
             pending: false,
+            target_state: TargetState::NoTarget,
+            judged: None,
+            judged_label: String::new(),
+            advice: None,
+            optimizer: None,
         }
     }
 
@@ -243,8 +278,28 @@ mod tests {
             top: Some("rustc (pid 1) 90.0 %".into()),
             evaluated: true,
             pending: false,
+            target_state: TargetState::Breaching,
+            judged: Some(72.5),
+            advice: Some("find what is busy".into()),
+            optimizer: Some(OptimizerState {
+                phase: engine::model::OptimizerPhase::Verifying,
+                detail: "maxmemory 3mb → 64mb".into(),
+                since_unix_ms: 1,
+                until_unix_ms: Some(9),
+            }),
         }];
         overview.apply_tick(5, &ticks, Default::default());
+        // The tick carries the target's and the optimizer's state with the judged value.
+        let cpu = &overview.cards[0];
+        assert_eq!(
+            (cpu.target_state, cpu.judged, cpu.advice.as_deref()),
+            (
+                TargetState::Breaching,
+                Some(72.5),
+                Some("find what is busy")
+            )
+        );
+        assert_eq!(cpu.optimizer, ticks[0].optimizer);
         assert_eq!(overview.at_unix_ms, 5);
         assert_eq!(overview.cards[0].spark.len(), SPARK_POINTS);
         assert_eq!(overview.cards[0].spark.last(), Some(&Some(9.0)));
@@ -296,6 +351,10 @@ mod tests {
                 top: None,
                 evaluated: true,
                 pending: false,
+                target_state: TargetState::WithinTarget,
+                judged: Some(12.5),
+                advice: None,
+                optimizer: None,
             }],
             alerts: Default::default(),
         };

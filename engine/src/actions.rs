@@ -236,7 +236,7 @@ fn advice(resource_type: ResourceType, metric: &str, kind: MetricKind) -> Option
         (ResourceType::LoadBalancer, Latency) => {
             "shift weight away from the slowest backend (see Backends)"
         }
-        (ResourceType::LoadBalancer, Throughput | Utilization) => return None,
+        (ResourceType::LoadBalancer, Throughput | Utilization | MetricKind::Number) => return None,
         (ResourceType::Fleet, Latency) => "look at the store's load (it answers slowly)",
         (ResourceType::Fleet, _) => "see the fleet page, worst first",
         (ResourceType::Custom(_), _) => return None,

@@ -382,6 +382,7 @@ pub fn default_floor(kind: crate::model::MetricKind) -> f64 {
         crate::model::MetricKind::Latency => 1.0,
         crate::model::MetricKind::Utilization => 1.0,
         crate::model::MetricKind::Throughput => 1.0,
+        crate::model::MetricKind::Number => 1.0,
     }
 }
 

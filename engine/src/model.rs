@@ -143,7 +143,8 @@ impl<'de> Deserialize<'de> for ResourceType {
     }
 }
 
-/// The three kinds of metric the seed names. The unit follows from the kind.
+/// The three kinds of metric the seed names, plus a plain number. The unit follows from
+/// the kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricKind {
@@ -153,14 +154,19 @@ pub enum MetricKind {
     Throughput,
     /// Milliseconds, ≥ 0.
     Latency,
+    /// A number without a unit (a queue depth, a count of workers): what a pushed metric
+    /// is, since a push names no unit. Shown bare, never with a rate's "/s".
+    Number,
 }
 
 impl MetricKind {
+    /// The unit shown after a value; empty for [`MetricKind::Number`].
     pub fn unit(self) -> &'static str {
         match self {
             MetricKind::Utilization => "%",
             MetricKind::Throughput => "/s",
             MetricKind::Latency => "ms",
+            MetricKind::Number => "",
         }
     }
 
@@ -169,6 +175,7 @@ impl MetricKind {
             MetricKind::Utilization => "utilization",
             MetricKind::Throughput => "throughput",
             MetricKind::Latency => "latency",
+            MetricKind::Number => "number",
         }
     }
 }
@@ -212,6 +219,189 @@ impl OptimizationStatus {
             OptimizationStatus::Optimized => "Optimized",
             OptimizationStatus::Failed => "Failed",
         }
+    }
+}
+
+/// Where a resource's target stands, in the words people use: what every surface shows
+/// (cards, pages, alerts, `/metrics`). [`OptimizationStatus`] is the optimizer's state
+/// machine and reads backwards to a person ("Not optimized" for a firing alert);
+/// what the optimizer does about a breach is [`OptimizerState`], shown apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetState {
+    /// The resource has no target: nothing is judged.
+    #[default]
+    NoTarget,
+    /// Too little data yet for a first verdict.
+    Evaluating,
+    /// The target is met (or inside its tolerance band).
+    WithinTarget,
+    /// Breached, but not yet for the target's `for`.
+    Pending,
+    /// Breached for the target's `for` (the alert fires), until it has recovered.
+    Breaching,
+    /// The source is down or the window holds too few samples to judge.
+    NoData,
+}
+
+impl TargetState {
+    /// Worst first: the order the overview sorts and counts by.
+    pub const ALL: [TargetState; 6] = [
+        TargetState::Breaching,
+        TargetState::Pending,
+        TargetState::NoData,
+        TargetState::Evaluating,
+        TargetState::WithinTarget,
+        TargetState::NoTarget,
+    ];
+
+    /// Stable snake_case form (JSON, CSS classes, the `state` label of `/metrics`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetState::NoTarget => "no_target",
+            TargetState::Evaluating => "evaluating",
+            TargetState::WithinTarget => "within_target",
+            TargetState::Pending => "pending",
+            TargetState::Breaching => "breaching",
+            TargetState::NoData => "no_data",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TargetState::NoTarget => "No target",
+            TargetState::Evaluating => "Evaluating",
+            TargetState::WithinTarget => "Within target",
+            TargetState::Pending => "Pending",
+            TargetState::Breaching => "Breaching",
+            TargetState::NoData => "No data",
+        }
+    }
+
+    /// 0 for the worst ([`TargetState::Breaching`]), in the order of [`TargetState::ALL`].
+    pub fn rank(self) -> u8 {
+        match self {
+            TargetState::Breaching => 0,
+            TargetState::Pending => 1,
+            TargetState::NoData => 2,
+            TargetState::Evaluating => 3,
+            TargetState::WithinTarget => 4,
+            TargetState::NoTarget => 5,
+        }
+    }
+
+    /// The one derivation, from what the monitor publishes: whether the resource has a
+    /// target, its status and whether its source reports a problem. A pending breach
+    /// shows before the first verdict too (it holds that verdict back); a window with no
+    /// judged statistic after a verdict is no data, whatever the held verdict says; an
+    /// action being verified or one that failed leaves the breach standing until the
+    /// tracker sees the target met again.
+    pub fn of(has_target: bool, status: &StatusReport, source_down: bool) -> TargetState {
+        if !has_target {
+            return TargetState::NoTarget;
+        }
+        if source_down {
+            return TargetState::NoData;
+        }
+        if status.pending {
+            return TargetState::Pending;
+        }
+        if !status.evaluated {
+            return TargetState::Evaluating;
+        }
+        if status.judged.is_none() {
+            return TargetState::NoData;
+        }
+        match status.status {
+            OptimizationStatus::Optimized => TargetState::WithinTarget,
+            OptimizationStatus::NotOptimized
+            | OptimizationStatus::Optimizing
+            | OptimizationStatus::Failed => TargetState::Breaching,
+        }
+    }
+}
+
+/// What the optimizer is doing, or did lately, about one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerPhase {
+    /// An action (or a rollback) is running.
+    Acting,
+    /// A change is in effect and its verify window runs.
+    Verifying,
+    /// A change verified well and stays.
+    Kept,
+    /// A change was undone.
+    RolledBack,
+    /// An apply errored, a rollback did not restore, or a change that verified badly
+    /// could not be undone.
+    Failed,
+    /// Changes in a row did not help: the optimizer waits for a person.
+    NeedsAttention,
+}
+
+impl OptimizerPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptimizerPhase::Acting => "acting",
+            OptimizerPhase::Verifying => "verifying",
+            OptimizerPhase::Kept => "kept",
+            OptimizerPhase::RolledBack => "rolled_back",
+            OptimizerPhase::Failed => "failed",
+            OptimizerPhase::NeedsAttention => "needs_attention",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            OptimizerPhase::Acting => "Acting",
+            OptimizerPhase::Verifying => "Verifying",
+            OptimizerPhase::Kept => "Kept",
+            OptimizerPhase::RolledBack => "Rolled back",
+            OptimizerPhase::Failed => "Failed",
+            OptimizerPhase::NeedsAttention => "Needs attention",
+        }
+    }
+
+    /// The optimizer is busy with the resource right now (the overview's "acting" count).
+    pub fn is_active(self) -> bool {
+        matches!(self, OptimizerPhase::Acting | OptimizerPhase::Verifying)
+    }
+}
+
+/// The optimizer's state for one resource, when it has done something lately; derived
+/// by the monitor from what its actuator bookkeeping holds and published with the status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptimizerState {
+    pub phase: OptimizerPhase,
+    /// What the change is or was ("maxmemory 3mb → 64mb"), or why a person is needed, in
+    /// a few words.
+    pub detail: String,
+    pub since_unix_ms: i64,
+    /// While verifying: when the verify window ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_unix_ms: Option<i64>,
+}
+
+impl OptimizerState {
+    /// One short line as of `now_ms`: "Verifying a change: maxmemory 3mb → 64mb, 40 s
+    /// left", "Rolled back: maxmemory 3mb → 64mb".
+    pub fn line(&self, now_ms: i64) -> String {
+        let head = match self.phase {
+            OptimizerPhase::Verifying => "Verifying a change",
+            OptimizerPhase::Kept => "Kept a change",
+            other => other.label(),
+        };
+        let mut line = if self.detail.is_empty() {
+            head.to_owned()
+        } else {
+            format!("{head}: {}", self.detail)
+        };
+        if let Some(until) = self.until_unix_ms {
+            let left = u32::try_from((until - now_ms).max(0) / 1000).unwrap_or(u32::MAX);
+            line.push_str(&format!(", {} left", format_duration(left)));
+        }
+        line
     }
 }
 
@@ -352,6 +542,79 @@ impl Statistic {
     }
 }
 
+/// A metric's name in words, the one place a name becomes a label (cards, charts,
+/// alerts, reports, the audit log): "hit_ratio" → "hit ratio", "latency_p95" → "latency
+/// (p95)", "requests_per_s" → "requests" (the unit says "/s"), "queue_depth" → "queue
+/// depth". The name itself stays what URLs, JSON and Prometheus labels carry.
+pub fn metric_label(name: &str) -> String {
+    let known = match name {
+        "cpu" => "CPU",
+        "read_bytes" => "bytes read",
+        "write_bytes" => "bytes written",
+        "rx_bytes" => "bytes received",
+        "tx_bytes" => "bytes sent",
+        "tps" => "transactions",
+        "canary_ms" => "canary query time",
+        "rollback_pct" => "rollbacks",
+        "cache_hit_pct" => "cache hit ratio",
+        "connections_pct" => "connections in use",
+        "temp_bytes_per_s" => "temporary file writes",
+        "memory_pct" => "memory used",
+        "evicted_per_s" => "evictions",
+        "expired_per_s" => "expirations",
+        "ops_per_s" => "operations",
+        "command_ms" => "command time",
+        "response_ms" => "response time",
+        "error_pct" => "errors",
+        "accepts_per_s" => "accepted connections",
+        "dropped_per_s" => "dropped connections",
+        "breaching_pct" => "hosts breaching",
+        "query_ms" => "query time",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.to_owned();
+    }
+    let (base, percentile) = split_percentile(name);
+    // The unit is shown with the value; in the name it only repeats it.
+    let base = ["_per_s", "_per_min", "_pct", "_ms"]
+        .iter()
+        .find_map(|suffix| base.strip_suffix(suffix).filter(|b| !b.is_empty()))
+        .unwrap_or(base);
+    let words = base.replace('_', " ");
+    match percentile {
+        Some(p) => format!("{words} ({p})"),
+        None => words,
+    }
+}
+
+/// `latency_p95` → (`latency`, `p95`): a series that is itself a percentile.
+fn split_percentile(name: &str) -> (&str, Option<&str>) {
+    match name.rsplit_once('_') {
+        Some((base, tail))
+            if !base.is_empty()
+                && tail.len() >= 3
+                && tail.starts_with('p')
+                && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (base, Some(tail))
+        }
+        _ => (name, None),
+    }
+}
+
+/// What a target judges, in words: "p95 utilization", "mean hit ratio". A target on a
+/// series that is itself a percentile names that percentile once: "p95 latency" for the
+/// p95 of `latency_p95` (never "p95 latency_p95"), "max of p99 latency" otherwise.
+pub fn judged_label(statistic: Statistic, metric: &str) -> String {
+    let stat = statistic.as_str();
+    match split_percentile(metric) {
+        (base, Some(p)) if p == stat => format!("{p} {}", metric_label(base)),
+        (base, Some(p)) => format!("{stat} of {p} {}", metric_label(base)),
+        (_, None) => format!("{stat} {}", metric_label(metric)),
+    }
+}
+
 /// A partial edit of one metric's target: whatever is `None` keeps its current value.
 /// Decided against the current configuration under the store's writer lock
 /// ([`crate::changes::Mutation::EditTarget`]), so two concurrent edits of different
@@ -481,9 +744,8 @@ impl Target {
     /// "p95 utilization ≤ 65 % (breaches above 71.5 %) for 5 m".
     pub fn describe_with_band(&self, kind: MetricKind, tolerance_pct: f64) -> String {
         let mut s = format!(
-            "{} {} {}",
-            self.statistic.as_str(),
-            self.metric,
+            "{} {}",
+            judged_label(self.statistic, &self.metric),
             self.threshold_text(kind, tolerance_pct)
         );
         if self.for_secs > 0 {
@@ -493,12 +755,12 @@ impl Target {
         s
     }
 
-    /// Human form, e.g. "p95 utilization ≤ 65 % for 5 m".
+    /// Human form, e.g. "p95 utilization ≤ 65 % for 5 m", "p95 latency ≤ 50 ms" (a target
+    /// on `latency_p95` judged on its p95: the metric in words, the statistic once).
     pub fn describe(&self, kind: MetricKind) -> String {
         let mut s = format!(
-            "{} {} {} {}",
-            self.statistic.as_str(),
-            self.metric,
+            "{} {} {}",
+            judged_label(self.statistic, &self.metric),
             self.comparator.symbol(),
             format_value(self.value, kind)
         );
@@ -576,10 +838,13 @@ fn validate_duration(field: &str, secs: u32, min: u32) -> Result<(), EngineError
     Ok(())
 }
 
-/// "72.1 %", "80 ms", "1200 /s", "0.01 ms": the unit follows the metric kind, the number
-/// is [`format_number`]'s.
+/// "72.1 %", "80 ms", "1200 /s", "0.01 ms", "12" (a plain number): the unit follows the
+/// metric kind, the number is [`format_number`]'s.
 pub fn format_value(value: f64, kind: MetricKind) -> String {
-    format!("{} {}", format_number(value), kind.unit())
+    match kind.unit() {
+        "" => format_number(value),
+        unit => format!("{} {unit}", format_number(value)),
+    }
 }
 
 /// A number as readings and targets are shown: from 1 up one decimal at most ("72.1",
@@ -721,6 +986,125 @@ impl ActionConfig {
             ActionConfig::CacheSetting(_) => "cache_setting",
             ActionConfig::LbWeights(_) => "lb_weights",
         }
+    }
+
+    /// What the action does, in words with its values: "Set Redis maxmemory to 128 MB",
+    /// "Set PostgreSQL work_mem to 8 MB", "Call webhook http://deployer:8080/scale",
+    /// "Run command /usr/local/bin/scale-up 2". The one wording of an action wherever it
+    /// is shown (audit log, before/after, settings); a URL's credentials and query are
+    /// left out, since they may carry a token.
+    pub fn describe(&self) -> String {
+        match self {
+            ActionConfig::Recommend => "Recommend only".to_owned(),
+            ActionConfig::Webhook(w) => format!("Call webhook {}", shown_url(&w.url)),
+            ActionConfig::Command(c) => {
+                let line = std::iter::once(c.program.as_str())
+                    .chain(c.args.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!("Run command {line}")
+            }
+            ActionConfig::DatabaseSetting(d) => format!(
+                "Set PostgreSQL {} to {}",
+                d.parameter,
+                setting_value_words(&d.value)
+            ),
+            ActionConfig::CacheSetting(c) => {
+                let (server, value) = match c.parameter.as_str() {
+                    "maxmemory" => ("Redis", size_words(&c.value)),
+                    "maxmemory-policy" => ("Redis", c.value.clone()),
+                    "cache_memlimit" => ("memcached", size_words(&c.value)),
+                    _ => ("the cache's", c.value.clone()),
+                };
+                format!("Set {server} {} to {value}", c.parameter)
+            }
+            ActionConfig::LbWeights(w) => format!(
+                "Shift load-balancer weights {} % toward measured capacity",
+                w.step_pct
+            ),
+        }
+    }
+
+    /// [`ActionConfig::describe`] for when only the kind is known (entries recorded before
+    /// the description was): "Call a webhook", "Change a cache setting".
+    pub fn kind_label(kind: &str) -> Option<&'static str> {
+        Some(match kind {
+            "recommend" => "Recommend only",
+            "webhook" => "Call a webhook",
+            "command" => "Run a command",
+            "database_setting" => "Change a PostgreSQL setting",
+            "cache_setting" => "Change a cache setting",
+            "lb_weights" => "Shift load-balancer weights",
+            _ => return None,
+        })
+    }
+}
+
+/// `scheme://host[:port]/path` of a URL: no userinfo, query or fragment (any of which may
+/// hold a credential).
+fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    }
+}
+
+/// A memory size as a cache takes it ("128mb", "1gb", "134217728" bytes) in words:
+/// "128 MB", "1 GB", "1.5 GB"; anything else as written.
+fn size_words(value: &str) -> String {
+    let v = value.trim().to_ascii_lowercase();
+    let (digits, factor) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(unit, f)| v.strip_suffix(unit).map(|d| (d.trim().to_owned(), *f)))
+    .unwrap_or((v.clone(), 1));
+    let Some(bytes) = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|d| d.checked_mul(factor))
+    else {
+        return value.to_owned();
+    };
+    let (amount, unit) = [(1u64 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")]
+        .into_iter()
+        .find(|(size, _)| bytes >= *size)
+        .map_or((bytes as f64, "bytes"), |(size, unit)| {
+            (bytes as f64 / size as f64, unit)
+        });
+    format!("{} {unit}", format_number(amount))
+}
+
+/// A PostgreSQL setting's value with its unit apart: "8MB" → "8 MB", "200ms" → "200 ms";
+/// a value without a unit (which the parameter's own unit applies to) as written.
+fn setting_value_words(value: &str) -> String {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|&i| i > 0);
+    match split {
+        Some(i)
+            if matches!(
+                &v[i..],
+                "B" | "kB" | "MB" | "GB" | "TB" | "us" | "ms" | "s" | "min" | "h" | "d"
+            ) =>
+        {
+            format!("{} {}", &v[..i], &v[i..])
+        }
+        _ => v.to_owned(),
     }
 }
 
@@ -1295,6 +1679,19 @@ pub struct StatusReport {
     /// for how long ("breaching for 2 m 40 s of 5 m: …") while `status` holds.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// The target's statistic over the latest evaluation window, exactly as the analyzer
+    /// computed it for this verdict (`Analyzer::observe`); `None` when that window had too
+    /// few samples or nothing was judged yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged: Option<f64>,
+    /// What the optimizer is doing or did lately about the resource; `None` when it has
+    /// done nothing recently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<OptimizerState>,
+    /// While the judged statistic breaches the target: the recommendation for it
+    /// (`actions::recommend_for`'s summary), the card's next step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
 }
 
 impl Default for StatusReport {
@@ -1305,6 +1702,9 @@ impl Default for StatusReport {
             since_unix_ms: 0,
             evaluated: false,
             pending: false,
+            judged: None,
+            optimizer: None,
+            advice: None,
         }
     }
 }
@@ -1366,6 +1766,103 @@ mod tests {
             let err = bad.parse::<ResourceType>().unwrap_err();
             assert!(err.to_string().contains("expected one of"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn metrics_and_targets_read_as_words() {
+        assert_eq!(metric_label("latency_p95"), "latency (p95)");
+        assert_eq!(metric_label("hit_ratio"), "hit ratio");
+        assert_eq!(metric_label("requests_per_s"), "requests");
+        assert_eq!(metric_label("response_ms"), "response time");
+        assert_eq!(metric_label("queue_depth"), "queue depth");
+        assert_eq!(metric_label("utilization"), "utilization");
+        assert_eq!(judged_label(Statistic::P95, "latency_p95"), "p95 latency");
+        assert_eq!(
+            judged_label(Statistic::Max, "latency_p99"),
+            "max of p99 latency"
+        );
+        assert_eq!(judged_label(Statistic::Mean, "hit_ratio"), "mean hit ratio");
+        let on_p95 = Target {
+            metric: "latency_p95".into(),
+            comparator: Comparator::Le,
+            value: 50.0,
+            statistic: Statistic::P95,
+            for_secs: 0,
+        };
+        assert_eq!(on_p95.describe(MetricKind::Latency), "p95 latency ≤ 50 ms");
+        assert_eq!(
+            on_p95.describe_with_band(MetricKind::Latency, 10.0),
+            "p95 latency ≤ 50 ms (breaches above 55 ms)"
+        );
+    }
+
+    #[test]
+    fn a_plain_number_has_no_unit() {
+        assert_eq!(MetricKind::Number.unit(), "");
+        assert_eq!(format_value(12.0, MetricKind::Number), "12");
+        assert_eq!(format_value(0.25, MetricKind::Number), "0.25");
+        let kind: MetricKind = serde_json::from_str("\"number\"").unwrap();
+        assert_eq!(kind, MetricKind::Number);
+        assert!(validate_metric_value("target.value", MetricKind::Number, -3.0).is_ok());
+    }
+
+    #[test]
+    fn actions_are_described_with_their_values() {
+        let cache = |parameter: &str, value: &str| {
+            ActionConfig::CacheSetting(CacheSettingAction {
+                parameter: parameter.into(),
+                value: value.into(),
+            })
+            .describe()
+        };
+        assert_eq!(cache("maxmemory", "128mb"), "Set Redis maxmemory to 128 MB");
+        assert_eq!(
+            cache("maxmemory", "67108864"),
+            "Set Redis maxmemory to 64 MB"
+        );
+        assert_eq!(
+            cache("maxmemory", "1536mb"),
+            "Set Redis maxmemory to 1.5 GB"
+        );
+        assert_eq!(
+            cache("maxmemory-policy", "allkeys-lru"),
+            "Set Redis maxmemory-policy to allkeys-lru"
+        );
+        assert_eq!(
+            cache("cache_memlimit", "32mb"),
+            "Set memcached cache_memlimit to 32 MB"
+        );
+        let database = |value: &str| {
+            ActionConfig::DatabaseSetting(DatabaseSettingAction {
+                parameter: "work_mem".into(),
+                value: value.into(),
+            })
+            .describe()
+        };
+        assert_eq!(database("8MB"), "Set PostgreSQL work_mem to 8 MB");
+        assert_eq!(database("4096"), "Set PostgreSQL work_mem to 4096");
+        let hook = ActionConfig::Webhook(WebhookAction {
+            url: "http://ops:s3cret@deployer:8080/scale?token=abc".into(),
+            timeout_ms: 1000,
+            max_retries: 0,
+            secret: None,
+            rollback_url: None,
+        });
+        assert_eq!(hook.describe(), "Call webhook http://deployer:8080/scale");
+        let command = ActionConfig::Command(CommandAction {
+            program: "/usr/local/bin/scale-up".into(),
+            args: vec!["--by".into(), "2".into()],
+            timeout_ms: 1000,
+            rollback: None,
+        });
+        assert_eq!(
+            command.describe(),
+            "Run command /usr/local/bin/scale-up --by 2"
+        );
+        assert_eq!(
+            ActionConfig::kind_label("cache_setting"),
+            Some("Change a cache setting")
+        );
     }
 
     #[test]
@@ -1442,5 +1939,87 @@ mod tests {
         .unwrap();
         assert_eq!(edited.value, 0.004);
         assert_eq!(edited.describe(kind), "p95 latency ≤ 0.004 ms");
+    }
+
+    #[test]
+    fn target_state_is_derived_from_the_status_in_one_order() {
+        let judged = |status, pending| StatusReport {
+            status,
+            evaluated: true,
+            pending,
+            judged: Some(72.0),
+            ..StatusReport::default()
+        };
+        let breached = judged(OptimizationStatus::NotOptimized, false);
+        let met = judged(OptimizationStatus::Optimized, false);
+        assert_eq!(
+            TargetState::of(false, &breached, true),
+            TargetState::NoTarget
+        );
+        assert_eq!(TargetState::of(true, &breached, true), TargetState::NoData);
+        assert_eq!(
+            TargetState::of(true, &breached, false),
+            TargetState::Breaching
+        );
+        assert_eq!(
+            TargetState::of(true, &met, false),
+            TargetState::WithinTarget
+        );
+        // A breach in progress shows before any verdict and over the held one.
+        let pending = StatusReport {
+            evaluated: false,
+            ..judged(OptimizationStatus::NotOptimized, true)
+        };
+        assert_eq!(TargetState::of(true, &pending, false), TargetState::Pending);
+        assert_eq!(
+            TargetState::of(true, &judged(OptimizationStatus::Optimized, true), false),
+            TargetState::Pending
+        );
+        assert_eq!(
+            TargetState::of(true, &StatusReport::default(), false),
+            TargetState::Evaluating
+        );
+        // A verdict whose latest window held too few samples is no data.
+        let thin = StatusReport {
+            judged: None,
+            ..met.clone()
+        };
+        assert_eq!(TargetState::of(true, &thin, false), TargetState::NoData);
+        for status in [OptimizationStatus::Optimizing, OptimizationStatus::Failed] {
+            assert_eq!(
+                TargetState::of(true, &judged(status, false), false),
+                TargetState::Breaching
+            );
+        }
+        let ranks: Vec<u8> = TargetState::ALL.iter().map(|s| s.rank()).collect();
+        assert_eq!(ranks, [0, 1, 2, 3, 4, 5]);
+        let words: std::collections::BTreeSet<&str> =
+            TargetState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(words.len(), TargetState::ALL.len());
+    }
+
+    #[test]
+    fn optimizer_state_says_what_it_does_in_one_line() {
+        let verifying = OptimizerState {
+            phase: OptimizerPhase::Verifying,
+            detail: "maxmemory 64mb → 128mb".into(),
+            since_unix_ms: 0,
+            until_unix_ms: Some(120_000),
+        };
+        assert_eq!(
+            verifying.line(80_000),
+            "Verifying a change: maxmemory 64mb → 128mb, 40 s left"
+        );
+        assert_eq!(
+            verifying.line(130_000),
+            "Verifying a change: maxmemory 64mb → 128mb, 0 s left"
+        );
+        let rolled_back = OptimizerState {
+            phase: OptimizerPhase::RolledBack,
+            until_unix_ms: None,
+            ..verifying
+        };
+        assert_eq!(rolled_back.line(0), "Rolled back: maxmemory 64mb → 128mb");
+        assert!(OptimizerPhase::Verifying.is_active() && !OptimizerPhase::Kept.is_active());
     }
 }

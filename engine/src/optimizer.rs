@@ -155,6 +155,10 @@ pub struct Tracker {
     last_action_ms: Option<i64>,
     /// The statistic of the latest observation with data (for the pending line).
     last_observed: Option<f64>,
+    /// The statistic of the latest observation, `None` when its window was too thin: what
+    /// the status shows as judged.
+    #[serde(default)]
+    judged: Option<f64>,
 }
 
 fn secs_ms(secs: u32) -> i64 {
@@ -177,6 +181,7 @@ impl Tracker {
             in_flight: None,
             last_action_ms: None,
             last_observed: None,
+            judged: None,
         }
     }
 
@@ -191,6 +196,9 @@ impl Tracker {
             since_unix_ms: self.since_ms,
             evaluated: self.evaluated,
             pending: false,
+            judged: self.judged,
+            optimizer: None,
+            advice: None,
         }
     }
 
@@ -241,6 +249,7 @@ impl Tracker {
         kind: MetricKind,
         settings: &ResourceSettings,
     ) -> Option<Transition> {
+        self.judged = obs.observed;
         let Some(observed) = obs.observed else {
             // A window too thin to judge holds every timer (below). Before the first
             // verdict the reason says why there is none yet, in the backtest's words.
@@ -649,6 +658,43 @@ mod tests {
             MetricKind::Utilization,
             &settings(),
         )
+    }
+
+    /// The status carries the statistic its latest observation computed, the very number
+    /// the verdict compared with the target, and none once a window is too thin to judge.
+    #[test]
+    fn the_report_carries_the_judged_statistic_of_the_latest_window() {
+        let mut tr = Tracker::new(0);
+        assert_eq!(tr.report().judged, None);
+        let mut window = vec![Some(10.0); 60];
+        window[59] = Some(90.0);
+        window[58] = Some(90.0);
+        window[57] = Some(90.0);
+        let obs = Analyzer::new().observe(&window, &cpu_target(), &settings());
+        let transition = tr.observe(
+            1000,
+            &obs,
+            &cpu_target(),
+            MetricKind::Utilization,
+            &settings(),
+        );
+        assert_eq!(tr.report().judged, obs.observed);
+        assert!(obs.observed.is_some_and(|p95| p95 > 10.0 && p95 < 90.0));
+        assert!(transition.is_some_and(|t| t.reason.contains(&format_value(
+            obs.observed.unwrap(),
+            MetricKind::Utilization
+        ))));
+        let thin = Analyzer::new().observe(&[None::<f64>; 60], &cpu_target(), &settings());
+        tr.observe(
+            2000,
+            &thin,
+            &cpu_target(),
+            MetricKind::Utilization,
+            &settings(),
+        );
+        assert_eq!(tr.report().judged, None);
+        // The verdict holds; the window's statistic is gone.
+        assert!(tr.report().evaluated);
     }
 
     #[test]

@@ -173,14 +173,14 @@ impl Default for VerdictRules {
 
 impl VerdictRules {
     /// The defaults with the unit and absolute floor of `kind`: 1 ms for latency, 1 point
-    /// for utilization (percentages, hit ratios), none for throughput (its scale varies
-    /// from a few requests to gigabytes per second).
+    /// for utilization (percentages, hit ratios), none for throughput and plain numbers
+    /// (their scale varies from a few requests to gigabytes per second).
     pub fn for_kind(kind: MetricKind) -> Self {
         VerdictRules {
             kind: Some(kind),
             abs_floor: match kind {
                 MetricKind::Latency | MetricKind::Utilization => 1.0,
-                MetricKind::Throughput => 0.0,
+                MetricKind::Throughput | MetricKind::Number => 0.0,
             },
             ..Self::default()
         }
@@ -340,7 +340,9 @@ pub fn judge<S: SampleValue>(
 
     let unit = rules
         .kind
-        .map(|k| format!(" {}", k.unit()))
+        .map(|k| k.unit())
+        .filter(|u| !u.is_empty())
+        .map(|u| format!(" {u}"))
         .unwrap_or_default();
     let medians = format!(
         "median {} → {}{unit} ({})",

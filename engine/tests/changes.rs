@@ -445,6 +445,9 @@ fn statuses_are_published_without_counting_as_changes() {
         since_unix_ms: 1,
         evaluated: true,
         pending: false,
+        judged: Some(50.0),
+        optimizer: None,
+        advice: None,
     };
     store.publish_statuses([(id("cpu"), report.clone()), (id("gone"), report.clone())]);
     assert_eq!(store.stats().change, 0);

@@ -825,7 +825,15 @@ td.num,th.num{text-align:right;white-space:nowrap}.bad{color:#b91c1c;font-weight
 .summary{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:.75rem;margin:1rem 0}
 .summary div{border:1px solid #d0d7de;border-radius:6px;padding:.5rem .75rem}.summary b{display:block;font-size:1.3rem}
 figure{margin:1rem 0;break-inside:avoid}figure svg{width:100%;height:auto}code{font-size:.85em;white-space:pre-wrap;word-break:break-word}
-@media print{body{margin:0;max-width:none;font-size:11px}h2{break-after:avoid}tr,figure{break-inside:avoid}}
+td,th,li,p{overflow-wrap:anywhere}
+@media screen and (max-width:600px){body{margin:1rem auto}
+table.stack,table.stack tbody,table.stack tr,table.stack td{display:block}
+table.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+table.stack tr{border-bottom:2px solid #d0d7de;padding:.3rem 0}
+table.stack td{border:0;padding:.15rem .25rem;text-align:left;white-space:normal}
+table.stack td[data-label]::before{content:attr(data-label);display:inline-block;min-width:7rem;margin-right:.5rem;font-size:.75rem;font-weight:600;text-transform:uppercase;letter-spacing:.03em;color:#57606a}}
+@media print{@page{margin:12mm}body{margin:0;padding:0;max-width:none;font-size:10.5px}h2,h3{break-after:avoid}
+thead{display:table-header-group}tr,figure,.summary div{break-inside:avoid}figure svg{max-width:100%}a{color:inherit;text-decoration:none}}
 ";
 
 /// The report as one self-contained HTML document.
@@ -834,7 +842,7 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
     let period = data.period.describe();
     let _ = write!(
         out,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>perfpilot report {p}</title><style>{STYLE}</style></head><body>\
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>perfpilot report {p}</title><style>{STYLE}</style></head><body>\
          <h1>Performance report</h1><p class=\"muted\">{p} · generated {g} UTC by perfpilot · compliance: {j}</p>",
         p = esc(&period),
         g = esc(&app::format::utc_time(data.generated_ms)),
@@ -863,7 +871,7 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
     if data.comparisons.is_empty() {
         out.push_str("<p class=\"muted\">No change, action or mark completed its before/after in this period.</p>");
     } else {
-        out.push_str("<table><thead><tr><th>When</th><th>Resource</th><th>Event</th><th>Target</th><th class=\"num\">Before</th><th class=\"num\">After</th><th class=\"num\">Change</th><th>Outcome</th></tr></thead><tbody>");
+        out.push_str("<table class=\"stack\"><thead><tr><th>When</th><th>Resource</th><th>Event</th><th>Target</th><th class=\"num\">Before</th><th class=\"num\">After</th><th class=\"num\">Change</th><th>Outcome</th></tr></thead><tbody>");
         for c in &data.comparisons {
             let (change, change_class) = comparison_change(c);
             let (outcome, outcome_class) = comparison_outcome(c);
@@ -873,7 +881,7 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
             };
             let _ = write!(
                 out,
-                "<tr data-kind=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num{change_class}\">{}</td><td class=\"{outcome_class}\">{}</td></tr>",
+                "<tr data-kind=\"{}\"><td data-label=\"When\">{}</td><td data-label=\"Resource\">{}</td><td data-label=\"Event\">{}</td><td data-label=\"Target\">{}</td><td class=\"num\" data-label=\"Before\">{}</td><td class=\"num\" data-label=\"After\">{}</td><td class=\"num{change_class}\" data-label=\"Change\">{}</td><td class=\"{outcome_class}\" data-label=\"Outcome\">{}</td></tr>",
                 esc(&c.kind),
                 esc(&app::format::utc_time(c.at_unix_ms)),
                 esc(&c.resource_name),
@@ -888,7 +896,7 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
         out.push_str("</tbody></table>");
     }
 
-    out.push_str("<h2 id=\"compliance\">Target compliance</h2><table><thead><tr><th>Resource</th><th>Target</th><th class=\"num\">Compliance</th><th class=\"num\">Mean</th><th class=\"num\">Worst</th><th class=\"num\">Alerts</th><th class=\"num\">Firing</th><th class=\"num\">Data</th></tr></thead><tbody>");
+    out.push_str("<h2 id=\"compliance\">Target compliance</h2><table class=\"stack\"><thead><tr><th>Resource</th><th>Target</th><th class=\"num\">Compliance</th><th class=\"num\">Mean</th><th class=\"num\">Worst</th><th class=\"num\">Alerts</th><th class=\"num\" title=\"How long the target was breaching (its alert firing)\">Breaching</th><th class=\"num\">Data</th></tr></thead><tbody>");
     for r in &data.resources {
         let bad = r.compliance_pct.is_some_and(|c| c < 95.0);
         // How it was judged and what the replay found, under the target.
@@ -912,7 +920,7 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
         }
         let _ = write!(
             out,
-            "<tr data-resource=\"{}\"><td>{} <span class=\"muted\">{}</span></td><td>{}{judged}</td><td class=\"num{}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<tr data-resource=\"{}\"><td data-label=\"Resource\">{} <span class=\"muted\">{}</span></td><td data-label=\"Target\">{}{judged}</td><td class=\"num{}\" data-label=\"Compliance\">{}</td><td class=\"num\" data-label=\"Mean\">{}</td><td class=\"num\" data-label=\"Worst\">{}</td><td class=\"num\" data-label=\"Alerts\">{}</td><td class=\"num\" data-label=\"Breaching\">{}</td><td class=\"num\" data-label=\"Data\">{}</td></tr>",
             esc(&r.id),
             esc(&r.name),
             esc(&r.id),
@@ -985,18 +993,18 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
     if data.alerts.is_empty() {
         out.push_str("<p class=\"muted\">No alert fired in this period.</p>");
     } else {
-        out.push_str("<table><thead><tr><th>Resource</th><th>Fired</th><th>Why</th><th>Resolved</th></tr></thead><tbody>");
+        out.push_str("<table class=\"stack\"><thead><tr><th>Resource</th><th>Fired</th><th>Why</th><th>Resolved</th></tr></thead><tbody>");
         for e in &data.alerts {
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"Resource\">{}</td><td data-label=\"Fired\">{}</td><td data-label=\"Why\">{}</td><td data-label=\"Resolved\">{}</td></tr>",
                 esc(&e.resource),
                 esc(&app::format::utc_time(e.started_ms)),
                 esc(&e.summary),
                 match (e.ended_ms, &e.end_summary) {
                     (Some(at), Some(why)) => esc(&format!("{} — {why}", app::format::utc_time(at))),
                     (Some(at), None) => esc(&app::format::utc_time(at)),
-                    (None, _) => "still firing".into(),
+                    (None, _) => "still breaching".into(),
                 }
             );
         }
@@ -1007,11 +1015,11 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
     if data.actions.is_empty() {
         out.push_str("<p class=\"muted\">The optimizer took no action in this period.</p>");
     } else {
-        out.push_str("<table><thead><tr><th>When</th><th>Resource</th><th>What happened</th></tr></thead><tbody>");
+        out.push_str("<table class=\"stack\"><thead><tr><th>When</th><th>Resource</th><th>What happened</th></tr></thead><tbody>");
         for a in &data.actions {
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"When\">{}</td><td data-label=\"Resource\">{}</td><td data-label=\"What happened\">{}</td></tr>",
                 esc(&app::format::utc_time(a.at_unix_ms)),
                 esc(a.resource.as_deref().unwrap_or("")),
                 esc(&a.what)
@@ -1032,11 +1040,11 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
         out.push_str("</ul>");
     }
     for (resource, queries) in &data.top_queries {
-        let _ = write!(out, "<h3>{}</h3><table><thead><tr><th>Query</th><th class=\"num\">Calls/s</th><th class=\"num\">Mean</th><th class=\"num\">Share</th></tr></thead><tbody>", esc(resource));
+        let _ = write!(out, "<h3>{}</h3><table class=\"stack\"><thead><tr><th>Query</th><th class=\"num\">Calls/s</th><th class=\"num\">Mean</th><th class=\"num\">Share</th></tr></thead><tbody>", esc(resource));
         for q in queries {
             let _ = write!(
                 out,
-                "<tr><td><code>{}</code></td><td class=\"num\">{:.1}</td><td class=\"num\">{:.2} ms</td><td class=\"num\">{:.1} %</td></tr>",
+                "<tr><td data-label=\"Query\"><code>{}</code></td><td class=\"num\" data-label=\"Calls/s\">{:.1}</td><td class=\"num\" data-label=\"Mean\">{:.2} ms</td><td class=\"num\" data-label=\"Share\">{:.1} %</td></tr>",
                 esc(&q.query),
                 q.calls_per_s,
                 q.mean_ms,

@@ -138,11 +138,12 @@ async fn svg_draws_title_target_and_axes() {
     assert!(body.starts_with("<svg"), "{}", &body[..body.len().min(200)]);
     // The resource name is escaped, not injected as markup.
     assert!(
-        body.contains("Bench &lt;disk&gt; — latency_ms"),
+        body.contains("Bench &lt;disk&gt; — latency"),
         "title missing"
     );
+    assert!(!body.contains("latency_ms"), "the metric is named in words");
     assert!(body.contains("target ≤ 80"), "target legend missing");
-    assert!(body.contains("latency_ms (ms)"), "axis label missing");
+    assert!(body.contains("latency (ms)"), "axis label missing");
     assert!(body.contains("time (UTC)"), "axis label missing");
     assert!(body.contains("<polyline"), "no series line drawn");
 }
@@ -207,7 +208,7 @@ async fn bad_range_is_400_naming_the_allowed_ones() {
     assert_eq!(json["field"], "range");
     assert_eq!(
         json["error"],
-        "range must be one of 5m, 1h, 24h, 7d, 30d, got `2h`"
+        "range must be one of 5m, 15m, 1h, 24h, 7d, 30d, got `2h`"
     );
 }
 

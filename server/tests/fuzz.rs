@@ -66,6 +66,10 @@ fn tick(at: i64, value: Option<f32>) -> LiveMessage {
             top: None,
             evaluated: true,
             pending: false,
+            target_state: engine::model::TargetState::WithinTarget,
+            judged: value.map(f64::from),
+            advice: None,
+            optimizer: None,
         }],
         alerts: Default::default(),
     }

@@ -148,6 +148,41 @@ async fn accepted_push_creates_the_resource_and_shows_in_history_and_overview() 
     assert_eq!(card.metric, "queue_depth");
     assert_eq!(card.value, Some(3.5));
 
+    // A push names no unit, so a queue depth is a plain number: never shown as a rate
+    // ("/s"), in its chart's data or in its target as the resource page states it.
+    let created = server
+        .monitor
+        .store
+        .state()
+        .resources
+        .get("custom:42")
+        .cloned()
+        .expect("the created resource");
+    assert_eq!(
+        created.metric("queue_depth").map(|m| m.kind),
+        Some(MetricKind::Number)
+    );
+    let target = Request::post("/api/v1/resources/custom%3A42/target")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"metric":"queue_depth","value":10,"for_secs":0}"#,
+        ))
+        .unwrap();
+    let (status, _, answer) = server.send(target).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let series = Request::get("/api/series?resource=custom%3A42&metric=queue_depth&range=5m")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, series) = server.send(series).await;
+    assert_eq!(status, StatusCode::OK, "{series}");
+    assert_eq!(series["unit"], "", "{series}");
+    assert_eq!(series["kind"], "number", "{series}");
+    let kind: MetricKind = serde_json::from_value(series["kind"].clone()).unwrap();
+    let saved: engine::model::Target = serde_json::from_value(series["target"].clone()).unwrap();
+    let shown = saved.describe_with_band(kind, 10.0);
+    assert_eq!(shown, "p95 queue depth ≤ 10 (breaches above 11)");
+    assert!(!shown.contains("/s"), "{shown}");
+
     // A second push to the now-known resource is data, not a change.
     let (status, body) = server
         .push(r#"{"resource":"custom:42","metric":"queue_depth","value":4}"#)

@@ -1,6 +1,6 @@
 //! Who you are, shown in the top bar, and [`Allowed`]: controls your role may not use are
-//! replaced by a sentence saying which role they need. The server enforces roles anyway;
-//! this only keeps people from pressing buttons that would be refused.
+//! shown disabled, with a sentence saying which role they need and who to ask. The server
+//! enforces roles anyway; this keeps people from pressing buttons that would be refused.
 
 use leptos::prelude::*;
 
@@ -55,25 +55,44 @@ pub fn WhoAmI() -> impl IntoView {
     }
 }
 
-/// Renders `children` when the caller's role allows `role`, otherwise a note naming the
-/// role needed.
+/// Why `what` is off for the caller: the role it needs, the role they have, and who can
+/// change that. The one wording of a role refusal in the UI ("Saving a target needs the
+/// editor role — you have the viewer role; ask an admin for access.").
+pub fn role_reason(what: &str, needed: Role, have: Option<Role>) -> String {
+    match have {
+        Some(have) => format!(
+            "{what} needs the {needed} role — you have the {have} role; ask an admin for access."
+        ),
+        None => format!(
+            "{what} needs the {needed} role — who you are could not be checked; reload the page."
+        ),
+    }
+}
+
+/// Renders `children` as they are when the caller's role allows `role`. Otherwise the same
+/// controls are shown disabled (inside a disabled `fieldset`, so every button and field in
+/// them is off) with [`role_reason`] beside them: a control is never offered and then
+/// refused by the server. Nothing renders until the caller is known.
 #[component]
 pub fn Allowed(role: Role, what: &'static str, children: ChildrenFn) -> impl IntoView {
     let me = expect_context::<Me>();
     let children = StoredValue::new(children);
     view! {
         <Transition fallback=|| ()>
-            {move || me.0.get().map(|_| {
-                if me.may(role) {
-                    children.with_value(|children| children()).into_any()
-                } else {
-                    view! {
-                        <p class="muted needs-role" data-needs-role=role.as_str()>
-                            {format!("{what} needs the {role} role.")}
-                        </p>
-                    }
-                    .into_any()
+            {move || me.0.get().map(|who| {
+                let have = who.as_ref().ok().map(|who| who.role);
+                if have.is_some_and(|have| have.allows(role)) {
+                    return children.with_value(|children| children()).into_any();
                 }
+                view! {
+                    <fieldset class="role-gate" disabled=true>
+                        {children.with_value(|children| children())}
+                        <p class="muted needs-role" data-needs-role=role.as_str()>
+                            {role_reason(what, role, have)}
+                        </p>
+                    </fieldset>
+                }
+                .into_any()
             })}
         </Transition>
     }

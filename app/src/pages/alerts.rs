@@ -116,12 +116,18 @@ fn Firing(data: Data, ack: ServerAction<AcknowledgeAlert>) -> impl IntoView {
     let count = move || data.with(|v| v.as_ref().map_or(0, |v| v.firing.len()));
     view! {
         <section class="settings-panel" aria-labelledby="firing-title">
-            <h2 id="firing-title">{move || format!("Firing ({})", count())}</h2>
+            // Firing is the alert's word for a target breaching (past its `for`): the
+            // overview's word and glyph lead, so both pages name one state alike.
+            <h2 id="firing-title">
+                <span class="state-glyph state-breaching" aria-hidden="true">{crate::status::glyph(engine::model::TargetState::Breaching)}</span>
+                " "
+                {move || format!("Breaching, alert firing ({})", count())}
+            </h2>
             <Show when=move || data.with(|v| v.as_ref().is_some_and(|v| v.firing.is_empty()))>
-                <p class="muted" id="alerts-firing-empty">"Nothing is firing."</p>
+                <p class="muted" id="alerts-firing-empty">"No target is breaching: nothing is firing."</p>
             </Show>
             <Show when=move || { count() > 0 }>
-                <table class="queries alerts-table" id="alerts-firing">
+                <table class="queries alerts-table stack" id="alerts-firing">
                     <thead><tr><th scope="col">"Resource"</th><th scope="col">"Why"</th><th scope="col">"Since"</th><th scope="col">"State"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                     <tbody>
                         <For each=rows key=|a| (a.resource.clone(), a.started_ms) let:alert>
@@ -140,10 +146,10 @@ fn Firing(data: Data, ack: ServerAction<AcknowledgeAlert>) -> impl IntoView {
                                 let started_ms = alert.started_ms;
                                 view! {
                                     <tr data-resource=alert.resource.clone()>
-                                        <td><a href=resource_href(&alert.resource)>{alert.name}</a></td>
-                                        <td>{alert.summary}</td>
-                                        <td><time datetime=crate::format::utc_iso(alert.started_ms)>{utc_time(alert.started_ms)}</time></td>
-                                        <td class="alert-state">{state}</td>
+                                        <td data-label="Resource"><a href=resource_href(&alert.resource)>{alert.name}</a></td>
+                                        <td data-label="Why">{alert.summary}</td>
+                                        <td data-label="Since"><time datetime=crate::format::utc_iso(alert.started_ms)>{utc_time(alert.started_ms)}</time></td>
+                                        <td class="alert-state" data-label="State">{state}</td>
                                         <td>
                                             <Show when=move || !acked()>
                                                 <Allowed role=Role::Editor what="Acknowledging">
@@ -170,12 +176,16 @@ fn Pending(data: Data) -> impl IntoView {
     let count = move || data.with(|v| v.as_ref().map_or(0, |v| v.pending.len()));
     view! {
         <section class="settings-panel" aria-labelledby="pending-title">
-            <h2 id="pending-title">{move || format!("Pending ({})", count())}</h2>
+            <h2 id="pending-title">
+                <span class="state-glyph state-pending" aria-hidden="true">{crate::status::glyph(engine::model::TargetState::Pending)}</span>
+                " "
+                {move || format!("Pending ({})", count())}
+            </h2>
             <Show when=move || data.with(|v| v.as_ref().is_some_and(|v| v.pending.is_empty()))>
-                <p class="muted" id="alerts-pending-empty">"No target is breached right now."</p>
+                <p class="muted" id="alerts-pending-empty">"No breach is pending."</p>
             </Show>
             <Show when=move || { count() > 0 }>
-                <table class="queries alerts-table" id="alerts-pending">
+                <table class="queries alerts-table stack" id="alerts-pending">
                     <thead><tr><th scope="col">"Resource"</th><th scope="col">"Breaching"</th></tr></thead>
                     <tbody>
                         <For each=rows key=|p| (p.resource.clone(), p.since_ms) let:p>
@@ -184,8 +194,8 @@ fn Pending(data: Data) -> impl IntoView {
                                 let text = move || data.with(|v| v.as_ref().and_then(|v| v.pending.iter().find(|x| x.resource == resource).map(|x| x.text.clone())).unwrap_or_default());
                                 view! {
                                     <tr data-resource=p.resource.clone()>
-                                        <td><a href=resource_href(&p.resource)>{p.name}</a></td>
-                                        <td>{text}</td>
+                                        <td data-label="Resource"><a href=resource_href(&p.resource)>{p.name}</a></td>
+                                        <td data-label="Breaching">{text}</td>
                                     </tr>
                                 }
                             }
@@ -251,7 +261,7 @@ fn Silences(data: Data, end: ServerAction<EndSilence>) -> impl IntoView {
                 <p class="muted" id="silences-empty">"No silences in the last day."</p>
             </Show>
             <Show when=any>
-                <table class="queries alerts-table" id="silences">
+                <table class="queries alerts-table stack" id="silences">
                     <thead><tr><th scope="col">"#"</th><th scope="col">"Matches"</th><th scope="col">"Why"</th><th scope="col">"By"</th><th scope="col">"Until"</th><th scope="col">"State"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                     <tbody>
                         <For each=rows key=|s| s.id let:s>
@@ -268,12 +278,12 @@ fn Silences(data: Data, end: ServerAction<EndSilence>) -> impl IntoView {
                                 let active = move || current().is_some_and(|(s, _)| s.active);
                                 view! {
                                     <tr data-silence=id.to_string() class:inactive=move || !active()>
-                                        <td>{id}</td>
-                                        <td><code>{s.matcher}</code></td>
-                                        <td>{s.comment}</td>
-                                        <td>{s.created_by}</td>
-                                        <td>{utc_time(s.ends_ms)}</td>
-                                        <td class="silence-state">{state}</td>
+                                        <td data-label="#">{id}</td>
+                                        <td data-label="Matches"><code>{s.matcher}</code></td>
+                                        <td data-label="Why">{s.comment}</td>
+                                        <td data-label="By">{s.created_by}</td>
+                                        <td data-label="Until">{utc_time(s.ends_ms)}</td>
+                                        <td class="silence-state" data-label="State">{state}</td>
                                         <td>
                                             <Show when=active>
                                                 <Allowed role=Role::Editor what="Ending silences">
@@ -317,7 +327,7 @@ fn Channels(data: Data) -> impl IntoView {
                 <p class="muted" id="channels-empty">"No channel is configured: alerts show here only. Add [[alert_channel]] entries (webhook, slack, alertmanager) to the configuration file."</p>
             </Show>
             <Show when=move || !none()>
-                <table class="queries alerts-table" id="alert-channels">
+                <table class="queries alerts-table stack" id="alert-channels">
                     <thead><tr><th scope="col">"Channel"</th><th scope="col">"Receiver"</th><th scope="col">"Gets"</th><th scope="col">"Quiet hours"</th><th scope="col" class="num">"Waiting"</th><th scope="col" class="num">"Failed"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                     <tbody>
                         <For each=rows key=|c| c.name.clone() let:c>
@@ -342,12 +352,12 @@ fn Channels(data: Data) -> impl IntoView {
                                 };
                                 view! {
                                     <tr data-channel=c.name.clone()>
-                                        <td>{c.name.clone()}" "<span class="muted">{format!("({})", c.kind)}</span></td>
-                                        <td><code>{c.url}</code></td>
-                                        <td>{c.routes}</td>
-                                        <td>{c.quiet_hours.unwrap_or_else(|| "none".into())}</td>
-                                        <td class="channel-waiting num">{waiting}</td>
-                                        <td class="channel-failed num" class:bad=failing>{failed}{move || last_error().map(|e| view! { <div class="muted channel-error">{e}</div> })}</td>
+                                        <td data-label="Channel">{c.name.clone()}" "<span class="muted">{format!("({})", c.kind)}</span></td>
+                                        <td data-label="Receiver"><code>{c.url}</code></td>
+                                        <td data-label="Gets">{c.routes}</td>
+                                        <td data-label="Quiet hours">{c.quiet_hours.unwrap_or_else(|| "none".into())}</td>
+                                        <td class="channel-waiting num" data-label="Waiting">{waiting}</td>
+                                        <td class="channel-failed num" class:bad=failing data-label="Failed">{failed}{move || last_error().map(|e| view! { <div class="muted channel-error">{e}</div> })}</td>
                                         <td>
                                             <Allowed role=Role::Editor what="Sending a test">
                                                 <button class="btn btn-small channel-test" type="button" disabled=move || test.pending().get()
@@ -375,7 +385,7 @@ fn Channels(data: Data) -> impl IntoView {
             })}
             <Show when=move || data.with(|v| v.as_ref().is_some_and(|v| !v.deliveries.is_empty()))>
                 <h3>"Latest deliveries"</h3>
-                <table class="queries alerts-table" id="alert-deliveries">
+                <table class="queries alerts-table stack" id="alert-deliveries">
                     <thead><tr><th scope="col">"When"</th><th scope="col">"Channel"</th><th scope="col">"What"</th><th scope="col">"State"</th><th scope="col" class="num">"Attempts"</th><th scope="col">"Answer or error"</th></tr></thead>
                     <tbody>
                         <For each=deliveries key=|(d, _)| (d.id, d.state.clone(), d.attempts) let:row>
@@ -389,12 +399,12 @@ fn Channels(data: Data) -> impl IntoView {
                                 let failed = d.state == "failed";
                                 view! {
                                     <tr data-delivery=d.id.to_string() data-state=d.state.clone()>
-                                        <td>{utc_time(d.sent_ms.unwrap_or(d.created_ms))}</td>
-                                        <td>{d.channel}</td>
-                                        <td>{format!("{} {}: {}", d.kind, d.resource, d.summary)}</td>
-                                        <td class:bad=failed>{state}</td>
-                                        <td class="num">{d.attempts}</td>
-                                        <td class="delivery-detail">{d.detail.unwrap_or_default()}</td>
+                                        <td data-label="When">{utc_time(d.sent_ms.unwrap_or(d.created_ms))}</td>
+                                        <td data-label="Channel">{d.channel}</td>
+                                        <td data-label="What">{format!("{} {}: {}", d.kind, d.resource, d.summary)}</td>
+                                        <td class:bad=failed data-label="State">{state}</td>
+                                        <td class="num" data-label="Attempts">{d.attempts}</td>
+                                        <td class="delivery-detail" data-label="Answer or error">{d.detail.unwrap_or_default()}</td>
                                     </tr>
                                 }
                             }
@@ -417,20 +427,20 @@ fn History(data: Data) -> impl IntoView {
                 <p class="muted">"No alert has fired in the last 7 days."</p>
             </Show>
             <Show when=any>
-                <table class="queries alerts-table" id="alert-history">
+                <table class="queries alerts-table stack" id="alert-history">
                     <thead><tr><th scope="col">"Resource"</th><th scope="col">"Fired"</th><th scope="col">"Why"</th><th scope="col">"Resolved"</th><th scope="col">"Lasted"</th></tr></thead>
                     <tbody>
                         <For each=rows key=|e| (e.resource.clone(), e.started_ms, e.ended_ms) let:e>
                             <tr data-resource=e.resource.clone()>
-                                <td><a href=resource_href(&e.resource)>{e.resource.clone()}</a></td>
-                                <td>{utc_time(e.started_ms)}</td>
-                                <td>{e.summary.clone()}</td>
-                                <td>{match (e.ended_ms, e.end_summary.clone()) {
+                                <td data-label="Resource"><a href=resource_href(&e.resource)>{e.resource.clone()}</a></td>
+                                <td data-label="Fired">{utc_time(e.started_ms)}</td>
+                                <td data-label="Why">{e.summary.clone()}</td>
+                                <td data-label="Resolved">{match (e.ended_ms, e.end_summary.clone()) {
                                     (Some(at), Some(why)) => format!("{} — {why}", utc_time(at)),
                                     (Some(at), None) => utc_time(at),
                                     (None, _) => "still firing".to_owned(),
                                 }}</td>
-                                <td>{e.ended_ms.map(|end| engine::model::format_duration(((end - e.started_ms).max(0) / 1000) as u32)).unwrap_or_default()}</td>
+                                <td data-label="Lasted">{e.ended_ms.map(|end| engine::model::format_duration(((end - e.started_ms).max(0) / 1000) as u32)).unwrap_or_default()}</td>
                             </tr>
                         </For>
                     </tbody>

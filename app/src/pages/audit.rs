@@ -68,7 +68,7 @@ pub fn AuditPage() -> impl IntoView {
                 <select id="audit-kind" name="kind">
                     <option value="" selected=move || kind().is_empty()>"Any"</option>
                     {kind_names()
-                        .map(|k| view! { <option value=k selected=move || kind() == k>{k.replace('_', " ")}</option> })
+                        .map(|k| view! { <option value=k selected=move || kind() == k>{crate::audit::AuditKind::parse(k).map_or(k, |kind| kind.label())}</option> })
                         .collect_view()}
                 </select>
             </label>
@@ -112,7 +112,7 @@ fn AuditTable(rows: Vec<AuditRecord>) -> impl IntoView {
     let count = rows.len();
     view! {
         <div class="table-scroll">
-            <table class="audit" id="audit">
+            <table class="audit stack" id="audit">
                 <caption>{format!("{count} entries, newest first.")}</caption>
                 <thead>
                     <tr>
@@ -141,22 +141,28 @@ fn AuditRow(row: AuditRecord) -> impl IntoView {
     let (before, after) = (compact(&row.before), compact(&row.after));
     let (data_kind, data_user) = (row.kind.as_str(), row.user.clone());
     let data_resource = row.resource.clone().unwrap_or_default();
+    let who = crate::audit::actor_label(&row.user, &row.role, &row.source);
+    let how = match row.source.as_str() {
+        "system" => "perfpilot itself",
+        "token" => "with an API token",
+        "proxy" => "signed in through the proxy",
+        _ => "not signed in",
+    };
     view! {
         <tr data-kind=data_kind data-user=data_user data-resource=data_resource>
-            <td class="col-time"><time datetime=crate::format::utc_iso(row.at_unix_ms)>{crate::format::utc_time(row.at_unix_ms)}</time></td>
-            <td>{row.change.map(|c| format!("#{c}")).unwrap_or_else(|| "—".into())}</td>
-            <td class="audit-who">
-                <span class="audit-user">{row.user}</span>
-                <span class="muted">{format!(" {} · {}", row.role, row.source)}</span>
+            <td class="col-time" data-label="When (UTC)"><time datetime=crate::format::utc_iso(row.at_unix_ms)>{crate::format::utc_time(row.at_unix_ms)}</time></td>
+            <td data-label="Change">{row.change.map(|c| format!("#{c}")).unwrap_or_else(|| "—".into())}</td>
+            <td class="audit-who" data-label="Who">
+                <span class="audit-user" title=how>{who}</span>
             </td>
-            <td><code>{row.client_ip.unwrap_or_else(|| "—".into())}</code></td>
-            <td class="audit-what">
-                <span class="audit-kind">{row.kind.as_str().replace('_', " ")}</span>
+            <td data-label="From"><code>{row.client_ip.unwrap_or_else(|| "—".into())}</code></td>
+            <td class="audit-what" data-label="What">
+                <span class="audit-kind">{row.kind.label()}</span>
                 " "
                 {row.what}
                 {row.snapshot.map(|s| view! { <span class="muted">{format!(" (auto-saved snapshot #{s})")}</span> })}
             </td>
-            <td class="audit-diff">
+            <td class="audit-diff" data-label="Before → after">
                 <details>
                     <summary>"Show"</summary>
                     <p><strong>"Before "</strong><code>{before}</code></p>

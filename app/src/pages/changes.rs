@@ -51,7 +51,8 @@ pub struct SnapshotRow {
     pub resources: usize,
     /// Why verification failed; `None` when the snapshot verifies.
     pub problem: Option<String>,
-    /// Who made the change that triggered it, "user (role)", from the audit log.
+    /// Who made the change that triggered it, "user · role" (or "perfpilot (…)"), from
+    /// the audit log.
     #[serde(default)]
     pub by: Option<String>,
 }
@@ -108,7 +109,7 @@ pub async fn list_changes() -> Result<ChangesSummary, crate::error::AppError> {
                     row.by = entries
                         .iter()
                         .find(|e| e.change == Some(row.change))
-                        .map(|e| format!("{} ({})", e.user, e.role));
+                        .map(|e| crate::audit::actor_label(&e.user, &e.role, &e.source));
                 }
             }
             // The list is still worth showing without its "By" column.
@@ -274,7 +275,7 @@ fn SnapshotTable(summary: ChangesSummary, selected: Memo<Option<String>>) -> imp
     let evicted = summary.snapshots_taken - summary.snapshots.len() as u64;
     view! {
         <div class="table-scroll">
-            <table class="snapshots" id="snapshots">
+            <table class="snapshots stack" id="snapshots">
                 <caption>
                     "Newest first. "
                     {(evicted > 0).then(|| format!("{evicted} older snapshots were evicted from memory. "))}
@@ -316,11 +317,11 @@ fn SnapshotRowView(row: SnapshotRow, selected: Memo<Option<String>>) -> impl Int
     view! {
         <tr class:selected=is_selected data-snapshot=id.clone()>
             <th scope="row">{format!("#{}", row.change)}</th>
-            <td class="col-time"><time datetime=crate::format::utc_iso(row.wall_unix_ms) title="UTC">{crate::format::utc_time(row.wall_unix_ms)}</time></td>
-            <td class="col-hash"><code>{row.short_hash}</code></td>
-            <td class="num">{row.resources}</td>
-            <td>{verified}</td>
-            <td class="col-who">
+            <td class="col-time" data-label="Saved (UTC)"><time datetime=crate::format::utc_iso(row.wall_unix_ms) title="UTC">{crate::format::utc_time(row.wall_unix_ms)}</time></td>
+            <td class="col-hash" data-label="Hash"><code>{row.short_hash}</code></td>
+            <td class="num" data-label="Resources">{row.resources}</td>
+            <td data-label="Verified">{verified}</td>
+            <td class="col-who" data-label="By">
                 {match row.by {
                     Some(by) => view! { <span>{by}</span> }.into_any(),
                     None => view! { <span title=NO_IDENTITY aria-label="unknown">"—"</span> }.into_any(),

@@ -217,6 +217,19 @@ fn cell_class(state: CellState) -> &'static str {
     }
 }
 
+/// A table cell's class: its standing as the text's colour. Never the squares' `fc`
+/// classes, which make a box of the element (a cell made a box leaves its column).
+fn cell_text_class(state: CellState) -> &'static str {
+    match state {
+        CellState::Met => "num standing-met",
+        CellState::Near => "num standing-near",
+        CellState::Breached => "num standing-breached",
+        CellState::NoTarget => "num standing-none",
+        CellState::NoData => "num standing-nodata",
+        CellState::Warming => "num standing-warming",
+    }
+}
+
 /// A host's square: coloured by its worst standing.
 fn host_state(h: &HostRow) -> CellState {
     if !h.up {
@@ -302,9 +315,9 @@ fn FleetContent(
             view! {
                 <tr data-group=g.key.clone()>
                     <th scope="row"><a href=href>{g.key.replace(',', ",\u{200B}")}</a></th>
-                    <td class="num">{g.hosts}</td>
-                    <td class="num" class:fleet-bad={g.breaching > 0}>{g.breaching}</td>
-                    <td class="num">{g.down}</td>
+                    <td class="num" data-label="hosts">{g.hosts}</td>
+                    <td class="num" class:fleet-bad={g.breaching > 0} data-label="breaching">{g.breaching}</td>
+                    <td class="num" data-label="down">{g.down}</td>
                 </tr>
             }
             .into_any()
@@ -371,12 +384,12 @@ fn FleetContent(
             .map(|h| {
                 let href = scope_href(&v.id, &Scope::Host(h.instance.clone()), &v.metrics[0].name);
                 let cells = (0..v.metrics.len())
-                    .map(|i| view! { <td class=format!("num {}", cell_class(h.cells[i].state))>{cell_text(v, i, h)}</td> })
+                    .map(|i| view! { <td class=cell_text_class(h.cells[i].state) data-label=v.metrics[i].name.clone()>{cell_text(v, i, h)}</td> })
                     .collect_view();
                 view! {
                     <tr data-host=h.instance.clone()>
                         <th scope="row"><a href=href>{h.instance.clone()}</a></th>
-                        <td>{h.group.clone()}</td>
+                        <td data-label="group">{h.group.clone()}</td>
                         {cells}
                     </tr>
                 }
@@ -411,7 +424,7 @@ fn FleetContent(
             <div class="panel">
                 <h2>"Groups"</h2>
                 <div class="table-scroll">
-                    <table class="table" id="fleet-groups">
+                    <table class="table stack" id="fleet-groups">
                         <thead><tr><th scope="col">{group_head}</th><th scope="col" class="num">"hosts"</th><th scope="col" class="num">"breaching"</th><th scope="col" class="num">"down"</th></tr></thead>
                         <tbody>{groups}</tbody>
                     </table>
@@ -443,7 +456,7 @@ fn FleetContent(
         <section class="panel">
             <h2>"Worst first"</h2>
             <div class="table-scroll">
-                <table class="table" id="fleet-hosts">
+                <table class="table stack" id="fleet-hosts">
                     <thead><tr><th scope="col">"host"</th><th scope="col">"group"</th>{metric_heads}</tr></thead>
                     <tbody>{rows}</tbody>
                 </table>

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use crate::components::access::Allowed;
 use crate::identity::Role;
 use crate::pages::fleet::scope_href;
-use crate::pages::resource::FOR_CHOICES;
 use crate::pages::resource_chart::ChartCanvas;
 use crate::resource_data::{backtest_text, ChartRange, SeriesView};
 
@@ -611,9 +610,9 @@ fn ScopeEditor(
                 view! {
                     <tr data-metric=m.metric.name.clone() data-origin=m.target.as_ref().map(|(_, o)| o.as_str())>
                         <th scope="row">{m.metric.name.clone()}</th>
-                        <td class="num" class:fc-warming=warming>{value}</td>
-                        <td>{standing}</td>
-                        <td>{target}</td>
+                        <td class="num" class:standing-warming=warming data-label="now">{value}</td>
+                        <td data-label="standing">{standing}</td>
+                        <td data-label="effective target">{target}</td>
                     </tr>
                 }
             })
@@ -629,7 +628,7 @@ fn ScopeEditor(
             <section class="panel">
                 <h2>"This host"</h2>
                 <p class="muted">{labels}" · group "<a href=group_href>{h.group.clone()}</a>{(!h.up).then_some(" · down")}</p>
-                <table class="table" id="host-metrics">
+                <table class="table stack" id="host-metrics">
                     <thead><tr><th scope="col">"metric"</th><th scope="col" class="num">"now"</th><th scope="col">"standing"</th><th scope="col">"effective target"</th></tr></thead>
                     <tbody>{rows}</tbody>
                 </table>
@@ -656,9 +655,9 @@ fn ScopeEditor(
             }
         });
     let chart_hint = if is_host {
-        "Hover the chart for values; drag vertically to move the target."
+        "Point at the chart to read a sample. Drag the target's handle ⇕ (or press and hold on its line) to move the target."
     } else {
-        "The band spans the lowest to the highest host, the line is their mean. Drag vertically to move the target."
+        "The band spans the lowest to the highest host, the line is their mean. Drag the target's handle ⇕ (or press and hold on its line) to move the target."
     };
     let bounds = move || {
         let top = series.read().chart_top(candidate.get());
@@ -708,7 +707,7 @@ fn ScopeEditor(
                 </label>
                 <label class="for-field">"for "
                     <select id="target-for" on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<u32>() { candidate_for.set(v); } }>
-                        {FOR_CHOICES.iter().map(|&(secs, label)| view! { <option value=secs.to_string() selected=move || candidate_for.get() == secs>{label}</option> }).collect_view()}
+                        {crate::resource_data::for_choices(saved_for).into_iter().map(|(secs, label)| view! { <option value=secs.to_string() selected=move || candidate_for.get() == secs>{label}</option> }).collect_view()}
                     </select>
                 </label>
                 <Allowed role=Role::Editor what="Saving a target">

@@ -130,7 +130,7 @@ pub fn ProofPage() -> impl IntoView {
         </section>
         <Allowed role=Role::Editor what="Adding a mark">
         <form
-            class="mark-form"
+            class="settings-form mark-form"
             // Before hydration a submit does nothing (a GET would put the fields,
             // a password too, in the URL).
             method="dialog"
@@ -139,8 +139,8 @@ pub fn ProofPage() -> impl IntoView {
                 mark.dispatch(AddMark { resource: resource.get_untracked(), label: label.get_untracked() });
             }
         >
-            <label>
-                "Resource "
+            <label class="setting">
+                <span>"Resource"</span>
                 <select id="mark-resource" on:change=move |ev| resource.set(event_target_value(&ev))>
                     {move || {
                         resource_options()
@@ -153,8 +153,8 @@ pub fn ProofPage() -> impl IntoView {
                     }}
                 </select>
             </label>
-            <label>
-                "Mark "
+            <label class="setting">
+                <span>"Mark"</span>
                 <input
                     id="mark-label"
                     type="text"
@@ -199,7 +199,7 @@ pub fn ProofPage() -> impl IntoView {
 fn ComparisonTable(rows: Vec<ComparisonRow>) -> impl IntoView {
     view! {
         <div class="table-wrap">
-            <table class="proof-table">
+            <table class="proof-table stack">
                 <thead>
                     <tr>
                         <th scope="col">"Resource"</th>

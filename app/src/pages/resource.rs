@@ -19,7 +19,7 @@ use crate::resource_data::{backtest_text, ChartRange, SeriesView};
 pub async fn get_series(
     resource: String,
     metric: Option<String>,
-    range: String,
+    #[server(default)] range: String,
     #[server(default)] compare: Option<String>,
 ) -> Result<SeriesView, crate::error::AppError> {
     use crate::backend::backend;
@@ -27,7 +27,12 @@ pub async fn get_series(
     use engine::history::ChartRequest;
     use engine::series::SeriesKey;
 
-    let range = ChartRange::parse(&range).map_err(|message| AppError::new(400, message))?;
+    // No range in the URL: one that fits the history there is (decided below).
+    let named_range = if range.trim().is_empty() {
+        None
+    } else {
+        Some(ChartRange::parse(&range).map_err(|message| AppError::new(400, message))?)
+    };
     let backend = backend()?;
     let state = backend.state();
     let found = engine::model::ResourceId::new(&resource)
@@ -102,7 +107,14 @@ pub async fn get_series(
             overlay_metrics.push(other.to_owned());
         }
     }
-    let per_minute = range != ChartRange::FiveMinutes && range != ChartRange::OneHour;
+    let range = match named_range {
+        Some(range) => range,
+        None => ChartRange::fitting(history_ms(
+            backend.as_ref(),
+            SeriesKey::new(resource.as_str(), metric.as_str()),
+        )),
+    };
+    let per_minute = range.per_minute();
     let keys: Vec<SeriesKey> = std::iter::once(&metric)
         .chain(&overlay_metrics)
         .map(|m| SeriesKey::new(resource.as_str(), m.as_str()))
@@ -164,6 +176,24 @@ pub async fn get_series(
     })
 }
 
+/// How much history `key` has within the last day, to the minute: from its oldest minute
+/// with data to the newest (0 without any), so a page opened without a range fits it.
+#[cfg(feature = "ssr")]
+fn history_ms(backend: &dyn crate::backend::Backend, key: engine::series::SeriesKey) -> i64 {
+    let day = backend.chart(&engine::history::ChartRequest {
+        keys: vec![key],
+        span_ms: ChartRange::OneDay.millis(),
+        per_minute: true,
+    });
+    let first = day
+        .series
+        .first()
+        .and_then(|s| s.means.iter().position(Option::is_some));
+    first.map_or(0, |i| {
+        day.grid.end_ms() - (day.grid.start_ms + i as i64 * day.grid.step_ms)
+    })
+}
+
 /// Sets the target value (and optionally its `for` duration) of a resource metric. A
 /// metric without a target gets the default shape (≤, p95, for 5 m). `value` is text so
 /// that a non-number gets a clear message instead of a decoding error.
@@ -198,7 +228,8 @@ pub fn ResourcePage() -> impl IntoView {
     let query = use_query_map();
     let id = move || query.read().get("id").unwrap_or_default();
     let metric = move || query.read().get("metric");
-    let range = move || query.read().get("range").unwrap_or_else(|| "1h".into());
+    // Empty: the server picks the range that fits the history there is.
+    let range = move || query.read().get("range").unwrap_or_default();
     let compare = move || query.read().get("compare").filter(|c| !c.is_empty());
     let data = Resource::new(
         move || (id(), metric(), range(), compare()),
@@ -238,16 +269,6 @@ fn page_href(id: &str, metric: &str, range: ChartRange, compare: &[String]) -> S
 }
 
 pub use crate::format::urlencode;
-
-/// How long a breach must last before it counts (Prometheus `for`).
-pub(crate) const FOR_CHOICES: [(u32, &str); 6] = [
-    (0, "immediately"),
-    (30, "30 s"),
-    (60, "1 min"),
-    (300, "5 min"),
-    (900, "15 min"),
-    (3600, "1 hour"),
-];
 
 #[component]
 fn SeriesEditor(view: SeriesView) -> impl IntoView {
@@ -323,6 +344,22 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         candidate.get().is_some()
             && (candidate.get() != saved_value.get() || candidate_for.get() != saved_for.get())
     };
+    // The sticky readout's first words: the candidate being dragged or typed, never the
+    // sample under the pointer.
+    let readout_value = move || {
+        let s = series.read();
+        match candidate.get() {
+            Some(v) => format!(
+                "Target {} {}{}",
+                s.comparator().symbol(),
+                crate::resource_data::exact_reading(v, &s.unit),
+                if dirty() { " (not saved)" } else { "" }
+            ),
+            None => "No target value".to_owned(),
+        }
+    };
+    // The saved `for` is offered even when it is no preset, so the control shows it.
+    let for_options = crate::resource_data::for_choices(saved_for.get_untracked());
 
     let id = view.resource_id.clone();
     let metric = view.metric.clone();
@@ -363,7 +400,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             let href = page_href(&view.resource_id, m, view.range, &[]);
             let current = *m == view.metric;
             view! {
-                <a class="chip" class:chip-active=current aria-current=current.then_some("true") href=href>{m.replace('_', " ")}</a>
+                <a class="chip" class:chip-active=current aria-current=current.then_some("true") href=href>{engine::model::metric_label(m)}</a>
             }
         })
         .collect_view();
@@ -380,7 +417,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             };
             let full = !on && compared.len() >= crate::resource_data::MAX_OVERLAYS;
             let href = page_href(&view.resource_id, &view.metric, view.range, &next);
-            let label = m.replace('_', " ");
+            let label = engine::model::metric_label(m);
             if full {
                 view! {
                     <span class="chip chip-disabled" title="At most three metrics can be compared at once">{label}</span>
@@ -399,7 +436,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         let items = std::iter::once(view.metric.clone())
             .chain(compared.iter().cloned())
             .enumerate()
-            .map(|(i, m)| view! { <li class=format!("legend-item series-{i}")>{m.replace('_', " ")}</li> })
+            .map(|(i, m)| view! { <li class=format!("legend-item series-{i}")>{engine::model::metric_label(&m)}</li> })
             .collect_view();
         view! { <ul class="chart-legend" id="chart-legend" aria-label="Lines on the chart">{items}</ul> }
     });
@@ -423,49 +460,81 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             .cards
             .iter()
             .find(|c| c.id == resource_for_status)?;
-        Some(match (card.pending, card.evaluated, &card.target) {
-            (_, _, None) => "No target: nothing is evaluated.".to_owned(),
-            (true, _, _) => format!("Breaching… {}", card.reason),
-            (false, true, _) => format!("{}: {}", card.status.label(), card.reason),
+        // The target's state in the overview's words and glyph, then what the optimizer
+        // is doing about it, if anything.
+        let state = card.target_state;
+        let words = match state {
+            engine::model::TargetState::NoTarget => "nothing is evaluated.".to_owned(),
             // Too little data yet: the status says how much, as the backtest does.
-            (false, false, _) if card.reason.starts_with("not enough data") => {
-                format!("Evaluating… {}", card.reason)
+            engine::model::TargetState::Evaluating
+                if !card.reason.starts_with("not enough data") =>
+            {
+                "collecting samples for the first evaluation.".to_owned()
             }
-            (false, false, _) => "Evaluating…".to_owned(),
-        })
+            _ => card.reason.clone(),
+        };
+        let optimizer = card.optimizer.as_ref().map(|o| {
+            view! { " · "{crate::status::optimizer_line(o, overview.at_unix_ms)} }
+        });
+        Some(
+            view! {
+                <span class=format!("state state-{}", state.as_str())>
+                    <span class="state-glyph" aria-hidden="true">{crate::status::glyph(state)}</span>
+                    " "
+                    <span class="state-word">{state.label()}</span>
+                </span>
+                ": "
+                {words}
+                {optimizer}
+            }
+            .into_any(),
+        )
     };
 
-    view! {
-        <section class="page-head">
-            <p class="crumbs"><a href=crate::base::href("/")>"Overview"</a>" / "{view.resource_id.clone()}</p>
-            <h1>{view.resource_name.clone()}" — "{view.metric.replace('_', " ")}</h1>
-            <p id="resource-status" class="muted" role="status" aria-live="polite">{status_line}</p>
-        </section>
-        <div class="toolbar">
-            <nav class="chips" aria-label="Metric">{metric_links}</nav>
-            <nav class="chips" aria-label="Range">{ranges}</nav>
-        </div>
-        {has_comparable.then(|| view! {
-            <div class="toolbar">
-                <span class="muted">"Compare with "</span>
-                <nav class="chips" aria-label="Compare with">{compare_links}</nav>
-            </div>
-        })}
+    // The chart, the sticky readout (the candidate, its backtest and Save) and the fields
+    // share one box: between the chart and the fields, the readout stays in view at the
+    // bottom of the window while the chart is, and never covers the fields.
+    let workspace = view! {
+        <div class="target-workspace">
         <section class="chart-card">
             <ChartCanvas series candidate hover/>
             {legend}
-            <ul class="chart-events" aria-label="Events in this range">
+            <ol class="chart-events" aria-label="Events in this range, numbered as on the chart">
                 {move || {
-                    series
-                        .read()
-                        .events
-                        .iter()
-                        .map(|e| view! { <li>{crate::format::utc_time(e.at_unix_ms)}" UTC — "{e.label.clone()}</li> })
-                        .collect_view()
+                    let s = series.read();
+                    let items: Vec<_> = s
+                        .events_in_order()
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, e)| view! {
+                            <li>
+                                <span class="event-n">{(k + 1).to_string()}</span>
+                                " "{crate::format::utc_time(e.at_unix_ms)}" UTC — "{e.label.clone()}
+                            </li>
+                        })
+                        .collect();
+                    items
                 }}
-            </ul>
-            <p class="readout" aria-live="polite">{move || hover.get().unwrap_or_else(|| "Hover the chart for values; drag vertically to move the target.".into())}</p>
+            </ol>
+            <p class="readout" aria-live="polite">{move || hover.get().unwrap_or_else(|| "Point at the chart to read a sample. Drag the target's handle ⇕ (or press and hold on its line) to move the target.".into())}</p>
         </section>
+        <div class="target-sticky" id="target-readout" role="group" aria-label="The target being edited">
+            <p class="target-sticky-value" id="target-readout-value">{readout_value}</p>
+            <p id="backtest" class="backtest" aria-live="polite">{backtest}</p>
+            <Allowed role=Role::Editor what="Saving a target">
+                <button
+                    id="target-save"
+                    class="btn"
+                    type="button"
+                    disabled=move || save.pending().get() || !dirty()
+                    on:click=move |_| submit.with_value(|submit| submit())
+                >
+                    {move || if save.pending().get() { "Saving…" } else { "Save target" }}
+                </button>
+            </Allowed>
+            <p id="target-error" class="field-error" role="alert">{move || error.get()}</p>
+            <p id="target-notice" class="notice" role="status">{move || notice.get()}</p>
+        </div>
         <section class="target-editor" aria-labelledby="target-heading">
             <h2 id="target-heading">"Target"</h2>
             <p class="muted">
@@ -527,9 +596,9 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
                             }
                         }
                     >
-                        {FOR_CHOICES
-                            .iter()
-                            .map(|&(secs, label)| {
+                        {for_options
+                            .into_iter()
+                            .map(|(secs, label)| {
                                 view! {
                                     <option value=secs.to_string() selected=move || candidate_for.get() == secs>
                                         {label}
@@ -539,22 +608,29 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
                             .collect_view()}
                     </select>
                 </label>
-                <Allowed role=Role::Editor what="Saving a target">
-                    <button
-                        id="target-save"
-                        class="btn"
-                        type="button"
-                        disabled=move || save.pending().get() || !dirty()
-                        on:click=move |_| submit.with_value(|submit| submit())
-                    >
-                        {move || if save.pending().get() { "Saving…" } else { "Save target" }}
-                    </button>
-                </Allowed>
             </div>
-            <p id="backtest" class="backtest" aria-live="polite">{backtest}</p>
-            <p id="target-error" class="field-error" role="alert">{move || error.get()}</p>
-            <p id="target-notice" class="notice" role="status">{move || notice.get()}</p>
         </section>
+        </div>
+    }
+    .into_any();
+
+    view! {
+        <section class="page-head">
+            <p class="crumbs"><a href=crate::base::href("/")>"Overview"</a>" / "{view.resource_id.clone()}</p>
+            <h1>{view.resource_name.clone()}" — "{engine::model::metric_label(&view.metric)}</h1>
+            <p id="resource-status" class="muted" role="status" aria-live="polite">{status_line}</p>
+        </section>
+        <div class="toolbar">
+            <nav class="chips" aria-label="Metric">{metric_links}</nav>
+            <nav class="chips" aria-label="Range">{ranges}</nav>
+        </div>
+        {has_comparable.then(|| view! {
+            <div class="toolbar">
+                <span class="muted">"Compare with "</span>
+                <nav class="chips" aria-label="Compare with">{compare_links}</nav>
+            </div>
+        })}
+        {workspace}
         <KindPanels resource_id=view.resource_id.clone()/>
         <crate::pages::resource_settings::ResourceSettingsPanel resource_id=view.resource_id.clone()/>
         <KindRemoval resource_id=view.resource_id.clone()/>

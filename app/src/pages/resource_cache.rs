@@ -26,20 +26,16 @@ pub async fn get_cache_group(
     Ok(crate::backend::backend()?.cache_group(&resource))
 }
 
-/// Counts the keys matching `pattern` (any viewer), or with `confirm` unlinks them
-/// (editors and admins; audited).
+/// Counts the keys matching `pattern`, or with `confirm` unlinks them (audited). Both need
+/// the editor role, as `POST /api/v1/resources/{id}/invalidate` does: the count only
+/// prepares an invalidation, and it scans the production cache.
 #[server(endpoint = "invalidate_keys", output = crate::codec::Json)]
 pub async fn invalidate_keys(
     resource: String,
     pattern: String,
     #[server(default)] confirm: bool,
 ) -> Result<crate::caches::Invalidation, crate::error::AppError> {
-    let needed = if confirm {
-        crate::identity::Role::Editor
-    } else {
-        crate::identity::Role::Viewer
-    };
-    let actor = crate::backend::require(needed)?;
+    let actor = crate::backend::require(crate::identity::Role::Editor)?;
     crate::backend::backend()?
         .invalidate(resource, pattern, confirm, actor)
         .await
@@ -88,18 +84,18 @@ pub fn CachePanel(resource_id: String) -> impl IntoView {
                             })}
                             {(!report.commands.is_empty()).then(|| view! {
                                 <p class="muted">"Busiest commands over the last second (perfpilot's own INFO and PING left out); percentiles are the server's since its statistics were reset."</p>
-                                <table class="queries" id="cache-commands">
+                                <table class="queries stack" id="cache-commands">
                                     <thead><tr><th scope="col">"Command"</th><th scope="col">"Calls/s"</th><th scope="col">"Server time/call"</th><th scope="col">"p50"</th><th scope="col">"p99"</th></tr></thead>
                                     <tbody>
                                         {report.commands.iter().map(|c| {
                                             let us = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} µs"));
                                             view! {
                                                 <tr>
-                                                    <td><code>{c.command.clone()}</code></td>
-                                                    <td>{format!("{:.1}", c.calls_per_s)}</td>
-                                                    <td>{format!("{:.1} µs", c.usec_per_call)}</td>
-                                                    <td>{us(c.p50_us)}</td>
-                                                    <td>{us(c.p99_us)}</td>
+                                                    <td data-label="Command"><code>{c.command.clone()}</code></td>
+                                                    <td data-label="Calls/s">{format!("{:.1}", c.calls_per_s)}</td>
+                                                    <td data-label="Server time/call">{format!("{:.1} µs", c.usec_per_call)}</td>
+                                                    <td data-label="p50">{us(c.p50_us)}</td>
+                                                    <td data-label="p99">{us(c.p99_us)}</td>
                                                 </tr>
                                             }
                                         }).collect_view()}
@@ -139,18 +135,18 @@ pub fn CacheGroupPanel(resource_id: String) -> impl IntoView {
                             ),
                             None => format!("{} levels; no traffic to combine yet.", group.levels.len()),
                         }}</p>
-                        <table class="queries" id="cache-group-table">
+                        <table class="queries stack" id="cache-group-table">
                             <thead><tr><th scope="col">"Level"</th><th scope="col">"Cache"</th><th scope="col">"Hit ratio"</th><th scope="col">"Hits/s"</th><th scope="col">"Misses/s (fall through)"</th></tr></thead>
                             <tbody>
                                 {group.levels.into_iter().map(|level| {
                                     let href = crate::base::href(&format!("/resource?id={}", level.resource.replace(':', "%3A")));
                                     view! {
                                         <tr>
-                                            <td>{format!("L{}", level.level)}</td>
-                                            <td><a href=href>{level.name}</a></td>
-                                            <td>{number(level.hit_ratio, " %")}</td>
-                                            <td>{number(level.hits_per_s, "")}</td>
-                                            <td>{number(level.misses_per_s, "")}</td>
+                                            <td data-label="Level">{format!("L{}", level.level)}</td>
+                                            <td data-label="Cache"><a href=href>{level.name}</a></td>
+                                            <td data-label="Hit ratio">{number(level.hit_ratio, " %")}</td>
+                                            <td data-label="Hits/s">{number(level.hits_per_s, "")}</td>
+                                            <td data-label="Misses/s">{number(level.misses_per_s, "")}</td>
                                         </tr>
                                     }
                                 }).collect_view()}
@@ -181,19 +177,23 @@ fn InvalidatePanel(resource_id: String, unavailable: Option<String>) -> impl Int
     view! {
         <div class="advice" id="invalidate">
             <h3>"Invalidate keys"</h3>
-            <form method="dialog" class="settings-form" on:submit=move |ev| {
-                ev.prevent_default();
-                previewed.set(Some(pattern.get_untracked()));
-                preview.dispatch(InvalidateKeys { resource: resource.get_value(), pattern: pattern.get_untracked(), confirm: false });
-            }>
-                <label class="setting setting-wide"><span>"Keys matching (a glob, like session:*)"</span>
-                    <input id="invalidate-pattern" type="text" autocomplete="off" placeholder="session:*" prop:value=move || pattern.get()
-                        on:input=move |ev| { pattern.set(event_target_value(&ev)); previewed.set(None); }/>
-                </label>
-                <button class="btn" id="invalidate-preview" type="submit" disabled=move || preview.pending().get()>
-                    {move || if preview.pending().get() { "Counting…" } else { "Preview" }}
-                </button>
-            </form>
+            // Counting is the first step of an invalidation: off, with the reason, for a
+            // role that may not invalidate.
+            <crate::components::access::Allowed role=crate::identity::Role::Editor what="Invalidating keys">
+                <form method="dialog" class="settings-form" on:submit=move |ev| {
+                    ev.prevent_default();
+                    previewed.set(Some(pattern.get_untracked()));
+                    preview.dispatch(InvalidateKeys { resource: resource.get_value(), pattern: pattern.get_untracked(), confirm: false });
+                }>
+                    <label class="setting setting-wide"><span>"Keys matching (a glob, like session:*)"</span>
+                        <input id="invalidate-pattern" type="text" autocomplete="off" placeholder="session:*" prop:value=move || pattern.get()
+                            on:input=move |ev| { pattern.set(event_target_value(&ev)); previewed.set(None); }/>
+                    </label>
+                    <button class="btn" id="invalidate-preview" type="submit" disabled=move || preview.pending().get()>
+                        {move || if preview.pending().get() { "Counting…" } else { "Preview" }}
+                    </button>
+                </form>
+            </crate::components::access::Allowed>
             {move || preview.value().get().map(|result| match (result, previewed.get()) {
                 (Err(err), _) => view! { <p class="field-error" id="invalidate-message" role="alert">{err.to_string()}</p> }.into_any(),
                 (Ok(_), None) => ().into_any(),

@@ -94,11 +94,14 @@ pub fn LbPanel(resource_id: String) -> impl IntoView {
                             {report.backends.is_empty().then(|| view! { <p class="muted" id="lb-empty">"This backend has no servers."</p> })}
                             {(!report.backends.is_empty()).then(|| view! {
                                 <div class="table-wrap">
-                                <table class="queries lb-table" id="lb-backends">
+                                // Fixed layout with a share per column (style/main.css), so every
+                                // column, Response too, fits its box; a long address is cut
+                                // with an ellipsis and shown whole in its title.
+                                <table class="queries lb-table stack" id="lb-backends">
                                     <thead><tr>
-                                        <th scope="col">"Server"</th><th scope="col">"Address"</th><th scope="col">"Balancer says"</th>
-                                        <th scope="col">"perfpilot's check"</th><th scope="col">"Check phases"</th><th scope="col">"Availability"</th>
-                                        <th scope="col">"Weight"</th><th scope="col">"Sessions"</th><th scope="col">"Response"</th>
+                                        <th scope="col" class="lb-col-server">"Server"</th><th scope="col" class="lb-col-address">"Address"</th><th scope="col" class="lb-col-status">"Balancer says"</th>
+                                        <th scope="col" class="lb-col-check">"perfpilot's check"</th><th scope="col" class="lb-col-phases">"Check phases"</th><th scope="col" class="lb-col-num">"Availability"</th>
+                                        <th scope="col" class="lb-col-num">"Weight"</th><th scope="col" class="lb-col-num">"Sessions"</th><th scope="col" class="lb-col-num">"Response"</th>
                                     </tr></thead>
                                     <tbody>
                                         {report.backends.iter().map(|b| {
@@ -110,14 +113,14 @@ pub fn LbPanel(resource_id: String) -> impl IntoView {
                                             view! {
                                                 <tr data-server=b.name.clone()>
                                                     <th scope="row">{b.name.clone()}</th>
-                                                    <td><code>{b.address.clone()}</code></td>
-                                                    <td class="lb-status">{status}</td>
-                                                    <td class=format!("lb-check {class}")>{check}</td>
-                                                    <td class="muted">{b.check.as_ref().map_or_else(|| "–".to_owned(), |c| phases_text(&c.last.phases))}</td>
-                                                    <td>{b.check.as_ref().map_or_else(|| "–".to_owned(), |c| format!("{:.1} %", c.availability_pct))}</td>
-                                                    <td>{b.weight.map_or_else(|| "–".to_owned(), |w| w.to_string())}</td>
-                                                    <td>{b.sessions.map_or_else(|| "–".to_owned(), |s| s.to_string())}</td>
-                                                    <td>{b.response_ms.map_or_else(|| "–".to_owned(), |r| format!("{r:.0} ms"))}</td>
+                                                    <td class="lb-address" data-label="Address"><code title=b.address.clone()>{b.address.clone()}</code></td>
+                                                    <td class="lb-status" data-label="Balancer says">{status}</td>
+                                                    <td class=format!("lb-check {class}") data-label="perfpilot's check">{check}</td>
+                                                    <td class="muted" data-label="Check phases">{b.check.as_ref().map_or_else(|| "–".to_owned(), |c| phases_text(&c.last.phases))}</td>
+                                                    <td class="num" data-label="Availability">{b.check.as_ref().map_or_else(|| "–".to_owned(), |c| format!("{:.1} %", c.availability_pct))}</td>
+                                                    <td class="num" data-label="Weight">{b.weight.map_or_else(|| "–".to_owned(), |w| w.to_string())}</td>
+                                                    <td class="num" data-label="Sessions">{b.sessions.map_or_else(|| "–".to_owned(), |s| s.to_string())}</td>
+                                                    <td class="num" data-label="Response">{b.response_ms.map_or_else(|| "–".to_owned(), |r| format!("{r:.0} ms"))}</td>
                                                 </tr>
                                             }
                                         }).collect_view()}

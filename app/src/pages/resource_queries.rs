@@ -190,17 +190,17 @@ pub fn GroupPanel(resource_id: String) -> impl IntoView {
                         Some(skew) => format!("{} shards; load skew {skew:.2} (busiest shard's transactions/s over the mean; 1 is even).", group.shards.len()),
                         None => format!("{} shards; no load to compare yet.", group.shards.len()),
                     }}</p>
-                    <table class="queries" id="group-table">
+                    <table class="queries stack" id="group-table">
                         <thead><tr><th scope="col">"Shard"</th><th scope="col">"Transactions/s"</th><th scope="col">"Probe p95"</th><th scope="col">"Connections"</th></tr></thead>
                         <tbody>
                             {group.shards.into_iter().map(|shard| {
                                 let href = crate::base::href(&format!("/resource?id={}", shard.resource.replace(':', "%3A")));
                                 view! {
                                     <tr>
-                                        <td><a href=href>{shard.name}</a></td>
-                                        <td>{number(shard.tps, "")}</td>
-                                        <td>{number(shard.latency_p95, " ms")}</td>
-                                        <td>{number(shard.connections_pct, " %")}</td>
+                                        <td data-label="Shard"><a href=href>{shard.name}</a></td>
+                                        <td data-label="Transactions/s">{number(shard.tps, "")}</td>
+                                        <td data-label="Probe p95">{number(shard.latency_p95, " ms")}</td>
+                                        <td data-label="Connections">{number(shard.connections_pct, " %")}</td>
                                     </tr>
                                 }
                             }).collect_view()}
@@ -238,15 +238,15 @@ pub fn QueriesPanel(resource_id: String) -> impl IntoView {
                         }.into_any(),
                         None => view! {
                             <p class="muted">{format!("Time spent over the last {:.0} s, most first; perfpilot's own queries are left out.", report.window_s)}</p>
-                            <table class="queries" id="queries-table">
+                            <table class="queries stack" id="queries-table">
                                 <thead><tr><th scope="col">"Query"</th><th scope="col">"Calls/s"</th><th scope="col">"Mean"</th><th scope="col">"Share"</th></tr></thead>
                                 <tbody>
                                     {report.top.into_iter().map(|q| view! {
                                         <tr>
-                                            <td><code>{q.query}</code></td>
-                                            <td>{format!("{:.1}", q.calls_per_s)}</td>
-                                            <td>{format!("{:.2} ms", q.mean_ms)}</td>
-                                            <td>{format!("{:.0} %", q.share_pct)}</td>
+                                            <td data-label="Query"><code>{q.query}</code></td>
+                                            <td data-label="Calls/s">{format!("{:.1}", q.calls_per_s)}</td>
+                                            <td data-label="Mean">{format!("{:.2} ms", q.mean_ms)}</td>
+                                            <td data-label="Share">{format!("{:.0} %", q.share_pct)}</td>
                                         </tr>
                                     }).collect_view()}
                                 </tbody>

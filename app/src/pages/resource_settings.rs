@@ -11,7 +11,7 @@ use engine::model::{
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::components::access::{Allowed, Me};
+use crate::components::access::{role_reason, Allowed, Me};
 use crate::identity::Role;
 
 #[server(endpoint = "resource_settings", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
@@ -311,9 +311,28 @@ fn SettingsForm(
         }
     };
     let not_admin = move || !me.may(Role::Admin);
+    let not_editor = move || !me.may(Role::Editor);
+    let admin_reason = move || {
+        let have = me.0.get().and_then(Result::ok).map(|who| who.role);
+        role_reason(
+            "Changing the action, its rollback or guardrails",
+            Role::Admin,
+            have,
+        )
+    };
+    // Every guardrail on its own line in view (a cache starts with three), never fewer
+    // than three lines.
+    let guardrail_rows = move || {
+        fields
+            .guardrails
+            .with(|text| text.lines().count())
+            .max(3)
+            .to_string()
+    };
     view! {
         <form method="dialog" class="settings-form" on:submit=move |ev| { ev.prevent_default(); submit(); }>
-            <fieldset>
+            // Fields nobody may save are off; Save says why ("Changing settings needs…").
+            <fieldset disabled=not_editor>
                 <legend>"How the target is judged"</legend>
                 {number("Window", "setting-window", fields.window_secs, "s")}
                 {number("Tolerance band", "setting-tolerance", fields.tolerance_pct, "%")}
@@ -325,7 +344,7 @@ fn SettingsForm(
             <fieldset disabled=not_admin>
                 <legend>"What the optimizer does on a breach"</legend>
                 <Show when=not_admin>
-                    <p class="muted needs-role" data-needs-role="admin">"Changing the action, its rollback or guardrails needs the admin role."</p>
+                    <p class="muted needs-role" data-needs-role="admin">{admin_reason}</p>
                 </Show>
                 <label class="setting">
                     <span>"Action"</span>
@@ -338,7 +357,8 @@ fn SettingsForm(
                 </label>
                 <ActionFields fields=fields/>
                 <label class="setting setting-wide"><span>"Guardrails: roll back at once if, while verifying…"</span>
-                    <textarea id="setting-guardrails" rows="2" placeholder="one per line, e.g. memory/utilization > 90 or utilization > 2x baseline" prop:value=move || fields.guardrails.get() on:input=move |ev| fields.guardrails.set(event_target_value(&ev))></textarea>
+                    <textarea id="setting-guardrails" rows=guardrail_rows aria-describedby="setting-guardrails-help" placeholder="memory/utilization > 90" prop:value=move || fields.guardrails.get() on:input=move |ev| fields.guardrails.set(event_target_value(&ev))></textarea>
+                    <span class="field-help" id="setting-guardrails-help">"One per line: a bound (memory/utilization > 90) or a multiple of the value before the change (utilization > 2x baseline)."</span>
                 </label>
                 <label class="setting setting-check">
                     <input id="setting-dry-run" type="checkbox" prop:checked=move || fields.dry_run.get() on:change=move |ev| fields.dry_run.set(event_target_checked(&ev))/>

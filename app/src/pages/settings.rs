@@ -74,6 +74,218 @@ pub async fn add_cache(
     crate::backend::backend()?.add_cache(new, actor).await
 }
 
+/// One source perfpilot reads, as Settings lists it. Never a secret: no URL, address or
+/// credential, only its kind, name, health in words (redacted) and its page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceRow {
+    /// The source's id: `host`, `push`, `database:orders`.
+    pub id: String,
+    /// What it reads, in words: "Host", "PostgreSQL", "Prometheus fleet".
+    pub kind: String,
+    pub name: String,
+    /// `ok`, `starting`, `down` or `stopped`: the row's class and mark.
+    pub state: String,
+    /// "ok", or why it is not: the source's own reason.
+    pub health: String,
+    /// Its resource's page (a path under the base), when it has one.
+    pub href: Option<String>,
+}
+
+/// Every source perfpilot reads: the host collector, pushes, and each configured
+/// database, cache, load balancer and fleet, with its health.
+#[server(endpoint = "sources", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
+pub async fn list_sources() -> Result<Vec<SourceRow>, AppError> {
+    crate::backend::require(Role::Viewer)?;
+    let backend = crate::backend::backend()?;
+    Ok(source_rows(&backend.sources(), &backend.state()))
+}
+
+/// The rows of [`list_sources`]: every running source whose resources still exist, and
+/// every configured resource whose source is not running; host first, pushes last.
+#[cfg(feature = "ssr")]
+fn source_rows(
+    statuses: &std::collections::BTreeMap<String, engine::source::SourceStatus>,
+    state: &engine::changes::State,
+) -> Vec<SourceRow> {
+    use engine::source::SourceHealth;
+    let resource_href = |id: &str| {
+        let page = if id.starts_with("fleet:") {
+            "fleet"
+        } else {
+            "resource"
+        };
+        format!("/{page}?id={}", crate::format::urlencode(id))
+    };
+    let owned = |owns: &[String], id: &str| {
+        owns.iter().any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => id.starts_with(prefix),
+            None => pattern == id,
+        })
+    };
+    let mut rows: Vec<(u8, SourceRow)> = Vec::new();
+    for status in statuses.values() {
+        let own: Vec<_> = state
+            .resources
+            .values()
+            .filter(|r| owned(status.resources.as_slice(), r.id.as_str()))
+            .collect();
+        let (rank, kind, name, href) = match status.kind.as_str() {
+            "host" => (
+                0,
+                "Host".to_owned(),
+                "This host (CPU, memory, disks, network)".to_owned(),
+                own.first().map(|r| resource_href(r.id.as_str())),
+            ),
+            "push" => (
+                9,
+                "Pushed metrics".to_owned(),
+                match own.len() {
+                    0 => "POST /api/push (no custom resource yet)".to_owned(),
+                    1 => "1 custom resource".to_owned(),
+                    n => format!("{n} custom resources"),
+                },
+                own.first().map(|r| resource_href(r.id.as_str())),
+            ),
+            other => {
+                // A removed resource's source may linger as stopped: it is not configured.
+                let Some(resource) = own.iter().find(|r| r.id.as_str() == status.id) else {
+                    continue;
+                };
+                let (rank, kind) = source_kind(other);
+                (
+                    rank,
+                    kind,
+                    resource.name.clone(),
+                    Some(resource_href(&status.id)),
+                )
+            }
+        };
+        let (state_word, health) = match &status.health {
+            SourceHealth::Starting => ("starting", "starting: no reading yet".to_owned()),
+            SourceHealth::Up { .. } => ("ok", "ok".to_owned()),
+            SourceHealth::Down { reason, .. } => ("down", engine::redact::redact(reason)),
+            SourceHealth::Stopped => ("stopped", "stopped".to_owned()),
+        };
+        rows.push((
+            rank,
+            SourceRow {
+                id: status.id.clone(),
+                kind,
+                name,
+                state: state_word.to_owned(),
+                health,
+                href,
+            },
+        ));
+    }
+    // Configured but not running: its settings could not be turned into a source.
+    for resource in state.resources.values() {
+        let Some(spec) = &resource.source else {
+            continue;
+        };
+        if statuses.contains_key(resource.id.as_str()) {
+            continue;
+        }
+        let (rank, kind) = source_kind(&spec.kind);
+        rows.push((
+            rank,
+            SourceRow {
+                id: resource.id.to_string(),
+                kind,
+                name: resource.name.clone(),
+                state: "down".to_owned(),
+                health: "not running: its settings could not be started (see the server log)"
+                    .to_owned(),
+                href: Some(resource_href(resource.id.as_str())),
+            },
+        ));
+    }
+    rows.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.name.cmp(&y.name)));
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// A configured source kind's place in the list and its name in words.
+#[cfg(feature = "ssr")]
+fn source_kind(kind: &str) -> (u8, String) {
+    let (rank, words) = match kind {
+        "postgres" => (1, "PostgreSQL"),
+        "redis" => (2, "Redis"),
+        "memcached" => (2, "memcached"),
+        "haproxy" => (3, "HAProxy"),
+        "nginx" => (3, "nginx"),
+        "lb_pool" => (3, "Checked pool"),
+        "prometheus" => (4, "Prometheus fleet"),
+        other => return (5, other.to_owned()),
+    };
+    (rank, words.to_owned())
+}
+
+#[component]
+fn Sources() -> impl IntoView {
+    let refresh = super::ticking(std::time::Duration::from_secs(10));
+    let sources = Resource::new(move || refresh.get(), |_| list_sources());
+    view! {
+        <section class="settings-section" aria-labelledby="sources-title">
+            <h2 id="sources-title">"Sources"</h2>
+            <p class="muted">"Everything perfpilot reads, and whether it is reading it now."</p>
+            <Transition fallback=|| view! { <p class="loading" role="status">"Loading sources…"</p> }>
+                {move || sources.get().map(|result| match result {
+                    Ok(rows) => view! { <SourceTable rows/> }.into_any(),
+                    Err(err) => view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn SourceTable(rows: Vec<SourceRow>) -> impl IntoView {
+    let configured = rows.iter().any(|r| r.id != "host" && r.id != "push");
+    let body = rows
+        .into_iter()
+        .map(|row| {
+            let mark = match row.state.as_str() {
+                "ok" => "✓",
+                "starting" => "…",
+                _ => "✕",
+            };
+            let name = match row.href {
+                Some(href) => view! { <a href=crate::base::href(&href)>{row.name}</a> }.into_any(),
+                None => view! { <span>{row.name}</span> }.into_any(),
+            };
+            view! {
+                <tr data-source=row.id class=format!("source-{}", row.state)>
+                    <td data-label="Kind">{row.kind}</td>
+                    <td data-label="Name">{name}</td>
+                    <td data-label="Health" class="source-health">
+                        <span aria-hidden="true">{mark}" "</span>{row.health}
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table class="proof-table stack" id="sources">
+                <thead>
+                    <tr>
+                        <th scope="col">"Kind"</th>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Health"</th>
+                    </tr>
+                </thead>
+                <tbody>{body}</tbody>
+            </table>
+        </div>
+        {(!configured).then(|| view! {
+            <p class="empty-state" id="sources-empty">
+                "Only the host is watched so far. Add a database, a cache or a fleet below, declare them in the configuration file, or push your own metrics to /api/push."
+            </p>
+        })}
+    }
+    .into_any()
+}
+
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     view! {
@@ -81,6 +293,7 @@ pub fn SettingsPage() -> impl IntoView {
             <h1>"Settings"</h1>
             <p class="muted">"How this perfpilot instance collects, evaluates and saves."</p>
         </section>
+        <Sources/>
         <YourAccess/>
         <section class="settings-section" aria-labelledby="tokens-title">
             <h2 id="tokens-title">"API tokens"</h2>
@@ -149,16 +362,26 @@ fn YourAccess() -> impl IntoView {
 fn Tokens() -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
+    // Shown disabled to other roles (see `Allowed`), which may not list tokens: their
+    // list stays empty rather than showing a refusal.
+    let me = expect_context::<Me>();
     let tokens = Resource::new(
         move || (create.version().get(), revoke.version().get()),
-        |_| list_tokens(),
+        move |_| async move {
+            // Who is asking first, so a server render waits for both in order.
+            if me.0.await.is_ok_and(|who| who.may(Role::Admin)) {
+                list_tokens().await
+            } else {
+                Ok(Vec::new())
+            }
+        },
     );
     let name = RwSignal::new(String::new());
     let role = RwSignal::new("editor".to_owned());
 
     view! {
         <form
-            class="token-form"
+            class="settings-form token-form"
             // Before hydration a submit does nothing (a GET would put the fields,
             // a password too, in the URL).
             method="dialog"
@@ -167,8 +390,8 @@ fn Tokens() -> impl IntoView {
                 create.dispatch(CreateToken { name: name.get_untracked(), role: role.get_untracked() });
             }
         >
-            <label>
-                "Name "
+            <label class="setting">
+                <span>"Name"</span>
                 <input
                     id="token-name"
                     type="text"
@@ -179,8 +402,8 @@ fn Tokens() -> impl IntoView {
                     aria-describedby="token-error"
                 />
             </label>
-            <label>
-                "Role "
+            <label class="setting">
+                <span>"Role"</span>
                 <select id="token-role" on:change=move |ev| role.set(event_target_value(&ev))>
                     {Role::ALL
                         .into_iter()
@@ -208,6 +431,7 @@ fn Tokens() -> impl IntoView {
         })}
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading tokens…"</p> }>
             {move || tokens.get().map(|list| match list {
+                Ok(_) if !me.may(Role::Admin) => ().into_any(),
                 Ok(list) if list.is_empty() => view! {
                     <p class="empty-state" id="tokens-empty">"No API tokens yet."</p>
                 }
@@ -223,7 +447,7 @@ fn Tokens() -> impl IntoView {
 fn TokenTable(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
     view! {
         <div class="table-wrap">
-            <table class="proof-table" id="tokens">
+            <table class="proof-table stack" id="tokens">
                 <thead>
                     <tr>
                         <th scope="col">"Name"</th>
@@ -258,11 +482,11 @@ fn TokenTable(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl I
                             };
                             view! {
                                 <tr>
-                                    <td>{token.name.clone()}</td>
-                                    <td>{token.role.as_str()}</td>
-                                    <td>{crate::format::utc_time(token.created_at_unix_ms)}</td>
-                                    <td>{token.created_by.clone()}</td>
-                                    <td>{status}</td>
+                                    <td data-label="Name">{token.name.clone()}</td>
+                                    <td data-label="Role">{token.role.as_str()}</td>
+                                    <td data-label="Created (UTC)">{crate::format::utc_time(token.created_at_unix_ms)}</td>
+                                    <td data-label="By">{token.created_by.clone()}</td>
+                                    <td data-label="Status">{status}</td>
                                 </tr>
                             }
                         })

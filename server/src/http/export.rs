@@ -1,6 +1,6 @@
 //! Exports of one series: `GET /api/export/{resource}/{metric}.csv?range=…` and
-//! `….svg?range=…` (`range` is `5m`, `1h`, `24h`, `7d` or `30d`; default `1h`; the last
-//! two are read from the history on disk).
+//! `….svg?range=…` (`range` is `5m`, `15m`, `1h`, `24h`, `7d` or `30d`; default `1h`; the
+//! last two are read from the history on disk).
 //!
 //! Resource ids contain `:` and `/` (`disk:/`, `net:eth0`, `custom:42`): the id is one
 //! path segment, so a `/` in it must be percent-encoded (`disk%3A%2F`); encoding `:` too
@@ -40,8 +40,9 @@ pub(crate) const FULL_SHARE: f64 = 0.9;
 const SVG_SIZE: (u32, u32) = (960, 360);
 
 /// The accepted `range` values and their length in milliseconds.
-const RANGES: [(&str, i64); 5] = [
+const RANGES: [(&str, i64); 6] = [
     ("5m", 300_000),
+    ("15m", 900_000),
     ("1h", 3_600_000),
     ("24h", 86_400_000),
     ("7d", 7 * 86_400_000),
@@ -84,7 +85,10 @@ async fn export(
         return refuse(
             StatusCode::BAD_REQUEST,
             "range",
-            format!("range must be one of 5m, 1h, 24h, 7d, 30d, got `{range}`"),
+            format!(
+                "range must be one of {}, got `{range}`",
+                RANGES.map(|(name, _)| name).join(", ")
+            ),
         );
     };
     let state = app.monitor.store.state();
@@ -361,11 +365,12 @@ pub fn svg_in(
         hi + pad,
     );
 
-    let title = format!("{} — {metric}", resource.name);
+    let label = engine::model::metric_label(metric);
+    let title = format!("{} — {label}", resource.name);
     let y_desc = if unit.is_empty() {
-        metric.to_owned()
+        label
     } else {
-        format!("{metric} ({unit})")
+        format!("{label} ({unit})")
     };
     let x_desc = if partial {
         let at = |t: i64| iso_time(t)[..19].replace('T', " ");
@@ -377,7 +382,8 @@ pub fn svg_in(
     } else {
         "time (UTC)".to_owned()
     };
-    let span = to - from;
+    // Ticks at round UTC times, as on the resource page's chart.
+    let (ticks, tick_step) = app::resource_data::time_ticks(from, to, 8);
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, SVG_SIZE).into_drawing_area();
@@ -387,22 +393,13 @@ pub fn svg_in(
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(from..to, lo..hi)?;
+            .build_cartesian_2d((from..to).with_key_points(ticks), lo..hi)?;
         chart
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
-            .x_labels(8)
             .y_labels(6)
-            .x_label_formatter(&|t| {
-                let iso = iso_time(*t);
-                // Minutes matter within an hour; a day shows hours.
-                if span <= 3_600_000 {
-                    iso[11..19].to_owned()
-                } else {
-                    iso[11..16].to_owned()
-                }
-            })
+            .x_label_formatter(&|t| app::resource_data::time_label(*t, tick_step))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
         let band = RGBColor(70, 130, 180);

@@ -22,7 +22,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use engine::model::OptimizationStatus;
+use engine::model::{OptimizationStatus, TargetState};
 
 use crate::state::monitor::Monitor;
 
@@ -277,6 +277,30 @@ impl Collector for EngineCollector {
                         } else {
                             0.0
                         },
+                    )
+                })
+            }),
+        )?;
+        // The target's state as the UI shows it (`TargetState::of`), one-hot by state.
+        let problems = monitor.source_problems();
+        gauge_family(
+            &mut encoder,
+            "perfpilot_target_state",
+            "Target state of each resource (within_target, pending, breaching, no_data, evaluating, no_target), one-hot by state",
+            None,
+            views.iter().flat_map(|view| {
+                let current = TargetState::of(
+                    view.resource.target.is_some(),
+                    &view.status,
+                    problems.contains_key(view.resource.id.as_str()),
+                );
+                TargetState::ALL.into_iter().map(move |state| {
+                    (
+                        vec![
+                            ("resource", view.resource.id.as_str().to_owned()),
+                            ("state", state.as_str().to_owned()),
+                        ],
+                        f64::from(u8::from(state == current)),
                     )
                 })
             }),

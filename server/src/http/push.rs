@@ -45,10 +45,10 @@ pub const MAX_CREATED_PER_PUSH: usize = 16;
 /// The route.
 pub const PUSH_PATH: &str = "/api/push";
 
-/// Pushes carry no kind. A gauge with no upper bound (queue depth, connections) is more
-/// common than a percentage, and `throughput` is the kind whose targets only require
-/// `≥ 0`, so a target can later be set on any such value.
-const PUSHED_METRIC_KIND: MetricKind = MetricKind::Throughput;
+/// Pushes carry no kind and no unit, so a pushed metric is a plain number (a queue depth
+/// is not a rate): shown bare, never as "/s", and any finite value may be its target.
+/// A resource created with its own metric kinds keeps them.
+const PUSHED_METRIC_KIND: MetricKind = MetricKind::Number;
 
 #[derive(Clone)]
 struct Push {

@@ -21,7 +21,7 @@
 //! its evidence and every keep is counted for `/metrics` and written to the audit log as
 //! the optimizer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use app::audit::{AuditKind, AuditRecord};
 use app::identity::Identity;
@@ -30,7 +30,10 @@ use engine::actions::{ActionEvent, ActionOutcome, ActionRequest};
 use engine::actuator::{Captured, Guardrail};
 use engine::changes::State;
 use engine::history::History;
-use engine::model::{ActionConfig, OptimizationStatus, Resource, ResourceId, SourceSpec};
+use engine::model::{
+    ActionConfig, OptimizationStatus, OptimizerPhase, OptimizerState, Resource, ResourceId,
+    SourceSpec,
+};
 use engine::optimizer::{ActionVerdict, Tracker, Transition};
 use engine::series::SeriesKey;
 use engine::verdict::{Sustained, Verdict, VerdictRules};
@@ -42,6 +45,10 @@ const GUARD_FRESHNESS_MS: i64 = 15_000;
 const GUARD_LEVEL_MS: i64 = 10_000;
 /// Rollbacks in a row double the wait before the next try, up to this many doublings.
 const MAX_BACKOFF_DOUBLINGS: u32 = 5;
+/// How long a finished change's outcome (kept, rolled back, failed) stays on its card: long
+/// enough to be seen by someone who looks after an alert, short enough that an old outcome
+/// is not read as news.
+const RECENT_MS: i64 = 10 * 60 * 1000;
 
 /// An execution or rollback that finished, on its way back to the monitor task.
 #[derive(Debug)]
@@ -55,6 +62,8 @@ pub enum Finished {
     },
     RolledBack {
         request: ActionRequest,
+        /// The action undone, so the audit log can say what it was in words.
+        action: ActionConfig,
         event: ActionEvent,
     },
 }
@@ -70,6 +79,13 @@ impl Finished {
     fn request(&self) -> &ActionRequest {
         match self {
             Finished::Executed { request, .. } | Finished::RolledBack { request, .. } => request,
+        }
+    }
+
+    /// The action executed or undone.
+    pub fn action(&self) -> &ActionConfig {
+        match self {
+            Finished::Executed { action, .. } | Finished::RolledBack { action, .. } => action,
         }
     }
 }
@@ -129,9 +145,12 @@ pub struct Verification {
 /// Owned by the monitor task: at most one execution or rollback per resource at a time.
 pub struct Acting {
     actuators: Actuators,
-    busy: HashSet<ResourceId>,
+    /// Executions and rollbacks running, with what each is doing.
+    busy: HashMap<ResourceId, OptimizerState>,
     in_effect: HashMap<ResourceId, InEffect>,
     backoff: HashMap<ResourceId, Backoff>,
+    /// The latest finished change's outcome per resource, shown for [`RECENT_MS`].
+    recent: HashMap<ResourceId, OptimizerState>,
     done: mpsc::UnboundedSender<Finished>,
 }
 
@@ -140,9 +159,10 @@ impl Acting {
         let (done, finished) = mpsc::unbounded_channel();
         let acting = Acting {
             actuators,
-            busy: HashSet::new(),
+            busy: HashMap::new(),
             in_effect: HashMap::new(),
             backoff: HashMap::new(),
+            recent: HashMap::new(),
             done,
         };
         (acting, finished)
@@ -170,7 +190,7 @@ impl Acting {
         if self.held_back(now_ms, resource, tracker) {
             return;
         }
-        if self.busy.contains(&resource.id)
+        if self.busy.contains_key(&resource.id)
             || self.in_effect.contains_key(&resource.id)
             || !tracker.should_act(now_ms, target, &resource.settings)
         {
@@ -185,7 +205,16 @@ impl Acting {
                 request.set_hosts(fleet.breaching_hosts(engine::actions::MAX_HOSTS));
             }
         }
-        self.busy.insert(resource.id.clone());
+        self.busy.insert(
+            resource.id.clone(),
+            OptimizerState {
+                phase: OptimizerPhase::Acting,
+                // The action in the words every surface uses ("Set Redis maxmemory to 64 MB").
+                detail: resource.settings.action.describe(),
+                since_unix_ms: now_ms,
+                until_unix_ms: None,
+            },
+        );
         tracing::info!(
             resource = %resource.id,
             action = resource.settings.action.kind(),
@@ -241,6 +270,30 @@ impl Acting {
                 }
                 _ => (String::new(), false),
             };
+            let applied = done
+                .request()
+                .verdict
+                .as_ref()
+                .map_or_else(|| event.action.clone(), |v| v.applied.clone());
+            let (phase, detail) = match &event.outcome {
+                ActionOutcome::RolledBack { restored: true, .. } => {
+                    (OptimizerPhase::RolledBack, applied)
+                }
+                ActionOutcome::RolledBack { .. } => (
+                    OptimizerPhase::Failed,
+                    format!("the rollback of {applied} did not restore the prior state"),
+                ),
+                _ => (OptimizerPhase::Failed, why.clone()),
+            };
+            self.recent.insert(
+                id.clone(),
+                OptimizerState {
+                    phase,
+                    detail,
+                    since_unix_ms: event.at_unix_ms,
+                    until_unix_ms: None,
+                },
+            );
             return self.failed(&id, event.at_unix_ms, &why, undone, attention_after);
         }
         let Finished::Executed {
@@ -305,6 +358,7 @@ impl Acting {
             .resources
             .get(&id)
             .map_or(120_000, |r| i64::from(r.settings.verify_secs) * 1000);
+        self.recent.remove(&id);
         self.in_effect.insert(
             id,
             InEffect {
@@ -372,6 +426,39 @@ impl Acting {
         self.backoff.get(id)?.attention.as_deref()
     }
 
+    /// What the optimizer is doing or did lately about `id`, as of `now_ms`, for its
+    /// status: an execution or rollback running, a change being verified, a person
+    /// needed, or the outcome of a change that finished less than [`RECENT_MS`] ago;
+    /// `None` when it has done nothing recently.
+    pub fn state(&self, id: &ResourceId, now_ms: i64) -> Option<OptimizerState> {
+        if let Some(running) = self.busy.get(id) {
+            return Some(running.clone());
+        }
+        if let Some(effect) = self.in_effect.get(id) {
+            return Some(OptimizerState {
+                phase: OptimizerPhase::Verifying,
+                detail: effect.applied.clone(),
+                since_unix_ms: effect.started_ms,
+                until_unix_ms: Some(effect.verify_at_ms),
+            });
+        }
+        if let Some(backoff) = self.backoff.get(id).filter(|b| b.attention.is_some()) {
+            return Some(OptimizerState {
+                phase: OptimizerPhase::NeedsAttention,
+                detail: format!(
+                    "{} changes in a row did not help; acknowledge its alert or edit it to let the optimizer act again",
+                    backoff.failures
+                ),
+                since_unix_ms: backoff.last_failure_ms,
+                until_unix_ms: None,
+            });
+        }
+        self.recent
+            .get(id)
+            .filter(|outcome| now_ms - outcome.since_unix_ms < RECENT_MS)
+            .cloned()
+    }
+
     /// A person acknowledged `id`'s alert or edited it (`None`: every resource, e.g. a
     /// restored snapshot): the optimizer may act on it again, from a clean slate.
     pub fn acknowledged(&mut self, id: Option<&ResourceId>) {
@@ -394,7 +481,7 @@ impl Acting {
         history: &History,
     ) -> Option<Verification> {
         let id = &resource.id;
-        if self.busy.contains(id) {
+        if self.busy.contains_key(id) {
             // A rollback is running; its outcome moves the tracker.
             return None;
         }
@@ -473,6 +560,25 @@ impl Acting {
             )
         };
         let effect = self.in_effect.remove(id);
+        let (phase, detail) = if keep {
+            (OptimizerPhase::Kept, applied.clone())
+        } else {
+            (
+                OptimizerPhase::Failed,
+                format!(
+                    "{applied} verified badly and stays in effect, as it cannot be rolled back"
+                ),
+            )
+        };
+        self.recent.insert(
+            id.clone(),
+            OptimizerState {
+                phase,
+                detail,
+                since_unix_ms: now_ms,
+                until_unix_ms: None,
+            },
+        );
         let mut result = result;
         result.reason = format!("{} — {}", result.reason, evidence.reason);
         if keep {
@@ -607,8 +713,16 @@ impl Acting {
         let Some(mut effect) = self.in_effect.remove(id) else {
             return;
         };
+        self.busy.insert(
+            id.clone(),
+            OptimizerState {
+                phase: OptimizerPhase::Acting,
+                detail: format!("rolling back {}", verdict.applied),
+                since_unix_ms: verdict.at_unix_ms,
+                until_unix_ms: None,
+            },
+        );
         effect.request.verdict = Some(verdict);
-        self.busy.insert(id.clone());
         let actuators = self.actuators.clone();
         let done = self.done.clone();
         tokio::spawn(async move {
@@ -623,6 +737,7 @@ impl Acting {
                 .await;
             let _ = done.send(Finished::RolledBack {
                 request: effect.request,
+                action: effect.action,
                 event,
             });
         });
@@ -636,11 +751,10 @@ impl Acting {
 pub fn audit_entries(done: &Finished) -> Vec<AuditRecord> {
     let request = done.request();
     let ActionEvent {
-        resource,
-        action,
-        outcome,
-        ..
+        resource, outcome, ..
     } = done.event();
+    // In words with its values ("Set Redis maxmemory to 64 MB"), not the config's kind.
+    let action = done.action().describe();
     let result = match outcome {
         ActionOutcome::Recommended => format!("recommended: {}", request.recommendation.summary),
         ActionOutcome::DryRun { would } => format!("dry run, would {would}"),
@@ -666,7 +780,7 @@ pub fn audit_entries(done: &Finished) -> Vec<AuditRecord> {
         AuditKind::Action,
         Some(resource.as_str()),
         event.at_unix_ms,
-        format!("{resource}: {action} {result}"),
+        format!("{resource}: {action} — {result}"),
         serde_json::json!({
             "observed": request.observed,
             "target": request.target,
@@ -698,7 +812,7 @@ pub fn audit_entries(done: &Finished) -> Vec<AuditRecord> {
             Some(resource.as_str()),
             at,
             format!(
-                "{resource}: {action} step {} {how}{detail}",
+                "{resource}: {action} — step {} {how}{detail}",
                 step.step.as_str()
             ),
             serde_json::Value::Null,

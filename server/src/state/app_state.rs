@@ -89,6 +89,10 @@ impl app::backend::Backend for Monitor {
         Ok(self.store.diff_with_current(snapshot)?)
     }
 
+    fn sources(&self) -> Arc<BTreeMap<String, engine::source::SourceStatus>> {
+        self.sources.statuses()
+    }
+
     fn units(&self, resource: &str) -> BTreeMap<String, String> {
         self.history()
             .series()

@@ -23,8 +23,8 @@ use engine::actuator::Step;
 use engine::alerts::{Alert, AlertChange};
 use engine::changes::{ChangeStore, MutationKind, StoreOptions};
 use engine::history::{History, HistoryConfig};
-use engine::model::{Resource, ResourceId};
-use engine::optimizer::{Analyzer, EventKind, Tracker};
+use engine::model::{Resource, ResourceId, TargetState};
+use engine::optimizer::{Analyzer, Condition, EventKind, Tracker};
 use engine::series::{SeriesKey, Tick, TopProcesses, UnixMillis};
 use engine::source::runtime::{SourceEvent, Sources};
 use engine::source::Batch;
@@ -705,10 +705,20 @@ impl MonitorTask {
     }
 
     fn publish_statuses(&self) {
+        let now = engine::time::unix_now_ms();
         let statuses: Vec<_> = self
             .trackers
             .iter()
-            .map(|(id, t)| (id.clone(), t.report()))
+            .map(|(id, t)| {
+                let mut report = t.report();
+                report.optimizer = self.acting.state(id, now);
+                // The advice is computed from the window's samples on the clock's tick;
+                // until the next one the published advice stands with its verdict.
+                if report.judged.is_some() {
+                    report.advice = self.monitor.store.status(id).advice;
+                }
+                (id.clone(), report)
+            })
             .collect();
         self.monitor.store.publish_statuses(statuses);
     }
@@ -729,8 +739,9 @@ impl MonitorTask {
         let transition = match (tracker, resource, &event.outcome) {
             (Some(tracker), Some(resource), ActionOutcome::Succeeded { .. }) => {
                 let unit = monitor.unit_of(resource);
+                // The before/after names the action in words with its values.
                 let kind = EventKind::Action {
-                    action: event.action.clone(),
+                    action: done.action().describe(),
                     dry_run: false,
                 };
                 if let Err(err) = monitor.proof().open(resource, kind, now, unit) {
@@ -818,6 +829,7 @@ impl MonitorTask {
                 .trackers
                 .entry(id.clone())
                 .or_insert_with(|| Tracker::new(at));
+            let mut advice = None;
             // A resource whose source is down has no fresh samples: its verdict holds and
             // nothing acts on stale data.
             if let (Some(target), Some(kind), None) =
@@ -866,6 +878,21 @@ impl MonitorTask {
                     }
                     self.acting
                         .consider(at, resource, tracker, &samples, observation.observed);
+                    // The next step while the judged statistic breaches: built only then,
+                    // so a steady state within target allocates nothing for it.
+                    if let (Condition::Breached, Some(observed)) =
+                        (observation.condition, observation.observed)
+                    {
+                        let recommendation = engine::actions::recommend_for(
+                            resource.resource_type,
+                            &samples,
+                            observed,
+                            target,
+                            &resource.settings,
+                            kind,
+                        );
+                        advice = Some(recommendation.summary);
+                    }
                 }
             }
             // A change in effect is watched and judged even while its source reports a
@@ -890,6 +917,12 @@ impl MonitorTask {
             if let Some(why) = self.acting.attention(id) {
                 report.reason = format!("needs attention: {why}");
             }
+            report.advice = advice;
+            report.optimizer = self.acting.state(id, at);
+            if problem.is_some() {
+                // The last window judged is stale while the source is down.
+                report.judged = None;
+            }
             cards.push(CardTick {
                 id: id.as_str().to_owned(),
                 value,
@@ -898,6 +931,14 @@ impl MonitorTask {
                 top: top_line(resource.resource_type, top.as_deref()),
                 evaluated: report.evaluated,
                 pending: report.pending,
+                target_state: TargetState::of(
+                    resource.target.is_some(),
+                    &report,
+                    problem.is_some(),
+                ),
+                judged: report.judged,
+                advice: report.advice.clone(),
+                optimizer: report.optimizer.clone(),
             });
             statuses.push((id.clone(), report));
         }

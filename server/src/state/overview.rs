@@ -3,7 +3,9 @@
 //! history; serialized by the hub.
 
 use app::live::{Card, Overview, TargetLine, SPARK_POINTS};
-use engine::model::{Comparator, Metric, MetricKind, Resource, ResourceType};
+use engine::model::{
+    format_duration, Comparator, Metric, MetricKind, Resource, ResourceType, TargetState,
+};
 use engine::series::{SeriesKey, TopProcesses};
 
 use super::monitor::Monitor;
@@ -55,6 +57,7 @@ impl Monitor {
                     })
                 });
                 let problem = problems.get(resource.id.as_str());
+                let judged = view.status.judged.filter(|_| problem.is_none());
                 Card {
                     id: resource.id.as_str().to_owned(),
                     resource_type: resource.resource_type.to_string(),
@@ -75,6 +78,15 @@ impl Monitor {
                     top: top_line(resource.resource_type, top.as_deref()),
                     evaluated: view.status.evaluated,
                     pending: view.status.pending && problem.is_none(),
+                    target_state: TargetState::of(
+                        resource.target.is_some(),
+                        &view.status,
+                        problem.is_some(),
+                    ),
+                    judged,
+                    judged_label: judged_label(resource),
+                    advice: view.status.advice.clone().filter(|_| problem.is_none()),
+                    optimizer: view.status.optimizer.clone(),
                 }
             })
             .collect();
@@ -105,6 +117,22 @@ pub(crate) fn top_line(resource_type: ResourceType, top: Option<&TopProcesses>) 
         }),
         _ => None,
     }
+}
+
+/// What a target judges, in a few words: "p95 over 1 m" (its statistic over the
+/// resource's evaluation window, `Analyzer::observe`'s); empty without a target.
+pub(crate) fn judged_label(resource: &Resource) -> String {
+    resource
+        .target
+        .as_ref()
+        .map(|t| {
+            format!(
+                "{} over {}",
+                t.statistic.as_str(),
+                format_duration(resource.settings.window_secs)
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// The metric a card shows: the target's, else the first utilization metric, else the

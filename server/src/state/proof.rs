@@ -463,12 +463,17 @@ fn without_improvement(reason: &str) -> String {
 }
 
 fn event_label(event: &EventKind) -> String {
+    // Rows stored before actions were described carry only the action's kind word.
+    let action_words = |action: &str| {
+        engine::model::ActionConfig::kind_label(action)
+            .map_or_else(|| action.to_owned(), str::to_owned)
+    };
     match event {
         EventKind::Action {
             action,
             dry_run: true,
-        } => format!("action {action} (dry run)"),
-        EventKind::Action { action, .. } => format!("action {action}"),
+        } => format!("{} (dry run)", action_words(action)),
+        EventKind::Action { action, .. } => action_words(action),
         EventKind::TargetEdit { change } => format!("target edit (change #{change})"),
         EventKind::Mark { label } => format!("mark: {label}"),
     }
@@ -634,7 +639,8 @@ mod tests {
         let row = &proof.rows(utilization)[0];
         assert!(!row.pending);
         assert_eq!(row.kind, "action");
-        assert_eq!(row.event, "action webhook");
+        // A kind word, as rows stored before actions were described carry, reads as words.
+        assert_eq!(row.event, "Call a webhook");
         assert_eq!(row.applied.as_deref(), Some("maxmemory 3mb → 64mb"));
         assert_eq!(row.outcome.as_deref(), Some("rolled back"));
         assert_eq!(
