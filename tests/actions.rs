@@ -369,7 +369,9 @@ fn a_tripped_guardrail_rolls_back_at_once() {
         &server,
         "/api/audit?kind=action",
         "the guardrail rollback",
-        |b| b.contains("memory: command rolled back (guardrail: memory/used_pct at"),
+        |b| {
+            b.contains("memory: Run command /bin/true — rolled back (guardrail: memory/used_pct at")
+        },
     );
     assert!(audit.contains("is above 0.5"), "{audit:.2000}");
     assert!(

@@ -376,7 +376,7 @@ async fn the_backtest_agrees_with_a_firing_alert_on_an_alternating_series() {
         "the backtest agrees with the firing alert: {backtest}"
     );
     let saved = text_of(client, ".target-editor .muted").await;
-    assert!(saved.contains("(breaches above 55 "), "{saved}");
+    assert!(saved.contains("(breaches above 55)"), "{saved}");
     eventually_text(client, "#resource-status", "the status line", |t| {
         t.contains("Breaching: p95 ")
     })

@@ -28,6 +28,9 @@ pub struct PlotMapping {
     pub y_min: f64,
     pub y_max: f64,
     pub points: usize,
+    /// The first sample on the time axis (later than 0 when a short history is drawn
+    /// from its first sample, not from the start of the range).
+    pub first_point: usize,
 }
 
 impl PlotMapping {
@@ -55,7 +58,9 @@ impl PlotMapping {
             return None;
         }
         let share = (x_px - f64::from(self.left)) / f64::from((self.right - self.left).max(1));
-        Some(((share * (self.points - 1) as f64).round() as usize).min(self.points - 1))
+        let first = self.first_point.min(self.points - 1);
+        let shown = (self.points - 1 - first) as f64;
+        Some((first + (share * shown).round() as usize).min(self.points - 1))
     }
 }
 
@@ -147,12 +152,24 @@ pub fn draw(
     root.fill(&surface).ok()?;
 
     let n = view.means.len();
-    let span_secs = (n.max(1) as f64) * view.step_ms as f64 / 1000.0;
+    let step_secs = view.step_ms as f64 / 1000.0;
+    // Day one: on the shortest range, minutes of history would be a sliver at the right
+    // edge, so the axis starts at the first sample (showing at least a minute); longer
+    // ranges are chosen on purpose and show where the data starts.
+    let first_point = if view.range == crate::resource_data::ChartRange::FiveMinutes {
+        let leading_gap = view.means.iter().position(Option::is_some).unwrap_or(0);
+        let minute = (60_000 / view.step_ms.max(1)).max(1) as usize;
+        leading_gap.min(n.saturating_sub(minute))
+    } else {
+        0
+    };
+    let span_secs = (n.max(1) - first_point) as f64 * step_secs;
     let end_ms = view.start_ms + n.max(1) as i64 * view.step_ms;
     // About one label per 100 px across and 50 px down.
     let x_max_ticks = ((width as i32 - 100) / 100).clamp(2, 10) as usize;
     let y_max_ticks = ((height as i32 - 40) / 50).clamp(3, 8) as usize;
-    let (times, time_step) = time_ticks(view.start_ms, end_ms, x_max_ticks);
+    let shown_start_ms = end_ms - (span_secs * 1000.0) as i64;
+    let (times, time_step) = time_ticks(shown_start_ms, end_ms, x_max_ticks);
     let x_points: Vec<f64> = times.iter().map(|t| (t - end_ms) as f64 / 1000.0).collect();
     let y_axis = value_axis(&view.unit, top, false, y_max_ticks);
     let y_points: Vec<f64> = y_axis.ticks.iter().map(|(v, _)| *v).collect();
@@ -222,7 +239,7 @@ pub fn draw(
     if !view.highs.is_empty() {
         // Minute tier: the min–max band keeps spikes visible under the mean line.
         let band = accent.mix(0.18).filled();
-        let bars = (0..n).filter_map(|i| {
+        let bars = (first_point..n).filter_map(|i| {
             let (lo, hi) = (view.lows[i]?, view.highs[i]?);
             let half = view.step_ms as f64 / 2000.0;
             Some(Rectangle::new(
@@ -239,9 +256,19 @@ pub fn draw(
     // Overlays first, so the edited metric stays on top.
     for (k, overlay) in view.overlays.iter().enumerate() {
         let color = css_color(&format!("--series-{}", k + 1), OVERLAY_FALLBACK[k % 3]);
-        draw_line(&mut chart, &overlay.means, &x_of, color.stroke_width(2))?;
+        draw_line(
+            &mut chart,
+            &overlay.means[first_point.min(overlay.means.len())..],
+            &|i| x_of(i + first_point),
+            color.stroke_width(2),
+        )?;
     }
-    draw_line(&mut chart, &view.means, &x_of, accent.stroke_width(2))?;
+    draw_line(
+        &mut chart,
+        &view.means[first_point..],
+        &|i| x_of(i + first_point),
+        accent.stroke_width(2),
+    )?;
 
     // Event markers: a dashed vertical line per edit, mark or action in the range, with
     // its number in the list under the chart (oldest first) at the top.
@@ -307,6 +334,7 @@ pub fn draw(
         y_min: 0.0,
         y_max: top,
         points: n,
+        first_point,
     })
 }
 

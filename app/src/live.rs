@@ -41,9 +41,10 @@ pub struct Card {
     #[serde(default)]
     pub target_state: TargetState,
     /// The target's statistic the verdict judged (the status's `judged`): the card's big
-    /// number when there is one.
+    /// number when there is one. `f32` like `value`: the wire must read back exactly, and
+    /// serde_json's default float parsing does not round-trip every `f64`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judged: Option<f64>,
+    pub judged: Option<f32>,
     /// What `judged` is: "p95 over 1 m" (the target's statistic and the resource's
     /// window). Only in the overview: it follows the configuration, and every change
     /// publishes a fresh overview.
@@ -100,7 +101,7 @@ pub struct CardTick {
     #[serde(default)]
     pub target_state: TargetState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judged: Option<f64>,
+    pub judged: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -67,7 +67,7 @@ fn tick(at: i64, value: Option<f32>) -> LiveMessage {
             evaluated: true,
             pending: false,
             target_state: engine::model::TargetState::WithinTarget,
-            judged: value.map(f64::from),
+            judged: value,
             advice: None,
             optimizer: None,
         }],

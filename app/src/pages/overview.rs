@@ -275,7 +275,7 @@ fn ResourceCard(card: Card, now_ms: i64) -> impl IntoView {
     let judged = card.judged.filter(|_| card.target.is_some());
     let (big, what, now) = match judged {
         Some(j) => (
-            reading(j),
+            reading(f64::from(j)),
             format!("{metric}, {}", card.judged_label),
             Some(format!("now {}", live.unwrap_or_else(|| "no data".into()))),
         ),

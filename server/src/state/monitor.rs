@@ -936,7 +936,7 @@ impl MonitorTask {
                     &report,
                     problem.is_some(),
                 ),
-                judged: report.judged,
+                judged: report.judged.map(|v| v as f32),
                 advice: report.advice.clone(),
                 optimizer: report.optimizer.clone(),
             });

@@ -57,7 +57,11 @@ impl Monitor {
                     })
                 });
                 let problem = problems.get(resource.id.as_str());
-                let judged = view.status.judged.filter(|_| problem.is_none());
+                let judged = view
+                    .status
+                    .judged
+                    .filter(|_| problem.is_none())
+                    .map(|v| v as f32);
                 Card {
                     id: resource.id.as_str().to_owned(),
                     resource_type: resource.resource_type.to_string(),
