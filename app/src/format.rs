@@ -18,7 +18,8 @@ pub fn reading(value: f64, unit: &str) -> String {
         "bytes" => bytes(value),
         "bytes/s" => format!("{}/s", bytes(value)),
         "ms" => format!("{value:.1} ms"),
-        "" => format!("{value:.2}"),
+        // A plain count or level (a pushed queue depth): "42", "42.5", not "42.00".
+        "" => engine::model::format_number(value),
         other => format!("{value:.2} {other}"),
     }
 }
@@ -84,6 +85,8 @@ mod tests {
         assert_eq!(reading(3.5 * 1024.0 * 1024.0 * 1024.0, "bytes"), "3.5 GiB");
         assert_eq!(reading(0.5234, "tasks"), "0.52 tasks");
         assert_eq!(reading(81.25, "ms"), "81.2 ms");
+        assert_eq!(reading(42.0, ""), "42");
+        assert_eq!(reading(42.46, ""), "42.5");
     }
 
     #[test]
