@@ -309,8 +309,7 @@ pub fn draw(
             .color(&target_color);
         // Estimated, not measured: plotters measures canvas text through a styled DOM
         // element, which the page's Content-Security-Policy (no inline styles) refuses.
-        let (w, h) = (7 * label.chars().count() as u32, 14);
-        let (w, h) = (w as i32, h as i32);
+        let (w, h) = (7 * label.chars().count() as i32, 14);
         let (px, py) = chart.backend_coord(&(-span_secs, limit));
         let y = if py - h - 6 < ys.start {
             py + 5
