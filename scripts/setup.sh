@@ -50,17 +50,18 @@ if [ "${1:-}" = "--test" ]; then
     as_root mkdir -p /etc/postgresql-common
     echo 'create_main_cluster = false' | as_root tee -a /etc/postgresql-common/createcluster.conf >/dev/null
   fi
-  # Redis, memcached, Alertmanager, HAProxy and node_exporter ship init scripts; PID 1 is not systemd here, so
+  # Redis, memcached, Alertmanager, HAProxy, node_exporter and MariaDB ship init scripts; PID 1 is not systemd here, so
   # without a policy-rc.d that refuses, installing them would start daemons on their
-  # default ports. The tests start their own instances on free loopback ports.
-  if ! dpkg -s redis-server memcached prometheus-alertmanager haproxy prometheus-node-exporter >/dev/null 2>&1; then
+  # default ports. The tests start their own instances on free loopback ports (MariaDB
+  # with its own data directory; the package's /var/lib/mysql is never used).
+  if ! dpkg -s redis-server memcached prometheus-alertmanager haproxy prometheus-node-exporter mariadb-server mariadb-client >/dev/null 2>&1; then
     restore_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
       printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
       as_root chmod +x /usr/sbin/policy-rc.d
       restore_policy=1
     fi
-    ensure_apt redis-server memcached prometheus-alertmanager haproxy prometheus-node-exporter
+    ensure_apt redis-server memcached prometheus-alertmanager haproxy prometheus-node-exporter mariadb-server mariadb-client
     if [ "$restore_policy" = 1 ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
   fi
   ensure_apt chromium chromium-driver prometheus nginx postgresql-15 postgresql-15-hypopg dnsmasq-base

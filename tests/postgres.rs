@@ -614,7 +614,8 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
     let deadline = Instant::now() + Duration::from_secs(60);
     let audit = loop {
         let (_, audit) = server.get("/api/audit?kind=action&limit=20");
-        if audit.contains("database:main: Set PostgreSQL work_mem to 64 MB — rolled back") {
+        if audit.contains("database:main: Set database parameter work_mem to 64 MB — rolled back")
+        {
             break audit;
         }
         assert!(
@@ -624,7 +625,7 @@ fn postgres_databases_are_watched_refused_with_reasons_and_survive_the_server_go
         std::thread::sleep(Duration::from_millis(250));
     };
     assert!(
-        audit.contains("database:main: Set PostgreSQL work_mem to 64 MB — succeeded"),
+        audit.contains("database:main: Set database parameter work_mem to 64 MB — succeeded"),
         "{audit:.3000}"
     );
     assert!(

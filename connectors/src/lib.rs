@@ -8,9 +8,13 @@
 //!   cache memory, load-balancer weights). Each implements [`engine::actuator::Actuator`].
 //!
 //! The engine defines the ports and knows no client library; the heavy client crates are
-//! compiled here only.
+//! compiled here only. Settings a connector will not take come back as a [`Refusal`]
+//! (field and rule).
 
 pub mod actuators;
 pub mod files;
+mod refusal;
 pub mod sinks;
 pub mod sources;
+
+pub use refusal::Refusal;

@@ -989,7 +989,7 @@ impl ActionConfig {
     }
 
     /// What the action does, in words with its values: "Set Redis maxmemory to 128 MB",
-    /// "Set PostgreSQL work_mem to 8 MB", "Call webhook http://deployer:8080/scale",
+    /// "Set database parameter work_mem to 8 MB", "Call webhook http://deployer:8080/scale",
     /// "Run command /usr/local/bin/scale-up 2". The one wording of an action wherever it
     /// is shown (audit log, before/after, settings); a URL's credentials and query are
     /// left out, since they may carry a token.
@@ -1005,7 +1005,7 @@ impl ActionConfig {
                 format!("Run command {line}")
             }
             ActionConfig::DatabaseSetting(d) => format!(
-                "Set PostgreSQL {} to {}",
+                "Set database parameter {} to {}",
                 d.parameter,
                 setting_value_words(&d.value)
             ),
@@ -1032,7 +1032,7 @@ impl ActionConfig {
             "recommend" => "Recommend only",
             "webhook" => "Call a webhook",
             "command" => "Run a command",
-            "database_setting" => "Change a PostgreSQL setting",
+            "database_setting" => "Change a database setting",
             "cache_setting" => "Change a cache setting",
             "lb_weights" => "Shift load-balancer weights",
             _ => return None,
@@ -1202,7 +1202,7 @@ impl ActionConfig {
                     return Err(EngineError::invalid(
                         "settings.action.parameter",
                         format!(
-                            "must be a PostgreSQL parameter name like work_mem, got {:?}",
+                            "must be a database parameter name like work_mem or max_connections, got {:?}",
                             d.parameter
                         ),
                     ));
@@ -1839,8 +1839,8 @@ mod tests {
             })
             .describe()
         };
-        assert_eq!(database("8MB"), "Set PostgreSQL work_mem to 8 MB");
-        assert_eq!(database("4096"), "Set PostgreSQL work_mem to 4096");
+        assert_eq!(database("8MB"), "Set database parameter work_mem to 8 MB");
+        assert_eq!(database("4096"), "Set database parameter work_mem to 4096");
         let hook = ActionConfig::Webhook(WebhookAction {
             url: "http://ops:s3cret@deployer:8080/scale?token=abc".into(),
             timeout_ms: 1000,

@@ -589,6 +589,11 @@ pub const SETTLE: &[Settle] = &[
         why: "cumulative statistics are flushed about once a second, then probed",
     },
     Settle {
+        kind: "mysql",
+        secs: 2,
+        why: "global status counters become rates over one poll, then probed",
+    },
+    Settle {
         kind: "redis",
         secs: 10,
         why: "a cleared or resized cache refills before its hit ratio settles",

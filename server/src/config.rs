@@ -202,9 +202,11 @@ pub enum HistoryCommand {
     Stats,
 }
 
-/// The TOML file. Unknown keys are errors: a typo must not be silently ignored.
+/// The TOML file. Unknown keys are errors: a typo must not be silently ignored. The
+/// configured sources' tables (`[[postgres]]`, …) belong to their kinds
+/// (`connectors::sources::KINDS`), which read them from the text with their lines; every
+/// other key is one of these fields or refused.
 #[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
     site_root: Option<PathBuf>,
@@ -233,25 +235,18 @@ struct FileConfig {
     history_hour_days: Option<u32>,
     history_max_mb: Option<u64>,
     #[serde(default)]
-    postgres: Vec<connectors::sources::postgres::PostgresEntry>,
-    #[serde(default)]
-    redis: Vec<connectors::sources::redis::RedisEntry>,
-    #[serde(default)]
-    memcached: Vec<connectors::sources::memcached::MemcachedEntry>,
-    #[serde(default)]
-    haproxy: Vec<connectors::sources::haproxy::HaproxyEntry>,
-    #[serde(default)]
-    lb_pool: Vec<connectors::sources::pool::PoolEntry>,
-    #[serde(default)]
-    nginx: Vec<connectors::sources::nginx::NginxEntry>,
-    #[serde(default)]
-    prometheus: Vec<connectors::sources::prometheus::PrometheusEntry>,
-    #[serde(default)]
     cache_level: Vec<CacheLevelEntry>,
     #[serde(default)]
     alert_channel: Vec<connectors::sinks::ChannelEntry>,
     alerts: Option<AlertsFile>,
     report: Option<ReportFile>,
+    /// Every other top-level key: a configured kind's table, or a mistake.
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+    /// The configured kinds' entries, each read by its kind from the text, in the order
+    /// of `connectors::sources::KINDS`.
+    #[serde(skip)]
+    sources: Vec<ConfiguredEntry>,
 }
 
 /// The `[report]` table: a performance report sent through channels on a schedule.
@@ -309,10 +304,10 @@ pub struct CacheLevelEntry {
     pub level: u8,
 }
 
-/// One database or cache of the configuration file: its table, name and settings.
+/// One configured source of the configuration file: its table, name and settings.
 #[derive(Debug, Clone)]
 pub struct ConfiguredEntry {
-    /// `postgres`, `redis`, `memcached`, `haproxy`: the table it came from, for messages.
+    /// `postgres`, `redis`, `memcached`, `haproxy`, …: the table it came from, for messages.
     pub table: &'static str,
     pub name: String,
     pub settings: connectors::sources::Configured,
@@ -402,9 +397,9 @@ impl PublicUrl {
 /// The effective settings after merging flags, environment, file and defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `[[postgres]]`, `[[redis]]`, `[[memcached]]`, `[[haproxy]]`: databases, caches and
-    /// load balancers to watch, added
-    /// (or updated) at start-up as changes.
+    /// Every configured kind's entries (`[[postgres]]`, `[[redis]]`, …): databases,
+    /// caches, load balancers and fleets to watch, added (or updated) at start-up as
+    /// changes.
     pub configured: Vec<ConfiguredEntry>,
     /// `[[cache_level]]`: more levels of cache groups.
     pub cache_levels: Vec<CacheLevelEntry>,
@@ -785,16 +780,64 @@ fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|err| {
-        let offset = err.span().map(|span| span.start).unwrap_or(0);
+    let at = |offset: usize, message: String| {
         let (line, column) = line_and_column(text, offset);
         ConfigError::Parse {
             path: path.to_owned(),
             line,
             column,
-            message: err.message().trim().to_owned(),
+            message,
         }
-    })
+    };
+    let parse_error = |err: toml::de::Error| {
+        at(
+            err.span().map(|span| span.start).unwrap_or(0),
+            err.message().trim().to_owned(),
+        )
+    };
+    let mut file: FileConfig = toml::from_str(text).map_err(parse_error)?;
+    if let Some(key) = file
+        .other
+        .keys()
+        .find(|key| connectors::sources::kind_of_table(key).is_none())
+    {
+        let tables: Vec<String> = connectors::sources::KINDS
+            .iter()
+            .map(|kind| format!("[[{}]]", kind.toml_table))
+            .collect();
+        return Err(at(
+            key_offset(text, key),
+            format!(
+                "unknown field `{key}`: neither a setting nor a source's table ({})",
+                tables.join(", ")
+            ),
+        ));
+    }
+    for kind in connectors::sources::KINDS {
+        if !file.other.contains_key(kind.toml_table) {
+            continue;
+        }
+        for (name, settings) in kind.entries(text).map_err(parse_error)? {
+            file.sources.push(ConfiguredEntry {
+                table: kind.toml_table,
+                name,
+                settings,
+            });
+        }
+    }
+    Ok(file)
+}
+
+/// Where the top-level key `key` starts in `text` (the start when it cannot be found).
+fn key_offset(text: &str, key: &str) -> usize {
+    toml::from_str::<std::collections::BTreeMap<toml::Spanned<String>, serde::de::IgnoredAny>>(text)
+        .ok()
+        .and_then(|keys| {
+            keys.into_keys()
+                .find(|found| found.get_ref() == key)
+                .map(|found| found.span().start)
+        })
+        .unwrap_or(0)
 }
 
 /// 1-based line and column of a byte offset, the way editors count.
@@ -932,7 +975,8 @@ fn cache_levels(file: &FileConfig) -> Result<Vec<CacheLevelEntry>, ConfigError> 
         };
         engine::model::ResourceId::new(&entry.resource)
             .map_err(|err| invalid(format!("resource: {err}")))?;
-        connectors::sources::secret::check_group(&entry.group).map_err(invalid)?;
+        connectors::sources::secret::check_group(&entry.group)
+            .map_err(|refusal| invalid(refusal.to_string()))?;
         if !(1..=9).contains(&entry.level) {
             return Err(invalid(format!(
                 "level: must be between 1 and 9, got {}",
@@ -943,69 +987,34 @@ fn cache_levels(file: &FileConfig) -> Result<Vec<CacheLevelEntry>, ConfigError> 
     Ok(file.cache_level.clone())
 }
 
-/// The `[[postgres]]`, `[[redis]]`, `[[memcached]]` and `[[haproxy]]` entries, each
-/// checked without connecting; names are unique per resource id (`database:x`,
-/// `cache:x`, `lb:x`).
+/// The configured sources' entries (`[[postgres]]`, `[[redis]]`, …, every kind of
+/// `connectors::sources::KINDS`), each checked without connecting; names are unique per
+/// resource id (`database:x`, `cache:x`, `lb:x`, `fleet:x`).
 fn configured_entries(file: &FileConfig) -> Result<Vec<ConfiguredEntry>, ConfigError> {
-    use connectors::sources::Configured;
-    let entries = file
-        .postgres
-        .iter()
-        .map(|e| ("postgres", &e.name, Configured::Postgres(e.settings())))
-        .chain(
-            file.redis
-                .iter()
-                .map(|e| ("redis", &e.name, Configured::Redis(e.settings()))),
-        )
-        .chain(
-            file.memcached
-                .iter()
-                .map(|e| ("memcached", &e.name, Configured::Memcached(e.settings()))),
-        )
-        .chain(
-            file.haproxy
-                .iter()
-                .map(|e| ("haproxy", &e.name, Configured::Haproxy(e.settings()))),
-        )
-        .chain(
-            file.lb_pool
-                .iter()
-                .map(|e| ("lb_pool", &e.name, Configured::Pool(e.settings()))),
-        )
-        .chain(
-            file.nginx
-                .iter()
-                .map(|e| ("nginx", &e.name, Configured::Nginx(e.settings()))),
-        )
-        .chain(
-            file.prometheus
-                .iter()
-                .map(|e| ("prometheus", &e.name, Configured::Prometheus(e.settings()))),
-        );
     let mut ids = std::collections::BTreeSet::new();
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
-    let mut out = Vec::new();
-    for (table, name, settings) in entries {
-        let n = counts.entry(table).or_default();
+    for entry in &file.sources {
+        let n = counts.entry(entry.table).or_default();
         *n += 1;
         let invalid = |rule: String| ConfigError::Invalid {
-            field: table,
-            rule: format!("entry {n} ({name:?}): {rule}"),
+            field: entry.table,
+            rule: format!("entry {n} ({:?}): {rule}", entry.name),
         };
-        let id = settings.resource_id(name).map_err(invalid)?;
-        settings.validate().map_err(invalid)?;
+        let id = entry
+            .settings
+            .resource_id(&entry.name)
+            .map_err(|refusal| invalid(refusal.to_string()))?;
+        entry
+            .settings
+            .validate()
+            .map_err(|refusal| invalid(refusal.to_string()))?;
         if !ids.insert(id.clone()) {
             return Err(invalid(format!(
                 "repeats the resource id {id}; names must be unique among databases and among caches"
             )));
         }
-        out.push(ConfiguredEntry {
-            table,
-            name: name.clone(),
-            settings,
-        });
     }
-    Ok(out)
+    Ok(file.sources.clone())
 }
 
 #[cfg(test)]
@@ -1053,6 +1062,42 @@ mod tests {
                 .is_err(),
             "memcached takes no password"
         );
+    }
+
+    #[test]
+    fn kinds_read_their_own_tables_and_an_unknown_table_is_refused_with_its_line() {
+        let err = parse("listen = \"127.0.0.1:4000\"\n\n[[postgress]]\nname = \"a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config file perfpilot.toml: line 3, column "),
+            "{err}"
+        );
+        assert!(err.contains("unknown field `postgress`"), "{err}");
+        assert!(
+            err.contains("[[postgres]]"),
+            "the known tables are listed: {err}"
+        );
+        // An error inside a kind's table names its own line.
+        let err =
+            parse("[[redis]]\nname = \"c\"\nurl = \"redis://127.0.0.1:6379\"\nurll = \"x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("line 4,"), "{err}");
+        assert!(err.contains("unknown field `urll`"), "{err}");
+        let err = parse("[[nginx]]\nname = \"web\"\nurl = 7\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3,"), "{err}");
+        // Entries come in the order of the kinds, whatever the file's order.
+        let file = parse(
+            "[[memcached]]\nname = \"m\"\naddress = \"127.0.0.1:11211\"\n\n[[postgres]]\nname = \"d\"\nurl = \"postgresql://perf@127.0.0.1/app\"\n",
+        )
+        .unwrap();
+        let entries = configured_entries(&file).unwrap();
+        let found: Vec<(&str, &str)> = entries.iter().map(|e| (e.table, e.name.as_str())).collect();
+        assert_eq!(found, [("postgres", "d"), ("memcached", "m")]);
+        assert_eq!(entries[0].settings.kind(), "postgres");
     }
 
     #[test]

@@ -209,6 +209,7 @@ fn source_rows(
 fn source_kind(kind: &str) -> (u8, String) {
     let (rank, words) = match kind {
         "postgres" => (1, "PostgreSQL"),
+        "mysql" => (1, "MySQL/MariaDB"),
         "redis" => (2, "Redis"),
         "memcached" => (2, "memcached"),
         "haproxy" => (3, "HAProxy"),

@@ -19,6 +19,7 @@ use engine::source::BoxFuture;
 use crate::sources::memcached::{Connection, MemcachedSettings};
 use crate::sources::redis::{self, RedisSettings};
 use crate::sources::Configured;
+use crate::Refusal;
 
 /// `maxmemory-policy` values Redis accepts.
 const POLICIES: &[&str] = &[
@@ -41,14 +42,18 @@ pub enum Cache {
 
 impl Cache {
     pub fn of(source: Option<&engine::model::SourceSpec>) -> Result<Cache, String> {
-        match source.map(Configured::from_spec) {
-            Some(Ok(Configured::Redis(s))) => Ok(Cache::Redis(s)),
-            Some(Ok(Configured::Memcached(s))) => Ok(Cache::Memcached(s)),
-            _ => Err(
-                "this resource is not a Redis or memcached cache; a cache setting cannot be tuned here"
-                    .into(),
-            ),
+        let configured = source.and_then(|spec| Configured::from_spec(spec).ok());
+        let configured = configured.as_ref();
+        if let Some(s) = configured.and_then(Configured::settings::<RedisSettings>) {
+            return Ok(Cache::Redis(s.clone()));
         }
+        if let Some(s) = configured.and_then(Configured::settings::<MemcachedSettings>) {
+            return Ok(Cache::Memcached(s.clone()));
+        }
+        Err(
+            "this resource is not a Redis or memcached cache; a cache setting cannot be tuned here"
+                .into(),
+        )
     }
 }
 
@@ -69,14 +74,16 @@ pub fn parse_bytes(value: &str) -> Option<u64> {
 
 /// Checks an action when it is saved against the cache it is saved on; the error names
 /// the field and the rule.
-pub fn validate(action: &CacheSettingAction, cache: &Cache) -> Result<(), String> {
+pub fn validate(action: &CacheSettingAction, cache: &Cache) -> Result<(), Refusal> {
+    let value = |rule: String| Err(Refusal::new("settings.action.value", rule));
+    let parameter = |rule: String| Err(Refusal::new("settings.action.parameter", rule));
     match (cache, action.parameter.as_str()) {
         (Cache::Redis(_), "maxmemory") | (Cache::Memcached(_), "cache_memlimit") => {
             match parse_bytes(&action.value) {
-                Some(0) => Err("settings.action.value: 0 means no limit; perfpilot only sets a bound".into()),
+                Some(0) => value("0 means no limit; perfpilot only sets a bound".into()),
                 Some(_) => Ok(()),
-                None => Err(format!(
-                    "settings.action.value: must be a size like 256mb or 1gb, got {:?}",
+                None => value(format!(
+                    "must be a size like 256mb or 1gb, got {:?}",
                     action.value
                 )),
             }
@@ -85,18 +92,18 @@ pub fn validate(action: &CacheSettingAction, cache: &Cache) -> Result<(), String
             if POLICIES.contains(&action.value.as_str()) {
                 Ok(())
             } else {
-                Err(format!(
-                    "settings.action.value: must be one of {}, got {:?}",
+                value(format!(
+                    "must be one of {}, got {:?}",
                     POLICIES.join(", "),
                     action.value
                 ))
             }
         }
-        (Cache::Redis(_), other) => Err(format!(
-            "settings.action.parameter: {other} is not one perfpilot tunes on Redis (allowed: maxmemory, maxmemory-policy)"
+        (Cache::Redis(_), other) => parameter(format!(
+            "{other} is not one perfpilot tunes on Redis (allowed: maxmemory, maxmemory-policy)"
         )),
-        (Cache::Memcached(_), other) => Err(format!(
-            "settings.action.parameter: {other} is not one perfpilot tunes on memcached (allowed: cache_memlimit)"
+        (Cache::Memcached(_), other) => parameter(format!(
+            "{other} is not one perfpilot tunes on memcached (allowed: cache_memlimit)"
         )),
     }
 }
@@ -421,12 +428,19 @@ mod tests {
         assert!(validate(&action("maxmemory-policy", "allkeys-lru"), &redis).is_ok());
         assert!(validate(&action("maxmemory", "0"), &redis)
             .unwrap_err()
+            .rule
             .contains("no limit"));
-        assert!(validate(&action("maxmemory-policy", "lru"), &redis)
-            .unwrap_err()
-            .starts_with("settings.action.value:"));
-        assert!(validate(&action("save", "900 1"), &redis)
-            .unwrap_err()
-            .starts_with("settings.action.parameter:"));
+        assert_eq!(
+            validate(&action("maxmemory-policy", "lru"), &redis)
+                .unwrap_err()
+                .field,
+            "settings.action.value"
+        );
+        assert_eq!(
+            validate(&action("save", "900 1"), &redis)
+                .unwrap_err()
+                .field,
+            "settings.action.parameter"
+        );
     }
 }

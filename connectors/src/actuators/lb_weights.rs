@@ -42,12 +42,12 @@ pub struct ServerReading {
 
 /// The pool an action acts on.
 pub fn pool_of(source: Option<&engine::model::SourceSpec>) -> Result<HaproxySettings, String> {
-    match source.map(Configured::from_spec) {
-        Some(Ok(Configured::Haproxy(s))) => Ok(s),
-        _ => Err(
-            "this resource is not a HAProxy backend pool; weights cannot be shifted here".into(),
-        ),
-    }
+    source
+        .and_then(|spec| Configured::from_spec(spec).ok())
+        .and_then(|configured| configured.settings::<HaproxySettings>().cloned())
+        .ok_or_else(|| {
+            "this resource is not a HAProxy backend pool; weights cannot be shifted here".into()
+        })
 }
 
 /// The weights `step_pct` of the way toward each serving server's capacity share; the

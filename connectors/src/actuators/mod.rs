@@ -13,6 +13,7 @@ use engine::model::{ActionConfig, SourceSpec};
 pub mod cache_setting;
 pub mod command;
 pub mod lb_weights;
+pub mod mysql_setting;
 pub mod postgres_setting;
 pub mod webhook;
 
@@ -57,6 +58,9 @@ impl Actuators {
         source: Option<&SourceSpec>,
     ) -> Option<Arc<dyn Actuator>> {
         match action {
+            ActionConfig::DatabaseSetting(d) if is_mysql(source) => Some(Arc::new(
+                mysql_setting::MysqlSetting::new(d.clone(), mysql_settings(source)),
+            )),
             ActionConfig::DatabaseSetting(d) => Some(Arc::new(
                 postgres_setting::PostgresSetting::new(d.clone(), database_settings(source)),
             )),
@@ -192,36 +196,53 @@ impl Actuators {
 }
 
 /// The database a resource's source describes, for actuators that act on it.
+/// A database setting is tuned by the client of the database's kind.
+fn is_mysql(source: Option<&SourceSpec>) -> bool {
+    source.is_some_and(|spec| spec.kind == crate::sources::mysql::KIND)
+}
+
+fn mysql_settings(
+    source: Option<&SourceSpec>,
+) -> Result<crate::sources::mysql::MysqlSettings, String> {
+    match source {
+        Some(spec) => crate::sources::mysql::MysqlSettings::from_spec(spec).map_err(String::from),
+        None => Err("this resource is not a MySQL database".into()),
+    }
+}
+
 fn database_settings(
     source: Option<&SourceSpec>,
 ) -> Result<crate::sources::postgres::PostgresSettings, String> {
     match source {
         Some(spec) if spec.kind == crate::sources::postgres::KIND => {
-            crate::sources::postgres::PostgresSettings::from_spec(spec)
+            crate::sources::postgres::PostgresSettings::from_spec(spec).map_err(String::from)
         }
         _ => Err(
-            "this resource is not a PostgreSQL database; a database setting cannot be tuned here"
+            "this resource is not a PostgreSQL or MySQL database; a database setting cannot be tuned here"
                 .into(),
         ),
     }
 }
 
 /// Checks an action against the resource it is saved on, beyond what the engine checks;
-/// the error names the field and the rule.
-pub fn validate(action: &ActionConfig, source: Option<&SourceSpec>) -> Result<(), String> {
+/// the refusal names the field and the rule.
+pub fn validate(action: &ActionConfig, source: Option<&SourceSpec>) -> Result<(), crate::Refusal> {
+    // An action that does not fit the resource at all is the action's fault as a whole.
+    let misplaced = |rule: String| crate::Refusal::new("settings.action", rule);
     match action {
+        ActionConfig::DatabaseSetting(d) if is_mysql(source) => {
+            mysql_settings(source).map_err(misplaced)?;
+            mysql_setting::validate(d)
+        }
         ActionConfig::DatabaseSetting(d) => {
-            database_settings(source).map_err(|rule| format!("settings.action: {rule}"))?;
+            database_settings(source).map_err(misplaced)?;
             postgres_setting::validate(d)
         }
         ActionConfig::CacheSetting(c) => {
-            let cache = cache_setting::Cache::of(source)
-                .map_err(|rule| format!("settings.action: {rule}"))?;
+            let cache = cache_setting::Cache::of(source).map_err(misplaced)?;
             cache_setting::validate(c, &cache)
         }
-        ActionConfig::LbWeights(_) => lb_weights::pool_of(source)
-            .map(drop)
-            .map_err(|rule| format!("settings.action: {rule}")),
+        ActionConfig::LbWeights(_) => lb_weights::pool_of(source).map(drop).map_err(misplaced),
         _ => Ok(()),
     }
 }

@@ -26,6 +26,7 @@ use engine::source::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::sources::postgres::{self, PostgresSettings};
+use crate::Refusal;
 
 /// Parameters perfpilot may change: reloadable, bounded in effect.
 pub const ALLOWED: &[&str] = &[
@@ -60,22 +61,31 @@ const NEEDS_RESTART: &[&str] = &[
 ];
 
 /// Checks an action when it is saved; the error names the field and the rule.
-pub fn validate(action: &DatabaseSettingAction) -> Result<(), String> {
+pub fn validate(action: &DatabaseSettingAction) -> Result<(), Refusal> {
     if NEEDS_RESTART.contains(&action.parameter.as_str()) {
-        return Err(format!(
-            "settings.action.parameter: {} needs a restart of PostgreSQL to change; perfpilot only changes settings a reload applies (PostgreSQL would silently ignore it until then)",
-            action.parameter
+        return Err(Refusal::new(
+            "settings.action.parameter",
+            format!(
+                "{} needs a restart of PostgreSQL to change; perfpilot only changes settings a reload applies (PostgreSQL would silently ignore it until then)",
+                action.parameter
+            ),
         ));
     }
     if !ALLOWED.contains(&action.parameter.as_str()) {
-        return Err(format!(
-            "settings.action.parameter: {} is not one perfpilot tunes (allowed: {})",
-            action.parameter,
-            ALLOWED.join(", ")
+        return Err(Refusal::new(
+            "settings.action.parameter",
+            format!(
+                "{} is not one perfpilot tunes (allowed: {})",
+                action.parameter,
+                ALLOWED.join(", ")
+            ),
         ));
     }
     if action.value.contains('\'') {
-        return Err("settings.action.value: must not contain a quote".into());
+        return Err(Refusal::new(
+            "settings.action.value",
+            "must not contain a quote",
+        ));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use engine::series::{SeriesInfo, Tick, UnixMillis};
 use engine::source::SourceMark;
 
 use super::MetricDef;
+use crate::Refusal;
 
 /// Probes kept for the client-side percentiles (a minute at 1 Hz).
 const PROBE_WINDOW: usize = 60;
@@ -26,33 +27,40 @@ const COLD_KEPT: usize = 10;
 pub(crate) fn validate_warm(
     url: &Option<String>,
     command: &Option<Vec<String>>,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     if let Some(url) = url {
         if !url.starts_with("http://") || url.len() > 2048 || url.chars().any(char::is_whitespace) {
-            return Err(format!("warm_url: must be an http:// URL, got {url:?}"));
+            return Err(Refusal::new(
+                "warm_url",
+                format!("must be an http:// URL, got {url:?}"),
+            ));
         }
     }
     if let Some(command) = command {
         if command.first().is_none_or(|p| !p.starts_with('/')) || command.len() > 64 {
-            return Err("warm_command: must be an absolute program path and its arguments, like [\"/usr/local/bin/warm\", \"--all\"]".into());
+            return Err(Refusal::new("warm_command", "must be an absolute program path and its arguments, like [\"/usr/local/bin/warm\", \"--all\"]"));
         }
     }
     if url.is_some() && command.is_some() {
-        return Err("warm_url: give either warm_url or warm_command, not both".into());
+        return Err(Refusal::new(
+            "warm_url",
+            "give either warm_url or warm_command, not both",
+        ));
     }
     Ok(())
 }
 
 /// Checks the hook an application owning its invalidation gets: an `http://` URL.
-pub(crate) fn validate_hook(url: &Option<String>) -> Result<(), String> {
+pub(crate) fn validate_hook(url: &Option<String>) -> Result<(), Refusal> {
     match url {
         Some(url)
             if !url.starts_with("http://")
                 || url.len() > 2048
                 || url.chars().any(char::is_whitespace) =>
         {
-            Err(format!(
-                "invalidate_url: must be an http:// URL, got {url:?}"
+            Err(Refusal::new(
+                "invalidate_url",
+                format!("must be an http:// URL, got {url:?}"),
             ))
         }
         _ => Ok(()),
@@ -84,8 +92,78 @@ pub(crate) fn warm_action(
 }
 
 /// The resource id of a cache: `cache:<name>`.
-pub fn resource_id(name: &str) -> Result<ResourceId, String> {
-    ResourceId::new(&format!("cache:{name}")).map_err(|err| format!("name: {err}"))
+pub fn resource_id(name: &str) -> Result<ResourceId, Refusal> {
+    ResourceId::new(&format!("cache:{name}")).map_err(|err| Refusal::new("name", err.to_string()))
+}
+
+/// What a preview or an invalidation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Matching {
+    /// Keys that matched (and, for an invalidation, were unlinked).
+    pub keys: u64,
+    /// About how many keys were looked at.
+    pub scanned: u64,
+    /// The whole keyspace was scanned (no bound was hit).
+    pub complete: bool,
+}
+
+/// A cache added from the Settings form or `POST /api/v1/caches`: the fields Redis and
+/// memcached share, blanks already dropped.
+#[derive(Debug, Clone, Default)]
+pub struct NewCache {
+    /// `redis` or `memcached`.
+    pub kind: String,
+    /// A Redis URL, or memcached's `host:port`.
+    pub address: String,
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub password_env: Option<String>,
+    pub group: Option<String>,
+    pub level: u8,
+}
+
+/// The settings of a cache added from the form, with the defaults of everything the
+/// form does not ask (warm-up and invalidation hooks are the configuration file's).
+pub fn configured(new: NewCache) -> Result<super::Configured, Refusal> {
+    use super::{memcached, redis};
+    match new.kind.as_str() {
+        redis::KIND => Ok(super::Configured::new(redis::RedisSettings {
+            url: new.address,
+            tls_ca_file: new.tls_ca_file,
+            username: new.username,
+            password_file: new.password_file,
+            password_env: new.password_env,
+            group: new.group,
+            level: new.level,
+            max_memory_share_pct: redis::default_max_memory_share_pct(),
+            rewrite_config: false,
+            warm_url: None,
+            warm_command: None,
+            invalidate_url: None,
+        })),
+        memcached::KIND => {
+            if new.username.is_some() || new.password_file.is_some() || new.password_env.is_some() {
+                return Err(Refusal::new(
+                    "password",
+                    "memcached's text protocol has no authentication or TLS; leave username, password and CA file empty",
+                ));
+            }
+            Ok(super::Configured::new(memcached::MemcachedSettings {
+                address: new.address,
+                group: new.group,
+                level: new.level,
+                max_memory_share_pct: redis::default_max_memory_share_pct(),
+                warm_url: None,
+                warm_command: None,
+                invalidate_url: None,
+            }))
+        }
+        other => Err(Refusal::new(
+            "kind",
+            format!("must be redis or memcached, got {other:?}"),
+        )),
+    }
 }
 
 const METRICS: &[MetricDef] = &[
@@ -112,7 +190,7 @@ pub fn resource(
     name: &str,
     spec: engine::model::SourceSpec,
     defaults: &ResourceSettings,
-) -> Result<Resource, String> {
+) -> Result<Resource, Refusal> {
     let id = resource_id(name)?;
     let mut resource = Resource::new(id, ResourceType::Cache, name);
     resource.metrics = MetricDef::metrics(METRICS);
@@ -148,7 +226,9 @@ pub fn resource(
         },
     ];
     resource.source = Some(spec);
-    resource.validate().map_err(|err| err.to_string())?;
+    resource
+        .validate()
+        .map_err(|err| Refusal::of_engine("resource", err))?;
     Ok(resource)
 }
 

@@ -32,11 +32,20 @@ use engine::sync::lock;
 use serde::{Deserialize, Serialize};
 
 use self::runtime_api::{Endpoint, StatRow};
+use super::kind::{self, ConfiguredKind, KindEntry, TableEntry};
 use super::probe::{self, CheckSettings};
-use super::MetricDef;
+use super::{Checked, MetricDef};
+use crate::Refusal;
 
 /// The kind name in a resource's [`SourceSpec`].
 pub const KIND: &str = "haproxy";
+/// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[haproxy]]` table.
+pub const ENTRY: KindEntry = KindEntry {
+    kind: KIND,
+    toml_table: "haproxy",
+    from_spec: kind::decode::<HaproxySettings>,
+    from_toml: kind::table::<HaproxyEntry>,
+};
 /// One runtime API command's budget.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -87,8 +96,14 @@ pub struct HaproxyEntry {
     pub group: Option<String>,
 }
 
-impl HaproxyEntry {
-    pub fn settings(&self) -> HaproxySettings {
+impl TableEntry for HaproxyEntry {
+    type Settings = HaproxySettings;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn settings(&self) -> HaproxySettings {
         HaproxySettings {
             socket: self.socket.clone(),
             backend: self.backend.clone(),
@@ -101,7 +116,7 @@ impl HaproxyEntry {
 }
 
 impl HaproxySettings {
-    pub fn validate(&self) -> Result<Endpoint, String> {
+    pub fn validate(&self) -> Result<Endpoint, Refusal> {
         let endpoint = Endpoint::parse(&self.socket)?;
         if self.backend.is_empty()
             || self.backend.len() > 128
@@ -110,18 +125,21 @@ impl HaproxySettings {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
         {
-            return Err(format!(
-                "backend: must be a HAProxy backend name (letters, digits, - _ . :), got {:?}",
-                self.backend
+            return Err(Refusal::new(
+                "backend",
+                format!(
+                    "must be a HAProxy backend name (letters, digits, - _ . :), got {:?}",
+                    self.backend
+                ),
             ));
         }
         if let Some(check) = &self.check {
             check.validate("check.")?;
         }
         if self.drain_ms > 600_000 {
-            return Err(format!(
-                "drain_ms: must be at most 600000 (10 minutes), got {}",
-                self.drain_ms
+            return Err(Refusal::new(
+                "drain_ms",
+                format!("must be at most 600000 (10 minutes), got {}", self.drain_ms),
             ));
         }
         super::secret::validate_group(&self.group)?;
@@ -132,14 +150,70 @@ impl HaproxySettings {
         super::spec_of(KIND, self)
     }
 
-    pub fn from_spec(spec: &SourceSpec) -> Result<HaproxySettings, String> {
+    pub fn from_spec(spec: &SourceSpec) -> Result<HaproxySettings, Refusal> {
         super::settings_of(spec)
     }
 }
 
+impl ConfiguredKind for HaproxySettings {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn noun(&self) -> &'static str {
+        "load balancer"
+    }
+
+    fn spec(&self) -> SourceSpec {
+        HaproxySettings::spec(self)
+    }
+
+    fn validate(&self) -> Result<(), Refusal> {
+        HaproxySettings::validate(self).map(drop)
+    }
+
+    fn resource_id(&self, name: &str) -> Result<ResourceId, Refusal> {
+        resource_id(name)
+    }
+
+    fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, Refusal> {
+        resource(name, self, defaults)
+    }
+
+    fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+        Box::pin(async move {
+            if password.is_some() {
+                return Err("password: HAProxy's runtime API has no password (protect its socket's mode and owner); leave it empty".to_owned());
+            }
+            let report = check(self).await?;
+            Ok(Checked::found(format!(
+                "{} ({} servers)",
+                report.server_version, report.servers
+            )))
+        })
+    }
+
+    fn source(
+        &self,
+        resource: &Resource,
+        interval: Duration,
+    ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
+        Ok(Box::new(source(resource, self.clone(), interval)?))
+    }
+
+    /// A connection failure is the runtime API's socket's.
+    fn address_field(&self) -> &'static str {
+        "socket"
+    }
+}
+
 /// The resource id of a backend pool: `lb:<name>`.
-pub fn resource_id(name: &str) -> Result<ResourceId, String> {
-    ResourceId::new(&format!("lb:{name}")).map_err(|err| format!("name: {err}"))
+pub fn resource_id(name: &str) -> Result<ResourceId, Refusal> {
+    ResourceId::new(&format!("lb:{name}")).map_err(|err| Refusal::new("name", err.to_string()))
 }
 
 const METRICS: &[MetricDef] = &[
@@ -167,7 +241,7 @@ pub fn resource(
     name: &str,
     settings: &HaproxySettings,
     defaults: &ResourceSettings,
-) -> Result<Resource, String> {
+) -> Result<Resource, Refusal> {
     // A weight shift is rolled back at once if errors double (and rise by a point).
     let guardrails = vec![engine::actuator::Guardrail {
         resource: None,

@@ -21,9 +21,19 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::cache::{Reading, Tracker};
+use super::kind::{self, ConfiguredKind, Keys, KindEntry, TableEntry};
+use super::Checked;
+use crate::Refusal;
 
 /// The kind name in a resource's [`SourceSpec`].
 pub const KIND: &str = "memcached";
+/// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[memcached]]` table.
+pub const ENTRY: KindEntry = KindEntry {
+    kind: KIND,
+    toml_table: "memcached",
+    from_spec: kind::decode::<MemcachedSettings>,
+    from_toml: kind::table::<MemcachedEntry>,
+};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Counters the source cannot do without (a proxy or an old server may lack them).
@@ -76,8 +86,14 @@ pub struct MemcachedEntry {
     pub invalidate_url: Option<String>,
 }
 
-impl MemcachedEntry {
-    pub fn settings(&self) -> MemcachedSettings {
+impl TableEntry for MemcachedEntry {
+    type Settings = MemcachedSettings;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn settings(&self) -> MemcachedSettings {
         MemcachedSettings {
             address: self.address.clone(),
             group: self.group.clone(),
@@ -91,17 +107,23 @@ impl MemcachedEntry {
 }
 
 impl MemcachedSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Refusal> {
         let (host, port) = self.address.rsplit_once(':').ok_or_else(|| {
-            format!(
-                "address: must be host:port, got {:?}",
-                engine::redact::redact(&self.address)
+            Refusal::new(
+                "address",
+                format!(
+                    "must be host:port, got {:?}",
+                    engine::redact::redact(&self.address)
+                ),
             )
         })?;
         if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!(
-                "address: must be host:port with a port 1–65535, got {:?}",
-                engine::redact::redact(&self.address)
+            return Err(Refusal::new(
+                "address",
+                format!(
+                    "must be host:port with a port 1–65535, got {:?}",
+                    engine::redact::redact(&self.address)
+                ),
             ));
         }
         super::secret::validate_group(&self.group)?;
@@ -109,24 +131,84 @@ impl MemcachedSettings {
         super::cache::validate_warm(&self.warm_url, &self.warm_command)?;
         super::cache::validate_hook(&self.invalidate_url)?;
         if !(1..=90).contains(&self.max_memory_share_pct) {
-            return Err(format!(
-                "max_memory_share_pct: must be between 1 and 90, got {}",
-                self.max_memory_share_pct
+            return Err(Refusal::new(
+                "max_memory_share_pct",
+                format!(
+                    "must be between 1 and 90, got {}",
+                    self.max_memory_share_pct
+                ),
             ));
         }
         Ok(())
     }
 
     pub fn spec(&self) -> SourceSpec {
-        SourceSpec {
-            kind: KIND.to_owned(),
-            settings: serde_json::to_value(self).expect("settings always serialize"),
-        }
+        super::spec_of(KIND, self)
     }
 
-    pub fn from_spec(spec: &SourceSpec) -> Result<MemcachedSettings, String> {
-        serde_json::from_value(spec.settings.clone())
-            .map_err(|err| format!("source.settings: {err}"))
+    pub fn from_spec(spec: &SourceSpec) -> Result<MemcachedSettings, Refusal> {
+        super::settings_of(spec)
+    }
+}
+
+impl ConfiguredKind for MemcachedSettings {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn noun(&self) -> &'static str {
+        "cache"
+    }
+
+    fn spec(&self) -> SourceSpec {
+        MemcachedSettings::spec(self)
+    }
+
+    fn validate(&self) -> Result<(), Refusal> {
+        MemcachedSettings::validate(self)
+    }
+
+    fn resource_id(&self, name: &str) -> Result<engine::model::ResourceId, Refusal> {
+        super::cache::resource_id(name)
+    }
+
+    fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, Refusal> {
+        resource(name, self, defaults)
+    }
+
+    fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+        Box::pin(async move {
+            if password.is_some() {
+                return Err("password: memcached's text protocol has no authentication; leave the password empty".to_owned());
+            }
+            let report = check(self).await?;
+            Ok(Checked::found(report.server_version))
+        })
+    }
+
+    fn source(
+        &self,
+        resource: &Resource,
+        interval: Duration,
+    ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
+        Ok(Box::new(source(resource, self.clone(), interval)?))
+    }
+
+    fn warm_action(&self) -> Option<engine::model::ActionConfig> {
+        super::cache::warm_action(&self.warm_url, &self.warm_command)
+    }
+
+    /// memcached cannot list its keys: patterns go to `invalidate_url` only.
+    fn keys(&self) -> Keys {
+        Keys::Unlisted
+    }
+
+    fn invalidate_url(&self) -> Option<&str> {
+        self.invalidate_url.as_deref()
     }
 }
 
@@ -135,7 +217,7 @@ pub fn resource(
     name: &str,
     settings: &MemcachedSettings,
     defaults: &ResourceSettings,
-) -> Result<Resource, String> {
+) -> Result<Resource, Refusal> {
     super::cache::resource(name, settings.spec(), defaults)
 }
 
@@ -423,13 +505,10 @@ mod tests {
             invalidate_url: None,
         };
         assert!(settings("127.0.0.1:11211").validate().is_ok());
-        assert!(settings("127.0.0.1")
-            .validate()
-            .unwrap_err()
-            .starts_with("address:"));
-        assert!(settings("x:0")
-            .validate()
-            .unwrap_err()
-            .starts_with("address:"));
+        assert_eq!(
+            settings("127.0.0.1").validate().unwrap_err().field,
+            "address"
+        );
+        assert_eq!(settings("x:0").validate().unwrap_err().field, "address");
     }
 }

@@ -1,9 +1,11 @@
 //! Sources: one module per kind of thing perfpilot reads, each with its configuration next
 //! to its code. Every one is an [`engine::source`] run by the engine's source runtime.
 //!
-//! [`Configured`] is the one place that knows every kind a resource's source spec can
-//! name (databases, caches, load balancers): adding, checking, starting and describing a configured source
-//! all go through it, so the server has one path for all of them.
+//! [`KINDS`] is the one place that lists every kind a resource's source spec can name
+//! (databases, caches, load balancers, fleets); each kind's settings implement
+//! [`ConfiguredKind`] in its own module. Adding, checking, starting and describing a
+//! configured source all go through [`Configured`], so the server has one path for all of
+//! them and names no kind.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,10 +13,17 @@ use std::time::Duration;
 use engine::model::{Resource, ResourceId, ResourceSettings, SourceSpec};
 use engine::source::runtime::Source;
 
+pub use cache::Matching;
+pub use kind::{ConfiguredKind, Keys, KindEntry, TableEntry};
+
+use crate::Refusal;
+
 pub mod cache;
 pub mod haproxy;
 pub mod host;
+pub mod kind;
 pub mod memcached;
+pub mod mysql;
 pub mod nginx;
 pub mod pool;
 pub mod postgres;
@@ -140,9 +149,10 @@ pub(crate) fn spec_of<T: serde::Serialize>(kind: &str, settings: &T) -> SourceSp
     }
 }
 
-/// Settings back from a resource's source spec; the error names the field.
-pub(crate) fn settings_of<T: serde::de::DeserializeOwned>(spec: &SourceSpec) -> Result<T, String> {
-    serde_json::from_value(spec.settings.clone()).map_err(|err| format!("source.settings: {err}"))
+/// Settings back from a resource's source spec; the refusal names the field.
+pub(crate) fn settings_of<T: serde::de::DeserializeOwned>(spec: &SourceSpec) -> Result<T, Refusal> {
+    serde_json::from_value(spec.settings.clone())
+        .map_err(|err| Refusal::new("source.settings", err.to_string()))
 }
 
 /// The resource a load balancer of any kind is: `lb:<name>` with `metrics`, `defaults`
@@ -153,14 +163,16 @@ pub(crate) fn lb_resource(
     spec: SourceSpec,
     defaults: &ResourceSettings,
     guardrails: Vec<engine::actuator::Guardrail>,
-) -> Result<Resource, String> {
+) -> Result<Resource, Refusal> {
     let id = haproxy::resource_id(name)?;
     let mut resource = Resource::new(id, engine::model::ResourceType::LoadBalancer, name);
     resource.metrics = MetricDef::metrics(metrics);
     resource.settings = defaults.clone();
     resource.settings.guardrails = guardrails;
     resource.source = Some(spec);
-    resource.validate().map_err(|err| err.to_string())?;
+    resource
+        .validate()
+        .map_err(|err| Refusal::of_engine("resource", err))?;
     Ok(resource)
 }
 
@@ -173,23 +185,39 @@ pub fn owns(owns: &[String], resource: &str) -> bool {
     })
 }
 
-/// Checks a configured source's settings without connecting; the error names the field
+/// Checks a configured source's settings without connecting; the refusal names the field
 /// and the rule.
-pub fn validate(spec: &SourceSpec) -> Result<(), String> {
+pub fn validate(spec: &SourceSpec) -> Result<(), Refusal> {
     Configured::from_spec(spec)?.validate()
 }
 
-/// The settings of a configured source, of any kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Configured {
-    Postgres(postgres::PostgresSettings),
-    Redis(redis::RedisSettings),
-    Memcached(memcached::MemcachedSettings),
-    Haproxy(haproxy::HaproxySettings),
-    Pool(pool::PoolSettings),
-    Nginx(nginx::NginxSettings),
-    Prometheus(prometheus::PrometheusSettings),
+/// Every configured kind, in the order the configuration file's tables are applied. A new
+/// kind is its module (settings implementing [`ConfiguredKind`], its `ENTRY`) and one line
+/// here.
+pub static KINDS: &[KindEntry] = &[
+    postgres::ENTRY,
+    mysql::ENTRY,
+    redis::ENTRY,
+    memcached::ENTRY,
+    haproxy::ENTRY,
+    pool::ENTRY,
+    nginx::ENTRY,
+    prometheus::ENTRY,
+];
+
+/// The kind named `kind` in a source spec.
+pub fn kind_named(kind: &str) -> Option<&'static KindEntry> {
+    KINDS.iter().find(|entry| entry.kind == kind)
 }
+
+/// The kind whose table in the configuration file is `[[table]]`.
+pub fn kind_of_table(table: &str) -> Option<&'static KindEntry> {
+    KINDS.iter().find(|entry| entry.toml_table == table)
+}
+
+/// The settings of a configured source, of any kind: the one handle the server holds, each
+/// method the kind's own ([`ConfiguredKind`]).
+pub struct Configured(Box<dyn ConfiguredKind>);
 
 /// What connecting once found: the server's name and version, and what will not work.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,67 +229,89 @@ pub struct Checked {
     pub tuning_unavailable: Option<String>,
 }
 
+impl Checked {
+    /// A check that found the server and nothing more to say.
+    pub fn found(server_version: impl Into<String>) -> Checked {
+        Checked {
+            server_version: server_version.into(),
+            statements: None,
+            tuning_unavailable: None,
+        }
+    }
+}
+
+impl Clone for Configured {
+    fn clone(&self) -> Configured {
+        Configured(self.0.clone_box())
+    }
+}
+
+impl std::fmt::Debug for Configured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// Settings are equal when their specs are (the spec holds the kind and every setting).
+impl PartialEq for Configured {
+    fn eq(&self, other: &Configured) -> bool {
+        self.0.spec() == other.0.spec()
+    }
+}
+
 impl Configured {
-    pub fn from_spec(spec: &SourceSpec) -> Result<Configured, String> {
-        Ok(match spec.kind.as_str() {
-            postgres::KIND => Configured::Postgres(postgres::PostgresSettings::from_spec(spec)?),
-            redis::KIND => Configured::Redis(redis::RedisSettings::from_spec(spec)?),
-            memcached::KIND => {
-                Configured::Memcached(memcached::MemcachedSettings::from_spec(spec)?)
-            }
-            haproxy::KIND => Configured::Haproxy(haproxy::HaproxySettings::from_spec(spec)?),
-            pool::KIND => Configured::Pool(pool::PoolSettings::from_spec(spec)?),
-            nginx::KIND => Configured::Nginx(nginx::NginxSettings::from_spec(spec)?),
-            prometheus::KIND => {
-                Configured::Prometheus(prometheus::PrometheusSettings::from_spec(spec)?)
-            }
-            other => {
-                return Err(format!(
-                "kind: unknown source kind {other:?} (known: postgres, redis, memcached, haproxy, lb_pool, nginx, prometheus)"
-            ))
-            }
-        })
+    pub fn new(settings: impl ConfiguredKind) -> Configured {
+        Configured(Box::new(settings))
+    }
+
+    pub fn from_spec(spec: &SourceSpec) -> Result<Configured, Refusal> {
+        match kind_named(&spec.kind) {
+            Some(entry) => Ok(Configured((entry.from_spec)(spec)?)),
+            None => Err(Refusal::new(
+                "kind",
+                format!(
+                    "unknown source kind {:?} (known: {})",
+                    spec.kind,
+                    KINDS
+                        .iter()
+                        .map(|entry| entry.kind)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// The settings as their own type, for code that works with one kind only (an
+    /// actuator of that kind's settings, a database's index advice).
+    pub fn settings<T: ConfiguredKind>(&self) -> Option<&T> {
+        self.0.as_any().downcast_ref::<T>()
     }
 
     pub fn kind(&self) -> &'static str {
-        match self {
-            Configured::Postgres(_) => postgres::KIND,
-            Configured::Redis(_) => redis::KIND,
-            Configured::Memcached(_) => memcached::KIND,
-            Configured::Haproxy(_) => haproxy::KIND,
-            Configured::Pool(_) => pool::KIND,
-            Configured::Nginx(_) => nginx::KIND,
-            Configured::Prometheus(_) => prometheus::KIND,
-        }
+        self.0.kind()
+    }
+
+    /// What one is called in messages: "database", "cache", "load balancer", "store".
+    pub fn noun(&self) -> &'static str {
+        self.0.noun()
+    }
+
+    /// The field a failure to connect is shown on (`url`, a load balancer's `socket`).
+    pub fn address_field(&self) -> &'static str {
+        self.0.address_field()
     }
 
     pub fn spec(&self) -> SourceSpec {
-        match self {
-            Configured::Postgres(s) => s.spec(),
-            Configured::Redis(s) => s.spec(),
-            Configured::Memcached(s) => s.spec(),
-            Configured::Haproxy(s) => s.spec(),
-            Configured::Pool(s) => s.spec(),
-            Configured::Nginx(s) => s.spec(),
-            Configured::Prometheus(s) => s.spec(),
-        }
+        self.0.spec()
     }
 
     /// Checks new settings without connecting: each kind's rules, then the rule of group
     /// keys ([`engine::names`]). The change path (the API, the Settings forms, the
     /// configuration file) calls this; a running source built from stored settings checks
     /// only its kind's rules, so a group stored before the rule keeps working.
-    pub fn validate(&self) -> Result<(), String> {
-        let kind = match self {
-            Configured::Postgres(s) => s.validate().map(drop),
-            Configured::Redis(s) => s.validate().map(drop),
-            Configured::Memcached(s) => s.validate(),
-            Configured::Haproxy(s) => s.validate().map(drop),
-            Configured::Pool(s) => s.validate(),
-            Configured::Nginx(s) => s.validate(),
-            Configured::Prometheus(s) => s.validate(),
-        };
-        kind?;
+    pub fn validate(&self) -> Result<(), Refusal> {
+        self.0.validate()?;
         match self.group() {
             Some(group) => secret::check_group(group),
             None => Ok(()),
@@ -271,210 +321,67 @@ impl Configured {
     /// The resource id `name` gets: `database:<name>`, `cache:<name>`, `lb:<name>`,
     /// `fleet:<name>`; a name outside the one rule of names ([`engine::names`]) is refused
     /// with the field and the rule.
-    pub fn resource_id(&self, name: &str) -> Result<ResourceId, String> {
-        engine::names::check_resource_name("name", name)?;
-        match self {
-            Configured::Postgres(_) => postgres::resource_id(name),
-            Configured::Redis(_) | Configured::Memcached(_) => cache::resource_id(name),
-            Configured::Haproxy(_) | Configured::Pool(_) | Configured::Nginx(_) => {
-                haproxy::resource_id(name)
-            }
-            Configured::Prometheus(_) => prometheus::resource_id(name),
+    pub fn resource_id(&self, name: &str) -> Result<ResourceId, Refusal> {
+        if let Some(rule) = engine::names::resource_name_rule(name) {
+            return Err(Refusal::new("name", rule));
         }
+        self.0.resource_id(name)
     }
 
-    pub fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, String> {
-        match self {
-            Configured::Postgres(s) => postgres::resource(name, s, defaults),
-            Configured::Redis(s) => redis::resource(name, s, defaults),
-            Configured::Memcached(s) => memcached::resource(name, s, defaults),
-            Configured::Haproxy(s) => haproxy::resource(name, s, defaults),
-            Configured::Pool(s) => pool::resource(name, s, defaults),
-            Configured::Nginx(s) => nginx::resource(name, s, defaults),
-            Configured::Prometheus(s) => prometheus::resource(name, s, defaults),
-        }
+    pub fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, Refusal> {
+        self.0.resource(name, defaults)
     }
 
     /// Where the password is kept: a file, an environment variable (memcached has none).
     pub fn password_location(&self) -> (Option<&PathBuf>, Option<&String>) {
-        match self {
-            Configured::Postgres(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
-            Configured::Redis(s) => (s.password_file.as_ref(), s.password_env.as_ref()),
-            Configured::Prometheus(s) => s.secret_location(),
-            Configured::Memcached(_)
-            | Configured::Haproxy(_)
-            | Configured::Pool(_)
-            | Configured::Nginx(_) => (None, None),
-        }
+        self.0.password_location()
     }
 
     /// Whether this kind can log in with a password at all.
     pub fn takes_password(&self) -> bool {
-        !matches!(
-            self,
-            Configured::Memcached(_)
-                | Configured::Haproxy(_)
-                | Configured::Pool(_)
-                | Configured::Nginx(_)
-        )
+        self.0.takes_password()
     }
 
     /// The password, read now from where the settings say it is (off the async runtime:
-    /// see [`secret::read`]).
+    /// see [`secret::read`]), with the kind's own rules (PostgreSQL's length).
     pub async fn password(&self) -> Result<Option<String>, String> {
-        if let Configured::Postgres(s) = self {
-            // With PostgreSQL's own rule (its length, for SCRAM).
-            return s.password().await;
-        }
-        let (file, env) = self.password_location();
-        let (file, env) = (file.cloned(), env.cloned());
-        secret::read(&file, &env).await
+        self.0.password().await
     }
 
     /// Keeps the password in `path` from now on (a password sent to the server).
     pub fn keep_password_in(&mut self, path: PathBuf) {
-        match self {
-            Configured::Postgres(s) => {
-                s.password_file = Some(path);
-                s.password_env = None;
-            }
-            Configured::Redis(s) => {
-                s.password_file = Some(path);
-                s.password_env = None;
-            }
-            Configured::Prometheus(s) => s.keep_secret_in(path),
-            Configured::Memcached(_)
-            | Configured::Haproxy(_)
-            | Configured::Pool(_)
-            | Configured::Nginx(_) => {}
-        }
+        self.0.keep_password_in(path);
     }
 
     pub fn group(&self) -> Option<&str> {
-        match self {
-            Configured::Postgres(s) => s.group.as_deref(),
-            Configured::Redis(s) => s.group.as_deref(),
-            Configured::Memcached(s) => s.group.as_deref(),
-            Configured::Haproxy(s) => s.group.as_deref(),
-            Configured::Pool(s) => s.group.as_deref(),
-            Configured::Nginx(s) => s.group.as_deref(),
-            Configured::Prometheus(s) => s.group.as_deref(),
-        }
+        self.0.group()
     }
 
     /// What to run when this cache comes back cold (its `warm_url` or `warm_command`).
     pub fn warm_action(&self) -> Option<engine::model::ActionConfig> {
-        match self {
-            Configured::Postgres(_)
-            | Configured::Haproxy(_)
-            | Configured::Pool(_)
-            | Configured::Nginx(_)
-            | Configured::Prometheus(_) => None,
-            Configured::Redis(s) => cache::warm_action(&s.warm_url, &s.warm_command),
-            Configured::Memcached(s) => cache::warm_action(&s.warm_url, &s.warm_command),
-        }
+        self.0.warm_action()
+    }
+
+    /// Whether keys can be invalidated by pattern, and how.
+    pub fn keys(&self) -> Keys {
+        self.0.keys()
     }
 
     /// Where invalidations are handed to the application (a cache's `invalidate_url`).
     pub fn invalidate_url(&self) -> Option<&str> {
-        match self {
-            Configured::Postgres(_)
-            | Configured::Haproxy(_)
-            | Configured::Pool(_)
-            | Configured::Nginx(_)
-            | Configured::Prometheus(_) => None,
-            Configured::Redis(s) => s.invalidate_url.as_deref(),
-            Configured::Memcached(s) => s.invalidate_url.as_deref(),
-        }
+        self.0.invalidate_url()
+    }
+
+    /// Counts (`unlink` false) or unlinks the keys matching `pattern` (caches whose
+    /// [`Configured::keys`] are [`Keys::Listed`]).
+    pub async fn scan_keys(&self, pattern: &str, unlink: bool) -> Result<Matching, String> {
+        self.0.scan_keys(pattern, unlink).await
     }
 
     /// Connects once with `password` (not the stored one: a new password is checked before
     /// it is kept); the error is the reason in a person's words.
     pub async fn check(&self, password: Option<String>) -> Result<Checked, String> {
-        match self {
-            Configured::Postgres(s) => {
-                let report = postgres::check_with(s, password).await?;
-                Ok(Checked {
-                    server_version: format!("PostgreSQL {}", report.server_version),
-                    statements: Some(report.statements),
-                    tuning_unavailable: None,
-                })
-            }
-            Configured::Redis(s) => {
-                let report = redis::check_with(s, password).await?;
-                Ok(Checked {
-                    server_version: report.server_version,
-                    statements: None,
-                    tuning_unavailable: report.tuning_unavailable,
-                })
-            }
-            Configured::Memcached(s) => {
-                if password.is_some() {
-                    return Err("password: memcached's text protocol has no authentication; leave the password empty".into());
-                }
-                let report = memcached::check(s).await?;
-                Ok(Checked {
-                    server_version: report.server_version,
-                    statements: None,
-                    tuning_unavailable: None,
-                })
-            }
-            Configured::Haproxy(s) => {
-                if password.is_some() {
-                    return Err("password: HAProxy's runtime API has no password (protect its socket's mode and owner); leave it empty".into());
-                }
-                let report = haproxy::check(s).await?;
-                Ok(Checked {
-                    server_version: format!(
-                        "{} ({} servers)",
-                        report.server_version, report.servers
-                    ),
-                    statements: None,
-                    tuning_unavailable: None,
-                })
-            }
-            Configured::Nginx(s) => {
-                if password.is_some() {
-                    return Err("password: stub_status has no password; leave it empty".into());
-                }
-                nginx::fetch(s).await?;
-                Ok(Checked {
-                    server_version: "nginx (stub_status)".into(),
-                    statements: None,
-                    tuning_unavailable: None,
-                })
-            }
-            Configured::Prometheus(s) => {
-                let report = prometheus::check(s, password).await?;
-                Ok(Checked {
-                    server_version: format!(
-                        "Prometheus-compatible store ({} hosts, every {} s)",
-                        report.hosts,
-                        report.interval.as_secs()
-                    ),
-                    statements: None,
-                    tuning_unavailable: None,
-                })
-            }
-            Configured::Pool(s) => {
-                if password.is_some() {
-                    return Err("password: a checked pool has no password; leave it empty".into());
-                }
-                s.validate()?;
-                let report = haproxy::CheckReport {
-                    server_version: "checked by perfpilot".into(),
-                    servers: s.targets.len(),
-                };
-                Ok(Checked {
-                    server_version: format!(
-                        "{} ({} servers)",
-                        report.server_version, report.servers
-                    ),
-                    statements: None,
-                    tuning_unavailable: None,
-                })
-            }
-        }
+        self.0.check(password).await
     }
 
     /// The running source of `resource` (whose spec holds these settings).
@@ -483,22 +390,80 @@ impl Configured {
         resource: &Resource,
         interval: Duration,
     ) -> Result<Box<dyn Source>, String> {
-        Ok(match self.clone() {
-            Configured::Postgres(s) => Box::new(postgres::source(resource, s, interval)?),
-            Configured::Redis(s) => Box::new(redis::source(resource, s, interval)?),
-            Configured::Memcached(s) => Box::new(memcached::source(resource, s, interval)?),
-            Configured::Haproxy(s) => Box::new(haproxy::source(resource, s, interval)?),
-            Configured::Pool(s) => Box::new(pool::source(resource, s, interval)?),
-            Configured::Nginx(s) => Box::new(nginx::source(resource, s, interval)?),
-            Configured::Prometheus(s) => Box::new(prometheus::source(resource, s, interval)?),
-        })
+        self.0.source(resource, interval)
     }
 
     /// A fleet's host metrics as these settings define them (fleets only).
     pub fn fleet_metrics(&self) -> Option<Vec<engine::fleet::FleetMetric>> {
-        match self {
-            Configured::Prometheus(s) => s.fleet_metrics().ok(),
-            _ => None,
+        self.0.fleet_metrics()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_listed_once_and_an_unknown_one_is_refused_naming_the_known() {
+        let mut kinds: Vec<&str> = KINDS.iter().map(|k| k.kind).collect();
+        let mut tables: Vec<&str> = KINDS.iter().map(|k| k.toml_table).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        tables.sort_unstable();
+        tables.dedup();
+        assert_eq!(kinds.len(), KINDS.len());
+        assert_eq!(tables.len(), KINDS.len());
+        let err = Configured::from_spec(&SourceSpec {
+            kind: "oracle".into(),
+            settings: serde_json::json!({}),
+        })
+        .unwrap_err();
+        assert_eq!(err.field, "kind");
+        assert!(
+            err.rule.starts_with("unknown source kind \"oracle\""),
+            "{err}"
+        );
+        for kind in KINDS {
+            assert!(err.rule.contains(kind.kind), "{err}");
         }
+    }
+
+    #[test]
+    fn a_kind_round_trips_through_its_table_and_its_spec() {
+        let text = "[[nginx]]\nname = \"web\"\nurl = \"http://127.0.0.1:8080/nginx_status\"\ngroup = \"edge\"\n";
+        let entries = kind_of_table("nginx").unwrap().entries(text).unwrap();
+        assert_eq!(entries.len(), 1);
+        let (name, configured) = &entries[0];
+        assert_eq!(name, "web");
+        assert_eq!(configured.kind(), nginx::KIND);
+        assert_eq!(configured.group(), Some("edge"));
+        let back = Configured::from_spec(&configured.spec()).unwrap();
+        assert_eq!(&back, configured);
+        assert!(back.settings::<nginx::NginxSettings>().is_some());
+        assert!(back.settings::<redis::RedisSettings>().is_none());
+        assert_eq!(back.resource_id("web").unwrap().as_str(), "lb:web");
+        assert_eq!(back.resource_id("Web").unwrap_err().field, "name");
+        // A table the file does not have is no entries, not an error.
+        assert!(kind_of_table("redis")
+            .unwrap()
+            .entries(text)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn defaults_fit_a_kind_without_passwords_keys_or_fleets() {
+        let configured = Configured::new(nginx::NginxSettings {
+            url: "http://127.0.0.1/status".into(),
+            group: None,
+        });
+        assert!(!configured.takes_password());
+        assert_eq!(configured.password_location(), (None, None));
+        assert_eq!(configured.keys(), Keys::None);
+        assert_eq!(configured.invalidate_url(), None);
+        assert!(configured.warm_action().is_none());
+        assert!(configured.fleet_metrics().is_none());
+        assert_eq!(configured.address_field(), "url");
+        assert_eq!(configured.noun(), "load balancer");
     }
 }

@@ -16,10 +16,19 @@ use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::MetricDef;
+use super::kind::{self, ConfiguredKind, KindEntry, TableEntry};
+use super::{Checked, MetricDef};
+use crate::Refusal;
 
 /// The kind name in a resource's [`SourceSpec`].
 pub const KIND: &str = "nginx";
+/// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[nginx]]` table.
+pub const ENTRY: KindEntry = KindEntry {
+    kind: KIND,
+    toml_table: "nginx",
+    from_spec: kind::decode::<NginxSettings>,
+    from_toml: kind::table::<NginxEntry>,
+};
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An nginx's source settings.
@@ -42,8 +51,14 @@ pub struct NginxEntry {
     pub group: Option<String>,
 }
 
-impl NginxEntry {
-    pub fn settings(&self) -> NginxSettings {
+impl TableEntry for NginxEntry {
+    type Settings = NginxSettings;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn settings(&self) -> NginxSettings {
         NginxSettings {
             url: self.url.clone(),
             group: self.group.clone(),
@@ -53,11 +68,14 @@ impl NginxEntry {
 
 impl NginxSettings {
     /// `(host:port, path)` of the status page.
-    fn target(&self) -> Result<(String, String), String> {
+    fn target(&self) -> Result<(String, String), Refusal> {
         let rest = self.url.strip_prefix("http://").ok_or_else(|| {
-            format!(
-                "url: must be the http:// address of nginx's stub_status page, got {:?}",
-                engine::redact::redact(&self.url)
+            Refusal::new(
+                "url",
+                format!(
+                    "must be the http:// address of nginx's stub_status page, got {:?}",
+                    engine::redact::redact(&self.url)
+                ),
             )
         })?;
         let (authority, path) = match rest.find('/') {
@@ -72,15 +90,18 @@ impl NginxSettings {
         if super::probe::split_host_port(&authority).is_none()
             || path.chars().any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(format!(
-                "url: not a usable http:// URL: {:?}",
-                engine::redact::redact(&self.url)
+            return Err(Refusal::new(
+                "url",
+                format!(
+                    "not a usable http:// URL: {:?}",
+                    engine::redact::redact(&self.url)
+                ),
             ));
         }
         Ok((authority, path.to_owned()))
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Refusal> {
         self.target()?;
         super::secret::validate_group(&self.group)
     }
@@ -89,8 +110,56 @@ impl NginxSettings {
         super::spec_of(KIND, self)
     }
 
-    pub fn from_spec(spec: &SourceSpec) -> Result<NginxSettings, String> {
+    pub fn from_spec(spec: &SourceSpec) -> Result<NginxSettings, Refusal> {
         super::settings_of(spec)
+    }
+}
+
+impl ConfiguredKind for NginxSettings {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn noun(&self) -> &'static str {
+        "load balancer"
+    }
+
+    fn spec(&self) -> SourceSpec {
+        NginxSettings::spec(self)
+    }
+
+    fn validate(&self) -> Result<(), Refusal> {
+        NginxSettings::validate(self)
+    }
+
+    fn resource_id(&self, name: &str) -> Result<engine::model::ResourceId, Refusal> {
+        super::haproxy::resource_id(name)
+    }
+
+    fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, Refusal> {
+        resource(name, self, defaults)
+    }
+
+    fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+        Box::pin(async move {
+            if password.is_some() {
+                return Err("password: stub_status has no password; leave it empty".to_owned());
+            }
+            fetch(self).await?;
+            Ok(Checked::found("nginx (stub_status)"))
+        })
+    }
+
+    fn source(
+        &self,
+        resource: &Resource,
+        interval: Duration,
+    ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
+        Ok(Box::new(source(resource, self.clone(), interval)?))
     }
 }
 
@@ -110,7 +179,7 @@ pub fn resource(
     name: &str,
     settings: &NginxSettings,
     defaults: &ResourceSettings,
-) -> Result<Resource, String> {
+) -> Result<Resource, Refusal> {
     super::lb_resource(name, METRICS, settings.spec(), defaults, Vec::new())
 }
 
@@ -330,9 +399,6 @@ mod tests {
             ("127.0.0.1:8080".to_owned(), "/nginx_status".to_owned())
         );
         assert_eq!(s("http://web/status").target().unwrap().0, "web:80");
-        assert!(s("https://x/status")
-            .validate()
-            .unwrap_err()
-            .starts_with("url:"));
+        assert_eq!(s("https://x/status").validate().unwrap_err().field, "url");
     }
 }

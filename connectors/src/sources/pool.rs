@@ -22,11 +22,20 @@ use engine::source::runtime::Polled;
 use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo, SourceMark};
 use serde::{Deserialize, Serialize};
 
+use super::kind::{self, ConfiguredKind, KindEntry, TableEntry};
 use super::probe::{self, CheckSettings, EventLog};
-use super::MetricDef;
+use super::{Checked, MetricDef};
+use crate::Refusal;
 
 /// The kind name in a resource's [`SourceSpec`].
 pub const KIND: &str = "lb_pool";
+/// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[lb_pool]]` table.
+pub const ENTRY: KindEntry = KindEntry {
+    kind: KIND,
+    toml_table: "lb_pool",
+    from_spec: kind::decode::<PoolSettings>,
+    from_toml: kind::table::<PoolEntry>,
+};
 /// The most backends one pool checks.
 const MAX_BACKENDS: usize = 1000;
 /// How long one DNS query may take.
@@ -79,8 +88,14 @@ pub struct PoolEntry {
     pub group: Option<String>,
 }
 
-impl PoolEntry {
-    pub fn settings(&self) -> PoolSettings {
+impl TableEntry for PoolEntry {
+    type Settings = PoolSettings;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn settings(&self) -> PoolSettings {
         PoolSettings {
             targets: self.targets.clone(),
             file_sd: self.file_sd.clone(),
@@ -93,16 +108,20 @@ impl PoolEntry {
 }
 
 impl PoolSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Refusal> {
         if self.targets.is_empty() && self.file_sd.is_none() && self.dns.is_none() {
-            return Err(
-                "targets: a pool needs backends: targets, file_sd or dns (or several)".into(),
-            );
+            return Err(Refusal::new(
+                "targets",
+                "a pool needs backends: targets, file_sd or dns (or several)",
+            ));
         }
         if self.targets.len() > MAX_BACKENDS {
-            return Err(format!(
-                "targets: at most {MAX_BACKENDS} backends, got {}",
-                self.targets.len()
+            return Err(Refusal::new(
+                "targets",
+                format!(
+                    "at most {MAX_BACKENDS} backends, got {}",
+                    self.targets.len()
+                ),
             ));
         }
         if let Some(bad) = self
@@ -110,13 +129,13 @@ impl PoolSettings {
             .iter()
             .find(|t| probe::split_host_port(t).is_none())
         {
-            return Err(format!("targets: {bad:?} is not host:port"));
+            return Err(Refusal::new("targets", format!("{bad:?} is not host:port")));
         }
         if let Some(path) = &self.file_sd {
             if !path.is_absolute() {
-                return Err(format!(
-                    "file_sd: must be an absolute path, got {}",
-                    path.display()
+                return Err(Refusal::new(
+                    "file_sd",
+                    format!("must be an absolute path, got {}", path.display()),
                 ));
             }
         }
@@ -127,15 +146,19 @@ impl PoolSettings {
                 probe::split_host_port(dns).is_some()
             };
             if !ok {
-                return Err(format!(
-                    "dns: must be host:port (A/AAAA) or _service._proto.name (SRV), got {dns:?}"
+                return Err(Refusal::new(
+                    "dns",
+                    format!(
+                        "must be host:port (A/AAAA) or _service._proto.name (SRV), got {dns:?}"
+                    ),
                 ));
             }
         }
         if let Some(server) = &self.dns_server {
             if server.parse::<std::net::SocketAddr>().is_err() {
-                return Err(format!(
-                    "dns_server: must be an address and port like 10.0.0.2:53, got {server:?}"
+                return Err(Refusal::new(
+                    "dns_server",
+                    format!("must be an address and port like 10.0.0.2:53, got {server:?}"),
                 ));
             }
         }
@@ -148,8 +171,60 @@ impl PoolSettings {
         super::spec_of(KIND, self)
     }
 
-    pub fn from_spec(spec: &SourceSpec) -> Result<PoolSettings, String> {
+    pub fn from_spec(spec: &SourceSpec) -> Result<PoolSettings, Refusal> {
         super::settings_of(spec)
+    }
+}
+
+impl ConfiguredKind for PoolSettings {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn noun(&self) -> &'static str {
+        "load balancer"
+    }
+
+    fn spec(&self) -> SourceSpec {
+        PoolSettings::spec(self)
+    }
+
+    fn validate(&self) -> Result<(), Refusal> {
+        PoolSettings::validate(self)
+    }
+
+    fn resource_id(&self, name: &str) -> Result<engine::model::ResourceId, Refusal> {
+        super::haproxy::resource_id(name)
+    }
+
+    fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, Refusal> {
+        resource(name, self, defaults)
+    }
+
+    fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    /// Nothing to connect to: perfpilot checks the backends itself once the pool runs.
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+        Box::pin(async move {
+            if password.is_some() {
+                return Err("password: a checked pool has no password; leave it empty".to_owned());
+            }
+            PoolSettings::validate(self)?;
+            Ok(Checked::found(format!(
+                "checked by perfpilot ({} servers)",
+                self.targets.len()
+            )))
+        })
+    }
+
+    fn source(
+        &self,
+        resource: &Resource,
+        interval: Duration,
+    ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
+        Ok(Box::new(source(resource, self.clone(), interval)?))
     }
 }
 
@@ -170,7 +245,7 @@ pub fn resource(
     name: &str,
     settings: &PoolSettings,
     defaults: &ResourceSettings,
-) -> Result<Resource, String> {
+) -> Result<Resource, Refusal> {
     super::lb_resource(name, METRICS, settings.spec(), defaults, Vec::new())
 }
 
@@ -648,15 +723,15 @@ mod tests {
         };
         assert_eq!(s.validate(), Ok(()));
         s.targets = vec![];
-        assert!(s.validate().unwrap_err().starts_with("targets:"));
+        assert_eq!(s.validate().unwrap_err().field, "targets");
         s.file_sd = Some("relative.json".into());
-        assert!(s.validate().unwrap_err().starts_with("file_sd:"));
+        assert_eq!(s.validate().unwrap_err().field, "file_sd");
         s.file_sd = None;
         s.dns = Some("web.internal".into());
-        assert!(s.validate().unwrap_err().starts_with("dns:"));
+        assert_eq!(s.validate().unwrap_err().field, "dns");
         s.dns = Some("_http._tcp.web.internal".into());
         assert_eq!(s.validate(), Ok(()));
         s.dns_server = Some("localhost".into());
-        assert!(s.validate().unwrap_err().starts_with("dns_server:"));
+        assert_eq!(s.validate().unwrap_err().field, "dns_server");
     }
 }

@@ -22,7 +22,9 @@ use engine::series::{SeriesInfo, Tick, UnixMillis};
 use engine::source::runtime::Polled;
 use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
 
-use super::MetricDef;
+use super::kind::{self, ConfiguredKind, KindEntry, TableEntry};
+use super::{Checked, MetricDef};
+use crate::Refusal;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
@@ -31,6 +33,13 @@ pub mod indexes;
 
 /// The kind name in a resource's [`SourceSpec`].
 pub const KIND: &str = "postgres";
+/// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[postgres]]` table.
+pub const ENTRY: KindEntry = KindEntry {
+    kind: KIND,
+    toml_table: "postgres",
+    from_spec: kind::decode::<PostgresSettings>,
+    from_toml: kind::table::<PostgresEntry>,
+};
 /// Longest a connection attempt (socket, TLS-less startup, authentication) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Probes kept for the client-side percentiles (a minute at 1 Hz).
@@ -150,8 +159,14 @@ pub struct PostgresEntry {
     pub idle_in_transaction_limit_s: u32,
 }
 
-impl PostgresEntry {
-    pub fn settings(&self) -> PostgresSettings {
+impl TableEntry for PostgresEntry {
+    type Settings = PostgresSettings;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn settings(&self) -> PostgresSettings {
         PostgresSettings {
             url: self.url.clone(),
             password_file: self.password_file.clone(),
@@ -165,34 +180,47 @@ impl PostgresEntry {
 }
 
 impl PostgresSettings {
-    /// Checks everything that can be checked without connecting; the error names the
+    /// Checks everything that can be checked without connecting; the refusal names the
     /// field and the rule.
-    pub fn validate(&self) -> Result<Config, String> {
-        let config = Config::from_str(&self.url)
-            .map_err(|err| format!("url: is not a PostgreSQL connection URL ({err})"))?;
+    pub fn validate(&self) -> Result<Config, Refusal> {
+        let config = Config::from_str(&self.url).map_err(|err| {
+            Refusal::new("url", format!("is not a PostgreSQL connection URL ({err})"))
+        })?;
         if config.get_password().is_some() {
-            return Err("url: must not contain a password (it would end up in snapshots and the audit log); use password_file or password_env".into());
+            return Err(Refusal::new("url", "must not contain a password (it would end up in snapshots and the audit log); use password_file or password_env"));
         }
         if config.get_user().is_none() {
-            return Err("url: must name a user, e.g. postgresql://perf@host:5432/app".into());
+            return Err(Refusal::new(
+                "url",
+                "must name a user, e.g. postgresql://perf@host:5432/app",
+            ));
         }
         super::secret::validate(&self.password_file, &self.password_env)?;
         if let Some(query) = &self.probe_query {
             if query.trim().is_empty() || query.len() > 4096 {
-                return Err("probe_query: must be a query of 1–4096 characters".into());
+                return Err(Refusal::new(
+                    "probe_query",
+                    "must be a query of 1–4096 characters",
+                ));
             }
         }
         super::secret::validate_group(&self.group)?;
         if !(1..=86_400).contains(&self.idle_in_transaction_limit_s) {
-            return Err(format!(
-                "idle_in_transaction_limit_s: must be between 1 and 86400, got {}",
-                self.idle_in_transaction_limit_s
+            return Err(Refusal::new(
+                "idle_in_transaction_limit_s",
+                format!(
+                    "must be between 1 and 86400, got {}",
+                    self.idle_in_transaction_limit_s
+                ),
             ));
         }
         if !(100..=60_000).contains(&self.statement_timeout_ms) {
-            return Err(format!(
-                "statement_timeout_ms: must be between 100 and 60000, got {}",
-                self.statement_timeout_ms
+            return Err(Refusal::new(
+                "statement_timeout_ms",
+                format!(
+                    "must be between 100 and 60000, got {}",
+                    self.statement_timeout_ms
+                ),
             ));
         }
         Ok(config)
@@ -219,21 +247,85 @@ impl PostgresSettings {
     }
 
     pub fn spec(&self) -> SourceSpec {
-        SourceSpec {
-            kind: KIND.to_owned(),
-            settings: serde_json::to_value(self).expect("settings always serialize"),
-        }
+        super::spec_of(KIND, self)
     }
 
-    pub fn from_spec(spec: &SourceSpec) -> Result<PostgresSettings, String> {
-        serde_json::from_value(spec.settings.clone())
-            .map_err(|err| format!("source.settings: {err}"))
+    pub fn from_spec(spec: &SourceSpec) -> Result<PostgresSettings, Refusal> {
+        super::settings_of(spec)
+    }
+}
+
+impl ConfiguredKind for PostgresSettings {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn noun(&self) -> &'static str {
+        "database"
+    }
+
+    fn spec(&self) -> SourceSpec {
+        PostgresSettings::spec(self)
+    }
+
+    fn validate(&self) -> Result<(), Refusal> {
+        PostgresSettings::validate(self).map(drop)
+    }
+
+    fn resource_id(&self, name: &str) -> Result<ResourceId, Refusal> {
+        resource_id(name)
+    }
+
+    fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, Refusal> {
+        resource(name, self, defaults)
+    }
+
+    fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+        Box::pin(async move {
+            let report = check_with(self, password).await?;
+            Ok(Checked {
+                server_version: format!("PostgreSQL {}", report.server_version),
+                statements: Some(report.statements),
+                tuning_unavailable: None,
+            })
+        })
+    }
+
+    fn source(
+        &self,
+        resource: &Resource,
+        interval: Duration,
+    ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
+        Ok(Box::new(source(resource, self.clone(), interval)?))
+    }
+
+    fn takes_password(&self) -> bool {
+        true
+    }
+
+    fn password_location(&self) -> (Option<&PathBuf>, Option<&String>) {
+        (self.password_file.as_ref(), self.password_env.as_ref())
+    }
+
+    /// With PostgreSQL's own rule (its length, for SCRAM).
+    fn password(&self) -> BoxFuture<'_, Result<Option<String>, String>> {
+        Box::pin(PostgresSettings::password(self))
+    }
+
+    fn keep_password_in(&mut self, path: PathBuf) {
+        self.password_file = Some(path);
+        self.password_env = None;
     }
 }
 
 /// The resource id of a database: `database:<name>`.
-pub fn resource_id(name: &str) -> Result<ResourceId, String> {
-    ResourceId::new(&format!("database:{name}")).map_err(|err| format!("name: {err}"))
+pub fn resource_id(name: &str) -> Result<ResourceId, Refusal> {
+    ResourceId::new(&format!("database:{name}"))
+        .map_err(|err| Refusal::new("name", err.to_string()))
 }
 
 const METRICS: &[MetricDef] = &[
@@ -260,7 +352,7 @@ pub fn resource(
     name: &str,
     settings: &PostgresSettings,
     defaults: &ResourceSettings,
-) -> Result<Resource, String> {
+) -> Result<Resource, Refusal> {
     let id = resource_id(name)?;
     let mut resource = Resource::new(id, ResourceType::Database, name);
     resource.metrics = MetricDef::metrics(METRICS);
@@ -286,7 +378,9 @@ pub fn resource(
         },
     ];
     resource.source = Some(settings.spec());
-    resource.validate().map_err(|err| err.to_string())?;
+    resource
+        .validate()
+        .map_err(|err| Refusal::of_engine("resource", err))?;
     Ok(resource)
 }
 
@@ -945,7 +1039,8 @@ mod tests {
     fn a_password_in_the_url_is_refused_and_never_echoed() {
         let err = settings("postgresql://perf:hunter2@127.0.0.1/app")
             .validate()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("url: must not contain a password"), "{err}");
         assert!(!err.contains("hunter2"));
         assert!(settings("postgresql://perf@127.0.0.1:5432/app")
@@ -956,7 +1051,7 @@ mod tests {
             password_env: Some("PG_PASS".into()),
             ..settings("postgresql://perf@127.0.0.1/app")
         };
-        assert!(both.validate().unwrap_err().starts_with("password_file:"));
+        assert_eq!(both.validate().unwrap_err().field, "password_file");
     }
 
     #[test]
@@ -969,7 +1064,8 @@ mod tests {
         let mut spec = s.spec();
         spec.settings["password"] = "x".into();
         let err = PostgresSettings::from_spec(&spec).unwrap_err();
-        assert!(err.contains("unknown field `password`"), "{err}");
+        assert_eq!(err.field, "source.settings");
+        assert!(err.rule.contains("unknown field `password`"), "{err}");
     }
 
     #[test]

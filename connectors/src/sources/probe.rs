@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::Refusal;
+
 /// The most of a response a check reads (a health page is small).
 const MAX_RESPONSE: usize = 64 * 1024;
 
@@ -99,24 +101,27 @@ impl Default for CheckSettings {
 
 impl CheckSettings {
     /// The first rule broken, naming the field (`prefix` is where the settings sit).
-    pub fn validate(&self, prefix: &str) -> Result<(), String> {
+    pub fn validate(&self, prefix: &str) -> Result<(), Refusal> {
+        let refuse =
+            |field: &str, rule: String| Err(Refusal::new(format!("{prefix}{field}"), rule));
         if !(100..=60_000).contains(&self.interval_ms) {
-            return Err(format!(
-                "{prefix}interval_ms: must be between 100 and 60000, got {}",
-                self.interval_ms
-            ));
+            return refuse(
+                "interval_ms",
+                format!("must be between 100 and 60000, got {}", self.interval_ms),
+            );
         }
         if !(50..=60_000).contains(&self.timeout_ms) || self.timeout_ms > self.interval_ms * 10 {
-            return Err(format!(
-                "{prefix}timeout_ms: must be between 50 and 60000 and at most 10 intervals, got {}",
-                self.timeout_ms
-            ));
+            return refuse(
+                "timeout_ms",
+                format!(
+                    "must be between 50 and 60000 and at most 10 intervals, got {}",
+                    self.timeout_ms
+                ),
+            );
         }
         for (field, value) in [("rise", self.rise), ("fall", self.fall)] {
             if !(1..=100).contains(&value) {
-                return Err(format!(
-                    "{prefix}{field}: must be between 1 and 100, got {value}"
-                ));
+                return refuse(field, format!("must be between 1 and 100, got {value}"));
             }
         }
         if !self.path.starts_with('/')
@@ -126,26 +131,27 @@ impl CheckSettings {
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(format!(
-                "{prefix}path: must start with / and hold no spaces, got {:?}",
-                self.path
-            ));
+            return refuse(
+                "path",
+                format!("must start with / and hold no spaces, got {:?}", self.path),
+            );
         }
         if let Some(code) = self
             .expect_status
             .iter()
             .find(|c| !(100..=599).contains(*c))
         {
-            return Err(format!(
-                "{prefix}expect_status: {code} is not an HTTP status (100–599)"
-            ));
+            return refuse(
+                "expect_status",
+                format!("{code} is not an HTTP status (100–599)"),
+            );
         }
         if self
             .expect_body
             .as_ref()
             .is_some_and(|b| b.is_empty() || b.len() > 1024)
         {
-            return Err(format!("{prefix}expect_body: must be 1–1024 characters"));
+            return refuse("expect_body", "must be 1–1024 characters".into());
         }
         if let Some(host) = &self.host {
             if host.is_empty()
@@ -154,26 +160,28 @@ impl CheckSettings {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-._:[]".contains(c))
             {
-                return Err(format!("{prefix}host: not a host name: {host:?}"));
+                return refuse("host", format!("not a host name: {host:?}"));
             }
         }
         if let Some(ca) = &self.ca_file {
             if self.kind != CheckKind::Https {
-                return Err(format!("{prefix}ca_file: only https checks use a CA"));
+                return refuse("ca_file", "only https checks use a CA".into());
             }
             if !ca.is_absolute() {
-                return Err(format!(
-                    "{prefix}ca_file: must be an absolute path, got {}",
-                    ca.display()
-                ));
+                return refuse(
+                    "ca_file",
+                    format!("must be an absolute path, got {}", ca.display()),
+                );
             }
         }
         if self.kind == CheckKind::Tcp
             && (self.expect_body.is_some() || !self.expect_status.is_empty())
         {
-            return Err(format!(
-                "{prefix}kind: a tcp check only connects; expect_status and expect_body need http or https"
-            ));
+            return refuse(
+                "kind",
+                "a tcp check only connects; expect_status and expect_body need http or https"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -825,28 +833,26 @@ mod tests {
         let mut s = CheckSettings::default();
         assert_eq!(s.validate("check."), Ok(()));
         s.interval_ms = 10;
-        assert!(s
-            .validate("check.")
-            .unwrap_err()
-            .starts_with("check.interval_ms:"));
+        assert_eq!(s.validate("check.").unwrap_err().field, "check.interval_ms");
         s = CheckSettings::default();
         s.path = "health".into();
-        assert!(s.validate("check.").unwrap_err().starts_with("check.path:"));
+        assert_eq!(s.validate("check.").unwrap_err().field, "check.path");
         s = CheckSettings::default();
         s.expect_status = vec![200, 999];
         assert!(s
             .validate("")
             .unwrap_err()
+            .to_string()
             .starts_with("expect_status: 999"));
         s = CheckSettings {
             kind: CheckKind::Tcp,
             expect_body: Some("ok".into()),
             ..CheckSettings::default()
         };
-        assert!(s.validate("").unwrap_err().starts_with("kind:"));
+        assert_eq!(s.validate("").unwrap_err().field, "kind");
         s = CheckSettings::default();
         s.fall = 0;
-        assert!(s.validate("").unwrap_err().starts_with("fall:"));
+        assert_eq!(s.validate("").unwrap_err().field, "fall");
         s = CheckSettings {
             ca_file: Some("/etc/ca.pem".into()),
             ..CheckSettings::default()
@@ -854,6 +860,7 @@ mod tests {
         assert!(s
             .validate("")
             .unwrap_err()
+            .to_string()
             .starts_with("ca_file: only https"));
         s.kind = CheckKind::Https;
         assert_eq!(s.validate(""), Ok(()));
@@ -861,6 +868,7 @@ mod tests {
         assert!(s
             .validate("")
             .unwrap_err()
+            .to_string()
             .starts_with("ca_file: must be an absolute"));
         let missing = tls_connector_for(std::path::Path::new("/nonexistent/ca.pem"));
         assert!(missing.is_err_and(|e| e.starts_with("ca_file: cannot read /nonexistent/ca.pem")));

@@ -30,11 +30,20 @@ use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
 use engine::sync::lock;
 use serde::{Deserialize, Serialize};
 
-use super::MetricDef;
+use super::kind::{self, ConfiguredKind, KindEntry, TableEntry};
+use super::{Checked, MetricDef};
+use crate::Refusal;
 use api::Store;
 
 /// The kind name in a resource's [`SourceSpec`].
 pub const KIND: &str = "prometheus";
+/// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[prometheus]]` table.
+pub const ENTRY: KindEntry = KindEntry {
+    kind: KIND,
+    toml_table: "prometheus",
+    from_spec: kind::decode::<PrometheusSettings>,
+    from_toml: kind::table::<PrometheusEntry>,
+};
 /// When the store does not publish its scrape interval (and none is configured).
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a host's metric is judged over unless `window_secs` says otherwise.
@@ -149,8 +158,14 @@ pub struct PrometheusEntry {
     pub group: Option<String>,
 }
 
-impl PrometheusEntry {
-    pub fn settings(&self) -> PrometheusSettings {
+impl TableEntry for PrometheusEntry {
+    type Settings = PrometheusSettings;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn settings(&self) -> PrometheusSettings {
         PrometheusSettings {
             url: self.url.clone(),
             selector: self.selector.clone(),
@@ -214,15 +229,16 @@ fn with_window(query: &str, secs: u64) -> String {
 }
 
 /// The matchers inside a selector's braces (`job="node"` of `up{job="node"}`).
-fn matchers(selector: &str) -> Result<&str, String> {
+fn matchers(selector: &str) -> Result<&str, Refusal> {
     let selector = selector.trim();
     match (selector.find('{'), selector.rfind('}')) {
         (None, None) => Ok(""),
         (Some(open), Some(close)) if open < close && close == selector.len() - 1 => {
             Ok(selector[open + 1..close].trim().trim_end_matches(','))
         }
-        _ => Err(format!(
-            "selector: {selector:?} is not a series selector such as up{{job=\"node\"}}"
+        _ => Err(Refusal::new(
+            "selector",
+            format!("{selector:?} is not a series selector such as up{{job=\"node\"}}"),
         )),
     }
 }
@@ -259,14 +275,15 @@ fn quoted(value: &str) -> String {
     out
 }
 
-fn kind_of(metric: &CustomMetric, i: usize) -> Result<MetricKind, String> {
+fn kind_of(metric: &CustomMetric, i: usize) -> Result<MetricKind, Refusal> {
     Ok(match metric.kind.as_deref() {
         Some("utilization") => MetricKind::Utilization,
         Some("throughput") => MetricKind::Throughput,
         Some("latency") => MetricKind::Latency,
         Some(other) => {
-            return Err(format!(
-                "metric[{i}].kind: must be utilization, throughput or latency, got {other:?}"
+            return Err(Refusal::new(
+                format!("metric[{i}].kind"),
+                format!("must be utilization, throughput or latency, got {other:?}"),
             ))
         }
         None if metric.unit == "%" => MetricKind::Utilization,
@@ -283,15 +300,18 @@ fn valid_label(name: &str) -> bool {
 }
 
 impl PrometheusSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Refusal> {
         let rest = self
             .url
             .strip_prefix("http://")
             .or_else(|| self.url.strip_prefix("https://"))
             .ok_or_else(|| {
-                format!(
-                    "url: must be the store's http:// or https:// base URL, got {:?}",
-                    engine::redact::redact(&self.url)
+                Refusal::new(
+                    "url",
+                    format!(
+                        "must be the store's http:// or https:// base URL, got {:?}",
+                        engine::redact::redact(&self.url)
+                    ),
                 )
             })?;
         if rest.is_empty()
@@ -299,91 +319,114 @@ impl PrometheusSettings {
             || rest.contains('?')
             || rest.chars().any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(format!(
-                "url: not a usable base URL (no user:password@, no query string): {:?}",
-                engine::redact::redact(&self.url)
+            return Err(Refusal::new(
+                "url",
+                format!(
+                    "not a usable base URL (no user:password@, no query string): {:?}",
+                    engine::redact::redact(&self.url)
+                ),
             ));
         }
         if rest.trim_end_matches('/').ends_with("/api/v1") {
-            return Err("url: give the store's base URL, without /api/v1".into());
+            return Err(Refusal::new(
+                "url",
+                "give the store's base URL, without /api/v1",
+            ));
         }
         matchers(&self.selector)?;
         if self.selector.trim().is_empty() {
-            return Err(
-                "selector: must name the series that lists the hosts, such as up{job=\"node\"}"
-                    .into(),
-            );
+            return Err(Refusal::new(
+                "selector",
+                "must name the series that lists the hosts, such as up{job=\"node\"}",
+            ));
         }
         for (i, label) in self.group_by.iter().enumerate() {
             if !valid_label(label) || label == "instance" {
-                return Err(format!(
-                    "group_by[{i}]: {label:?} is not a label to group by (letters, digits and _, not `instance`)"
+                return Err(Refusal::new(
+                    format!("group_by[{i}]"),
+                    format!("{label:?} is not a label to group by (letters, digits and _, not `instance`)"),
                 ));
             }
         }
         if self.group_by.len() > 4 {
-            return Err("group_by: at most 4 labels".into());
+            return Err(Refusal::new("group_by", "at most 4 labels"));
         }
         let bearer = self.bearer_token_file.is_some() || self.bearer_token_env.is_some();
         let basic = self.password_file.is_some() || self.password_env.is_some();
         if self.bearer_token_file.is_some() && self.bearer_token_env.is_some() {
-            return Err(
-                "bearer_token_file: give the token in a file or an environment variable, not both"
-                    .into(),
-            );
+            return Err(Refusal::new(
+                "bearer_token_file",
+                "give the token in a file or an environment variable, not both",
+            ));
         }
         if self.password_file.is_some() && self.password_env.is_some() {
-            return Err(
-                "password_file: give the password in a file or an environment variable, not both"
-                    .into(),
-            );
+            return Err(Refusal::new(
+                "password_file",
+                "give the password in a file or an environment variable, not both",
+            ));
         }
         if bearer && (basic || self.username.is_some()) {
-            return Err(
-                "bearer_token_file: use a bearer token or a user and password, not both".into(),
-            );
+            return Err(Refusal::new(
+                "bearer_token_file",
+                "use a bearer token or a user and password, not both",
+            ));
         }
         if basic && self.username.is_none() {
-            return Err("username: a password needs the user it belongs to".into());
+            return Err(Refusal::new(
+                "username",
+                "a password needs the user it belongs to",
+            ));
         }
         let per_refresh = 1 + self.fleet_metrics().map(|m| m.len()).unwrap_or(0) as u32;
         if self.query_budget_per_min < per_refresh {
-            return Err(format!(
-                "query_budget_per_min: one refresh takes {per_refresh} queries (the hosts and one per metric); the budget must allow at least that, got {}",
-                self.query_budget_per_min
+            return Err(Refusal::new(
+                "query_budget_per_min",
+                format!(
+                    "one refresh takes {per_refresh} queries (the hosts and one per metric); the budget must allow at least that, got {}",
+                    self.query_budget_per_min
+                ),
             ));
         }
         if !(1..=100_000).contains(&self.query_budget_per_min) {
-            return Err(format!(
-                "query_budget_per_min: must be within 1–100000, got {}",
-                self.query_budget_per_min
+            return Err(Refusal::new(
+                "query_budget_per_min",
+                format!("must be within 1–100000, got {}", self.query_budget_per_min),
             ));
         }
         if let Some(secs) = self.interval_secs {
             if !(1..=3600).contains(&secs) {
-                return Err(format!("interval_secs: must be within 1–3600, got {secs}"));
+                return Err(Refusal::new(
+                    "interval_secs",
+                    format!("must be within 1–3600, got {secs}"),
+                ));
             }
         }
         if let Some(secs) = self.window_secs {
             if !(10..=86_400).contains(&secs) {
-                return Err(format!("window_secs: must be within 10–86400, got {secs}"));
+                return Err(Refusal::new(
+                    "window_secs",
+                    format!("must be within 10–86400, got {secs}"),
+                ));
             }
         }
         if !self.node_metrics && self.metric.is_empty() {
-            return Err(
-                "metric: with node_metrics off, define at least one [[prometheus.metric]]".into(),
-            );
+            return Err(Refusal::new(
+                "metric",
+                "with node_metrics off, define at least one [[prometheus.metric]]",
+            ));
         }
         for (i, m) in self.metric.iter().enumerate() {
             kind_of(m, i)?;
             if m.query.trim().is_empty() {
-                return Err(format!(
-                    "metric[{i}].query: must be PromQL giving one series per instance"
+                return Err(Refusal::new(
+                    format!("metric[{i}].query"),
+                    "must be PromQL giving one series per instance",
                 ));
             }
             if m.unit.trim().is_empty() || m.unit.len() > 16 {
-                return Err(format!(
-                    "metric[{i}].unit: 1–16 characters, such as % or ms"
+                return Err(Refusal::new(
+                    format!("metric[{i}].unit"),
+                    "1–16 characters, such as % or ms",
                 ));
             }
         }
@@ -394,11 +437,11 @@ impl PrometheusSettings {
         };
         fleet
             .validate(&ResourceSettings::default())
-            .map_err(|err| format!("metric: {err}"))
+            .map_err(|err| Refusal::new("metric", err.to_string()))
     }
 
     /// The metrics every host is judged on: node_exporter's, then the user's.
-    pub fn fleet_metrics(&self) -> Result<Vec<FleetMetric>, String> {
+    pub fn fleet_metrics(&self) -> Result<Vec<FleetMetric>, Refusal> {
         let mut out: Vec<FleetMetric> = Vec::new();
         if self.node_metrics {
             out.extend(NODE.iter().map(|t| FleetMetric {
@@ -444,7 +487,7 @@ impl PrometheusSettings {
         super::spec_of(KIND, self)
     }
 
-    pub fn from_spec(spec: &SourceSpec) -> Result<PrometheusSettings, String> {
+    pub fn from_spec(spec: &SourceSpec) -> Result<PrometheusSettings, Refusal> {
         super::settings_of(spec)
     }
 
@@ -496,8 +539,74 @@ impl PrometheusSettings {
     }
 }
 
-pub fn resource_id(name: &str) -> Result<ResourceId, String> {
-    ResourceId::new(&format!("fleet:{name}")).map_err(|err| format!("name: {err}"))
+impl ConfiguredKind for PrometheusSettings {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn noun(&self) -> &'static str {
+        "store"
+    }
+
+    fn spec(&self) -> SourceSpec {
+        PrometheusSettings::spec(self)
+    }
+
+    fn validate(&self) -> Result<(), Refusal> {
+        PrometheusSettings::validate(self)
+    }
+
+    fn resource_id(&self, name: &str) -> Result<ResourceId, Refusal> {
+        resource_id(name)
+    }
+
+    fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, Refusal> {
+        resource(name, self, defaults)
+    }
+
+    fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+        Box::pin(async move {
+            let report = check(self, password).await?;
+            Ok(Checked::found(format!(
+                "Prometheus-compatible store ({} hosts, every {} s)",
+                report.hosts,
+                report.interval.as_secs()
+            )))
+        })
+    }
+
+    fn source(
+        &self,
+        resource: &Resource,
+        interval: Duration,
+    ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
+        Ok(Box::new(source(resource, self.clone(), interval)?))
+    }
+
+    fn takes_password(&self) -> bool {
+        true
+    }
+
+    /// The bearer token's, or with `username` the basic-auth password's.
+    fn password_location(&self) -> (Option<&PathBuf>, Option<&String>) {
+        self.secret_location()
+    }
+
+    fn keep_password_in(&mut self, path: PathBuf) {
+        self.keep_secret_in(path);
+    }
+
+    fn fleet_metrics(&self) -> Option<Vec<FleetMetric>> {
+        PrometheusSettings::fleet_metrics(self).ok()
+    }
+}
+
+pub fn resource_id(name: &str) -> Result<ResourceId, Refusal> {
+    ResourceId::new(&format!("fleet:{name}")).map_err(|err| Refusal::new("name", err.to_string()))
 }
 
 const OWN: &[MetricDef] = &[
@@ -514,7 +623,7 @@ pub fn resource(
     name: &str,
     settings: &PrometheusSettings,
     defaults: &ResourceSettings,
-) -> Result<Resource, String> {
+) -> Result<Resource, Refusal> {
     let id = resource_id(name)?;
     let mut resource = Resource::new(id, engine::model::ResourceType::Fleet, name);
     resource.metrics = MetricDef::metrics(OWN);
@@ -535,7 +644,9 @@ pub fn resource(
         metrics: settings.fleet_metrics()?,
         targets: Default::default(),
     }));
-    resource.validate().map_err(|err| err.to_string())?;
+    resource
+        .validate()
+        .map_err(|err| Refusal::of_engine("resource", err))?;
     Ok(resource)
 }
 
@@ -1815,7 +1926,7 @@ mod tests {
         let bad = |f: fn(&mut PrometheusSettings)| {
             let mut s = settings();
             f(&mut s);
-            s.validate().unwrap_err()
+            s.validate().unwrap_err().to_string()
         };
         assert!(bad(|s| s.url = "prometheus:9090".into()).starts_with("url:"));
         assert!(bad(|s| s.url = "http://u:p@host:9090".into()).starts_with("url:"));

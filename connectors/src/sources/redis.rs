@@ -24,9 +24,21 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use serde::{Deserialize, Serialize};
 
 use super::cache::{Reading, Tracker};
+use super::kind::{self, ConfiguredKind, Keys, KindEntry, TableEntry};
+use super::Checked;
+use crate::Refusal;
+
+pub use super::cache::Matching;
 
 /// The kind name in a resource's [`SourceSpec`].
 pub const KIND: &str = "redis";
+/// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[redis]]` table.
+pub const ENTRY: KindEntry = KindEntry {
+    kind: KIND,
+    toml_table: "redis",
+    from_spec: kind::decode::<RedisSettings>,
+    from_toml: kind::table::<RedisEntry>,
+};
 /// Longest a connection attempt (socket, `HELLO`/`AUTH`) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest one command may take.
@@ -122,8 +134,14 @@ pub struct RedisEntry {
     pub invalidate_url: Option<String>,
 }
 
-impl RedisEntry {
-    pub fn settings(&self) -> RedisSettings {
+impl TableEntry for RedisEntry {
+    type Settings = RedisSettings;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn settings(&self) -> RedisSettings {
         RedisSettings {
             url: self.url.clone(),
             tls_ca_file: self.tls_ca_file.clone(),
@@ -142,33 +160,42 @@ impl RedisEntry {
 }
 
 impl RedisSettings {
-    /// Checks everything that can be checked without connecting; the error names the
+    /// Checks everything that can be checked without connecting; the refusal names the
     /// field and the rule.
-    pub fn validate(&self) -> Result<ConnectionInfo, String> {
-        let info =
-            self.url.as_str().into_connection_info().map_err(|err| {
-                format!("url: is not a Redis URL like redis://host:6379/0 ({err})")
-            })?;
+    pub fn validate(&self) -> Result<ConnectionInfo, Refusal> {
+        let info = self.url.as_str().into_connection_info().map_err(|err| {
+            Refusal::new(
+                "url",
+                format!("is not a Redis URL like redis://host:6379/0 ({err})"),
+            )
+        })?;
         match info.addr() {
             ConnectionAddr::TcpTls { insecure: true, .. } => {
-                return Err("url: #insecure turns certificate checks off; perfpilot does not (give the CA with tls_ca_file)".into());
+                return Err(Refusal::new("url", "#insecure turns certificate checks off; perfpilot does not (give the CA with tls_ca_file)"));
             }
             ConnectionAddr::TcpTls { .. } => {}
             _ if self.tls_ca_file.is_some() => {
-                return Err("tls_ca_file: is only used with a rediss:// URL".into());
+                return Err(Refusal::new(
+                    "tls_ca_file",
+                    "is only used with a rediss:// URL",
+                ));
             }
             _ => {}
         }
         if info.redis_settings().password().is_some() {
-            return Err("url: must not contain a password (it would end up in snapshots and the audit log); use password_file or password_env".into());
+            return Err(Refusal::new("url", "must not contain a password (it would end up in snapshots and the audit log); use password_file or password_env"));
         }
         if info.redis_settings().username().is_some() {
-            return Err("url: give the user as `username`, not in the URL".into());
+            return Err(Refusal::new(
+                "url",
+                "give the user as `username`, not in the URL",
+            ));
         }
         if let Some(user) = &self.username {
             if user.is_empty() || user.len() > 128 || user.chars().any(char::is_whitespace) {
-                return Err(format!(
-                    "username: must be 1–128 characters without spaces, got {user:?}"
+                return Err(Refusal::new(
+                    "username",
+                    format!("must be 1–128 characters without spaces, got {user:?}"),
                 ));
             }
         }
@@ -178,9 +205,12 @@ impl RedisSettings {
         super::cache::validate_warm(&self.warm_url, &self.warm_command)?;
         super::cache::validate_hook(&self.invalidate_url)?;
         if !(1..=90).contains(&self.max_memory_share_pct) {
-            return Err(format!(
-                "max_memory_share_pct: must be between 1 and 90, got {}",
-                self.max_memory_share_pct
+            return Err(Refusal::new(
+                "max_memory_share_pct",
+                format!(
+                    "must be between 1 and 90, got {}",
+                    self.max_memory_share_pct
+                ),
             ));
         }
         Ok(info)
@@ -192,21 +222,102 @@ impl RedisSettings {
     }
 
     pub fn spec(&self) -> SourceSpec {
-        SourceSpec {
-            kind: KIND.to_owned(),
-            settings: serde_json::to_value(self).expect("settings always serialize"),
-        }
+        super::spec_of(KIND, self)
     }
 
-    pub fn from_spec(spec: &SourceSpec) -> Result<RedisSettings, String> {
-        serde_json::from_value(spec.settings.clone())
-            .map_err(|err| format!("source.settings: {err}"))
+    pub fn from_spec(spec: &SourceSpec) -> Result<RedisSettings, Refusal> {
+        super::settings_of(spec)
     }
 }
 
-pub(crate) fn validate_level(level: u8) -> Result<(), String> {
+impl ConfiguredKind for RedisSettings {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn noun(&self) -> &'static str {
+        "cache"
+    }
+
+    fn spec(&self) -> SourceSpec {
+        RedisSettings::spec(self)
+    }
+
+    fn validate(&self) -> Result<(), Refusal> {
+        RedisSettings::validate(self).map(drop)
+    }
+
+    fn resource_id(&self, name: &str) -> Result<engine::model::ResourceId, Refusal> {
+        super::cache::resource_id(name)
+    }
+
+    fn resource(&self, name: &str, defaults: &ResourceSettings) -> Result<Resource, Refusal> {
+        resource(name, self, defaults)
+    }
+
+    fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+        Box::pin(async move {
+            let report = check_with(self, password).await?;
+            Ok(Checked {
+                server_version: report.server_version,
+                statements: None,
+                tuning_unavailable: report.tuning_unavailable,
+            })
+        })
+    }
+
+    fn source(
+        &self,
+        resource: &Resource,
+        interval: Duration,
+    ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
+        Ok(Box::new(source(resource, self.clone(), interval)?))
+    }
+
+    fn takes_password(&self) -> bool {
+        true
+    }
+
+    fn password_location(&self) -> (Option<&PathBuf>, Option<&String>) {
+        (self.password_file.as_ref(), self.password_env.as_ref())
+    }
+
+    fn keep_password_in(&mut self, path: PathBuf) {
+        self.password_file = Some(path);
+        self.password_env = None;
+    }
+
+    fn warm_action(&self) -> Option<engine::model::ActionConfig> {
+        super::cache::warm_action(&self.warm_url, &self.warm_command)
+    }
+
+    fn keys(&self) -> Keys {
+        Keys::Listed
+    }
+
+    fn invalidate_url(&self) -> Option<&str> {
+        self.invalidate_url.as_deref()
+    }
+
+    fn scan_keys<'a>(
+        &'a self,
+        pattern: &'a str,
+        unlink: bool,
+    ) -> BoxFuture<'a, Result<Matching, String>> {
+        Box::pin(scan(self, pattern, unlink))
+    }
+}
+
+pub(crate) fn validate_level(level: u8) -> Result<(), Refusal> {
     if !(1..=9).contains(&level) {
-        return Err(format!("level: must be between 1 and 9, got {level}"));
+        return Err(Refusal::new(
+            "level",
+            format!("must be between 1 and 9, got {level}"),
+        ));
     }
     Ok(())
 }
@@ -216,7 +327,7 @@ pub fn resource(
     name: &str,
     settings: &RedisSettings,
     defaults: &ResourceSettings,
-) -> Result<Resource, String> {
+) -> Result<Resource, Refusal> {
     super::cache::resource(name, settings.spec(), defaults)
 }
 
@@ -647,17 +758,6 @@ pub async fn count_matching(settings: &RedisSettings, pattern: &str) -> Result<M
     scan(settings, pattern, false).await
 }
 
-/// What a preview or an invalidation found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Matching {
-    /// Keys that matched (and, for an invalidation, were unlinked).
-    pub keys: u64,
-    /// About how many keys were looked at.
-    pub scanned: u64,
-    /// The whole keyspace was scanned (no bound was hit).
-    pub complete: bool,
-}
-
 /// Unlinks the keys matching `pattern`: `SCAN` + `UNLINK` in batches (never `FLUSHALL`,
 /// never `KEYS`), at most [`INVALIDATE_MAX_KEYS`] keys and 5 s.
 pub async fn invalidate(settings: &RedisSettings, pattern: &str) -> Result<Matching, String> {
@@ -719,15 +819,18 @@ async fn scan(settings: &RedisSettings, pattern: &str, unlink: bool) -> Result<M
 
 /// Checks an invalidation pattern: a glob that names something (not `*` alone, which
 /// would be a flush by another name).
-pub fn validate_pattern(pattern: &str) -> Result<(), String> {
+pub fn validate_pattern(pattern: &str) -> Result<(), Refusal> {
     if pattern.is_empty() || pattern.len() > 256 || pattern.chars().any(char::is_control) {
-        return Err("pattern: must be 1–256 printable characters, like session:*".into());
+        return Err(Refusal::new(
+            "pattern",
+            "must be 1–256 printable characters, like session:*",
+        ));
     }
     if pattern.chars().all(|c| matches!(c, '*' | '?')) {
-        return Err(
-            "pattern: must name keys (like session:*), not match everything; perfpilot never flushes a whole cache"
-                .into(),
-        );
+        return Err(Refusal::new(
+            "pattern",
+            "must name keys (like session:*), not match everything; perfpilot never flushes a whole cache",
+        ));
     }
     Ok(())
 }
@@ -762,28 +865,21 @@ mod tests {
         let with_password = settings("redis://:hunter2@127.0.0.1:6379").validate();
         assert!(with_password
             .unwrap_err()
+            .to_string()
             .starts_with("url: must not contain a password"));
         assert!(settings("rediss://127.0.0.1:6379").validate().is_ok());
         assert!(settings("rediss://127.0.0.1:6379/#insecure")
             .validate()
             .unwrap_err()
+            .rule
             .contains("certificate checks"));
         let mut plain_with_ca = settings("redis://127.0.0.1:6379");
         plain_with_ca.tls_ca_file = Some("/ca.pem".into());
-        assert!(plain_with_ca
-            .validate()
-            .unwrap_err()
-            .starts_with("tls_ca_file:"));
-        assert!(settings("http://x")
-            .validate()
-            .unwrap_err()
-            .starts_with("url:"));
+        assert_eq!(plain_with_ca.validate().unwrap_err().field, "tls_ca_file");
+        assert_eq!(settings("http://x").validate().unwrap_err().field, "url");
         let mut share = settings("redis://127.0.0.1");
         share.max_memory_share_pct = 95;
-        assert!(share
-            .validate()
-            .unwrap_err()
-            .starts_with("max_memory_share_pct:"));
+        assert_eq!(share.validate().unwrap_err().field, "max_memory_share_pct");
     }
 
     #[test]

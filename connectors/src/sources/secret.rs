@@ -5,16 +5,22 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::Refusal;
+
 /// Checks the password's location: at most one of the two, and an environment variable
 /// name that can exist.
-pub fn validate(file: &Option<PathBuf>, env: &Option<String>) -> Result<(), String> {
+pub fn validate(file: &Option<PathBuf>, env: &Option<String>) -> Result<(), Refusal> {
     if file.is_some() && env.is_some() {
-        return Err("password_file: give either password_file or password_env, not both".into());
+        return Err(Refusal::new(
+            "password_file",
+            "give either password_file or password_env, not both",
+        ));
     }
     if let Some(env) = env {
         if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "password_env: must be an environment variable name, got {env:?}"
+            return Err(Refusal::new(
+                "password_env",
+                format!("must be an environment variable name, got {env:?}"),
             ));
         }
     }
@@ -64,13 +70,14 @@ fn from_env(env: &Option<String>) -> Result<Option<String>, String> {
 /// The bound every stored `group` already meets (1–64 characters, no control character),
 /// checked by each kind's settings, so a running source built from stored settings keeps
 /// working; new groups follow [`check_group`].
-pub fn validate_group(group: &Option<String>) -> Result<(), String> {
+pub fn validate_group(group: &Option<String>) -> Result<(), Refusal> {
     match group {
         Some(group)
             if group.is_empty() || group.len() > 64 || group.chars().any(char::is_control) =>
         {
-            Err(format!(
-                "group: must be 1–64 printable characters, got {group:?}"
+            Err(Refusal::new(
+                "group",
+                format!("must be 1–64 printable characters, got {group:?}"),
             ))
         }
         _ => Ok(()),
@@ -80,8 +87,11 @@ pub fn validate_group(group: &Option<String>) -> Result<(), String> {
 /// The rule of a new `group` key (databases that are shards of one, caches that are levels
 /// of one, a `[[cache_level]]`): the rule of names ([`engine::names::check_group`]), so
 /// no control, invisible formatting or bidirectional character, no space, no uppercase.
-pub fn check_group(group: &str) -> Result<(), String> {
-    engine::names::check_group("group", group)
+pub fn check_group(group: &str) -> Result<(), Refusal> {
+    match engine::names::name_rule(group) {
+        Some(rule) => Err(Refusal::new("group", rule)),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

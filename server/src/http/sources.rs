@@ -201,7 +201,7 @@ async fn add_fleet(
         .monitor
         .add_configured(
             &name,
-            connectors::sources::Configured::Prometheus(settings),
+            connectors::sources::Configured::new(settings),
             password.or(token),
             caller.identity,
         )

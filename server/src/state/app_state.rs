@@ -129,7 +129,7 @@ impl app::backend::Backend for Monitor {
             let (change, id, checked) = monitor
                 .add_configured(
                     new.name.trim(),
-                    connectors::sources::Configured::Prometheus(settings),
+                    connectors::sources::Configured::new(settings),
                     blank(new.secret),
                     actor,
                 )

@@ -149,7 +149,10 @@ fn authorize(actor: &Identity, state: &State, mutation: &Mutation) -> Result<(),
         _ => None,
     };
     if let Some(spec) = spec {
-        connectors::sources::validate(spec).map_err(|rule| EngineError::invalid("source", rule))?;
+        // Refused on the source as a whole, the connector's field and rule in the message:
+        // "source: url: must not contain a password".
+        connectors::sources::validate(spec)
+            .map_err(|refusal| EngineError::invalid("source", refusal.to_string()))?;
     }
     // An action that acts on the resource's own system (a database setting) is its
     // actuator's to judge, against the resource it is saved on.
@@ -162,10 +165,7 @@ fn authorize(actor: &Identity, state: &State, mutation: &Mutation) -> Result<(),
         _ => (None, None),
     };
     if let Some(settings) = settings {
-        connectors::actuators::validate(&settings.action, source).map_err(|rule| {
-            let (field, rule) = rule.split_once(": ").unwrap_or(("settings.action", &rule));
-            EngineError::invalid(field, rule)
-        })?;
+        connectors::actuators::validate(&settings.action, source).map_err(EngineError::from)?;
     }
     Ok(())
 }

@@ -2,10 +2,11 @@
 //! `source` spec says where its samples come from; adding, changing or removing one is a
 //! counted change like any other, and after every such change (and at start-up) the
 //! running sources are reconciled with the specs: new ones start, changed ones restart,
-//! removed ones stop. The `[[postgres]]`, `[[redis]]` and `[[memcached]]` entries of the
-//! configuration file are applied at start-up as changes by `configuration`. Every kind
-//! goes through one path ([`Monitor::add_configured`], [`Monitor::update_configured`]),
-//! with [`connectors::sources::Configured`] knowing the kinds.
+//! removed ones stop. The configured sources' entries of the configuration file
+//! (`[[postgres]]`, `[[redis]]`, …) are applied at start-up as changes by `configuration`.
+//! Every kind goes through one path ([`Monitor::add_configured`],
+//! [`Monitor::update_configured`]); [`connectors::sources::Configured`] delegates to the
+//! kind, so nothing here names one (the PostgreSQL-only index and connection pages aside).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use app::databases::{DatabaseAdded, NewDatabase};
 use app::error::AppError;
 use app::identity::Identity;
 use connectors::sources::postgres::{self, PostgresSettings};
-use connectors::sources::{Checked, Configured};
+use connectors::sources::{Checked, Configured, Keys};
+use connectors::Refusal;
 use engine::changes::Mutation;
 use engine::model::{Resource, SourceSpec};
 
@@ -61,6 +63,7 @@ impl Monitor {
                         (spec.clone(), resource.clone(), monitor.interval);
                     tokio::task::spawn_blocking(move || {
                         Configured::from_spec(&spec)
+                            .map_err(String::from)
                             .and_then(|configured| configured.source(&resource, interval))
                     })
                     .await
@@ -203,7 +206,10 @@ impl Monitor {
         // still ends.
         let password = match password {
             Some(password) => Some(password),
-            None => settings.password().await.map_err(invalid)?,
+            None => settings
+                .password()
+                .await
+                .map_err(|reason| unreadable_password(&settings, reason))?,
         };
         let checked = settings
             .check(password.clone())
@@ -234,7 +240,10 @@ impl Monitor {
         settings.validate().map_err(invalid)?;
         let password = match &new_password {
             Some(password) => Some(password.clone()),
-            None => settings.password().await.map_err(invalid)?,
+            None => settings
+                .password()
+                .await
+                .map_err(|reason| unreadable_password(&settings, reason))?,
         };
         settings
             .check(password)
@@ -267,7 +276,7 @@ impl Monitor {
         password_env: Option<String>,
         actor: Identity,
     ) -> Result<DatabaseAdded, AppError> {
-        let settings = Configured::Postgres(PostgresSettings {
+        let settings = Configured::new(PostgresSettings {
             url: new.url.trim().to_owned(),
             password_file,
             password_env,
@@ -295,50 +304,18 @@ impl Monitor {
         password_env: Option<String>,
         actor: Identity,
     ) -> Result<CacheAdded, AppError> {
-        use connectors::sources::{memcached, redis};
-        let level = new.level.unwrap_or(2);
-        let settings = match new.kind.as_str() {
-            redis::KIND => Configured::Redis(redis::RedisSettings {
-                url: new.url.trim().to_owned(),
+        let settings =
+            connectors::sources::cache::configured(connectors::sources::cache::NewCache {
+                kind: new.kind,
+                address: new.url.trim().to_owned(),
                 tls_ca_file: blank(new.tls_ca_file).map(PathBuf::from),
                 username: blank(new.username),
                 password_file,
                 password_env,
                 group: blank(new.group),
-                level,
-                max_memory_share_pct: 50,
-                rewrite_config: false,
-                warm_url: None,
-                warm_command: None,
-                invalidate_url: None,
-            }),
-            memcached::KIND => {
-                if blank(new.username).is_some()
-                    || password_file.is_some()
-                    || password_env.is_some()
-                {
-                    return Err(AppError::invalid(
-                        "password",
-                        "memcached's text protocol has no authentication or TLS; leave username, password and CA file empty",
-                    ));
-                }
-                Configured::Memcached(memcached::MemcachedSettings {
-                    address: new.url.trim().to_owned(),
-                    group: blank(new.group),
-                    level,
-                    max_memory_share_pct: 50,
-                    warm_url: None,
-                    warm_command: None,
-                    invalidate_url: None,
-                })
-            }
-            other => {
-                return Err(AppError::invalid(
-                    "kind",
-                    format!("must be redis or memcached, got {other:?}"),
-                ))
-            }
-        };
+                level: new.level.unwrap_or(2),
+            })
+            .map_err(invalid)?;
         let (change, id, checked) = self
             .add_configured(&new.name, settings, blank(new.password), actor)
             .await?;
@@ -527,46 +504,45 @@ impl Monitor {
         confirm: bool,
         actor: &Identity,
     ) -> Result<Invalidation, AppError> {
-        use connectors::sources::redis;
         let state = self.store.state();
         let found = state.resources.get(resource).ok_or_else(|| {
             AppError::not_found(format!("resource: no resource with id {resource:?}"))
         })?;
-        let configured = found.source.as_ref().map(Configured::from_spec);
-        let (scannable, hook) = match &configured {
-            Some(Ok(c @ Configured::Redis(settings))) => {
-                (Some(settings.clone()), c.invalidate_url().map(str::to_owned))
-            }
-            Some(Ok(c @ Configured::Memcached(_))) => match c.invalidate_url() {
-                Some(url) => (None, Some(url.to_owned())),
-                None => {
-                    return Err(AppError::invalid(
-                        "resource",
-                        "memcached cannot list its keys, so they cannot be invalidated by pattern; set invalidate_url to hand patterns to the application that owns them",
-                    ))
-                }
-            },
-            _ => {
-                return Err(AppError::invalid(
+        let configured = found
+            .source
+            .as_ref()
+            .and_then(|spec| Configured::from_spec(spec).ok())
+            .filter(|configured| configured.keys() != Keys::None)
+            .ok_or_else(|| {
+                AppError::invalid(
                     "resource",
-                    format!("{resource} is not a Redis or memcached cache"),
-                ))
-            }
-        };
+                    format!("{resource} is not a cache whose keys can be invalidated"),
+                )
+            })?;
+        let hook = configured.invalidate_url().map(str::to_owned);
+        let listed = configured.keys() == Keys::Listed;
+        if !listed && hook.is_none() {
+            return Err(AppError::invalid(
+                "resource",
+                format!(
+                    "{} cannot list its keys, so they cannot be invalidated by pattern; set invalidate_url to hand patterns to the application that owns them",
+                    configured.kind()
+                ),
+            ));
+        }
         let id = found.id.clone();
         drop(state);
-        redis::validate_pattern(pattern).map_err(invalid)?;
+        connectors::sources::redis::validate_pattern(pattern).map_err(invalid)?;
         let failed = |reason: String| AppError::new(422, format!("cannot invalidate: {reason}"));
-        let matching = match (&scannable, confirm) {
-            (Some(settings), true) => {
-                Some(redis::invalidate(settings, pattern).await.map_err(failed)?)
-            }
-            (Some(settings), false) => Some(
-                redis::count_matching(settings, pattern)
+        let matching = if listed {
+            Some(
+                configured
+                    .scan_keys(pattern, confirm)
                     .await
                     .map_err(failed)?,
-            ),
-            (None, _) => None,
+            )
+        } else {
+            None
         };
         let hook = match (hook, confirm) {
             (Some(url), true) => {
@@ -737,7 +713,7 @@ impl Monitor {
         actor: Identity,
     ) -> Result<u64, AppError> {
         let (id, current) = self.database(resource)?;
-        let settings = Configured::Postgres(PostgresSettings {
+        let settings = Configured::new(PostgresSettings {
             url: edit.url.trim().to_owned(),
             probe_query: blank(edit.probe_query),
             group: blank(edit.group),
@@ -838,12 +814,7 @@ fn blank(value: Option<String>) -> Option<String> {
 
 /// A server that could not be used with these settings: 422 naming the connection.
 fn refused(settings: &Configured, reason: String) -> AppError {
-    let what = match settings {
-        Configured::Postgres(_) => "database",
-        Configured::Redis(_) | Configured::Memcached(_) => "cache",
-        Configured::Haproxy(_) | Configured::Pool(_) | Configured::Nginx(_) => "load balancer",
-        Configured::Prometheus(_) => "store",
-    };
+    let what = settings.noun();
     // A file the settings name, read while connecting (a cache's CA).
     let file_field = ["tls_ca_file", "ca_file", "password_file"]
         .into_iter()
@@ -858,16 +829,22 @@ fn refused(settings: &Configured, reason: String) -> AppError {
         "selector"
     } else if reason.starts_with("metric") {
         "metric"
-    } else if matches!(settings, Configured::Haproxy(_)) {
-        "socket"
     } else {
-        "url"
+        settings.address_field()
     };
     AppError::new(422, format!("cannot use this {what}: {reason}")).with_field(field)
 }
 
-/// A settings rule broken: 422 naming the field (the rule's text starts with it).
-fn invalid(rule: String) -> AppError {
-    let field = rule.split(':').next().unwrap_or("body").to_owned();
-    AppError::new(422, rule).with_field(&field)
+/// A settings rule broken: 422 naming the connector's field.
+fn invalid(refusal: Refusal) -> AppError {
+    AppError::invalid(&refusal.field, refusal.rule)
+}
+
+/// A password that cannot be read from where the settings say: 422 on that setting.
+fn unreadable_password(settings: &Configured, reason: String) -> AppError {
+    let field = match settings.password_location() {
+        (Some(_), _) => "password_file",
+        _ => "password_env",
+    };
+    AppError::new(422, reason).with_field(field)
 }

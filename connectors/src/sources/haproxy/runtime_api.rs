@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::Refusal;
+
 /// The most an answer may be (`show stat` of a large configuration stays far below).
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
@@ -20,15 +22,16 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// `/run/haproxy/admin.sock`, `unix:/path`, `127.0.0.1:9999` or `tcp:host:port`.
-    pub fn parse(text: &str) -> Result<Endpoint, String> {
+    pub fn parse(text: &str) -> Result<Endpoint, Refusal> {
         let text = text.trim();
         if let Some(path) = text
             .strip_prefix("unix:")
             .or(text.starts_with('/').then_some(text))
         {
             if path.is_empty() || !path.starts_with('/') {
-                return Err(format!(
-                    "socket: a unix socket needs an absolute path, got {text:?}"
+                return Err(Refusal::new(
+                    "socket",
+                    format!("a unix socket needs an absolute path, got {text:?}"),
                 ));
             }
             return Ok(Endpoint::Unix(PathBuf::from(path)));
@@ -36,8 +39,9 @@ impl Endpoint {
         let address = text.strip_prefix("tcp:").unwrap_or(text);
         match crate::sources::probe::split_host_port(address) {
             Some(_) => Ok(Endpoint::Tcp(address.to_owned())),
-            None => Err(format!(
-                "socket: must be a unix socket path (/run/haproxy/admin.sock) or host:port, got {text:?}"
+            None => Err(Refusal::new(
+                "socket",
+                format!("must be a unix socket path (/run/haproxy/admin.sock) or host:port, got {text:?}"),
             )),
         }
     }
@@ -380,11 +384,10 @@ web,BACKEND,2,3,1,2,200,10,0,0,0,0,,1,0,0,0,UP,15,2,0,,0,5,0,,1,3,0,,10,,1,1,,2,
             Endpoint::parse("127.0.0.1:9999"),
             Ok(Endpoint::Tcp("127.0.0.1:9999".into()))
         );
-        assert!(Endpoint::parse("admin.sock")
-            .unwrap_err()
-            .starts_with("socket:"));
-        assert!(Endpoint::parse("unix:relative")
-            .unwrap_err()
-            .starts_with("socket:"));
+        assert_eq!(Endpoint::parse("admin.sock").unwrap_err().field, "socket");
+        assert_eq!(
+            Endpoint::parse("unix:relative").unwrap_err().field,
+            "socket"
+        );
     }
 }
