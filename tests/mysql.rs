@@ -377,3 +377,41 @@ async fn what_will_not_work_is_said_before_a_server_is_added() {
         .iter()
         .all(|why| !why.contains(plain_password)));
 }
+
+/// Through perfpilot itself: a `[[mysql]]` table in the configuration file is the whole
+/// setup; the database gets its card with a probe latency, Settings lists it as
+/// MySQL/MariaDB with its health, and the password is in no page or answer.
+#[test]
+fn a_mysql_table_in_the_configuration_file_watches_the_database() {
+    let db = Mariadb::start();
+    create_app(&db);
+    let dir = TempDir::new("perfpilot-mysql-e2e");
+    let secret = password_file(&dir, Mariadb::PASSWORD);
+    let config = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[mysql]]\nname = \"shop\"\nurl = \"{}\"\npassword_file = \"{}\"\nprobe_query = \"SELECT count(*) FROM orders\"\n",
+            db.url("app"),
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let server = tests::Perfpilot::start(&["--config", config.to_str().unwrap()]);
+    let card = server.card(RESOURCE, 30, "the MySQL database's card", |card| {
+        card["value"].as_f64().is_some_and(|v| v > 0.0)
+    });
+    assert_eq!(card["metric"], "latency", "{card}");
+    let (status, sources) = server.get("/api/sources");
+    assert_eq!(status, 200, "{sources}");
+    assert!(sources.contains("MySQL/MariaDB"), "{sources:.2000}");
+    let (status, page) = server.get("/settings");
+    assert_eq!(status, 200);
+    for (what, text) in [("/api/sources", &sources), ("/settings", &page)] {
+        assert!(
+            !text.contains(Mariadb::PASSWORD),
+            "{what} shows the password"
+        );
+    }
+    assert!(sources.contains("database:shop"), "{sources:.2000}");
+}

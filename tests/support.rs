@@ -241,7 +241,9 @@ pub async fn horizontal_overflow(client: &Client) -> (i64, String) {
                .filter(e => !e.closest('.table-wrap, .table-scroll'))
                .filter(e => e.getBoundingClientRect().right > w + 1)
                .slice(0, 8).map(name).join(' ');
-             return [root.scrollWidth - w, out];",
+             // Negative while a vertical scrollbar comes or goes (a reflow between the
+             // two reads): that is not sideways scrolling.
+             return [Math.max(0, root.scrollWidth - w), out];",
             vec![],
         )
         .await
