@@ -201,6 +201,7 @@ fn dry_runs_only_describe_and_a_failing_command_marks_the_resource_failed() {
 /// fails and the optimizer rolls it back: the rollback URL gets the same signed body with
 /// `"phase": "rollback"`, each step is counted, the audit log and the card say so.
 #[test]
+#[allow(clippy::too_many_lines)] // 130 lines today; split before it grows
 fn a_change_that_verifies_badly_is_rolled_back() {
     let (port, received) = webhook_receiver();
     // A channel that asked to be told what the optimizer does.
@@ -386,6 +387,7 @@ fn a_tripped_guardrail_rolls_back_at_once() {
 /// rollback in a row stops the optimizer: the status says the resource needs attention,
 /// the outcome channel is told once, and a third breach runs nothing.
 #[test]
+#[allow(clippy::too_many_lines)] // 155 lines today; split before it grows
 fn a_rolled_back_change_is_not_retried_in_its_breach_and_repeated_failures_need_a_person() {
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     use std::sync::Arc;

@@ -47,6 +47,7 @@ async fn active_element_id(client: &Client) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // 153 lines today; split before it grows
 async fn snapshots_are_listed_compared_and_restored_in_the_browser() {
     let server = Perfpilot::start(&["--autosave-every", "5"]);
     // Five edits: the fifth is auto-saved with the target at 54; two more move it to 61.

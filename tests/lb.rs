@@ -81,6 +81,7 @@ fn start_pool() -> (Vec<TestBackend>, Haproxy) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[allow(clippy::too_many_lines)] // 137 lines today; split before it grows
 async fn a_dead_backend_is_drained_with_its_reason_and_comes_back_after_rise() {
     let (backends, haproxy) = start_pool();
     let dir = TempDir::new("perfpilot-lb");

@@ -219,6 +219,7 @@ impl VerdictRules {
 /// `baseline` (the window before it). `better` is the target's comparator: `Le` means
 /// lower is better (latency, utilization), `Ge` higher (hit ratio, throughput). Samples may
 /// be raw `f64`s or the history's `Option<f32>`; non-finite ones are dropped and counted.
+#[allow(clippy::too_many_lines)] // 144 lines today; split before it grows
 pub fn judge<S: SampleValue>(
     baseline: &[S],
     verify: &[S],

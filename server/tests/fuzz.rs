@@ -233,6 +233,7 @@ proptest! {
 /// the documented JSON body, no answer takes 5 s, a credential sent in a URL never comes
 /// back, and the server is still ready afterwards.
 #[test]
+#[allow(clippy::too_many_lines)] // 192 lines today; split before it grows
 fn every_json_route_refuses_in_json_and_never_fails() {
     const REQUESTS: usize = 1_500;
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);

@@ -16,6 +16,7 @@ use crate::resource_data::{backtest_text, ChartRange, SeriesView};
 /// One metric of one resource over a range. A GET, so the data URL is shareable and
 /// cacheable like the page URL.
 #[server(endpoint = "series", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
+#[allow(clippy::too_many_lines)] // 151 lines today; split before it grows
 pub async fn get_series(
     resource: String,
     metric: Option<String>,

@@ -148,6 +148,7 @@ struct EngineCollector {
 }
 
 impl Collector for EngineCollector {
+    #[allow(clippy::too_many_lines)] // 254 lines today; split before it grows
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let monitor = &self.monitor;
         {
