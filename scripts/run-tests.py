@@ -62,9 +62,15 @@ def order(binaries):
 print_lock = threading.Lock()
 
 
+# What `cargo test` would set from .cargo/config.toml's [env] (the binaries run here
+# without cargo): test threads with the server workers' 8 MiB stack, since a debug
+# build's server render of the deepest pages needs more than libtest's 2 MiB.
+TEST_ENV = {**os.environ, "RUST_MIN_STACK": os.environ.get("RUST_MIN_STACK", str(8 * 1024 * 1024))}
+
+
 def run(binary, extra):
     started = time.monotonic()
-    done = subprocess.run([binary["exe"], *extra], cwd=binary["cwd"],
+    done = subprocess.run([binary["exe"], *extra], cwd=binary["cwd"], env=TEST_ENV,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="replace")
     took = time.monotonic() - started

@@ -1993,6 +1993,10 @@ impl Mariadb {
         let dir =
             std::env::temp_dir().join(format!("perfpilot-mariadb-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the MariaDB dir");
+        // Its own temporary directory: bootstraps started at the same moment by tests
+        // running side by side otherwise clash on the same `#sql-temptable-…` names in /tmp.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("create the MariaDB tmp dir");
         run(Command::new("chown").args(["-R", "mysql:mysql"]).arg(&dir));
         run(Command::new("chmod").arg("700").arg(&dir));
         let data = dir.join("data");
@@ -2000,6 +2004,7 @@ impl Mariadb {
         run(Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args([
                 "--user=mysql",
                 "--auth-root-authentication-method=normal",
@@ -2012,6 +2017,7 @@ impl Mariadb {
         let mut args: Vec<String> = vec![
             "--no-defaults".into(),
             format!("--datadir={}", data.display()),
+            format!("--tmpdir={}", tmp.display()),
             format!("--port={port}"),
             "--bind-address=127.0.0.1".into(),
             format!("--socket={}", path("mysqld.sock")),
