@@ -19,6 +19,7 @@ pub use kind::{ConfiguredKind, Keys, KindEntry, TableEntry};
 use crate::Refusal;
 
 pub mod cache;
+pub(crate) mod database;
 pub mod haproxy;
 pub mod host;
 pub mod kind;

@@ -11,7 +11,7 @@
 //! MySQL and MariaDB speak the same protocol and keep the same counters; where they differ
 //! (the statement timeout's variable, `SHOW REPLICA STATUS`, `SET PERSIST`) the server's
 //! [`Flavor`] decides. A server is a `database:<name>` resource like a PostgreSQL database:
-//! [`ResourceType::Database`] is what it is to targets, alerts and the Queries panel, and
+//! [`engine::model::ResourceType::Database`] is what it is to targets, alerts and the Queries panel, and
 //! the source spec's `kind` says which client reads it.
 //!
 //! The password is never part of the configuration: `password_file` or `password_env`
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::database::Advice;
-use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec};
+use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, SourceSpec};
 use engine::series::{SeriesInfo, Tick, UnixMillis};
 use engine::source::runtime::Polled;
 use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
@@ -333,36 +333,7 @@ pub fn resource(
     settings: &MysqlSettings,
     defaults: &ResourceSettings,
 ) -> Result<Resource, Refusal> {
-    let id = resource_id(name)?;
-    let mut resource = Resource::new(id, ResourceType::Database, name);
-    resource.metrics = MetricDef::metrics(METRICS);
-    resource.settings = defaults.clone();
-    // Any tuning of a server is rolled back at once if its probe latency doubles or the
-    // host runs out of memory while the change is verified (max_connections and the
-    // table caches cost memory).
-    resource.settings.guardrails = vec![
-        engine::actuator::Guardrail {
-            resource: None,
-            metric: "latency_p95".into(),
-            max: None,
-            max_factor: Some(2.0),
-            floor: None,
-            hold: None,
-        },
-        engine::actuator::Guardrail {
-            resource: Some("memory".into()),
-            metric: "used_pct".into(),
-            max: Some(90.0),
-            max_factor: None,
-            floor: None,
-            hold: None,
-        },
-    ];
-    resource.source = Some(settings.spec());
-    resource
-        .validate()
-        .map_err(|err| Refusal::of_engine("resource", err))?;
-    Ok(resource)
+    super::database::resource(resource_id(name)?, name, METRICS, settings.spec(), defaults)
 }
 
 /// The source of `resource` (whose spec holds `settings`), polled every `interval`.

@@ -17,7 +17,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, ResourceType, SourceSpec};
+use engine::model::{MetricKind, Resource, ResourceId, ResourceSettings, SourceSpec};
 use engine::series::{SeriesInfo, Tick, UnixMillis};
 use engine::source::runtime::Polled;
 use engine::source::{BoxFuture, Poll, Schedule, SourceError, SourceInfo};
@@ -353,35 +353,7 @@ pub fn resource(
     settings: &PostgresSettings,
     defaults: &ResourceSettings,
 ) -> Result<Resource, Refusal> {
-    let id = resource_id(name)?;
-    let mut resource = Resource::new(id, ResourceType::Database, name);
-    resource.metrics = MetricDef::metrics(METRICS);
-    resource.settings = defaults.clone();
-    // Any tuning of a database is rolled back at once if its probe latency doubles or the
-    // host runs out of memory while the change is verified.
-    resource.settings.guardrails = vec![
-        engine::actuator::Guardrail {
-            resource: None,
-            metric: "latency_p95".into(),
-            max: None,
-            max_factor: Some(2.0),
-            floor: None,
-            hold: None,
-        },
-        engine::actuator::Guardrail {
-            resource: Some("memory".into()),
-            metric: "used_pct".into(),
-            max: Some(90.0),
-            max_factor: None,
-            floor: None,
-            hold: None,
-        },
-    ];
-    resource.source = Some(settings.spec());
-    resource
-        .validate()
-        .map_err(|err| Refusal::of_engine("resource", err))?;
-    Ok(resource)
+    super::database::resource(resource_id(name)?, name, METRICS, settings.spec(), defaults)
 }
 
 /// The source of `resource` (whose spec holds `settings`), polled every `interval`.

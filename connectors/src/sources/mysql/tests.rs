@@ -137,7 +137,7 @@ fn a_server_is_a_database_resource_with_the_seed_target_and_guardrails() {
     )
     .unwrap();
     assert_eq!(r.id.as_str(), "database:shop");
-    assert_eq!(r.resource_type, ResourceType::Database);
+    assert_eq!(r.resource_type, engine::model::ResourceType::Database);
     let target = r.target.as_ref().unwrap();
     assert_eq!((target.metric.as_str(), target.value), ("latency", 80.0));
     for metric in [
