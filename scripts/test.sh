@@ -7,17 +7,31 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 
+# Each phase's wall time, printed with the summary (the cold run's budget is 12 minutes).
+phases=()
+phase_name=""
+phase_start=$SECONDS
+phase() {
+  if [ -n "$phase_name" ]; then phases+=("$phase_name $((SECONDS - phase_start)) s"); fi
+  phase_name=$1
+  phase_start=$SECONDS
+}
+
+phase setup
 scripts/setup.sh --test
 
+phase fmt
 log "cargo fmt --check"
 cargo fmt --all --check
 
+phase clippy
 log "clippy (host crates)"
 cargo clippy -p engine -p connectors -p app -p server -p tests -p splitter --all-targets -- -D warnings
 log "clippy (browser crates, wasm32)"
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -p engine --no-default-features --target wasm32-unknown-unknown -- -D warnings
 
+phase build
 scripts/build.sh debug
 
 log "bundle budget (bundle-budget.json: per page, first visit)"
@@ -27,6 +41,7 @@ budget_status=$?
 set -e
 echo "$budget_report"
 
+phase tests
 log "tests (unit, integration, browser end-to-end; two test binaries at a time)"
 export PERFPILOT_BIN="$PWD/target/debug/perfpilot"
 export PERFPILOT_SITE_ROOT="$PWD/target/site"
@@ -39,8 +54,10 @@ if [ "$budget_status" -ne 0 ] && [ "$status" -eq 0 ]; then
     status=$budget_status
 fi
 summary=$(grep -E '^tests: ' "$out" | tail -1)
+phase done
 rm -f "$out"
 echo
 echo "$budget_report" | grep -E '^(bundle budget|over budget)'
+printf 'phases:'; printf ' %s ·' "${phases[@]}"; echo " total $SECONDS s"
 echo "${summary:-tests: 0 passed, 1 failed (the test runner did not finish)}"
 exit "$status"
