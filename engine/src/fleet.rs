@@ -405,6 +405,15 @@ pub struct GroupBacktest {
     pub breach_fraction: f64,
     /// Separate breach episodes over all hosts.
     pub breaches: u32,
+    /// Hosts with samples but no window full enough to judge (a new store, new hosts).
+    #[serde(default)]
+    pub hosts_warming: usize,
+    /// The largest share of a window that held samples on a warming host, 0–1.
+    #[serde(default)]
+    pub best_coverage: f64,
+    /// The rule's window: what "enough data" is measured against.
+    #[serde(default)]
+    pub window_secs: u32,
 }
 
 /// [`group_replay`] with the default rule (a 60 s window, a 10 % band). The fleet's own
@@ -435,11 +444,18 @@ pub fn group_replay<S: SampleValue>(
         hosts_breached: 0,
         breach_fraction: 0.0,
         breaches: 0,
+        hosts_warming: 0,
+        best_coverage: 0.0,
+        window_secs: rule.window_secs,
     };
     let (mut firing, mut evaluated) = (0usize, 0usize);
     for series in hosts {
         let result = backtest(series, step_secs, target, rule)?;
         if result.evaluated_samples == 0 {
+            if result.best_coverage > 0.0 {
+                out.hosts_warming += 1;
+                out.best_coverage = out.best_coverage.max(result.best_coverage);
+            }
             continue;
         }
         out.hosts += 1;
@@ -459,6 +475,19 @@ pub fn group_replay<S: SampleValue>(
 impl GroupBacktest {
     /// "Would have been breached on 12 of 40 hosts, 3.1 % of the time, in the last 24 h".
     pub fn text(&self, period: &str) -> String {
+        if self.hosts == 0 && self.hosts_warming > 0 {
+            // The words every surface uses for a window too thin to judge, as a resource's
+            // backtest says them: "Not enough data yet (10 of 300 s) …".
+            let why = crate::optimizer::not_enough_data(self.best_coverage, self.window_secs);
+            let hosts = match self.hosts_warming {
+                1 => "its 1 host".to_owned(),
+                n => format!("any of its {n} hosts"),
+            };
+            return format!(
+                "N{} on {hosts} in the last {period} to test this target against.",
+                &why[1..]
+            );
+        }
         if self.hosts == 0 {
             return format!("No host of this group has data in the last {period}.");
         }
@@ -813,6 +842,30 @@ mod tests {
         assert_eq!(
             judge(&[Some(70.0); 20], 20, &cpu, rule.tolerance_pct).condition,
             Condition::DeadBand
+        );
+    }
+
+    #[test]
+    fn hosts_with_only_minutes_of_data_are_not_enough_data_not_no_data() {
+        // A new store: two hosts with 10 samples each at 1 s steps, against a 5 m window.
+        let cpu = built_in_target("cpu").unwrap();
+        let rule = Rule {
+            window_secs: 300,
+            tolerance_pct: 10.0,
+            stabilization_secs: 60,
+        };
+        let mut young: Vec<Option<f32>> = vec![None; 290];
+        young.extend(std::iter::repeat_n(Some(40.0f32), 10));
+        let r = group_replay(&[young.clone(), young, vec![None; 300]], 1, &cpu, &rule).unwrap();
+        assert_eq!((r.hosts, r.hosts_warming), (0, 2), "{r:?}");
+        assert_eq!(
+            r.text("24 hours"),
+            "Not enough data yet (10 of 300 s) on any of its 2 hosts in the last 24 hours to test this target against."
+        );
+        let none = group_replay(&[vec![None::<f32>; 300]], 1, &cpu, &rule).unwrap();
+        assert_eq!(
+            none.text("24 hours"),
+            "No host of this group has data in the last 24 hours."
         );
     }
 
