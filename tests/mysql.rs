@@ -398,7 +398,15 @@ fn a_mysql_table_in_the_configuration_file_watches_the_database() {
         ),
     )
     .unwrap();
-    let server = tests::Perfpilot::start(&["--config", config.to_str().unwrap()]);
+    let log = dir.0.join("perfpilot.log");
+    let server = tests::Perfpilot::start_logged(
+        &log,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--metrics-on-main-listener",
+        ],
+    );
     let card = server.card(RESOURCE, 30, "the MySQL database's card", |card| {
         card["value"].as_f64().is_some_and(|v| v > 0.0)
     });
@@ -406,13 +414,34 @@ fn a_mysql_table_in_the_configuration_file_watches_the_database() {
     let (status, sources) = server.get("/api/sources");
     assert_eq!(status, 200, "{sources}");
     assert!(sources.contains("MySQL/MariaDB"), "{sources:.2000}");
+    assert!(sources.contains("database:shop"), "{sources:.2000}");
+    // The password is nowhere perfpilot writes or answers.
     let (status, page) = server.get("/settings");
     assert_eq!(status, 200);
-    for (what, text) in [("/api/sources", &sources), ("/settings", &page)] {
+    let (_, resource_page) = server.get("/resource?id=database%3Ashop");
+    let (_, snapshots) = server.get("/api/snapshots");
+    let (_, audit) = server.get("/api/audit?limit=500");
+    let (_, metrics) = server.get("/metrics");
+    let (_, overview) = tests::http_request(server.addr, "POST", "/api/overview", &[], "");
+    drop(server);
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    for (what, text) in [
+        ("/api/sources", &sources),
+        ("/settings", &page),
+        ("the resource page", &resource_page),
+        ("snapshots", &snapshots),
+        ("audit", &audit),
+        ("/metrics", &metrics),
+        ("overview", &overview),
+        ("log", &log_text),
+    ] {
         assert!(
             !text.contains(Mariadb::PASSWORD),
-            "{what} shows the password"
+            "the password leaked into {what}"
         );
     }
-    assert!(sources.contains("database:shop"), "{sources:.2000}");
+    assert!(
+        metrics.contains("database:shop"),
+        "/metrics names the database"
+    );
 }
