@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tests::{
-    body_json, http_post_json, http_request, urlencode, Alertmanager, Perfpilot, Receiver, TempDir,
-};
+use tests::{body_json, http_post_json, http_request, Alertmanager, Perfpilot, Receiver, TempDir};
 
 const SECRET: &str = "alert-signing-secret-0123";
 const SLACK_TOKEN: &str = "T0000/B0000/XXXXslackTOKEN";
@@ -58,32 +56,8 @@ impl Drop for Pusher {
 fn set_quick_target(server: &Perfpilot, id: u32, for_secs: u32) {
     let resource = format!("custom:{id}");
     server.card(&resource, 20, "the pushed resource", |_| true);
-    let (status, body) = server.get(&format!(
-        "/api/resource_settings?resource={}",
-        urlencode(&resource)
-    ));
-    assert_eq!(status, 200, "{body}");
-    let mut settings = body_json(&body);
-    settings["window_secs"] = 1.into();
-    let form = format!(
-        "resource={}&settings={}",
-        urlencode(&resource),
-        urlencode(&settings.to_string())
-    );
-    let (status, answer) = http_request(
-        server.addr,
-        "POST",
-        "/api/set_resource_settings",
-        &[],
-        &form,
-    );
-    assert_eq!(status, 200, "{answer}");
-    let (status, answer) = http_post_json(
-        server.addr,
-        &format!("/api/v1/resources/{}/target", urlencode(&resource)),
-        &format!(r#"{{"metric":"latency","value":50,"for_secs":{for_secs}}}"#),
-    );
-    assert_eq!(status, 200, "{answer}");
+    tests::set_window(server, &resource, 1);
+    tests::set_target(server, &resource, "latency", 50.0, for_secs);
 }
 
 fn config(dir: &TempDir, channels: &str) -> String {

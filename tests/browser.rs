@@ -615,31 +615,8 @@ impl Drop for TourPusher {
 
 /// Judges `resource` over its last second and sets its target, as an editor would.
 fn tour_target(server: &Perfpilot, resource: &str, metric: &str, value: f64, for_secs: u32) {
-    let (status, body) = server.get(&format!(
-        "/api/resource_settings?resource={}",
-        tests::urlencode(resource)
-    ));
-    assert_eq!(status, 200, "{body}");
-    let mut settings = tests::body_json(&body);
-    settings["window_secs"] = 1.into();
-    let (status, answer) = tests::http_request(
-        server.addr,
-        "POST",
-        "/api/set_resource_settings",
-        &[],
-        &format!(
-            "resource={}&settings={}",
-            tests::urlencode(resource),
-            tests::urlencode(&settings.to_string())
-        ),
-    );
-    assert_eq!(status, 200, "{answer}");
-    let (status, answer) = tests::http_post_json(
-        server.addr,
-        &format!("/api/v1/resources/{}/target", tests::urlencode(resource)),
-        &format!(r#"{{"metric":"{metric}","value":{value},"for_secs":{for_secs}}}"#),
-    );
-    assert_eq!(status, 200, "{answer}");
+    tests::set_window(server, resource, 1);
+    tests::set_target(server, resource, metric, value, for_secs);
 }
 
 /// Every visible table's misplaced cells, in words. Not stacked (rows are table rows):

@@ -202,32 +202,8 @@ fn push(server: &Perfpilot, samples: &[String]) -> (u16, String) {
 
 /// `resource` judged over `window_secs`, against `depth ≤ 50` breaching after `for_secs`.
 fn set_target(server: &Perfpilot, resource: &str, window_secs: u32, for_secs: u32) {
-    let (status, body) = server.get(&format!(
-        "/api/resource_settings?resource={}",
-        urlencode(resource)
-    ));
-    assert_eq!(status, 200, "{body}");
-    let mut settings = body_json(&body);
-    settings["window_secs"] = window_secs.into();
-    let form = format!(
-        "resource={}&settings={}",
-        urlencode(resource),
-        urlencode(&settings.to_string())
-    );
-    let (status, answer) = http_request(
-        server.addr,
-        "POST",
-        "/api/set_resource_settings",
-        &[],
-        &form,
-    );
-    assert_eq!(status, 200, "{answer}");
-    let (status, answer) = http_post_json(
-        server.addr,
-        &format!("/api/v1/resources/{}/target", urlencode(resource)),
-        &format!(r#"{{"metric":"depth","value":50,"for_secs":{for_secs}}}"#),
-    );
-    assert_eq!(status, 200, "{answer}");
+    tests::set_window(server, resource, window_secs);
+    tests::set_target(server, resource, "depth", 50.0, for_secs);
 }
 
 /// Whether the page's `shown` number ("120.50 /s", "72.1 %") is `value` at the precision

@@ -176,7 +176,7 @@ async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
     let server = Perfpilot::start(&[]);
     // The backtest judges like the status: the statistic over the resource's window, once
     // half of it holds samples. A 2 s window (change #1) lets a few seconds be judged.
-    set_window(&server, "cpu", 2).await;
+    set_window(&server, "cpu", 2);
     let browser = Browser::start().await;
     let client = &browser.client;
     // The laptop screen the issue measured: the answer must stay in view while dragging.
@@ -328,7 +328,7 @@ async fn the_backtest_agrees_with_a_firing_alert_on_an_alternating_series() {
         })
     };
     // Judged over 10 s; the target as the issue set it.
-    set_window(&server, RESOURCE, 10).await;
+    set_window(&server, RESOURCE, 10);
     let (status, body) = http_post_json(
         server.addr,
         &format!("/api/v1/resources/{}/target", urlencode(RESOURCE)),

@@ -460,7 +460,7 @@ pub fn body_json(response: &str) -> serde_json::Value {
 
 /// Sets `resource`'s evaluation window through the settings panel's server function (a
 /// counted change).
-pub async fn set_window(server: &Perfpilot, resource: &str, window_secs: u32) {
+pub fn set_window(server: &Perfpilot, resource: &str, window_secs: u32) {
     let (status, body) = server.get(&format!(
         "/api/resource_settings?resource={}",
         urlencode(resource)
@@ -479,6 +479,17 @@ pub async fn set_window(server: &Perfpilot, resource: &str, window_secs: u32) {
         "/api/set_resource_settings",
         &[],
         &form,
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Sets `resource`'s target `metric ≤ value` breaching after `for_secs`, through the JSON
+/// API as an editor would.
+pub fn set_target(server: &Perfpilot, resource: &str, metric: &str, value: f64, for_secs: u32) {
+    let (status, answer) = http_post_json(
+        server.addr,
+        &format!("/api/v1/resources/{}/target", urlencode(resource)),
+        &format!(r#"{{"metric":"{metric}","value":{value},"for_secs":{for_secs}}}"#),
     );
     assert_eq!(status, 200, "{answer}");
 }
