@@ -31,15 +31,21 @@ LONGEST_FIRST = ["alerts", "history", "lb", "resource", "browser", "actions", "f
 
 
 def test_binaries(selection):
-    out = subprocess.run(
+    built = subprocess.run(
         ["cargo", "test", "--no-run", "--message-format=json", *selection],
-        stdout=subprocess.PIPE, check=True, text=True,
-    ).stdout
+        stdout=subprocess.PIPE, text=True,
+    )
+    messages = [json.loads(line) for line in built.stdout.splitlines() if line.startswith("{")]
+    if built.returncode != 0:
+        # With JSON output cargo keeps the compiler's errors on stdout: print them, or a
+        # failed build says only "could not compile" and why is lost.
+        for message in messages:
+            if message.get("reason") == "compiler-message":
+                print(message["message"].get("rendered", ""), flush=True)
+        print("tests: 0 passed, 1 failed (the test binaries did not build)", flush=True)
+        sys.exit(built.returncode or 1)
     found = []
-    for line in out.splitlines():
-        if not line.startswith("{"):
-            continue
-        message = json.loads(line)
+    for message in messages:
         if message.get("reason") != "compiler-artifact" or not message.get("executable"):
             continue
         if not message.get("profile", {}).get("test"):
