@@ -18,3 +18,15 @@ pub mod sinks;
 pub mod sources;
 
 pub use refusal::Refusal;
+
+/// What running kinds share across their sources' restarts and with the server: the
+/// load balancers' desired states and the fleets' handles. The server owns one (its
+/// monitor) and hands it to every source it starts and to the actuators; nothing in
+/// this crate keeps such state in a process-wide static.
+#[derive(Debug, Clone, Default)]
+pub struct Registries {
+    /// Every HAProxy pool's desired state (servers taken out, weights set).
+    pub lb: sources::haproxy::DesiredStates,
+    /// Every running Prometheus-compatible store's handle.
+    pub fleets: sources::prometheus::FleetHandles,
+}

@@ -28,15 +28,18 @@ impl Runner {
 }
 
 fn runner() -> Runner {
-    Runner(Actuators::new(RunnerConfig {
-        allowed_programs: BTreeSet::from([
-            "/bin/sh".to_owned(),
-            "/bin/sleep".to_owned(),
-            "/bin/true".to_owned(),
-            "/bin/false".to_owned(),
-        ]),
-        secrets: BTreeMap::from([("hook".to_owned(), "s3cret".to_owned())]),
-    }))
+    Runner(Actuators::new(
+        RunnerConfig {
+            allowed_programs: BTreeSet::from([
+                "/bin/sh".to_owned(),
+                "/bin/sleep".to_owned(),
+                "/bin/true".to_owned(),
+                "/bin/false".to_owned(),
+            ]),
+            secrets: BTreeMap::from([("hook".to_owned(), "s3cret".to_owned())]),
+        },
+        connectors::Registries::default(),
+    ))
 }
 
 /// A minimal HTTP/1.1 server answering each request with the next status of `statuses`

@@ -341,150 +341,9 @@ impl HasAttempts for Captured {
     }
 }
 
-/// Consecutive evaluations (one a second) a guardrail's level must stay past its bound
-/// before it trips: one slow sample is noise, five in a row is a change.
-pub const GUARDRAIL_HOLD_TICKS: u32 = 5;
-
-/// A bound on a metric watched while an action is being verified: crossing it rolls the
-/// action back at once instead of waiting for the window's verdict. It is judged on a
-/// robust level (the median of the last [`GUARDRAIL_HOLD_TICKS`]-odd seconds, against the
-/// baseline's median), held for [`Guardrail::hold`] evaluations in a row, and a relative
-/// bound never sits closer to its baseline than an absolute floor (`floor`, else the
-/// metric kind's: 1 ms, 1 point, 1/s), so sub-millisecond noise cannot trip "3×".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Guardrail {
-    /// The resource whose metric is watched; the acting resource when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
-    pub metric: String,
-    /// Rolls back when the value goes above this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
-    /// Rolls back when the value goes above this many times its median over the baseline
-    /// window before the action (e.g. 2 for "latency over 2× baseline").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_factor: Option<f64>,
-    /// The least a relative bound sits above its baseline, in the metric's unit; the
-    /// metric kind's default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub floor: Option<f64>,
-    /// Evaluations in a row past the bound before it trips; [`GUARDRAIL_HOLD_TICKS`]
-    /// when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hold: Option<u32>,
-}
-
-/// The absolute floor of a relative guardrail when it names none: what a person would
-/// call "no real change" for the kind of metric.
-pub fn default_floor(kind: crate::model::MetricKind) -> f64 {
-    match kind {
-        crate::model::MetricKind::Latency => 1.0,
-        crate::model::MetricKind::Utilization => 1.0,
-        crate::model::MetricKind::Throughput => 1.0,
-        crate::model::MetricKind::Number => 1.0,
-    }
-}
-
-impl Guardrail {
-    pub fn validate(&self, field: &str) -> Result<(), crate::error::EngineError> {
-        use crate::error::EngineError;
-        if self.metric.trim().is_empty() {
-            return Err(EngineError::invalid(
-                format!("{field}.metric"),
-                "must name a metric",
-            ));
-        }
-        match (self.max, self.max_factor) {
-            (None, None) => Err(EngineError::invalid(
-                field,
-                "needs a bound: `max` (a value) or `max_factor` (× its baseline median)",
-            )),
-            (Some(max), _) if !max.is_finite() => Err(EngineError::invalid(
-                format!("{field}.max"),
-                format!("must be a finite number, got {max}"),
-            )),
-            (_, Some(factor)) if !(factor.is_finite() && factor > 1.0) => {
-                Err(EngineError::invalid(
-                    format!("{field}.max_factor"),
-                    format!("must be a number above 1 (× the baseline), got {factor}"),
-                ))
-            }
-            _ => Ok(()),
-        }?;
-        if let Some(floor) = self.floor.filter(|f| !(f.is_finite() && *f >= 0.0)) {
-            return Err(EngineError::invalid(
-                format!("{field}.floor"),
-                format!("must be a finite number of at least 0, got {floor}"),
-            ));
-        }
-        if let Some(hold) = self.hold.filter(|h| !(1..=600).contains(h)) {
-            return Err(EngineError::invalid(
-                format!("{field}.hold"),
-                format!("must be within 1–600 evaluations in a row, got {hold}"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// The series it watches, for `acting` resource's actions.
-    pub fn series<'a>(&'a self, acting: &'a str) -> (&'a str, &'a str) {
-        (self.resource.as_deref().unwrap_or(acting), &self.metric)
-    }
-
-    /// Evaluations in a row past the bound before it trips.
-    pub fn hold(&self) -> u32 {
-        self.hold.unwrap_or(GUARDRAIL_HOLD_TICKS).max(1)
-    }
-
-    /// The bound in force given the baseline level (`None` without a baseline for a
-    /// factor-only guardrail: then it cannot trip). A relative bound is at least `floor`
-    /// (this guardrail's own, else the one given) above the baseline.
-    pub fn limit(&self, baseline: Option<f64>, floor: f64) -> Option<f64> {
-        let floor = self.floor.unwrap_or(floor).max(0.0);
-        let by_factor = self
-            .max_factor
-            .zip(baseline)
-            .map(|(f, b)| (f * b).max(b + floor));
-        match (self.max, by_factor) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Why a level of `value` is past this guardrail's bound, if it is (one evaluation;
-    /// the caller holds it for [`Guardrail::hold`] in a row before tripping).
-    pub fn tripped(
-        &self,
-        acting: &str,
-        value: f64,
-        baseline: Option<f64>,
-        floor: f64,
-    ) -> Option<String> {
-        let limit = self.limit(baseline, floor)?;
-        if value <= limit {
-            return None;
-        }
-        let (resource, metric) = self.series(acting);
-        let bound = match (self.max_factor, baseline) {
-            (Some(f), Some(b)) if Some(f * b) == Some(limit) => {
-                format!("{f}× its baseline median {}", round(b))
-            }
-            (Some(f), Some(b)) if Some(b + self.floor.unwrap_or(floor)) == Some(limit) => {
-                format!(
-                    "its baseline median {} + {} (the floor of a {f}× bound)",
-                    round(b),
-                    round(limit - b)
-                )
-            }
-            _ => format!("{}", round(limit)),
-        };
-        Some(format!(
-            "guardrail: {resource}/{metric} at {} (median) is above {bound}",
-            round(value)
-        ))
-    }
-}
+// The guardrail is configuration (a resource's settings hold it): it lives in the model,
+// named here too where the lifecycle that watches it is.
+pub use crate::model::{default_floor, Guardrail, GUARDRAIL_HOLD_TICKS};
 
 impl Guardrail {
     /// The one-line form the settings form shows: `memory/utilization > 90`,
@@ -569,10 +428,6 @@ impl Guardrail {
             })
             .collect()
     }
-}
-
-fn round(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
 
 #[cfg(test)]

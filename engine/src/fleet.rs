@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backtest::{backtest, Rule};
 use crate::error::EngineError;
-use crate::model::{Comparator, Metric, MetricKind, ResourceSettings, Statistic, Target};
+use crate::model::{Comparator, Metric, ResourceSettings, Statistic, Target};
 use crate::optimizer::{Analyzer, Condition};
 use crate::stats::SampleValue;
 
@@ -23,39 +23,8 @@ pub const ALL_HOSTS: &str = "*";
 /// query picks a step that stays under it.
 pub const MAX_POINTS: u64 = 11_000;
 
-/// What a fleet judges its hosts on, and the targets of its three levels.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fleet {
-    pub metrics: Vec<FleetMetric>,
-    #[serde(default)]
-    pub targets: FleetTargets,
-}
-
-/// One metric of every host (`cpu`, `memory`, … or one the user defined with PromQL).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FleetMetric {
-    pub name: String,
-    pub kind: MetricKind,
-    pub unit: String,
-}
-
-/// Targets per metric at each level. A level without a target for a metric inherits the
-/// one above it: host → group → default → the built-in default (the seed's table).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FleetTargets {
-    /// Metric → target, for every host.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub defaults: BTreeMap<String, Target>,
-    /// Group key (`env=prod,role=db`) → metric → target.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub groups: BTreeMap<String, BTreeMap<String, Target>>,
-    /// Host (`instance` label) → metric → target.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub hosts: BTreeMap<String, BTreeMap<String, Target>>,
-}
+// The configuration is the model's (a resource holds it); judging it is this module's.
+pub use crate::model::{Fleet, FleetMetric, FleetTargets};
 
 /// A level of the inheritance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -708,6 +677,7 @@ pub struct HostMetric {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::MetricKind;
 
     fn le(metric: &str, value: f64) -> Target {
         Target {

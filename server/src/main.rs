@@ -52,14 +52,6 @@ async fn run() -> ExitCode {
 
     let listen = settings.listen;
     let metrics_listen = settings.metrics_listen;
-    // Before any source starts: a pool's sources read their desired state when they do.
-    if let Some(dir) = &settings.data_dir {
-        if let Err(err) = connectors::sources::haproxy::keep_desired_in(dir.join("lb-desired.json"))
-        {
-            eprintln!("error: cannot start: the load balancers' desired state in {err}");
-            return ExitCode::FAILURE;
-        }
-    }
     let monitor = match server::state::start(&settings) {
         Ok(started) => started,
         Err(err) => {

@@ -6,7 +6,7 @@
 //! read back is `get weight` per server; roll back sets the captured weights again.
 //!
 //! Weights perfpilot set are part of the pool's desired state
-//! ([`crate::sources::haproxy::desired_of`]), so a reload of HAProxy gets them back.
+//! ([`crate::sources::haproxy::DesiredStates`]), so a reload of HAProxy gets them back.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -20,7 +20,7 @@ use engine::sync::lock;
 use serde::{Deserialize, Serialize};
 
 use crate::sources::haproxy::runtime_api::{self, Endpoint};
-use crate::sources::haproxy::{desired_of, HaproxySettings};
+use crate::sources::haproxy::{DesiredStates, HaproxySettings};
 use crate::sources::Configured;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -93,15 +93,21 @@ pub fn shifted(
 pub struct LbWeights {
     action: LbWeightsAction,
     pool: Result<HaproxySettings, String>,
+    desired_states: DesiredStates,
     /// What the last apply set, for its read back.
     applied: Mutex<Option<BTreeMap<String, u32>>>,
 }
 
 impl LbWeights {
-    pub fn new(action: LbWeightsAction, pool: Result<HaproxySettings, String>) -> LbWeights {
+    pub fn new(
+        action: LbWeightsAction,
+        pool: Result<HaproxySettings, String>,
+        desired_states: DesiredStates,
+    ) -> LbWeights {
         LbWeights {
             action,
             pool,
+            desired_states,
             applied: Mutex::new(None),
         }
     }
@@ -163,7 +169,7 @@ impl LbWeights {
                 )));
                 break;
             }
-            let desired = desired_of(resource);
+            let desired = self.desired_states.of(resource);
             let mut desired = lock(&desired);
             if initial.get(server) == Some(weight) {
                 desired.weights.remove(server);
@@ -172,7 +178,7 @@ impl LbWeights {
             }
         }
         // What was set is desired, even when a later server refused.
-        crate::sources::haproxy::save_desired();
+        self.desired_states.save();
         outcome
     }
 

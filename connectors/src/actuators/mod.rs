@@ -31,6 +31,7 @@ pub struct RunnerConfig {
 pub struct Actuators {
     config: Arc<RunnerConfig>,
     http: webhook::Client,
+    registries: crate::Registries,
 }
 
 impl std::fmt::Debug for Actuators {
@@ -43,11 +44,18 @@ impl std::fmt::Debug for Actuators {
 }
 
 impl Actuators {
-    pub fn new(config: RunnerConfig) -> Actuators {
+    /// Actuators acting with `registries`, the ones the running sources share.
+    pub fn new(config: RunnerConfig, registries: crate::Registries) -> Actuators {
         Actuators {
             config: Arc::new(config),
             http: webhook::client(),
+            registries,
         }
+    }
+
+    /// What the actuators share with the running sources (a fleet's breaching hosts).
+    pub fn registries(&self) -> &crate::Registries {
+        &self.registries
     }
 
     /// The actuator of `action` on a resource whose configured source is `source`; `None`
@@ -71,6 +79,7 @@ impl Actuators {
             ActionConfig::LbWeights(w) => Some(Arc::new(lb_weights::LbWeights::new(
                 w.clone(),
                 lb_weights::pool_of(source),
+                self.registries.lb.clone(),
             ))),
             ActionConfig::Recommend => None,
             ActionConfig::Webhook(w) => Some(Arc::new(webhook::Webhook::new(

@@ -201,8 +201,14 @@ impl ConfiguredKind for HaproxySettings {
         &self,
         resource: &Resource,
         interval: Duration,
+        registries: &crate::Registries,
     ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
-        Ok(Box::new(source(resource, self.clone(), interval)?))
+        Ok(Box::new(source(
+            resource,
+            self.clone(),
+            interval,
+            registries.lb.clone(),
+        )?))
     }
 
     /// A connection failure is the runtime API's socket's.
@@ -292,6 +298,7 @@ pub fn source(
     resource: &Resource,
     settings: HaproxySettings,
     interval: Duration,
+    desired_states: DesiredStates,
 ) -> Result<Polled<HaproxyPoll>, String> {
     let endpoint = settings.validate()?;
     let info = SourceInfo {
@@ -305,7 +312,8 @@ pub fn source(
     let shared = Arc::new(Shared {
         endpoint,
         settings,
-        desired: desired_of(resource.id.as_str()),
+        desired: desired_states.of(resource.id.as_str()),
+        desired_states,
         events: probe::EventLog::new(resource.id.as_str()),
     });
     let checker = match shared.settings.check.clone() {
@@ -344,63 +352,78 @@ struct Registry {
     file: Option<std::path::PathBuf>,
 }
 
-static REGISTRY: std::sync::LazyLock<Mutex<Registry>> = std::sync::LazyLock::new(Mutex::default);
+/// Every pool's desired state in the process (one, in [`crate::Registries`]): shared by
+/// each pool's source (failover, reconcile) and its weights actuator, and kept when the
+/// source is restarted by a settings change and across restarts ([`Self::keep_in`]).
+#[derive(Clone, Default)]
+pub struct DesiredStates(Arc<Mutex<Registry>>);
 
-/// Keeps every pool's desired state in `path` from now on, starting from what it holds:
-/// a server perfpilot took out is still perfpilot's to bring back after perfpilot
-/// restarts (HAProxy keeps it out meanwhile). Called once at start-up, before any source.
-pub fn keep_desired_in(path: std::path::PathBuf) -> Result<(), String> {
-    let stored = match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|err| {
-            format!(
-                "{}: {err}; move it aside to start without it",
-                path.display()
-            )
-        })?,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(err) => return Err(format!("{}: {err}", path.display())),
-    };
-    let mut registry = lock(&REGISTRY);
-    registry.stored = stored;
-    registry.file = Some(path);
-    Ok(())
-}
-
-/// The desired state of the pool `resource`: one per pool in the process, shared by its
-/// source (failover, reconcile) and the weights actuator, and kept when the source is
-/// restarted by a settings change (and across restarts, see [`keep_desired_in`]).
-pub fn desired_of(resource: &str) -> Arc<Mutex<Desired>> {
-    let mut registry = lock(&REGISTRY);
-    let stored = registry.stored.remove(resource).unwrap_or_default();
-    registry
-        .pools
-        .entry(resource.to_owned())
-        .or_insert_with(|| Arc::new(Mutex::new(stored)))
-        .clone()
-}
-
-/// Writes every pool's desired state to the file (when there is one), whole and atomically.
-/// Callers hold no pool's lock.
-pub fn save_desired() {
-    let registry = lock(&REGISTRY);
-    let Some(path) = registry.file.clone() else {
-        return;
-    };
-    let mut all: BTreeMap<String, Desired> = registry.stored.clone();
-    for (resource, desired) in &registry.pools {
-        let desired = lock(desired).clone();
-        if desired != Desired::default() {
-            all.insert(resource.clone(), desired);
-        }
+impl std::fmt::Debug for DesiredStates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let registry = lock(&self.0);
+        f.debug_struct("DesiredStates")
+            .field("pools", &registry.pools.keys().collect::<Vec<_>>())
+            .field("file", &registry.file)
+            .finish()
     }
-    drop(registry);
-    let staging = path.with_extension("json.new");
-    let written = serde_json::to_vec_pretty(&all)
-        .map_err(std::io::Error::other)
-        .and_then(|body| std::fs::write(&staging, body))
-        .and_then(|()| std::fs::rename(&staging, &path));
-    if let Err(err) = written {
-        tracing::warn!(file = %path.display(), %err, "The load balancers' desired state could not be saved");
+}
+
+impl DesiredStates {
+    /// Keeps every pool's desired state in `path` from now on, starting from what it
+    /// holds: a server perfpilot took out is still perfpilot's to bring back after
+    /// perfpilot restarts (HAProxy keeps it out meanwhile). Called once at start-up,
+    /// before any source.
+    pub fn keep_in(&self, path: std::path::PathBuf) -> Result<(), String> {
+        let stored = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|err| {
+                format!(
+                    "{}: {err}; move it aside to start without it",
+                    path.display()
+                )
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(err) => return Err(format!("{}: {err}", path.display())),
+        };
+        let mut registry = lock(&self.0);
+        registry.stored = stored;
+        registry.file = Some(path);
+        Ok(())
+    }
+
+    /// The desired state of the pool `resource`: one per pool, whoever asks first.
+    pub fn of(&self, resource: &str) -> Arc<Mutex<Desired>> {
+        let mut registry = lock(&self.0);
+        let stored = registry.stored.remove(resource).unwrap_or_default();
+        registry
+            .pools
+            .entry(resource.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(stored)))
+            .clone()
+    }
+
+    /// Writes every pool's desired state to the file (when there is one), whole and
+    /// atomically. Callers hold no pool's lock.
+    pub fn save(&self) {
+        let registry = lock(&self.0);
+        let Some(path) = registry.file.clone() else {
+            return;
+        };
+        let mut all: BTreeMap<String, Desired> = registry.stored.clone();
+        for (resource, desired) in &registry.pools {
+            let desired = lock(desired).clone();
+            if desired != Desired::default() {
+                all.insert(resource.clone(), desired);
+            }
+        }
+        drop(registry);
+        let staging = path.with_extension("json.new");
+        let written = serde_json::to_vec_pretty(&all)
+            .map_err(std::io::Error::other)
+            .and_then(|body| std::fs::write(&staging, body))
+            .and_then(|()| std::fs::rename(&staging, &path));
+        if let Err(err) = written {
+            tracing::warn!(file = %path.display(), %err, "The load balancers' desired state could not be saved");
+        }
     }
 }
 
@@ -419,6 +442,8 @@ struct Shared {
     endpoint: Endpoint,
     settings: HaproxySettings,
     desired: Arc<Mutex<Desired>>,
+    /// Where `desired` is saved with every pool's.
+    desired_states: DesiredStates,
     events: probe::EventLog,
 }
 
@@ -453,7 +478,7 @@ impl Shared {
             if lock(&self.desired).states.remove(server).is_none() {
                 return;
             }
-            save_desired();
+            self.desired_states.save();
             match self.set_state(server, AdminState::Ready).await {
                 Ok(()) => self.event(
                     Some(server),
@@ -472,7 +497,7 @@ impl Shared {
         lock(&self.desired)
             .states
             .insert(server.to_owned(), AdminState::Drain);
-        save_desired();
+        self.desired_states.save();
         match self.set_state(server, AdminState::Drain).await {
             Ok(()) => self.event(Some(server), format!("{server} drained: {why}")),
             Err(err) => {
@@ -495,7 +520,7 @@ impl Shared {
             }
         };
         if still_down {
-            save_desired();
+            self.desired_states.save();
             match self.set_state(server, AdminState::Maint).await {
                 Ok(()) => self.event(
                     Some(server),
@@ -665,7 +690,7 @@ impl HaproxyPoll {
                 .event(Some(name), format!("{name} left the backend"));
         }
         if !left.is_empty() {
-            save_desired();
+            self.shared.desired_states.save();
         }
         if self.series.started() {
             for name in joined {

@@ -18,7 +18,7 @@ use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visito
 
 use super::cache::Matching;
 use super::{Checked, Configured};
-use crate::Refusal;
+use crate::{Refusal, Registries};
 
 /// The settings of one configured kind. Required: what every kind has (its names, spec,
 /// rules, resource, connect-once check, running source, group); everything else has a
@@ -56,8 +56,14 @@ pub trait ConfiguredKind: KindBox + std::fmt::Debug + Send + Sync + 'static {
     fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>>;
 
     /// The running source of `resource` (whose spec holds these settings), polled every
-    /// `interval`. Called on the blocking pool: it may read the files the settings name.
-    fn source(&self, resource: &Resource, interval: Duration) -> Result<Box<dyn Source>, String>;
+    /// `interval`, with what kinds share across restarts in `registries`. Called on the
+    /// blocking pool: it may read the files the settings name.
+    fn source(
+        &self,
+        resource: &Resource,
+        interval: Duration,
+        registries: &Registries,
+    ) -> Result<Box<dyn Source>, String>;
 
     /// The field a connection failure is shown on: where the server's address is.
     fn address_field(&self) -> &'static str {

@@ -194,6 +194,7 @@ impl ConfiguredKind for MemcachedSettings {
         &self,
         resource: &Resource,
         interval: Duration,
+        _: &crate::Registries,
     ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
         Ok(Box::new(source(resource, self.clone(), interval)?))
     }

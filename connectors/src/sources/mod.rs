@@ -390,8 +390,9 @@ impl Configured {
         &self,
         resource: &Resource,
         interval: Duration,
+        registries: &crate::Registries,
     ) -> Result<Box<dyn Source>, String> {
-        self.0.source(resource, interval)
+        self.0.source(resource, interval, registries)
     }
 
     /// A fleet's host metrics as these settings define them (fleets only).

@@ -278,6 +278,7 @@ impl ConfiguredKind for MysqlSettings {
         &self,
         resource: &Resource,
         interval: Duration,
+        _: &crate::Registries,
     ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
         Ok(Box::new(source(resource, self.clone(), interval)?))
     }

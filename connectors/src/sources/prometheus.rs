@@ -16,7 +16,7 @@ pub mod api;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::fleet::{
@@ -584,8 +584,14 @@ impl ConfiguredKind for PrometheusSettings {
         &self,
         resource: &Resource,
         interval: Duration,
+        registries: &crate::Registries,
     ) -> Result<Box<dyn engine::source::runtime::Source>, String> {
-        Ok(Box::new(source(resource, self.clone(), interval)?))
+        Ok(Box::new(source(
+            resource,
+            self.clone(),
+            interval,
+            registries.fleets.clone(),
+        )?))
     }
 
     fn takes_password(&self) -> bool {
@@ -826,22 +832,33 @@ fn gap_warm_up(values: &mut [Option<f32>], step_secs: u64, warm_up: Duration) {
     }
 }
 
-/// Every running store's handle, by resource id.
-static FLEETS: LazyLock<Mutex<HashMap<String, Arc<Fleet>>>> = LazyLock::new(Default::default);
+/// Every running store's handle, by resource id: one set per process (in
+/// [`crate::Registries`]), filled by the stores' sources, read by the server (fleet
+/// pages, `/metrics`, the optimizer).
+#[derive(Clone, Default)]
+pub struct FleetHandles(Arc<Mutex<HashMap<String, Arc<Fleet>>>>);
 
-/// The handle of the store `id` while its source runs.
-pub fn handle(id: &str) -> Option<Arc<Fleet>> {
-    lock(&FLEETS).get(id).cloned()
+impl std::fmt::Debug for FleetHandles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(lock(&self.0).keys()).finish()
+    }
 }
 
-/// Every running store's handle.
-pub fn handles() -> Vec<Arc<Fleet>> {
-    lock(&FLEETS).values().cloned().collect()
-}
+impl FleetHandles {
+    /// The handle of the store `id` while its source runs.
+    pub fn get(&self, id: &str) -> Option<Arc<Fleet>> {
+        lock(&self.0).get(id).cloned()
+    }
 
-/// Forgets the handles of stores the configuration no longer has.
-pub fn retain(keep: impl Fn(&str) -> bool) {
-    lock(&FLEETS).retain(|id, _| keep(id));
+    /// Every running store's handle.
+    pub fn all(&self) -> Vec<Arc<Fleet>> {
+        lock(&self.0).values().cloned().collect()
+    }
+
+    /// Forgets the handles of stores the configuration no longer has.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        lock(&self.0).retain(|id, _| keep(id));
+    }
 }
 
 struct Host {
@@ -1581,6 +1598,7 @@ pub fn source(
     resource: &Resource,
     settings: PrometheusSettings,
     tick: Duration,
+    handles: FleetHandles,
 ) -> Result<Polled<FleetPoll>, String> {
     settings.validate()?;
     let (file, env) = settings.secret_location();
@@ -1617,6 +1635,7 @@ pub fn source(
             config: (*fleet_config, resource.settings.clone()),
             series: MetricDef::series(OWN, resource),
             fleet: None,
+            handles,
             next_refresh: None,
             last: None,
         },
@@ -1632,6 +1651,8 @@ pub struct FleetPoll {
     config: (engine::fleet::Fleet, ResourceSettings),
     series: Arc<[SeriesInfo]>,
     fleet: Option<Arc<Fleet>>,
+    /// Where `fleet` is registered while this source runs.
+    handles: FleetHandles,
     next_refresh: Option<Instant>,
     /// The fleet's generation last judged, and the tick values it gave.
     last: Option<(u64, Vec<Option<f32>>)>,
@@ -1671,7 +1692,7 @@ impl FleetPoll {
             }),
             cache: Mutex::default(),
         });
-        lock(&FLEETS).insert(self.resource_id.clone(), fleet.clone());
+        lock(&self.handles.0).insert(self.resource_id.clone(), fleet.clone());
         self.fleet = Some(fleet.clone());
         Ok(fleet)
     }
@@ -1743,7 +1764,7 @@ impl Drop for FleetPoll {
         // The source stopped (removed, or restarted with new settings): its handle goes
         // with it, unless a newer source of the same fleet registered its own.
         if let Some(mine) = &self.fleet {
-            let mut fleets = lock(&FLEETS);
+            let mut fleets = lock(&self.handles.0);
             if fleets
                 .get(&self.resource_id)
                 .is_some_and(|f| Arc::ptr_eq(f, mine))

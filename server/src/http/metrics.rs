@@ -190,7 +190,7 @@ impl Collector for EngineCollector {
         let mut fleet_targets: Vec<(Labels, f64)> = Vec::new();
         let mut fleet_values: Vec<(Labels, f64)> = Vec::new();
         let mut fleet_breached: Vec<(Labels, f64)> = Vec::new();
-        for fleet in connectors::sources::prometheus::handles() {
+        for fleet in monitor.registries.fleets.all() {
             if monitor.fleet(&fleet.id).is_err() {
                 continue;
             }

@@ -146,7 +146,7 @@ pub struct ChannelCounts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FiringSent {
     pub count: u32,
-    /// When the last one was queued.
+    /// When the last one went (sent, or due when it never went), else was queued.
     pub last_ms: Option<i64>,
     /// Queued and not yet delivered nor given up.
     pub waiting: u32,
@@ -283,7 +283,11 @@ impl AlertDb {
     /// The firing notifications of `stream` queued for `channel`.
     pub fn firing_sent(&self, stream: &str, channel: &str) -> Sql<FiringSent> {
         lock(&self.conn).query_row(
-            "SELECT COUNT(*), MAX(created_ms), COALESCE(SUM(state = 'pending'), 0) FROM outbox
+            // The last one counts from when it went (or was due, if it never went): one
+            // held by quiet hours or retried for a while is not followed by a repeat at
+            // once.
+            "SELECT COUNT(*), MAX(max(created_ms, due_ms, COALESCE(sent_ms, due_ms))),
+                    COALESCE(SUM(state = 'pending'), 0) FROM outbox
              WHERE stream = ?1 AND channel = ?2 AND kind = 'firing'",
             params![stream, channel],
             |r| {

@@ -201,7 +201,7 @@ impl Acting {
         };
         // A fleet acts on its hosts: the action is told which ones are past their targets.
         if resource.fleet.is_some() {
-            if let Some(fleet) = connectors::sources::prometheus::handle(resource.id.as_str()) {
+            if let Some(fleet) = self.actuators.registries().fleets.get(resource.id.as_str()) {
                 request.set_hosts(fleet.breaching_hosts(engine::actions::MAX_HOSTS));
             }
         }

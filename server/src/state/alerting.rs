@@ -10,6 +10,10 @@
 //!
 //! Order: deliveries of one alert episode to one channel go one at a time, oldest first,
 //! so "resolved" never overtakes its "firing", even through retries.
+//!
+//! Time: wall time comes from one injected [`Clock`] (the system's in production), so the
+//! unit tests (`alerting/tests.rs`) move it by hand through silences, quiet hours and
+//! repeats instead of waiting for them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +30,7 @@ use app::identity::Identity;
 use connectors::actuators::webhook::Attempt;
 use connectors::sinks::{Channel, ChannelEntry, Subject};
 use engine::alerts::{glob_matches, retry_delay_ms, AlertPolicy, Notification, NotificationKind};
-use engine::changes::ChangeStore;
+use engine::changes::{ChangeStore, Clock, SystemClock};
 use engine::model::Resource;
 use engine::sync::lock;
 
@@ -73,6 +77,8 @@ struct Inner {
     in_flight: Mutex<HashSet<i64>>,
     /// Makes each test notification's key unique, even two in the same millisecond.
     tests: AtomicU64,
+    /// Wall time: [`SystemClock`] in production, moved by hand in tests.
+    clock: Arc<dyn Clock>,
 }
 
 /// An alert episode that ended.
@@ -97,6 +103,7 @@ fn db_error(err: rusqlite::Error) -> AppError {
 }
 
 impl Alerting {
+    /// On the system clock.
     pub fn open(
         data_dir: Option<&std::path::Path>,
         settings: &crate::config::AlertSettings,
@@ -104,6 +111,28 @@ impl Alerting {
         store: Arc<ChangeStore>,
         persist: Persist,
         public_url: Option<String>,
+    ) -> anyhow::Result<Alerting> {
+        Alerting::open_with_clock(
+            data_dir,
+            settings,
+            secrets,
+            store,
+            persist,
+            public_url,
+            Arc::new(SystemClock::default()),
+        )
+    }
+
+    /// Reading wall time from `clock`: when alerts are silenced, held, repeated, due and
+    /// sent (tests move it by hand).
+    pub fn open_with_clock(
+        data_dir: Option<&std::path::Path>,
+        settings: &crate::config::AlertSettings,
+        secrets: &BTreeMap<String, String>,
+        store: Arc<ChangeStore>,
+        persist: Persist,
+        public_url: Option<String>,
+        clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Alerting> {
         let db = AlertDb::open(data_dir)?;
         let firing = db
@@ -133,8 +162,14 @@ impl Alerting {
                 unresolved: Mutex::new(Vec::new()),
                 in_flight: Mutex::new(HashSet::new()),
                 tests: AtomicU64::new(0),
+                clock,
             }),
         })
+    }
+
+    /// Wall time, unix milliseconds, on this alerting's clock.
+    fn now_ms(&self) -> i64 {
+        self.inner.clock.wall_unix_ms()
     }
 
     pub fn policy(&self) -> AlertPolicy {
@@ -195,7 +230,7 @@ impl Alerting {
             },
         );
         tracing::warn!(resource, summary, "Alert firing");
-        self.sweep(engine::time::unix_now_ms());
+        self.sweep(self.now_ms());
         self.bump();
         self.inner.wake.notify_one();
     }
@@ -232,7 +267,7 @@ impl Alerting {
     fn store_resolved(&self, ended: &Ended) -> rusqlite::Result<()> {
         let _order = lock(&self.inner.order);
         let stream = stream(&ended.resource, ended.started_ms);
-        let now = engine::time::unix_now_ms();
+        let now = self.now_ms();
         let told = self.inner.db.channels_told(&stream)?;
         let outgoing: Vec<Outgoing> = self
             .inner
@@ -281,7 +316,7 @@ impl Alerting {
 
     /// An optimizer outcome, for channels that asked for them.
     pub fn outcome(&self, resource: &str, at_ms: i64, summary: &str) {
-        let now = engine::time::unix_now_ms();
+        let now = self.now_ms();
         let Some(subject) = self.subject_of(resource) else {
             return;
         };
@@ -456,7 +491,7 @@ impl Alerting {
     pub async fn run(self) {
         let mut last_prune = 0;
         loop {
-            let now = engine::time::unix_now_ms();
+            let now = self.now_ms();
             self.retry_unresolved();
             self.sweep(now);
             if now - last_prune > 3_600_000 {
@@ -467,10 +502,7 @@ impl Alerting {
                 }
             }
             let next_due = self.deliver_due(now).await;
-            let wait = next_due
-                .map(|due| Duration::from_millis((due - engine::time::unix_now_ms()).max(0) as u64))
-                .unwrap_or(SWEEP_EVERY)
-                .min(SWEEP_EVERY);
+            let wait = wait_until(next_due, self.now_ms());
             if wait.is_zero() {
                 continue;
             }
@@ -534,9 +566,9 @@ impl Alerting {
             return;
         };
         let attempts = row.attempts + 1;
-        let now = engine::time::unix_now_ms();
+        let now = self.now_ms();
         let result = channel.send(&row.notification, now).await;
-        let done = engine::time::unix_now_ms();
+        let done = self.now_ms();
         let stored = match result {
             Attempt::Done(detail) => self.inner.db.mark_sent(row.id, attempts, done, &detail),
             Attempt::Fatal(error) => {
@@ -581,7 +613,7 @@ impl Alerting {
 
     async fn send_test(&self, channel: &str, actor: &Identity) -> Result<String, AppError> {
         let target = self.channel(channel).expect("checked by the caller");
-        let now = engine::time::unix_now_ms();
+        let now = self.now_ms();
         let nonce = self.inner.tests.fetch_add(1, Ordering::Relaxed);
         let n = Notification {
             key: format!("test/{channel}/{now}/{nonce}"),
@@ -608,7 +640,7 @@ impl Alerting {
         };
         let id = self.inner.db.enqueue_one(&row, now).map_err(db_error)?;
         let result = target.send(&n, now).await;
-        let done = engine::time::unix_now_ms();
+        let done = self.now_ms();
         self.bump();
         let (stored, answer) = match result {
             Attempt::Done(detail) => (
@@ -651,7 +683,7 @@ impl Alerting {
         if let Some(rule) = engine::text::free_text_rule(&actor.user, false) {
             return Err(AppError::invalid("created_by", rule));
         }
-        let now = engine::time::unix_now_ms();
+        let now = self.now_ms();
         let ends = now + (secs as i64) * 1000;
         let (matcher, comment) = (new.matcher.trim(), new.comment.trim());
         let id = self
@@ -676,7 +708,7 @@ impl Alerting {
     }
 
     pub fn unsilence(&self, id: i64, actor: &Identity) -> Result<(), AppError> {
-        let now = engine::time::unix_now_ms();
+        let now = self.now_ms();
         let row = self
             .inner
             .db
@@ -714,7 +746,7 @@ impl Alerting {
         if let Some(rule) = engine::text::free_text_rule(comment, true) {
             return Err(AppError::invalid("comment", rule));
         }
-        let now = engine::time::unix_now_ms();
+        let now = self.now_ms();
         let changed = self
             .inner
             .db
@@ -760,7 +792,7 @@ impl Alerting {
 
     /// Everything the Alerts page shows.
     pub fn view(&self) -> Result<AlertsView, AppError> {
-        let now = engine::time::unix_now_ms();
+        let now = self.now_ms();
         let db = &self.inner.db;
         let silences = db.silences(now).map_err(db_error)?;
         let state = self.inner.store.state();
@@ -871,7 +903,7 @@ impl Alerting {
         summary: &str,
         url: Option<String>,
     ) {
-        let now = engine::time::unix_now_ms();
+        let now = self.now_ms();
         let outgoing: Vec<Outgoing> = self
             .inner
             .channels
@@ -972,6 +1004,16 @@ fn routes(entry: &ChannelEntry, subject: &OwnedSubject) -> bool {
     })
 }
 
+/// How long the delivery task sleeps at `now_ms` when the next waiting notification is
+/// due at `next_due`: until then, but at most [`SWEEP_EVERY`] (repeats and silences that
+/// end are looked for that often).
+fn wait_until(next_due: Option<i64>, now_ms: i64) -> Duration {
+    next_due
+        .map(|due| Duration::from_millis((due - now_ms).max(0) as u64))
+        .unwrap_or(SWEEP_EVERY)
+        .min(SWEEP_EVERY)
+}
+
 fn release_at(entry: &ChannelEntry, now_ms: i64) -> i64 {
     entry.quiet().map_or(now_ms, |q| q.release_at(now_ms))
 }
@@ -1024,3 +1066,6 @@ fn describe_routes(entry: &ChannelEntry) -> String {
     ));
     text
 }
+
+#[cfg(test)]
+mod tests;

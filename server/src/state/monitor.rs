@@ -206,6 +206,8 @@ pub struct Monitor {
     pub push: push::PushIngest,
     /// The configured sources running now (see `state::sources`).
     pub(crate) configured: super::sources::Running,
+    /// What the running kinds share (load balancers' desired states, fleets' handles).
+    pub(crate) registries: connectors::Registries,
     pub(crate) interval: Duration,
     pub(crate) resource_defaults: engine::model::ResourceSettings,
     pub(crate) data_dir: Option<std::path::PathBuf>,
@@ -311,6 +313,14 @@ impl Monitor {
             persist.clone(),
             public_url,
         )?;
+        // Before any source starts: a pool's sources read their desired state when they do.
+        let registries = connectors::Registries::default();
+        if let Some(dir) = &data_dir {
+            registries
+                .lb
+                .keep_in(dir.join("lb-desired.json"))
+                .map_err(|err| anyhow::anyhow!("the load balancers' desired state in {err}"))?;
+        }
         let (sources, events) = Sources::new();
         let (push_source, push) = push::source();
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -327,6 +337,7 @@ impl Monitor {
             alive: Arc::new(AtomicBool::new(true)),
             counters: Arc::default(),
             configured: Arc::default(),
+            registries,
             interval,
             resource_defaults,
             data_dir,
@@ -547,7 +558,7 @@ struct MonitorTask {
 
 impl MonitorTask {
     fn new(monitor: Monitor, actions: RunnerConfig) -> MonitorTask {
-        let (acting, finished) = Acting::new(Actuators::new(actions));
+        let (acting, finished) = Acting::new(Actuators::new(actions, monitor.registries.clone()));
         let alerts = monitor
             .alerting
             .restored()

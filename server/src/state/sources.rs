@@ -58,17 +58,22 @@ impl Monitor {
                 let spec = resource.source.clone().expect("filtered above");
                 // Built on the blocking pool: building reads the files its settings name
                 // (a CA, a fleet's token), bounded and never a FIFO, but still file I/O.
-                let built = {
-                    let (spec, resource, interval) =
-                        (spec.clone(), resource.clone(), monitor.interval);
-                    tokio::task::spawn_blocking(move || {
-                        Configured::from_spec(&spec)
-                            .map_err(String::from)
-                            .and_then(|configured| configured.source(&resource, interval))
-                    })
-                    .await
-                    .unwrap_or_else(|err| Err(format!("building the source failed: {err}")))
-                };
+                let built =
+                    {
+                        let (spec, resource, interval, registries) = (
+                            spec.clone(),
+                            resource.clone(),
+                            monitor.interval,
+                            monitor.registries.clone(),
+                        );
+                        tokio::task::spawn_blocking(move || {
+                            Configured::from_spec(&spec).map_err(String::from).and_then(
+                                |configured| configured.source(&resource, interval, &registries),
+                            )
+                        })
+                        .await
+                        .unwrap_or_else(|err| Err(format!("building the source failed: {err}")))
+                    };
                 match built {
                     Ok(source) => {
                         monitor.sources.add(source).await;
@@ -90,12 +95,12 @@ impl Monitor {
     /// evaluation settings) and forgets fleets the configuration no longer has.
     pub(crate) fn sync_fleets(&self) {
         let state = self.store.state();
-        connectors::sources::prometheus::retain(|id| {
+        self.registries.fleets.retain(|id| {
             engine::model::ResourceId::new(id)
                 .ok()
                 .is_some_and(|id| state.resources.contains_key(&id))
         });
-        for handle in connectors::sources::prometheus::handles() {
+        for handle in self.registries.fleets.all() {
             self.sync_fleet(&handle, &state);
         }
     }
@@ -126,7 +131,7 @@ impl Monitor {
             .and_then(|rid| state.resources.get(&rid).cloned())
             .filter(|r| r.fleet.is_some())
             .ok_or_else(|| AppError::new(404, format!("there is no fleet `{id}`")))?;
-        let handle = connectors::sources::prometheus::handle(id).ok_or_else(|| {
+        let handle = self.registries.fleets.get(id).ok_or_else(|| {
             let why = self
                 .sources
                 .statuses()
