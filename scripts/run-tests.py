@@ -5,7 +5,9 @@
 real services, on real seconds), so two at a time on this 2-core machine halves the wait.
 Binaries that measure timing or noise (`SOLO`) run alone after the others, so no other
 test disturbs what they measure. Each binary runs from its package's directory, as cargo
-runs it. Output is printed per binary when it ends, never interleaved, with its run time.
+runs it. Output is printed per binary when it ends, never interleaved: each test with its
+run time (libtest's JSON events), the failures' output, the binary's own time. Every
+test's time and outcome also goes to target/test-results/junit.xml.
 
 Usage: scripts/run-tests.py [cargo test selection args...]
     e.g. scripts/run-tests.py -p engine -p tests
@@ -15,10 +17,10 @@ Prints "tests: N passed, N failed" last; exits non-zero when anything failed.
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
+import xml.etree.ElementTree as ET
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -72,19 +74,99 @@ print_lock = threading.Lock()
 # What `cargo test` would set from .cargo/config.toml's [env] (the binaries run here
 # without cargo): test threads with the server workers' 8 MiB stack, since a debug
 # build's server render of the deepest pages needs more than libtest's 2 MiB.
-TEST_ENV = {**os.environ, "RUST_MIN_STACK": os.environ.get("RUST_MIN_STACK", str(8 * 1024 * 1024))}
+# RUSTC_BOOTSTRAP=1 (for the test processes only, never for a compiler) lets stable
+# libtest report each test as a JSON event with its run time: per-test timings without
+# building cargo-nextest on every clean machine (minutes on two cores, and no prebuilt
+# binary can be downloaded here).
+TEST_ENV = {
+    **os.environ,
+    "RUST_MIN_STACK": os.environ.get("RUST_MIN_STACK", str(8 * 1024 * 1024)),
+    "RUSTC_BOOTSTRAP": "1",
+}
+JSON_ARGS = ["-Z", "unstable-options", "--format", "json", "--report-time"]
+
+
+class Result:
+    """One binary's run: its tests (name, outcome, seconds, output) and what else it printed."""
+
+    def __init__(self, binary, code, took, stdout, stderr):
+        self.binary, self.code, self.took = binary, code, took
+        self.tests = []  # (name, "ok" | "failed" | "ignored", seconds, captured output)
+        self.other = []  # lines that were no libtest event (a child process's output)
+        self.finished = False
+        for line in stdout.splitlines():
+            event = None
+            if line.startswith("{"):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    pass
+            if not isinstance(event, dict) or "type" not in event:
+                self.other.append(line)
+                continue
+            if event["type"] == "test" and event["event"] in ("ok", "failed", "ignored", "timeout"):
+                outcome = "failed" if event["event"] == "timeout" else event["event"]
+                self.tests.append((event["name"], outcome, float(event.get("exec_time", 0.0)),
+                                   event.get("stdout", "")))
+            elif event["type"] == "suite" and event["event"] in ("ok", "failed"):
+                self.finished = True
+        self.other.extend(stderr.splitlines())
+
+    def count(self, outcome):
+        return sum(1 for t in self.tests if t[1] == outcome)
+
+    def failed(self):
+        """Failed tests, plus one when the binary ended without its summary (a crash)."""
+        crashed = self.code != 0 and (not self.finished or self.count("failed") == 0)
+        return self.count("failed") + (1 if crashed else 0)
+
+    def report(self):
+        lines = [f"     Running {self.binary['label']} ({self.took:.1f} s)"]
+        for name, outcome, secs, _ in self.tests:
+            lines.append(f"test {name} ... {outcome} ({secs:.2f} s)")
+        for name, outcome, _, output in self.tests:
+            if outcome == "failed":
+                lines += [f"---- {name} stdout ----", output.rstrip()]
+        if self.code != 0 and self.other:
+            lines += ["---- printed outside the tests ----", *self.other]
+        verdict = "ok" if self.code == 0 else "FAILED"
+        lines.append(f"test result: {verdict}. {self.count('ok')} passed; {self.failed()} failed; "
+                     f"{self.count('ignored')} ignored; finished in {self.took:.2f}s")
+        return "\n".join(lines) + "\n"
 
 
 def run(binary, extra):
     started = time.monotonic()
-    done = subprocess.run([binary["exe"], *extra], cwd=binary["cwd"], env=TEST_ENV,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    done = subprocess.run([binary["exe"], *JSON_ARGS, *extra], cwd=binary["cwd"], env=TEST_ENV,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           errors="replace")
-    took = time.monotonic() - started
+    result = Result(binary, done.returncode, time.monotonic() - started, done.stdout, done.stderr)
     with print_lock:
-        print(f"     Running {binary['label']} ({took:.1f} s)", flush=True)
-        print(done.stdout, flush=True)
-    return binary, done.returncode, done.stdout, took
+        print(result.report(), flush=True)
+    return result
+
+
+def write_junit(results, path):
+    """Every test with its time and outcome, as JUnit XML (CI tools and people can sort it)."""
+    suites = ET.Element("testsuites")
+    for r in results:
+        suite = ET.SubElement(suites, "testsuite", name=r.binary["label"], tests=str(len(r.tests)),
+                              failures=str(r.failed()), skipped=str(r.count("ignored")),
+                              time=f"{r.took:.3f}")
+        for name, outcome, secs, output in r.tests:
+            case = ET.SubElement(suite, "testcase", classname=r.binary["label"], name=name,
+                                 time=f"{secs:.3f}")
+            if outcome == "failed":
+                ET.SubElement(case, "failure", message="failed").text = output
+            elif outcome == "ignored":
+                ET.SubElement(case, "skipped")
+        if r.failed() > r.count("failed"):
+            case = ET.SubElement(suite, "testcase", classname=r.binary["label"], name="(the binary)",
+                                 time=f"{r.took:.3f}")
+            ET.SubElement(case, "failure", message=f"exited with {r.code} before its summary").text = \
+                "\n".join(r.other)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
 
 
 def main():
@@ -103,23 +185,21 @@ def main():
     for binary in solo:
         results.append(run(binary, extra))
 
-    passed = failed = 0
-    failing = []
-    for binary, code, output, _ in results:
-        for p, f in re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", output):
-            passed += int(p)
-            failed += int(f)
-        if code != 0:
-            failing.append(binary["label"])
-            # A binary that crashed before its summary still counts as a failure.
-            if not re.search(r"test result: FAILED", output):
-                failed += 1
-    print("\nslowest:", ", ".join(f"{b['name']} {t:.0f} s" for b, _, _, t in
-                                   sorted(results, key=lambda r: -r[3])[:6]))
-    for label in failing:
-        print(f"failed: {label}")
+    junit = os.path.join("target", "test-results", "junit.xml")
+    write_junit(results, junit)
+    passed = sum(r.count("ok") for r in results)
+    failed = sum(r.failed() for r in results)
+    print("\nslowest binaries:", ", ".join(f"{r.binary['name']} {r.took:.0f} s" for r in
+                                          sorted(results, key=lambda r: -r.took)[:6]))
+    tests = sorted(((secs, r.binary["name"], name) for r in results for name, _, secs, _ in r.tests),
+                   reverse=True)[:8]
+    print("slowest tests:", ", ".join(f"{b}::{n.rsplit('::', 1)[-1]} {s:.0f} s" for s, b, n in tests))
+    print(f"every test's time: {junit}")
+    for r in results:
+        if r.code != 0:
+            print(f"failed: {r.binary['label']}")
     print(f"tests: {passed} passed, {failed} failed")
-    sys.exit(1 if failing else 0)
+    sys.exit(1 if any(r.code != 0 for r in results) else 0)
 
 
 main()
