@@ -12,6 +12,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+pub mod auth;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -223,7 +225,7 @@ struct FileConfig {
     verify_secs: Option<u32>,
     data_dir: Option<PathBuf>,
     ephemeral: Option<bool>,
-    auth: Option<crate::http::auth::AuthFile>,
+    auth: Option<auth::AuthFile>,
     actions: Option<ActionsFile>,
     public_url: Option<String>,
     max_websockets: Option<usize>,
@@ -418,7 +420,7 @@ pub struct Settings {
     pub push_burst: u32,
     /// Settings every auto-registered resource starts with.
     pub resource_defaults: engine::model::ResourceSettings,
-    pub auth: crate::http::auth::AuthSettings,
+    pub auth: auth::AuthSettings,
     /// Programs and webhook secrets the action runner may use.
     pub actions: connectors::actuators::RunnerConfig,
     /// Where the durable state lives; `None` with `--ephemeral` (in memory only).
@@ -647,7 +649,7 @@ impl Settings {
             })?;
         let configured = configured_entries(&file)?;
         let cache_levels = cache_levels(&file)?;
-        let auth = crate::http::auth::AuthSettings::resolve(cli, file.auth).map_err(|invalid| {
+        let auth = auth::AuthSettings::resolve(cli, file.auth).map_err(|invalid| {
             ConfigError::Invalid {
                 field: invalid.field,
                 rule: invalid.rule,
@@ -1298,8 +1300,8 @@ mod tests {
             "[auth]\nmode = \"proxy\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n[auth.roles]\neditor = [\"perf-editors\"]\n",
         )
         .unwrap();
-        let auth = crate::http::auth::AuthSettings::resolve(&Cli::default(), file.auth).unwrap();
-        assert_eq!(auth.mode, crate::http::auth::AuthMode::Proxy);
+        let auth = auth::AuthSettings::resolve(&Cli::default(), file.auth).unwrap();
+        assert_eq!(auth.mode, auth::AuthMode::Proxy);
         assert_eq!(auth.trusted_proxies.len(), 2);
         assert_eq!(
             auth.group_roles.get("perf-editors"),

@@ -8,6 +8,8 @@
 //!   → act → verify), the hub that serializes live frames, before/afters.
 //! - [`persist`]: the SQLite journal, audit log, snapshots and tokens; alerts and history.
 //! - [`report`]: performance reports (HTML with inline SVG, CSV) of a period.
+//! - [`svg`]: charts drawn on the server with plotters' SVG backend, for exports and
+//!   reports.
 
 // Leptos view types nest deeply; their layout exceeds the default query depth.
 #![recursion_limit = "256"]
@@ -19,3 +21,4 @@ pub mod persist;
 pub mod report;
 pub mod shutdown;
 pub mod state;
+pub mod svg;

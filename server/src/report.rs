@@ -588,9 +588,9 @@ pub fn gather(monitor: &Monitor, period: Period, actions: Vec<AuditRecord>) -> R
 type Fold = Option<(f32, f64, u32, f32)>;
 
 /// The data's first and last time when they span less than most of the period (see
-/// [`crate::http::export::FULL_SHARE`]): its chart is drawn over them instead.
+/// [`crate::svg::FULL_SHARE`]): its chart is drawn over them instead.
 fn short_extent(first: i64, last: i64, period: Period) -> bool {
-    ((last - first) as f64) < period.span_ms() as f64 * crate::http::export::FULL_SHARE
+    ((last - first) as f64) < period.span_ms() as f64 * crate::svg::FULL_SHARE
 }
 
 /// One series from memory: the period's slots, and the chart over the data's own extent
@@ -610,11 +610,7 @@ fn from_memory(
     let chart = extent
         .filter(|&(first, last)| short_extent(first, last, period))
         .map(|(first, last)| {
-            data.range(
-                first,
-                (last + 1).min(period.to_ms),
-                crate::http::export::SVG_POINTS,
-            )
+            data.range(first, (last + 1).min(period.to_ms), crate::svg::SVG_POINTS)
         });
     (downsampled(grid, folds), chart)
 }
@@ -636,7 +632,7 @@ fn regrid(points: &[(i64, f32, f32, f32)], period: Period) -> Option<Downsampled
         .filter(|d| *d > 0)
         .min()
         .unwrap_or(1000);
-    let max_points = crate::http::export::SVG_POINTS as i64;
+    let max_points = crate::svg::SVG_POINTS as i64;
     let wanted = (last - first + resolution + max_points - 1) / max_points;
     let step = ((wanted.max(resolution) + resolution - 1) / resolution) * resolution;
     let grid = Grid {
@@ -953,7 +949,7 @@ pub fn html(data: &ReportData, resources: &std::collections::HashMap<String, Res
         };
         // Over the data's own extent when it covers less than most of the period.
         let drawn = r.chart.as_ref().or(r.series.as_ref()).unwrap_or(&nothing);
-        match crate::http::export::svg_in(
+        match crate::svg::svg_in(
             resource,
             metric,
             &r.unit,
@@ -1641,9 +1637,9 @@ mod tests {
         let html = html(&report, &resources);
 
         let cpu = figure(&html, "cpu");
-        let lines: Vec<_> = crate::http::export::polylines(cpu)
+        let lines: Vec<_> = crate::svg::polylines(cpu)
             .into_iter()
-            .filter(|(stroke, _)| stroke == crate::http::export::MEAN_STROKE)
+            .filter(|(stroke, _)| stroke == crate::svg::MEAN_STROKE)
             .collect();
         assert_eq!(lines.len(), 1, "{cpu}");
         let xs = || lines[0].1.iter().map(|p| p.0);
@@ -1669,7 +1665,7 @@ mod tests {
             .collect();
         let chart = regrid(&points, period).expect("short of the period");
         assert_eq!(chart.width % 60_000, 0);
-        assert!(chart.points.len() <= crate::http::export::SVG_POINTS + 1);
+        assert!(chart.points.len() <= crate::svg::SVG_POINTS + 1);
         assert!(chart.points.iter().all(Option::is_some), "no made-up gaps");
         // Data over the whole period keeps the period's slots.
         let full: Vec<(i64, f32, f32, f32)> = (0..7 * 24)

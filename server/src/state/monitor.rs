@@ -457,6 +457,31 @@ impl Monitor {
         lock(&self.top).clone()
     }
 
+    /// The full overview: every resource with its recent history
+    /// ([`super::overview::build`]). A resource whose source is down says so in its reason.
+    pub fn overview(&self) -> app::live::Overview {
+        super::overview::build(
+            &self.store,
+            &self.history,
+            &self.source_problems(),
+            self.top().as_deref(),
+            self.stored.problem().into_iter().collect(),
+            self.alerting.pulse(),
+        )
+    }
+
+    /// `keys` over the last `span_ms` ending `now` from the history on disk
+    /// ([`super::stored::chart`]; blocking: call it on the blocking pool).
+    pub fn stored_chart(
+        &self,
+        keys: &[SeriesKey],
+        span_ms: i64,
+        step_ms: i64,
+        now: UnixMillis,
+    ) -> Result<engine::history::ChartSamples, String> {
+        super::stored::chart(&self.stored, keys, span_ms, step_ms, now)
+    }
+
     /// Why each resource of a failing source has no value: resource id → reason.
     pub fn source_problems(&self) -> BTreeMap<String, String> {
         let statuses = self.sources.statuses();

@@ -2,108 +2,117 @@
 //! metric and "who is busy" line of a card. Built from the configuration, the statuses and
 //! history; serialized by the hub.
 
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use app::alerts::AlertsPulse;
 use app::live::{Card, Overview, TargetLine, SPARK_POINTS};
+use engine::changes::ChangeStore;
+use engine::history::History;
 use engine::model::{
     format_duration, Comparator, Metric, MetricKind, Resource, ResourceType, TargetState,
 };
 use engine::series::{SeriesKey, TopProcesses};
 
-use super::monitor::Monitor;
-
-impl Monitor {
-    /// The full overview: every resource with its recent history. A resource whose source
-    /// is down says so in its reason.
-    pub fn overview(&self) -> Overview {
-        let views = self.store.views();
-        let problems = self.source_problems();
-        let top = self.top();
-        let history = self.history();
-        let mut at_unix_ms = 0;
-        let cards = views
-            .iter()
-            .map(|view| {
-                let resource = &view.resource;
-                let metric = card_metric(resource);
-                let (spark, unit) = match metric {
-                    Some(m) => {
-                        let key = SeriesKey::new(resource.id.as_str(), m.name.as_str());
-                        let series = history
-                            .id(&key)
-                            .and_then(|sid| Some((sid, history.get(sid)?)));
-                        let spark = series
-                            .map(|(_, s)| {
-                                if let Some((t, _)) = s.latest() {
-                                    at_unix_ms = at_unix_ms.max(t);
-                                }
-                                s.last_raw(SPARK_POINTS)
-                                    .into_iter()
-                                    .map(|v| (!v.is_nan()).then_some(v))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        let unit = series
-                            .and_then(|(sid, _)| history.info(sid).map(|i| i.unit.clone()))
-                            .unwrap_or_else(|| m.kind.unit().to_owned());
-                        (spark, unit)
-                    }
-                    None => (Vec::new(), String::new()),
-                };
-                let target = resource.target.as_ref().and_then(|t| {
-                    let kind = resource.metric(&t.metric)?.kind;
-                    Some(TargetLine {
-                        value: t.value,
-                        text: t.describe(kind),
-                        upper_bound: t.comparator == Comparator::Le,
-                    })
-                });
-                let problem = problems.get(resource.id.as_str());
-                let judged = view
-                    .status
-                    .judged
-                    .filter(|_| problem.is_none())
-                    .map(|v| v as f32);
-                Card {
-                    id: resource.id.as_str().to_owned(),
-                    resource_type: resource.resource_type.to_string(),
-                    name: resource.name.clone(),
-                    metric: metric.map(|m| m.name.clone()).unwrap_or_default(),
-                    unit,
-                    value: if problem.is_some() {
-                        None
-                    } else {
-                        spark.last().copied().flatten()
-                    },
-                    spark,
-                    target,
-                    status: view.status.status,
-                    reason: problem
-                        .cloned()
-                        .unwrap_or_else(|| view.status.reason.clone()),
-                    top: top_line(resource.resource_type, top.as_deref()),
-                    evaluated: view.status.evaluated,
-                    pending: view.status.pending && problem.is_none(),
-                    target_state: TargetState::of(
-                        resource.target.is_some(),
-                        &view.status,
-                        problem.is_some(),
-                    ),
-                    judged,
-                    judged_label: judged_label(resource),
-                    advice: view.status.advice.clone().filter(|_| problem.is_none()),
-                    optimizer: view.status.optimizer.clone(),
+/// The full overview: every resource of `store` with its recent history. A resource with
+/// a problem (`problems`: resource id → why its source has no value) says so in its
+/// reason. `history` is read-locked only while the cards are built; `notices` are what is
+/// wrong with the server itself, `alerts` the alert counters shown with it.
+pub fn build(
+    store: &ChangeStore,
+    history: &RwLock<History>,
+    problems: &BTreeMap<String, String>,
+    top: Option<&TopProcesses>,
+    notices: Vec<String>,
+    alerts: AlertsPulse,
+) -> Overview {
+    let views = store.views();
+    let history = engine::sync::read(history);
+    let mut at_unix_ms = 0;
+    let cards = views
+        .iter()
+        .map(|view| {
+            let resource = &view.resource;
+            let metric = card_metric(resource);
+            let (spark, unit) = match metric {
+                Some(m) => {
+                    let key = SeriesKey::new(resource.id.as_str(), m.name.as_str());
+                    let series = history
+                        .id(&key)
+                        .and_then(|sid| Some((sid, history.get(sid)?)));
+                    let spark = series
+                        .map(|(_, s)| {
+                            if let Some((t, _)) = s.latest() {
+                                at_unix_ms = at_unix_ms.max(t);
+                            }
+                            s.last_raw(SPARK_POINTS)
+                                .into_iter()
+                                .map(|v| (!v.is_nan()).then_some(v))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let unit = series
+                        .and_then(|(sid, _)| history.info(sid).map(|i| i.unit.clone()))
+                        .unwrap_or_else(|| m.kind.unit().to_owned());
+                    (spark, unit)
                 }
-            })
-            .collect();
-        drop(history);
-        let stats = self.store.stats();
-        Overview {
-            at_unix_ms,
-            cards,
-            change: stats.change,
-            autosave_every: stats.autosave.every(),
-            notices: self.stored.problem().into_iter().collect(),
-            alerts: self.alerting.pulse(),
-        }
+                None => (Vec::new(), String::new()),
+            };
+            let target = resource.target.as_ref().and_then(|t| {
+                let kind = resource.metric(&t.metric)?.kind;
+                Some(TargetLine {
+                    value: t.value,
+                    text: t.describe(kind),
+                    upper_bound: t.comparator == Comparator::Le,
+                })
+            });
+            let problem = problems.get(resource.id.as_str());
+            let judged = view
+                .status
+                .judged
+                .filter(|_| problem.is_none())
+                .map(|v| v as f32);
+            Card {
+                id: resource.id.as_str().to_owned(),
+                resource_type: resource.resource_type.to_string(),
+                name: resource.name.clone(),
+                metric: metric.map(|m| m.name.clone()).unwrap_or_default(),
+                unit,
+                value: if problem.is_some() {
+                    None
+                } else {
+                    spark.last().copied().flatten()
+                },
+                spark,
+                target,
+                status: view.status.status,
+                reason: problem
+                    .cloned()
+                    .unwrap_or_else(|| view.status.reason.clone()),
+                top: top_line(resource.resource_type, top),
+                evaluated: view.status.evaluated,
+                pending: view.status.pending && problem.is_none(),
+                target_state: TargetState::of(
+                    resource.target.is_some(),
+                    &view.status,
+                    problem.is_some(),
+                ),
+                judged,
+                judged_label: judged_label(resource),
+                advice: view.status.advice.clone().filter(|_| problem.is_none()),
+                optimizer: view.status.optimizer.clone(),
+            }
+        })
+        .collect();
+    drop(history);
+    let stats = store.stats();
+    Overview {
+        at_unix_ms,
+        cards,
+        change: stats.change,
+        autosave_every: stats.autosave.every(),
+        notices,
+        alerts,
     }
 }
 
