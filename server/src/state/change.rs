@@ -6,15 +6,25 @@
 //! configuration the change applies to, so neither can be raced; the journal record is
 //! queued under it too, so the journal holds changes in number order. The caller is
 //! answered only once the record is committed, and the live side hears about it then.
+//!
+//! Configured sources' operations (adding a database, an index, a warm-up, …) are
+//! prepared by [`ConfiguredSources`](super::sources::ConfiguredSources) and finished here:
+//! their change applied on this path, their mark opening its before/after.
 
+use std::path::PathBuf;
+
+use app::caches::{CacheAdded, Invalidation, NewCache};
+use app::databases::{DatabaseAdded, NewDatabase};
 use app::error::AppError;
 use app::identity::{Identity, Role};
+use connectors::sources::{Checked, Configured};
 use engine::changes::{ChangeRecord, Mutation, MutationKind, State};
 use engine::error::EngineError;
 use engine::model::{ResourceSettings, ResourceType};
 use engine::optimizer::EventKind;
 
 use super::monitor::{Control, Monitor};
+use super::sources::{Mark, Prepared};
 
 impl Monitor {
     /// Applies `mutation` on behalf of `actor` and resolves once it is durable. Refusals
@@ -70,7 +80,7 @@ impl Monitor {
                 | MutationKind::SetSource
                 | MutationKind::Restore
         ) {
-            self.reconcile_sources();
+            self.configured.reconcile_sources();
         }
         if matches!(
             record.kind,
@@ -80,7 +90,7 @@ impl Monitor {
                 | MutationKind::RemoveResource
                 | MutationKind::Restore
         ) {
-            self.sync_fleets();
+            self.configured.sync_fleets();
         }
         let scope = match (record.kind, &record.resource) {
             (MutationKind::Restore, _) | (_, None) => None,
@@ -89,6 +99,205 @@ impl Monitor {
         self.send(Control::Changed {
             scope,
             why: record.kind,
+        });
+    }
+
+    /// Applies a change a configured source's operation prepared, and answers as it says.
+    async fn apply_prepared<T: 'static>(
+        &self,
+        prepared: Prepared<T>,
+        actor: Identity,
+    ) -> Result<T, AppError> {
+        let Prepared { mutation, answer } = prepared;
+        let record = self.apply(mutation, actor).await?;
+        Ok(answer(record.change))
+    }
+
+    /// An index made or dropped, keys invalidated: a mark on the resource (its
+    /// before/after shows the effect) in the audit log as `actor`'s.
+    fn mark_event(&self, mark: &Mark, actor: &Identity) {
+        if let Err(err) = self.add_mark(&mark.resource, &mark.label, actor) {
+            tracing::warn!(resource = %mark.resource, %err, "No before/after for the index change");
+        }
+    }
+}
+
+/// Configured sources' operations: checked and prepared by
+/// [`ConfiguredSources`](super::sources::ConfiguredSources), applied here.
+impl Monitor {
+    /// Applies the databases and caches of the configuration file: one the configuration
+    /// does not have yet is added, one whose settings differ is updated, each a counted
+    /// change by `configuration`.
+    pub async fn apply_configured(
+        &self,
+        entries: &[crate::config::ConfiguredEntry],
+    ) -> anyhow::Result<()> {
+        for entry in entries {
+            let Some(mutation) = self.configured.configured_change(entry)? else {
+                continue;
+            };
+            self.apply(mutation, Identity::configuration())
+                .await
+                .map_err(|err| anyhow::anyhow!("{}: {err}", super::sources::entry_label(entry)))?;
+        }
+        Ok(())
+    }
+
+    /// Adds a database or cache: checks the settings, connects once with exactly them
+    /// (refusing with the reason: unreachable, authentication failed, …), keeps a
+    /// password sent inline under `<data-dir>/secrets/` (mode 0600), then adds the
+    /// resource as a counted change. Every kind, from the UI and the API, comes here.
+    pub async fn add_configured(
+        &self,
+        name: &str,
+        settings: Configured,
+        password: Option<String>,
+        actor: Identity,
+    ) -> Result<(u64, engine::model::ResourceId, Checked), AppError> {
+        let prepared = self.configured.prepare_add(name, settings, password).await?;
+        self.apply_prepared(prepared, actor).await
+    }
+
+    /// Changes a configured source's settings (and, when one is given, its password)
+    /// after connecting once with the new ones: a counted change that restarts its source.
+    /// Refusals say why and change nothing.
+    pub async fn update_configured(
+        &self,
+        id: engine::model::ResourceId,
+        settings: Configured,
+        new_password: Option<String>,
+        actor: Identity,
+    ) -> Result<u64, AppError> {
+        let mutation = self
+            .configured
+            .prepare_update(id, settings, new_password)
+            .await?;
+        Ok(self.apply(mutation, actor).await?.change)
+    }
+
+    /// Adds a PostgreSQL database (refusing a role without `pg_monitor` too). Shared by
+    /// `POST /api/v1/databases` and the UI.
+    pub async fn add_database(
+        &self,
+        new: NewDatabase,
+        password_file: Option<PathBuf>,
+        password_env: Option<String>,
+        actor: Identity,
+    ) -> Result<DatabaseAdded, AppError> {
+        let prepared = self
+            .configured
+            .prepare_database(new, password_file, password_env)
+            .await?;
+        self.apply_prepared(prepared, actor).await
+    }
+
+    /// Adds a Redis or memcached cache. Shared by `POST /api/v1/caches` and the UI.
+    pub async fn add_cache(
+        &self,
+        new: NewCache,
+        password_file: Option<PathBuf>,
+        password_env: Option<String>,
+        actor: Identity,
+    ) -> Result<CacheAdded, AppError> {
+        let prepared = self
+            .configured
+            .prepare_cache(new, password_file, password_env)
+            .await?;
+        self.apply_prepared(prepared, actor).await
+    }
+
+    /// Changes a database's URL, probe query or group (and, when one is given, its
+    /// password) after connecting once with the new settings.
+    pub async fn update_database(
+        &self,
+        resource: &str,
+        edit: NewDatabase,
+        actor: Identity,
+    ) -> Result<u64, AppError> {
+        let mutation = self
+            .configured
+            .prepare_database_update(resource, edit)
+            .await?;
+        Ok(self.apply(mutation, actor).await?.change)
+    }
+
+    /// Removes a configured resource (a database, a cache): a counted change; a password this
+    /// server stored for it goes too. Built-in resources (the host's, pushes') are refused.
+    pub async fn remove_configured(&self, id: &str, actor: Identity) -> Result<u64, AppError> {
+        let id = self.configured.removable(id)?;
+        let record = self
+            .apply(Mutation::RemoveResource { id: id.clone() }, actor)
+            .await?;
+        self.configured.forget_secret(&id).await;
+        Ok(record.change)
+    }
+
+    /// Counts (`confirm` false) or unlinks (`confirm` true) the keys of the Redis cache
+    /// `resource` matching `pattern`, and hands the pattern to the cache's
+    /// `invalidate_url` when it has one (memcached's only way). An invalidation is a mark
+    /// on the resource (its before/after shows the effect) in the audit log as `actor`'s.
+    pub async fn invalidate(
+        &self,
+        resource: &str,
+        pattern: &str,
+        confirm: bool,
+        actor: &Identity,
+    ) -> Result<Invalidation, AppError> {
+        let (result, mark) = self
+            .configured
+            .invalidate(resource, pattern, confirm, actor)
+            .await?;
+        if let Some(mark) = mark {
+            self.mark_event(&mark, actor);
+        }
+        Ok(result)
+    }
+
+    /// Creates an index the latest advice of `resource` recommends (only those: nothing
+    /// else can be asked for), audits it as `actor`'s and opens its before/after.
+    pub async fn create_index(
+        &self,
+        resource: &str,
+        table: &str,
+        columns: &[String],
+        actor: &Identity,
+    ) -> Result<String, AppError> {
+        let (name, mark) = self
+            .configured
+            .create_index(resource, table, columns)
+            .await?;
+        self.mark_event(&mark, actor);
+        Ok(name)
+    }
+
+    /// Drops an index perfpilot created (the rollback of [`Monitor::create_index`]).
+    pub async fn drop_index(
+        &self,
+        resource: &str,
+        table: &str,
+        name: &str,
+        actor: &Identity,
+    ) -> Result<(), AppError> {
+        let mark = self.configured.drop_index(resource, table, name).await?;
+        self.mark_event(&mark, actor);
+        Ok(())
+    }
+
+    /// Runs the warm-up of a cache that came back cold (its `warm_url` or `warm_command`,
+    /// on its own task), audits it, and marks it so the warm-up's before/after shows the
+    /// hit ratio it brought back.
+    pub(crate) fn warm_up(&self, resource: &str, actuators: connectors::actuators::Actuators) {
+        let Some(warming) = self.configured.prepare_warm_up(resource, actuators) else {
+            return;
+        };
+        let monitor = self.clone();
+        tokio::spawn(async move {
+            let Some(mark) = warming.await else {
+                return;
+            };
+            if let Err(err) = monitor.add_mark(&mark.resource, &mark.label, &Identity::watcher()) {
+                tracing::warn!(resource = %mark.resource, %err, "No before/after for the warm-up");
+            }
         });
     }
 }

@@ -4,13 +4,22 @@
 //! running sources are reconciled with the specs: new ones start, changed ones restart,
 //! removed ones stop. The configured sources' entries of the configuration file
 //! (`[[postgres]]`, `[[redis]]`, …) are applied at start-up as changes by `configuration`.
-//! Every kind goes through one path ([`Monitor::add_configured`],
-//! [`Monitor::update_configured`]); [`connectors::sources::Configured`] delegates to the
-//! kind, so nothing here names one (the PostgreSQL-only index and connection pages aside).
+//! Every kind goes through one path ([`ConfiguredSources::prepare_add`],
+//! [`ConfiguredSources::prepare_update`]); [`connectors::sources::Configured`] delegates to
+//! the kind, so nothing here names one (the PostgreSQL-only index and connection pages
+//! aside).
+//!
+//! [`ConfiguredSources`] does everything but the change itself: it checks the settings,
+//! connects once, stores a password and hands back the [`Mutation`] (or, for an index or
+//! an invalidation, the [`Mark`]). The monitor's wrappers of the same names
+//! ([`crate::state::Monitor::add_configured`] and the others, in `state::change`) apply it
+//! on the change path and open the mark's before/after.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use app::caches::{CacheAdded, Invalidation, NewCache};
 use app::databases::{DatabaseAdded, NewDatabase};
@@ -19,22 +28,86 @@ use app::identity::Identity;
 use connectors::sources::postgres::{self, PostgresSettings};
 use connectors::sources::{Checked, Configured, Keys};
 use connectors::Refusal;
-use engine::changes::Mutation;
-use engine::model::{Resource, SourceSpec};
+use engine::changes::{ChangeStore, Mutation};
+use engine::history::History;
+use engine::model::{Resource, ResourceId, ResourceSettings, SourceSpec};
+use engine::source::runtime::Sources;
+use engine::sync::read;
 
-use super::monitor::Monitor;
+use crate::persist::Persist;
 
 /// The specs of the configured sources now running, by resource id; one reconcile at a
 /// time.
 pub type Running = Arc<tokio::sync::Mutex<BTreeMap<String, SourceSpec>>>;
 
-impl Monitor {
+/// Configured sources (databases, caches, fleets, load balancers): the running ones kept
+/// matching the configuration, fleets' handles, database and cache groups, and the checks
+/// that prepare each change to them. Cheap to clone: shared handles and a few settings.
+#[derive(Clone)]
+pub struct ConfiguredSources {
+    pub(super) store: Arc<ChangeStore>,
+    /// Read for the latest values of groups and warm-ups.
+    pub(super) history: Arc<RwLock<History>>,
+    pub(super) sources: Arc<Sources>,
+    /// Warm-ups are audited.
+    pub(super) persist: Persist,
+    /// The configured sources running now.
+    pub(super) running: Running,
+    /// What the running kinds share (load balancers' desired states, fleets' handles).
+    pub(super) registries: connectors::Registries,
+    /// How often configured sources (databases, caches) are read.
+    pub(super) interval: Duration,
+    /// Settings of resources added from the configuration file.
+    pub(super) resource_defaults: ResourceSettings,
+    /// Where stored secrets go (`None` with `--ephemeral`).
+    pub(super) data_dir: Option<PathBuf>,
+    /// `[[cache_level]]`: resources counted as levels of cache groups.
+    pub(super) cache_levels: Arc<[crate::config::CacheLevelEntry]>,
+}
+
+/// A configured source checked and ready to be added: the change that adds it, and the
+/// answer once the change is applied (from its change number).
+#[must_use = "nothing is added until the mutation is applied"]
+pub(crate) struct Prepared<T> {
+    pub(crate) mutation: Mutation,
+    pub(crate) answer: Box<dyn FnOnce(u64) -> T + Send>,
+}
+
+impl<T: 'static> Prepared<T> {
+    fn new(mutation: Mutation, answer: impl FnOnce(u64) -> T + Send + 'static) -> Prepared<T> {
+        Prepared {
+            mutation,
+            answer: Box::new(answer),
+        }
+    }
+
+    /// The same change, answered with `f` of this answer.
+    fn map<U: 'static>(self, f: impl FnOnce(T) -> U + Send + 'static) -> Prepared<U> {
+        let answer = self.answer;
+        Prepared::new(self.mutation, move |change| f(answer(change)))
+    }
+}
+
+/// What an operation did to a resource (an index made or dropped, keys invalidated, a
+/// warm-up): a mark on it, so its before/after shows the effect.
+#[must_use = "the mark is made by the monitor (`Monitor::add_mark`)"]
+pub(crate) struct Mark {
+    pub(crate) resource: ResourceId,
+    pub(crate) label: String,
+}
+
+impl ConfiguredSources {
+    /// What the running kinds share (load balancers' desired states, fleets' handles).
+    pub(crate) fn registries(&self) -> &connectors::Registries {
+        &self.registries
+    }
+
     /// Starts, restarts and stops configured sources until they match the configuration.
     pub(crate) fn reconcile_sources(&self) {
-        let monitor = self.clone();
+        let this = self.clone();
         tokio::spawn(async move {
-            let mut running = monitor.configured.lock().await;
-            let state = monitor.store.state();
+            let mut running = this.running.lock().await;
+            let state = this.store.state();
             let desired: BTreeMap<String, &Resource> = state
                 .resources
                 .values()
@@ -47,7 +120,7 @@ impl Monitor {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in stale {
-                monitor.sources.remove(&id).await;
+                this.sources.remove(&id).await;
                 running.remove(&id);
                 tracing::info!(source = %id, "Stopped a configured source");
             }
@@ -63,8 +136,8 @@ impl Monitor {
                         let (spec, resource, interval, registries) = (
                             spec.clone(),
                             resource.clone(),
-                            monitor.interval,
-                            monitor.registries.clone(),
+                            this.interval,
+                            this.registries.clone(),
                         );
                         tokio::task::spawn_blocking(move || {
                             Configured::from_spec(&spec).map_err(String::from).and_then(
@@ -76,7 +149,7 @@ impl Monitor {
                     };
                 match built {
                     Ok(source) => {
-                        monitor.sources.add(source).await;
+                        this.sources.add(source).await;
                         running.insert(id.clone(), spec);
                         tracing::info!(source = %id, "Started a configured source");
                     }
@@ -144,54 +217,45 @@ impl Monitor {
         Ok(handle)
     }
 
-    /// Applies the databases and caches of the configuration file: one the configuration
-    /// does not have yet is added, one whose settings differ is updated, each a counted
-    /// change by `configuration`.
-    pub async fn apply_configured(
+    /// The change that makes the configuration hold the file's database or cache `entry`:
+    /// an addition when the configuration does not have it yet, a new source when its
+    /// settings differ, `None` when it matches.
+    pub(crate) fn configured_change(
         &self,
-        entries: &[crate::config::ConfiguredEntry],
-    ) -> anyhow::Result<()> {
-        let defaults = self.resource_defaults.clone();
-        for entry in entries {
-            let what = || format!("{} {:?}", entry.table, entry.name);
-            let resource = entry
-                .settings
-                .resource(&entry.name, &defaults)
-                .map_err(|err| anyhow::anyhow!("{}: {err}", what()))?;
-            let current = self.store.state().resources.get(&resource.id).cloned();
-            let mutation = match current {
-                None => Mutation::AddResource { resource },
-                Some(current)
-                    if current.source.as_ref() != resource.source.as_ref()
-                        || current.fleet.as_ref().map(|f| &f.metrics)
-                            != resource.fleet.as_ref().map(|f| &f.metrics) =>
-                {
-                    Mutation::SetSource {
-                        id: resource.id.clone(),
-                        source: entry.settings.spec(),
-                        fleet_metrics: entry.settings.fleet_metrics(),
-                    }
-                }
-                Some(_) => continue,
-            };
-            self.apply(mutation, Identity::configuration())
-                .await
-                .map_err(|err| anyhow::anyhow!("{}: {err}", what()))?;
-        }
-        Ok(())
+        entry: &crate::config::ConfiguredEntry,
+    ) -> anyhow::Result<Option<Mutation>> {
+        let resource = entry
+            .settings
+            .resource(&entry.name, &self.resource_defaults)
+            .map_err(|err| anyhow::anyhow!("{}: {err}", entry_label(entry)))?;
+        let current = self.store.state().resources.get(&resource.id).cloned();
+        Ok(match current {
+            None => Some(Mutation::AddResource { resource }),
+            Some(current)
+                if current.source.as_ref() != resource.source.as_ref()
+                    || current.fleet.as_ref().map(|f| &f.metrics)
+                        != resource.fleet.as_ref().map(|f| &f.metrics) =>
+            {
+                Some(Mutation::SetSource {
+                    id: resource.id.clone(),
+                    source: entry.settings.spec(),
+                    fleet_metrics: entry.settings.fleet_metrics(),
+                })
+            }
+            Some(_) => None,
+        })
     }
 
-    /// Adds a database or cache: checks the settings, connects once with exactly them
-    /// (refusing with the reason: unreachable, authentication failed, …), keeps a
-    /// password sent inline under `<data-dir>/secrets/` (mode 0600), then adds the
-    /// resource as a counted change. Every kind, from the UI and the API, comes here.
-    pub async fn add_configured(
+    /// Prepares adding a database or cache: checks the settings, connects once with
+    /// exactly them (refusing with the reason: unreachable, authentication failed, …) and
+    /// keeps a password sent inline under `<data-dir>/secrets/` (mode 0600); adding the
+    /// resource is then a counted change. Every kind, from the UI and the API, comes here.
+    pub(crate) async fn prepare_add(
         &self,
         name: &str,
         mut settings: Configured,
         password: Option<String>,
-        actor: Identity,
-    ) -> Result<(u64, engine::model::ResourceId, Checked), AppError> {
+    ) -> Result<Prepared<(u64, ResourceId, Checked)>, AppError> {
         // The one rule of names (`engine::names`), before anything else: a name is part
         // of the resource id, of URLs and of the stored password's file name.
         let id = settings.resource_id(name).map_err(invalid)?;
@@ -226,22 +290,21 @@ impl Monitor {
         let resource = settings
             .resource(name, &self.resource_defaults)
             .map_err(invalid)?;
-        let record = self
-            .apply(Mutation::AddResource { resource }, actor)
-            .await?;
-        Ok((record.change, id, checked))
+        Ok(Prepared::new(
+            Mutation::AddResource { resource },
+            move |change| (change, id, checked),
+        ))
     }
 
-    /// Changes a configured source's settings (and, when one is given, its password)
-    /// after connecting once with the new ones: a counted change that restarts its source.
+    /// Prepares changing a configured source's settings (and, when one is given, its
+    /// password) after connecting once with the new ones: the change restarts its source.
     /// Refusals say why and change nothing.
-    pub async fn update_configured(
+    pub(crate) async fn prepare_update(
         &self,
-        id: engine::model::ResourceId,
+        id: ResourceId,
         mut settings: Configured,
         new_password: Option<String>,
-        actor: Identity,
-    ) -> Result<u64, AppError> {
+    ) -> Result<Mutation, AppError> {
         settings.validate().map_err(invalid)?;
         let password = match &new_password {
             Some(password) => Some(password.clone()),
@@ -257,30 +320,23 @@ impl Monitor {
         if let Some(password) = &new_password {
             settings.keep_password_in(self.store_secret(&id, password).await?);
         }
-        let record = self
-            .apply(
-                Mutation::SetSource {
-                    id,
-                    source: settings.spec(),
-                    fleet_metrics: settings.fleet_metrics(),
-                },
-                actor,
-            )
-            .await?;
-        Ok(record.change)
+        Ok(Mutation::SetSource {
+            id,
+            source: settings.spec(),
+            fleet_metrics: settings.fleet_metrics(),
+        })
     }
 }
 
-impl Monitor {
-    /// Adds a PostgreSQL database (refusing a role without `pg_monitor` too). Shared by
-    /// `POST /api/v1/databases` and the UI.
-    pub async fn add_database(
+impl ConfiguredSources {
+    /// Prepares adding a PostgreSQL database (refusing a role without `pg_monitor` too).
+    /// Shared by `POST /api/v1/databases` and the UI.
+    pub(crate) async fn prepare_database(
         &self,
         new: NewDatabase,
         password_file: Option<PathBuf>,
         password_env: Option<String>,
-        actor: Identity,
-    ) -> Result<DatabaseAdded, AppError> {
+    ) -> Result<Prepared<DatabaseAdded>, AppError> {
         let settings = Configured::new(PostgresSettings {
             url: new.url.trim().to_owned(),
             password_file,
@@ -290,25 +346,25 @@ impl Monitor {
             statement_timeout_ms: 2_000,
             idle_in_transaction_limit_s: 60,
         });
-        let (change, id, checked) = self
-            .add_configured(&new.name, settings, blank(new.password), actor)
+        let prepared = self
+            .prepare_add(&new.name, settings, blank(new.password))
             .await?;
-        Ok(DatabaseAdded {
+        Ok(prepared.map(|(change, id, checked)| DatabaseAdded {
             change,
             resource: id.to_string(),
             server_version: checked.server_version,
             statements: checked.statements.unwrap_or(false),
-        })
+        }))
     }
 
-    /// Adds a Redis or memcached cache. Shared by `POST /api/v1/caches` and the UI.
-    pub async fn add_cache(
+    /// Prepares adding a Redis or memcached cache. Shared by `POST /api/v1/caches` and the
+    /// UI.
+    pub(crate) async fn prepare_cache(
         &self,
         new: NewCache,
         password_file: Option<PathBuf>,
         password_env: Option<String>,
-        actor: Identity,
-    ) -> Result<CacheAdded, AppError> {
+    ) -> Result<Prepared<CacheAdded>, AppError> {
         let settings =
             connectors::sources::cache::configured(connectors::sources::cache::NewCache {
                 kind: new.kind,
@@ -321,15 +377,15 @@ impl Monitor {
                 level: new.level.unwrap_or(2),
             })
             .map_err(invalid)?;
-        let (change, id, checked) = self
-            .add_configured(&new.name, settings, blank(new.password), actor)
+        let prepared = self
+            .prepare_add(&new.name, settings, blank(new.password))
             .await?;
-        Ok(CacheAdded {
+        Ok(prepared.map(|(change, id, checked)| CacheAdded {
             change,
             resource: id.to_string(),
             server_version: checked.server_version,
             tuning_unavailable: checked.tuning_unavailable,
-        })
+        }))
     }
 
     /// The databases configured with the same group as `resource` (shards of one logical
@@ -423,39 +479,39 @@ impl Monitor {
 
     /// The latest value of a series while it is fresh (at most 15 s old).
     fn latest(&self, resource: &str, metric: &str) -> Option<f64> {
-        let history = self.history();
+        let history = read(&self.history);
         let series = history.get(history.id(&engine::series::SeriesKey::new(resource, metric))?)?;
         let (at, value) = series.latest()?;
         (engine::time::unix_now_ms() - at <= 15_000).then_some(f64::from(value?))
     }
 
-    /// Runs the warm-up of a cache that came back cold (its `warm_url` or `warm_command`,
-    /// on its own task), audits it, and marks it so the warm-up's before/after shows the
-    /// hit ratio it brought back.
-    pub(crate) fn warm_up(&self, resource: &str, actuators: connectors::actuators::Actuators) {
+    /// The warm-up of a cache that came back cold (its `warm_url` or `warm_command`), for
+    /// its caller to run on its own task: it runs it, audits it, and ends with the mark
+    /// that makes the warm-up's before/after show the hit ratio it brought back (`None`
+    /// when it did not succeed). `None` when the cache has no warm-up.
+    pub(crate) fn prepare_warm_up(
+        &self,
+        resource: &str,
+        actuators: connectors::actuators::Actuators,
+    ) -> Option<impl Future<Output = Option<Mark>> + Send + 'static> {
         let state = self.store.state();
-        let Some(resource) = state.resources.get(resource).cloned() else {
-            return;
-        };
-        let Some(action) = resource
+        let resource = state.resources.get(resource).cloned()?;
+        let action = resource
             .source
             .as_ref()
             .and_then(|spec| Configured::from_spec(spec).ok())
-            .and_then(|configured| configured.warm_action())
-        else {
-            return;
-        };
-        let monitor = self.clone();
-        tokio::spawn(async move {
+            .and_then(|configured| configured.warm_action())?;
+        let this = self.clone();
+        Some(async move {
             let at = engine::time::unix_now_ms();
-            let observed = monitor
+            let observed = this
                 .latest(resource.id.as_str(), "hit_ratio")
                 .unwrap_or(0.0);
             let Some(mut request) =
                 engine::actions::ActionRequest::new(&resource, &[] as &[f64], observed, at)
             else {
                 tracing::warn!(resource = %resource.id, "No warm-up: the cache has no target to report against");
-                return;
+                return None;
             };
             request.dry_run = false;
             request.recommendation.summary = "warm the cache up after a cold start".into();
@@ -478,7 +534,7 @@ impl Monitor {
                 engine::actions::ActionOutcome::Succeeded { .. }
             );
             let id = resource.id.to_string();
-            monitor.persist.audit(crate::persist::actor_entry(
+            this.persist.audit(crate::persist::actor_entry(
                 &Identity::watcher(),
                 app::audit::AuditKind::Action,
                 Some(&id),
@@ -488,27 +544,28 @@ impl Monitor {
                 serde_json::json!({ "outcome": event.outcome, "duration_ms": event.duration_ms, "steps": event.steps }),
             ));
             if succeeded {
-                let label = format!("warm-up ({}) done", action.kind());
-                if let Err(err) = monitor.add_mark(&resource.id, &label, &Identity::watcher()) {
-                    tracing::warn!(resource = %id, %err, "No before/after for the warm-up");
-                }
+                Some(Mark {
+                    resource: resource.id.clone(),
+                    label: format!("warm-up ({}) done", action.kind()),
+                })
             } else {
                 tracing::warn!(resource = %id, %result, "Warm-up did not succeed");
+                None
             }
-        });
+        })
     }
 
     /// Counts (`confirm` false) or unlinks (`confirm` true) the keys of the Redis cache
     /// `resource` matching `pattern`, and hands the pattern to the cache's
-    /// `invalidate_url` when it has one (memcached's only way). An invalidation is a mark
-    /// on the resource (its before/after shows the effect) in the audit log as `actor`'s.
-    pub async fn invalidate(
+    /// `invalidate_url` when it has one (memcached's only way), as `actor` asks. An
+    /// invalidation done comes with its mark (`None` for a count).
+    pub(crate) async fn invalidate(
         &self,
         resource: &str,
         pattern: &str,
         confirm: bool,
         actor: &Identity,
-    ) -> Result<Invalidation, AppError> {
+    ) -> Result<(Invalidation, Option<Mark>), AppError> {
         let state = self.store.state();
         let found = state.resources.get(resource).ok_or_else(|| {
             AppError::not_found(format!("resource: no resource with id {resource:?}"))
@@ -582,21 +639,21 @@ impl Monitor {
             done: confirm,
             hook,
         };
-        if confirm {
-            self.mark_event(&id, result.describe(pattern), actor);
-        }
-        Ok(result)
+        let mark = confirm.then(|| Mark {
+            resource: id,
+            label: result.describe(pattern),
+        });
+        Ok((result, mark))
     }
 
     /// Creates an index the latest advice of `resource` recommends (only those: nothing
-    /// else can be asked for), audits it as `actor`'s and opens its before/after.
-    pub async fn create_index(
+    /// else can be asked for): its name, and the mark that opens its before/after.
+    pub(crate) async fn create_index(
         &self,
         resource: &str,
         table: &str,
         columns: &[String],
-        actor: &Identity,
-    ) -> Result<String, AppError> {
+    ) -> Result<(String, Mark), AppError> {
         let (id, settings) = self.database(resource)?;
         let advised = self
             .advice_of(resource)
@@ -618,28 +675,29 @@ impl Monitor {
         let name = postgres::create_index(&settings, table, columns)
             .await
             .map_err(|reason| AppError::new(422, format!("cannot create the index: {reason}")))?;
-        self.mark_event(
-            &id,
-            format!("index {name} created on {table} ({})", columns.join(", ")),
-            actor,
-        );
-        Ok(name)
+        let mark = Mark {
+            resource: id,
+            label: format!("index {name} created on {table} ({})", columns.join(", ")),
+        };
+        Ok((name, mark))
     }
 
-    /// Drops an index perfpilot created (the rollback of [`Monitor::create_index`]).
-    pub async fn drop_index(
+    /// Drops an index perfpilot created (the rollback of
+    /// [`ConfiguredSources::create_index`]): the mark that opens its before/after.
+    pub(crate) async fn drop_index(
         &self,
         resource: &str,
         table: &str,
         name: &str,
-        actor: &Identity,
-    ) -> Result<(), AppError> {
+    ) -> Result<Mark, AppError> {
         let (id, settings) = self.database(resource)?;
         postgres::drop_index(&settings, table, name)
             .await
             .map_err(|reason| AppError::new(422, format!("cannot drop the index: {reason}")))?;
-        self.mark_event(&id, format!("index {name} dropped"), actor);
-        Ok(())
+        Ok(Mark {
+            resource: id,
+            label: format!("index {name} dropped"),
+        })
     }
 
     /// A database resource and its connection settings.
@@ -678,14 +736,6 @@ impl Monitor {
         serde_json::from_value((*self.source_details(resource)?).clone()).ok()
     }
 
-    /// An index made or dropped, keys invalidated: a mark on the resource (its
-    /// before/after shows the effect) in the audit log as `actor`'s.
-    fn mark_event(&self, id: &engine::model::ResourceId, label: String, actor: &Identity) {
-        if let Err(err) = self.add_mark(id, &label, actor) {
-            tracing::warn!(resource = %id, %err, "No before/after for the index change");
-        }
-    }
-
     /// A database's connection settings as its page shows them (never the password).
     pub fn database_connection(
         &self,
@@ -709,14 +759,13 @@ impl Monitor {
         })
     }
 
-    /// Changes a database's URL, probe query or group (and, when one is given, its
-    /// password) after connecting once with the new settings.
-    pub async fn update_database(
+    /// Prepares changing a database's URL, probe query or group (and, when one is given,
+    /// its password) after connecting once with the new settings.
+    pub(crate) async fn prepare_database_update(
         &self,
         resource: &str,
         edit: NewDatabase,
-        actor: Identity,
-    ) -> Result<u64, AppError> {
+    ) -> Result<Mutation, AppError> {
         let (id, current) = self.database(resource)?;
         let settings = Configured::new(PostgresSettings {
             url: edit.url.trim().to_owned(),
@@ -724,14 +773,14 @@ impl Monitor {
             group: blank(edit.group),
             ..current
         });
-        self.update_configured(id, settings, blank(edit.password), actor)
+        self.prepare_update(id, settings, blank(edit.password))
             .await
     }
 
-    /// Removes a configured resource (a database, a cache): a counted change; a password this
-    /// server stored for it goes too. Built-in resources (the host's, pushes') are refused.
-    pub async fn remove_configured(&self, id: &str, actor: Identity) -> Result<u64, AppError> {
-        let id = engine::model::ResourceId::new(id)?;
+    /// The configured resource (a database, a cache) `id` if it may be removed: built-in
+    /// resources (the host's, pushes') are refused.
+    pub(crate) fn removable(&self, id: &str) -> Result<ResourceId, AppError> {
+        let id = ResourceId::new(id)?;
         let current = self.store.state().resources.get(&id).cloned();
         if current.as_ref().is_some_and(|r| r.source.is_none()) {
             return Err(AppError::new(
@@ -739,14 +788,16 @@ impl Monitor {
                 format!("resource `{id}` belongs to a built-in source (the host or pushes) and cannot be removed"),
             ));
         }
-        let record = self
-            .apply(Mutation::RemoveResource { id: id.clone() }, actor)
-            .await?;
+        Ok(id)
+    }
+
+    /// Removes the password this server stored for `id`, if it did (its resource was
+    /// removed).
+    pub(crate) async fn forget_secret(&self, id: &ResourceId) {
         if let Some(dir) = self.secrets_dir() {
-            let path = dir.join(secret_file(&id));
+            let path = dir.join(secret_file(id));
             let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
         }
-        Ok(record.change)
     }
 
     /// Where passwords sent to this server are kept: `<data-dir>/secrets/`.
@@ -811,6 +862,11 @@ fn write_secret(dir: &Path, path: PathBuf, password: &str) -> Result<PathBuf, Ap
 /// Where the password of `id` is kept under the secrets directory: `database-orders.password`.
 fn secret_file(id: &engine::model::ResourceId) -> String {
     format!("{}.password", id.as_str().replace(':', "-"))
+}
+
+/// How an entry of the configuration file is named in its errors: `postgres "orders"`.
+pub(crate) fn entry_label(entry: &crate::config::ConfiguredEntry) -> String {
+    format!("{} {:?}", entry.table, entry.name)
 }
 
 fn blank(value: Option<String>) -> Option<String> {
