@@ -565,7 +565,7 @@ pub fn gather(monitor: &Monitor, period: Period, actions: Vec<AuditRecord>) -> R
         .values()
         .filter(|r| r.resource_type == engine::model::ResourceType::Database)
         .filter_map(|r| {
-            let details = monitor.source_details(r.id.as_str())?;
+            let details = monitor.configured.source_details(r.id.as_str())?;
             let top: engine::database::TopQueries =
                 serde_json::from_value((*details).clone()).ok()?;
             (!top.top.is_empty()).then(|| (r.id.to_string(), top.top.into_iter().take(5).collect()))

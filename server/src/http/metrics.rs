@@ -190,8 +190,8 @@ impl Collector for EngineCollector {
         let mut fleet_targets: Vec<(Labels, f64)> = Vec::new();
         let mut fleet_values: Vec<(Labels, f64)> = Vec::new();
         let mut fleet_breached: Vec<(Labels, f64)> = Vec::new();
-        for fleet in monitor.registries.fleets.all() {
-            if monitor.fleet(&fleet.id).is_err() {
+        for fleet in monitor.configured.registries().fleets.all() {
+            if monitor.configured.fleet(&fleet.id).is_err() {
                 continue;
             }
             for row in fleet.export() {

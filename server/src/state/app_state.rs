@@ -139,11 +139,11 @@ impl app::backend::Backend for Monitor {
     }
 
     fn fleet_view(&self, id: &str) -> Result<engine::fleet::FleetView, AppError> {
-        Ok(self.fleet(id)?.view())
+        Ok(self.configured.fleet(id)?.view())
     }
 
     fn fleet_host(&self, id: &str, instance: &str) -> Result<engine::fleet::HostDetail, AppError> {
-        self.fleet(id)?.host(instance).ok_or_else(|| {
+        self.configured.fleet(id)?.host(instance).ok_or_else(|| {
             AppError::new(
                 404,
                 format!(
@@ -155,7 +155,7 @@ impl app::backend::Backend for Monitor {
     }
 
     fn fleet_members(&self, id: &str, group: &str) -> Result<Vec<String>, AppError> {
-        Ok(self.fleet(id)?.members(group))
+        Ok(self.configured.fleet(id)?.members(group))
     }
 
     fn fleet_range(
@@ -166,7 +166,7 @@ impl app::backend::Backend for Monitor {
         range_secs: u64,
         points: u64,
     ) -> app::backend::BoxFuture<Result<Arc<engine::fleet::RangeSeries>, AppError>> {
-        let fleet = self.fleet(&id);
+        let fleet = self.configured.fleet(&id);
         Box::pin(async move {
             fleet?
                 .range(&metric, &scope, range_secs, points)
@@ -182,7 +182,7 @@ impl app::backend::Backend for Monitor {
         target: engine::model::Target,
         range_secs: u64,
     ) -> app::backend::BoxFuture<Result<(engine::fleet::GroupBacktest, u64), AppError>> {
-        let fleet = self.fleet(&id);
+        let fleet = self.configured.fleet(&id);
         // The fleet's own rule (window, tolerance band, recovery): the one its hosts'
         // cells are judged with, so the backtest says what the page would have said.
         let rule = engine::model::ResourceId::new(&id)
@@ -243,11 +243,11 @@ impl app::backend::Backend for Monitor {
     }
 
     fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>> {
-        Monitor::source_details(self, resource)
+        self.configured.source_details(resource)
     }
 
     fn database_group(&self, resource: &str) -> Option<engine::database::DatabaseGroup> {
-        Monitor::database_group(self, resource)
+        self.configured.database_group(resource)
     }
 
     fn add_cache(
@@ -260,7 +260,7 @@ impl app::backend::Backend for Monitor {
     }
 
     fn cache_group(&self, resource: &str) -> Option<engine::cache::CacheGroup> {
-        Monitor::cache_group(self, resource)
+        self.configured.cache_group(resource)
     }
 
     fn invalidate(
@@ -308,7 +308,7 @@ impl app::backend::Backend for Monitor {
         &self,
         resource: &str,
     ) -> Result<app::databases::DatabaseConnection, AppError> {
-        Monitor::database_connection(self, resource)
+        self.configured.database_connection(resource)
     }
 
     fn update_database(

@@ -154,7 +154,10 @@ impl Monitor {
         password: Option<String>,
         actor: Identity,
     ) -> Result<(u64, engine::model::ResourceId, Checked), AppError> {
-        let prepared = self.configured.prepare_add(name, settings, password).await?;
+        let prepared = self
+            .configured
+            .prepare_add(name, settings, password)
+            .await?;
         self.apply_prepared(prepared, actor).await
     }
 

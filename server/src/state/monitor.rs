@@ -35,6 +35,7 @@ use super::actuate::{Acting, Finished};
 use super::hub::Hub;
 use super::overview::{card_metric, top_line};
 use super::proof::Proof;
+use super::sources::ConfiguredSources;
 use crate::persist::{Loaded, Location, Persist};
 
 /// How long a sample of a source other than the clock counts as its card's live value.
@@ -204,14 +205,9 @@ pub struct Monitor {
     pub sources: Arc<Sources>,
     /// Where `POST /api/push` hands validated samples.
     pub push: push::PushIngest,
-    /// The configured sources running now (see `state::sources`).
-    pub(crate) configured: super::sources::Running,
-    /// What the running kinds share (load balancers' desired states, fleets' handles).
-    pub(crate) registries: connectors::Registries,
-    pub(crate) interval: Duration,
-    pub(crate) resource_defaults: engine::model::ResourceSettings,
-    pub(crate) data_dir: Option<std::path::PathBuf>,
-    pub(crate) cache_levels: Arc<[crate::config::CacheLevelEntry]>,
+    /// Configured sources: the running ones, fleets' handles, database and cache groups
+    /// (see `state::sources`).
+    pub configured: ConfiguredSources,
     /// History on disk (disabled with `--ephemeral`).
     pub stored: crate::persist::history::HistoryStore,
     /// True while the monitor task runs; a guard in the task clears it however the task
@@ -324,6 +320,18 @@ impl Monitor {
         let (sources, events) = Sources::new();
         let (push_source, push) = push::source();
         let (control, control_rx) = mpsc::unbounded_channel();
+        let configured = ConfiguredSources {
+            store: store.clone(),
+            history: history.clone(),
+            sources: sources.clone(),
+            persist: persist.clone(),
+            running: Arc::default(),
+            registries,
+            interval,
+            resource_defaults,
+            data_dir,
+            cache_levels: cache_levels.into(),
+        };
         let monitor = Monitor {
             control,
             persist,
@@ -336,12 +344,7 @@ impl Monitor {
             push,
             alive: Arc::new(AtomicBool::new(true)),
             counters: Arc::default(),
-            configured: Arc::default(),
-            registries,
-            interval,
-            resource_defaults,
-            data_dir,
-            cache_levels: cache_levels.into(),
+            configured,
             stored,
             alerting: alerting.clone(),
         };
@@ -356,7 +359,7 @@ impl Monitor {
             sources.add(Box::new(host)).await;
             sources.add(Box::new(push_source)).await;
         });
-        monitor.reconcile_sources();
+        monitor.configured.reconcile_sources();
         Ok(monitor)
     }
 
@@ -583,7 +586,10 @@ struct MonitorTask {
 
 impl MonitorTask {
     fn new(monitor: Monitor, actions: RunnerConfig) -> MonitorTask {
-        let (acting, finished) = Acting::new(Actuators::new(actions, monitor.registries.clone()));
+        let (acting, finished) = Acting::new(Actuators::new(
+            actions,
+            monitor.configured.registries().clone(),
+        ));
         let alerts = monitor
             .alerting
             .restored()
