@@ -399,11 +399,16 @@ fn a_mysql_table_in_the_configuration_file_watches_the_database() {
     )
     .unwrap();
     let log = dir.0.join("perfpilot.log");
+    // Its own data directory: the default (`data` under the working directory) would be
+    // the repository's tests/ folder.
+    let data = dir.0.join("data");
     let server = tests::Perfpilot::start_logged(
         &log,
         &[
             "--config",
             config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
             "--metrics-on-main-listener",
         ],
     );

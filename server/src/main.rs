@@ -59,6 +59,10 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Reports read the monitor; the monitor knows nothing of them.
+    if let Some(schedule) = settings.alerts.report.clone() {
+        tokio::spawn(server::report::run_schedule(monitor.clone(), schedule));
+    }
     match &settings.data_dir {
         Some(_) => tracing::info!(database = %monitor.persist.location(), "Durable state"),
         None => tracing::info!(

@@ -23,7 +23,7 @@ use crate::persist::alerts::Episode;
 use crate::state::Monitor;
 
 /// The longest period a report covers.
-pub const MAX_PERIOD_MS: i64 = 31 * 86_400_000;
+pub const MAX_PERIOD_MS: i64 = crate::state::alerting::MAX_REPORT_PERIOD_MS;
 /// Slots per chart and per compliance computation.
 const SLOTS: i64 = 288;
 

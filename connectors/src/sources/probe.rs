@@ -215,7 +215,7 @@ pub fn tls_connector() -> tokio_rustls::TlsConnector {
 
 /// The TLS client of checks that trust only the CA in `path` (PEM): a regular file of at
 /// most 64 KiB, refused before it is opened otherwise. Blocking (a bounded read): sources
-/// are built on the blocking pool (`Monitor::reconcile_sources`).
+/// are built on the blocking pool (`ConfiguredSources::reconcile_sources`).
 pub fn tls_connector_for(path: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();

@@ -1603,7 +1603,7 @@ pub fn source(
     settings.validate()?;
     let (file, env) = settings.secret_location();
     // Blocking but bounded (a regular file of at most 64 KiB, never a FIFO): sources are
-    // built on the blocking pool (`Monitor::reconcile_sources`).
+    // built on the blocking pool (`ConfiguredSources::reconcile_sources`).
     let secret = super::secret::read_blocking(&file.cloned(), &env.cloned()).map_err(|e| {
         if settings.username.is_none() {
             e.replace("password_file", "bearer_token_file")

@@ -39,6 +39,10 @@ use crate::persist::alerts::{
 };
 use crate::persist::{actor_entry, Persist};
 
+/// The longest period a report covers (`crate::report`): alert episodes are kept that
+/// long, and a day more, so any report can count them.
+pub const MAX_REPORT_PERIOD_MS: i64 = 31 * 86_400_000;
+
 /// A delivery still failing after this long is given up (and shown as failed).
 const GIVE_UP_MS: i64 = 24 * 3600 * 1000;
 /// The delivery task looks for repeats and ended silences at least this often.
@@ -496,7 +500,7 @@ impl Alerting {
             self.sweep(now);
             if now - last_prune > 3_600_000 {
                 last_prune = now;
-                let episodes = now - crate::report::MAX_PERIOD_MS - 86_400_000;
+                let episodes = now - MAX_REPORT_PERIOD_MS - 86_400_000;
                 if let Err(err) = self.inner.db.prune(now - KEEP_MS, episodes) {
                     tracing::warn!(%err, "Old notifications could not be pruned");
                 }

@@ -103,7 +103,7 @@ impl Monitor {
     }
 
     /// Applies a change a configured source's operation prepared, and answers as it says.
-    async fn apply_prepared<T: 'static>(
+    async fn apply_prepared<T>(
         &self,
         prepared: Prepared<T>,
         actor: Identity,

@@ -352,9 +352,6 @@ impl Monitor {
         let task = MonitorTask::new(monitor.clone(), actions);
         tokio::spawn(task.run(events, control_rx, clock));
         tokio::spawn(alerting.run());
-        if let Some(schedule) = alerts.report.clone() {
-            tokio::spawn(crate::report::run_schedule(monitor.clone(), schedule));
-        }
         tokio::spawn(async move {
             sources.add(Box::new(host)).await;
             sources.add(Box::new(push_source)).await;

@@ -4,16 +4,16 @@
 //! running sources are reconciled with the specs: new ones start, changed ones restart,
 //! removed ones stop. The configured sources' entries of the configuration file
 //! (`[[postgres]]`, `[[redis]]`, …) are applied at start-up as changes by `configuration`.
-//! Every kind goes through one path ([`ConfiguredSources::prepare_add`],
-//! [`ConfiguredSources::prepare_update`]); [`connectors::sources::Configured`] delegates to
+//! Every kind goes through one path (`ConfiguredSources::prepare_add`,
+//! `ConfiguredSources::prepare_update`); [`connectors::sources::Configured`] delegates to
 //! the kind, so nothing here names one (the PostgreSQL-only index and connection pages
 //! aside).
 //!
 //! [`ConfiguredSources`] does everything but the change itself: it checks the settings,
-//! connects once, stores a password and hands back the [`Mutation`] (or, for an index or
-//! an invalidation, the [`Mark`]). The monitor's wrappers of the same names
-//! ([`crate::state::Monitor::add_configured`] and the others, in `state::change`) apply it
-//! on the change path and open the mark's before/after.
+//! connects once, stores a password and hands back the [`Mutation`] (or, for an index, an
+//! invalidation or a warm-up, the `Mark` to make). The monitor's wrappers of the same
+//! names ([`crate::state::Monitor::add_configured`] and the others, in `state::change`)
+//! apply it on the change path and open the mark's before/after.
 
 use std::collections::BTreeMap;
 use std::future::Future;
