@@ -3,11 +3,14 @@
 //! milliseconds here. Deliveries are real: a local webhook receiver answers 200.
 
 use std::sync::atomic::AtomicI64;
+use std::time::Duration;
 
-use app::identity::Role;
+use app::alerts::{Acknowledgement, NewSilence};
+use app::identity::{Identity, Role};
 use engine::changes::StoreOptions;
 use engine::model::{ResourceId, ResourceType};
 
+use super::delivery::{wait_until, SWEEP_EVERY};
 use super::*;
 use crate::persist::Location;
 
