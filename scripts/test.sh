@@ -29,6 +29,14 @@ log "cargo fmt --check"
 cargo fmt --all --check
 
 phase clippy
+# The size-optimised wasm bundle builds meanwhile: its last steps (the app crate, one
+# codegen unit under LTO) keep one core busy while the other is idle, and clippy's
+# checks fill it. Its own profile directories, so neither waits for the other's lock;
+# scripts/build.sh below finds it built (and reports its errors if it failed).
+bundle_log=$(mktemp)
+cargo build -p frontend --target wasm32-unknown-unknown --profile wasm-release >"$bundle_log" 2>&1 &
+bundle_pid=$!
+trap 'kill "$bundle_pid" 2>/dev/null || true; rm -f "$bundle_log"' EXIT
 log "clippy (host crates)"
 cargo clippy -p engine -p connectors -p app -p server -p tests -p splitter --all-targets -- -D warnings
 log "clippy (browser crates, wasm32)"
@@ -36,6 +44,8 @@ cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -p engine --no-default-features --target wasm32-unknown-unknown -- -D warnings
 
 phase build
+wait "$bundle_pid" || true
+rm -f "$bundle_log"
 scripts/build.sh debug
 
 log "bundle budget (bundle-budget.json: per page, first visit)"

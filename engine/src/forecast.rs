@@ -210,7 +210,10 @@ fn fit(points: &[(f64, f64)], origin_ms: i64) -> Option<Trend> {
     let mut times: Vec<f64> = points.iter().map(|p| p.0).collect();
     let at_ms = origin_ms + (median(&mut times) * 1000.0).round() as i64;
     let pivot = (at_ms - origin_ms) as f64 / 1000.0;
-    let mut residuals: Vec<f64> = points.iter().map(|&(t, v)| v - slope * (t - pivot)).collect();
+    let mut residuals: Vec<f64> = points
+        .iter()
+        .map(|&(t, v)| v - slope * (t - pivot))
+        .collect();
     let half = Z_95 * (n as f64).sqrt() / 2.0;
     let lo = ((n as f64 / 2.0 - half).floor() - 1.0).max(0.0) as usize;
     let hi = ((n as f64 / 2.0 + half).ceil() as usize).min(n - 1);
@@ -409,8 +412,9 @@ fn deviations(means: &[Option<f64>], period: usize) -> Vec<(usize, f64)> {
     }
     let half = period / 2;
     let mut out = Vec::new();
-    for center in half..means.len().saturating_sub(half) {
-        let Some(value) = means[center] else { continue };
+    let centers = means.len().saturating_sub(half);
+    for (center, value) in means.iter().enumerate().take(centers).skip(half) {
+        let Some(value) = *value else { continue };
         let (lo, hi) = (center - half, center + half);
         let mut weighted = sums[hi] - sums[lo + 1];
         let mut weight = f64::from(counts[hi] - counts[lo + 1]);
@@ -497,7 +501,8 @@ fn assess(
     let lookback_from = window_start - i64::from(settings.range_lookback_secs) * 1000;
     let past = past_high(&history, &season, lookback_from, window_start);
     check_new_ground(&flat, &season, past)?;
-    project(&trend, &season, goal, now_ms, f64::from(settings.horizon_secs))
+    let horizon_secs = f64::from(settings.horizon_secs);
+    project(&trend, &season, goal, now_ms, horizon_secs)
 }
 
 /// The finite samples up to `now_ms`, times `sign`, in time order.
@@ -608,7 +613,8 @@ fn project(
     };
     let eta = cross(trend.intercept, trend.slope_per_sec).ok_or(NoTrend::BeyondHorizon)?;
     let earliest = cross(trend.intercept_high, trend.slope_high).unwrap_or(eta);
-    let latest = cross(trend.intercept_low, trend.slope_low).ok_or(NoTrend::SlowEndBeyondHorizon)?;
+    let latest =
+        cross(trend.intercept_low, trend.slope_low).ok_or(NoTrend::SlowEndBeyondHorizon)?;
     Ok(TimeToBreach::Breaches {
         eta_secs: eta.round() as u64,
         earliest_secs: earliest.round() as u64,
