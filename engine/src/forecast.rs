@@ -9,8 +9,8 @@
 //!    until its nightly rotation is a cycle, not a trend, and a line through it warns every
 //!    day.
 //! 2. **A robust slope with an interval.** [`theil_sen`] (the median of pairwise slopes,
-//!    with Sen's rank interval) over the trend window, 6 h by default: a spike or a short
-//!    gap moves a median by one rank, where it drags a least-squares line.
+//!    with Sen's rank interval) over the trend window, 6 h by default: a spike shifts the
+//!    median of the pairwise slopes by a few ranks, where it drags a least-squares line.
 //! 3. **Significance.** The whole 95 % slope interval must lie on the threshold's side of
 //!    zero; anything else — flat, receding, too noisy — is [`TimeToBreach::NotTrending`].
 //! 4. **A trend, not a jump or a recovery.** Each half of the window must rise too (a step
@@ -32,8 +32,9 @@
 //!
 //! Cost: every pairwise slope of at most [`MAX_FIT_POINTS`] points (groups of consecutive
 //! samples are averaged down to that, so a 6 h window at 10 s costs what one at 72 s
-//! does), three order statistics by selection, and linear passes over the history for the
-//! seasonal profile: well under a millisecond per series in release builds.
+//! does), a few order statistics by selection (no sort), and linear passes over the
+//! history for the seasonal profile. Estimated, not yet benchmarked: under a millisecond
+//! per series in release builds.
 
 use serde::{Deserialize, Serialize};
 
@@ -390,7 +391,7 @@ fn bucket_means(points: &[(i64, f64)]) -> (i64, Vec<Option<f64>>) {
     }
     let means = sums
         .into_iter()
-        .map(|(sum, n)| (n > 0).then(|| sum / f64::from(n)))
+        .map(|(sum, n)| (n > 0).then_some(sum / f64::from(n)))
         .collect();
     (first, means)
 }

@@ -15,6 +15,7 @@ pub mod changes;
 pub mod database;
 pub mod error;
 pub mod fleet;
+pub mod forecast;
 pub mod history;
 pub mod lb;
 pub mod model;
@@ -26,6 +27,8 @@ pub mod series;
 pub mod source;
 pub mod stats;
 pub mod sync;
+#[cfg(test)]
+mod test_rng;
 pub mod text;
 #[cfg(feature = "runtime")]
 pub mod time;

@@ -87,6 +87,10 @@ async fn run() -> ExitCode {
         tracing::warn!(%problem, "Serving pages without interactivity");
     }
 
+    // Before the ports are bound: from the moment a port answers, a SIGTERM shuts down
+    // gracefully.
+    let shutdown = server::shutdown::signal();
+    let metrics_shutdown = server::shutdown::signal();
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -113,8 +117,7 @@ async fn run() -> ExitCode {
         tracing::info!(url = %format!("http://{addr}/metrics"), "Prometheus metrics are served");
         let router = server::http::metrics::Exposition::new(state.monitor.clone()).router();
         tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, router).with_graceful_shutdown(server::shutdown::signal());
+            let serve = axum::serve(listener, router).with_graceful_shutdown(metrics_shutdown);
             if let Err(err) = serve.await {
                 tracing::error!(%err, "Metrics listener failed");
             }
@@ -130,7 +133,7 @@ async fn run() -> ExitCode {
         server::http::refusal::JsonRefusalListener(listener).tap_io(|_| {}),
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(server::shutdown::signal());
+    .with_graceful_shutdown(shutdown);
     let served = serve.await;
     monitor.shutdown().await;
     monitor.persist.flush().await;

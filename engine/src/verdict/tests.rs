@@ -3,19 +3,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::model::{ResourceId, SourceSpec};
 
-/// SplitMix64: deterministic noise without a dependency (same stream on every platform).
-struct Rng(u64);
-
-impl Rng {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use crate::test_rng::Rng;
 
 /// `n` samples around `center` with uniform multiplicative noise of ±`spread`.
 fn noisy(seed: u64, n: usize, center: f64, spread: f64) -> Vec<f64> {

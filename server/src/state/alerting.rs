@@ -29,7 +29,7 @@ use app::alerts::PendingAlert;
 use app::error::AppError;
 use connectors::sinks::{Channel, ChannelEntry, Subject};
 use engine::alerts::{glob_matches, AlertPolicy, Notification, NotificationKind};
-use engine::changes::{ChangeStore, Clock, SystemClock};
+use engine::changes::{ChangeStore, Clock};
 use engine::model::Resource;
 use engine::sync::lock;
 
@@ -78,7 +78,7 @@ struct Inner {
     in_flight: Mutex<HashSet<i64>>,
     /// Makes each test notification's key unique, even two in the same millisecond.
     tests: AtomicU64,
-    /// Wall time: [`SystemClock`] in production, moved by hand in tests.
+    /// Wall time: the change store's clock in production, moved by hand in tests.
     clock: Arc<dyn Clock>,
 }
 
@@ -104,29 +104,9 @@ fn db_error(err: rusqlite::Error) -> AppError {
 }
 
 impl Alerting {
-    /// On the system clock.
-    pub fn open(
-        data_dir: Option<&std::path::Path>,
-        settings: &crate::config::AlertSettings,
-        secrets: &BTreeMap<String, String>,
-        store: Arc<ChangeStore>,
-        persist: Persist,
-        public_url: Option<String>,
-    ) -> anyhow::Result<Alerting> {
-        Alerting::open_with_clock(
-            data_dir,
-            settings,
-            secrets,
-            store,
-            persist,
-            public_url,
-            Arc::new(SystemClock::default()),
-        )
-    }
-
     /// Reading wall time from `clock`: when alerts are silenced, held, repeated, due and
     /// sent (tests move it by hand).
-    pub fn open_with_clock(
+    pub fn open(
         data_dir: Option<&std::path::Path>,
         settings: &crate::config::AlertSettings,
         secrets: &BTreeMap<String, String>,

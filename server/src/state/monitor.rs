@@ -263,6 +263,9 @@ impl Monitor {
         } = parts;
         let restored = loaded.state.is_some();
         let host_resources = engine::source::runtime::Source::info(&host).resources;
+        // One clock: the change store's (snapshots) is the alerts' too (silences, quiet
+        // hours, repeats).
+        let wall_clock = options.clock.clone();
         let store = Arc::new(initial_store(host_resources, options, loaded.state)?);
         // Queued before any change can be, so the file holds every resource first.
         persist.baseline(store.persisted());
@@ -308,6 +311,7 @@ impl Monitor {
             store.clone(),
             persist.clone(),
             public_url,
+            wall_clock,
         )?;
         // Before any source starts: a pool's sources read their desired state when they do.
         let registries = connectors::Registries::default();

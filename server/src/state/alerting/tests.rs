@@ -105,7 +105,7 @@ fn open(channels: Vec<ChannelEntry>, clock: &Arc<ManualClock>) -> Alerting {
         channels,
         ..Default::default()
     };
-    Alerting::open_with_clock(
+    Alerting::open(
         None,
         &settings,
         &BTreeMap::new(),
