@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the browser bundle into target/site and the server binary.
-# Usage: scripts/build.sh [release|debug]   (the profile of the server; the wasm is always
-# built with the size-optimised wasm-release profile, which is what users download)
+# Usage: scripts/build.sh [release|debug|bundle]   (the profile of the server, or only the
+# bundle; the wasm is always built with the size-optimised wasm-release profile, which is
+# what users download)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +57,9 @@ rm -rf "$site"
 mv "$staging" "$site"
 log "Site assets in $site/pkg/$bundle: $(find "$site/pkg/$bundle" -name '*.wasm' | wc -l) wasm files"
 
+if [ "$server_profile" = bundle ]; then
+  exit 0
+fi
 log "Building the server (perfpilot, $server_profile)"
 if [ "$server_profile" = release ]; then
   cargo build -p server --release
