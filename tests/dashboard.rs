@@ -449,3 +449,111 @@ async fn the_overview_counts_orders_and_judges_cards_as_their_status_does() {
     stop.store(true, Ordering::Relaxed);
     let _ = pusher.join();
 }
+
+/// A queue that has grown steadily for fifty minutes says on its card when it will cross
+/// its target, with the interval, in the API and on the page; a flat one says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_says_when_a_rising_metric_will_cross_its_target() {
+    let server = Perfpilot::start(&["--push-create-resources"]);
+    let now = tests::now_ms();
+    let second = now - now % 1000;
+    // Fifty minutes: a sample every 10 s, then the last minute every second (so the
+    // target's own window has its samples). "custom:71" rises one a minute to 60 now,
+    // "custom:72" stays near 20; both with a small deterministic wobble.
+    let mut times: Vec<i64> = (6..=300).rev().map(|k| second - k * 10_000).collect();
+    times.extend((0..60).rev().map(|k| second - k * 1000));
+    let sample = |id: &str, t: i64, value: f64| {
+        format!(r#"{{"resource":"{id}","metric":"depth","value":{value},"timestamp":{t}}}"#)
+    };
+    let wobble = |t: i64| ((t / 1000) % 7) as f64 * 0.5;
+    let rising: Vec<String> = times
+        .iter()
+        .map(|&t| {
+            sample(
+                "custom:71",
+                t,
+                60.0 - (second - t) as f64 / 60_000.0 + wobble(t),
+            )
+        })
+        .collect();
+    let flat: Vec<String> = times
+        .iter()
+        .map(|&t| sample("custom:72", t, 20.0 + wobble(t)))
+        .collect();
+    for samples in [rising, flat] {
+        let (status, body) = push(&server, &samples);
+        assert_eq!(status, 200, "{body:.500}");
+    }
+    for id in ["custom:71", "custom:72"] {
+        tests::set_target(&server, id, "depth", 100.0, 0);
+    }
+
+    // 40 minutes to go at one a minute: said with an interval around it.
+    let card = server.card("custom:71", 20, "the time to breach", |c| {
+        c["forecast"].is_string()
+    });
+    let forecast = card["forecast"].as_str().unwrap();
+    assert!(forecast.starts_with("breaches 100 in ~"), "{forecast}");
+    let minutes: Vec<u64> = forecast
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    // "breaches 100 in ~40 m (37 m – 43 m)": the estimate, then the interval around it
+    // (left out when it rounds to the estimate itself).
+    assert!(
+        (35..=45).contains(&minutes[1]) && matches!(minutes.len(), 2 | 4),
+        "{forecast}"
+    );
+    if let [_, eta, earliest, latest] = minutes[..] {
+        assert!(earliest <= eta && eta <= latest, "{forecast}");
+    }
+    let flat = server.card("custom:72", 20, "the flat card judged", |c| {
+        c["target_state"] == "within_target"
+    });
+    assert!(flat.get("forecast").is_none(), "{flat}");
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let shown = eventually_text(
+        client,
+        "article.card[data-resource='custom:71'] .card-forecast",
+        "the trend on the card",
+        |t| t.starts_with("Trend: breaches 100 in ~"),
+    )
+    .await;
+    assert!(shown.ends_with(')'), "{shown}");
+    let flat_lines = client
+        .find_all(fantoccini::Locator::Css(
+            "article.card[data-resource='custom:72'] .card-forecast",
+        ))
+        .await
+        .unwrap();
+    assert!(flat_lines.is_empty(), "a flat metric has no trend line");
+    // To look at: the card at a desktop's and a phone's width, light and dark.
+    for (width, mobile) in [(1280u32, false), (390, true)] {
+        browser
+            .cdp(
+                "Emulation.setDeviceMetricsOverride",
+                serde_json::json!({
+                    "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": mobile
+                }),
+            )
+            .await;
+        for theme in ["light", "dark"] {
+            browser.emulate_color_scheme(theme).await;
+            client
+                .execute(
+                    "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})",
+                    vec!["article.card[data-resource='custom:71']".into()],
+                )
+                .await
+                .unwrap();
+            browser
+                .screenshot(&format!("overview-forecast-{width}-{theme}.png"))
+                .await;
+        }
+    }
+    browser.close().await;
+}

@@ -53,6 +53,10 @@ pub struct Card {
     /// The recommendation while the judged statistic breaches the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
+    /// When the target's metric trends toward it: when it will cross it (the status's
+    /// `forecast`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<String>,
     /// What the optimizer is doing or did lately; `None` when it has done nothing recently.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerState>,
@@ -104,6 +108,8 @@ pub struct CardTick {
     pub judged: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerState>,
 }
@@ -229,6 +235,7 @@ impl Overview {
                 card.target_state = t.target_state;
                 card.judged = t.judged;
                 card.advice.clone_from(&t.advice);
+                card.forecast.clone_from(&t.forecast);
                 card.optimizer.clone_from(&t.optimizer);
             }
         }
@@ -258,6 +265,7 @@ mod tests {
             judged: None,
             judged_label: String::new(),
             advice: None,
+            forecast: None,
             optimizer: None,
         }
     }
@@ -282,6 +290,7 @@ mod tests {
             target_state: TargetState::Breaching,
             judged: Some(72.5),
             advice: Some("find what is busy".into()),
+            forecast: Some("breaches 80 % in ~3 h".into()),
             optimizer: Some(OptimizerState {
                 phase: engine::model::OptimizerPhase::Verifying,
                 detail: "maxmemory 3mb → 64mb".into(),
@@ -355,6 +364,7 @@ mod tests {
                 target_state: TargetState::WithinTarget,
                 judged: Some(12.5),
                 advice: None,
+                forecast: None,
                 optimizer: None,
             }],
             alerts: Default::default(),

@@ -737,13 +737,20 @@ fn describe_breach_of(forecast: &TimeToBreach, threshold: Option<&str>) -> Strin
                 latest_secs,
             },
             level,
-        ) => format!(
-            "breaches {}in ~{} ({} – {})",
-            level.map(|l| format!("{l} ")).unwrap_or_default(),
-            human_duration(eta_secs),
-            human_duration(earliest_secs),
-            human_duration(latest_secs)
-        ),
+        ) => {
+            let level = level.map(|l| format!("{l} ")).unwrap_or_default();
+            let (eta, earliest, latest) = (
+                human_duration(eta_secs),
+                human_duration(earliest_secs),
+                human_duration(latest_secs),
+            );
+            // A steady series pins the time down: "(40 m – 40 m)" says nothing more.
+            if earliest == eta && latest == eta {
+                format!("breaches {level}in ~{eta}")
+            } else {
+                format!("breaches {level}in ~{eta} ({earliest} – {latest})")
+            }
+        }
         (TimeToBreach::AlreadyBreaching, None) => "already breaching".to_owned(),
         (TimeToBreach::AlreadyBreaching, Some(level)) => format!("already past {level}"),
         (TimeToBreach::NotTrending, _) => "none".to_owned(),

@@ -1694,6 +1694,10 @@ pub struct StatusReport {
     /// (`actions::recommend_for`'s summary), the card's next step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
+    /// When the target's metric trends toward the target: when it will cross it, with its
+    /// interval ("breaches 80 % in ~3 h 10 m (2 h 40 m – 4 h 5 m)", `engine::forecast`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<String>,
 }
 
 impl Default for StatusReport {
@@ -1707,6 +1711,7 @@ impl Default for StatusReport {
             judged: None,
             optimizer: None,
             advice: None,
+            forecast: None,
         }
     }
 }

@@ -199,6 +199,7 @@ impl Tracker {
             judged: self.judged,
             optimizer: None,
             advice: None,
+            forecast: None,
         }
     }
 

@@ -448,6 +448,7 @@ fn statuses_are_published_without_counting_as_changes() {
         judged: Some(50.0),
         optimizer: None,
         advice: None,
+        forecast: None,
     };
     store.publish_statuses([(id("cpu"), report.clone()), (id("gone"), report.clone())]);
     assert_eq!(store.stats().change, 0);

@@ -69,6 +69,7 @@ fn tick(at: i64, value: Option<f32>) -> LiveMessage {
             target_state: engine::model::TargetState::WithinTarget,
             judged: value,
             advice: None,
+            forecast: None,
             optimizer: None,
         }],
         alerts: Default::default(),

@@ -296,6 +296,14 @@ fn ResourceCard(card: Card, now_ms: i64) -> impl IntoView {
         }.into_any()),
         (None, None) => None,
     };
+    // Where the trend leads, while the target still holds ("breaches 80 % in ~3 h").
+    let forecast = card.forecast.clone().map(|text| {
+        view! {
+            <p class="card-forecast" title="At the current trend (daily pattern removed)">
+                <span class="card-next-label">"Trend: "</span>{text}
+            </p>
+        }
+    });
     let kind = kind_of(&card.resource_type).0.kind();
     view! {
         <article
@@ -321,6 +329,7 @@ fn ResourceCard(card: Card, now_ms: i64) -> impl IntoView {
             <Sparkline card=card.clone()/>
             <p class="card-target">{target_text}</p>
             <p class="card-reason">{reason}</p>
+            {forecast}
             {next}
             {card.top.clone().map(|top| view! { <p class="card-top" title="Top process by this resource">"Top: "{top}</p> })}
         </article>
@@ -396,6 +405,7 @@ mod tests {
             judged: None,
             judged_label: String::new(),
             advice: None,
+            forecast: None,
             optimizer: None,
         }
     }

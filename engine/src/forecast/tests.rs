@@ -522,6 +522,12 @@ fn durations_read_like_a_person_would_say_them() {
         latest_secs: 600_000,
     };
     assert_eq!(describe(&far), "breaches in ~28 h (< 1 m – 167 h)");
+    let steady = TimeToBreach::Breaches {
+        eta_secs: 2_400,
+        earliest_secs: 2_380,
+        latest_secs: 2_410,
+    };
+    assert_eq!(describe_level(&steady, "100"), "breaches 100 in ~40 m");
     assert_eq!(
         describe(&TimeToBreach::AlreadyBreaching),
         "already breaching"

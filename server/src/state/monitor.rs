@@ -583,6 +583,41 @@ struct MonitorTask {
     finished: mpsc::UnboundedReceiver<Finished>,
     /// When the clock source last ticked (the watchdog evaluates when it goes quiet).
     last_clock: tokio::time::Instant,
+    /// Each target's latest time-to-breach, refitted once a minute or when the target
+    /// changes (a fit reads the whole day in memory).
+    forecasts: HashMap<ResourceId, Forecast>,
+}
+
+/// One resource's time-to-breach, and what it was fitted for.
+struct Forecast {
+    at_ms: i64,
+    target: engine::model::Target,
+    text: Option<String>,
+}
+
+/// How often a target's time-to-breach is refitted.
+const FORECAST_EVERY_MS: i64 = 60_000;
+
+/// The time-to-breach of `target` on `series` as of `at`, in words; `None` when the
+/// metric does not trend toward the target (or is past it already: the card says so).
+fn forecast(
+    series: &engine::history::SeriesHistory,
+    target: &engine::model::Target,
+    kind: engine::model::MetricKind,
+    at: UnixMillis,
+) -> Option<String> {
+    use engine::forecast::{describe_level, time_to_breach, ForecastSettings, TimeToBreach};
+    let settings = ForecastSettings::default();
+    let from = at - i64::from(settings.range_lookback_secs) * 1000;
+    let mut points = Vec::new();
+    series.visit(from, at + 1, |t, _, _, mean| {
+        points.push((t, f64::from(mean)))
+    });
+    // "≤ target" breaches going up, "≥ target" going down.
+    let rising = target.comparator == engine::model::Comparator::Le;
+    let answer = time_to_breach(&points, target.value, rising, at, &settings);
+    matches!(answer, TimeToBreach::Breaches { .. })
+        .then(|| describe_level(&answer, &engine::model::format_value(target.value, kind)))
 }
 
 impl MonitorTask {
@@ -610,6 +645,7 @@ impl MonitorTask {
             acting,
             finished,
             last_clock: tokio::time::Instant::now(),
+            forecasts: HashMap::new(),
         }
     }
 
@@ -760,6 +796,7 @@ impl MonitorTask {
                 if report.judged.is_some() {
                     report.advice = self.monitor.store.status(id).advice;
                 }
+                report.forecast = self.monitor.store.status(id).forecast;
                 (id.clone(), report)
             })
             .collect();
@@ -881,6 +918,23 @@ impl MonitorTask {
             {
                 let key = SeriesKey::new(id.as_str(), target.metric.as_str());
                 if let Some(series) = history.id(&key).and_then(|sid| history.get(sid)) {
+                    // The level's crossing, not the statistic's: a p95 target is crossed
+                    // a little before the level is, so this errs on the late side.
+                    let due = self
+                        .forecasts
+                        .get(id)
+                        .is_none_or(|f| at - f.at_ms >= FORECAST_EVERY_MS || f.target != *target);
+                    if due {
+                        let text = forecast(series, target, kind, at);
+                        self.forecasts.insert(
+                            id.clone(),
+                            Forecast {
+                                at_ms: at,
+                                target: target.clone(),
+                                text,
+                            },
+                        );
+                    }
                     let samples = series.last_raw(resource.settings.window_samples());
                     let observation = self.analyzer.observe(&samples, target, &resource.settings);
                     let alert = self.alerts.entry(id.clone()).or_default();
@@ -962,6 +1016,10 @@ impl MonitorTask {
                 report.reason = format!("needs attention: {why}");
             }
             report.advice = advice;
+            report.forecast = match (&resource.target, problem) {
+                (Some(_), None) => self.forecasts.get(id).and_then(|f| f.text.clone()),
+                _ => None,
+            };
             report.optimizer = self.acting.state(id, at);
             if problem.is_some() {
                 // The last window judged is stale while the source is down.
@@ -982,11 +1040,14 @@ impl MonitorTask {
                 ),
                 judged: report.judged.map(|v| v as f32),
                 advice: report.advice.clone(),
+                forecast: report.forecast.clone(),
                 optimizer: report.optimizer.clone(),
             });
             statuses.push((id.clone(), report));
         }
         self.trackers
+            .retain(|id, _| state.resources.contains_key(id));
+        self.forecasts
             .retain(|id, _| state.resources.contains_key(id));
         // A firing alert whose resource or target went away resolves, saying so.
         for (id, alert) in self.alerts.iter_mut() {

@@ -100,6 +100,7 @@ pub fn build(
                 judged,
                 judged_label: judged_label(resource),
                 advice: view.status.advice.clone().filter(|_| problem.is_none()),
+                forecast: view.status.forecast.clone().filter(|_| problem.is_none()),
                 optimizer: view.status.optimizer.clone(),
             }
         })
