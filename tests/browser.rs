@@ -759,17 +759,6 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 /// A phone (`mobile`: its viewport tag counts, scrollbars overlay) or a desktop window of
 /// `width` × `height` CSS pixels.
-async fn emulate_viewport(browser: &Browser, width: u32, height: u32, mobile: bool) {
-    browser
-        .cdp(
-            "Emulation.setDeviceMetricsOverride",
-            serde_json::json!({
-                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile
-            }),
-        )
-        .await;
-}
-
 /// The whole page, not only the viewport (the tables are below the fold on a phone), into
 /// `target/e2e/<name>`.
 async fn full_page_screenshot(browser: &Browser, name: &str, width: u32) {
@@ -978,7 +967,7 @@ url = "http://127.0.0.1:{receiver}/hook"
     let client = &browser.client;
     let mut failures: Vec<String> = Vec::new();
     for (width, height, phone) in [(390u32, 844u32, true), (1280, 800, false)] {
-        emulate_viewport(&browser, width, height, phone).await;
+        browser.emulate_viewport(width, height, phone).await;
         for (name, path, ready) in &pages {
             client.goto(&server.url(path)).await.unwrap();
             // The report is a document of its own, with no script to hydrate.
@@ -1026,7 +1015,7 @@ url = "http://127.0.0.1:{receiver}/hook"
                     .await;
                 // Capturing beyond the viewport resizes it for a moment: back to the
                 // emulated one before the next measurement.
-                emulate_viewport(&browser, width, height, phone).await;
+                browser.emulate_viewport(width, height, phone).await;
             }
         }
     }

@@ -533,14 +533,7 @@ async fn a_card_says_when_a_rising_metric_will_cross_its_target() {
     assert!(flat_lines.is_empty(), "a flat metric has no trend line");
     // To look at: the card at a desktop's and a phone's width, light and dark.
     for (width, mobile) in [(1280u32, false), (390, true)] {
-        browser
-            .cdp(
-                "Emulation.setDeviceMetricsOverride",
-                serde_json::json!({
-                    "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": mobile
-                }),
-            )
-            .await;
+        browser.emulate_viewport(width, 800, mobile).await;
         for theme in ["light", "dark"] {
             browser.emulate_color_scheme(theme).await;
             client

@@ -146,16 +146,6 @@ async fn eventually_value(
     }
 }
 
-/// Makes the viewport `width`×`height` CSS pixels, a phone's (`mobile`) or a desktop's.
-async fn viewport(browser: &Browser, width: u32, height: u32, mobile: bool) {
-    browser
-        .cdp(
-            "Emulation.setDeviceMetricsOverride",
-            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile }),
-        )
-        .await;
-}
-
 /// The text of the `for` control's chosen option.
 async fn chosen_for(client: &Client) -> String {
     client
@@ -180,7 +170,7 @@ async fn dragging_the_target_updates_the_backtest_and_saving_persists() {
     let browser = Browser::start().await;
     let client = &browser.client;
     // The laptop screen the issue measured: the answer must stay in view while dragging.
-    viewport(&browser, 1280, 800, false).await;
+    browser.emulate_viewport(1280, 800, false).await;
 
     // A few seconds of history so the backtest has samples.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -632,7 +622,7 @@ async fn the_chart_moves_the_target_only_by_its_handle_and_fits_day_one() {
     let server = Perfpilot::start(&[]);
     let browser = Browser::start().await;
     let client = &browser.client;
-    viewport(&browser, 1280, 800, false).await;
+    browser.emulate_viewport(1280, 800, false).await;
 
     // A fresh server has seconds of history: the page opens on the shortest range.
     client.goto(&server.url("/resource?id=cpu")).await.unwrap();
@@ -750,7 +740,7 @@ async fn the_chart_moves_the_target_only_by_its_handle_and_fits_day_one() {
 
     // A phone: a vertical swipe over the chart scrolls the page, and neither the swipe nor
     // a tap moves the target.
-    viewport(&browser, 390, 844, true).await;
+    browser.emulate_viewport(390, 844, true).await;
     browser
         .cdp(
             "Emulation.setTouchEmulationEnabled",

@@ -270,6 +270,18 @@ impl Browser {
         .await;
     }
 
+    /// Lays pages out as a `width` × `height` viewport (`mobile`: a phone's, with its
+    /// meta viewport honoured), as Chromium's device toolbar does.
+    pub async fn emulate_viewport(&self, width: u32, height: u32, mobile: bool) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile
+            }),
+        )
+        .await;
+    }
+
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("take a screenshot");
         let path = artefact_dir().join(name);

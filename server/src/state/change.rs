@@ -161,23 +161,6 @@ impl Monitor {
         self.apply_prepared(prepared, actor).await
     }
 
-    /// Changes a configured source's settings (and, when one is given, its password)
-    /// after connecting once with the new ones: a counted change that restarts its source.
-    /// Refusals say why and change nothing.
-    pub async fn update_configured(
-        &self,
-        id: engine::model::ResourceId,
-        settings: Configured,
-        new_password: Option<String>,
-        actor: Identity,
-    ) -> Result<u64, AppError> {
-        let mutation = self
-            .configured
-            .prepare_update(id, settings, new_password)
-            .await?;
-        Ok(self.apply(mutation, actor).await?.change)
-    }
-
     /// Adds a PostgreSQL database (refusing a role without `pg_monitor` too). Shared by
     /// `POST /api/v1/databases` and the UI.
     pub async fn add_database(

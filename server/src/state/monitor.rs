@@ -793,10 +793,11 @@ impl MonitorTask {
                 report.optimizer = self.acting.state(id, now);
                 // The advice is computed from the window's samples on the clock's tick;
                 // until the next one the published advice stands with its verdict.
+                let published = self.monitor.store.status(id);
                 if report.judged.is_some() {
-                    report.advice = self.monitor.store.status(id).advice;
+                    report.advice = published.advice;
                 }
-                report.forecast = self.monitor.store.status(id).forecast;
+                report.forecast = published.forecast;
                 (id.clone(), report)
             })
             .collect();
