@@ -420,6 +420,57 @@ fn a_mysql_table_in_the_configuration_file_watches_the_database() {
     assert_eq!(status, 200, "{sources}");
     assert!(sources.contains("MySQL/MariaDB"), "{sources:.2000}");
     assert!(sources.contains("database:shop"), "{sources:.2000}");
+    // The same kind from the UI's database form and the API: the form offers the
+    // server's database kinds; a MySQL one is added with its password kept on the
+    // server, its connection shown without it and edited generically.
+    let (status, kinds) = server.get("/api/database_kinds");
+    assert_eq!(status, 200, "{kinds}");
+    let kinds: serde_json::Value = serde_json::from_str(&tests::body_of(&kinds)).unwrap();
+    let names: Vec<&str> = kinds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["postgres", "mysql"], "{kinds}");
+    let add = |kind: &str, name: &str| {
+        tests::http_post_json(
+            server.addr,
+            "/api/v1/databases",
+            &serde_json::json!({
+                "kind": kind,
+                "name": name,
+                "url": db.url("app"),
+                "password": Mariadb::PASSWORD,
+            })
+            .to_string(),
+        )
+    };
+    let (status, refused) = add("redis", "orders");
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused.contains("kind") && refused.contains("not a database kind"),
+        "{refused}"
+    );
+    let (status, added) = add("mysql", "orders");
+    assert_eq!(status, 200, "{added}");
+    assert!(added.contains("\"database:orders\""), "{added}");
+    assert!(added.contains("MariaDB"), "{added}");
+    let (status, connection) = server.get("/api/database_connection?resource=database%3Aorders");
+    assert_eq!(status, 200, "{connection}");
+    assert!(connection.contains("stored on the server"), "{connection}");
+    let (status, changed) = tests::http_post_form(
+        server.addr,
+        "/api/update_database",
+        &format!(
+            "resource=database%3Aorders&url={}&probe_query=SELECT%202",
+            tests::urlencode(&db.url("app"))
+        ),
+    );
+    assert_eq!(status, 200, "{changed}");
+    let (_, connection) = server.get("/api/database_connection?resource=database%3Aorders");
+    assert!(connection.contains("SELECT 2"), "{connection}");
+    assert!(connection.contains("stored on the server"), "{connection}");
     // The password is nowhere perfpilot writes or answers.
     let (status, page) = server.get("/settings");
     assert_eq!(status, 200);

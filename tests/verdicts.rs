@@ -5,7 +5,7 @@
 //! counter deltas, client-timed `PING`s, client-timed requests through the balancer,
 //! client-timed queries — and judged by `engine::verdict::judge` with the optimizer's rules:
 //! `VerdictRules::for_kind` of the metric's kind, and after every change the settle period
-//! of `settle_secs(source)` plus one sample interval (what `settle_for` adds) is sampled
+//! of the source kind's settle period plus one sample interval (what `settle_for` adds) is sampled
 //! and discarded. Each change is judged on the window just before it against the window
 //! after its settle period:
 //!
@@ -59,7 +59,7 @@ use std::thread::{JoinHandle, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use engine::model::{Comparator, MetricKind};
-use engine::verdict::{judge, robust_level, settle_secs, Sustained, Verdict, VerdictRules};
+use engine::verdict::{judge, robust_level, Sustained, Verdict, VerdictRules};
 use tests::{BackendMode, Haproxy, Postgres, Redis, TestBackend, PG_BIN};
 
 const SCENARIOS: [&str; 3] = ["redis", "haproxy", "postgres"];
@@ -160,7 +160,7 @@ type Sampler<'a> = Box<dyn FnMut() -> Option<f64> + 'a>;
 
 /// One service under test: how it is measured.
 struct Rig<'a> {
-    /// The source kind in the settle table (`redis`, `haproxy`, `postgres`).
+    /// The source kind whose settle period applies (`redis`, `haproxy`, `postgres`).
     source: &'static str,
     kind: MetricKind,
     /// The target's direction: `Ge` when higher is better.
@@ -278,7 +278,10 @@ impl GuardWatch {
 
 /// Runs `rounds` of the cycle `steps` on `rig` and judges every change.
 fn run(scenario: &'static str, rig: &mut Rig<'_>, steps: &mut [Step<'_>], rounds: usize) -> Tally {
-    let settle = settle_secs(rig.source);
+    let settle = connectors::sources::kind_named(rig.source)
+        .expect("a configured kind")
+        .settle
+        .secs;
     let rules = VerdictRules {
         settle_secs: settle,
         ..VerdictRules::for_kind(rig.kind)

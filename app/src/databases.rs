@@ -7,9 +7,13 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewDatabase {
+    /// Which database kind (`postgres`, `mysql`: the server's list of database kinds);
+    /// none for the first of them.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// The resource becomes `database:<name>`.
     pub name: String,
-    /// `postgresql://user@host:port/db`, without a password.
+    /// `postgresql://user@host:port/db` (`mysql://…`), without a password.
     pub url: String,
     #[serde(default)]
     pub password: Option<String>,

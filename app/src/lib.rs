@@ -26,6 +26,7 @@ pub mod error;
 pub mod fleets;
 pub mod format;
 pub mod identity;
+pub mod kinds;
 pub mod live;
 mod pages;
 pub mod proof;

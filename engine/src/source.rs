@@ -99,6 +99,18 @@ pub struct SourceStatus {
     pub details: Option<std::sync::Arc<serde_json::Value>>,
 }
 
+/// What a configured source kind is, in the order lists show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFamily {
+    /// Added on the database form; its settings have `url`, `password_file`/
+    /// `password_env`, `probe_query` and `group`.
+    Database,
+    Cache,
+    LoadBalancer,
+    Fleet,
+}
+
 /// What a source hands the monitor.
 #[derive(Debug, Clone)]
 pub enum Batch {

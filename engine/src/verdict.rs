@@ -31,12 +31,13 @@
 //! N consecutive over-limit ticks — never on one sample.
 //!
 //! How long to wait after a change before the verify window starts depends on how the
-//! source measures: [`settle_secs`] and [`settle_for`] hold that table.
+//! source measures: each source kind declares its [`Settle`] period and [`settle_for`]
+//! adds one sample interval.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
-use crate::model::{Comparator, MetricKind, Resource, ResourceType};
+use crate::model::{Comparator, MetricKind, Resource};
 use crate::stats::{self, SampleValue};
 
 #[cfg(test)]
@@ -552,102 +553,25 @@ impl Sustained {
 // Settle periods: how long a source takes to show a change.
 // ---------------------------------------------------------------------------------------
 
-/// One row of the settle table.
+/// How long after a change a kind of source needs before its samples reflect it. Each
+/// source kind declares its own (connectors' `KindEntry::settle`, the host's and pushes'
+/// beside their sources): the engine knows no kind by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settle {
-    /// The source kind ([`crate::model::SourceSpec::kind`], or `host`/`push` for the
-    /// built-in sources).
-    pub kind: &'static str,
     pub secs: u32,
     /// Why it takes that long.
     pub why: &'static str,
 }
 
-/// Settle period of a kind not in [`SETTLE`].
-pub const DEFAULT_SETTLE_SECS: u32 = 5;
+/// The settle period of a source that declares none.
+pub const DEFAULT_SETTLE: Settle = Settle {
+    secs: 5,
+    why: "no settle period declared: a few polls",
+};
 
-/// How long after a change each kind of source needs before its samples reflect it. The
-/// engine knows source kinds only as the strings of [`crate::model::SourceSpec::kind`].
-pub const SETTLE: &[Settle] = &[
-    Settle {
-        kind: "haproxy",
-        secs: 10,
-        why: "HAProxy's rtime/qtime/ctime are averages over the last 1024 requests",
-    },
-    Settle {
-        kind: "nginx",
-        secs: 5,
-        why: "stub_status counters become rates over one poll",
-    },
-    Settle {
-        kind: "lb_pool",
-        secs: 3,
-        why: "health checks run every second with rise/fall hysteresis (up to 3 checks)",
-    },
-    Settle {
-        kind: "postgres",
-        secs: 2,
-        why: "cumulative statistics are flushed about once a second, then probed",
-    },
-    Settle {
-        kind: "mysql",
-        secs: 2,
-        why: "global status counters become rates over one poll, then probed",
-    },
-    Settle {
-        kind: "redis",
-        secs: 10,
-        why: "a cleared or resized cache refills before its hit ratio settles",
-    },
-    Settle {
-        kind: "memcached",
-        secs: 10,
-        why: "a cleared or resized cache refills before its hit ratio settles",
-    },
-    Settle {
-        kind: "prometheus",
-        secs: 30,
-        why: "a scrape interval (15 s by default) plus the lag of rate() windows",
-    },
-    Settle {
-        kind: "host",
-        secs: 5,
-        why: "CPU and I/O use are deltas between two refreshes; process scans run slower",
-    },
-    Settle {
-        kind: "push",
-        secs: DEFAULT_SETTLE_SECS,
-        why: "pushed samples arrive at the pusher's pace",
-    },
-];
-
-/// The settle period of a source kind (`haproxy`, `postgres`, `redis`, `memcached`,
-/// `host`, …); [`DEFAULT_SETTLE_SECS`] for any other.
-pub fn settle_secs(kind: &str) -> u32 {
-    SETTLE
-        .iter()
-        .find(|s| s.kind == kind)
-        .map_or(DEFAULT_SETTLE_SECS, |s| s.secs)
-}
-
-/// What produces a resource's samples: its configured source's kind, else `host` for the
-/// host's resources (CPU, memory, disk, network), `push` for custom ones, `""` otherwise.
-pub fn source_kind(resource: &Resource) -> &str {
-    if let Some(spec) = &resource.source {
-        return &spec.kind;
-    }
-    match resource.resource_type {
-        ResourceType::Cpu | ResourceType::Memory | ResourceType::Disk | ResourceType::Network => {
-            "host"
-        }
-        ResourceType::Custom(_) => "push",
-        _ => "",
-    }
-}
-
-/// The settle period before a resource's verify window: its source's lag
-/// ([`settle_secs`]) plus one sample interval, so the first sample counted was taken
-/// wholly after the source caught up.
-pub fn settle_for(resource: &Resource) -> u32 {
-    settle_secs(source_kind(resource)).saturating_add(resource.settings.step_secs)
+/// The settle period before a resource's verify window: its source's lag (`source`) plus
+/// one sample interval, so the first sample counted was taken wholly after the source
+/// caught up.
+pub fn settle_for(source: Settle, resource: &Resource) -> u32 {
+    source.secs.saturating_add(resource.settings.step_secs)
 }

@@ -24,7 +24,8 @@ fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
     (status, response)
 }
 
-fn body_of(response: &str) -> String {
+/// The body of a whole response (what follows the headers).
+pub fn body_of(response: &str) -> String {
     response
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())

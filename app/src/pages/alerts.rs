@@ -14,19 +14,19 @@ use crate::identity::Role;
 #[server(endpoint = "alerts", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
 pub async fn get_alerts() -> Result<AlertsView, AppError> {
     crate::backend::require(Role::Viewer)?;
-    crate::backend::backend()?.alerts()
+    crate::backend::alerts()?.alerts()
 }
 
 #[server(endpoint = "create_silence", output = crate::codec::Json)]
 pub async fn create_silence(new: NewSilence) -> Result<i64, AppError> {
     let actor = crate::backend::require(Role::Editor)?;
-    crate::backend::backend()?.silence(new, &actor)
+    crate::backend::alerts()?.silence(new, &actor)
 }
 
 #[server(endpoint = "end_silence", output = crate::codec::Json)]
 pub async fn end_silence(id: i64) -> Result<(), AppError> {
     let actor = crate::backend::require(Role::Editor)?;
-    crate::backend::backend()?.unsilence(id, &actor)
+    crate::backend::alerts()?.unsilence(id, &actor)
 }
 
 #[server(endpoint = "acknowledge_alert", output = crate::codec::Json)]
@@ -40,13 +40,13 @@ pub async fn acknowledge_alert(
         comment,
         started_ms,
     };
-    crate::backend::backend()?.acknowledge(&resource, &ack, &actor)
+    crate::backend::alerts()?.acknowledge(&resource, &ack, &actor)
 }
 
 #[server(endpoint = "test_channel", output = crate::codec::Json)]
 pub async fn test_channel(name: String) -> Result<String, AppError> {
     let actor = crate::backend::require(Role::Editor)?;
-    crate::backend::backend()?.test_channel(name, actor).await
+    crate::backend::alerts()?.test_channel(name, actor).await
 }
 
 fn resource_href(id: &str) -> String {

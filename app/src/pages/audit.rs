@@ -21,7 +21,7 @@ pub async fn audit_log(
     kind: String,
     q: String,
 ) -> Result<Vec<AuditRecord>, crate::error::AppError> {
-    use crate::backend::{backend, require};
+    use crate::backend::{changes, require};
     use crate::error::AppError;
     require(crate::identity::Role::Viewer)?;
     let parsed = crate::audit::AuditFilter::from_pairs([
@@ -32,7 +32,7 @@ pub async fn audit_log(
         ("limit", PAGE_LIMIT),
     ]);
     let filter = parsed.map_err(|err| AppError::new(400, err.to_string()))?;
-    backend()?.audit(filter).await
+    changes()?.audit(filter).await
 }
 
 #[component]

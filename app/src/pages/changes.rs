@@ -79,10 +79,10 @@ pub fn until_autosave(change: u64, every: u64) -> u64 {
 /// The counter, the auto-save period and the snapshots, newest first.
 #[server(endpoint = "changes", output = crate::codec::Json)]
 pub async fn list_changes() -> Result<ChangesSummary, crate::error::AppError> {
-    let backend = crate::backend::backend()?;
-    let stats = backend.stats();
+    let configuration = crate::backend::configuration()?;
+    let stats = configuration.stats();
     let every = stats.autosave.every();
-    let mut snapshots = backend
+    let mut snapshots = configuration
         .snapshots()
         .iter()
         .rev()
@@ -91,7 +91,7 @@ pub async fn list_changes() -> Result<ChangesSummary, crate::error::AppError> {
             wall_unix_ms: s.wall_unix_ms,
             short_hash: s.hash().chars().take(SHORT_HASH).collect(),
             resources: s.resources.len(),
-            problem: backend.verify(s.change).err().map(|e| e.to_string()),
+            problem: configuration.verify(s.change).err().map(|e| e.to_string()),
             by: None,
         })
         .collect::<Vec<_>>();
@@ -103,7 +103,7 @@ pub async fn list_changes() -> Result<ChangesSummary, crate::error::AppError> {
             limit: snapshots.len(),
             ..Default::default()
         };
-        match backend.audit(filter).await {
+        match crate::backend::changes()?.audit(filter).await {
             Ok(entries) => {
                 for row in &mut snapshots {
                     row.by = entries
@@ -131,17 +131,17 @@ pub async fn list_changes() -> Result<ChangesSummary, crate::error::AppError> {
 #[server(endpoint = "snapshot_diff", output = crate::codec::Json)]
 pub async fn snapshot_diff(snapshot: String) -> Result<Vec<Difference>, crate::error::AppError> {
     let id = parse_snapshot_id(&snapshot)?;
-    crate::backend::backend()?.diff_with_current(id)
+    crate::backend::configuration()?.diff_with_current(id)
 }
 
 /// Restores snapshot `snapshot`; a change like any other. A snapshot that fails
 /// verification is refused rather than restored.
 #[server(endpoint = "restore_snapshot", output = crate::codec::Json)]
 pub async fn restore_snapshot(snapshot: String) -> Result<RestoreOutcome, crate::error::AppError> {
-    use crate::backend::{apply, backend, require};
+    use crate::backend::{apply, configuration, require};
     let actor = require(crate::identity::Role::Admin)?;
     let id = parse_snapshot_id(&snapshot)?;
-    backend()?.verify(id)?;
+    configuration()?.verify(id)?;
     let record = apply(engine::changes::Mutation::Restore { snapshot: id }, &actor).await?;
     Ok(RestoreOutcome {
         snapshot: id,

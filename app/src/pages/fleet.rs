@@ -30,8 +30,7 @@ pub async fn get_fleet(
     #[server(default)] id: Option<String>,
 ) -> Result<FleetPageData, crate::error::AppError> {
     crate::backend::require(crate::identity::Role::Viewer)?;
-    let backend = crate::backend::backend()?;
-    let state = backend.state();
+    let state = crate::backend::configuration()?.state();
     let fleets: Vec<(String, String)> = state
         .resources
         .values()
@@ -48,7 +47,7 @@ pub async fn get_fleet(
         .unwrap_or(0.0);
     let view = match shown {
         None => None,
-        Some(id) => match backend.fleet_view(&id) {
+        Some(id) => match crate::backend::fleets()?.fleet_view(&id) {
             Ok(view) => Some(Ok(view)),
             Err(err) if err.status == 404 => return Err(err),
             Err(err) => Some(Err(err.error)),
@@ -67,7 +66,7 @@ pub async fn add_fleet(
     new: crate::fleets::NewFleet,
 ) -> Result<(u64, String, String), crate::error::AppError> {
     let actor = crate::backend::require(crate::identity::Role::Admin)?;
-    crate::backend::backend()?.add_fleet(new, actor).await
+    crate::backend::fleets()?.add_fleet(new, actor).await
 }
 
 /// `/fleet/target?…` for a scope of a fleet.

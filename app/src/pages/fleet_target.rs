@@ -92,7 +92,7 @@ pub async fn get_fleet_scope(
 ) -> Result<ScopeData, crate::error::AppError> {
     use crate::error::AppError;
     crate::backend::require(Role::Viewer)?;
-    let backend = crate::backend::backend()?;
+    let fleets = crate::backend::fleets()?;
     let scope = parse_scope(&scope, key.as_deref().unwrap_or(""))?;
     // A host opens on its last hour (as a local resource does); a group on the last day,
     // the period its backtest answers for.
@@ -103,7 +103,7 @@ pub async fn get_fleet_scope(
     };
     let range = ChartRange::parse(range.as_deref().unwrap_or(default_range))
         .map_err(|rule| AppError::invalid("range", rule))?;
-    let (resource, fleet) = fleet_of(&backend.state(), &id)?;
+    let (resource, fleet) = fleet_of(&crate::backend::configuration()?.state(), &id)?;
     let metric = match metric.filter(|m| !m.is_empty()) {
         Some(m) => fleet.metric(&m).cloned().ok_or_else(|| {
             AppError::invalid("metric", format!("`{m}` is not a metric of this fleet"))
@@ -111,7 +111,7 @@ pub async fn get_fleet_scope(
         None => fleet.metrics[0].clone(),
     };
     let host = match &scope {
-        Scope::Host(instance) => Some(backend.fleet_host(&id, instance)?),
+        Scope::Host(instance) => Some(fleets.fleet_host(&id, instance)?),
         _ => None,
     };
     let group = match (&scope, &host) {
@@ -121,12 +121,12 @@ pub async fn get_fleet_scope(
     };
     let hosts = match &scope {
         Scope::Host(_) => 1,
-        _ => backend.fleet_members(&id, &group)?.len(),
+        _ => fleets.fleet_members(&id, &group)?.len(),
     };
     let own = fleet.targets.get(&scope, &metric.name).cloned();
     let inherited = fleet.targets.inherited(&scope, &metric.name, &group);
     let effective = own.clone().or_else(|| inherited.clone().map(|(t, _)| t));
-    let data = backend
+    let data = fleets
         .fleet_range(
             id.clone(),
             metric.name.clone(),
@@ -225,12 +225,11 @@ pub async fn set_fleet_target(
         AppError::invalid("target.value", format!("must be a number, got {value:?}"))
     })?;
     let rid = engine::model::ResourceId::new(&id)?;
-    let backend = crate::backend::backend()?;
-    let (_, fleet) = fleet_of(&backend.state(), &id)?;
+    let (_, fleet) = fleet_of(&crate::backend::configuration()?.state(), &id)?;
     // A new host override starts from what the host inherits: its group's shape.
     let group = match &scope {
         Scope::Group(k) => k.clone(),
-        Scope::Host(instance) => backend
+        Scope::Host(instance) => crate::backend::fleets()?
             .fleet_host(&id, instance)
             .map(|h| h.group)
             .unwrap_or_else(|_| engine::fleet::ALL_HOSTS.to_owned()),
@@ -296,8 +295,7 @@ pub async fn fleet_backtest(
     crate::backend::require(Role::Viewer)?;
     let range = ChartRange::parse(range.as_deref().unwrap_or("24h"))
         .map_err(|rule| AppError::invalid("range", rule))?;
-    let backend = crate::backend::backend()?;
-    let (_, fleet) = fleet_of(&backend.state(), &id)?;
+    let (_, fleet) = fleet_of(&crate::backend::configuration()?.state(), &id)?;
     let scope = if key == engine::fleet::ALL_HOSTS || key.is_empty() {
         Scope::Default
     } else {
@@ -312,7 +310,7 @@ pub async fn fleet_backtest(
             &engine::model::ResourceSettings::default(),
         )
         .map_err(AppError::from)?;
-    let (result, step) = backend
+    let (result, step) = crate::backend::fleets()?
         .fleet_backtest(id, key, target, range_secs(range))
         .await?;
     Ok(format!(

@@ -17,7 +17,7 @@ use crate::status::{glyph, kind_of, optimizer_glyph, state_badge, Group};
 /// The overview as of now, for the first render.
 #[server(endpoint = "overview", output = crate::codec::Json)]
 pub async fn get_overview() -> Result<Overview, crate::error::AppError> {
-    Ok(crate::backend::backend()?.overview())
+    Ok(crate::backend::live()?.overview())
 }
 
 #[component]

@@ -12,7 +12,7 @@ use crate::proof::ComparisonRow;
 
 #[server(endpoint = "comparisons", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
 pub async fn list_comparisons() -> Result<Vec<ComparisonRow>, crate::error::AppError> {
-    Ok(crate::backend::backend()?.comparisons())
+    Ok(crate::backend::proof()?.comparisons())
 }
 
 const MAX_LABEL: usize = 120;
@@ -20,7 +20,7 @@ const MAX_LABEL: usize = 120;
 /// Adds a manual mark ("deployed v2.3") that opens a before/after on a resource.
 #[server(endpoint = "add_mark", output = crate::codec::Json)]
 pub async fn add_mark(resource: String, label: String) -> Result<(), crate::error::AppError> {
-    use crate::backend::{backend, require};
+    use crate::backend::{configuration, proof, require};
     use crate::error::AppError;
     use engine::error::EngineError;
 
@@ -40,11 +40,10 @@ pub async fn add_mark(resource: String, label: String) -> Result<(), crate::erro
         return Err(AppError::new(422, message).with_field("label"));
     }
     let id = engine::model::ResourceId::new(&resource)?;
-    let backend = backend()?;
-    if !backend.state().resources.contains_key(&id) {
+    if !configuration()?.state().resources.contains_key(&id) {
         return Err(EngineError::UnknownResource { id }.into());
     }
-    backend.add_mark(&id, label, &actor)
+    proof()?.add_mark(&id, label, &actor)
 }
 
 #[component]

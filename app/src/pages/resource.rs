@@ -23,7 +23,6 @@ pub async fn get_series(
     #[server(default)] range: String,
     #[server(default)] compare: Option<String>,
 ) -> Result<SeriesView, crate::error::AppError> {
-    use crate::backend::backend;
     use crate::error::AppError;
     use engine::history::ChartRequest;
     use engine::series::SeriesKey;
@@ -34,8 +33,8 @@ pub async fn get_series(
     } else {
         Some(ChartRange::parse(&range).map_err(|message| AppError::new(400, message))?)
     };
-    let backend = backend()?;
-    let state = backend.state();
+    let history = crate::backend::history()?;
+    let state = crate::backend::configuration()?.state();
     let found = engine::model::ResourceId::new(&resource)
         .ok()
         .and_then(|id| state.resources.get(&id).cloned());
@@ -64,7 +63,7 @@ pub async fn get_series(
         ));
     };
 
-    let stored_units = backend.units(&resource);
+    let stored_units = history.units(&resource);
     let unit_of = |name: &str| {
         stored_units
             .get(name)
@@ -111,7 +110,7 @@ pub async fn get_series(
     let range = match named_range {
         Some(range) => range,
         None => ChartRange::fitting(history_ms(
-            backend.as_ref(),
+            history.as_ref(),
             SeriesKey::new(resource.as_str(), metric.as_str()),
         )),
     };
@@ -121,8 +120,8 @@ pub async fn get_series(
         .map(|m| SeriesKey::new(resource.as_str(), m.as_str()))
         .collect();
     let chart = match range.stored_step_ms() {
-        Some(step_ms) => backend.stored_chart(keys, range.millis(), step_ms).await?,
-        None => backend.chart(&ChartRequest {
+        Some(step_ms) => history.stored_chart(keys, range.millis(), step_ms).await?,
+        None => history.chart(&ChartRequest {
             keys,
             span_ms: range.millis(),
             per_minute,
@@ -145,7 +144,7 @@ pub async fn get_series(
         (Vec::new(), Vec::new())
     };
     let range_end = grid.end_ms();
-    let events = backend
+    let events = crate::backend::proof()?
         .comparisons()
         .into_iter()
         .filter(|row| {
@@ -180,8 +179,8 @@ pub async fn get_series(
 /// How much history `key` has within the last day, to the minute: from its oldest minute
 /// with data to the newest (0 without any), so a page opened without a range fits it.
 #[cfg(feature = "ssr")]
-fn history_ms(backend: &dyn crate::backend::Backend, key: engine::series::SeriesKey) -> i64 {
-    let day = backend.chart(&engine::history::ChartRequest {
+fn history_ms(history: &dyn crate::backend::History, key: engine::series::SeriesKey) -> i64 {
+    let day = history.chart(&engine::history::ChartRequest {
         keys: vec![key],
         span_ms: ChartRange::OneDay.millis(),
         per_minute: true,

@@ -11,7 +11,7 @@ pub async fn get_cache_report(
     resource: String,
 ) -> Result<Option<CacheReport>, crate::error::AppError> {
     crate::backend::require(crate::identity::Role::Viewer)?;
-    let Some(details) = crate::backend::backend()?.source_details(&resource) else {
+    let Some(details) = crate::backend::live()?.source_details(&resource) else {
         return Ok(None);
     };
     Ok(serde_json::from_value((*details).clone()).ok())
@@ -23,7 +23,7 @@ pub async fn get_cache_group(
     resource: String,
 ) -> Result<Option<CacheGroup>, crate::error::AppError> {
     crate::backend::require(crate::identity::Role::Viewer)?;
-    Ok(crate::backend::backend()?.cache_group(&resource))
+    Ok(crate::backend::caches()?.cache_group(&resource))
 }
 
 /// Counts the keys matching `pattern`, or with `confirm` unlinks them (audited). Both need
@@ -36,7 +36,7 @@ pub async fn invalidate_keys(
     #[server(default)] confirm: bool,
 ) -> Result<crate::caches::Invalidation, crate::error::AppError> {
     let actor = crate::backend::require(crate::identity::Role::Editor)?;
-    crate::backend::backend()?
+    crate::backend::caches()?
         .invalidate(resource, pattern, confirm, actor)
         .await
 }

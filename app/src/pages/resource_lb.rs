@@ -9,7 +9,7 @@ use leptos::prelude::*;
 #[server(endpoint = "lb_report", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
 pub async fn get_lb_report(resource: String) -> Result<Option<LbReport>, crate::error::AppError> {
     crate::backend::require(crate::identity::Role::Viewer)?;
-    let Some(details) = crate::backend::backend()?.source_details(&resource) else {
+    let Some(details) = crate::backend::live()?.source_details(&resource) else {
         return Ok(None);
     };
     Ok(serde_json::from_value((*details).clone()).ok())

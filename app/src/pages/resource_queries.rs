@@ -12,7 +12,7 @@ pub async fn get_top_queries(
     resource: String,
 ) -> Result<Option<TopQueries>, crate::error::AppError> {
     crate::backend::require(crate::identity::Role::Viewer)?;
-    let Some(details) = crate::backend::backend()?.source_details(&resource) else {
+    let Some(details) = crate::backend::live()?.source_details(&resource) else {
         return Ok(None);
     };
     // A source that is not a database reports something else: nothing to show here.
@@ -25,7 +25,7 @@ pub async fn get_database_connection(
     resource: String,
 ) -> Result<crate::databases::DatabaseConnection, crate::error::AppError> {
     crate::backend::require(crate::identity::Role::Viewer)?;
-    crate::backend::backend()?.database_connection(&resource)
+    crate::backend::databases()?.database_connection(&resource)
 }
 
 /// Changes a database's connection (admins only) after connecting once with it; an empty
@@ -40,13 +40,14 @@ pub async fn update_database(
 ) -> Result<u64, crate::error::AppError> {
     let actor = crate::backend::require(crate::identity::Role::Admin)?;
     let edit = crate::databases::NewDatabase {
+        kind: None,
         name: String::new(),
         url,
         password,
         probe_query,
         group,
     };
-    crate::backend::backend()?
+    crate::backend::databases()?
         .update_database(resource, edit, actor)
         .await
 }
@@ -120,7 +121,7 @@ pub fn DatabaseConnectionPanel(resource_id: String) -> impl IntoView {
 #[server(endpoint = "remove_database", output = crate::codec::Json)]
 pub async fn remove_database(resource: String) -> Result<u64, crate::error::AppError> {
     let actor = crate::backend::require(crate::identity::Role::Admin)?;
-    crate::backend::backend()?
+    crate::backend::changes()?
         .remove_configured(resource, actor)
         .await
 }
@@ -170,7 +171,7 @@ pub async fn get_database_group(
     resource: String,
 ) -> Result<Option<engine::database::DatabaseGroup>, crate::error::AppError> {
     crate::backend::require(crate::identity::Role::Viewer)?;
-    Ok(crate::backend::backend()?.database_group(&resource))
+    Ok(crate::backend::databases()?.database_group(&resource))
 }
 
 /// A sharded database's other shards: one row each, and how uneven the load is.
@@ -270,7 +271,7 @@ pub async fn create_index(
 ) -> Result<String, crate::error::AppError> {
     let actor = crate::backend::require(crate::identity::Role::Admin)?;
     let columns = columns.split(',').map(|c| c.trim().to_owned()).collect();
-    crate::backend::backend()?
+    crate::backend::databases()?
         .create_index(resource, table, columns, actor)
         .await
 }
@@ -283,7 +284,7 @@ pub async fn drop_index(
     name: String,
 ) -> Result<(), crate::error::AppError> {
     let actor = crate::backend::require(crate::identity::Role::Admin)?;
-    crate::backend::backend()?
+    crate::backend::databases()?
         .drop_index(resource, table, name, actor)
         .await
 }

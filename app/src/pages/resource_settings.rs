@@ -18,10 +18,10 @@ use crate::identity::Role;
 pub async fn get_resource_settings(
     resource: String,
 ) -> Result<ResourceSettings, crate::error::AppError> {
-    use crate::backend::backend;
+    use crate::backend::configuration;
     use engine::error::EngineError;
     let id = engine::model::ResourceId::new(&resource)?;
-    let state = backend()?.state();
+    let state = configuration()?.state();
     state
         .resources
         .get(&id)

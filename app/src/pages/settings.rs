@@ -39,10 +39,20 @@ pub async fn revoke_token(id: String) -> Result<TokenInfo, AppError> {
     token_admin()?.revoke(&id, &by).await
 }
 
-/// Adds a PostgreSQL database after connecting to it once (admins only). The password
-/// stays on the server.
+/// The kinds of database the server can add, in its order (the database form's choice).
+#[server(endpoint = "database_kinds", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
+pub async fn database_kinds() -> Result<Vec<crate::kinds::SourceKind>, AppError> {
+    crate::backend::require(Role::Viewer)?;
+    let mut kinds = crate::backend::live()?.source_kinds();
+    kinds.retain(|kind| kind.family == engine::source::SourceFamily::Database);
+    Ok(kinds)
+}
+
+/// Adds a database of any database kind (the first when `kind` is empty) after
+/// connecting to it once (admins only). The password stays on the server.
 #[server(endpoint = "add_database", output = crate::codec::Json)]
 pub async fn add_database(
+    #[server(default)] kind: Option<String>,
     name: String,
     url: String,
     #[server(default)] password: Option<String>,
@@ -51,13 +61,14 @@ pub async fn add_database(
 ) -> Result<crate::databases::DatabaseAdded, AppError> {
     let actor = crate::backend::require(Role::Admin)?;
     let new = crate::databases::NewDatabase {
+        kind,
         name: name.trim().to_owned(),
         url,
         password,
         probe_query,
         group,
     };
-    crate::backend::backend()?.add_database(new, actor).await
+    crate::backend::databases()?.add_database(new, actor).await
 }
 
 /// Adds a Redis or memcached cache after connecting to it once (admins only). The
@@ -71,7 +82,7 @@ pub async fn add_cache(
         name: new.name.trim().to_owned(),
         ..new
     };
-    crate::backend::backend()?.add_cache(new, actor).await
+    crate::backend::caches()?.add_cache(new, actor).await
 }
 
 /// One source perfpilot reads, as Settings lists it. Never a secret: no URL, address or
@@ -96,8 +107,9 @@ pub struct SourceRow {
 #[server(endpoint = "sources", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
 pub async fn list_sources() -> Result<Vec<SourceRow>, AppError> {
     crate::backend::require(Role::Viewer)?;
-    let backend = crate::backend::backend()?;
-    Ok(source_rows(&backend.sources(), &backend.state()))
+    let live = crate::backend::live()?;
+    let state = crate::backend::configuration()?.state();
+    Ok(source_rows(&live.sources(), &live.source_kinds(), &state))
 }
 
 /// The rows of [`list_sources`]: every running source whose resources still exist, and
@@ -105,6 +117,7 @@ pub async fn list_sources() -> Result<Vec<SourceRow>, AppError> {
 #[cfg(feature = "ssr")]
 fn source_rows(
     statuses: &std::collections::BTreeMap<String, engine::source::SourceStatus>,
+    kinds: &[crate::kinds::SourceKind],
     state: &engine::changes::State,
 ) -> Vec<SourceRow> {
     use engine::source::SourceHealth;
@@ -151,7 +164,7 @@ fn source_rows(
                 let Some(resource) = own.iter().find(|r| r.id.as_str() == status.id) else {
                     continue;
                 };
-                let (rank, kind) = source_kind(other);
+                let (rank, kind) = crate::kinds::place_and_title(kinds, other);
                 (
                     rank,
                     kind,
@@ -186,7 +199,7 @@ fn source_rows(
         if statuses.contains_key(resource.id.as_str()) {
             continue;
         }
-        let (rank, kind) = source_kind(&spec.kind);
+        let (rank, kind) = crate::kinds::place_and_title(kinds, &spec.kind);
         rows.push((
             rank,
             SourceRow {
@@ -202,23 +215,6 @@ fn source_rows(
     }
     rows.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.name.cmp(&y.name)));
     rows.into_iter().map(|(_, row)| row).collect()
-}
-
-/// A configured source kind's place in the list and its name in words.
-#[cfg(feature = "ssr")]
-fn source_kind(kind: &str) -> (u8, String) {
-    let (rank, words) = match kind {
-        "postgres" => (1, "PostgreSQL"),
-        "mysql" => (1, "MySQL/MariaDB"),
-        "redis" => (2, "Redis"),
-        "memcached" => (2, "memcached"),
-        "haproxy" => (3, "HAProxy"),
-        "nginx" => (3, "nginx"),
-        "lb_pool" => (3, "Checked pool"),
-        "prometheus" => (4, "Prometheus fleet"),
-        other => return (5, other.to_owned()),
-    };
-    (rank, words.to_owned())
 }
 
 #[component]
@@ -501,6 +497,9 @@ fn TokenTable(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl I
 #[component]
 fn AddDatabase() -> impl IntoView {
     let add = ServerAction::<AddDatabase>::new();
+    let kinds = Resource::new(|| (), |_| database_kinds());
+    // Empty until chosen: the server's first database kind.
+    let kind = RwSignal::new(String::new());
     let name = RwSignal::new(String::new());
     let url = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
@@ -510,6 +509,7 @@ fn AddDatabase() -> impl IntoView {
         |signal: RwSignal<String>| Some(signal.get_untracked()).filter(|v| !v.trim().is_empty());
     let submit = move || {
         add.dispatch(AddDatabase {
+            kind: optional(kind),
             name: name.get_untracked(),
             url: url.get_untracked(),
             password: optional(password),
@@ -525,8 +525,21 @@ fn AddDatabase() -> impl IntoView {
     });
     view! {
         <form id="add-database" class="settings-form" method="dialog" on:submit=move |ev| { ev.prevent_default(); submit(); }>
+            <label class="setting setting-wide">
+                <span>"Kind"</span>
+                <Transition fallback=|| view! { <select id="database-kind" disabled=true><option>"Loading kinds…"</option></select> }>
+                    {move || kinds.get().map(|found| {
+                        let options = found.unwrap_or_default().into_iter().map(|known| {
+                            let value = known.kind.clone();
+                            let selected = move || kind.get() == value;
+                            view! { <option value=known.kind.clone() selected=selected>{known.title}</option> }
+                        }).collect_view();
+                        view! { <select id="database-kind" on:change=move |ev| kind.set(event_target_value(&ev))>{options}</select> }
+                    })}
+                </Transition>
+            </label>
             {field("Name (the resource becomes database:<name>)", "database-name", "text", "orders", name)}
-            {field("Connection URL, without the password", "database-url", "text", "postgresql://perf@db.internal:5432/app", url)}
+            {field("Connection URL, without the password", "database-url", "text", "postgresql://perf@db.internal:5432/app or mysql://…", url)}
             {field("Password (kept on the server, never shown again)", "database-password", "password", "", password)}
             {field("Probe query (optional: timed every second)", "database-probe", "text", "SELECT count(*) FROM orders WHERE id = 1", probe)}
             {field("Group (optional: shards of one logical database)", "database-group", "text", "shop", group)}
@@ -540,7 +553,7 @@ fn AddDatabase() -> impl IntoView {
                         <p id="database-message" class="notice" role="status">
                             "Added " <a href=href>{added.resource.clone()}</a>
                             {format!(" ({}, change #{}){}", added.server_version, added.change,
-                                if added.statements { "" } else { "; pg_stat_statements is not installed, so the Queries panel stays empty" })}
+                                if added.statements { "" } else { "; the server keeps no statement statistics (pg_stat_statements, performance_schema), so the Queries panel stays empty" })}
                         </p>
                     }.into_any()
                 }

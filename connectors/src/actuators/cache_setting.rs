@@ -18,7 +18,6 @@ use engine::source::BoxFuture;
 
 use crate::sources::memcached::{Connection, MemcachedSettings};
 use crate::sources::redis::{self, RedisSettings};
-use crate::sources::Configured;
 use crate::Refusal;
 
 /// `maxmemory-policy` values Redis accepts.
@@ -38,23 +37,6 @@ const POLICIES: &[&str] = &[
 pub enum Cache {
     Redis(RedisSettings),
     Memcached(MemcachedSettings),
-}
-
-impl Cache {
-    pub fn of(source: Option<&engine::model::SourceSpec>) -> Result<Cache, String> {
-        let configured = source.and_then(|spec| Configured::from_spec(spec).ok());
-        let configured = configured.as_ref();
-        if let Some(s) = configured.and_then(Configured::settings::<RedisSettings>) {
-            return Ok(Cache::Redis(s.clone()));
-        }
-        if let Some(s) = configured.and_then(Configured::settings::<MemcachedSettings>) {
-            return Ok(Cache::Memcached(s.clone()));
-        }
-        Err(
-            "this resource is not a Redis or memcached cache; a cache setting cannot be tuned here"
-                .into(),
-        )
-    }
 }
 
 /// Bytes of `value`: `268435456`, `256mb`, `1gb`, `512kb` (Redis' units, 1024-based).

@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::sources::haproxy::runtime_api::{self, Endpoint};
 use crate::sources::haproxy::{DesiredStates, HaproxySettings};
-use crate::sources::Configured;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// Below this response time servers count as equally fast (timer resolution, noise).
@@ -38,16 +37,6 @@ pub struct ServerReading {
     pub errors: u64,
     /// In the pool (not drained, not in maintenance, weight above 0).
     pub serving: bool,
-}
-
-/// The pool an action acts on.
-pub fn pool_of(source: Option<&engine::model::SourceSpec>) -> Result<HaproxySettings, String> {
-    source
-        .and_then(|spec| Configured::from_spec(spec).ok())
-        .and_then(|configured| configured.settings::<HaproxySettings>().cloned())
-        .ok_or_else(|| {
-            "this resource is not a HAProxy backend pool; weights cannot be shifted here".into()
-        })
 }
 
 /// The weights `step_pct` of the way toward each serving server's capacity share; the

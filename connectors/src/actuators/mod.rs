@@ -58,41 +58,66 @@ impl Actuators {
         &self.registries
     }
 
-    /// The actuator of `action` on a resource whose configured source is `source`; `None`
-    /// for recommend-only, which never acts.
+    /// The actuator of `action` on a resource whose configured source is `source`:
+    /// `Ok(None)` for recommend-only, which never acts; a webhook or a command acts
+    /// anywhere; every other action is its source kind's ([`ConfiguredKind::actuator`]),
+    /// and an error says why the source cannot take it (refused when the action was
+    /// saved, so only a source that changed since gets here).
+    ///
+    /// [`ConfiguredKind::actuator`]: crate::sources::ConfiguredKind::actuator
     pub fn for_action(
         &self,
         action: &ActionConfig,
         source: Option<&SourceSpec>,
-    ) -> Option<Arc<dyn Actuator>> {
+    ) -> Result<Option<Arc<dyn Actuator>>, String> {
         match action {
-            ActionConfig::DatabaseSetting(d) if is_mysql(source) => Some(Arc::new(
-                mysql_setting::MysqlSetting::new(d.clone(), mysql_settings(source)),
-            )),
-            ActionConfig::DatabaseSetting(d) => Some(Arc::new(
-                postgres_setting::PostgresSetting::new(d.clone(), database_settings(source)),
-            )),
-            ActionConfig::CacheSetting(c) => Some(Arc::new(cache_setting::CacheSetting::new(
-                c.clone(),
-                cache_setting::Cache::of(source),
-            ))),
-            ActionConfig::LbWeights(w) => Some(Arc::new(lb_weights::LbWeights::new(
-                w.clone(),
-                lb_weights::pool_of(source),
-                self.registries.lb.clone(),
-            ))),
-            ActionConfig::Recommend => None,
-            ActionConfig::Webhook(w) => Some(Arc::new(webhook::Webhook::new(
+            ActionConfig::Recommend => Ok(None),
+            ActionConfig::Webhook(w) => Ok(Some(Arc::new(webhook::Webhook::new(
                 w.clone(),
                 self.http.clone(),
                 &self.config.secrets,
-            ))),
-            ActionConfig::Command(c) => Some(Arc::new(command::Command::new(
+            )))),
+            ActionConfig::Command(c) => Ok(Some(Arc::new(command::Command::new(
                 c.clone(),
                 self.config.clone(),
-            ))),
+            )))),
+            _ => kind_actuator(action, source, &self.registries)
+                .map(Some)
+                .map_err(|refusal| refusal.rule),
         }
     }
+}
+
+/// The actuator `source`'s kind makes for `action`, refused (naming `settings.action`)
+/// when the kind takes no such action.
+fn kind_actuator(
+    action: &ActionConfig,
+    source: Option<&SourceSpec>,
+    registries: &crate::Registries,
+) -> Result<Arc<dyn Actuator>, crate::Refusal> {
+    let configured = source
+        .map(crate::sources::Configured::from_spec)
+        .transpose()?;
+    let found = configured
+        .as_ref()
+        .and_then(|configured| configured.actuator(action, registries));
+    found.unwrap_or_else(|| {
+        let source = match &configured {
+            Some(configured) => format!(
+                "its source is a {} ({})",
+                configured.noun(),
+                configured.kind()
+            ),
+            None => "it has no configured source".to_owned(),
+        };
+        Err(crate::Refusal::new(
+            "settings.action",
+            format!(
+                "a {} action cannot act on this resource: {source}, which takes no such action",
+                action.kind()
+            ),
+        ))
+    })
 }
 
 /// One execution of an action: what happened, and (when the change is in effect) what
@@ -125,11 +150,26 @@ impl Actuators {
             outcome,
             steps,
         };
-        let Some(actuator) = self.for_action(action, source) else {
-            return Execution {
-                event: finish(ActionOutcome::Recommended, Vec::new()),
-                captured: None,
-            };
+        let actuator = match self.for_action(action, source) {
+            Ok(Some(actuator)) => actuator,
+            Ok(None) => {
+                return Execution {
+                    event: finish(ActionOutcome::Recommended, Vec::new()),
+                    captured: None,
+                }
+            }
+            Err(error) => {
+                return Execution {
+                    event: finish(
+                        ActionOutcome::Failed {
+                            error,
+                            rolled_back: None,
+                        },
+                        Vec::new(),
+                    ),
+                    captured: None,
+                }
+            }
         };
         if request.dry_run {
             let would = actuator.describe(request);
@@ -175,7 +215,7 @@ impl Actuators {
         // The rollback's own time, not the apply's: the audit and `since=` find it there.
         let at_unix_ms = engine::time::unix_now_ms();
         let (restored, steps) = match self.for_action(action, source) {
-            Some(actuator) if actuator.can_roll_back() => {
+            Ok(Some(actuator)) if actuator.can_roll_back() => {
                 let back = engine::actuator::roll_back(actuator.as_ref(), request, captured).await;
                 (back.restored, back.steps)
             }
@@ -200,59 +240,17 @@ impl Actuators {
     /// Whether `action`'s actuator can undo what it applied.
     pub fn can_roll_back(&self, action: &ActionConfig, source: Option<&SourceSpec>) -> bool {
         self.for_action(action, source)
-            .is_some_and(|a| a.can_roll_back())
+            .is_ok_and(|a| a.is_some_and(|a| a.can_roll_back()))
     }
 }
 
-/// The database a resource's source describes, for actuators that act on it.
-/// A database setting is tuned by the client of the database's kind.
-fn is_mysql(source: Option<&SourceSpec>) -> bool {
-    source.is_some_and(|spec| spec.kind == crate::sources::mysql::KIND)
-}
-
-fn mysql_settings(
-    source: Option<&SourceSpec>,
-) -> Result<crate::sources::mysql::MysqlSettings, String> {
-    match source {
-        Some(spec) => crate::sources::mysql::MysqlSettings::from_spec(spec).map_err(String::from),
-        None => Err("this resource is not a MySQL database".into()),
-    }
-}
-
-fn database_settings(
-    source: Option<&SourceSpec>,
-) -> Result<crate::sources::postgres::PostgresSettings, String> {
-    match source {
-        Some(spec) if spec.kind == crate::sources::postgres::KIND => {
-            crate::sources::postgres::PostgresSettings::from_spec(spec).map_err(String::from)
-        }
-        _ => Err(
-            "this resource is not a PostgreSQL or MySQL database; a database setting cannot be tuned here"
-                .into(),
-        ),
-    }
-}
-
-/// Checks an action against the resource it is saved on, beyond what the engine checks;
-/// the refusal names the field and the rule.
+/// Checks an action against the resource it is saved on, beyond what the engine checks:
+/// the resource's source kind must take it, by its own rules. The refusal names the field
+/// and the rule.
 pub fn validate(action: &ActionConfig, source: Option<&SourceSpec>) -> Result<(), crate::Refusal> {
-    // An action that does not fit the resource at all is the action's fault as a whole.
-    let misplaced = |rule: String| crate::Refusal::new("settings.action", rule);
     match action {
-        ActionConfig::DatabaseSetting(d) if is_mysql(source) => {
-            mysql_settings(source).map_err(misplaced)?;
-            mysql_setting::validate(d)
-        }
-        ActionConfig::DatabaseSetting(d) => {
-            database_settings(source).map_err(misplaced)?;
-            postgres_setting::validate(d)
-        }
-        ActionConfig::CacheSetting(c) => {
-            let cache = cache_setting::Cache::of(source).map_err(misplaced)?;
-            cache_setting::validate(c, &cache)
-        }
-        ActionConfig::LbWeights(_) => lb_weights::pool_of(source).map(drop).map_err(misplaced),
-        _ => Ok(()),
+        ActionConfig::Recommend | ActionConfig::Webhook(_) | ActionConfig::Command(_) => Ok(()),
+        _ => kind_actuator(action, source, &crate::Registries::default()).map(drop),
     }
 }
 
@@ -279,4 +277,96 @@ pub(crate) fn excerpt(text: &str) -> String {
         end -= 1;
     }
     format!(": {}", &t[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use engine::model::{CacheSettingAction, DatabaseSettingAction};
+
+    use super::*;
+
+    fn spec(kind: &str, settings: serde_json::Value) -> SourceSpec {
+        SourceSpec {
+            kind: kind.into(),
+            settings,
+        }
+    }
+
+    #[test]
+    fn a_service_action_is_its_source_kinds_and_refused_elsewhere_naming_the_field() {
+        let setting = |parameter: &str, value: &str| {
+            ActionConfig::DatabaseSetting(DatabaseSettingAction {
+                parameter: parameter.into(),
+                value: value.into(),
+            })
+        };
+        let postgres = spec(
+            "postgres",
+            serde_json::json!({"url": "postgresql://perf@127.0.0.1/app"}),
+        );
+        let mysql = spec(
+            "mysql",
+            serde_json::json!({"url": "mysql://perf@127.0.0.1/app"}),
+        );
+        let redis = spec(
+            "redis",
+            serde_json::json!({"url": "redis://127.0.0.1:6379"}),
+        );
+        assert_eq!(
+            validate(&setting("work_mem", "8MB"), Some(&postgres)),
+            Ok(())
+        );
+        assert_eq!(
+            validate(&setting("max_connections", "200"), Some(&mysql)),
+            Ok(())
+        );
+        // The kind's own allow-list decides, not a list kept here.
+        let off_list = validate(
+            &setting("innodb_flush_log_at_trx_commit", "0"),
+            Some(&mysql),
+        )
+        .unwrap_err();
+        assert_eq!(off_list.field, "settings.action.parameter");
+        for (source, says) in [
+            (Some(&redis), "its source is a cache (redis)"),
+            (None, "it has no configured source"),
+        ] {
+            let refused = validate(&setting("work_mem", "8MB"), source).unwrap_err();
+            assert_eq!(refused.field, "settings.action");
+            assert!(refused.rule.contains("database_setting"), "{refused}");
+            assert!(refused.rule.contains(says), "{refused}");
+        }
+        let cache = ActionConfig::CacheSetting(CacheSettingAction {
+            parameter: "maxmemory".into(),
+            value: "64mb".into(),
+        });
+        assert_eq!(validate(&cache, Some(&redis)), Ok(()));
+        assert_eq!(
+            validate(&cache, Some(&postgres)).unwrap_err().field,
+            "settings.action"
+        );
+        // Acting elsewhere than the source is every resource's.
+        assert_eq!(validate(&ActionConfig::Recommend, None), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_misplaced_action_fails_in_words_when_it_runs() {
+        let actuators = Actuators::new(RunnerConfig::default(), crate::Registries::default());
+        let action =
+            ActionConfig::LbWeights(serde_json::from_value(serde_json::json!({})).unwrap());
+        let nginx = spec(
+            "nginx",
+            serde_json::json!({"url": "http://127.0.0.1/status"}),
+        );
+        let error = actuators.for_action(&action, Some(&nginx)).err().unwrap();
+        assert!(
+            error.contains("lb_weights") && error.contains("(nginx)"),
+            "{error}"
+        );
+        assert!(!actuators.can_roll_back(&action, Some(&nginx)));
+        assert!(actuators
+            .for_action(&ActionConfig::Recommend, None)
+            .unwrap()
+            .is_none());
+    }
 }

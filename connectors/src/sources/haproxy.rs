@@ -42,6 +42,12 @@ pub const KIND: &str = "haproxy";
 /// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[haproxy]]` table.
 pub const ENTRY: KindEntry = KindEntry {
     kind: KIND,
+    title: "HAProxy",
+    family: engine::source::SourceFamily::LoadBalancer,
+    settle: engine::verdict::Settle {
+        secs: 10,
+        why: "HAProxy's rtime/qtime/ctime are averages over the last 1024 requests",
+    },
     toml_table: "haproxy",
     from_spec: kind::decode::<HaproxySettings>,
     from_toml: kind::table::<HaproxyEntry>,
@@ -156,6 +162,22 @@ impl HaproxySettings {
 }
 
 impl ConfiguredKind for HaproxySettings {
+    /// Weights shifted between this pool's servers through its runtime API.
+    fn actuator(
+        &self,
+        action: &engine::model::ActionConfig,
+        registries: &crate::Registries,
+    ) -> Option<Result<Arc<dyn engine::actuator::Actuator>, Refusal>> {
+        let engine::model::ActionConfig::LbWeights(weights) = action else {
+            return None;
+        };
+        Some(Ok(Arc::new(crate::actuators::lb_weights::LbWeights::new(
+            weights.clone(),
+            Ok(self.clone()),
+            registries.lb.clone(),
+        ))))
+    }
+
     fn kind(&self) -> &'static str {
         KIND
     }

@@ -31,6 +31,12 @@ use sysinfo::{
     ProcessesToUpdate, System, MINIMUM_CPU_UPDATE_INTERVAL,
 };
 
+/// How long after a change the host's readings reflect it.
+pub const SETTLE: engine::verdict::Settle = engine::verdict::Settle {
+    secs: 5,
+    why: "CPU and I/O use are deltas between two refreshes; process scans run slower",
+};
+
 /// Include/exclude lists of names; a pattern ending in `*` matches a prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NameFilter {

@@ -8,12 +8,15 @@
 use std::any::Any;
 use std::marker::PhantomData;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use engine::actuator::Actuator;
 use engine::fleet::FleetMetric;
 use engine::model::{ActionConfig, Resource, ResourceId, ResourceSettings, SourceSpec};
 use engine::source::runtime::Source;
 use engine::source::BoxFuture;
+use engine::verdict::Settle;
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::cache::Matching;
@@ -124,6 +127,19 @@ pub trait ConfiguredKind: KindBox + std::fmt::Debug + Send + Sync + 'static {
     fn fleet_metrics(&self) -> Option<Vec<FleetMetric>> {
         None
     }
+
+    /// The actuator of `action` when it acts on this kind's own service (a database
+    /// setting on a database, weights on a pool), refused when the kind's rules forbid it
+    /// (a setting off its allow-list); `None` when this kind does not take such actions.
+    /// Actions that act elsewhere (a webhook, a command) are not asked here.
+    fn actuator(
+        &self,
+        action: &ActionConfig,
+        registries: &Registries,
+    ) -> Option<Result<Arc<dyn Actuator>, Refusal>> {
+        let _ = (action, registries);
+        None
+    }
 }
 
 /// What every [`ConfiguredKind`] can do with its box, implemented for every `Clone` kind.
@@ -173,6 +189,12 @@ pub type TomlEntries = Result<Vec<(String, Configured)>, toml::de::Error>;
 pub struct KindEntry {
     /// Its name in a resource's source spec.
     pub kind: &'static str,
+    /// Its name in words, as lists show it ("PostgreSQL").
+    pub title: &'static str,
+    /// What it is, which orders lists and picks the form that adds one.
+    pub family: engine::source::SourceFamily,
+    /// How long after a change its samples reflect it.
+    pub settle: Settle,
     /// Its table in the configuration file: `postgres` for `[[postgres]]`.
     pub toml_table: &'static str,
     /// Its settings from a source spec ([`decode`] for serde settings).
@@ -194,6 +216,9 @@ impl std::fmt::Debug for KindEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KindEntry")
             .field("kind", &self.kind)
+            .field("title", &self.title)
+            .field("family", &self.family)
+            .field("settle", &self.settle)
             .field("toml_table", &self.toml_table)
             .finish()
     }

@@ -30,6 +30,12 @@ pub const KIND: &str = "memcached";
 /// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[memcached]]` table.
 pub const ENTRY: KindEntry = KindEntry {
     kind: KIND,
+    title: "memcached",
+    family: engine::source::SourceFamily::Cache,
+    settle: engine::verdict::Settle {
+        secs: 10,
+        why: "a cleared or resized cache refills before its hit ratio settles",
+    },
     toml_table: "memcached",
     from_spec: kind::decode::<MemcachedSettings>,
     from_toml: kind::table::<MemcachedEntry>,
@@ -152,6 +158,26 @@ impl MemcachedSettings {
 }
 
 impl ConfiguredKind for MemcachedSettings {
+    /// A cache setting (`cache_memlimit`), tuned on this server.
+    fn actuator(
+        &self,
+        action: &engine::model::ActionConfig,
+        _: &crate::Registries,
+    ) -> Option<Result<Arc<dyn engine::actuator::Actuator>, Refusal>> {
+        let engine::model::ActionConfig::CacheSetting(setting) = action else {
+            return None;
+        };
+        let cache = crate::actuators::cache_setting::Cache::Memcached(self.clone());
+        Some(
+            crate::actuators::cache_setting::validate(setting, &cache).map(|()| {
+                Arc::new(crate::actuators::cache_setting::CacheSetting::new(
+                    setting.clone(),
+                    Ok(cache),
+                )) as Arc<dyn engine::actuator::Actuator>
+            }),
+        )
+    }
+
     fn kind(&self) -> &'static str {
         KIND
     }

@@ -206,6 +206,24 @@ pub static KINDS: &[KindEntry] = &[
     prometheus::ENTRY,
 ];
 
+/// How long after a change the source of `resource` shows it: its configured kind's
+/// settle period, else the host's for the host's resources and the pushes' for custom
+/// ones.
+pub fn settle(resource: &Resource) -> engine::verdict::Settle {
+    use engine::model::ResourceType;
+    match (&resource.source, &resource.resource_type) {
+        (Some(spec), _) => {
+            kind_named(&spec.kind).map_or(engine::verdict::DEFAULT_SETTLE, |k| k.settle)
+        }
+        (
+            None,
+            ResourceType::Cpu | ResourceType::Memory | ResourceType::Disk | ResourceType::Network,
+        ) => host::SETTLE,
+        (None, ResourceType::Custom(_)) => push::SETTLE,
+        (None, _) => engine::verdict::DEFAULT_SETTLE,
+    }
+}
+
 /// The kind named `kind` in a source spec.
 pub fn kind_named(kind: &str) -> Option<&'static KindEntry> {
     KINDS.iter().find(|entry| entry.kind == kind)
@@ -399,6 +417,16 @@ impl Configured {
     pub fn fleet_metrics(&self) -> Option<Vec<engine::fleet::FleetMetric>> {
         self.0.fleet_metrics()
     }
+
+    /// The actuator of `action` on this kind's own service, if the kind takes it
+    /// ([`ConfiguredKind::actuator`]).
+    pub fn actuator(
+        &self,
+        action: &engine::model::ActionConfig,
+        registries: &crate::Registries,
+    ) -> Option<Result<std::sync::Arc<dyn engine::actuator::Actuator>, Refusal>> {
+        self.0.actuator(action, registries)
+    }
 }
 
 #[cfg(test)]
@@ -428,6 +456,42 @@ mod tests {
         for kind in KINDS {
             assert!(err.rule.contains(kind.kind), "{err}");
         }
+    }
+
+    #[test]
+    fn every_kind_says_how_long_its_source_takes_to_show_a_change_and_why() {
+        use engine::model::{ResourceId, ResourceType};
+        for kind in KINDS {
+            assert!(kind.settle.secs > 0, "{}", kind.kind);
+            assert!(!kind.settle.why.is_empty(), "{}", kind.kind);
+            assert!(!kind.title.is_empty(), "{}", kind.kind);
+        }
+        assert_eq!(kind_named("haproxy").unwrap().settle.secs, 10);
+        assert_eq!(kind_named("postgres").unwrap().settle.secs, 2);
+        let mut lb = Resource::new(
+            ResourceId::new("lb:web").unwrap(),
+            ResourceType::LoadBalancer,
+            "web",
+        );
+        assert_eq!(settle(&lb), engine::verdict::DEFAULT_SETTLE);
+        lb.source = Some(SourceSpec {
+            kind: "haproxy".into(),
+            settings: serde_json::Value::Null,
+        });
+        assert_eq!(settle(&lb).secs, 10);
+        lb.source = Some(SourceSpec {
+            kind: "something-new".into(),
+            settings: serde_json::Value::Null,
+        });
+        assert_eq!(settle(&lb), engine::verdict::DEFAULT_SETTLE);
+        let cpu = Resource::new(ResourceId::new("cpu").unwrap(), ResourceType::Cpu, "cpu");
+        assert_eq!(settle(&cpu), host::SETTLE);
+        let custom = Resource::new(
+            ResourceId::new("custom:7").unwrap(),
+            ResourceType::Custom(7),
+            "queue",
+        );
+        assert_eq!(settle(&custom), push::SETTLE);
     }
 
     #[test]

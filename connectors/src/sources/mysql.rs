@@ -44,6 +44,12 @@ pub const KIND: &str = "mysql";
 /// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[mysql]]` table.
 pub const ENTRY: KindEntry = KindEntry {
     kind: KIND,
+    title: "MySQL/MariaDB",
+    family: engine::source::SourceFamily::Database,
+    settle: engine::verdict::Settle {
+        secs: 2,
+        why: "global status counters become rates over one poll, then probed",
+    },
     toml_table: "mysql",
     from_spec: kind::decode::<MysqlSettings>,
     from_toml: kind::table::<MysqlEntry>,
@@ -235,6 +241,25 @@ impl MysqlSettings {
 }
 
 impl ConfiguredKind for MysqlSettings {
+    /// A database setting, tuned with `SET PERSIST` on this server.
+    fn actuator(
+        &self,
+        action: &engine::model::ActionConfig,
+        _: &crate::Registries,
+    ) -> Option<Result<Arc<dyn engine::actuator::Actuator>, Refusal>> {
+        let engine::model::ActionConfig::DatabaseSetting(setting) = action else {
+            return None;
+        };
+        Some(
+            crate::actuators::mysql_setting::validate(setting).map(|()| {
+                Arc::new(crate::actuators::mysql_setting::MysqlSetting::new(
+                    setting.clone(),
+                    Ok(self.clone()),
+                )) as Arc<dyn engine::actuator::Actuator>
+            }),
+        )
+    }
+
     fn kind(&self) -> &'static str {
         KIND
     }

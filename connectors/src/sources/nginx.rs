@@ -25,6 +25,12 @@ pub const KIND: &str = "nginx";
 /// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[nginx]]` table.
 pub const ENTRY: KindEntry = KindEntry {
     kind: KIND,
+    title: "nginx",
+    family: engine::source::SourceFamily::LoadBalancer,
+    settle: engine::verdict::Settle {
+        secs: 5,
+        why: "stub_status counters become rates over one poll",
+    },
     toml_table: "nginx",
     from_spec: kind::decode::<NginxSettings>,
     from_toml: kind::table::<NginxEntry>,

@@ -32,6 +32,12 @@ pub const KIND: &str = "lb_pool";
 /// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[lb_pool]]` table.
 pub const ENTRY: KindEntry = KindEntry {
     kind: KIND,
+    title: "Checked pool",
+    family: engine::source::SourceFamily::LoadBalancer,
+    settle: engine::verdict::Settle {
+        secs: 3,
+        why: "health checks run every second with rise/fall hysteresis (up to 3 checks)",
+    },
     toml_table: "lb_pool",
     from_spec: kind::decode::<PoolSettings>,
     from_toml: kind::table::<PoolEntry>,

@@ -36,6 +36,12 @@ pub const KIND: &str = "postgres";
 /// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[postgres]]` table.
 pub const ENTRY: KindEntry = KindEntry {
     kind: KIND,
+    title: "PostgreSQL",
+    family: engine::source::SourceFamily::Database,
+    settle: engine::verdict::Settle {
+        secs: 2,
+        why: "cumulative statistics are flushed about once a second, then probed",
+    },
     toml_table: "postgres",
     from_spec: kind::decode::<PostgresSettings>,
     from_toml: kind::table::<PostgresEntry>,
@@ -256,6 +262,25 @@ impl PostgresSettings {
 }
 
 impl ConfiguredKind for PostgresSettings {
+    /// A database setting, tuned with `ALTER SYSTEM` on this server.
+    fn actuator(
+        &self,
+        action: &engine::model::ActionConfig,
+        _: &crate::Registries,
+    ) -> Option<Result<Arc<dyn engine::actuator::Actuator>, Refusal>> {
+        let engine::model::ActionConfig::DatabaseSetting(setting) = action else {
+            return None;
+        };
+        Some(
+            crate::actuators::postgres_setting::validate(setting).map(|()| {
+                Arc::new(crate::actuators::postgres_setting::PostgresSetting::new(
+                    setting.clone(),
+                    Ok(self.clone()),
+                )) as Arc<dyn engine::actuator::Actuator>
+            }),
+        )
+    }
+
     fn kind(&self) -> &'static str {
         KIND
     }

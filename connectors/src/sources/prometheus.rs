@@ -40,6 +40,12 @@ pub const KIND: &str = "prometheus";
 /// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[prometheus]]` table.
 pub const ENTRY: KindEntry = KindEntry {
     kind: KIND,
+    title: "Prometheus fleet",
+    family: engine::source::SourceFamily::Fleet,
+    settle: engine::verdict::Settle {
+        secs: 30,
+        why: "a scrape interval (15 s by default) plus the lag of rate() windows",
+    },
     toml_table: "prometheus",
     from_spec: kind::decode::<PrometheusSettings>,
     from_toml: kind::table::<PrometheusEntry>,

@@ -17,6 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 pub const SOURCE_ID: &str = "push";
 /// The resources it owns: every `custom:<id>`.
 pub const OWNS: &str = "custom:*";
+/// Pushed samples show a change at the pusher's pace, which perfpilot does not know.
+pub const SETTLE: engine::verdict::Settle = engine::verdict::DEFAULT_SETTLE;
 
 /// Pushes waiting for the monitor; a full queue makes pushers wait (their requests are
 /// already rate-limited per client).

@@ -35,6 +35,12 @@ pub const KIND: &str = "redis";
 /// The kind in [`super::KINDS`]: specs of [`KIND`], the `[[redis]]` table.
 pub const ENTRY: KindEntry = KindEntry {
     kind: KIND,
+    title: "Redis",
+    family: engine::source::SourceFamily::Cache,
+    settle: engine::verdict::Settle {
+        secs: 10,
+        why: "a cleared or resized cache refills before its hit ratio settles",
+    },
     toml_table: "redis",
     from_spec: kind::decode::<RedisSettings>,
     from_toml: kind::table::<RedisEntry>,
@@ -231,6 +237,26 @@ impl RedisSettings {
 }
 
 impl ConfiguredKind for RedisSettings {
+    /// A cache setting, tuned with `CONFIG SET` on this server.
+    fn actuator(
+        &self,
+        action: &engine::model::ActionConfig,
+        _: &crate::Registries,
+    ) -> Option<Result<Arc<dyn engine::actuator::Actuator>, Refusal>> {
+        let engine::model::ActionConfig::CacheSetting(setting) = action else {
+            return None;
+        };
+        let cache = crate::actuators::cache_setting::Cache::Redis(self.clone());
+        Some(
+            crate::actuators::cache_setting::validate(setting, &cache).map(|()| {
+                Arc::new(crate::actuators::cache_setting::CacheSetting::new(
+                    setting.clone(),
+                    Ok(cache),
+                )) as Arc<dyn engine::actuator::Actuator>
+            }),
+        )
+    }
+
     fn kind(&self) -> &'static str {
         KIND
     }

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::{ResourceId, SourceSpec};
+use crate::model::{ResourceId, ResourceType};
 
 use crate::test_rng::Rng;
 
@@ -596,46 +596,14 @@ fn sustained_trips_only_after_consecutive_ticks() {
 }
 
 #[test]
-fn settle_periods_follow_the_source_kind() {
-    assert_eq!(settle_secs("haproxy"), 10);
-    assert_eq!(settle_secs("postgres"), 2);
-    assert_eq!(settle_secs("redis"), 10);
-    assert_eq!(settle_secs("memcached"), 10);
-    assert_eq!(settle_secs("host"), 5);
-    assert_eq!(settle_secs("something-new"), DEFAULT_SETTLE_SECS);
-    assert_eq!(settle_secs(""), DEFAULT_SETTLE_SECS);
-    for (i, row) in SETTLE.iter().enumerate() {
-        assert!(
-            SETTLE[..i].iter().all(|o| o.kind != row.kind),
-            "{} twice",
-            row.kind
-        );
-        assert!(!row.why.is_empty());
-    }
-
+fn the_settle_period_is_the_sources_lag_plus_one_sample_interval() {
+    let lag = Settle {
+        secs: 10,
+        why: "averages over the last requests",
+    };
     let mut cpu = Resource::new(ResourceId::new("cpu").unwrap(), ResourceType::Cpu, "cpu");
-    assert_eq!(source_kind(&cpu), "host");
-    assert_eq!(settle_for(&cpu), 5 + 1);
+    assert_eq!(settle_for(lag, &cpu), 10 + 1);
     cpu.settings.step_secs = 10;
-    assert_eq!(settle_for(&cpu), 15);
-
-    let mut lb = Resource::new(
-        ResourceId::new("lb:web").unwrap(),
-        ResourceType::LoadBalancer,
-        "web",
-    );
-    assert_eq!(source_kind(&lb), "");
-    lb.source = Some(SourceSpec {
-        kind: "haproxy".into(),
-        settings: serde_json::Value::Null,
-    });
-    assert_eq!(source_kind(&lb), "haproxy");
-    assert_eq!(settle_for(&lb), 10 + 1);
-
-    let custom = Resource::new(
-        ResourceId::new("custom:7").unwrap(),
-        ResourceType::Custom(7),
-        "queue",
-    );
-    assert_eq!(source_kind(&custom), "push");
+    assert_eq!(settle_for(lag, &cpu), 20);
+    assert_eq!(settle_for(DEFAULT_SETTLE, &cpu), 15);
 }

@@ -104,15 +104,16 @@ fn shell(
     }
 }
 
-/// What every render and server function gets as Leptos context: the backend, the base
-/// path, token management and the response's CSP nonce.
+/// What every render and server function gets as Leptos context: the capabilities server
+/// functions reach (each its own handle, all served by the monitor), the base path, token
+/// management and the response's CSP nonce.
 fn leptos_context(state: &AppState, base: &str) -> impl Fn() + Clone + Send + Sync + 'static {
-    let live = app::backend::BackendContext(std::sync::Arc::new(state.monitor.clone()));
+    let capabilities = app::backend::Capabilities::of(state.monitor.clone());
     let base = app::base::BasePath(base.to_owned());
     let tokens = app::identity::TokenAdminContext(state.tokens.clone());
     move || {
         use leptos::prelude::{provide_context, use_context};
-        provide_context(live.clone());
+        capabilities.provide();
         provide_context(base.clone());
         provide_context(tokens.clone());
         // Replaces the nonce leptos_axum made up with the one the CSP header names.

@@ -2,10 +2,11 @@
 //! database" and scripts.
 //!
 //! `POST /api/v1/databases` with `{"name": "orders", "url": "postgresql://perf@db:5432/app",
-//! "password": "…", "probe_query": "…", "group": "…"}` connects once with exactly these
-//! settings and refuses with the reason (unreachable, authentication failed, database
-//! missing, role without `pg_monitor`) before anything changes; then adds the resource
-//! `database:orders` as a counted change. A password sent here stays on the server: it is
+//! "password": "…", "probe_query": "…", "group": "…"}` (and `"kind": "mysql"` with a
+//! `mysql://` URL for MySQL/MariaDB; any database kind, PostgreSQL when none is named)
+//! connects once with exactly these settings and refuses with the reason (unreachable,
+//! authentication failed, database missing, role without `pg_monitor`) before anything
+//! changes; then adds the resource `database:orders` as a counted change. A password sent here stays on the server: it is
 //! written to `<data-dir>/secrets/` (readable by perfpilot's user only) and the source
 //! names that file; it is never in an answer, a snapshot, the audit log or a log line.
 //!
@@ -52,6 +53,8 @@ pub fn router(state: AppState) -> Router {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewDatabase {
+    #[serde(default)]
+    kind: Option<String>,
     name: String,
     url: String,
     #[serde(default)]
@@ -78,6 +81,7 @@ async fn add_database(
         .monitor
         .add_database(
             app::databases::NewDatabase {
+                kind: new.kind,
                 name: new.name,
                 url: new.url,
                 password: new.password,
@@ -94,6 +98,7 @@ async fn add_database(
         "resource": added.resource,
         "server_version": added.server_version,
         "pg_stat_statements": added.statements,
+        "statements": added.statements,
     })))
 }
 

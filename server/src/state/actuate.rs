@@ -511,7 +511,8 @@ impl Acting {
         // The first seconds after a change show the source's lag, not the change: judged
         // from after the settle period (at most half the window, so something is left).
         let settle_secs =
-            engine::verdict::settle_for(resource).min(resource.settings.verify_secs / 2);
+            engine::verdict::settle_for(connectors::sources::settle(resource), resource)
+                .min(resource.settings.verify_secs / 2);
         let judged_from = started + i64::from(settle_secs) * 1000;
         let before =
             super::proof::window_samples(history, &key, (applied_at - baseline, applied_at));
@@ -691,7 +692,7 @@ impl Acting {
 
     /// A change that verified well stays; its actuator may make it outlive a restart.
     fn keep(&self, id: &ResourceId, effect: InEffect) {
-        let Some(actuator) = self
+        let Ok(Some(actuator)) = self
             .actuators
             .for_action(&effect.action, effect.source.as_ref())
         else {

@@ -61,11 +61,7 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-impl app::backend::Backend for Monitor {
-    fn overview(&self) -> app::live::Overview {
-        Monitor::overview(self)
-    }
-
+impl app::backend::Configuration for Monitor {
     fn state(&self) -> Arc<engine::changes::State> {
         self.store.state()
     }
@@ -88,11 +84,67 @@ impl app::backend::Backend for Monitor {
     ) -> Result<Vec<engine::changes::Difference>, AppError> {
         Ok(self.store.diff_with_current(snapshot)?)
     }
+}
+
+impl app::backend::Changes for Monitor {
+    fn apply(
+        &self,
+        mutation: engine::changes::Mutation,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<engine::changes::ChangeRecord, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move { Monitor::apply(&monitor, mutation, actor).await })
+    }
+
+    fn remove_configured(
+        &self,
+        resource: String,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<u64, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move { monitor.remove_configured(&resource, actor).await })
+    }
+
+    fn audit(
+        &self,
+        filter: app::audit::AuditFilter,
+    ) -> app::backend::BoxFuture<Result<Vec<app::audit::AuditRecord>, AppError>> {
+        let persist = self.persist.clone();
+        Box::pin(async move {
+            persist
+                .query_audit(filter)
+                .await
+                .map_err(|err| AppError::unavailable(err.to_string()))
+        })
+    }
+}
+
+impl app::backend::Live for Monitor {
+    fn overview(&self) -> app::live::Overview {
+        Monitor::overview(self)
+    }
 
     fn sources(&self) -> Arc<BTreeMap<String, engine::source::SourceStatus>> {
         self.sources.statuses()
     }
 
+    fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>> {
+        self.configured.source_details(resource)
+    }
+
+    fn source_kinds(&self) -> Vec<app::kinds::SourceKind> {
+        connectors::sources::KINDS
+            .iter()
+            .map(|kind| app::kinds::SourceKind {
+                kind: kind.kind.to_owned(),
+                title: kind.title.to_owned(),
+                family: kind.family,
+            })
+            .collect()
+    }
+}
+
+impl app::backend::History for Monitor {
     fn units(&self, resource: &str) -> BTreeMap<String, String> {
         self.history()
             .series()
@@ -100,6 +152,32 @@ impl app::backend::Backend for Monitor {
             .filter(|info| info.key.resource == resource)
             .map(|info| (info.key.metric.clone(), info.unit.clone()))
             .collect()
+    }
+
+    fn chart(&self, request: &engine::history::ChartRequest) -> engine::history::ChartSamples {
+        self.history().chart(request, engine::time::unix_now_ms())
+    }
+
+    fn stored_chart(
+        &self,
+        keys: Vec<engine::series::SeriesKey>,
+        span_ms: i64,
+        step_ms: i64,
+    ) -> app::backend::BoxFuture<Result<engine::history::ChartSamples, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move {
+            let now = engine::time::unix_now_ms();
+            tokio::task::spawn_blocking(move || monitor.stored_chart(&keys, span_ms, step_ms, now))
+                .await
+                .map_err(|err| AppError::unavailable(format!("history read failed: {err}")))?
+                .map_err(|why| AppError::new(422, why).with_field("range"))
+        })
+    }
+}
+
+impl app::backend::Fleets for Monitor {
+    fn fleet_view(&self, id: &str) -> Result<engine::fleet::FleetView, AppError> {
+        Ok(self.configured.fleet(id)?.view())
     }
 
     fn add_fleet(
@@ -136,10 +214,6 @@ impl app::backend::Backend for Monitor {
                 .await?;
             Ok((change, id.to_string(), checked.server_version))
         })
-    }
-
-    fn fleet_view(&self, id: &str) -> Result<engine::fleet::FleetView, AppError> {
-        Ok(self.configured.fleet(id)?.view())
     }
 
     fn fleet_host(&self, id: &str, instance: &str) -> Result<engine::fleet::HostDetail, AppError> {
@@ -212,70 +286,20 @@ impl app::backend::Backend for Monitor {
             Ok((result, series.step_secs))
         })
     }
+}
 
-    fn chart(&self, request: &engine::history::ChartRequest) -> engine::history::ChartSamples {
-        self.history().chart(request, engine::time::unix_now_ms())
-    }
-
-    fn stored_chart(
+impl app::backend::Databases for Monitor {
+    fn add_database(
         &self,
-        keys: Vec<engine::series::SeriesKey>,
-        span_ms: i64,
-        step_ms: i64,
-    ) -> app::backend::BoxFuture<Result<engine::history::ChartSamples, AppError>> {
-        let monitor = self.clone();
-        Box::pin(async move {
-            let now = engine::time::unix_now_ms();
-            tokio::task::spawn_blocking(move || monitor.stored_chart(&keys, span_ms, step_ms, now))
-                .await
-                .map_err(|err| AppError::unavailable(format!("history read failed: {err}")))?
-                .map_err(|why| AppError::new(422, why).with_field("range"))
-        })
-    }
-
-    fn apply(
-        &self,
-        mutation: engine::changes::Mutation,
+        new: app::databases::NewDatabase,
         actor: app::identity::Identity,
-    ) -> app::backend::BoxFuture<Result<engine::changes::ChangeRecord, AppError>> {
+    ) -> app::backend::BoxFuture<Result<app::databases::DatabaseAdded, AppError>> {
         let monitor = self.clone();
-        Box::pin(async move { Monitor::apply(&monitor, mutation, actor).await })
-    }
-
-    fn source_details(&self, resource: &str) -> Option<Arc<serde_json::Value>> {
-        self.configured.source_details(resource)
+        Box::pin(async move { monitor.add_database(new, None, None, actor).await })
     }
 
     fn database_group(&self, resource: &str) -> Option<engine::database::DatabaseGroup> {
         self.configured.database_group(resource)
-    }
-
-    fn add_cache(
-        &self,
-        new: app::caches::NewCache,
-        actor: app::identity::Identity,
-    ) -> app::backend::BoxFuture<Result<app::caches::CacheAdded, AppError>> {
-        let monitor = self.clone();
-        Box::pin(async move { monitor.add_cache(new, None, None, actor).await })
-    }
-
-    fn cache_group(&self, resource: &str) -> Option<engine::cache::CacheGroup> {
-        self.configured.cache_group(resource)
-    }
-
-    fn invalidate(
-        &self,
-        resource: String,
-        pattern: String,
-        confirm: bool,
-        actor: app::identity::Identity,
-    ) -> app::backend::BoxFuture<Result<app::caches::Invalidation, AppError>> {
-        let monitor = self.clone();
-        Box::pin(async move {
-            monitor
-                .invalidate(&resource, &pattern, confirm, &actor)
-                .await
-        })
     }
 
     fn create_index(
@@ -320,51 +344,39 @@ impl app::backend::Backend for Monitor {
         let monitor = self.clone();
         Box::pin(async move { monitor.update_database(&resource, edit, actor).await })
     }
+}
 
-    fn remove_configured(
+impl app::backend::Caches for Monitor {
+    fn add_cache(
+        &self,
+        new: app::caches::NewCache,
+        actor: app::identity::Identity,
+    ) -> app::backend::BoxFuture<Result<app::caches::CacheAdded, AppError>> {
+        let monitor = self.clone();
+        Box::pin(async move { monitor.add_cache(new, None, None, actor).await })
+    }
+
+    fn cache_group(&self, resource: &str) -> Option<engine::cache::CacheGroup> {
+        self.configured.cache_group(resource)
+    }
+
+    fn invalidate(
         &self,
         resource: String,
+        pattern: String,
+        confirm: bool,
         actor: app::identity::Identity,
-    ) -> app::backend::BoxFuture<Result<u64, AppError>> {
+    ) -> app::backend::BoxFuture<Result<app::caches::Invalidation, AppError>> {
         let monitor = self.clone();
-        Box::pin(async move { monitor.remove_configured(&resource, actor).await })
-    }
-
-    fn add_database(
-        &self,
-        new: app::databases::NewDatabase,
-        actor: app::identity::Identity,
-    ) -> app::backend::BoxFuture<Result<app::databases::DatabaseAdded, AppError>> {
-        let monitor = self.clone();
-        Box::pin(async move { monitor.add_database(new, None, None, actor).await })
-    }
-
-    fn audit(
-        &self,
-        filter: app::audit::AuditFilter,
-    ) -> app::backend::BoxFuture<Result<Vec<app::audit::AuditRecord>, AppError>> {
-        let persist = self.persist.clone();
         Box::pin(async move {
-            persist
-                .query_audit(filter)
+            monitor
+                .invalidate(&resource, &pattern, confirm, &actor)
                 .await
-                .map_err(|err| AppError::unavailable(err.to_string()))
         })
     }
+}
 
-    fn comparisons(&self) -> Vec<app::proof::ComparisonRow> {
-        Monitor::comparisons(self)
-    }
-
-    fn add_mark(
-        &self,
-        id: &engine::model::ResourceId,
-        label: &str,
-        actor: &app::identity::Identity,
-    ) -> Result<(), AppError> {
-        Monitor::add_mark(self, id, label, actor)
-    }
-
+impl app::backend::Alerts for Monitor {
     fn alerts(&self) -> Result<app::alerts::AlertsView, AppError> {
         self.alerting.view()
     }
@@ -397,6 +409,21 @@ impl app::backend::Backend for Monitor {
     ) -> app::backend::BoxFuture<Result<String, AppError>> {
         let alerting = self.alerting.clone();
         Box::pin(async move { alerting.test(&name, &actor).await })
+    }
+}
+
+impl app::backend::Proof for Monitor {
+    fn comparisons(&self) -> Vec<app::proof::ComparisonRow> {
+        Monitor::comparisons(self)
+    }
+
+    fn add_mark(
+        &self,
+        id: &engine::model::ResourceId,
+        label: &str,
+        actor: &app::identity::Identity,
+    ) -> Result<(), AppError> {
+        Monitor::add_mark(self, id, label, actor)
     }
 }
 

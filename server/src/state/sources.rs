@@ -26,12 +26,13 @@ use app::databases::{DatabaseAdded, NewDatabase};
 use app::error::AppError;
 use app::identity::Identity;
 use connectors::sources::postgres::{self, PostgresSettings};
-use connectors::sources::{Checked, Configured, Keys};
+use connectors::sources::{Checked, Configured, Keys, KindEntry};
 use connectors::Refusal;
 use engine::changes::{ChangeStore, Mutation};
 use engine::history::History;
 use engine::model::{Resource, ResourceId, ResourceSettings, SourceSpec};
 use engine::source::runtime::Sources;
+use engine::source::SourceFamily;
 use engine::sync::read;
 
 use crate::persist::Persist;
@@ -337,15 +338,20 @@ impl ConfiguredSources {
         password_file: Option<PathBuf>,
         password_env: Option<String>,
     ) -> Result<Prepared<DatabaseAdded>, AppError> {
-        let settings = Configured::new(PostgresSettings {
+        let kind = database_kind(new.kind.as_deref())?;
+        let fields = DatabaseFields {
             url: new.url.trim().to_owned(),
             password_file,
             password_env,
             probe_query: blank(new.probe_query),
             group: blank(new.group),
-            statement_timeout_ms: 2_000,
-            idle_in_transaction_limit_s: 60,
-        });
+        };
+        let settings = Configured::from_spec(&SourceSpec {
+            kind: kind.kind.to_owned(),
+            settings: serde_json::to_value(&fields)
+                .map_err(|err| AppError::new(500, err.to_string()))?,
+        })
+        .map_err(invalid)?;
         let prepared = self
             .prepare_add(&new.name, settings, blank(new.password))
             .await?;
@@ -654,7 +660,7 @@ impl ConfiguredSources {
         table: &str,
         columns: &[String],
     ) -> Result<(String, Mark), AppError> {
-        let (id, settings) = self.database(resource)?;
+        let (id, settings) = self.postgres_database(resource)?;
         let advised = self
             .advice_of(resource)
             .and_then(|a| a.indexes)
@@ -690,7 +696,7 @@ impl ConfiguredSources {
         table: &str,
         name: &str,
     ) -> Result<Mark, AppError> {
-        let (id, settings) = self.database(resource)?;
+        let (id, settings) = self.postgres_database(resource)?;
         postgres::drop_index(&settings, table, name)
             .await
             .map_err(|reason| AppError::new(422, format!("cannot drop the index: {reason}")))?;
@@ -700,27 +706,42 @@ impl ConfiguredSources {
         })
     }
 
-    /// A database resource and its connection settings.
-    fn database(
+    /// A PostgreSQL database resource and its connection settings (its index advice is
+    /// PostgreSQL's own).
+    fn postgres_database(
         &self,
         resource: &str,
     ) -> Result<(engine::model::ResourceId, PostgresSettings), AppError> {
+        let (id, spec) = self.database(resource)?;
+        if spec.kind != postgres::KIND {
+            return Err(AppError::invalid(
+                "resource",
+                format!("{resource} is not a PostgreSQL database: indexes are advised for PostgreSQL only"),
+            ));
+        }
+        Ok((id, PostgresSettings::from_spec(&spec).map_err(invalid)?))
+    }
+
+    /// A database resource (of any database kind) and its source spec.
+    fn database(
+        &self,
+        resource: &str,
+    ) -> Result<(engine::model::ResourceId, SourceSpec), AppError> {
         let state = self.store.state();
         let found = state.resources.get(resource).ok_or_else(|| {
             AppError::not_found(format!("resource: no resource with id {resource:?}"))
         })?;
-        let settings = found
+        let spec = found
             .source
             .as_ref()
-            .filter(|s| s.kind == postgres::KIND)
-            .ok_or_else(|| {
-                AppError::invalid(
-                    "resource",
-                    format!("{resource} is not a PostgreSQL database"),
-                )
+            .filter(|spec| {
+                connectors::sources::kind_named(&spec.kind)
+                    .is_some_and(|kind| kind.family == SourceFamily::Database)
             })
-            .and_then(|spec| PostgresSettings::from_spec(spec).map_err(invalid))?;
-        Ok((found.id.clone(), settings))
+            .ok_or_else(|| {
+                AppError::invalid("resource", format!("{resource} is not a database"))
+            })?;
+        Ok((found.id.clone(), spec.clone()))
     }
 
     /// What the source of `resource` last reported besides series.
@@ -741,7 +762,8 @@ impl ConfiguredSources {
         &self,
         resource: &str,
     ) -> Result<app::databases::DatabaseConnection, AppError> {
-        let (_, settings) = self.database(resource)?;
+        let (_, spec) = self.database(resource)?;
+        let settings = DatabaseFields::of(&spec)?;
         let secrets = self.secrets_dir();
         let password = match (&settings.password_file, &settings.password_env) {
             (Some(path), _) if secrets.as_ref().is_some_and(|dir| path.starts_with(dir)) => {
@@ -766,13 +788,27 @@ impl ConfiguredSources {
         resource: &str,
         edit: NewDatabase,
     ) -> Result<Mutation, AppError> {
-        let (id, current) = self.database(resource)?;
-        let settings = Configured::new(PostgresSettings {
+        let (id, mut spec) = self.database(resource)?;
+        let current = DatabaseFields::of(&spec)?;
+        let edited = DatabaseFields {
             url: edit.url.trim().to_owned(),
             probe_query: blank(edit.probe_query),
             group: blank(edit.group),
             ..current
-        });
+        };
+        // The kind's other settings (its timeouts) stay as they are.
+        if let (Some(settings), serde_json::Value::Object(fields)) = (
+            spec.settings.as_object_mut(),
+            serde_json::to_value(&edited).map_err(|err| AppError::new(500, err.to_string()))?,
+        ) {
+            for field in DatabaseFields::NAMES {
+                match fields.get(field) {
+                    Some(value) => settings.insert(field.to_owned(), value.clone()),
+                    None => settings.remove(field),
+                };
+            }
+        }
+        let settings = Configured::from_spec(&spec).map_err(invalid)?;
         self.prepare_update(id, settings, blank(edit.password))
             .await
     }
@@ -871,6 +907,61 @@ pub(crate) fn entry_label(entry: &crate::config::ConfiguredEntry) -> String {
 
 fn blank(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
+}
+
+/// The kind a database form names (one of the database kinds), or the first database
+/// kind when it names none (`POST /api/v1/databases` predates the choice).
+fn database_kind(kind: Option<&str>) -> Result<&'static KindEntry, AppError> {
+    let kinds = || {
+        connectors::sources::KINDS
+            .iter()
+            .filter(|kind| kind.family == SourceFamily::Database)
+    };
+    let found = match kind.map(str::trim).filter(|kind| !kind.is_empty()) {
+        None => kinds().next(),
+        Some(named) => kinds().find(|kind| kind.kind == named),
+    };
+    found.ok_or_else(|| {
+        let known: Vec<&str> = kinds().map(|kind| kind.kind).collect();
+        AppError::invalid(
+            "kind",
+            format!(
+                "{:?} is not a database kind; one of: {}",
+                kind.unwrap_or_default(),
+                known.join(", ")
+            ),
+        )
+    })
+}
+
+/// What every database kind's settings have ([`SourceFamily::Database`]): the fields its form
+/// shows and edits. The kind's other settings keep their values (or defaults).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DatabaseFields {
+    url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    probe_query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
+}
+
+impl DatabaseFields {
+    /// The fields a database form edits; the password's location changes only with a
+    /// new password.
+    const NAMES: [&'static str; 3] = ["url", "probe_query", "group"];
+
+    fn of(spec: &SourceSpec) -> Result<DatabaseFields, AppError> {
+        serde_json::from_value(spec.settings.clone()).map_err(|err| {
+            AppError::new(
+                500,
+                format!("the database's settings cannot be read: {err}"),
+            )
+        })
+    }
 }
 
 /// A server that could not be used with these settings: 422 naming the connection.
