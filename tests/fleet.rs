@@ -821,7 +821,7 @@ fn stores_are_refused_with_the_reason_and_their_secret_never_shows() {
         (
             serde_json::json!({"name": "a", "url": url, "selector": "node_uname_info", "username": "perf", "password": PASSWORD, "metric": [{"name": "x", "query": "sum(rate(foo[1m]", "unit": "%"}]}),
             "metric",
-            "metric `x`",
+            "metric: `x`: ",
         ),
         (
             serde_json::json!({"name": "a", "url": "prometheus:9090"}),

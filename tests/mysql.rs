@@ -85,10 +85,13 @@ async fn a_mariadb_server_is_checked_watched_tuned_and_refused_in_words() {
     let err = mysql::check_with(&settings, Some(wrong.into()))
         .await
         .unwrap_err();
+    assert_eq!(err.field, "url", "{err}");
     assert!(
-        err.starts_with("the server refused our credentials for user \"perf\""),
+        err.rule
+            .starts_with("the server refused our credentials for user \"perf\""),
         "{err}"
     );
+    let err = err.to_string();
     assert!(
         !err.contains(wrong) && !err.contains(Mariadb::PASSWORD),
         "{err}"
@@ -117,7 +120,7 @@ async fn a_mariadb_server_is_checked_watched_tuned_and_refused_in_words() {
     let err = mysql::check(&nowhere).await.unwrap_err();
     assert!(
         err.starts_with(&format!(
-            "cannot reach the server at 127.0.0.1:{closed}: connection refused"
+            "url: cannot reach the server at 127.0.0.1:{closed}: connection refused"
         )),
         "{err}"
     );

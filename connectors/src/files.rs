@@ -13,6 +13,8 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::Refusal;
+
 /// Largest password or token file (`password_file`, `bearer_token_file`): 64 KiB.
 pub const SECRET_CAP: u64 = 64 * 1024;
 /// Largest CA file (`ca_file` of HTTPS checks, `tls_ca_file` of caches): 64 KiB.
@@ -77,63 +79,62 @@ fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Reads the regular file `path` whole, refusing anything else and anything larger than
-/// `cap` bytes; `field` names the setting in the refusal. Blocking: call it on the
-/// blocking pool (or through [`read`]).
-pub fn read_blocking(field: &str, path: &Path, cap: u64) -> Result<Vec<u8>, String> {
-    let rule = || {
-        format!(
-            "{field}: must be a regular file of at most {}",
-            shown_cap(cap)
-        )
-    };
-    let cannot = |err: std::io::Error| format!("{field}: cannot read {}: {err}", path.display());
+/// `cap` bytes; the refusal is on `field`, the setting that names the file. Blocking:
+/// call it on the blocking pool (or through [`read`]).
+pub fn read_blocking(field: &str, path: &Path, cap: u64) -> Result<Vec<u8>, Refusal> {
+    let refused = |why: String| Refusal::new(field, why);
+    let rule = || format!("must be a regular file of at most {}", shown_cap(cap));
+    let cannot = |err: std::io::Error| refused(format!("cannot read {}: {err}", path.display()));
     // Before any open: opening a FIFO blocks until a writer appears.
     let metadata = std::fs::metadata(path).map_err(cannot)?;
     if !metadata.is_file() {
-        return Err(format!(
+        return Err(refused(format!(
             "{}, {} is {}",
             rule(),
             path.display(),
             kind_of(metadata.file_type())
-        ));
+        )));
     }
     if metadata.len() > cap {
-        return Err(format!(
+        return Err(refused(format!(
             "{}, {} is {} bytes",
             rule(),
             path.display(),
             metadata.len()
-        ));
+        )));
     }
     let file = open_nonblocking(path).map_err(cannot)?;
     // The path may name something else now than when it was checked.
     let opened = file.metadata().map_err(cannot)?;
     if !opened.is_file() {
-        return Err(format!(
+        return Err(refused(format!(
             "{}, {} is {}",
             rule(),
             path.display(),
             kind_of(opened.file_type())
-        ));
+        )));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(opened.len().min(cap)).unwrap_or(0));
     file.take(cap + 1).read_to_end(&mut bytes).map_err(cannot)?;
     if bytes.len() as u64 > cap {
-        return Err(format!(
+        return Err(refused(format!(
             "{}, {} is larger (it grew while it was read)",
             rule(),
             path.display()
-        ));
+        )));
     }
     Ok(bytes)
 }
 
 /// [`read_blocking`] on the blocking pool: the runtime never waits on the file, and the
-/// caller is answered within [`READ_TIMEOUT`] whatever the filesystem does.
-pub async fn read(field: &str, path: &Path, cap: u64) -> Result<Vec<u8>, String> {
-    let what = format!("{field}: {}", path.display());
-    let (field, path) = (field.to_owned(), path.to_owned());
-    off_runtime(&what, move || read_blocking(&field, &path, cap)).await
+/// caller is answered within [`READ_TIMEOUT`] whatever the filesystem does (a read that
+/// took too long is refused on `field` too).
+pub async fn read(field: &str, path: &Path, cap: u64) -> Result<Vec<u8>, Refusal> {
+    let shown = path.display().to_string();
+    let (owned, path) = (field.to_owned(), path.to_owned());
+    on_blocking_pool(move || read_blocking(&owned, &path, cap))
+        .await
+        .map_err(|why| Refusal::new(field, format!("{shown}: {why}")))?
 }
 
 /// Runs blocking file work on the blocking pool and waits for it at most
@@ -144,11 +145,23 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, String> + Send + 'static,
 {
+    on_blocking_pool(work)
+        .await
+        .map_err(|why| format!("{what}: {why}"))?
+}
+
+/// `work` on the blocking pool, waited for at most [`READ_TIMEOUT`]: its own result, or
+/// why there is none (the read failed, the filesystem did not answer).
+async fn on_blocking_pool<T, F>(work: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
     match tokio::time::timeout(READ_TIMEOUT, tokio::task::spawn_blocking(work)).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(err)) => Err(format!("{what}: the read failed: {err}")),
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(err)) => Err(format!("the read failed: {err}")),
         Err(_) => Err(format!(
-            "{what}: no answer from the filesystem within {} s",
+            "no answer from the filesystem within {} s",
             READ_TIMEOUT.as_secs()
         )),
     }
@@ -179,8 +192,9 @@ mod tests {
         std::fs::write(&small, b"0123456789").unwrap();
         assert_eq!(read_blocking("ca_file", &small, 10).unwrap(), b"0123456789");
         let err = read_blocking("ca_file", &small, 9).unwrap_err();
+        assert_eq!(err.field, "ca_file");
         assert_eq!(
-            err,
+            err.to_string(),
             format!(
                 "ca_file: must be a regular file of at most 9 bytes, {} is 10 bytes",
                 small.display()
@@ -194,7 +208,7 @@ mod tests {
         // /dev/zero never ends: read, it would fill memory up to the cap and beyond.
         let err = read_blocking("file_sd", Path::new("/dev/zero"), FILE_SD_CAP).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "file_sd: must be a regular file of at most 1 MiB, /dev/zero is a character device"
         );
     }
@@ -205,7 +219,7 @@ mod tests {
         let file = dir.join("ca.pem");
         std::fs::write(&file, b"pem").unwrap();
         assert_eq!(read("ca_file", &file, CA_CAP).await.unwrap(), b"pem");
-        let err = read("ca_file", &dir, CA_CAP).await.unwrap_err();
+        let err = read("ca_file", &dir, CA_CAP).await.unwrap_err().to_string();
         assert!(
             err.starts_with("ca_file: must be a regular file of at most 64 KiB, "),
             "{err}"

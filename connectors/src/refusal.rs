@@ -28,6 +28,18 @@ impl Refusal {
             other => Refusal::new(field, other.to_string()),
         }
     }
+
+    /// The refusal in the words of a message about connecting to the server at `address`
+    /// (the field a connection failure is shown on: `url`, a load balancer's `socket`):
+    /// the rule alone when that field is to blame (unreachable, not the expected server),
+    /// `field: rule` when another one is (`password: …`, `backend: …`).
+    pub fn reason(&self, address: &str) -> String {
+        if self.field == address {
+            self.rule.clone()
+        } else {
+            self.to_string()
+        }
+    }
 }
 
 impl std::fmt::Display for Refusal {
@@ -38,8 +50,8 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
-/// For the paths that still carry reasons as text (connecting, reading secrets): the
-/// refusal as its `field: rule` sentence.
+/// For the paths that still carry reasons as text (reading secrets, a running source's
+/// health): the refusal as its `field: rule` sentence.
 impl From<Refusal> for String {
     fn from(refusal: Refusal) -> String {
         refusal.to_string()
@@ -67,6 +79,11 @@ mod tests {
             "check.interval_ms: must be between 100 and 60000, got 5"
         );
         assert_eq!(String::from(refusal.clone()), refusal.to_string());
+        assert_eq!(refusal.reason("url"), refusal.to_string());
+        assert_eq!(
+            refusal.reason("check.interval_ms"),
+            "must be between 100 and 60000, got 5"
+        );
         match EngineError::from(refusal) {
             EngineError::Invalid { field, rule } => {
                 assert_eq!(field, "check.interval_ms");

@@ -206,10 +206,13 @@ impl ConfiguredKind for HaproxySettings {
         self.group.as_deref()
     }
 
-    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, Refusal>> {
         Box::pin(async move {
             if password.is_some() {
-                return Err("password: HAProxy's runtime API has no password (protect its socket's mode and owner); leave it empty".to_owned());
+                return Err(Refusal::new(
+                    "password",
+                    "HAProxy's runtime API has no password (protect its socket's mode and owner); leave it empty",
+                ));
             }
             let report = check(self).await?;
             Ok(Checked::found(format!(
@@ -289,24 +292,32 @@ pub struct CheckReport {
     pub servers: usize,
 }
 
-/// Connects once: HAProxy answers, and has the backend.
-pub async fn check(settings: &HaproxySettings) -> Result<CheckReport, String> {
+/// Connects once: HAProxy answers (else refused on `socket`), and has the backend (else
+/// refused on `backend`).
+pub async fn check(settings: &HaproxySettings) -> Result<CheckReport, Refusal> {
     let endpoint = settings.validate()?;
-    let info = runtime_api::parse_info(
-        &runtime_api::command(&endpoint, "show info", COMMAND_TIMEOUT).await?,
-    )?;
-    let stat = runtime_api::command(&endpoint, "show stat", COMMAND_TIMEOUT).await?;
-    let rows = runtime_api::parse_stat(&stat, &settings.backend)?;
+    let at_socket = |reason: String| Refusal::new("socket", reason);
+    let info = runtime_api::command(&endpoint, "show info", COMMAND_TIMEOUT)
+        .await
+        .and_then(|text| runtime_api::parse_info(&text))
+        .map_err(at_socket)?;
+    let stat = runtime_api::command(&endpoint, "show stat", COMMAND_TIMEOUT)
+        .await
+        .map_err(at_socket)?;
+    let rows = runtime_api::parse_stat(&stat, &settings.backend).map_err(at_socket)?;
     if rows.is_empty() {
         let known = runtime_api::backends(&stat);
-        return Err(format!(
-            "backend: HAProxy has no backend named {:?} (it has: {})",
-            settings.backend,
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
+        return Err(Refusal::new(
+            "backend",
+            format!(
+                "HAProxy has no backend named {:?} (it has: {})",
+                settings.backend,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
         ));
     }
     Ok(CheckReport {

@@ -54,9 +54,11 @@ pub trait ConfiguredKind: KindBox + std::fmt::Debug + Send + Sync + 'static {
     fn group(&self) -> Option<&str>;
 
     /// Connects once with `password` (not the stored one: a new password is checked
-    /// before it is kept); the error is the reason in a person's words, starting with the
-    /// field when one is to blame (`password: …`).
-    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>>;
+    /// before it is kept). The refusal is on the field to blame (`password`, `backend`,
+    /// `selector`, a file's setting such as `tls_ca_file`), else on the server's address
+    /// ([`ConfiguredKind::address_field`]), with the reason in a person's words as its
+    /// rule.
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, Refusal>>;
 
     /// The running source of `resource` (whose spec holds these settings), polled every
     /// `interval`, with what kinds share across restarts in `registries`. Called on the

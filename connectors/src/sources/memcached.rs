@@ -206,10 +206,13 @@ impl ConfiguredKind for MemcachedSettings {
         self.group.as_deref()
     }
 
-    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, Refusal>> {
         Box::pin(async move {
             if password.is_some() {
-                return Err("password: memcached's text protocol has no authentication; leave the password empty".to_owned());
+                return Err(Refusal::new(
+                    "password",
+                    "memcached's text protocol has no authentication; leave the password empty",
+                ));
             }
             let report = check(self).await?;
             Ok(Checked::found(report.server_version))
@@ -367,12 +370,16 @@ pub struct CheckReport {
 }
 
 /// Connects once and reads what the source needs: unreachable, or a server without the
-/// needed statistics, is refused with the reason.
-pub async fn check(settings: &MemcachedSettings) -> Result<CheckReport, String> {
+/// needed statistics, is refused with the reason, on the field a cache's address is sent
+/// in ([`ConfiguredKind::address_field`]).
+pub async fn check(settings: &MemcachedSettings) -> Result<CheckReport, Refusal> {
     settings.validate()?;
-    let mut connection = Connection::open(&settings.address).await?;
-    let stats = connection.stats(None).await?;
-    missing_stats(&stats)?;
+    let at_address = |reason: String| Refusal::new(settings.address_field(), reason);
+    let mut connection = Connection::open(&settings.address)
+        .await
+        .map_err(at_address)?;
+    let stats = connection.stats(None).await.map_err(at_address)?;
+    missing_stats(&stats).map_err(at_address)?;
     Ok(CheckReport {
         server_version: format!(
             "memcached {}",

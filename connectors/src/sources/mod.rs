@@ -398,8 +398,8 @@ impl Configured {
     }
 
     /// Connects once with `password` (not the stored one: a new password is checked before
-    /// it is kept); the error is the reason in a person's words.
-    pub async fn check(&self, password: Option<String>) -> Result<Checked, String> {
+    /// it is kept); the refusal names the field to blame, else [`Configured::address_field`].
+    pub async fn check(&self, password: Option<String>) -> Result<Checked, Refusal> {
         self.0.check(password).await
     }
 

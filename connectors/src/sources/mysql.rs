@@ -288,7 +288,7 @@ impl ConfiguredKind for MysqlSettings {
         self.group.as_deref()
     }
 
-    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, Refusal>> {
         Box::pin(async move {
             let report = check_with(self, password).await?;
             Ok(Checked {
@@ -728,36 +728,45 @@ pub struct CheckReport {
 /// Connects once and runs what the source runs, so a server is refused with the reason
 /// before it is added (unreachable, credentials refused, database missing) and what will
 /// not work is said (performance_schema off or unreadable, replication status not
-/// readable, no privilege to tune).
+/// readable, no privilege to tune). With the password read from where the settings say,
+/// whose refusal is text: so is this one (`field: rule`).
 pub async fn check(settings: &MysqlSettings) -> Result<CheckReport, String> {
-    check_with(settings, settings.password().await?).await
+    check_with(settings, settings.password().await?)
+        .await
+        .map_err(String::from)
 }
 
-/// [`check`] with a password given rather than read from where the settings say.
+/// [`check`] with a password given rather than read from where the settings say; the
+/// refusal is on `probe_query` when the server refuses it, else on `url` (the server, and
+/// the user the URL names).
 pub async fn check_with(
     settings: &MysqlSettings,
     password: Option<String>,
-) -> Result<CheckReport, String> {
+) -> Result<CheckReport, Refusal> {
+    let at_url = |reason: String| Refusal::new("url", reason);
+    let failed = |err: Failed| at_url(err.message);
     let opts = settings.validate()?;
-    let mut session = connect(&opts, password.as_deref(), settings.statement_timeout_ms).await?;
+    let mut session = connect(&opts, password.as_deref(), settings.statement_timeout_ms)
+        .await
+        .map_err(at_url)?;
     let user = opts.user().unwrap_or_default().to_owned();
-    let status = Status::read(&mut session).await.map_err(|e| e.message)?;
+    let status = Status::read(&mut session).await.map_err(failed)?;
     if let Some(query) = &settings.probe_query {
         session
             .run(query)
             .await
-            .map_err(|err| format!("probe_query: {err}"))?;
+            .map_err(|err| Refusal::new("probe_query", err.message))?;
     }
     let mut unavailable = Vec::new();
     let mut digests = statements::Digests::new(opts.db_name(), &user);
     let report = digests
         .read(&mut session, 0, status.performance_schema, Vec::new())
         .await
-        .map_err(|e| e.message)?;
+        .map_err(failed)?;
     let statements = report.unavailable.is_none();
     unavailable.extend(report.unavailable);
     let mut replica = Replica::Unknown;
-    replica.lag(&mut session).await.map_err(|e| e.message)?;
+    replica.lag(&mut session).await.map_err(failed)?;
     if replica == Replica::Denied {
         unavailable.push(format!(
             "user \"{user}\" may not read the replication status: replication lag unavailable (GRANT REPLICATION CLIENT on MySQL, SLAVE MONITOR on MariaDB)"
@@ -765,7 +774,7 @@ pub async fn check_with(
     }
     let tuning_unavailable = tuning_unavailable(&mut session, &user)
         .await
-        .map_err(|e| e.message)?;
+        .map_err(failed)?;
     unavailable.extend(
         tuning_unavailable
             .as_ref()

@@ -150,12 +150,18 @@ impl ConfiguredKind for NginxSettings {
         self.group.as_deref()
     }
 
-    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, Refusal>> {
         Box::pin(async move {
             if password.is_some() {
-                return Err("password: stub_status has no password; leave it empty".to_owned());
+                return Err(Refusal::new(
+                    "password",
+                    "stub_status has no password; leave it empty",
+                ));
             }
-            fetch(self).await?;
+            // The page, fetched as the source fetches it: whatever fails is the URL's.
+            fetch(self)
+                .await
+                .map_err(|reason| Refusal::new("url", reason))?;
             Ok(Checked::found("nginx (stub_status)"))
         })
     }

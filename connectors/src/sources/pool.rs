@@ -212,10 +212,13 @@ impl ConfiguredKind for PoolSettings {
     }
 
     /// Nothing to connect to: perfpilot checks the backends itself once the pool runs.
-    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, Refusal>> {
         Box::pin(async move {
             if password.is_some() {
-                return Err("password: a checked pool has no password; leave it empty".to_owned());
+                return Err(Refusal::new(
+                    "password",
+                    "a checked pool has no password; leave it empty",
+                ));
             }
             PoolSettings::validate(self)?;
             Ok(Checked::found(format!(

@@ -309,7 +309,7 @@ impl ConfiguredKind for PostgresSettings {
         self.group.as_deref()
     }
 
-    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, Refusal>> {
         Box::pin(async move {
             let report = check_with(self, password).await?;
             Ok(Checked {
@@ -433,16 +433,22 @@ pub struct CheckReport {
 
 /// Connects once and reads what the source needs, so a database is refused with the
 /// reason before it is added: unreachable, authentication failed, database missing, role
-/// without `pg_monitor` (all but the first are the server's own words).
+/// without `pg_monitor` (all but the first are the server's own words). With the password
+/// read from where the settings say, whose refusal is text: so is this one
+/// (`field: rule`).
 pub async fn check(settings: &PostgresSettings) -> Result<CheckReport, String> {
-    check_with(settings, settings.password().await?).await
+    check_with(settings, settings.password().await?)
+        .await
+        .map_err(String::from)
 }
 
-/// [`check`] with a password given rather than read from where the settings say.
+/// [`check`] with a password given rather than read from where the settings say; the
+/// refusal is on `password` (too long for SCRAM) or `url` (everything the server says,
+/// the role being the URL's user).
 pub async fn check_with(
     settings: &PostgresSettings,
     password: Option<String>,
-) -> Result<CheckReport, String> {
+) -> Result<CheckReport, Refusal> {
     let config = settings.validate()?;
     let client = connect(&config, password.as_deref(), settings.statement_timeout_ms).await?;
     let row = client
@@ -454,7 +460,7 @@ pub async fn check_with(
             &[],
         )
         .await
-        .map_err(|err| describe(&err, &config))?;
+        .map_err(|err| Refusal::new("url", describe(&err, &config)))?;
     let report = CheckReport {
         server_version: row.get(0),
         monitor: row.get::<_, Option<bool>>(1).unwrap_or(false),
@@ -462,8 +468,11 @@ pub async fn check_with(
     };
     if !report.monitor {
         let user = config.get_user().unwrap_or_default();
-        return Err(format!(
-            "role \"{user}\" lacks pg_monitor: it cannot read other sessions' statistics; run GRANT pg_monitor TO \"{user}\""
+        return Err(Refusal::new(
+            "url",
+            format!(
+                "role \"{user}\" lacks pg_monitor: it cannot read other sessions' statistics; run GRANT pg_monitor TO \"{user}\""
+            ),
         ));
     }
     Ok(report)
@@ -495,7 +504,9 @@ pub async fn drop_index(
 pub async fn connect_fresh(settings: &PostgresSettings) -> Result<Client, String> {
     let config = settings.validate()?;
     let password = settings.password().await?;
-    connect(&config, password.as_deref(), settings.statement_timeout_ms).await
+    connect(&config, password.as_deref(), settings.statement_timeout_ms)
+        .await
+        .map_err(|refusal| refusal.reason("url"))
 }
 
 /// Longest password sent to PostgreSQL, in bytes. SCRAM-SHA-256 derives its key on the
@@ -509,17 +520,21 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// The attempt (socket, startup, SCRAM authentication, which is CPU work done inside the
 /// connect future without yielding) runs on the blocking pool, so it never holds a
 /// runtime worker (one held worker stalled every request, `/healthz` too), and the caller
-/// is answered within `CONNECT_TIMEOUT` and a second whatever the attempt does.
+/// is answered within `CONNECT_TIMEOUT` and a second whatever the attempt does. Refused
+/// on `password` when it is too long for SCRAM, else on `url`.
 async fn connect(
     config: &Config,
     password: Option<&str>,
     statement_timeout_ms: u32,
-) -> Result<Client, String> {
+) -> Result<Client, Refusal> {
     if let Some(password) = password {
         if password.len() > MAX_PASSWORD_BYTES {
-            return Err(format!(
-                "password: must be at most {MAX_PASSWORD_BYTES} bytes (SCRAM authentication hashes it thousands of times on every connection), got {} bytes",
-                password.len()
+            return Err(Refusal::new(
+                "password",
+                format!(
+                    "must be at most {MAX_PASSWORD_BYTES} bytes (SCRAM authentication hashes it thousands of times on every connection), got {} bytes",
+                    password.len()
+                ),
             ));
         }
     }
@@ -531,12 +546,13 @@ async fn connect(
         .application_name("perfpilot")
         .connect_timeout(CONNECT_TIMEOUT)
         .options(format!("-c statement_timeout={statement_timeout_ms}"));
+    let at_url = |reason: String| Refusal::new("url", reason);
     let no_answer = || {
-        format!(
+        at_url(format!(
             "no answer from {} within {} s",
             address(&config),
             CONNECT_TIMEOUT.as_secs()
-        )
+        ))
     };
     let attempt = {
         let config = config.clone();
@@ -549,10 +565,13 @@ async fn connect(
     };
     let (client, connection) =
         match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), attempt).await {
-            Ok(Ok(Ok(connected))) => connected.map_err(|err| describe(&err, &config))?,
+            Ok(Ok(Ok(connected))) => connected.map_err(|err| at_url(describe(&err, &config)))?,
             Ok(Ok(Err(_))) | Err(_) => return Err(no_answer()),
             Ok(Err(err)) => {
-                return Err(format!("connecting to {} failed: {err}", address(&config)))
+                return Err(at_url(format!(
+                    "connecting to {} failed: {err}",
+                    address(&config)
+                )))
             }
         };
     tokio::spawn(async move {
@@ -693,7 +712,7 @@ impl PostgresPoll {
                 self.settings.statement_timeout_ms,
             )
             .await
-            .map_err(SourceError::new)?;
+            .map_err(|refusal| SourceError::new(refusal.reason("url")))?;
             self.client = Some(client);
         }
         Ok(self.client.as_ref().expect("connected above"))
@@ -984,8 +1003,10 @@ mod tests {
         let err = check_with(&settings("postgresql://perf@127.0.0.1:1/app"), Some(long))
             .await
             .unwrap_err();
+        assert_eq!(err.field, "password");
         assert!(
-            err.starts_with("password: must be at most 1024 bytes"),
+            err.to_string()
+                .starts_with("password: must be at most 1024 bytes"),
             "{err}"
         );
         std::fs::write(&file, format!("{}\n", "y".repeat(MAX_PASSWORD_BYTES))).unwrap();

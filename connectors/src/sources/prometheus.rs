@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::kind::{self, ConfiguredKind, KindEntry, TableEntry};
 use super::{Checked, MetricDef};
 use crate::Refusal;
-use api::Store;
+use api::{Failure, Store};
 
 /// The kind name in a resource's [`SourceSpec`].
 pub const KIND: &str = "prometheus";
@@ -468,7 +468,7 @@ impl PrometheusSettings {
     }
 
     /// Each metric's PromQL for this store, `{W}` standing for the rate window.
-    fn templates(&self) -> Result<Vec<String>, String> {
+    fn templates(&self) -> Result<Vec<String>, Refusal> {
         let m = matchers(&self.selector)?;
         let with_comma = if m.is_empty() {
             String::new()
@@ -575,7 +575,7 @@ impl ConfiguredKind for PrometheusSettings {
         self.group.as_deref()
     }
 
-    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, Refusal>> {
         Box::pin(async move {
             let report = check(self, password).await?;
             Ok(Checked::found(format!(
@@ -670,50 +670,55 @@ pub struct CheckReport {
     pub interval: Duration,
 }
 
-/// One test query of the selector and of every metric: unreachable, unauthorized, bad
-/// PromQL (the store's own message) and "no series match" are refused with the reason.
+/// One test query of the selector and of every metric: unreachable (refused on `url`),
+/// unauthorized (on `password`), bad PromQL (the store's own message) and "no series
+/// match" (on `selector`, or `metric` naming the metric) are refused with the reason.
 pub async fn check(
     settings: &PrometheusSettings,
     secret: Option<String>,
-) -> Result<CheckReport, String> {
+) -> Result<CheckReport, Refusal> {
     settings.validate()?;
     let store = settings.store(secret);
     let now = engine::time::unix_now_ms() as f64 / 1000.0;
     // The first query also proves the store is there and takes our credentials; only
     // the store refusing the query itself is the selector's fault.
-    let hosts = store.query(&settings.selector, now).await.map_err(|e| {
-        if e.starts_with("the store refused the query") {
-            format!("selector: {e}")
-        } else if e.contains("refused our credentials") {
-            format!("password: {e}")
-        } else {
-            e
-        }
-    })?;
+    let hosts = store
+        .query(&settings.selector, now)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Query(reason) => Refusal::new("selector", reason),
+            Failure::Credentials(reason) => Refusal::new("password", reason),
+            Failure::Other(reason) => Refusal::new("url", reason),
+        })?;
     let with_instance = hosts
         .iter()
         .filter(|s| s.labels.contains_key("instance"))
         .count();
     if hosts.is_empty() {
-        return Err(format!(
-            "selector: no series match {} in the store now",
-            settings.selector
+        return Err(Refusal::new(
+            "selector",
+            format!("no series match {} in the store now", settings.selector),
         ));
     }
     if with_instance == 0 {
-        return Err(format!(
-            "selector: the series of {} have no `instance` label to tell hosts apart",
-            settings.selector
+        return Err(Refusal::new(
+            "selector",
+            format!(
+                "the series of {} have no `instance` label to tell hosts apart",
+                settings.selector
+            ),
         ));
     }
     let interval = interval_of(settings, &store).await;
     let names = settings.fleet_metrics()?;
     let window = rate_window(interval).as_secs();
     for (template, metric) in settings.templates()?.iter().zip(&names) {
+        // node_exporter's metrics are in the list too, so the metric is named rather than
+        // numbered (`metric[i]` numbers the user's own).
         store
             .query(&with_window(template, window), now)
             .await
-            .map_err(|e| format!("metric `{}`: {e}", metric.name))?;
+            .map_err(|e| Refusal::new("metric", format!("`{}`: {e}", metric.name)))?;
     }
     Ok(CheckReport {
         hosts: with_instance,

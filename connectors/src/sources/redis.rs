@@ -285,7 +285,7 @@ impl ConfiguredKind for RedisSettings {
         self.group.as_deref()
     }
 
-    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, String>> {
+    fn check(&self, password: Option<String>) -> BoxFuture<'_, Result<Checked, Refusal>> {
         Box::pin(async move {
             let report = check_with(self, password).await?;
             Ok(Checked {
@@ -367,14 +367,17 @@ pub struct CheckReport {
 }
 
 /// Connects once and reads what the source needs, so a cache is refused with the reason
-/// before it is added: unreachable, authentication failed, not Redis.
+/// before it is added: unreachable, authentication failed, not Redis (on `url`), a CA
+/// file that cannot be read (on `tls_ca_file`).
 pub async fn check_with(
     settings: &RedisSettings,
     password: Option<String>,
-) -> Result<CheckReport, String> {
+) -> Result<CheckReport, Refusal> {
     let info = settings.validate()?;
     let mut connection = connect(&info, settings, password.as_deref()).await?;
-    let text = info_text(&mut connection, &info).await?;
+    let text = info_text(&mut connection, &info)
+        .await
+        .map_err(|reason| Refusal::new("url", reason))?;
     let fields = parse_info(&text);
     let server_version = format!(
         "Redis {}",
@@ -391,14 +394,19 @@ pub async fn check_with(
 pub async fn connect_fresh(settings: &RedisSettings) -> Result<MultiplexedConnection, String> {
     let info = settings.validate()?;
     let password = settings.password().await?;
-    connect(&info, settings, password.as_deref()).await
+    connect(&info, settings, password.as_deref())
+        .await
+        .map_err(|refusal| refusal.reason("url"))
 }
 
+/// A connection with `password`, refused on `tls_ca_file` when the CA cannot be read and
+/// on `url` for everything the connection itself meets.
 async fn connect(
     info: &ConnectionInfo,
     settings: &RedisSettings,
     password: Option<&str>,
-) -> Result<MultiplexedConnection, String> {
+) -> Result<MultiplexedConnection, Refusal> {
+    let at_url = |reason: String| Refusal::new("url", reason);
     let mut redis = info.redis_settings().clone();
     if let Some(user) = &settings.username {
         redis = redis.set_username(user);
@@ -427,14 +435,14 @@ async fn connect(
         }
         _ => redis::Client::open(info.clone()),
     }
-    .map_err(|err| describe(&err, &info))?;
+    .map_err(|err| at_url(describe(&err, &info)))?;
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
     client
         .get_multiplexed_async_connection_with_config(&config)
         .await
-        .map_err(|err| describe(&err, &info))
+        .map_err(|err| at_url(describe(&err, &info)))
 }
 
 /// rustls needs one process-wide crypto provider; ring is the one compiled in.
@@ -646,7 +654,7 @@ impl RedisPoll {
             let password = self.settings.password().await.map_err(SourceError::new)?;
             let mut connection = connect(&self.info, &self.settings, password.as_deref())
                 .await
-                .map_err(SourceError::new)?;
+                .map_err(|refusal| SourceError::new(refusal.reason("url")))?;
             let config = config_unavailable(&mut connection).await;
             self.connection = Some((connection, config));
         }
@@ -796,7 +804,9 @@ pub async fn invalidate(settings: &RedisSettings, pattern: &str) -> Result<Match
 async fn scan(settings: &RedisSettings, pattern: &str, unlink: bool) -> Result<Matching, String> {
     let info = settings.validate()?;
     let password = settings.password().await?;
-    let mut connection = connect(&info, settings, password.as_deref()).await?;
+    let mut connection = connect(&info, settings, password.as_deref())
+        .await
+        .map_err(|refusal| refusal.reason("url"))?;
     let failed = |err: redis::RedisError| describe(&err, &info);
     let started = Instant::now();
     let mut cursor: u64 = 0;

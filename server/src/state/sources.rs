@@ -284,7 +284,7 @@ impl ConfiguredSources {
         let checked = settings
             .check(password.clone())
             .await
-            .map_err(|reason| refused(&settings, reason))?;
+            .map_err(|refusal| refused(&settings, &refusal))?;
         if let (true, Some(password)) = (inline, &password) {
             settings.keep_password_in(self.store_secret(&id, password).await?);
         }
@@ -317,7 +317,7 @@ impl ConfiguredSources {
         settings
             .check(password)
             .await
-            .map_err(|reason| refused(&settings, reason))?;
+            .map_err(|refusal| refused(&settings, &refusal))?;
         if let Some(password) = &new_password {
             settings.keep_password_in(self.store_secret(&id, password).await?);
         }
@@ -964,27 +964,14 @@ impl DatabaseFields {
     }
 }
 
-/// A server that could not be used with these settings: 422 naming the connection.
-fn refused(settings: &Configured, reason: String) -> AppError {
+/// A server that could not be used with these settings: 422 on the field the connector
+/// blamed, the reason without the field when that is the server's address
+/// ("cannot use this database: connection refused at …") and with it otherwise
+/// ("cannot use this database: password: must be at most 1024 bytes …").
+fn refused(settings: &Configured, refusal: &Refusal) -> AppError {
+    let reason = refusal.reason(settings.address_field());
     let what = settings.noun();
-    // A file the settings name, read while connecting (a cache's CA).
-    let file_field = ["tls_ca_file", "ca_file", "password_file"]
-        .into_iter()
-        .find(|field| reason.starts_with(&format!("{field}:")));
-    let field = if let Some(field) = file_field {
-        field
-    } else if reason.starts_with("password:") {
-        "password"
-    } else if reason.starts_with("backend:") {
-        "backend"
-    } else if reason.starts_with("selector:") {
-        "selector"
-    } else if reason.starts_with("metric") {
-        "metric"
-    } else {
-        settings.address_field()
-    };
-    AppError::new(422, format!("cannot use this {what}: {reason}")).with_field(field)
+    AppError::new(422, format!("cannot use this {what}: {reason}")).with_field(&refusal.field)
 }
 
 /// A settings rule broken: 422 naming the connector's field.

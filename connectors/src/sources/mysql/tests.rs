@@ -333,11 +333,13 @@ async fn a_closed_port_is_refused_in_words() {
     )
     .await
     .unwrap_err();
+    assert_eq!(err.field, "url");
     assert!(
-        err.starts_with("cannot reach the server at 127.0.0.1:1: connection refused"),
+        err.rule
+            .starts_with("cannot reach the server at 127.0.0.1:1: connection refused"),
         "{err}"
     );
-    assert!(!err.contains("s3cret-pw"));
+    assert!(!err.to_string().contains("s3cret-pw"));
 }
 
 #[tokio::test]

@@ -32,6 +32,34 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Why the store did not answer a query, sorted by whose fault it is (checking new
+/// settings refuses the credentials, the query or the store's URL accordingly); in words,
+/// the reason it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// HTTP 401 or 403: the bearer token, or the user and password.
+    Credentials(String),
+    /// The store refused the query itself (bad PromQL, one of its limits).
+    Query(String),
+    /// Anything else: the store unreachable or slow, not the query API, an answer that is
+    /// not one series per host.
+    Other(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (Failure::Credentials(reason) | Failure::Query(reason) | Failure::Other(reason)) = self;
+        f.write_str(reason)
+    }
+}
+
+/// For the paths that show a failure as text (a running fleet's health, its charts).
+impl From<Failure> for String {
+    fn from(failure: Failure) -> String {
+        failure.to_string()
+    }
+}
+
 /// One series of an instant query: its labels and value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -83,13 +111,15 @@ fn number(text: &str) -> Option<f64> {
 
 impl Store {
     /// An instant query at `at_secs` (unix seconds).
-    pub async fn query(&self, promql: &str, at_secs: f64) -> Result<Vec<Sample>, String> {
+    pub async fn query(&self, promql: &str, at_secs: f64) -> Result<Vec<Sample>, Failure> {
         let body = form(&[("query", promql), ("time", &format!("{at_secs:.3}"))]);
         let data = self.post("/api/v1/query", body).await?;
         match data.result_type.as_str() {
             "vector" => {
-                let items: Vec<VectorItem> = serde_json::from_value(data.result)
-                    .map_err(|err| format!("the store's answer is not a vector: {err}"))?;
+                let items: Vec<VectorItem> =
+                    serde_json::from_value(data.result).map_err(|err| {
+                        Failure::Other(format!("the store's answer is not a vector: {err}"))
+                    })?;
                 Ok(items
                     .into_iter()
                     .map(|i| Sample {
@@ -98,8 +128,10 @@ impl Store {
                     })
                     .collect())
             }
-            "scalar" => Err("the query gives a single number, not one series per host: aggregate it `by (instance)`".into()),
-            other => Err(format!("the query gives a {other}, not one series per host")),
+            "scalar" => Err(Failure::Other("the query gives a single number, not one series per host: aggregate it `by (instance)`".into())),
+            other => Err(Failure::Other(format!(
+                "the query gives a {other}, not one series per host"
+            ))),
         }
     }
 
@@ -166,30 +198,33 @@ impl Store {
         engine::redact::redact(&self.base)
     }
 
-    async fn post(&self, path: &str, body: String) -> Result<Data, String> {
-        let (status, bytes) = self.send("POST", path, Some(body)).await?;
+    async fn post(&self, path: &str, body: String) -> Result<Data, Failure> {
+        let (status, bytes) = self
+            .send("POST", path, Some(body))
+            .await
+            .map_err(Failure::Other)?;
         let answer: Result<Answer, _> = serde_json::from_slice(&bytes);
         match (status, answer) {
-            (401 | 403, _) => Err(format!(
+            (401 | 403, _) => Err(Failure::Credentials(format!(
                 "the store refused our credentials (HTTP {status}): check the bearer token or the user and password"
-            )),
+            ))),
             (_, Ok(answer)) if answer.status == "success" => answer
                 .data
-                .ok_or_else(|| "the store answered success without data".to_owned()),
-            (_, Ok(answer)) => Err(format!(
+                .ok_or_else(|| Failure::Other("the store answered success without data".to_owned())),
+            (_, Ok(answer)) => Err(Failure::Query(format!(
                 "the store refused the query ({}): {}",
                 answer.error_type.as_deref().unwrap_or("error"),
                 answer.error.as_deref().unwrap_or("no reason given")
-            )),
-            (404, Err(_)) => Err(format!(
+            ))),
+            (404, Err(_)) => Err(Failure::Other(format!(
                 "{}{path} does not exist (HTTP 404): is the URL the store's base (http://host:9090), without /api/v1?",
                 self.shown_base()
-            )),
-            (_, Err(_)) => Err(format!(
+            ))),
+            (_, Err(_)) => Err(Failure::Other(format!(
                 "{}{path} answered HTTP {status} with something that is not the Prometheus query API: {:?}",
                 self.shown_base(),
                 String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
-            )),
+            ))),
         }
     }
 
