@@ -831,3 +831,124 @@ async fn scroll_y(client: &Client) -> f64 {
         .as_f64()
         .unwrap_or(0.0)
 }
+
+/// Suggest on the target editor (issue 28): three choices from the metric's history, each
+/// with its backtest — tight fires, loose never would have — the same from the API and
+/// the page; choosing one moves the candidate and saving it is a counted, audited change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suggest_offers_three_targets_with_their_backtests_and_saving_one_is_a_change() {
+    let server = Perfpilot::start(&["--push-create-resources"]);
+    let now = tests::now_ms();
+    let second = now - now % 1000;
+    // Two hours of a queue depth swinging 20–60 every 40 minutes, every 20 s, with one
+    // short burst to 90: what a person would otherwise guess a target for.
+    let samples: Vec<String> = (0..360)
+        .rev()
+        .map(|k| {
+            let t = second - k * 20_000;
+            let phase = (t / 1000) as f64 / 2400.0 * std::f64::consts::TAU;
+            let burst = (30..33).contains(&k);
+            let value = if burst {
+                90.0
+            } else {
+                40.0 + 20.0 * phase.sin()
+            };
+            format!(
+                r#"{{"resource":"custom:81","metric":"depth","value":{value:.2},"timestamp":{t}}}"#
+            )
+        })
+        .collect();
+    let (status, body) = http_post_json(
+        server.addr,
+        "/api/push",
+        &format!(r#"{{"samples":[{}]}}"#, samples.join(",")),
+    );
+    assert_eq!(status, 200, "{body:.500}");
+    tests::set_target(&server, "custom:81", "depth", 100.0, 0);
+
+    let (status, answer) = server.get("/api/suggest_target?resource=custom%3A81&metric=depth");
+    assert_eq!(status, 200, "{answer}");
+    let answer = body_json(&answer);
+    assert_eq!(answer["from"], "the last 24 hours", "{answer}");
+    let choices = answer["choices"].as_array().unwrap();
+    let names: Vec<&str> = choices
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tight", "balanced", "loose"], "{answer}");
+    let values: Vec<f64> = choices
+        .iter()
+        .map(|c| c["value"].as_f64().unwrap())
+        .collect();
+    assert!(values[0] < values[1] && values[1] < values[2], "{answer}");
+    let fired = |i: usize| choices[i]["backtest"]["breaches"].as_u64().unwrap();
+    assert!(
+        fired(0) >= 1,
+        "the tight target fires on the swings' tops: {answer}"
+    );
+    assert_eq!(fired(2), 0, "the loose target never would have: {answer}");
+    assert!(values[2] > 90.0, "{answer}");
+    let (status, refused) = server.get("/api/suggest_target?resource=custom%3A81&metric=nope");
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.contains("metric"), "{refused}");
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/resource?id=custom%3A81&metric=depth&range=1h"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    chart_ready(client).await;
+    click(client, Locator::Id("suggest-button")).await;
+    let balanced = eventually_text(
+        client,
+        "#suggestions [data-choice='balanced']",
+        "the balanced suggestion",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert!(balanced.starts_with("Balanced ≤ "), "{balanced}");
+    let loose = text_of(client, "#suggestions [data-choice='loose']").await;
+    assert!(loose.contains("would never have fired"), "{loose}");
+    let tight = text_of(client, "#suggestions [data-choice='tight']").await;
+    assert!(tight.contains("would have fired"), "{tight}");
+    click(
+        client,
+        Locator::Css("#suggestions [data-choice='balanced']"),
+    )
+    .await;
+    let chosen = eventually_value(client, "#target-value", "the chosen value", |v| {
+        v.parse::<f64>().is_ok_and(|v| v == values[1])
+    })
+    .await;
+    for (width, mobile) in [(1280u32, false), (390, true)] {
+        browser.emulate_viewport(width, 900, mobile).await;
+        for theme in ["light", "dark"] {
+            browser.emulate_color_scheme(theme).await;
+            client
+                .execute(
+                    "document.getElementById('suggest').scrollIntoView({block: 'center'})",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            browser
+                .screenshot(&format!("resource-suggest-{width}-{theme}.png"))
+                .await;
+        }
+    }
+    click(client, Locator::Id("target-save")).await;
+    let notice = eventually_text(client, "#target-notice", "the save notice", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(notice.starts_with("Saved as change #"), "{notice}");
+    let (_, audit) = server.get("/api/audit?limit=50");
+    let audit = body_json(&audit).to_string();
+    assert!(
+        audit.contains("custom:81") && audit.contains(&chosen),
+        "the saved suggestion is in the audit log: {audit:.2000}"
+    );
+    browser.close().await;
+}

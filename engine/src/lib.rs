@@ -26,6 +26,7 @@ pub mod redact;
 pub mod series;
 pub mod source;
 pub mod stats;
+pub mod suggest;
 pub mod sync;
 #[cfg(test)]
 mod test_rng;

@@ -15,6 +15,7 @@ pub mod resource_chart;
 pub mod resource_lb;
 pub mod resource_queries;
 pub mod resource_settings;
+pub mod resource_suggest;
 pub mod settings;
 
 /// A counter that goes up every `period` in the browser (never on the server), for

@@ -609,6 +609,13 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
                     </select>
                 </label>
             </div>
+            <crate::pages::resource_suggest::SuggestTargets
+                resource_id=view.resource_id.clone()
+                metric=view.metric.clone()
+                unit=view.unit.clone()
+                comparator=view.target.as_ref().map_or(engine::model::Comparator::Le, |t| t.comparator)
+                candidate
+            />
         </section>
         </div>
     }
