@@ -840,12 +840,13 @@ async fn suggest_offers_three_targets_with_their_backtests_and_saving_one_is_a_c
     let server = Perfpilot::start(&["--push-create-resources"]);
     let now = tests::now_ms();
     let second = now - now % 1000;
-    // Two hours of a queue depth swinging 20–60 every 40 minutes, every 20 s, with one
-    // short burst to 90: what a person would otherwise guess a target for.
-    let samples: Vec<String> = (0..360)
+    // Fifty-five minutes (pushes reach an hour back) of a queue depth swinging 20–60
+    // every 40 minutes, every 10 s, with one short burst to 90: what a person would
+    // otherwise guess a target for.
+    let samples: Vec<String> = (0..330)
         .rev()
         .map(|k| {
-            let t = second - k * 20_000;
+            let t = second - k * 10_000;
             let phase = (t / 1000) as f64 / 2400.0 * std::f64::consts::TAU;
             let burst = (30..33).contains(&k);
             let value = if burst {

@@ -58,7 +58,12 @@ pub async fn suggest_target(
         let Some(step_ms) = range.stored_step_ms() else {
             continue;
         };
-        let chart = history.stored_chart(key(), range.millis(), step_ms).await?;
+        let chart = match history.stored_chart(key(), range.millis(), step_ms).await {
+            Ok(chart) => chart,
+            // No history on disk (`--ephemeral`): the day in memory is all there is.
+            Err(err) if err.is_client_error() => break,
+            Err(err) => return Err(err),
+        };
         let series = chart.series.into_iter().next().unwrap_or_default();
         let filled = series.means.iter().flatten().count();
         if filled * 4 >= series.means.len().max(1) && filled >= engine::suggest::MIN_VALUES {
