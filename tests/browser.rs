@@ -1027,3 +1027,74 @@ url = "http://127.0.0.1:{receiver}/hook"
         failures.join("\n")
     );
 }
+
+/// A first visit over a slow link (issue 27): Chromium throttled to a 50 ms round trip
+/// per request and 10 Mbit/s, its cache off; the time from navigation to the page being
+/// interactive (`body[data-hydrated]`, recorded in the page by a mutation observer, so
+/// WebDriver's polling adds nothing), with the requests and bytes it took. Three visits
+/// each of the Overview and a resource page; printed and kept in
+/// `target/e2e/first-visit-slow-link.json` for BENCHMARKS.md. A measurement, not a limit:
+/// these machines are shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_visits_over_a_slow_link_are_timed() {
+    let server = Perfpilot::start(&[]);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    browser.cdp("Network.enable", serde_json::json!({})).await;
+    browser
+        .cdp(
+            "Network.setCacheDisabled",
+            serde_json::json!({ "cacheDisabled": true }),
+        )
+        .await;
+    browser
+        .cdp(
+            "Network.emulateNetworkConditions",
+            serde_json::json!({
+                "offline": false,
+                "latency": 50,
+                "downloadThroughput": 1_250_000,
+                "uploadThroughput": 1_250_000,
+            }),
+        )
+        .await;
+    browser
+        .cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            serde_json::json!({ "source": "new MutationObserver((_, seen) => { \
+                if (document.body && document.body.dataset.hydrated === 'true') { \
+                  window.__interactiveAt = performance.now(); seen.disconnect(); } \
+              }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-hydrated'] });" }),
+        )
+        .await;
+    let mut measured = serde_json::Map::new();
+    for (page, path) in [("overview", "/"), ("resource", "/resource?id=cpu")] {
+        let mut visits = Vec::new();
+        for _ in 0..3 {
+            client.goto("about:blank").await.unwrap();
+            client.goto(&server.url(path)).await.unwrap();
+            browser.wait_for_hydration().await;
+            let visit = client
+                .execute(
+                    "const entries = performance.getEntriesByType('resource'); \
+                     const page = performance.getEntriesByType('navigation')[0]; \
+                     return { interactive_ms: Math.round(window.__interactiveAt), \
+                       requests: entries.length + 1, \
+                       transferred_bytes: entries.reduce((sum, e) => sum + e.transferSize, page.transferSize) };",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert!(
+                visit["interactive_ms"].as_u64().is_some_and(|ms| ms > 0),
+                "{visit}"
+            );
+            visits.push(visit);
+        }
+        println!("first visit of {page} at 50 ms latency and 10 Mbit/s: {visits:?}");
+        measured.insert(page.to_owned(), serde_json::Value::Array(visits));
+    }
+    let out = tests::artefact_dir().join("first-visit-slow-link.json");
+    std::fs::write(&out, serde_json::Value::Object(measured).to_string()).unwrap();
+    browser.close().await;
+}

@@ -531,6 +531,25 @@ async fn a_card_says_when_a_rising_metric_will_cross_its_target() {
         .await
         .unwrap();
     assert!(flat_lines.is_empty(), "a flat metric has no trend line");
+    // The resource page's status line says the same.
+    client
+        .goto(&server.url("/resource?id=custom%3A71&metric=depth"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let on_page = eventually_text(
+        client,
+        "#resource-status .resource-forecast",
+        "the trend on the resource page",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert!(on_page.contains("Trend: breaches 100 in ~"), "{on_page}");
+    browser.emulate_viewport(390, 800, true).await;
+    browser.screenshot("resource-forecast-390-light.png").await;
+    browser.emulate_viewport(1280, 800, false).await;
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
     // To look at: the card at a desktop's and a phone's width, light and dark.
     for (width, mobile) in [(1280u32, false), (390, true)] {
         browser.emulate_viewport(width, 800, mobile).await;
@@ -545,6 +564,99 @@ async fn a_card_says_when_a_rising_metric_will_cross_its_target() {
                 .unwrap();
             browser
                 .screenshot(&format!("overview-forecast-{width}-{theme}.png"))
+                .await;
+        }
+    }
+    browser.close().await;
+}
+
+/// "What changed" (issue 28): when an alert fires, the Alerts page lists the series whose
+/// level moved the most around its start — the stepped one, not the flat one — each a
+/// link to its chart; the same from `/api/what_changed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_alert_says_what_changed_around_it() {
+    let server = Perfpilot::start(&["--push-create-resources"]);
+    let now = tests::now_ms();
+    let second = now - now % 1000;
+    // Forty minutes every 10 s: "custom:91" steps from about 20 to about 80 four minutes
+    // ago; "custom:92" stays near 20.
+    let times: Vec<i64> = (0..240).rev().map(|k| second - k * 10_000).collect();
+    let wobble = |t: i64| ((t / 10_000) % 5) as f64 * 0.4;
+    let sample = |id: &str, t: i64, value: f64| {
+        format!(r#"{{"resource":"{id}","metric":"depth","value":{value},"timestamp":{t}}}"#)
+    };
+    let stepped: Vec<String> = times
+        .iter()
+        .map(|&t| {
+            let level = if second - t < 4 * 60_000 { 80.0 } else { 20.0 };
+            sample("custom:91", t, level + wobble(t))
+        })
+        .collect();
+    let flat: Vec<String> = times
+        .iter()
+        .map(|&t| sample("custom:92", t, 20.0 + wobble(t)))
+        .collect();
+    for samples in [stepped, flat] {
+        let (status, body) = push(&server, &samples);
+        assert_eq!(status, 200, "{body:.500}");
+    }
+    tests::set_target(&server, "custom:91", "depth", 50.0, 0);
+    let started = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, view) = server.get("/api/alerts");
+            let view = body_json(&view);
+            if let Some(at) = view["firing"][0]["started_ms"].as_i64() {
+                break at;
+            }
+            assert!(Instant::now() < deadline, "no alert fired: {view}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (status, moved) = server.get(&format!("/api/what_changed?at={started}"));
+    assert_eq!(status, 200, "{moved}");
+    let moved = body_json(&moved);
+    assert_eq!(moved[0]["resource"], "custom:91", "{moved}");
+    let shift = &moved[0]["shift"];
+    assert!(
+        (shift["before"].as_f64().unwrap() - 20.8).abs() < 1.0
+            && (shift["after"].as_f64().unwrap() - 80.8).abs() < 1.0,
+        "{moved}"
+    );
+    assert!(
+        moved
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["resource"] != "custom:92"),
+        "the flat series did not change: {moved}"
+    );
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/alerts")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let listed = eventually_text(
+        client,
+        "#what-changed li[data-resource='custom:91']",
+        "the stepped series under What changed",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert!(listed.contains(" → ") && listed.contains("σ"), "{listed}");
+    for (width, mobile) in [(1280u32, false), (390, true)] {
+        browser.emulate_viewport(width, 800, mobile).await;
+        for theme in ["light", "dark"] {
+            browser.emulate_color_scheme(theme).await;
+            client
+                .execute(
+                    "document.getElementById('what-changed').scrollIntoView({block: 'center'})",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            browser
+                .screenshot(&format!("alerts-what-changed-{width}-{theme}.png"))
                 .await;
         }
     }

@@ -113,6 +113,9 @@ pub trait History: Send + Sync + 'static {
         span_ms: i64,
         step_ms: i64,
     ) -> BoxFuture<Result<ChartSamples, AppError>>;
+    /// The series whose level moved the most around `at_unix_ms`, largest first (at
+    /// most `top`), from the history in memory.
+    fn what_changed(&self, at_unix_ms: i64, top: usize) -> Vec<crate::changed::Moved>;
 }
 
 /// Prometheus-compatible fleets: adding one, its hosts judged now, one metric over a

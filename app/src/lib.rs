@@ -17,6 +17,7 @@ pub mod audit;
 pub mod backend;
 pub mod base;
 pub mod caches;
+pub mod changed;
 #[cfg(feature = "hydrate")]
 mod chart;
 mod codec;

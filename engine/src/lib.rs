@@ -11,6 +11,7 @@ pub mod actuator;
 pub mod alerts;
 pub mod backtest;
 pub mod cache;
+pub mod changed;
 pub mod changes;
 pub mod database;
 pub mod error;

@@ -49,6 +49,14 @@ pub async fn test_channel(name: String) -> Result<String, AppError> {
     crate::backend::alerts()?.test_channel(name, actor).await
 }
 
+/// The series whose level moved the most around `at` (ms since the epoch), at most five:
+/// the first places to look when an alert fires ([`engine::changed`]).
+#[server(endpoint = "what_changed", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
+pub async fn what_changed(at: i64) -> Result<Vec<crate::changed::Moved>, AppError> {
+    crate::backend::require(Role::Viewer)?;
+    Ok(crate::backend::history()?.what_changed(at, 5))
+}
+
 fn resource_href(id: &str) -> String {
     crate::base::href(&format!("/resource?id={}", crate::format::urlencode(id)))
 }
@@ -101,6 +109,7 @@ pub fn AlertsPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading alerts…"</p> }>
             {move || error().map(|err| view! { <p class="field-error" role="alert">{err.to_string()}</p> })}
             <Firing data ack/>
+            <WhatChanged data/>
             <Pending data/>
             <SilenceForm create/>
             <Silences data end/>
@@ -168,6 +177,72 @@ fn Firing(data: Data, ack: ServerAction<AcknowledgeAlert>) -> impl IntoView {
             {move || ack.value().get().and_then(|r| r.err()).map(|err| view! { <p class="field-error" role="alert">{err.to_string()}</p> })}
         </section>
     }
+}
+
+/// Around the newest firing alert's start: the series that moved the most, each a link
+/// to its chart.
+#[component]
+fn WhatChanged(data: Data) -> impl IntoView {
+    let newest = Memo::new(move |_| {
+        data.with(|v| {
+            v.as_ref()
+                .and_then(|v| v.firing.iter().map(|a| a.started_ms).max())
+        })
+    });
+    let moved = Resource::new(
+        move || newest.get(),
+        |at| async move {
+            match at {
+                Some(at) => what_changed(at).await.map(|found| Some((at, found))),
+                None => Ok(None),
+            }
+        },
+    );
+    let listed = move || {
+        moved.get().map(|answer| match answer {
+            Ok(Some((at, found))) => {
+                let items = found
+                    .into_iter()
+                    .map(|m| {
+                        let href = crate::base::href(&format!(
+                            "/resource?id={}&metric={}",
+                            crate::format::urlencode(&m.resource),
+                            crate::format::urlencode(&m.metric)
+                        ));
+                        let moved = format!(
+                            ": {} → {} ({:+.1} σ)",
+                            crate::format::reading(m.shift.before, &m.unit),
+                            crate::format::reading(m.shift.after, &m.unit),
+                            m.shift.score
+                        );
+                        view! {
+                            <li data-resource=m.resource.clone() data-metric=m.metric.clone()>
+                                <a href=href>{format!("{} — {}", m.resource_name, engine::model::metric_label(&m.metric))}</a>
+                                {moved}
+                            </li>
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                let intro = format!(
+                    "Around {} UTC, when the newest alert began: the series whose level moved the most against the half hour before.",
+                    utc_time(at)
+                );
+                let empty = items.is_empty();
+                Some(view! {
+                    <section class="settings-panel" id="what-changed" aria-labelledby="what-changed-title">
+                        <h2 id="what-changed-title">"What changed"</h2>
+                        <p class="muted">{intro}</p>
+                        {(!empty).then(|| view! { <ul class="what-changed">{items}</ul> })}
+                        {empty.then(|| view! { <p class="muted">"No series moved notably then."</p> })}
+                    </section>
+                }
+                .into_any())
+            }
+            Ok(None) => None,
+            Err(err) => Some(view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any()),
+        })
+    };
+    view! { <Transition fallback=|| ()>{listed}</Transition> }
 }
 
 #[component]

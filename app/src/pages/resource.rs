@@ -476,6 +476,10 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         let optimizer = card.optimizer.as_ref().map(|o| {
             view! { " · "{crate::status::optimizer_line(o, overview.at_unix_ms)} }
         });
+        // When the metric trends toward its target: the card's time-to-breach.
+        let trend = card.forecast.clone().map(
+            |forecast| view! { <span class="resource-forecast">" · Trend: "{forecast}</span> },
+        );
         Some(
             view! {
                 <span class=format!("state state-{}", state.as_str())>
@@ -486,6 +490,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
                 ": "
                 {words}
                 {optimizer}
+                {trend}
             }
             .into_any(),
         )

@@ -173,6 +173,33 @@ impl app::backend::History for Monitor {
                 .map_err(|why| AppError::new(422, why).with_field("range"))
         })
     }
+
+    fn what_changed(&self, at_unix_ms: i64, top: usize) -> Vec<app::changed::Moved> {
+        use engine::changed::{AFTER_MS, BEFORE_MS, LEAD_MS};
+        let history = self.history();
+        let split = at_unix_ms - LEAD_MS;
+        let shifts = history.series().iter().filter_map(|info| {
+            let series = history.get(history.id(&info.key)?)?;
+            let (mut before, mut after) = (Vec::new(), Vec::new());
+            series.visit(split - BEFORE_MS, split, |_, _, _, mean| {
+                before.push(f64::from(mean));
+            });
+            series.visit(split, split + AFTER_MS, |_, _, _, mean| {
+                after.push(f64::from(mean));
+            });
+            Some((info, engine::changed::shift(&before, &after)?))
+        });
+        engine::changed::ranked(shifts, top)
+            .into_iter()
+            .map(|(info, shift)| app::changed::Moved {
+                resource: info.key.resource.clone(),
+                resource_name: info.resource_name.clone(),
+                metric: info.key.metric.clone(),
+                unit: info.unit.clone(),
+                shift,
+            })
+            .collect()
+    }
 }
 
 impl app::backend::Fleets for Monitor {
