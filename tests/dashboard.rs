@@ -578,9 +578,11 @@ async fn a_firing_alert_says_what_changed_around_it() {
     let server = Perfpilot::start(&["--push-create-resources"]);
     let now = tests::now_ms();
     let second = now - now % 1000;
-    // Forty minutes every 10 s: "custom:91" steps from about 20 to about 80 four minutes
+    // Forty minutes every 10 s, then the last minute every second (so the target's own
+    // window has its samples): "custom:91" steps from about 20 to about 80 four minutes
     // ago; "custom:92" stays near 20.
-    let times: Vec<i64> = (0..240).rev().map(|k| second - k * 10_000).collect();
+    let mut times: Vec<i64> = (7..240).rev().map(|k| second - k * 10_000).collect();
+    times.extend((0..60).rev().map(|k| second - k * 1000));
     let wobble = |t: i64| ((t / 10_000) % 5) as f64 * 0.4;
     let sample = |id: &str, t: i64, value: f64| {
         format!(r#"{{"resource":"{id}","metric":"depth","value":{value},"timestamp":{t}}}"#)

@@ -19,6 +19,9 @@ pub struct AlertsView {
     pub history: Vec<EpisodeView>,
     pub channels: Vec<ChannelView>,
     pub deliveries: Vec<DeliveryView>,
+    /// Around the newest firing alert's start: the series that moved the most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what_changed: Option<crate::changed::WhatChanged>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,3 +12,10 @@ pub struct Moved {
     pub unit: String,
     pub shift: engine::changed::Shift,
 }
+
+/// The series that moved the most around `at_ms`, largest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhatChanged {
+    pub at_ms: i64,
+    pub moved: Vec<Moved>,
+}

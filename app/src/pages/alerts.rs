@@ -183,66 +183,46 @@ fn Firing(data: Data, ack: ServerAction<AcknowledgeAlert>) -> impl IntoView {
 /// to its chart.
 #[component]
 fn WhatChanged(data: Data) -> impl IntoView {
-    let newest = Memo::new(move |_| {
-        data.with(|v| {
-            v.as_ref()
-                .and_then(|v| v.firing.iter().map(|a| a.started_ms).max())
-        })
-    });
-    let moved = Resource::new(
-        move || newest.get(),
-        |at| async move {
-            match at {
-                Some(at) => what_changed(at).await.map(|found| Some((at, found))),
-                None => Ok(None),
-            }
-        },
-    );
     let listed = move || {
-        moved.get().map(|answer| match answer {
-            Ok(Some((at, found))) => {
-                let items = found
-                    .into_iter()
-                    .map(|m| {
-                        let href = crate::base::href(&format!(
-                            "/resource?id={}&metric={}",
-                            crate::format::urlencode(&m.resource),
-                            crate::format::urlencode(&m.metric)
-                        ));
-                        let moved = format!(
-                            ": {} → {} ({:+.1} σ)",
-                            crate::format::reading(m.shift.before, &m.unit),
-                            crate::format::reading(m.shift.after, &m.unit),
-                            m.shift.score
-                        );
-                        view! {
-                            <li data-resource=m.resource.clone() data-metric=m.metric.clone()>
-                                <a href=href>{format!("{} — {}", m.resource_name, engine::model::metric_label(&m.metric))}</a>
-                                {moved}
-                            </li>
-                        }
-                    })
-                    .collect::<Vec<_>>();
-                let intro = format!(
-                    "Around {} UTC, when the newest alert began: the series whose level moved the most against the half hour before.",
-                    utc_time(at)
+        let found = data.with(|v| v.as_ref().and_then(|v| v.what_changed.clone()))?;
+        let items = found
+            .moved
+            .into_iter()
+            .map(|m| {
+                let href = crate::base::href(&format!(
+                    "/resource?id={}&metric={}",
+                    crate::format::urlencode(&m.resource),
+                    crate::format::urlencode(&m.metric)
+                ));
+                let moved = format!(
+                    ": {} → {} ({:+.1} σ)",
+                    crate::format::reading(m.shift.before, &m.unit),
+                    crate::format::reading(m.shift.after, &m.unit),
+                    m.shift.score
                 );
-                let empty = items.is_empty();
-                Some(view! {
-                    <section class="settings-panel" id="what-changed" aria-labelledby="what-changed-title">
-                        <h2 id="what-changed-title">"What changed"</h2>
-                        <p class="muted">{intro}</p>
-                        {(!empty).then(|| view! { <ul class="what-changed">{items}</ul> })}
-                        {empty.then(|| view! { <p class="muted">"No series moved notably then."</p> })}
-                    </section>
+                view! {
+                    <li data-resource=m.resource.clone() data-metric=m.metric.clone()>
+                        <a href=href>{format!("{} — {}", m.resource_name, engine::model::metric_label(&m.metric))}</a>
+                        {moved}
+                    </li>
                 }
-                .into_any())
-            }
-            Ok(None) => None,
-            Err(err) => Some(view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any()),
+            })
+            .collect::<Vec<_>>();
+        let intro = format!(
+            "Around {} UTC, when the newest alert began: the series whose level moved the most against the half hour before.",
+            utc_time(found.at_ms)
+        );
+        let empty = items.is_empty();
+        Some(view! {
+            <section class="settings-panel" id="what-changed" aria-labelledby="what-changed-title">
+                <h2 id="what-changed-title">"What changed"</h2>
+                <p class="muted">{intro}</p>
+                {(!empty).then(|| view! { <ul class="what-changed">{items}</ul> })}
+                {empty.then(|| view! { <p class="muted">"No series moved notably then."</p> })}
+            </section>
         })
     };
-    view! { <Transition fallback=|| ()>{listed}</Transition> }
+    view! { {listed} }
 }
 
 #[component]

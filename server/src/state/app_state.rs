@@ -405,7 +405,19 @@ impl app::backend::Caches for Monitor {
 
 impl app::backend::Alerts for Monitor {
     fn alerts(&self) -> Result<app::alerts::AlertsView, AppError> {
-        self.alerting.view()
+        use app::backend::History as _;
+        let mut view = self.alerting.view()?;
+        // Where to look first: read with the view, so the page needs no second request.
+        view.what_changed = view
+            .firing
+            .iter()
+            .map(|alert| alert.started_ms)
+            .max()
+            .map(|at_ms| app::changed::WhatChanged {
+                at_ms,
+                moved: self.what_changed(at_ms, 5),
+            });
+        Ok(view)
     }
 
     fn silence(

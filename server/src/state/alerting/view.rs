@@ -124,6 +124,8 @@ impl Alerting {
                     detail: r.detail,
                 })
                 .collect(),
+            // Filled by the monitor, which holds the history.
+            what_changed: None,
         })
     }
 
