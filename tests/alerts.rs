@@ -1053,3 +1053,91 @@ fn email_channels_send_through_smtp() {
         "{stderr}"
     );
 }
+
+/// A forecast alert (issue 28): a metric rising toward its target is told once, as
+/// "forecast", to the channel that asked for forecasts and to no other; the Alerts page
+/// and its API list it while the trend holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rising_metric_sends_one_forecast_to_the_channels_that_asked() {
+    let hooks = Receiver::start();
+    let dir = TempDir::new("perfpilot-forecast-alerts");
+    let path = dir.0.join("perfpilot.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[alerts]\nforecast_for_secs = 0\nforecast_horizon_secs = 7200\n\n\
+             [[alert_channel]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/ops\"\nnotify_forecasts = true\n\n\
+             [[alert_channel]]\nname = \"pager\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/pager\"\n",
+            port = hooks.port
+        ),
+    )
+    .unwrap();
+    let server = Perfpilot::start(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--push-create-resources",
+    ]);
+    // Fifty minutes every 10 s, then the last minute every second: "custom:61" rises one a
+    // minute to 60 now, so it crosses 100 in about 40 minutes.
+    let now = tests::now_ms();
+    let second = now - now % 1000;
+    let mut times: Vec<i64> = (6..=300).rev().map(|k| second - k * 10_000).collect();
+    times.extend((0..60).rev().map(|k| second - k * 1000));
+    let samples: Vec<String> = times
+        .iter()
+        .map(|&t| {
+            let value = 60.0 - (second - t) as f64 / 60_000.0 + ((t / 1000) % 7) as f64 * 0.5;
+            format!(
+                r#"{{"resource":"custom:61","metric":"depth","value":{value},"timestamp":{t}}}"#
+            )
+        })
+        .collect();
+    let (status, body) = http_post_json(
+        server.addr,
+        "/api/push",
+        &format!(r#"{{"samples":[{}]}}"#, samples.join(",")),
+    );
+    assert_eq!(status, 200, "{body:.500}");
+    tests::set_target(&server, "custom:61", "depth", 100.0, 0);
+
+    let told = hooks.wait_for("/ops", 20, "the forecast on the channel that asked", |r| {
+        !r.is_empty()
+    });
+    let body = told[0].json();
+    assert_eq!(body["kind"], "forecast", "{body}");
+    assert_eq!(body["resource"], "custom:61", "{body}");
+    let summary = body["summary"].as_str().unwrap_or_default();
+    assert!(summary.starts_with("breaches 100 in ~"), "{body}");
+    let view = alerts(&server);
+    assert_eq!(view["forecasts"][0]["resource"], "custom:61", "{view}");
+    assert_eq!(view["firing"], serde_json::json!([]), "{view}");
+    // Refits go on; the forecast is told once, and never to the channel that did not ask.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(hooks.on("/ops").len(), 1);
+    assert!(hooks.on("/pager").is_empty(), "{:?}", hooks.on("/pager"));
+
+    let browser = tests::Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/alerts")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let row = tests::eventually_text(
+        client,
+        "#alerts-forecasts tr[data-resource='custom:61']",
+        "the forecast on the Alerts page",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert!(row.contains("breaches 100 in ~"), "{row}");
+    browser.screenshot("alerts-forecast-1280-light.png").await;
+    browser.emulate_viewport(390, 800, true).await;
+    browser.emulate_color_scheme("dark").await;
+    client
+        .execute(
+            "document.getElementById('alerts-forecasts').scrollIntoView({block: 'center'})",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot("alerts-forecast-390-dark.png").await;
+    browser.close().await;
+}

@@ -15,6 +15,9 @@ pub struct AlertsView {
     pub now_ms: i64,
     pub firing: Vec<FiringAlert>,
     pub pending: Vec<PendingAlert>,
+    /// Forecast alerts that fired and have not ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forecasts: Vec<ForecastAlertView>,
     pub silences: Vec<SilenceView>,
     pub history: Vec<EpisodeView>,
     pub channels: Vec<ChannelView>,
@@ -34,6 +37,17 @@ pub struct FiringAlert {
     pub silenced_by: Option<i64>,
     pub acked_by: Option<String>,
     pub ack_comment: Option<String>,
+}
+
+/// A target predicted to breach soon, held long enough to be told (a forecast alert).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastAlertView {
+    pub resource: String,
+    pub name: String,
+    /// "breaches 80 % in ~3 h 10 m (2 h 40 m – 4 h 5 m)"
+    pub summary: String,
+    /// Since when every refit has predicted it.
+    pub since_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

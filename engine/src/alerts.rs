@@ -28,6 +28,21 @@ pub struct AlertPolicy {
     pub resolve_margin_pct: f64,
     /// …and has stayed there this long.
     pub keep_firing_for_secs: u32,
+    /// A forecast alert fires once the time-to-breach has said "breaches within
+    /// `forecast_horizon_secs`" for this long ([`ForecastAlert`]).
+    #[serde(default = "default_forecast_for_secs")]
+    pub forecast_for_secs: u32,
+    /// Only crossings predicted this soon alert.
+    #[serde(default = "default_forecast_horizon_secs")]
+    pub forecast_horizon_secs: u32,
+}
+
+fn default_forecast_for_secs() -> u32 {
+    1800
+}
+
+fn default_forecast_horizon_secs() -> u32 {
+    86_400
 }
 
 impl Default for AlertPolicy {
@@ -35,6 +50,8 @@ impl Default for AlertPolicy {
         AlertPolicy {
             resolve_margin_pct: 5.0,
             keep_firing_for_secs: 0,
+            forecast_for_secs: default_forecast_for_secs(),
+            forecast_horizon_secs: default_forecast_horizon_secs(),
         }
     }
 }
@@ -46,6 +63,12 @@ impl AlertPolicy {
         }
         if self.keep_firing_for_secs > 86_400 {
             return Err("keep_firing_for must be at most 24 h".into());
+        }
+        if self.forecast_for_secs > 86_400 {
+            return Err("forecast_for_secs must be at most 24 h".into());
+        }
+        if !(60..=7 * 86_400).contains(&self.forecast_horizon_secs) {
+            return Err("forecast_horizon_secs must be between 60 s and 7 days".into());
         }
         Ok(())
     }
@@ -262,6 +285,54 @@ fn breach_summary(target: &Target, kind: MetricKind, value: f64, held: u32) -> S
     )
 }
 
+/// A target's forecast alert: its time-to-breach said "breaches within the horizon" at
+/// every refit for `forecast_for_secs`, so it is told once (to channels that asked for
+/// forecasts); it ends, saying nothing, when a refit no longer predicts that. A forecast
+/// that flickers never fires, as a pending alert that recovers never does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForecastAlert {
+    /// Since when every refit predicted a crossing within the horizon.
+    since_ms: Option<i64>,
+    fired: bool,
+}
+
+/// What one refit did to a forecast alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForecastChange {
+    /// Held for its `for`: tell the channels, once.
+    Fired { since_ms: i64 },
+    /// A fired forecast no longer predicts a crossing within the horizon.
+    Ended,
+}
+
+impl ForecastAlert {
+    /// One refit at `now_ms`: `eta_secs` until the predicted crossing, if any.
+    pub fn observe(
+        &mut self,
+        now_ms: i64,
+        eta_secs: Option<u64>,
+        policy: &AlertPolicy,
+    ) -> Option<ForecastChange> {
+        let soon = eta_secs.is_some_and(|eta| eta <= u64::from(policy.forecast_horizon_secs));
+        if !soon {
+            let ended = self.fired;
+            *self = ForecastAlert::default();
+            return ended.then_some(ForecastChange::Ended);
+        }
+        let since_ms = *self.since_ms.get_or_insert(now_ms);
+        if self.fired || held_secs(since_ms, now_ms) < policy.forecast_for_secs {
+            return None;
+        }
+        self.fired = true;
+        Some(ForecastChange::Fired { since_ms })
+    }
+
+    /// Since when it has fired, if it has.
+    pub fn fired_since(&self) -> Option<i64> {
+        self.since_ms.filter(|_| self.fired)
+    }
+}
+
 /// What a notification is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -274,6 +345,8 @@ pub enum NotificationKind {
     Test,
     /// A scheduled performance report.
     Report,
+    /// A target predicted to breach soon ([`ForecastAlert`]).
+    Forecast,
 }
 
 impl NotificationKind {
@@ -284,6 +357,7 @@ impl NotificationKind {
             NotificationKind::Outcome => "outcome",
             NotificationKind::Test => "test",
             NotificationKind::Report => "report",
+            NotificationKind::Forecast => "forecast",
         }
     }
 }

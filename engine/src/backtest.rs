@@ -738,7 +738,7 @@ mod tests {
                 stabilization_secs,
                 ..ResourceSettings::default()
             };
-            let policy = AlertPolicy { resolve_margin_pct, keep_firing_for_secs };
+            let policy = AlertPolicy { resolve_margin_pct, keep_firing_for_secs, ..AlertPolicy::default() };
             let live = live_path(&values, step, &t, &settings, &policy);
             let r = replay(&values, step, &t, &Rule::of(&settings)).unwrap();
             prop_assert_eq!(&r.episodes, &live.episodes);

@@ -268,6 +268,8 @@ struct ReportFile {
 struct AlertsFile {
     resolve_margin_pct: Option<f64>,
     keep_firing_for_secs: Option<u32>,
+    forecast_for_secs: Option<u32>,
+    forecast_horizon_secs: Option<u32>,
 }
 
 /// Alerting: the resolve policy and the channels (`[[alert_channel]]`).
@@ -875,6 +877,12 @@ fn alert_settings(
     }
     if let Some(secs) = file.keep_firing_for_secs {
         policy.keep_firing_for_secs = secs;
+    }
+    if let Some(secs) = file.forecast_for_secs {
+        policy.forecast_for_secs = secs;
+    }
+    if let Some(secs) = file.forecast_horizon_secs {
+        policy.forecast_horizon_secs = secs;
     }
     policy.validate().map_err(|rule| ConfigError::Invalid {
         field: "alerts",

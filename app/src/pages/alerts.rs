@@ -111,6 +111,7 @@ pub fn AlertsPage() -> impl IntoView {
             <Firing data ack/>
             <WhatChanged data/>
             <Pending data/>
+            <Forecasts data/>
             <SilenceForm create/>
             <Silences data end/>
             <Channels data/>
@@ -260,6 +261,41 @@ fn Pending(data: Data) -> impl IntoView {
             </Show>
         </section>
     }
+}
+
+/// Forecast alerts: targets predicted to breach soon for long enough to be told. Shown
+/// only while there is one.
+#[component]
+fn Forecasts(data: Data) -> impl IntoView {
+    let listed = move || {
+        let forecasts = data.with(|v| v.as_ref().map(|v| v.forecasts.clone()).unwrap_or_default());
+        (!forecasts.is_empty()).then(|| {
+            let count = forecasts.len();
+            let rows = forecasts
+                .into_iter()
+                .map(|f| {
+                    view! {
+                        <tr data-resource=f.resource.clone()>
+                            <td data-label="Resource"><a href=resource_href(&f.resource)>{f.name}</a></td>
+                            <td data-label="Forecast">{f.summary}</td>
+                            <td data-label="Predicted since"><time datetime=crate::format::utc_iso(f.since_ms)>{utc_time(f.since_ms)}</time></td>
+                        </tr>
+                    }
+                })
+                .collect::<Vec<_>>();
+            view! {
+                <section class="settings-panel" id="alerts-forecasts" aria-labelledby="forecasts-title">
+                    <h2 id="forecasts-title">{format!("Predicted to breach ({count})")}</h2>
+                    <p class="muted">"Each target's trend has said, at every refit, that it will cross the target soon. Channels with notify_forecasts are told once."</p>
+                    <table class="queries alerts-table stack">
+                        <thead><tr><th scope="col">"Resource"</th><th scope="col">"Forecast"</th><th scope="col">"Predicted since"</th></tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                </section>
+            }
+        })
+    };
+    view! { {listed} }
 }
 
 #[component]

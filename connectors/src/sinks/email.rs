@@ -79,6 +79,7 @@ pub fn subject(n: &Notification) -> String {
         NotificationKind::Outcome => "OPTIMIZER",
         NotificationKind::Test => "TEST",
         NotificationKind::Report => "REPORT",
+        NotificationKind::Forecast => "FORECAST",
     };
     let subject = format!("[perfpilot] {what} {}: {}", n.resource, n.summary);
     // Headers are one line; long subjects are cut, not folded.

@@ -104,6 +104,10 @@ pub struct ChannelEntry {
     /// Also tell this channel what the optimizer did (applied, verified, rolled back).
     #[serde(default)]
     pub notify_outcomes: bool,
+    /// Also tell this channel when a target is predicted to breach soon (a forecast
+    /// alert: `[alerts] forecast_horizon_secs`, held `forecast_for_secs`).
+    #[serde(default)]
+    pub notify_forecasts: bool,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
 }
@@ -248,6 +252,10 @@ impl ChannelEntry {
                 self.notify_outcomes && self.kind != ChannelKind::Alertmanager
             }
             NotificationKind::Report => self.kind != ChannelKind::Alertmanager,
+            // Alertmanager has no "predicted" alert: it would page as if it breached.
+            NotificationKind::Forecast => {
+                self.notify_forecasts && self.kind != ChannelKind::Alertmanager
+            }
         }
     }
 

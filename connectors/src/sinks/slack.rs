@@ -10,6 +10,7 @@ pub fn body(n: &Notification) -> serde_json::Value {
         NotificationKind::Outcome => (":gear:", "OPTIMIZER"),
         NotificationKind::Test => (":wave:", "TEST"),
         NotificationKind::Report => (":bar_chart:", "REPORT"),
+        NotificationKind::Forecast => (":crystal_ball:", "FORECAST"),
     };
     let name = if n.resource_name.is_empty() || n.resource_name == n.resource {
         n.resource.clone()

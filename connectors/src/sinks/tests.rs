@@ -18,6 +18,7 @@ fn entry(kind: ChannelKind) -> ChannelEntry {
         quiet_hours: None,
         send_resolved: true,
         notify_outcomes: false,
+        notify_forecasts: false,
         timeout_ms: default_timeout(),
     }
 }
@@ -274,6 +275,13 @@ fn outcomes_and_reports_skip_alertmanager() {
     assert!(!hook.wants(NotificationKind::Outcome));
     hook.notify_outcomes = true;
     assert!(hook.wants(NotificationKind::Outcome));
+    // Forecasts only when asked for, and never to Alertmanager.
+    assert!(!hook.wants(NotificationKind::Forecast));
+    hook.notify_forecasts = true;
+    assert!(hook.wants(NotificationKind::Forecast));
+    let mut am_forecasts = am.clone();
+    am_forecasts.notify_forecasts = true;
+    assert!(!am_forecasts.wants(NotificationKind::Forecast));
     hook.send_resolved = false;
     assert!(!hook.wants(NotificationKind::Resolved));
 }

@@ -136,6 +136,7 @@ fn keep_firing_for_holds_a_resolution_and_a_relapse_restarts_it() {
     let policy = AlertPolicy {
         resolve_margin_pct: 0.0,
         keep_firing_for_secs: 10,
+        ..AlertPolicy::default()
     };
     let mut alert = Alert::new();
     run(&mut alert, &target, &policy, 0, &[90.0]);
@@ -228,4 +229,54 @@ fn retries_back_off_to_five_minutes() {
     assert_eq!(retry_delay_ms(2), 2000);
     assert_eq!(retry_delay_ms(9), 256_000);
     assert_eq!(retry_delay_ms(50), 300_000);
+}
+
+#[test]
+fn a_forecast_alert_fires_once_after_its_for_within_the_horizon_and_ends_quietly() {
+    let policy = AlertPolicy {
+        forecast_for_secs: 600,
+        forecast_horizon_secs: 3600,
+        ..AlertPolicy::default()
+    };
+    let minute = 60_000;
+    let mut forecast = ForecastAlert::default();
+    // Predicted, but beyond the horizon: nothing starts.
+    assert_eq!(forecast.observe(0, Some(7200), &policy), None);
+    // Within it from minute 1; fires at minute 11, once.
+    for m in 1..11 {
+        assert_eq!(
+            forecast.observe(m * minute, Some(1800), &policy),
+            None,
+            "minute {m}"
+        );
+    }
+    assert_eq!(
+        forecast.observe(11 * minute, Some(1500), &policy),
+        Some(ForecastChange::Fired { since_ms: minute })
+    );
+    assert_eq!(forecast.fired_since(), Some(minute));
+    assert_eq!(forecast.observe(12 * minute, Some(1400), &policy), None);
+    // No longer predicted: it ends, and a new prediction starts over.
+    assert_eq!(
+        forecast.observe(13 * minute, None, &policy),
+        Some(ForecastChange::Ended)
+    );
+    assert_eq!(forecast.fired_since(), None);
+    assert_eq!(forecast.observe(14 * minute, Some(100), &policy), None);
+    // A flicker before its `for` never fires and ends without a word.
+    assert_eq!(forecast.observe(15 * minute, None, &policy), None);
+}
+
+#[test]
+fn forecast_settings_are_bounded() {
+    let mut policy = AlertPolicy::default();
+    assert_eq!(policy.validate(), Ok(()));
+    policy.forecast_horizon_secs = 10;
+    assert!(policy
+        .validate()
+        .unwrap_err()
+        .contains("forecast_horizon_secs"));
+    policy.forecast_horizon_secs = 3600;
+    policy.forecast_for_secs = 100_000;
+    assert!(policy.validate().unwrap_err().contains("forecast_for_secs"));
 }

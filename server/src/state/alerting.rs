@@ -69,6 +69,8 @@ struct Inner {
     firing: Mutex<BTreeMap<String, FiringRow>>,
     /// Pending alerts, as the monitor saw them at its last tick.
     pending: Mutex<Vec<PendingAlert>>,
+    /// Forecast alerts that fired and have not ended, by resource.
+    forecasts: Mutex<BTreeMap<String, app::alerts::ForecastAlertView>>,
     /// Held by [`Alerting::sweep`] and [`Alerting::resolved`] for their whole run: a sweep
     /// that read an alert as firing cannot queue its "firing" after its "resolved".
     order: Mutex<()>,
@@ -139,6 +141,7 @@ impl Alerting {
                 version: AtomicU64::new(1),
                 firing: Mutex::new(firing),
                 pending: Mutex::new(Vec::new()),
+                forecasts: Mutex::new(BTreeMap::new()),
                 order: Mutex::new(()),
                 unresolved: Mutex::new(Vec::new()),
                 in_flight: Mutex::new(HashSet::new()),
@@ -289,6 +292,45 @@ impl Alerting {
 
     /// An optimizer outcome, for channels that asked for them.
     pub fn outcome(&self, resource: &str, at_ms: i64, summary: &str) {
+        self.tell_opted_in(
+            NotificationKind::Outcome,
+            resource,
+            &format!("outcome/{resource}/{at_ms}"),
+            summary,
+        );
+    }
+
+    /// A target predicted to breach within the horizon, held for the policy's `for`
+    /// (`engine::alerts::ForecastAlert`): told once to the channels that asked for
+    /// forecasts, and listed on the Alerts page until it ends.
+    pub fn forecast(&self, resource: &str, name: &str, since_ms: i64, summary: &str) {
+        lock(&self.inner.forecasts).insert(
+            resource.to_owned(),
+            app::alerts::ForecastAlertView {
+                resource: resource.to_owned(),
+                name: name.to_owned(),
+                summary: summary.to_owned(),
+                since_ms,
+            },
+        );
+        self.tell_opted_in(
+            NotificationKind::Forecast,
+            resource,
+            &format!("forecast/{resource}/{since_ms}"),
+            summary,
+        );
+    }
+
+    /// A forecast alert ended: the refit no longer predicts a crossing soon.
+    pub fn forecast_ended(&self, resource: &str) {
+        if lock(&self.inner.forecasts).remove(resource).is_some() {
+            self.bump();
+        }
+    }
+
+    /// A notification `kind` only channels that asked for it get (outcomes, forecasts),
+    /// keyed `<key>/<channel>` so a repeat delivery is recognised.
+    fn tell_opted_in(&self, kind: NotificationKind, resource: &str, key: &str, summary: &str) {
         let now = self.now_ms();
         let Some(subject) = self.subject_of(resource) else {
             return;
@@ -297,28 +339,28 @@ impl Alerting {
             .inner
             .channels
             .iter()
-            .filter(|c| c.entry.wants(NotificationKind::Outcome) && routes(&c.entry, &subject))
+            .filter(|c| c.entry.wants(kind) && routes(&c.entry, &subject))
             .map(|c| Outgoing {
                 channel: c.entry.name.clone(),
-                stream: format!("outcome:{resource}"),
+                stream: format!("{}:{resource}", kind.as_str()),
                 due_ms: release_at(&c.entry, now),
                 notification: self.notification(
                     resource,
-                    NotificationKind::Outcome,
+                    kind,
                     summary,
                     None,
-                    format!("outcome/{resource}/{at_ms}/{}", c.entry.name),
+                    format!("{key}/{}", c.entry.name),
                     now,
                 ),
             })
             .collect();
+        self.bump();
         if outgoing.is_empty() {
             return;
         }
         if let Err(err) = self.inner.db.enqueue(&outgoing, now) {
-            tracing::error!(resource, %err, "An outcome notification could not be stored");
+            tracing::error!(resource, %err, kind = kind.as_str(), "A notification could not be stored");
         }
-        self.bump();
         self.inner.wake.notify_one();
     }
 

@@ -20,7 +20,7 @@ use connectors::actuators::{Actuators, RunnerConfig};
 use connectors::sources::{host, owns, push};
 use engine::actions::ActionOutcome;
 use engine::actuator::Step;
-use engine::alerts::{Alert, AlertChange};
+use engine::alerts::{Alert, AlertChange, ForecastChange};
 use engine::changes::{ChangeStore, MutationKind, StoreOptions};
 use engine::history::{History, HistoryConfig};
 use engine::model::{Resource, ResourceId, TargetState};
@@ -586,6 +586,8 @@ struct MonitorTask {
     /// Each target's latest time-to-breach, refitted once a minute or when the target
     /// changes (a fit reads the whole day in memory).
     forecasts: HashMap<ResourceId, Forecast>,
+    /// Each target's forecast alert, moved by every refit.
+    forecast_alerts: HashMap<ResourceId, engine::alerts::ForecastAlert>,
 }
 
 /// One resource's time-to-breach, and what it was fitted for.
@@ -600,12 +602,14 @@ const FORECAST_EVERY_MS: i64 = 60_000;
 
 /// The time-to-breach of `target` on `series` as of `at`, in words; `None` when the
 /// metric does not trend toward the target (or is past it already: the card says so).
+/// The time-to-breach of `target` from the day in memory: its words and the seconds to
+/// the predicted crossing, when there is one.
 fn forecast(
     series: &engine::history::SeriesHistory,
     target: &engine::model::Target,
     kind: engine::model::MetricKind,
     at: UnixMillis,
-) -> Option<String> {
+) -> (Option<String>, Option<u64>) {
     use engine::forecast::{describe_level, time_to_breach, ForecastSettings, TimeToBreach};
     let settings = ForecastSettings::default();
     let from = at - i64::from(settings.range_lookback_secs) * 1000;
@@ -616,8 +620,16 @@ fn forecast(
     // "≤ target" breaches going up, "≥ target" going down.
     let rising = target.comparator == engine::model::Comparator::Le;
     let answer = time_to_breach(&points, target.value, rising, at, &settings);
-    matches!(answer, TimeToBreach::Breaches { .. })
-        .then(|| describe_level(&answer, &engine::model::format_value(target.value, kind)))
+    match answer {
+        TimeToBreach::Breaches { eta_secs, .. } => (
+            Some(describe_level(
+                &answer,
+                &engine::model::format_value(target.value, kind),
+            )),
+            Some(eta_secs),
+        ),
+        _ => (None, None),
+    }
 }
 
 impl MonitorTask {
@@ -646,6 +658,7 @@ impl MonitorTask {
             finished,
             last_clock: tokio::time::Instant::now(),
             forecasts: HashMap::new(),
+            forecast_alerts: HashMap::new(),
         }
     }
 
@@ -926,7 +939,24 @@ impl MonitorTask {
                         .get(id)
                         .is_none_or(|f| at - f.at_ms >= FORECAST_EVERY_MS || f.target != *target);
                     if due {
-                        let text = forecast(series, target, kind, at);
+                        let (text, eta_secs) = forecast(series, target, kind, at);
+                        let change = self
+                            .forecast_alerts
+                            .entry(id.clone())
+                            .or_default()
+                            .observe(at, eta_secs, &policy);
+                        match change {
+                            Some(ForecastChange::Fired { since_ms }) => monitor.alerting.forecast(
+                                id.as_str(),
+                                &resource.name,
+                                since_ms,
+                                text.as_deref().unwrap_or_default(),
+                            ),
+                            Some(ForecastChange::Ended) => {
+                                monitor.alerting.forecast_ended(id.as_str());
+                            }
+                            None => {}
+                        }
                         self.forecasts.insert(
                             id.clone(),
                             Forecast {
@@ -1050,6 +1080,14 @@ impl MonitorTask {
             .retain(|id, _| state.resources.contains_key(id));
         self.forecasts
             .retain(|id, _| state.resources.contains_key(id));
+        // A forecast alert of a removed resource or target ends with it.
+        self.forecast_alerts.retain(|id, _| {
+            let kept = state.resources.get(id).is_some_and(|r| r.target.is_some());
+            if !kept {
+                monitor.alerting.forecast_ended(id.as_str());
+            }
+            kept
+        });
         // A firing alert whose resource or target went away resolves, saying so.
         for (id, alert) in self.alerts.iter_mut() {
             let why = match state.resources.get(id) {

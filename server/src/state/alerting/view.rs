@@ -80,6 +80,7 @@ impl Alerting {
             now_ms: now,
             firing,
             pending: lock(&self.inner.pending).clone(),
+            forecasts: lock(&self.inner.forecasts).values().cloned().collect(),
             silences: silences
                 .iter()
                 .map(|s| SilenceView {
@@ -196,6 +197,7 @@ fn describe_routes(entry: &ChannelEntry) -> String {
         Some("firing"),
         entry.send_resolved.then_some("resolved"),
         entry.notify_outcomes.then_some("optimizer outcomes"),
+        entry.notify_forecasts.then_some("forecasts"),
     ]
     .into_iter()
     .flatten()
