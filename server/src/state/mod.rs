@@ -7,6 +7,7 @@ pub mod actuate;
 pub mod alerting;
 pub mod app_state;
 pub mod change;
+mod forecasts;
 pub mod hub;
 pub mod monitor;
 pub mod overview;

@@ -588,6 +588,8 @@ struct MonitorTask {
     forecasts: HashMap<ResourceId, Forecast>,
     /// Each target's forecast alert, moved by every refit.
     forecast_alerts: HashMap<ResourceId, engine::alerts::ForecastAlert>,
+    /// What each refit joins to the day in memory: the weeks before it, from disk.
+    older: super::forecasts::OlderPoints,
 }
 
 /// One resource's time-to-breach, and what it was fitted for.
@@ -602,36 +604,6 @@ const FORECAST_EVERY_MS: i64 = 60_000;
 
 /// The time-to-breach of `target` on `series` as of `at`, in words; `None` when the
 /// metric does not trend toward the target (or is past it already: the card says so).
-/// The time-to-breach of `target` from the day in memory: its words and the seconds to
-/// the predicted crossing, when there is one.
-fn forecast(
-    series: &engine::history::SeriesHistory,
-    target: &engine::model::Target,
-    kind: engine::model::MetricKind,
-    at: UnixMillis,
-) -> (Option<String>, Option<u64>) {
-    use engine::forecast::{describe_level, time_to_breach, ForecastSettings, TimeToBreach};
-    let settings = ForecastSettings::default();
-    let from = at - i64::from(settings.range_lookback_secs) * 1000;
-    let mut points = Vec::new();
-    series.visit(from, at + 1, |t, _, _, mean| {
-        points.push((t, f64::from(mean)))
-    });
-    // "≤ target" breaches going up, "≥ target" going down.
-    let rising = target.comparator == engine::model::Comparator::Le;
-    let answer = time_to_breach(&points, target.value, rising, at, &settings);
-    match answer {
-        TimeToBreach::Breaches { eta_secs, .. } => (
-            Some(describe_level(
-                &answer,
-                &engine::model::format_value(target.value, kind),
-            )),
-            Some(eta_secs),
-        ),
-        _ => (None, None),
-    }
-}
-
 impl MonitorTask {
     fn new(monitor: Monitor, actions: RunnerConfig) -> MonitorTask {
         let (acting, finished) = Acting::new(Actuators::new(
@@ -659,6 +631,7 @@ impl MonitorTask {
             last_clock: tokio::time::Instant::now(),
             forecasts: HashMap::new(),
             forecast_alerts: HashMap::new(),
+            older: super::forecasts::OlderPoints::default(),
         }
     }
 
@@ -939,7 +912,9 @@ impl MonitorTask {
                         .get(id)
                         .is_none_or(|f| at - f.at_ms >= FORECAST_EVERY_MS || f.target != *target);
                     if due {
-                        let (text, eta_secs) = forecast(series, target, kind, at);
+                        let older = self.older.of(&key, &monitor, at);
+                        let (text, eta_secs) =
+                            super::forecasts::forecast(series, &older, target, kind, at);
                         let change = self
                             .forecast_alerts
                             .entry(id.clone())
@@ -1080,6 +1055,13 @@ impl MonitorTask {
             .retain(|id, _| state.resources.contains_key(id));
         self.forecasts
             .retain(|id, _| state.resources.contains_key(id));
+        self.older.retain(|key| {
+            ResourceId::new(&key.resource)
+                .ok()
+                .and_then(|id| state.resources.get(&id))
+                .and_then(|r| r.target.as_ref())
+                .is_some_and(|t| t.metric == key.metric)
+        });
         // A forecast alert of a removed resource or target ends with it.
         self.forecast_alerts.retain(|id, _| {
             let kept = state.resources.get(id).is_some_and(|r| r.target.is_some());
