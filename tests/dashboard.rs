@@ -531,22 +531,7 @@ async fn a_card_says_when_a_rising_metric_will_cross_its_target() {
         .await
         .unwrap();
     assert!(flat_lines.is_empty(), "a flat metric has no trend line");
-    // The resource page's status line says the same.
-    client
-        .goto(&server.url("/resource?id=custom%3A71&metric=depth"))
-        .await
-        .unwrap();
-    browser.wait_for_hydration().await;
-    let on_page = eventually_text(
-        client,
-        "#resource-status .resource-forecast",
-        "the trend on the resource page",
-        |t| !t.is_empty(),
-    )
-    .await;
-    assert!(on_page.contains("Trend: breaches 100 in ~"), "{on_page}");
-    browser.emulate_viewport(390, 800, true).await;
-    browser.screenshot("resource-forecast-390-light.png").await;
+    the_resource_page_shows_the_trend(&browser, &server).await;
     browser.emulate_viewport(1280, 800, false).await;
     client.goto(&server.url("/")).await.unwrap();
     browser.wait_for_hydration().await;
@@ -568,6 +553,62 @@ async fn a_card_says_when_a_rising_metric_will_cross_its_target() {
         }
     }
     browser.close().await;
+}
+
+/// The trend of `custom:71` on its resource page: the status line's words, and the
+/// chart's forecast line (screenshots at a desktop's and a phone's width, both themes).
+async fn the_resource_page_shows_the_trend(browser: &Browser, server: &Perfpilot) {
+    let client = &browser.client;
+    // The resource page's status line says the same.
+    client
+        .goto(&server.url("/resource?id=custom%3A71&metric=depth"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let on_page = eventually_text(
+        client,
+        "#resource-status .resource-forecast",
+        "the trend on the resource page",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert!(on_page.contains("Trend: breaches 100 in ~"), "{on_page}");
+    // The chart draws it: a dashed line to the target on a stretch of future.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let drawn = client
+            .find(fantoccini::Locator::Id("chart"))
+            .await
+            .unwrap()
+            .attr("data-forecast")
+            .await
+            .unwrap();
+        if drawn.as_deref() == Some("drawn") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chart draws no forecast line"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (width, mobile) in [(1280u32, false), (390, true)] {
+        browser.emulate_viewport(width, 800, mobile).await;
+        for theme in ["light", "dark"] {
+            browser.emulate_color_scheme(theme).await;
+            client
+                .execute(
+                    "document.getElementById('chart').scrollIntoView({block: 'center'})",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            browser
+                .screenshot(&format!("resource-forecast-{width}-{theme}.png"))
+                .await;
+        }
+    }
 }
 
 /// "What changed" (issue 28): when an alert fires, the Alerts page lists the series whose

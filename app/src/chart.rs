@@ -22,6 +22,8 @@ use crate::resource_data::{target_line_label, time_label, time_ticks, value_axis
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlotMapping {
     pub left: i32,
+    /// Where the samples end: the plot's right edge, or left of it when a forecast
+    /// reaches into the future.
     pub right: i32,
     pub top: i32,
     pub bottom: i32,
@@ -31,6 +33,8 @@ pub struct PlotMapping {
     /// The first sample on the time axis (later than 0 when a short history is drawn
     /// from its first sample, not from the start of the range).
     pub first_point: usize,
+    /// A forecast line was drawn.
+    pub forecast: bool,
 }
 
 impl PlotMapping {
@@ -166,11 +170,25 @@ pub fn draw(
     };
     let span_secs = (n.max(1) - first_point) as f64 * step_secs;
     let end_ms = view.start_ms + n.max(1) as i64 * view.step_ms;
+    // A predicted crossing of the saved target gets a stretch of future on the right: to
+    // the interval's far end, at most a quarter of the range.
+    let crossing = view
+        .crossing
+        .zip(view.target.as_ref())
+        .map(|(c, t)| (c, t.value));
+    let future_secs = crossing.map_or(0.0, |(c, _)| {
+        let latest = (c.at_ms - end_ms) as f64 / 1000.0 + c.latest_secs as f64;
+        latest.clamp(0.0, span_secs * 0.25)
+    });
     // About one label per 100 px across and 50 px down.
     let x_max_ticks = ((width as i32 - 100) / 100).clamp(2, 10) as usize;
     let y_max_ticks = ((height as i32 - 40) / 50).clamp(3, 8) as usize;
     let shown_start_ms = end_ms - (span_secs * 1000.0) as i64;
-    let (times, time_step) = time_ticks(shown_start_ms, end_ms, x_max_ticks);
+    let (times, time_step) = time_ticks(
+        shown_start_ms,
+        end_ms + (future_secs * 1000.0) as i64,
+        x_max_ticks,
+    );
     let x_points: Vec<f64> = times.iter().map(|t| (t - end_ms) as f64 / 1000.0).collect();
     let y_axis = value_axis(&view.unit, top, false, y_max_ticks);
     let y_points: Vec<f64> = y_axis.ticks.iter().map(|(v, _)| *v).collect();
@@ -179,7 +197,7 @@ pub fn draw(
         .x_label_area_size(28)
         .y_label_area_size(64)
         .build_cartesian_2d(
-            Ticked::new(-span_secs..0.0, x_points),
+            Ticked::new(-span_secs..future_secs, x_points),
             Ticked::new(0.0..top, y_points),
         )
         .ok()?;
@@ -294,11 +312,25 @@ pub fn draw(
             .ok()?;
     }
 
+    let forecast = crossing.filter(|_| future_secs > 0.0);
+    if let Some((crossing, limit)) = forecast {
+        draw_forecast(
+            &mut chart,
+            &root,
+            view,
+            &crossing,
+            limit,
+            (end_ms, future_secs),
+            (&x_of, &text, &target_color),
+        )?;
+    }
+
     let (xs, ys) = chart.plotting_area().get_pixel_range();
+    let samples_end = chart.backend_coord(&(0.0, 0.0)).0;
     if let Some(limit) = candidate {
         chart
             .draw_series(LineSeries::new(
-                [(-span_secs, limit), (0.0, limit)],
+                [(-span_secs, limit), (future_secs, limit)],
                 target_color.stroke_width(2),
             ))
             .ok()?;
@@ -328,13 +360,14 @@ pub fn draw(
     root.present().ok()?;
     Some(PlotMapping {
         left: xs.start,
-        right: xs.end,
+        right: samples_end.min(xs.end),
         top: ys.start,
         bottom: ys.end,
         y_min: 0.0,
         y_max: top,
         points: n,
         first_point,
+        forecast: forecast.is_some(),
     })
 }
 
@@ -346,6 +379,68 @@ const OVERLAY_FALLBACK: [RGBColor; 3] = [
 ];
 
 type Chart<'a> = ChartContext<'a, CanvasBackend, Cartesian2d<Ticked, Ticked>>;
+
+/// The forecast: a dashed line from the last sample to the target at the predicted
+/// crossing (cut at the plot's right edge when the crossing is beyond it), the crossing's
+/// interval as a band on the target line, and "forecast" at the line's end.
+fn draw_forecast(
+    chart: &mut Chart<'_>,
+    root: &DrawingArea<CanvasBackend, plotters::coord::Shift>,
+    view: &SeriesView,
+    crossing: &engine::forecast::Crossing,
+    limit: f64,
+    (end_ms, future_secs): (i64, f64),
+    (x_of, text, color): (&impl Fn(usize) -> f64, &RGBColor, &RGBColor),
+) -> Option<()> {
+    let (last, value) = view
+        .means
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, v)| v.map(|v| (i, f64::from(v))))?;
+    let from = (x_of(last), value);
+    // Seconds on the chart's axis (0 at the samples' end) of a time after the fit.
+    let since_fit = (crossing.at_ms - end_ms) as f64 / 1000.0;
+    let at = |secs: u64| since_fit + secs as f64;
+    let eta = at(crossing.eta_secs);
+    let to = if eta <= future_secs || eta <= from.0 {
+        (eta, limit)
+    } else {
+        let share = (future_secs - from.0) / (eta - from.0);
+        (future_secs, from.1 + (limit - from.1) * share)
+    };
+    chart
+        .draw_series(DashedLineSeries::new(
+            [from, to],
+            6,
+            4,
+            color.stroke_width(2),
+        ))
+        .ok()?;
+    let (early, late) = (
+        at(crossing.earliest_secs).max(0.0),
+        at(crossing.latest_secs).min(future_secs),
+    );
+    if early < late {
+        chart
+            .draw_series(LineSeries::new(
+                [(early, limit), (late, limit)],
+                color.mix(0.45).stroke_width(8),
+            ))
+            .ok()?;
+    }
+    // Above the line, right-aligned to its end but not left of its start.
+    let (px, py) = chart.backend_coord(&to);
+    let (start_px, start_py) = chart.backend_coord(&from);
+    let font = ("sans-serif", 11).into_font().color(text);
+    root.draw_text(
+        "forecast",
+        &font,
+        ((px - 52).max(start_px + 2), py.min(start_py) - 16),
+    )
+    .ok()?;
+    Some(())
+}
 
 /// Gaps break the line: each run of present samples is its own polyline.
 fn draw_line(

@@ -57,6 +57,9 @@ pub struct Card {
     /// `forecast`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<String>,
+    /// The same crossing in numbers, for the resource chart's forecast line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossing: Option<engine::forecast::Crossing>,
     /// What the optimizer is doing or did lately; `None` when it has done nothing recently.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerState>,
@@ -110,6 +113,9 @@ pub struct CardTick {
     pub advice: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<String>,
+    /// The same crossing in numbers, for the resource chart's forecast line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossing: Option<engine::forecast::Crossing>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerState>,
 }
@@ -236,6 +242,7 @@ impl Overview {
                 card.judged = t.judged;
                 card.advice.clone_from(&t.advice);
                 card.forecast.clone_from(&t.forecast);
+                card.crossing = t.crossing;
                 card.optimizer.clone_from(&t.optimizer);
             }
         }
@@ -266,6 +273,7 @@ mod tests {
             judged_label: String::new(),
             advice: None,
             forecast: None,
+            crossing: None,
             optimizer: None,
         }
     }
@@ -291,6 +299,7 @@ mod tests {
             judged: Some(72.5),
             advice: Some("find what is busy".into()),
             forecast: Some("breaches 80 % in ~3 h".into()),
+            crossing: None,
             optimizer: Some(OptimizerState {
                 phase: engine::model::OptimizerPhase::Verifying,
                 detail: "maxmemory 3mb → 64mb".into(),
@@ -365,6 +374,7 @@ mod tests {
                 judged: Some(12.5),
                 advice: None,
                 forecast: None,
+                crossing: None,
                 optimizer: None,
             }],
             alerts: Default::default(),

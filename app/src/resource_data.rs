@@ -151,6 +151,10 @@ pub struct SeriesView {
     /// Metrics that may be compared with this one: same resource, same unit.
     #[serde(default)]
     pub comparable: Vec<String>,
+    /// The target's predicted crossing (the card's, kept current by the live feed), drawn
+    /// as the forecast line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossing: Option<engine::forecast::Crossing>,
 }
 
 /// Most metrics a chart overlays on its own: four lines are still readable.
@@ -691,6 +695,7 @@ mod tests {
             events: vec![],
             overlays: vec![],
             comparable: vec![],
+            crossing: None,
             target: Some(Target {
                 metric: "utilization".into(),
                 comparator: engine::model::Comparator::Le,

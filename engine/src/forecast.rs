@@ -125,6 +125,16 @@ pub enum TimeToBreach {
     NotEnoughData { have_secs: u64, need_secs: u64 },
 }
 
+/// A predicted crossing as a chart draws it: fitted at `at_ms`, then the seconds from
+/// then to the estimate and to its interval's ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crossing {
+    pub at_ms: i64,
+    pub eta_secs: u64,
+    pub earliest_secs: u64,
+    pub latest_secs: u64,
+}
+
 /// How far back the trend is read and how far ahead it is believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

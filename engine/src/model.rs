@@ -1698,6 +1698,9 @@ pub struct StatusReport {
     /// interval ("breaches 80 % in ~3 h 10 m (2 h 40 m – 4 h 5 m)", `engine::forecast`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<String>,
+    /// The same crossing in numbers, for the chart's forecast line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossing: Option<crate::forecast::Crossing>,
 }
 
 impl Default for StatusReport {
@@ -1712,6 +1715,7 @@ impl Default for StatusReport {
             optimizer: None,
             advice: None,
             forecast: None,
+            crossing: None,
         }
     }
 }

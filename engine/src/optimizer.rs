@@ -200,6 +200,7 @@ impl Tracker {
             optimizer: None,
             advice: None,
             forecast: None,
+            crossing: None,
         }
     }
 

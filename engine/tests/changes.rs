@@ -449,6 +449,7 @@ fn statuses_are_published_without_counting_as_changes() {
         optimizer: None,
         advice: None,
         forecast: None,
+        crossing: None,
     };
     store.publish_statuses([(id("cpu"), report.clone()), (id("gone"), report.clone())]);
     assert_eq!(store.stats().change, 0);

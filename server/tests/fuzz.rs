@@ -70,6 +70,7 @@ fn tick(at: i64, value: Option<f32>) -> LiveMessage {
             judged: value,
             advice: None,
             forecast: None,
+            crossing: None,
             optimizer: None,
         }],
         alerts: Default::default(),

@@ -165,6 +165,7 @@ pub async fn get_fleet_scope(
         events: Vec::new(),
         overlays: Vec::new(),
         comparable: Vec::new(),
+        crossing: None,
     };
     Ok(ScopeData {
         fleet_id: id,

@@ -406,6 +406,7 @@ mod tests {
             judged_label: String::new(),
             advice: None,
             forecast: None,
+            crossing: None,
             optimizer: None,
         }
     }

@@ -173,6 +173,7 @@ pub async fn get_series(
         highs,
         overlays,
         comparable,
+        crossing: None,
     })
 }
 
@@ -294,8 +295,12 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
             .iter()
             .find(|c| c.id == series_now.resource_id && c.metric == series_now.metric);
         if let Some(card) = card {
-            let value = card.value;
-            series.update(|s| s.push_live(overview.at_unix_ms, value));
+            let (value, crossing) = (card.value, card.crossing);
+            series.update(|s| {
+                s.push_live(overview.at_unix_ms, value);
+                // The card's crossing is its target's: drawn on that metric's chart only.
+                s.crossing = crossing.filter(|_| s.target.is_some());
+            });
         }
     });
 

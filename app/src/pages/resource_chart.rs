@@ -44,6 +44,9 @@ pub fn ChartCanvas(
     let canvas_ref = NodeRef::<leptos::html::Canvas>::new();
     let handle_ref = NodeRef::<leptos::html::Div>::new();
     let draw_ms = RwSignal::new(String::new());
+    // Whether the last draw carried a forecast line (for the end-to-end run and for
+    // assistive technology, which cannot see the canvas).
+    let forecast_drawn = RwSignal::new(false);
     let drawn_theme = RwSignal::new(String::new());
     // Where the target line was drawn (px from the canvas top); none before the first
     // draw or without a target, which keeps the handle hidden.
@@ -77,6 +80,7 @@ pub fn ChartCanvas(
         let started = performance.as_ref().map(|p| p.now());
         let drawn = crate::chart::draw(&canvas, &view, value, top);
         mapping.set_value(drawn);
+        forecast_drawn.set(drawn.is_some_and(|m| m.forecast));
         if let (Some(p), Some(t0)) = (performance, started) {
             // Exposed for the end-to-end run, which reports redraw time.
             draw_ms.set(format!("{:.2}", p.now() - t0));
@@ -300,6 +304,7 @@ pub fn ChartCanvas(
                 role="img"
                 aria-label="Chart of the metric over the range with its target line and breaches shaded; the target moves with its handle or the target fields"
                 data-draw-ms=move || draw_ms.get()
+                data-forecast=move || forecast_drawn.get().then_some("drawn")
                 data-theme-drawn=move || drawn_theme.get()
                 on:pointerdown=on_canvas_down
                 on:pointermove=on_canvas_move

@@ -115,14 +115,14 @@ pub(super) fn joined(older: &[(i64, f64)], recent: Vec<(i64, f64)>) -> Vec<(i64,
 }
 
 /// The time-to-breach of `target` from `older` points and the day in memory: its words and
-/// the seconds to the predicted crossing, when there is one.
+/// the predicted crossing, when there is one.
 pub(super) fn forecast(
     series: &engine::history::SeriesHistory,
     older: &[(i64, f64)],
     target: &engine::model::Target,
     kind: engine::model::MetricKind,
     at: UnixMillis,
-) -> (Option<String>, Option<u64>) {
+) -> (Option<String>, Option<engine::forecast::Crossing>) {
     use engine::forecast::{describe_level, time_to_breach, ForecastSettings, TimeToBreach};
     let settings = ForecastSettings::default();
     let from = at - i64::from(settings.range_lookback_secs) * 1000;
@@ -135,12 +135,21 @@ pub(super) fn forecast(
     let rising = target.comparator == engine::model::Comparator::Le;
     let answer = time_to_breach(&points, target.value, rising, at, &settings);
     match answer {
-        TimeToBreach::Breaches { eta_secs, .. } => (
+        TimeToBreach::Breaches {
+            eta_secs,
+            earliest_secs,
+            latest_secs,
+        } => (
             Some(describe_level(
                 &answer,
                 &engine::model::format_value(target.value, kind),
             )),
-            Some(eta_secs),
+            Some(engine::forecast::Crossing {
+                at_ms: at,
+                eta_secs,
+                earliest_secs,
+                latest_secs,
+            }),
         ),
         _ => (None, None),
     }

@@ -597,6 +597,7 @@ struct Forecast {
     at_ms: i64,
     target: engine::model::Target,
     text: Option<String>,
+    crossing: Option<engine::forecast::Crossing>,
 }
 
 /// How often a target's time-to-breach is refitted.
@@ -784,6 +785,7 @@ impl MonitorTask {
                     report.advice = published.advice;
                 }
                 report.forecast = published.forecast;
+                report.crossing = published.crossing;
                 (id.clone(), report)
             })
             .collect();
@@ -913,13 +915,13 @@ impl MonitorTask {
                         .is_none_or(|f| at - f.at_ms >= FORECAST_EVERY_MS || f.target != *target);
                     if due {
                         let older = self.older.of(&key, &monitor, at);
-                        let (text, eta_secs) =
+                        let (text, crossing) =
                             super::forecasts::forecast(series, &older, target, kind, at);
-                        let change = self
-                            .forecast_alerts
-                            .entry(id.clone())
-                            .or_default()
-                            .observe(at, eta_secs, &policy);
+                        let change = self.forecast_alerts.entry(id.clone()).or_default().observe(
+                            at,
+                            crossing.map(|c| c.eta_secs),
+                            &policy,
+                        );
                         match change {
                             Some(ForecastChange::Fired { since_ms }) => monitor.alerting.forecast(
                                 id.as_str(),
@@ -938,6 +940,7 @@ impl MonitorTask {
                                 at_ms: at,
                                 target: target.clone(),
                                 text,
+                                crossing,
                             },
                         );
                     }
@@ -1022,10 +1025,12 @@ impl MonitorTask {
                 report.reason = format!("needs attention: {why}");
             }
             report.advice = advice;
-            report.forecast = match (&resource.target, problem) {
-                (Some(_), None) => self.forecasts.get(id).and_then(|f| f.text.clone()),
+            let fitted = match (&resource.target, problem) {
+                (Some(_), None) => self.forecasts.get(id),
                 _ => None,
             };
+            report.forecast = fitted.and_then(|f| f.text.clone());
+            report.crossing = fitted.and_then(|f| f.crossing);
             report.optimizer = self.acting.state(id, at);
             if problem.is_some() {
                 // The last window judged is stale while the source is down.
@@ -1047,6 +1052,7 @@ impl MonitorTask {
                 judged: report.judged.map(|v| v as f32),
                 advice: report.advice.clone(),
                 forecast: report.forecast.clone(),
+                crossing: report.crossing,
                 optimizer: report.optimizer.clone(),
             });
             statuses.push((id.clone(), report));

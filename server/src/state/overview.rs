@@ -101,6 +101,7 @@ pub fn build(
                 judged_label: judged_label(resource),
                 advice: view.status.advice.clone().filter(|_| problem.is_none()),
                 forecast: view.status.forecast.clone().filter(|_| problem.is_none()),
+                crossing: view.status.crossing.filter(|_| problem.is_none()),
                 optimizer: view.status.optimizer.clone(),
             }
         })
