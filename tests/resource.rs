@@ -953,3 +953,74 @@ async fn suggest_offers_three_targets_with_their_backtests_and_saving_one_is_a_c
     );
     browser.close().await;
 }
+
+/// Anomaly bands (issue 28): the chart shades where a metric usually sits and marks the
+/// moments it left; a single burst in a quiet series is one anomaly, said under the chart
+/// and in the series' data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_shades_the_usual_band_and_marks_an_anomaly() {
+    let server = Perfpilot::start(&["--push-create-resources"]);
+    let now = tests::now_ms();
+    let second = now - now % 1000;
+    // Fifty minutes every 10 s near 20 with a small wobble, and one reading of 90 half an
+    // hour ago; judged on the 24-hour range's minutes, which draw as a line.
+    let samples: Vec<String> = (0..300)
+        .rev()
+        .map(|k| {
+            let t = second - k * 10_000;
+            let value = if k == 180 {
+                90.0
+            } else {
+                20.0 + ((t / 10_000) % 5) as f64 * 0.2
+            };
+            format!(
+                r#"{{"resource":"custom:83","metric":"depth","value":{value:.1},"timestamp":{t}}}"#
+            )
+        })
+        .collect();
+    let (status, body) = http_post_json(
+        server.addr,
+        "/api/push",
+        &format!(r#"{{"samples":[{}]}}"#, samples.join(",")),
+    );
+    assert_eq!(status, 200, "{body:.500}");
+    let (status, series) = server.get("/api/series?resource=custom%3A83&metric=depth&range=24h");
+    assert_eq!(status, 200, "{series:.500}");
+    let series = body_json(&series);
+    let anomalies = series["band"]["anomalies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(anomalies.len(), 1, "{:.500}", series["band"]);
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/resource?id=custom%3A83&metric=depth&range=24h"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let said = eventually_text(client, "#anomalies", "the anomalies under the chart", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(said.starts_with("1 anomaly in this range"), "{said}");
+    for (width, mobile) in [(1280u32, false), (390, true)] {
+        browser.emulate_viewport(width, 900, mobile).await;
+        for theme in ["light", "dark"] {
+            browser.emulate_color_scheme(theme).await;
+            client
+                .execute(
+                    "document.getElementById('chart').scrollIntoView({block: 'start'})",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            browser
+                .screenshot(&format!("resource-anomaly-{width}-{theme}.png"))
+                .await;
+        }
+    }
+    browser.close().await;
+}

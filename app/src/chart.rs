@@ -255,6 +255,8 @@ pub fn draw(
     )
     .ok()?;
 
+    draw_anomaly_band(&mut chart, view, (first_point, top), &x_of, &text)?;
+
     if !view.highs.is_empty() {
         // Minute tier: the min–max band keeps spikes visible under the mean line.
         let band = accent.mix(0.18).filled();
@@ -288,6 +290,18 @@ pub fn draw(
         &|i| x_of(i + first_point),
         accent.stroke_width(2),
     )?;
+    // Anomalies over the line, in the page's "bad" colour.
+    let bad = css_color("--bad", RGBColor(185, 28, 28));
+    for &(start, end) in &view.band.anomalies {
+        let (start, end) = (start.max(first_point), end.min(n.saturating_sub(1)));
+        if start > end {
+            continue;
+        }
+        let dots = (start..=end).filter_map(|i| {
+            view.means[i].map(|v| Circle::new((x_of(i), f64::from(v)), 3, bad.filled()))
+        });
+        chart.draw_series(dots).ok()?;
+    }
 
     // Event markers: a dashed vertical line per edit, mark or action in the range, with
     // its number in the list under the chart (oldest first) at the top.
@@ -380,6 +394,41 @@ const OVERLAY_FALLBACK: [RGBColor; 3] = [
 
 type Chart<'a> = ChartContext<'a, CanvasBackend, Cartesian2d<Ticked, Ticked>>;
 
+/// The anomaly band: where the series usually sits (the median ± k robust σ of the points
+/// before each), one shaded polygon per run of judged points.
+fn draw_anomaly_band(
+    chart: &mut Chart<'_>,
+    view: &SeriesView,
+    (first_point, top): (usize, f64),
+    x_of: &impl Fn(usize) -> f64,
+    text: &RGBColor,
+) -> Option<()> {
+    let band = &view.band;
+    let shade = text.mix(0.10).filled();
+    let mut run: Vec<(usize, f64, f64)> = Vec::new();
+    let end = band.lows.len().min(view.means.len());
+    for i in first_point..=end {
+        let bounds = (i < end).then(|| band.lows[i].zip(band.highs[i])).flatten();
+        match bounds {
+            // Kept inside the plot: the axis is fitted to the samples, not the band.
+            Some((low, high)) => run.push((i, f64::from(low).max(0.0), f64::from(high).min(top))),
+            None if run.len() > 1 => {
+                let outline: Vec<(f64, f64)> = run
+                    .iter()
+                    .map(|&(i, _, high)| (x_of(i), high))
+                    .chain(run.iter().rev().map(|&(i, low, _)| (x_of(i), low)))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, shade)))
+                    .ok()?;
+                run.clear();
+            }
+            None => run.clear(),
+        }
+    }
+    Some(())
+}
+
 /// The forecast: a dashed line from the last sample to the target at the predicted
 /// crossing (cut at the plot's right edge when the crossing is beyond it), the crossing's
 /// interval as a band on the target line, and "forecast" at the line's end.
@@ -450,19 +499,27 @@ fn draw_line(
     style: ShapeStyle,
 ) -> Option<()> {
     let mut segment: Vec<(f64, f64)> = Vec::new();
+    // A lone sample (a push every 10 s on a one-second grid) is a dot, not an invisible
+    // line of one point.
+    let mut draw = |segment: Vec<(f64, f64)>| -> Option<()> {
+        if let [point] = segment[..] {
+            chart
+                .draw_series(std::iter::once(Circle::new(point, 2, style.filled())))
+                .ok()?;
+        } else {
+            chart.draw_series(LineSeries::new(segment, style)).ok()?;
+        }
+        Some(())
+    };
     for (i, value) in values.iter().enumerate() {
         match value {
             Some(v) => segment.push((x_of(i), f64::from(*v))),
-            None if !segment.is_empty() => {
-                chart
-                    .draw_series(LineSeries::new(std::mem::take(&mut segment), style))
-                    .ok()?;
-            }
+            None if !segment.is_empty() => draw(std::mem::take(&mut segment))?,
             None => {}
         }
     }
     if !segment.is_empty() {
-        chart.draw_series(LineSeries::new(segment, style)).ok()?;
+        draw(segment)?;
     }
     Some(())
 }

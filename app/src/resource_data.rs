@@ -155,6 +155,9 @@ pub struct SeriesView {
     /// as the forecast line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crossing: Option<engine::forecast::Crossing>,
+    /// The main series' anomaly band and anomalies, as loaded (`engine::anomaly`).
+    #[serde(default, skip_serializing_if = "engine::anomaly::Band::is_empty")]
+    pub band: engine::anomaly::Band,
 }
 
 /// Most metrics a chart overlays on its own: four lines are still readable.
@@ -177,6 +180,36 @@ pub struct ChartEvent {
 }
 
 impl SeriesView {
+    /// The anomaly band in words, under the chart; nothing when no point could be judged.
+    pub fn anomaly_text(&self) -> Option<String> {
+        let band = &self.band;
+        let judged = band.lows.iter().flatten().count();
+        if judged == 0 {
+            return None;
+        }
+        let how = "the shaded band is where it usually sits: the median ± 5 robust σ of the 10 minutes (at least 40 points) before each point";
+        if let Some(from) = band.muted_from {
+            let at = self.start_ms + from as i64 * self.step_ms;
+            return Some(format!(
+                "Anomalies muted from {} UTC: more than 6 in an hour, so this metric is noisy rather than surprising ({how}).",
+                crate::format::utc_time(at)
+            ));
+        }
+        let anomalous: usize = band
+            .anomalies
+            .iter()
+            .map(|(start, end)| end - start + 1)
+            .sum();
+        Some(match band.anomalies.len() {
+            0 => format!("No anomalies in this range ({how})."),
+            n => format!(
+                "{n} {} in this range, {:.1} % of the time, marked red ({how}).",
+                if n == 1 { "anomaly" } else { "anomalies" },
+                anomalous as f64 * 100.0 / judged as f64
+            ),
+        })
+    }
+
     /// Appends one live sample to a raw range, keeping its length.
     pub fn push_live(&mut self, at_unix_ms: i64, value: Option<f32>) {
         if !self.highs.is_empty() || self.means.is_empty() {
@@ -195,6 +228,8 @@ impl SeriesView {
         self.means.push(value);
         let excess = self.means.len().saturating_sub(self.capacity());
         self.means.drain(..excess);
+        // The band covers the points loaded with the page; it slides with them.
+        self.band.drain_front(excess);
         // Overlays have no live feed: they keep their place on the grid and end where
         // the page loaded them.
         let len = self.means.len();
@@ -696,6 +731,7 @@ mod tests {
             overlays: vec![],
             comparable: vec![],
             crossing: None,
+            band: engine::anomaly::Band::default(),
             target: Some(Target {
                 metric: "utilization".into(),
                 comparator: engine::model::Comparator::Le,

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod actuator;
 pub mod alerts;
+pub mod anomaly;
 pub mod backtest;
 pub mod cache;
 pub mod changed;

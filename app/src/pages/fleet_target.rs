@@ -166,6 +166,7 @@ pub async fn get_fleet_scope(
         overlays: Vec::new(),
         comparable: Vec::new(),
         crossing: None,
+        band: engine::anomaly::Band::default(),
     };
     Ok(ScopeData {
         fleet_id: id,

@@ -155,6 +155,12 @@ pub async fn get_series(
             label: row.event,
         })
         .collect();
+    // Where the metric usually sits and when it left, over what is loaded.
+    let band = engine::anomaly::band(
+        &main.means,
+        u32::try_from((grid.step_ms / 1000).max(1)).unwrap_or(u32::MAX),
+        &engine::anomaly::BandSettings::default(),
+    );
     Ok(SeriesView {
         events,
         resource_id: resource,
@@ -174,6 +180,7 @@ pub async fn get_series(
         overlays,
         comparable,
         crossing: None,
+        band,
     })
 }
 
@@ -509,6 +516,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
         <section class="chart-card">
             <ChartCanvas series candidate hover/>
             {legend}
+            <p id="anomalies" class="muted chart-note">{move || series.read().anomaly_text()}</p>
             <ol class="chart-events" aria-label="Events in this range, numbered as on the chart">
                 {move || {
                     let s = series.read();
