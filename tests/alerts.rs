@@ -1077,27 +1077,13 @@ async fn a_rising_metric_sends_one_forecast_to_the_channels_that_asked() {
         path.to_str().unwrap(),
         "--push-create-resources",
     ]);
-    // Fifty minutes every 10 s, then the last minute every second: "custom:61" rises one a
-    // minute to 60 now, so it crosses 100 in about 40 minutes.
-    let now = tests::now_ms();
-    let second = now - now % 1000;
-    let mut times: Vec<i64> = (6..=300).rev().map(|k| second - k * 10_000).collect();
-    times.extend((0..60).rev().map(|k| second - k * 1000));
-    let samples: Vec<String> = times
-        .iter()
-        .map(|&t| {
-            let value = 60.0 - (second - t) as f64 / 60_000.0 + ((t / 1000) % 7) as f64 * 0.5;
-            format!(
-                r#"{{"resource":"custom:61","metric":"depth","value":{value},"timestamp":{t}}}"#
-            )
-        })
-        .collect();
-    let (status, body) = http_post_json(
-        server.addr,
-        "/api/push",
-        &format!(r#"{{"samples":[{}]}}"#, samples.join(",")),
-    );
-    assert_eq!(status, 200, "{body:.500}");
+    // Fifty minutes of "custom:61" rising one a minute to 60 now: it crosses 100 in about
+    // 40 minutes.
+    let times = tests::recent_times(50);
+    let now = *times.last().unwrap();
+    tests::push_series(&server, "custom:61", "depth", &times, |t| {
+        60.0 - (now - t) as f64 / 60_000.0 + ((t / 1000) % 7) as f64 * 0.5
+    });
     tests::set_target(&server, "custom:61", "depth", 100.0, 0);
 
     let told = hooks.wait_for("/ops", 20, "the forecast on the channel that asked", |r| {
@@ -1128,16 +1114,8 @@ async fn a_rising_metric_sends_one_forecast_to_the_channels_that_asked() {
     )
     .await;
     assert!(row.contains("breaches 100 in ~"), "{row}");
-    browser.screenshot("alerts-forecast-1280-light.png").await;
-    browser.emulate_viewport(390, 800, true).await;
-    browser.emulate_color_scheme("dark").await;
-    client
-        .execute(
-            "document.getElementById('alerts-forecasts').scrollIntoView({block: 'center'})",
-            vec![],
-        )
-        .await
-        .unwrap();
-    browser.screenshot("alerts-forecast-390-dark.png").await;
+    browser
+        .screenshots_of("#alerts-forecasts", "alerts-forecast")
+        .await;
     browser.close().await;
 }

@@ -455,35 +455,15 @@ async fn the_overview_counts_orders_and_judges_cards_as_their_status_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_card_says_when_a_rising_metric_will_cross_its_target() {
     let server = Perfpilot::start(&["--push-create-resources"]);
-    let now = tests::now_ms();
-    let second = now - now % 1000;
-    // Fifty minutes: a sample every 10 s, then the last minute every second (so the
-    // target's own window has its samples). "custom:71" rises one a minute to 60 now,
-    // "custom:72" stays near 20; both with a small deterministic wobble.
-    let mut times: Vec<i64> = (6..=300).rev().map(|k| second - k * 10_000).collect();
-    times.extend((0..60).rev().map(|k| second - k * 1000));
-    let sample = |id: &str, t: i64, value: f64| {
-        format!(r#"{{"resource":"{id}","metric":"depth","value":{value},"timestamp":{t}}}"#)
-    };
+    // Fifty minutes: "custom:71" rises one a minute to 60 now, "custom:72" stays near 20;
+    // both with a small deterministic wobble.
+    let times = tests::recent_times(50);
+    let now = *times.last().unwrap();
     let wobble = |t: i64| ((t / 1000) % 7) as f64 * 0.5;
-    let rising: Vec<String> = times
-        .iter()
-        .map(|&t| {
-            sample(
-                "custom:71",
-                t,
-                60.0 - (second - t) as f64 / 60_000.0 + wobble(t),
-            )
-        })
-        .collect();
-    let flat: Vec<String> = times
-        .iter()
-        .map(|&t| sample("custom:72", t, 20.0 + wobble(t)))
-        .collect();
-    for samples in [rising, flat] {
-        let (status, body) = push(&server, &samples);
-        assert_eq!(status, 200, "{body:.500}");
-    }
+    tests::push_series(&server, "custom:71", "depth", &times, |t| {
+        60.0 - (now - t) as f64 / 60_000.0 + wobble(t)
+    });
+    tests::push_series(&server, "custom:72", "depth", &times, |t| 20.0 + wobble(t));
     for id in ["custom:71", "custom:72"] {
         tests::set_target(&server, id, "depth", 100.0, 0);
     }
@@ -536,22 +516,12 @@ async fn a_card_says_when_a_rising_metric_will_cross_its_target() {
     client.goto(&server.url("/")).await.unwrap();
     browser.wait_for_hydration().await;
     // To look at: the card at a desktop's and a phone's width, light and dark.
-    for (width, mobile) in [(1280u32, false), (390, true)] {
-        browser.emulate_viewport(width, 800, mobile).await;
-        for theme in ["light", "dark"] {
-            browser.emulate_color_scheme(theme).await;
-            client
-                .execute(
-                    "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})",
-                    vec!["article.card[data-resource='custom:71']".into()],
-                )
-                .await
-                .unwrap();
-            browser
-                .screenshot(&format!("overview-forecast-{width}-{theme}.png"))
-                .await;
-        }
-    }
+    browser
+        .screenshots_of(
+            "article.card[data-resource='custom:71']",
+            "overview-forecast",
+        )
+        .await;
     browser.close().await;
 }
 
@@ -592,23 +562,7 @@ async fn the_resource_page_shows_the_trend(browser: &Browser, server: &Perfpilot
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for (width, mobile) in [(1280u32, false), (390, true)] {
-        browser.emulate_viewport(width, 800, mobile).await;
-        for theme in ["light", "dark"] {
-            browser.emulate_color_scheme(theme).await;
-            client
-                .execute(
-                    "document.getElementById('chart').scrollIntoView({block: 'center'})",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            browser
-                .screenshot(&format!("resource-forecast-{width}-{theme}.png"))
-                .await;
-        }
-    }
+    browser.screenshots_of("#chart", "resource-forecast").await;
 }
 
 /// "What changed" (issue 28): when an alert fires, the Alerts page lists the series whose
@@ -617,32 +571,16 @@ async fn the_resource_page_shows_the_trend(browser: &Browser, server: &Perfpilot
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firing_alert_says_what_changed_around_it() {
     let server = Perfpilot::start(&["--push-create-resources"]);
-    let now = tests::now_ms();
-    let second = now - now % 1000;
-    // Forty minutes every 10 s, then the last minute every second (so the target's own
-    // window has its samples): "custom:91" steps from about 20 to about 80 four minutes
-    // ago; "custom:92" stays near 20.
-    let mut times: Vec<i64> = (7..240).rev().map(|k| second - k * 10_000).collect();
-    times.extend((0..60).rev().map(|k| second - k * 1000));
+    // Forty minutes: "custom:91" steps from about 20 to about 80 four minutes ago;
+    // "custom:92" stays near 20.
+    let times = tests::recent_times(40);
+    let now = *times.last().unwrap();
     let wobble = |t: i64| ((t / 10_000) % 5) as f64 * 0.4;
-    let sample = |id: &str, t: i64, value: f64| {
-        format!(r#"{{"resource":"{id}","metric":"depth","value":{value},"timestamp":{t}}}"#)
-    };
-    let stepped: Vec<String> = times
-        .iter()
-        .map(|&t| {
-            let level = if second - t < 4 * 60_000 { 80.0 } else { 20.0 };
-            sample("custom:91", t, level + wobble(t))
-        })
-        .collect();
-    let flat: Vec<String> = times
-        .iter()
-        .map(|&t| sample("custom:92", t, 20.0 + wobble(t)))
-        .collect();
-    for samples in [stepped, flat] {
-        let (status, body) = push(&server, &samples);
-        assert_eq!(status, 200, "{body:.500}");
-    }
+    tests::push_series(&server, "custom:91", "depth", &times, |t| {
+        let level = if now - t < 4 * 60_000 { 80.0 } else { 20.0 };
+        level + wobble(t)
+    });
+    tests::push_series(&server, "custom:92", "depth", &times, |t| 20.0 + wobble(t));
     tests::set_target(&server, "custom:91", "depth", 50.0, 0);
     let started = {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -687,21 +625,8 @@ async fn a_firing_alert_says_what_changed_around_it() {
     )
     .await;
     assert!(listed.contains(" → ") && listed.contains("σ"), "{listed}");
-    for (width, mobile) in [(1280u32, false), (390, true)] {
-        browser.emulate_viewport(width, 800, mobile).await;
-        for theme in ["light", "dark"] {
-            browser.emulate_color_scheme(theme).await;
-            client
-                .execute(
-                    "document.getElementById('what-changed').scrollIntoView({block: 'center'})",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            browser
-                .screenshot(&format!("alerts-what-changed-{width}-{theme}.png"))
-                .await;
-        }
-    }
+    browser
+        .screenshots_of("#what-changed", "alerts-what-changed")
+        .await;
     browser.close().await;
 }

@@ -57,7 +57,8 @@ fn history_survives_restarts_and_kill_9_with_a_gap_and_serves_long_ranges() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let life = 300 + seed % 4_000;
+        // Killed within its first two seconds: opening, the first ticks and writes.
+        let life = 300 + seed % 2_000;
         let run = Perfpilot::start_with_data(&dir.0, &[]);
         let started = now_ms();
         std::thread::sleep(Duration::from_millis(life));

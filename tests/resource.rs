@@ -838,33 +838,19 @@ async fn scroll_y(client: &Client) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suggest_offers_three_targets_with_their_backtests_and_saving_one_is_a_change() {
     let server = Perfpilot::start(&["--push-create-resources"]);
-    let now = tests::now_ms();
-    let second = now - now % 1000;
     // Fifty-five minutes (pushes reach an hour back) of a queue depth swinging 20–60
-    // every 40 minutes, every 10 s, with one short burst to 90: what a person would
+    // every 40 minutes, with one short burst to 90 five minutes ago: what a person would
     // otherwise guess a target for.
-    let samples: Vec<String> = (0..330)
-        .rev()
-        .map(|k| {
-            let t = second - k * 10_000;
-            let phase = (t / 1000) as f64 / 2400.0 * std::f64::consts::TAU;
-            let burst = (30..33).contains(&k);
-            let value = if burst {
-                90.0
-            } else {
-                40.0 + 20.0 * phase.sin()
-            };
-            format!(
-                r#"{{"resource":"custom:81","metric":"depth","value":{value:.2},"timestamp":{t}}}"#
-            )
-        })
-        .collect();
-    let (status, body) = http_post_json(
-        server.addr,
-        "/api/push",
-        &format!(r#"{{"samples":[{}]}}"#, samples.join(",")),
-    );
-    assert_eq!(status, 200, "{body:.500}");
+    let times = tests::recent_times(55);
+    let now = *times.last().unwrap();
+    tests::push_series(&server, "custom:81", "depth", &times, |t| {
+        let phase = (t / 1000) as f64 / 2400.0 * std::f64::consts::TAU;
+        if (300_000..330_000).contains(&(now - t)) {
+            90.0
+        } else {
+            40.0 + 20.0 * phase.sin()
+        }
+    });
     tests::set_target(&server, "custom:81", "depth", 100.0, 0);
 
     let (status, answer) = server.get("/api/suggest_target?resource=custom%3A81&metric=depth");
@@ -923,22 +909,7 @@ async fn suggest_offers_three_targets_with_their_backtests_and_saving_one_is_a_c
         v.parse::<f64>().is_ok_and(|v| v == values[1])
     })
     .await;
-    for (width, mobile) in [(1280u32, false), (390, true)] {
-        browser.emulate_viewport(width, 900, mobile).await;
-        for theme in ["light", "dark"] {
-            browser.emulate_color_scheme(theme).await;
-            client
-                .execute(
-                    "document.getElementById('suggest').scrollIntoView({block: 'center'})",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            browser
-                .screenshot(&format!("resource-suggest-{width}-{theme}.png"))
-                .await;
-        }
-    }
+    browser.screenshots_of("#suggest", "resource-suggest").await;
     click(client, Locator::Id("target-save")).await;
     let notice = eventually_text(client, "#target-notice", "the save notice", |t| {
         !t.is_empty()
@@ -960,30 +931,17 @@ async fn suggest_offers_three_targets_with_their_backtests_and_saving_one_is_a_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_shades_the_usual_band_and_marks_an_anomaly() {
     let server = Perfpilot::start(&["--push-create-resources"]);
-    let now = tests::now_ms();
-    let second = now - now % 1000;
-    // Fifty minutes every 10 s near 20 with a small wobble, and one reading of 90 half an
-    // hour ago; judged on the 24-hour range's minutes, which draw as a line.
-    let samples: Vec<String> = (0..300)
-        .rev()
-        .map(|k| {
-            let t = second - k * 10_000;
-            let value = if k == 180 {
-                90.0
-            } else {
-                20.0 + ((t / 10_000) % 5) as f64 * 0.2
-            };
-            format!(
-                r#"{{"resource":"custom:83","metric":"depth","value":{value:.1},"timestamp":{t}}}"#
-            )
-        })
-        .collect();
-    let (status, body) = http_post_json(
-        server.addr,
-        "/api/push",
-        &format!(r#"{{"samples":[{}]}}"#, samples.join(",")),
-    );
-    assert_eq!(status, 200, "{body:.500}");
+    // Fifty minutes near 20 with a small wobble, and one reading of 90 half an hour ago;
+    // judged on the 24-hour range's minutes, which draw as a line.
+    let times = tests::recent_times(50);
+    let now = *times.last().unwrap();
+    tests::push_series(&server, "custom:83", "depth", &times, |t| {
+        if now - t == 1_800_000 {
+            90.0
+        } else {
+            20.0 + ((t / 10_000) % 5) as f64 * 0.2
+        }
+    });
     let (status, series) = server.get("/api/series?resource=custom%3A83&metric=depth&range=24h");
     assert_eq!(status, 200, "{series:.500}");
     let series = body_json(&series);
@@ -1005,22 +963,6 @@ async fn the_chart_shades_the_usual_band_and_marks_an_anomaly() {
     })
     .await;
     assert!(said.starts_with("1 anomaly in this range"), "{said}");
-    for (width, mobile) in [(1280u32, false), (390, true)] {
-        browser.emulate_viewport(width, 900, mobile).await;
-        for theme in ["light", "dark"] {
-            browser.emulate_color_scheme(theme).await;
-            client
-                .execute(
-                    "document.getElementById('chart').scrollIntoView({block: 'start'})",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            browser
-                .screenshot(&format!("resource-anomaly-{width}-{theme}.png"))
-                .await;
-        }
-    }
+    browser.screenshots_of("#chart", "resource-anomaly").await;
     browser.close().await;
 }

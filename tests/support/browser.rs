@@ -282,6 +282,28 @@ impl Browser {
         .await;
     }
 
+    /// Screenshots of `css`'s element, scrolled to the middle, at a desktop's and a phone's
+    /// width in both themes: `<name>-{1280,390}-{light,dark}.png`, for a person to look at.
+    pub async fn screenshots_of(&self, css: &str, name: &str) {
+        for (width, mobile) in [(1280u32, false), (390, true)] {
+            self.emulate_viewport(width, 900, mobile).await;
+            for theme in ["light", "dark"] {
+                self.emulate_color_scheme(theme).await;
+                self.client
+                    .execute(
+                        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})",
+                        vec![css.into()],
+                    )
+                    .await
+                    .expect("scroll to the element");
+                // A chart redraws on a theme change.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                self.screenshot(&format!("{name}-{width}-{theme}.png"))
+                    .await;
+            }
+        }
+    }
+
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("take a screenshot");
         let path = artefact_dir().join(name);

@@ -237,3 +237,42 @@ impl Drop for Perfpilot {
         let _ = self.child.wait();
     }
 }
+
+/// Pushes `value(t)` for `resource`'s `metric` at each of `times` (ms since the epoch) in
+/// one request, creating the resource; panics when the push is refused.
+pub fn push_series(
+    server: &Perfpilot,
+    resource: &str,
+    metric: &str,
+    times: &[i64],
+    value: impl Fn(i64) -> f64,
+) {
+    let samples: Vec<String> = times
+        .iter()
+        .map(|&t| {
+            format!(
+                r#"{{"resource":"{resource}","metric":"{metric}","value":{:.2},"timestamp":{t}}}"#,
+                value(t)
+            )
+        })
+        .collect();
+    let (status, body) = http_post_json(
+        server.addr,
+        "/api/push",
+        &format!(r#"{{"samples":[{}]}}"#, samples.join(",")),
+    );
+    assert_eq!(status, 200, "{body:.500}");
+}
+
+/// `minutes` of push times up to the current second: every 10 s, then the last minute
+/// every second (so a target's own window has its samples). Pushes reach an hour back.
+pub fn recent_times(minutes: i64) -> Vec<i64> {
+    let now = crate::now_ms();
+    let second = now - now % 1000;
+    let mut times: Vec<i64> = (6..=minutes * 6)
+        .rev()
+        .map(|k| second - k * 10_000)
+        .collect();
+    times.extend((0..60).rev().map(|k| second - k * 1000));
+    times
+}
