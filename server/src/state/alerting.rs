@@ -302,7 +302,8 @@ impl Alerting {
 
     /// A target predicted to breach within the horizon, held for the policy's `for`
     /// (`engine::alerts::ForecastAlert`): told once to the channels that asked for
-    /// forecasts, and listed on the Alerts page until it ends.
+    /// forecasts (unless a silence matches the resource, as for its alert), and listed on
+    /// the Alerts page until it ends.
     pub fn forecast(&self, resource: &str, name: &str, since_ms: i64, summary: &str) {
         lock(&self.inner.forecasts).insert(
             resource.to_owned(),
@@ -313,6 +314,12 @@ impl Alerting {
                 since_ms,
             },
         );
+        let now = self.now_ms();
+        let silences = self.inner.db.silences(now).unwrap_or_default();
+        if silenced_by(&silences, resource, now).is_some() {
+            self.bump();
+            return;
+        }
         self.tell_opted_in(
             NotificationKind::Forecast,
             resource,
