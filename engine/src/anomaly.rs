@@ -80,13 +80,17 @@ pub fn band(values: &[Option<f32>], step_secs: u32, settings: &BandSettings) -> 
         ..Band::default()
     };
     let mut open: Option<usize> = None;
+    // Reused for every point: the window's values and their deviations.
+    let (mut before, mut deviations) = (Vec::with_capacity(window), Vec::with_capacity(window));
     for (i, value) in values.iter().enumerate() {
-        let before: Vec<f64> = values[i.saturating_sub(window)..i]
-            .iter()
-            .flatten()
-            .map(|v| f64::from(*v))
-            .collect();
-        let outside = match (value, bounds(before, settings)) {
+        before.clear();
+        before.extend(
+            values[i.saturating_sub(window)..i]
+                .iter()
+                .flatten()
+                .map(|v| f64::from(*v)),
+        );
+        let outside = match (value, bounds(&mut before, &mut deviations, settings)) {
             (Some(v), Some((low, high))) => {
                 found.lows[i] = Some(low as f32);
                 found.highs[i] = Some(high as f32);
@@ -135,20 +139,23 @@ pub fn band(values: &[Option<f32>], step_secs: u32, settings: &BandSettings) -> 
 }
 
 /// The band from the points before one: median ± k robust standard deviations.
-fn bounds(mut before: Vec<f64>, settings: &BandSettings) -> Option<(f64, f64)> {
+fn bounds(
+    before: &mut [f64],
+    deviations: &mut Vec<f64>,
+    settings: &BandSettings,
+) -> Option<(f64, f64)> {
     if before.len() < settings.min_points {
         return None;
     }
-    let level = median(&mut before);
-    let mut deviations: Vec<f64> = before.iter().map(|v| (v - level).abs()).collect();
-    let spread = (1.4826 * median(&mut deviations)).max((level.abs() * 0.01).max(0.01));
+    let level = median(before);
+    deviations.clear();
+    deviations.extend(before.iter().map(|v| (v - level).abs()));
+    let spread = (1.4826 * median(deviations)).max((level.abs() * 0.01).max(0.01));
     Some((level - settings.k * spread, level + settings.k * spread))
 }
 
 fn median(values: &mut [f64]) -> f64 {
-    let mid = values.len() / 2;
-    let (_, m, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
-    *m
+    crate::stats::percentile_in_place(values, 50.0).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -37,12 +37,15 @@ pub fn shift(before: &[f64], after: &[f64]) -> Option<Shift> {
     if before.len() < MIN_BEFORE || after.len() < MIN_AFTER {
         return None;
     }
-    let level = median(before.clone());
-    let spread = MAD_SCALE * median(before.iter().map(|v| (v - level).abs()).collect());
+    let mut before = before;
+    let level = median(&mut before);
+    let mut deviations: Vec<f64> = before.iter().map(|v| (v - level).abs()).collect();
+    let spread = MAD_SCALE * median(&mut deviations);
     // A flat line's MAD is 0: a hundredth of its level (or of 1 at 0) stands in, so a step
     // on it scores high but a rounding wobble does not.
     let floor = (level.abs() * 0.01).max(0.01);
-    let now = median(after);
+    let mut after = after;
+    let now = median(&mut after);
     Some(Shift {
         before: level,
         after: now,
@@ -61,14 +64,9 @@ pub fn ranked<K>(candidates: impl IntoIterator<Item = (K, Shift)>, top: usize) -
     notable
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
+/// The median of a non-empty set (reorders it).
+fn median(values: &mut [f64]) -> f64 {
+    crate::stats::percentile_in_place(values, 50.0).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -136,6 +136,23 @@ pub fn percentile_in_place(values: &mut [f64], p: f64) -> Option<f64> {
     Some(lo_val + (hi_val - lo_val) * frac)
 }
 
+/// Quantile `q` (0–1) of ascending `sorted`, interpolated like [`percentile`]: for several
+/// quantiles of one sorted set.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * (n - 1) as f64;
+    let lo = rank.floor() as usize;
+    let frac = rank - lo as f64;
+    let lo_val = sorted[lo];
+    if frac == 0.0 || lo + 1 >= n {
+        return Some(lo_val);
+    }
+    Some(lo_val + (sorted[lo + 1] - lo_val) * frac)
+}
+
 /// Percentile of a series with gaps; allocates, so keep it off per-tick paths.
 pub fn percentile<S: SampleValue>(samples: &[S], p: f64) -> Option<f64> {
     let mut v: Vec<f64> = samples.iter().filter_map(|s| s.value()).collect();

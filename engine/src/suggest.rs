@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::backtest::{backtest, BacktestResult, Rule};
 use crate::error::EngineError;
 use crate::model::{Comparator, MetricKind, Target};
+use crate::stats::quantile_sorted;
 
 /// Fewest judged values a suggestion is made from: less than that says too little about
 /// where a metric lives.
@@ -62,8 +63,10 @@ pub fn suggest(
     seen.sort_by(f64::total_cmp);
     // "Stay above" targets are the same question asked of the other tail.
     let rising = shape.comparator == Comparator::Le;
-    let tail = |q: f64| quantile(&seen, if rising { q } else { 1.0 - q });
-    let middle = quantile(&seen, 0.5);
+    // `seen` is not empty (MIN_VALUES above), so every quantile exists.
+    let at = |q: f64| quantile_sorted(&seen, q).unwrap_or_default();
+    let tail = |q: f64| at(if rising { q } else { 1.0 - q });
+    let middle = at(0.5);
     let spread = (tail(0.99) - middle).abs().max(tiny(middle));
     let away = |level: f64, margin: f64| {
         if rising {
@@ -104,15 +107,6 @@ pub fn suggest(
             })
         })
         .collect()
-}
-
-/// The `q` quantile of sorted `values` (linear between neighbours).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let position = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let below = position.floor() as usize;
-    let above = position.ceil() as usize;
-    let share = position - below as f64;
-    sorted[below] + (sorted[above] - sorted[below]) * share
 }
 
 /// A spread for a flat series: a hundredth of its level, or of 1 when it sits at 0.

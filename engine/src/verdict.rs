@@ -269,8 +269,8 @@ pub fn judge<S: SampleValue>(
         i = j;
     }
 
-    let baseline_median = quantile_sorted(&sorted_b, 0.5);
-    let verify_median = quantile_sorted(&sorted_v, 0.5);
+    let baseline_median = stats::quantile_sorted(&sorted_b, 0.5);
+    let verify_median = stats::quantile_sorted(&sorted_v, 0.5);
     let median_change = match (baseline_median, verify_median) {
         (Some(b), Some(v)) => Some(v - b).filter(|d| d.is_finite()),
         _ => None,
@@ -286,8 +286,8 @@ pub fn judge<S: SampleValue>(
         verify_dropped: verify.len() - n_v,
         baseline_median,
         verify_median,
-        baseline_p95: quantile_sorted(&sorted_b, 0.95),
-        verify_p95: quantile_sorted(&sorted_v, 0.95),
+        baseline_p95: stats::quantile_sorted(&sorted_b, 0.95),
+        verify_p95: stats::quantile_sorted(&sorted_v, 0.95),
         median_change,
         relative_change,
         cliffs_delta: None,
@@ -429,22 +429,6 @@ fn erfc(x: f64) -> f64 {
     } else {
         2.0 - r
     }
-}
-
-/// Quantile `q` (0–1) of ascending `sorted`, interpolated like [`stats::percentile`].
-fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
-    let n = sorted.len();
-    if n == 0 {
-        return None;
-    }
-    let rank = q.clamp(0.0, 1.0) * (n - 1) as f64;
-    let lo = rank.floor() as usize;
-    let frac = rank - lo as f64;
-    let lo_val = sorted[lo];
-    if frac == 0.0 || lo + 1 >= n {
-        return Some(lo_val);
-    }
-    Some(lo_val + (sorted[lo + 1] - lo_val) * frac)
 }
 
 /// A number for a reason: 580, 41.2, 3.1, 0.213, 0.00420 — three significant digits

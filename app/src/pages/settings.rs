@@ -301,7 +301,7 @@ pub fn SettingsPage() -> impl IntoView {
         </section>
         <section class="settings-section" aria-labelledby="databases-title">
             <h2 id="databases-title">"Databases"</h2>
-            <p class="muted">"Watch a PostgreSQL database: probe latency (p50/p95/p99), transactions, cache hits, connections and locks every second. perfpilot connects once before adding it, and needs a role with pg_monitor."</p>
+            <p class="muted">"Watch a database of any kind listed: probe latency (p50/p95/p99), throughput, cache hits and connections every second. perfpilot connects once before adding it and says what the user it logs in as lacks (on PostgreSQL, pg_monitor)."</p>
             <Allowed role=Role::Admin what="Adding databases">
                 <AddDatabase/>
             </Allowed>
