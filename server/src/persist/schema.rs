@@ -2,39 +2,52 @@
 
 use super::*;
 
+/// Keys the migration of a shared PostgreSQL database: two replicas starting together
+/// create the tables one after the other instead of racing on the catalog.
+const MIGRATION_LOCK: i64 = 0x7065_7266_7069_6c6f; // "perfpilo"
+
 /// Pragmas, schema, version check and the read-back of everything start-up needs.
-pub(super) fn prepare(conn: &Connection, location: &Location) -> rusqlite::Result<Loaded> {
-    if let Location::Dir(_) = location {
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(corrupt(format!(
-                "cannot switch to write-ahead logging (journal mode stays {mode})"
-            )));
-        }
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA locking_mode = EXCLUSIVE;")?;
-    }
-    // The first write takes the exclusive lock; a second process stops here with "locked".
-    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
-        .map_err(|err| match err.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                corrupt(format!(
-                    "{err} (is another perfpilot using this data directory?)"
-                ))
+pub(super) fn prepare(conn: &mut dyn Sql, location: &Location) -> Result<Loaded, SqlError> {
+    match location {
+        Location::Dir(_) => {
+            let mode = conn.query_one("PRAGMA journal_mode = WAL", &[])?.text(0)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(corrupt(format!(
+                    "cannot switch to write-ahead logging (journal mode stays {mode})"
+                )));
             }
-            _ => err,
-        })?;
-    let version: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
+            conn.batch("PRAGMA synchronous = FULL; PRAGMA locking_mode = EXCLUSIVE;")?;
+        }
+        Location::Memory => {}
+        Location::Postgres(_) => {
+            conn.batch(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); {SCHEMA_POSTGRES} COMMIT;"
+            ))?;
+        }
+    }
+    if conn.dialect() == sql::Dialect::Sqlite {
+        // The first write takes the exclusive lock; a second process stops here with "locked".
+        conn.batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+            .map_err(|err| {
+                if err.0.contains("locked") || err.0.contains("busy") {
+                    corrupt(format!(
+                        "{err} (is another perfpilot using this data directory?)"
+                    ))
+                } else {
+                    err
+                }
+            })?;
+    }
+    let version = conn
+        .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])?
+        .map(|row| row.text(0))
+        .transpose()?;
     match version.as_deref().map(str::parse::<i64>) {
         None => {
             conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
-                [SCHEMA_VERSION.to_string()],
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1) \
+                 ON CONFLICT(key) DO NOTHING",
+                args![SCHEMA_VERSION.to_string()],
             )?;
         }
         Some(Ok(SCHEMA_VERSION)) => {}
@@ -48,17 +61,19 @@ pub(super) fn prepare(conn: &Connection, location: &Location) -> rusqlite::Resul
     load(conn)
 }
 
-/// A problem with what the database holds (rather than with SQLite itself), carried as a
-/// rusqlite error so one `?` chain covers both; it displays as its message.
-pub(super) fn corrupt(what: String) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(what.into())
+/// A problem with what the database holds (rather than with the store itself), carried
+/// as a [`SqlError`] so one `?` chain covers both.
+pub(super) fn corrupt(what: String) -> SqlError {
+    SqlError(what)
 }
 
-pub(super) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
-    let meta = |key: &str| -> rusqlite::Result<Option<u64>> {
-        let value: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?;
+/// Reads back the configuration, counter, snapshots and before/afters the store holds.
+pub(crate) fn load(conn: &mut dyn Sql) -> Result<Loaded, SqlError> {
+    let meta = |conn: &mut dyn Sql, key: &str| -> Result<Option<u64>, SqlError> {
+        let value = conn
+            .query_opt("SELECT value FROM meta WHERE key = ?1", args![key])?
+            .map(|row| row.text(0))
+            .transpose()?;
         value
             .map(|v| {
                 v.parse::<u64>()
@@ -66,19 +81,17 @@ pub(super) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
             })
             .transpose()
     };
-    let audit_entries: i64 = conn.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
+    let audit_entries = conn.query_one("SELECT count(*) FROM audit", &[])?.int(0)?;
     let events = {
         // Only what the page can show: a database from before pruning may hold more.
-        let mut stmt = conn.prepare(
+        let rows = conn.query(
             "SELECT id, body FROM (SELECT id, body FROM events ORDER BY id DESC LIMIT ?1) \
-             ORDER BY id",
+             AS newest ORDER BY id",
+            args![crate::state::proof::KEEP as i64],
         )?;
-        let rows = stmt.query_map([crate::state::proof::KEEP as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
         let mut events = Vec::new();
         for row in rows {
-            let (id, body) = row?;
+            let (id, body) = (row.int(0)?, row.text(1)?);
             events.push(
                 serde_json::from_str(&body)
                     .map_err(|err| corrupt(format!("events row {id}: {err}")))?,
@@ -87,11 +100,10 @@ pub(super) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         events
     };
     let pending = {
-        let mut stmt = conn.prepare("SELECT key, body FROM pending_events ORDER BY key")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = conn.query("SELECT key, body FROM pending_events ORDER BY key", &[])?;
         let mut pending = Vec::new();
         for row in rows {
-            let (key, body) = row?;
+            let (key, body) = (row.text(0)?, row.text(1)?);
             match serde_json::from_str(&body) {
                 Ok(value) => pending.push(value),
                 Err(err) => {
@@ -101,7 +113,7 @@ pub(super) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         }
         pending
     };
-    let Some(change) = meta("change")? else {
+    let Some(change) = meta(conn, "change")? else {
         return Ok(Loaded {
             state: None,
             events,
@@ -109,51 +121,40 @@ pub(super) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
             audit_entries: audit_entries as u64,
         });
     };
-    let every = meta("autosave_every")?.unwrap_or(engine::changes::DEFAULT_AUTOSAVE_EVERY);
-    let capacity = meta("snapshot_capacity")?
+    let every = meta(conn, "autosave_every")?.unwrap_or(engine::changes::DEFAULT_AUTOSAVE_EVERY);
+    let capacity = meta(conn, "snapshot_capacity")?
         .map_or(engine::changes::DEFAULT_SNAPSHOT_CAPACITY, |c| c as usize);
     let autosave = AutoSave::new(every, capacity)
         .map_err(|err| corrupt(format!("meta: auto-save settings: {err}")))?;
     let mut resources = Vec::new();
-    {
-        let mut stmt = conn.prepare("SELECT id, body FROM resources ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        for row in rows {
-            let (id, body) = row?;
-            let resource: Resource = serde_json::from_str(&body)
-                .map_err(|err| corrupt(format!("resources row {id:?}: {err}")))?;
-            resources.push(resource);
-        }
+    for row in conn.query("SELECT id, body FROM resources ORDER BY id", &[])? {
+        let (id, body) = (row.text(0)?, row.text(1)?);
+        let resource: Resource = serde_json::from_str(&body)
+            .map_err(|err| corrupt(format!("resources row {id:?}: {err}")))?;
+        resources.push(resource);
     }
     let mut snapshots = Vec::new();
-    {
-        // Only what the ring keeps: older snapshots stay in the file for the record.
-        let mut stmt =
-            conn.prepare("SELECT change, hash, body FROM snapshots ORDER BY change DESC LIMIT ?1")?;
-        let rows = stmt.query_map([capacity as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (change, hash, body) = row?;
-            let snapshot: Snapshot = serde_json::from_str(&body)
-                .map_err(|err| corrupt(format!("snapshots row {change}: {err}")))?;
-            if snapshot.hash() != hash || snapshot.change != change as u64 {
-                return Err(corrupt(format!(
-                    "snapshots row {change}: its body does not match its key or hash column"
-                )));
-            }
-            snapshots.push(snapshot);
+    // Only what the ring keeps: older snapshots stay in the store for the record.
+    for row in conn.query(
+        "SELECT change, hash, body FROM snapshots ORDER BY change DESC LIMIT ?1",
+        args![capacity as i64],
+    )? {
+        let (change, hash, body) = (row.int(0)?, row.text(1)?, row.text(2)?);
+        let snapshot: Snapshot = serde_json::from_str(&body)
+            .map_err(|err| corrupt(format!("snapshots row {change}: {err}")))?;
+        if snapshot.hash() != hash || snapshot.change != change as u64 {
+            return Err(corrupt(format!(
+                "snapshots row {change}: its body does not match its key or hash column"
+            )));
         }
-        snapshots.reverse();
+        snapshots.push(snapshot);
     }
-    // Every snapshot ever taken stays in the file (the ring holds the newest), so its
+    snapshots.reverse();
+    // Every snapshot ever taken stays in the store (the ring holds the newest), so its
     // count is the "snapshots taken" of the Changes page across restarts.
-    let snapshots_taken: i64 =
-        conn.query_row("SELECT count(*) FROM snapshots", [], |r| r.get(0))?;
+    let snapshots_taken = conn
+        .query_one("SELECT count(*) FROM snapshots", &[])?
+        .int(0)?;
     Ok(Loaded {
         state: Some(PersistedState {
             change,

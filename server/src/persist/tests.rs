@@ -1,277 +1,70 @@
+//! The store scenarios of [`super::conformance`] on SQLite: in memory where one process
+//! suffices, in a data directory where a scenario reopens the store.
+
+use super::conformance as scenario;
 use super::*;
-use engine::changes::{ChangeStore, Mutation, StoreOptions};
-use engine::model::{ResourceId, ResourceType};
 
-fn admin() -> Identity {
-    Identity {
-        user: "alice".into(),
-        role: Role::Admin,
-        source: AuthSource::Proxy,
-        client_ip: Some("10.0.0.7".parse().unwrap()),
+/// A fresh data directory, removed when dropped.
+struct FreshDir(PathBuf);
+
+impl FreshDir {
+    fn new(name: &str) -> FreshDir {
+        let dir = std::env::temp_dir().join(format!("perfpilot-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        FreshDir(dir)
+    }
+
+    fn location(&self) -> Location {
+        Location::Dir(self.0.clone())
     }
 }
 
-fn token(id: &str, secret_hash_digit: char) -> TokenRow {
-    TokenRow {
-        id: id.into(),
-        name: format!("ci {id}"),
-        role: Role::Editor,
-        sha256_hex: secret_hash_digit.to_string().repeat(64),
-        created_by: "alice".into(),
-        created_at_unix_ms: 1_000,
-        revoked_at_unix_ms: None,
-    }
-}
-
-/// A store holding one resource, `cpu`.
-fn cpu_store(options: StoreOptions) -> ChangeStore {
-    let cpu = Resource::new(ResourceId::new("cpu").unwrap(), ResourceType::Cpu, "CPU");
-    ChangeStore::with_resources(vec![cpu], options).unwrap()
-}
-
-/// Sets the `cpu` resource's target to each value in turn, each change durable.
-async fn set_cpu_target(store: &ChangeStore, persist: &Persist, values: &[f64]) {
-    let cpu = ResourceId::new("cpu").unwrap();
-    for &value in values {
-        let mut target = store.state().resources[&cpu].target.clone().unwrap();
-        target.value = value;
-        let mutation = Mutation::SetTarget {
-            id: cpu.clone(),
-            target,
-        };
-        let record = store
-            .apply_with(mutation, |r, s| persist.enqueue_change(r, s, &admin()))
-            .unwrap();
-        persist.durable(record.change).await.unwrap();
-    }
-}
-
-/// Opens `location` again once the previous handle's writer thread has let go of the
-/// exclusive lock (its channel closed when the handle was dropped).
-async fn reopen(location: &Location) -> (Persist, Loaded) {
-    loop {
-        match Persist::open(location) {
-            Ok(opened) => return opened,
-            Err(err) if err.to_string().contains("locked") => {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await
-            }
-            Err(err) => panic!("{err:#}"),
-        }
+impl Drop for FreshDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
 #[tokio::test]
 async fn tokens_are_saved_revoked_listed_and_audited() {
-    let (persist, _) = Persist::open(&Location::Memory).unwrap();
-    persist
-        .save_token(token("t1", 'a'), &admin())
-        .await
-        .unwrap();
-    let duplicate = persist.save_token(token("t2", 'a'), &admin()).await;
-    assert!(
-        matches!(duplicate, Err(PersistError::Refused(_))),
-        "{duplicate:?}"
-    );
-    let bad_hash = TokenRow {
-        sha256_hex: "XYZ".into(),
-        ..token("t3", 'b')
-    };
-    let err = persist.save_token(bad_hash, &admin()).await.unwrap_err();
-    assert!(
-        err.to_string().starts_with("sha256_hex: must be 64"),
-        "{err}"
-    );
-
-    let revoked = persist.revoke_token("t1", &admin()).await.unwrap();
-    assert!(revoked.revoked_at_unix_ms.is_some());
-    let again = persist.revoke_token("t1", &admin()).await.unwrap_err();
-    assert_eq!(again.to_string(), "id: token \"t1\" is already revoked");
-    assert_eq!(persist.tokens().await.unwrap(), vec![revoked]);
-
-    let entries = persist.query_audit(AuditFilter::default()).await.unwrap();
-    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["token_revoke", "token_create"]);
-    assert!(entries.iter().all(|e| e.change.is_none()
-        && e.user == "alice"
-        && e.client_ip.as_deref() == Some("10.0.0.7")));
-    // The secret's hash never reaches the audit log.
-    assert!(!entries[1].after.to_string().contains(&"a".repeat(64)));
+    scenario::tokens_are_saved_revoked_listed_and_audited(Location::Memory).await;
 }
 
-/// A write that fails (here a journal record whose change number is already taken,
-/// standing in for a full disk) fails its waiters and every later change with the
-/// reason, instead of acknowledging anything it did not store.
 #[tokio::test]
 async fn a_failed_write_is_reported_and_refuses_everything_after_it() {
-    let (persist, _) = Persist::open(&Location::Memory).unwrap();
-    let cpu = ResourceId::new("cpu").unwrap();
-    let store = cpu_store(StoreOptions::default());
-    let record = store
-        .apply_with(Mutation::ClearTarget { id: cpu.clone() }, |r, s| {
-            persist.enqueue_change(r, s, &admin())
-        })
-        .unwrap();
-    persist.durable(record.change).await.unwrap();
-    assert!(persist.check().is_ok());
-
-    persist.enqueue_change(&record, &store.state(), &admin());
-    let next = store
-        .apply_with(Mutation::ClearTarget { id: cpu }, |r, s| {
-            persist.enqueue_change(r, s, &admin())
-        })
-        .unwrap();
-    let err = persist.durable(next.change).await.unwrap_err();
-    assert!(matches!(err, PersistError::Unavailable(_)), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("UNIQUE constraint failed: audit.change"),
-        "{err}"
-    );
-    assert!(
-        persist.check().is_err(),
-        "later changes are refused up front"
-    );
-    assert!(persist.tokens().await.is_err(), "and so is everything else");
+    scenario::a_failed_write_is_reported_and_refuses_everything_after_it(Location::Memory).await;
 }
 
 #[tokio::test]
 async fn only_the_newest_before_afters_are_kept_and_loaded() {
-    let dir = std::env::temp_dir().join(format!("perfpilot-events-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let location = Location::Dir(dir.clone());
-    {
-        let (persist, _) = Persist::open(&location).unwrap();
-        for n in 0..crate::state::proof::KEEP + 5 {
-            persist.save_event(n as i64, "cpu", serde_json::json!({ "n": n }));
-        }
-        persist.flush().await;
-    }
-    let (_persist, loaded) = reopen(&location).await;
-    let kept: Vec<u64> = loaded
-        .events
-        .iter()
-        .map(|e| e["n"].as_u64().unwrap())
-        .collect();
-    assert_eq!(kept.len(), crate::state::proof::KEEP);
-    assert_eq!(kept.first(), Some(&5), "the oldest five were pruned");
-    assert_eq!(kept.last(), Some(&(crate::state::proof::KEEP as u64 + 4)));
-    drop(_persist);
-    std::fs::remove_dir_all(dir).unwrap();
+    let dir = FreshDir::new("only_the_newest_before_a");
+    scenario::only_the_newest_before_afters_are_kept_and_loaded(dir.location()).await;
 }
 
 #[tokio::test]
 async fn pruning_removes_only_audit_entries_older_than_the_cut() {
-    let (persist, _) = Persist::open(&Location::Memory).unwrap();
-    for at in [1_000, 2_000, 3_000, 4_000] {
-        persist.audit_mark("cpu", &format!("at {at}"), &admin(), at);
-    }
-    // A cut after the newest entry (a clock gone wrong) removes nothing.
-    assert_eq!(persist.prune_audit(10_000).await.unwrap(), 0);
-    assert_eq!(persist.prune_audit(3_000).await.unwrap(), 2);
-    let left: Vec<i64> = persist
-        .query_audit(AuditFilter::default())
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.at_unix_ms)
-        .collect();
-    assert_eq!(left, vec![4_000, 3_000]);
+    scenario::pruning_removes_only_audit_entries_older_than_the_cut(Location::Memory).await;
 }
 
 #[tokio::test]
 async fn pruning_more_than_a_batch_takes_several_statements_and_removes_all() {
-    let (persist, _) = Persist::open(&Location::Memory).unwrap();
-    let old = PRUNE_BATCH as i64 + 5;
-    for at in 1..=old {
-        persist.audit_mark("cpu", "old", &admin(), at);
-    }
-    persist.audit_mark("cpu", "new", &admin(), old + 1_000);
-    assert_eq!(persist.prune_audit(old + 1).await.unwrap(), old as u64);
-    let left = persist.count_audit(AuditFilter::default()).await.unwrap();
-    assert_eq!(left, 1);
+    scenario::pruning_more_than_a_batch_takes_several_statements_and_removes_all(Location::Memory)
+        .await;
 }
 
 #[tokio::test]
 async fn the_audit_query_selects_exactly_the_asked_change_numbers() {
-    let (persist, _) = Persist::open(&Location::Memory).unwrap();
-    let store = cpu_store(StoreOptions::default());
-    persist.baseline(store.persisted());
-    set_cpu_target(&store, &persist, &[10.0, 20.0, 30.0, 40.0, 50.0]).await;
-    persist.audit_mark("cpu", "deploy", &admin(), 5_000);
-    persist.flush().await;
-
-    let filter = AuditFilter {
-        changes: vec![2, 4, 99],
-        ..AuditFilter::default()
-    };
-    let entries = persist.query_audit(filter.clone()).await.unwrap();
-    let changes: Vec<Option<u64>> = entries.iter().map(|e| e.change).collect();
-    assert_eq!(changes, vec![Some(4), Some(2)], "newest first, no mark");
-    assert_eq!(persist.count_audit(filter.clone()).await.unwrap(), 2);
-    // The in-memory rule agrees with the query on every entry.
-    let everything = persist.query_audit(AuditFilter::default()).await.unwrap();
-    assert_eq!(everything.len(), 6);
-    let matching: Vec<&AuditRecord> = everything.iter().filter(|e| filter.matches(e)).collect();
-    assert_eq!(matching.len(), 2);
+    scenario::the_audit_query_selects_exactly_the_asked_change_numbers(Location::Memory).await;
 }
 
 #[tokio::test]
 async fn changes_are_durable_in_order_and_reload_into_the_same_store() {
-    let dir = std::env::temp_dir().join(format!("perfpilot-persist-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let location = Location::Dir(dir.clone());
-    let every = 3;
-    let options = || StoreOptions {
-        autosave: AutoSave::new(every, 100).unwrap(),
-        ..StoreOptions::default()
-    };
-    let cpu = ResourceId::new("cpu").unwrap();
-    let expected = {
-        let (persist, loaded) = Persist::open(&location).unwrap();
-        assert!(loaded.state.is_none(), "a fresh directory holds nothing");
-        let store = cpu_store(options());
-        persist.baseline(store.persisted());
-        set_cpu_target(&store, &persist, &[10.0, 20.0, 30.0, 40.0]).await;
-        persist.flush().await;
-        store.persisted()
-    };
-    let (_persist, loaded) = reopen(&location).await;
-    let state = loaded.state.expect("the stored state");
-    assert_eq!(state, expected);
-    assert_eq!(state.change, 4);
-    assert_eq!(state.snapshots.len(), 1);
-    assert_eq!(loaded.audit_entries, 4);
-    let store = ChangeStore::from_persisted(state, options()).unwrap();
-    assert_eq!(
-        store.state().resources[&cpu].target.as_ref().unwrap().value,
-        40.0
-    );
-    std::fs::remove_dir_all(dir).unwrap();
+    let dir = FreshDir::new("changes_are_durable_in_o");
+    scenario::changes_are_durable_in_order_and_reload_into_the_same_store(dir.location()).await;
 }
 
-/// The Changes page's "snapshots taken" goes on counting after a restart, even when
-/// the ring kept fewer snapshots than were taken (it read 0 after every restart).
 #[tokio::test]
 async fn snapshots_taken_survive_a_restart() {
-    let dir = std::env::temp_dir().join(format!("perfpilot-taken-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let location = Location::Dir(dir.clone());
-    // Every 2nd change, a ring of 2: 8 changes take 4 snapshots and keep 2.
-    let options = || StoreOptions {
-        autosave: AutoSave::new(2, 2).unwrap(),
-        ..StoreOptions::default()
-    };
-    {
-        let (persist, _) = Persist::open(&location).unwrap();
-        let store = cpu_store(options());
-        persist.baseline(store.persisted());
-        set_cpu_target(&store, &persist, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]).await;
-        persist.flush().await;
-        assert_eq!(store.stats().snapshots_taken, 4);
-    }
-    let (_persist, loaded) = reopen(&location).await;
-    let store = ChangeStore::from_persisted(loaded.state.unwrap(), options()).unwrap();
-    let stats = store.stats();
-    assert_eq!((stats.snapshots_taken, stats.snapshots_kept), (4, 2));
-    std::fs::remove_dir_all(dir).unwrap();
+    let dir = FreshDir::new("snapshots_taken_survive_");
+    scenario::snapshots_taken_survive_a_restart(dir.location()).await;
 }

@@ -17,7 +17,7 @@ pub struct TokenRow {
 }
 
 pub(super) fn save_token(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut dyn Sql,
     row: &TokenRow,
     by: &Identity,
 ) -> Result<(), PersistError> {
@@ -31,14 +31,12 @@ pub(super) fn save_token(
             "sha256_hex: must be 64 lower-case hex digits (the SHA-256 of the secret)".into(),
         ));
     }
-    let unavailable = |err: rusqlite::Error| PersistError::Unavailable(err.to_string().into());
-    let exists: Option<i64> = tx
-        .query_row(
+    let unavailable = |err: SqlError| PersistError::Unavailable(err.0.into());
+    let exists = tx
+        .query_opt(
             "SELECT 1 FROM tokens WHERE id = ?1 OR sha256_hex = ?2",
-            params![row.id, row.sha256_hex],
-            |r| r.get(0),
+            args![row.id.clone(), row.sha256_hex.clone()],
         )
-        .optional()
         .map_err(unavailable)?;
     if exists.is_some() {
         return Err(PersistError::Refused(format!(
@@ -49,12 +47,12 @@ pub(super) fn save_token(
     tx.execute(
         "INSERT INTO tokens(id, name, role, sha256_hex, created_by, created_at_unix_ms, \
          revoked_at_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            row.id,
-            row.name,
+        args![
+            row.id.clone(),
+            row.name.clone(),
             row.role.as_str(),
-            row.sha256_hex,
-            row.created_by,
+            row.sha256_hex.clone(),
+            row.created_by.clone(),
             row.created_at_unix_ms,
             row.revoked_at_unix_ms
         ],
@@ -91,18 +89,18 @@ pub(super) fn token_json(row: &TokenRow) -> serde_json::Value {
 }
 
 pub(super) fn revoke_token(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut dyn Sql,
     id: &str,
     by: &Identity,
     at_unix_ms: i64,
-) -> rusqlite::Result<Result<TokenRow, PersistError>> {
+) -> Result<Result<TokenRow, PersistError>, SqlError> {
     let Some(before) = tx
-        .query_row(
+        .query_opt(
             &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
-            [id],
-            token_row,
-        )
-        .optional()?
+            args![id],
+        )?
+        .map(|row| token_row(&row))
+        .transpose()?
     else {
         return Ok(Err(PersistError::Refused(format!(
             "id: no token with id {id:?}"
@@ -115,7 +113,7 @@ pub(super) fn revoke_token(
     }
     tx.execute(
         "UPDATE tokens SET revoked_at_unix_ms = ?1 WHERE id = ?2",
-        params![at_unix_ms, id],
+        args![at_unix_ms, id],
     )?;
     let after = TokenRow {
         revoked_at_unix_ms: Some(at_unix_ms),
@@ -136,29 +134,26 @@ pub(super) fn revoke_token(
     Ok(Ok(after))
 }
 
-pub(super) fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
-    let role: String = r.get(2)?;
+pub(super) fn token_row(r: &sql::Row) -> Result<TokenRow, SqlError> {
+    let role = r.text(2)?;
     Ok(TokenRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        role: Role::parse(&role).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                2,
-                rusqlite::types::Type::Text,
-                format!("tokens.role {role:?} is not a role").into(),
-            )
-        })?,
-        sha256_hex: r.get(3)?,
-        created_by: r.get(4)?,
-        created_at_unix_ms: r.get(5)?,
-        revoked_at_unix_ms: r.get(6)?,
+        id: r.text(0)?,
+        name: r.text(1)?,
+        role: Role::parse(&role)
+            .ok_or_else(|| SqlError(format!("tokens.role {role:?} is not a role")))?,
+        sha256_hex: r.text(3)?,
+        created_by: r.text(4)?,
+        created_at_unix_ms: r.int(5)?,
+        revoked_at_unix_ms: r.opt_int(6)?,
     })
 }
 
-pub(super) fn read_tokens(conn: &Connection) -> rusqlite::Result<Vec<TokenRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at_unix_ms, id"
-    ))?;
-    let rows = stmt.query_map([], token_row)?;
-    rows.collect()
+pub(super) fn read_tokens(conn: &mut dyn Sql) -> Result<Vec<TokenRow>, SqlError> {
+    conn.query(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at_unix_ms, id"),
+        &[],
+    )?
+    .iter()
+    .map(token_row)
+    .collect()
 }

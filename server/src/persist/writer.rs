@@ -5,7 +5,7 @@ use super::*;
 
 /// The thread that owns the connection.
 pub(super) struct Writer {
-    pub(super) conn: Connection,
+    pub(super) conn: Box<dyn Sql>,
     pub(super) durable: watch::Sender<Durable>,
     pub(super) failed: Arc<OnceLock<Arc<str>>>,
 }
@@ -42,20 +42,21 @@ impl Writer {
 
     /// Writes a batch in one transaction, then answers. Reads are answered after the
     /// commit too, so they see the writes queued before them.
-    fn commit(&mut self, batch: Vec<Job>) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
+    fn commit(&mut self, batch: Vec<Job>) -> Result<(), SqlError> {
+        let tx = &mut *self.conn;
+        tx.batch("BEGIN")?;
         let mut pending = Batch::default();
         let written = batch
             .into_iter()
-            .try_for_each(|job| pending.write(&tx, job))
-            .and_then(|()| pending.finish(&tx));
+            .try_for_each(|job| pending.write(tx, job))
+            .and_then(|()| pending.finish(tx));
         let result = match written {
             Err(err) => {
-                drop(tx);
+                let _ = tx.batch("ROLLBACK");
                 fail_replies(std::mem::take(&mut pending.replies), &err.to_string());
                 Err(err)
             }
-            Ok(()) => tx.commit(),
+            Ok(()) => tx.batch("COMMIT"),
         };
         match result {
             Ok(()) => {
@@ -76,7 +77,7 @@ impl Writer {
             Err(_) => {}
         }
         for read in pending.reads {
-            read.answer(&self.conn);
+            read.answer(&mut *self.conn);
         }
         result
     }
@@ -99,7 +100,7 @@ pub(super) struct Batch {
 
 impl Batch {
     /// Writes one job into the transaction, or queues its answer for after the commit.
-    fn write(&mut self, tx: &rusqlite::Transaction<'_>, job: Job) -> rusqlite::Result<()> {
+    fn write(&mut self, tx: &mut dyn Sql, job: Job) -> Result<(), SqlError> {
         match job {
             Job::Change {
                 record,
@@ -119,15 +120,14 @@ impl Batch {
             Job::Audit(entry) => insert_audit(tx, &entry),
             Job::Pending { key, body } => match body {
                 Some(body) => tx
-                    .prepare_cached(
+                    .execute(
                         "INSERT INTO pending_events(key, body) VALUES (?1, ?2) \
                          ON CONFLICT(key) DO UPDATE SET body = excluded.body",
+                        args![key, body.to_string()],
                     )
-                    .and_then(|mut s| s.execute(params![key, body.to_string()]))
                     .map(drop),
                 None => tx
-                    .prepare_cached("DELETE FROM pending_events WHERE key = ?1")
-                    .and_then(|mut s| s.execute(params![key]))
+                    .execute("DELETE FROM pending_events WHERE key = ?1", args![key])
                     .map(drop),
             },
             Job::Event {
@@ -136,10 +136,10 @@ impl Batch {
                 body,
             } => {
                 self.events_added = true;
-                tx.prepare_cached(
+                tx.execute(
                     "INSERT INTO events(at_unix_ms, resource, body) VALUES (?1, ?2, ?3)",
+                    args![at_unix_ms, resource, body.to_string()],
                 )
-                .and_then(|mut s| s.execute(params![at_unix_ms, resource, body.to_string()]))
                 .map(drop)
             }
             Job::SaveToken { row, by, reply } => match save_token(tx, &row, &by) {
@@ -197,17 +197,22 @@ impl Batch {
 
     /// What the batch writes once, after its jobs: pruned before/afters, the counter and
     /// the resources as of its last change.
-    fn finish(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    fn finish(&self, tx: &mut dyn Sql) -> Result<(), SqlError> {
         if self.events_added {
             // The page shows the newest `proof::KEEP` before/afters and nothing reads older
             // ones, so the table keeps only those: it would otherwise grow with every edit
             // and be read whole at every start.
-            tx.prepare_cached("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1")
-                .and_then(|mut s| s.execute([crate::state::proof::KEEP as i64]))?;
+            tx.execute(
+                "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1",
+                args![crate::state::proof::KEEP as i64],
+            )?;
         }
         if let (Some(state), Some(change)) = (&self.latest, self.highest) {
-            tx.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES ('change', ?1)")
-                .and_then(|mut s| s.execute([change.to_string()]))?;
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('change', ?1) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                args![change.to_string()],
+            )?;
             write_resources(tx, state, &self.touched, self.everything)?;
         }
         Ok(())
@@ -258,8 +263,8 @@ pub(super) enum Read {
 }
 
 impl Read {
-    fn answer(self, conn: &Connection) {
-        let failed = |err: rusqlite::Error| PersistError::Unavailable(err.to_string().into());
+    fn answer(self, conn: &mut dyn Sql) {
+        let failed = |err: SqlError| PersistError::Unavailable(err.0.into());
         match self {
             Read::Tokens(reply) => drop(reply.send(read_tokens(conn).map_err(failed))),
             Read::Audit(filter, reply) => {
@@ -276,10 +281,10 @@ impl Read {
 }
 
 pub(super) fn write_change(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut dyn Sql,
     record: &ChangeRecord,
     actor: &Identity,
-) -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
     let entry = record.audit();
     let mut audit = actor_entry(
         actor,
@@ -296,28 +301,35 @@ pub(super) fn write_change(
     if let Some(snapshot) = &record.snapshot {
         let body = serde_json::to_string(&**snapshot)
             .map_err(|err| corrupt(format!("snapshot {}: {err}", snapshot.change)))?;
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO snapshots(change, hash, body) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![snapshot.change as i64, snapshot.hash(), body])?;
+        tx.execute(
+            "INSERT INTO snapshots(change, hash, body) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(change) DO UPDATE SET hash = excluded.hash, body = excluded.body",
+            args![snapshot.change as i64, snapshot.hash(), body],
+        )?;
     }
     Ok(())
 }
 
-pub(super) fn write_baseline(
-    tx: &rusqlite::Transaction<'_>,
-    state: &PersistedState,
-) -> rusqlite::Result<()> {
-    let mut meta = tx.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)")?;
-    meta.execute(["change", &state.change.to_string()])?;
-    meta.execute(["autosave_every", &state.autosave.every().to_string()])?;
-    meta.execute(["snapshot_capacity", &state.autosave.capacity().to_string()])?;
-    tx.execute("DELETE FROM resources", [])?;
+pub(super) fn write_baseline(tx: &mut dyn Sql, state: &PersistedState) -> Result<(), SqlError> {
+    for (key, value) in [
+        ("change", state.change.to_string()),
+        ("autosave_every", state.autosave.every().to_string()),
+        ("snapshot_capacity", state.autosave.capacity().to_string()),
+    ] {
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            args![key, value],
+        )?;
+    }
+    tx.execute("DELETE FROM resources", &[])?;
     for r in &state.resources {
         let body =
             serde_json::to_string(r).map_err(|err| corrupt(format!("resource {}: {err}", r.id)))?;
-        tx.prepare_cached("INSERT INTO resources(id, body) VALUES (?1, ?2)")?
-            .execute(params![r.id.as_str(), body])?;
+        tx.execute(
+            "INSERT INTO resources(id, body) VALUES (?1, ?2)",
+            args![r.id.as_str(), body],
+        )?;
     }
     Ok(())
 }
@@ -325,31 +337,33 @@ pub(super) fn write_baseline(
 /// Brings the `resources` table to `state` for the ids the batch touched (all of them
 /// after a restore).
 pub(super) fn write_resources(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut dyn Sql,
     state: &State,
     touched: &std::collections::BTreeSet<engine::model::ResourceId>,
     everything: bool,
-) -> rusqlite::Result<()> {
-    let upsert = |r: &Resource| -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
+    let upsert = |tx: &mut dyn Sql, r: &Resource| -> Result<(), SqlError> {
         let body =
             serde_json::to_string(r).map_err(|err| corrupt(format!("resource {}: {err}", r.id)))?;
-        tx.prepare_cached("INSERT OR REPLACE INTO resources(id, body) VALUES (?1, ?2)")?
-            .execute(params![r.id.as_str(), body])?;
+        tx.execute(
+            "INSERT INTO resources(id, body) VALUES (?1, ?2) \
+             ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+            args![r.id.as_str(), body],
+        )?;
         Ok(())
     };
     if everything {
-        tx.execute("DELETE FROM resources", [])?;
+        tx.execute("DELETE FROM resources", &[])?;
         for r in state.resources.values() {
-            upsert(r)?;
+            upsert(tx, r)?;
         }
         return Ok(());
     }
     for id in touched {
         match state.resources.get(id) {
-            Some(r) => upsert(r)?,
+            Some(r) => upsert(tx, r)?,
             None => {
-                tx.prepare_cached("DELETE FROM resources WHERE id = ?1")?
-                    .execute([id.as_str()])?;
+                tx.execute("DELETE FROM resources WHERE id = ?1", args![id.as_str()])?;
             }
         }
     }
