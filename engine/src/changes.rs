@@ -804,6 +804,34 @@ impl ChangeStore {
         Ok(store)
     }
 
+    /// Replaces the whole configuration with `state` as another writer left it (a replica
+    /// catching up with the store it shares, or taking over as leader). Validated like
+    /// [`ChangeStore::from_persisted`]; on any error nothing changes. The counter goes
+    /// where `state` says, so the next change continues the shared journal.
+    pub fn adopt(&self, state: PersistedState) -> Result<(), EngineError> {
+        let fresh = ChangeStore::from_persisted(
+            state,
+            StoreOptions {
+                autosave: self
+                    .writer
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .autosave,
+                allowed_programs: self.allowed_programs.clone(),
+                clock: self.clock.clone(),
+            },
+        )?;
+        let adopted = fresh
+            .writer
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        *w = adopted;
+        self.state.store(w.current.clone());
+        self.snapshots.store(fresh.snapshots.load_full());
+        Ok(())
+    }
+
     /// Everything needed to rebuild this store with [`ChangeStore::from_persisted`].
     pub fn persisted(&self) -> PersistedState {
         // Read both under the writer lock so the counter and snapshots are consistent.

@@ -606,3 +606,26 @@ fn settings_a_fleet_target_could_not_keep_are_refused_and_change_nothing() {
         Some(&target)
     );
 }
+
+/// A replica catching up adopts what another wrote: configuration, counter and
+/// snapshots, and its next change continues the shared numbering. A bad state changes
+/// nothing.
+#[test]
+fn a_store_adopts_another_writers_state_whole_or_not_at_all() {
+    let leader = host_store(2);
+    for v in [10.0, 20.0, 30.0] {
+        leader.apply(set_cpu(v)).unwrap();
+    }
+    let follower = host_store(2);
+    follower.adopt(leader.persisted()).unwrap();
+    assert_eq!(follower.persisted(), leader.persisted());
+    let next = follower.apply(set_cpu(40.0)).unwrap();
+    assert_eq!(next.change, 4, "the counter continues the leader's");
+    assert_eq!(follower.snapshots().len(), 2, "snapshots at 2 and 4");
+
+    let mut tampered = leader.persisted();
+    tampered.snapshots[0].change = 99;
+    let before = follower.persisted();
+    assert!(follower.adopt(tampered).is_err());
+    assert_eq!(follower.persisted(), before, "nothing half-adopted");
+}

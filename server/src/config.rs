@@ -138,6 +138,22 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_EPHEMERAL")]
     pub ephemeral: bool,
 
+    /// Keep the durable state (configuration, changes, snapshots, audit, tokens,
+    /// before/afters) in this PostgreSQL database instead of `<data-dir>/perfpilot.db`,
+    /// so two replicas share it and one of them leads. Without a password:
+    /// `postgresql://perfpilot@db:5432/perfpilot`.
+    #[arg(long, env = "PERFPILOT_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// A file holding the password of --database-url (its first line).
+    #[arg(long, env = "PERFPILOT_DATABASE_PASSWORD_FILE", value_name = "FILE")]
+    pub database_password_file: Option<PathBuf>,
+
+    /// This replica's name in the leader lease and on its pages (1–64 letters, digits,
+    /// `.`, `-`, `_`, `:`; default: the host name and listen port).
+    #[arg(long, env = "PERFPILOT_REPLICA_NAME", value_name = "NAME")]
+    pub replica_name: Option<String>,
+
     /// The URL users open, when perfpilot is behind a reverse proxy, e.g.
     /// `https://ops.example.com/perf/`. Its path becomes the prefix of every route (the
     /// proxy forwards it unchanged) and its origin the only one allowed to send mutations
@@ -225,6 +241,7 @@ struct FileConfig {
     verify_secs: Option<u32>,
     data_dir: Option<PathBuf>,
     ephemeral: Option<bool>,
+    database: Option<DatabaseFile>,
     auth: Option<auth::AuthFile>,
     actions: Option<ActionsFile>,
     public_url: Option<String>,
@@ -260,6 +277,24 @@ struct ReportFile {
     /// `HH:MM` UTC, for daily and weekly reports.
     at: Option<String>,
     channels: Vec<String>,
+}
+
+/// The `[database]` table: the shared PostgreSQL store of replicas. The password comes
+/// from a file or an environment variable, never the URL.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct DatabaseFile {
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    replica: Option<String>,
+}
+
+/// Where replicas keep their shared state, and this replica's name in the lease.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub postgres: connectors::sources::postgres::PostgresSettings,
+    pub replica: String,
 }
 
 /// The `[alerts]` table: how every target's alert resolves.
@@ -427,6 +462,9 @@ pub struct Settings {
     pub actions: connectors::actuators::RunnerConfig,
     /// Where the durable state lives; `None` with `--ephemeral` (in memory only).
     pub data_dir: Option<PathBuf>,
+    /// `--database-url`: the durable state in PostgreSQL, shared by replicas; history,
+    /// alert state and stored secrets stay in `data_dir`.
+    pub database: Option<DatabaseSettings>,
     /// Where users reach perfpilot, when behind a proxy; `None` serves at `/` and checks
     /// `Origin` against `Host`.
     pub public_url: Option<PublicUrl>,
@@ -677,15 +715,18 @@ impl Settings {
         }
         let data_dir =
             (!ephemeral).then(|| data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)));
+        let listen = cli
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+        let database = database_settings(cli, file.database.take(), ephemeral, listen)?;
         Ok(Settings {
             alerts,
             configured,
             cache_levels,
             data_dir,
-            listen: cli
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
+            database,
+            listen,
             site_root: cli
                 .site_root
                 .clone()
@@ -713,6 +754,77 @@ impl Settings {
             history,
         })
     }
+}
+
+/// `--database-url` / `[database]`: checked like a watched PostgreSQL's connection (no
+/// password in the URL, a user named, one password source at most).
+fn database_settings(
+    cli: &Cli,
+    file: Option<DatabaseFile>,
+    ephemeral: bool,
+    listen: SocketAddr,
+) -> Result<Option<DatabaseSettings>, ConfigError> {
+    let file = file.unwrap_or_default();
+    let Some(url) = cli.database_url.clone().or(file.url) else {
+        if cli.database_password_file.is_some() || file.password_file.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "database.password_file",
+                rule: "is set but database.url (--database-url) is not; set both or neither".into(),
+            });
+        }
+        return Ok(None);
+    };
+    if ephemeral {
+        return Err(ConfigError::Invalid {
+            field: "database.url",
+            rule: "cannot be combined with ephemeral, which keeps the state in memory; drop one of them"
+                .into(),
+        });
+    }
+    let mut postgres: connectors::sources::postgres::PostgresSettings =
+        serde_json::from_value(serde_json::json!({ "url": url })).map_err(|err| {
+            ConfigError::Invalid {
+                field: "database.url",
+                rule: err.to_string(),
+            }
+        })?;
+    postgres.password_file = cli.database_password_file.clone().or(file.password_file);
+    postgres.password_env = file.password_env;
+    // Our own statements are short; a stuck one must not hold the writer for long.
+    postgres.statement_timeout_ms = 10_000;
+    postgres
+        .validate()
+        .map_err(|refusal| ConfigError::Invalid {
+            field: match refusal.field.as_str() {
+                "password_file" => "database.password_file",
+                "password_env" => "database.password_env",
+                _ => "database.url",
+            },
+            rule: refusal.rule,
+        })?;
+    let replica = match cli.replica_name.clone().or(file.replica) {
+        Some(name) => {
+            let valid = (1..=64).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    field: "database.replica",
+                    rule: format!(
+                        "must be 1–64 letters, digits, '.', '-', '_' or ':', got {name:?}"
+                    ),
+                });
+            }
+            name
+        }
+        None => format!(
+            "{}:{}",
+            host_name().unwrap_or_else(|| "localhost".into()),
+            listen.port()
+        ),
+    };
+    Ok(Some(DatabaseSettings { postgres, replica }))
 }
 
 /// A numeric setting: the flag, else the file, else `default`; outside `range` it is an

@@ -207,6 +207,38 @@ pub struct Loaded {
 struct Durable {
     upto: u64,
     failed: Option<Arc<str>>,
+    /// The highest change refused by the fence (this replica no longer leads), and why:
+    /// its waiters are answered without the store being marked failed.
+    fenced: Option<(u64, Arc<str>)>,
+}
+
+/// Who may write what acts, in a store replicas share: this replica's name in the lease
+/// and the epoch it leads in (0 while it does not lead). Every batch holding such writes
+/// checks, in its own transaction and with the lease row locked until its commit, that
+/// the lease is still this replica's, unexpired, in this epoch; otherwise those writes
+/// are refused. So a leader paused past its lease (SIGSTOP, a long GC-like stall) that
+/// wakes up believing it leads cannot write over its successor.
+#[derive(Debug)]
+pub struct Fence {
+    pub holder: String,
+    pub epoch: std::sync::atomic::AtomicU64,
+}
+
+impl Fence {
+    pub fn new(holder: &str) -> Fence {
+        Fence {
+            holder: holder.to_owned(),
+            epoch: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set(&self, epoch: u64) {
+        self.epoch.store(epoch, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 enum Job {
@@ -250,6 +282,10 @@ enum Job {
     PruneAudit(i64, oneshot::Sender<Result<u64, PersistError>>),
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
+    /// Reads the state back, as at start-up (a follower catching up, a new leader).
+    Reload(oneshot::Sender<Result<Loaded, PersistError>>),
+    /// The change number the store holds (`meta.change`), to tell whether to reload.
+    StoredChange(oneshot::Sender<Result<u64, PersistError>>),
 }
 
 /// The handle request handlers and the monitor share. Cheap to clone.
@@ -319,6 +355,14 @@ impl Persist {
     /// then starts the writer thread. Errors are for a person: they name the file and
     /// what is wrong with it.
     pub fn open(location: &Location) -> anyhow::Result<(Persist, Loaded)> {
+        Self::open_fenced(location, None)
+    }
+
+    /// [`Persist::open`] for a replica: acting writes pass only while `fence` leads.
+    pub fn open_fenced(
+        location: &Location,
+        fence: Option<Arc<Fence>>,
+    ) -> anyhow::Result<(Persist, Loaded)> {
         let (opened_tx, opened) = mpsc::sync_channel(1);
         let (jobs, rx) = mpsc::channel();
         let (durable_tx, durable) = watch::channel(Durable::default());
@@ -360,6 +404,7 @@ impl Persist {
                     conn,
                     durable: durable_tx,
                     failed: thread_failed,
+                    fence,
                 }
                 .run(rx)
             })?;
@@ -411,11 +456,20 @@ impl Persist {
     pub async fn durable(&self, change: u64) -> Result<(), PersistError> {
         let mut rx = self.durable.clone();
         let seen = rx
-            .wait_for(|d| d.upto >= change || d.failed.is_some())
+            .wait_for(|d| {
+                d.upto >= change
+                    || d.failed.is_some()
+                    || d.fenced.as_ref().is_some_and(|(upto, _)| *upto >= change)
+            })
             .await
             .map_err(|_| PersistError::Unavailable("the database writer has stopped".into()))?;
         if seen.upto >= change {
             return Ok(());
+        }
+        if let Some((upto, why)) = &seen.fenced {
+            if *upto >= change {
+                return Err(PersistError::Unavailable(why.clone()));
+            }
         }
         Err(PersistError::Unavailable(
             seen.failed.clone().unwrap_or_else(|| "unknown".into()),
@@ -553,6 +607,20 @@ impl Persist {
     /// Durable when [`Persist::flush`] returns.
     pub fn baseline(&self, state: PersistedState) {
         let _ = self.send(Job::Baseline(Box::new(state)));
+    }
+
+    /// Reads back what the store holds now, as [`Persist::open`] did.
+    pub async fn reload(&self) -> Result<Loaded, PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Reload(reply))?;
+        answer(rx).await
+    }
+
+    /// The change number the store holds.
+    pub async fn stored_change(&self) -> Result<u64, PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::StoredChange(reply))?;
+        answer(rx).await
     }
 
     /// Waits until everything queued so far is committed (shutdown, tests).

@@ -8,6 +8,7 @@ pub(super) struct Writer {
     pub(super) conn: Box<dyn Sql>,
     pub(super) durable: watch::Sender<Durable>,
     pub(super) failed: Arc<OnceLock<Arc<str>>>,
+    pub(super) fence: Option<Arc<Fence>>,
 }
 
 /// Answers that may only be given once their batch has committed.
@@ -46,6 +47,33 @@ impl Writer {
         let tx = &mut *self.conn;
         tx.batch("BEGIN")?;
         let mut pending = Batch::default();
+        let batch = match &self.fence {
+            Some(fence) if batch.iter().any(Job::acts) => match fenced_out(tx, fence)? {
+                None => batch,
+                Some(why) => {
+                    let (refused, kept): (Vec<Job>, Vec<Job>) =
+                        batch.into_iter().partition(Job::acts);
+                    tracing::warn!(writes = refused.len(), %why, "Writes refused by the lease fence");
+                    let why: Arc<str> = why.into();
+                    let highest = refused
+                        .iter()
+                        .filter_map(|job| match job {
+                            Job::Change { record, .. } => Some(record.change),
+                            _ => None,
+                        })
+                        .max();
+                    if let Some(highest) = highest {
+                        self.durable.send_modify(|d| {
+                            let upto = d.fenced.as_ref().map_or(0, |(u, _)| *u).max(highest);
+                            d.fenced = Some((upto, why.clone()));
+                        });
+                    }
+                    refuse_all(refused, &why);
+                    kept
+                }
+            },
+            _ => batch,
+        };
         let written = batch
             .into_iter()
             .try_for_each(|job| pending.write(tx, job))
@@ -192,6 +220,14 @@ impl Batch {
                 self.reads.push(Read::Prune(before_unix_ms, reply));
                 Ok(())
             }
+            Job::Reload(reply) => {
+                self.reads.push(Read::Reload(reply));
+                Ok(())
+            }
+            Job::StoredChange(reply) => {
+                self.reads.push(Read::StoredChange(reply));
+                Ok(())
+            }
         }
     }
 
@@ -241,6 +277,8 @@ pub(super) fn refuse_all(batch: Vec<Job>, reason: &Arc<str>) {
             Job::CountAudit(_, reply) => drop(reply.send(Err(err()))),
             Job::PruneAudit(_, reply) => drop(reply.send(Err(err()))),
             Job::Flush(reply) => drop(reply.send(())),
+            Job::Reload(reply) => drop(reply.send(Err(err()))),
+            Job::StoredChange(reply) => drop(reply.send(Err(err()))),
             Job::Change { .. }
             | Job::Audit(_)
             | Job::Event { .. }
@@ -260,6 +298,8 @@ pub(super) enum Read {
     /// Not a read, but answered the same way: after the batch's commit, in its own
     /// statement, so a long prune never holds back the batch's acknowledgements.
     Prune(i64, oneshot::Sender<Result<u64, PersistError>>),
+    Reload(oneshot::Sender<Result<Loaded, PersistError>>),
+    StoredChange(oneshot::Sender<Result<u64, PersistError>>),
 }
 
 impl Read {
@@ -276,6 +316,15 @@ impl Read {
             Read::Prune(before, reply) => {
                 drop(reply.send(prune_audit(conn, before).map_err(failed)))
             }
+            Read::Reload(reply) => drop(reply.send(load(conn).map_err(failed))),
+            Read::StoredChange(reply) => drop(
+                reply.send(
+                    conn.query_opt("SELECT value FROM meta WHERE key = 'change'", &[])
+                        .and_then(|row| row.map(|r| r.text(0)).transpose())
+                        .map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
+                        .map_err(failed),
+                ),
+            ),
         }
     }
 }
@@ -368,4 +417,53 @@ pub(super) fn write_resources(
         }
     }
     Ok(())
+}
+
+impl Job {
+    /// Writes only the leader may make: the change journal and what follows from acting
+    /// (audited actions and marks, before/afters, the baseline of the configuration).
+    /// Tokens and reads are any replica's.
+    fn acts(&self) -> bool {
+        matches!(
+            self,
+            Job::Change { .. }
+                | Job::Audit(_)
+                | Job::Pending { .. }
+                | Job::Event { .. }
+                | Job::Baseline(_)
+        )
+    }
+}
+
+/// Why this replica may not make acting writes now, or `None` when it may. Locks the
+/// lease row until the transaction ends, so no takeover commits in between.
+fn fenced_out(tx: &mut dyn Sql, fence: &Fence) -> Result<Option<String>, SqlError> {
+    let epoch = fence.epoch();
+    if epoch == 0 {
+        return Ok(Some(format!(
+            "this replica ({}) does not lead; only the leader writes changes and actions",
+            fence.holder
+        )));
+    }
+    let row = tx.query_opt(
+        "SELECT holder, epoch, CASE WHEN expires_at > now() THEN 1 ELSE 0 END \
+         FROM lease WHERE name = 'leader' FOR SHARE",
+        &[],
+    )?;
+    let Some(row) = row else {
+        return Ok(Some("no replica holds the lease".into()));
+    };
+    let (holder, held, live) = (row.text(0)?, row.int(1)? as u64, row.int(2)? == 1);
+    Ok(if holder != fence.holder || held != epoch {
+        Some(format!(
+            "this replica ({}) led in epoch {epoch}, but {holder} leads in epoch {held} now",
+            fence.holder
+        ))
+    } else if !live {
+        Some(format!(
+            "this replica's lease (epoch {epoch}) expired before it could renew it"
+        ))
+    } else {
+        None
+    })
 }
