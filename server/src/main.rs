@@ -77,6 +77,18 @@ async fn run() -> ExitCode {
         eprintln!("error: cannot apply the configuration file: {err:#}");
         return ExitCode::FAILURE;
     }
+    // Replicas of a shared store: this one leads or follows from now on.
+    let lease = settings.database.as_ref().map(|database| {
+        let replica: std::sync::Arc<dyn server::state::lease::Replica> =
+            std::sync::Arc::new(monitor.clone());
+        tracing::info!(replica = %database.replica, "Replica of a shared store; taking or following the lease");
+        tokio::spawn(server::state::lease::keep(
+            monitor.leadership.clone(),
+            database.postgres.clone(),
+            replica,
+            server::shutdown::signal(),
+        ))
+    });
     let state = AppState::new(settings, monitor.clone());
     tracing::info!("{}", state.auth.describe());
     if let Err(err) = state.tokens.load().await {
@@ -135,6 +147,10 @@ async fn run() -> ExitCode {
     )
     .with_graceful_shutdown(shutdown);
     let served = serve.await;
+    if let Some(lease) = lease {
+        // It gives the lease up on the same signal; wait for that, not for its expiry.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), lease).await;
+    }
     monitor.shutdown().await;
     monitor.persist.flush().await;
     match served {

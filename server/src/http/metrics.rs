@@ -151,6 +151,28 @@ impl Collector for EngineCollector {
     #[allow(clippy::too_many_lines)] // 254 lines today; split before it grows
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let monitor = &self.monitor;
+        let leadership = &monitor.leadership;
+        if leadership.is_replicated() {
+            gauge_family(
+                &mut encoder,
+                "perfpilot_leader",
+                "1 while this replica holds the lease of the shared store and acts, 0 while it follows",
+                None,
+                [(
+                    vec![("replica", leadership.replica().to_owned())],
+                    f64::from(u8::from(leadership.leads())),
+                )],
+            )?;
+            if let Some(age) = leadership.lease_age_secs() {
+                gauge_family(
+                    &mut encoder,
+                    "perfpilot_lease_age",
+                    "Time since the leader last renewed its lease (it steps down at 6 s; the lease lasts 8 s)",
+                    Some(&Unit::Seconds),
+                    [(Vec::new(), age)],
+                )?;
+            }
+        }
         {
             let history = monitor.history();
             let latest: Vec<(Labels, f64)> = history

@@ -359,10 +359,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
     // History not reaching the disk degrades perfpilot but does not stop it serving live
     // data and acting: ready, with the reason.
     let history = state.monitor.stored.problem();
+    // A replica of a shared store says which it is: "ready (leader a in epoch 3)",
+    // "ready (b, follower of a (http://…))". Both serve; a load balancer that must reach
+    // the leader for edits checks for "(leader".
+    let standing = state.monitor.leadership.describe();
+    let ready = if standing.is_empty() {
+        "ready".to_owned()
+    } else {
+        format!("ready ({standing})")
+    };
     if problems.is_empty() {
         match history {
-            Some(why) => (StatusCode::OK, format!("ready; warning: {why}\n")).into_response(),
-            None => (StatusCode::OK, "ready\n").into_response(),
+            Some(why) => (StatusCode::OK, format!("{ready}; warning: {why}\n")).into_response(),
+            None => (StatusCode::OK, format!("{ready}\n")).into_response(),
         }
     } else {
         let body = format!("not ready: {}\n", problems.join("; "));

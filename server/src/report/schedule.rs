@@ -14,7 +14,10 @@ pub async fn run_schedule(monitor: Monitor, schedule: crate::config::ReportSched
     let mut handled = i64::MIN;
     loop {
         let now = engine::time::unix_now_ms();
-        if let Some(period) = scheduled_period(&schedule, now, handled) {
+        // Only the leader sends; a follower that takes over sends what is then due.
+        let period =
+            scheduled_period(&schedule, now, handled).filter(|_| monitor.leadership.leads());
+        if let Some(period) = period {
             handled = period.to_ms;
             match send_scheduled(&monitor, &schedule, period).await {
                 Ok(()) => {}

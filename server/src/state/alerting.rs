@@ -82,6 +82,8 @@ struct Inner {
     tests: AtomicU64,
     /// Wall time: the change store's clock in production, moved by hand in tests.
     clock: Arc<dyn Clock>,
+    /// Only the leader delivers (and the sweep queues only there).
+    leadership: super::lease::Leadership,
 }
 
 /// An alert episode that ended.
@@ -116,6 +118,7 @@ impl Alerting {
         persist: Persist,
         public_url: Option<String>,
         clock: Arc<dyn Clock>,
+        leadership: super::lease::Leadership,
     ) -> anyhow::Result<Alerting> {
         let db = AlertDb::open(data_dir)?;
         let firing = db
@@ -147,6 +150,7 @@ impl Alerting {
                 in_flight: Mutex::new(HashSet::new()),
                 tests: AtomicU64::new(0),
                 clock,
+                leadership,
             }),
         })
     }

@@ -35,6 +35,9 @@ impl Monitor {
         mutation: Mutation,
         actor: Identity,
     ) -> Result<ChangeRecord, AppError> {
+        if let Some(why) = self.leadership.refuse_edit() {
+            return Err(AppError::unavailable(why));
+        }
         self.persist.check().map_err(unavailable)?;
         let persist = &self.persist;
         let record = self.store.apply_authorized(

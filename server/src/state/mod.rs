@@ -9,6 +9,7 @@ pub mod app_state;
 pub mod change;
 mod forecasts;
 pub mod hub;
+pub mod lease;
 pub mod monitor;
 pub mod overview;
 pub mod proof;

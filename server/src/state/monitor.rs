@@ -44,11 +44,22 @@ const FRESHNESS_MS: i64 = 15_000;
 /// Opens the durable state, then starts the sources and the monitor with the configured
 /// settings.
 pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
-    let location = match &settings.data_dir {
-        Some(dir) => Location::Dir(dir.clone()),
-        None => Location::Memory,
+    let (location, leadership) = match (&settings.database, &settings.data_dir) {
+        (Some(database), _) => {
+            let fence = Arc::new(crate::persist::Fence::new(&database.replica));
+            let address = crate::config::listen_url(settings.listen, None);
+            (
+                Location::Postgres(Box::new(database.postgres.clone())),
+                super::lease::Leadership::replicated(&database.replica, &address, fence),
+            )
+        }
+        (None, Some(dir)) => (
+            Location::Dir(dir.clone()),
+            super::lease::Leadership::alone(),
+        ),
+        (None, None) => (Location::Memory, super::lease::Leadership::alone()),
     };
-    let (persist, loaded) = Persist::open(&location)?;
+    let (persist, loaded) = Persist::open_fenced(&location, leadership.fence_handle())?;
     let collector = host::HostCollector::new(host::CollectorConfig {
         interval: settings.collect_interval,
         ..Default::default()
@@ -87,6 +98,7 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         cache_levels: settings.cache_levels.clone(),
         alerts: settings.alerts.clone(),
         public_url: Some(settings.link_base()),
+        leadership,
     })
 }
 
@@ -114,6 +126,8 @@ pub struct Parts {
     /// Where links in notifications point: `--public-url`, else the listen address
     /// ([`crate::config::Settings::link_base`]).
     pub public_url: Option<String>,
+    /// Whether this replica may act ([`super::lease`]); alone unless `--database-url`.
+    pub leadership: super::lease::Leadership,
 }
 
 /// The store to start with: the persisted one when there is one, with host resources it
@@ -221,6 +235,11 @@ pub struct Monitor {
     proof: Arc<Mutex<Proof>>,
     /// Alert notifications: channels, silences, the outbox.
     pub alerting: super::alerting::Alerting,
+    /// Whether this replica leads: only the leader acts, verifies, notifies and takes
+    /// edits; a follower collects and shows.
+    pub leadership: super::lease::Leadership,
+    /// The host's own resources, added to whatever configuration is adopted.
+    host_resources: Arc<Vec<Resource>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -260,15 +279,23 @@ impl Monitor {
             cache_levels,
             alerts,
             public_url,
+            leadership,
         } = parts;
         let restored = loaded.state.is_some();
         let host_resources = engine::source::runtime::Source::info(&host).resources;
         // One clock: the change store's (snapshots) is the alerts' too (silences, quiet
         // hours, repeats).
         let wall_clock = options.clock.clone();
-        let store = Arc::new(initial_store(host_resources, options, loaded.state)?);
-        // Queued before any change can be, so the file holds every resource first.
-        persist.baseline(store.persisted());
+        let store = Arc::new(initial_store(
+            host_resources.clone(),
+            options,
+            loaded.state,
+        )?);
+        // Queued before any change can be, so the file holds every resource first. A
+        // replica writes it only once it leads (the fence would refuse it before).
+        if !leadership.is_replicated() {
+            persist.baseline(store.persisted());
+        }
         if restored {
             let stats = store.stats();
             tracing::info!(
@@ -312,6 +339,7 @@ impl Monitor {
             persist.clone(),
             public_url,
             wall_clock,
+            leadership.clone(),
         )?;
         // Before any source starts: a pool's sources read their desired state when they do.
         let registries = connectors::Registries::default();
@@ -351,6 +379,8 @@ impl Monitor {
             configured,
             stored,
             alerting: alerting.clone(),
+            leadership,
+            host_resources: Arc::new(host_resources),
         };
         let clock = Duration::from_millis(history_step(&monitor));
         let task = MonitorTask::new(monitor.clone(), actions);
@@ -722,7 +752,7 @@ impl MonitorTask {
                         tracing::warn!(resource = %mark.resource, %err, "Source event not marked")
                     }
                 }
-                if mark.label.starts_with("cold cache") {
+                if mark.label.starts_with("cold cache") && self.monitor.leadership.leads() {
                     self.monitor
                         .warm_up(&mark.resource, self.acting.actuators());
                 }
@@ -879,6 +909,10 @@ impl MonitorTask {
         let mut statuses = Vec::with_capacity(state.resources.len());
         let mut cards = Vec::with_capacity(state.resources.len());
         let policy = monitor.alerting.policy();
+        // A follower judges and shows like the leader, but acts on nothing: no action, no
+        // verification, no notification. Its trackers and alert states stay current, so
+        // when it takes over it carries on instead of starting every window again.
+        let leading = monitor.leadership.leads();
         let mut pending = Vec::new();
         let mut alert_changes = Vec::new();
         let mut verifications = Vec::new();
@@ -917,11 +951,15 @@ impl MonitorTask {
                         let older = self.older.of(&key, &monitor, at);
                         let (text, crossing) =
                             super::forecasts::forecast(series, &older, target, kind, at);
-                        let change = self.forecast_alerts.entry(id.clone()).or_default().observe(
-                            at,
-                            crossing.map(|c| c.eta_secs),
-                            &policy,
-                        );
+                        let change = if leading {
+                            self.forecast_alerts.entry(id.clone()).or_default().observe(
+                                at,
+                                crossing.map(|c| c.eta_secs),
+                                &policy,
+                            )
+                        } else {
+                            None
+                        };
                         match change {
                             Some(ForecastChange::Fired { since_ms }) => monitor.alerting.forecast(
                                 id.as_str(),
@@ -983,8 +1021,10 @@ impl MonitorTask {
                             "Status changed"
                         );
                     }
-                    self.acting
-                        .consider(at, resource, tracker, &samples, observation.observed);
+                    if leading {
+                        self.acting
+                            .consider(at, resource, tracker, &samples, observation.observed);
+                    }
                     // The next step while the judged statistic breaches: built only then,
                     // so a steady state within target allocates nothing for it.
                     if let (Condition::Breached, Some(observed)) =
@@ -1005,7 +1045,7 @@ impl MonitorTask {
             // A change in effect is watched and judged even while its source reports a
             // problem: a change that broke its own source is exactly what must not slip
             // past its guardrails and verdict (its gaps make the verdict inconclusive).
-            if resource.target.is_some() {
+            if resource.target.is_some() && leading {
                 if let Some(verification) = self.acting.watch(at, resource, tracker, &history) {
                     verifications.push(verification);
                 }
@@ -1107,6 +1147,9 @@ impl MonitorTask {
             monitor.persist.save_event(at, &resource, body);
         }
         drop(history);
+        if !leading {
+            alert_changes.clear();
+        }
         for (id, change) in alert_changes {
             match change {
                 AlertChange::Fired {
@@ -1136,5 +1179,58 @@ impl MonitorTask {
         monitor
             .hub
             .publish_tick(at, cards, monitor.alerting.pulse());
+    }
+}
+
+impl Monitor {
+    /// Replaces the configuration with what the shared store holds (plus this host's own
+    /// resources) when it differs, and tells the live side as a restore would. Answers
+    /// whether anything was adopted.
+    pub(crate) async fn catch_up(&self) -> anyhow::Result<bool> {
+        let stored = self.persist.stored_change().await?;
+        if stored == self.store.state().change && stored != 0 {
+            return Ok(false);
+        }
+        let loaded = self.persist.reload().await?;
+        let Some(mut state) = loaded.state else {
+            return Ok(false);
+        };
+        let known: std::collections::HashSet<ResourceId> =
+            state.resources.iter().map(|r| r.id.clone()).collect();
+        for resource in self.host_resources.iter() {
+            if !known.contains(&resource.id) {
+                state.resources.push(resource.clone());
+            }
+        }
+        self.store
+            .adopt(state)
+            .map_err(|err| anyhow::anyhow!("the shared configuration is not valid: {err}"))?;
+        self.configured.reconcile_sources();
+        self.configured.sync_fleets();
+        self.send(Control::Changed {
+            scope: None,
+            why: MutationKind::Restore,
+        });
+        Ok(true)
+    }
+}
+
+impl super::lease::Replica for Monitor {
+    fn promoted(&self) -> futures_util::future::BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.catch_up().await?;
+            self.persist.baseline(self.store.persisted());
+            self.persist.flush().await;
+            self.persist.check()?;
+            Ok(())
+        })
+    }
+
+    fn follow(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(err) = self.catch_up().await {
+                tracing::warn!(%err, "Cannot catch up with the shared configuration");
+            }
+        })
     }
 }

@@ -23,7 +23,18 @@ impl Alerting {
     /// Delivers due notifications until the runtime stops. Spawned once.
     pub async fn run(self) {
         let mut last_prune = 0;
+        let mut standing = self.inner.leadership.subscribe();
         loop {
+            if !self.inner.leadership.leads() {
+                // A follower's outbox is not the leader's: it waits to lead.
+                if standing
+                    .wait_for(|_| self.inner.leadership.leads())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
             let now = self.now_ms();
             self.retry_unresolved();
             self.sweep(now);

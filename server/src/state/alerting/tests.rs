@@ -113,6 +113,7 @@ fn open(channels: Vec<ChannelEntry>, clock: &Arc<ManualClock>) -> Alerting {
         persist,
         None,
         clock.clone(),
+        crate::state::lease::Leadership::alone(),
     )
     .unwrap()
 }

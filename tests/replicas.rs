@@ -1,0 +1,323 @@
+//! Two replicas on one PostgreSQL (`--database-url`): the store scenarios every store
+//! passes, the lease fence refusing a stale leader's writes, and two real perfpilot
+//! processes handing leadership over on `kill -9`, SIGTERM and SIGSTOP, with edits taken
+//! by the leader only and followed by the other.
+
+use std::time::{Duration, Instant};
+
+use server::persist::conformance as scenario;
+use server::persist::{Fence, Location, Persist};
+use tests::{body_json, http_post_json, http_request, Perfpilot, Postgres, TempDir};
+
+const PASSWORD: &str = "state-secret-K3v9";
+
+/// A role that owns one fresh database per name, and its password in a file.
+struct Shared {
+    pg: Postgres,
+    dir: TempDir,
+}
+
+impl Shared {
+    fn start() -> Shared {
+        let pg = Postgres::start();
+        pg.psql(
+            "postgres",
+            &format!("CREATE ROLE perfpilot LOGIN PASSWORD '{PASSWORD}'"),
+        );
+        let dir = TempDir::new("perfpilot-replicas");
+        std::fs::write(dir.0.join("db.password"), format!("{PASSWORD}\n")).unwrap();
+        Shared { pg, dir }
+    }
+
+    fn database(&self, name: &str) -> String {
+        self.pg.psql(
+            "postgres",
+            &format!("CREATE DATABASE {name} OWNER perfpilot"),
+        );
+        format!("postgresql://perfpilot@127.0.0.1:{}/{name}", self.pg.port)
+    }
+
+    fn password_file(&self) -> String {
+        self.dir.0.join("db.password").display().to_string()
+    }
+
+    fn location(&self, name: &str) -> Location {
+        let settings: connectors::sources::postgres::PostgresSettings =
+            serde_json::from_value(serde_json::json!({
+                "url": self.database(name),
+                "password_file": self.password_file(),
+            }))
+            .unwrap();
+        Location::Postgres(Box::new(settings))
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// The SQLite unit tests' scenarios, each on a fresh PostgreSQL database; then the fence.
+#[test]
+fn the_store_scenarios_pass_on_postgresql_and_the_fence_refuses_a_stale_leader() {
+    let shared = Shared::start();
+    block_on(async {
+        scenario::tokens_are_saved_revoked_listed_and_audited(shared.location("s_tokens")).await;
+        scenario::a_failed_write_is_reported_and_refuses_everything_after_it(
+            shared.location("s_failed"),
+        )
+        .await;
+        scenario::only_the_newest_before_afters_are_kept_and_loaded(shared.location("s_events"))
+            .await;
+        scenario::pruning_removes_only_audit_entries_older_than_the_cut(shared.location("s_prune"))
+            .await;
+        scenario::pruning_more_than_a_batch_takes_several_statements_and_removes_all(
+            shared.location("s_prune_batch"),
+        )
+        .await;
+        scenario::the_audit_query_selects_exactly_the_asked_change_numbers(
+            shared.location("s_query"),
+        )
+        .await;
+        scenario::changes_are_durable_in_order_and_reload_into_the_same_store(
+            shared.location("s_reload"),
+        )
+        .await;
+        scenario::snapshots_taken_survive_a_restart(shared.location("s_taken")).await;
+    });
+
+    // The fence: replica "a" believes it leads in epoch 1, but "b" took the lease in
+    // epoch 2 (as after a SIGSTOP past the lease).
+    let location = shared.location("s_fence");
+    block_on(async {
+        let fence = std::sync::Arc::new(Fence::new("a"));
+        let (persist, _) = Persist::open_fenced(&location, Some(fence.clone())).unwrap();
+        shared.pg.psql(
+            "s_fence",
+            "INSERT INTO lease VALUES ('leader', 'b', 'http://b', 2, now() + interval '1 hour', now())",
+        );
+        fence.set(1);
+        let store = scenario::cpu_store(Default::default());
+        let record = store
+            .apply_with(
+                engine::changes::Mutation::ClearTarget {
+                    id: engine::model::ResourceId::new("cpu").unwrap(),
+                },
+                |r, s| persist.enqueue_change(r, s, &scenario::admin()),
+            )
+            .unwrap();
+        let refused = persist.durable(record.change).await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("led in epoch 1, but b leads in epoch 2"),
+            "{refused}"
+        );
+        persist.audit_mark("cpu", "stale", &scenario::admin(), 1_000);
+        // A token is not an act: any replica saves it, and nothing failed for good.
+        persist
+            .save_token(scenario::token("t1", 'a'), &scenario::admin())
+            .await
+            .unwrap();
+        assert!(persist.check().is_ok(), "the fence does not fail the store");
+        persist.flush().await;
+    });
+    let journal = shared.pg.psql(
+        "s_fence",
+        "SELECT count(*) FROM audit WHERE change IS NOT NULL OR kind = 'mark'",
+    );
+    assert_eq!(journal, "0", "no refused write reached the store");
+
+    // Once the lease is "a"'s in epoch 3, the same replica writes again.
+    block_on(async {
+        let fence = std::sync::Arc::new(Fence::new("a"));
+        let (persist, _) = Persist::open_fenced(&location, Some(fence.clone())).unwrap();
+        shared.pg.psql(
+            "s_fence",
+            "UPDATE lease SET holder = 'a', epoch = 3, expires_at = now() + interval '1 hour'",
+        );
+        fence.set(3);
+        persist.audit_mark("cpu", "fresh", &scenario::admin(), 2_000);
+        persist.flush().await;
+    });
+    assert_eq!(
+        shared
+            .pg
+            .psql("s_fence", "SELECT count(*) FROM audit WHERE kind = 'mark'"),
+        "1"
+    );
+}
+
+fn readyz(server: &Perfpilot) -> String {
+    server.get("/readyz").1
+}
+
+/// Polls both replicas every 50 ms until `leader` says it leads; answers how long it took.
+fn until_leads(leader: &Perfpilot, name: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let said = readyz(leader);
+        if said.contains(&format!("ready (leader {name} in epoch")) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{name} did not lead within {limit:?}; /readyz says {said:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn overview(server: &Perfpilot) -> serde_json::Value {
+    let (_, body) = http_request(server.addr, "POST", "/api/overview", &[], "");
+    body_json(&body)
+}
+
+fn cpu_target(server: &Perfpilot) -> Option<f64> {
+    overview(server)["cards"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"] == "cpu")?["target"]["value"]
+        .as_f64()
+}
+
+fn set_cpu_target(server: &Perfpilot, value: f64) -> (u16, String) {
+    http_post_json(
+        server.addr,
+        "/api/v1/resources/cpu/target",
+        &format!(r#"{{"metric":"utilization","value":{value},"for_secs":60}}"#),
+    )
+}
+
+fn start_replica(shared: &Shared, url: &str, name: &str, data: &TempDir) -> Perfpilot {
+    Perfpilot::start_with_data(
+        &data.0,
+        &[
+            "--database-url",
+            url,
+            "--database-password-file",
+            &shared.password_file(),
+            "--replica-name",
+            name,
+            "--metrics-on-main-listener",
+        ],
+    )
+}
+
+#[test]
+fn two_replicas_hand_over_on_kill_term_and_stop_and_only_the_leader_takes_edits() {
+    let shared = Shared::start();
+    let url = shared.database("state");
+    let (data_a, data_b) = (TempDir::new("replica-a"), TempDir::new("replica-b"));
+    let a = start_replica(&shared, &url, "a", &data_a);
+    until_leads(&a, "a", Duration::from_secs(15));
+    let b = start_replica(&shared, &url, "b", &data_b);
+    let follows = |server: &Perfpilot, leader: &str| {
+        let started = Instant::now();
+        loop {
+            let said = readyz(server);
+            if said.contains(&format!("follower of {leader} (")) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{said:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    follows(&b, "a");
+
+    // Edits: the leader takes them; the follower refuses with who leads, then shows them.
+    let (status, answer) = set_cpu_target(&a, 71.0);
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = set_cpu_target(&b, 72.0);
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("follows a at http://"), "{answer}");
+    let started = Instant::now();
+    while cpu_target(&b) != Some(71.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "b never showed a's edit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, metrics) = a.get("/metrics");
+    assert!(
+        metrics.contains("perfpilot_leader{replica=\"a\"} 1"),
+        "{metrics:.2000}"
+    );
+    assert!(
+        metrics.contains("perfpilot_lease_age_seconds "),
+        "{metrics:.2000}"
+    );
+    let (_, metrics) = b.get("/metrics");
+    assert!(metrics.contains("perfpilot_leader{replica=\"b\"} 0"));
+
+    // kill -9 of the leader: b leads within a lease and a retry, and takes edits.
+    a.kill_9();
+    let took = until_leads(&b, "b", Duration::from_secs(12));
+    println!("failover after kill -9: {took:?}");
+    let (status, answer) = set_cpu_target(&b, 73.0);
+    assert_eq!(status, 200, "{answer}");
+    let change_after_kill = overview(&b)["change"].as_u64().unwrap();
+
+    // a comes back as a follower and catches up with what b changed meanwhile.
+    let a = start_replica(&shared, &url, "a", &data_a);
+    follows(&a, "b");
+    let started = Instant::now();
+    while cpu_target(&a) != Some(73.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // SIGTERM: b gives the lease up on its way out; a leads within 2 s.
+    let sent = Instant::now();
+    let stopping = std::thread::spawn(move || b.terminate());
+    let took = until_leads(&a, "a", Duration::from_secs(2));
+    println!(
+        "handover on SIGTERM: {took:?} (from the signal: {:?})",
+        sent.elapsed()
+    );
+    assert!(stopping.join().unwrap().success());
+
+    // SIGSTOP of the leader past its lease: b (restarted) takes over; a, resumed, finds
+    // the lease gone, steps down and follows, and the change counter has one history.
+    let b = start_replica(&shared, &url, "b", &data_b);
+    follows(&b, "a");
+    a.signal("STOP");
+    let took = until_leads(&b, "b", Duration::from_secs(12));
+    println!("failover after SIGSTOP: {took:?}");
+    let (status, answer) = set_cpu_target(&b, 74.0);
+    assert_eq!(status, 200, "{answer}");
+    a.signal("CONT");
+    follows(&a, "b");
+    let started = Instant::now();
+    while cpu_target(&a) != Some(74.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a never caught up after resuming"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let journal = shared.pg.psql(
+        "state",
+        "SELECT count(*), count(DISTINCT change), max(change) FROM audit WHERE change IS NOT NULL",
+    );
+    let change_now = overview(&b)["change"].as_u64().unwrap();
+    assert_eq!(change_now, change_after_kill + 1);
+    assert_eq!(
+        journal,
+        format!("{change_now}|{change_now}|{change_now}"),
+        "every change number once, none lost"
+    );
+    // The password is nowhere a client or the log could see it.
+    for server in [&a, &b] {
+        for path in ["/readyz", "/metrics"] {
+            assert!(!server.get(path).1.contains(PASSWORD));
+        }
+    }
+}
