@@ -77,18 +77,7 @@ async fn run() -> ExitCode {
         eprintln!("error: cannot apply the configuration file: {err:#}");
         return ExitCode::FAILURE;
     }
-    // Replicas of a shared store: this one leads or follows from now on.
-    let lease = settings.database.as_ref().map(|database| {
-        let replica: std::sync::Arc<dyn server::state::lease::Replica> =
-            std::sync::Arc::new(monitor.clone());
-        tracing::info!(replica = %database.replica, "Replica of a shared store; taking or following the lease");
-        tokio::spawn(server::state::lease::keep(
-            monitor.leadership.clone(),
-            database.postgres.clone(),
-            replica,
-            server::shutdown::signal(),
-        ))
-    });
+    let lease = keep_lease(&settings, &monitor);
     let state = AppState::new(settings, monitor.clone());
     tracing::info!("{}", state.auth.describe());
     if let Err(err) = state.tokens.load().await {
@@ -163,6 +152,24 @@ async fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A replica of a shared store (`--database-url`) leads or follows from now on, and
+/// gives the lease up on SIGINT/SIGTERM.
+fn keep_lease(
+    settings: &Settings,
+    monitor: &server::state::Monitor,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let database = settings.database.as_ref()?;
+    let replica: std::sync::Arc<dyn server::state::lease::Replica> =
+        std::sync::Arc::new(monitor.clone());
+    tracing::info!(replica = %database.replica, "Replica of a shared store; taking or following the lease");
+    Some(tokio::spawn(server::state::lease::keep(
+        monitor.leadership.clone(),
+        database.postgres.clone(),
+        replica,
+        server::shutdown::signal(),
+    )))
 }
 
 fn describe_bind_error(err: &std::io::Error) -> String {

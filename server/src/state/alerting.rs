@@ -107,6 +107,18 @@ fn db_error(err: rusqlite::Error) -> AppError {
     AppError::unavailable(format!("the alert store failed: {err}"))
 }
 
+/// What alerting reads and writes besides its own store.
+pub struct Wiring {
+    pub store: Arc<ChangeStore>,
+    pub persist: Persist,
+    /// Where links in notifications point.
+    pub public_url: Option<String>,
+    /// Wall time: the change store's clock in production, moved by hand in tests.
+    pub clock: Arc<dyn Clock>,
+    /// Only the leader delivers.
+    pub leadership: super::lease::Leadership,
+}
+
 impl Alerting {
     /// Reading wall time from `clock`: when alerts are silenced, held, repeated, due and
     /// sent (tests move it by hand).
@@ -114,12 +126,15 @@ impl Alerting {
         data_dir: Option<&std::path::Path>,
         settings: &crate::config::AlertSettings,
         secrets: &BTreeMap<String, String>,
-        store: Arc<ChangeStore>,
-        persist: Persist,
-        public_url: Option<String>,
-        clock: Arc<dyn Clock>,
-        leadership: super::lease::Leadership,
+        wiring: Wiring,
     ) -> anyhow::Result<Alerting> {
+        let Wiring {
+            store,
+            persist,
+            public_url,
+            clock,
+            leadership,
+        } = wiring;
         let db = AlertDb::open(data_dir)?;
         let firing = db
             .firing()?

@@ -172,6 +172,30 @@ fn initial_store(
         .map_err(|err| anyhow::anyhow!("the stored configuration is not valid: {err}"))
 }
 
+/// History in memory, with the last day of what was on disk put back.
+fn restored_history(
+    config: HistoryConfig,
+    recent: Vec<crate::persist::history::Recent>,
+) -> anyhow::Result<History> {
+    let mut history = History::new(config)?;
+    let restored_series = recent.len();
+    for series in recent {
+        let minutes = series.minutes.iter().map(|p| (p.t, p.min, p.mean, p.max));
+        let raw = series.raw.iter().map(|p| (p.t, p.mean));
+        if let Err(err) = history.restore(series.info, minutes, raw) {
+            tracing::warn!(%err, "History on disk not all restored");
+            break;
+        }
+    }
+    if restored_series > 0 {
+        tracing::info!(
+            series = restored_series,
+            "Restored the last day of history from disk"
+        );
+    }
+    Ok(history)
+}
+
 /// Messages to the monitor task.
 pub(crate) enum Control {
     /// An accepted change; `scope` is the one resource it touched, `None` for all.
@@ -314,32 +338,18 @@ impl Monitor {
         if stored.is_enabled() {
             proof.keep_pending_in(persist.clone(), loaded.pending);
         }
-        let mut history = History::new(history)?;
-        let restored_series = recent.len();
-        for series in recent {
-            let minutes = series.minutes.iter().map(|p| (p.t, p.min, p.mean, p.max));
-            let raw = series.raw.iter().map(|p| (p.t, p.mean));
-            if let Err(err) = history.restore(series.info, minutes, raw) {
-                tracing::warn!(%err, "History on disk not all restored");
-                break;
-            }
-        }
-        if restored_series > 0 {
-            tracing::info!(
-                series = restored_series,
-                "Restored the last day of history from disk"
-            );
-        }
-        let history = Arc::new(RwLock::new(history));
+        let history = Arc::new(RwLock::new(restored_history(history, recent)?));
         let alerting = super::alerting::Alerting::open(
             data_dir.as_deref(),
             &alerts,
             &actions.secrets,
-            store.clone(),
-            persist.clone(),
-            public_url,
-            wall_clock,
-            leadership.clone(),
+            super::alerting::Wiring {
+                store: store.clone(),
+                persist: persist.clone(),
+                public_url,
+                clock: wall_clock,
+                leadership: leadership.clone(),
+            },
         )?;
         // Before any source starts: a pool's sources read their desired state when they do.
         let registries = connectors::Registries::default();

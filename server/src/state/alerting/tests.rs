@@ -109,11 +109,13 @@ fn open(channels: Vec<ChannelEntry>, clock: &Arc<ManualClock>) -> Alerting {
         None,
         &settings,
         &BTreeMap::new(),
-        store,
-        persist,
-        None,
-        clock.clone(),
-        crate::state::lease::Leadership::alone(),
+        Wiring {
+            store,
+            persist,
+            public_url: None,
+            clock: clock.clone(),
+            leadership: crate::state::lease::Leadership::alone(),
+        },
     )
     .unwrap()
 }
