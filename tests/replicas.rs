@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use server::persist::conformance as scenario;
 use server::persist::{Fence, Location, Persist};
-use tests::{body_json, http_post_json, http_request, Perfpilot, Postgres, TempDir};
+use tests::{
+    body_json, eventually_text, horizontal_overflow, http_post_json, http_request, Browser,
+    Perfpilot, Postgres, TempDir,
+};
 
 const PASSWORD: &str = "state-secret-K3v9";
 
@@ -207,6 +210,19 @@ fn start_replica(shared: &Shared, url: &str, name: &str, data: &TempDir) -> Perf
     )
 }
 
+/// Polls `server` until it follows `leader` (at most 10 s).
+fn follows(server: &Perfpilot, leader: &str) {
+    let started = Instant::now();
+    loop {
+        let said = readyz(server);
+        if said.contains(&format!("follower of {leader} (")) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{said:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn two_replicas_hand_over_on_kill_term_and_stop_and_only_the_leader_takes_edits() {
     let shared = Shared::start();
@@ -215,18 +231,26 @@ fn two_replicas_hand_over_on_kill_term_and_stop_and_only_the_leader_takes_edits(
     let a = start_replica(&shared, &url, "a", &data_a);
     until_leads(&a, "a", Duration::from_secs(15));
     let b = start_replica(&shared, &url, "b", &data_b);
-    let follows = |server: &Perfpilot, leader: &str| {
-        let started = Instant::now();
-        loop {
-            let said = readyz(server);
-            if said.contains(&format!("follower of {leader} (")) {
-                return;
-            }
-            assert!(started.elapsed() < Duration::from_secs(10), "{said:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
     follows(&b, "a");
+
+    // Every page's top bar says which replica you are on and who leads.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let browser = runtime.block_on(async {
+        let browser = Browser::start().await;
+        browser.client.goto(&b.url("/")).await.unwrap();
+        browser.wait_for_hydration().await;
+        eventually_text(&browser.client, "#replica", "the follower's chip", |t| {
+            t == "b · follows a"
+        })
+        .await;
+        for (width, mobile) in [(1280, false), (390, true)] {
+            browser.emulate_viewport(width, 900, mobile).await;
+            let (overflow, what) = horizontal_overflow(&browser.client).await;
+            assert_eq!(overflow, 0, "sideways scroll at {width} px: {what}");
+        }
+        browser.screenshots_of(".topbar", "replica-follower").await;
+        browser
+    });
 
     // Edits: the leader takes them; the follower refuses with who leads, then shows them.
     let (status, answer) = set_cpu_target(&a, 71.0);
@@ -258,6 +282,15 @@ fn two_replicas_hand_over_on_kill_term_and_stop_and_only_the_leader_takes_edits(
     a.kill_9();
     let took = until_leads(&b, "b", Duration::from_secs(12));
     println!("failover after kill -9: {took:?}");
+    // The page open on b says so by itself, without a reload.
+    runtime.block_on(async {
+        eventually_text(&browser.client, "#replica", "the new leader's chip", |t| {
+            t == "b · leads"
+        })
+        .await;
+        browser.screenshots_of(".topbar", "replica-leader").await;
+        browser.close().await;
+    });
     let (status, answer) = set_cpu_target(&b, 73.0);
     assert_eq!(status, 200, "{answer}");
     let change_after_kill = overview(&b)["change"].as_u64().unwrap();

@@ -189,6 +189,9 @@ pub fn App() -> impl IntoView {
                     <A href=base.join("/settings")>"Settings"</A>
                 </nav>
                 <div class="topbar-end">
+                    {move || live.overview.with(|o| o.as_ref().and_then(|o| o.replica.clone())).map(|r| view! {
+                        <span class="replica" class:replica-leads=r.leads id="replica" title=r.detail.clone() aria-label=r.detail>{r.text}</span>
+                    })}
                     <WhoAmI/>
                     <ThemeToggle/>
                 </div>

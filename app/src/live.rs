@@ -89,6 +89,19 @@ pub struct Overview {
     pub notices: Vec<String>,
     #[serde(default)]
     pub alerts: crate::alerts::AlertsPulse,
+    /// Which replica of a shared store served this, and who leads (`None` alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaLine>,
+}
+
+/// The top bar's "replica b · follows a".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaLine {
+    pub leads: bool,
+    /// "a · leads", "b · follows a" (short: it shares the top bar with the menu).
+    pub text: String,
+    /// The longer sentence for the tooltip and screen readers.
+    pub detail: String,
 }
 
 /// Per-tick update of one card.

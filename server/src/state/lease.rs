@@ -157,6 +157,37 @@ impl Leadership {
         }
     }
 
+    /// The top bar's chip: which replica this is and who leads; `None` alone.
+    pub fn line(&self) -> Option<app::live::ReplicaLine> {
+        let name = &self.replica;
+        Some(match self.standing() {
+            Standing::Alone => return None,
+            Standing::Leader { epoch } => app::live::ReplicaLine {
+                leads: true,
+                text: format!("{name} · leads"),
+                detail: format!(
+                    "You are on replica {name}, which leads (epoch {epoch}): it acts, notifies and takes edits"
+                ),
+            },
+            Standing::Follower { leader: Some(h) } => app::live::ReplicaLine {
+                leads: false,
+                text: format!("{name} · follows {}", h.name),
+                detail: format!(
+                    "You are on replica {name}, which follows {} ({}): it shows everything, and edits are taken by {}",
+                    h.name, h.address, h.name
+                ),
+            },
+            Standing::Follower { leader: None } => app::live::ReplicaLine {
+                leads: false,
+                text: format!("{name} · no leader yet"),
+                detail: format!(
+                    "You are on replica {name}; no replica leads right now (one takes over within {} s), so edits wait",
+                    (LEASE + RETRY_EVERY).as_secs()
+                ),
+            },
+        })
+    }
+
     /// Why an edit made on this replica is refused, or `None` when it leads.
     pub fn refuse_edit(&self) -> Option<String> {
         match self.standing() {

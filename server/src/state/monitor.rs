@@ -511,6 +511,7 @@ impl Monitor {
             self.top().as_deref(),
             self.stored.problem().into_iter().collect(),
             self.alerting.pulse(),
+            self.leadership.line(),
         )
     }
 
@@ -685,8 +686,14 @@ impl MonitorTask {
         let _alive = AliveGuard(self.monitor.alive.clone());
         let mut watchdog = tokio::time::interval(clock);
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut standing = self.monitor.leadership.subscribe();
         loop {
             tokio::select! {
+                // Every page's top bar says who leads: tell them at once.
+                Ok(()) = standing.changed() => {
+                    let monitor = &self.monitor;
+                    monitor.hub.publish_overview(|| monitor.overview());
+                }
                 event = events.recv() => match event {
                     Some(event) => self.on_event(event),
                     None => break,

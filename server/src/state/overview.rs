@@ -25,6 +25,7 @@ pub fn build(
     top: Option<&TopProcesses>,
     notices: Vec<String>,
     alerts: AlertsPulse,
+    replica: Option<app::live::ReplicaLine>,
 ) -> Overview {
     let views = store.views();
     let history = engine::sync::read(history);
@@ -115,6 +116,7 @@ pub fn build(
         autosave_every: stats.autosave.every(),
         notices,
         alerts,
+        replica,
     }
 }
 
