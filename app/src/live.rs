@@ -372,6 +372,11 @@ mod tests {
             autosave_every: 5,
             notices: Vec::new(),
             alerts: Default::default(),
+            replica: Some(ReplicaLine {
+                leads: false,
+                text: "b · follows a".into(),
+                detail: "You are on replica b, which follows a".into(),
+            }),
         });
         let tick = LiveMessage::Tick {
             at_unix_ms: 9,
