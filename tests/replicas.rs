@@ -354,3 +354,156 @@ fn two_replicas_hand_over_on_kill_term_and_stop_and_only_the_leader_takes_edits(
         }
     }
 }
+
+/// A change in effect and being verified when its leader is `kill -9`ed is not orphaned:
+/// the new leader finds it in the action journal and rolls it back. The service sees the
+/// apply once and the rollback once.
+#[test]
+fn a_change_left_in_verification_by_a_killed_leader_is_rolled_back_by_the_next() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    let shared = Shared::start();
+    let url = shared.database("acting");
+    let work = TempDir::new("replicas-acting");
+    let log = work.0.join("service.log");
+    let script = work.0.join("record.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"$2\" >> \"$1\"\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let script = script.to_str().unwrap().to_owned();
+    let start = |name: &str, data: &TempDir| {
+        Perfpilot::start_with_data(
+            &data.0,
+            &[
+                "--database-url",
+                &url,
+                "--database-password-file",
+                &shared.password_file(),
+                "--replica-name",
+                name,
+                "--allow-program",
+                &script,
+                "--push-create-resources",
+            ],
+        )
+    };
+    let (data_a, data_b) = (TempDir::new("acting-a"), TempDir::new("acting-b"));
+    let a = start("a", &data_a);
+    until_leads(&a, "a", Duration::from_secs(15));
+    let b = start("b", &data_b);
+    follows(&b, "a");
+
+    let load = Arc::new(AtomicU32::new(20));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pusher = {
+        let (load, stop, addr) = (load.clone(), stop.clone(), a.addr);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let body = format!(
+                    r#"{{"samples":[{{"resource":"custom:9","metric":"load","value":{}}}]}}"#,
+                    load.load(Ordering::Relaxed)
+                );
+                let _ = http_post_json(addr, "/api/push", &body);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    act_through_commands(&a, &script, &log);
+
+    // The breach: a applies the change, and it is in effect, being verified for 10 min.
+    load.store(90, Ordering::Relaxed);
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = Instant::now();
+    while shared.psql_state("acting") != "in_effect" {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never in effect; service log {:?}",
+            lines()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(lines(), "apply\n");
+
+    // a dies mid-verification; b leads and undoes the change nobody can verify now.
+    a.kill_9();
+    stop.store(true, Ordering::Relaxed);
+    pusher.join().unwrap();
+    until_leads(&b, "b", Duration::from_secs(12));
+    let started = Instant::now();
+    while shared.psql_state("acting") != "rolled_back" {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not rolled back; service log {:?}",
+            lines()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(lines(), "apply\nrollback\n", "each step once");
+    let (_, audit) = b.get("/api/audit?kind=action");
+    assert!(
+        audit.contains("perfpilot stopped or lost the lead while this change was being verified"),
+        "{audit:.3000}"
+    );
+}
+
+/// Gives `custom:9` on `server` a target of load ≤ 50, short windows, a 10-minute
+/// verification and a command action: `script <log> apply`, rolled back by
+/// `script <log> rollback`.
+fn act_through_commands(server: &Perfpilot, script: &str, log: &std::path::Path) {
+    let a = server;
+    let started = Instant::now();
+    let settings = loop {
+        let (status, body) = a.get("/api/resource_settings?resource=custom%3A9");
+        if status == 200 {
+            break body_json(&body);
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut settings = settings;
+    for (key, value) in [
+        ("window_secs", 2),
+        ("baseline_secs", 2),
+        ("verify_secs", 600),
+        ("cooldown_secs", 1),
+        ("stabilization_secs", 1),
+    ] {
+        settings[key] = value.into();
+    }
+    settings["dry_run"] = false.into();
+    let log_path = log.to_str().unwrap();
+    settings["action"] = serde_json::json!({
+        "kind": "command",
+        "program": script,
+        "args": [log_path, "apply"],
+        "rollback": {"program": script, "args": [log_path, "rollback"]},
+    });
+    let form = format!(
+        "resource=custom%3A9&settings={}",
+        tests::urlencode(&settings.to_string())
+    );
+    let (status, body) = http_request(a.addr, "POST", "/api/set_resource_settings", &[], &form);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_request(
+        a.addr,
+        "POST",
+        "/api/set_target",
+        &[],
+        "resource=custom%3A9&metric=load&value=50&for_secs=0",
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+impl Shared {
+    /// The state of the one action in `db`'s journal.
+    fn psql_state(&self, db: &str) -> String {
+        self.pg.psql(
+            db,
+            "SELECT coalesce(string_agg(state, ','), '') FROM action_journal",
+        )
+    }
+}

@@ -175,9 +175,65 @@ pub enum Applied {
     },
 }
 
+/// A step that changes the service, as the journal is told before it runs: what a
+/// successor needs to find the change and undo it.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalEntry<'a> {
+    /// [`Step::Apply`] or [`Step::RollBack`].
+    pub step: Step,
+    pub request: &'a ActionRequest,
+    pub action: &'a crate::model::ActionConfig,
+    pub source: Option<&'a crate::model::SourceSpec>,
+    pub captured: &'a Captured,
+}
+
+/// Where every step that changes a service is written down before it runs (the action
+/// journal of the shared store). Refusing stops the step: a replica that no longer leads
+/// must not apply or undo anything, and a change nobody wrote down must not happen.
+pub trait Journal: Send + Sync {
+    fn before<'a>(&'a self, entry: JournalEntry<'a>) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// The journal and the action a lifecycle run writes into it.
+#[derive(Clone, Copy)]
+pub struct Journaled<'a> {
+    pub journal: &'a dyn Journal,
+    pub action: &'a crate::model::ActionConfig,
+    pub source: Option<&'a crate::model::SourceSpec>,
+}
+
+impl Journaled<'_> {
+    async fn before(
+        &self,
+        step: Step,
+        request: &ActionRequest,
+        captured: &Captured,
+    ) -> Result<(), String> {
+        self.journal
+            .before(JournalEntry {
+                step,
+                request,
+                action: self.action,
+                source: self.source,
+                captured,
+            })
+            .await
+    }
+}
+
 /// Runs capture → apply → read back. A failed apply or read-back rolls back at once when
 /// the actuator can.
 pub async fn apply(actuator: &dyn Actuator, request: &ActionRequest) -> Applied {
+    apply_journaled(actuator, request, None).await
+}
+
+/// [`apply`], writing the apply (and any rollback) into `journaled` before it runs; a
+/// refused entry fails the action without touching the service.
+pub async fn apply_journaled(
+    actuator: &dyn Actuator,
+    request: &ActionRequest,
+    journaled: Option<Journaled<'_>>,
+) -> Applied {
     let mut steps = Vec::new();
     let captured = match timed(&mut steps, Step::Capture, actuator.capture(request), |c| {
         c.summary.clone()
@@ -193,6 +249,15 @@ pub async fn apply(actuator: &dyn Actuator, request: &ActionRequest) -> Applied 
             }
         }
     };
+    if let Some(journaled) = journaled {
+        if let Err(why) = journaled.before(Step::Apply, request, &captured).await {
+            return Applied::Failed {
+                error: format!("not applied: {why}"),
+                rolled_back: None,
+                steps,
+            };
+        }
+    }
     let applied = match timed(
         &mut steps,
         Step::Apply,
@@ -206,7 +271,7 @@ pub async fn apply(actuator: &dyn Actuator, request: &ActionRequest) -> Applied 
             // An apply that errored may still have half-happened (a timeout after the
             // receiver acted): restore what was captured where that is possible.
             let rolled_back = if actuator.can_roll_back() && !captured.state.is_null() {
-                Some(run_roll_back(actuator, request, &captured, &mut steps).await)
+                Some(run_roll_back(actuator, request, &captured, &mut steps, journaled).await)
             } else {
                 None
             };
@@ -228,7 +293,7 @@ pub async fn apply(actuator: &dyn Actuator, request: &ActionRequest) -> Applied 
         Ok(_) => Applied::InEffect { captured, steps },
         Err(err) => {
             let rolled_back = if actuator.can_roll_back() {
-                Some(run_roll_back(actuator, request, &captured, &mut steps).await)
+                Some(run_roll_back(actuator, request, &captured, &mut steps, journaled).await)
             } else {
                 None
             };
@@ -255,8 +320,19 @@ pub async fn roll_back(
     request: &ActionRequest,
     captured: &Captured,
 ) -> RolledBack {
+    roll_back_journaled(actuator, request, captured, None).await
+}
+
+/// [`roll_back`], written into `journaled` before it runs; a refused entry leaves the
+/// change as it is (not restored), for whoever may act to undo.
+pub async fn roll_back_journaled(
+    actuator: &dyn Actuator,
+    request: &ActionRequest,
+    captured: &Captured,
+    journaled: Option<Journaled<'_>>,
+) -> RolledBack {
     let mut steps = Vec::new();
-    let restored = run_roll_back(actuator, request, captured, &mut steps).await;
+    let restored = run_roll_back(actuator, request, captured, &mut steps, journaled).await;
     RolledBack { restored, steps }
 }
 
@@ -265,7 +341,21 @@ async fn run_roll_back(
     request: &ActionRequest,
     captured: &Captured,
     steps: &mut Vec<StepRecord>,
+    journaled: Option<Journaled<'_>>,
 ) -> bool {
+    if let Some(journaled) = journaled {
+        if let Err(why) = journaled.before(Step::RollBack, request, captured).await {
+            steps.push(StepRecord {
+                step: Step::RollBack,
+                ok: false,
+                detail: format!("not rolled back here: {why}"),
+                attempts: 0,
+                duration_ms: 0,
+                at_unix_ms: 0,
+            });
+            return false;
+        }
+    }
     if timed(
         steps,
         Step::RollBack,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use engine::actions::{ActionEvent, ActionOutcome, ActionRequest};
-use engine::actuator::{Actuator, Applied, Captured, Step, StepRecord};
+use engine::actuator::{Actuator, Applied, Captured, Journal, Journaled, Step, StepRecord};
 use engine::model::{ActionConfig, SourceSpec};
 
 pub mod cache_setting;
@@ -32,6 +32,8 @@ pub struct Actuators {
     config: Arc<RunnerConfig>,
     http: webhook::Client,
     registries: crate::Registries,
+    /// Where applies and rollbacks are written before they run (`None`: nowhere).
+    journal: Option<Arc<dyn Journal>>,
 }
 
 impl std::fmt::Debug for Actuators {
@@ -50,7 +52,32 @@ impl Actuators {
             config: Arc::new(config),
             http: webhook::client(),
             registries,
+            journal: None,
         }
+    }
+
+    /// These actuators, writing every apply and rollback into `journal` before it runs.
+    pub fn with_journal(mut self, journal: Arc<dyn Journal>) -> Actuators {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// These actuators without a journal (work that leaves nothing to undo).
+    pub fn without_journal(mut self) -> Actuators {
+        self.journal = None;
+        self
+    }
+
+    fn journaled<'a>(
+        &'a self,
+        action: &'a ActionConfig,
+        source: Option<&'a SourceSpec>,
+    ) -> Option<Journaled<'a>> {
+        self.journal.as_deref().map(|journal| Journaled {
+            journal,
+            action,
+            source,
+        })
     }
 
     /// What the actuators share with the running sources (a fleet's breaching hosts).
@@ -178,7 +205,8 @@ impl Actuators {
                 captured: None,
             };
         }
-        match engine::actuator::apply(actuator.as_ref(), request).await {
+        let journaled = self.journaled(action, source);
+        match engine::actuator::apply_journaled(actuator.as_ref(), request, journaled).await {
             Applied::InEffect { captured, steps } => {
                 let detail = steps
                     .iter()
@@ -216,7 +244,14 @@ impl Actuators {
         let at_unix_ms = engine::time::unix_now_ms();
         let (restored, steps) = match self.for_action(action, source) {
             Ok(Some(actuator)) if actuator.can_roll_back() => {
-                let back = engine::actuator::roll_back(actuator.as_ref(), request, captured).await;
+                let journaled = self.journaled(action, source);
+                let back = engine::actuator::roll_back_journaled(
+                    actuator.as_ref(),
+                    request,
+                    captured,
+                    journaled,
+                )
+                .await;
                 (back.restored, back.steps)
             }
             _ => (false, Vec::new()),

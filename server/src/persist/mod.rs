@@ -113,6 +113,17 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at_unix_ms INTEGER NOT NULL,
     revoked_at_unix_ms INTEGER
 );
+-- The action journal: each apply and rollback written before it runs, then where the
+-- change ended, so whoever runs next finds a change left half-done or unverified.
+CREATE TABLE IF NOT EXISTS action_journal (
+    id         TEXT PRIMARY KEY,
+    resource   TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    epoch      INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS action_journal_state ON action_journal(state);
 ";
 
 /// The same tables in PostgreSQL (`--database-url`), plus the leader lease replicas share
@@ -169,6 +180,15 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at_unix_ms BIGINT NOT NULL,
     revoked_at_unix_ms BIGINT
 );
+CREATE TABLE IF NOT EXISTS action_journal (
+    id         TEXT PRIMARY KEY,
+    resource   TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    epoch      BIGINT NOT NULL,
+    body       TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS action_journal_state ON action_journal(state);
 -- One row: who leads, since which epoch, until when (on the database's clock).
 CREATE TABLE IF NOT EXISTS lease (
     name       TEXT PRIMARY KEY,
@@ -282,6 +302,18 @@ enum Job {
     PruneAudit(i64, oneshot::Sender<Result<u64, PersistError>>),
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
+    /// An action's journal entry: `body` (what undoing it needs) with its first state,
+    /// then only the state. Answered once committed (or refused by the fence).
+    Journal {
+        id: String,
+        resource: String,
+        state: &'static str,
+        body: Option<serde_json::Value>,
+        at_unix_ms: i64,
+        reply: Option<oneshot::Sender<Result<(), PersistError>>>,
+    },
+    /// Actions whose journal says they may still be in effect unverified.
+    OpenActions(oneshot::Sender<Result<Vec<OpenAction>, PersistError>>),
     /// Reads the state back, as at start-up (a follower catching up, a new leader).
     Reload(oneshot::Sender<Result<Loaded, PersistError>>),
     /// The change number the store holds (`meta.change`), to tell whether to reload.
@@ -623,6 +655,49 @@ impl Persist {
         answer(rx).await
     }
 
+    /// Writes that `id`'s action is about to `state` (`applying`, `rolling_back`) and
+    /// waits until that is committed: the step runs only after. A replica that no longer
+    /// leads is refused here, so it never touches the service.
+    pub async fn journal_before(
+        &self,
+        id: &str,
+        resource: &str,
+        state: &'static str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(), PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Journal {
+            id: id.to_owned(),
+            resource: resource.to_owned(),
+            state,
+            body,
+            at_unix_ms: engine::time::unix_now_ms(),
+            reply: Some(reply),
+        })?;
+        answer(rx).await
+    }
+
+    /// Records where `id`'s action ended (`in_effect`, `kept`, `rolled_back`, `failed`);
+    /// durable with the next commit.
+    pub fn journal_state(&self, id: &str, resource: &str, state: &'static str) {
+        let _ = self.send(Job::Journal {
+            id: id.to_owned(),
+            resource: resource.to_owned(),
+            state,
+            body: None,
+            at_unix_ms: engine::time::unix_now_ms(),
+            reply: None,
+        });
+    }
+
+    /// Actions the journal leaves applying, in effect or rolling back: a process that
+    /// stopped (or lost the lease) before it verified or undid them.
+    pub async fn open_actions(&self) -> Result<Vec<OpenAction>, PersistError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::OpenActions(reply))?;
+        answer(rx).await
+    }
+
     /// Waits until everything queued so far is committed (shutdown, tests).
     pub async fn flush(&self) {
         let (reply, rx) = oneshot::channel();
@@ -635,6 +710,21 @@ impl Persist {
 async fn answer<T>(rx: oneshot::Receiver<Result<T, PersistError>>) -> Result<T, PersistError> {
     rx.await
         .map_err(|_| PersistError::Unavailable("the database writer has stopped".into()))?
+}
+
+/// An action the journal says may still be in effect without a verdict.
+#[derive(Debug, Clone)]
+pub struct OpenAction {
+    pub id: String,
+    pub resource: String,
+    pub state: String,
+    /// What undoing it needs: `request`, `action`, `source`, `captured`.
+    pub body: serde_json::Value,
+}
+
+/// The journal's key of an action: its resource and when it was decided.
+pub fn journal_id(resource: &str, at_unix_ms: i64) -> String {
+    format!("{resource}@{at_unix_ms}")
 }
 
 /// An audit entry for `by` without a change number.

@@ -46,7 +46,10 @@ impl Writer {
     fn commit(&mut self, batch: Vec<Job>) -> Result<(), SqlError> {
         let tx = &mut *self.conn;
         tx.batch("BEGIN")?;
-        let mut pending = Batch::default();
+        let mut pending = Batch {
+            epoch: self.fence.as_ref().map_or(0, |f| f.epoch()),
+            ..Batch::default()
+        };
         let batch = match &self.fence {
             Some(fence) if batch.iter().any(Job::acts) => match fenced_out(tx, fence)? {
                 None => batch,
@@ -124,6 +127,9 @@ pub(super) struct Batch {
     touched: std::collections::BTreeSet<engine::model::ResourceId>,
     everything: bool,
     events_added: bool,
+    /// The lease epoch the batch writes under (0 for a single replica): journal entries
+    /// record who wrote them.
+    epoch: u64,
 }
 
 impl Batch {
@@ -228,6 +234,24 @@ impl Batch {
                 self.reads.push(Read::StoredChange(reply));
                 Ok(())
             }
+            Job::OpenActions(reply) => {
+                self.reads.push(Read::OpenActions(reply));
+                Ok(())
+            }
+            Job::Journal {
+                id,
+                resource,
+                state,
+                body,
+                at_unix_ms,
+                reply,
+            } => {
+                write_journal(tx, self.epoch, (id, resource), state, body, at_unix_ms)?;
+                if let Some(reply) = reply {
+                    self.replies.push(Reply::Unit(reply));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -279,6 +303,12 @@ pub(super) fn refuse_all(batch: Vec<Job>, reason: &Arc<str>) {
             Job::Flush(reply) => drop(reply.send(())),
             Job::Reload(reply) => drop(reply.send(Err(err()))),
             Job::StoredChange(reply) => drop(reply.send(Err(err()))),
+            Job::OpenActions(reply) => drop(reply.send(Err(err()))),
+            Job::Journal { reply, .. } => {
+                if let Some(reply) = reply {
+                    drop(reply.send(Err(err())));
+                }
+            }
             Job::Change { .. }
             | Job::Audit(_)
             | Job::Event { .. }
@@ -300,6 +330,7 @@ pub(super) enum Read {
     Prune(i64, oneshot::Sender<Result<u64, PersistError>>),
     Reload(oneshot::Sender<Result<Loaded, PersistError>>),
     StoredChange(oneshot::Sender<Result<u64, PersistError>>),
+    OpenActions(oneshot::Sender<Result<Vec<OpenAction>, PersistError>>),
 }
 
 impl Read {
@@ -317,6 +348,7 @@ impl Read {
                 drop(reply.send(prune_audit(conn, before).map_err(failed)))
             }
             Read::Reload(reply) => drop(reply.send(load(conn).map_err(failed))),
+            Read::OpenActions(reply) => drop(reply.send(open_actions(conn).map_err(failed))),
             Read::StoredChange(reply) => drop(
                 reply.send(
                     conn.query_opt("SELECT value FROM meta WHERE key = 'change'", &[])
@@ -431,6 +463,7 @@ impl Job {
                 | Job::Pending { .. }
                 | Job::Event { .. }
                 | Job::Baseline(_)
+                | Job::Journal { .. }
         )
     }
 }
@@ -466,4 +499,51 @@ fn fenced_out(tx: &mut dyn Sql, fence: &Fence) -> Result<Option<String>, SqlErro
     } else {
         None
     })
+}
+
+fn open_actions(conn: &mut dyn Sql) -> Result<Vec<OpenAction>, SqlError> {
+    conn.query(
+        "SELECT id, resource, state, body FROM action_journal \
+         WHERE state IN ('applying', 'in_effect', 'rolling_back') ORDER BY updated_ms",
+        &[],
+    )?
+    .into_iter()
+    .map(|row| {
+        let body = row.text(3)?;
+        Ok(OpenAction {
+            id: row.text(0)?,
+            resource: row.text(1)?,
+            state: row.text(2)?,
+            body: serde_json::from_str(&body)
+                .map_err(|err| corrupt(format!("action_journal body: {err}")))?,
+        })
+    })
+    .collect()
+}
+
+/// An action's journal entry, as of `epoch`: the whole of it when `body` comes with it,
+/// else its new state.
+fn write_journal(
+    tx: &mut dyn Sql,
+    epoch: u64,
+    (id, resource): (String, String),
+    state: &str,
+    body: Option<serde_json::Value>,
+    at_unix_ms: i64,
+) -> Result<(), SqlError> {
+    let epoch = epoch as i64;
+    match body {
+        Some(body) => tx.execute(
+            "INSERT INTO action_journal(id, resource, state, epoch, body, updated_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET \
+             state = excluded.state, epoch = excluded.epoch, body = excluded.body, \
+             updated_ms = excluded.updated_ms",
+            args![id, resource, state, epoch, body.to_string(), at_unix_ms],
+        )?,
+        None => tx.execute(
+            "UPDATE action_journal SET state = ?2, epoch = ?3, updated_ms = ?4 WHERE id = ?1",
+            args![id, state, epoch, at_unix_ms],
+        )?,
+    };
+    Ok(())
 }

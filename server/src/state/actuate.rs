@@ -27,7 +27,7 @@ use app::audit::{AuditKind, AuditRecord};
 use app::identity::Identity;
 use connectors::actuators::{Actuators, Execution};
 use engine::actions::{ActionEvent, ActionOutcome, ActionRequest};
-use engine::actuator::{Captured, Guardrail};
+use engine::actuator::{Captured, Guardrail, Journal, JournalEntry, Step};
 use engine::changes::State;
 use engine::history::History;
 use engine::model::{
@@ -38,6 +38,8 @@ use engine::optimizer::{ActionVerdict, Tracker, Transition};
 use engine::series::SeriesKey;
 use engine::verdict::{Sustained, Verdict, VerdictRules};
 use tokio::sync::mpsc;
+
+use crate::persist::{journal_id, OpenAction, Persist};
 
 /// A guard series' latest sample counts for this long.
 const GUARD_FRESHNESS_MS: i64 = 15_000;
@@ -76,7 +78,7 @@ impl Finished {
         }
     }
 
-    fn request(&self) -> &ActionRequest {
+    pub fn request(&self) -> &ActionRequest {
         match self {
             Finished::Executed { request, .. } | Finished::RolledBack { request, .. } => request,
         }
@@ -152,25 +154,129 @@ pub struct Acting {
     /// The latest finished change's outcome per resource, shown for [`RECENT_MS`].
     recent: HashMap<ResourceId, OptimizerState>,
     done: mpsc::UnboundedSender<Finished>,
+    /// The action journal's home: where each change ended is written there.
+    persist: Persist,
+}
+
+/// The action journal in the durable store: every apply and rollback the optimizer runs
+/// is written there (with what undoing it needs) and committed before it runs.
+pub struct StoreJournal(pub Persist);
+
+impl Journal for StoreJournal {
+    fn before<'a>(
+        &'a self,
+        entry: JournalEntry<'a>,
+    ) -> engine::source::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let resource = entry.request.resource.as_str();
+            let id = journal_id(resource, entry.request.at_unix_ms);
+            let (state, body) = match entry.step {
+                Step::Apply => (
+                    "applying",
+                    Some(serde_json::json!({
+                        "request": entry.request,
+                        "action": entry.action,
+                        "source": entry.source,
+                        "captured": entry.captured,
+                    })),
+                ),
+                _ => ("rolling_back", None),
+            };
+            self.0
+                .journal_before(&id, resource, state, body)
+                .await
+                .map_err(|err| err.to_string())
+        })
+    }
 }
 
 impl Acting {
-    pub fn new(actuators: Actuators) -> (Acting, mpsc::UnboundedReceiver<Finished>) {
+    /// Acting through `actuators`, each apply and rollback written first into the action
+    /// journal of `persist`.
+    pub fn new(
+        actuators: Actuators,
+        persist: Persist,
+    ) -> (Acting, mpsc::UnboundedReceiver<Finished>) {
         let (done, finished) = mpsc::unbounded_channel();
         let acting = Acting {
-            actuators,
+            actuators: actuators.with_journal(std::sync::Arc::new(StoreJournal(persist.clone()))),
             busy: HashMap::new(),
             in_effect: HashMap::new(),
             backoff: HashMap::new(),
             recent: HashMap::new(),
             done,
+            persist,
         };
         (acting, finished)
     }
 
-    /// The actuators, for work outside the optimizer's lifecycle (a cache's warm-up).
+    /// The actuators, for work outside the optimizer's lifecycle (a cache's warm-up: it
+    /// fills the cache again and leaves no setting to undo, so it is not journaled).
     pub fn actuators(&self) -> Actuators {
-        self.actuators.clone()
+        self.actuators.clone().without_journal()
+    }
+
+    /// Writes where `request`'s change ended into the action journal.
+    fn mark(&self, request: &ActionRequest, state: &'static str) {
+        let resource = request.resource.as_str();
+        self.persist
+            .journal_state(&journal_id(resource, request.at_unix_ms), resource, state);
+    }
+
+    /// Rolls back the changes the journal says were left applying, in effect or rolling
+    /// back by a process that stopped or lost the lead: nobody verified them, so none
+    /// stays. Each goes through the normal rollback (its outcome moves the tracker and is
+    /// audited).
+    pub fn recover(&mut self, open: Vec<OpenAction>, now_ms: i64) {
+        for left in open {
+            let body = &left.body;
+            let parsed = (|| {
+                Some((
+                    serde_json::from_value::<ActionRequest>(body["request"].clone()).ok()?,
+                    serde_json::from_value::<ActionConfig>(body["action"].clone()).ok()?,
+                    serde_json::from_value::<Option<SourceSpec>>(body["source"].clone()).ok()?,
+                    serde_json::from_value::<Captured>(body["captured"].clone()).ok()?,
+                ))
+            })();
+            let Some((request, action, source, captured)) = parsed else {
+                tracing::error!(id = %left.id, "An unfinished action's journal entry does not parse; left as it is");
+                continue;
+            };
+            let id = request.resource.clone();
+            if self.busy.contains_key(&id) || self.in_effect.contains_key(&id) {
+                continue;
+            }
+            let was = match left.state.as_str() {
+                "applying" => "being applied",
+                "rolling_back" => "being rolled back",
+                _ => "being verified",
+            };
+            let why = format!(
+                "perfpilot stopped or lost the lead while this change was {was}; undone so that no change stays in effect unverified"
+            );
+            tracing::warn!(resource = %id, action = %action.describe(), %why, "Rolling back an unfinished action");
+            self.busy.insert(
+                id.clone(),
+                OptimizerState {
+                    phase: OptimizerPhase::Acting,
+                    detail: format!("rolling back {} (left unverified)", action.describe()),
+                    since_unix_ms: now_ms,
+                    until_unix_ms: None,
+                },
+            );
+            let actuators = self.actuators.clone();
+            let done = self.done.clone();
+            tokio::spawn(async move {
+                let event = actuators
+                    .roll_back(&request, &action, source.as_ref(), &captured, why)
+                    .await;
+                let _ = done.send(Finished::RolledBack {
+                    request,
+                    action,
+                    event,
+                });
+            });
+        }
     }
 
     /// Starts `resource`'s action when its tracker says the breach calls for one and
@@ -252,6 +358,16 @@ impl Acting {
     ) -> Option<String> {
         let id = done.event().resource.clone();
         self.busy.remove(&id);
+        match (&done, &done.event().outcome) {
+            (_, ActionOutcome::Recommended | ActionOutcome::DryRun { .. }) => {}
+            (Finished::Executed { .. }, ActionOutcome::Succeeded { .. }) => {
+                self.mark(done.request(), "in_effect")
+            }
+            (_, ActionOutcome::RolledBack { restored: true, .. }) => {
+                self.mark(done.request(), "rolled_back")
+            }
+            _ => self.mark(done.request(), "failed"),
+        }
         let failed = matches!(
             done.event().outcome,
             ActionOutcome::RolledBack { .. } | ActionOutcome::Failed { .. }
@@ -490,7 +606,9 @@ impl Acting {
         let effect = self.in_effect.get(id)?;
         let Some(target) = &resource.target else {
             // No target to judge it against any more: the change stays as it is.
-            self.in_effect.remove(id);
+            if let Some(effect) = self.in_effect.remove(id) {
+                self.mark(&effect.request, "kept");
+            }
             return None;
         };
         // The change's own clock: a configuration change that reset the status does not
@@ -563,6 +681,9 @@ impl Acting {
             )
         };
         let effect = self.in_effect.remove(id);
+        if let Some(effect) = &effect {
+            self.mark(&effect.request, "kept");
+        }
         let (phase, detail) = if keep {
             (OptimizerPhase::Kept, applied.clone())
         } else {

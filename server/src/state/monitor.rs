@@ -205,6 +205,8 @@ pub(crate) enum Control {
     },
     /// A person acknowledged the resource's alert: the optimizer may act on it again.
     Acknowledged { resource: ResourceId },
+    /// Changes the action journal says were left unverified: roll them back.
+    Recover(Vec<crate::persist::OpenAction>),
     /// Panics the task: only for the test that `/readyz` follows the task's life.
     #[doc(hidden)]
     Crash,
@@ -401,6 +403,15 @@ impl Monitor {
             sources.add(Box::new(push_source)).await;
         });
         monitor.configured.reconcile_sources();
+        if !monitor.leadership.is_replicated() {
+            // One replica leads from the start: what its last run left unverified is its.
+            let recovering = monitor.clone();
+            tokio::spawn(async move {
+                if let Err(err) = recovering.recover_actions().await {
+                    tracing::error!(%err, "Cannot read the action journal");
+                }
+            });
+        }
         Ok(monitor)
     }
 
@@ -648,10 +659,10 @@ const FORECAST_EVERY_MS: i64 = 60_000;
 /// metric does not trend toward the target (or is past it already: the card says so).
 impl MonitorTask {
     fn new(monitor: Monitor, actions: RunnerConfig) -> MonitorTask {
-        let (acting, finished) = Acting::new(Actuators::new(
-            actions,
-            monitor.configured.registries().clone(),
-        ));
+        let (acting, finished) = Acting::new(
+            Actuators::new(actions, monitor.configured.registries().clone()),
+            monitor.persist.clone(),
+        );
         let alerts = monitor
             .alerting
             .restored()
@@ -808,6 +819,7 @@ impl MonitorTask {
                         }
                     }
                 }
+                Control::Recover(open) => self.acting.recover(open, now),
                 Control::Crash => panic!("monitor crash requested by a test"),
             }
             next = control.try_recv().ok();
@@ -1232,6 +1244,22 @@ impl Monitor {
     }
 }
 
+impl Monitor {
+    /// Hands the actions the journal says were left unverified to the monitor task, which
+    /// rolls them back.
+    pub(crate) async fn recover_actions(&self) -> anyhow::Result<()> {
+        let open = self.persist.open_actions().await?;
+        if !open.is_empty() {
+            tracing::warn!(
+                actions = open.len(),
+                "Found changes left unverified by the last run; rolling them back"
+            );
+            self.send(Control::Recover(open));
+        }
+        Ok(())
+    }
+}
+
 impl super::lease::Replica for Monitor {
     fn promoted(&self) -> futures_util::future::BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
@@ -1239,6 +1267,8 @@ impl super::lease::Replica for Monitor {
             self.persist.baseline(self.store.persisted());
             self.persist.flush().await;
             self.persist.check()?;
+            // Whatever the last leader left half-done is this one's to undo.
+            self.recover_actions().await?;
             Ok(())
         })
     }
