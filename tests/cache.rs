@@ -460,16 +460,25 @@ fn caches_are_watched_tuned_with_rollback_invalidated_and_marked_cold() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             // A submit before the panel hydrated does nothing (its form is method=dialog).
-            if let Ok(pattern) = client.find(Locator::Id("invalidate-pattern")).await {
-                let _ = pattern.clear().await;
-                let _ = pattern.send_keys("sess:1*").await;
-            }
-            if let Ok(button) = client.find(Locator::Id("invalidate-preview")).await {
-                let _ = button.click().await;
+            // Typing while a preview is still counting would forget it (an input clears
+            // what was previewed), so a slow count under load would never show: retry
+            // only when nothing is counting.
+            let counting = match client.find(Locator::Id("invalidate-preview")).await {
+                Ok(button) => button.text().await.unwrap_or_default() == "Counting…",
+                Err(_) => false,
+            };
+            if !counting {
+                if let Ok(pattern) = client.find(Locator::Id("invalidate-pattern")).await {
+                    let _ = pattern.clear().await;
+                    let _ = pattern.send_keys("sess:1*").await;
+                }
+                if let Ok(button) = client.find(Locator::Id("invalidate-preview")).await {
+                    let _ = button.click().await;
+                }
             }
             let shown = client
                 .wait()
-                .at_most(Duration::from_secs(3))
+                .at_most(Duration::from_secs(6))
                 .for_element(Locator::Id("invalidate-count"))
                 .await
                 .is_ok();
