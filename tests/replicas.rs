@@ -507,3 +507,77 @@ impl Shared {
         )
     }
 }
+
+/// `docs/haproxy-two-replicas.cfg`, addresses replaced, in front of two replicas: a page
+/// opened through it on the leader stays live when the leader is `kill -9`ed (its
+/// websocket reconnects to the other replica), and says who leads once b does.
+#[test]
+fn a_browser_through_the_documented_haproxy_stays_live_across_a_failover() {
+    let shared = Shared::start();
+    let url = shared.database("behind");
+    let (data_a, data_b) = (TempDir::new("behind-a"), TempDir::new("behind-b"));
+    let a = start_replica(&shared, &url, "a", &data_a);
+    until_leads(&a, "a", Duration::from_secs(15));
+    let b = start_replica(&shared, &url, "b", &data_b);
+    follows(&b, "a");
+    let port = tests::free_port();
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/haproxy-two-replicas.cfg"
+    ))
+    .unwrap()
+    .replace("10.0.0.11:3000", &a.addr.to_string())
+    .replace("10.0.0.12:3000", &b.addr.to_string())
+    .replace("bind :80", &format!("bind 127.0.0.1:{port}"));
+    let haproxy = tests::Haproxy::start_config(&config, port);
+    let front = format!("http://127.0.0.1:{}/", haproxy.port);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let browser = Browser::start().await;
+        let client = &browser.client;
+        // HAProxy marks a up as leader after its first check.
+        let started = Instant::now();
+        loop {
+            client.goto(&front).await.unwrap();
+            browser.wait_for_hydration().await;
+            let chip = tests::text_of(client, "#replica").await;
+            if chip == "a · leads" {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{chip:?}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let banner = "#reconnect-banner";
+        let killed = Instant::now();
+        a.kill_9();
+        // The websocket drops with a; the page says so, then is live again through b.
+        let started = Instant::now();
+        while client.find(fantoccini::Locator::Css(banner)).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no reconnecting banner"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while client.find(fantoccini::Locator::Css(banner)).await.is_ok() {
+            assert!(
+                killed.elapsed() < Duration::from_secs(15),
+                "the page never reconnected"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let live_again = killed.elapsed();
+        println!("live again through HAProxy {live_again:?} after the leader's kill -9");
+        // The page's first retries come at 0.5 and 1.5 s; HAProxy serves from the other
+        // replica about a second after the kill. A bound with room for a loaded machine.
+        assert!(live_again < Duration::from_secs(5), "{live_again:?}");
+        eventually_text(client, "#replica", "b leading, on the same page", |t| {
+            t == "b · leads"
+        })
+        .await;
+        println!("b · leads shown {:?} after the kill", killed.elapsed());
+        browser.close().await;
+    });
+    drop(b);
+}

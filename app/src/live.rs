@@ -544,8 +544,10 @@ mod client {
     }
 
     fn retry(state: LiveState, url: String, attempt: u32) {
-        let base = 500u64
-            .saturating_mul(1 << attempt.min(5))
+        // 0.5, 1, 2, 4, 8, 10 s: the first tries come soon, as a replica behind a load
+        // balancer is usually taken over by the other within a couple of seconds.
+        let base = 250u64
+            .saturating_mul(1 << attempt.min(6))
             .min(MAX_BACKOFF_MS);
         // Jitter spreads a crowd of tabs reconnecting after a server restart.
         let jitter = (js_sys_random() * base as f64 * 0.2) as u64;

@@ -188,6 +188,33 @@ impl Haproxy {
         haproxy
     }
 
+    /// HAProxy running `config` (a whole file, e.g. one from `docs/`) with an admin stats
+    /// socket added to its `global` section; `port` is what its frontend binds.
+    pub fn start_config(config_text: &str, port: u16) -> Haproxy {
+        let dir = TempDir::new("perfpilot-haproxy");
+        let socket = dir.0.join("admin.sock");
+        let config = dir.0.join("haproxy.cfg");
+        let text = config_text.replacen(
+            "global\n",
+            &format!(
+                "global\n    stats socket {} mode 600 level admin\n",
+                socket.display()
+            ),
+            1,
+        );
+        std::fs::write(&config, text).expect("write haproxy.cfg");
+        let child = Self::spawn(&config, None);
+        let haproxy = Haproxy {
+            port,
+            socket,
+            config,
+            _dir: dir,
+            child: std::sync::Mutex::new(child),
+        };
+        haproxy.wait_ready(None);
+        haproxy
+    }
+
     fn spawn(config: &std::path::Path, replacing: Option<u32>) -> std::process::Child {
         let mut command = Command::new("haproxy");
         command.arg("-db").arg("-f").arg(config);
