@@ -92,6 +92,24 @@ fn the_store_scenarios_pass_on_postgresql_and_the_fence_refuses_a_stale_leader()
         scenario::snapshots_taken_survive_a_restart(shared.location("s_taken")).await;
     });
 
+    // The alert store's scenarios on the shared tables.
+    {
+        use server::persist::alerts::{conformance as alerts, AlertDb};
+        let fresh = |name: &str| {
+            let location = shared.location(name);
+            // Persist creates the shared schema, the alert tables with it.
+            drop(Persist::open(&location).unwrap());
+            let Location::Postgres(settings) = location else {
+                unreachable!()
+            };
+            AlertDb::shared(&settings).unwrap()
+        };
+        alerts::a_waiting_firing_notification_is_counted_until_it_is_done(fresh("a_counted"));
+        alerts::an_acknowledgement_names_its_episode(fresh("a_ack"));
+        alerts::active_silences_are_never_cut_by_the_recent_list(fresh("a_silences"));
+        alerts::resolving_ends_the_episode_and_queues_in_one_step(fresh("a_resolve"));
+    }
+
     // The fence: replica "a" believes it leads in epoch 1, but "b" took the lease in
     // epoch 2 (as after a SIGSTOP past the lease).
     let location = shared.location("s_fence");

@@ -139,6 +139,22 @@ impl Dialect {
         }
     }
 
+    /// The largest of `values` (SQLite's `max` of several arguments).
+    pub fn greatest(self, values: &[&str]) -> String {
+        match self {
+            Dialect::Sqlite => format!("max({})", values.join(", ")),
+            Dialect::Postgres => format!("GREATEST({})", values.join(", ")),
+        }
+    }
+
+    /// The smallest of `values`.
+    pub fn least(self, values: &[&str]) -> String {
+        match self {
+            Dialect::Sqlite => format!("min({})", values.join(", ")),
+            Dialect::Postgres => format!("LEAST({})", values.join(", ")),
+        }
+    }
+
     /// The whole numbers of a JSON array parameter, as a subquery.
     pub fn json_integers(self, param: &str) -> String {
         match self {
@@ -221,9 +237,24 @@ impl Sql for Sqlite {
     }
 }
 
-/// The shared store: a blocking handle over one tokio-postgres connection, driven by a
-/// runtime of its own so the thread that owns it never needs the server's.
+/// The shared store: a blocking handle over one tokio-postgres connection. The connection
+/// lives on a thread of its own with its own runtime, and each call is a message to it,
+/// so the handle can be used from any thread, a runtime worker included (it blocks there
+/// like a SQLite call does).
 pub struct Postgres {
+    requests: std::sync::mpsc::Sender<Request>,
+}
+
+type Reply<T> = std::sync::mpsc::SyncSender<Result<T, SqlError>>;
+
+enum Request {
+    Execute(String, Vec<Value>, Reply<u64>),
+    Query(String, Vec<Value>, Reply<Vec<Row>>),
+    Batch(String, Reply<()>),
+}
+
+/// The connection's own thread: its runtime, client and prepared statements.
+struct PgConnection {
     runtime: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
     statements: HashMap<String, tokio_postgres::Statement>,
@@ -231,24 +262,75 @@ pub struct Postgres {
 
 impl Postgres {
     /// Connects with `settings` (URL without a password; the password from its file or
-    /// environment variable). Call it on a thread that is not a runtime worker.
+    /// environment variable) on a new thread, and answers once connected.
     pub fn connect(
         settings: &connectors::sources::postgres::PostgresSettings,
     ) -> Result<Postgres, SqlError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|err| SqlError(format!("cannot start the database runtime: {err}")))?;
-        let client = runtime
-            .block_on(connectors::sources::postgres::connect_fresh(settings))
-            .map_err(SqlError)?;
-        Ok(Postgres {
-            runtime,
-            client,
-            statements: HashMap::new(),
-        })
+        let (requests, incoming) = std::sync::mpsc::channel::<Request>();
+        let (connected_tx, connected) = std::sync::mpsc::sync_channel(1);
+        let settings = settings.clone();
+        std::thread::Builder::new()
+            .name("perfpilot-postgres".into())
+            .spawn(move || {
+                let opened = (|| -> Result<PgConnection, SqlError> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|err| {
+                            SqlError(format!("cannot start the database runtime: {err}"))
+                        })?;
+                    let client = runtime
+                        .block_on(connectors::sources::postgres::connect_fresh(&settings))
+                        .map_err(SqlError)?;
+                    Ok(PgConnection {
+                        runtime,
+                        client,
+                        statements: HashMap::new(),
+                    })
+                })();
+                let mut connection = match opened {
+                    Ok(connection) => {
+                        let _ = connected_tx.send(Ok(()));
+                        connection
+                    }
+                    Err(err) => {
+                        let _ = connected_tx.send(Err(err));
+                        return;
+                    }
+                };
+                while let Ok(request) = incoming.recv() {
+                    match request {
+                        Request::Execute(sql, args, reply) => {
+                            let _ = reply.send(connection.execute(&sql, &args));
+                        }
+                        Request::Query(sql, args, reply) => {
+                            let _ = reply.send(connection.query(&sql, &args));
+                        }
+                        Request::Batch(sql, reply) => {
+                            let _ = reply.send(connection.batch(&sql));
+                        }
+                    }
+                }
+            })
+            .map_err(|err| SqlError(format!("cannot start the database thread: {err}")))?;
+        connected
+            .recv()
+            .map_err(|_| SqlError("the database thread stopped while connecting".into()))??;
+        Ok(Postgres { requests })
     }
 
+    fn ask<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, SqlError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.requests
+            .send(request(reply))
+            .map_err(|_| SqlError("the database connection has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| SqlError("the database connection has stopped".into()))?
+    }
+}
+
+impl PgConnection {
     fn statement(&mut self, sql: &str) -> Result<tokio_postgres::Statement, SqlError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
@@ -257,6 +339,76 @@ impl Postgres {
         let statement = self.runtime.block_on(self.client.prepare(&text))?;
         self.statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
+    }
+
+    fn bind(
+        &mut self,
+        sql: &str,
+        args: &[Value],
+    ) -> Result<(tokio_postgres::Statement, Vec<PgParam>), SqlError> {
+        let statement = self.statement(sql)?;
+        if statement.params().len() != args.len() {
+            return Err(SqlError(format!(
+                "{sql:?} takes {} parameters, {} given",
+                statement.params().len(),
+                args.len()
+            )));
+        }
+        let params = args
+            .iter()
+            .zip(statement.params())
+            .map(|(value, ty)| to_postgres(value, ty))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((statement, params))
+    }
+
+    fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
+        let (statement, params) = self.bind(sql, args)?;
+        let refs = as_refs(&params);
+        Ok(self
+            .runtime
+            .block_on(self.client.execute(&statement, &refs))?)
+    }
+
+    fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, SqlError> {
+        let (statement, params) = self.bind(sql, args)?;
+        let refs = as_refs(&params);
+        let rows = self
+            .runtime
+            .block_on(self.client.query(&statement, &refs))?;
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| from_postgres(row, i))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
+        Ok(self.runtime.block_on(self.client.batch_execute(sql))?)
+    }
+}
+
+impl Sql for Postgres {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
+        let (sql, args) = (sql.to_owned(), args.to_vec());
+        self.ask(|reply| Request::Execute(sql, args, reply))
+    }
+
+    fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, SqlError> {
+        let (sql, args) = (sql.to_owned(), args.to_vec());
+        self.ask(|reply| Request::Query(sql, args, reply))
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
+        let sql = sql.to_owned();
+        self.ask(|reply| Request::Batch(sql, reply))
     }
 }
 
@@ -313,68 +465,11 @@ fn from_postgres(row: &tokio_postgres::Row, i: usize) -> Result<Value, SqlError>
     Ok(value.unwrap_or(Value::Null))
 }
 
-impl Postgres {
-    fn bind(
-        &mut self,
-        sql: &str,
-        args: &[Value],
-    ) -> Result<(tokio_postgres::Statement, Vec<PgParam>), SqlError> {
-        let statement = self.statement(sql)?;
-        if statement.params().len() != args.len() {
-            return Err(SqlError(format!(
-                "{sql:?} takes {} parameters, {} given",
-                statement.params().len(),
-                args.len()
-            )));
-        }
-        let params = args
-            .iter()
-            .zip(statement.params())
-            .map(|(value, ty)| to_postgres(value, ty))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((statement, params))
-    }
-}
-
 fn as_refs(params: &[PgParam]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
     params
         .iter()
         .map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync))
         .collect()
-}
-
-impl Sql for Postgres {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
-    fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
-        let (statement, params) = self.bind(sql, args)?;
-        let refs = as_refs(&params);
-        Ok(self
-            .runtime
-            .block_on(self.client.execute(&statement, &refs))?)
-    }
-
-    fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, SqlError> {
-        let (statement, params) = self.bind(sql, args)?;
-        let refs = as_refs(&params);
-        let rows = self
-            .runtime
-            .block_on(self.client.query(&statement, &refs))?;
-        rows.iter()
-            .map(|row| {
-                (0..row.len())
-                    .map(|i| from_postgres(row, i))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Row)
-            })
-            .collect()
-    }
-
-    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
-        Ok(self.runtime.block_on(self.client.batch_execute(sql))?)
-    }
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ impl std::fmt::Debug for Alerting {
     }
 }
 
-fn db_error(err: rusqlite::Error) -> AppError {
+fn db_error(err: crate::persist::sql::SqlError) -> AppError {
     AppError::unavailable(format!("the alert store failed: {err}"))
 }
 
@@ -117,6 +117,8 @@ pub struct Wiring {
     pub clock: Arc<dyn Clock>,
     /// Only the leader delivers.
     pub leadership: super::lease::Leadership,
+    /// `--database-url`: the alert tables are the shared store's, not `alerts.db`.
+    pub shared: Option<connectors::sources::postgres::PostgresSettings>,
 }
 
 impl Alerting {
@@ -134,8 +136,12 @@ impl Alerting {
             public_url,
             clock,
             leadership,
+            shared,
         } = wiring;
-        let db = AlertDb::open(data_dir)?;
+        let db = match &shared {
+            Some(settings) => AlertDb::shared(settings)?,
+            None => AlertDb::open(data_dir)?,
+        };
         let firing = db
             .firing()?
             .into_iter()
@@ -185,6 +191,28 @@ impl Alerting {
             .values()
             .map(|row| (row.resource.clone(), row.started_ms))
             .collect()
+    }
+
+    /// Reads the firing alerts again from the store (another replica fired, resolved or
+    /// acknowledged them); the page is told when they changed.
+    pub fn refresh(&self) {
+        let rows = match self.inner.db.firing() {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(%err, "Cannot read the firing alerts");
+                return;
+            }
+        };
+        let fresh: BTreeMap<String, FiringRow> = rows
+            .into_iter()
+            .map(|row| (row.resource.clone(), row))
+            .collect();
+        let mut firing = lock(&self.inner.firing);
+        if *firing != fresh {
+            *firing = fresh;
+            drop(firing);
+            self.bump();
+        }
     }
 
     fn bump(&self) {
@@ -259,7 +287,7 @@ impl Alerting {
         self.inner.wake.notify_one();
     }
 
-    fn store_resolved(&self, ended: &Ended) -> rusqlite::Result<()> {
+    fn store_resolved(&self, ended: &Ended) -> Result<(), crate::persist::sql::SqlError> {
         let _order = lock(&self.inner.order);
         let stream = stream(&ended.resource, ended.started_ms);
         let now = self.now_ms();

@@ -235,6 +235,9 @@ pub trait Replica: Send + Sync + 'static {
     fn promoted(&self) -> futures_util::future::BoxFuture<'_, anyhow::Result<()>>;
     /// Every follower round: catch up with edits made through the leader.
     fn follow(&self) -> futures_util::future::BoxFuture<'_, ()>;
+    /// Every leader round, after a renewal: take in what the other replica wrote (an
+    /// acknowledgement, a silence).
+    fn lead(&self) -> futures_util::future::BoxFuture<'_, ()>;
 }
 
 const TAKE: &str = "INSERT INTO lease(name, holder, address, epoch, expires_at, renewed_at) \
@@ -295,7 +298,8 @@ pub async fn keep(
                 .await;
                 match renewed {
                     Ok(Some(_)) => {
-                        *leadership.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Some(sent)
+                        *leadership.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Some(sent);
+                        replica.lead().await;
                     }
                     Ok(None) => {
                         let holder = who(db).await;

@@ -99,6 +99,7 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         alerts: settings.alerts.clone(),
         public_url: Some(settings.link_base()),
         leadership,
+        shared: settings.database.as_ref().map(|d| d.postgres.clone()),
     })
 }
 
@@ -128,6 +129,8 @@ pub struct Parts {
     pub public_url: Option<String>,
     /// Whether this replica may act ([`super::lease`]); alone unless `--database-url`.
     pub leadership: super::lease::Leadership,
+    /// `--database-url`: the store replicas share (the alert tables are there too).
+    pub shared: Option<connectors::sources::postgres::PostgresSettings>,
 }
 
 /// The store to start with: the persisted one when there is one, with host resources it
@@ -172,6 +175,21 @@ fn initial_store(
         .map_err(|err| anyhow::anyhow!("the stored configuration is not valid: {err}"))
 }
 
+/// The alerts the store says are firing, as the monitor's alert states: what it starts
+/// with, and what a replica taking over carries on from (not its own follower's view).
+fn restored_alerts(alerting: &super::alerting::Alerting) -> HashMap<ResourceId, Alert> {
+    alerting
+        .restored()
+        .into_iter()
+        .filter_map(|(resource, started)| {
+            Some((
+                ResourceId::new(&resource).ok()?,
+                Alert::firing_since(started),
+            ))
+        })
+        .collect()
+}
+
 /// History in memory, with the last day of what was on disk put back.
 fn restored_history(
     config: HistoryConfig,
@@ -207,6 +225,8 @@ pub(crate) enum Control {
     Acknowledged { resource: ResourceId },
     /// Changes the action journal says were left unverified: roll them back.
     Recover(Vec<crate::persist::OpenAction>),
+    /// This replica takes over: its alert states become the shared store's.
+    TakeOver,
     /// Panics the task: only for the test that `/readyz` follows the task's life.
     #[doc(hidden)]
     Crash,
@@ -306,6 +326,7 @@ impl Monitor {
             alerts,
             public_url,
             leadership,
+            shared,
         } = parts;
         let restored = loaded.state.is_some();
         let host_resources = engine::source::runtime::Source::info(&host).resources;
@@ -351,6 +372,7 @@ impl Monitor {
                 public_url,
                 clock: wall_clock,
                 leadership: leadership.clone(),
+                shared,
             },
         )?;
         // Before any source starts: a pool's sources read their desired state when they do.
@@ -663,17 +685,7 @@ impl MonitorTask {
             Actuators::new(actions, monitor.configured.registries().clone()),
             monitor.persist.clone(),
         );
-        let alerts = monitor
-            .alerting
-            .restored()
-            .into_iter()
-            .filter_map(|(resource, started)| {
-                Some((
-                    ResourceId::new(&resource).ok()?,
-                    Alert::firing_since(started),
-                ))
-            })
-            .collect();
+        let alerts = restored_alerts(&monitor.alerting);
         MonitorTask {
             monitor,
             analyzer: Analyzer::new(),
@@ -820,6 +832,10 @@ impl MonitorTask {
                     }
                 }
                 Control::Recover(open) => self.acting.recover(open, now),
+                Control::TakeOver => {
+                    self.monitor.alerting.refresh();
+                    self.alerts = restored_alerts(&self.monitor.alerting);
+                }
                 Control::Crash => panic!("monitor crash requested by a test"),
             }
             next = control.try_recv().ok();
@@ -1267,7 +1283,9 @@ impl super::lease::Replica for Monitor {
             self.persist.baseline(self.store.persisted());
             self.persist.flush().await;
             self.persist.check()?;
-            // Whatever the last leader left half-done is this one's to undo.
+            // Whatever the last leader left half-done is this one's to undo, and the
+            // alerts it had fired are the ones this one resolves.
+            self.send(Control::TakeOver);
             self.recover_actions().await?;
             Ok(())
         })
@@ -1278,6 +1296,12 @@ impl super::lease::Replica for Monitor {
             if let Err(err) = self.catch_up().await {
                 tracing::warn!(%err, "Cannot catch up with the shared configuration");
             }
+            // The Alerts page of a follower shows what the leader fired.
+            self.alerting.refresh();
         })
+    }
+
+    fn lead(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move { self.alerting.refresh() })
     }
 }

@@ -61,6 +61,17 @@ impl Alerting {
     /// not busy, each on its own task so a slow receiver delays only its own line; answers
     /// when the next waiting one is due. A finished send wakes the loop.
     pub(super) async fn deliver_due(&self, now_ms: i64) -> Option<i64> {
+        let leadership = &self.inner.leadership;
+        if let super::super::lease::Standing::Leader { epoch } = leadership.standing() {
+            match self.inner.db.still_leads(leadership.replica(), epoch) {
+                Ok(true) => {}
+                Ok(false) => return Some(now_ms + 1_000),
+                Err(err) => {
+                    tracing::warn!(%err, "Cannot check the lease before delivering");
+                    return Some(now_ms + 1_000);
+                }
+            }
+        }
         let pending = match self.inner.db.pending() {
             Ok(rows) => rows,
             Err(err) => {

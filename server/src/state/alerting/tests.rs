@@ -115,6 +115,7 @@ fn open(channels: Vec<ChannelEntry>, clock: &Arc<ManualClock>) -> Alerting {
             public_url: None,
             clock: clock.clone(),
             leadership: crate::state::lease::Leadership::alone(),
+            shared: None,
         },
     )
     .unwrap()
