@@ -599,3 +599,115 @@ fn a_browser_through_the_documented_haproxy_stays_live_across_a_failover() {
     });
     drop(b);
 }
+
+/// A firing alert outlives its leader: a fires it and notifies once; after a's `kill -9`,
+/// b carries on from the shared store (no second "firing") and sends the "resolved" when
+/// the metric recovers. The receiver sees each notification once, by key.
+#[test]
+fn an_alert_fired_by_a_killed_leader_is_resolved_by_the_next_without_a_duplicate() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    let shared = Shared::start();
+    let url = shared.database("alerting");
+    let rx = tests::Receiver::start();
+    let work = TempDir::new("replicas-alerting");
+    let config = work.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nresolve_margin_pct = 10\n\n[[alert_channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n",
+            rx.port
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let start = |name: &str, data: &TempDir| {
+        Perfpilot::start_with_data(
+            &data.0,
+            &[
+                "--database-url",
+                &url,
+                "--database-password-file",
+                &shared.password_file(),
+                "--replica-name",
+                name,
+                "--config",
+                &config,
+                "--push-create-resources",
+            ],
+        )
+    };
+    let (data_a, data_b) = (TempDir::new("alerting-a"), TempDir::new("alerting-b"));
+    let a = start("a", &data_a);
+    until_leads(&a, "a", Duration::from_secs(15));
+    let b = start("b", &data_b);
+    follows(&b, "a");
+
+    // Both replicas get the samples, as an application behind a load balancer would
+    // send them to whichever answers.
+    let value = Arc::new(AtomicU32::new(20));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pusher = {
+        let (value, stop, addrs) = (value.clone(), stop.clone(), [a.addr, b.addr]);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let body = format!(
+                    r#"{{"samples":[{{"resource":"custom:9","metric":"latency","value":{}}}]}}"#,
+                    value.load(Ordering::Relaxed)
+                );
+                for addr in addrs {
+                    try_push(addr, &body);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    a.card("custom:9", 20, "the pushed resource", |_| true);
+    tests::set_window(&a, "custom:9", 1);
+    tests::set_target(&a, "custom:9", "latency", 50.0, 0);
+
+    value.store(90, Ordering::Relaxed);
+    let kind = |r: &tests::Request| body_json(&r.body)["kind"].as_str().unwrap_or("").to_owned();
+    rx.wait_for("/hook", 30, "a's firing notification", |got| {
+        got.iter().any(|r| kind(r) == "firing")
+    });
+    a.kill_9();
+    until_leads(&b, "b", Duration::from_secs(12));
+    // b judges the same breach for a few seconds: it must not announce it again.
+    std::thread::sleep(Duration::from_secs(3));
+    value.store(10, Ordering::Relaxed);
+    rx.wait_for("/hook", 30, "b's resolved notification", |got| {
+        got.iter().any(|r| kind(r) == "resolved")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    pusher.join().unwrap();
+    let got = rx.on("/hook");
+    let kinds: Vec<String> = got.iter().map(kind).collect();
+    assert_eq!(kinds, ["firing", "resolved"], "{got:#?}");
+    let keys: std::collections::BTreeSet<&str> = got
+        .iter()
+        .filter_map(|r| r.header("Idempotency-Key"))
+        .collect();
+    assert_eq!(keys.len(), 2, "each notification once, by key");
+    drop(b);
+}
+
+/// Posts `body` to `/api/push`, ignoring a replica that is down (killed on purpose).
+fn try_push(addr: std::net::SocketAddr, body: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+    else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!(
+        "POST /api/push HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+    }
+}
