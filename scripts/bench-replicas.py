@@ -163,6 +163,7 @@ def main():
     try:
         cluster = Cluster(work)
         cluster.psql("postgres", "CREATE DATABASE state OWNER perfpilot")
+        cluster.psql("state", "CREATE EXTENSION pg_stat_statements")
         password_file = os.path.join(work, "db.password")
         with open(password_file, "w") as f:
             f.write(PASSWORD + "\n")
@@ -195,6 +196,11 @@ def main():
                                       "WHERE r.rolname = 'perfpilot'")
         print(f"at rest, two replicas: {int(calls) / REST_SECS / 2:.1f} statements/s per replica "
               f"({calls} in {REST_SECS} s)")
+        top = cluster.psql("state", "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+                                    "FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+                                    "WHERE r.rolname = 'perfpilot' ORDER BY calls DESC LIMIT 8")
+        for line in top.splitlines():
+            print(f"    {line}")
 
         print(f"durable target edits, wrk {CONNECTIONS} connections, {EDIT_SECS} s:")
         leader = a if a.leads() else b

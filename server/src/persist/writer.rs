@@ -45,7 +45,12 @@ impl Writer {
     /// commit too, so they see the writes queued before them.
     fn commit(&mut self, batch: Vec<Job>) -> Result<(), SqlError> {
         let tx = &mut *self.conn;
-        tx.batch("BEGIN")?;
+        // A batch of reads only (a follower asking for the change number, a listing) needs
+        // no transaction: on PostgreSQL that saves two round trips a time.
+        let writes = batch.iter().any(Job::writes);
+        if writes {
+            tx.batch("BEGIN")?;
+        }
         let mut pending = Batch {
             epoch: self.fence.as_ref().map_or(0, |f| f.epoch()),
             ..Batch::default()
@@ -83,11 +88,14 @@ impl Writer {
             .and_then(|()| pending.finish(tx));
         let result = match written {
             Err(err) => {
-                let _ = tx.batch("ROLLBACK");
+                if writes {
+                    let _ = tx.batch("ROLLBACK");
+                }
                 fail_replies(std::mem::take(&mut pending.replies), &err.to_string());
                 Err(err)
             }
-            Ok(()) => tx.batch("COMMIT"),
+            Ok(()) if writes => tx.batch("COMMIT"),
+            Ok(()) => Ok(()),
         };
         match result {
             Ok(()) => {
@@ -452,6 +460,21 @@ pub(super) fn write_resources(
 }
 
 impl Job {
+    /// Whether the job writes anything (otherwise it is read or answered after the batch).
+    fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Job::Tokens(_)
+                | Job::QueryAudit(..)
+                | Job::CountAudit(..)
+                | Job::PruneAudit(..)
+                | Job::Flush(_)
+                | Job::Reload(_)
+                | Job::StoredChange(_)
+                | Job::OpenActions(_)
+        )
+    }
+
     /// Writes only the leader may make: the change journal and what follows from acting
     /// (audited actions and marks, before/afters, the baseline of the configuration).
     /// Tokens and reads are any replica's.

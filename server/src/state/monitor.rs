@@ -1232,8 +1232,10 @@ impl Monitor {
     /// resources) when it differs, and tells the live side as a restore would. Answers
     /// whether anything was adopted.
     pub(crate) async fn catch_up(&self) -> anyhow::Result<bool> {
+        // Only the leader changes the configuration, and every change takes a number: the
+        // same number is the same configuration.
         let stored = self.persist.stored_change().await?;
-        if stored == self.store.state().change && stored != 0 {
+        if stored == self.store.state().change {
             return Ok(false);
         }
         let loaded = self.persist.reload().await?;
