@@ -9,7 +9,8 @@
 //! - A follower tries every [`RETRY_EVERY`] to take an expired lease; taking it bumps the
 //!   epoch. A `kill -9`ed leader is replaced within `LEASE + RETRY_EVERY` (8.5 s); one
 //!   that stops on SIGTERM gives the lease up at once, so a follower takes over within
-//!   about one retry. A follower costs the database about four short statements a second.
+//!   about one retry. A follower costs the database about eight short statements a second,
+//!   the leader under two (`scripts/bench-replicas.py`).
 //! - A leader that was paused past its lease (SIGSTOP) wakes up believing it leads: every
 //!   write that acts is checked against the lease row in its own transaction
 //!   ([`crate::persist::Fence`]) and refused with a stale epoch, and its next renewal
