@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 # machine's cores to itself): alone, at the end.
 SOLO = {"verdicts", "connectors"}
 # Longest first, so the pool does not end with one long binary running alone.
-LONGEST_FIRST = ["alerts", "history", "lb", "resource", "browser", "actions", "fleet", "cache", "mysql",
+LONGEST_FIRST = ["alerts", "history", "lb", "resource", "replicas", "browser", "actions", "fleet", "cache", "mysql",
                  "postgres", "proof", "durable", "dashboard", "changes", "access", "nginx"]
 
 

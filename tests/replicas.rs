@@ -711,3 +711,89 @@ fn try_push(addr: std::net::SocketAddr, body: &str) {
         let _ = stream.read_to_end(&mut answer);
     }
 }
+
+/// Both replicas watch the same HAProxy pool with failover on; when a server dies only
+/// the leader drains it. The follower's pool log says whose failover it is.
+#[test]
+fn only_the_leader_fails_a_load_balancer_over() {
+    let shared = Shared::start();
+    let url = shared.database("pool");
+    let backends: Vec<tests::TestBackend> = (0..2).map(|_| tests::TestBackend::start()).collect();
+    let haproxy = tests::Haproxy::start(&[("a", backends[0].port), ("b", backends[1].port)]);
+    let work = TempDir::new("replicas-pool");
+    let config = work.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[haproxy]]\nname = \"web\"\nsocket = \"{}\"\nbackend = \"web\"\ndrain_ms = 300\ncheck = {{ path = \"/health\", interval_ms = 200, timeout_ms = 300, rise = 2, fall = 2 }}\n",
+            haproxy.socket.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let start = |name: &str, data: &TempDir| {
+        Perfpilot::start_with_data(
+            &data.0,
+            &[
+                "--database-url",
+                &url,
+                "--database-password-file",
+                &shared.password_file(),
+                "--replica-name",
+                name,
+                "--config",
+                &config,
+            ],
+        )
+    };
+    let (data_a, data_b) = (TempDir::new("pool-a"), TempDir::new("pool-b"));
+    let leader = start("a", &data_a);
+    until_leads(&leader, "a", Duration::from_secs(15));
+    let follower = start("b", &data_b);
+    follows(&follower, "a");
+    let events = |server: &Perfpilot| -> Vec<String> {
+        let (_, body) = server.get("/api/lb_report?resource=lb%3Aweb");
+        body_json(&body)["events"]
+            .as_array()
+            .map(|events| {
+                events
+                    .iter()
+                    .filter_map(|e| e["what"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Both check the pool before b dies.
+    std::thread::sleep(Duration::from_secs(2));
+    backends[1].kill();
+    let started = Instant::now();
+    loop {
+        let on_leader = events(&leader);
+        let on_follower = events(&follower);
+        let drained = on_leader.iter().any(|e| e.starts_with("b drained"));
+        let left = on_follower.iter().any(|e| {
+            e.contains("b fails its checks") && e.ends_with("failover is the leading replica's")
+        });
+        if drained && left {
+            assert!(
+                !on_follower.iter().any(|e| e.starts_with("b drained")),
+                "{on_follower:?}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "leader {on_leader:?}; follower {on_follower:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let started = Instant::now();
+    while haproxy.status("b") != "MAINT" {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "drained, then out of the pool, by the leader: {}",
+            haproxy.status("b")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

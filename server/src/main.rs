@@ -63,17 +63,18 @@ async fn run() -> ExitCode {
     if let Some(schedule) = settings.alerts.report.clone() {
         tokio::spawn(server::report::run_schedule(monitor.clone(), schedule));
     }
-    match &settings.data_dir {
-        Some(_) => tracing::info!(database = %monitor.persist.location(), "Durable state"),
-        None => tracing::info!(
-            "--ephemeral: configuration, snapshots, audit and tokens are kept in memory only; \
-             no file is written and everything is lost when perfpilot stops"
-        ),
-    }
+    log_durable_state(&settings, &monitor);
     monitor
         .persist
         .keep_audit_for(settings.audit_retention_days);
-    if let Err(err) = monitor.apply_configured(&settings.configured).await {
+    // A replica applies the file's sources when it takes the lease (a follower takes no
+    // edits); a single perfpilot now.
+    let applied = if settings.database.is_some() {
+        Ok(())
+    } else {
+        monitor.apply_configured(&settings.configured).await
+    };
+    if let Err(err) = applied {
         eprintln!("error: cannot apply the configuration file: {err:#}");
         return ExitCode::FAILURE;
     }
@@ -154,6 +155,16 @@ async fn run() -> ExitCode {
     }
 }
 
+fn log_durable_state(settings: &Settings, monitor: &server::state::Monitor) {
+    match &settings.data_dir {
+        Some(_) => tracing::info!(database = %monitor.persist.location(), "Durable state"),
+        None => tracing::info!(
+            "--ephemeral: configuration, snapshots, audit and tokens are kept in memory only; \
+             no file is written and everything is lost when perfpilot stops"
+        ),
+    }
+}
+
 /// A replica of a shared store (`--database-url`) leads or follows from now on, and
 /// gives the lease up on SIGINT/SIGTERM.
 fn keep_lease(
@@ -162,7 +173,10 @@ fn keep_lease(
 ) -> Option<tokio::task::JoinHandle<()>> {
     let database = settings.database.as_ref()?;
     let replica: std::sync::Arc<dyn server::state::lease::Replica> =
-        std::sync::Arc::new(monitor.clone());
+        std::sync::Arc::new(server::state::monitor::Replicated {
+            monitor: monitor.clone(),
+            configured: settings.configured.clone(),
+        });
     tracing::info!(replica = %database.replica, "Replica of a shared store; taking or following the lease");
     Some(tokio::spawn(server::state::lease::keep(
         monitor.leadership.clone(),

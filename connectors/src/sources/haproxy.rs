@@ -383,6 +383,8 @@ struct Registry {
     /// Read from the file at start-up, handed to each pool when it first asks.
     stored: BTreeMap<String, Desired>,
     file: Option<std::path::PathBuf>,
+    /// A replica that follows leaves failover and reconciles to the leader.
+    follows: bool,
 }
 
 /// Every pool's desired state in the process (one, in [`crate::Registries`]): shared by
@@ -421,6 +423,17 @@ impl DesiredStates {
         registry.stored = stored;
         registry.file = Some(path);
         Ok(())
+    }
+
+    /// Whether this process may change the load balancers on its own (fail over,
+    /// re-apply after a reload): not while it follows another replica.
+    pub fn may_act(&self) -> bool {
+        !lock(&self.0).follows
+    }
+
+    /// Follows another replica (`true`) or leads (`false`).
+    pub fn set_follows(&self, follows: bool) {
+        lock(&self.0).follows = follows;
     }
 
     /// The desired state of the pool `resource`: one per pool, whoever asks first.
@@ -507,6 +520,18 @@ impl Shared {
             self.event(Some(server), what);
             return;
         }
+        if !self.desired_states.may_act() {
+            let verdict = if up {
+                "passes its checks again"
+            } else {
+                "fails its checks"
+            };
+            self.event(
+                Some(server),
+                format!("{server} {verdict} ({why}); failover is the leading replica's"),
+            );
+            return;
+        }
         if up {
             if lock(&self.desired).states.remove(server).is_none() {
                 return;
@@ -569,6 +594,10 @@ impl Shared {
 
     /// Re-applies the desired state after HAProxy reloaded.
     async fn reconcile(&self, why: &str) {
+        if !self.desired_states.may_act() {
+            self.event(None, format!("{why}; re-applying is the leading replica's"));
+            return;
+        }
         let desired = lock(&self.desired).clone();
         let mut done = Vec::new();
         let mut failed = Vec::new();

@@ -370,6 +370,9 @@ pub struct Persist {
     durable: watch::Receiver<Durable>,
     failed: Arc<OnceLock<Arc<str>>>,
     location: Arc<str>,
+    /// Set by the writer when the fence refused changes this process had applied in
+    /// memory: its configuration is not the store's, whatever the numbers say.
+    diverged: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Persist {
@@ -443,6 +446,8 @@ impl Persist {
         let (durable_tx, durable) = watch::channel(Durable::default());
         let failed = Arc::new(OnceLock::new());
         let thread_failed = failed.clone();
+        let diverged = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread_diverged = diverged.clone();
         let thread_location = location.clone();
         std::thread::Builder::new()
             .name("perfpilot-persist".into())
@@ -480,6 +485,7 @@ impl Persist {
                     durable: durable_tx,
                     failed: thread_failed,
                     fence,
+                    diverged: thread_diverged,
                 }
                 .run(rx)
             })?;
@@ -492,6 +498,7 @@ impl Persist {
                 durable,
                 failed,
                 location: location.describe().into(),
+                diverged,
             },
             loaded,
         ))
@@ -689,6 +696,13 @@ impl Persist {
         let (reply, rx) = oneshot::channel();
         self.send(Job::Reload(reply))?;
         answer(rx).await
+    }
+
+    /// Whether changes made in memory were refused by the fence since the last call: the
+    /// configuration must be read back even if the change numbers agree.
+    pub fn take_diverged(&self) -> bool {
+        self.diverged
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The change number the store holds.

@@ -9,6 +9,7 @@ pub(super) struct Writer {
     pub(super) durable: watch::Sender<Durable>,
     pub(super) failed: Arc<OnceLock<Arc<str>>>,
     pub(super) fence: Option<Arc<Fence>>,
+    pub(super) diverged: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Answers that may only be given once their batch has committed.
@@ -71,6 +72,8 @@ impl Writer {
                         })
                         .max();
                     if let Some(highest) = highest {
+                        self.diverged
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
                         self.durable.send_modify(|d| {
                             let upto = d.fenced.as_ref().map_or(0, |(u, _)| *u).max(highest);
                             d.fenced = Some((upto, why.clone()));

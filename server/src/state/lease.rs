@@ -234,6 +234,9 @@ pub trait Replica: Send + Sync + 'static {
     /// Just after the lease is taken, before acting starts: bring the configuration up to
     /// what the shared store holds and write the baseline. An error gives the lease back.
     fn promoted(&self) -> futures_util::future::BoxFuture<'_, anyhow::Result<()>>;
+    /// Just after this replica became the leader (it acts and takes edits now): apply
+    /// the configuration file's sources, as a single perfpilot does at start.
+    fn took_over(&self) -> futures_util::future::BoxFuture<'_, ()>;
     /// Every follower round: catch up with edits made through the leader.
     fn follow(&self) -> futures_util::future::BoxFuture<'_, ()>;
     /// Every leader round, after a renewal: take in what the other replica wrote (an
@@ -327,6 +330,7 @@ pub async fn keep(
                             Ok(()) => {
                                 tracing::info!(replica = %leadership.replica, epoch, "This replica leads");
                                 leadership.set(Standing::Leader { epoch });
+                                replica.took_over().await;
                             }
                             Err(err) => {
                                 tracing::error!(%err, "Cannot take over; giving the lease back");

@@ -377,6 +377,8 @@ impl Monitor {
         )?;
         // Before any source starts: a pool's sources read their desired state when they do.
         let registries = connectors::Registries::default();
+        // A replica starts following: its pools' sources watch but do not fail over.
+        registries.lb.set_follows(!leadership.leads());
         if let Some(dir) = &data_dir {
             registries
                 .lb
@@ -715,6 +717,11 @@ impl MonitorTask {
                 // Every page's top bar says who leads: tell them at once.
                 Ok(()) = standing.changed() => {
                     let monitor = &self.monitor;
+                    monitor
+                        .configured
+                        .registries()
+                        .lb
+                        .set_follows(!monitor.leadership.leads());
                     monitor.hub.publish_overview(|| monitor.overview());
                 }
                 event = events.recv() => match event {
@@ -1235,7 +1242,8 @@ impl Monitor {
         // Only the leader changes the configuration, and every change takes a number: the
         // same number is the same configuration.
         let stored = self.persist.stored_change().await?;
-        if stored == self.store.state().change {
+        let diverged = self.persist.take_diverged();
+        if stored == self.store.state().change && !diverged {
             return Ok(false);
         }
         let loaded = self.persist.reload().await?;
@@ -1278,7 +1286,30 @@ impl Monitor {
     }
 }
 
-impl super::lease::Replica for Monitor {
+/// The monitor as a replica of a shared store, with the configuration file's sources it
+/// applies whenever it takes the lease.
+pub struct Replicated {
+    pub monitor: Monitor,
+    pub configured: Vec<crate::config::ConfiguredEntry>,
+}
+
+impl std::ops::Deref for Replicated {
+    type Target = Monitor;
+
+    fn deref(&self) -> &Monitor {
+        &self.monitor
+    }
+}
+
+impl super::lease::Replica for Replicated {
+    fn took_over(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(err) = self.monitor.apply_configured(&self.configured).await {
+                tracing::error!(%err, "Cannot apply the configuration file's sources");
+            }
+        })
+    }
+
     fn promoted(&self) -> futures_util::future::BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
             self.catch_up().await?;
