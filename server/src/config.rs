@@ -154,6 +154,11 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_REPLICA_NAME", value_name = "NAME")]
     pub replica_name: Option<String>,
 
+    /// How long the leader lease lasts past its last renewal, in ms (2000–60000; default
+    /// 8000): a dead leader is replaced after about this long.
+    #[arg(long, env = "PERFPILOT_LEASE_MS", value_name = "MS")]
+    pub lease_ms: Option<u64>,
+
     /// The URL users open, when perfpilot is behind a reverse proxy, e.g.
     /// `https://ops.example.com/perf/`. Its path becomes the prefix of every route (the
     /// proxy forwards it unchanged) and its origin the only one allowed to send mutations
@@ -288,6 +293,7 @@ struct DatabaseFile {
     password_file: Option<PathBuf>,
     password_env: Option<String>,
     replica: Option<String>,
+    lease_ms: Option<u64>,
 }
 
 /// Where replicas keep their shared state, and this replica's name in the lease.
@@ -295,6 +301,7 @@ struct DatabaseFile {
 pub struct DatabaseSettings {
     pub postgres: connectors::sources::postgres::PostgresSettings,
     pub replica: String,
+    pub lease: Duration,
 }
 
 /// The `[alerts]` table: how every target's alert resolves.
@@ -824,7 +831,18 @@ fn database_settings(
             listen.port()
         ),
     };
-    Ok(Some(DatabaseSettings { postgres, replica }))
+    let lease_ms = cli.lease_ms.or(file.lease_ms).unwrap_or(8_000);
+    if !(2_000..=60_000).contains(&lease_ms) {
+        return Err(ConfigError::Invalid {
+            field: "database.lease_ms",
+            rule: format!("must be between 2000 and 60000 ms, got {lease_ms}"),
+        });
+    }
+    Ok(Some(DatabaseSettings {
+        postgres,
+        replica,
+        lease: Duration::from_millis(lease_ms),
+    }))
 }
 
 /// A numeric setting: the flag, else the file, else `default`; outside `range` it is an

@@ -348,6 +348,8 @@ pub fn source(
         desired: desired_states.of(resource.id.as_str()),
         desired_states,
         events: probe::EventLog::new(resource.id.as_str()),
+        verdicts: Mutex::new(BTreeMap::new()),
+        followed: std::sync::atomic::AtomicBool::new(false),
     });
     let checker = match shared.settings.check.clone() {
         Some(check) => {
@@ -383,9 +385,14 @@ struct Registry {
     /// Read from the file at start-up, handed to each pool when it first asks.
     stored: BTreeMap<String, Desired>,
     file: Option<std::path::PathBuf>,
+    /// Where the desired states go instead of a file (a store replicas share).
+    hook: Option<SaveDesired>,
     /// A replica that follows leaves failover and reconciles to the leader.
     follows: bool,
 }
+
+/// Keeps every pool's desired state somewhere other than a file.
+pub type SaveDesired = Arc<dyn Fn(BTreeMap<String, Desired>) + Send + Sync>;
 
 /// Every pool's desired state in the process (one, in [`crate::Registries`]): shared by
 /// each pool's source (failover, reconcile) and its weights actuator, and kept when the
@@ -436,6 +443,24 @@ impl DesiredStates {
         lock(&self.0).follows = follows;
     }
 
+    /// Keeps every pool's desired state through `save` from now on, starting from
+    /// `stored` (what it saved last): the file's role for replicas of a shared store.
+    pub fn keep_with(&self, stored: BTreeMap<String, Desired>, save: SaveDesired) {
+        let mut registry = lock(&self.0);
+        registry.stored = stored;
+        registry.hook = Some(save);
+    }
+
+    /// Takes `stored` as every pool's desired state (a replica taking over from another):
+    /// running pools get theirs at once, the others when they start.
+    pub fn adopt(&self, mut stored: BTreeMap<String, Desired>) {
+        let mut registry = lock(&self.0);
+        for (resource, desired) in &registry.pools {
+            *lock(desired) = stored.remove(resource).unwrap_or_default();
+        }
+        registry.stored = stored;
+    }
+
     /// The desired state of the pool `resource`: one per pool, whoever asks first.
     pub fn of(&self, resource: &str) -> Arc<Mutex<Desired>> {
         let mut registry = lock(&self.0);
@@ -451,9 +476,9 @@ impl DesiredStates {
     /// atomically. Callers hold no pool's lock.
     pub fn save(&self) {
         let registry = lock(&self.0);
-        let Some(path) = registry.file.clone() else {
+        if registry.file.is_none() && registry.hook.is_none() {
             return;
-        };
+        }
         let mut all: BTreeMap<String, Desired> = registry.stored.clone();
         for (resource, desired) in &registry.pools {
             let desired = lock(desired).clone();
@@ -461,7 +486,15 @@ impl DesiredStates {
                 all.insert(resource.clone(), desired);
             }
         }
+        let (file, hook) = (registry.file.clone(), registry.hook.clone());
         drop(registry);
+        if let Some(save) = hook {
+            save(all);
+            return;
+        }
+        let Some(path) = file else {
+            return;
+        };
         let staging = path.with_extension("json.new");
         let written = serde_json::to_vec_pretty(&all)
             .map_err(std::io::Error::other)
@@ -491,9 +524,43 @@ struct Shared {
     /// Where `desired` is saved with every pool's.
     desired_states: DesiredStates,
     events: probe::EventLog,
+    /// Each checked server's last verdict (up or not), whoever acted on it.
+    verdicts: Mutex<BTreeMap<String, bool>>,
+    /// Whether this pool's last tick saw its replica following.
+    followed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
+    /// Acts on the checks' last verdicts that the desired state does not reflect, once,
+    /// when this replica has just taken over: what it missed while it followed (a server
+    /// the last leader took out that passes again, one that failed while nobody could
+    /// act).
+    async fn catch_up_with_checks(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if !self.desired_states.may_act() {
+            self.followed.store(true, Ordering::Relaxed);
+            return;
+        }
+        // Only on the tick that finds this replica leading after it followed: a single
+        // perfpilot acts on every verdict as it comes (and a person may have made a
+        // failing server ready on purpose since).
+        if !self.followed.swap(false, Ordering::Relaxed) || !self.settings.failover {
+            return;
+        }
+        let missed: Vec<(String, bool)> = {
+            let desired = lock(&self.desired);
+            lock(&self.verdicts)
+                .iter()
+                .filter(|(server, up)| **up == desired.states.contains_key(*server))
+                .map(|(server, up)| (server.clone(), *up))
+                .collect()
+        };
+        for (server, up) in missed {
+            let why = if up { "checks pass" } else { "checks fail" };
+            self.on_verdict(&server, up, why).await;
+        }
+    }
+
     fn event(&self, server: Option<&str>, what: String) {
         self.events.record(server, what);
     }
@@ -511,6 +578,7 @@ impl Shared {
 
     /// A check verdict changed: fail over (drain, then maint) or bring the server back.
     async fn on_verdict(self: &Arc<Self>, server: &str, up: bool, why: &str) {
+        lock(&self.verdicts).insert(server.to_owned(), up);
         if !self.settings.failover {
             let what = if up {
                 format!("{server} passes its checks again")
@@ -670,6 +738,7 @@ impl HaproxyPoll {
             }
         }
         self.last_info = Some(info);
+        shared.catch_up_with_checks().await;
         let stat = runtime_api::command(
             &shared.endpoint,
             &format!("show stat {} 6 -1", shared.settings.backend),

@@ -263,6 +263,9 @@ pub struct Loaded {
     /// Before/afters that were still measuring, oldest first.
     pub pending: Vec<serde_json::Value>,
     pub audit_entries: u64,
+    /// The load balancers' desired states as last saved in a shared store (`meta`
+    /// `lb_desired`; a single perfpilot keeps them in `lb-desired.json`).
+    pub lb_desired: Option<String>,
 }
 
 /// Where the durable change number stands, and whether the database has failed.
@@ -357,6 +360,11 @@ enum Job {
     },
     /// Actions whose journal says they may still be in effect unverified.
     OpenActions(oneshot::Sender<Result<Vec<OpenAction>, PersistError>>),
+    /// A `meta` entry the leader keeps (the load balancers' desired states).
+    Meta {
+        key: &'static str,
+        value: String,
+    },
     /// Reads the state back, as at start-up (a follower catching up, a new leader).
     Reload(oneshot::Sender<Result<Loaded, PersistError>>),
     /// The change number the store holds (`meta.change`), to tell whether to reload.
@@ -732,6 +740,15 @@ impl Persist {
             reply: Some(reply),
         })?;
         answer(rx).await
+    }
+
+    /// Keeps the load balancers' desired states in the store (replicas); durable with the
+    /// next commit, refused by the fence on a replica that does not lead.
+    pub fn save_lb_desired(&self, body: String) {
+        let _ = self.send(Job::Meta {
+            key: "lb_desired",
+            value: body,
+        });
     }
 
     /// Records where `id`'s action ended (`in_effect`, `kept`, `rolled_back`, `failed`);

@@ -113,12 +113,17 @@ pub(crate) fn load(conn: &mut dyn Sql) -> Result<Loaded, SqlError> {
         }
         pending
     };
+    let lb_desired = conn
+        .query_opt("SELECT value FROM meta WHERE key = 'lb_desired'", &[])?
+        .map(|row| row.text(0))
+        .transpose()?;
     let Some(change) = meta(conn, "change")? else {
         return Ok(Loaded {
             state: None,
             events,
             pending,
             audit_entries: audit_entries as u64,
+            lb_desired,
         });
     };
     let every = meta(conn, "autosave_every")?.unwrap_or(engine::changes::DEFAULT_AUTOSAVE_EVERY);
@@ -166,5 +171,6 @@ pub(crate) fn load(conn: &mut dyn Sql) -> Result<Loaded, SqlError> {
         events,
         pending,
         audit_entries: audit_entries as u64,
+        lb_desired,
     })
 }

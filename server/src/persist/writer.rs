@@ -249,6 +249,7 @@ impl Batch {
                 self.reads.push(Read::OpenActions(reply));
                 Ok(())
             }
+            Job::Meta { key, value } => write_meta(tx, key, value),
             Job::Journal {
                 id,
                 resource,
@@ -320,7 +321,8 @@ pub(super) fn refuse_all(batch: Vec<Job>, reason: &Arc<str>) {
                     drop(reply.send(Err(err())));
                 }
             }
-            Job::Change { .. }
+            Job::Meta { .. }
+            | Job::Change { .. }
             | Job::Audit(_)
             | Job::Event { .. }
             | Job::Pending { .. }
@@ -490,6 +492,7 @@ impl Job {
                 | Job::Event { .. }
                 | Job::Baseline(_)
                 | Job::Journal { .. }
+                | Job::Meta { .. }
         )
     }
 }
@@ -572,4 +575,13 @@ fn write_journal(
         )?,
     };
     Ok(())
+}
+
+fn write_meta(tx: &mut dyn Sql, key: &str, value: String) -> Result<(), SqlError> {
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        args![key, value],
+    )
+    .map(drop)
 }

@@ -2,12 +2,13 @@
 //! row (holder, epoch, expires_at) renewed on the database's clock, so replicas never
 //! compare their own clocks.
 //!
-//! - The leader renews every [`RENEW_EVERY`]; each renewal moves `expires_at` to the
-//!   database's `now() + LEASE`. If it has not renewed for [`STEP_DOWN_AFTER`] (counted
+//! - The leader renews four times per lease ([`Timing`]; 8 s by default,
+//!   `[database] lease_ms`); each renewal moves `expires_at` to the database's
+//!   `now() + lease`. If it has not renewed for three quarters of the lease (counted
 //!   from when its last successful renewal was *sent*, so before the database's expiry)
 //!   it steps down by itself: it stops acting before anyone else may take over.
 //! - A follower tries every [`RETRY_EVERY`] to take an expired lease; taking it bumps the
-//!   epoch. A `kill -9`ed leader is replaced within `LEASE + RETRY_EVERY` (8.5 s); one
+//!   epoch. A `kill -9`ed leader is replaced within lease + [`RETRY_EVERY`] (8.5 s); one
 //!   that stops on SIGTERM gives the lease up at once, so a follower takes over within
 //!   about one retry. A follower costs the database about eight short statements a second,
 //!   the leader under two (`scripts/bench-replicas.py`).
@@ -30,15 +31,37 @@ use tokio::sync::watch;
 
 use crate::persist::Fence;
 
-/// How long a lease lasts past its last renewal, on the database's clock.
-pub const LEASE: Duration = Duration::from_secs(8);
-/// How often the leader renews.
-pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// How long a lease lasts past its last renewal, on the database's clock, by default
+/// (`[database] lease_ms`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(8);
 /// How often a follower tries to take an expired lease.
 pub const RETRY_EVERY: Duration = Duration::from_millis(500);
-/// The leader steps down when its last successful renewal was sent this long ago: two
-/// seconds before the database would let the lease go, whatever the two clocks' offset.
-pub const STEP_DOWN_AFTER: Duration = Duration::from_secs(6);
+
+/// The lease's timing, from its length: the leader renews four times per lease and steps
+/// down once three quarters of it passed without a renewal (a quarter before the database
+/// would let it go, whatever the two clocks' offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub lease: Duration,
+    pub renew_every: Duration,
+    pub step_down_after: Duration,
+}
+
+impl Timing {
+    pub fn of(lease: Duration) -> Timing {
+        Timing {
+            lease,
+            renew_every: lease / 4,
+            step_down_after: lease * 3 / 4,
+        }
+    }
+
+    /// The longest a follower waits for a dead leader's lease, in whole seconds.
+    fn takeover_secs(&self) -> u64 {
+        (self.lease + RETRY_EVERY).as_secs_f64().ceil() as u64
+    }
+}
+
 /// The longest one lease statement may take before it counts as failed.
 const STATEMENT_TIMEOUT: Duration = Duration::from_millis(1_500);
 
@@ -70,6 +93,7 @@ pub struct Leadership {
     standing: watch::Sender<Standing>,
     /// When the last successful renewal (or the taking) was sent.
     renewed: Arc<Mutex<Option<Instant>>>,
+    timing: Timing,
 }
 
 impl std::fmt::Debug for Leadership {
@@ -90,17 +114,24 @@ impl Leadership {
             fence: None,
             standing: watch::Sender::new(Standing::Alone),
             renewed: Arc::default(),
+            timing: Timing::of(DEFAULT_LEASE),
         }
     }
 
     /// A replica of a shared store: it follows until [`keep`] takes the lease.
-    pub fn replicated(replica: &str, address: &str, fence: Arc<Fence>) -> Leadership {
+    pub fn replicated(
+        replica: &str,
+        address: &str,
+        fence: Arc<Fence>,
+        timing: Timing,
+    ) -> Leadership {
         Leadership {
             replica: replica.into(),
             address: address.into(),
             fence: Some(fence),
             standing: watch::Sender::new(Standing::Follower { leader: None }),
             renewed: Arc::default(),
+            timing,
         }
     }
 
@@ -183,7 +214,7 @@ impl Leadership {
                 text: format!("{name} · no leader yet"),
                 detail: format!(
                     "You are on replica {name}; no replica leads right now (one takes over within {} s), so edits wait",
-                    (LEASE + RETRY_EVERY).as_secs()
+                    self.timing.takeover_secs()
                 ),
             },
         })
@@ -200,7 +231,7 @@ impl Leadership {
             Standing::Follower { leader: None } => Some(format!(
                 "this replica ({}) does not lead and no replica leads yet (one takes over within {} s); retry shortly",
                 self.replica,
-                (LEASE + RETRY_EVERY).as_secs()
+                self.timing.takeover_secs()
             )),
         }
     }
@@ -265,11 +296,12 @@ pub async fn keep(
     stop: impl std::future::Future<Output = ()> + Send,
 ) {
     tokio::pin!(stop);
-    let lease_secs = LEASE.as_secs_f64();
+    let timing = leadership.timing;
+    let lease_secs = timing.lease.as_secs_f64();
     let mut client: Option<tokio_postgres::Client> = None;
     loop {
         let pause = match leadership.standing() {
-            Standing::Leader { .. } => RENEW_EVERY,
+            Standing::Leader { .. } => timing.renew_every,
             _ => RETRY_EVERY,
         };
         tokio::select! {
@@ -379,7 +411,7 @@ fn overdue(leadership: &Leadership, why: &str) {
         return;
     }
     let last = *leadership.renewed.lock().unwrap_or_else(|e| e.into_inner());
-    if last.is_none_or(|at| at.elapsed() >= STEP_DOWN_AFTER) {
+    if last.is_none_or(|at| at.elapsed() >= leadership.timing.step_down_after) {
         leadership.step_down(None, &format!("cannot renew the lease: {why}"));
     } else {
         tracing::warn!(%why, "Renewing the lease failed; retrying");

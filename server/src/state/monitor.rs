@@ -50,7 +50,12 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
             let address = crate::config::listen_url(settings.listen, None);
             (
                 Location::Postgres(Box::new(database.postgres.clone())),
-                super::lease::Leadership::replicated(&database.replica, &address, fence),
+                super::lease::Leadership::replicated(
+                    &database.replica,
+                    &address,
+                    fence,
+                    super::lease::Timing::of(database.lease),
+                ),
             )
         }
         (None, Some(dir)) => (
@@ -188,6 +193,50 @@ fn restored_alerts(alerting: &super::alerting::Alerting) -> HashMap<ResourceId, 
             ))
         })
         .collect()
+}
+
+/// What running sources share, with the load balancers' desired states kept where this
+/// perfpilot keeps them: the shared store for a replica (so the next leader knows which
+/// servers the last one took out), else `lb-desired.json` in the data directory.
+fn registries(
+    leadership: &super::lease::Leadership,
+    persist: &Persist,
+    stored: Option<&str>,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<connectors::Registries> {
+    let registries = connectors::Registries::default();
+    // A replica starts following: its pools' sources watch but do not fail over.
+    registries.lb.set_follows(!leadership.leads());
+    if leadership.is_replicated() {
+        let saving = persist.clone();
+        registries.lb.keep_with(
+            lb_desired(stored),
+            Arc::new(move |all| match serde_json::to_string(&all) {
+                Ok(body) => saving.save_lb_desired(body),
+                Err(err) => tracing::warn!(%err, "The desired states do not serialize"),
+            }),
+        );
+    } else if let Some(dir) = data_dir {
+        registries
+            .lb
+            .keep_in(dir.join("lb-desired.json"))
+            .map_err(|err| anyhow::anyhow!("the load balancers' desired state in {err}"))?;
+    }
+    Ok(registries)
+}
+
+/// The load balancers' desired states as a shared store keeps them (JSON), or none.
+fn lb_desired(
+    body: Option<&str>,
+) -> std::collections::BTreeMap<String, connectors::sources::haproxy::Desired> {
+    body.and_then(|body| match serde_json::from_str(body) {
+        Ok(map) => Some(map),
+        Err(err) => {
+            tracing::warn!(%err, "The stored desired states do not parse; starting without them");
+            None
+        }
+    })
+    .unwrap_or_default()
 }
 
 /// History in memory, with the last day of what was on disk put back.
@@ -376,15 +425,12 @@ impl Monitor {
             },
         )?;
         // Before any source starts: a pool's sources read their desired state when they do.
-        let registries = connectors::Registries::default();
-        // A replica starts following: its pools' sources watch but do not fail over.
-        registries.lb.set_follows(!leadership.leads());
-        if let Some(dir) = &data_dir {
-            registries
-                .lb
-                .keep_in(dir.join("lb-desired.json"))
-                .map_err(|err| anyhow::anyhow!("the load balancers' desired state in {err}"))?;
-        }
+        let registries = registries(
+            &leadership,
+            &persist,
+            loaded.lb_desired.as_deref(),
+            data_dir.as_deref(),
+        )?;
         let (sources, events) = Sources::new();
         let (push_source, push) = push::source();
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -1313,6 +1359,13 @@ impl super::lease::Replica for Replicated {
     fn promoted(&self) -> futures_util::future::BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
             self.catch_up().await?;
+            // The servers the last leader took out are this one's to bring back.
+            let stored = self.persist.reload().await?;
+            self.monitor
+                .configured
+                .registries()
+                .lb
+                .adopt(lb_desired(stored.lb_desired.as_deref()));
             self.persist.baseline(self.store.persisted());
             self.persist.flush().await;
             self.persist.check()?;
