@@ -1601,6 +1601,62 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_database_is_checked_field_by_field() {
+        let with = |url: &str, change: fn(&mut Cli)| {
+            let mut cli = Cli {
+                database_url: Some(url.to_owned()),
+                ..Cli::default()
+            };
+            change(&mut cli);
+            Settings::resolve(&cli).map_err(|err| err.to_string())
+        };
+        let ok = with("postgresql://perfpilot@db:5432/state", |cli| {
+            cli.replica_name = Some("a".into());
+        })
+        .unwrap();
+        let database = ok.database.unwrap();
+        assert_eq!(database.replica, "a");
+        assert_eq!(database.lease, Duration::from_secs(8));
+        let err = with("postgresql://perfpilot:secret@db/state", |_| {}).unwrap_err();
+        assert!(
+            err.starts_with("database.url: must not contain a password"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "{err}");
+        let err = with("postgresql://perfpilot@db/state", |cli| {
+            cli.lease_ms = Some(500)
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "database.lease_ms: must be between 2000 and 60000 ms, got 500"
+        );
+        let err = with("postgresql://perfpilot@db/state", |cli| {
+            cli.replica_name = Some("a b".into())
+        })
+        .unwrap_err();
+        assert!(err.starts_with("database.replica: must be 1–64"), "{err}");
+        let err = with("postgresql://perfpilot@db/state", |cli| {
+            cli.ephemeral = true
+        })
+        .unwrap_err();
+        assert!(
+            err.starts_with("database.url: cannot be combined with ephemeral"),
+            "{err}"
+        );
+        let err = Settings::resolve(&Cli {
+            database_password_file: Some(PathBuf::from("/etc/pw")),
+            ..Cli::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("database.password_file: is set but database.url"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn limits_default_and_must_be_in_range() {
         let settings = Settings::resolve(&Cli::default()).unwrap();
         assert_eq!(settings.max_websockets, 4096);
