@@ -255,15 +255,84 @@ fn follows(server: &Perfpilot, leader: &str) {
     }
 }
 
+/// Replica a (leading) and replica b (following) on `url`, each with its own data
+/// directory and `extra` arguments.
+struct Pair {
+    a: Perfpilot,
+    b: Perfpilot,
+    data_a: TempDir,
+    data_b: TempDir,
+}
+
+impl Pair {
+    fn start(shared: &Shared, url: &str, extra: &[&str]) -> Pair {
+        let (data_a, data_b) = (TempDir::new("replica-a"), TempDir::new("replica-b"));
+        let a = start_replica_with(shared, url, "a", &data_a, extra);
+        until_leads(&a, "a", Duration::from_secs(15));
+        let b = start_replica_with(shared, url, "b", &data_b, extra);
+        follows(&b, "a");
+        Pair {
+            a,
+            b,
+            data_a,
+            data_b,
+        }
+    }
+}
+
+/// Pushes `custom:9`'s `metric` at the value it is set to, four times a second, to every
+/// replica that answers (as an application behind a load balancer would), until dropped.
+struct Pusher {
+    value: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Pusher {
+    fn start(addrs: Vec<std::net::SocketAddr>, metric: &'static str, value: u32) -> Pusher {
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        use std::sync::Arc;
+        let pusher = Pusher {
+            value: Arc::new(AtomicU32::new(value)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (value, stop) = (pusher.value.clone(), pusher.stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let body = format!(
+                    r#"{{"samples":[{{"resource":"custom:9","metric":"{metric}","value":{}}}]}}"#,
+                    value.load(Ordering::Relaxed)
+                );
+                for addr in &addrs {
+                    try_push(*addr, &body);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        pusher
+    }
+
+    fn set(&self, value: u32) {
+        self.value
+            .store(value, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn two_replicas_hand_over_on_kill_term_and_stop_and_only_the_leader_takes_edits() {
     let shared = Shared::start();
     let url = shared.database("state");
-    let (data_a, data_b) = (TempDir::new("replica-a"), TempDir::new("replica-b"));
-    let a = start_replica(&shared, &url, "a", &data_a);
-    until_leads(&a, "a", Duration::from_secs(15));
-    let b = start_replica(&shared, &url, "b", &data_b);
-    follows(&b, "a");
+    let Pair {
+        a,
+        b,
+        data_a,
+        data_b,
+    } = Pair::start(&shared, &url, &[]);
 
     // Every page's top bar says which replica you are on and who leads.
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -392,9 +461,6 @@ fn two_replicas_hand_over_on_kill_term_and_stop_and_only_the_leader_takes_edits(
 /// apply once and the rollback once.
 #[test]
 fn a_change_left_in_verification_by_a_killed_leader_is_rolled_back_by_the_next() {
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-    use std::sync::Arc;
-
     let shared = Shared::start();
     let url = shared.database("acting");
     let work = TempDir::new("replicas-acting");
@@ -407,49 +473,22 @@ fn a_change_left_in_verification_by_a_killed_leader_is_rolled_back_by_the_next()
         .status()
         .unwrap();
     let script = script.to_str().unwrap().to_owned();
-    let start = |name: &str, data: &TempDir| {
-        Perfpilot::start_with_data(
-            &data.0,
-            &[
-                "--database-url",
-                &url,
-                "--database-password-file",
-                &shared.password_file(),
-                "--replica-name",
-                name,
-                SHORT_LEASE[0],
-                SHORT_LEASE[1],
-                "--allow-program",
-                &script,
-                "--push-create-resources",
-            ],
-        )
-    };
-    let (data_a, data_b) = (TempDir::new("acting-a"), TempDir::new("acting-b"));
-    let a = start("a", &data_a);
-    until_leads(&a, "a", Duration::from_secs(15));
-    let b = start("b", &data_b);
-    follows(&b, "a");
-
-    let load = Arc::new(AtomicU32::new(20));
-    let stop = Arc::new(AtomicBool::new(false));
-    let pusher = {
-        let (load, stop, addr) = (load.clone(), stop.clone(), a.addr);
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let body = format!(
-                    r#"{{"samples":[{{"resource":"custom:9","metric":"load","value":{}}}]}}"#,
-                    load.load(Ordering::Relaxed)
-                );
-                let _ = http_post_json(addr, "/api/push", &body);
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        })
-    };
+    let Pair { a, b, .. } = Pair::start(
+        &shared,
+        &url,
+        &[
+            SHORT_LEASE[0],
+            SHORT_LEASE[1],
+            "--allow-program",
+            &script,
+            "--push-create-resources",
+        ],
+    );
+    let load = Pusher::start(vec![a.addr], "load", 20);
     act_through_commands(&a, &script, &log);
 
     // The breach: a applies the change, and it is in effect, being verified for 10 min.
-    load.store(90, Ordering::Relaxed);
+    load.set(90);
     let lines = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = Instant::now();
     while shared.psql_state("acting") != "in_effect" {
@@ -464,8 +503,7 @@ fn a_change_left_in_verification_by_a_killed_leader_is_rolled_back_by_the_next()
 
     // a dies mid-verification; b leads and undoes the change nobody can verify now.
     a.kill_9();
-    stop.store(true, Ordering::Relaxed);
-    pusher.join().unwrap();
+    drop(load);
     until_leads(&b, "b", Duration::from_secs(12));
     let started = Instant::now();
     while shared.psql_state("acting") != "rolled_back" {
@@ -549,11 +587,7 @@ impl Shared {
 fn a_browser_through_the_documented_haproxy_stays_live_across_a_failover() {
     let shared = Shared::start();
     let url = shared.database("behind");
-    let (data_a, data_b) = (TempDir::new("behind-a"), TempDir::new("behind-b"));
-    let a = start_replica_with(&shared, &url, "a", &data_a, &SHORT_LEASE);
-    until_leads(&a, "a", Duration::from_secs(15));
-    let b = start_replica_with(&shared, &url, "b", &data_b, &SHORT_LEASE);
-    follows(&b, "a");
+    let Pair { a, b, .. } = Pair::start(&shared, &url, &SHORT_LEASE);
     let port = tests::free_port();
     let config = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -621,9 +655,6 @@ fn a_browser_through_the_documented_haproxy_stays_live_across_a_failover() {
 /// the metric recovers. The receiver sees each notification once, by key.
 #[test]
 fn an_alert_fired_by_a_killed_leader_is_resolved_by_the_next_without_a_duplicate() {
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-    use std::sync::Arc;
-
     let shared = Shared::start();
     let url = shared.database("alerting");
     let rx = tests::Receiver::start();
@@ -638,54 +669,25 @@ fn an_alert_fired_by_a_killed_leader_is_resolved_by_the_next_without_a_duplicate
     )
     .unwrap();
     let config = config.to_str().unwrap().to_owned();
-    let start = |name: &str, data: &TempDir| {
-        Perfpilot::start_with_data(
-            &data.0,
-            &[
-                "--database-url",
-                &url,
-                "--database-password-file",
-                &shared.password_file(),
-                "--replica-name",
-                name,
-                SHORT_LEASE[0],
-                SHORT_LEASE[1],
-                "--config",
-                &config,
-                "--push-create-resources",
-            ],
-        )
-    };
-    let (data_a, data_b) = (TempDir::new("alerting-a"), TempDir::new("alerting-b"));
-    let a = start("a", &data_a);
-    until_leads(&a, "a", Duration::from_secs(15));
-    let b = start("b", &data_b);
-    follows(&b, "a");
-
+    let Pair { a, b, .. } = Pair::start(
+        &shared,
+        &url,
+        &[
+            SHORT_LEASE[0],
+            SHORT_LEASE[1],
+            "--config",
+            &config,
+            "--push-create-resources",
+        ],
+    );
     // Both replicas get the samples, as an application behind a load balancer would
     // send them to whichever answers.
-    let value = Arc::new(AtomicU32::new(20));
-    let stop = Arc::new(AtomicBool::new(false));
-    let pusher = {
-        let (value, stop, addrs) = (value.clone(), stop.clone(), [a.addr, b.addr]);
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let body = format!(
-                    r#"{{"samples":[{{"resource":"custom:9","metric":"latency","value":{}}}]}}"#,
-                    value.load(Ordering::Relaxed)
-                );
-                for addr in addrs {
-                    try_push(addr, &body);
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        })
-    };
+    let value = Pusher::start(vec![a.addr, b.addr], "latency", 20);
     a.card("custom:9", 20, "the pushed resource", |_| true);
     tests::set_window(&a, "custom:9", 1);
     tests::set_target(&a, "custom:9", "latency", 50.0, 0);
 
-    value.store(90, Ordering::Relaxed);
+    value.set(90);
     let kind = |r: &tests::Request| body_json(&r.body)["kind"].as_str().unwrap_or("").to_owned();
     rx.wait_for("/hook", 30, "a's firing notification", |got| {
         got.iter().any(|r| kind(r) == "firing")
@@ -694,13 +696,12 @@ fn an_alert_fired_by_a_killed_leader_is_resolved_by_the_next_without_a_duplicate
     until_leads(&b, "b", Duration::from_secs(12));
     // b judges the same breach for a few seconds: it must not announce it again.
     std::thread::sleep(Duration::from_secs(3));
-    value.store(10, Ordering::Relaxed);
+    value.set(10);
     rx.wait_for("/hook", 30, "b's resolved notification", |got| {
         got.iter().any(|r| kind(r) == "resolved")
     });
     std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::Relaxed);
-    pusher.join().unwrap();
+    drop(value);
     let got = rx.on("/hook");
     let kinds: Vec<String> = got.iter().map(kind).collect();
     assert_eq!(kinds, ["firing", "resolved"], "{got:#?}");
@@ -749,28 +750,15 @@ fn only_the_leader_fails_a_load_balancer_over() {
     )
     .unwrap();
     let config = config.to_str().unwrap().to_owned();
-    let start = |name: &str, data: &TempDir| {
-        Perfpilot::start_with_data(
-            &data.0,
-            &[
-                "--database-url",
-                &url,
-                "--database-password-file",
-                &shared.password_file(),
-                "--replica-name",
-                name,
-                SHORT_LEASE[0],
-                SHORT_LEASE[1],
-                "--config",
-                &config,
-            ],
-        )
-    };
-    let (data_a, data_b) = (TempDir::new("pool-a"), TempDir::new("pool-b"));
-    let leader = start("a", &data_a);
-    until_leads(&leader, "a", Duration::from_secs(15));
-    let follower = start("b", &data_b);
-    follows(&follower, "a");
+    let Pair {
+        a: leader,
+        b: follower,
+        ..
+    } = Pair::start(
+        &shared,
+        &url,
+        &[SHORT_LEASE[0], SHORT_LEASE[1], "--config", &config],
+    );
     let events = |server: &Perfpilot| -> Vec<String> {
         let (_, body) = server.get("/api/lb_report?resource=lb%3Aweb");
         body_json(&body)["events"]

@@ -159,33 +159,19 @@ impl Haproxy {
     /// As [`Haproxy::start`], with `options` after every `server` line (`check inter
     /// 200` turns HAProxy's own health checks on).
     pub fn start_with(servers: &[(&str, u16)], options: &str) -> Haproxy {
-        let dir = TempDir::new("perfpilot-haproxy");
         let port = free_port();
-        let socket = dir.0.join("admin.sock");
-        let config = dir.0.join("haproxy.cfg");
         let mut text = format!(
-            "global\n    stats socket {} mode 600 level admin\n    maxconn 2000\n\n\
+            "global\n    maxconn 2000\n\n\
              defaults\n    mode http\n    timeout connect 500ms\n    timeout client 10s\n    timeout server 10s\n\n\
              frontend fe\n    bind 127.0.0.1:{port}\n    default_backend web\n\n\
-             backend web\n    balance roundrobin\n",
-            socket.display()
+             backend web\n    balance roundrobin\n"
         );
         for (name, server_port) in servers {
             text.push_str(&format!(
                 "    server {name} 127.0.0.1:{server_port} weight 10 {options}\n"
             ));
         }
-        std::fs::write(&config, text).expect("write haproxy.cfg");
-        let child = Self::spawn(&config, None);
-        let haproxy = Haproxy {
-            port,
-            socket,
-            config,
-            _dir: dir,
-            child: std::sync::Mutex::new(child),
-        };
-        haproxy.wait_ready(None);
-        haproxy
+        Self::start_config(&text, port)
     }
 
     /// HAProxy running `config` (a whole file, e.g. one from `docs/`) with an admin stats
