@@ -795,8 +795,18 @@ async fn the_chart_moves_the_target_only_by_its_handle_and_fits_day_one() {
         let at = (grab.0, grab.1 + 15.0 * f64::from(k));
         touch(&browser, "touchMove", Some(at)).await;
     }
-    let moved =
-        eventually_value(client, "#target-value", "the dragged target", |v| v != "70").await;
+    eventually_value(client, "#target-value", "the dragged target", |v| v != "70").await;
+    // The three moves land one after another: read the value once the last one has
+    // (a first read between two moves saw 54.5 while the readout already said 46.5).
+    let mut moved = input_value(client, "#target-value").await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = input_value(client, "#target-value").await;
+        if now == moved {
+            break;
+        }
+        moved = now;
+    }
     let (in_view, value, place) = readout(client).await;
     assert!(
         in_view,
