@@ -974,5 +974,35 @@ async fn the_chart_shades_the_usual_band_and_marks_an_anomaly() {
     .await;
     assert!(said.starts_with("1 anomaly in this range"), "{said}");
     browser.screenshots_of("#chart", "resource-anomaly").await;
+    // The overview's card counts the last hour with the same band as the 1-hour chart:
+    // the two say the same.
+    client
+        .goto(&server.url("/resource?id=custom%3A83&metric=depth&range=1h"))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    let hour = eventually_text(client, "#anomalies", "the 1-hour chart's anomalies", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(hour.starts_with("1 anomaly in this range"), "{hour}");
+    client.goto(&server.url("/")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let card = eventually_text(
+        client,
+        r#"[data-resource="custom:83"] .card-anomalies"#,
+        "the card's anomalies",
+        |t| !t.is_empty(),
+    )
+    .await;
+    let share = hour
+        .trim_start_matches("1 anomaly in this range")
+        .split(", marked")
+        .next()
+        .unwrap_or_default();
+    assert_eq!(card, format!("Unusual: 1 anomaly in the last hour{share}"));
+    browser
+        .screenshots_of(r#"[data-resource="custom:83"]"#, "overview-anomalies")
+        .await;
     browser.close().await;
 }

@@ -116,6 +116,12 @@ pub trait History: Send + Sync + 'static {
     /// The series whose level moved the most around `at_unix_ms`, largest first (at
     /// most `top`), from the history in memory.
     fn what_changed(&self, at_unix_ms: i64, top: usize) -> Vec<crate::changed::Moved>;
+    /// The daily or weekly pattern of `key` learned from its history on disk (empty
+    /// until it is read, or with less than two days of it), for anomaly bands.
+    fn seasonality(
+        &self,
+        key: &engine::series::SeriesKey,
+    ) -> std::sync::Arc<engine::forecast::Seasonality>;
 }
 
 /// Prometheus-compatible fleets: adding one, its hosts judged now, one metric over a

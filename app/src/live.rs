@@ -60,6 +60,10 @@ pub struct Card {
     /// The same crossing in numbers, for the resource chart's forecast line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crossing: Option<engine::forecast::Crossing>,
+    /// How often the metric left its usual band in the last hour (the status's
+    /// `anomalies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomalies: Option<engine::anomaly::Rate>,
     /// What the optimizer is doing or did lately; `None` when it has done nothing recently.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerState>,
@@ -129,6 +133,8 @@ pub struct CardTick {
     /// The same crossing in numbers, for the resource chart's forecast line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crossing: Option<engine::forecast::Crossing>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomalies: Option<engine::anomaly::Rate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerState>,
 }
@@ -256,6 +262,7 @@ impl Overview {
                 card.advice.clone_from(&t.advice);
                 card.forecast.clone_from(&t.forecast);
                 card.crossing = t.crossing;
+                card.anomalies = t.anomalies;
                 card.optimizer.clone_from(&t.optimizer);
             }
         }
@@ -287,6 +294,7 @@ mod tests {
             advice: None,
             forecast: None,
             crossing: None,
+            anomalies: None,
             optimizer: None,
         }
     }
@@ -313,6 +321,7 @@ mod tests {
             advice: Some("find what is busy".into()),
             forecast: Some("breaches 80 % in ~3 h".into()),
             crossing: None,
+            anomalies: None,
             optimizer: Some(OptimizerState {
                 phase: engine::model::OptimizerPhase::Verifying,
                 detail: "maxmemory 3mb → 64mb".into(),
@@ -393,6 +402,7 @@ mod tests {
                 advice: None,
                 forecast: None,
                 crossing: None,
+                anomalies: None,
                 optimizer: None,
             }],
             alerts: Default::default(),

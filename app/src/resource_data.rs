@@ -183,11 +183,13 @@ impl SeriesView {
     /// The anomaly band in words, under the chart; nothing when no point could be judged.
     pub fn anomaly_text(&self) -> Option<String> {
         let band = &self.band;
-        let judged = band.lows.iter().flatten().count();
-        if judged == 0 {
-            return None;
-        }
-        let how = "the shaded band is where it usually sits: the median ± 5 robust σ of the 10 minutes (at least 40 points) before each point";
+        let rate = band.rate()?;
+        let pattern = match band.period_secs {
+            Some(604_800) => " after taking out its weekly pattern",
+            Some(_) => " after taking out its daily pattern",
+            None => "",
+        };
+        let how = format!("the shaded band is where it usually sits: the median ± 5 robust σ of the 10 minutes (at least 40 points) before each point{pattern}");
         if let Some(from) = band.muted_from {
             let at = self.start_ms + from as i64 * self.step_ms;
             return Some(format!(
@@ -195,18 +197,9 @@ impl SeriesView {
                 crate::format::utc_time(at)
             ));
         }
-        let anomalous: usize = band
-            .anomalies
-            .iter()
-            .map(|(start, end)| end - start + 1)
-            .sum();
-        Some(match band.anomalies.len() {
-            0 => format!("No anomalies in this range ({how})."),
-            n => format!(
-                "{n} {} in this range, {:.1} % of the time, marked red ({how}).",
-                if n == 1 { "anomaly" } else { "anomalies" },
-                anomalous as f64 * 100.0 / judged as f64
-            ),
+        Some(match crate::format::anomaly_rate(&rate, "in this range") {
+            None => format!("No anomalies in this range ({how})."),
+            Some(text) => format!("{text}, marked red ({how})."),
         })
     }
 

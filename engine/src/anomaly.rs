@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::forecast::Seasonality;
+
 /// How wide the band is and how a noisy series is muted.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BandSettings {
@@ -46,11 +48,43 @@ pub struct Band {
     pub anomalies: Vec<(usize, usize)>,
     /// The series was muted (too many anomalies in an hour) from this index on.
     pub muted_from: Option<usize>,
+    /// The daily or weekly pattern taken out before judging ([`seasonal_band`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_secs: Option<u32>,
+}
+
+/// How often a series left its band, what the overview's cards and the chart's caption
+/// both say ("2 anomalies, 0.4 % of the time").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    pub count: u32,
+    /// The share of the judged points that were anomalous, 0–1.
+    pub share: f32,
+    /// Muted for too many anomalies: the count stops there.
+    pub muted: bool,
 }
 
 impl Band {
     pub fn is_empty(&self) -> bool {
         self.lows.is_empty()
+    }
+
+    /// How often the series left the band; `None` when no point could be judged.
+    pub fn rate(&self) -> Option<Rate> {
+        let judged = self.lows.iter().flatten().count();
+        if judged == 0 {
+            return None;
+        }
+        let anomalous: usize = self
+            .anomalies
+            .iter()
+            .map(|(start, end)| end - start + 1)
+            .sum();
+        Some(Rate {
+            count: u32::try_from(self.anomalies.len()).unwrap_or(u32::MAX),
+            share: (anomalous as f64 / judged as f64) as f32,
+            muted: self.muted_from.is_some(),
+        })
     }
 
     /// Drops the first `n` points (a live chart sliding forward), keeping the rest aligned.
@@ -80,17 +114,17 @@ pub fn band(values: &[Option<f32>], step_secs: u32, settings: &BandSettings) -> 
         ..Band::default()
     };
     let mut open: Option<usize> = None;
-    // Reused for every point: the window's values and their deviations.
-    let (mut before, mut deviations) = (Vec::with_capacity(window), Vec::with_capacity(window));
+    // The points before the one judged, kept sorted as the window slides: each step
+    // inserts one and removes one instead of selecting medians from scratch.
+    let mut before = SortedWindow::with_capacity(window);
     for (i, value) in values.iter().enumerate() {
-        before.clear();
-        before.extend(
-            values[i.saturating_sub(window)..i]
-                .iter()
-                .flatten()
-                .map(|v| f64::from(*v)),
-        );
-        let outside = match (value, bounds(&mut before, &mut deviations, settings)) {
+        if let Some(entering) = i.checked_sub(1).and_then(|j| values[j]) {
+            before.insert(f64::from(entering));
+        }
+        if let Some(leaving) = i.checked_sub(window + 1).and_then(|j| values[j]) {
+            before.remove(f64::from(leaving));
+        }
+        let outside = match (value, before.bounds(settings)) {
             (Some(v), Some((low, high))) => {
                 found.lows[i] = Some(low as f32);
                 found.highs[i] = Some(high as f32);
@@ -138,24 +172,124 @@ pub fn band(values: &[Option<f32>], step_secs: u32, settings: &BandSettings) -> 
     found
 }
 
-/// The band from the points before one: median ± k robust standard deviations.
-fn bounds(
-    before: &mut [f64],
-    deviations: &mut Vec<f64>,
+/// The band of a chart's `values` with the series' daily or weekly pattern taken out
+/// first (point `i` is the slot starting at `start_ms + i × step_ms`): a workload that
+/// rises every morning is where it usually is at that hour, not an anomaly. The bounds are
+/// put back on the pattern, so they follow it on the chart. Without a pattern (less than
+/// two days of history) this is [`band`].
+pub fn seasonal_band(
+    values: &[Option<f32>],
+    start_ms: i64,
+    step_ms: i64,
+    seasonality: &Seasonality,
     settings: &BandSettings,
-) -> Option<(f64, f64)> {
-    if before.len() < settings.min_points {
-        return None;
+) -> Band {
+    let step_secs = u32::try_from((step_ms / 1000).max(1)).unwrap_or(u32::MAX);
+    if seasonality.period_secs().is_none() {
+        return band(values, step_secs, settings);
     }
-    let level = median(before);
-    deviations.clear();
-    deviations.extend(before.iter().map(|v| (v - level).abs()));
-    let spread = (1.4826 * median(deviations)).max((level.abs() * 0.01).max(0.01));
-    Some((level - settings.k * spread, level + settings.k * spread))
+    let offset = |i: usize| seasonality.offset_at(start_ms + i as i64 * step_ms + step_ms / 2);
+    let residuals: Vec<Option<f32>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v.map(|v| (f64::from(v) - offset(i)) as f32))
+        .collect();
+    let mut found = band(&residuals, step_secs, settings);
+    found.period_secs = seasonality.period_secs();
+    for (i, (low, high)) in found.lows.iter_mut().zip(&mut found.highs).enumerate() {
+        let back = |bound: &mut Option<f32>| {
+            *bound = bound.map(|b| (f64::from(b) + offset(i)) as f32);
+        };
+        back(low);
+        back(high);
+    }
+    found
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    crate::stats::percentile_in_place(values, 50.0).unwrap_or_default()
+/// The points a value is judged against, ascending.
+struct SortedWindow {
+    sorted: Vec<f64>,
+}
+
+impl SortedWindow {
+    fn with_capacity(capacity: usize) -> SortedWindow {
+        SortedWindow {
+            sorted: Vec::with_capacity(capacity + 1),
+        }
+    }
+
+    fn insert(&mut self, value: f64) {
+        let at = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
+        self.sorted.insert(at, value);
+    }
+
+    fn remove(&mut self, value: f64) {
+        let at = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
+        if self
+            .sorted
+            .get(at)
+            .is_some_and(|x| x.total_cmp(&value).is_eq())
+        {
+            self.sorted.remove(at);
+        }
+    }
+
+    /// The band: median ± k robust standard deviations (MAD × 1.4826, floored at 1 % of
+    /// the level). Same numbers as selecting the median of the deviations, in O(log n):
+    /// the deviations are two ascending runs, below and above the median.
+    fn bounds(&self, settings: &BandSettings) -> Option<(f64, f64)> {
+        let n = self.sorted.len();
+        if n < settings.min_points.max(1) {
+            return None;
+        }
+        let level = crate::stats::quantile_sorted(&self.sorted, 0.5)?;
+        let split = self.sorted.partition_point(|x| *x < level);
+        let below = |t: usize| (self.sorted[split - 1 - t] - level).abs();
+        let above = |t: usize| (self.sorted[split + t] - level).abs();
+        let mad = median_of_two_runs(below, split, above, n - split);
+        let spread = (1.4826 * mad).max((level.abs() * 0.01).max(0.01));
+        Some((level - settings.k * spread, level + settings.k * spread))
+    }
+}
+
+/// The median (interpolated for an even count, as `stats::percentile_in_place`) of the
+/// union of two ascending runs `a` (`a_len` long) and `b`.
+fn median_of_two_runs(
+    a: impl Fn(usize) -> f64,
+    a_len: usize,
+    b: impl Fn(usize) -> f64,
+    b_len: usize,
+) -> f64 {
+    let n = a_len + b_len;
+    let rank = 0.5 * (n - 1) as f64;
+    let k = rank.floor() as usize;
+    let frac = rank - k as f64;
+    // Take `i` from `a` and `k + 1 - i` from `b`: the smallest `i` whose next `a` is not
+    // below the last `b` taken splits off the k + 1 smallest.
+    let (mut lo, mut hi) = ((k + 1).saturating_sub(b_len), (k + 1).min(a_len));
+    while lo < hi {
+        let i = lo + (hi - lo) / 2;
+        if b(k - i) > a(i) {
+            lo = i + 1;
+        } else {
+            hi = i;
+        }
+    }
+    let (i, j) = (lo, k + 1 - lo);
+    let kth = match (i.checked_sub(1).map(&a), j.checked_sub(1).map(&b)) {
+        (Some(x), Some(y)) => x.max(y),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => return 0.0,
+    };
+    if frac == 0.0 {
+        return kth;
+    }
+    let next = match ((i < a_len).then(|| a(i)), (j < b_len).then(|| b(j))) {
+        (Some(x), Some(y)) => x.min(y),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => return kth,
+    };
+    kth + (next - kth) * frac
 }
 
 #[cfg(test)]
@@ -173,6 +307,75 @@ mod tests {
                 Some((50.0 + 2.0 * z) as f32)
             })
             .collect()
+    }
+
+    /// The band's bounds as first written: each point's window copied and its medians
+    /// selected from scratch. The sliding window must give the same numbers.
+    fn bounds_from_scratch(before: &[Option<f32>], settings: &BandSettings) -> Option<(f64, f64)> {
+        let mut values: Vec<f64> = before.iter().flatten().map(|v| f64::from(*v)).collect();
+        if values.len() < settings.min_points {
+            return None;
+        }
+        let level = crate::stats::percentile_in_place(&mut values, 50.0)?;
+        let mut deviations: Vec<f64> = values.iter().map(|v| (v - level).abs()).collect();
+        let mad = crate::stats::percentile_in_place(&mut deviations, 50.0)?;
+        let spread = (1.4826 * mad).max((level.abs() * 0.01).max(0.01));
+        Some((level - settings.k * spread, level + settings.k * spread))
+    }
+
+    #[test]
+    fn the_sliding_window_gives_the_bounds_selected_from_scratch() {
+        let settings = BandSettings {
+            window_secs: 37,
+            min_points: 5,
+            ..BandSettings::default()
+        };
+        let mut rng = Rng(42);
+        // Noise, ties (rounded values), gaps and steps: every shape the window meets.
+        let values: Vec<Option<f32>> = (0..3_000)
+            .map(|i| {
+                let r = rng.next_f64();
+                if r < 0.05 {
+                    None
+                } else if i % 400 < 100 {
+                    Some((r * 10.0).round() as f32)
+                } else {
+                    Some((r * 100.0 + f64::from(i / 700) * 50.0) as f32)
+                }
+            })
+            .collect();
+        let found = band(&values, 1, &settings);
+        let window = 37usize.max(2 * settings.min_points);
+        for i in 0..values.len() {
+            let expected = values[i].and(bounds_from_scratch(
+                &values[i.saturating_sub(window)..i],
+                &settings,
+            ));
+            let got = found.lows[i].zip(found.highs[i]);
+            assert_eq!(
+                got,
+                expected.map(|(low, high)| (low as f32, high as f32)),
+                "point {i}"
+            );
+        }
+        // Every window length, odd and even, on a small set.
+        for n in 1..40 {
+            let mut w = SortedWindow::with_capacity(n);
+            let raw: Vec<f64> = (0..n).map(|_| (rng.next_f64() * 8.0).floor()).collect();
+            for v in &raw {
+                w.insert(*v);
+            }
+            let plain = BandSettings {
+                min_points: 1,
+                ..settings
+            };
+            let as_options: Vec<Option<f32>> = raw.iter().map(|v| Some(*v as f32)).collect();
+            assert_eq!(
+                w.bounds(&plain),
+                bounds_from_scratch(&as_options, &plain),
+                "n {n}"
+            );
+        }
     }
 
     #[test]
@@ -254,6 +457,60 @@ mod tests {
             precision >= 0.9,
             "precision {precision:.2} ({reported_true} of {reported})"
         );
+    }
+
+    #[test]
+    fn a_workload_that_rises_every_morning_is_usual_once_its_days_are_learned() {
+        const DAY: i64 = 86_400_000;
+        const MINUTE: i64 = 60_000;
+        // Memory (MB) without noise: 4,000 at night, climbing 600 within half an hour
+        // from 09:00, back down at 18:00. Three days teach the profile; the fourth is
+        // charted at one point a minute, like the 1-day range.
+        let level = |t: i64| {
+            let minute = t.rem_euclid(DAY) / MINUTE;
+            let ramp = |from: i64| ((minute - from) as f64 / 30.0).clamp(0.0, 1.0);
+            4_000.0 + 600.0 * (ramp(9 * 60) - ramp(18 * 60))
+        };
+        let start = 1_000 * DAY;
+        let learned: Vec<(i64, f64)> = (0..3 * 144)
+            .map(|i| {
+                let t = start + i * 10 * MINUTE + 5 * MINUTE;
+                (
+                    t,
+                    (0..10)
+                        .map(|m| level(t - 5 * MINUTE + m * MINUTE))
+                        .sum::<f64>()
+                        / 10.0,
+                )
+            })
+            .collect();
+        let seasonality = Seasonality::learn(&learned);
+        assert_eq!(seasonality.period_secs(), Some(86_400));
+        let day_start = start + 3 * DAY;
+        let values: Vec<Option<f32>> = (0..1_440)
+            .map(|i| Some(level(day_start + i * MINUTE) as f32))
+            .collect();
+        let settings = BandSettings::default();
+        let plain = band(&values, 60, &settings);
+        assert!(
+            !plain.anomalies.is_empty(),
+            "the ramps flag without the profile"
+        );
+        let seasonal = seasonal_band(&values, day_start, MINUTE, &seasonality, &settings);
+        assert_eq!(seasonal.anomalies, [], "{:?}", seasonal.anomalies);
+        // The bounds follow the day: the band around noon sits above the night's.
+        let (night, noon) = (
+            seasonal.highs[3 * 60].unwrap(),
+            seasonal.highs[12 * 60].unwrap(),
+        );
+        assert!(noon > night + 300.0, "night {night}, noon {noon}");
+        // A real surprise on that day is still one.
+        let mut surprised = values.clone();
+        for v in &mut surprised[14 * 60..14 * 60 + 5] {
+            *v = Some(7_000.0);
+        }
+        let found = seasonal_band(&surprised, day_start, MINUTE, &seasonality, &settings);
+        assert_eq!(found.anomalies, [(14 * 60, 14 * 60 + 4)]);
     }
 
     #[test]

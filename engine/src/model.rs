@@ -1701,6 +1701,10 @@ pub struct StatusReport {
     /// The same crossing in numbers, for the chart's forecast line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crossing: Option<crate::forecast::Crossing>,
+    /// How often the card's metric left its usual band in the last hour (the resource
+    /// chart's 1-hour band, recounted once a minute); `None` before it could be judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomalies: Option<crate::anomaly::Rate>,
 }
 
 impl Default for StatusReport {
@@ -1716,6 +1720,7 @@ impl Default for StatusReport {
             advice: None,
             forecast: None,
             crossing: None,
+            anomalies: None,
         }
     }
 }

@@ -201,6 +201,7 @@ impl Tracker {
             advice: None,
             forecast: None,
             crossing: None,
+            anomalies: None,
         }
     }
 

@@ -450,6 +450,7 @@ fn statuses_are_published_without_counting_as_changes() {
         advice: None,
         forecast: None,
         crossing: None,
+        anomalies: None,
     };
     store.publish_statuses([(id("cpu"), report.clone()), (id("gone"), report.clone())]);
     assert_eq!(store.stats().change, 0);

@@ -71,6 +71,7 @@ fn tick(at: i64, value: Option<f32>) -> LiveMessage {
             advice: None,
             forecast: None,
             crossing: None,
+            anomalies: None,
             optimizer: None,
         }],
         alerts: Default::default(),

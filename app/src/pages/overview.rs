@@ -304,6 +304,22 @@ fn ResourceCard(card: Card, now_ms: i64) -> impl IntoView {
             </p>
         }
     });
+    // Only news is shown: a quiet hour says nothing.
+    let anomalies = card
+        .anomalies
+        .and_then(|rate| crate::format::anomaly_rate(&rate, "in the last hour"))
+        .map(|text| {
+            let chart = crate::base::href(&format!(
+                "/resource?id={}&metric={}&range=1h",
+                crate::pages::resource::urlencode(&card.id),
+                crate::pages::resource::urlencode(&card.metric)
+            ));
+            view! {
+                <p class="card-anomalies" title="Times the metric left its usual band (the resource chart shades it)">
+                    <span class="card-next-label">"Unusual: "</span><a href=chart>{text}</a>
+                </p>
+            }
+        });
     let kind = kind_of(&card.resource_type).0.kind();
     view! {
         <article
@@ -330,6 +346,7 @@ fn ResourceCard(card: Card, now_ms: i64) -> impl IntoView {
             <p class="card-target">{target_text}</p>
             <p class="card-reason">{reason}</p>
             {forecast}
+            {anomalies}
             {next}
             {card.top.clone().map(|top| view! { <p class="card-top" title="Top process by this resource">"Top: "{top}</p> })}
         </article>
@@ -407,6 +424,7 @@ mod tests {
             advice: None,
             forecast: None,
             crossing: None,
+            anomalies: None,
             optimizer: None,
         }
     }

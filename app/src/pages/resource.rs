@@ -156,9 +156,13 @@ pub async fn get_series(
         })
         .collect();
     // Where the metric usually sits and when it left, over what is loaded.
-    let band = engine::anomaly::band(
+    // The same band as the overview card's count for the last hour.
+    let seasonality = history.seasonality(&SeriesKey::new(resource.as_str(), metric.as_str()));
+    let band = engine::anomaly::seasonal_band(
         &main.means,
-        u32::try_from((grid.step_ms / 1000).max(1)).unwrap_or(u32::MAX),
+        grid.start_ms,
+        grid.step_ms,
+        &seasonality,
         &engine::anomaly::BandSettings::default(),
     );
     Ok(SeriesView {

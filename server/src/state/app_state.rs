@@ -174,6 +174,11 @@ impl app::backend::History for Monitor {
         })
     }
 
+    fn seasonality(&self, key: &engine::series::SeriesKey) -> Arc<engine::forecast::Seasonality> {
+        self.older
+            .seasonality(key, self, engine::time::unix_now_ms())
+    }
+
     fn what_changed(&self, at_unix_ms: i64, top: usize) -> Vec<app::changed::Moved> {
         use engine::changed::{AFTER_MS, BEFORE_MS, LEAD_MS};
         let history = self.history();

@@ -29,8 +29,12 @@ pub(super) struct OlderPoints {
 #[derive(Default)]
 struct Older {
     fetched_ms: Option<i64>,
+    /// Last asked for: a chart's series is kept for an hour after its page was open.
+    used_ms: i64,
     fetching: bool,
     points: Arc<Vec<(i64, f64)>>,
+    /// The daily or weekly pattern of `points`, learned once per read.
+    seasonality: Arc<engine::forecast::Seasonality>,
 }
 
 impl OlderPoints {
@@ -42,8 +46,30 @@ impl OlderPoints {
         monitor: &Monitor,
         now: UnixMillis,
     ) -> Arc<Vec<(i64, f64)>> {
+        self.read(key, monitor, now, |entry| entry.points.clone())
+    }
+
+    /// The daily or weekly pattern of `key` learned from its older points (none until they
+    /// are read, or with less than two days of history); read like [`OlderPoints::of`].
+    pub(super) fn seasonality(
+        &self,
+        key: &SeriesKey,
+        monitor: &Monitor,
+        now: UnixMillis,
+    ) -> Arc<engine::forecast::Seasonality> {
+        self.read(key, monitor, now, |entry| entry.seasonality.clone())
+    }
+
+    fn read<T>(
+        &self,
+        key: &SeriesKey,
+        monitor: &Monitor,
+        now: UnixMillis,
+        answer: impl FnOnce(&Older) -> T,
+    ) -> T {
         let mut cache = lock(&self.by_series);
         let entry = cache.entry(key.clone()).or_default();
+        entry.used_ms = now;
         let stale = entry
             .fetched_ms
             .is_none_or(|at| now - at >= OLDER_REFRESH_MS);
@@ -61,21 +87,26 @@ impl OlderPoints {
                     )
                     .map(|chart| slot_points(&chart))
                     .unwrap_or_default();
+                let seasonality = engine::forecast::Seasonality::learn(&points);
                 let mut cache = lock(&this.by_series);
                 let entry = cache.entry(key).or_default();
                 *entry = Older {
                     fetched_ms: Some(now),
+                    used_ms: entry.used_ms,
                     fetching: false,
                     points: Arc::new(points),
+                    seasonality: Arc::new(seasonality),
                 };
             });
         }
-        entry.points.clone()
+        answer(entry)
     }
 
-    /// Forgets the series `keep` says no target reads any more.
-    pub(super) fn retain(&self, keep: impl Fn(&SeriesKey) -> bool) {
-        lock(&self.by_series).retain(|key, _| keep(key));
+    /// Forgets the series `keep` says nothing reads any more, once no page has asked for
+    /// them for an hour.
+    pub(super) fn retain(&self, now: UnixMillis, keep: impl Fn(&SeriesKey) -> bool) {
+        lock(&self.by_series)
+            .retain(|key, older| keep(key) || now - older.used_ms < OLDER_REFRESH_MS);
     }
 }
 

@@ -103,6 +103,7 @@ pub fn build(
                 advice: view.status.advice.clone().filter(|_| problem.is_none()),
                 forecast: view.status.forecast.clone().filter(|_| problem.is_none()),
                 crossing: view.status.crossing.filter(|_| problem.is_none()),
+                anomalies: view.status.anomalies.filter(|_| problem.is_none()),
                 optimizer: view.status.optimizer.clone(),
             }
         })
