@@ -187,3 +187,89 @@ async fn marks_on_unknown_or_targetless_resources_are_refused() {
         "{response}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_says_what_moved_around_it_when_asked() {
+    let server = Perfpilot::start(&[
+        "--push-create-resources",
+        "--baseline-secs",
+        "2",
+        "--verify-secs",
+        "3",
+    ]);
+    // "custom:91" steps from about 20 to about 80 four minutes ago; "custom:92" stays.
+    let times = tests::recent_times(40);
+    let now = *times.last().unwrap();
+    let wobble = |t: i64| ((t / 10_000) % 5) as f64 * 0.4;
+    tests::push_series(&server, "custom:91", "depth", &times, |t| {
+        let level = if now - t < 4 * 60_000 { 80.0 } else { 20.0 };
+        level + wobble(t)
+    });
+    tests::push_series(&server, "custom:92", "depth", &times, |t| 20.0 + wobble(t));
+    // Short windows: the row is measured a few seconds after the mark.
+    tests::set_settings(
+        &server,
+        "custom:91",
+        &[("window_secs", 5), ("baseline_secs", 2), ("verify_secs", 3)],
+    );
+    tests::set_target(&server, "custom:91", "depth", 90.0, 0);
+    let (status, body) = http_post_form(
+        server.addr,
+        "/api/add_mark",
+        "resource=custom%3A91&label=deployed+v2.4",
+    );
+    assert_eq!(status, 200, "{body}");
+    // The after window is measured on samples that come after the mark.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = tests::now_ms();
+        tests::push_series(&server, "custom:91", "depth", &[t - t % 1000], |_| 80.0);
+    }
+
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/before-after")).await.unwrap();
+    browser.wait_for_hydration().await;
+    let row = ".proof-table tbody tr[data-kind='mark']";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let summary = loop {
+        // Measured rows offer the question; pending ones do not yet.
+        if let Ok(summary) = client
+            .find(Locator::Css(&format!("{row} .row-changed summary")))
+            .await
+        {
+            break summary;
+        }
+        if Instant::now() > deadline {
+            let (_, rows) = server.get("/api/comparisons");
+            let page = client.source().await.unwrap_or_default();
+            let at = page.find("proof-table").unwrap_or(0);
+            panic!(
+                "the mark's row was not measured: {rows:.1500}\n{:.3000}",
+                &page[at..]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    summary.click().await.unwrap();
+    let listed = tests::eventually_text(
+        client,
+        &format!("{row} .row-changed li[data-resource='custom:91']"),
+        "the stepped series under the row",
+        |t| !t.is_empty(),
+    )
+    .await;
+    assert!(listed.starts_with("Custom 91 — depth: 20."), "{listed}");
+    assert!(listed.contains("→ 80."), "{listed}");
+    let others = client
+        .find_all(Locator::Css(&format!(
+            "{row} .row-changed li[data-resource='custom:92']"
+        )))
+        .await
+        .unwrap();
+    assert!(others.is_empty(), "the flat series did not move");
+    browser
+        .screenshots_of(".proof-table", "before-after-what-moved")
+        .await;
+    browser.close().await;
+}

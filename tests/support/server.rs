@@ -208,13 +208,21 @@ impl Perfpilot {
 /// Sets `resource`'s evaluation window through the settings panel's server function (a
 /// counted change).
 pub fn set_window(server: &Perfpilot, resource: &str, window_secs: u32) {
+    set_settings(server, resource, &[("window_secs", window_secs)]);
+}
+
+/// Sets some of `resource`'s settings (`window_secs`, `verify_secs`, …) through the
+/// settings panel's server function, the others as they are (one counted change).
+pub fn set_settings(server: &Perfpilot, resource: &str, values: &[(&str, u32)]) {
     let (status, body) = server.get(&format!(
         "/api/resource_settings?resource={}",
         urlencode(resource)
     ));
     assert_eq!(status, 200, "{body}");
     let mut settings = body_json(&body);
-    settings["window_secs"] = window_secs.into();
+    for (name, value) in values {
+        settings[*name] = (*value).into();
+    }
     let form = format!(
         "resource={}&settings={}",
         urlencode(resource),

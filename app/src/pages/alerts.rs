@@ -49,14 +49,6 @@ pub async fn test_channel(name: String) -> Result<String, AppError> {
     crate::backend::alerts()?.test_channel(name, actor).await
 }
 
-/// The series whose level moved the most around `at` (ms since the epoch), at most five:
-/// the first places to look when an alert fires ([`engine::changed`]).
-#[server(endpoint = "what_changed", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
-pub async fn what_changed(at: i64) -> Result<Vec<crate::changed::Moved>, AppError> {
-    crate::backend::require(Role::Viewer)?;
-    Ok(crate::backend::history()?.what_changed(at, 5))
-}
-
 fn resource_href(id: &str) -> String {
     crate::base::href(&format!("/resource?id={}", crate::format::urlencode(id)))
 }
@@ -186,39 +178,17 @@ fn Firing(data: Data, ack: ServerAction<AcknowledgeAlert>) -> impl IntoView {
 fn WhatChanged(data: Data) -> impl IntoView {
     let listed = move || {
         let found = data.with(|v| v.as_ref().and_then(|v| v.what_changed.clone()))?;
-        let items = found
-            .moved
-            .into_iter()
-            .map(|m| {
-                let href = crate::base::href(&format!(
-                    "/resource?id={}&metric={}",
-                    crate::format::urlencode(&m.resource),
-                    crate::format::urlencode(&m.metric)
-                ));
-                let moved = format!(
-                    ": {} → {} ({:+.1} σ)",
-                    crate::format::reading(m.shift.before, &m.unit),
-                    crate::format::reading(m.shift.after, &m.unit),
-                    m.shift.score
-                );
-                view! {
-                    <li data-resource=m.resource.clone() data-metric=m.metric.clone()>
-                        <a href=href>{format!("{} — {}", m.resource_name, engine::model::metric_label(&m.metric))}</a>
-                        {moved}
-                    </li>
-                }
-            })
-            .collect::<Vec<_>>();
+        let empty = found.moved.is_empty();
+        let items = crate::changed::moved_list(found.moved);
         let intro = format!(
             "Around {} UTC, when the newest alert began: the series whose level moved the most against the half hour before.",
             utc_time(found.at_ms)
         );
-        let empty = items.is_empty();
         Some(view! {
             <section class="settings-panel" id="what-changed" aria-labelledby="what-changed-title">
                 <h2 id="what-changed-title">"What changed"</h2>
                 <p class="muted">{intro}</p>
-                {(!empty).then(|| view! { <ul class="what-changed">{items}</ul> })}
+                {(!empty).then(|| items)}
                 {empty.then(|| view! { <p class="muted">"No series moved notably then."</p> })}
             </section>
         })

@@ -323,11 +323,43 @@ fn ComparisonRowView(row: ComparisonRow) -> AnyView {
             <td data-label="Target">{row.target.clone()}<br/><small class="muted">{row.reason.clone()}</small></td>
             <td class=change_class data-label="Change">{change}{judged}</td>
             <td class="outcome-cell" data-label="Outcome">{outcome}</td>
-            <td data-label="Before vs after"><Overlay row=row.clone()/></td>
+            <td data-label="Before vs after">
+                <Overlay row=row.clone()/>
+                {(!row.pending).then(|| view! { <WhatElseMoved at_ms=row.at_unix_ms/> })}
+            </td>
         </tr>
     }
     // Type-erased: the row's full view type is too deep for the compiler to lay out.
     .into_any()
+}
+
+/// Which series moved most around the event (the event's own included), asked for when
+/// the row's disclosure is first opened: the page stays one request however many rows.
+#[component]
+fn WhatElseMoved(at_ms: i64) -> impl IntoView {
+    let ask = Action::new(|at: &i64| crate::changed::moved_around(*at));
+    let opened = move |_| {
+        if ask.version().get_untracked() == 0 && !ask.pending().get_untracked() {
+            ask.dispatch(at_ms);
+        }
+    };
+    let answer = move || {
+        match ask.value().get() {
+        None => view! { <p class="muted" role="status">"Looking…"</p> }.into_any(),
+        Some(Err(err)) => view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
+        Some(Ok(moved)) if moved.is_empty() => view! {
+            <p class="muted">"No series moved notably around it (in the last day's history in memory)."</p>
+        }
+        .into_any(),
+        Some(Ok(moved)) => crate::changed::moved_list(moved).into_any(),
+    }
+    };
+    view! {
+        <details class="row-changed" on:toggle=opened>
+            <summary>"What moved around it"</summary>
+            {answer}
+        </details>
+    }
 }
 
 const OVERLAY_W: f64 = 160.0;
