@@ -635,8 +635,9 @@ fn the_store_stopped_leaves_stale_data_marked_and_recovers_by_itself() {
     });
 }
 
-#[test]
-fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // 184 lines today; split before it grows
+async fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer() {
     let dir = TempDir::new("perfpilot-fleet-backfill");
     // Three prod hosts over the last 25 h, a sample a minute: h1 at 90 % for 6 h, h3 for
     // 12 h, h2 never; 10 % otherwise. Against "≤ 50 %" (p95, for 0) over the last 24 h at
@@ -734,6 +735,78 @@ fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer() {
         response.contains("is not a group of this fleet"),
         "{response}"
     );
+    // Suggest on the group judges its band's worst host (a group's target holds for every
+    // host): at most 90 %, so every choice is at 90 % or above and the loose one would
+    // never have fired. The store holds a day, so the day is what it reads.
+    let (status, response) = http_get(
+        server.addr,
+        &format!(
+            "/api/suggest_fleet_target?id={}&scope=group&key={}&metric=load",
+            urlencode(FLEET),
+            urlencode("env=prod")
+        ),
+    );
+    assert_eq!(status, 200, "{response}");
+    let suggested = body_json(&response);
+    assert_eq!(suggested["from"], "the last 24 hours", "{suggested}");
+    assert!(
+        suggested["how"]
+            .as_str()
+            .unwrap()
+            .starts_with("the highest host at each step"),
+        "{suggested}"
+    );
+    let choices = suggested["choices"].as_array().unwrap();
+    let names: Vec<&str> = choices
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tight", "balanced", "loose"]);
+    for choice in choices {
+        assert!(choice["value"].as_f64().unwrap() >= 90.0, "{choice}");
+    }
+    assert_eq!(choices[2]["backtest"]["breaches"], 0, "{suggested}");
+    // The page offers the same three; choosing the loose one replays it over every host.
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client
+        .goto(&format!(
+            "http://{}/fleet/target?id={}&scope=group&key={}&metric=load",
+            server.addr,
+            urlencode(FLEET),
+            urlencode("env=prod")
+        ))
+        .await
+        .unwrap();
+    browser.wait_for_hydration().await;
+    click(client, Locator::Id("suggest-button")).await;
+    let offered = tests::eventually_text(client, "#suggestions", "three choices", |t| {
+        t.contains("Tight") && t.contains("Balanced") && t.contains("Loose")
+    })
+    .await;
+    assert!(offered.contains("would never have fired"), "{offered}");
+    click(client, Locator::Css("[data-choice='loose']")).await;
+    let readout = tests::eventually_text(client, "#backtest", "the group's replay", |t| {
+        t.starts_with("Would not have been breached on any of 3 hosts")
+    })
+    .await;
+    assert!(readout.contains("(judged every"), "{readout}");
+    browser
+        .screenshots_of(".target-editor", "fleet-group-suggest")
+        .await;
+    browser.close().await;
+    // A host's own values: h2 sat at 10 % all day.
+    let (status, response) = http_get(
+        server.addr,
+        &format!(
+            "/api/suggest_fleet_target?id={}&scope=host&key=h2&metric=load",
+            urlencode(FLEET)
+        ),
+    );
+    assert_eq!(status, 200, "{response}");
+    let suggested = body_json(&response);
+    let tight = suggested["choices"][0]["value"].as_f64().unwrap();
+    assert!((10.0..=11.0).contains(&tight), "{suggested}");
     // A `for` longer than h1's 6 h breach leaves only h3.
     let (_, response) = http_get(
         server.addr,

@@ -322,6 +322,63 @@ pub async fn fleet_backtest(
     ))
 }
 
+/// Suggest for one level of a fleet: a host from its own series, a group (or the whole
+/// fleet) from its band — the highest host at each step for a "stay under" target, the
+/// lowest for "stay above", since a group's target holds for every host. Seven days when
+/// the store has a quarter of them, else the last day.
+#[server(endpoint = "suggest_fleet_target", input = leptos::server_fn::codec::GetUrl, output = crate::codec::Json)]
+pub async fn suggest_fleet_target(
+    id: String,
+    scope: String,
+    #[server(default)] key: Option<String>,
+    metric: String,
+) -> Result<crate::pages::resource_suggest::SuggestedTargets, crate::error::AppError> {
+    use crate::error::AppError;
+    use engine::model::Comparator;
+
+    let mut last_error = None;
+    for range in [ChartRange::SevenDays, ChartRange::OneDay] {
+        let data = get_fleet_scope(
+            id.clone(),
+            scope.clone(),
+            key.clone(),
+            Some(metric.clone()),
+            Some(range.as_str().to_owned()),
+        )
+        .await?;
+        let series = &data.series;
+        let shape = series
+            .target
+            .clone()
+            .unwrap_or_else(|| crate::resource_data::default_target(&metric, 0.0));
+        let step_ms = series.step_ms;
+        let step_secs = u32::try_from((step_ms / 1000).max(1)).unwrap_or(u32::MAX);
+        let (values, how) = match (&data.scope, shape.comparator) {
+            (Scope::Host(_), _) => (&series.means, "the host's own values".to_owned()),
+            (_, Comparator::Le) => (&series.highs, "the highest host at each step".to_owned()),
+            (_, Comparator::Ge) => (&series.lows, "the lowest host at each step".to_owned()),
+        };
+        let filled = values.iter().flatten().count();
+        if range == ChartRange::SevenDays && filled * 4 < values.len().max(1) {
+            continue;
+        }
+        match engine::suggest::suggest(values, step_secs, &shape, &series.rule, series.kind) {
+            Ok(choices) => {
+                return Ok(crate::pages::resource_suggest::SuggestedTargets {
+                    from: format!("the last {}", range.label()),
+                    how: format!(
+                        "{how}, every {}",
+                        crate::format::duration(i64::from(step_secs))
+                    ),
+                    choices,
+                })
+            }
+            Err(err) => last_error = Some(AppError::new(422, err.to_string())),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| AppError::new(422, "too little history to suggest a target")))
+}
+
 /// A host metric's standing in words: past the target but inside its tolerance band is
 /// never shown as plainly within target.
 pub(crate) fn standing_text(state: engine::fleet::CellState) -> &'static str {
@@ -689,6 +746,13 @@ fn ScopeEditor(
         </section>
     }
     .into_any();
+    let suggest = {
+        let (id, metric) = (data.fleet_id.clone(), data.metric.name.clone());
+        let (level, key) = (level.clone(), key.clone());
+        Action::new(move |_: &()| {
+            suggest_fleet_target(id.clone(), level.clone(), key.clone(), metric.clone())
+        })
+    };
     let editor = view! {
         <section class="target-editor" aria-labelledby="target-heading">
             <h2 id="target-heading">"Target at this level"</h2>
@@ -719,6 +783,12 @@ fn ScopeEditor(
                 </Allowed>
                 {reset_button}
             </div>
+            <crate::pages::resource_suggest::SuggestTargets
+                ask=suggest
+                unit=data.metric.unit.clone()
+                comparator=effective.as_ref().map_or(engine::model::Comparator::Le, |t| t.comparator)
+                candidate
+            />
             <p id="backtest" class="backtest" aria-live="polite">{readout}</p>
             <p id="target-error" class="field-error" role="alert">{move || error.get()}</p>
             <p id="target-notice" class="notice" role="status">{move || notice.get()}</p>

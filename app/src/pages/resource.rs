@@ -632,8 +632,7 @@ fn SeriesEditor(view: SeriesView) -> impl IntoView {
                 </label>
             </div>
             <crate::pages::resource_suggest::SuggestTargets
-                resource_id=view.resource_id.clone()
-                metric=view.metric.clone()
+                ask=crate::pages::resource_suggest::ask_for_resource(view.resource_id.clone(), view.metric.clone())
                 unit=view.unit.clone()
                 comparator=view.target.as_ref().map_or(engine::model::Comparator::Le, |t| t.comparator)
                 candidate

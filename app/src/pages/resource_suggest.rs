@@ -81,7 +81,7 @@ pub async fn suggest_target(
 }
 
 #[cfg(feature = "ssr")]
-fn judged(
+pub(crate) fn judged(
     series: &engine::history::Sampled,
     step_ms: i64,
     shape: &engine::model::Target,
@@ -107,16 +107,23 @@ fn judged(
     })
 }
 
+/// Asks the server for the three choices of one target editor (a resource's or a fleet
+/// level's).
+pub type AskSuggestions = Action<(), Result<SuggestedTargets, crate::error::AppError>>;
+
+/// Suggest for a resource's metric.
+pub fn ask_for_resource(resource: String, metric: String) -> AskSuggestions {
+    Action::new(move |_: &()| suggest_target(resource.clone(), metric.clone()))
+}
+
 /// The Suggest button and, once asked, the three choices; choosing one sets `candidate`.
 #[component]
 pub fn SuggestTargets(
-    resource_id: String,
-    metric: String,
+    ask: AskSuggestions,
     unit: String,
     comparator: engine::model::Comparator,
     candidate: RwSignal<Option<f64>>,
 ) -> impl IntoView {
-    let ask = ServerAction::<SuggestTarget>::new();
     let unit = StoredValue::new(unit);
     let choices = move || {
         ask.value().get().map(|answer| match answer {
@@ -157,16 +164,12 @@ pub fn SuggestTargets(
             Err(err) => view! { <p id="suggest-error" class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
         })
     };
-    let (resource_id, metric) = (StoredValue::new(resource_id), StoredValue::new(metric));
     view! {
         <div class="suggest" id="suggest">
             <button id="suggest-button" class="btn btn-ghost" type="button"
                 disabled=move || ask.pending().get()
                 on:click=move |_| {
-                    ask.dispatch(SuggestTarget {
-                        resource: resource_id.get_value(),
-                        metric: metric.get_value(),
-                    });
+                    ask.dispatch(());
                 }>
                 {move || if ask.pending().get() { "Reading the history…" } else { "Suggest a target" }}
             </button>
