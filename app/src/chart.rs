@@ -452,11 +452,12 @@ fn draw_forecast(
     let since_fit = (crossing.at_ms - end_ms) as f64 / 1000.0;
     let at = |secs: u64| since_fit + secs as f64;
     let eta = at(crossing.eta_secs);
-    let to = if eta <= future_secs || eta <= from.0 {
-        (eta, limit)
-    } else {
+    let beyond = eta > future_secs && eta > from.0;
+    let to = if beyond {
         let share = (future_secs - from.0) / (eta - from.0);
         (future_secs, from.1 + (limit - from.1) * share)
+    } else {
+        (eta, limit)
     };
     chart
         .draw_series(DashedLineSeries::new(
@@ -482,12 +483,22 @@ fn draw_forecast(
     let (px, py) = chart.backend_coord(&to);
     let (start_px, start_py) = chart.backend_coord(&from);
     let font = ("sans-serif", 11).into_font().color(text);
-    root.draw_text(
-        "forecast",
-        &font,
-        ((px - 52).max(start_px + 2), py.min(start_py) - 16),
-    )
-    .ok()?;
+    // A crossing past the chart's edge says when it comes: the line shows only the way.
+    let label = if beyond {
+        format!(
+            "forecast: crosses in ~{} →",
+            engine::forecast::human_duration(crossing.eta_secs)
+        )
+    } else {
+        "forecast".to_owned()
+    };
+    let width = i32::try_from(label.chars().count() * 6 + 4).unwrap_or(i32::MAX);
+    // Right-aligned to the line's end, not left of its start, and never past the canvas
+    // (a phone's chart is narrower than the label).
+    let right = i32::try_from(root.dim_in_pixel().0).unwrap_or(i32::MAX) - 2;
+    let x = (px - width).max(start_px + 2).min(right - width).max(2);
+    root.draw_text(&label, &font, (x, py.min(start_py) - 16))
+        .ok()?;
     Some(())
 }
 

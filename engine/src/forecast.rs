@@ -719,7 +719,7 @@ pub fn round_duration(secs: u64) -> u64 {
 }
 
 /// "3 h 10 m", "45 m", "31 h", "< 1 m": [`round_duration`] in the product's compact form.
-fn human_duration(secs: u64) -> String {
+pub fn human_duration(secs: u64) -> String {
     match round_duration(secs) {
         0 => "< 1 m".to_owned(),
         rounded => format_duration(u32::try_from(rounded).unwrap_or(u32::MAX)),
