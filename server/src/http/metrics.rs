@@ -363,6 +363,13 @@ impl Collector for EngineCollector {
             Some(&Unit::Seconds),
             [(Vec::new(), ticks.last_duration_secs)],
         )?;
+        let foresight = encoder.encode_descriptor(
+            "perfpilot_foresight",
+            "Time spent refitting time-to-breach forecasts and counting anomalies",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(ticks.foresight_secs).encode(foresight)?;
         let mut executions = encoder.encode_descriptor(
             "perfpilot_action_executions",
             "Optimizer action executions by outcome",

@@ -288,6 +288,9 @@ struct Counters {
     gaps: AtomicU64,
     /// f64 bits of the last tick's processing time in seconds.
     last_duration_bits: AtomicU64,
+    /// Time spent refitting time-to-breach and counting anomalies, in nanoseconds: what
+    /// foresight costs, read by the benchmark and `/metrics`.
+    foresight_nanos: AtomicU64,
     /// By [`ActionOutcome::LABELS`].
     outcomes: [AtomicU64; ActionOutcome::LABELS.len()],
     /// By [`Step::ALL`] × (failed, ok).
@@ -300,6 +303,7 @@ pub struct TickStats {
     pub ticks: u64,
     pub gaps: u64,
     pub last_duration_secs: f64,
+    pub foresight_secs: f64,
 }
 
 /// Shared handles of the running monitor.
@@ -508,6 +512,13 @@ impl Monitor {
         }
     }
 
+    fn spent_on_foresight(&self, started: std::time::Instant) {
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.counters
+            .foresight_nanos
+            .fetch_add(nanos, Ordering::Relaxed);
+    }
+
     pub fn tick_stats(&self) -> TickStats {
         TickStats {
             ticks: self.counters.ticks.load(Ordering::Relaxed),
@@ -515,6 +526,7 @@ impl Monitor {
             last_duration_secs: f64::from_bits(
                 self.counters.last_duration_bits.load(Ordering::Relaxed),
             ),
+            foresight_secs: self.counters.foresight_nanos.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
 
@@ -1030,6 +1042,7 @@ impl MonitorTask {
         if let Some(count) = fresh {
             return count.rate;
         }
+        let started = std::time::Instant::now();
         let key = SeriesKey::new(id.as_str(), metric);
         let chart = history.chart(
             &engine::history::ChartRequest {
@@ -1058,6 +1071,7 @@ impl MonitorTask {
                 rate,
             },
         );
+        self.monitor.spent_on_foresight(started);
         rate
     }
 
@@ -1112,6 +1126,7 @@ impl MonitorTask {
                         .get(id)
                         .is_none_or(|f| at - f.at_ms >= FORECAST_EVERY_MS || f.target != *target);
                     if due {
+                        let started = std::time::Instant::now();
                         let older = monitor.older.of(&key, &monitor, at);
                         let (text, crossing) =
                             super::forecasts::forecast(series, &older, target, kind, at);
@@ -1145,6 +1160,7 @@ impl MonitorTask {
                                 crossing,
                             },
                         );
+                        monitor.spent_on_foresight(started);
                     }
                     let samples = series.last_raw(resource.settings.window_samples());
                     let observation = self.analyzer.observe(&samples, target, &resource.settings);
