@@ -63,6 +63,24 @@ fn bytes(value: f64) -> String {
     }
 }
 
+/// "2 anomalies in the last hour, 0.4 % of the time" (`span` says over what); `None` for
+/// none. A muted series says so instead of a count that stopped.
+pub fn anomaly_rate(rate: &engine::anomaly::Rate, span: &str) -> Option<String> {
+    if rate.muted {
+        return Some(format!(
+            "too many anomalies {span} (more than 6 in an hour): muted as noisy"
+        ));
+    }
+    match rate.count {
+        0 => None,
+        n => Some(format!(
+            "{n} {} {span}, {:.1} % of the time",
+            if n == 1 { "anomaly" } else { "anomalies" },
+            f64::from(rate.share) * 100.0
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::reading;
@@ -100,23 +118,5 @@ mod tests {
         assert_eq!(reading(0.0, "ms"), "0.0 ms");
         assert_eq!(reading(12.34, "ms"), "12.3 ms");
         assert_eq!(reading(0.4, "bytes"), "0 B");
-    }
-}
-
-/// "2 anomalies in the last hour, 0.4 % of the time" (`span` says over what); `None` for
-/// none. A muted series says so instead of a count that stopped.
-pub fn anomaly_rate(rate: &engine::anomaly::Rate, span: &str) -> Option<String> {
-    if rate.muted {
-        return Some(format!(
-            "too many anomalies {span} (more than 6 in an hour): muted as noisy"
-        ));
-    }
-    match rate.count {
-        0 => None,
-        n => Some(format!(
-            "{n} {} {span}, {:.1} % of the time",
-            if n == 1 { "anomaly" } else { "anomalies" },
-            f64::from(rate.share) * 100.0
-        )),
     }
 }

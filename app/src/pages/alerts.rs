@@ -188,7 +188,7 @@ fn WhatChanged(data: Data) -> impl IntoView {
             <section class="settings-panel" id="what-changed" aria-labelledby="what-changed-title">
                 <h2 id="what-changed-title">"What changed"</h2>
                 <p class="muted">{intro}</p>
-                {(!empty).then(|| items)}
+                {(!empty).then_some(items)}
                 {empty.then(|| view! { <p class="muted">"No series moved notably then."</p> })}
             </section>
         })
