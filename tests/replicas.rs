@@ -651,8 +651,8 @@ fn a_browser_through_the_documented_haproxy_stays_live_across_a_failover() {
 }
 
 /// A firing alert outlives its leader: a fires it and notifies once; after a's `kill -9`,
-/// b carries on from the shared store (no second "firing") and sends the "resolved" when
-/// the metric recovers. The receiver sees each notification once, by key.
+/// b carries on from the shared store (no second "firing" of its own) and sends the
+/// "resolved" when the metric recovers. The receiver sees each notification once, by key.
 #[test]
 fn an_alert_fired_by_a_killed_leader_is_resolved_by_the_next_without_a_duplicate() {
     let shared = Shared::start();
@@ -703,13 +703,20 @@ fn an_alert_fired_by_a_killed_leader_is_resolved_by_the_next_without_a_duplicate
     std::thread::sleep(Duration::from_secs(2));
     drop(value);
     let got = rx.on("/hook");
-    let kinds: Vec<String> = got.iter().map(kind).collect();
-    assert_eq!(kinds, ["firing", "resolved"], "{got:#?}");
-    let keys: std::collections::BTreeSet<&str> = got
+    // Delivery is at least once: a killed between the receiver's answer and recording it
+    // leaves the row undelivered, and b sends it again under the same key (what the
+    // receiver deduplicates by). By key, each notification arrived once.
+    let mut seen = std::collections::BTreeSet::new();
+    let kinds: Vec<String> = got
         .iter()
-        .filter_map(|r| r.header("Idempotency-Key"))
+        .filter(|r| seen.insert(r.header("Idempotency-Key").unwrap_or_default().to_owned()))
+        .map(kind)
         .collect();
-    assert_eq!(keys.len(), 2, "each notification once, by key");
+    assert_eq!(kinds, ["firing", "resolved"], "{got:#?}");
+    assert!(
+        got.iter().all(|r| r.header("Idempotency-Key").is_some()),
+        "every notification carries its key: {got:#?}"
+    );
     drop(b);
 }
 
