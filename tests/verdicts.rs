@@ -42,9 +42,9 @@
 //!
 //! Environment: `PERFPILOT_TRIALS` (trials per kind of change, default 4: about 100 s in
 //! the suite, where it runs alone), `PERFPILOT_BUSY` (busy-loop threads in this process as
-//! background CPU load, default 0), `PERFPILOT_SCENARIOS` (a comma-separated subset of `redis,haproxy,postgres`; default
-//! `redis,haproxy`, PostgreSQL's CPU-bound probe being the noisiest on a shared 2-core
-//! machine). The benchmark in BENCHMARKS.md ("Verification verdicts (issue 23)") is this
+//! background CPU load, default 0), `PERFPILOT_SCENARIOS` (a comma-separated subset of
+//! `redis,haproxy,postgres`; default `redis,haproxy`, PostgreSQL's CPU-bound probe being
+//! the noisiest on a shared 2-core machine). The benchmark in BENCHMARKS.md ("Verification verdicts (issue 23)") is this
 //! test with `PERFPILOT_SCENARIOS=redis,haproxy,postgres`, `PERFPILOT_TRIALS=50` and
 //! `PERFPILOT_BUSY=0` or `4`, run with `--nocapture`: it prints the table and one Markdown
 //! row per scenario.
