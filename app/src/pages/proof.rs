@@ -346,7 +346,9 @@ fn WhatElseMoved(at_ms: i64) -> impl IntoView {
     let answer = move || {
         match ask.value().get() {
         None => view! { <p class="muted" role="status">"Looking…"</p> }.into_any(),
-        Some(Err(err)) => view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any(),
+        Some(Err(err)) => {
+            view! { <p class="field-error" role="alert">{err.to_string()}</p> }.into_any()
+        }
         Some(Ok(moved)) if moved.is_empty() => view! {
             <p class="muted">"No series moved notably around it (in the last day's history in memory)."</p>
         }

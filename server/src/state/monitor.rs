@@ -749,6 +749,8 @@ struct Forecast {
 const FORECAST_EVERY_MS: i64 = 60_000;
 /// How often each card's anomalies in the last hour are recounted.
 const ANOMALIES_EVERY_MS: i64 = 60_000;
+/// How often a card whose last hour could not be judged yet is counted again.
+const UNJUDGED_EVERY_MS: i64 = 5_000;
 
 /// The time-to-breach of `target` on `series` as of `at`, in words; `None` when the
 /// metric does not trend toward the target (or is past it already: the card says so).
@@ -1035,9 +1037,14 @@ impl MonitorTask {
             .anomaly_counts
             .get(id)
             // Nothing judged yet (a new resource, a backfill on its way): counted again
-            // each tick until it can be, which costs little without points.
+            // every few seconds until it can be, not a minute later.
             .filter(|c| {
-                at - c.at_ms < ANOMALIES_EVERY_MS && c.metric == metric && c.rate.is_some()
+                let every = if c.rate.is_some() {
+                    ANOMALIES_EVERY_MS
+                } else {
+                    UNJUDGED_EVERY_MS
+                };
+                at - c.at_ms < every && c.metric == metric
             });
         if let Some(count) = fresh {
             return count.rate;
