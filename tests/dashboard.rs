@@ -573,14 +573,7 @@ async fn a_firing_alert_says_what_changed_around_it() {
     let server = Perfpilot::start(&["--push-create-resources"]);
     // Forty minutes: "custom:91" steps from about 20 to about 80 four minutes ago;
     // "custom:92" stays near 20.
-    let times = tests::recent_times(40);
-    let now = *times.last().unwrap();
-    let wobble = |t: i64| ((t / 10_000) % 5) as f64 * 0.4;
-    tests::push_series(&server, "custom:91", "depth", &times, |t| {
-        let level = if now - t < 4 * 60_000 { 80.0 } else { 20.0 };
-        level + wobble(t)
-    });
-    tests::push_series(&server, "custom:92", "depth", &times, |t| 20.0 + wobble(t));
+    tests::push_a_step_and_a_flat_series(&server, "custom:91", "custom:92", "depth");
     tests::set_target(&server, "custom:91", "depth", 50.0, 0);
     let started = {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -198,14 +198,7 @@ async fn a_row_says_what_moved_around_it_when_asked() {
         "3",
     ]);
     // "custom:91" steps from about 20 to about 80 four minutes ago; "custom:92" stays.
-    let times = tests::recent_times(40);
-    let now = *times.last().unwrap();
-    let wobble = |t: i64| ((t / 10_000) % 5) as f64 * 0.4;
-    tests::push_series(&server, "custom:91", "depth", &times, |t| {
-        let level = if now - t < 4 * 60_000 { 80.0 } else { 20.0 };
-        level + wobble(t)
-    });
-    tests::push_series(&server, "custom:92", "depth", &times, |t| 20.0 + wobble(t));
+    tests::push_a_step_and_a_flat_series(&server, "custom:91", "custom:92", "depth");
     // Short windows: the row is measured a few seconds after the mark.
     tests::set_settings(
         &server,

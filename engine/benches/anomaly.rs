@@ -6,21 +6,21 @@
 use divan::Bencher;
 use engine::anomaly::{band, BandSettings};
 
+/// The engine tests' deterministic noise (SplitMix64), shared rather than written again.
+#[path = "../src/test_rng.rs"]
+#[allow(dead_code)] // a bench uses part of it
+mod test_rng;
+
 fn main() {
     divan::main();
 }
 
 /// `n` values: noise around 50 with a daily swing (SplitMix64, deterministic).
 fn series(n: usize, step_secs: u32) -> Vec<Option<f32>> {
-    let mut state = 7u64;
+    let mut rng = test_rng::Rng(7);
     (0..n)
         .map(|i| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let noise = ((z >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 4.0;
+            let noise = (rng.next_f64() - 0.5) * 4.0;
             let secs = i as f64 * f64::from(step_secs);
             let swing = (secs / 86_400.0 * std::f64::consts::TAU).sin();
             Some((50.0 + 20.0 * swing + noise) as f32)

@@ -5,6 +5,11 @@
 use divan::Bencher;
 use engine::forecast::{time_to_breach, ForecastSettings, TimeToBreach};
 
+/// The engine tests' deterministic noise (SplitMix64), shared rather than written again.
+#[path = "../src/test_rng.rs"]
+#[allow(dead_code)] // a bench uses part of it
+mod test_rng;
+
 fn main() {
     divan::main();
 }
@@ -15,15 +20,10 @@ const MINUTE_MS: i64 = 60_000;
 /// small daily wave and deterministic noise (SplitMix64).
 fn filling(days: i64, step_secs: i64) -> Vec<(i64, f64)> {
     let step_ms = step_secs * 1000;
-    let mut state = 7u64;
+    let mut rng = test_rng::Rng(7);
     (0..days * 86_400_000 / step_ms)
         .map(|i| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let noise = (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            let noise = rng.next_f64() - 0.5;
             let t = i * step_ms;
             let hours = t as f64 / 3_600_000.0;
             let wave = (hours / 24.0 * std::f64::consts::TAU).sin();

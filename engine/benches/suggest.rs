@@ -8,6 +8,11 @@ use engine::backtest::Rule;
 use engine::model::{Comparator, MetricKind, Statistic, Target};
 use engine::suggest::suggest;
 
+/// The engine tests' deterministic noise (SplitMix64), shared rather than written again.
+#[path = "../src/test_rng.rs"]
+#[allow(dead_code)] // a bench uses part of it
+mod test_rng;
+
 fn main() {
     divan::main();
 }
@@ -15,15 +20,10 @@ fn main() {
 /// `n` values, one every `step_secs`: a daily swing 20–60 % with deterministic noise
 /// (SplitMix64) and a spike a day.
 fn month(n: usize, step_secs: u32) -> Vec<Option<f32>> {
-    let mut state = 11u64;
+    let mut rng = test_rng::Rng(11);
     (0..n)
         .map(|i| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let noise = ((z >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 4.0;
+            let noise = (rng.next_f64() - 0.5) * 4.0;
             let secs = i as f64 * f64::from(step_secs);
             let swing = (secs / 86_400.0 * std::f64::consts::TAU).sin();
             let spike = if (secs as u64 % 86_400) < u64::from(step_secs) {

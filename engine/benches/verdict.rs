@@ -5,21 +5,22 @@ use divan::Bencher;
 use engine::model::Comparator;
 use engine::verdict::{judge, VerdictRules};
 
+/// The engine tests' deterministic noise (SplitMix64), shared rather than written again.
+#[path = "../src/test_rng.rs"]
+#[allow(dead_code)] // a bench uses part of it
+mod test_rng;
+
 fn main() {
     divan::main();
 }
 
 /// `n` samples around `center` with ±30 % uniform noise (SplitMix64: deterministic, no
 /// dependency).
-fn noisy(mut state: u64, n: usize, center: f64) -> Vec<f64> {
+fn noisy(seed: u64, n: usize, center: f64) -> Vec<f64> {
+    let mut rng = test_rng::Rng(seed);
     (0..n)
         .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+            let u = rng.next_f64();
             center * (1.0 + 0.3 * (2.0 * u - 1.0))
         })
         .collect()

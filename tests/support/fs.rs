@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use crate::sys::free_port;
-
 /// Where screenshots and other artefacts of a test run go: `target/e2e/`.
 pub fn artefact_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
@@ -31,8 +29,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(prefix: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), free_port()));
+        let dir = crate::sys::unique_temp_path(prefix);
         std::fs::create_dir_all(&dir).expect("create a temp dir");
         TempDir(dir)
     }

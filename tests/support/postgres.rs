@@ -21,11 +21,7 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn start() -> Postgres {
-        let dir = std::env::temp_dir().join(format!(
-            "perfpilot-pg-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let dir = crate::sys::unique_temp_path("perfpilot-pg");
         std::fs::create_dir_all(dir.join("sock")).expect("create the cluster dir");
         run(Command::new("chown")
             .args(["-R", "postgres:postgres"])

@@ -282,6 +282,20 @@ pub fn push_series(
     assert_eq!(status, 200, "{body:.500}");
 }
 
+/// Forty minutes of `metric` for two pushed resources: `stepped` from about 20 to about 80
+/// four minutes ago, `flat` near 20 (both with a small wobble) — what "what changed" must
+/// tell apart.
+pub fn push_a_step_and_a_flat_series(server: &Perfpilot, stepped: &str, flat: &str, metric: &str) {
+    let times = recent_times(40);
+    let now = *times.last().unwrap();
+    let wobble = |t: i64| ((t / 10_000) % 5) as f64 * 0.4;
+    push_series(server, stepped, metric, &times, |t| {
+        let level = if now - t < 4 * 60_000 { 80.0 } else { 20.0 };
+        level + wobble(t)
+    });
+    push_series(server, flat, metric, &times, |t| 20.0 + wobble(t));
+}
+
 /// `minutes` of push times up to the current second: every 10 s, then the last minute
 /// every second (so a target's own window has its samples). Pushes reach an hour back.
 pub fn recent_times(minutes: i64) -> Vec<i64> {
