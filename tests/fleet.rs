@@ -795,6 +795,19 @@ async fn a_group_backtest_on_backfilled_history_matches_the_hand_computed_answer
         .screenshots_of(".target-editor", "fleet-group-suggest")
         .await;
     browser.close().await;
+    // A level that is not one is refused naming the field, as the page's own read is.
+    let (status, response) = http_get(
+        server.addr,
+        &format!(
+            "/api/suggest_fleet_target?id={}&scope=rack&key=r1&metric=load",
+            urlencode(FLEET)
+        ),
+    );
+    assert_eq!(status, 422, "{response}");
+    assert!(
+        response.contains("scope") && response.contains("must be default, group or host"),
+        "{response}"
+    );
     // A host's own values: h2 sat at 10 % all day.
     let (status, response) = http_get(
         server.addr,

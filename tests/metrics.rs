@@ -57,6 +57,13 @@ fn metrics_listener_serves_valid_prometheus_text() {
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
+    // Foresight's work (each card's anomaly count from the first evaluation on) is timed.
+    let foresight: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("perfpilot_foresight_seconds_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no perfpilot_foresight_seconds_total in:\n{text}"));
+    assert!(foresight > 0.0, "foresight took no time: {foresight}");
     // Exactly one status is set per resource.
     let cpu_status_sum: f64 = text
         .lines()
