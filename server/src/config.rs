@@ -159,6 +159,12 @@ pub struct Cli {
     #[arg(long, env = "PERFPILOT_LEASE_MS", value_name = "MS")]
     pub lease_ms: Option<u64>,
 
+    /// Where the other replicas reach this one (they pass it the edits made on them while
+    /// it leads), e.g. `http://10.0.0.5:3000/`; default: the listen address, with this
+    /// host's name when listening on every address.
+    #[arg(long, env = "PERFPILOT_ADVERTISE_URL", value_name = "URL")]
+    pub advertise_url: Option<String>,
+
     /// The URL users open, when perfpilot is behind a reverse proxy, e.g.
     /// `https://ops.example.com/perf/`. Its path becomes the prefix of every route (the
     /// proxy forwards it unchanged) and its origin the only one allowed to send mutations
@@ -294,6 +300,7 @@ struct DatabaseFile {
     password_env: Option<String>,
     replica: Option<String>,
     lease_ms: Option<u64>,
+    advertise_url: Option<String>,
 }
 
 /// Where replicas keep their shared state, and this replica's name in the lease.
@@ -302,6 +309,8 @@ pub struct DatabaseSettings {
     pub postgres: connectors::sources::postgres::PostgresSettings,
     pub replica: String,
     pub lease: Duration,
+    /// Where the other replicas reach this one, to pass it the edits made on them.
+    pub advertise_url: String,
 }
 
 /// The `[alerts]` table: how every target's alert resolves.
@@ -838,10 +847,31 @@ fn database_settings(
             rule: format!("must be between 2000 and 60000 ms, got {lease_ms}"),
         });
     }
+    let advertise_url = match cli.advertise_url.clone().or(file.advertise_url) {
+        Some(url) => match PublicUrl::parse(&url) {
+            Ok(parsed) if parsed.base.is_empty() => format!("{}/", parsed.origin),
+            Ok(_) => {
+                return Err(ConfigError::Invalid {
+                    field: "database.advertise_url",
+                    rule: format!(
+                        "must be this replica's own address without a path (the other replicas add the public URL's), got {url:?}"
+                    ),
+                })
+            }
+            Err(rule) => {
+                return Err(ConfigError::Invalid {
+                    field: "database.advertise_url",
+                    rule,
+                })
+            }
+        },
+        None => listen_url(listen, host_name().as_deref()),
+    };
     Ok(Some(DatabaseSettings {
         postgres,
         replica,
         lease: Duration::from_millis(lease_ms),
+        advertise_url,
     }))
 }
 
@@ -1636,6 +1666,34 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.starts_with("database.replica: must be 1–64"), "{err}");
+        // Where the other replicas pass edits: the listen address unless told.
+        assert!(
+            database.advertise_url.starts_with("http://"),
+            "{database:?}"
+        );
+        let told = with("postgresql://perfpilot@db/state", |cli| {
+            cli.advertise_url = Some("http://10.0.0.5:3000".into())
+        })
+        .unwrap();
+        assert_eq!(
+            told.database.unwrap().advertise_url,
+            "http://10.0.0.5:3000/"
+        );
+        let refusals = [
+            with("postgresql://perfpilot@db/state", |cli| {
+                cli.advertise_url = Some("10.0.0.5:3000".into())
+            }),
+            with("postgresql://perfpilot@db/state", |cli| {
+                cli.advertise_url = Some("http://10.0.0.5:3000/perf".into())
+            }),
+            with("postgresql://perfpilot@db/state", |cli| {
+                cli.advertise_url = Some("http://user@10.0.0.5:3000/".into())
+            }),
+        ];
+        for refusal in refusals {
+            let err = refusal.unwrap_err();
+            assert!(err.starts_with("database.advertise_url: "), "{err}");
+        }
         let err = with("postgresql://perfpilot@db/state", |cli| {
             cli.ephemeral = true
         })

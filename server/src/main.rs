@@ -79,11 +79,20 @@ async fn run() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let lease = keep_lease(&settings, &monitor);
+    let settings_replicated = settings.database.is_some();
     let state = AppState::new(settings, monitor.clone());
     tracing::info!("{}", state.auth.describe());
     if let Err(err) = state.tokens.load().await {
         eprintln!("error: {err:#}");
         return ExitCode::FAILURE;
+    }
+    if settings_replicated {
+        tokio::spawn(
+            state
+                .tokens
+                .clone()
+                .keep_current(state.monitor.leadership.clone()),
+        );
     }
     if let Some(problem) = &state.site.problem {
         tracing::warn!(%problem, "Serving pages without interactivity");

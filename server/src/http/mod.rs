@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod export;
+pub mod forward;
 pub mod guard;
 pub mod limits;
 pub mod live;

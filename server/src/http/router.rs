@@ -209,10 +209,18 @@ fn mutations(state: &AppState, context: impl Fn() + Clone + Send + Sync + 'stati
         let filter = MethodFilter::try_from(method).unwrap_or(MethodFilter::POST);
         routes = routes.route(path, on(filter, handler));
     }
-    routes.route_layer(axum::middleware::from_fn_with_state(
-        limit,
-        crate::http::limits::mutations,
-    ))
+    // Outermost: a follower passes the edit to the leader before anything here runs, and
+    // the leader takes the identity (and so the client's address the limit counts) the
+    // edit carries.
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            limit,
+            crate::http::limits::mutations,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::forward::edits,
+        ))
 }
 
 /// The middleware every request goes through. Outermost first: every request is traced,

@@ -266,6 +266,9 @@ pub struct Loaded {
     /// The load balancers' desired states as last saved in a shared store (`meta`
     /// `lb_desired`; a single perfpilot keeps them in `lb-desired.json`).
     pub lb_desired: Option<String>,
+    /// The key replicas of a shared store sign forwarded edits with (`meta`
+    /// `replica_key`); `None` in a store of one.
+    pub replica_key: Option<Vec<u8>>,
 }
 
 /// Where the durable change number stands, and whether the database has failed.

@@ -58,6 +58,16 @@ pub(super) fn prepare(conn: &mut dyn Sql, location: &Location) -> Result<Loaded,
             )))
         }
     }
+    if matches!(location, Location::Postgres(_)) {
+        // The key replicas sign the edits they pass to the leader with: whoever can read it
+        // can already write the configuration itself. The first replica makes it.
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|err| corrupt(format!("no randomness: {err}")))?;
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('replica_key', ?1) ON CONFLICT(key) DO NOTHING",
+            args![hex::encode(key)],
+        )?;
+    }
     load(conn)
 }
 
@@ -117,6 +127,11 @@ pub(crate) fn load(conn: &mut dyn Sql) -> Result<Loaded, SqlError> {
         .query_opt("SELECT value FROM meta WHERE key = 'lb_desired'", &[])?
         .map(|row| row.text(0))
         .transpose()?;
+    let replica_key = conn
+        .query_opt("SELECT value FROM meta WHERE key = 'replica_key'", &[])?
+        .map(|row| row.text(0))
+        .transpose()?
+        .and_then(|key| hex::decode(key).ok());
     let Some(change) = meta(conn, "change")? else {
         return Ok(Loaded {
             state: None,
@@ -124,6 +139,7 @@ pub(crate) fn load(conn: &mut dyn Sql) -> Result<Loaded, SqlError> {
             pending,
             audit_entries: audit_entries as u64,
             lb_desired,
+            replica_key,
         });
     };
     let every = meta(conn, "autosave_every")?.unwrap_or(engine::changes::DEFAULT_AUTOSAVE_EVERY);
@@ -172,5 +188,6 @@ pub(crate) fn load(conn: &mut dyn Sql) -> Result<Loaded, SqlError> {
         pending,
         audit_entries: audit_entries as u64,
         lb_desired,
+        replica_key,
     })
 }

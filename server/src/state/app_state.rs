@@ -22,6 +22,9 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     /// Live websockets open now, against `--max-websockets`.
     pub sockets: Arc<crate::http::limits::SocketLimit>,
+    /// The client a follower passes edits to the leader with (`crate::http::forward`);
+    /// `None` alone.
+    pub forwarder: Option<connectors::actuators::webhook::Client>,
 }
 
 impl AppState {
@@ -43,8 +46,13 @@ impl AppState {
             persist: monitor.persist.clone(),
         });
         let sockets = crate::http::limits::SocketLimit::new(settings.max_websockets);
+        let forwarder = monitor
+            .leadership
+            .is_replicated()
+            .then(connectors::actuators::webhook::client);
         AppState {
             sockets,
+            forwarder,
             leptos_options,
             site: Arc::new(site),
             settings: Arc::new(settings),
@@ -500,6 +508,26 @@ impl TokenService {
                 hash_hex: row.sha256_hex,
             }));
         Ok(())
+    }
+
+    /// A replica of a shared store: tokens are minted and revoked by the leader, so each
+    /// replica reads them back while it follows (once a second, so a revocation holds
+    /// everywhere within that) and once more when it starts to lead. While leading it
+    /// makes every change itself and reads nothing back, so a reload never races a mint.
+    pub async fn keep_current(self: Arc<Self>, leadership: super::lease::Leadership) {
+        let mut standing = leadership.subscribe();
+        let mut led = leadership.leads();
+        loop {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), standing.changed()).await;
+            let leads = leadership.leads();
+            if !(leads && led) {
+                if let Err(err) = self.load().await {
+                    tracing::warn!(%err, "Cannot read the API tokens back");
+                }
+            }
+            led = leads;
+        }
     }
 }
 

@@ -94,6 +94,8 @@ pub struct Leadership {
     /// When the last successful renewal (or the taking) was sent.
     renewed: Arc<Mutex<Option<Instant>>>,
     timing: Timing,
+    /// The shared store's key for edits passed to the leader (`crate::http::forward`).
+    forward_key: Arc<std::sync::OnceLock<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Leadership {
@@ -115,6 +117,7 @@ impl Leadership {
             standing: watch::Sender::new(Standing::Alone),
             renewed: Arc::default(),
             timing: Timing::of(DEFAULT_LEASE),
+            forward_key: Arc::default(),
         }
     }
 
@@ -132,6 +135,7 @@ impl Leadership {
             standing: watch::Sender::new(Standing::Follower { leader: None }),
             renewed: Arc::default(),
             timing,
+            forward_key: Arc::default(),
         }
     }
 
@@ -164,6 +168,21 @@ impl Leadership {
     /// The fence the persist writer checks, for a replica.
     pub fn fence_handle(&self) -> Option<Arc<Fence>> {
         self.fence.clone()
+    }
+
+    /// Sets the key edits passed between replicas are signed with, once, from the store.
+    pub fn set_forward_key(&self, key: Vec<u8>) {
+        let _ = self.forward_key.set(key);
+    }
+
+    /// The key edits passed between replicas are signed with; `None` alone.
+    pub fn forward_key(&self) -> Option<&[u8]> {
+        self.forward_key.get().map(Vec::as_slice)
+    }
+
+    /// The longest a follower waits for a leader to take over, in whole seconds.
+    pub fn takeover_secs(&self) -> u64 {
+        self.timing.takeover_secs()
     }
 
     /// Seconds since the last successful renewal, while leading a replicated store.
@@ -205,7 +224,7 @@ impl Leadership {
                 leads: false,
                 text: format!("{name} · follows {}", h.name),
                 detail: format!(
-                    "You are on replica {name}, which follows {} ({}): it shows everything, and edits are taken by {}",
+                    "You are on replica {name}, which follows {} ({}): it shows everything, and passes the edits made here to {}",
                     h.name, h.address, h.name
                 ),
             },
@@ -220,7 +239,10 @@ impl Leadership {
         })
     }
 
-    /// Why an edit made on this replica is refused, or `None` when it leads.
+    /// Why an edit that reached this replica's change path is refused, or `None` when it
+    /// leads. Edits made on a follower's pages and API are passed to the leader before
+    /// they get here (`crate::http::forward`); this refuses the ones that reach a replica
+    /// that stopped leading meanwhile.
     pub fn refuse_edit(&self) -> Option<String> {
         match self.standing() {
             Standing::Alone | Standing::Leader { .. } => None,

@@ -47,7 +47,7 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
     let (location, leadership) = match (&settings.database, &settings.data_dir) {
         (Some(database), _) => {
             let fence = Arc::new(crate::persist::Fence::new(&database.replica));
-            let address = crate::config::listen_url(settings.listen, None);
+            let address = database.advertise_url.clone();
             (
                 Location::Postgres(Box::new(database.postgres.clone())),
                 super::lease::Leadership::replicated(
@@ -65,6 +65,9 @@ pub fn start(settings: &crate::config::Settings) -> anyhow::Result<Monitor> {
         (None, None) => (Location::Memory, super::lease::Leadership::alone()),
     };
     let (persist, loaded) = Persist::open_fenced(&location, leadership.fence_handle())?;
+    if let Some(key) = loaded.replica_key.clone() {
+        leadership.set_forward_key(key);
+    }
     let collector = host::HostCollector::new(host::CollectorConfig {
         interval: settings.collect_interval,
         ..Default::default()
