@@ -285,6 +285,7 @@ impl Pair {
 struct Pusher {
     value: std::sync::Arc<std::sync::atomic::AtomicU32>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    addrs: std::sync::Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>,
 }
 
 impl Pusher {
@@ -294,10 +295,16 @@ impl Pusher {
         let pusher = Pusher {
             value: Arc::new(AtomicU32::new(value)),
             stop: Arc::new(AtomicBool::new(false)),
+            addrs: Arc::new(std::sync::Mutex::new(addrs)),
         };
-        let (value, stop) = (pusher.value.clone(), pusher.stop.clone());
+        let (value, stop, to) = (
+            pusher.value.clone(),
+            pusher.stop.clone(),
+            pusher.addrs.clone(),
+        );
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
+                let addrs = to.lock().unwrap().clone();
                 let body = format!(
                     r#"{{"samples":[{{"resource":"custom:9","metric":"{metric}","value":{}}}]}}"#,
                     value.load(Ordering::Relaxed)
@@ -309,6 +316,11 @@ impl Pusher {
             }
         });
         pusher
+    }
+
+    /// The replicas pushed to from now on (a restarted one listens on a new port).
+    fn send_to(&self, addrs: Vec<std::net::SocketAddr>) {
+        *self.addrs.lock().unwrap() = addrs;
     }
 
     fn set(&self, value: u32) {
@@ -915,4 +927,284 @@ fn only_the_leader_fails_a_load_balancer_over() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_ne!(haproxy.status("b"), "MAINT");
+}
+
+/// Edits made through either replica from another thread, each remembered with the
+/// change number its answer gave, as a client behind a load balancer would make them.
+struct Editor {
+    acknowledged: std::sync::Arc<std::sync::Mutex<Vec<(u64, f64)>>>,
+    targets: std::sync::Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Editor {
+    fn start(targets: Vec<std::net::SocketAddr>) -> Editor {
+        use std::sync::atomic::Ordering;
+        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let targets = std::sync::Arc::new(std::sync::Mutex::new(targets));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (acked, to, stopping) = (acknowledged.clone(), targets.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stopping.load(Ordering::Relaxed) {
+                n += 1;
+                let addrs = to.lock().unwrap().clone();
+                let addr = addrs[n as usize % addrs.len()];
+                let value = 50.0 + (n % 40) as f64;
+                let body = format!(r#"{{"metric":"utilization","value":{value},"for_secs":60}}"#);
+                if let Some((200, answer)) =
+                    try_post_json(addr, "/api/v1/resources/cpu/target", &body)
+                {
+                    let change = body_json(&answer)["change"].as_u64().unwrap();
+                    acked.lock().unwrap().push((change, value));
+                }
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        });
+        Editor {
+            acknowledged,
+            targets,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Where the next edits go (the replicas alive now).
+    fn send_to(&self, targets: Vec<std::net::SocketAddr>) {
+        *self.targets.lock().unwrap() = targets;
+    }
+
+    fn finish(mut self) -> Vec<(u64, f64)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        self.acknowledged.lock().unwrap().clone()
+    }
+}
+
+/// POSTs JSON to `addr`; `None` when the replica is down or the answer did not arrive.
+fn try_post_json(addr: std::net::SocketAddr, path: &str, body: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    let body = answer.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// Failovers while a target breaches and recovers, its action is mid-verification, an
+/// alert fires and resolves and edits arrive through both replicas: the leader is killed
+/// (`kill -9`) or stopped (SIGTERM), in turn, `PERFPILOT_FAILOVER_ROUNDS` times (4 here;
+/// `scripts/bench-failover-chaos.sh` runs 100), and comes back as the follower. Then:
+/// no notification sent twice under two keys, no action applied twice, none left open, no
+/// acknowledged edit lost, and one change history with its Nth-change snapshots.
+#[test]
+fn failovers_mid_action_lose_no_edit_and_repeat_no_notification_or_action() {
+    let rounds: usize = std::env::var("PERFPILOT_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(4);
+    let shared = Shared::start();
+    let url = shared.database("chaos");
+    let rx = tests::Receiver::start();
+    let work = TempDir::new("replicas-chaos");
+    let log = work.0.join("service.log");
+    let script = work.0.join("record.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"$2\" >> \"$1\"\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let script = script.to_str().unwrap().to_owned();
+    let config = work.0.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nresolve_margin_pct = 10\n\n[[alert_channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n",
+            rx.port
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let extra = [
+        SHORT_LEASE[0],
+        SHORT_LEASE[1],
+        "--config",
+        &config,
+        "--allow-program",
+        &script,
+        "--push-create-resources",
+    ];
+    let Pair {
+        a,
+        b,
+        data_a,
+        data_b,
+    } = Pair::start(&shared, &url, &extra);
+    let load = Pusher::start(vec![a.addr, b.addr], "load", 20);
+    act_through_commands(&a, &script, &log);
+    let editor = Editor::start(vec![a.addr, b.addr]);
+    let open = || {
+        shared.pg.psql(
+            "chaos",
+            "SELECT count(*) FROM action_journal WHERE state NOT IN ('rolled_back', 'kept', 'failed')",
+        )
+    };
+    let in_effect = || {
+        shared.pg.psql(
+            "chaos",
+            "SELECT count(*) FROM action_journal WHERE state = 'in_effect'",
+        ) != "0"
+    };
+
+    // (replica, its name, its data directory), leader first.
+    let mut leader = (a, "a", data_a);
+    let mut follower = (b, "b", data_b);
+    for round in 0..rounds {
+        // The breach: the leader acts, and the change is in effect, being verified.
+        load.set(90);
+        let started = Instant::now();
+        while !in_effect() {
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "round {round}: no change in effect; journal {:?}; {} says {}",
+                shared.psql_state("chaos"),
+                leader.1,
+                overview(&leader.0)["cards"]
+                    .as_array()
+                    .and_then(|cards| cards.iter().find(|c| c["id"] == "custom:9"))
+                    .map(|c| c.to_string())
+                    .unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The failover, mid-verification; the load recovers as it happens.
+        let (old, old_name, old_data) = leader;
+        editor.send_to(vec![follower.0.addr]);
+        if round % 2 == 0 {
+            old.kill_9();
+        } else {
+            assert!(old.terminate().success());
+        }
+        load.set(10);
+        let took = until_leads(&follower.0, follower.1, Duration::from_secs(12));
+        println!("round {round}: {old_name} → {} in {took:?}", follower.1);
+        let back = start_replica_with(&shared, &url, old_name, &old_data, &extra);
+        follows(&back, follower.1);
+        editor.send_to(vec![follower.0.addr, back.addr]);
+        load.send_to(vec![follower.0.addr, back.addr]);
+        leader = follower;
+        follower = (back, old_name, old_data);
+    }
+
+    // Settle: nothing breaches any more; a last failover makes the last change in
+    // verification (10 minutes) one the next leader finds open and rolls back.
+    load.set(10);
+    let acknowledged = editor.finish();
+    std::thread::sleep(Duration::from_secs(4));
+    leader.0.kill_9();
+    until_leads(&follower.0, follower.1, Duration::from_secs(12));
+    let leader = follower;
+    let started = Instant::now();
+    while open() != "0" {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a change left open: {:?}",
+            shared.psql_state("chaos")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    drop(load);
+
+    // Each action applied once by the service, each rollback once.
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    let applies = lines.lines().filter(|l| *l == "apply").count();
+    let rollbacks = lines.lines().filter(|l| *l == "rollback").count();
+    let journal = shared.pg.psql(
+        "chaos",
+        "SELECT count(*) || '|' || count(*) FILTER (WHERE state = 'rolled_back') FROM action_journal",
+    );
+    assert_eq!(
+        journal,
+        format!("{applies}|{rollbacks}"),
+        "the journal's actions and rollbacks are the service's: {lines}"
+    );
+    assert!(applies >= rounds, "an action per round at least: {lines}");
+
+    // Every acknowledged edit is in the one history, under the number it was given.
+    let audited = shared.pg.psql(
+        "chaos",
+        "SELECT string_agg(change::text || '=' || coalesce(after::json #>> '{value}', ''), ',' ORDER BY change) FROM audit WHERE change IS NOT NULL",
+    );
+    let audited: std::collections::BTreeMap<u64, String> = audited
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(change, value)| (change.parse().unwrap(), value.to_owned()))
+        .collect();
+    assert!(acknowledged.len() >= rounds, "{acknowledged:?}");
+    for (change, value) in &acknowledged {
+        let stored = audited
+            .get(change)
+            .map(|v| v.parse::<f64>().unwrap_or(f64::NAN));
+        assert_eq!(
+            stored,
+            Some(*value),
+            "acknowledged edit {change} lost or changed"
+        );
+    }
+    let last = *audited.keys().last().unwrap();
+    assert_eq!(
+        audited.keys().copied().collect::<Vec<_>>(),
+        (1..=last).collect::<Vec<_>>(),
+        "every change number once"
+    );
+    let snapshots = shared.pg.psql(
+        "chaos",
+        "SELECT coalesce(string_agg(change::text, ',' ORDER BY change), '') FROM snapshots",
+    );
+    let every_20th: Vec<String> = (1..=last / 20).map(|n| (n * 20).to_string()).collect();
+    assert_eq!(
+        snapshots,
+        every_20th.join(","),
+        "a snapshot at every 20th change"
+    );
+    assert_eq!(
+        overview(&leader.0)["change"].as_u64(),
+        Some(last),
+        "the leader's counter"
+    );
+
+    // Notifications: by key, a firing is never announced twice without a resolve between.
+    let got = rx.on("/hook");
+    let mut seen = std::collections::BTreeSet::new();
+    let kinds: Vec<String> = got
+        .iter()
+        .filter(|r| seen.insert(r.header("Idempotency-Key").unwrap_or_default().to_owned()))
+        .map(|r| body_json(&r.body)["kind"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(kinds.first().is_some_and(|k| k == "firing"), "{kinds:?}");
+    for pair in kinds.windows(2) {
+        assert_ne!(
+            pair[0], pair[1],
+            "a notification repeated under a new key: {kinds:?}"
+        );
+    }
+    println!(
+        "{rounds} failovers: {} edits acknowledged, {applies} actions, {rollbacks} rolled back, {} notifications ({} deliveries)",
+        acknowledged.len(),
+        kinds.len(),
+        got.len()
+    );
 }

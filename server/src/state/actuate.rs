@@ -67,6 +67,9 @@ pub enum Finished {
         /// The action undone, so the audit log can say what it was in words.
         action: ActionConfig,
         event: ActionEvent,
+        /// Undone because the replica verifying it stopped (`Acting::recover`), not
+        /// because it did not help.
+        recovered: bool,
     },
 }
 
@@ -274,6 +277,7 @@ impl Acting {
                     request,
                     action,
                     event,
+                    recovered: true,
                 });
             });
         }
@@ -411,6 +415,20 @@ impl Acting {
                     until_unix_ms: None,
                 },
             );
+            // A change undone because its verifier stopped says nothing about whether it
+            // helped: the breach may be acted on again once the cooldown has passed.
+            if matches!(
+                (&done, &event.outcome),
+                (
+                    Finished::RolledBack {
+                        recovered: true,
+                        ..
+                    },
+                    ActionOutcome::RolledBack { restored: true, .. }
+                )
+            ) {
+                return None;
+            }
             return self.failed(&id, event.at_unix_ms, &why, undone, attention_after);
         }
         let Finished::Executed {
@@ -863,6 +881,7 @@ impl Acting {
                 request: effect.request,
                 action: effect.action,
                 event,
+                recovered: false,
             });
         });
     }
