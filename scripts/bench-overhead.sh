@@ -12,6 +12,8 @@
 #   PERFPILOT_BIN=...  PERFPILOT_ARGS=... the process to measure for perfpilot (default:
 #                                         the connectors crate's collect_loop example, built here)
 #   PERFPILOT_SCRAPE_URL=http://127.0.0.1:PORT/metrics   scrape perfpilot at 1 Hz too
+#   PERFPILOT_LIVE_URL=ws://127.0.0.1:PORT/ws/live        keep a live dashboard open
+#                                         (scripts/live-client.py) through warm-up and window
 set -euo pipefail
 
 DURATION=${DURATION:-60}
@@ -79,6 +81,11 @@ echo "measuring perfpilot ($PERFPILOT_BIN ${PERFPILOT_ARGS:-}) for ${DURATION}s.
 "$PERFPILOT_BIN" ${PERFPILOT_ARGS:-} >"$WORK/pp.out" 2>"$WORK/pp.log" &
 PP_PID=$!
 PIDS+=("$PP_PID")
+if [[ -n "${PERFPILOT_LIVE_URL:-}" ]]; then
+  sleep 1
+  python3 scripts/live-client.py "$PERFPILOT_LIVE_URL" "$((WARMUP + DURATION))" >"$WORK/live.out" 2>&1 &
+  PIDS+=("$!")
+fi
 PP=$(measure "$PP_PID" perfpilot "${PERFPILOT_SCRAPE_URL:-}")
 # The example exits on its own; the real server runs until told to stop.
 kill "$PP_PID" 2>/dev/null || true
@@ -95,6 +102,10 @@ PP_SCRAPES="n/a"
 echo "| perfpilot ($(basename "$PERFPILOT_BIN")) | $PP_CPU | $PP_RSS | $PP_SCRAPES |"
 awk -v a="$PP_CPU" -v b="$NE_CPU" -v c="$PP_RSS" -v d="$NE_RSS" \
   'BEGIN { printf "\nratio perfpilot / node_exporter: CPU %.2f, peak RSS %.2f\n", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0) }'
+if [[ -n "${PERFPILOT_LIVE_URL:-}" ]]; then
+  sleep 2
+  echo "dashboard: $(cat "$WORK/live.out" 2>/dev/null)"
+fi
 if [[ -s "$WORK/pp.out" ]]; then
   echo "perfpilot summary: $(tail -1 "$WORK/pp.out")"
 fi

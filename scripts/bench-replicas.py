@@ -7,7 +7,8 @@
 2. At rest: the statements each replica runs on PostgreSQL per second (pg_stat_statements
    calls of the replicas' role, over REST_SECS with both replicas idle).
 3. Durable edits: wrk POSTs target edits at the leader for EDIT_SECS (every answer waits
-   for its commit) with the state in PostgreSQL, then the same against one perfpilot
+   for its commit) with the state in PostgreSQL, then at the follower (which passes each
+   to the leader and catches up before answering), then the same against one perfpilot
    with the state in SQLite (`--data-dir`), in the same session: edits/s and p99.
 
 PostgreSQL runs with fsync on (its defaults), as the SQLite side does (synchronous = FULL).
@@ -204,7 +205,10 @@ def main():
 
         print(f"durable target edits, wrk {CONNECTIONS} connections, {EDIT_SECS} s:")
         leader = a if a.leads() else b
+        follower = b if leader is a else a
         wrk(leader.port, work, "PostgreSQL (leader of two replicas)")
+        # A follower passes each edit to the leader and catches up before it answers.
+        wrk(follower.port, work, "PostgreSQL (through the follower, passed to the leader)")
         for r in replicas:
             r.kill(signal.SIGTERM)
             r.wait()

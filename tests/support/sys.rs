@@ -17,7 +17,38 @@ pub fn unique_temp_path(prefix: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()))
 }
 
+/// A loopback port nothing listens on, for a server a test starts.
+///
+/// Picked below the kernel's ephemeral range (`ip_local_port_range`, 32768–60999 by
+/// default): a port the kernel hands out for `bind(0)` is one any outgoing connection may
+/// take as its local port between this check and the server's own bind, which a test
+/// making many connections (failovers under load) hits every few hundred starts. Each
+/// process walks the range from its own random start, so parallel test binaries rarely
+/// meet.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static START: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    const LOW: u32 = 12_000;
+    let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|low| *low > LOW + 1_000)
+        .unwrap_or(32_768);
+    let span = high - LOW;
+    let start = *START.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        (std::process::id().wrapping_mul(2_654_435_761) ^ nanos) % span
+    });
+    for _ in 0..span {
+        let port = LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = u16::try_from(port).expect("ports are below 65536");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
