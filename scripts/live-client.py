@@ -39,9 +39,8 @@ def send_frame(sock, opcode, payload):
     sock.sendall(header + mask + masked)
 
 
-def main():
-    url = urlparse(sys.argv[1])
-    secs = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
+def follow(url, end, counts):
+    """Reads one connection's frames until `end` or until the server closes it."""
     sock = socket.create_connection((url.hostname, url.port or 80), timeout=5)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
@@ -50,13 +49,13 @@ def main():
          "Sec-WebSocket-Version: 13\r\n\r\n").encode())
     answer = b""
     while b"\r\n\r\n" not in answer:
-        answer += sock.recv(1024)
-    head, rest = answer.split(b"\r\n\r\n", 1)
+        chunk = sock.recv(1024)
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        answer += chunk
+    head, buffered = answer.split(b"\r\n\r\n", 1)
     if b" 101 " not in head.split(b"\r\n")[0]:
-        sys.exit(f"no websocket: {head.decode(errors='replace')}")
-    buffered = rest
-    frames = size = 0
-    end = time.monotonic() + secs
+        raise ConnectionError(f"no websocket: {head.decode(errors='replace')}")
 
     def take(n):
         nonlocal buffered
@@ -71,7 +70,7 @@ def main():
         try:
             b0, b1 = take(2)
         except (socket.timeout, TimeoutError):
-            break
+            return
         n = b1 & 0x7F
         if n == 126:
             n = struct.unpack(">H", take(2))[0]
@@ -82,11 +81,27 @@ def main():
         if opcode == 0x9:
             send_frame(sock, 0xA, payload)
         elif opcode == 0x8:
-            break
+            raise ConnectionError("closed by the server")
         else:
-            frames += 1
-            size += n
-    print(f"live client: {frames} frames, {size} bytes in {secs:.0f} s")
+            counts["frames"] += 1
+            counts["bytes"] += n
+
+
+def main():
+    url = urlparse(sys.argv[1])
+    secs = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
+    end = time.monotonic() + secs
+    counts = {"frames": 0, "bytes": 0, "connections": 0}
+    # The server may still be starting, and a socket it closes is opened again, as the
+    # page's own client does.
+    while time.monotonic() < end:
+        try:
+            counts["connections"] += 1
+            follow(url, end, counts)
+        except (OSError, ConnectionError):
+            time.sleep(0.5)
+    print(f"live client: {counts['frames']} frames, {counts['bytes']} bytes in {secs:.0f} s "
+          f"over {counts['connections']} connection(s)")
 
 
 if __name__ == "__main__":

@@ -365,94 +365,7 @@ fn two_replicas_hand_over_on_kill_term_and_stop_and_either_takes_edits() {
         browser
     });
 
-    // Edits: the leader takes them, and so does the follower, which passes them to the
-    // leader and answers once it holds them itself.
-    let (status, answer) = set_cpu_target(&a, 71.0);
-    assert_eq!(status, 200, "{answer}");
-    let before = overview(&a)["change"].as_u64().unwrap();
-    let (status, answer) = set_cpu_target(&b, 72.0);
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(cpu_target(&b), Some(72.0), "b shows its own edit at once");
-    assert_eq!(cpu_target(&a), Some(72.0), "a made it");
-    assert_eq!(overview(&b)["change"].as_u64(), Some(before + 1));
-    // Who asked travels with the edit: a token minted through b works on both replicas,
-    // the edit it makes through b is audited as the token's, and its revocation through
-    // b holds on both within a couple of seconds.
-    let (status, minted) = http_request(
-        b.addr,
-        "POST",
-        "/api/create_token",
-        &[],
-        "name=ci&role=editor",
-    );
-    assert_eq!(status, 200, "{minted}");
-    let minted = body_json(&minted);
-    let bearer = format!("Bearer {}", minted["secret"].as_str().unwrap());
-    let token_id = minted["info"]["id"].as_str().unwrap().to_owned();
-    let edit = r#"{"metric":"utilization","value":75,"for_secs":60}"#;
-    let (status, answer) = http_request(
-        b.addr,
-        "POST",
-        "/api/v1/resources/cpu/target",
-        &[
-            ("Authorization", &bearer),
-            ("Content-Type", "application/json"),
-        ],
-        edit,
-    );
-    assert_eq!(status, 200, "{answer}");
-    let (_, audit) = a.get("/api/audit?limit=1");
-    let last = &body_json(&audit)["entries"][0];
-    assert_eq!(
-        (last["user"].as_str(), last["source"].as_str()),
-        (Some("token:ci"), Some("token")),
-        "{last}"
-    );
-    let (status, _) = http_request(
-        b.addr,
-        "POST",
-        "/api/revoke_token",
-        &[],
-        &format!("id={token_id}"),
-    );
-    assert_eq!(status, 200);
-    for server in [&a, &b] {
-        let started = Instant::now();
-        loop {
-            let (status, _) = http_request(
-                server.addr,
-                "GET",
-                "/api/whoami",
-                &[("Authorization", &bearer)],
-                "",
-            );
-            if status == 401 {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(3),
-                "a revoked token still works on {}",
-                server.addr
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    // Only a replica can pass an edit on: a request that says it was passed on but is not
-    // signed with the shared store's key is refused, and changes nothing.
-    let (status, answer) = http_request(
-        a.addr,
-        "POST",
-        "/api/v1/resources/cpu/target",
-        &[
-            ("x-perfpilot-forwarded-by", "b"),
-            ("x-perfpilot-identity", "7b7d"),
-            ("x-perfpilot-forwarded-at", "0"),
-            ("x-perfpilot-forwarded-signature", "00"),
-            ("Content-Type", "application/json"),
-        ],
-        edit,
-    );
-    assert_eq!(status, 401, "{answer}");
+    either_replica_takes_edits_as_the_caller(&a, &b);
     let (status, answer) = set_cpu_target(&a, 71.0);
     assert_eq!(status, 200, "{answer}");
     let started = Instant::now();
@@ -550,6 +463,99 @@ fn two_replicas_hand_over_on_kill_term_and_stop_and_either_takes_edits() {
             assert!(!server.get(path).1.contains(PASSWORD));
         }
     }
+}
+
+/// The leader takes edits, and so does the follower, which passes them to the leader with
+/// who asked and answers once it holds them itself; a token minted and revoked through the
+/// follower holds on both; an edit claiming to be passed on without the store's key is
+/// refused.
+fn either_replica_takes_edits_as_the_caller(a: &Perfpilot, b: &Perfpilot) {
+    let (status, answer) = set_cpu_target(a, 71.0);
+    assert_eq!(status, 200, "{answer}");
+    let before = overview(a)["change"].as_u64().unwrap();
+    let (status, answer) = set_cpu_target(b, 72.0);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(cpu_target(b), Some(72.0), "b shows its own edit at once");
+    assert_eq!(cpu_target(a), Some(72.0), "a made it");
+    assert_eq!(overview(b)["change"].as_u64(), Some(before + 1));
+    // Who asked travels with the edit: a token minted through b works on both replicas,
+    // the edit it makes through b is audited as the token's, and its revocation through
+    // b holds on both within a couple of seconds.
+    let (status, minted) = http_request(
+        b.addr,
+        "POST",
+        "/api/create_token",
+        &[],
+        "name=ci&role=editor",
+    );
+    assert_eq!(status, 200, "{minted}");
+    let minted = body_json(&minted);
+    let bearer = format!("Bearer {}", minted["secret"].as_str().unwrap());
+    let token_id = minted["info"]["id"].as_str().unwrap().to_owned();
+    let edit = r#"{"metric":"utilization","value":75,"for_secs":60}"#;
+    let (status, answer) = http_request(
+        b.addr,
+        "POST",
+        "/api/v1/resources/cpu/target",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        edit,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (_, audit) = a.get("/api/audit?limit=1");
+    let last = &body_json(&audit)["entries"][0];
+    assert_eq!(
+        (last["user"].as_str(), last["source"].as_str()),
+        (Some("token:ci"), Some("token")),
+        "{last}"
+    );
+    let (status, _) = http_request(
+        b.addr,
+        "POST",
+        "/api/revoke_token",
+        &[],
+        &format!("id={token_id}"),
+    );
+    assert_eq!(status, 200);
+    for server in [a, b] {
+        let started = Instant::now();
+        loop {
+            let (status, _) = http_request(
+                server.addr,
+                "GET",
+                "/api/whoami",
+                &[("Authorization", &bearer)],
+                "",
+            );
+            if status == 401 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "a revoked token still works on {}",
+                server.addr
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Only a replica can pass an edit on: a request that says it was passed on but is not
+    // signed with the shared store's key is refused, and changes nothing.
+    let (status, answer) = http_request(
+        a.addr,
+        "POST",
+        "/api/v1/resources/cpu/target",
+        &[
+            ("x-perfpilot-forwarded-by", "b"),
+            ("x-perfpilot-identity", "7b7d"),
+            ("x-perfpilot-forwarded-at", "0"),
+            ("x-perfpilot-forwarded-signature", "00"),
+            ("Content-Type", "application/json"),
+        ],
+        edit,
+    );
+    assert_eq!(status, 401, "{answer}");
 }
 
 /// A change in effect and being verified when its leader is `kill -9`ed is not orphaned:
@@ -1019,24 +1025,8 @@ fn failovers_mid_action_lose_no_edit_and_repeat_no_notification_or_action() {
     let rx = tests::Receiver::start();
     let work = TempDir::new("replicas-chaos");
     let log = work.0.join("service.log");
-    let script = work.0.join("record.sh");
-    std::fs::write(&script, "#!/bin/sh\necho \"$2\" >> \"$1\"\n").unwrap();
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(&script)
-        .status()
-        .unwrap();
-    let script = script.to_str().unwrap().to_owned();
-    let config = work.0.join("perfpilot.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[alerts]\nresolve_margin_pct = 10\n\n[[alert_channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n",
-            rx.port
-        ),
-    )
-    .unwrap();
-    let config = config.to_str().unwrap().to_owned();
+    let script = recording_script(&work.0);
+    let config = webhook_channel_config(&work.0, rx.port);
     let extra = [
         SHORT_LEASE[0],
         SHORT_LEASE[1],
@@ -1143,9 +1133,87 @@ fn failovers_mid_action_lose_no_edit_and_repeat_no_notification_or_action() {
     );
     assert!(applies >= rounds, "an action per round at least: {lines}");
 
+    one_history_holds_every_acknowledged_edit(&shared, "chaos", &acknowledged, rounds, &leader.0);
+    let (kinds, deliveries) = no_notification_repeated_under_a_new_key(&rx);
+    println!(
+        "{rounds} failovers: {} edits acknowledged, {applies} actions, {rollbacks} rolled back, {} notifications ({} deliveries)",
+        acknowledged.len(),
+        kinds,
+        deliveries
+    );
+}
+
+/// PostgreSQL crashes and comes back: while it is away edits are refused with 503 (none
+/// half-applied), and once it is back both replicas carry on by themselves, with no
+/// restart: edits through either are taken, and the change history has no gap.
+#[test]
+fn both_replicas_carry_on_when_postgresql_restarts() {
+    let shared = Shared::start();
+    let url = shared.database("restart");
+    let Pair { a, b, .. } = Pair::start(&shared, &url, &SHORT_LEASE);
+    let (status, answer) = set_cpu_target(&a, 61.0);
+    assert_eq!(status, 200, "{answer}");
+
+    shared.pg.kill();
+    let (status, answer) = set_cpu_target(&a, 62.0);
+    assert_eq!(status, 503, "{answer}");
+    std::thread::sleep(Duration::from_secs(1));
+    shared.pg.restart();
+
+    // Either replica may lead once the lease can be kept again; edits through both work.
+    let started = Instant::now();
+    for (server, value) in [(&a, 63.0), (&b, 64.0)] {
+        loop {
+            let (status, answer) = set_cpu_target(server, value);
+            if status == 200 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{} never took an edit again: {status} {answer}; /readyz {:?}",
+                server.addr,
+                readyz(server)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    for server in [&a, &b] {
+        let started = Instant::now();
+        while cpu_target(server) != Some(64.0) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{} did not catch up",
+                server.addr
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(readyz(server).contains("ready"), "{}", readyz(server));
+    }
+    let journal = shared.pg.psql(
+        "restart",
+        "SELECT count(*) || '|' || max(change) FROM audit WHERE change IS NOT NULL",
+    );
+    let change = overview(&a)["change"].as_u64().unwrap();
+    assert_eq!(
+        journal,
+        format!("{change}|{change}"),
+        "no gap, nothing twice"
+    );
+    assert_eq!(overview(&b)["change"].as_u64(), Some(change));
+}
+
+/// Every edit acknowledged with a change number is in the store's audit under that number
+/// with its value; the numbers run 1…N, each once; a snapshot was taken at every 20th.
+fn one_history_holds_every_acknowledged_edit(
+    shared: &Shared,
+    db: &str,
+    acknowledged: &[(u64, f64)],
+    rounds: usize,
+    leader: &Perfpilot,
+) {
     // Every acknowledged edit is in the one history, under the number it was given.
     let audited = shared.pg.psql(
-        "chaos",
+        db,
         "SELECT string_agg(change::text || '=' || coalesce(after::json #>> '{value}', ''), ',' ORDER BY change) FROM audit WHERE change IS NOT NULL",
     );
     let audited: std::collections::BTreeMap<u64, String> = audited
@@ -1154,7 +1222,7 @@ fn failovers_mid_action_lose_no_edit_and_repeat_no_notification_or_action() {
         .map(|(change, value)| (change.parse().unwrap(), value.to_owned()))
         .collect();
     assert!(acknowledged.len() >= rounds, "{acknowledged:?}");
-    for (change, value) in &acknowledged {
+    for (change, value) in acknowledged {
         let stored = audited
             .get(change)
             .map(|v| v.parse::<f64>().unwrap_or(f64::NAN));
@@ -1171,7 +1239,7 @@ fn failovers_mid_action_lose_no_edit_and_repeat_no_notification_or_action() {
         "every change number once"
     );
     let snapshots = shared.pg.psql(
-        "chaos",
+        db,
         "SELECT coalesce(string_agg(change::text, ',' ORDER BY change), '') FROM snapshots",
     );
     let every_20th: Vec<String> = (1..=last / 20).map(|n| (n * 20).to_string()).collect();
@@ -1181,11 +1249,15 @@ fn failovers_mid_action_lose_no_edit_and_repeat_no_notification_or_action() {
         "a snapshot at every 20th change"
     );
     assert_eq!(
-        overview(&leader.0)["change"].as_u64(),
+        overview(leader)["change"].as_u64(),
         Some(last),
         "the leader's counter"
     );
+}
 
+/// By key, a firing is never announced twice without a resolve between; answers how many
+/// notifications (distinct keys) and deliveries arrived.
+fn no_notification_repeated_under_a_new_key(rx: &tests::Receiver) -> (usize, usize) {
     // Notifications: by key, a firing is never announced twice without a resolve between.
     let got = rx.on("/hook");
     let mut seen = std::collections::BTreeSet::new();
@@ -1201,10 +1273,31 @@ fn failovers_mid_action_lose_no_edit_and_repeat_no_notification_or_action() {
             "a notification repeated under a new key: {kinds:?}"
         );
     }
-    println!(
-        "{rounds} failovers: {} edits acknowledged, {applies} actions, {rollbacks} rolled back, {} notifications ({} deliveries)",
-        acknowledged.len(),
-        kinds.len(),
-        got.len()
-    );
+    (kinds.len(), got.len())
+}
+
+/// `record.sh <log> <word>`: appends the word to the log, as a service would record each
+/// apply and rollback it saw.
+fn recording_script(dir: &std::path::Path) -> String {
+    let script = dir.join("record.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"$2\" >> \"$1\"\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
+    script.to_str().unwrap().to_owned()
+}
+
+/// A configuration file whose one alert channel is a webhook on `port`.
+fn webhook_channel_config(dir: &std::path::Path, port: u16) -> String {
+    let config = dir.join("perfpilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nresolve_margin_pct = 10\n\n[[alert_channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n"
+        ),
+    )
+    .unwrap();
+    config.to_str().unwrap().to_owned()
 }

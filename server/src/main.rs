@@ -82,17 +82,9 @@ async fn run() -> ExitCode {
     let settings_replicated = settings.database.is_some();
     let state = AppState::new(settings, monitor.clone());
     tracing::info!("{}", state.auth.describe());
-    if let Err(err) = state.tokens.load().await {
+    if let Err(err) = load_tokens(&state, settings_replicated).await {
         eprintln!("error: {err:#}");
         return ExitCode::FAILURE;
-    }
-    if settings_replicated {
-        tokio::spawn(
-            state
-                .tokens
-                .clone()
-                .keep_current(state.monitor.leadership.clone()),
-        );
     }
     if let Some(problem) = &state.site.problem {
         tracing::warn!(%problem, "Serving pages without interactivity");
@@ -172,6 +164,21 @@ fn log_durable_state(settings: &Settings, monitor: &server::state::Monitor) {
              no file is written and everything is lost when perfpilot stops"
         ),
     }
+}
+
+/// Loads the API tokens; a replica of a shared store keeps reading them back, since the
+/// leader mints and revokes them.
+async fn load_tokens(state: &AppState, replicated: bool) -> anyhow::Result<()> {
+    state.tokens.load().await?;
+    if replicated {
+        tokio::spawn(
+            state
+                .tokens
+                .clone()
+                .keep_current(state.monitor.leadership.clone()),
+        );
+    }
+    Ok(())
 }
 
 /// A replica of a shared store (`--database-url`) leads or follows from now on, and

@@ -709,6 +709,13 @@ impl Persist {
         answer(rx).await
     }
 
+    /// Whether changes made in memory were refused (by the fence, or by a shared
+    /// database that failed their batch) and not yet read back; [`Persist::take_diverged`]
+    /// clears it.
+    pub fn is_diverged(&self) -> bool {
+        self.diverged.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Whether changes made in memory were refused by the fence since the last call: the
     /// configuration must be read back even if the change numbers agree.
     pub fn take_diverged(&self) -> bool {

@@ -258,6 +258,11 @@ struct PgConnection {
     runtime: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
     statements: HashMap<String, tokio_postgres::Statement>,
+    settings: connectors::sources::postgres::PostgresSettings,
+    /// Between a `BEGIN` and its `COMMIT` or `ROLLBACK`: a connection lost in there is
+    /// not made again until the transaction is ended, so no statement of a half-done
+    /// batch runs outside it.
+    in_transaction: bool,
 }
 
 impl Postgres {
@@ -286,6 +291,8 @@ impl Postgres {
                         runtime,
                         client,
                         statements: HashMap::new(),
+                        settings,
+                        in_transaction: false,
                     })
                 })();
                 let mut connection = match opened {
@@ -299,6 +306,7 @@ impl Postgres {
                     }
                 };
                 while let Ok(request) = incoming.recv() {
+                    connection.reconnect_if_lost();
                     match request {
                         Request::Execute(sql, args, reply) => {
                             let _ = reply.send(connection.execute(&sql, &args));
@@ -387,7 +395,40 @@ impl PgConnection {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
-        Ok(self.runtime.block_on(self.client.batch_execute(sql))?)
+        let statement = sql.trim().to_ascii_uppercase();
+        if statement.starts_with("COMMIT") || statement.starts_with("ROLLBACK") {
+            self.in_transaction = false;
+        }
+        self.runtime.block_on(self.client.batch_execute(sql))?;
+        if statement == "BEGIN" {
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// A server restart or a dropped connection closes the client for good; the next
+    /// statement outside a transaction gets a new one (and fails with the reason if the
+    /// server is still away), so the store carries on once PostgreSQL is back.
+    fn reconnect_if_lost(&mut self) {
+        if !self.client.is_closed() || self.in_transaction {
+            return;
+        }
+        let connected = self.runtime.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                connectors::sources::postgres::connect_fresh(&self.settings),
+            )
+            .await
+        });
+        match connected {
+            Ok(Ok(client)) => {
+                tracing::info!("Connected to the shared database again");
+                self.client = client;
+                self.statements.clear();
+            }
+            Ok(Err(err)) => tracing::warn!(%err, "The shared database cannot be reached"),
+            Err(_) => tracing::warn!("The shared database did not answer within 5 s"),
+        }
     }
 }
 

@@ -33,13 +33,46 @@ impl Writer {
                 refuse_all(batch, &reason);
                 continue;
             }
+            let highest = batch
+                .iter()
+                .filter_map(|job| match job {
+                    Job::Change { record, .. } => Some(record.change),
+                    _ => None,
+                })
+                .max();
             if let Err(err) = self.commit(batch) {
                 let reason: Arc<str> = err.to_string().into();
+                if self.conn.dialect() == sql::Dialect::Postgres {
+                    self.lost_batch(highest, reason);
+                    continue;
+                }
                 tracing::error!(%reason, "The database failed; further changes are refused");
                 let _ = self.failed.set(reason.clone());
                 self.durable.send_modify(|d| d.failed = Some(reason));
             }
         }
+    }
+
+    /// A shared PostgreSQL store that failed a batch (restarted, unreachable, a statement
+    /// refused) is not given up on: the batch's waiters are answered with the reason, as
+    /// fenced writes are, the replica's configuration is marked diverged so it is read
+    /// back from the store before the next edit, and the connection is made again on the
+    /// next statement. A file that fails (disk full, corrupt) stops the store instead:
+    /// nobody else holds the state to read it back from.
+    fn lost_batch(&mut self, highest: Option<u64>, reason: Arc<str>) {
+        tracing::error!(%reason, "A write to the shared database failed; it is refused and the connection will be made again");
+        let _ = self.conn.batch("ROLLBACK");
+        let why: Arc<str> = format!("the shared database failed this write: {reason}").into();
+        if let Some(highest) = highest {
+            self.diverged
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.durable.send_modify(|d| {
+                let upto = d.fenced.as_ref().map_or(0, |(u, _)| *u).max(highest);
+                d.fenced = Some((upto, why.clone()));
+            });
+        }
+        // Not hammering a server that is away: the next batch waits a little.
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 
     /// Writes a batch in one transaction, then answers. Reads are answered after the

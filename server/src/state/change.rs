@@ -39,6 +39,16 @@ impl Monitor {
             return Err(AppError::unavailable(why));
         }
         self.persist.check().map_err(unavailable)?;
+        // A change the shared store refused (it restarted, or this replica lost the lead
+        // mid-write) is still in memory: read the store's configuration back before
+        // numbering the next one.
+        if self.persist.is_diverged() {
+            self.catch_up().await.map_err(|err| {
+                AppError::unavailable(format!(
+                    "the shared configuration cannot be read back yet ({err}); retry shortly"
+                ))
+            })?;
+        }
         let persist = &self.persist;
         let record = self.store.apply_authorized(
             mutation,

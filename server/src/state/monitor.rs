@@ -1486,6 +1486,14 @@ impl super::lease::Replica for Replicated {
     }
 
     fn lead(&self) -> futures_util::future::BoxFuture<'_, ()> {
-        Box::pin(async move { self.alerting.refresh() })
+        Box::pin(async move {
+            // A batch the store failed (it restarted) left a change in memory only.
+            if self.persist.is_diverged() {
+                if let Err(err) = self.catch_up().await {
+                    tracing::warn!(%err, "Cannot read the shared configuration back yet");
+                }
+            }
+            self.alerting.refresh()
+        })
     }
 }
