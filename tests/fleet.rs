@@ -515,13 +515,30 @@ async fn a_thousand_hosts_judged_worst_first_with_inherited_targets() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     browser.screenshot("fleet-page-dark.png").await;
     browser.emulate_color_scheme("").await;
-    // Drill down from the worst host's row.
-    let first = client
-        .find(Locator::Css("#fleet-hosts tbody tr:first-child th a"))
-        .await
-        .unwrap();
-    let worst = first.text().await.unwrap();
-    first.click().await.unwrap();
+    // Drill down from the worst host's row. The table is live: a frame may redraw the row
+    // between finding its link and clicking it, so a stale link is looked up again.
+    let mut attempts = 0;
+    let worst = loop {
+        let first = client
+            .find(Locator::Css("#fleet-hosts tbody tr:first-child th a"))
+            .await
+            .unwrap();
+        let clicked = async {
+            let text = first.text().await?;
+            first.click().await?;
+            Ok::<_, fantoccini::error::CmdError>(text)
+        }
+        .await;
+        match clicked {
+            Ok(text) => break text,
+            Err(err) if attempts < 5 => {
+                attempts += 1;
+                println!("the worst host's link went stale ({err}); looking it up again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("cannot click the worst host's link: {err}"),
+        }
+    };
     wait_for(client, Locator::Id("host-metrics")).await;
     let heading = client
         .find(Locator::Css("h1"))
