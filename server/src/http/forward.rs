@@ -209,9 +209,13 @@ async fn pass(state: &AppState, holder: &Holder, request: Request) -> Response {
         if let Err(err) = state.monitor.catch_up().await {
             tracing::warn!(%err, "Cannot catch up after passing an edit on");
         }
-        state.monitor.alerting.refresh();
-        if let Err(err) = state.tokens.load().await {
-            tracing::warn!(%err, "Cannot reload the API tokens after passing an edit on");
+        if path.contains("silence") || path.contains("acknowledge") || path.contains("alert") {
+            state.monitor.alerting.refresh();
+        }
+        if path.contains("token") {
+            if let Err(err) = state.tokens.load().await {
+                tracing::warn!(%err, "Cannot reload the API tokens after passing an edit on");
+            }
         }
     }
     let mut response = Response::new(Body::from(answer_body));

@@ -345,6 +345,9 @@ pub struct Monitor {
     /// Each series' weeks before the day in memory, from disk, and their daily pattern:
     /// what time-to-breach fits and anomaly bands judge against.
     pub(super) older: super::forecasts::OlderPoints,
+    /// One read-back of the shared configuration at a time: edits passed on through a
+    /// follower each wait for it, and the ones after the first find nothing left to read.
+    catching_up: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -474,6 +477,7 @@ impl Monitor {
             leadership,
             host_resources: Arc::new(host_resources),
             older: super::forecasts::OlderPoints::default(),
+            catching_up: Arc::default(),
         };
         let clock = Duration::from_millis(history_step(&monitor));
         let task = MonitorTask::new(monitor.clone(), actions);
@@ -1383,6 +1387,7 @@ impl Monitor {
     /// resources) when it differs, and tells the live side as a restore would. Answers
     /// whether anything was adopted.
     pub(crate) async fn catch_up(&self) -> anyhow::Result<bool> {
+        let _one_at_a_time = self.catching_up.lock().await;
         // Only the leader changes the configuration, and every change takes a number: the
         // same number is the same configuration.
         let stored = self.persist.stored_change().await?;
