@@ -567,14 +567,7 @@ fn a_change_left_in_verification_by_a_killed_leader_is_rolled_back_by_the_next()
     let url = shared.database("acting");
     let work = TempDir::new("replicas-acting");
     let log = work.0.join("service.log");
-    let script = work.0.join("record.sh");
-    std::fs::write(&script, "#!/bin/sh\necho \"$2\" >> \"$1\"\n").unwrap();
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(&script)
-        .status()
-        .unwrap();
-    let script = script.to_str().unwrap().to_owned();
+    let script = recording_script(&work.0);
     let Pair { a, b, .. } = Pair::start(
         &shared,
         &url,

@@ -33,13 +33,7 @@ impl Writer {
                 refuse_all(batch, &reason);
                 continue;
             }
-            let highest = batch
-                .iter()
-                .filter_map(|job| match job {
-                    Job::Change { record, .. } => Some(record.change),
-                    _ => None,
-                })
-                .max();
+            let highest = highest_change(&batch);
             if let Err(err) = self.commit(batch) {
                 let reason: Arc<str> = err.to_string().into();
                 if self.conn.dialect() == sql::Dialect::Postgres {
@@ -63,14 +57,7 @@ impl Writer {
         tracing::error!(%reason, "A write to the shared database failed; it is refused and the connection will be made again");
         let _ = self.conn.batch("ROLLBACK");
         let why: Arc<str> = format!("the shared database failed this write: {reason}").into();
-        if let Some(highest) = highest {
-            self.diverged
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            self.durable.send_modify(|d| {
-                let upto = d.fenced.as_ref().map_or(0, |(u, _)| *u).max(highest);
-                d.fenced = Some((upto, why.clone()));
-            });
-        }
+        refuse_changes(&self.diverged, &self.durable, highest, &why);
         // Not hammering a server that is away: the next batch waits a little.
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
@@ -97,21 +84,12 @@ impl Writer {
                         batch.into_iter().partition(Job::acts);
                     tracing::warn!(writes = refused.len(), %why, "Writes refused by the lease fence");
                     let why: Arc<str> = why.into();
-                    let highest = refused
-                        .iter()
-                        .filter_map(|job| match job {
-                            Job::Change { record, .. } => Some(record.change),
-                            _ => None,
-                        })
-                        .max();
-                    if let Some(highest) = highest {
-                        self.diverged
-                            .store(true, std::sync::atomic::Ordering::SeqCst);
-                        self.durable.send_modify(|d| {
-                            let upto = d.fenced.as_ref().map_or(0, |(u, _)| *u).max(highest);
-                            d.fenced = Some((upto, why.clone()));
-                        });
-                    }
+                    refuse_changes(
+                        &self.diverged,
+                        &self.durable,
+                        highest_change(&refused),
+                        &why,
+                    );
                     refuse_all(refused, &why);
                     kept
                 }
@@ -617,4 +595,31 @@ fn write_meta(tx: &mut dyn Sql, key: &str, value: String) -> Result<(), SqlError
         args![key, value],
     )
     .map(drop)
+}
+
+/// The highest configuration change among `jobs`, if any.
+fn highest_change(jobs: &[Job]) -> Option<u64> {
+    jobs.iter()
+        .filter_map(|job| match job {
+            Job::Change { record, .. } => Some(record.change),
+            _ => None,
+        })
+        .max()
+}
+
+/// Changes up to `highest` made in memory will never be stored: their waiters are answered
+/// with `why` (without the store being marked failed) and the configuration is marked
+/// `diverged`, to be read back from the store.
+fn refuse_changes(
+    diverged: &std::sync::atomic::AtomicBool,
+    durable: &watch::Sender<Durable>,
+    highest: Option<u64>,
+    why: &Arc<str>,
+) {
+    let Some(highest) = highest else { return };
+    diverged.store(true, std::sync::atomic::Ordering::SeqCst);
+    durable.send_modify(|d| {
+        let upto = d.fenced.as_ref().map_or(0, |(u, _)| *u).max(highest);
+        d.fenced = Some((upto, why.clone()));
+    });
 }
