@@ -67,6 +67,16 @@ pub(super) fn prepare(conn: &mut dyn Sql, location: &Location) -> Result<Loaded,
             "INSERT INTO meta(key, value) VALUES ('replica_key', ?1) ON CONFLICT(key) DO NOTHING",
             args![hex::encode(key)],
         )?;
+        // Read here, once: a follower's read-backs (`load`) have no use for it.
+        let replica_key = conn
+            .query_opt("SELECT value FROM meta WHERE key = 'replica_key'", &[])?
+            .map(|row| row.text(0))
+            .transpose()?
+            .and_then(|key| hex::decode(key).ok());
+        return Ok(Loaded {
+            replica_key,
+            ..load(conn)?
+        });
     }
     load(conn)
 }
@@ -127,11 +137,6 @@ pub(crate) fn load(conn: &mut dyn Sql) -> Result<Loaded, SqlError> {
         .query_opt("SELECT value FROM meta WHERE key = 'lb_desired'", &[])?
         .map(|row| row.text(0))
         .transpose()?;
-    let replica_key = conn
-        .query_opt("SELECT value FROM meta WHERE key = 'replica_key'", &[])?
-        .map(|row| row.text(0))
-        .transpose()?
-        .and_then(|key| hex::decode(key).ok());
     let Some(change) = meta(conn, "change")? else {
         return Ok(Loaded {
             state: None,
@@ -139,7 +144,7 @@ pub(crate) fn load(conn: &mut dyn Sql) -> Result<Loaded, SqlError> {
             pending,
             audit_entries: audit_entries as u64,
             lb_desired,
-            replica_key,
+            replica_key: None,
         });
     };
     let every = meta(conn, "autosave_every")?.unwrap_or(engine::changes::DEFAULT_AUTOSAVE_EVERY);
@@ -188,6 +193,6 @@ pub(crate) fn load(conn: &mut dyn Sql) -> Result<Loaded, SqlError> {
         pending,
         audit_entries: audit_entries as u64,
         lb_desired,
-        replica_key,
+        replica_key: None,
     })
 }
